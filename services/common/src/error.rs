@@ -1,0 +1,175 @@
+//! One error model: a small set of stable codes, mapped once to gRPC status and once to HTTP.
+//!
+//! Callers tell errors apart by [`ErrorCode`], never by message text. The code travels in the
+//! gRPC metadata key [`CODE_METADATA_KEY`] so a remote caller rebuilds the same error.
+
+use std::fmt;
+
+/// gRPC metadata key carrying the stable error code.
+pub const CODE_METADATA_KEY: &str = "x-error-code";
+
+macro_rules! error_codes {
+    ($($variant:ident => $text:literal, $grpc:ident, $http:literal, $title:literal;)*) => {
+        /// Stable, documented error codes. Never renumber or rename one: partners match on them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode { $($variant),* }
+
+        impl ErrorCode {
+            /// Every code, for documentation and exhaustive tests.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            /// The wire form, e.g. `INSUFFICIENT_POINTS`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $text),* }
+            }
+
+            /// The gRPC status code this error maps to.
+            pub fn grpc(self) -> tonic::Code {
+                match self { $(ErrorCode::$variant => tonic::Code::$grpc),* }
+            }
+
+            /// The HTTP status this error maps to.
+            pub fn http(self) -> http::StatusCode {
+                match self {
+                    $(ErrorCode::$variant => http::StatusCode::from_u16($http)
+                        .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)),*
+                }
+            }
+
+            /// A short human title for problem+json.
+            pub fn title(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $title),* }
+            }
+
+            /// Parses the wire form back into a code.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some(ErrorCode::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidArgument => "INVALID_ARGUMENT", InvalidArgument, 400, "The request is invalid";
+    MalformedBody => "MALFORMED_BODY", InvalidArgument, 400, "The body is not valid JSON for this operation";
+    PayloadTooLarge => "PAYLOAD_TOO_LARGE", InvalidArgument, 413, "The body is too large";
+    IdempotencyKeyMissing => "IDEMPOTENCY_KEY_MISSING", InvalidArgument, 400, "An Idempotency-Key is required";
+    IdempotencyConflict => "IDEMPOTENCY_CONFLICT", AlreadyExists, 409, "The idempotency key was used with another body";
+    Unauthenticated => "UNAUTHENTICATED", Unauthenticated, 401, "Authentication is required";
+    WalletNotFound => "WALLET_NOT_FOUND", NotFound, 404, "No wallet for this member";
+    EntryNotFound => "ENTRY_NOT_FOUND", NotFound, 404, "No such ledger entry";
+    HoldNotFound => "HOLD_NOT_FOUND", NotFound, 404, "No such hold";
+    RulesNotFound => "RULES_NOT_FOUND", NotFound, 404, "No earning rules for this tenant";
+    RouteNotFound => "ROUTE_NOT_FOUND", NotFound, 404, "No such route";
+    InsufficientPoints => "INSUFFICIENT_POINTS", FailedPrecondition, 422, "Not enough available points";
+    InsufficientStoredValue => "INSUFFICIENT_STORED_VALUE", FailedPrecondition, 422, "Not enough stored value";
+    HoldNotActive => "HOLD_NOT_ACTIVE", FailedPrecondition, 409, "The hold was already captured, voided or expired";
+    NotReversible => "NOT_REVERSIBLE", FailedPrecondition, 422, "This entry cannot be reversed";
+    ReversalExceedsOriginal => "REVERSAL_EXCEEDS_ORIGINAL", FailedPrecondition, 422, "The reversal exceeds what is left of the original";
+    VersionConflict => "VERSION_CONFLICT", Aborted, 409, "The resource changed; retry";
+    AmountOverflow => "AMOUNT_OVERFLOW", OutOfRange, 422, "The amount would overflow";
+    Unavailable => "UNAVAILABLE", Unavailable, 503, "The service is unavailable; retry later";
+    Internal => "INTERNAL", Internal, 500, "Internal error";
+}
+
+/// A service error: a stable code, a message safe to show a caller (no PII), and the cause.
+#[derive(Debug, thiserror::Error)]
+pub struct ServiceError {
+    pub code: ErrorCode,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl ServiceError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// An internal failure; the cause is kept for logs, the caller sees a generic message.
+    pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            code: ErrorCode::Internal,
+            message: "internal error".into(),
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+}
+
+impl From<ServiceError> for tonic::Status {
+    fn from(err: ServiceError) -> Self {
+        if err.code == ErrorCode::Internal {
+            tracing::error!(error = %error_chain(&err), "internal error");
+        }
+        let mut status = tonic::Status::new(err.code.grpc(), err.message);
+        if let Ok(value) = err.code.as_str().parse() {
+            status.metadata_mut().insert(CODE_METADATA_KEY, value);
+        }
+        status
+    }
+}
+
+impl From<tonic::Status> for ServiceError {
+    fn from(status: tonic::Status) -> Self {
+        let code = status
+            .metadata()
+            .get(CODE_METADATA_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(ErrorCode::parse)
+            .unwrap_or(match status.code() {
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => ErrorCode::Unavailable,
+                tonic::Code::InvalidArgument => ErrorCode::InvalidArgument,
+                tonic::Code::Unauthenticated => ErrorCode::Unauthenticated,
+                _ => ErrorCode::Internal,
+            });
+        ServiceError::new(code, status.message().to_string())
+    }
+}
+
+/// The error and its causes on one line, for logs.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+/// Shorthand for results in service code.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_through_grpc_status() {
+        for &code in ErrorCode::ALL {
+            let status: tonic::Status = ServiceError::new(code, "m").into();
+            assert_eq!(status.code(), code.grpc());
+            assert_eq!(ServiceError::from(status).code, code);
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
+            assert!(code.http().as_u16() >= 400);
+        }
+    }
+}

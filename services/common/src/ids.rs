@@ -1,0 +1,128 @@
+//! Typed identifiers, parsed at the edge so the domain never sees an unchecked string.
+
+use crate::error::ServiceError;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+fn check_token(kind: &str, value: &str, max: usize) -> Result<(), ServiceError> {
+    if value.is_empty() || value.len() > max {
+        return Err(ServiceError::invalid(format!(
+            "{kind} must be 1 to {max} characters"
+        )));
+    }
+    let ok = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        return Err(ServiceError::invalid(format!(
+            "{kind} may contain only letters, digits, '-', '_' and '.'"
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! token_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $max:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses and checks the identifier.
+            pub fn parse(value: impl Into<String>) -> Result<Self, ServiceError> {
+                let value = value.into();
+                check_token($kind, &value, $max)?;
+                Ok(Self(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ServiceError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+    };
+}
+
+token_id!(
+    /// A tenant: one retail chain.
+    TenantId, "tenant_id", 64
+);
+token_id!(
+    /// A member, as the tenant's systems know them.
+    MemberId, "member_id", 64
+);
+token_id!(
+    /// A client-chosen key that makes a write safe to retry.
+    IdempotencyKey, "idempotency_key", 128
+);
+
+macro_rules! ulid_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(pub ulid::Ulid);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<Self, ServiceError> {
+                ulid::Ulid::from_string(value)
+                    .map(Self)
+                    .map_err(|_| ServiceError::invalid(concat!($kind, " is not a valid id")))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+ulid_id!(
+    /// A ledger entry. ULIDs sort by creation time, which orders history.
+    EntryId, "entry_id"
+);
+ulid_id!(
+    /// A redemption hold.
+    HoldId, "hold_id"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids_reject_bad_input() {
+        assert!(MemberId::parse("m-1_a.b").is_ok());
+        assert!(MemberId::parse("").is_err());
+        assert!(MemberId::parse("a b").is_err());
+        assert!(MemberId::parse("x".repeat(65)).is_err());
+        assert!(TenantId::parse("acme/../x").is_err());
+    }
+
+    #[test]
+    fn ulid_ids_parse() {
+        let id = EntryId(ulid::Ulid::new());
+        assert_eq!(EntryId::parse(&id.to_string()).unwrap(), id);
+        assert!(EntryId::parse("nope").is_err());
+    }
+}

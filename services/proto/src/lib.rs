@@ -1,0 +1,11 @@
+//! Generated types and gRPC stubs for the platform's versioned protobuf packages.
+
+/// `ledger.v1`: points and stored value.
+pub mod ledger {
+    pub mod v1 {
+        tonic::include_proto!("ledger.v1");
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every package, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

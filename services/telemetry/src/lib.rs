@@ -1,0 +1,114 @@
+//! Telemetry for every service: a tracing subscriber (text or JSON), OTLP trace export when an
+//! endpoint is configured, and a Prometheus recorder whose text the gateway serves at `/metrics`.
+//!
+//! Spans and logs never carry personal data: member ids are pseudonymous platform ids, and request
+//! bodies are never logged.
+
+mod grpc_metrics;
+
+pub use grpc_metrics::GrpcMetricsLayer;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Telemetry settings (`[telemetry]` in the config file, `MEMBERD_TELEMETRY__*` in the environment).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// Log as JSON lines instead of text.
+    pub json: bool,
+    /// An `EnvFilter` directive, e.g. `info,loyalty_ledger=debug`. `RUST_LOG` wins when set.
+    pub filter: String,
+    /// OTLP/gRPC endpoint for traces, e.g. `http://127.0.0.1:4317`; unset turns export off.
+    pub otlp_endpoint: Option<String>,
+    /// Service name reported to the trace backend.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            json: false,
+            filter: "info,fjall=warn,lsm_tree=warn".into(),
+            otlp_endpoint: None,
+            service_name: "memberd".into(),
+        }
+    }
+}
+
+/// Keeps the trace exporter alive; flushes it when dropped.
+pub struct TelemetryGuard {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber. Call once, from the binary; tests need not call it.
+pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, Box<dyn std::error::Error>> {
+    let filter =
+        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.filter))?;
+    let fmt_layer = if config.json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer().with_target(true).boxed()
+    };
+    let mut provider = None;
+    let otel_layer = match &config.otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()?;
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name(config.service_name.clone())
+                .build();
+            let tracer_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(resource)
+                .build();
+            let tracer = tracer_provider.tracer("memberd");
+            provider = Some(tracer_provider);
+            Some(tracing_opentelemetry::layer().with_tracer(tracer))
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init()?;
+    Ok(TelemetryGuard { provider })
+}
+
+/// The process-wide Prometheus recorder, installed on first use so every test in one process
+/// shares it instead of failing on a second install.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ])
+            .map(|b| b.build_recorder())
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        // Another recorder may already be installed (a test harness); ours then renders empty.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
