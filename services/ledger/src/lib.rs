@@ -1,0 +1,16 @@
+//! The ledger: points and stored value per member wallet.
+//!
+//! Domain logic ([`wallet`], [`rules`], [`service`], [`transfer`]) depends only on the ports in
+//! [`store`]; [`store::embedded`] is the single-machine adapter and [`grpc`] the `ledger.v1` API.
+
+pub mod command;
+pub mod grpc;
+pub mod model;
+pub mod rules;
+pub mod scheduler;
+pub mod service;
+pub mod store;
+pub mod transfer;
+pub mod wallet;
+
+pub use service::{Ledger, LedgerPorts};

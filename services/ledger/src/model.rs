@@ -1,0 +1,254 @@
+//! The wallet partition: one head (balances, open lots, pending lots, active holds, version) plus
+//! clustering rows (entries, idempotency records, reversal trackers). Every write replaces the head
+//! and adds rows in one conditional batch on that partition, which is all ScyllaDB can do atomically.
+
+use loyalty_common::Timestamp;
+use loyalty_common::ids::{EntryId, HoldId, IdempotencyKey, MemberId, TenantId};
+use serde::{Deserialize, Serialize};
+
+/// The partition key of a wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WalletKey {
+    pub tenant: TenantId,
+    pub member: MemberId,
+}
+
+/// Changes an entry makes to each balance. The sum of a wallet's entries equals its balances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deltas {
+    pub points_available: i64,
+    pub points_pending: i64,
+    pub points_held: i64,
+    pub stored_value: i64,
+    pub bonus_value: i64,
+}
+
+impl Deltas {
+    pub fn add(&mut self, other: &Deltas) {
+        self.points_available += other.points_available;
+        self.points_pending += other.points_pending;
+        self.points_held += other.points_held;
+        self.stored_value += other.stored_value;
+        self.bonus_value += other.bonus_value;
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Deltas::default()
+    }
+}
+
+/// Available points that expire together. Lots with the same expiry are merged, which bounds
+/// the head's size by the number of distinct expiry days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    pub expires_at: Option<Timestamp>,
+    pub points: i64,
+}
+
+/// Points earned but locked until the returns window closes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingLot {
+    pub earn_entry: EntryId,
+    pub points: i64,
+    pub activates_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Points set aside by a redemption until it is captured, voided or expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub hold_id: HoldId,
+    pub points: i64,
+    /// The lots the points came from, so a void gives back the same expiry dates.
+    pub taken: Vec<Lot>,
+    pub expires_at: Timestamp,
+    pub reference: String,
+}
+
+/// The static part of the wallet partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletHead {
+    pub wallet: WalletKey,
+    /// Incremented by every write; the condition of every conditional batch.
+    pub version: u64,
+    pub opened_at: Timestamp,
+    /// Running balances: always the sum of every entry's deltas.
+    pub balances: Deltas,
+    /// Available points by expiry, earliest first; `None` (never expires) last.
+    pub lots: Vec<Lot>,
+    /// Points owed after a reversal took more than was available; paid from the next credits.
+    pub debt: i64,
+    pub pending: Vec<PendingLot>,
+    pub holds: Vec<Hold>,
+    /// Points earned on one UTC day (days since the epoch), for the per-day cap.
+    pub earned_day: Option<(i64, i64)>,
+}
+
+impl WalletHead {
+    pub fn new(wallet: WalletKey, now: Timestamp) -> Self {
+        Self {
+            wallet,
+            version: 0,
+            opened_at: now,
+            balances: Deltas::default(),
+            lots: Vec::new(),
+            debt: 0,
+            pending: Vec::new(),
+            holds: Vec::new(),
+            earned_day: None,
+        }
+    }
+
+    /// The earliest moment housekeeping has work on this wallet.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        let pending = self.pending.iter().map(|p| p.activates_at);
+        let holds = self.holds.iter().map(|h| h.expires_at);
+        let lots = self.lots.iter().filter_map(|l| l.expires_at);
+        pending.chain(holds).chain(lots).min()
+    }
+}
+
+/// What an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Opened,
+    Earned,
+    PendingActivated,
+    Held,
+    Captured,
+    Voided,
+    HoldExpired,
+    Reversed,
+    Adjusted,
+    TransferredOut,
+    TransferredIn,
+    TransferReturned,
+    Expired,
+    ToppedUp,
+    Spent,
+    Refunded,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Opened => "opened",
+            EntryKind::Earned => "earned",
+            EntryKind::PendingActivated => "pending_activated",
+            EntryKind::Held => "held",
+            EntryKind::Captured => "captured",
+            EntryKind::Voided => "voided",
+            EntryKind::HoldExpired => "hold_expired",
+            EntryKind::Reversed => "reversed",
+            EntryKind::Adjusted => "adjusted",
+            EntryKind::TransferredOut => "transferred_out",
+            EntryKind::TransferredIn => "transferred_in",
+            EntryKind::TransferReturned => "transfer_returned",
+            EntryKind::Expired => "expired",
+            EntryKind::ToppedUp => "topped_up",
+            EntryKind::Spent => "spent",
+            EntryKind::Refunded => "refunded",
+        }
+    }
+}
+
+/// One immutable ledger line (a clustering row of the wallet partition).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: EntryId,
+    pub kind: EntryKind,
+    pub at: Timestamp,
+    pub deltas: Deltas,
+    /// The client's key; housekeeping entries have none.
+    pub idempotency_key: Option<IdempotencyKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<HoldId>,
+    /// The entry this one reverses, refunds or settles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<EntryId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterparty: Option<MemberId>,
+    /// The earning-rule version that produced this entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Lots a capture consumed, so a later reversal restores their expiry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lots: Vec<Lot>,
+}
+
+impl Entry {
+    pub fn new(id: EntryId, kind: EntryKind, at: Timestamp, deltas: Deltas) -> Self {
+        Self {
+            id,
+            kind,
+            at,
+            deltas,
+            idempotency_key: None,
+            order_id: None,
+            hold_id: None,
+            target: None,
+            reason: None,
+            counterparty: None,
+            rules_version: None,
+            reference: None,
+            lots: Vec::new(),
+        }
+    }
+}
+
+/// How much of an entry has been reversed or refunded so far: the guard against reversing twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReversalTracker {
+    pub target: Option<EntryId>,
+    /// Points, or paid stored value for a spend.
+    pub reversed: i64,
+    /// Bonus stored value given back by refunds.
+    pub reversed_bonus: i64,
+}
+
+/// The first result of an idempotent write, returned again on replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub key: IdempotencyKey,
+    /// SHA-256 of the canonical request; another body under the same key is a conflict.
+    pub fingerprint: String,
+    pub outcome: WriteOutcome,
+}
+
+/// What a write returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteOutcome {
+    pub entries: Vec<Entry>,
+    pub balance: BalanceView,
+    pub hold: Option<HoldView>,
+}
+
+/// A hold as callers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldView {
+    pub hold_id: HoldId,
+    pub points: i64,
+    pub expires_at: Timestamp,
+    pub reference: String,
+}
+
+/// Balances as callers see them at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceView {
+    pub points_available: i64,
+    pub points_pending: i64,
+    pub points_held: i64,
+    pub expiring_soon_points: i64,
+    pub expiring_soon_at: Option<Timestamp>,
+    pub stored_value: i64,
+    pub bonus_value: i64,
+    pub low_balance: bool,
+    pub version: u64,
+}

@@ -1,0 +1,568 @@
+//! The embedded store: fjall on local disk (chosen by measurement in
+//! docs/decisions/0001-embedded-store.md).
+//!
+//! All writes go through one writer thread that drains every queued request into one atomic
+//! batch and one fsync, then acknowledges each: durability without one sync per request. Each
+//! request keeps its own condition, checked against committed state plus the batch so far, and
+//! applies or conflicts on its own, exactly like a conditional batch on one ScyllaDB partition.
+
+use super::{
+    Applied, Change, ChangeFeed, DueIndex, DueWallet, RulesIdempotency, RulesRepository,
+    TransferRepository, WalletCommit, WalletRepository,
+};
+use crate::model::{Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey};
+use crate::rules::RuleSet;
+use crate::transfer::TransferRecord;
+use async_trait::async_trait;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::{EntryId, IdempotencyKey, MemberId, TenantId};
+use loyalty_common::{ServiceError, Timestamp};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most requests folded into one commit; bounds the latency one batch adds.
+const MAX_BATCH: usize = 512;
+
+/// Row kinds inside a wallet partition (the clustering key's first part).
+const ENTRY: &[u8] = b"e";
+const IDEMPOTENCY: &[u8] = b"i";
+const REVERSAL: &[u8] = b"r";
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    // Ids never contain NUL (they are checked tokens or ULIDs), so NUL separates parts safely.
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn wallet_key(w: &WalletKey) -> Vec<u8> {
+    key(&[w.tenant.as_str().as_bytes(), w.member.as_str().as_bytes()])
+}
+
+fn row_key(w: &WalletKey, kind: &[u8], id: &[u8]) -> Vec<u8> {
+    key(&[
+        w.tenant.as_str().as_bytes(),
+        w.member.as_str().as_bytes(),
+        kind,
+        id,
+    ])
+}
+
+fn due_key(at: Timestamp, wallet: &WalletKey) -> Vec<u8> {
+    [
+        (at.0.max(0) as u64).to_be_bytes().as_slice(),
+        &wallet_key(wallet),
+    ]
+    .concat()
+}
+
+fn transfer_key(tenant: &TenantId, id: &str) -> Vec<u8> {
+    key(&[tenant.as_str().as_bytes(), id.as_bytes()])
+}
+
+fn rules_key(tenant: &TenantId, version: u64) -> Vec<u8> {
+    key(&[tenant.as_str().as_bytes(), &version.to_be_bytes()])
+}
+
+fn encode<T: Serialize>(value: &T) -> ServiceResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(ServiceError::internal)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> ServiceResult<T> {
+    serde_json::from_slice(bytes).map_err(ServiceError::internal)
+}
+
+fn storage(err: fjall::Error) -> ServiceError {
+    ServiceError::internal(err)
+}
+
+/// The store's keyspaces (tables).
+#[derive(Clone)]
+struct Tables {
+    heads: Keyspace,
+    rows: Keyspace,
+    changes: Keyspace,
+    rules: Keyspace,
+    rules_current: Keyspace,
+    rules_idem: Keyspace,
+    transfers: Keyspace,
+    transfers_open: Keyspace,
+    due: Keyspace,
+}
+
+impl Tables {
+    fn open(db: &Database) -> Result<Self, fjall::Error> {
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        Ok(Self {
+            heads: ks("wallet_heads")?,
+            rows: ks("wallet_rows")?,
+            changes: ks("changes")?,
+            rules: ks("rules")?,
+            rules_current: ks("rules_current")?,
+            rules_idem: ks("rules_idempotency")?,
+            transfers: ks("transfers")?,
+            transfers_open: ks("transfers_open")?,
+            due: ks("due")?,
+        })
+    }
+}
+
+enum WriteOp {
+    Wallet(Box<WalletCommit>),
+    Rules {
+        tenant: TenantId,
+        expected_current: u64,
+        rules: Box<RuleSet>,
+        idempotency: RulesIdempotency,
+    },
+    Transfer(Box<TransferRecord>),
+    ClearDue(Vec<u8>),
+}
+
+struct WriteRequest {
+    op: WriteOp,
+    reply: oneshot::Sender<ServiceResult<Applied>>,
+}
+
+/// The embedded store. Cheap to clone; all clones share one database and one writer.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    tables: Tables,
+    writer: mpsc::Sender<WriteRequest>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `dir` and starts its writer thread.
+    pub fn open(dir: &Path) -> ServiceResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ServiceError::unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join("ledger");
+        let db = Database::builder(&path).open().map_err(|e| {
+            ServiceError::unavailable(format!(
+                "cannot open the store at {} ({e}); is another memberd using this --data-dir?",
+                path.display()
+            ))
+        })?;
+        let tables = Tables::open(&db).map_err(storage)?;
+        let next_seq = match tables.changes.last_key_value() {
+            Some(guard) => {
+                let k = guard.key().map_err(storage)?;
+                u64::from_be_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| ServiceError::internal("bad change key"))?,
+                )
+            }
+            None => 0,
+        };
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let mut writer = Writer {
+            db,
+            tables: tables.clone(),
+            seq: next_seq,
+        };
+        std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(ServiceError::internal)?;
+        Ok(Self { tables, writer: tx })
+    }
+
+    /// True while the writer thread is alive.
+    pub fn is_healthy(&self) -> bool {
+        !self.writer.is_closed()
+    }
+
+    async fn write(&self, op: WriteOp) -> ServiceResult<Applied> {
+        let (reply, rx) = oneshot::channel();
+        self.writer
+            .send(WriteRequest { op, reply })
+            .await
+            .map_err(|_| ServiceError::unavailable("the store is shutting down"))?;
+        rx.await
+            .map_err(|_| ServiceError::unavailable("the store writer stopped"))?
+    }
+
+    fn get<T: DeserializeOwned>(table: &Keyspace, k: &[u8]) -> ServiceResult<Option<T>> {
+        match table.get(k).map_err(storage)? {
+            Some(v) => decode(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The single writer: builds one batch from many requests, commits it with one fsync.
+struct Writer {
+    db: Database,
+    tables: Tables,
+    /// The last change sequence number written.
+    seq: u64,
+}
+
+/// Writes of the batch being built, so later requests in it see earlier ones.
+#[derive(Default)]
+struct Overlay {
+    heads: HashMap<Vec<u8>, u64>,
+    rules_current: HashMap<Vec<u8>, u64>,
+    transfers: HashMap<Vec<u8>, u64>,
+}
+
+impl Writer {
+    fn run(&mut self, mut rx: mpsc::Receiver<WriteRequest>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut requests = vec![first];
+            while requests.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(req) => requests.push(req),
+                    Err(_) => break,
+                }
+            }
+            let started = Instant::now();
+            let seq_before = self.seq;
+            let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+            let mut overlay = Overlay::default();
+            let results: Vec<ServiceResult<Applied>> = requests
+                .iter()
+                .map(|r| self.apply(&mut batch, &mut overlay, &r.op))
+                .collect();
+            let committed = batch.commit();
+            metrics::histogram!("ledger_store_batch_size").record(requests.len() as f64);
+            metrics::histogram!("ledger_store_commit_seconds")
+                .record(started.elapsed().as_secs_f64());
+            match committed {
+                Ok(()) => {
+                    for (req, result) in requests.into_iter().zip(results) {
+                        let _ = req.reply.send(result);
+                    }
+                }
+                Err(err) => {
+                    self.seq = seq_before;
+                    tracing::error!(error = %err, "store commit failed");
+                    for req in requests {
+                        let _ = req.reply.send(Err(ServiceError::unavailable(
+                            "the store could not commit; retry",
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds one request to the batch if its condition holds. Everything is encoded before the
+    /// first insert, so a request that fails adds nothing.
+    fn apply(
+        &mut self,
+        batch: &mut fjall::OwnedWriteBatch,
+        overlay: &mut Overlay,
+        op: &WriteOp,
+    ) -> ServiceResult<Applied> {
+        let t = &self.tables;
+        match op {
+            WriteOp::Wallet(commit) => {
+                let wallet = &commit.head.wallet;
+                let wk = wallet_key(wallet);
+                let current = match overlay.heads.get(&wk) {
+                    Some(v) => *v,
+                    None => {
+                        EmbeddedStore::get::<WalletHead>(&t.heads, &wk)?.map_or(0, |h| h.version)
+                    }
+                };
+                if current != commit.expected_version
+                    || commit.head.version != commit.expected_version + 1
+                {
+                    return Ok(Applied::Conflict);
+                }
+                let mut rows = vec![(t.heads.clone(), wk.clone(), encode(&commit.head)?)];
+                for e in &commit.entries {
+                    rows.push((
+                        t.rows.clone(),
+                        row_key(wallet, ENTRY, e.id.to_string().as_bytes()),
+                        encode(e)?,
+                    ));
+                }
+                for r in &commit.reversals {
+                    if let Some(target) = r.target {
+                        rows.push((
+                            t.rows.clone(),
+                            row_key(wallet, REVERSAL, target.to_string().as_bytes()),
+                            encode(r)?,
+                        ));
+                    }
+                }
+                if let Some(rec) = &commit.idempotency {
+                    rows.push((
+                        t.rows.clone(),
+                        row_key(wallet, IDEMPOTENCY, rec.key.as_str().as_bytes()),
+                        encode(rec)?,
+                    ));
+                }
+                let mut seq = self.seq;
+                for e in &commit.entries {
+                    seq += 1;
+                    let change = Change {
+                        seq,
+                        wallet: wallet.clone(),
+                        entry: e.clone(),
+                    };
+                    rows.push((
+                        t.changes.clone(),
+                        seq.to_be_bytes().to_vec(),
+                        encode(&change)?,
+                    ));
+                }
+                if let Some(at) = commit.due_at {
+                    rows.push((t.due.clone(), due_key(at, wallet), Vec::new()));
+                }
+                for (ks, k, v) in rows {
+                    batch.insert(&ks, k, v);
+                }
+                self.seq = seq;
+                overlay.heads.insert(wk, commit.head.version);
+                Ok(Applied::Yes)
+            }
+            WriteOp::Rules {
+                tenant,
+                expected_current,
+                rules,
+                idempotency,
+            } => {
+                let ck = tenant.as_str().as_bytes().to_vec();
+                let current = match overlay.rules_current.get(&ck) {
+                    Some(v) => *v,
+                    None => EmbeddedStore::get::<u64>(&t.rules_current, &ck)?.unwrap_or(0),
+                };
+                if current != *expected_current || rules.version != expected_current + 1 {
+                    return Ok(Applied::Conflict);
+                }
+                let value = encode(rules.as_ref())?;
+                let idem = encode(idempotency)?;
+                let version = encode(&rules.version)?;
+                batch.insert(&t.rules, rules_key(tenant, rules.version), value);
+                batch.insert(&t.rules_current, ck.clone(), version);
+                batch.insert(
+                    &t.rules_idem,
+                    key(&[
+                        tenant.as_str().as_bytes(),
+                        idempotency.key.as_str().as_bytes(),
+                    ]),
+                    idem,
+                );
+                overlay.rules_current.insert(ck, rules.version);
+                Ok(Applied::Yes)
+            }
+            WriteOp::Transfer(record) => {
+                let k = transfer_key(&record.tenant, &record.transfer_id);
+                let stored = match overlay.transfers.get(&k) {
+                    Some(v) => *v,
+                    None => EmbeddedStore::get::<TransferRecord>(&t.transfers, &k)?
+                        .map_or(0, |r| r.revision),
+                };
+                if stored + 1 != record.revision {
+                    return Ok(Applied::Conflict);
+                }
+                let value = encode(record.as_ref())?;
+                // The open list is keyed by creation time so recovery drives the oldest first.
+                let open_key = [record.created_at.0.max(0).to_be_bytes().as_slice(), &k].concat();
+                batch.insert(&t.transfers, k.clone(), value);
+                if record.state.is_final() {
+                    batch.remove(&t.transfers_open, open_key);
+                } else {
+                    batch.insert(&t.transfers_open, open_key, k.clone());
+                }
+                overlay.transfers.insert(k, record.revision);
+                Ok(Applied::Yes)
+            }
+            WriteOp::ClearDue(k) => {
+                batch.remove(&t.due, k.clone());
+                Ok(Applied::Yes)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl WalletRepository for EmbeddedStore {
+    async fn head(&self, wallet: &WalletKey) -> ServiceResult<Option<WalletHead>> {
+        Self::get(&self.tables.heads, &wallet_key(wallet))
+    }
+
+    async fn idempotency(
+        &self,
+        wallet: &WalletKey,
+        key: &IdempotencyKey,
+    ) -> ServiceResult<Option<IdempotencyRecord>> {
+        Self::get(
+            &self.tables.rows,
+            &row_key(wallet, IDEMPOTENCY, key.as_str().as_bytes()),
+        )
+    }
+
+    async fn entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Option<Entry>> {
+        Self::get(
+            &self.tables.rows,
+            &row_key(wallet, ENTRY, id.to_string().as_bytes()),
+        )
+    }
+
+    async fn reversal(
+        &self,
+        wallet: &WalletKey,
+        target: EntryId,
+    ) -> ServiceResult<Option<ReversalTracker>> {
+        Self::get(
+            &self.tables.rows,
+            &row_key(wallet, REVERSAL, target.to_string().as_bytes()),
+        )
+    }
+
+    async fn history(
+        &self,
+        wallet: &WalletKey,
+        before: Option<EntryId>,
+        limit: usize,
+    ) -> ServiceResult<Vec<Entry>> {
+        let lo = row_key(wallet, ENTRY, b"");
+        let hi = match before {
+            Some(id) => row_key(wallet, ENTRY, id.to_string().as_bytes()),
+            None => row_key(wallet, ENTRY, &[0xff]),
+        };
+        self.tables
+            .rows
+            .range(lo..hi)
+            .rev()
+            .take(limit)
+            .map(|guard| decode(&guard.value().map_err(storage)?))
+            .collect()
+    }
+
+    async fn commit(&self, commit: WalletCommit) -> ServiceResult<Applied> {
+        self.write(WriteOp::Wallet(Box::new(commit))).await
+    }
+}
+
+#[async_trait]
+impl RulesRepository for EmbeddedStore {
+    async fn current(&self, tenant: &TenantId) -> ServiceResult<Option<RuleSet>> {
+        match Self::get::<u64>(&self.tables.rules_current, tenant.as_str().as_bytes())? {
+            Some(v) => self.version(tenant, v).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn version(&self, tenant: &TenantId, version: u64) -> ServiceResult<Option<RuleSet>> {
+        Self::get(&self.tables.rules, &rules_key(tenant, version))
+    }
+
+    async fn idempotency(
+        &self,
+        tenant: &TenantId,
+        k: &IdempotencyKey,
+    ) -> ServiceResult<Option<RulesIdempotency>> {
+        Self::get(
+            &self.tables.rules_idem,
+            &key(&[tenant.as_str().as_bytes(), k.as_str().as_bytes()]),
+        )
+    }
+
+    async fn put(
+        &self,
+        tenant: &TenantId,
+        expected_current: u64,
+        rules: RuleSet,
+        idempotency: RulesIdempotency,
+    ) -> ServiceResult<Applied> {
+        self.write(WriteOp::Rules {
+            tenant: tenant.clone(),
+            expected_current,
+            rules: Box::new(rules),
+            idempotency,
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TransferRepository for EmbeddedStore {
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        transfer_id: &str,
+    ) -> ServiceResult<Option<TransferRecord>> {
+        Self::get(&self.tables.transfers, &transfer_key(tenant, transfer_id))
+    }
+
+    async fn put(&self, record: TransferRecord) -> ServiceResult<Applied> {
+        self.write(WriteOp::Transfer(Box::new(record))).await
+    }
+
+    async fn unfinished(&self, limit: usize) -> ServiceResult<Vec<TransferRecord>> {
+        let mut out = Vec::new();
+        for guard in self.tables.transfers_open.iter().take(limit) {
+            let k = guard.value().map_err(storage)?;
+            if let Some(record) = Self::get(&self.tables.transfers, &k)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl DueIndex for EmbeddedStore {
+    async fn due(&self, until: Timestamp, limit: usize) -> ServiceResult<Vec<DueWallet>> {
+        let hi = (until.0.max(0) as u64 + 1).to_be_bytes();
+        let mut out = Vec::new();
+        for guard in self.tables.due.range(..hi.as_slice()).take(limit) {
+            let k = guard.key().map_err(storage)?;
+            let Some((at, rest)) = k.split_first_chunk::<8>() else {
+                continue;
+            };
+            let mut parts = rest.splitn(2, |b| *b == 0);
+            let (Some(t), Some(m)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let wallet = WalletKey {
+                tenant: TenantId::parse(String::from_utf8_lossy(t).into_owned())?,
+                member: MemberId::parse(String::from_utf8_lossy(m).into_owned())?,
+            };
+            out.push(DueWallet {
+                at: Timestamp(u64::from_be_bytes(*at) as i64),
+                wallet,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn clear(&self, item: &DueWallet) -> ServiceResult<()> {
+        self.write(WriteOp::ClearDue(due_key(item.at, &item.wallet)))
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for EmbeddedStore {
+    async fn changes_after(&self, seq: u64, limit: usize) -> ServiceResult<Vec<Change>> {
+        let from = seq.saturating_add(1).to_be_bytes();
+        self.tables
+            .changes
+            .range(from.as_slice()..)
+            .take(limit)
+            .map(|guard| decode(&guard.value().map_err(storage)?))
+            .collect()
+    }
+}

@@ -1,0 +1,136 @@
+//! Ports: what the ledger needs from storage, shaped by what ScyllaDB can do. Each write is one
+//! conditional batch on one partition (a wallet, a tenant's rules, one transfer); reads are by
+//! partition key plus clustering key or range. Adapters offer nothing more, so the domain behaves
+//! the same on the embedded store and on ScyllaDB.
+
+pub mod embedded;
+
+use crate::model::{Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey};
+use crate::rules::RuleSet;
+use crate::transfer::TransferRecord;
+use async_trait::async_trait;
+use loyalty_common::Timestamp;
+use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::{EntryId, IdempotencyKey, TenantId};
+use serde::{Deserialize, Serialize};
+
+/// Whether a conditional write applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Yes,
+    /// The condition failed: someone else wrote first. Re-read and retry.
+    Conflict,
+}
+
+/// One conditional batch on a wallet partition.
+#[derive(Debug, Clone)]
+pub struct WalletCommit {
+    /// The version the head had when read; 0 means the wallet must not exist yet.
+    pub expected_version: u64,
+    /// The new head; its version is `expected_version + 1`.
+    pub head: WalletHead,
+    pub entries: Vec<Entry>,
+    pub idempotency: Option<IdempotencyRecord>,
+    pub reversals: Vec<ReversalTracker>,
+    /// When housekeeping next has work on this wallet, if that changed. On ScyllaDB this row
+    /// lives in another partition and is written before the batch: a stale hint is harmless,
+    /// a missing one is not.
+    pub due_at: Option<Timestamp>,
+}
+
+/// The wallet partition.
+#[async_trait]
+pub trait WalletRepository: Send + Sync + 'static {
+    async fn head(&self, wallet: &WalletKey) -> ServiceResult<Option<WalletHead>>;
+    async fn idempotency(
+        &self,
+        wallet: &WalletKey,
+        key: &IdempotencyKey,
+    ) -> ServiceResult<Option<IdempotencyRecord>>;
+    async fn entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Option<Entry>>;
+    async fn reversal(
+        &self,
+        wallet: &WalletKey,
+        target: EntryId,
+    ) -> ServiceResult<Option<ReversalTracker>>;
+    /// Entries newest first, strictly older than `before` when given.
+    async fn history(
+        &self,
+        wallet: &WalletKey,
+        before: Option<EntryId>,
+        limit: usize,
+    ) -> ServiceResult<Vec<Entry>>;
+    async fn commit(&self, commit: WalletCommit) -> ServiceResult<Applied>;
+}
+
+/// The first result of an idempotent rules update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesIdempotency {
+    pub key: IdempotencyKey,
+    pub fingerprint: String,
+    pub version: u64,
+}
+
+/// A tenant's versioned rule sets (one partition per tenant).
+#[async_trait]
+pub trait RulesRepository: Send + Sync + 'static {
+    async fn current(&self, tenant: &TenantId) -> ServiceResult<Option<RuleSet>>;
+    async fn version(&self, tenant: &TenantId, version: u64) -> ServiceResult<Option<RuleSet>>;
+    async fn idempotency(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+    ) -> ServiceResult<Option<RulesIdempotency>>;
+    /// Stores `rules` (whose version is `expected_current + 1`) if the current version is still `expected_current`.
+    async fn put(
+        &self,
+        tenant: &TenantId,
+        expected_current: u64,
+        rules: RuleSet,
+        idempotency: RulesIdempotency,
+    ) -> ServiceResult<Applied>;
+}
+
+/// Transfer records (one partition per transfer) and the list of unfinished ones.
+#[async_trait]
+pub trait TransferRepository: Send + Sync + 'static {
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        transfer_id: &str,
+    ) -> ServiceResult<Option<TransferRecord>>;
+    /// Writes the record if its stored revision is still `record.revision - 1` (0 = new).
+    async fn put(&self, record: TransferRecord) -> ServiceResult<Applied>;
+    /// Transfers not yet completed or failed, oldest first.
+    async fn unfinished(&self, limit: usize) -> ServiceResult<Vec<TransferRecord>>;
+}
+
+/// A wallet with housekeeping due at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueWallet {
+    pub at: Timestamp,
+    pub wallet: WalletKey,
+}
+
+/// The scheduler's index of wallets with work due (time-bucketed partitions on ScyllaDB).
+#[async_trait]
+pub trait DueIndex: Send + Sync + 'static {
+    async fn due(&self, until: Timestamp, limit: usize) -> ServiceResult<Vec<DueWallet>>;
+    async fn clear(&self, item: &DueWallet) -> ServiceResult<()>;
+}
+
+/// One committed entry, in commit order: the record from which exactly one event is published.
+/// On ScyllaDB this is the CDC log of the entries table; the embedded store writes it in the
+/// same transaction as the entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub seq: u64,
+    pub wallet: WalletKey,
+    pub entry: Entry,
+}
+
+/// Reads the record of committed changes.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync + 'static {
+    async fn changes_after(&self, seq: u64, limit: usize) -> ServiceResult<Vec<Change>>;
+}

@@ -1,0 +1,692 @@
+//! Behaviour of the ledger service on the embedded store, under a controlled clock.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+mod common;
+
+use common::*;
+use loyalty_common::error::ErrorCode;
+use loyalty_common::ids::IdempotencyKey;
+use loyalty_ledger::command::Command;
+use loyalty_ledger::model::EntryKind;
+use loyalty_ledger::rules::{ExpiryPolicy, RuleSet};
+use std::sync::Arc;
+
+#[tokio::test]
+async fn same_key_same_body_replays_and_another_body_conflicts() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    let key = IdempotencyKey::parse("pos-42").unwrap();
+    let first = h
+        .ledger
+        .execute(&w, &key, earn(10_000, start()))
+        .await
+        .unwrap();
+    let again = h
+        .ledger
+        .execute(&w, &key, earn(10_000, start()))
+        .await
+        .unwrap();
+    assert!(!first.replayed && again.replayed);
+    assert_eq!(first.outcome, again.outcome);
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 100);
+    let err = h
+        .ledger
+        .execute(&w, &key, earn(20_000, start()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::IdempotencyConflict);
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 100);
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
+async fn unknown_wallet_is_not_found() {
+    let h = Harness::new();
+    let err = h
+        .run(&wallet("ghost"), earn(100, start()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::WalletNotFound);
+    assert_eq!(
+        h.ledger.balance(&wallet("ghost")).await.unwrap_err().code,
+        ErrorCode::WalletNotFound
+    );
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_redemptions_never_overdraw() {
+    let h = Arc::new(Harness::new());
+    let w = h.wallet("hot").await;
+    h.earn(&w, 100_000).await; // 1,000 points
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let h = h.clone();
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = IdempotencyKey::parse(format!("redeem-{i}")).unwrap();
+            h.ledger
+                .execute(
+                    &w,
+                    &key,
+                    Command::Redeem {
+                        points: 7,
+                        reference: format!("r{i}"),
+                    },
+                )
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(e.code, ErrorCode::InsufficientPoints),
+        }
+    }
+    assert_eq!(ok, 1000 / 7, "exactly as many holds as the points allow");
+    let balance = h.ledger.balance(&w).await.unwrap();
+    assert_eq!(balance.points_available, 1000 % 7);
+    assert_eq!(balance.points_held, 7 * (1000 / 7));
+    assert!(balance.points_available >= 0);
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
+async fn holds_capture_void_and_expire_by_themselves() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    h.rules(RuleSet {
+        hold_ttl_secs: 600,
+        ..RuleSet::default()
+    })
+    .await;
+    h.earn(&w, 50_000).await; // 500 points
+    let hold = |points| Command::Redeem {
+        points,
+        reference: "till-1".into(),
+    };
+    let a = h.run(&w, hold(100)).await.unwrap().outcome.hold.unwrap();
+    let b = h.run(&w, hold(50)).await.unwrap().outcome.hold.unwrap();
+    let c = h.run(&w, hold(25)).await.unwrap().outcome.hold.unwrap();
+    h.run(&w, Command::Capture { hold: a.hold_id })
+        .await
+        .unwrap();
+    h.run(&w, Command::Void { hold: b.hold_id }).await.unwrap();
+    let again = h
+        .run(&w, Command::Capture { hold: b.hold_id })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code, ErrorCode::HoldNotActive);
+    let balance = h.ledger.balance(&w).await.unwrap();
+    assert_eq!((balance.points_available, balance.points_held), (375, 25));
+
+    h.clock.advance_secs(601);
+    // Reads already show the expired hold released; the scheduler writes it down.
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_held, 0);
+    assert!(h.ledger.run_due(100).await.unwrap() >= 1);
+    let (entries, _) = h.ledger.history(&w, None, 10).await.unwrap();
+    assert_eq!(entries[0].kind, EntryKind::HoldExpired);
+    assert_eq!(entries[0].hold_id, Some(c.hold_id));
+    let late = h
+        .run(&w, Command::Capture { hold: c.hold_id })
+        .await
+        .unwrap_err();
+    assert_eq!(late.code, ErrorCode::HoldNotActive);
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 400);
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
+async fn pending_points_activate_after_the_lock_period() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    h.rules(RuleSet {
+        lock_days: 7,
+        ..RuleSet::default()
+    })
+    .await;
+    h.earn(&w, 30_000).await;
+    let b = h.ledger.balance(&w).await.unwrap();
+    assert_eq!((b.points_available, b.points_pending), (0, 300));
+    let err = h
+        .run(
+            &w,
+            Command::Redeem {
+                points: 1,
+                reference: String::new(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InsufficientPoints);
+    h.clock.advance_secs(7 * 86_400);
+    assert_eq!(h.ledger.run_due(100).await.unwrap(), 1);
+    let b = h.ledger.balance(&w).await.unwrap();
+    assert_eq!((b.points_available, b.points_pending), (300, 0));
+    let (entries, _) = h.ledger.history(&w, None, 1).await.unwrap();
+    assert_eq!(entries[0].kind, EntryKind::PendingActivated);
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
+async fn rolling_lots_expire_oldest_first_and_are_spent_first() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    h.rules(RuleSet {
+        expiry: ExpiryPolicy::RollingMonths { months: 1 },
+        expiring_soon_days: 10,
+        ..RuleSet::default()
+    })
+    .await;
+    h.earn(&w, 10_000).await; // 100 points, expire ~Feb 11
+    h.clock.advance_secs(20 * 86_400);
+    h.earn(&w, 20_000).await; // 200 points, expire ~Mar 3
+    let hold = h
+        .run(
+            &w,
+            Command::Redeem {
+                points: 30,
+                reference: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    h.run(
+        &w,
+        Command::Capture {
+            hold: hold.outcome.hold.unwrap().hold_id,
+        },
+    )
+    .await
+    .unwrap();
+    let b = h.ledger.balance(&w).await.unwrap();
+    // Within 10 days of the first lot's expiry: what is left of it (70) is expiring soon.
+    h.clock.advance_secs(5 * 86_400);
+    let b2 = h.ledger.balance(&w).await.unwrap();
+    assert_eq!(b.points_available, 270);
+    assert_eq!(b2.expiring_soon_points, 70);
+    assert!(b2.expiring_soon_at.is_some());
+    let soon = h.ledger.expiring(&w, None).await.unwrap();
+    assert_eq!(soon.iter().map(|l| l.points).collect::<Vec<_>>(), vec![70]);
+    let within_60_days = h.ledger.expiring(&w, Some(60)).await.unwrap();
+    assert_eq!(
+        within_60_days.iter().map(|l| l.points).collect::<Vec<_>>(),
+        vec![70, 200]
+    );
+    h.clock.advance_secs(10 * 86_400);
+    h.ledger.run_due(100).await.unwrap();
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 200);
+    let (entries, _) = h.ledger.history(&w, None, 1).await.unwrap();
+    assert_eq!(
+        (entries[0].kind, entries[0].deltas.points_available),
+        (EntryKind::Expired, -70)
+    );
+    h.clock.advance_secs(30 * 86_400);
+    h.ledger.run_due(100).await.unwrap();
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 0);
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
+async fn fixed_date_expiry_clears_every_lot_on_the_date() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    h.rules(RuleSet {
+        expiry: ExpiryPolicy::FixedYearly { month: 3, day: 31 },
+        ..RuleSet::default()
+    })
+    .await;
+    h.earn(&w, 10_000).await;
+    h.clock.advance_secs(30 * 86_400);
+    h.earn(&w, 10_000).await;
+    h.clock.set(loyalty_common::Timestamp::from_datetime(
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 31, 23, 59, 0).unwrap(),
+    ));
+    h.ledger.run_due(100).await.unwrap();
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 200);
+    h.clock.advance_secs(120);
+    assert_eq!(
+        h.ledger.run_due(100).await.unwrap(),
+        1,
+        "both lots share one expiry date and one lot"
+    );
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 0);
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
+async fn a_reversal_never_exceeds_the_original() {
+    let h = Arc::new(Harness::new());
+    let w = h.wallet("m1").await;
+    let earned = h.earn(&w, 50_000).await.outcome.entries[0].id;
+    let reverse = |points| Command::Reverse {
+        entry: earned,
+        points,
+        reason: "return".into(),
+    };
+    h.run(&w, reverse(Some(200))).await.unwrap();
+    let too_much = h.run(&w, reverse(Some(301))).await.unwrap_err();
+    assert_eq!(too_much.code, ErrorCode::ReversalExceedsOriginal);
+    // Many concurrent full reversals: exactly one takes the remaining 300.
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (h, w) = (h.clone(), w.clone());
+        tasks.push(tokio::spawn(async move {
+            h.run(
+                &w,
+                Command::Reverse {
+                    entry: earned,
+                    points: None,
+                    reason: "r".into(),
+                },
+            )
+            .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap().is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 0);
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
+async fn reversing_spent_points_leaves_debt_that_later_earnings_repay() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    let earned = h.earn(&w, 10_000).await.outcome.entries[0].id;
+    let hold = h
+        .run(
+            &w,
+            Command::Redeem {
+                points: 80,
+                reference: String::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .outcome
+        .hold
+        .unwrap();
+    let captured = h
+        .run(&w, Command::Capture { hold: hold.hold_id })
+        .await
+        .unwrap()
+        .outcome
+        .entries
+        .last()
+        .unwrap()
+        .id;
+    h.run(
+        &w,
+        Command::Reverse {
+            entry: earned,
+            points: None,
+            reason: "returned".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, -80);
+    let err = h
+        .run(
+            &w,
+            Command::Redeem {
+                points: 1,
+                reference: String::new(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InsufficientPoints);
+    // The redemption's order is returned too: its points come back and clear the debt.
+    h.run(
+        &w,
+        Command::Reverse {
+            entry: captured,
+            points: None,
+            reason: "returned".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 0);
+    h.earn(&w, 1_000).await;
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 10);
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
+async fn adjustments_need_a_reason_and_never_overdraw() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    h.run(
+        &w,
+        Command::Adjust {
+            points: 50,
+            reason: "goodwill".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let err = h
+        .run(
+            &w,
+            Command::Adjust {
+                points: -51,
+                reason: "fix".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InsufficientPoints);
+    h.run(
+        &w,
+        Command::Adjust {
+            points: -50,
+            reason: "fix".into(),
+        },
+    )
+    .await
+    .unwrap();
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
+async fn stored_value_top_up_bonus_spend_and_refund() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    h.rules(RuleSet {
+        top_up_bonuses: vec![loyalty_ledger::rules::TopUpBonus {
+            min_paid: 100_000,
+            bonus: 10_000,
+        }],
+        low_balance_threshold: 5_000,
+        ..RuleSet::default()
+    })
+    .await;
+    h.run(&w, Command::TopUp { amount: 100_000 }).await.unwrap();
+    let b = h.ledger.balance(&w).await.unwrap();
+    assert_eq!((b.stored_value, b.bonus_value), (100_000, 10_000));
+    let spend = h
+        .run(
+            &w,
+            Command::Spend {
+                amount: 106_000,
+                reference: "order-9".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let b = spend.outcome.balance;
+    assert_eq!(
+        (b.stored_value, b.bonus_value, b.low_balance),
+        (0, 4_000, true)
+    );
+    let err = h
+        .run(
+            &w,
+            Command::Spend {
+                amount: 4_001,
+                reference: String::new(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InsufficientStoredValue);
+    let spent = spend.outcome.entries[0].id;
+    h.run(
+        &w,
+        Command::Refund {
+            spend: spent,
+            amount: Some(100_000),
+        },
+    )
+    .await
+    .unwrap();
+    h.run(
+        &w,
+        Command::Refund {
+            spend: spent,
+            amount: None,
+        },
+    )
+    .await
+    .unwrap();
+    let err = h
+        .run(
+            &w,
+            Command::Refund {
+                spend: spent,
+                amount: Some(1),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::ReversalExceedsOriginal);
+    let b = h.ledger.balance(&w).await.unwrap();
+    assert_eq!((b.stored_value, b.bonus_value), (100_000, 10_000));
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
+async fn caps_and_the_recorded_rule_version() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    h.rules(RuleSet {
+        per_order_cap: 150,
+        per_day_cap: 200,
+        ..RuleSet::default()
+    })
+    .await;
+    let first = h.earn(&w, 100_000).await;
+    assert_eq!(first.outcome.entries[0].deltas.points_available, 150);
+    assert_eq!(first.outcome.entries[0].rules_version, Some(1));
+    assert_eq!(
+        h.earn(&w, 100_000).await.outcome.entries[0]
+            .deltas
+            .points_available,
+        50
+    );
+    assert_eq!(
+        h.earn(&w, 100_000).await.outcome.entries[0]
+            .deltas
+            .points_available,
+        0
+    );
+    h.clock.advance_secs(86_400);
+    assert_eq!(
+        h.earn(&w, 100_000).await.outcome.entries[0]
+            .deltas
+            .points_available,
+        150
+    );
+}
+
+#[tokio::test]
+async fn history_pages_newest_first() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    for i in 1..=7 {
+        h.earn(&w, i * 100).await;
+    }
+    let (page1, cursor) = h.ledger.history(&w, None, 3).await.unwrap();
+    let (page2, cursor2) = h.ledger.history(&w, cursor, 3).await.unwrap();
+    let (page3, end) = h.ledger.history(&w, cursor2, 3).await.unwrap();
+    assert_eq!(page1[0].deltas.points_available, 7);
+    assert_eq!(page2[0].deltas.points_available, 4);
+    assert_eq!(
+        (page3.len(), page3[1].kind, end),
+        (2, EntryKind::Opened, None)
+    );
+}
+
+#[tokio::test]
+async fn transfer_completes_after_a_crash_between_its_steps() {
+    let h = Harness::new();
+    let from = h.wallet("alice").await;
+    let to = h.wallet("bob").await;
+    h.earn(&from, 10_000).await;
+    let key = IdempotencyKey::parse("gift-1").unwrap();
+    h.ledger
+        .faults
+        .stop_after_transfer_debit
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = h
+        .ledger
+        .transfer(&tenant(), &from.member, &to.member, &key, 60)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unavailable);
+    assert_eq!(h.ledger.balance(&from).await.unwrap().points_available, 40);
+    assert_eq!(h.ledger.balance(&to).await.unwrap().points_available, 0);
+
+    // "Restart": a fresh ledger on the same store finds the transfer unfinished and completes it.
+    let ledger = h.restarted();
+    assert_eq!(ledger.recover_transfers(0, 10).await.unwrap(), 1);
+    assert_eq!(ledger.balance(&from).await.unwrap().points_available, 40);
+    assert_eq!(ledger.balance(&to).await.unwrap().points_available, 60);
+    // The client's retry sees the finished transfer, and nothing moves twice.
+    let retry = ledger
+        .transfer(&tenant(), &from.member, &to.member, &key, 60)
+        .await
+        .unwrap();
+    assert!(retry.replayed);
+    assert_eq!(ledger.balance(&to).await.unwrap().points_available, 60);
+    assert_eq!(ledger.recover_transfers(0, 10).await.unwrap(), 0);
+    h.assert_entries_sum_to_balance(&from).await;
+    h.assert_entries_sum_to_balance(&to).await;
+}
+
+#[tokio::test]
+async fn a_transfer_without_enough_points_fails_and_moves_nothing() {
+    let h = Harness::new();
+    let from = h.wallet("alice").await;
+    let to = h.wallet("bob").await;
+    let key = IdempotencyKey::parse("gift-2").unwrap();
+    let err = h
+        .ledger
+        .transfer(&tenant(), &from.member, &to.member, &key, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InsufficientPoints);
+    let again = h
+        .ledger
+        .transfer(&tenant(), &from.member, &to.member, &key, 1)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code, ErrorCode::InsufficientPoints);
+    let other = h
+        .ledger
+        .transfer(&tenant(), &from.member, &to.member, &key, 2)
+        .await
+        .unwrap_err();
+    assert_eq!(other.code, ErrorCode::IdempotencyConflict);
+}
+
+#[tokio::test]
+async fn every_committed_entry_is_in_the_change_feed_once() {
+    use loyalty_ledger::store::ChangeFeed;
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    h.earn(&w, 1_000).await;
+    let key = h.key();
+    h.ledger
+        .execute(
+            &w,
+            &key,
+            Command::Redeem {
+                points: 5,
+                reference: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    h.ledger
+        .execute(
+            &w,
+            &key,
+            Command::Redeem {
+                points: 5,
+                reference: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let changes = h.store.changes_after(0, 100).await.unwrap();
+    let kinds: Vec<_> = changes.iter().map(|c| c.entry.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![EntryKind::Opened, EntryKind::Earned, EntryKind::Held]
+    );
+    assert_eq!(
+        changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(h.store.changes_after(2, 100).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn rules_are_versioned_and_idempotent() {
+    let h = Harness::new();
+    let key = h.key();
+    let (v1, replay) = h
+        .ledger
+        .put_rules(
+            &tenant(),
+            &key,
+            RuleSet {
+                points_per_unit: 2,
+                ..RuleSet::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((v1.version, replay), (1, false));
+    let (again, replay) = h
+        .ledger
+        .put_rules(
+            &tenant(),
+            &key,
+            RuleSet {
+                points_per_unit: 2,
+                ..RuleSet::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.version, replay), (1, true));
+    let err = h
+        .ledger
+        .put_rules(&tenant(), &key, RuleSet::default(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::IdempotencyConflict);
+    let stale = h
+        .ledger
+        .put_rules(&tenant(), &h.key(), RuleSet::default(), Some(0))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code, ErrorCode::VersionConflict);
+    let (v2, _) = h
+        .ledger
+        .put_rules(&tenant(), &h.key(), RuleSet::default(), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(
+        h.ledger
+            .get_rules(&tenant(), 1)
+            .await
+            .unwrap()
+            .points_per_unit,
+        2
+    );
+}
