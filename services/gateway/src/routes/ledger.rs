@@ -1,0 +1,420 @@
+//! Ledger routes: wallets, earning, redemption holds, reversals, adjustments, transfers,
+//! stored value, balances, history and earning rules. Each maps to one `ledger.v1` call.
+
+use crate::dto::*;
+use crate::problem::{ApiError, IdempotencyKeyHeader, JsonBody, Problem, QueryParams};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Path, State};
+use loyalty_proto::ledger::v1 as pb;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+type Reply<T> = Result<Json<T>, ApiError>;
+
+/// A member's wallet within a tenant.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WalletPath {
+    /// The tenant (retail chain).
+    tenant: String,
+    /// The member's id in the tenant's systems.
+    member: String,
+}
+
+impl WalletPath {
+    fn wallet(&self) -> pb::WalletRef {
+        pb::WalletRef {
+            tenant_id: self.tenant.clone(),
+            member_id: self.member.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct HoldPath {
+    tenant: String,
+    member: String,
+    /// The hold returned by a redemption.
+    hold_id: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    tenant: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1 to 200; default 50.
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExpiringQuery {
+    /// Window in days; default: the tenant's `expiring_soon_days`.
+    within_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RulesQuery {
+    /// A stored version; omit for the current rules.
+    version: Option<u64>,
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(open_wallet))
+        .routes(routes!(balance))
+        .routes(routes!(history))
+        .routes(routes!(expiring))
+        .routes(routes!(earn))
+        .routes(routes!(redeem))
+        .routes(routes!(capture))
+        .routes(routes!(void))
+        .routes(routes!(reverse))
+        .routes(routes!(adjust))
+        .routes(routes!(top_up))
+        .routes(routes!(spend))
+        .routes(routes!(refund))
+        .routes(routes!(transfer))
+        .routes(routes!(get_rules, put_rules))
+}
+
+/// Opens a member's wallet (idempotent: an open wallet is reported as it is).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/wallet", tag = "ledger",
+    params(WalletPath, ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn open_wallet(
+    State(s): State<AppState>,
+    Path(p): Path<WalletPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+) -> Reply<WriteResultDto> {
+    let request = pb::OpenWalletRequest {
+        wallet: Some(p.wallet()),
+        idempotency_key: key.into(),
+    };
+    Ok(Json(
+        s.ledger().open_wallet(request).await?.into_inner().into(),
+    ))
+}
+
+/// Balances: available, pending, held, expiring soon, stored value.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/members/{member}/balance", tag = "ledger",
+    params(WalletPath),
+    responses((status = 200, body = BalanceDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn balance(State(s): State<AppState>, Path(p): Path<WalletPath>) -> Reply<BalanceDto> {
+    Ok(Json(
+        s.ledger()
+            .get_balance(p.wallet())
+            .await?
+            .into_inner()
+            .into(),
+    ))
+}
+
+/// Entries newest first, with cursor pagination.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/members/{member}/history", tag = "ledger",
+    params(WalletPath, HistoryQuery),
+    responses((status = 200, body = HistoryDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn history(
+    State(s): State<AppState>,
+    Path(p): Path<WalletPath>,
+    QueryParams(q): QueryParams<HistoryQuery>,
+) -> Reply<HistoryDto> {
+    let request = pb::ListHistoryRequest {
+        wallet: Some(p.wallet()),
+        cursor: q.cursor.unwrap_or_default(),
+        limit: q.limit.unwrap_or(0),
+    };
+    let page = s.ledger().list_history(request).await?.into_inner();
+    let next_cursor = (!page.next_cursor.is_empty()).then_some(page.next_cursor);
+    Ok(Json(HistoryDto {
+        entries: page.entries.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// Points expiring soon, by date: what reminders and tills show.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/members/{member}/expiring", tag = "ledger",
+    params(WalletPath, ExpiringQuery),
+    responses((status = 200, body = ExpiringDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn expiring(
+    State(s): State<AppState>,
+    Path(p): Path<WalletPath>,
+    QueryParams(q): QueryParams<ExpiringQuery>,
+) -> Reply<ExpiringDto> {
+    let request = pb::ListExpiringRequest {
+        wallet: Some(p.wallet()),
+        within_days: q.within_days.unwrap_or(0),
+    };
+    Ok(Json(
+        s.ledger().list_expiring(request).await?.into_inner().into(),
+    ))
+}
+
+/// Earns points for an order under the tenant's current rules.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/earnings", tag = "ledger",
+    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = EarnBody,
+    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn earn(
+    State(s): State<AppState>,
+    Path(p): Path<WalletPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<EarnBody>,
+) -> Reply<WriteResultDto> {
+    Ok(Json(
+        s.ledger()
+            .earn(body.into_proto(p.wallet(), key.into()))
+            .await?
+            .into_inner()
+            .into(),
+    ))
+}
+
+/// Holds points for a redemption; capture or void the hold, or it expires.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/redemptions", tag = "ledger",
+    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = RedeemBody,
+    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn redeem(
+    State(s): State<AppState>,
+    Path(p): Path<WalletPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<RedeemBody>,
+) -> Reply<WriteResultDto> {
+    let request = pb::RedeemRequest {
+        wallet: Some(p.wallet()),
+        idempotency_key: key.into(),
+        points: body.points,
+        reference: body.reference,
+    };
+    Ok(Json(s.ledger().redeem(request).await?.into_inner().into()))
+}
+
+/// Captures a hold: the points are spent.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/redemptions/{hold_id}/capture", tag = "ledger",
+    params(HoldPath, ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn capture(
+    State(s): State<AppState>,
+    Path(p): Path<HoldPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+) -> Reply<WriteResultDto> {
+    let request = pb::HoldActionRequest {
+        wallet: Some(pb::WalletRef {
+            tenant_id: p.tenant,
+            member_id: p.member,
+        }),
+        idempotency_key: key.into(),
+        hold_id: p.hold_id,
+    };
+    Ok(Json(
+        s.ledger().capture_hold(request).await?.into_inner().into(),
+    ))
+}
+
+/// Voids a hold: the points return with their original expiry dates.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/redemptions/{hold_id}/void", tag = "ledger",
+    params(HoldPath, ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn void(
+    State(s): State<AppState>,
+    Path(p): Path<HoldPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+) -> Reply<WriteResultDto> {
+    let request = pb::HoldActionRequest {
+        wallet: Some(pb::WalletRef {
+            tenant_id: p.tenant,
+            member_id: p.member,
+        }),
+        idempotency_key: key.into(),
+        hold_id: p.hold_id,
+    };
+    Ok(Json(
+        s.ledger().void_hold(request).await?.into_inner().into(),
+    ))
+}
+
+/// Reverses an earn or a captured redemption, fully or in part, never more than once in total.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/reversals", tag = "ledger",
+    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = ReverseBody,
+    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn reverse(
+    State(s): State<AppState>,
+    Path(p): Path<WalletPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<ReverseBody>,
+) -> Reply<WriteResultDto> {
+    let points = match body.points {
+        Some(0) => {
+            return Err(loyalty_common::ServiceError::invalid(
+                "points must be greater than zero; omit it to reverse all",
+            )
+            .into());
+        }
+        other => other.unwrap_or(0),
+    };
+    let request = pb::ReverseRequest {
+        wallet: Some(p.wallet()),
+        idempotency_key: key.into(),
+        entry_id: body.entry_id,
+        points,
+        reason: body.reason,
+    };
+    Ok(Json(s.ledger().reverse(request).await?.into_inner().into()))
+}
+
+/// A manual adjustment with a mandatory reason.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/adjustments", tag = "ledger",
+    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = AdjustBody,
+    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn adjust(
+    State(s): State<AppState>,
+    Path(p): Path<WalletPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<AdjustBody>,
+) -> Reply<WriteResultDto> {
+    let request = pb::AdjustRequest {
+        wallet: Some(p.wallet()),
+        idempotency_key: key.into(),
+        points: body.points,
+        reason: body.reason,
+    };
+    Ok(Json(s.ledger().adjust(request).await?.into_inner().into()))
+}
+
+/// Adds paid stored value, plus any bonus the rules grant.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/stored-value/top-ups", tag = "stored value",
+    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = TopUpBody,
+    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn top_up(
+    State(s): State<AppState>,
+    Path(p): Path<WalletPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<TopUpBody>,
+) -> Reply<WriteResultDto> {
+    let request = pb::TopUpRequest {
+        wallet: Some(p.wallet()),
+        idempotency_key: key.into(),
+        amount: body.amount,
+    };
+    Ok(Json(s.ledger().top_up(request).await?.into_inner().into()))
+}
+
+/// Spends stored value (paid value first, then bonus).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/stored-value/spends", tag = "stored value",
+    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = SpendBody,
+    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn spend(
+    State(s): State<AppState>,
+    Path(p): Path<WalletPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<SpendBody>,
+) -> Reply<WriteResultDto> {
+    let request = pb::SpendRequest {
+        wallet: Some(p.wallet()),
+        idempotency_key: key.into(),
+        amount: body.amount,
+        reference: body.reference,
+    };
+    Ok(Json(s.ledger().spend(request).await?.into_inner().into()))
+}
+
+/// Refunds a spend, in full or in part, never more than it took.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/stored-value/refunds", tag = "stored value",
+    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = RefundBody,
+    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn refund(
+    State(s): State<AppState>,
+    Path(p): Path<WalletPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<RefundBody>,
+) -> Reply<WriteResultDto> {
+    let amount = match body.amount {
+        Some(0) => {
+            return Err(loyalty_common::ServiceError::invalid(
+                "amount must be greater than zero; omit it to refund all",
+            )
+            .into());
+        }
+        other => other.unwrap_or(0),
+    };
+    let request = pb::RefundRequest {
+        wallet: Some(p.wallet()),
+        idempotency_key: key.into(),
+        spend_entry_id: body.spend_entry_id,
+        amount,
+    };
+    Ok(Json(s.ledger().refund(request).await?.into_inner().into()))
+}
+
+/// Moves points between two members of the tenant; completes or gives the points back.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/transfers", tag = "ledger",
+    params(TenantPath, ("Idempotency-Key" = String, Header)), request_body = TransferBody,
+    responses((status = 200, body = TransferDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn transfer(
+    State(s): State<AppState>,
+    Path(p): Path<TenantPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<TransferBody>,
+) -> Reply<TransferDto> {
+    let request = pb::TransferRequest {
+        tenant_id: p.tenant,
+        from_member_id: body.from_member_id,
+        to_member_id: body.to_member_id,
+        idempotency_key: key.into(),
+        points: body.points,
+    };
+    Ok(Json(
+        s.ledger().transfer(request).await?.into_inner().into(),
+    ))
+}
+
+/// The tenant's current earning rules (or a stored version); the built-in default is version 0.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/earning-rules", tag = "rules",
+    params(TenantPath, RulesQuery),
+    responses((status = 200, body = RulesDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn get_rules(
+    State(s): State<AppState>,
+    Path(p): Path<TenantPath>,
+    QueryParams(q): QueryParams<RulesQuery>,
+) -> Reply<RulesDto> {
+    let request = pb::GetRulesRequest {
+        tenant_id: p.tenant,
+        version: q.version.unwrap_or(0),
+    };
+    Ok(Json(
+        s.ledger().get_rules(request).await?.into_inner().into(),
+    ))
+}
+
+/// Stores a new version of the tenant's earning rules.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/earning-rules", tag = "rules",
+    params(TenantPath, ("Idempotency-Key" = String, Header)), request_body = RulesDto,
+    responses((status = 200, body = RulesDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn put_rules(
+    State(s): State<AppState>,
+    Path(p): Path<TenantPath>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<RulesDto>,
+) -> Reply<RulesDto> {
+    let expected_version = body.expected_version.unwrap_or(0);
+    let request = pb::PutRulesRequest {
+        tenant_id: p.tenant,
+        idempotency_key: key.into(),
+        rules: Some(body.into_proto()),
+        expected_version,
+    };
+    Ok(Json(
+        s.ledger().put_rules(request).await?.into_inner().into(),
+    ))
+}

@@ -1,0 +1,3 @@
+//! REST routes under `/v1`.
+
+pub mod ledger;

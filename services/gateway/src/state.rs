@@ -1,0 +1,62 @@
+//! Shared handler state and the transport to the services. In one process the gateway calls the
+//! ledger's gRPC service in memory (same encoding, no socket); in `--target gateway` mode it calls
+//! a remote one over a channel. Handlers cannot tell the difference.
+
+use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use std::convert::Infallible;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+/// A gRPC transport: in-process service or network channel.
+///
+/// The error type is concrete (not a boxed error) because tonic's client bounds on a boxed
+/// error trip a higher-ranked lifetime limitation in async handlers.
+pub type GrpcTransport = BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    tonic::transport::Error,
+>;
+
+pub type LedgerClient = LedgerServiceClient<GrpcTransport>;
+
+/// Wraps a tonic server (e.g. `LedgerServiceServer`) as an in-process transport.
+pub fn in_process<S>(server: S) -> GrpcTransport
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    BoxCloneSyncService::new(server.map_err(|e: Infallible| match e {}))
+}
+
+/// A lazily connecting channel to a remote service.
+pub fn remote(endpoint: &str) -> Result<GrpcTransport, tonic::transport::Error> {
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect_lazy();
+    Ok(BoxCloneSyncService::new(channel))
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    ledger: LedgerClient,
+}
+
+impl AppState {
+    pub fn new(ledger: GrpcTransport) -> Self {
+        Self {
+            ledger: LedgerServiceClient::new(ledger),
+        }
+    }
+
+    /// A client handle; cheap to clone.
+    pub fn ledger(&self) -> LedgerClient {
+        self.ledger.clone()
+    }
+}

@@ -1,0 +1,55 @@
+//! `memberd`'s configuration: defaults, then `--config FILE` (TOML), then `MEMBERD_*` variables,
+//! then command-line flags.
+
+use loyalty_gateway::GatewayConfig;
+use loyalty_telemetry::TelemetryConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Which services this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Every service in one process (single machine).
+    All,
+    /// Only the ledger's gRPC service (plus health and metrics over HTTP).
+    Ledger,
+    /// Only the REST gateway, calling the ledger at `ledger_endpoint`.
+    Gateway,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemberdConfig {
+    pub target: Target,
+    /// Where the embedded store keeps its files.
+    pub data_dir: PathBuf,
+    /// REST API, health, readiness and metrics (`MEMBERD_HTTP_ADDR`).
+    pub http_addr: String,
+    /// gRPC services (`MEMBERD_GRPC_ADDR`).
+    pub grpc_addr: String,
+    /// The ledger's gRPC endpoint when running `--target gateway`.
+    pub ledger_endpoint: String,
+    /// How often the scheduler looks for due work (activations, expiries, stuck transfers).
+    pub scheduler_interval_ms: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_secs: u64,
+    pub telemetry: TelemetryConfig,
+    pub gateway: GatewayConfig,
+}
+
+impl Default for MemberdConfig {
+    fn default() -> Self {
+        Self {
+            target: Target::All,
+            data_dir: PathBuf::from("./data"),
+            http_addr: "127.0.0.1:8080".into(),
+            grpc_addr: "127.0.0.1:50051".into(),
+            ledger_endpoint: "http://127.0.0.1:50051".into(),
+            scheduler_interval_ms: 1000,
+            shutdown_grace_secs: 30,
+            telemetry: TelemetryConfig::default(),
+            gateway: GatewayConfig::default(),
+        }
+    }
+}

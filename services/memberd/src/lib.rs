@@ -1,0 +1,216 @@
+//! `memberd` composes the services: every one in one process on the embedded store, or one
+//! service per process as the Helm chart runs them (the monolithic/microservices model).
+
+pub mod config;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use config::{MemberdConfig, Target};
+use loyalty_common::SystemClock;
+use loyalty_common::config::Secret;
+use loyalty_gateway::{AppState, state};
+use loyalty_ledger::grpc::LedgerGrpc;
+use loyalty_ledger::store::embedded::EmbeddedStore;
+use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
+use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running `memberd`: its bound addresses and the tasks to await on shutdown.
+pub struct Running {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: Option<SocketAddr>,
+    pub dev_token: Secret,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (up to the grace period), then returns.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.wait().await
+    }
+
+    /// Waits until the servers stop (after a shutdown signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let grace = self.grace;
+        let all = futures_join(self.tasks);
+        match tokio::time::timeout(grace + Duration::from_secs(1), all).await {
+            Ok(result) => result,
+            Err(_) => anyhow::bail!(
+                "in-flight requests did not finish within {}s",
+                grace.as_secs()
+            ),
+        }
+    }
+
+    /// A handle that triggers graceful shutdown.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+async fn futures_join(tasks: Vec<JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
+    for task in tasks {
+        task.await.context("a server task panicked")??;
+    }
+    Ok(())
+}
+
+/// Readiness: the ledger's store is writable (when this process runs the ledger).
+#[derive(Clone)]
+struct Health {
+    store: Option<EmbeddedStore>,
+}
+
+async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
+    match &health.store {
+        Some(store) if !store.is_healthy() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "store writer stopped\n")
+        }
+        _ => (StatusCode::OK, "ready\n"),
+    }
+}
+
+fn ops_routes(health: Health) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|| async { loyalty_telemetry::prometheus().render() }),
+        )
+        .with_state(health)
+}
+
+/// Starts the configured services and returns once they are listening.
+pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
+    loyalty_telemetry::prometheus();
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let mut tasks = Vec::new();
+    let runs_ledger = matches!(config.target, Target::All | Target::Ledger);
+    let runs_gateway = matches!(config.target, Target::All | Target::Gateway);
+
+    let mut store = None;
+    let mut ledger_server = None;
+    let mut grpc_addr = None;
+    if runs_ledger {
+        let embedded = EmbeddedStore::open(&config.data_dir)
+            .map_err(|e| anyhow::anyhow!("{}", e.message))
+            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        let ports = LedgerPorts {
+            wallets: Arc::new(embedded.clone()),
+            rules: Arc::new(embedded.clone()),
+            transfers: Arc::new(embedded.clone()),
+            due: Arc::new(embedded.clone()),
+        };
+        let ledger = Ledger::new(ports, Arc::new(SystemClock::default()));
+        let interval = Duration::from_millis(config.scheduler_interval_ms.max(10));
+        let scheduler_rx = shutdown_rx.clone();
+        let scheduled = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            scheduler::run(scheduled, interval, scheduler_rx).await;
+            Ok(())
+        }));
+        let server = LedgerGrpc::new(ledger).into_server();
+        let listener = bind(&config.grpc_addr, "grpc_addr").await?;
+        grpc_addr = Some(listener.local_addr()?);
+        tasks.push(tokio::spawn(serve_grpc(
+            listener,
+            server.clone(),
+            shutdown_rx.clone(),
+        )));
+        ledger_server = Some(server);
+        store = Some(embedded);
+    }
+
+    let token = config.gateway.dev_token.clone().unwrap_or_else(|| {
+        let generated = Secret::new(loyalty_common::clock::random_token(24));
+        if runs_gateway {
+            eprintln!(
+                "memberd: no gateway.dev_token configured; this run accepts the development token {}\n\
+                 memberd: set MEMBERD_GATEWAY__DEV_TOKEN to choose your own",
+                generated.expose()
+            );
+        }
+        generated
+    });
+    let mut app = ops_routes(Health { store });
+    if runs_gateway {
+        let transport = match ledger_server {
+            Some(server) => state::in_process(server),
+            None => state::remote(&config.ledger_endpoint)
+                .with_context(|| format!("invalid ledger_endpoint {}", config.ledger_endpoint))?,
+        };
+        app = app.merge(loyalty_gateway::router(
+            AppState::new(transport),
+            &config.gateway,
+            token.clone(),
+        ));
+    }
+    let listener = bind(&config.http_addr, "http_addr").await?;
+    let http_addr = listener.local_addr()?;
+    let mut rx = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await
+            .context("the HTTP server failed")
+    }));
+    tracing::info!(%http_addr, grpc_addr = ?grpc_addr, target = ?config.target, "memberd started");
+    Ok(Running {
+        http_addr,
+        grpc_addr,
+        dev_token: token,
+        shutdown,
+        tasks,
+        grace,
+    })
+}
+
+async fn bind(addr: &str, setting: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} ({setting}); is another process using it?")
+    })
+}
+
+async fn serve_grpc(
+    listener: TcpListener,
+    ledger: LedgerServiceServer<LedgerGrpc>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<LedgerServiceServer<LedgerGrpc>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(loyalty_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building gRPC reflection")?;
+    tonic::transport::Server::builder()
+        .layer(loyalty_telemetry::GrpcMetricsLayer)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(ledger)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            },
+        )
+        .await
+        .context("the gRPC server failed")
+}

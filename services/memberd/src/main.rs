@@ -1,0 +1,105 @@
+//! `memberd`: runs the platform. See `memberd --help`.
+
+use clap::Parser;
+use memberd::config::{MemberdConfig, Target};
+use std::path::PathBuf;
+
+/// The membership and loyalty platform.
+#[derive(Parser)]
+#[command(
+    version,
+    about,
+    long_about = "Runs the membership and loyalty platform. With no flags, every \
+service runs in this process on the embedded store in ./data. Settings come from defaults, then \
+--config, then MEMBERD_* environment variables (nested keys joined by __), then these flags."
+)]
+struct Cli {
+    /// A TOML configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Which services to run.
+    #[arg(long, value_enum)]
+    target: Option<Target>,
+    /// Where the embedded store keeps its files.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Run the services (the default).
+    Serve,
+    /// Print the REST API's OpenAPI document.
+    Openapi,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("memberd: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config: MemberdConfig = loyalty_common::config::load(cli.config.as_deref())?;
+    if let Some(target) = cli.target {
+        config.target = target;
+    }
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&loyalty_gateway::openapi())?
+            );
+            Ok(())
+        }
+        Command::Serve => serve(config),
+    }
+}
+
+fn serve(config: MemberdConfig) -> anyhow::Result<()> {
+    let _telemetry = loyalty_telemetry::init(&config.telemetry)
+        .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let running = memberd::start(config).await?;
+        eprintln!("memberd: http listening on {}", running.http_addr);
+        if let Some(grpc) = running.grpc_addr {
+            eprintln!("memberd: grpc listening on {grpc}");
+        }
+        let stop = running.shutdown_handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop.send(true);
+        });
+        running.wait().await
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

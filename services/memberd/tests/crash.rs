@@ -1,0 +1,191 @@
+//! Crash safety: drive writes at the real `memberd` binary, `kill -9` it mid-load, restart it on
+//! the same data directory, and check that every acknowledged write is there and that every
+//! balance still equals the sum of its entries.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+use loyalty_proto::ledger::v1 as pb;
+use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+
+const MEMBERS: usize = 20;
+const WRITERS: usize = 32;
+
+struct Acked {
+    request: pb::EarnRequest,
+    entry_id: String,
+}
+
+/// Starts memberd on free ports and returns it with its gRPC address, read from its stderr.
+async fn start(dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memberd"))
+        .arg("--data-dir")
+        .arg(dir)
+        .env("MEMBERD_HTTP_ADDR", "127.0.0.1:0")
+        .env("MEMBERD_GRPC_ADDR", "127.0.0.1:0")
+        .env("MEMBERD_GATEWAY__DEV_TOKEN", "crash-test-token")
+        .env("MEMBERD_TELEMETRY__FILTER", "warn")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("memberd binary starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            if let Some(addr) = line.strip_prefix("memberd: grpc listening on ") {
+                return addr.to_string();
+            }
+        }
+        panic!("memberd exited before listening");
+    })
+    .await
+    .expect("memberd listens within 30 s");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{addr}"))
+}
+
+async fn client(addr: &str) -> LedgerServiceClient<Channel> {
+    LedgerServiceClient::connect(addr.to_string())
+        .await
+        .expect("connect")
+}
+
+fn wallet(i: usize) -> Option<pb::WalletRef> {
+    Some(pb::WalletRef {
+        tenant_id: "crash".into(),
+        member_id: format!("member-{i}"),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path()).await;
+    let mut ledger = client(&addr).await;
+    for i in 0..MEMBERS {
+        let open = pb::OpenWalletRequest {
+            wallet: wallet(i),
+            idempotency_key: format!("open-{i}"),
+        };
+        ledger.open_wallet(open).await.unwrap();
+    }
+
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let acked = acked.clone();
+        let mut ledger = client(&addr).await;
+        writers.push(tokio::spawn(async move {
+            // Bounded: at most 10,000 writes per writer, and the process dies long before.
+            for n in 0..10_000usize {
+                let request = pb::EarnRequest {
+                    wallet: wallet((w + n) % MEMBERS),
+                    idempotency_key: format!("w{w}-n{n}"),
+                    order_id: format!("order-{w}-{n}"),
+                    order_total: 100 + (n as i64 % 900),
+                    lines: vec![],
+                    occurred_at_ms: 0,
+                };
+                match ledger.earn(request.clone()).await {
+                    Ok(reply) => {
+                        let entry_id = reply.into_inner().entries[0].entry_id.clone();
+                        acked.lock().unwrap().push(Acked { request, entry_id });
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    // Let the load run, then kill -9 in the middle of it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.unwrap();
+    for writer in writers {
+        tokio::time::timeout(Duration::from_secs(30), writer)
+            .await
+            .expect("writers stop")
+            .unwrap();
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        acked.len() > 100,
+        "the load was running when memberd died ({} acked)",
+        acked.len()
+    );
+
+    let (_child, addr) = start(dir.path()).await;
+    let mut ledger = client(&addr).await;
+    for write in &acked {
+        let replay = ledger
+            .earn(write.request.clone())
+            .await
+            .expect("acknowledged write replays")
+            .into_inner();
+        assert!(
+            replay.replayed,
+            "acknowledged write {} is present",
+            write.request.idempotency_key
+        );
+        assert_eq!(replay.entries[0].entry_id, write.entry_id);
+    }
+    let mut present = 0;
+    for i in 0..MEMBERS {
+        let mut sum = 0;
+        let mut ids = std::collections::HashSet::new();
+        let mut cursor = String::new();
+        loop {
+            let page = ledger
+                .list_history(pb::ListHistoryRequest {
+                    wallet: wallet(i),
+                    cursor: cursor.clone(),
+                    limit: 200,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            for e in &page.entries {
+                sum += e.deltas.as_ref().map_or(0, |d| d.points_available);
+                ids.insert(e.entry_id.clone());
+            }
+            if page.next_cursor.is_empty() {
+                break;
+            }
+            cursor = page.next_cursor;
+        }
+        let balance = ledger
+            .get_balance(wallet(i).unwrap())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            sum, balance.points_available,
+            "member-{i}: entries sum to the balance"
+        );
+        let member = format!("member-{i}");
+        for write in acked.iter().filter(|a| {
+            a.request
+                .wallet
+                .as_ref()
+                .is_some_and(|w| w.member_id == member)
+        }) {
+            assert!(
+                ids.contains(&write.entry_id),
+                "acknowledged entry {} is in the history",
+                write.entry_id
+            );
+            present += 1;
+        }
+    }
+    assert_eq!(present, acked.len());
+    eprintln!(
+        "crash test: {} acknowledged writes before kill -9, all present after restart",
+        acked.len()
+    );
+}
