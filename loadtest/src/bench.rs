@@ -1,0 +1,351 @@
+//! `loadgen bench`: setup, the measured phases in order, the summary and the JSON report.
+
+use crate::driver::{closed_loop, open_loop};
+use crate::echo::EchoChild;
+use crate::setup::open_wallets;
+use crate::stats::PhaseReport;
+use crate::target::{connect, loopback_uri};
+use crate::workload::{Kind, RunContext, Worker};
+use anyhow::{Context, Result, bail, ensure};
+use clap::ValueEnum;
+use loyalty_common::ids::TenantId;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::transport::{Channel, Uri};
+
+/// Open-loop workers per `--clients`: headroom so a latency spike queues requests on the
+/// schedule (and is measured) instead of running out of senders.
+const OPEN_LOOP_WORKERS_PER_CLIENT: usize = 2;
+
+/// The measured phases. They always run in this order, whatever order `--phases` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Closed loop of Earn requests.
+    Earn,
+    /// Closed loop: 80% Earn, 20% Redeem + CaptureHold.
+    Mix,
+    /// Closed loop of Echo calls against a spawned no-op server (the gRPC stack's ceiling).
+    Echo,
+    /// Open loop of Earn at half the earn phase's throughput (or --open-loop-rate).
+    EarnAtHalf,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Earn => "earn",
+            Phase::Mix => "mix",
+            Phase::Echo => "echo",
+            Phase::EarnAtHalf => "earn-at-half",
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// gRPC URL of the ledger service (ledger.v1) to load. Only loopback hosts are accepted:
+    /// 127.0.0.1, localhost or [::1].
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub target: String,
+    /// Concurrent clients in the closed-loop phases; each sends its next request as soon as
+    /// the previous one returns.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub clients: u32,
+    /// HTTP/2 connections (tonic channels) the clients share, round robin. One connection is
+    /// handled on one core, so use several.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub connections: u32,
+    /// Length of each measured phase, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub seconds: u64,
+    /// Members (wallets) opened during setup; every request picks one at random.
+    #[arg(long, default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub members: u32,
+    /// Tenant the run writes to. Default: bench-<random>, a fresh tenant for every run.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Phases to run, comma separated. They run in the order earn, mix, echo, earn-at-half
+    /// whatever the order given. Setup (opening wallets) runs unless only echo is selected.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "earn,mix,echo,earn-at-half"
+    )]
+    pub phases: Vec<Phase>,
+    /// Rate of the earn-at-half open loop, requests per second. Default: half the throughput
+    /// the earn phase measured in this run (so it is required when earn is not selected).
+    #[arg(long)]
+    pub open_loop_rate: Option<f64>,
+    /// Throughput of the PostgreSQL baseline, in transactions per second; prints
+    /// `ratio earn/pg=...` in the summary.
+    #[arg(long)]
+    pub pg_baseline_tps: Option<f64>,
+    /// Also write the run's settings and every figure to this JSON file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Timeout of each request, in milliseconds; a request that takes longer is an error.
+    #[arg(long, default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub request_timeout_ms: u64,
+    /// Most OpenWallet calls in flight during setup.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub setup_in_flight: u32,
+    /// Give up when setup takes longer than this many seconds.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub setup_timeout_secs: u64,
+    /// Errors tolerated per phase. Above it the run still prints and writes every figure, then
+    /// exits non-zero. A phase where nothing succeeds aborts the run at once.
+    #[arg(long, default_value_t = 0)]
+    pub max_errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct RunReport<'a> {
+    run_id: &'a str,
+    target: String,
+    tenant: &'a str,
+    clients: u32,
+    connections: u32,
+    seconds: u64,
+    members: u32,
+    phases: &'a [PhaseReport],
+    ratio_earn_over_echo: Option<f64>,
+    pg_baseline_tps: Option<f64>,
+    ratio_earn_over_pg: Option<f64>,
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    let uri = loopback_uri(&args.target)?;
+    let mut phases = args.phases.clone();
+    phases.sort();
+    phases.dedup();
+    ensure!(!phases.is_empty(), "--phases selects no phase");
+    for (flag, value) in [
+        ("--open-loop-rate", args.open_loop_rate),
+        ("--pg-baseline-tps", args.pg_baseline_tps),
+    ] {
+        if let Some(v) = value {
+            ensure!(
+                v.is_finite() && v > 0.0,
+                "{flag} must be a positive number, got {v}"
+            );
+        }
+    }
+    if phases.contains(&Phase::EarnAtHalf)
+        && !phases.contains(&Phase::Earn)
+        && args.open_loop_rate.is_none()
+    {
+        bail!("earn-at-half needs the earn phase (to measure its rate) or --open-loop-rate");
+    }
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let tenant = args
+        .tenant
+        .clone()
+        .unwrap_or_else(|| format!("bench-{run_id}"));
+    TenantId::parse(tenant.clone()).context("--tenant")?;
+    let ctx = Arc::new(RunContext {
+        run_id: run_id.clone(),
+        tenant,
+        members: args.members,
+    });
+    let timeout = Duration::from_millis(args.request_timeout_ms);
+    let names: Vec<&str> = phases.iter().map(|p| p.name()).collect();
+    eprintln!(
+        "loadgen: run {run_id}: target {uri}, tenant {}, {} clients over {} connections, \
+         {} s per phase, phases {}",
+        ctx.tenant,
+        args.clients,
+        args.connections,
+        args.seconds,
+        names.join(",")
+    );
+
+    let ledger = if phases.iter().any(|p| *p != Phase::Echo) {
+        let channels = connect(&uri, args.connections as usize, timeout).await?;
+        let limit = Duration::from_secs(args.setup_timeout_secs);
+        open_wallets(&ctx, &channels, args.setup_in_flight as usize, limit).await?;
+        channels
+    } else {
+        Vec::new()
+    };
+
+    let mut reports = Vec::new();
+    for phase in phases {
+        let report = match phase {
+            Phase::Earn | Phase::Mix => {
+                let kind = if phase == Phase::Earn {
+                    Kind::Earn
+                } else {
+                    Kind::Mix
+                };
+                closed_phase(&args, &ctx, phase, kind, &ledger).await?
+            }
+            Phase::Echo => echo_phase(&args, &ctx, timeout).await?,
+            Phase::EarnAtHalf => {
+                let rate = match (args.open_loop_rate, throughput(&reports, Phase::Earn)) {
+                    (Some(rate), _) => rate,
+                    (None, Some(earn)) if earn > 0.0 => earn / 2.0,
+                    _ => bail!("earn-at-half: no earn throughput to halve"),
+                };
+                open_phase(&args, &ctx, rate, &ledger, timeout).await?
+            }
+        };
+        println!("{report}");
+        check(&report)?;
+        reports.push(report);
+    }
+
+    let earn = throughput(&reports, Phase::Earn);
+    let ratio_echo = earn
+        .zip(throughput(&reports, Phase::Echo))
+        .map(|(e, x)| e / x);
+    let ratio_pg = earn.zip(args.pg_baseline_tps).map(|(e, pg)| e / pg);
+    if let Some(r) = ratio_echo {
+        println!("ratio earn/echo={r:.3}");
+    }
+    if let Some(r) = ratio_pg {
+        println!("ratio earn/pg={r:.3}");
+    } else if args.pg_baseline_tps.is_some() {
+        eprintln!("loadgen: no earn phase in this run, so no earn/pg ratio");
+    }
+    if let Some(path) = &args.json {
+        let report = RunReport {
+            run_id: &run_id,
+            target: uri.to_string(),
+            tenant: &ctx.tenant,
+            clients: args.clients,
+            connections: args.connections,
+            seconds: args.seconds,
+            members: args.members,
+            phases: &reports,
+            ratio_earn_over_echo: ratio_echo,
+            pg_baseline_tps: args.pg_baseline_tps,
+            ratio_earn_over_pg: ratio_pg,
+        };
+        let text = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("writing the JSON report to {}", path.display()))?;
+    }
+    let over: Vec<String> = reports
+        .iter()
+        .filter(|r| r.errors > args.max_errors)
+        .map(|r| format!("{} ({} errors)", r.phase, r.errors))
+        .collect();
+    ensure!(
+        over.is_empty(),
+        "more than --max-errors={} errors in phase {}",
+        args.max_errors,
+        over.join(", ")
+    );
+    Ok(())
+}
+
+fn throughput(reports: &[PhaseReport], phase: Phase) -> Option<f64> {
+    reports
+        .iter()
+        .find(|r| r.phase == phase.name())
+        .map(|r| r.throughput_per_s)
+}
+
+/// Prints the error breakdown, and fails the run when nothing in the phase succeeded.
+fn check(report: &PhaseReport) -> Result<()> {
+    if report.errors == 0 {
+        return Ok(());
+    }
+    let kinds: Vec<String> = report
+        .error_kinds
+        .iter()
+        .map(|(kind, n)| format!("{kind}={n}"))
+        .collect();
+    eprintln!(
+        "phase {}: errors by kind: {}",
+        report.phase,
+        kinds.join(" ")
+    );
+    if report.ops == 0 {
+        bail!(
+            "phase {}: every request failed ({}); is the server up at the target?",
+            report.phase,
+            kinds.join(" ")
+        );
+    }
+    Ok(())
+}
+
+fn workers(
+    ctx: &Arc<RunContext>,
+    phase: Phase,
+    kind: Kind,
+    channels: &[Channel],
+    count: usize,
+) -> Result<Vec<Worker>> {
+    ensure!(
+        !channels.is_empty(),
+        "phase {}: no connections",
+        phase.name()
+    );
+    Ok((0..count)
+        .map(|i| {
+            let channel = channels[i % channels.len()].clone();
+            Worker::new(ctx.clone(), phase.name(), i, kind, channel)
+        })
+        .collect())
+}
+
+async fn closed_phase(
+    args: &BenchArgs,
+    ctx: &Arc<RunContext>,
+    phase: Phase,
+    kind: Kind,
+    channels: &[Channel],
+) -> Result<PhaseReport> {
+    eprintln!(
+        "phase {}: closed loop, {} clients, {} s",
+        phase.name(),
+        args.clients,
+        args.seconds
+    );
+    let workers = workers(ctx, phase, kind, channels, args.clients as usize)?;
+    let (stats, elapsed) = closed_loop(workers, Duration::from_secs(args.seconds)).await?;
+    Ok(stats.report(phase.name(), elapsed, None))
+}
+
+async fn echo_phase(
+    args: &BenchArgs,
+    ctx: &Arc<RunContext>,
+    timeout: Duration,
+) -> Result<PhaseReport> {
+    let child = EchoChild::spawn().await?;
+    eprintln!("phase echo: echo-server child listening on {}", child.addr);
+    let uri: Uri = format!("http://{}", child.addr)
+        .parse()
+        .context("building the echo server's URL")?;
+    let channels = connect(&uri, args.connections as usize, timeout).await?;
+    let report = closed_phase(args, ctx, Phase::Echo, Kind::Echo, &channels).await;
+    drop(channels);
+    child.stop().await?;
+    report
+}
+
+async fn open_phase(
+    args: &BenchArgs,
+    ctx: &Arc<RunContext>,
+    rate: f64,
+    channels: &[Channel],
+    timeout: Duration,
+) -> Result<PhaseReport> {
+    let count = args.clients as usize * OPEN_LOOP_WORKERS_PER_CLIENT;
+    eprintln!(
+        "phase earn-at-half: open loop at {rate:.1} requests/s, up to {count} in flight, {} s",
+        args.seconds
+    );
+    let workers = workers(ctx, Phase::EarnAtHalf, Kind::Earn, channels, count)?;
+    let (stats, elapsed) =
+        open_loop(workers, Duration::from_secs(args.seconds), rate, timeout).await?;
+    Ok(stats.report(Phase::EarnAtHalf.name(), elapsed, Some(rate)))
+}

@@ -1,0 +1,62 @@
+//! `loadgen`: the ledger benchmark's load generator. See `loadgen --help`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use loyalty_loadtest::{bench, echo};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+/// Load generator for the ledger benchmark.
+///
+/// `loadgen bench` opens a wallet per member on a ledger.v1 server, then measures, for
+/// --seconds each: earn (closed loop of Earn), mix (80% Earn, 20% Redeem + CaptureHold),
+/// echo (the same loop against a no-op gRPC server it spawns, the stack's ceiling) and
+/// earn-at-half (open loop at half the earn throughput, latency from each request's intended
+/// start). Each phase prints one line on stdout:
+///
+///   phase=earn ops=N throughput_per_s=X p50_ms=X p99_ms=X p999_ms=X errors=N rejected=N
+///
+/// then `ratio earn/echo=X` (and `ratio earn/pg=X` with --pg-baseline-tps). Progress and
+/// diagnostics go to stderr. Only loopback targets are allowed. Exits non-zero on any failure.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the benchmark phases against a ledger.v1 server on this machine.
+    Bench(bench::BenchArgs),
+    /// Serve the no-op bench.v1 Echo service; prints `listening <addr>` once bound.
+    EchoServer(EchoServerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EchoServerArgs {
+    /// Loopback address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    /// Exit when stdin reaches end of file (set by `bench` so the child dies with its parent).
+    #[arg(long, hide = true)]
+    exit_on_stdin_eof: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("loadgen: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Bench(args) => bench::run(args).await,
+        Command::EchoServer(args) => echo::serve(args.addr, args.exit_on_stdin_eof).await,
+    }
+}

@@ -1,0 +1,240 @@
+//! What one benchmark client sends: request generation and the three operation kinds.
+
+use crate::pb::EchoRequest;
+use crate::pb::echo_client::EchoClient;
+use crate::stats::Outcome;
+use loyalty_common::error::{CODE_METADATA_KEY, ErrorCode};
+use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use loyalty_proto::ledger::v1::{
+    EarnRequest, HoldActionRequest, OrderLine, RedeemRequest, WalletRef,
+};
+use prost::Message;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::sync::Arc;
+use tonic::transport::Channel;
+
+/// Share of Earn operations in the `mix` phase; the rest are Redeem + CaptureHold pairs.
+const MIX_EARN_SHARE: f64 = 0.8;
+const CATEGORIES: &[&str] = &["grocery", "fuel", "apparel", "electronics", "pharmacy"];
+
+/// What every client of a run shares.
+#[derive(Debug)]
+pub struct RunContext {
+    /// Random per run; prefixes every idempotency key so keys never repeat across runs.
+    pub run_id: String,
+    pub tenant: String,
+    pub members: u32,
+}
+
+/// The member id of wallet number `i` (0-based).
+pub fn member_id(i: u32) -> String {
+    format!("m-{i:07}")
+}
+
+impl RunContext {
+    pub fn wallet(&self, member: u32) -> WalletRef {
+        WalletRef {
+            tenant_id: self.tenant.clone(),
+            member_id: member_id(member),
+        }
+    }
+}
+
+/// The operation a phase repeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// One Earn on a random member.
+    Earn,
+    /// 80% Earn, 20% Redeem of a few points followed by CaptureHold of the hold it returned.
+    Mix,
+    /// One Echo carrying an encoded EarnRequest, against the no-op baseline server.
+    Echo,
+}
+
+enum Client {
+    Ledger(LedgerServiceClient<Channel>),
+    Echo(EchoClient<Channel>),
+}
+
+/// One benchmark client: its own connection handle, random stream and idempotency keys.
+pub struct Worker {
+    ctx: Arc<RunContext>,
+    kind: Kind,
+    client: Client,
+    rng: SmallRng,
+    key_prefix: String,
+    seq: u64,
+}
+
+impl Worker {
+    /// Client number `index` of `phase`; `channel` is the HTTP/2 connection it shares.
+    pub fn new(
+        ctx: Arc<RunContext>,
+        phase: &str,
+        index: usize,
+        kind: Kind,
+        channel: Channel,
+    ) -> Self {
+        let client = match kind {
+            Kind::Earn | Kind::Mix => Client::Ledger(LedgerServiceClient::new(channel)),
+            Kind::Echo => Client::Echo(EchoClient::new(channel)),
+        };
+        let key_prefix = format!("{}-{phase}-{index}", ctx.run_id);
+        Self {
+            ctx,
+            kind,
+            client,
+            rng: SmallRng::from_rng(&mut rand::rng()),
+            key_prefix,
+            seq: 0,
+        }
+    }
+
+    /// Runs one operation of this worker's kind.
+    pub async fn op(&mut self) -> Outcome {
+        match self.kind {
+            Kind::Earn => self.earn().await,
+            Kind::Mix if self.rng.random_bool(MIX_EARN_SHARE) => self.earn().await,
+            Kind::Mix => self.redeem_and_capture().await,
+            Kind::Echo => self.echo().await,
+        }
+    }
+
+    fn next_key(&mut self) -> String {
+        self.seq += 1;
+        format!("{}-{}", self.key_prefix, self.seq)
+    }
+
+    fn random_wallet(&mut self) -> WalletRef {
+        let member = self.rng.random_range(0..self.ctx.members);
+        self.ctx.wallet(member)
+    }
+
+    /// An order of 1-3 lines on a random member, with a fresh idempotency key.
+    fn earn_request(&mut self) -> EarnRequest {
+        let idempotency_key = self.next_key();
+        let lines: Vec<OrderLine> = (0..self.rng.random_range(1..=3))
+            .map(|_| OrderLine {
+                sku: format!("sku-{:05}", self.rng.random_range(0..50_000)),
+                category: CATEGORIES[self.rng.random_range(0..CATEGORIES.len())].to_string(),
+                amount: self.rng.random_range(100..=20_000),
+            })
+            .collect();
+        EarnRequest {
+            wallet: Some(self.random_wallet()),
+            order_id: format!("o-{idempotency_key}"),
+            idempotency_key,
+            order_total: lines.iter().map(|l| l.amount).sum(),
+            lines,
+            occurred_at_ms: 0,
+        }
+    }
+
+    async fn earn(&mut self) -> Outcome {
+        let request = self.earn_request();
+        let Client::Ledger(client) = &mut self.client else {
+            return Outcome::Error("earn-without-ledger-client".into());
+        };
+        match client.earn(request).await {
+            Ok(_) => Outcome::Ok,
+            Err(status) => classify(&status),
+        }
+    }
+
+    async fn redeem_and_capture(&mut self) -> Outcome {
+        let wallet = self.random_wallet();
+        let redeem_key = self.next_key();
+        let capture_key = self.next_key();
+        let points = self.rng.random_range(1..=5);
+        let Client::Ledger(client) = &mut self.client else {
+            return Outcome::Error("redeem-without-ledger-client".into());
+        };
+        let redeem = RedeemRequest {
+            wallet: Some(wallet.clone()),
+            reference: format!("r-{redeem_key}"),
+            idempotency_key: redeem_key,
+            points,
+        };
+        let hold = match client.redeem(redeem).await {
+            Ok(reply) => reply.into_inner().hold,
+            Err(status) => return classify(&status),
+        };
+        let Some(hold) = hold else {
+            return Outcome::Error("Redeem-returned-no-hold".into());
+        };
+        let capture = HoldActionRequest {
+            wallet: Some(wallet),
+            idempotency_key: capture_key,
+            hold_id: hold.hold_id,
+        };
+        match client.capture_hold(capture).await {
+            Ok(_) => Outcome::Ok,
+            Err(status) => classify(&status),
+        }
+    }
+
+    async fn echo(&mut self) -> Outcome {
+        // Build and encode a real EarnRequest so the echo pays the same generation and
+        // encoding cost and carries the same bytes as an Earn.
+        let payload = self.earn_request().encode_to_vec();
+        let Client::Echo(client) = &mut self.client else {
+            return Outcome::Error("echo-without-echo-client".into());
+        };
+        match client.echo(EchoRequest { payload }).await {
+            Ok(_) => Outcome::Ok,
+            Err(status) => classify(&status),
+        }
+    }
+}
+
+/// INSUFFICIENT_POINTS is an expected business refusal; everything else is an error, keyed by
+/// gRPC code and the platform's stable error code (never by message text).
+pub fn classify(status: &tonic::Status) -> Outcome {
+    let code = status
+        .metadata()
+        .get(CODE_METADATA_KEY)
+        .and_then(|v| v.to_str().ok());
+    if code == Some(ErrorCode::InsufficientPoints.as_str()) {
+        return Outcome::Rejected;
+    }
+    match code {
+        Some(code) => Outcome::Error(format!("{:?}/{code}", status.code())),
+        None => Outcome::Error(format!("{:?}", status.code())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insufficient_points_is_a_rejection() {
+        let mut status = tonic::Status::failed_precondition("not enough");
+        status
+            .metadata_mut()
+            .insert(CODE_METADATA_KEY, "INSUFFICIENT_POINTS".parse().unwrap());
+        assert!(matches!(classify(&status), Outcome::Rejected));
+        let other = tonic::Status::unavailable("down");
+        assert!(matches!(classify(&other), Outcome::Error(k) if k == "Unavailable"));
+    }
+
+    #[tokio::test]
+    async fn earn_requests_are_consistent_and_unique() {
+        let ctx = Arc::new(RunContext {
+            run_id: "r1".into(),
+            tenant: "bench-r1".into(),
+            members: 10,
+        });
+        let channel = Channel::from_static("http://127.0.0.1:1").connect_lazy();
+        let mut w = Worker::new(ctx, "earn", 3, Kind::Earn, channel);
+        let a = w.earn_request();
+        let b = w.earn_request();
+        assert_ne!(a.idempotency_key, b.idempotency_key);
+        assert!(a.idempotency_key.starts_with("r1-earn-3-"));
+        assert!((1..=3).contains(&a.lines.len()));
+        assert_eq!(a.order_total, a.lines.iter().map(|l| l.amount).sum::<i64>());
+        let size = a.encode_to_vec().len();
+        assert!((60..400).contains(&size), "{size}");
+    }
+}

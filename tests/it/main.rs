@@ -1,0 +1,8 @@
+//! All end-to-end tests in one binary, each on its own memberd (port 0, fresh data directory).
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+mod grpc;
+mod rest_errors;
+mod shutdown;
+mod walkthrough;
