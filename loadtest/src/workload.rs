@@ -11,7 +11,8 @@ use loyalty_proto::ledger::v1::{
 use prost::Message;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use tonic::transport::Channel;
 
 /// Share of Earn operations in the `mix` phase; the rest are Redeem + CaptureHold pairs.
@@ -198,9 +199,20 @@ pub fn classify(status: &tonic::Status) -> Outcome {
     if code == Some(ErrorCode::InsufficientPoints.as_str()) {
         return Outcome::Rejected;
     }
-    match code {
-        Some(code) => Outcome::Error(format!("{:?}/{code}", status.code())),
-        None => Outcome::Error(format!("{:?}", status.code())),
+    let kind = match code {
+        Some(code) => format!("{:?}/{code}", status.code()),
+        None => format!("{:?}", status.code()),
+    };
+    report_first(&kind, status.message());
+    Outcome::Error(kind)
+}
+
+/// Prints the message of the first error of each kind, so a failing run says why.
+fn report_first(kind: &str, message: &str) {
+    static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if seen.insert(kind.to_string()) {
+        eprintln!("loadgen: first {kind} error: {message}");
     }
 }
 

@@ -40,10 +40,18 @@ impl Running {
         self.wait().await
     }
 
-    /// Waits until the servers stop (after a shutdown signal).
+    /// Runs until a shutdown is requested (or a server fails), then waits for in-flight
+    /// requests to finish, for at most the grace period.
     pub async fn wait(self) -> anyhow::Result<()> {
         let grace = self.grace;
+        let mut requested = self.shutdown.subscribe();
         let all = futures_join(self.tasks);
+        tokio::pin!(all);
+        tokio::select! {
+            result = &mut all => return result,
+            _ = requested.wait_for(|stop| *stop) => {}
+        }
+        // The grace period counts from the shutdown request, not from start-up.
         match tokio::time::timeout(grace + Duration::from_secs(1), all).await {
             Ok(result) => result,
             Err(_) => anyhow::bail!(
