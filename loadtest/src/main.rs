@@ -6,6 +6,10 @@ use loyalty_loadtest::{bench, echo};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+// mimalloc: allocation is a large share of the request path's CPU (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Load generator for the ledger benchmark.
 ///
 /// `loadgen bench` opens a wallet per member on a ledger.v1 server, then measures, for

@@ -52,6 +52,7 @@ pub struct Ledger {
     pub(crate) clock: SharedClock,
     locks: Vec<Mutex<()>>,
     hasher: std::collections::hash_map::RandomState,
+    default_rules: Arc<RuleSet>,
     pub faults: FaultInjection,
 }
 
@@ -62,6 +63,7 @@ impl Ledger {
             clock,
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             hasher: Default::default(),
+            default_rules: Arc::default(),
             faults: FaultInjection::default(),
         })
     }
@@ -75,8 +77,13 @@ impl Ledger {
     }
 
     /// The tenant's current rules, or the built-in default.
-    pub async fn rules(&self, tenant: &TenantId) -> ServiceResult<RuleSet> {
-        Ok(self.ports.rules.current(tenant).await?.unwrap_or_default())
+    pub async fn rules(&self, tenant: &TenantId) -> ServiceResult<Arc<RuleSet>> {
+        Ok(self
+            .ports
+            .rules
+            .current(tenant)
+            .await?
+            .unwrap_or_else(|| Arc::clone(&self.default_rules)))
     }
 
     /// Applies one command to one wallet, exactly once per idempotency key.
@@ -445,7 +452,7 @@ impl Ledger {
     /// A stored version of a tenant's rules, or the current one (0).
     pub async fn get_rules(&self, tenant: &TenantId, version: u64) -> ServiceResult<RuleSet> {
         if version == 0 {
-            return self.rules(tenant).await;
+            return Ok(self.rules(tenant).await?.as_ref().clone());
         }
         self.ports
             .rules

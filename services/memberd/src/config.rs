@@ -2,6 +2,7 @@
 //! then command-line flags.
 
 use loyalty_gateway::GatewayConfig;
+use loyalty_ledger::store::embedded::StoreOptions;
 use loyalty_telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ pub struct MemberdConfig {
     pub scheduler_interval_ms: u64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// Caches of the embedded store.
+    pub store: StoreOptions,
     pub telemetry: TelemetryConfig,
     pub gateway: GatewayConfig,
 }
@@ -48,6 +51,7 @@ impl Default for MemberdConfig {
             ledger_endpoint: "http://127.0.0.1:50051".into(),
             scheduler_interval_ms: 1000,
             shutdown_grace_secs: 30,
+            store: StoreOptions::default(),
             telemetry: TelemetryConfig::default(),
             gateway: GatewayConfig::default(),
         }

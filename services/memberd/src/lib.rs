@@ -113,7 +113,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     let mut ledger_server = None;
     let mut grpc_addr = None;
     if runs_ledger {
-        let embedded = EmbeddedStore::open(&config.data_dir)
+        let embedded = EmbeddedStore::open_with(&config.data_dir, &config.store)
             .map_err(|e| anyhow::anyhow!("{}", e.message))
             .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
         let ports = LedgerPorts {
@@ -214,7 +214,8 @@ async fn serve_grpc(
         .add_service(reflection)
         .add_service(ledger)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            // No Nagle delay: small unary replies must leave at once.
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
                 let _ = shutdown.wait_for(|stop| *stop).await;
             },

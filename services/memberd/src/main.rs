@@ -4,6 +4,10 @@ use clap::Parser;
 use memberd::config::{MemberdConfig, Target};
 use std::path::PathBuf;
 
+// mimalloc: allocation is a large share of the request path's CPU (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The membership and loyalty platform.
 #[derive(Parser)]
 #[command(

@@ -13,6 +13,7 @@ use loyalty_common::Timestamp;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{EntryId, IdempotencyKey, TenantId};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Whether a conditional write applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +75,7 @@ pub struct RulesIdempotency {
 /// A tenant's versioned rule sets (one partition per tenant).
 #[async_trait]
 pub trait RulesRepository: Send + Sync + 'static {
-    async fn current(&self, tenant: &TenantId) -> ServiceResult<Option<RuleSet>>;
+    async fn current(&self, tenant: &TenantId) -> ServiceResult<Option<Arc<RuleSet>>>;
     async fn version(&self, tenant: &TenantId, version: u64) -> ServiceResult<Option<RuleSet>>;
     async fn idempotency(
         &self,

@@ -5,15 +5,25 @@
 //! batch and one fsync, then acknowledges each: durability without one sync per request. Each
 //! request keeps its own condition, checked against committed state plus the batch so far, and
 //! applies or conflicts on its own, exactly like a conditional batch on one ScyllaDB partition.
+//!
+//! Wallet heads and current rule sets are cached in memory (see `cache`): the writer keeps the
+//! caches exact, so reads skip the store and its decoding on the hot path.
+
+mod cache;
+mod priority;
 
 use super::{
     Applied, Change, ChangeFeed, DueIndex, DueWallet, RulesIdempotency, RulesRepository,
     TransferRepository, WalletCommit, WalletRepository,
 };
-use crate::model::{Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey};
+use crate::model::{
+    BalanceView, Entry, HoldView, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey,
+    WriteOutcome,
+};
 use crate::rules::RuleSet;
 use crate::transfer::TransferRecord;
 use async_trait::async_trait;
+use cache::CommittedCache;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{EntryId, IdempotencyKey, MemberId, TenantId};
@@ -22,11 +32,19 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most requests folded into one commit; bounds the latency one batch adds.
 const MAX_BATCH: usize = 512;
+/// Memtable size per table: small enough that inserts stay in CPU cache.
+const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+/// Background threads: enough that a flush never queues behind long compactions, which would
+/// make fjall halt writes (it sleeps 100 ms when 4 sealed memtables wait).
+const FLUSH_AND_COMPACTION_THREADS: usize = 4;
+/// Tables in L0 before they are merged into L1.
+const L0_TABLES: u8 = 8;
 
 /// Row kinds inside a wallet partition (the clustering key's first part).
 const ENTRY: &[u8] = b"e";
@@ -102,7 +120,17 @@ struct Tables {
 
 impl Tables {
     fn open(db: &Database) -> Result<Self, fjall::Error> {
-        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        let ks = |name: &str| {
+            db.keyspace(name, || {
+                // Rows are append-mostly with unique keys: letting more tables gather in L0
+                // before merging them halves compaction work, and bloom filters keep point
+                // reads of absent keys (idempotency checks) cheap across the extra tables.
+                let compaction = fjall::compaction::Leveled::default().with_l0_threshold(L0_TABLES);
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(MEMTABLE_BYTES)
+                    .compaction_strategy(std::sync::Arc::new(compaction))
+            })
+        };
         Ok(Self {
             heads: ks("wallet_heads")?,
             rows: ks("wallet_rows")?,
@@ -117,8 +145,38 @@ impl Tables {
     }
 }
 
+/// A wallet commit with its rows already encoded, so that encoding runs on the callers' threads
+/// in parallel and the single writer only checks the condition and inserts.
+struct PreparedWallet {
+    wk: Vec<u8>,
+    expected_version: u64,
+    head: Arc<WalletHead>,
+    /// (table, key, value) of every row but the change records.
+    rows: Vec<(Keyspace, Vec<u8>, Vec<u8>)>,
+    /// Encoded [`StoredChange`]s; the writer gives them their sequence numbers.
+    changes: Vec<Vec<u8>>,
+}
+
+/// A change record as stored: its sequence number is its key, and its entry is a row of the
+/// wallet's partition, written in the same batch. Storing references keeps every write small.
+#[derive(Serialize, serde::Deserialize)]
+struct StoredChange {
+    wallet: WalletKey,
+    entry: EntryId,
+}
+
+/// An idempotency record as stored: its key is the row's key, and the outcome's entries are
+/// rows of the same partition, written in the same batch, so only their ids are kept.
+#[derive(Serialize, serde::Deserialize)]
+struct StoredIdempotency {
+    fingerprint: String,
+    entries: Vec<EntryId>,
+    balance: BalanceView,
+    hold: Option<HoldView>,
+}
+
 enum WriteOp {
-    Wallet(Box<WalletCommit>),
+    Wallet(Box<PreparedWallet>),
     Rules {
         tenant: TenantId,
         expected_current: u64,
@@ -134,16 +192,45 @@ struct WriteRequest {
     reply: oneshot::Sender<ServiceResult<Applied>>,
 }
 
+/// Tuning of the embedded store (`[store]` in memberd's configuration).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct StoreOptions {
+    /// Wallet heads kept in memory (about 0.5 KiB each): the recently written wallets.
+    pub cached_wallets: usize,
+    /// Tenants whose current rule set is kept in memory.
+    pub cached_tenants: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            cached_wallets: 200_000,
+            cached_tenants: 10_000,
+        }
+    }
+}
+
+type HeadCache = CommittedCache<Vec<u8>, Arc<WalletHead>>;
+type RulesCache = CommittedCache<Vec<u8>, Option<Arc<RuleSet>>>;
+
 /// The embedded store. Cheap to clone; all clones share one database and one writer.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     tables: Tables,
     writer: mpsc::Sender<WriteRequest>,
+    heads: Arc<HeadCache>,
+    rules: Arc<RulesCache>,
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir` and starts its writer thread.
+    /// Opens (or creates) the store in `dir` with default options and starts its writer.
     pub fn open(dir: &Path) -> ServiceResult<Self> {
+        Self::open_with(dir, &StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store in `dir` and starts its writer thread.
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> ServiceResult<Self> {
         std::fs::create_dir_all(dir).map_err(|e| {
             ServiceError::unavailable(format!(
                 "cannot create data directory {}: {e}",
@@ -151,12 +238,16 @@ impl EmbeddedStore {
             ))
         })?;
         let path = dir.join("ledger");
-        let db = Database::builder(&path).open().map_err(|e| {
-            ServiceError::unavailable(format!(
-                "cannot open the store at {} ({e}); is another memberd using this --data-dir?",
-                path.display()
-            ))
-        })?;
+        let db = Database::builder(&path)
+            .worker_threads(FLUSH_AND_COMPACTION_THREADS)
+            .open()
+            .map_err(|e| {
+                ServiceError::unavailable(format!(
+                    "cannot open the store at {} ({e}); is another memberd using this --data-dir?",
+                    path.display()
+                ))
+            })?;
+        priority::lower_threads_named("fjall:", FLUSH_AND_COMPACTION_THREADS);
         let tables = Tables::open(&db).map_err(storage)?;
         let next_seq = match tables.changes.last_key_value() {
             Some(guard) => {
@@ -170,16 +261,25 @@ impl EmbeddedStore {
             None => 0,
         };
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let heads = Arc::new(CommittedCache::new(options.cached_wallets));
+        let rules = Arc::new(CommittedCache::new(options.cached_tenants));
         let mut writer = Writer {
             db,
             tables: tables.clone(),
             seq: next_seq,
+            heads: Arc::clone(&heads),
+            rules: Arc::clone(&rules),
         };
         std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(ServiceError::internal)?;
-        Ok(Self { tables, writer: tx })
+        Ok(Self {
+            tables,
+            writer: tx,
+            heads,
+            rules,
+        })
     }
 
     /// True while the writer thread is alive.
@@ -211,13 +311,15 @@ struct Writer {
     tables: Tables,
     /// The last change sequence number written.
     seq: u64,
+    heads: Arc<HeadCache>,
+    rules: Arc<RulesCache>,
 }
 
 /// Writes of the batch being built, so later requests in it see earlier ones.
 #[derive(Default)]
 struct Overlay {
-    heads: HashMap<Vec<u8>, u64>,
-    rules_current: HashMap<Vec<u8>, u64>,
+    heads: HashMap<Vec<u8>, Arc<WalletHead>>,
+    rules_current: HashMap<Vec<u8>, Arc<RuleSet>>,
     transfers: HashMap<Vec<u8>, u64>,
 }
 
@@ -245,6 +347,13 @@ impl Writer {
                 .record(started.elapsed().as_secs_f64());
             match committed {
                 Ok(()) => {
+                    // Durable now: the caches may show it.
+                    for (k, head) in overlay.heads {
+                        self.heads.put(k, head);
+                    }
+                    for (k, rules) in overlay.rules_current {
+                        self.rules.put(k, Some(rules));
+                    }
                     for (req, result) in requests.into_iter().zip(results) {
                         let _ = req.reply.send(result);
                     }
@@ -272,66 +381,26 @@ impl Writer {
     ) -> ServiceResult<Applied> {
         let t = &self.tables;
         match op {
-            WriteOp::Wallet(commit) => {
-                let wallet = &commit.head.wallet;
-                let wk = wallet_key(wallet);
-                let current = match overlay.heads.get(&wk) {
-                    Some(v) => *v,
-                    None => {
-                        EmbeddedStore::get::<WalletHead>(&t.heads, &wk)?.map_or(0, |h| h.version)
-                    }
+            WriteOp::Wallet(prepared) => {
+                let current = match overlay.heads.get(&prepared.wk) {
+                    Some(head) => head.version,
+                    None => self.committed_version(&prepared.wk)?,
                 };
-                if current != commit.expected_version
-                    || commit.head.version != commit.expected_version + 1
+                if current != prepared.expected_version
+                    || prepared.head.version != prepared.expected_version + 1
                 {
                     return Ok(Applied::Conflict);
                 }
-                let mut rows = vec![(t.heads.clone(), wk.clone(), encode(&commit.head)?)];
-                for e in &commit.entries {
-                    rows.push((
-                        t.rows.clone(),
-                        row_key(wallet, ENTRY, e.id.to_string().as_bytes()),
-                        encode(e)?,
-                    ));
+                for (ks, k, v) in &prepared.rows {
+                    batch.insert(ks, k.as_slice(), v.as_slice());
                 }
-                for r in &commit.reversals {
-                    if let Some(target) = r.target {
-                        rows.push((
-                            t.rows.clone(),
-                            row_key(wallet, REVERSAL, target.to_string().as_bytes()),
-                            encode(r)?,
-                        ));
-                    }
+                for change in &prepared.changes {
+                    self.seq += 1;
+                    batch.insert(&t.changes, self.seq.to_be_bytes(), change.as_slice());
                 }
-                if let Some(rec) = &commit.idempotency {
-                    rows.push((
-                        t.rows.clone(),
-                        row_key(wallet, IDEMPOTENCY, rec.key.as_str().as_bytes()),
-                        encode(rec)?,
-                    ));
-                }
-                let mut seq = self.seq;
-                for e in &commit.entries {
-                    seq += 1;
-                    let change = Change {
-                        seq,
-                        wallet: wallet.clone(),
-                        entry: e.clone(),
-                    };
-                    rows.push((
-                        t.changes.clone(),
-                        seq.to_be_bytes().to_vec(),
-                        encode(&change)?,
-                    ));
-                }
-                if let Some(at) = commit.due_at {
-                    rows.push((t.due.clone(), due_key(at, wallet), Vec::new()));
-                }
-                for (ks, k, v) in rows {
-                    batch.insert(&ks, k, v);
-                }
-                self.seq = seq;
-                overlay.heads.insert(wk, commit.head.version);
+                overlay
+                    .heads
+                    .insert(prepared.wk.clone(), Arc::clone(&prepared.head));
                 Ok(Applied::Yes)
             }
             WriteOp::Rules {
@@ -342,7 +411,7 @@ impl Writer {
             } => {
                 let ck = tenant.as_str().as_bytes().to_vec();
                 let current = match overlay.rules_current.get(&ck) {
-                    Some(v) => *v,
+                    Some(rules) => rules.version,
                     None => EmbeddedStore::get::<u64>(&t.rules_current, &ck)?.unwrap_or(0),
                 };
                 if current != *expected_current || rules.version != expected_current + 1 {
@@ -361,7 +430,9 @@ impl Writer {
                     ]),
                     idem,
                 );
-                overlay.rules_current.insert(ck, rules.version);
+                overlay
+                    .rules_current
+                    .insert(ck, Arc::new(rules.as_ref().clone()));
                 Ok(Applied::Yes)
             }
             WriteOp::Transfer(record) => {
@@ -394,10 +465,97 @@ impl Writer {
     }
 }
 
+impl EmbeddedStore {
+    /// Encodes every row of a wallet commit. Fails before anything is sent to the writer, so a
+    /// commit that cannot be encoded writes nothing.
+    fn prepare(&self, commit: WalletCommit) -> ServiceResult<PreparedWallet> {
+        let t = &self.tables;
+        let wallet = &commit.head.wallet;
+        let wk = wallet_key(wallet);
+        let mut rows = vec![(t.heads.clone(), wk.clone(), encode(&commit.head)?)];
+        for e in &commit.entries {
+            let k = row_key(wallet, ENTRY, e.id.to_string().as_bytes());
+            rows.push((t.rows.clone(), k, encode(e)?));
+        }
+        for r in &commit.reversals {
+            if let Some(target) = r.target {
+                let k = row_key(wallet, REVERSAL, target.to_string().as_bytes());
+                rows.push((t.rows.clone(), k, encode(r)?));
+            }
+        }
+        if let Some(rec) = &commit.idempotency {
+            let k = row_key(wallet, IDEMPOTENCY, rec.key.as_str().as_bytes());
+            let stored = StoredIdempotency {
+                fingerprint: rec.fingerprint.clone(),
+                entries: rec.outcome.entries.iter().map(|e| e.id).collect(),
+                balance: rec.outcome.balance.clone(),
+                hold: rec.outcome.hold.clone(),
+            };
+            rows.push((t.rows.clone(), k, encode(&stored)?));
+        }
+        if let Some(at) = commit.due_at {
+            rows.push((t.due.clone(), due_key(at, wallet), Vec::new()));
+        }
+        let changes = commit
+            .entries
+            .iter()
+            .map(|e| {
+                encode(&StoredChange {
+                    wallet: wallet.clone(),
+                    entry: e.id,
+                })
+            })
+            .collect::<ServiceResult<_>>()?;
+        Ok(PreparedWallet {
+            wk,
+            expected_version: commit.expected_version,
+            head: Arc::new(commit.head),
+            rows,
+            changes,
+        })
+    }
+}
+
+impl EmbeddedStore {
+    /// An entry that a record written in the same batch refers to: its absence is corruption.
+    fn committed_entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Entry> {
+        Self::get(
+            &self.tables.rows,
+            &row_key(wallet, ENTRY, id.to_string().as_bytes()),
+        )?
+        .ok_or_else(|| {
+            ServiceError::internal(format!("entry {id} of a committed record is missing"))
+        })
+    }
+}
+
+impl Writer {
+    /// The committed version of a wallet (0: none), from the cache or the store. Only the
+    /// writer changes heads, so what it reads from the store is current and may be cached.
+    fn committed_version(&self, wk: &Vec<u8>) -> ServiceResult<u64> {
+        if let Some(head) = self.heads.get(wk) {
+            return Ok(head.version);
+        }
+        match EmbeddedStore::get::<WalletHead>(&self.tables.heads, wk)? {
+            Some(head) => {
+                let version = head.version;
+                self.heads.put_read(wk.clone(), Arc::new(head));
+                Ok(version)
+            }
+            None => Ok(0),
+        }
+    }
+}
+
 #[async_trait]
 impl WalletRepository for EmbeddedStore {
     async fn head(&self, wallet: &WalletKey) -> ServiceResult<Option<WalletHead>> {
-        Self::get(&self.tables.heads, &wallet_key(wallet))
+        let wk = wallet_key(wallet);
+        if let Some(head) = self.heads.get(&wk) {
+            return Ok(Some(head.as_ref().clone()));
+        }
+        // Not cached: read the store, but leave filling to the writer, which cannot race itself.
+        Self::get(&self.tables.heads, &wk)
     }
 
     async fn idempotency(
@@ -405,10 +563,24 @@ impl WalletRepository for EmbeddedStore {
         wallet: &WalletKey,
         key: &IdempotencyKey,
     ) -> ServiceResult<Option<IdempotencyRecord>> {
-        Self::get(
-            &self.tables.rows,
-            &row_key(wallet, IDEMPOTENCY, key.as_str().as_bytes()),
-        )
+        let row = row_key(wallet, IDEMPOTENCY, key.as_str().as_bytes());
+        let Some(stored) = Self::get::<StoredIdempotency>(&self.tables.rows, &row)? else {
+            return Ok(None);
+        };
+        let entries = stored
+            .entries
+            .iter()
+            .map(|id| self.committed_entry(wallet, *id))
+            .collect::<ServiceResult<_>>()?;
+        Ok(Some(IdempotencyRecord {
+            key: key.clone(),
+            fingerprint: stored.fingerprint,
+            outcome: WriteOutcome {
+                entries,
+                balance: stored.balance,
+                hold: stored.hold,
+            },
+        }))
     }
 
     async fn entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Option<Entry>> {
@@ -450,17 +622,21 @@ impl WalletRepository for EmbeddedStore {
     }
 
     async fn commit(&self, commit: WalletCommit) -> ServiceResult<Applied> {
-        self.write(WriteOp::Wallet(Box::new(commit))).await
+        let prepared = self.prepare(commit)?;
+        self.write(WriteOp::Wallet(Box::new(prepared))).await
     }
 }
 
 #[async_trait]
 impl RulesRepository for EmbeddedStore {
-    async fn current(&self, tenant: &TenantId) -> ServiceResult<Option<RuleSet>> {
-        match Self::get::<u64>(&self.tables.rules_current, tenant.as_str().as_bytes())? {
-            Some(v) => self.version(tenant, v).await,
-            None => Ok(None),
-        }
+    async fn current(&self, tenant: &TenantId) -> ServiceResult<Option<Arc<RuleSet>>> {
+        let ck = tenant.as_str().as_bytes().to_vec();
+        self.rules.get_or_load(&ck, || {
+            match Self::get::<u64>(&self.tables.rules_current, &ck)? {
+                Some(v) => Ok(Self::get(&self.tables.rules, &rules_key(tenant, v))?.map(Arc::new)),
+                None => Ok(None),
+            }
+        })
     }
 
     async fn version(&self, tenant: &TenantId, version: u64) -> ServiceResult<Option<RuleSet>> {
@@ -562,7 +738,17 @@ impl ChangeFeed for EmbeddedStore {
             .changes
             .range(from.as_slice()..)
             .take(limit)
-            .map(|guard| decode(&guard.value().map_err(storage)?))
+            .map(|guard| {
+                let (k, v) = guard.into_inner().map_err(storage)?;
+                let seq = u64::from_be_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| ServiceError::internal("bad change key"))?,
+                );
+                let StoredChange { wallet, entry } = decode(&v)?;
+                let entry = self.committed_entry(&wallet, entry)?;
+                Ok(Change { seq, wallet, entry })
+            })
             .collect()
     }
 }
