@@ -190,3 +190,29 @@ async fn openapi_and_docs_are_public() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_cover_writes_and_store_batches() {
+    let app = spawn_app().await;
+    app.wallet("metered").await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("ledger_writes_total{"), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{"),
+        "{text}"
+    );
+    // Batch sizes are counted in powers of two, not in the duration buckets.
+    assert!(
+        text.contains("ledger_store_batch_size_bucket{le=\"64\"}"),
+        "{text}"
+    );
+    app.stop().await;
+}
