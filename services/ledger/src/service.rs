@@ -139,26 +139,18 @@ impl Ledger {
             tx.housekeeping();
             let (hold, reversals) = self.apply(&mut tx, wallet, command, &rules).await?;
             let entries = std::mem::take(&mut tx.entries);
-            let mut new_head = tx.head;
-            new_head.version = head.version + 1;
+            let mut commit = WalletCommit::after(&head, tx.head, entries);
             let outcome = WriteOutcome {
-                entries: entries.clone(),
-                balance: balance_view(&new_head, &rules, self.clock.as_ref()),
+                entries: commit.entries.clone(),
+                balance: balance_view(&commit.head, &rules, self.clock.as_ref()),
                 hold,
             };
-            let next_due = new_head.next_due();
-            let commit = WalletCommit {
-                expected_version: head.version,
-                due_at: next_due.filter(|d| Some(*d) != head.next_due()),
-                head: new_head,
-                entries,
-                idempotency: Some(IdempotencyRecord {
-                    key: key.clone(),
-                    fingerprint: fingerprint.clone(),
-                    outcome: outcome.clone(),
-                }),
-                reversals,
-            };
+            commit.idempotency = Some(IdempotencyRecord {
+                key: key.clone(),
+                fingerprint: fingerprint.clone(),
+                outcome: outcome.clone(),
+            });
+            commit.reversals = reversals;
             match self.ports.wallets.commit(commit).await? {
                 Applied::Yes => {
                     return Ok(Written {
@@ -301,17 +293,7 @@ impl Ledger {
             }
             let entries = std::mem::take(&mut tx.entries);
             let count = entries.len();
-            let mut new_head = tx.head;
-            new_head.version = head.version + 1;
-            let next_due = new_head.next_due();
-            let commit = WalletCommit {
-                expected_version: head.version,
-                due_at: next_due.filter(|d| Some(*d) != head.next_due()),
-                head: new_head,
-                entries,
-                idempotency: None,
-                reversals: vec![],
-            };
+            let commit = WalletCommit::after(&head, tx.head, entries);
             if self.ports.wallets.commit(commit).await? == Applied::Yes {
                 metrics::counter!("ledger_housekeeping_entries_total").increment(count as u64);
                 return Ok(count);

@@ -39,6 +39,23 @@ pub struct WalletCommit {
     pub due_at: Option<Timestamp>,
 }
 
+impl WalletCommit {
+    /// The commit that replaces `old` with `new_head` (whose version it sets) and adds
+    /// `entries`; the due hint is written only when the next due time changed.
+    pub fn after(old: &WalletHead, mut new_head: WalletHead, entries: Vec<Entry>) -> Self {
+        new_head.version = old.version + 1;
+        let next_due = new_head.next_due();
+        Self {
+            expected_version: old.version,
+            due_at: next_due.filter(|d| Some(*d) != old.next_due()),
+            head: new_head,
+            entries,
+            idempotency: None,
+            reversals: Vec::new(),
+        }
+    }
+}
+
 /// The wallet partition.
 #[async_trait]
 pub trait WalletRepository: Send + Sync + 'static {
