@@ -78,8 +78,34 @@ token_id!(
 macro_rules! ulid_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub ulid::Ulid);
+
+        // Text in human-readable formats (JSON), 16 big-endian bytes in binary ones: stored rows
+        // stay small and their byte order is the id's time order.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.collect_str(&self.0)
+                } else {
+                    s.serialize_bytes(&self.to_bytes())
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                    ulid::Ulid::from_string(&text)
+                        .map(Self)
+                        .map_err(serde::de::Error::custom)
+                } else {
+                    let bytes = <serde_bytes_array::Array16>::deserialize(d)?;
+                    Ok(Self(ulid::Ulid::from_bytes(bytes.0)))
+                }
+            }
+        }
 
         impl $name {
             pub fn parse(value: &str) -> Result<Self, ServiceError> {
@@ -89,12 +115,45 @@ macro_rules! ulid_id {
             }
         }
 
+        impl $name {
+            /// The id as 16 big-endian bytes: sorting the bytes sorts by creation time.
+            pub fn to_bytes(self) -> [u8; 16] {
+                self.0.to_bytes()
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 self.0.fmt(f)
             }
         }
     };
+}
+
+/// Deserialises the 16 bytes of a binary-encoded ULID.
+mod serde_bytes_array {
+    use serde::de::{Deserialize, Deserializer, Error, Visitor};
+    use std::fmt;
+
+    pub struct Array16(pub [u8; 16]);
+
+    impl<'de> Deserialize<'de> for Array16 {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Bytes16;
+            impl Visitor<'_> for Bytes16 {
+                type Value = Array16;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("16 bytes")
+                }
+                fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Array16, E> {
+                    v.try_into()
+                        .map(Array16)
+                        .map_err(|_| E::invalid_length(v.len(), &self))
+                }
+            }
+            d.deserialize_bytes(Bytes16)
+        }
+    }
 }
 
 ulid_id!(
@@ -117,6 +176,18 @@ mod tests {
         assert!(MemberId::parse("a b").is_err());
         assert!(MemberId::parse("x".repeat(65)).is_err());
         assert!(TenantId::parse("acme/../x").is_err());
+    }
+
+    #[test]
+    fn ulid_ids_are_text_in_json_and_bytes_in_binary_formats() {
+        let id = EntryId(ulid::Ulid::new());
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<EntryId>(&json).unwrap(), id);
+        let binary = postcard::to_stdvec(&id).unwrap();
+        assert_eq!(binary.len(), 17, "a length byte and 16 bytes");
+        assert_eq!(postcard::from_bytes::<EntryId>(&binary).unwrap(), id);
+        assert!(postcard::from_bytes::<EntryId>(&[3, 1, 2, 3]).is_err());
     }
 
     #[test]

@@ -162,24 +162,16 @@ pub struct Entry {
     pub deltas: Deltas,
     /// The client's key; housekeeping entries have none.
     pub idempotency_key: Option<IdempotencyKey>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_id: Option<HoldId>,
     /// The entry this one reverses, refunds or settles.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<EntryId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterparty: Option<MemberId>,
     /// The earning-rule version that produced this entry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rules_version: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
     /// Lots a capture consumed, so a later reversal restores their expiry.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lots: Vec<Lot>,
 }
 

@@ -10,8 +10,14 @@
 //! caches exact, so reads skip the store and its decoding on the hot path.
 
 mod cache;
+mod keys;
 mod priority;
 mod writer;
+
+use keys::{
+    ENTRY, IDEMPOTENCY, REVERSAL, due_key, key, parse_due_key, row_key, rules_key, transfer_key,
+    wallet_key,
+};
 
 use writer::Writer;
 
@@ -29,7 +35,7 @@ use async_trait::async_trait;
 use cache::CommittedCache;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use loyalty_common::error::ServiceResult;
-use loyalty_common::ids::{EntryId, IdempotencyKey, MemberId, TenantId};
+use loyalty_common::ids::{EntryId, IdempotencyKey, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -47,57 +53,23 @@ const FLUSH_AND_COMPACTION_THREADS: usize = 4;
 /// Tables in L0 before they are merged into L1.
 const L0_TABLES: u8 = 8;
 
-/// Row kinds inside a wallet partition (the clustering key's first part).
-const ENTRY: &[u8] = b"e";
-const IDEMPOTENCY: &[u8] = b"i";
-const REVERSAL: &[u8] = b"r";
-
-fn key(parts: &[&[u8]]) -> Vec<u8> {
-    // Ids never contain NUL (they are checked tokens or ULIDs), so NUL separates parts safely.
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            out.push(0);
-        }
-        out.extend_from_slice(part);
-    }
-    out
-}
-
-fn wallet_key(w: &WalletKey) -> Vec<u8> {
-    key(&[w.tenant.as_str().as_bytes(), w.member.as_str().as_bytes()])
-}
-
-fn row_key(w: &WalletKey, kind: &[u8], id: &[u8]) -> Vec<u8> {
-    key(&[
-        w.tenant.as_str().as_bytes(),
-        w.member.as_str().as_bytes(),
-        kind,
-        id,
-    ])
-}
-
-fn due_key(at: Timestamp, wallet: &WalletKey) -> Vec<u8> {
-    [
-        (at.0.max(0) as u64).to_be_bytes().as_slice(),
-        &wallet_key(wallet),
-    ]
-    .concat()
-}
-
-fn transfer_key(tenant: &TenantId, id: &str) -> Vec<u8> {
-    key(&[tenant.as_str().as_bytes(), id.as_bytes()])
-}
-
-fn rules_key(tenant: &TenantId, version: u64) -> Vec<u8> {
-    key(&[tenant.as_str().as_bytes(), &version.to_be_bytes()])
-}
-
+/// Rows are postcard: compact and cheap to encode, which matters because every byte of a row is
+/// journaled, flushed and compacted again. Rule sets are the exception (see `encode_json`).
 fn encode<T: Serialize>(value: &T) -> ServiceResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(ServiceError::internal)
+    postcard::to_stdvec(value).map_err(ServiceError::internal)
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> ServiceResult<T> {
+    postcard::from_bytes(bytes).map_err(ServiceError::internal)
+}
+
+/// Rule sets stay JSON: their tagged enums need a self-describing format, and a tenant writes
+/// them rarely.
+fn encode_json<T: Serialize>(value: &T) -> ServiceResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(ServiceError::internal)
+}
+
+fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> ServiceResult<T> {
     serde_json::from_slice(bytes).map_err(ServiceError::internal)
 }
 
@@ -304,6 +276,18 @@ impl EmbeddedStore {
             None => Ok(None),
         }
     }
+
+    fn rule_set(&self, tenant: &TenantId, version: u64) -> ServiceResult<Option<RuleSet>> {
+        match self
+            .tables
+            .rules
+            .get(rules_key(tenant, version))
+            .map_err(storage)?
+        {
+            Some(v) => decode_json(&v).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 impl EmbeddedStore {
@@ -315,12 +299,12 @@ impl EmbeddedStore {
         let wk = wallet_key(wallet);
         let mut rows = vec![(t.heads.clone(), wk.clone(), encode(&commit.head)?)];
         for e in &commit.entries {
-            let k = row_key(wallet, ENTRY, e.id.to_string().as_bytes());
+            let k = row_key(wallet, ENTRY, &e.id.to_bytes());
             rows.push((t.rows.clone(), k, encode(e)?));
         }
         for r in &commit.reversals {
             if let Some(target) = r.target {
-                let k = row_key(wallet, REVERSAL, target.to_string().as_bytes());
+                let k = row_key(wallet, REVERSAL, &target.to_bytes());
                 rows.push((t.rows.clone(), k, encode(r)?));
             }
         }
@@ -360,11 +344,7 @@ impl EmbeddedStore {
 impl EmbeddedStore {
     /// An entry that a record written in the same batch refers to: its absence is corruption.
     fn committed_entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Entry> {
-        Self::get(
-            &self.tables.rows,
-            &row_key(wallet, ENTRY, id.to_string().as_bytes()),
-        )?
-        .ok_or_else(|| {
+        Self::get(&self.tables.rows, &row_key(wallet, ENTRY, &id.to_bytes()))?.ok_or_else(|| {
             ServiceError::internal(format!("entry {id} of a committed record is missing"))
         })
     }
@@ -407,10 +387,7 @@ impl WalletRepository for EmbeddedStore {
     }
 
     async fn entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Option<Entry>> {
-        Self::get(
-            &self.tables.rows,
-            &row_key(wallet, ENTRY, id.to_string().as_bytes()),
-        )
+        Self::get(&self.tables.rows, &row_key(wallet, ENTRY, &id.to_bytes()))
     }
 
     async fn reversal(
@@ -420,7 +397,7 @@ impl WalletRepository for EmbeddedStore {
     ) -> ServiceResult<Option<ReversalTracker>> {
         Self::get(
             &self.tables.rows,
-            &row_key(wallet, REVERSAL, target.to_string().as_bytes()),
+            &row_key(wallet, REVERSAL, &target.to_bytes()),
         )
     }
 
@@ -432,8 +409,9 @@ impl WalletRepository for EmbeddedStore {
     ) -> ServiceResult<Vec<Entry>> {
         let lo = row_key(wallet, ENTRY, b"");
         let hi = match before {
-            Some(id) => row_key(wallet, ENTRY, id.to_string().as_bytes()),
-            None => row_key(wallet, ENTRY, &[0xff]),
+            Some(id) => row_key(wallet, ENTRY, &id.to_bytes()),
+            // Longer than any 16-byte id, so above every entry of the wallet.
+            None => row_key(wallet, ENTRY, &[0xff; 17]),
         };
         self.tables
             .rows
@@ -456,14 +434,14 @@ impl RulesRepository for EmbeddedStore {
         let ck = tenant.as_str().as_bytes().to_vec();
         self.rules.get_or_load(&ck, || {
             match Self::get::<u64>(&self.tables.rules_current, &ck)? {
-                Some(v) => Ok(Self::get(&self.tables.rules, &rules_key(tenant, v))?.map(Arc::new)),
+                Some(v) => Ok(self.rule_set(tenant, v)?.map(Arc::new)),
                 None => Ok(None),
             }
         })
     }
 
     async fn version(&self, tenant: &TenantId, version: u64) -> ServiceResult<Option<RuleSet>> {
-        Self::get(&self.tables.rules, &rules_key(tenant, version))
+        self.rule_set(tenant, version)
     }
 
     async fn idempotency(
@@ -527,21 +505,10 @@ impl DueIndex for EmbeddedStore {
         let mut out = Vec::new();
         for guard in self.tables.due.range(..hi.as_slice()).take(limit) {
             let k = guard.key().map_err(storage)?;
-            let Some((at, rest)) = k.split_first_chunk::<8>() else {
+            let Some((at, wallet)) = parse_due_key(&k)? else {
                 continue;
             };
-            let mut parts = rest.splitn(2, |b| *b == 0);
-            let (Some(t), Some(m)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            let wallet = WalletKey {
-                tenant: TenantId::parse(String::from_utf8_lossy(t).into_owned())?,
-                member: MemberId::parse(String::from_utf8_lossy(m).into_owned())?,
-            };
-            out.push(DueWallet {
-                at: Timestamp(u64::from_be_bytes(*at) as i64),
-                wallet,
-            });
+            out.push(DueWallet { at, wallet });
         }
         Ok(out)
     }

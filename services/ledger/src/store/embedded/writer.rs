@@ -4,7 +4,7 @@
 
 use super::{
     Applied, EmbeddedStore, HeadCache, MAX_BATCH, RulesCache, Tables, WriteOp, WriteRequest,
-    encode, key, rules_key, transfer_key,
+    encode, encode_json, key, rules_key, transfer_key,
 };
 use crate::model::WalletHead;
 use crate::rules::RuleSet;
@@ -129,7 +129,7 @@ impl Writer {
                 if current != *expected_current || rules.version != expected_current + 1 {
                     return Ok(Applied::Conflict);
                 }
-                let value = encode(rules.as_ref())?;
+                let value = encode_json(rules.as_ref())?;
                 let idem = encode(idempotency)?;
                 let version = encode(&rules.version)?;
                 batch.insert(&t.rules, rules_key(tenant, rules.version), value);
