@@ -26,8 +26,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
-# A C compiler for crates with build scripts that compile C.
-need_debian cc gcc
+# A C compiler for crates with build scripts that compile C, and the NATS server the event
+# tests start (each on its own free port, with JetStream).
+need_debian cc gcc nats-server nats-server
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -4,8 +4,10 @@
 //! [`store`]; [`store::embedded`] is the single-machine adapter and [`grpc`] the `ledger.v1` API.
 
 pub mod command;
+pub mod events;
 pub mod grpc;
 pub mod model;
+pub mod publisher;
 pub mod rules;
 pub mod scheduler;
 pub mod service;

@@ -1,6 +1,7 @@
 //! `memberd`'s configuration: defaults, then `--config FILE` (TOML), then `MEMBERD_*` variables,
 //! then command-line flags.
 
+use loyalty_events::EventsConfig;
 use loyalty_gateway::GatewayConfig;
 use loyalty_ledger::store::embedded::StoreOptions;
 use loyalty_telemetry::TelemetryConfig;
@@ -37,6 +38,8 @@ pub struct MemberdConfig {
     pub shutdown_grace_secs: u64,
     /// Caches of the embedded store.
     pub store: StoreOptions,
+    /// Where events go: the in-process bus (default) or NATS JetStream.
+    pub events: EventsConfig,
     pub telemetry: TelemetryConfig,
     pub gateway: GatewayConfig,
 }
@@ -52,6 +55,7 @@ impl Default for MemberdConfig {
             scheduler_interval_ms: 1000,
             shutdown_grace_secs: 30,
             store: StoreOptions::default(),
+            events: EventsConfig::default(),
             telemetry: TelemetryConfig::default(),
             gateway: GatewayConfig::default(),
         }

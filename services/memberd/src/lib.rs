@@ -11,8 +11,13 @@ use axum::routing::get;
 use config::{MemberdConfig, Target};
 use loyalty_common::SystemClock;
 use loyalty_common::config::Secret;
+use loyalty_events::EventBus;
+use loyalty_events::config::{BusKind, EventsConfig};
+use loyalty_events::memory::InProcessBus;
+use loyalty_events::nats::NatsBus;
 use loyalty_gateway::{AppState, state};
 use loyalty_ledger::grpc::LedgerGrpc;
+use loyalty_ledger::publisher::Publisher;
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
@@ -74,19 +79,50 @@ async fn futures_join(tasks: Vec<JoinHandle<anyhow::Result<()>>>) -> anyhow::Res
     Ok(())
 }
 
-/// Readiness: the ledger's store is writable (when this process runs the ledger).
+/// Readiness: the ledger's store is writable (when this process runs the ledger). The event
+/// bus is reported but does not make the process unready: writes go on while it is down, and
+/// their events wait in the change log.
 #[derive(Clone)]
 struct Health {
     store: Option<EmbeddedStore>,
+    bus: Option<(BusKind, Arc<dyn EventBus>)>,
 }
 
-async fn readyz(State(health): State<Health>) -> (StatusCode, &'static str) {
-    match &health.store {
-        Some(store) if !store.is_healthy() => {
-            (StatusCode::SERVICE_UNAVAILABLE, "store writer stopped\n")
+async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
+    let events = match &health.bus {
+        Some((kind, bus)) => {
+            let kind = if *kind == BusKind::Nats {
+                "nats"
+            } else {
+                "embedded"
+            };
+            if bus.is_connected() {
+                format!("events: {kind} connected\n")
+            } else {
+                format!("events: {kind} disconnected; events wait in the change log\n")
+            }
         }
-        _ => (StatusCode::OK, "ready\n"),
+        None => String::new(),
+    };
+    match &health.store {
+        Some(store) if !store.is_healthy() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store writer stopped\n{events}"),
+        ),
+        _ => (StatusCode::OK, format!("ready\n{events}")),
     }
+}
+
+/// The configured event bus.
+async fn event_bus(config: &EventsConfig) -> anyhow::Result<Arc<dyn EventBus>> {
+    Ok(match config.bus {
+        BusKind::Embedded => Arc::new(InProcessBus::new(config.embedded_retain)),
+        BusKind::Nats => Arc::new(
+            NatsBus::connect(&config.nats)
+                .await
+                .context("configuring the NATS connection (events.nats)")?,
+        ),
+    })
 }
 
 fn ops_routes(health: Health) -> Router {
@@ -110,6 +146,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     let runs_gateway = matches!(config.target, Target::All | Target::Gateway);
 
     let mut store = None;
+    let mut bus_health = None;
     let mut ledger_server = None;
     let mut grpc_addr = None;
     if runs_ledger {
@@ -130,6 +167,20 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             scheduler::run(scheduled, interval, scheduler_rx).await;
             Ok(())
         }));
+        let bus = event_bus(&config.events).await?;
+        let publisher = Publisher {
+            feed: Arc::new(embedded.clone()),
+            bus: Arc::clone(&bus),
+            batch: config.events.batch_size.max(1),
+            idle: Duration::from_millis(config.events.poll_interval_ms.max(1)),
+            crash_after_publish: config.events.crash_after_publish,
+        };
+        let publisher_rx = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            publisher.run(publisher_rx).await;
+            Ok(())
+        }));
+        bus_health = Some((config.events.bus, bus));
         let server = LedgerGrpc::new(ledger).into_server();
         let listener = bind(&config.grpc_addr, "grpc_addr").await?;
         grpc_addr = Some(listener.local_addr()?);
@@ -153,7 +204,10 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         }
         generated
     });
-    let mut app = ops_routes(Health { store });
+    let mut app = ops_routes(Health {
+        store,
+        bus: bus_health,
+    });
     if runs_gateway {
         let transport = match ledger_server {
             Some(server) => state::in_process(server),

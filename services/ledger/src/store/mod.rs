@@ -147,8 +147,12 @@ pub struct Change {
     pub entry: Entry,
 }
 
-/// Reads the record of committed changes.
+/// Reads the record of committed changes, and keeps each reader's position in it.
 #[async_trait]
 pub trait ChangeFeed: Send + Sync + 'static {
     async fn changes_after(&self, seq: u64, limit: usize) -> ServiceResult<Vec<Change>>;
+    /// The last sequence number `reader` saved (0: none).
+    async fn position(&self, reader: &str) -> ServiceResult<u64>;
+    /// Saves `reader`'s position; durable when this returns.
+    async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()>;
 }

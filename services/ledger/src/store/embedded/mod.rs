@@ -89,6 +89,8 @@ struct Tables {
     transfers: Keyspace,
     transfers_open: Keyspace,
     due: Keyspace,
+    /// Positions of the readers of the change log (the event publisher).
+    positions: Keyspace,
 }
 
 impl Tables {
@@ -114,6 +116,7 @@ impl Tables {
             transfers: ks("transfers")?,
             transfers_open: ks("transfers_open")?,
             due: ks("due")?,
+            positions: ks("change_readers")?,
         })
     }
 }
@@ -158,6 +161,10 @@ enum WriteOp {
     },
     Transfer(Box<TransferRecord>),
     ClearDue(Vec<u8>),
+    SavePosition {
+        reader: String,
+        seq: u64,
+    },
 }
 
 struct WriteRequest {
@@ -540,5 +547,18 @@ impl ChangeFeed for EmbeddedStore {
                 Ok(Change { seq, wallet, entry })
             })
             .collect()
+    }
+
+    async fn position(&self, reader: &str) -> ServiceResult<u64> {
+        Ok(Self::get::<u64>(&self.tables.positions, reader.as_bytes())?.unwrap_or(0))
+    }
+
+    async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
+        self.write(WriteOp::SavePosition {
+            reader: reader.to_string(),
+            seq,
+        })
+        .await
+        .map(|_| ())
     }
 }

@@ -173,6 +173,10 @@ impl Writer {
                 batch.remove(&t.due, k.clone());
                 Ok(Applied::Yes)
             }
+            WriteOp::SavePosition { reader, seq } => {
+                batch.insert(&t.positions, reader.as_bytes(), encode(seq)?);
+                Ok(Applied::Yes)
+            }
         }
     }
 }

@@ -1,0 +1,128 @@
+//! `[events]` in memberd's configuration.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Which bus carries events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// In-process, no server: the embedded default.
+    Embedded,
+    /// NATS JetStream at `events.nats.url`.
+    Nats,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventsConfig {
+    pub bus: BusKind,
+    /// Most changes published per round; a round waits for every confirmation.
+    pub batch_size: usize,
+    /// How often an idle publisher looks for new changes.
+    pub poll_interval_ms: u64,
+    pub nats: NatsConfig,
+    /// Events the in-process bus keeps in memory (oldest dropped first).
+    pub embedded_retain: usize,
+    /// For crash tests only: abort the process right after the bus confirms a round, before
+    /// the publisher saves its position.
+    #[doc(hidden)]
+    pub crash_after_publish: bool,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            bus: BusKind::Embedded,
+            batch_size: 512,
+            poll_interval_ms: 20,
+            nats: NatsConfig::default(),
+            embedded_retain: 100_000,
+            crash_after_publish: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NatsConfig {
+    /// Server URL(s), comma separated: `nats://host:4222` or `tls://host:4222`.
+    pub url: String,
+    /// A NATS credentials file (JWT and NKey seed), as `nsc` writes it.
+    pub credentials_file: Option<PathBuf>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// A PEM file of CA certificates to trust; setting it requires TLS.
+    pub tls_ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM) for mutual TLS.
+    pub tls_client_cert: Option<PathBuf>,
+    pub tls_client_key: Option<PathBuf>,
+    /// How long a publication waits for JetStream's confirmation before it is retried.
+    pub ack_timeout_ms: u64,
+    /// Longest pause between reconnection attempts (the client backs off up to it).
+    pub max_reconnect_delay_ms: u64,
+    pub stream: StreamSettings,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            credentials_file: None,
+            user: None,
+            password: None,
+            tls_ca_file: None,
+            tls_client_cert: None,
+            tls_client_key: None,
+            ack_timeout_ms: 5_000,
+            max_reconnect_delay_ms: 5_000,
+            stream: StreamSettings::default(),
+        }
+    }
+}
+
+/// How each service's stream is created or updated at start-up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamSettings {
+    /// Streams are named `<prefix>_<SERVICE>`, e.g. `LOYALTY_LEDGER`.
+    pub name_prefix: String,
+    /// `limits` (keep until max_age / max_bytes), `interest` or `workqueue`.
+    pub retention: Retention,
+    /// How long events are kept, in seconds; also how far back a replay can go.
+    pub max_age_secs: u64,
+    /// Largest size of a stream in bytes; -1 for no limit.
+    pub max_bytes: i64,
+    /// Copies kept by the JetStream cluster (1, 3 or 5).
+    pub replicas: usize,
+    /// Window in which JetStream drops a second message with the same id.
+    pub duplicate_window_secs: u64,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            name_prefix: "LOYALTY".into(),
+            retention: Retention::Limits,
+            max_age_secs: 7 * 24 * 3600,
+            max_bytes: -1,
+            replicas: 1,
+            duplicate_window_secs: 120,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Retention {
+    Limits,
+    Interest,
+    Workqueue,
+}
+
+impl StreamSettings {
+    /// `LOYALTY_LEDGER` for service `ledger`.
+    pub fn stream_name(&self, service: &str) -> String {
+        format!("{}_{}", self.name_prefix, service.to_ascii_uppercase())
+    }
+}

@@ -1,0 +1,166 @@
+//! The event envelope partners receive: CloudEvents 1.0 attributes in JSON, with the payload under
+//! `data`, and the NATS subject it is published on.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The CloudEvents version the envelope follows.
+pub const SPEC_VERSION: &str = "1.0";
+/// The schema version of every payload this release publishes. A change that removes or renames
+/// a field raises it; added fields do not.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Subjects start with this token, so one account can hold the platform's and other streams.
+pub const SUBJECT_ROOT: &str = "member";
+
+/// Where a change happened: the service, the tenant and the member it concerns.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub service: &'a str,
+    pub tenant: &'a str,
+    pub member: &'a str,
+}
+
+/// One event, as published (JSON, `application/json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// CloudEvents `specversion`: always "1.0".
+    pub specversion: String,
+    /// Unique and stable: a re-publication carries the same id, so consumers and JetStream can
+    /// drop the copy.
+    pub id: String,
+    /// The producing service and tenant, as a URI reference: `/ledger/<tenant>`.
+    pub source: String,
+    /// `loyalty.<service>.<name>.v<schema>`, e.g. `loyalty.ledger.earned.v1`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// What the event is about within the source: the member id.
+    pub subject: String,
+    /// When the change happened (the ledger entry's time), RFC 3339.
+    pub time: DateTime<Utc>,
+    /// Extension attribute: the tenant (retail chain).
+    pub tenant: String,
+    /// Extension attribute: the schema version of `data`.
+    pub schemaversion: u32,
+    /// Extension attribute: the position of the change in the service's record of committed
+    /// changes. Increasing per service; consumers may use it to order and to resume.
+    pub sequence: u64,
+    pub datacontenttype: String,
+    pub data: serde_json::Value,
+}
+
+impl Envelope {
+    /// An envelope for a change named `name` (e.g. "earned") from `origin`.
+    pub fn new(
+        origin: Origin<'_>,
+        name: &str,
+        id: String,
+        sequence: u64,
+        time: DateTime<Utc>,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            specversion: SPEC_VERSION.into(),
+            id,
+            source: format!("/{}/{}", origin.service, origin.tenant),
+            event_type: event_type(origin.service, name),
+            subject: origin.member.into(),
+            time,
+            tenant: origin.tenant.into(),
+            schemaversion: SCHEMA_VERSION,
+            sequence,
+            datacontenttype: "application/json".into(),
+            data,
+        }
+    }
+
+    /// The short name of the event: `earned` for `loyalty.ledger.earned.v1`.
+    pub fn name(&self) -> &str {
+        let rest = self.event_type.strip_prefix("loyalty.").unwrap_or("");
+        let rest = rest.split_once('.').map_or("", |(_, r)| r);
+        rest.rsplit_once('.').map_or(rest, |(name, _)| name)
+    }
+
+    /// The service part of the type: `ledger` for `loyalty.ledger.earned.v1`.
+    pub fn service(&self) -> &str {
+        let rest = self.event_type.strip_prefix("loyalty.").unwrap_or("");
+        rest.split_once('.').map_or(rest, |(s, _)| s)
+    }
+
+    /// The subject it is published on: `member.<tenant>.<service>.<name>`.
+    pub fn nats_subject(&self) -> String {
+        subject(&self.tenant, self.service(), self.name())
+    }
+}
+
+/// `loyalty.<service>.<name>.v<schema>`.
+pub fn event_type(service: &str, name: &str) -> String {
+    format!("loyalty.{service}.{name}.v{SCHEMA_VERSION}")
+}
+
+/// `member.<tenant>.<service>.<name>`. Tenant ids hold only letters, digits, '-', '_' and '.';
+/// a '.' would split the token, so it is written as '_'.
+pub fn subject(tenant: &str, service: &str, name: &str) -> String {
+    format!(
+        "{SUBJECT_ROOT}.{}.{service}.{name}",
+        tenant.replace('.', "_")
+    )
+}
+
+/// Every subject of one service: `member.*.<service>.>`.
+pub fn service_subjects(service: &str) -> String {
+    format!("{SUBJECT_ROOT}.*.{service}.>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope::new(
+            Origin {
+                service: "ledger",
+                tenant: "acme.cn",
+                member: "alice",
+            },
+            "earned",
+            "01J0000000000000000000000A".into(),
+            7,
+            DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
+            serde_json::json!({"points": 10}),
+        )
+    }
+
+    #[test]
+    fn names_type_source_and_subject() {
+        let e = sample();
+        assert_eq!(e.event_type, "loyalty.ledger.earned.v1");
+        assert_eq!(e.name(), "earned");
+        assert_eq!(e.service(), "ledger");
+        assert_eq!(e.source, "/ledger/acme.cn");
+        assert_eq!(e.nats_subject(), "member.acme_cn.ledger.earned");
+        assert_eq!(service_subjects("ledger"), "member.*.ledger.>");
+    }
+
+    #[test]
+    fn json_uses_cloudevents_attribute_names() {
+        let v = serde_json::to_value(sample()).unwrap();
+        for attr in [
+            "specversion",
+            "id",
+            "source",
+            "type",
+            "subject",
+            "time",
+            "datacontenttype",
+            "tenant",
+            "schemaversion",
+            "sequence",
+            "data",
+        ] {
+            assert!(v.get(attr).is_some(), "missing {attr} in {v}");
+        }
+        assert_eq!(v["time"], "2023-11-14T22:13:20Z");
+        let back: Envelope = serde_json::from_value(v).unwrap();
+        assert_eq!(back, sample());
+    }
+}

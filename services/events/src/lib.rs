@@ -1,0 +1,13 @@
+//! Events for partner systems and for the platform's own consumers: the envelope
+//! ([`envelope`]), the bus port ([`bus`]), and its adapters: NATS JetStream ([`nats`]) and the
+//! in-process bus of the embedded default ([`memory`]).
+
+pub mod bus;
+pub mod config;
+pub mod envelope;
+pub mod memory;
+pub mod nats;
+
+pub use bus::{BusError, EventBus, Published};
+pub use config::{BusKind, EventsConfig};
+pub use envelope::Envelope;

@@ -1,0 +1,168 @@
+//! The NATS JetStream adapter: one stream per service (`LOYALTY_LEDGER` holding
+//! `member.*.ledger.>`), created or updated from config, and publication with the event id as
+//! `Nats-Msg-Id` so JetStream drops a re-published copy.
+
+use crate::bus::{BusError, EventBus, Published};
+use crate::config::{NatsConfig, Retention, StreamSettings};
+use crate::envelope::{Envelope, service_subjects};
+use async_nats::connection::State;
+use async_nats::jetstream::{self, stream};
+use async_trait::async_trait;
+use std::time::Duration;
+
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: StreamSettings,
+}
+
+impl NatsBus {
+    /// Connects in the background: `memberd` starts, and keeps taking writes, while NATS is down;
+    /// events wait in the ledger's change log until the connection is up.
+    pub async fn connect(config: &NatsConfig) -> Result<Self, BusError> {
+        let max_delay = Duration::from_millis(config.max_reconnect_delay_ms.max(100));
+        let mut options = async_nats::ConnectOptions::new()
+            .name("memberd")
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            // Exponential back-off from 100 ms, capped: a returning server is found quickly,
+            // a long outage is not hammered.
+            .reconnect_delay_callback(move |attempts| {
+                let exp = 100u64.saturating_mul(1 << attempts.min(16));
+                Duration::from_millis(exp).min(max_delay)
+            })
+            .event_callback(|event| async move {
+                tracing::info!(%event, "nats connection event");
+            });
+        if let Some(path) = &config.credentials_file {
+            options = options.credentials_file(path).await.map_err(|e| {
+                BusError::Refused(format!(
+                    "cannot read the NATS credentials file {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        if let (Some(user), Some(password)) = (&config.user, &config.password) {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(ca) = &config.tls_ca_file {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let (Some(cert), Some(key)) = (&config.tls_client_cert, &config.tls_client_key) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        let client = options
+            .connect(config.url.as_str())
+            .await
+            .map_err(|e| BusError::Refused(format!("NATS url {}: {e}", config.url)))?;
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(Duration::from_millis(config.ack_timeout_ms.max(100)));
+        Ok(Self {
+            client,
+            js,
+            stream: config.stream.clone(),
+        })
+    }
+
+    fn stream_config(&self, service: &str) -> stream::Config {
+        let s = &self.stream;
+        stream::Config {
+            name: s.stream_name(service),
+            subjects: vec![service_subjects(service)],
+            retention: match s.retention {
+                Retention::Limits => stream::RetentionPolicy::Limits,
+                Retention::Interest => stream::RetentionPolicy::Interest,
+                Retention::Workqueue => stream::RetentionPolicy::WorkQueue,
+            },
+            max_age: Duration::from_secs(s.max_age_secs),
+            max_bytes: s.max_bytes,
+            num_replicas: s.replicas.max(1),
+            duplicate_window: Duration::from_secs(s.duplicate_window_secs),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        }
+    }
+
+    /// The client, for consumers in the same process.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl EventBus for NatsBus {
+    async fn prepare(&self, service: &str) -> Result<(), BusError> {
+        let config = self.stream_config(service);
+        // Create when missing, then apply the configured settings to an existing stream too.
+        self.js
+            .get_or_create_stream(config.clone())
+            .await
+            .map_err(unavailable)?;
+        self.js
+            .update_stream(&config)
+            .await
+            .map_err(|e| BusError::Refused(format!("updating stream {}: {e}", config.name)))?;
+        Ok(())
+    }
+
+    async fn publish(&self, events: &[Envelope]) -> Result<(), BusError> {
+        // Send all, then wait for the confirmations in order: one round trip per batch, and
+        // JetStream keeps the order of one connection's messages.
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            let payload =
+                serde_json::to_vec(event).map_err(|e| BusError::Refused(e.to_string()))?;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", event.id.as_str());
+            headers.insert("Loyalty-Sequence", event.sequence.to_string().as_str());
+            let ack = self
+                .js
+                .publish_with_headers(event.nats_subject(), headers, payload.into())
+                .await
+                .map_err(unavailable)?;
+            pending.push(ack);
+        }
+        for ack in pending {
+            ack.await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn last_published(&self, service: &str) -> Result<Option<Published>, BusError> {
+        let name = self.stream.stream_name(service);
+        let mut stream = self.js.get_stream(&name).await.map_err(unavailable)?;
+        let last = stream
+            .info()
+            .await
+            .map_err(unavailable)?
+            .state
+            .last_sequence;
+        if last == 0 {
+            return Ok(None);
+        }
+        let message = match stream.get_raw_message(last).await {
+            Ok(message) => message,
+            // Removed since (age or size limits): nothing newer is there either.
+            Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let event: Envelope = serde_json::from_slice(&message.payload).map_err(|e| {
+            BusError::Refused(format!(
+                "stream {name} holds a message that is not an event envelope ({e}); \
+                 give the platform a stream of its own (events.nats.stream.name_prefix)"
+            ))
+        })?;
+        Ok(Some(Published {
+            sequence: event.sequence,
+            id: event.id,
+        }))
+    }
+
+    fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+}

@@ -1,0 +1,129 @@
+//! The ledger's events: one per committed entry, named after its kind
+//! (`loyalty.ledger.earned.v1`, ...), published on `member.<tenant>.ledger.<kind>`.
+
+use crate::model::{Entry, EntryKind};
+use crate::store::Change;
+use loyalty_events::Envelope;
+use loyalty_events::envelope::Origin;
+use serde::Serialize;
+
+pub const SERVICE: &str = "ledger";
+
+/// Every event name the ledger publishes, in the order of [`EntryKind`].
+pub const EVENT_NAMES: [&str; 16] = [
+    "opened",
+    "earned",
+    "pending_activated",
+    "held",
+    "captured",
+    "voided",
+    "hold_expired",
+    "reversed",
+    "adjusted",
+    "transferred_out",
+    "transferred_in",
+    "transfer_returned",
+    "expired",
+    "topped_up",
+    "spent",
+    "refunded",
+];
+
+/// The payload (`data`) of every ledger event.
+#[derive(Debug, Serialize)]
+pub struct LedgerEventData<'a> {
+    pub tenant: &'a str,
+    pub member: &'a str,
+    pub entry: &'a Entry,
+}
+
+/// The event for one committed change. Its id is the entry's id, so a re-publication of the
+/// same change is recognised as a copy.
+pub fn envelope(change: &Change) -> Envelope {
+    let tenant = change.wallet.tenant.as_str();
+    let member = change.wallet.member.as_str();
+    let entry = &change.entry;
+    let data = LedgerEventData {
+        tenant,
+        member,
+        entry,
+    };
+    let time = chrono::DateTime::from_timestamp_millis(entry.at.0).unwrap_or_default();
+    Envelope::new(
+        Origin {
+            service: SERVICE,
+            tenant,
+            member,
+        },
+        name(entry.kind),
+        entry.id.to_string(),
+        change.seq,
+        time,
+        // An entry is plain data: serialising it cannot fail.
+        serde_json::to_value(data).unwrap_or_default(),
+    )
+}
+
+pub fn name(kind: EntryKind) -> &'static str {
+    kind.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Deltas, WalletKey};
+    use loyalty_common::Timestamp;
+    use loyalty_common::ids::{EntryId, MemberId, TenantId};
+
+    #[test]
+    fn an_earned_entry_becomes_an_earned_event() {
+        let id = EntryId(ulid::Ulid::from_parts(1_700_000_000_000, 7));
+        let deltas = Deltas {
+            points_available: 25,
+            ..Deltas::default()
+        };
+        let change = Change {
+            seq: 42,
+            wallet: WalletKey {
+                tenant: TenantId::parse("acme").unwrap(),
+                member: MemberId::parse("alice").unwrap(),
+            },
+            entry: Entry::new(id, EntryKind::Earned, Timestamp(1_700_000_000_000), deltas),
+        };
+        let e = envelope(&change);
+        assert_eq!(e.event_type, "loyalty.ledger.earned.v1");
+        assert_eq!(e.nats_subject(), "member.acme.ledger.earned");
+        assert_eq!(e.id, id.to_string());
+        assert_eq!(e.sequence, 42);
+        assert_eq!(e.subject, "alice");
+        assert_eq!(e.time.timestamp_millis(), 1_700_000_000_000);
+        assert_eq!(e.data["entry"]["deltas"]["points_available"], 25);
+        assert_eq!(e.data["entry"]["kind"], "earned");
+        assert_eq!(e.data["member"], "alice");
+    }
+
+    #[test]
+    fn every_kind_has_its_listed_name() {
+        use EntryKind::*;
+        let kinds = [
+            Opened,
+            Earned,
+            PendingActivated,
+            Held,
+            Captured,
+            Voided,
+            HoldExpired,
+            Reversed,
+            Adjusted,
+            TransferredOut,
+            TransferredIn,
+            TransferReturned,
+            Expired,
+            ToppedUp,
+            Spent,
+            Refunded,
+        ];
+        let names: Vec<_> = kinds.iter().map(|k| name(*k)).collect();
+        assert_eq!(names, EVENT_NAMES);
+    }
+}

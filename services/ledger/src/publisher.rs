@@ -1,0 +1,169 @@
+//! Publishes every committed change exactly once, in commit order, from the change log (the
+//! outbox). A round reads the next changes after its position, publishes them, waits for the
+//! bus to confirm all of them, and only then saves the new position. After a crash it resumes
+//! after the newest event the bus already holds, so nothing is published twice and nothing is
+//! skipped. Writes never wait for it: while the bus is down, changes wait in the log.
+
+use crate::events::{SERVICE, envelope};
+use crate::store::ChangeFeed;
+use loyalty_events::{BusError, EventBus};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The publisher's name as a reader of the change log.
+pub const READER: &str = "events";
+
+pub struct Publisher {
+    pub feed: Arc<dyn ChangeFeed>,
+    pub bus: Arc<dyn EventBus>,
+    /// Most changes per round.
+    pub batch: usize,
+    /// Pause when there is nothing to publish.
+    pub idle: Duration,
+    /// Crash tests: abort after the bus confirms a round, before the position is saved.
+    pub crash_after_publish: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("change log: {0}")]
+    Store(String),
+    #[error(
+        "the event stream's newest event (sequence {sequence}, id {id}) is not in this ledger's \
+         change log: the stream was written by another data directory. Point memberd at its own \
+         stream (events.nats.stream.name_prefix) or delete the stale stream"
+    )]
+    ForeignStream { sequence: u64, id: String },
+}
+
+impl From<loyalty_common::ServiceError> for PublishError {
+    fn from(e: loyalty_common::ServiceError) -> Self {
+        PublishError::Store(e.message)
+    }
+}
+
+impl Publisher {
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Backoff::default();
+        let mut position = loop {
+            match self.resume().await {
+                Ok(position) => break position,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event publisher cannot start yet; retrying");
+                    if stopped(&mut shutdown, backoff.next()).await {
+                        return;
+                    }
+                }
+            }
+        };
+        tracing::info!(position, "event publisher started");
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.round(position).await {
+                Ok(Some(next)) => {
+                    position = next;
+                    backoff = Backoff::default();
+                }
+                Ok(None) => {
+                    if stopped(&mut shutdown, self.idle).await {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("events_publish_failures_total").increment(1);
+                    tracing::warn!(error = %e, position, "publishing events failed; retrying");
+                    if stopped(&mut shutdown, backoff.next()).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where to start: after the saved position, or after the newest event the bus holds if the
+    /// last run published more than it saved.
+    async fn resume(&self) -> Result<u64, PublishError> {
+        self.bus.prepare(SERVICE).await?;
+        let saved = self.feed.position(READER).await?;
+        let Some(last) = self.bus.last_published(SERVICE).await? else {
+            return Ok(saved);
+        };
+        if last.sequence <= saved {
+            return Ok(saved);
+        }
+        let ours = self
+            .feed
+            .changes_after(last.sequence - 1, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|c| c.seq == last.sequence && c.entry.id.to_string() == last.id);
+        match ours {
+            Some(_) => {
+                self.feed.save_position(READER, last.sequence).await?;
+                Ok(last.sequence)
+            }
+            None => Err(PublishError::ForeignStream {
+                sequence: last.sequence,
+                id: last.id,
+            }),
+        }
+    }
+
+    /// Publishes the changes after `after`; returns the new position, or None if there were none.
+    async fn round(&self, after: u64) -> Result<Option<u64>, PublishError> {
+        let changes = self.feed.changes_after(after, self.batch).await?;
+        let Some(last) = changes.last().map(|c| c.seq) else {
+            return Ok(None);
+        };
+        let events: Vec<_> = changes.iter().map(envelope).collect();
+        self.bus.publish(&events).await?;
+        if self.crash_after_publish {
+            tracing::error!(
+                "events.crash_after_publish is set: aborting before saving the position"
+            );
+            std::process::abort();
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let lag = metrics::histogram!("events_publication_lag_seconds");
+        for change in &changes {
+            lag.record((now - change.entry.at.0).max(0) as f64 / 1000.0);
+        }
+        metrics::counter!("events_published_total").increment(events.len() as u64);
+        self.feed.save_position(READER, last).await?;
+        metrics::gauge!("events_published_sequence").set(last as f64);
+        Ok(Some(last))
+    }
+}
+
+/// Sleeps `pause`; true if shutdown was requested meanwhile.
+async fn stopped(shutdown: &mut watch::Receiver<bool>, pause: Duration) -> bool {
+    let slept = tokio::select! {
+        _ = tokio::time::sleep(pause) => true,
+        _ = shutdown.wait_for(|stop| *stop) => false,
+    };
+    !slept || *shutdown.borrow()
+}
+
+/// 100 ms doubling up to 5 s.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(100))
+    }
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        now
+    }
+}

@@ -1,0 +1,446 @@
+//! Events on a real NATS JetStream (a throwaway `nats-server -js` per test): every ledger
+//! operation yields exactly its events, and neither a `kill -9` of memberd nor an outage of NATS
+//! loses or duplicates one.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+use loyalty_events::Envelope;
+use loyalty_proto::ledger::v1 as pb;
+use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::nats::{NatsServer, ledger_events};
+use support::start_with;
+use tokio::process::Child;
+use tonic::transport::Channel;
+
+mod support;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn memberd_on(nats: &NatsServer, dir: &Path) -> (Child, LedgerServiceClient<Channel>) {
+    memberd_with(nats, dir, &[]).await
+}
+
+async fn memberd_with(
+    nats: &NatsServer,
+    dir: &Path,
+    extra: &[(&str, &str)],
+) -> (Child, LedgerServiceClient<Channel>) {
+    let url = nats.url();
+    let mut env = vec![
+        ("MEMBERD_EVENTS__BUS", "nats"),
+        ("MEMBERD_EVENTS__NATS__URL", url.as_str()),
+        ("MEMBERD_EVENTS__NATS__MAX_RECONNECT_DELAY_MS", "300"),
+        ("MEMBERD_EVENTS__NATS__ACK_TIMEOUT_MS", "1000"),
+        // Shorter than the pause before a restart: exactly-once must not rest on JetStream's
+        // de-duplication window, which a long outage outlasts.
+        ("MEMBERD_EVENTS__NATS__STREAM__DUPLICATE_WINDOW_SECS", "1"),
+    ];
+    env.extend_from_slice(extra);
+    let (child, addr) = start_with(dir, &env).await;
+    (child, LedgerServiceClient::connect(addr).await.unwrap())
+}
+
+fn wallet(tenant: &str, member: &str) -> Option<pb::WalletRef> {
+    Some(pb::WalletRef {
+        tenant_id: tenant.into(),
+        member_id: member.into(),
+    })
+}
+
+fn earn(tenant: &str, member: &str, key: &str, total: i64) -> pb::EarnRequest {
+    pb::EarnRequest {
+        wallet: wallet(tenant, member),
+        idempotency_key: key.into(),
+        order_id: format!("order-{key}"),
+        order_total: total,
+        lines: vec![],
+        occurred_at_ms: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_ledger_operation_yields_exactly_its_events() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_memberd, mut ledger) = memberd_on(&nats, dir.path()).await;
+    let w = || wallet("shop.cn", "alice");
+    let mut committed: Vec<pb::Entry> = Vec::new();
+    let mut keep = |r: pb::WriteResult| {
+        committed.extend(r.entries.clone());
+        r
+    };
+
+    keep(
+        ledger
+            .open_wallet(pb::OpenWalletRequest {
+                wallet: w(),
+                idempotency_key: "open".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let earned = keep(
+        ledger
+            .earn(earn("shop.cn", "alice", "earn-1", 50_000))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    // A replay commits nothing, so it publishes nothing.
+    let replay = ledger
+        .earn(earn("shop.cn", "alice", "earn-1", 50_000))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(replay.replayed);
+    let redeem = |key: &str| pb::RedeemRequest {
+        wallet: w(),
+        idempotency_key: key.into(),
+        points: 100,
+        reference: "basket".into(),
+    };
+    let held = keep(
+        ledger
+            .redeem(redeem("redeem-1"))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let hold = |key: &str, r: &pb::WriteResult| pb::HoldActionRequest {
+        wallet: w(),
+        idempotency_key: key.into(),
+        hold_id: r.hold.as_ref().unwrap().hold_id.clone(),
+    };
+    keep(
+        ledger
+            .capture_hold(hold("capture-1", &held))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let held2 = keep(
+        ledger
+            .redeem(redeem("redeem-2"))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    keep(
+        ledger
+            .void_hold(hold("void-2", &held2))
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    keep(
+        ledger
+            .reverse(pb::ReverseRequest {
+                wallet: w(),
+                idempotency_key: "reverse-1".into(),
+                entry_id: earned.entries[0].entry_id.clone(),
+                points: 10,
+                reason: "returned item".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    keep(
+        ledger
+            .adjust(pb::AdjustRequest {
+                wallet: w(),
+                idempotency_key: "adjust-1".into(),
+                points: 7,
+                reason: "goodwill".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    keep(
+        ledger
+            .top_up(pb::TopUpRequest {
+                wallet: w(),
+                idempotency_key: "topup-1".into(),
+                amount: 10_000,
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let spent = keep(
+        ledger
+            .spend(pb::SpendRequest {
+                wallet: w(),
+                idempotency_key: "spend-1".into(),
+                amount: 3_000,
+                reference: "till 4".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    keep(
+        ledger
+            .refund(pb::RefundRequest {
+                wallet: w(),
+                idempotency_key: "refund-1".into(),
+                spend_entry_id: spent.entries[0].entry_id.clone(),
+                amount: 1_000,
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+    );
+    let kinds: Vec<&str> = committed.iter().map(|e| e.kind.as_str()).collect();
+    for kind in [
+        "opened",
+        "earned",
+        "held",
+        "captured",
+        "voided",
+        "reversed",
+        "adjusted",
+        "topped_up",
+        "spent",
+        "refunded",
+    ] {
+        assert!(kinds.contains(&kind), "the script commits a {kind} entry");
+    }
+
+    let js = nats.jetstream().await;
+    let events = ledger_events(&js, committed.len() as u64, WAIT).await;
+    let got: Vec<(&str, &str)> = events.iter().map(|e| (e.id.as_str(), e.name())).collect();
+    let want: Vec<(&str, &str)> = committed
+        .iter()
+        .map(|e| (e.entry_id.as_str(), e.kind.as_str()))
+        .collect();
+    assert_eq!(got, want, "one event per committed entry, in commit order");
+    for (event, entry) in events.iter().zip(&committed) {
+        assert_eq!(
+            event.event_type,
+            format!("loyalty.ledger.{}.v1", entry.kind)
+        );
+        assert_eq!(
+            event.nats_subject(),
+            format!("member.shop_cn.ledger.{}", entry.kind)
+        );
+        assert_eq!(
+            (event.tenant.as_str(), event.subject.as_str()),
+            ("shop.cn", "alice")
+        );
+        assert_eq!(event.source, "/ledger/shop.cn");
+        assert_eq!(event.time.timestamp_millis(), entry.at_ms);
+        let deltas = entry.deltas.unwrap_or_default();
+        let data = &event.data["entry"]["deltas"];
+        assert_eq!(data["points_available"], deltas.points_available);
+        assert_eq!(data["points_held"], deltas.points_held);
+        assert_eq!(data["stored_value"], deltas.stored_value);
+    }
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert!(sequences.windows(2).all(|p| p[0] < p[1]), "{sequences:?}");
+}
+
+async fn open_members(ledger: &mut LedgerServiceClient<Channel>, tenant: &str) {
+    for m in 0..10 {
+        let open = pb::OpenWalletRequest {
+            wallet: wallet(tenant, &format!("m{m}")),
+            idempotency_key: format!("open-{m}"),
+        };
+        ledger.open_wallet(open).await.unwrap();
+    }
+}
+
+/// Earns from `writers` concurrent clients until the returned flag is set or a call fails;
+/// collects the entry id of every acknowledged write.
+fn drive(
+    ledger: &LedgerServiceClient<Channel>,
+    tenant: &'static str,
+    writers: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (Arc<Mutex<Vec<String>>>, Vec<tokio::task::JoinHandle<()>>) {
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let tasks = (0..writers)
+        .map(|w| {
+            let acked = acked.clone();
+            let stop = stop.clone();
+            let mut ledger = ledger.clone();
+            tokio::spawn(async move {
+                // Bounded: at most 5,000 writes per writer.
+                for n in 0..5_000usize {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let member = format!("m{}", (w + n) % 10);
+                    let request = earn(tenant, &member, &format!("w{w}-{n}"), 1_000);
+                    match ledger.earn(request).await {
+                        Ok(r) => acked
+                            .lock()
+                            .unwrap()
+                            .push(r.into_inner().entries[0].entry_id.clone()),
+                        Err(_) => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    (acked, tasks)
+}
+
+/// Every entry id in the histories of the ten members `m0`..`m9` of `tenant`.
+async fn all_entries(ledger: &mut LedgerServiceClient<Channel>, tenant: &str) -> HashSet<String> {
+    let mut ids = HashSet::new();
+    for m in 0..10 {
+        let mut cursor = String::new();
+        loop {
+            let page = ledger
+                .list_history(pb::ListHistoryRequest {
+                    wallet: wallet(tenant, &format!("m{m}")),
+                    cursor: cursor.clone(),
+                    limit: 200,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            ids.extend(page.entries.into_iter().map(|e| e.entry_id));
+            if page.next_cursor.is_empty() {
+                break;
+            }
+            cursor = page.next_cursor;
+        }
+    }
+    ids
+}
+
+/// The stream holds each committed entry exactly once and nothing else.
+fn assert_exactly_once(events: &[Envelope], committed: &HashSet<String>, acked: &[String]) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for e in events {
+        *seen.entry(e.id.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "published more than once: {twice:?}");
+    let published: HashSet<String> = seen.keys().map(|s| s.to_string()).collect();
+    let missing: Vec<_> = committed.difference(&published).collect();
+    let foreign: Vec<_> = published.difference(committed).collect();
+    assert!(
+        missing.is_empty(),
+        "committed but not published: {missing:?}"
+    );
+    assert!(
+        foreign.is_empty(),
+        "published but not committed: {foreign:?}"
+    );
+    assert!(acked.iter().all(|id| committed.contains(id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_burst_publishes_each_committed_change_exactly_once() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut memberd, mut ledger) = memberd_on(&nats, dir.path()).await;
+    open_members(&mut ledger, "burst").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (acked, writers) = drive(&ledger, "burst", 16, stop.clone());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    memberd.start_kill().unwrap();
+    memberd.wait().await.unwrap();
+    for w in writers {
+        tokio::time::timeout(WAIT, w).await.unwrap().unwrap();
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        acked.len() > 100,
+        "the burst was running ({} acked)",
+        acked.len()
+    );
+    // Outlast the de-duplication window.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (_memberd, mut ledger) = memberd_on(&nats, dir.path()).await;
+    let committed = all_entries(&mut ledger, "burst").await;
+    let events = ledger_events(&nats.jetstream().await, committed.len() as u64, WAIT).await;
+    assert_exactly_once(&events, &committed, &acked);
+    eprintln!(
+        "events after kill -9: {} committed entries, {} acknowledged, each published once",
+        committed.len(),
+        acked.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_publishing_and_saving_the_position_publishes_nothing_twice() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let crash = [("MEMBERD_EVENTS__CRASH_AFTER_PUBLISH", "true")];
+    let (mut memberd, mut ledger) = memberd_with(&nats, dir.path(), &crash).await;
+    let open = pb::OpenWalletRequest {
+        wallet: wallet("crash", "bob"),
+        idempotency_key: "open".into(),
+    };
+    let opened = ledger.open_wallet(open).await.unwrap().into_inner();
+    // The publisher confirms the event, then aborts the process before saving its position.
+    let status = tokio::time::timeout(WAIT, memberd.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success(), "memberd aborted after publishing");
+    // Outlast the de-duplication window, then restart without the fault.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_memberd, mut ledger) = memberd_on(&nats, dir.path()).await;
+    let earned = ledger
+        .earn(earn("crash", "bob", "earn-1", 1_000))
+        .await
+        .unwrap()
+        .into_inner();
+    let js = nats.jetstream().await;
+    let events = ledger_events(&js, 2, WAIT).await;
+    // Give a wrongly repeated publication time to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events_later = ledger_events(&js, 2, Duration::ZERO).await;
+    assert_eq!(events, events_later);
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            opened.entries[0].entry_id.as_str(),
+            earned.entries[0].entry_id.as_str()
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_of_nats_loses_and_duplicates_nothing() {
+    let mut nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_memberd, mut ledger) = memberd_on(&nats, dir.path()).await;
+    open_members(&mut ledger, "outage").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (acked, writers) = drive(&ledger, "outage", 8, stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nats.stop().await;
+    // Writes go on while NATS is down.
+    let before = acked.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let during = acked.lock().unwrap().len() - before;
+    assert!(during > 50, "only {during} writes while NATS was down");
+    nats.restart().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        tokio::time::timeout(WAIT, w).await.unwrap().unwrap();
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    let committed = all_entries(&mut ledger, "outage").await;
+    let events = ledger_events(&nats.jetstream().await, committed.len() as u64, WAIT).await;
+    assert_exactly_once(&events, &committed, &acked);
+    eprintln!(
+        "events across a NATS outage: {} committed ({during} while NATS was down), each published once",
+        committed.len()
+    );
+}

@@ -1,0 +1,109 @@
+//! A throwaway `nats-server -js` on a free loopback port, with its own store directory.
+
+#![allow(dead_code)] // Each test binary compiles this module; not every one uses every helper.
+
+use async_nats::jetstream;
+use loyalty_events::Envelope;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+pub struct NatsServer {
+    child: Option<Child>,
+    pub port: u16,
+    store: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self {
+            child: None,
+            port,
+            store: dir.path().to_path_buf(),
+            _dir: dir,
+        };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on the same port and store.
+    pub async fn restart(&mut self) {
+        let child = Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nats-server is installed (tests/run.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "nats-server did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the server (SIGKILL), keeping its store.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+        }
+    }
+
+    pub async fn jetstream(&self) -> jetstream::Context {
+        jetstream::new(async_nats::connect(self.url()).await.unwrap())
+    }
+}
+
+/// Every event in the ledger's stream, oldest first, once the stream holds at least `expect`
+/// messages (or after `wait`, whatever it holds then).
+pub async fn ledger_events(js: &jetstream::Context, expect: u64, wait: Duration) -> Vec<Envelope> {
+    let deadline = Instant::now() + wait;
+    let mut stream = loop {
+        match js.get_stream("LOYALTY_LEDGER").await {
+            Ok(stream) => break stream,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("no LOYALTY_LEDGER stream: {e}"),
+        }
+    };
+    let state = loop {
+        let state = stream.info().await.unwrap().state.clone();
+        if state.messages >= expect || Instant::now() >= deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut events = Vec::new();
+    for seq in state.first_sequence..=state.last_sequence {
+        let message = stream.get_raw_message(seq).await.unwrap();
+        let event: Envelope = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(message.subject.as_str(), event.nats_subject());
+        events.push(event);
+    }
+    events
+}
