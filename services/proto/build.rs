@@ -2,7 +2,7 @@
 use prost::Message;
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["ledger/v1/ledger.proto"];
+const PROTOS: &[&str] = &["ledger/v1/ledger.proto", "events/v1/events.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");

@@ -102,6 +102,56 @@ mod tests {
         assert_eq!(e.data["member"], "alice");
     }
 
+    /// The JSON payload and `events.v1.LedgerEntry` (proto/events/v1/events.proto) name the
+    /// same fields: a field added to one must be added to the other.
+    #[test]
+    fn entry_json_has_the_fields_of_the_protobuf_schema() {
+        let id = EntryId(ulid::Ulid::from_parts(1, 1));
+        let entry = Entry::new(id, EntryKind::Earned, Timestamp(1), Deltas::default());
+        let json = serde_json::to_value(&entry).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort_unstable();
+        let mut proto = [
+            "id",
+            "kind",
+            "at",
+            "deltas",
+            "idempotency_key",
+            "order_id",
+            "hold_id",
+            "target",
+            "reason",
+            "counterparty",
+            "rules_version",
+            "reference",
+            "lots",
+        ];
+        proto.sort_unstable();
+        assert_eq!(keys, proto);
+        let mut delta_keys: Vec<&str> = json["deltas"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        delta_keys.sort_unstable();
+        assert_eq!(
+            delta_keys,
+            [
+                "bonus_value",
+                "points_available",
+                "points_held",
+                "points_pending",
+                "stored_value"
+            ]
+        );
+    }
+
     #[test]
     fn every_kind_has_its_listed_name() {
         use EntryKind::*;

@@ -7,5 +7,12 @@ pub mod ledger {
     }
 }
 
+/// `events.v1`: the schema of the events published to partners (JSON on the wire).
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("events.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of every package, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
