@@ -7,6 +7,8 @@ pub mod config;
 pub mod envelope;
 pub mod memory;
 pub mod nats;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use bus::{BusError, EventBus, Published};
 pub use config::{BusKind, EventsConfig};

@@ -5,13 +5,13 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
 use loyalty_events::Envelope;
+use loyalty_events::testing::{NatsServer, ledger_events};
 use loyalty_proto::ledger::v1 as pb;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::nats::{NatsServer, ledger_events};
 use support::start_with;
 use tokio::process::Child;
 use tonic::transport::Channel;

@@ -1,7 +1,5 @@
 //! Starting the real `memberd` binary from tests.
 
-pub mod nats;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

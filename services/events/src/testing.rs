@@ -1,9 +1,10 @@
-//! A throwaway `nats-server -js` on a free loopback port, with its own store directory.
+//! Test support (feature `testing`): a throwaway `nats-server -js` on a free loopback port, with
+//! its own store directory, and a reader of a service's stream.
 
-#![allow(dead_code)] // Each test binary compiles this module; not every one uses every helper.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test support: a panic is a failed test.
 
+use crate::Envelope;
 use async_nats::jetstream;
-use loyalty_events::Envelope;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
@@ -81,14 +82,24 @@ impl NatsServer {
 /// Every event in the ledger's stream, oldest first, once the stream holds at least `expect`
 /// messages (or after `wait`, whatever it holds then).
 pub async fn ledger_events(js: &jetstream::Context, expect: u64, wait: Duration) -> Vec<Envelope> {
+    stream_events(js, "LOYALTY_LEDGER", expect, wait).await
+}
+
+/// Every event in stream `name`, as [`ledger_events`].
+pub async fn stream_events(
+    js: &jetstream::Context,
+    name: &str,
+    expect: u64,
+    wait: Duration,
+) -> Vec<Envelope> {
     let deadline = Instant::now() + wait;
     let mut stream = loop {
-        match js.get_stream("LOYALTY_LEDGER").await {
+        match js.get_stream(name).await {
             Ok(stream) => break stream,
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await
             }
-            Err(e) => panic!("no LOYALTY_LEDGER stream: {e}"),
+            Err(e) => panic!("no stream {name}: {e}"),
         }
     };
     let state = loop {
