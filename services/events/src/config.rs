@@ -37,7 +37,7 @@ impl Default for EventsConfig {
             batch_size: 512,
             poll_interval_ms: 20,
             nats: NatsConfig::default(),
-            embedded_retain: 100_000,
+            embedded_retain: 10_000,
             crash_after_publish: false,
         }
     }
