@@ -102,6 +102,10 @@ pub struct BenchArgs {
     /// exits non-zero. A phase where nothing succeeds aborts the run at once.
     #[arg(long, default_value_t = 0)]
     pub max_errors: u64,
+    /// Consume the run's ledger events from NATS JetStream at this URL while the phases run, and
+    /// report their lag from commit to arrival (memberd must run with `events.bus = "nats"`).
+    #[arg(long)]
+    pub watch_events: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +121,8 @@ struct RunReport<'a> {
     ratio_earn_over_echo: Option<f64>,
     pg_baseline_tps: Option<f64>,
     ratio_earn_over_pg: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<crate::events::LagReport>,
 }
 
 pub async fn run(args: BenchArgs) -> Result<()> {
@@ -174,6 +180,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         Vec::new()
     };
 
+    let watcher = match &args.watch_events {
+        Some(url) => Some(crate::events::Watcher::start(url, &ctx.tenant).await?),
+        None => None,
+    };
     let mut reports = Vec::new();
     for phase in phases {
         let report = match phase {
@@ -200,6 +210,14 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         reports.push(report);
     }
 
+    let events = match watcher {
+        Some(w) => {
+            let report = w.finish(u64::MAX, Duration::from_secs(3)).await;
+            println!("{report}");
+            Some(report)
+        }
+        None => None,
+    };
     let earn = throughput(&reports, Phase::Earn);
     let ratio_echo = earn
         .zip(throughput(&reports, Phase::Echo))
@@ -226,6 +244,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             ratio_earn_over_echo: ratio_echo,
             pg_baseline_tps: args.pg_baseline_tps,
             ratio_earn_over_pg: ratio_pg,
+            events,
         };
         let text = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
         std::fs::write(path, text + "\n")

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod driver;
 pub mod echo;
+pub mod events;
 pub mod setup;
 pub mod stats;
 pub mod target;

@@ -19,7 +19,7 @@ pub struct EventsConfig {
     pub bus: BusKind,
     /// Most changes published per round; a round waits for every confirmation.
     pub batch_size: usize,
-    /// How often an idle publisher looks for new changes.
+    /// Pause after a round that drained the change log (bounds how often it publishes).
     pub poll_interval_ms: u64,
     pub nats: NatsConfig,
     /// Events the in-process bus keeps in memory (oldest dropped first).
@@ -35,7 +35,7 @@ impl Default for EventsConfig {
         Self {
             bus: BusKind::Embedded,
             batch_size: 512,
-            poll_interval_ms: 20,
+            poll_interval_ms: 50,
             nats: NatsConfig::default(),
             embedded_retain: 10_000,
             crash_after_publish: false,

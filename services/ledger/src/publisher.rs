@@ -19,7 +19,7 @@ pub struct Publisher {
     pub bus: Arc<dyn EventBus>,
     /// Most changes per round.
     pub batch: usize,
-    /// Pause when there is nothing to publish.
+    /// Pause after a round that drained the log.
     pub idle: Duration,
     /// Crash tests: abort after the bus confirms a round, before the position is saved.
     pub crash_after_publish: bool,
@@ -66,9 +66,14 @@ impl Publisher {
                 return;
             }
             match self.round(position).await {
-                Ok(Some(next)) => {
+                Ok(Some((next, published))) => {
                     position = next;
                     backoff = Backoff::default();
+                    // A short round means the log is drained: pause, so that the next round
+                    // carries many events (one write and one confirmation wait for all).
+                    if published < self.batch && stopped(&mut shutdown, self.idle).await {
+                        return;
+                    }
                 }
                 Ok(None) => {
                     if stopped(&mut shutdown, self.idle).await {
@@ -116,8 +121,9 @@ impl Publisher {
         }
     }
 
-    /// Publishes the changes after `after`; returns the new position, or None if there were none.
-    async fn round(&self, after: u64) -> Result<Option<u64>, PublishError> {
+    /// Publishes the changes after `after`; returns the new position and how many it published,
+    /// or None if there were none.
+    async fn round(&self, after: u64) -> Result<Option<(u64, usize)>, PublishError> {
         let changes = self.feed.changes_after(after, self.batch).await?;
         let Some(last) = changes.last().map(|c| c.seq) else {
             return Ok(None);
@@ -138,7 +144,7 @@ impl Publisher {
         metrics::counter!("events_published_total").increment(events.len() as u64);
         self.feed.save_position(READER, last).await?;
         metrics::gauge!("events_published_sequence").set(last as f64);
-        Ok(Some(last))
+        Ok(Some((last, events.len())))
     }
 }
 
