@@ -10,10 +10,19 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
+/// Cheap to clone: clones share one bus.
+#[derive(Clone)]
 pub struct InProcessBus {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
     inner: Mutex<Inner>,
     retain: usize,
     live: broadcast::Sender<Arc<Envelope>>,
+    /// Woken by every publication, for subscriptions waiting for new events.
+    pub(crate) published: tokio::sync::Notify,
+    pub(crate) consumers: crate::memory_consumer::Consumers,
 }
 
 #[derive(Default)]
@@ -29,16 +38,24 @@ impl InProcessBus {
     /// A bus that keeps the newest `retain` events (at least one).
     pub fn new(retain: usize) -> Self {
         let (live, _) = broadcast::channel(1024);
-        Self {
+        let shared = Shared {
             inner: Mutex::new(Inner::default()),
             retain: retain.max(1),
             live,
+            published: tokio::sync::Notify::new(),
+            consumers: Default::default(),
+        };
+        Self {
+            shared: Arc::new(shared),
         }
     }
 
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Every update below leaves the state whole before it can panic.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock()
     }
 
     /// Events whose subject matches `filter` (NATS wildcards `*` and `>`), oldest first.
@@ -53,7 +70,28 @@ impl InProcessBus {
 
     /// Every event stored from now on, as it is stored.
     pub fn listen(&self) -> broadcast::Receiver<Arc<Envelope>> {
-        self.live.subscribe()
+        self.shared.live.subscribe()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every update below leaves the state whole before it can panic.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first event after bus position `after` whose subject matches `filter`.
+    pub(crate) fn next_after(
+        &self,
+        after: Option<u64>,
+        filter: &str,
+    ) -> Option<(u64, Arc<Envelope>)> {
+        self.lock()
+            .events
+            .iter()
+            .filter(|(p, _)| after.is_none_or(|a| *p > a))
+            .find(|(_, e)| subject_matches(filter, &e.nats_subject()))
+            .map(|(p, e)| (*p, Arc::clone(e)))
     }
 }
 
@@ -80,14 +118,16 @@ impl EventBus for InProcessBus {
                 },
             );
             inner.events.push_back((position, Arc::clone(&event)));
-            while inner.events.len() > self.retain {
+            while inner.events.len() > self.shared.retain {
                 if let Some((_, old)) = inner.events.pop_front() {
                     inner.ids.remove(&old.id);
                 }
             }
             // Nobody listening is fine.
-            let _ = self.live.send(event);
+            let _ = self.shared.live.send(event);
         }
+        drop(inner);
+        self.shared.published.notify_waiters();
         Ok(())
     }
 

@@ -87,6 +87,10 @@ impl NatsBus {
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.js
     }
+
+    pub(crate) fn stream_settings(&self) -> &StreamSettings {
+        &self.stream
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {

@@ -82,16 +82,23 @@ impl NatsServer {
 /// Every event in the ledger's stream, oldest first, once the stream holds at least `expect`
 /// messages (or after `wait`, whatever it holds then).
 pub async fn ledger_events(js: &jetstream::Context, expect: u64, wait: Duration) -> Vec<Envelope> {
-    stream_events(js, "LOYALTY_LEDGER", expect, wait).await
+    let events = stream_events(js, "LOYALTY_LEDGER", expect, wait).await;
+    events
+        .into_iter()
+        .map(|(subject, event)| {
+            assert_eq!(subject, event.nats_subject());
+            event
+        })
+        .collect()
 }
 
-/// Every event in stream `name`, as [`ledger_events`].
+/// Every event in stream `name` with its subject, as [`ledger_events`].
 pub async fn stream_events(
     js: &jetstream::Context,
     name: &str,
     expect: u64,
     wait: Duration,
-) -> Vec<Envelope> {
+) -> Vec<(String, Envelope)> {
     let deadline = Instant::now() + wait;
     let mut stream = loop {
         match js.get_stream(name).await {
@@ -113,8 +120,7 @@ pub async fn stream_events(
     for seq in state.first_sequence..=state.last_sequence {
         let message = stream.get_raw_message(seq).await.unwrap();
         let event: Envelope = serde_json::from_slice(&message.payload).unwrap();
-        assert_eq!(message.subject.as_str(), event.nats_subject());
-        events.push(event);
+        events.push((message.subject.to_string(), event));
     }
     events
 }

@@ -7,8 +7,10 @@ use loyalty_events::config::NatsConfig;
 use loyalty_events::envelope::Origin;
 use loyalty_events::memory::InProcessBus;
 use loyalty_events::nats::NatsBus;
+use loyalty_events::subscribe::{Retried, SubscriptionSpec, Subscriptions};
 use loyalty_events::testing::{NatsServer, stream_events};
 use loyalty_events::{Envelope, EventBus};
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -50,6 +52,124 @@ where
     assert_eq!((last.sequence, last.id.as_str()), (4, "D"));
 }
 
+/// Durable subscriptions: order, filter, redelivery, dead letters after `max_attempts`, and a
+/// position that outlives the subscription. `dead` reads (subject, event) of the dead letters.
+async fn subscription_contract<F, Fut>(bus: &dyn EventBus, subs: &dyn Subscriptions, dead: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Vec<(String, Envelope)>>,
+{
+    bus.prepare("ledger").await.unwrap();
+    let events = [
+        event("acme", "earned", "A", 1),
+        event("acme", "earned", "POISON", 2),
+        event("acme", "earned", "C", 3),
+        event("acme", "spent", "X", 4),
+    ];
+    bus.publish(&events).await.unwrap();
+    let spec = SubscriptionSpec {
+        durable: "triggers".into(),
+        service: "ledger".into(),
+        filter: "member.*.ledger.earned".into(),
+        max_attempts: 3,
+        ack_wait: Duration::from_secs(30),
+    };
+    let mut sub = subs.subscribe(spec.clone()).await.unwrap();
+    let mut deliveries = Vec::new();
+    let mut acked = HashSet::new();
+    let mut poisoned = false;
+    while !(acked.contains("A") && acked.contains("C") && poisoned) {
+        let d = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("a delivery within 10 s")
+            .unwrap();
+        deliveries.push((d.event.id.clone(), d.attempt));
+        if d.event.id == "POISON" {
+            let attempt = d.attempt;
+            let retried = d.retry(Duration::from_millis(20), "boom").await.unwrap();
+            let want = if attempt == 3 {
+                Retried::DeadLettered
+            } else {
+                Retried::Later
+            };
+            assert_eq!(retried, want, "attempt {attempt}");
+            poisoned = retried == Retried::DeadLettered;
+        } else {
+            acked.insert(d.event.id.clone());
+            d.ack().await.unwrap();
+        }
+    }
+    let poison: Vec<u32> = deliveries
+        .iter()
+        .filter(|(id, _)| id == "POISON")
+        .map(|(_, a)| *a)
+        .collect();
+    assert_eq!(poison, [1, 2, 3], "{deliveries:?}");
+    assert_eq!(deliveries.iter().filter(|(id, _)| id == "A").count(), 1);
+    assert_eq!(deliveries.iter().filter(|(id, _)| id == "C").count(), 1);
+    assert!(
+        deliveries.iter().all(|(id, _)| id != "X"),
+        "the filter holds"
+    );
+    assert_eq!(deliveries[0], ("A".to_string(), 1), "in order");
+
+    let letters = dead(1).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        letters[0].0,
+        "deadletter.triggers.member.acme.ledger.earned"
+    );
+    assert_eq!(letters[0].1.id, "POISON");
+
+    // The position is durable: a new subscription under the name gets only what is new.
+    drop(sub);
+    bus.publish(&[event("acme", "earned", "E", 5)])
+        .await
+        .unwrap();
+    let mut again = subs.subscribe(spec).await.unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(10), again.next())
+        .await
+        .expect("a delivery within 10 s")
+        .unwrap();
+    assert_eq!((d.event.id.as_str(), d.attempt), ("E", 1));
+    d.ack().await.unwrap();
+}
+
+/// A handler that dies without settling: the event comes again (after `ack_wait` on JetStream,
+/// at once in process), and after its last attempt it is a dead letter, not lost.
+async fn unsettled_contract<F, Fut>(bus: &dyn EventBus, subs: &dyn Subscriptions, dead: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Vec<(String, Envelope)>>,
+{
+    bus.prepare("ledger").await.unwrap();
+    bus.publish(&[event("acme", "earned", "CRASHER", 1)])
+        .await
+        .unwrap();
+    let spec = SubscriptionSpec {
+        durable: "crashy".into(),
+        service: "ledger".into(),
+        filter: "member.*.ledger.>".into(),
+        max_attempts: 2,
+        ack_wait: Duration::from_secs(1),
+    };
+    let mut sub = subs.subscribe(spec).await.unwrap();
+    let attempts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = attempts.clone();
+    let handler = tokio::spawn(async move {
+        loop {
+            let d = sub.next().await.unwrap();
+            seen.lock().unwrap().push(d.attempt);
+            drop(d); // the handler "dies" before settling
+        }
+    });
+    let letters = dead(1).await;
+    handler.abort();
+    assert_eq!(*attempts.lock().unwrap(), [1, 2]);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].1.id, "CRASHER");
+}
+
 #[tokio::test]
 async fn the_in_process_bus_keeps_the_contract() {
     let bus = InProcessBus::new(100);
@@ -59,9 +179,64 @@ async fn the_in_process_bus_keeps_the_contract() {
     .await;
 }
 
+#[tokio::test]
+async fn in_process_subscriptions_keep_the_contract() {
+    let bus = InProcessBus::new(100);
+    subscription_contract(&bus, &bus, |_| async {
+        bus.dead_letters()
+            .into_iter()
+            .map(|d| (d.subject, d.event.as_ref().clone()))
+            .collect()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn in_process_unsettled_deliveries_come_again_then_dead_letter() {
+    let bus = InProcessBus::new(100);
+    unsettled_contract(&bus, &bus, |n| {
+        let bus = bus.clone();
+        async move {
+            for _ in 0..100 {
+                if bus.dead_letters().len() >= n {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            bus.dead_letters()
+                .into_iter()
+                .map(|d| (d.subject, d.event.as_ref().clone()))
+                .collect()
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_jetstream_keeps_the_contract() {
+async fn jetstream_unsettled_deliveries_come_again_then_dead_letter() {
     let server = NatsServer::start().await;
+    let bus = connected(&server).await;
+    let js = server.jetstream().await;
+    unsettled_contract(&bus, &bus, |n| {
+        let js = js.clone();
+        async move { stream_events(&js, "LOYALTY_DEADLETTER", n as u64, Duration::from_secs(15)).await }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_subscriptions_keep_the_contract() {
+    let server = NatsServer::start().await;
+    let bus = connected(&server).await;
+    let js = server.jetstream().await;
+    subscription_contract(&bus, &bus, |n| {
+        let js = js.clone();
+        async move { stream_events(&js, "LOYALTY_DEADLETTER", n as u64, Duration::from_secs(10)).await }
+    })
+    .await;
+}
+
+async fn connected(server: &NatsServer) -> NatsBus {
     let config = NatsConfig {
         url: server.url(),
         ..NatsConfig::default()
@@ -74,10 +249,23 @@ async fn nats_jetstream_keeps_the_contract() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    bus
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_jetstream_keeps_the_contract() {
+    let server = NatsServer::start().await;
+    let bus = connected(&server).await;
     let js = server.jetstream().await;
     contract(&bus, |n| {
         let js = js.clone();
-        async move { stream_events(&js, "LOYALTY_LEDGER", n as u64, Duration::from_secs(10)).await }
+        async move {
+            stream_events(&js, "LOYALTY_LEDGER", n as u64, Duration::from_secs(10))
+                .await
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect()
+        }
     })
     .await;
 }

@@ -1,0 +1,170 @@
+//! Durable subscriptions on JetStream: a durable pull consumer with explicit acks per
+//! subscription, and a dead-letter stream (`<prefix>_DEADLETTER` on `deadletter.>`).
+//!
+//! JetStream's own limit is set one above `max_attempts`: the extra delivery of an event that
+//! was never settled (its handler died) is dead-lettered here instead of being dropped silently.
+
+use crate::bus::BusError;
+use crate::envelope::Envelope;
+use crate::nats::NatsBus;
+use crate::subscribe::{
+    Delivery, Retried, Settle, Subscription, SubscriptionSpec, Subscriptions, check,
+    dead_letter_subject,
+};
+use async_nats::jetstream::{self, AckKind, consumer, stream};
+use async_trait::async_trait;
+use futures::StreamExt;
+use std::time::Duration;
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+impl NatsBus {
+    async fn ensure_dead_letter_stream(&self) -> Result<(), BusError> {
+        let settings = self.stream_settings();
+        let config = stream::Config {
+            name: format!("{}_DEADLETTER", settings.name_prefix),
+            subjects: vec!["deadletter.>".into()],
+            max_age: Duration::from_secs(settings.max_age_secs),
+            num_replicas: settings.replicas.max(1),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        self.jetstream()
+            .get_or_create_stream(config)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl Subscriptions for NatsBus {
+    async fn subscribe(&self, spec: SubscriptionSpec) -> Result<Box<dyn Subscription>, BusError> {
+        check(&spec)?;
+        self.ensure_dead_letter_stream().await?;
+        let stream_name = self.stream_settings().stream_name(&spec.service);
+        let stream = self
+            .jetstream()
+            .get_stream(&stream_name)
+            .await
+            .map_err(unavailable)?;
+        let config = consumer::pull::Config {
+            durable_name: Some(spec.durable.clone()),
+            filter_subject: spec.filter.clone(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: spec.ack_wait,
+            max_deliver: i64::from(spec.max_attempts) + 1,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        };
+        let consumer = stream
+            .get_or_create_consumer(&spec.durable, config)
+            .await
+            .map_err(|e| BusError::Refused(format!("consumer {}: {e}", spec.durable)))?;
+        let messages = consumer.messages().await.map_err(unavailable)?;
+        Ok(Box::new(NatsSubscription {
+            messages,
+            js: self.jetstream().clone(),
+            spec,
+        }))
+    }
+}
+
+struct NatsSubscription {
+    messages: consumer::pull::Stream,
+    js: jetstream::Context,
+    spec: SubscriptionSpec,
+}
+
+#[async_trait]
+impl Subscription for NatsSubscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            let message = self
+                .messages
+                .next()
+                .await
+                .ok_or_else(|| unavailable("the consumer's message stream ended"))?
+                .map_err(unavailable)?;
+            let attempt = message.info().map_err(unavailable)?.delivered.max(1) as u32;
+            let settle = NatsSettle {
+                js: self.js.clone(),
+                durable: self.spec.durable.clone(),
+                last_attempt: attempt >= self.spec.max_attempts,
+                attempt,
+                message,
+            };
+            let event = match serde_json::from_slice::<Envelope>(&settle.message.payload) {
+                Ok(event) => event,
+                Err(e) => {
+                    Box::new(settle)
+                        .dead_letter(&format!("not an event envelope: {e}"))
+                        .await?;
+                    continue;
+                }
+            };
+            if attempt > self.spec.max_attempts {
+                // Delivered again after its last attempt was never settled.
+                Box::new(settle)
+                    .dead_letter("not acknowledged within ack_wait on its last attempt")
+                    .await?;
+                continue;
+            }
+            return Ok(Delivery {
+                event,
+                attempt,
+                settle: Box::new(settle),
+            });
+        }
+    }
+}
+
+struct NatsSettle {
+    js: jetstream::Context,
+    durable: String,
+    attempt: u32,
+    last_attempt: bool,
+    message: jetstream::Message,
+}
+
+impl NatsSettle {
+    /// Publishes the message to the dead-letter subject (confirmed), then ends its delivery.
+    async fn dead_letter(self: Box<Self>, reason: &str) -> Result<(), BusError> {
+        let subject = dead_letter_subject(&self.durable, self.message.subject.as_str());
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Loyalty-Dead-Letter-Reason", reason);
+        headers.insert("Loyalty-Attempts", self.attempt.to_string().as_str());
+        headers.insert("Loyalty-Original-Subject", self.message.subject.as_str());
+        self.js
+            .publish_with_headers(subject, headers, self.message.payload.clone())
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        self.message
+            .ack_with(AckKind::Term)
+            .await
+            .map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl Settle for NatsSettle {
+    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+        self.message.double_ack().await.map_err(unavailable)
+    }
+
+    async fn retry(self: Box<Self>, delay: Duration, reason: &str) -> Result<Retried, BusError> {
+        if self.last_attempt {
+            self.dead_letter(reason).await?;
+            return Ok(Retried::DeadLettered);
+        }
+        self.message
+            .ack_with(AckKind::Nak(Some(delay)))
+            .await
+            .map_err(unavailable)?;
+        Ok(Retried::Later)
+    }
+}

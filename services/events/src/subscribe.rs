@@ -1,0 +1,96 @@
+//! Durable subscriptions for the platform's own consumers (e.g. campaign triggers): each event
+//! is delivered at least once, in order, until it is acknowledged; a failed one is delivered
+//! again after a delay, and after `max_attempts` it goes to the dead-letter subject
+//! `deadletter.<durable>.<original subject>` with the reason, so one poison message cannot
+//! block or spin a consumer forever.
+
+use crate::bus::BusError;
+use crate::envelope::Envelope;
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// The subject a dead letter of `durable` is published on.
+pub fn dead_letter_subject(durable: &str, original: &str) -> String {
+    format!("deadletter.{durable}.{original}")
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscriptionSpec {
+    /// The durable name: the position survives restarts and is shared by every process that
+    /// subscribes under it (each event goes to one of them). Letters, digits, '-' and '_'.
+    pub durable: String,
+    /// The service whose events to read, e.g. "ledger".
+    pub service: String,
+    /// A subject filter with NATS wildcards, e.g. `member.*.ledger.earned`.
+    pub filter: String,
+    /// Deliveries of one event before it is dead-lettered (at least 1).
+    pub max_attempts: u32,
+    /// An event neither acknowledged nor retried within this time is delivered again.
+    pub ack_wait: Duration,
+}
+
+/// What became of a retried delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retried {
+    /// It will be delivered again.
+    Later,
+    /// That was its last attempt: it is now on the dead-letter subject.
+    DeadLettered,
+}
+
+/// How an adapter settles one delivery.
+#[async_trait]
+pub(crate) trait Settle: Send {
+    async fn ack(self: Box<Self>) -> Result<(), BusError>;
+    async fn retry(self: Box<Self>, delay: Duration, reason: &str) -> Result<Retried, BusError>;
+}
+
+/// One delivery of one event.
+pub struct Delivery {
+    pub event: Envelope,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+    pub(crate) settle: Box<dyn Settle>,
+}
+
+impl Delivery {
+    /// The event is handled: it is not delivered again.
+    pub async fn ack(self) -> Result<(), BusError> {
+        self.settle.ack().await
+    }
+
+    /// Handling failed: deliver it again after `delay`, or dead-letter it with `reason` when
+    /// this was its last attempt.
+    pub async fn retry(self, delay: Duration, reason: &str) -> Result<Retried, BusError> {
+        self.settle.retry(delay, reason).await
+    }
+}
+
+#[async_trait]
+pub trait Subscription: Send {
+    /// The next delivery, waiting for one.
+    async fn next(&mut self) -> Result<Delivery, BusError>;
+}
+
+#[async_trait]
+pub trait Subscriptions: Send + Sync {
+    async fn subscribe(&self, spec: SubscriptionSpec) -> Result<Box<dyn Subscription>, BusError>;
+}
+
+pub(crate) fn check(spec: &SubscriptionSpec) -> Result<(), BusError> {
+    let name_ok = !spec.durable.is_empty()
+        && spec
+            .durable
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !name_ok {
+        return Err(BusError::Refused(format!(
+            "durable name {:?} must be letters, digits, '-' or '_'",
+            spec.durable
+        )));
+    }
+    if spec.max_attempts == 0 {
+        return Err(BusError::Refused("max_attempts must be at least 1".into()));
+    }
+    Ok(())
+}
