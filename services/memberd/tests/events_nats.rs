@@ -197,6 +197,32 @@ async fn every_ledger_operation_yields_exactly_its_events() {
             .unwrap()
             .into_inner(),
     );
+    // A transfer commits on two wallets: the debit here, the credit on bob's.
+    let bob_open = ledger
+        .open_wallet(pb::OpenWalletRequest {
+            wallet: wallet("shop.cn", "bob"),
+            idempotency_key: "open-bob".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let bob_open_id = bob_open[0].entry_id.clone();
+    committed.extend(bob_open);
+    let transfer = ledger
+        .transfer(pb::TransferRequest {
+            tenant_id: "shop.cn".into(),
+            from_member_id: "alice".into(),
+            to_member_id: "bob".into(),
+            idempotency_key: "gift-1".into(),
+            points: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(transfer.state, "completed");
+    committed.push(transfer.debit.unwrap());
+    committed.push(transfer.credit.unwrap());
     let kinds: Vec<&str> = committed.iter().map(|e| e.kind.as_str()).collect();
     for kind in [
         "opened",
@@ -230,9 +256,14 @@ async fn every_ledger_operation_yields_exactly_its_events() {
             event.nats_subject(),
             format!("member.shop_cn.ledger.{}", entry.kind)
         );
+        let member = if entry.kind == "transferred_in" || event.id == bob_open_id {
+            "bob"
+        } else {
+            "alice"
+        };
         assert_eq!(
             (event.tenant.as_str(), event.subject.as_str()),
-            ("shop.cn", "alice")
+            ("shop.cn", member)
         );
         assert_eq!(event.source, "/ledger/shop.cn");
         assert_eq!(event.time.timestamp_millis(), entry.at_ms);
