@@ -21,6 +21,7 @@ command -v nats-server >/dev/null || {
 step "building memberd and loadgen (release)"
 cargo build --release --locked -p memberd -p loyalty-loadtest
 
+source loadtest/memberd.sh
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 nats_url="nats://127.0.0.1:$port"
@@ -51,7 +52,7 @@ stop_nats() {
   nats_dir=""
 }
 cleanup() {
-  [ -n "$memberd_pid" ] && kill "$memberd_pid" 2>/dev/null && wait "$memberd_pid" 2>/dev/null
+  stop_memberd
   stop_nats
   rm -rf ${data:+"$data"}
 }
@@ -59,29 +60,17 @@ trap cleanup EXIT
 
 # run_round ARM ROUND: a fresh memberd for ARM (embedded, nats or watched), then the earn phase.
 run_round() {
-  local arm=$1 round=$2 bus=nats log="$out_dir/memberd-$1.log" grpc="" watch=()
+  local arm=$1 round=$2 bus=nats watch=()
   [ "$arm" = embedded ] && bus=embedded
   [ "$bus" = nats ] && start_nats
   data=$(mktemp -d)
-  MEMBERD_HTTP_ADDR=127.0.0.1:0 MEMBERD_GRPC_ADDR=127.0.0.1:0 \
-    MEMBERD_GATEWAY__DEV_TOKEN=bench-only-token RUST_LOG=warn \
-    MEMBERD_EVENTS__BUS="$bus" MEMBERD_EVENTS__NATS__URL="$nats_url" \
-    target/release/memberd --data-dir "$data" 2>"$log" &
-  memberd_pid=$!
-  for _ in $(seq 100); do
-    grpc=$(sed -n 's/^memberd: grpc listening on //p' "$log")
-    [ -n "$grpc" ] && break
-    kill -0 "$memberd_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
-    sleep 0.1
-  done
-  [ -n "$grpc" ] || { echo "memberd did not start; see $log" >&2; exit 1; }
+  start_memberd "$data" "$out_dir/memberd-$arm.log" \
+    MEMBERD_EVENTS__BUS="$bus" MEMBERD_EVENTS__NATS__URL="$nats_url"
   [ "$arm" = watched ] && watch=(--watch-events "$nats_url")
   step "round $round: $arm (events.bus=$bus)"
   target/release/loadgen bench --target "http://$grpc" --seconds "$secs" --clients "$clients" \
     --members "$members" --phases earn "${watch[@]}" --json "$out_dir/events-$arm-$round.json"
-  kill "$memberd_pid"
-  wait "$memberd_pid" 2>/dev/null || true
-  memberd_pid=""
+  stop_memberd
   rm -rf "$data"
   data=""
   stop_nats

@@ -29,28 +29,17 @@ else
   echo "PostgreSQL baseline skipped: pgbench or $baseline is missing" >&2
 fi
 
+source loadtest/memberd.sh
 data=$(mktemp -d)
-log="$out_dir/memberd.log"
 memberd_pid=""
 cleanup() {
-  [ -n "$memberd_pid" ] && kill "$memberd_pid" 2>/dev/null && wait "$memberd_pid" 2>/dev/null
+  stop_memberd
   rm -rf "$data"
 }
 trap cleanup EXIT
 
 step "starting memberd --target all on $data"
-MEMBERD_HTTP_ADDR=127.0.0.1:0 MEMBERD_GRPC_ADDR=127.0.0.1:0 \
-  MEMBERD_GATEWAY__DEV_TOKEN=bench-only-token RUST_LOG=warn \
-  target/release/memberd --data-dir "$data" 2>"$log" &
-memberd_pid=$!
-grpc=""
-for _ in $(seq 100); do
-  grpc=$(sed -n 's/^memberd: grpc listening on //p' "$log")
-  [ -n "$grpc" ] && break
-  kill -0 "$memberd_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$grpc" ] || { echo "memberd did not start; see $log" >&2; exit 1; }
+start_memberd "$data" "$out_dir/memberd.log"
 
 step "loadgen bench against $grpc"
 target/release/loadgen bench --target "http://$grpc" --seconds "$secs" --clients "$clients" \

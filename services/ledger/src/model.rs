@@ -131,6 +131,26 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EntryKind; 16] = [
+        EntryKind::Opened,
+        EntryKind::Earned,
+        EntryKind::PendingActivated,
+        EntryKind::Held,
+        EntryKind::Captured,
+        EntryKind::Voided,
+        EntryKind::HoldExpired,
+        EntryKind::Reversed,
+        EntryKind::Adjusted,
+        EntryKind::TransferredOut,
+        EntryKind::TransferredIn,
+        EntryKind::TransferReturned,
+        EntryKind::Expired,
+        EntryKind::ToppedUp,
+        EntryKind::Spent,
+        EntryKind::Refunded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Opened => "opened",
