@@ -7,12 +7,32 @@
 use crate::events::{SERVICE, envelope};
 use crate::store::ChangeFeed;
 use loyalty_events::{BusError, EventBus};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
 /// The publisher's name as a reader of the change log.
 pub const READER: &str = "events";
+
+/// The publisher's last failure, while it lasts (for `/readyz`). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct PublisherStatus(Arc<Mutex<Option<String>>>);
+
+impl PublisherStatus {
+    /// Why publication is failing now, if it is.
+    pub fn problem(&self) -> Option<String> {
+        self.lock().clone()
+    }
+
+    fn set(&self, problem: Option<String>) {
+        *self.lock() = problem;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // A plain value: never left half-written.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 pub struct Publisher {
     pub feed: Arc<dyn ChangeFeed>,
@@ -23,6 +43,7 @@ pub struct Publisher {
     pub idle: Duration,
     /// Crash tests: abort after the bus confirms a round, before the position is saved.
     pub crash_after_publish: bool,
+    pub status: PublisherStatus,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +75,7 @@ impl Publisher {
                 Ok(position) => break position,
                 Err(e) => {
                     tracing::warn!(error = %e, "event publisher cannot start yet; retrying");
+                    self.status.set(Some(e.to_string()));
                     if stopped(&mut shutdown, backoff.next()).await {
                         return;
                     }
@@ -61,6 +83,7 @@ impl Publisher {
             }
         };
         tracing::info!(position, "event publisher started");
+        self.status.set(None);
         loop {
             if *shutdown.borrow() {
                 return;
@@ -69,6 +92,7 @@ impl Publisher {
                 Ok(Some((next, published))) => {
                     position = next;
                     backoff = Backoff::default();
+                    self.status.set(None);
                     // A short round means the log is drained: pause, so that the next round
                     // carries many events (one write and one confirmation wait for all).
                     if published < self.batch && stopped(&mut shutdown, self.idle).await {
@@ -83,6 +107,7 @@ impl Publisher {
                 Err(e) => {
                     metrics::counter!("events_publish_failures_total").increment(1);
                     tracing::warn!(error = %e, position, "publishing events failed; retrying");
+                    self.status.set(Some(e.to_string()));
                     if stopped(&mut shutdown, backoff.next()).await {
                         return;
                     }

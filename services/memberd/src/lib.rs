@@ -17,7 +17,7 @@ use loyalty_events::memory::InProcessBus;
 use loyalty_events::nats::NatsBus;
 use loyalty_gateway::{AppState, state};
 use loyalty_ledger::grpc::LedgerGrpc;
-use loyalty_ledger::publisher::Publisher;
+use loyalty_ledger::publisher::{Publisher, PublisherStatus};
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
@@ -85,22 +85,26 @@ async fn futures_join(tasks: Vec<JoinHandle<anyhow::Result<()>>>) -> anyhow::Res
 #[derive(Clone)]
 struct Health {
     store: Option<EmbeddedStore>,
-    bus: Option<(BusKind, Arc<dyn EventBus>)>,
+    bus: Option<(BusKind, Arc<dyn EventBus>, PublisherStatus)>,
 }
 
 async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
     let events = match &health.bus {
-        Some((kind, bus)) => {
+        Some((kind, bus, status)) => {
             let kind = if *kind == BusKind::Nats {
                 "nats"
             } else {
                 "embedded"
             };
-            if bus.is_connected() {
+            let mut text = if bus.is_connected() {
                 format!("events: {kind} connected\n")
             } else {
                 format!("events: {kind} disconnected; events wait in the change log\n")
+            };
+            if let Some(problem) = status.problem() {
+                text.push_str(&format!("events: publisher failing, retrying: {problem}\n"));
             }
+            text
         }
         None => String::new(),
     };
@@ -174,13 +178,15 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             batch: config.events.batch_size.max(1),
             idle: Duration::from_millis(config.events.poll_interval_ms.max(1)),
             crash_after_publish: config.events.crash_after_publish,
+            status: PublisherStatus::default(),
         };
+        let status = publisher.status.clone();
         let publisher_rx = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
             publisher.run(publisher_rx).await;
             Ok(())
         }));
-        bus_health = Some((config.events.bus, bus));
+        bus_health = Some((config.events.bus, bus, status));
         let server = LedgerGrpc::new(ledger).into_server();
         let listener = bind(&config.grpc_addr, "grpc_addr").await?;
         grpc_addr = Some(listener.local_addr()?);

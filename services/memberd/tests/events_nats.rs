@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::start_with;
+use support::{http_get, start_full, start_with};
 use tokio::process::Child;
 use tonic::transport::Channel;
 
@@ -474,4 +474,44 @@ async fn an_outage_of_nats_loses_and_duplicates_nothing() {
         "events across a NATS outage: {} committed ({during} while NATS was down), each published once",
         committed.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_written_by_another_data_directory_is_refused_and_reported() {
+    let nats = NatsServer::start().await;
+    let first = tempfile::tempdir().unwrap();
+    let (mut memberd, mut ledger) = memberd_on(&nats, first.path()).await;
+    let open = |member: &str| pb::OpenWalletRequest {
+        wallet: wallet("fresh", member),
+        idempotency_key: format!("open-{member}"),
+    };
+    ledger.open_wallet(open("ann")).await.unwrap();
+    let js = nats.jetstream().await;
+    assert_eq!(ledger_events(&js, 1, WAIT).await.len(), 1);
+    memberd.start_kill().unwrap();
+    memberd.wait().await.unwrap();
+
+    // A new data directory against the old stream: its sequence 1 is not the stream's.
+    let second = tempfile::tempdir().unwrap();
+    let url = nats.url();
+    let env = [
+        ("MEMBERD_EVENTS__BUS", "nats"),
+        ("MEMBERD_EVENTS__NATS__URL", url.as_str()),
+    ];
+    let (_memberd, grpc, http) = start_full(second.path(), &env).await;
+    let mut ledger = LedgerServiceClient::connect(grpc).await.unwrap();
+    ledger.open_wallet(open("ben")).await.unwrap(); // writes go on
+    let deadline = std::time::Instant::now() + WAIT;
+    let body = loop {
+        let body = http_get(&http, "/readyz").await;
+        if body.contains("publisher failing") || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(body.starts_with("ready\n"), "{body}");
+    assert!(body.contains("another data directory"), "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = ledger_events(&js, 1, Duration::ZERO).await;
+    assert_eq!(events.len(), 1, "nothing published into the foreign stream");
 }

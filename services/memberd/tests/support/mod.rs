@@ -14,6 +14,12 @@ pub async fn start(dir: &Path) -> (Child, String) {
 
 /// Like [`start`], with extra environment variables.
 pub async fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    let (child, grpc, _) = start_full(dir, env).await;
+    (child, grpc)
+}
+
+/// Like [`start_with`]; also returns the HTTP address (`host:port`).
+pub async fn start_full(dir: &Path, env: &[(&str, &str)]) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_memberd"))
         .arg("--data-dir")
         .arg(dir)
@@ -28,10 +34,14 @@ pub async fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
         .spawn()
         .expect("memberd binary starts");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+    let (http, addr) = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut http = String::new();
         while let Some(line) = lines.next_line().await.expect("read stderr") {
+            if let Some(addr) = line.strip_prefix("memberd: http listening on ") {
+                http = addr.to_string();
+            }
             if let Some(addr) = line.strip_prefix("memberd: grpc listening on ") {
-                return addr.to_string();
+                return (http, addr.to_string());
             }
         }
         panic!("memberd exited before listening");
@@ -40,5 +50,19 @@ pub async fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
     .expect("memberd listens within 30 s");
     // Keep draining stderr so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{addr}"))
+    (child, format!("http://{addr}"), http)
+}
+
+/// The body of `GET path` on memberd's HTTP address (HTTP/1.0, so the server closes).
+#[allow(dead_code)]
+pub async fn http_get(http: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(http).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {http}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string())
 }
