@@ -140,7 +140,8 @@ pub struct DeltasDto {
 pub struct EntryDto {
     pub entry_id: String,
     /// earned, pending_activated, held, captured, voided, hold_expired, reversed, adjusted,
-    /// transferred_out, transferred_in, transfer_returned, expired, topped_up, spent, refunded, opened
+    /// transferred_out, transferred_in, transfer_returned, expired, topped_up, spent, refunded,
+    /// opened, low_balance (a notice with no deltas)
     pub kind: String,
     pub at: Option<DateTime<Utc>>,
     pub deltas: DeltasDto,

@@ -128,11 +128,15 @@ pub enum EntryKind {
     ToppedUp,
     Spent,
     Refunded,
+    /// A notice with no deltas: this write took stored value (paid plus bonus) below the
+    /// tenant's low-balance threshold. Kinds are only ever added at the end: stored rows encode
+    /// the kind by position.
+    LowBalance,
 }
 
 impl EntryKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EntryKind; 16] = [
+    pub const ALL: [EntryKind; 17] = [
         EntryKind::Opened,
         EntryKind::Earned,
         EntryKind::PendingActivated,
@@ -149,6 +153,7 @@ impl EntryKind {
         EntryKind::ToppedUp,
         EntryKind::Spent,
         EntryKind::Refunded,
+        EntryKind::LowBalance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -169,6 +174,7 @@ impl EntryKind {
             EntryKind::ToppedUp => "topped_up",
             EntryKind::Spent => "spent",
             EntryKind::Refunded => "refunded",
+            EntryKind::LowBalance => "low_balance",
         }
     }
 }

@@ -138,6 +138,7 @@ impl Ledger {
             let mut tx = WalletTx::new(head.clone(), self.clock.as_ref());
             tx.housekeeping();
             let (hold, reversals) = self.apply(&mut tx, wallet, command, &rules).await?;
+            tx.notice_low_balance(&head.balances, &rules);
             let entries = std::mem::take(&mut tx.entries);
             let mut commit = WalletCommit::after(&head, tx.head, entries);
             let outcome = WriteOutcome {

@@ -381,6 +381,25 @@ impl<'a> WalletTx<'a> {
         entry.rules_version = Some(rules.version);
     }
 
+    /// Adds a low-balance notice when this write took stored value (paid plus bonus) from at or
+    /// above the tenant's threshold to below it: one notice per crossing, not one per write
+    /// below it. `before` are the balances the write started from.
+    pub fn notice_low_balance(&mut self, before: &Deltas, rules: &RuleSet) {
+        let threshold = rules.low_balance_threshold;
+        let stored = |d: &Deltas| d.stored_value + d.bonus_value;
+        let after = stored(&self.head.balances);
+        if threshold <= 0 || stored(before) < threshold || after >= threshold {
+            return;
+        }
+        let cause = self.entries.last().map(|e| e.id);
+        let entry = self.push(EntryKind::LowBalance, Deltas::default());
+        entry.target = cause;
+        entry.rules_version = Some(rules.version);
+        entry.reason = Some(format!(
+            "stored value {after} is below the low-balance threshold {threshold}"
+        ));
+    }
+
     /// Spends stored value, paid value first and bonus after, so refunds of cash stay simple.
     pub fn spend(&mut self, amount: i64, reference: &str) -> Result<(), ServiceError> {
         let paid = self.head.balances.stored_value;

@@ -428,6 +428,12 @@ async fn stored_value_top_up_bonus_spend_and_refund() {
         (b.stored_value, b.bonus_value, b.low_balance),
         (0, 4_000, true)
     );
+    // Crossing the threshold adds one notice, pointing at the spend that crossed it.
+    let kinds: Vec<_> = spend.outcome.entries.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EntryKind::Spent, EntryKind::LowBalance]);
+    let notice = &spend.outcome.entries[1];
+    assert_eq!(notice.target, Some(spend.outcome.entries[0].id));
+    assert!(notice.deltas.is_zero());
     let err = h
         .run(
             &w,
@@ -471,6 +477,19 @@ async fn stored_value_top_up_bonus_spend_and_refund() {
     assert_eq!(err.code, ErrorCode::ReversalExceedsOriginal);
     let b = h.ledger.balance(&w).await.unwrap();
     assert_eq!((b.stored_value, b.bonus_value), (100_000, 10_000));
+    // Back above the threshold, a spend that crosses it again gets a notice again; one that
+    // stays below does not.
+    let kinds = |r: &loyalty_ledger::service::Written| -> Vec<EntryKind> {
+        r.outcome.entries.iter().map(|e| e.kind).collect()
+    };
+    let spend = |amount| Command::Spend {
+        amount,
+        reference: String::new(),
+    };
+    let crossing = h.run(&w, spend(106_000)).await.unwrap();
+    assert_eq!(kinds(&crossing), [EntryKind::Spent, EntryKind::LowBalance]);
+    let below = h.run(&w, spend(1_000)).await.unwrap();
+    assert_eq!(kinds(&below), [EntryKind::Spent]);
     h.assert_entries_sum_to_balance(&w).await;
 }
 
