@@ -30,8 +30,9 @@ pub trait EventBus: Send + Sync + 'static {
     async fn prepare(&self, service: &str) -> Result<(), BusError>;
 
     /// Stores `events` in order and returns once every one is stored. An event whose id is
-    /// already stored is confirmed without being stored again.
-    async fn publish(&self, events: &[Envelope]) -> Result<(), BusError>;
+    /// already stored is confirmed without being stored again. Takes the events by value, so
+    /// an in-process bus keeps them without copying.
+    async fn publish(&self, events: Vec<Envelope>) -> Result<(), BusError>;
 
     /// The newest event of `service` the bus holds, if any. A publisher that restarts resumes
     /// after it, so a crash between publishing and saving its position does not publish anything

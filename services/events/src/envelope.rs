@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// The CloudEvents version the envelope follows.
 pub const SPEC_VERSION: &str = "1.0";
@@ -21,7 +22,7 @@ pub struct Origin<'a> {
 }
 
 /// One event, as published (JSON, `application/json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
     /// CloudEvents `specversion`: always "1.0".
     pub specversion: String,
@@ -45,7 +46,39 @@ pub struct Envelope {
     /// changes. Increasing per service; consumers may use it to order and to resume.
     pub sequence: u64,
     pub datacontenttype: String,
-    pub data: serde_json::Value,
+    /// The payload as JSON text: encoded once when the event is made, and copied as it is into
+    /// every publication. [`Envelope::data_value`] parses it.
+    pub data: Box<RawValue>,
+}
+
+impl PartialEq for Envelope {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.specversion,
+            &self.id,
+            &self.source,
+            &self.event_type,
+            &self.subject,
+            self.time,
+            &self.tenant,
+            self.schemaversion,
+            self.sequence,
+            &self.datacontenttype,
+            self.data.get(),
+        ) == (
+            &other.specversion,
+            &other.id,
+            &other.source,
+            &other.event_type,
+            &other.subject,
+            other.time,
+            &other.tenant,
+            other.schemaversion,
+            other.sequence,
+            &other.datacontenttype,
+            other.data.get(),
+        )
+    }
 }
 
 impl Envelope {
@@ -56,7 +89,7 @@ impl Envelope {
         id: String,
         sequence: u64,
         time: DateTime<Utc>,
-        data: serde_json::Value,
+        data: Box<RawValue>,
     ) -> Self {
         Self {
             specversion: SPEC_VERSION.into(),
@@ -71,6 +104,12 @@ impl Envelope {
             datacontenttype: "application/json".into(),
             data,
         }
+    }
+
+    /// The payload, parsed.
+    pub fn data_value(&self) -> serde_json::Value {
+        // RawValue holds valid JSON by construction.
+        serde_json::from_str(self.data.get()).unwrap_or_default()
     }
 
     /// The short name of the event: `earned` for `loyalty.ledger.earned.v1`.
@@ -126,7 +165,7 @@ mod tests {
             "01J0000000000000000000000A".into(),
             7,
             DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
-            serde_json::json!({"points": 10}),
+            serde_json::value::to_raw_value(&serde_json::json!({"points": 10})).unwrap(),
         )
     }
 

@@ -101,13 +101,13 @@ impl EventBus for InProcessBus {
         Ok(())
     }
 
-    async fn publish(&self, events: &[Envelope]) -> Result<(), BusError> {
+    async fn publish(&self, events: Vec<Envelope>) -> Result<(), BusError> {
         let mut inner = self.lock();
         for event in events {
             if !inner.ids.insert(event.id.clone()) {
                 continue;
             }
-            let event = Arc::new(event.clone());
+            let event = Arc::new(event);
             let position = inner.next_position;
             inner.next_position += 1;
             inner.last.insert(
@@ -171,7 +171,7 @@ mod tests {
             id.into(),
             sequence,
             chrono::Utc::now(),
-            serde_json::json!({}),
+            serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
         )
     }
 
@@ -199,8 +199,8 @@ mod tests {
         assert_eq!(bus.last_published("ledger").await.unwrap(), None);
         let a = event("alice", "earned", "a", 1);
         let b = event("bob", "spent", "b", 2);
-        bus.publish(&[a.clone(), b.clone()]).await.unwrap();
-        bus.publish(std::slice::from_ref(&b)).await.unwrap();
+        bus.publish(vec![a.clone(), b.clone()]).await.unwrap();
+        bus.publish(vec![b.clone()]).await.unwrap();
         let all = bus.events("member.*.ledger.>");
         assert_eq!(
             all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
@@ -215,7 +215,7 @@ mod tests {
     async fn retains_only_the_newest() {
         let bus = InProcessBus::new(2);
         for i in 0..5u64 {
-            bus.publish(&[event("m", "earned", &i.to_string(), i)])
+            bus.publish(vec![event("m", "earned", &i.to_string(), i)])
                 .await
                 .unwrap();
         }

@@ -113,11 +113,11 @@ impl EventBus for NatsBus {
         Ok(())
     }
 
-    async fn publish(&self, events: &[Envelope]) -> Result<(), BusError> {
+    async fn publish(&self, events: Vec<Envelope>) -> Result<(), BusError> {
         // Send all, then wait for the confirmations in order: one round trip per batch, and
         // JetStream keeps the order of one connection's messages.
         let mut pending = Vec::with_capacity(events.len());
-        for event in events {
+        for event in &events {
             let payload =
                 serde_json::to_vec(event).map_err(|e| BusError::Refused(e.to_string()))?;
             let mut headers = async_nats::HeaderMap::new();

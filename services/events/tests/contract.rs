@@ -20,7 +20,7 @@ fn event(tenant: &str, name: &str, id: &str, sequence: u64) -> Envelope {
         tenant,
         member: "m1",
     };
-    let data = serde_json::json!({ "n": sequence });
+    let data = serde_json::value::to_raw_value(&serde_json::json!({ "n": sequence })).unwrap();
     Envelope::new(origin, name, id.into(), sequence, chrono::Utc::now(), data)
 }
 
@@ -38,12 +38,12 @@ where
     let a = event("acme", "earned", "A", 1);
     let b = event("acme", "held", "B", 2);
     let c = event("shop.cn", "spent", "C", 3);
-    bus.publish(&[a.clone(), b.clone(), c.clone()])
+    bus.publish(vec![a.clone(), b.clone(), c.clone()])
         .await
         .unwrap();
     // A re-published copy is confirmed and not stored again.
     let d = event("acme", "captured", "D", 4);
-    bus.publish(&[b.clone(), d.clone()]).await.unwrap();
+    bus.publish(vec![b.clone(), d.clone()]).await.unwrap();
 
     let held = stored(4).await;
     assert_eq!(held, vec![a, b, c.clone(), d.clone()]);
@@ -66,7 +66,7 @@ where
         event("acme", "earned", "C", 3),
         event("acme", "spent", "X", 4),
     ];
-    bus.publish(&events).await.unwrap();
+    bus.publish(events.to_vec()).await.unwrap();
     let spec = SubscriptionSpec {
         durable: "triggers".into(),
         service: "ledger".into(),
@@ -123,7 +123,7 @@ where
 
     // The position is durable: a new subscription under the name gets only what is new.
     drop(sub);
-    bus.publish(&[event("acme", "earned", "E", 5)])
+    bus.publish(vec![event("acme", "earned", "E", 5)])
         .await
         .unwrap();
     let mut again = subs.subscribe(spec).await.unwrap();
@@ -143,7 +143,7 @@ where
     Fut: Future<Output = Vec<(String, Envelope)>>,
 {
     bus.prepare("ledger").await.unwrap();
-    bus.publish(&[event("acme", "earned", "CRASHER", 1)])
+    bus.publish(vec![event("acme", "earned", "CRASHER", 1)])
         .await
         .unwrap();
     let spec = SubscriptionSpec {

@@ -40,7 +40,8 @@ pub fn envelope(change: &Change) -> Envelope {
         change.seq,
         time,
         // An entry is plain data: serialising it cannot fail.
-        serde_json::to_value(data).unwrap_or_default(),
+        serde_json::value::to_raw_value(&data)
+            .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
     )
 }
 
@@ -77,9 +78,10 @@ mod tests {
         assert_eq!(e.sequence, 42);
         assert_eq!(e.subject, "alice");
         assert_eq!(e.time.timestamp_millis(), 1_700_000_000_000);
-        assert_eq!(e.data["entry"]["deltas"]["points_available"], 25);
-        assert_eq!(e.data["entry"]["kind"], "earned");
-        assert_eq!(e.data["member"], "alice");
+        let data = e.data_value();
+        assert_eq!(data["entry"]["deltas"]["points_available"], 25);
+        assert_eq!(data["entry"]["kind"], "earned");
+        assert_eq!(data["member"], "alice");
     }
 
     /// The JSON payload and `events.v1.LedgerEntry` (proto/events/v1/events.proto) name the

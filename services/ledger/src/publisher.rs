@@ -154,7 +154,8 @@ impl Publisher {
             return Ok(None);
         };
         let events: Vec<_> = changes.iter().map(envelope).collect();
-        self.bus.publish(&events).await?;
+        let published = events.len();
+        self.bus.publish(events).await?;
         if self.crash_after_publish {
             tracing::error!(
                 "events.crash_after_publish is set: aborting before saving the position"
@@ -166,10 +167,10 @@ impl Publisher {
         for change in &changes {
             lag.record((now - change.entry.at.0).max(0) as f64 / 1000.0);
         }
-        metrics::counter!("events_published_total").increment(events.len() as u64);
+        metrics::counter!("events_published_total").increment(published as u64);
         self.feed.save_position(READER, last).await?;
         metrics::gauge!("events_published_sequence").set(last as f64);
-        Ok(Some((last, events.len())))
+        Ok(Some((last, published)))
     }
 }
 

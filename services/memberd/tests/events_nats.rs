@@ -268,7 +268,8 @@ async fn every_ledger_operation_yields_exactly_its_events() {
         assert_eq!(event.source, "/ledger/shop.cn");
         assert_eq!(event.time.timestamp_millis(), entry.at_ms);
         let deltas = entry.deltas.unwrap_or_default();
-        let data = &event.data["entry"]["deltas"];
+        let value = event.data_value();
+        let data = &value["entry"]["deltas"];
         assert_eq!(data["points_available"], deltas.points_available);
         assert_eq!(data["points_held"], deltas.points_held);
         assert_eq!(data["stored_value"], deltas.stored_value);
