@@ -86,10 +86,12 @@ impl Shared {
         after: Option<u64>,
         filter: &str,
     ) -> Option<(u64, Arc<Envelope>)> {
-        self.lock()
+        let inner = self.lock();
+        // Positions increase along the queue: skip what was handed out by binary search.
+        let start = after.map_or(0, |a| inner.events.partition_point(|(p, _)| *p <= a));
+        inner
             .events
-            .iter()
-            .filter(|(p, _)| after.is_none_or(|a| *p > a))
+            .range(start..)
             .find(|(_, e)| subject_matches(filter, &e.nats_subject()))
             .map(|(p, e)| (*p, Arc::clone(e)))
     }

@@ -1,7 +1,7 @@
 //! The ledger's events: one per committed entry, named after its kind
 //! (`loyalty.ledger.earned.v1`, ...), published on `member.<tenant>.ledger.<kind>`.
 
-use crate::model::{Entry, EntryKind};
+use crate::model::Entry;
 use crate::store::Change;
 use loyalty_events::Envelope;
 use loyalty_events::envelope::Origin;
@@ -35,7 +35,7 @@ pub fn envelope(change: &Change) -> Envelope {
             tenant,
             member,
         },
-        name(entry.kind),
+        entry.kind.as_str(),
         entry.id.to_string(),
         change.seq,
         time,
@@ -45,14 +45,10 @@ pub fn envelope(change: &Change) -> Envelope {
     )
 }
 
-pub fn name(kind: EntryKind) -> &'static str {
-    kind.as_str()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Deltas, WalletKey};
+    use crate::model::{Deltas, EntryKind, WalletKey};
     use loyalty_common::Timestamp;
     use loyalty_common::ids::{EntryId, MemberId, TenantId};
 
@@ -141,7 +137,7 @@ mod tests {
         let docs = include_str!("../../../docs/events.md");
         let mut names = std::collections::HashSet::new();
         for kind in EntryKind::ALL {
-            let n = name(kind);
+            let n = kind.as_str();
             assert!(names.insert(n), "two kinds share the event name {n}");
             assert!(
                 docs.contains(&format!("`{n}`")),
