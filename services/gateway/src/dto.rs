@@ -141,7 +141,7 @@ pub struct EntryDto {
     pub entry_id: String,
     /// earned, pending_activated, held, captured, voided, hold_expired, reversed, adjusted,
     /// transferred_out, transferred_in, transfer_returned, expired, topped_up, spent, refunded,
-    /// opened, low_balance (a notice with no deltas)
+    /// opened, low_balance, expiring_soon (notices with no deltas)
     pub kind: String,
     pub at: Option<DateTime<Utc>>,
     pub deltas: DeltasDto,

@@ -82,6 +82,9 @@ pub struct WalletHead {
     pub holds: Vec<Hold>,
     /// Points earned on one UTC day (days since the epoch), for the per-day cap.
     pub earned_day: Option<(i64, i64)>,
+    /// Every lot expiring at or before this has had its expiring-soon reminder. Lots are
+    /// reminded in expiry order, so one mark covers them all.
+    pub reminded_until: Option<Timestamp>,
 }
 
 impl WalletHead {
@@ -96,15 +99,29 @@ impl WalletHead {
             pending: Vec::new(),
             holds: Vec::new(),
             earned_day: None,
+            reminded_until: None,
         }
     }
 
-    /// The earliest moment housekeeping has work on this wallet.
-    pub fn next_due(&self) -> Option<Timestamp> {
+    /// The earliest moment housekeeping has work on this wallet, given the tenant's
+    /// expiring-soon window (0: no reminders).
+    pub fn next_due(&self, remind_days: u32) -> Option<Timestamp> {
         let pending = self.pending.iter().map(|p| p.activates_at);
         let holds = self.holds.iter().map(|h| h.expires_at);
         let lots = self.lots.iter().filter_map(|l| l.expires_at);
-        pending.chain(holds).chain(lots).min()
+        let reminder = self.unreminded_lots().next().and_then(|l| {
+            let expires_at = l.expires_at?;
+            (remind_days > 0).then(|| expires_at.plus_days(-i64::from(remind_days)))
+        });
+        pending.chain(holds).chain(lots).chain(reminder).min()
+    }
+
+    /// Lots that expire and have not had their reminder yet, earliest first.
+    pub fn unreminded_lots(&self) -> impl Iterator<Item = &Lot> {
+        let mark = self.reminded_until;
+        self.lots
+            .iter()
+            .filter(move |l| l.expires_at.is_some_and(|at| Some(at) > mark))
     }
 }
 
@@ -132,11 +149,14 @@ pub enum EntryKind {
     /// tenant's low-balance threshold. Kinds are only ever added at the end: stored rows encode
     /// the kind by position.
     LowBalance,
+    /// A notice with no deltas: points of the wallet will expire within the tenant's
+    /// expiring-soon window. `lots` holds each expiry date and its points; once per lot.
+    ExpiringSoon,
 }
 
 impl EntryKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EntryKind; 17] = [
+    pub const ALL: [EntryKind; 18] = [
         EntryKind::Opened,
         EntryKind::Earned,
         EntryKind::PendingActivated,
@@ -154,6 +174,7 @@ impl EntryKind {
         EntryKind::Spent,
         EntryKind::Refunded,
         EntryKind::LowBalance,
+        EntryKind::ExpiringSoon,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -175,6 +196,7 @@ impl EntryKind {
             EntryKind::Spent => "spent",
             EntryKind::Refunded => "refunded",
             EntryKind::LowBalance => "low_balance",
+            EntryKind::ExpiringSoon => "expiring_soon",
         }
     }
 }
@@ -197,7 +219,8 @@ pub struct Entry {
     /// The earning-rule version that produced this entry.
     pub rules_version: Option<u64>,
     pub reference: Option<String>,
-    /// Lots a capture consumed, so a later reversal restores their expiry.
+    /// Lots a capture consumed (so a later reversal restores their expiry), the lot an
+    /// expiry removed, or the lots an expiring-soon reminder is about.
     pub lots: Vec<Lot>,
 }
 

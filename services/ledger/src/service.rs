@@ -136,11 +136,11 @@ impl Ledger {
                 (None, _) => return Err(wallet_not_found()),
             };
             let mut tx = WalletTx::new(head.clone(), self.clock.as_ref());
-            tx.housekeeping();
+            tx.housekeeping(rules.expiring_soon_days);
             let (hold, reversals) = self.apply(&mut tx, wallet, command, &rules).await?;
             tx.notice_low_balance(&head.balances, &rules);
             let entries = std::mem::take(&mut tx.entries);
-            let mut commit = WalletCommit::after(&head, tx.head, entries);
+            let mut commit = WalletCommit::after(&head, tx.head, entries, rules.expiring_soon_days);
             let outcome = WriteOutcome {
                 entries: commit.entries.clone(),
                 balance: balance_view(&commit.head, &rules, self.clock.as_ref()),
@@ -279,25 +279,35 @@ impl Ledger {
             }))
     }
 
-    /// Writes due housekeeping (activations, hold expiry, lot expiry) for one wallet.
-    /// Returns how many entries it committed.
+    /// Writes due housekeeping (activations, hold expiry, lot expiry, expiring-soon reminders)
+    /// for one wallet. Returns how many entries it committed.
     pub async fn housekeep(&self, wallet: &WalletKey) -> ServiceResult<usize> {
+        Ok(self.housekeep_inner(wallet).await?.0)
+    }
+
+    /// Housekeeping for one wallet: the entries committed, and when the wallet is next due.
+    async fn housekeep_inner(
+        &self,
+        wallet: &WalletKey,
+    ) -> ServiceResult<(usize, Option<Timestamp>)> {
         let _guard = self.lock_for(wallet).lock().await;
+        let remind_days = self.rules(&wallet.tenant).await?.expiring_soon_days;
         for _ in 0..MAX_ATTEMPTS {
             let Some(head) = self.ports.wallets.head(wallet).await? else {
-                return Ok(0);
+                return Ok((0, None));
             };
             let mut tx = WalletTx::new(head.clone(), self.clock.as_ref());
-            tx.housekeeping();
+            tx.housekeeping(remind_days);
+            let next_due = tx.head.next_due(remind_days);
             if tx.entries.is_empty() {
-                return Ok(0);
+                return Ok((0, next_due));
             }
             let entries = std::mem::take(&mut tx.entries);
             let count = entries.len();
-            let commit = WalletCommit::after(&head, tx.head, entries);
+            let commit = WalletCommit::after(&head, tx.head, entries, remind_days);
             if self.ports.wallets.commit(commit).await? == Applied::Yes {
                 metrics::counter!("ledger_housekeeping_entries_total").increment(count as u64);
-                return Ok(count);
+                return Ok((count, next_due));
             }
         }
         Err(ServiceError::new(
@@ -306,13 +316,16 @@ impl Ledger {
         ))
     }
 
-    /// Runs housekeeping for every wallet whose due time has come. Returns entries written.
+    /// Runs housekeeping for every wallet whose due time has come, and moves each one's due
+    /// hint to its next due time (a tenant's new expiring-soon window can move it without
+    /// any entry). Returns entries written.
     pub async fn run_due(&self, limit: usize) -> ServiceResult<usize> {
         let now = self.clock.now();
         let mut written = 0;
         for item in self.ports.due.due(now, limit).await? {
-            written += self.housekeep(&item.wallet).await?;
-            self.ports.due.clear(&item).await?;
+            let (count, next) = self.housekeep_inner(&item.wallet).await?;
+            written += count;
+            self.ports.due.reschedule(&item, next).await?;
         }
         Ok(written)
     }

@@ -41,8 +41,9 @@ impl<'a> WalletTx<'a> {
         &mut self.entries[last]
     }
 
-    /// Activates matured pending points, voids expired holds, then expires lots that are due.
-    pub fn housekeeping(&mut self) {
+    /// Activates matured pending points, voids expired holds, expires lots that are due, then
+    /// reminds of lots that expire within `remind_days` (0: no reminders).
+    pub fn housekeeping(&mut self, remind_days: u32) {
         let now = self.now;
         let (matured, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.head.pending)
             .into_iter()
@@ -87,6 +88,41 @@ impl<'a> WalletTx<'a> {
             );
             entry.lots = vec![lot];
         }
+        self.remind_expiring(remind_days);
+    }
+
+    /// One expiring-soon notice for every lot not yet reminded that expires within
+    /// `remind_days`; the mark moves past them, so each lot is reminded once, even if points
+    /// later join it.
+    fn remind_expiring(&mut self, remind_days: u32) {
+        if remind_days == 0 {
+            return;
+        }
+        let horizon = self.now.plus_days(i64::from(remind_days));
+        let due: Vec<Lot> = self
+            .head
+            .unreminded_lots()
+            .filter(|l| l.expires_at.is_some_and(|at| at <= horizon))
+            .copied()
+            .collect();
+        let Some(last) = due.last().and_then(|l| l.expires_at) else {
+            return;
+        };
+        self.head.reminded_until = Some(last);
+        let points: i64 = due.iter().map(|l| l.points).sum();
+        let first = due.first().and_then(|l| l.expires_at).unwrap_or(last);
+        let reason = if first == last {
+            format!("{points} points expire at {}", first.to_rfc3339())
+        } else {
+            format!(
+                "{points} points expire between {} and {}",
+                first.to_rfc3339(),
+                last.to_rfc3339()
+            )
+        };
+        let entry = self.push(EntryKind::ExpiringSoon, Deltas::default());
+        entry.lots = due;
+        entry.reason = Some(reason);
     }
 
     /// Opens the wallet.
@@ -505,7 +541,7 @@ fn debit_latest_first(head: &mut WalletHead, points: i64) {
 /// Lots that expire within `days` of now (after due housekeeping), earliest first.
 pub fn expiring_within(head: &WalletHead, days: u32, clock: &dyn Clock) -> Vec<Lot> {
     let mut tx = WalletTx::new(head.clone(), clock);
-    tx.housekeeping();
+    tx.housekeeping(0);
     let horizon = tx.now.plus_days(i64::from(days));
     tx.head
         .lots
@@ -517,7 +553,8 @@ pub fn expiring_within(head: &WalletHead, days: u32, clock: &dyn Clock) -> Vec<L
 /// Balances as of `now`, including housekeeping that is due but not yet written.
 pub fn balance_view(head: &WalletHead, rules: &RuleSet, clock: &dyn Clock) -> BalanceView {
     let mut tx = WalletTx::new(head.clone(), clock);
-    tx.housekeeping();
+    // A read: reminders change nothing it shows.
+    tx.housekeeping(0);
     let head = tx.head;
     let horizon = tx.now.plus_days(i64::from(rules.expiring_soon_days));
     let soon: Vec<&Lot> = head

@@ -8,7 +8,7 @@ use common::*;
 use loyalty_common::error::ErrorCode;
 use loyalty_common::ids::IdempotencyKey;
 use loyalty_ledger::command::Command;
-use loyalty_ledger::model::EntryKind;
+use loyalty_ledger::model::{Deltas, EntryKind, WalletKey};
 use loyalty_ledger::rules::{ExpiryPolicy, RuleSet};
 use std::sync::Arc;
 
@@ -252,6 +252,72 @@ async fn fixed_date_expiry_clears_every_lot_on_the_date() {
         "both lots share one expiry date and one lot"
     );
     assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 0);
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+/// The scheduler writes one expiring-soon reminder per lot when the lot enters the tenant's
+/// window, never twice; a smaller window moves the wallet's due time without any entry.
+#[tokio::test]
+async fn expiring_soon_reminders_come_once_when_the_window_opens() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    let rules = |days| RuleSet {
+        expiry: ExpiryPolicy::FixedYearly { month: 3, day: 31 },
+        expiring_soon_days: days,
+        ..RuleSet::default()
+    };
+    h.rules(rules(30)).await;
+    h.earn(&w, 10_000).await; // 100 points, usable through March 31
+    let expiry = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 4, 1, 0, 0, 0).unwrap();
+    let reminders = |h: &Harness, w: &WalletKey| {
+        let (ledger, w) = (h.ledger.clone(), w.clone());
+        async move {
+            let (entries, _) = ledger.history(&w, None, 100).await.unwrap();
+            entries
+                .into_iter()
+                .filter(|e| e.kind == EntryKind::ExpiringSoon)
+                .collect::<Vec<_>>()
+        }
+    };
+    // Nothing before the window opens; then exactly one reminder, however often it runs.
+    h.clock.set(loyalty_common::Timestamp::from_datetime(
+        expiry - chrono::Duration::days(31),
+    ));
+    h.ledger.run_due(100).await.unwrap();
+    assert!(reminders(&h, &w).await.is_empty());
+
+    // A smaller window: the due hint (at 30 days) fires, writes nothing, and moves to 10 days.
+    h.rules(rules(10)).await;
+    h.clock.advance_secs(2 * 86_400);
+    assert_eq!(h.ledger.run_due(100).await.unwrap(), 0);
+    let hints =
+        loyalty_ledger::store::DueIndex::due(&h.store, loyalty_common::Timestamp(i64::MAX), 10)
+            .await
+            .unwrap();
+    assert_eq!(hints.len(), 1, "{hints:?}");
+    let head = loyalty_ledger::store::WalletRepository::head(&h.store, &w)
+        .await
+        .unwrap()
+        .unwrap();
+    let lot_expiry = head.lots[0].expires_at.unwrap();
+    assert_eq!(lot_expiry.to_datetime(), expiry);
+    assert_eq!(hints[0].at, lot_expiry.plus_days(-10));
+
+    h.clock.set(hints[0].at);
+    assert_eq!(h.ledger.run_due(100).await.unwrap(), 1);
+    h.clock.advance_secs(3600);
+    h.earn(&w, 5_000).await; // joins the reminded lot
+    h.ledger.run_due(100).await.unwrap();
+    let notes = reminders(&h, &w).await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].deltas, Deltas::default());
+    assert_eq!(notes[0].lots.len(), 1);
+    assert_eq!(notes[0].lots[0].points, 100);
+
+    h.clock.set(hints[0].at.plus_days(11));
+    h.ledger.run_due(100).await.unwrap();
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 0);
+    assert_eq!(reminders(&h, &w).await.len(), 1);
     h.assert_entries_sum_to_balance(&w).await;
 }
 

@@ -41,13 +41,19 @@ pub struct WalletCommit {
 
 impl WalletCommit {
     /// The commit that replaces `old` with `new_head` (whose version it sets) and adds
-    /// `entries`; the due hint is written only when the next due time changed.
-    pub fn after(old: &WalletHead, mut new_head: WalletHead, entries: Vec<Entry>) -> Self {
+    /// `entries`; the due hint is written only when the next due time changed. `remind_days`
+    /// is the tenant's expiring-soon window, which decides when a reminder is due.
+    pub fn after(
+        old: &WalletHead,
+        mut new_head: WalletHead,
+        entries: Vec<Entry>,
+        remind_days: u32,
+    ) -> Self {
         new_head.version = old.version + 1;
-        let next_due = new_head.next_due();
+        let next_due = new_head.next_due(remind_days);
         Self {
             expected_version: old.version,
-            due_at: next_due.filter(|d| Some(*d) != old.next_due()),
+            due_at: next_due.filter(|d| Some(*d) != old.next_due(remind_days)),
             head: new_head,
             entries,
             idempotency: None,
@@ -134,7 +140,9 @@ pub struct DueWallet {
 #[async_trait]
 pub trait DueIndex: Send + Sync + 'static {
     async fn due(&self, until: Timestamp, limit: usize) -> ServiceResult<Vec<DueWallet>>;
-    async fn clear(&self, item: &DueWallet) -> ServiceResult<()>;
+    /// Removes `item`, which has fired, and adds the wallet again at `next` when given (its
+    /// next due time, e.g. when a tenant's window moved it), in one write.
+    async fn reschedule(&self, item: &DueWallet, next: Option<Timestamp>) -> ServiceResult<()>;
 }
 
 /// One committed entry, in commit order: the record from which exactly one event is published.

@@ -77,3 +77,119 @@ fn a_failed_operation_changes_nothing() {
     assert_eq!(tx.head, before);
     assert!(tx.entries.is_empty());
 }
+
+fn reminders<'a>(tx: &'a WalletTx<'_>) -> Vec<&'a Entry> {
+    tx.entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::ExpiringSoon)
+        .collect()
+}
+
+#[test]
+fn each_lot_is_reminded_once_when_it_enters_the_window() {
+    let clock = ManualClock::new(Timestamp(0));
+    let rules = RuleSet {
+        expiry: ExpiryPolicy::RollingMonths { months: 2 },
+        ..RuleSet::default()
+    };
+    let mut tx = WalletTx::new(head(), clock.as_ref());
+    tx.earn(&order(1000), &rules).unwrap();
+    let first_expiry = tx.head.lots[0].expires_at.unwrap();
+    tx.housekeeping(30);
+    assert!(reminders(&tx).is_empty(), "two months out: not yet");
+    let due = tx.head.next_due(30).unwrap();
+    assert_eq!(
+        due,
+        first_expiry.plus_days(-30),
+        "due when the window opens"
+    );
+    assert_eq!(
+        tx.head.next_due(0),
+        Some(first_expiry),
+        "no window, no reminder"
+    );
+
+    clock.set(due);
+    let mut tx = WalletTx::new(tx.head, clock.as_ref());
+    tx.earn(&order(700), &rules).unwrap(); // a later lot, outside the window
+    tx.housekeeping(30);
+    let notes = reminders(&tx);
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0].deltas, Deltas::default(), "a notice moves nothing");
+    assert_eq!(
+        notes[0].lots,
+        [Lot {
+            expires_at: Some(first_expiry),
+            points: 10
+        }]
+    );
+    assert!(
+        notes[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("10 points expire at ")
+    );
+    assert_eq!(tx.head.reminded_until, Some(first_expiry));
+
+    // Again at once, and after more points join the reminded lot: nothing new.
+    let mut tx = WalletTx::new(tx.head, clock.as_ref());
+    tx.housekeeping(30);
+    tx.release_hold(
+        Hold {
+            hold_id: loyalty_common::ids::HoldId(ulid::Ulid::from_parts(1, 1)),
+            points: 5,
+            taken: vec![Lot {
+                expires_at: Some(first_expiry),
+                points: 5,
+            }],
+            expires_at: Timestamp(i64::MAX),
+            reference: String::new(),
+        },
+        EntryKind::Voided,
+    );
+    tx.housekeeping(30);
+    assert!(reminders(&tx).is_empty());
+    let second = tx.head.next_due(30).unwrap();
+    assert!(second > due, "the next reminder is for the later lot");
+}
+
+#[test]
+fn lots_due_together_share_one_reminder_and_expired_lots_get_none() {
+    let clock = ManualClock::new(Timestamp(0));
+    let rules = RuleSet {
+        expiry: ExpiryPolicy::RollingMonths { months: 1 },
+        ..RuleSet::default()
+    };
+    let mut tx = WalletTx::new(head(), clock.as_ref());
+    tx.earn(&order(100), &rules).unwrap();
+    clock.advance_secs(86_400);
+    let mut tx = WalletTx::new(tx.head, clock.as_ref());
+    tx.earn(&order(200), &rules).unwrap();
+    clock.advance_secs(10 * 86_400);
+    let mut tx = WalletTx::new(tx.head, clock.as_ref());
+    tx.housekeeping(30);
+    let notes = reminders(&tx);
+    assert_eq!(notes.len(), 1, "one notice for both lots");
+    assert_eq!(notes[0].lots.iter().map(|l| l.points).sum::<i64>(), 3);
+    assert!(notes[0].reason.as_deref().unwrap().contains(" between "));
+
+    // A wallet nobody looked at until its lots expired: they expire, no late reminder.
+    let mut quiet = WalletTx::new(head(), clock.as_ref());
+    quiet.earn(&order(100), &rules).unwrap();
+    clock.advance_secs(90 * 86_400);
+    let mut quiet = WalletTx::new(quiet.head, clock.as_ref());
+    quiet.housekeeping(30);
+    let kinds: Vec<_> = quiet.entries.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EntryKind::Expired]);
+}
+
+#[test]
+fn points_that_never_expire_are_never_reminded() {
+    let clock = ManualClock::new(Timestamp(0));
+    let mut tx = WalletTx::new(head(), clock.as_ref());
+    tx.earn(&order(1000), &RuleSet::default()).unwrap();
+    tx.housekeeping(3650);
+    assert!(reminders(&tx).is_empty());
+    assert_eq!(tx.head.next_due(3650), None);
+}

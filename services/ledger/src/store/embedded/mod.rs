@@ -160,7 +160,11 @@ enum WriteOp {
         idempotency: RulesIdempotency,
     },
     Transfer(Box<TransferRecord>),
-    ClearDue(Vec<u8>),
+    /// Removes a fired due hint and adds the wallet's next one, if any.
+    RescheduleDue {
+        fired: Vec<u8>,
+        next: Option<Vec<u8>>,
+    },
     SavePosition {
         reader: String,
         seq: u64,
@@ -520,10 +524,13 @@ impl DueIndex for EmbeddedStore {
         Ok(out)
     }
 
-    async fn clear(&self, item: &DueWallet) -> ServiceResult<()> {
-        self.write(WriteOp::ClearDue(due_key(item.at, &item.wallet)))
-            .await
-            .map(|_| ())
+    async fn reschedule(&self, item: &DueWallet, next: Option<Timestamp>) -> ServiceResult<()> {
+        self.write(WriteOp::RescheduleDue {
+            fired: due_key(item.at, &item.wallet),
+            next: next.map(|at| due_key(at, &item.wallet)),
+        })
+        .await
+        .map(|_| ())
     }
 }
 

@@ -169,8 +169,15 @@ impl Writer {
                 overlay.transfers.insert(k, record.revision);
                 Ok(Applied::Yes)
             }
-            WriteOp::ClearDue(k) => {
-                batch.remove(&t.due, k.clone());
+            WriteOp::RescheduleDue { fired, next } => {
+                match next {
+                    Some(next) if next == fired => {}
+                    Some(next) => {
+                        batch.remove(&t.due, fired.clone());
+                        batch.insert(&t.due, next.clone(), []);
+                    }
+                    None => batch.remove(&t.due, fired.clone()),
+                }
                 Ok(Applied::Yes)
             }
             WriteOp::SavePosition { reader, seq } => {
