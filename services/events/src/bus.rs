@@ -1,5 +1,5 @@
 //! The port every service publishes through. Adapters: [`crate::nats::NatsBus`] (JetStream) and
-//! [`crate::memory::InProcessBus`] (the embedded default, no server).
+//! [`crate::embedded::InProcessBus`] (the embedded default, no server).
 
 use crate::envelope::Envelope;
 use async_trait::async_trait;

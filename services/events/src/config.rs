@@ -22,8 +22,8 @@ pub struct EventsConfig {
     /// Pause after a round that drained the change log (bounds how often it publishes).
     pub poll_interval_ms: u64,
     pub nats: NatsConfig,
-    /// Events the in-process bus keeps in memory (oldest dropped first).
-    pub embedded_retain: usize,
+    /// The in-process bus of the embedded default.
+    pub embedded: EmbeddedBusConfig,
     /// For crash tests only: abort the process right after the bus confirms a round, before
     /// the publisher saves its position.
     #[doc(hidden)]
@@ -37,8 +37,33 @@ impl Default for EventsConfig {
             batch_size: 512,
             poll_interval_ms: 50,
             nats: NatsConfig::default(),
-            embedded_retain: 10_000,
+            embedded: EmbeddedBusConfig::default(),
             crash_after_publish: false,
+        }
+    }
+}
+
+/// The embedded bus's stream, kept in `<data_dir>/events` like a JetStream stream with
+/// `limits` retention.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmbeddedBusConfig {
+    /// How long events are kept, in seconds (dropped a table at a time, so some stay a little
+    /// longer); 0 for no age limit.
+    pub max_age_secs: u64,
+    /// Largest size of the stream on disk in bytes; -1 for no limit.
+    pub max_bytes: i64,
+    /// A re-published copy of any of the newest this many events is dropped (JetStream's
+    /// duplicate window, counted in events).
+    pub duplicate_window_events: usize,
+}
+
+impl Default for EmbeddedBusConfig {
+    fn default() -> Self {
+        Self {
+            max_age_secs: 7 * 24 * 3600,
+            max_bytes: -1,
+            duplicate_window_events: 100_000,
         }
     }
 }

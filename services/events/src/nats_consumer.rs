@@ -8,7 +8,7 @@ use crate::bus::BusError;
 use crate::envelope::Envelope;
 use crate::nats::NatsBus;
 use crate::subscribe::{
-    Delivery, Retried, Settle, Subscription, SubscriptionSpec, Subscriptions, check,
+    Delivery, Retried, Settle, StartAt, Subscription, SubscriptionSpec, Subscriptions, check,
     dead_letter_subject,
 };
 use async_nats::jetstream::{self, AckKind, consumer, stream};
@@ -56,7 +56,11 @@ impl Subscriptions for NatsBus {
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: spec.ack_wait,
             max_deliver: i64::from(spec.max_attempts) + 1,
-            deliver_policy: consumer::DeliverPolicy::All,
+            deliver_policy: match spec.start {
+                StartAt::All => consumer::DeliverPolicy::All,
+                StartAt::New => consumer::DeliverPolicy::New,
+                StartAt::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
+            },
             ..Default::default()
         };
         let consumer = stream

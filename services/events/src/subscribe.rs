@@ -7,11 +7,25 @@
 use crate::bus::BusError;
 use crate::envelope::Envelope;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// The subject a dead letter of `durable` is published on.
 pub fn dead_letter_subject(durable: &str, original: &str) -> String {
     format!("deadletter.{durable}.{original}")
+}
+
+/// Where a new durable starts. It applies when the durable is created; afterwards the durable
+/// continues from its stored position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StartAt {
+    /// From the oldest event the stream keeps.
+    #[default]
+    All,
+    /// From the first event published after the durable is created.
+    New,
+    /// From the first event stored at or after this time.
+    Time(DateTime<Utc>),
 }
 
 #[derive(Debug, Clone)]
@@ -27,6 +41,8 @@ pub struct SubscriptionSpec {
     pub max_attempts: u32,
     /// An event neither acknowledged nor retried within this time is delivered again.
     pub ack_wait: Duration,
+    /// Where a new durable starts.
+    pub start: StartAt,
 }
 
 /// What became of a retried delivery.

@@ -66,6 +66,23 @@ impl NatsServer {
         }
     }
 
+    /// Stops the server with SIGTERM, so it writes its state out (JetStream keeps consumer
+    /// acknowledgements in memory for a while; a SIGKILL may lose the latest), keeping its
+    /// store.
+    pub async fn stop_gracefully(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let status = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .await
+                    .unwrap();
+                assert!(status.success(), "kill -TERM {pid}");
+            }
+            child.wait().await.unwrap();
+        }
+    }
+
     /// Kills the server (SIGKILL), keeping its store.
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

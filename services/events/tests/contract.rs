@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use loyalty_events::config::NatsConfig;
+use loyalty_events::config::{EmbeddedBusConfig, NatsConfig};
+use loyalty_events::embedded::InProcessBus;
 use loyalty_events::envelope::Origin;
-use loyalty_events::memory::InProcessBus;
 use loyalty_events::nats::NatsBus;
-use loyalty_events::subscribe::{Retried, SubscriptionSpec, Subscriptions};
+use loyalty_events::subscribe::{Retried, StartAt, SubscriptionSpec, Subscriptions};
 use loyalty_events::testing::{NatsServer, stream_events};
 use loyalty_events::{Envelope, EventBus};
 use std::collections::HashSet;
@@ -73,6 +73,7 @@ where
         filter: "member.*.ledger.earned".into(),
         max_attempts: 3,
         ack_wait: Duration::from_secs(30),
+        start: StartAt::All,
     };
     let mut sub = subs.subscribe(spec.clone()).await.unwrap();
     let mut deliveries = Vec::new();
@@ -152,6 +153,7 @@ where
         filter: "member.*.ledger.>".into(),
         max_attempts: 2,
         ack_wait: Duration::from_secs(1),
+        start: StartAt::All,
     };
     let mut sub = subs.subscribe(spec).await.unwrap();
     let attempts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -170,46 +172,234 @@ where
     assert_eq!(letters[0].1.id, "CRASHER");
 }
 
+fn embedded(dir: &std::path::Path) -> InProcessBus {
+    InProcessBus::open(dir, &EmbeddedBusConfig::default()).unwrap()
+}
+
+/// The embedded bus's dead letters, once there are at least `n` (or after 5 s).
+async fn embedded_dead_letters(bus: &InProcessBus, n: usize) -> Vec<(String, Envelope)> {
+    for _ in 0..100 {
+        if bus.dead_letters().unwrap().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bus.dead_letters()
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.subject, d.event))
+        .collect()
+}
+
 #[tokio::test]
 async fn the_in_process_bus_keeps_the_contract() {
-    let bus = InProcessBus::new(100);
-    contract(&bus, |_| async {
-        bus.events(">").iter().map(|e| e.as_ref().clone()).collect()
-    })
-    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded(dir.path());
+    contract(&bus, |_| async { bus.events(">").unwrap() }).await;
 }
 
 #[tokio::test]
 async fn in_process_subscriptions_keep_the_contract() {
-    let bus = InProcessBus::new(100);
-    subscription_contract(&bus, &bus, |_| async {
-        bus.dead_letters()
-            .into_iter()
-            .map(|d| (d.subject, d.event.as_ref().clone()))
-            .collect()
-    })
-    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded(dir.path());
+    subscription_contract(&bus, &bus, |n| embedded_dead_letters(&bus, n)).await;
 }
 
 #[tokio::test]
 async fn in_process_unsettled_deliveries_come_again_then_dead_letter() {
-    let bus = InProcessBus::new(100);
-    unsettled_contract(&bus, &bus, |n| {
-        let bus = bus.clone();
-        async move {
-            for _ in 0..100 {
-                if bus.dead_letters().len() >= n {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded(dir.path());
+    unsettled_contract(&bus, &bus, |n| embedded_dead_letters(&bus, n)).await;
+}
+
+#[tokio::test]
+async fn in_process_durables_and_events_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded(dir.path());
+    before_restart(&bus, &bus).await;
+    drop(bus);
+    let bus = embedded(dir.path());
+    after_restart(&bus, &bus).await;
+    let dead = bus.dead_letters().unwrap();
+    assert_eq!(dead.len(), 1, "the dead letter is kept: {dead:?}");
+    assert_eq!(dead[0].reason, "rejected");
+}
+
+#[tokio::test]
+async fn in_process_durables_start_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded(dir.path());
+    start_contract(&bus, &bus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_durables_and_events_survive_a_restart() {
+    let mut server = NatsServer::start().await;
+    let bus = connected(&server).await;
+    before_restart(&bus, &bus).await;
+    drop(bus);
+    server.stop_gracefully().await;
+    server.restart().await;
+    let bus = connected(&server).await;
+    after_restart(&bus, &bus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_durables_start_where_asked() {
+    let server = NatsServer::start().await;
+    let bus = connected(&server).await;
+    start_contract(&bus, &bus).await;
+}
+
+#[tokio::test]
+async fn in_process_deliveries_held_past_ack_wait_come_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded(dir.path());
+    ack_wait_contract(&bus, &bus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_deliveries_held_past_ack_wait_come_again() {
+    let server = NatsServer::start().await;
+    let bus = connected(&server).await;
+    ack_wait_contract(&bus, &bus).await;
+}
+
+/// A handler that holds a delivery past `ack_wait` (hung, not dead) gets the event again.
+async fn ack_wait_contract(bus: &dyn EventBus, subs: &dyn Subscriptions) {
+    bus.prepare("ledger").await.unwrap();
+    bus.publish(vec![event("acme", "earned", "SLOW", 1)])
+        .await
+        .unwrap();
+    let spec = SubscriptionSpec {
+        durable: "slow".into(),
+        ..restart_spec()
+    };
+    let mut sub = subs.subscribe(spec).await.unwrap();
+    let first = next(&mut sub).await;
+    let again = next(&mut sub).await;
+    assert_eq!((again.event.id.as_str(), again.attempt), ("SLOW", 2));
+    again.ack().await.unwrap();
+    drop(first);
+    bus.publish(vec![event("acme", "earned", "NEXT", 2)])
+        .await
+        .unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!((d.event.id.as_str(), d.attempt), ("NEXT", 1));
+    d.ack().await.unwrap();
+}
+
+fn restart_spec() -> SubscriptionSpec {
+    SubscriptionSpec {
+        durable: "restarting".into(),
+        service: "ledger".into(),
+        filter: "member.*.ledger.>".into(),
+        max_attempts: 2,
+        ack_wait: Duration::from_secs(1),
+        start: StartAt::All,
+    }
+}
+
+async fn next(
+    sub: &mut Box<dyn loyalty_events::subscribe::Subscription>,
+) -> loyalty_events::subscribe::Delivery {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("a delivery within 10 s")
+        .unwrap()
+}
+
+/// Before a restart of the bus (or of its server): A is acknowledged, P dead-lettered after
+/// two attempts, and B delivered but never settled.
+async fn before_restart(bus: &dyn EventBus, subs: &dyn Subscriptions) {
+    bus.prepare("ledger").await.unwrap();
+    let events = ["A", "P", "B", "C"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| event("acme", "earned", id, i as u64 + 1))
+        .collect();
+    bus.publish(events).await.unwrap();
+    let mut sub = subs.subscribe(restart_spec()).await.unwrap();
+    let (mut acked, mut dead, mut held) = (false, false, false);
+    while !(acked && dead && held) {
+        let d = next(&mut sub).await;
+        match d.event.id.as_str() {
+            "A" => {
+                d.ack().await.unwrap();
+                acked = true;
             }
-            bus.dead_letters()
-                .into_iter()
-                .map(|d| (d.subject, d.event.as_ref().clone()))
-                .collect()
+            "P" => {
+                dead = d.retry(Duration::ZERO, "rejected").await.unwrap() == Retried::DeadLettered
+            }
+            // The process "dies" holding it: the delivery is never settled.
+            _ => {
+                held |= d.event.id == "B";
+                std::mem::forget(d);
+            }
         }
-    })
-    .await;
+    }
+}
+
+/// After the restart: the newest event is still known, B comes again, C comes, A and P never
+/// do (C's attempt may be 2 on JetStream, whose pull consumer may have fetched it already).
+async fn after_restart(bus: &dyn EventBus, subs: &dyn Subscriptions) {
+    let last = bus.last_published("ledger").await.unwrap().unwrap();
+    assert_eq!((last.sequence, last.id.as_str()), (4, "C"));
+    let mut sub = subs.subscribe(restart_spec()).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let d = next(&mut sub).await;
+        seen.push((d.event.id.clone(), d.attempt));
+        d.ack().await.unwrap();
+    }
+    seen.sort();
+    assert_eq!((seen[0].0.as_str(), seen[0].1), ("B", 2), "{seen:?}");
+    assert_eq!(seen[1].0, "C", "{seen:?}");
+    bus.publish(vec![event("acme", "earned", "D", 5)])
+        .await
+        .unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!((d.event.id.as_str(), d.attempt), ("D", 1));
+    d.ack().await.unwrap();
+}
+
+/// A new durable starts from the oldest event, from new ones only, or from a time.
+async fn start_contract(bus: &dyn EventBus, subs: &dyn Subscriptions) {
+    bus.prepare("ledger").await.unwrap();
+    bus.publish(vec![event("acme", "earned", "OLD", 1)])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    bus.publish(vec![event("acme", "earned", "MID", 2)])
+        .await
+        .unwrap();
+    let spec = |durable: &str, start| SubscriptionSpec {
+        durable: durable.into(),
+        start,
+        ..restart_spec()
+    };
+    let mut all = subs.subscribe(spec("all", StartAt::All)).await.unwrap();
+    let mut new = subs.subscribe(spec("new", StartAt::New)).await.unwrap();
+    let mut since = subs
+        .subscribe(spec("since", StartAt::Time(between)))
+        .await
+        .unwrap();
+    bus.publish(vec![event("acme", "earned", "NEW", 3)])
+        .await
+        .unwrap();
+    for (sub, want) in [
+        (&mut all, ["OLD", "MID", "NEW"].as_slice()),
+        (&mut new, ["NEW"].as_slice()),
+        (&mut since, ["MID", "NEW"].as_slice()),
+    ] {
+        for id in want {
+            let d = next(sub).await;
+            assert_eq!(d.event.id, *id);
+            d.ack().await.unwrap();
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

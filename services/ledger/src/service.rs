@@ -38,6 +38,9 @@ pub struct LedgerPorts {
 #[derive(Default)]
 pub struct FaultInjection {
     pub stop_after_transfer_debit: AtomicBool,
+    /// The credit step of a transfer is refused (as if the receiving wallet were gone), so the
+    /// points go back to the sender.
+    pub refuse_transfer_credit: AtomicBool,
 }
 
 /// A write's result and whether it was a replay of an earlier one.

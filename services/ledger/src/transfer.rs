@@ -226,7 +226,12 @@ impl Ledger {
                         from: record.from.clone(),
                         kind: EntryKind::TransferredIn,
                     };
-                    match self.execute(&wallet, &step_key("in")?, command).await {
+                    let credited = if self.fault(&self.faults.refuse_transfer_credit) {
+                        Err(wallet_not_found())
+                    } else {
+                        self.execute(&wallet, &step_key("in")?, command).await
+                    };
+                    match credited {
                         Ok(w) => TransferRecord {
                             state: TransferState::Completed,
                             credit: w.outcome.entries.last().cloned(),

@@ -13,7 +13,7 @@ use loyalty_common::SystemClock;
 use loyalty_common::config::Secret;
 use loyalty_events::EventBus;
 use loyalty_events::config::{BusKind, EventsConfig};
-use loyalty_events::memory::InProcessBus;
+use loyalty_events::embedded::InProcessBus;
 use loyalty_events::nats::NatsBus;
 use loyalty_gateway::{AppState, state};
 use loyalty_ledger::grpc::LedgerGrpc;
@@ -22,6 +22,7 @@ use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -117,10 +118,14 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
     }
 }
 
-/// The configured event bus.
-async fn event_bus(config: &EventsConfig) -> anyhow::Result<Arc<dyn EventBus>> {
+/// The configured event bus; the embedded one lives in `<data_dir>/events`.
+async fn event_bus(config: &EventsConfig, data_dir: &Path) -> anyhow::Result<Arc<dyn EventBus>> {
     Ok(match config.bus {
-        BusKind::Embedded => Arc::new(InProcessBus::new(config.embedded_retain)),
+        BusKind::Embedded => Arc::new(
+            InProcessBus::open(&data_dir.join("events"), &config.embedded)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .context("opening the embedded event bus (events.embedded)")?,
+        ),
         BusKind::Nats => Arc::new(
             NatsBus::connect(&config.nats)
                 .await
@@ -171,7 +176,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             scheduler::run(scheduled, interval, scheduler_rx).await;
             Ok(())
         }));
-        let bus = event_bus(&config.events).await?;
+        let bus = event_bus(&config.events, &config.data_dir).await?;
         let publisher = Publisher {
             feed: Arc::new(embedded.clone()),
             bus: Arc::clone(&bus),

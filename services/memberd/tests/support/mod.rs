@@ -1,5 +1,7 @@
 //! Starting the real `memberd` binary from tests.
 
+pub mod burst;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

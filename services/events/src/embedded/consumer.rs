@@ -1,0 +1,407 @@
+//! Durable subscriptions on the embedded bus, with the contract of the JetStream ones: in
+//! order, at least once, redelivery after a retry or after `ack_wait`, dead letters after
+//! `max_attempts`. A durable's position and its unsettled deliveries (with their attempt
+//! counts) are stored, so they survive a restart; a delivery unsettled at a crash comes again.
+//!
+//! Consumer rows are written without an fsync: a crash can only lose the latest settlements,
+//! and a lost settlement means a redelivery, which at-least-once allows.
+
+use super::rows::{
+    StoredDeadLetter, cursor_key, decode, encode, pending_key, pending_prefix, position_key,
+    position_of,
+};
+use super::{InProcessBus, Shared, unavailable};
+use crate::bus::BusError;
+use crate::envelope::Envelope;
+use crate::subscribe::{
+    Delivery, Retried, Settle, StartAt, Subscription, SubscriptionSpec, Subscriptions, check,
+    dead_letter_subject,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A dead-lettered event with why, after how many attempts and when.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub subject: String,
+    pub event: Envelope,
+    pub reason: String,
+    pub attempts: u32,
+    pub at: DateTime<Utc>,
+}
+
+/// The durables of one bus, loaded from disk on first use.
+pub(crate) struct Durables {
+    map: Mutex<HashMap<String, Arc<Mutex<Durable>>>>,
+    dead_next: AtomicU64,
+}
+
+impl Durables {
+    pub(super) fn new(dead_next: u64) -> Self {
+        Self {
+            map: Mutex::default(),
+            dead_next: AtomicU64::new(dead_next),
+        }
+    }
+}
+
+struct Durable {
+    /// The position of the last event handed out for the first time (stored).
+    cursor: u64,
+    /// No event of `scanned_filter` lies between `cursor` and this (memory only).
+    scanned: u64,
+    scanned_filter: String,
+    /// Unsettled deliveries by position (stored, with their attempt counts).
+    pending: BTreeMap<u64, Pending>,
+}
+
+struct Pending {
+    /// Deliveries so far.
+    attempts: u32,
+    /// When it is delivered again: after a retry's delay, or `ack_wait` after a delivery.
+    due: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update below leaves the guarded state whole before it could panic.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl InProcessBus {
+    /// Every dead letter kept, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>, BusError> {
+        let mut out = Vec::new();
+        for guard in self.shared().dead.iter() {
+            let (_, v) = guard.into_inner().map_err(unavailable)?;
+            let row: StoredDeadLetter<'_> = decode(&v)?;
+            out.push(DeadLetter {
+                subject: row.subject.to_string(),
+                event: super::parse(row.envelope)?,
+                reason: row.reason.to_string(),
+                attempts: row.attempts,
+                at: DateTime::from_timestamp_millis(row.at_ms).unwrap_or_default(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Shared {
+    /// The durable named in `spec`, from memory, from disk, or new at `spec.start`.
+    fn durable(&self, spec: &SubscriptionSpec) -> Result<Arc<Mutex<Durable>>, BusError> {
+        let mut map = lock(&self.durables.map);
+        if let Some(durable) = map.get(&spec.durable) {
+            return Ok(Arc::clone(durable));
+        }
+        let stored = self
+            .consumers
+            .get(cursor_key(&spec.durable))
+            .map_err(unavailable)?;
+        let cursor = match stored {
+            Some(v) => position_of(&v)?,
+            None => {
+                let start = match spec.start {
+                    StartAt::All => 0,
+                    StartAt::New => self.head(),
+                    StartAt::Time(t) => self.position_before(t)?,
+                };
+                // Fixed at creation, as a JetStream consumer's start is.
+                self.consumers
+                    .insert(cursor_key(&spec.durable), position_key(start))
+                    .map_err(unavailable)?;
+                start
+            }
+        };
+        let prefix = pending_prefix(&spec.durable);
+        let now = Instant::now();
+        let mut pending = BTreeMap::new();
+        for guard in self.consumers.prefix(&prefix) {
+            let (k, v) = guard.into_inner().map_err(unavailable)?;
+            let position = position_of(&k[prefix.len()..])?;
+            let attempts = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4]));
+            pending.insert(position, Pending { attempts, due: now });
+        }
+        let durable = Arc::new(Mutex::new(Durable {
+            cursor,
+            scanned: cursor,
+            scanned_filter: spec.filter.clone(),
+            pending,
+        }));
+        map.insert(spec.durable.clone(), Arc::clone(&durable));
+        Ok(durable)
+    }
+
+    fn save_attempts(&self, durable: &str, position: u64, attempts: u32) -> Result<(), BusError> {
+        self.consumers
+            .insert(pending_key(durable, position), attempts.to_be_bytes())
+            .map_err(unavailable)
+    }
+
+    fn forget(&self, durable: &str, position: u64) -> Result<(), BusError> {
+        self.consumers
+            .remove(pending_key(durable, position))
+            .map_err(unavailable)
+    }
+
+    /// Stores the dead letter and drops the delivery, in one batch.
+    fn dead_letter(
+        &self,
+        durable: &str,
+        position: u64,
+        event: &Envelope,
+        attempts: u32,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let envelope = serde_json::to_string(event)
+            .map_err(|e| BusError::Refused(format!("encoding event {}: {e}", event.id)))?;
+        let row = StoredDeadLetter {
+            at_ms: Utc::now().timestamp_millis(),
+            subject: &dead_letter_subject(durable, &event.nats_subject()),
+            reason,
+            attempts,
+            envelope: &envelope,
+        };
+        let sequence = self.durables.dead_next.fetch_add(1, Ordering::SeqCst);
+        let mut batch = self.db.batch();
+        batch.insert(&self.dead, position_key(sequence), encode(&row)?);
+        batch.remove(&self.consumers, pending_key(durable, position));
+        batch.commit().map_err(unavailable)?;
+        metrics::counter!("events_dead_letters_total").increment(1);
+        tracing::warn!(durable, event = %event.id, attempts, reason, "event dead-lettered");
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Subscriptions for InProcessBus {
+    async fn subscribe(&self, spec: SubscriptionSpec) -> Result<Box<dyn Subscription>, BusError> {
+        check(&spec)?;
+        let durable = self.shared().durable(&spec)?;
+        Ok(Box::new(EmbeddedSubscription {
+            shared: Arc::clone(self.shared()),
+            durable,
+            spec,
+        }))
+    }
+}
+
+struct EmbeddedSubscription {
+    shared: Arc<Shared>,
+    durable: Arc<Mutex<Durable>>,
+    spec: SubscriptionSpec,
+}
+
+/// What `next` found to do.
+enum Step {
+    Deliver(Box<Delivery>),
+    /// Nothing now; look again by this time (or when woken).
+    Wait(Option<Instant>),
+    /// Something was settled on the way (a dead letter, a dropped event): look again.
+    Again,
+}
+
+impl EmbeddedSubscription {
+    fn delivery(&self, position: u64, event: Envelope, attempt: u32) -> Delivery {
+        Delivery {
+            event: event.clone(),
+            attempt,
+            settle: Box::new(EmbeddedSettle {
+                shared: Arc::downgrade(&self.shared),
+                durable: Arc::clone(&self.durable),
+                name: self.spec.durable.clone(),
+                max_attempts: self.spec.max_attempts,
+                position,
+                event,
+                attempt,
+                settled: false,
+            }),
+        }
+    }
+
+    fn step(&self) -> Result<Step, BusError> {
+        let shared = &self.shared;
+        let name = &self.spec.durable;
+        let mut durable = lock(&self.durable);
+        let now = Instant::now();
+        let due = durable
+            .pending
+            .iter()
+            .find(|(_, p)| p.due <= now)
+            .map(|(position, p)| (*position, p.attempts));
+        if let Some((position, attempts)) = due {
+            let Some(event) = shared.at(position)? else {
+                // Dropped by the stream's retention meanwhile: nothing left to deliver.
+                durable.pending.remove(&position);
+                shared.forget(name, position)?;
+                return Ok(Step::Again);
+            };
+            if attempts >= self.spec.max_attempts {
+                durable.pending.remove(&position);
+                shared.dead_letter(
+                    name,
+                    position,
+                    &event,
+                    attempts,
+                    "not acknowledged within ack_wait on its last attempt",
+                )?;
+                return Ok(Step::Again);
+            }
+            let attempt = attempts + 1;
+            shared.save_attempts(name, position, attempt)?;
+            durable.pending.insert(
+                position,
+                Pending {
+                    attempts: attempt,
+                    due: now + self.spec.ack_wait,
+                },
+            );
+            return Ok(Step::Deliver(Box::new(
+                self.delivery(position, event, attempt),
+            )));
+        }
+        if durable.scanned_filter != self.spec.filter {
+            durable.scanned = durable.cursor;
+            durable.scanned_filter.clone_from(&self.spec.filter);
+        }
+        let from = durable.cursor.max(durable.scanned);
+        let scan = shared.next_after(from, &self.spec.filter)?;
+        durable.scanned = scan.scanned_to.max(from);
+        if let Some((position, event)) = scan.found {
+            let mut batch = shared.db.batch();
+            batch.insert(&shared.consumers, cursor_key(name), position_key(position));
+            batch.insert(
+                &shared.consumers,
+                pending_key(name, position),
+                1u32.to_be_bytes(),
+            );
+            batch.commit().map_err(unavailable)?;
+            durable.cursor = position;
+            durable.pending.insert(
+                position,
+                Pending {
+                    attempts: 1,
+                    due: now + self.spec.ack_wait,
+                },
+            );
+            return Ok(Step::Deliver(Box::new(self.delivery(position, event, 1))));
+        }
+        Ok(Step::Wait(durable.pending.values().map(|p| p.due).min()))
+    }
+}
+
+#[async_trait]
+impl Subscription for EmbeddedSubscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            let woken = self.shared.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let wake_at = match self.step()? {
+                Step::Deliver(delivery) => return Ok(*delivery),
+                Step::Again => continue,
+                Step::Wait(at) => at,
+            };
+            let wake_at = wake_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                _ = &mut woken => {}
+                _ = tokio::time::sleep_until(wake_at) => {}
+            }
+        }
+    }
+}
+
+/// Holds the bus weakly: a delivery that outlives its bus (a handler still running at
+/// shutdown) keeps no files open, and settling it fails as unavailable.
+struct EmbeddedSettle {
+    shared: Weak<Shared>,
+    durable: Arc<Mutex<Durable>>,
+    name: String,
+    max_attempts: u32,
+    position: u64,
+    event: Envelope,
+    attempt: u32,
+    settled: bool,
+}
+
+impl EmbeddedSettle {
+    /// Whether this delivery is still the live one: not settled, and not delivered again since
+    /// (after `ack_wait`).
+    fn current(&self, durable: &Durable) -> bool {
+        !self.settled
+            && durable
+                .pending
+                .get(&self.position)
+                .is_some_and(|p| p.attempts == self.attempt)
+    }
+
+    fn shared(&self) -> Result<Arc<Shared>, BusError> {
+        self.shared
+            .upgrade()
+            .ok_or_else(|| unavailable("the bus was closed before the delivery was settled"))
+    }
+
+    fn settle_ack(&mut self) -> Result<(), BusError> {
+        let shared = self.shared()?;
+        let mut durable = lock(&self.durable);
+        if self.current(&durable) {
+            durable.pending.remove(&self.position);
+            shared.forget(&self.name, self.position)?;
+        }
+        self.settled = true;
+        Ok(())
+    }
+
+    fn settle_retry(&mut self, delay: Duration, reason: &str) -> Result<Retried, BusError> {
+        let shared = self.shared()?;
+        let mut durable = lock(&self.durable);
+        if !self.current(&durable) {
+            self.settled = true;
+            return Ok(Retried::Later);
+        }
+        self.settled = true;
+        if self.attempt >= self.max_attempts {
+            durable.pending.remove(&self.position);
+            shared.dead_letter(&self.name, self.position, &self.event, self.attempt, reason)?;
+            return Ok(Retried::DeadLettered);
+        }
+        if let Some(p) = durable.pending.get_mut(&self.position) {
+            p.due = Instant::now() + delay;
+        }
+        drop(durable);
+        shared.wake.notify_waiters();
+        Ok(Retried::Later)
+    }
+}
+
+impl Drop for EmbeddedSettle {
+    fn drop(&mut self) {
+        if !self.settled && self.shared.strong_count() > 0 {
+            // The handler went away without settling: deliver again at once (or dead-letter
+            // a last attempt). A failure here leaves the delivery pending, so it still comes
+            // again after `ack_wait`.
+            if let Err(e) = self.settle_retry(Duration::ZERO, "dropped without being settled") {
+                tracing::warn!(error = %e, "could not settle a dropped delivery");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Settle for EmbeddedSettle {
+    async fn ack(mut self: Box<Self>) -> Result<(), BusError> {
+        self.settle_ack()
+    }
+
+    async fn retry(
+        mut self: Box<Self>,
+        delay: Duration,
+        reason: &str,
+    ) -> Result<Retried, BusError> {
+        self.settle_retry(delay, reason)
+    }
+}

@@ -1,0 +1,140 @@
+use super::*;
+use crate::envelope::Origin;
+
+fn event(member: &str, name: &str, id: &str, sequence: u64) -> Envelope {
+    let origin = Origin {
+        service: "ledger",
+        tenant: "acme",
+        member,
+    };
+    Envelope::new(
+        origin,
+        name,
+        id.into(),
+        sequence,
+        Utc::now(),
+        serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+    )
+}
+
+fn open(dir: &Path, window: usize) -> InProcessBus {
+    let config = EmbeddedBusConfig {
+        duplicate_window_events: window,
+        ..EmbeddedBusConfig::default()
+    };
+    InProcessBus::open(dir, &config).unwrap()
+}
+
+fn ids(bus: &InProcessBus, filter: &str) -> Vec<String> {
+    bus.events(filter)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+#[test]
+fn wildcards_match_like_nats() {
+    assert!(subject_matches(
+        "member.*.ledger.>",
+        "member.acme.ledger.earned"
+    ));
+    assert!(subject_matches(
+        "member.acme.ledger.earned",
+        "member.acme.ledger.earned"
+    ));
+    assert!(!subject_matches("member.*.ledger.>", "member.acme.ledger"));
+    assert!(!subject_matches(
+        "member.*.ledger",
+        "member.acme.ledger.earned"
+    ));
+    assert!(!subject_matches("member.x.>", "member.acme.ledger.earned"));
+}
+
+#[tokio::test]
+async fn keeps_order_drops_copies_and_tracks_the_last_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path(), 10);
+    assert_eq!(bus.last_published("ledger").await.unwrap(), None);
+    let a = event("alice", "earned", "a", 1);
+    let b = event("bob", "spent", "b", 2);
+    bus.publish(vec![a.clone(), b.clone(), b.clone()])
+        .await
+        .unwrap();
+    bus.publish(vec![b.clone()]).await.unwrap();
+    assert_eq!(ids(&bus, "member.*.ledger.>"), ["a", "b"]);
+    assert_eq!(ids(&bus, "member.acme.ledger.spent"), ["b"]);
+    let last = bus.last_published("ledger").await.unwrap().unwrap();
+    assert_eq!((last.sequence, last.id.as_str()), (2, "b"));
+    assert_eq!(bus.events(">").unwrap()[0], a, "stored as published");
+}
+
+#[tokio::test]
+async fn the_duplicate_window_counts_the_newest_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path(), 2);
+    for i in 0..4u64 {
+        bus.publish(vec![event("m", "earned", &i.to_string(), i)])
+            .await
+            .unwrap();
+    }
+    // "0" left the window of the newest two; "3" is in it.
+    bus.publish(vec![
+        event("m", "earned", "3", 3),
+        event("m", "earned", "0", 0),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(ids(&bus, ">"), ["0", "1", "2", "3", "0"]);
+}
+
+#[tokio::test]
+async fn a_reopened_bus_has_its_events_positions_and_window() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let bus = open(dir.path(), 100);
+        bus.publish(vec![
+            event("m", "earned", "a", 1),
+            event("m", "held", "b", 2),
+        ])
+        .await
+        .unwrap();
+    }
+    let bus = open(dir.path(), 100);
+    assert_eq!(ids(&bus, ">"), ["a", "b"]);
+    let last = bus.last_published("ledger").await.unwrap().unwrap();
+    assert_eq!((last.sequence, last.id.as_str()), (2, "b"));
+    bus.publish(vec![
+        event("m", "held", "b", 2),
+        event("m", "captured", "c", 3),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(ids(&bus, ">"), ["a", "b", "c"], "the copy of b is dropped");
+    assert_eq!(bus.shared().head(), 3, "positions continue after a restart");
+}
+
+#[tokio::test]
+async fn a_time_maps_to_the_position_before_the_first_event_at_or_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = open(dir.path(), 100);
+    let shared = bus.shared();
+    assert_eq!(shared.position_before(Utc::now()).unwrap(), 0, "empty");
+    bus.publish(vec![event("m", "earned", "a", 1)])
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let between = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    bus.publish(vec![
+        event("m", "earned", "b", 2),
+        event("m", "earned", "c", 3),
+    ])
+    .await
+    .unwrap();
+    let long_ago = between - chrono::Duration::days(1);
+    assert_eq!(shared.position_before(long_ago).unwrap(), 0);
+    assert_eq!(shared.position_before(between).unwrap(), 1);
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(shared.position_before(later).unwrap(), 3);
+}

@@ -1,0 +1,120 @@
+//! Events on the embedded bus of the default set-up: `kill -9` of memberd during a burst, or
+//! exactly between publishing and saving the publisher's position, still leaves each
+//! committed change in the bus exactly once. The bus is read back from its directory once
+//! memberd has stopped.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+use loyalty_events::Envelope;
+use loyalty_events::config::EmbeddedBusConfig;
+use loyalty_events::embedded::InProcessBus;
+use loyalty_proto::ledger::v1 as pb;
+use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use support::burst::{all_entries, assert_exactly_once, drive, earn, open_members, wallet};
+use support::{http_get, start_full};
+use tokio::process::Child;
+use tonic::transport::Channel;
+
+mod support;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn memberd(
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (Child, LedgerServiceClient<Channel>, String) {
+    let (child, grpc, http) = start_full(dir, env).await;
+    (
+        child,
+        LedgerServiceClient::connect(grpc).await.unwrap(),
+        http,
+    )
+}
+
+/// Waits until memberd's publisher has saved position `sequence` (every change up to it is in
+/// the bus), then kills memberd so the test can open the bus.
+async fn drain_and_stop(mut memberd: Child, http: &str, sequence: usize) {
+    let want = format!("events_published_sequence {sequence}\n");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !http_get(http, "/metrics").await.contains(&want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the publisher did not reach {sequence}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    memberd.start_kill().unwrap();
+    memberd.wait().await.unwrap();
+}
+
+fn bus_events(dir: &Path) -> Vec<Envelope> {
+    let bus = InProcessBus::open(&dir.join("events"), &EmbeddedBusConfig::default()).unwrap();
+    bus.events(">").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_burst_leaves_each_committed_change_in_the_bus_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, mut ledger, _) = memberd(dir.path(), &[]).await;
+    open_members(&mut ledger, "burst").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (acked, writers) = drive(&ledger, "burst", 16, stop.clone());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    for w in writers {
+        tokio::time::timeout(WAIT, w).await.unwrap().unwrap();
+    }
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(acked.len() > 100, "the burst was running ({})", acked.len());
+
+    let (second, mut ledger, http) = memberd(dir.path(), &[]).await;
+    let committed = all_entries(&mut ledger, "burst").await;
+    drain_and_stop(second, &http, committed.len()).await;
+    let events = bus_events(dir.path());
+    assert_exactly_once(&events, &committed, &acked);
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert!(sequences.windows(2).all(|p| p[0] < p[1]), "commit order");
+    eprintln!(
+        "embedded bus after kill -9: {} committed entries, {} acknowledged, each in the bus once",
+        committed.len(),
+        acked.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_publishing_and_saving_the_position_stores_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let crash = [("MEMBERD_EVENTS__CRASH_AFTER_PUBLISH", "true")];
+    let (mut first, mut ledger, _) = memberd(dir.path(), &crash).await;
+    let open = pb::OpenWalletRequest {
+        wallet: wallet("crash", "bob"),
+        idempotency_key: "open".into(),
+    };
+    let opened = ledger.open_wallet(open).await.unwrap().into_inner();
+    // The bus confirms the event, then the process aborts before the position is saved.
+    let status = tokio::time::timeout(WAIT, first.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success(), "memberd aborted after publishing");
+
+    let (second, mut ledger, http) = memberd(dir.path(), &[]).await;
+    let earned = ledger
+        .earn(earn("crash", "bob", "earn-1", 1_000))
+        .await
+        .unwrap()
+        .into_inner();
+    drain_and_stop(second, &http, 2).await;
+    let ids: Vec<String> = bus_events(dir.path()).into_iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        [
+            opened.entries[0].entry_id.clone(),
+            earned.entries[0].entry_id.clone()
+        ]
+    );
+}
