@@ -150,7 +150,16 @@ impl NatsSettle {
         self.message
             .ack_with(AckKind::Term)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        metrics::counter!("events_dead_letters_total").increment(1);
+        tracing::warn!(
+            durable = %self.durable,
+            subject = %self.message.subject,
+            attempts = self.attempt,
+            reason,
+            "event dead-lettered"
+        );
+        Ok(())
     }
 }
 
