@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The events benchmark (issue 3), in one run on this machine, in rounds of three arms, each on a
-# fresh data directory: the ledger's earn throughput with the in-process bus (`embedded`), with
-# NATS JetStream (`nats`), and with NATS plus a consumer of the events in loadgen that measures
-# each event's lag from commit to arrival (`watched`). The consumer shares the two cores, so its
-# arm is reported but the throughput ratio is nats/embedded.
+# The events benchmark (issue 3), in one run on this machine, in rounds of four arms, each on a
+# fresh data directory: the ledger's earn throughput with no publisher at all (`none`, the
+# reference for what publication costs), with the embedded bus (`embedded`, stored on local
+# disk), with NATS JetStream (`nats`), and with NATS plus a consumer of the events in loadgen
+# that measures each event's lag from commit to arrival (`watched`). The consumer shares the two
+# cores, so its arm is reported but the target ratio is nats/embedded. Each arm also reads
+# memberd's /metrics at the end: events published, and the publication-lag histogram.
 # Usage: loadtest/bench-events.sh [seconds=10] [clients=64] [members=10000] [rounds=2]
 # Figures go to stdout and, as JSON, to target/bench/events-*.json. Loopback only.
 set -euo pipefail
@@ -58,18 +60,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# run_round ARM ROUND: a fresh memberd for ARM (embedded, nats or watched), then the earn phase.
+# run_round ARM ROUND: a fresh memberd for ARM (none, embedded, nats or watched), then the earn
+# phase, then a copy of its /metrics.
 run_round() {
-  local arm=$1 round=$2 bus=nats watch=()
-  [ "$arm" = embedded ] && bus=embedded
+  local arm=$1 round=$2 bus=nats watch=() off=false
+  case "$arm" in
+    none) bus=embedded off=true ;;
+    embedded) bus=embedded ;;
+  esac
   [ "$bus" = nats ] && start_nats
   data=$(mktemp -d)
   start_memberd "$data" "$out_dir/memberd-$arm.log" \
-    MEMBERD_EVENTS__BUS="$bus" MEMBERD_EVENTS__NATS__URL="$nats_url"
+    MEMBERD_EVENTS__BUS="$bus" MEMBERD_EVENTS__NATS__URL="$nats_url" \
+    MEMBERD_EVENTS__DISABLE_PUBLISHER="$off"
   [ "$arm" = watched ] && watch=(--watch-events "$nats_url")
-  step "round $round: $arm (events.bus=$bus)"
+  step "round $round: $arm (events.bus=$bus, publisher off: $off)"
   target/release/loadgen bench --target "http://$grpc" --seconds "$secs" --clients "$clients" \
     --members "$members" --phases earn "${watch[@]}" --json "$out_dir/events-$arm-$round.json"
+  # Let the publisher drain what the last second committed before reading its metrics.
+  sleep 2
+  curl -sf "http://$http/metrics" >"$out_dir/events-$arm-$round.metrics" || true
   stop_memberd
   rm -rf "$data"
   data=""
@@ -77,6 +87,7 @@ run_round() {
 }
 
 for round in $(seq "$rounds"); do
+  run_round none "$round"
   run_round embedded "$round"
   run_round nats "$round"
   run_round watched "$round"
@@ -84,22 +95,44 @@ done
 
 step "summary"
 python3 - "$out_dir" "$rounds" <<'PY'
-import json, sys
+import json, re, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 def load(arm, r):
     with open(f"{out}/events-{arm}-{r}.json") as f:
         return json.load(f)
 def tput(run):
     return run["phases"][0]["throughput_per_s"]
-emb = [tput(load("embedded", r)) for r in range(1, rounds + 1)]
-nat = [tput(load("nats", r)) for r in range(1, rounds + 1)]
-watched = [load("watched", r) for r in range(1, rounds + 1)]
+def lag(arm, r):
+    """(events published, share with lag <= 1 s, upper bound of p99 in s) from /metrics."""
+    try:
+        text = open(f"{out}/events-{arm}-{r}.metrics").read()
+    except OSError:
+        return None
+    buckets = {float(le): float(n) for le, n in re.findall(
+        r'^events_publication_lag_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+]+)$', text, re.M)}
+    count = re.search(r"^events_publication_lag_seconds_count ([0-9.e+]+)$", text, re.M)
+    if not count or float(count.group(1)) == 0:
+        return None
+    total = float(count.group(1))
+    p99 = next((le for le in sorted(buckets) if buckets[le] >= 0.99 * total), float("inf"))
+    return total, buckets.get(1.0, 0) / total, p99
+arms = ["none", "embedded", "nats"]
+t = {arm: [tput(load(arm, r)) for r in range(1, rounds + 1)] for arm in arms}
 for r in range(rounds):
-    ev, w = watched[r]["events"], tput(watched[r])
-    print(f"round {r+1}: earn/s embedded={emb[r]:.0f} nats={nat[r]:.0f} "
-          f"ratio={nat[r]/emb[r]:.3f} | watched earn/s={w:.0f} events={ev['events']} "
-          f"lag_p50_ms={ev['p50_ms']:.0f} lag_p99_ms={ev['p99_ms']:.0f} "
-          f"lag_p999_ms={ev['p999_ms']:.0f} lag_max_ms={ev['max_ms']:.0f}")
-print(f"mean: earn/s embedded={sum(emb)/rounds:.0f} nats={sum(nat)/rounds:.0f} "
-      f"ratio nats/embedded={sum(nat)/sum(emb):.3f}")
+    w = load("watched", r + 1)
+    ev = w["events"]
+    line = (f"round {r+1}: earn/s none={t['none'][r]:.0f} embedded={t['embedded'][r]:.0f} "
+            f"nats={t['nats'][r]:.0f} | nats/embedded={t['nats'][r]/t['embedded'][r]:.3f} "
+            f"embedded/none={t['embedded'][r]/t['none'][r]:.3f} nats/none={t['nats'][r]/t['none'][r]:.3f}")
+    for arm in ("embedded", "nats"):
+        m = lag(arm, r + 1)
+        if m:
+            line += f" | {arm}: published={m[0]:.0f} lag<=1s={m[1]:.4f} lag_p99<={m[2]}s"
+    line += (f" | watched earn/s={tput(w):.0f} events={ev['events']} lag_p50_ms={ev['p50_ms']:.0f} "
+             f"lag_p99_ms={ev['p99_ms']:.0f} lag_p999_ms={ev['p999_ms']:.0f} lag_max_ms={ev['max_ms']:.0f}")
+    print(line)
+mean = {arm: sum(t[arm]) / rounds for arm in arms}
+print(f"mean: earn/s none={mean['none']:.0f} embedded={mean['embedded']:.0f} nats={mean['nats']:.0f} "
+      f"| nats/embedded={mean['nats']/mean['embedded']:.3f} embedded/none={mean['embedded']/mean['none']:.3f} "
+      f"nats/none={mean['nats']/mean['none']:.3f}")
 PY

@@ -1,7 +1,7 @@
 # Sourced by the benchmark scripts: start and stop a release memberd on loopback ports.
 
 # start_memberd DATA_DIR LOG [VAR=VALUE ...]: starts memberd on DATA_DIR with the extra
-# environment, sets memberd_pid and grpc (its gRPC address) once it listens, or exits.
+# environment, sets memberd_pid, grpc and http (its addresses) once it listens, or exits.
 start_memberd() {
   local dir=$1 log=$2
   shift 2
@@ -12,6 +12,7 @@ start_memberd() {
   grpc=""
   for _ in $(seq 100); do
     grpc=$(sed -n 's/^memberd: grpc listening on //p' "$log")
+    http=$(sed -n 's/^memberd: http listening on //p' "$log")
     [ -n "$grpc" ] && return 0
     kill -0 "$memberd_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.1

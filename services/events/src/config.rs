@@ -28,6 +28,10 @@ pub struct EventsConfig {
     /// the publisher saves its position.
     #[doc(hidden)]
     pub crash_after_publish: bool,
+    /// For benchmarks only: run without the publisher (changes wait in the log), to measure
+    /// what publication costs.
+    #[doc(hidden)]
+    pub disable_publisher: bool,
 }
 
 impl Default for EventsConfig {
@@ -39,6 +43,7 @@ impl Default for EventsConfig {
             nats: NatsConfig::default(),
             embedded: EmbeddedBusConfig::default(),
             crash_after_publish: false,
+            disable_publisher: false,
         }
     }
 }

@@ -187,10 +187,14 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         };
         let status = publisher.status.clone();
         let publisher_rx = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            publisher.run(publisher_rx).await;
-            Ok(())
-        }));
+        if config.events.disable_publisher {
+            tracing::warn!("events.disable_publisher is set: no events are published");
+        } else {
+            tasks.push(tokio::spawn(async move {
+                publisher.run(publisher_rx).await;
+                Ok(())
+            }));
+        }
         bus_health = Some((config.events.bus, bus, status));
         let server = LedgerGrpc::new(ledger).into_server();
         let listener = bind(&config.grpc_addr, "grpc_addr").await?;

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use rows::{StoredEvent, StoredLast, decode, encode, last_key, position_key, position_of};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -56,15 +57,34 @@ struct WriterState {
 /// counted in events rather than seconds). 128-bit hashes keep it small.
 struct RecentIds {
     order: VecDeque<u128>,
-    set: HashSet<u128>,
+    set: HashSet<u128, BuildHasherDefault<AlreadyHashed>>,
     capacity: usize,
+}
+
+/// The set's keys are xxh3 hashes already: their low bits serve as the table's hash.
+#[derive(Default)]
+struct AlreadyHashed(u64);
+
+impl Hasher for AlreadyHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 keys are hashed here; keep any other input well mixed all the same.
+        self.0 = xxhash_rust::xxh3::xxh3_64_with_seed(bytes, self.0);
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
 }
 
 impl RecentIds {
     fn new(capacity: usize) -> Self {
         Self {
             order: VecDeque::new(),
-            set: HashSet::new(),
+            set: HashSet::default(),
             capacity,
         }
     }
