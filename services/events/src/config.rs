@@ -16,7 +16,9 @@ pub enum BusKind {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EventsConfig {
-    pub bus: BusKind,
+    /// Unset: the embedded bus when every service runs in one process, NATS when a process
+    /// runs one service (its events must reach the others).
+    pub bus: Option<BusKind>,
     /// Most changes published per round; a round waits for every confirmation.
     pub batch_size: usize,
     /// Pause after a round that drained the change log (bounds how often it publishes).
@@ -34,10 +36,21 @@ pub struct EventsConfig {
     pub disable_publisher: bool,
 }
 
+impl EventsConfig {
+    /// The bus to use: the configured one, or the default for how the services are deployed.
+    pub fn bus_kind(&self, all_in_one_process: bool) -> BusKind {
+        self.bus.unwrap_or(if all_in_one_process {
+            BusKind::Embedded
+        } else {
+            BusKind::Nats
+        })
+    }
+}
+
 impl Default for EventsConfig {
     fn default() -> Self {
         Self {
-            bus: BusKind::Embedded,
+            bus: None,
             batch_size: 512,
             poll_interval_ms: 50,
             nats: NatsConfig::default(),
@@ -154,5 +167,24 @@ impl StreamSettings {
     /// `LOYALTY_LEDGER` for service `ledger`.
     pub fn stream_name(&self, service: &str) -> String {
         format!("{}_{}", self.name_prefix, service.to_ascii_uppercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bus_follows_the_deployment_unless_configured() {
+        let unset = EventsConfig::default();
+        assert_eq!(unset.bus_kind(true), BusKind::Embedded);
+        assert_eq!(unset.bus_kind(false), BusKind::Nats);
+        let chosen = EventsConfig {
+            bus: Some(BusKind::Embedded),
+            ..EventsConfig::default()
+        };
+        assert_eq!(chosen.bus_kind(false), BusKind::Embedded);
+        let from_toml: EventsConfig = serde_json::from_str(r#"{"bus": "nats"}"#).unwrap();
+        assert_eq!(from_toml.bus_kind(true), BusKind::Nats);
     }
 }

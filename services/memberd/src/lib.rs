@@ -119,8 +119,12 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
 }
 
 /// The configured event bus; the embedded one lives in `<data_dir>/events`.
-async fn event_bus(config: &EventsConfig, data_dir: &Path) -> anyhow::Result<Arc<dyn EventBus>> {
-    Ok(match config.bus {
+async fn event_bus(
+    kind: BusKind,
+    config: &EventsConfig,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn EventBus>> {
+    Ok(match kind {
         BusKind::Embedded => Arc::new(
             InProcessBus::open(&data_dir.join("events"), &config.embedded)
                 .map_err(|e| anyhow::anyhow!("{e}"))
@@ -176,7 +180,9 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             scheduler::run(scheduled, interval, scheduler_rx).await;
             Ok(())
         }));
-        let bus = event_bus(&config.events, &config.data_dir).await?;
+        let bus_kind = config.events.bus_kind(config.target == Target::All);
+        tracing::info!(bus = ?bus_kind, "events");
+        let bus = event_bus(bus_kind, &config.events, &config.data_dir).await?;
         let publisher = Publisher {
             feed: Arc::new(embedded.clone()),
             bus: Arc::clone(&bus),
@@ -195,7 +201,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
                 Ok(())
             }));
         }
-        bus_health = Some((config.events.bus, bus, status));
+        bus_health = Some((bus_kind, bus, status));
         let server = LedgerGrpc::new(ledger).into_server();
         let listener = bind(&config.grpc_addr, "grpc_addr").await?;
         grpc_addr = Some(listener.local_addr()?);
