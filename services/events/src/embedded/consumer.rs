@@ -91,6 +91,29 @@ impl InProcessBus {
     }
 }
 
+/// Drops dead letters older than `max_age_secs` (0: keep all), as the stream drops events:
+/// someone had that long to look at them. Runs when the bus opens.
+pub(super) fn prune_dead_letters(
+    db: &fjall::Database,
+    dead: &fjall::Keyspace,
+    max_age_secs: u64,
+) -> Result<(), BusError> {
+    if max_age_secs == 0 {
+        return Ok(());
+    }
+    let max_age_ms = i64::try_from(max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let cutoff = Utc::now().timestamp_millis().saturating_sub(max_age_ms);
+    let mut batch = db.batch();
+    for guard in dead.iter() {
+        let (k, v) = guard.into_inner().map_err(unavailable)?;
+        if decode::<StoredDeadLetter<'_>>(&v)?.at_ms >= cutoff {
+            break;
+        }
+        batch.remove(dead, k);
+    }
+    batch.commit().map_err(unavailable)
+}
+
 impl Shared {
     /// The durable named in `spec`, from memory, from disk, or new at `spec.start`.
     fn durable(&self, spec: &SubscriptionSpec) -> Result<Arc<Mutex<Durable>>, BusError> {

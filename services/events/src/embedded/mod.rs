@@ -146,6 +146,7 @@ impl InProcessBus {
         let consumers = plain("consumers").map_err(unavailable)?;
         let dead = plain("dead_letters").map_err(unavailable)?;
         let writer = Self::recover(&stream, &meta, config.duplicate_window_events)?;
+        consumer::prune_dead_letters(&db, &dead, config.max_age_secs)?;
         let dead_next = match dead.last_key_value() {
             Some(guard) => position_of(&guard.key().map_err(unavailable)?)? + 1,
             None => 1,
@@ -175,13 +176,16 @@ impl InProcessBus {
             last.insert(service, decode::<StoredLast<'_>>(&v)?.to_published());
         }
         let mut newest = Vec::new();
-        let mut next_position = 1;
+        let mut next_position = match meta.get(rows::HEAD_KEY).map_err(unavailable)? {
+            Some(v) => position_of(&v)? + 1,
+            None => 1,
+        };
         let mut last_ms = 0;
         for guard in stream.iter().rev().take(window.max(1)) {
             let (k, v) = guard.into_inner().map_err(unavailable)?;
             let row: StoredEvent<'_> = decode(&v)?;
             if newest.is_empty() {
-                next_position = position_of(&k)? + 1;
+                next_position = next_position.max(position_of(&k)? + 1);
                 last_ms = row.published_ms;
             }
             newest.push(id_hash(row.id));
@@ -262,6 +266,7 @@ impl Shared {
             };
             batch.insert(&self.meta, last_key(service), encode(&row)?);
         }
+        batch.insert(&self.meta, rows::HEAD_KEY, position_key(position - 1));
         batch.commit().map_err(unavailable)?;
         writer.next_position = position;
         writer.last_ms = now;

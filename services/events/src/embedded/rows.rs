@@ -72,6 +72,11 @@ pub(super) fn last_key(service: &str) -> Vec<u8> {
 
 pub(super) const LAST_PREFIX: &[u8] = b"last\0";
 
+/// Meta row: the newest position ever stored (`u64`, big-endian). Retention may drop every
+/// event; positions must still never be reused, or stored consumer positions would skip new
+/// events.
+pub(super) const HEAD_KEY: &[u8] = b"head";
+
 /// Consumer row: the position of the last event a durable was handed for the first time.
 pub(super) fn cursor_key(durable: &str) -> Vec<u8> {
     [b"c\0".as_slice(), durable.as_bytes()].concat()

@@ -138,3 +138,56 @@ async fn a_time_maps_to_the_position_before_the_first_event_at_or_after_it() {
     let later = Utc::now() + chrono::Duration::seconds(1);
     assert_eq!(shared.position_before(later).unwrap(), 3);
 }
+
+#[tokio::test]
+async fn positions_are_never_reused_after_retention_dropped_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let bus = open(dir.path(), 100);
+        bus.publish(vec![
+            event("m", "earned", "a", 1),
+            event("m", "earned", "b", 2),
+        ])
+        .await
+        .unwrap();
+        // What FIFO retention does to old tables: the events are gone.
+        for position in 1..=2u64 {
+            bus.shared().stream.remove(position_key(position)).unwrap();
+        }
+    }
+    let bus = open(dir.path(), 100);
+    assert_eq!(bus.shared().head(), 2, "the head survives an empty stream");
+    bus.publish(vec![event("m", "earned", "c", 3)])
+        .await
+        .unwrap();
+    let first = bus.shared().stream.first_key_value().unwrap();
+    assert_eq!(position_of(&first.key().unwrap()).unwrap(), 3);
+}
+
+#[tokio::test]
+async fn dead_letters_older_than_the_stream_age_are_dropped_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let bus = open(dir.path(), 100);
+        let envelope = serde_json::to_string(&event("m", "earned", "old", 1)).unwrap();
+        for (sequence, at_ms) in [(1u64, 0i64), (2, Utc::now().timestamp_millis())] {
+            let row = rows::StoredDeadLetter {
+                at_ms,
+                subject: "deadletter.d.member.acme.ledger.earned",
+                reason: "boom",
+                attempts: 3,
+                envelope: &envelope,
+            };
+            let shared = bus.shared();
+            shared
+                .dead
+                .insert(position_key(sequence), encode(&row).unwrap())
+                .unwrap();
+        }
+        assert_eq!(bus.dead_letters().unwrap().len(), 2);
+    }
+    let bus = open(dir.path(), 100);
+    let kept = bus.dead_letters().unwrap();
+    assert_eq!(kept.len(), 1, "the one from 1970 is gone");
+    assert_eq!(kept[0].reason, "boom");
+}
