@@ -2,9 +2,10 @@
 //! fsync, checks each request's condition against committed state plus the batch so far, and
 //! updates the caches once the batch is durable.
 
+use super::tail::ChangeTail;
 use super::{
-    Applied, EmbeddedStore, HeadCache, MAX_BATCH, RulesCache, Tables, WriteOp, WriteRequest,
-    encode, encode_json, key, rules_key, transfer_key,
+    Applied, Change, EmbeddedStore, HeadCache, MAX_BATCH, PreparedWallet, RulesCache, Tables,
+    WriteOp, WriteRequest, encode, encode_json, key, rules_key, transfer_key,
 };
 use crate::model::WalletHead;
 use crate::rules::RuleSet;
@@ -25,6 +26,8 @@ pub(super) struct Writer {
     pub(super) seq: u64,
     pub(super) heads: Arc<HeadCache>,
     pub(super) rules: Arc<RulesCache>,
+    /// The newest committed changes, for the event publisher.
+    pub(super) tail: Arc<ChangeTail>,
 }
 
 /// Writes of the batch being built, so later requests in it see earlier ones.
@@ -66,9 +69,24 @@ impl Writer {
                     for (k, rules) in overlay.rules_current {
                         self.rules.put(k, Some(rules));
                     }
+                    // Sequence numbers in the order `apply` gave them out.
+                    let mut seq = seq_before;
+                    let mut changes = Vec::new();
                     for (req, result) in requests.into_iter().zip(results) {
-                        let _ = req.reply.send(result);
+                        let WriteRequest { op, reply } = req;
+                        if let (WriteOp::Wallet(prepared), Ok(Applied::Yes)) = (op, &result) {
+                            let PreparedWallet {
+                                wallet, entries, ..
+                            } = *prepared;
+                            for entry in entries {
+                                seq += 1;
+                                let wallet = wallet.clone();
+                                changes.push(Change { seq, wallet, entry });
+                            }
+                        }
+                        let _ = reply.send(result);
                     }
+                    self.tail.push(changes);
                 }
                 Err(err) => {
                     self.seq = seq_before;
