@@ -56,6 +56,7 @@ impl Subscriptions for NatsBus {
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: spec.ack_wait,
             max_deliver: i64::from(spec.max_attempts) + 1,
+            max_ack_pending: i64::try_from(spec.max_ack_pending).unwrap_or(i64::MAX),
             deliver_policy: match spec.start {
                 StartAt::All => consumer::DeliverPolicy::All,
                 StartAt::New => consumer::DeliverPolicy::New,

@@ -43,6 +43,26 @@ pub struct SubscriptionSpec {
     pub ack_wait: Duration,
     /// Where a new durable starts.
     pub start: StartAt,
+    /// Deliveries handed out and not yet settled, at most; more wait until some are settled
+    /// (JetStream's `max_ack_pending`). Bounds what a consumer that spawns a task per
+    /// delivery holds in memory.
+    pub max_ack_pending: usize,
+}
+
+impl SubscriptionSpec {
+    /// A durable on `filter` of `service`'s events with JetStream's usual settings: from the
+    /// oldest kept event, 5 attempts, 30 s to settle each, 1,000 unsettled at most.
+    pub fn new(durable: &str, service: &str, filter: &str) -> Self {
+        Self {
+            durable: durable.into(),
+            service: service.into(),
+            filter: filter.into(),
+            max_attempts: 5,
+            ack_wait: Duration::from_secs(30),
+            start: StartAt::All,
+            max_ack_pending: 1_000,
+        }
+    }
 }
 
 /// What became of a retried delivery.
@@ -108,5 +128,44 @@ pub(crate) fn check(spec: &SubscriptionSpec) -> Result<(), BusError> {
     if spec.max_attempts == 0 {
         return Err(BusError::Refused("max_attempts must be at least 1".into()));
     }
+    if spec.ack_wait.is_zero() {
+        return Err(BusError::Refused(
+            "ack_wait must be longer than zero".into(),
+        ));
+    }
+    if spec.max_ack_pending == 0 {
+        return Err(BusError::Refused(
+            "max_ack_pending must be at least 1".into(),
+        ));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_that_cannot_work_is_refused_with_the_reason() {
+        let ok = SubscriptionSpec::new("campaign-triggers", "ledger", "member.*.ledger.>");
+        assert!(check(&ok).is_ok());
+        let refused = |spec: SubscriptionSpec| check(&spec).unwrap_err().to_string();
+        let bad_name = SubscriptionSpec::new("a.b", "ledger", ">");
+        assert!(refused(bad_name).contains("durable name"));
+        let never_settles = SubscriptionSpec {
+            ack_wait: Duration::ZERO,
+            ..ok.clone()
+        };
+        assert!(refused(never_settles).contains("ack_wait"));
+        let no_attempts = SubscriptionSpec {
+            max_attempts: 0,
+            ..ok.clone()
+        };
+        assert!(refused(no_attempts).contains("max_attempts"));
+        let nothing_in_flight = SubscriptionSpec {
+            max_ack_pending: 0,
+            ..ok
+        };
+        assert!(refused(nothing_in_flight).contains("max_ack_pending"));
+    }
 }

@@ -74,6 +74,7 @@ where
         max_attempts: 3,
         ack_wait: Duration::from_secs(30),
         start: StartAt::All,
+        max_ack_pending: 1_000,
     };
     let mut sub = subs.subscribe(spec.clone()).await.unwrap();
     let mut deliveries = Vec::new();
@@ -154,6 +155,7 @@ where
         max_attempts: 2,
         ack_wait: Duration::from_secs(1),
         start: StartAt::All,
+        max_ack_pending: 1_000,
     };
     let mut sub = subs.subscribe(spec).await.unwrap();
     let attempts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -289,6 +291,73 @@ async fn ack_wait_contract(bus: &dyn EventBus, subs: &dyn Subscriptions) {
     d.ack().await.unwrap();
 }
 
+#[tokio::test]
+async fn in_process_subscriptions_hold_back_beyond_max_ack_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded(dir.path());
+    max_ack_pending_contract(&bus, &bus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_subscriptions_hold_back_beyond_max_ack_pending() {
+    let server = NatsServer::start().await;
+    let bus = connected(&server).await;
+    max_ack_pending_contract(&bus, &bus).await;
+}
+
+/// With two deliveries unsettled and `max_ack_pending` 2, the third waits for a settlement.
+async fn max_ack_pending_contract(bus: &dyn EventBus, subs: &dyn Subscriptions) {
+    bus.prepare("ledger").await.unwrap();
+    let events = (1..=3)
+        .map(|i| event("acme", "earned", &format!("E{i}"), i))
+        .collect();
+    bus.publish(events).await.unwrap();
+    let spec = SubscriptionSpec {
+        durable: "bounded".into(),
+        max_ack_pending: 2,
+        ..restart_spec()
+    };
+    let mut sub = subs.subscribe(spec).await.unwrap();
+    let first = next(&mut sub).await;
+    let second = next(&mut sub).await;
+    assert_eq!(
+        (first.event.id.as_str(), second.event.id.as_str()),
+        ("E1", "E2")
+    );
+    let held_back = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
+    assert!(
+        held_back.is_err(),
+        "a third delivery while two are unsettled"
+    );
+    first.ack().await.unwrap();
+    let third = next(&mut sub).await;
+    assert_eq!(third.event.id, "E3");
+    second.ack().await.unwrap();
+    third.ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn in_process_subscriptions_find_a_rare_event_past_many_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = embedded(dir.path());
+    let many = (1..=10_000)
+        .map(|i| event("acme", "earned", &format!("N{i}"), i))
+        .collect();
+    bus.publish(many).await.unwrap();
+    bus.publish(vec![event("acme", "low_balance", "RARE", 10_001)])
+        .await
+        .unwrap();
+    let spec = SubscriptionSpec {
+        durable: "rare".into(),
+        filter: "member.*.ledger.low_balance".into(),
+        ..restart_spec()
+    };
+    let mut sub = bus.subscribe(spec).await.unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(d.event.id, "RARE");
+    d.ack().await.unwrap();
+}
+
 fn restart_spec() -> SubscriptionSpec {
     SubscriptionSpec {
         durable: "restarting".into(),
@@ -297,6 +366,7 @@ fn restart_spec() -> SubscriptionSpec {
         max_attempts: 2,
         ack_wait: Duration::from_secs(1),
         start: StartAt::All,
+        max_ack_pending: 1_000,
     }
 }
 

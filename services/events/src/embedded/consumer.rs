@@ -1,10 +1,13 @@
 //! Durable subscriptions on the embedded bus, with the contract of the JetStream ones: in
 //! order, at least once, redelivery after a retry or after `ack_wait`, dead letters after
-//! `max_attempts`. A durable's position and its unsettled deliveries (with their attempt
-//! counts) are stored, so they survive a restart; a delivery unsettled at a crash comes again.
+//! `max_attempts`, at most `max_ack_pending` unsettled. A durable's position and its
+//! unsettled deliveries (with their attempt counts) are stored, so they survive a restart; a
+//! delivery unsettled at a crash comes again.
 //!
 //! Consumer rows are written without an fsync: a crash can only lose the latest settlements,
-//! and a lost settlement means a redelivery, which at-least-once allows.
+//! and a lost settlement means a redelivery, which at-least-once allows. Each change is written
+//! before memory shows it, so a failed write changes nothing. The work runs on blocking
+//! threads: a write can wait for the journal while a publication fsyncs it.
 
 use super::rows::{
     StoredDeadLetter, cursor_key, decode, encode, pending_key, pending_prefix, position_key,
@@ -19,11 +22,15 @@ use crate::subscribe::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use fjall::Keyspace;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Events a scan looks at before it lets others at the durable.
+const SCAN_ROWS: usize = 4_096;
 
 /// A dead-lettered event with why, after how many attempts and when.
 #[derive(Debug, Clone)]
@@ -60,6 +67,7 @@ struct Durable {
     pending: BTreeMap<u64, Pending>,
 }
 
+#[derive(Clone, Copy)]
 struct Pending {
     /// Deliveries so far.
     attempts: u32,
@@ -70,6 +78,54 @@ struct Pending {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every update below leaves the guarded state whole before it could panic.
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `now + wait`, or a year from now for a wait too long to add.
+fn after(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
+/// The newest position any consumer row refers to (0: none).
+pub(super) fn newest_referenced(consumers: &Keyspace) -> Result<u64, BusError> {
+    let mut newest = 0;
+    for guard in consumers.iter() {
+        let (k, v) = guard.into_inner().map_err(unavailable)?;
+        let position = match k.first() {
+            Some(b'c') => position_of(&v)?,
+            Some(b'p') if k.len() >= 8 => position_of(&k[k.len() - 8..])?,
+            _ => 0,
+        };
+        newest = newest.max(position);
+    }
+    Ok(newest)
+}
+
+/// The sequence the next dead letter gets.
+pub(super) fn next_dead_letter(dead: &Keyspace) -> Result<u64, BusError> {
+    match dead.last_key_value() {
+        Some(guard) => Ok(position_of(&guard.key().map_err(unavailable)?)? + 1),
+        None => Ok(1),
+    }
+}
+
+/// Drops dead letters older than `max_age_secs` (0: keep all), as the stream drops events:
+/// someone had that long to look at them.
+pub(super) fn prune_dead_letters(shared: &Shared, max_age_secs: u64) -> Result<(), BusError> {
+    if max_age_secs == 0 {
+        return Ok(());
+    }
+    let max_age_ms = i64::try_from(max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let cutoff = Utc::now().timestamp_millis().saturating_sub(max_age_ms);
+    let mut batch = shared.db.batch();
+    for guard in shared.dead.iter() {
+        let (k, v) = guard.into_inner().map_err(unavailable)?;
+        if decode::<StoredDeadLetter<'_>>(&v)?.at_ms >= cutoff {
+            break;
+        }
+        batch.remove(&shared.dead, k);
+    }
+    batch.commit().map_err(unavailable)
 }
 
 impl InProcessBus {
@@ -89,29 +145,6 @@ impl InProcessBus {
         }
         Ok(out)
     }
-}
-
-/// Drops dead letters older than `max_age_secs` (0: keep all), as the stream drops events:
-/// someone had that long to look at them. Runs when the bus opens.
-pub(super) fn prune_dead_letters(
-    db: &fjall::Database,
-    dead: &fjall::Keyspace,
-    max_age_secs: u64,
-) -> Result<(), BusError> {
-    if max_age_secs == 0 {
-        return Ok(());
-    }
-    let max_age_ms = i64::try_from(max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let cutoff = Utc::now().timestamp_millis().saturating_sub(max_age_ms);
-    let mut batch = db.batch();
-    for guard in dead.iter() {
-        let (k, v) = guard.into_inner().map_err(unavailable)?;
-        if decode::<StoredDeadLetter<'_>>(&v)?.at_ms >= cutoff {
-            break;
-        }
-        batch.remove(dead, k);
-    }
-    batch.commit().map_err(unavailable)
 }
 
 impl Shared {
@@ -204,19 +237,40 @@ impl Shared {
 impl Subscriptions for InProcessBus {
     async fn subscribe(&self, spec: SubscriptionSpec) -> Result<Box<dyn Subscription>, BusError> {
         check(&spec)?;
-        let durable = self.shared().durable(&spec)?;
-        Ok(Box::new(EmbeddedSubscription {
-            shared: Arc::clone(self.shared()),
+        let shared = Arc::clone(self.shared());
+        let durable = {
+            let spec = spec.clone();
+            tokio::task::spawn_blocking(move || shared.durable(&spec))
+                .await
+                .map_err(unavailable)??
+        };
+        let inner = Inner {
+            shared: Arc::downgrade(self.shared()),
             durable,
             spec,
+        };
+        Ok(Box::new(EmbeddedSubscription {
+            inner: Arc::new(inner),
         }))
     }
 }
 
+/// Holds the bus weakly, as deliveries do: a subscription that outlives its bus keeps no files
+/// open, and its calls fail as unavailable.
 struct EmbeddedSubscription {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Weak<Shared>,
     durable: Arc<Mutex<Durable>>,
     spec: SubscriptionSpec,
+}
+
+fn upgrade(shared: &Weak<Shared>) -> Result<Arc<Shared>, BusError> {
+    shared
+        .upgrade()
+        .ok_or_else(|| unavailable("the bus was closed"))
 }
 
 /// What `next` found to do.
@@ -224,17 +278,17 @@ enum Step {
     Deliver(Box<Delivery>),
     /// Nothing now; look again by this time (or when woken).
     Wait(Option<Instant>),
-    /// Something was settled on the way (a dead letter, a dropped event): look again.
+    /// Something was settled or scanned on the way: look again at once.
     Again,
 }
 
-impl EmbeddedSubscription {
-    fn delivery(&self, position: u64, event: Envelope, attempt: u32) -> Delivery {
-        Delivery {
+impl Inner {
+    fn delivery(&self, position: u64, event: Envelope, attempt: u32) -> Box<Delivery> {
+        Box::new(Delivery {
             event: event.clone(),
             attempt,
             settle: Box::new(EmbeddedSettle {
-                shared: Arc::downgrade(&self.shared),
+                shared: self.shared.clone(),
                 durable: Arc::clone(&self.durable),
                 name: self.spec.durable.clone(),
                 max_attempts: self.spec.max_attempts,
@@ -243,11 +297,12 @@ impl EmbeddedSubscription {
                 attempt,
                 settled: false,
             }),
-        }
+        })
     }
 
+    /// One look for work: a redelivery that is due, else the next new event. Blocks.
     fn step(&self) -> Result<Step, BusError> {
-        let shared = &self.shared;
+        let shared = upgrade(&self.shared)?;
         let name = &self.spec.durable;
         let mut durable = lock(&self.durable);
         let now = Instant::now();
@@ -259,61 +314,56 @@ impl EmbeddedSubscription {
         if let Some((position, attempts)) = due {
             let Some(event) = shared.at(position)? else {
                 // Dropped by the stream's retention meanwhile: nothing left to deliver.
-                durable.pending.remove(&position);
                 shared.forget(name, position)?;
+                durable.pending.remove(&position);
                 return Ok(Step::Again);
             };
             if attempts >= self.spec.max_attempts {
+                let reason = "not acknowledged within ack_wait on its last attempt";
+                shared.dead_letter(name, position, &event, attempts, reason)?;
                 durable.pending.remove(&position);
-                shared.dead_letter(
-                    name,
-                    position,
-                    &event,
-                    attempts,
-                    "not acknowledged within ack_wait on its last attempt",
-                )?;
                 return Ok(Step::Again);
             }
             let attempt = attempts + 1;
             shared.save_attempts(name, position, attempt)?;
-            durable.pending.insert(
-                position,
-                Pending {
-                    attempts: attempt,
-                    due: now + self.spec.ack_wait,
-                },
-            );
-            return Ok(Step::Deliver(Box::new(
-                self.delivery(position, event, attempt),
-            )));
+            let pending = Pending {
+                attempts: attempt,
+                due: after(now, self.spec.ack_wait),
+            };
+            durable.pending.insert(position, pending);
+            return Ok(Step::Deliver(self.delivery(position, event, attempt)));
+        }
+        let next_due = durable.pending.values().map(|p| p.due).min();
+        if durable.pending.len() >= self.spec.max_ack_pending {
+            return Ok(Step::Wait(next_due));
         }
         if durable.scanned_filter != self.spec.filter {
             durable.scanned = durable.cursor;
             durable.scanned_filter.clone_from(&self.spec.filter);
         }
         let from = durable.cursor.max(durable.scanned);
-        let scan = shared.next_after(from, &self.spec.filter)?;
-        durable.scanned = scan.scanned_to.max(from);
-        if let Some((position, event)) = scan.found {
-            let mut batch = shared.db.batch();
-            batch.insert(&shared.consumers, cursor_key(name), position_key(position));
-            batch.insert(
-                &shared.consumers,
-                pending_key(name, position),
-                1u32.to_be_bytes(),
-            );
-            batch.commit().map_err(unavailable)?;
-            durable.cursor = position;
-            durable.pending.insert(
-                position,
-                Pending {
-                    attempts: 1,
-                    due: now + self.spec.ack_wait,
-                },
-            );
-            return Ok(Step::Deliver(Box::new(self.delivery(position, event, 1))));
-        }
-        Ok(Step::Wait(durable.pending.values().map(|p| p.due).min()))
+        let scan = shared.next_after(from, &self.spec.filter, SCAN_ROWS)?;
+        let Some((position, event)) = scan.found else {
+            durable.scanned = scan.scanned_to.max(from);
+            return Ok(if scan.at_end {
+                Step::Wait(next_due)
+            } else {
+                Step::Again
+            });
+        };
+        let mut batch = shared.db.batch();
+        batch.insert(&shared.consumers, cursor_key(name), position_key(position));
+        let first = 1u32.to_be_bytes();
+        batch.insert(&shared.consumers, pending_key(name, position), first);
+        batch.commit().map_err(unavailable)?;
+        durable.cursor = position;
+        durable.scanned = position;
+        let pending = Pending {
+            attempts: 1,
+            due: after(now, self.spec.ack_wait),
+        };
+        durable.pending.insert(position, pending);
+        Ok(Step::Deliver(self.delivery(position, event, 1)))
     }
 }
 
@@ -321,15 +371,23 @@ impl EmbeddedSubscription {
 impl Subscription for EmbeddedSubscription {
     async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
-            let woken = self.shared.wake.notified();
+            // Held for one look and one wait (at most a second), so a bus dropped meanwhile
+            // closes soon after.
+            let shared = upgrade(&self.inner.shared)?;
+            let woken = shared.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let wake_at = match self.step()? {
+            let inner = Arc::clone(&self.inner);
+            let step = tokio::task::spawn_blocking(move || inner.step())
+                .await
+                .map_err(unavailable)??;
+            let wake_at = match step {
                 Step::Deliver(delivery) => return Ok(*delivery),
                 Step::Again => continue,
                 Step::Wait(at) => at,
             };
-            let wake_at = wake_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            let second = after(Instant::now(), Duration::from_secs(1));
+            let wake_at = wake_at.map_or(second, |at| at.min(second));
             tokio::select! {
                 _ = &mut woken => {}
                 _ = tokio::time::sleep_until(wake_at) => {}
@@ -338,8 +396,9 @@ impl Subscription for EmbeddedSubscription {
     }
 }
 
-/// Holds the bus weakly: a delivery that outlives its bus (a handler still running at
-/// shutdown) keeps no files open, and settling it fails as unavailable.
+/// One delivery's settlement. Holds the bus weakly: a delivery that outlives its bus (a
+/// handler still running at shutdown) keeps no files open, and settling it fails as
+/// unavailable.
 struct EmbeddedSettle {
     shared: Weak<Shared>,
     durable: Arc<Mutex<Durable>>,
@@ -362,39 +421,39 @@ impl EmbeddedSettle {
                 .is_some_and(|p| p.attempts == self.attempt)
     }
 
-    fn shared(&self) -> Result<Arc<Shared>, BusError> {
-        self.shared
-            .upgrade()
-            .ok_or_else(|| unavailable("the bus was closed before the delivery was settled"))
-    }
-
     fn settle_ack(&mut self) -> Result<(), BusError> {
-        let shared = self.shared()?;
+        let shared = upgrade(&self.shared)?;
         let mut durable = lock(&self.durable);
         if self.current(&durable) {
-            durable.pending.remove(&self.position);
             shared.forget(&self.name, self.position)?;
+            durable.pending.remove(&self.position);
+            drop(durable);
+            // A subscription held back by max_ack_pending may go on.
+            shared.wake.notify_waiters();
         }
         self.settled = true;
         Ok(())
     }
 
     fn settle_retry(&mut self, delay: Duration, reason: &str) -> Result<Retried, BusError> {
-        let shared = self.shared()?;
+        let shared = upgrade(&self.shared)?;
         let mut durable = lock(&self.durable);
         if !self.current(&durable) {
             self.settled = true;
             return Ok(Retried::Later);
         }
-        self.settled = true;
         if self.attempt >= self.max_attempts {
-            durable.pending.remove(&self.position);
             shared.dead_letter(&self.name, self.position, &self.event, self.attempt, reason)?;
+            durable.pending.remove(&self.position);
+            self.settled = true;
+            drop(durable);
+            shared.wake.notify_waiters();
             return Ok(Retried::DeadLettered);
         }
         if let Some(p) = durable.pending.get_mut(&self.position) {
-            p.due = Instant::now() + delay;
+            p.due = after(Instant::now(), delay);
         }
+        self.settled = true;
         drop(durable);
         shared.wake.notify_waiters();
         Ok(Retried::Later)
@@ -417,7 +476,9 @@ impl Drop for EmbeddedSettle {
 #[async_trait]
 impl Settle for EmbeddedSettle {
     async fn ack(mut self: Box<Self>) -> Result<(), BusError> {
-        self.settle_ack()
+        tokio::task::spawn_blocking(move || self.settle_ack())
+            .await
+            .map_err(unavailable)?
     }
 
     async fn retry(
@@ -425,6 +486,9 @@ impl Settle for EmbeddedSettle {
         delay: Duration,
         reason: &str,
     ) -> Result<Retried, BusError> {
-        self.settle_retry(delay, reason)
+        let reason = reason.to_string();
+        tokio::task::spawn_blocking(move || self.settle_retry(delay, &reason))
+            .await
+            .map_err(unavailable)?
     }
 }

@@ -77,6 +77,11 @@ pub(super) const LAST_PREFIX: &[u8] = b"last\0";
 /// events.
 pub(super) const HEAD_KEY: &[u8] = b"head";
 
+/// Meta row: the first position readers may see (`u64`, big-endian). Retention drops tables
+/// whole, and fjall may bring dropped rows back from its journal on the next start; this row
+/// keeps them hidden.
+pub(super) const FIRST_KEY: &[u8] = b"first";
+
 /// Consumer row: the position of the last event a durable was handed for the first time.
 pub(super) fn cursor_key(durable: &str) -> Vec<u8> {
     [b"c\0".as_slice(), durable.as_bytes()].concat()

@@ -1,5 +1,7 @@
+use super::rows::{encode, position_key};
 use super::*;
 use crate::envelope::Origin;
+use chrono::Utc;
 
 fn event(member: &str, name: &str, id: &str, sequence: u64) -> Envelope {
     let origin = Origin {
@@ -139,29 +141,85 @@ async fn a_time_maps_to_the_position_before_the_first_event_at_or_after_it() {
     assert_eq!(shared.position_before(later).unwrap(), 3);
 }
 
+fn open_with(dir: &Path, config: EmbeddedBusConfig) -> InProcessBus {
+    InProcessBus::open(dir, &config).unwrap()
+}
+
 #[tokio::test]
 async fn positions_are_never_reused_after_retention_dropped_every_event() {
     let dir = tempfile::tempdir().unwrap();
+    let tiny = EmbeddedBusConfig {
+        max_bytes: 0,
+        ..EmbeddedBusConfig::default()
+    };
     {
-        let bus = open(dir.path(), 100);
+        let bus = open_with(dir.path(), tiny.clone());
         bus.publish(vec![
             event("m", "earned", "a", 1),
             event("m", "earned", "b", 2),
         ])
         .await
         .unwrap();
-        // What FIFO retention does to old tables: the events are gone.
-        for position in 1..=2u64 {
-            bus.shared().stream.remove(position_key(position)).unwrap();
-        }
+        // On disk as a table, which a size limit of 0 drops whole.
+        bus.shared().stream.rotate_memtable_and_wait().unwrap();
+        bus.trim().unwrap();
+        assert!(bus.events(">").unwrap().is_empty());
+        assert!(
+            bus.shared().stream.first_key_value().is_none(),
+            "the table is gone"
+        );
     }
-    let bus = open(dir.path(), 100);
+    let bus = open_with(dir.path(), EmbeddedBusConfig::default());
     assert_eq!(bus.shared().head(), 2, "the head survives an empty stream");
     bus.publish(vec![event("m", "earned", "c", 3)])
         .await
         .unwrap();
-    let first = bus.shared().stream.first_key_value().unwrap();
-    assert_eq!(position_of(&first.key().unwrap()).unwrap(), 3);
+    assert_eq!(
+        ids(&bus, ">"),
+        ["c"],
+        "what retention dropped stays dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_shorter_max_age_applies_when_the_bus_opens_again() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let bus = open(dir.path(), 100);
+        bus.publish(vec![event("m", "earned", "old", 1)])
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let one_second = EmbeddedBusConfig {
+        max_age_secs: 1,
+        ..EmbeddedBusConfig::default()
+    };
+    let bus = open_with(dir.path(), one_second);
+    assert!(
+        bus.events(">").unwrap().is_empty(),
+        "older than max_age: not delivered or replayed, even from the memtable"
+    );
+    assert_eq!(bus.shared().at(1).unwrap(), None);
+    bus.publish(vec![event("m", "earned", "new", 2)])
+        .await
+        .unwrap();
+    assert_eq!(ids(&bus, ">"), ["new"]);
+}
+
+#[tokio::test]
+async fn positions_referred_to_by_a_consumer_are_never_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let bus = open(dir.path(), 100);
+        // A directory without the head row, whose consumer saw position 41.
+        let consumers = &bus.shared().consumers;
+        consumers
+            .insert(rows::cursor_key("d"), position_key(41))
+            .unwrap();
+    }
+    let bus = open(dir.path(), 100);
+    assert_eq!(bus.shared().head(), 41);
 }
 
 #[tokio::test]
