@@ -227,13 +227,6 @@ async fn in_process_durables_and_events_survive_a_restart() {
     assert_eq!(dead[0].reason, "rejected");
 }
 
-#[tokio::test]
-async fn in_process_durables_start_where_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded(dir.path());
-    start_contract(&bus, &bus).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_durables_and_events_survive_a_restart() {
     let mut server = NatsServer::start().await;
@@ -244,27 +237,6 @@ async fn jetstream_durables_and_events_survive_a_restart() {
     server.restart().await;
     let bus = connected(&server).await;
     after_restart(&bus, &bus).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jetstream_durables_start_where_asked() {
-    let server = NatsServer::start().await;
-    let bus = connected(&server).await;
-    start_contract(&bus, &bus).await;
-}
-
-#[tokio::test]
-async fn in_process_deliveries_held_past_ack_wait_come_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded(dir.path());
-    ack_wait_contract(&bus, &bus).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jetstream_deliveries_held_past_ack_wait_come_again() {
-    let server = NatsServer::start().await;
-    let bus = connected(&server).await;
-    ack_wait_contract(&bus, &bus).await;
 }
 
 /// A handler that holds a delivery past `ack_wait` (hung, not dead) gets the event again.
@@ -283,26 +255,7 @@ async fn ack_wait_contract(bus: &dyn EventBus, subs: &dyn Subscriptions) {
     assert_eq!((again.event.id.as_str(), again.attempt), ("SLOW", 2));
     again.ack().await.unwrap();
     drop(first);
-    bus.publish(vec![event("acme", "earned", "NEXT", 2)])
-        .await
-        .unwrap();
-    let d = next(&mut sub).await;
-    assert_eq!((d.event.id.as_str(), d.attempt), ("NEXT", 1));
-    d.ack().await.unwrap();
-}
-
-#[tokio::test]
-async fn in_process_subscriptions_hold_back_beyond_max_ack_pending() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = embedded(dir.path());
-    max_ack_pending_contract(&bus, &bus).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jetstream_subscriptions_hold_back_beyond_max_ack_pending() {
-    let server = NatsServer::start().await;
-    let bus = connected(&server).await;
-    max_ack_pending_contract(&bus, &bus).await;
+    a_new_event_comes_next(bus, &mut sub, "NEXT", 2).await;
 }
 
 /// With two deliveries unsettled and `max_ack_pending` 2, the third waits for a settlement.
@@ -355,6 +308,45 @@ async fn in_process_subscriptions_find_a_rare_event_past_many_others() {
     let mut sub = bus.subscribe(spec).await.unwrap();
     let d = next(&mut sub).await;
     assert_eq!(d.event.id, "RARE");
+    d.ack().await.unwrap();
+}
+
+/// A contract body taking the bus and its subscriptions, as one test per bus: the embedded
+/// bus in a temporary directory, and a throwaway `nats-server -js`.
+macro_rules! on_both_buses {
+    ($body:ident: $in_process:ident, $jetstream:ident) => {
+        #[tokio::test]
+        async fn $in_process() {
+            let dir = tempfile::tempdir().unwrap();
+            let bus = embedded(dir.path());
+            $body(&bus, &bus).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $jetstream() {
+            let server = NatsServer::start().await;
+            let bus = connected(&server).await;
+            $body(&bus, &bus).await;
+        }
+    };
+}
+
+on_both_buses!(start_contract: in_process_durables_start_where_asked, jetstream_durables_start_where_asked);
+on_both_buses!(ack_wait_contract: in_process_deliveries_held_past_ack_wait_come_again, jetstream_deliveries_held_past_ack_wait_come_again);
+on_both_buses!(max_ack_pending_contract: in_process_subscriptions_hold_back_beyond_max_ack_pending, jetstream_subscriptions_hold_back_beyond_max_ack_pending);
+
+/// Publishes one event and checks that it is `sub`'s next delivery, a first attempt.
+async fn a_new_event_comes_next(
+    bus: &dyn EventBus,
+    sub: &mut Box<dyn loyalty_events::subscribe::Subscription>,
+    id: &str,
+    sequence: u64,
+) {
+    bus.publish(vec![event("acme", "earned", id, sequence)])
+        .await
+        .unwrap();
+    let d = next(sub).await;
+    assert_eq!((d.event.id.as_str(), d.attempt), (id, 1));
     d.ack().await.unwrap();
 }
 
@@ -425,12 +417,7 @@ async fn after_restart(bus: &dyn EventBus, subs: &dyn Subscriptions) {
     seen.sort();
     assert_eq!((seen[0].0.as_str(), seen[0].1), ("B", 2), "{seen:?}");
     assert_eq!(seen[1].0, "C", "{seen:?}");
-    bus.publish(vec![event("acme", "earned", "D", 5)])
-        .await
-        .unwrap();
-    let d = next(&mut sub).await;
-    assert_eq!((d.event.id.as_str(), d.attempt), ("D", 1));
-    d.ack().await.unwrap();
+    a_new_event_comes_next(bus, &mut sub, "D", 5).await;
 }
 
 /// A new durable starts from the oldest event, from new ones only, or from a time.
