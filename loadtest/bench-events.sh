@@ -60,6 +60,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# cpu_ticks PID: user plus system CPU time of PID in clock ticks (0 without a PID).
+cpu_ticks() {
+  if [ -n "${1:-}" ] && [ -r "/proc/$1/stat" ]; then
+    awk '{print $14 + $15}' "/proc/$1/stat"
+  else
+    echo 0
+  fi
+}
+
 # run_round ARM ROUND: a fresh memberd for ARM (none, embedded, nats or watched), then the earn
 # phase, then a copy of its /metrics.
 run_round() {
@@ -75,8 +84,19 @@ run_round() {
     MEMBERD_EVENTS__DISABLE_PUBLISHER="$off"
   [ "$arm" = watched ] && watch=(--watch-events "$nats_url")
   step "round $round: $arm (events.bus=$bus, publisher off: $off)"
+  local started memberd_cpu nats_cpu
+  started=$(date +%s.%N) memberd_cpu=$(cpu_ticks "$memberd_pid") nats_cpu=$(cpu_ticks "$nats_pid")
   target/release/loadgen bench --target "http://$grpc" --seconds "$secs" --clients "$clients" \
     --members "$members" --phases earn "${watch[@]}" --json "$out_dir/events-$arm-$round.json"
+  # CPU used by memberd and nats-server during the run (setup and earn phase), in cores.
+  python3 - "$started" "$(date +%s.%N)" "$memberd_cpu" "$(cpu_ticks "$memberd_pid")" \
+    "$nats_cpu" "$(cpu_ticks "$nats_pid")" "$(getconf CLK_TCK)" \
+    >"$out_dir/events-$arm-$round.cpu.json" <<'PY'
+import json, sys
+t0, t1, m0, m1, n0, n1, hz = map(float, sys.argv[1:])
+cores = lambda a, b: (b - a) / hz / (t1 - t0)
+print(json.dumps({"memberd_cores": cores(m0, m1), "nats_cores": cores(n0, n1)}))
+PY
   # Let the publisher drain what the last second committed before reading its metrics.
   sleep 2
   curl -sf "http://$http/metrics" >"$out_dir/events-$arm-$round.metrics" || true
@@ -128,6 +148,13 @@ for r in range(rounds):
         m = lag(arm, r + 1)
         if m:
             line += f" | {arm}: published={m[0]:.0f} lag<=1s={m[1]:.4f} lag_p99<={m[2]}s"
+    for arm in arms:
+        with open(f"{out}/events-{arm}-{r + 1}.cpu.json") as f:
+            cpu = json.load(f)
+        c = cpu["memberd_cores"]
+        line += f" | {arm}: memberd cores={c:.2f} us/earn={c / t[arm][r] * 1e6:.1f}"
+        if arm == "nats":
+            line += f" nats-server={cpu['nats_cores']:.2f}"
     line += (f" | watched earn/s={tput(w):.0f} events={ev['events']} lag_p50_ms={ev['p50_ms']:.0f} "
              f"lag_p99_ms={ev['p99_ms']:.0f} lag_p999_ms={ev['p999_ms']:.0f} lag_max_ms={ev['max_ms']:.0f}")
     print(line)
