@@ -82,9 +82,14 @@ pub struct WalletHead {
     pub holds: Vec<Hold>,
     /// Points earned on one UTC day (days since the epoch), for the per-day cap.
     pub earned_day: Option<(i64, i64)>,
-    /// Every lot expiring at or before this has had its expiring-soon reminder. Lots are
-    /// reminded in expiry order, so one mark covers them all.
-    pub reminded_until: Option<Timestamp>,
+    /// Expiry times of lots that have had their expiring-soon reminder, earliest first; times
+    /// already past are dropped. A lot is known by its expiry (lots with one expiry merge), so
+    /// points joining a reminded lot, or given back to it, are not reminded again, while a lot
+    /// that comes back below a later reminded one still is. At most one per day of the window.
+    pub reminded: Vec<Timestamp>,
+    /// The due time last written to the due index for this wallet, so a commit writes a new
+    /// one only when it differs, whatever window computed the old one.
+    pub due_hint: Option<Timestamp>,
 }
 
 impl WalletHead {
@@ -99,7 +104,8 @@ impl WalletHead {
             pending: Vec::new(),
             holds: Vec::new(),
             earned_day: None,
-            reminded_until: None,
+            reminded: Vec::new(),
+            due_hint: None,
         }
     }
 
@@ -118,10 +124,10 @@ impl WalletHead {
 
     /// Lots that expire and have not had their reminder yet, earliest first.
     pub fn unreminded_lots(&self) -> impl Iterator<Item = &Lot> {
-        let mark = self.reminded_until;
-        self.lots
-            .iter()
-            .filter(move |l| l.expires_at.is_some_and(|at| Some(at) > mark))
+        self.lots.iter().filter(|l| {
+            l.expires_at
+                .is_some_and(|at| self.reminded.binary_search(&at).is_err())
+        })
     }
 }
 

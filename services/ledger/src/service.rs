@@ -321,14 +321,22 @@ impl Ledger {
 
     /// Runs housekeeping for every wallet whose due time has come, and moves each one's due
     /// hint to its next due time (a tenant's new expiring-soon window can move it without
-    /// any entry). Returns entries written.
+    /// any entry). A wallet that fails keeps its hint for the next pass and does not hold up
+    /// the others. Returns entries written.
     pub async fn run_due(&self, limit: usize) -> ServiceResult<usize> {
         let now = self.clock.now();
         let mut written = 0;
         for item in self.ports.due.due(now, limit).await? {
-            let (count, next) = self.housekeep_inner(&item.wallet).await?;
-            written += count;
-            self.ports.due.reschedule(&item, next).await?;
+            match self.housekeep_inner(&item.wallet).await {
+                Ok((count, next)) => {
+                    written += count;
+                    self.ports.due.reschedule(&item, next).await?;
+                }
+                Err(e) => tracing::warn!(
+                    code = e.code.as_str(),
+                    "housekeeping a wallet failed; it is retried on the next pass"
+                ),
+            }
         }
         Ok(written)
     }

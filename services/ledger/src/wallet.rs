@@ -92,25 +92,32 @@ impl<'a> WalletTx<'a> {
     }
 
     /// One expiring-soon notice for every lot not yet reminded that expires within
-    /// `remind_days`; the mark moves past them, so each lot is reminded once, even if points
-    /// later join it.
+    /// `remind_days`, remembering each one's expiry, so each lot is reminded once even if points
+    /// later join it. Forgets expiry times that have passed: those lots are gone.
     fn remind_expiring(&mut self, remind_days: u32) {
+        let now = self.now;
+        self.head.reminded.retain(|at| *at > now);
         if remind_days == 0 {
             return;
         }
-        let horizon = self.now.plus_days(i64::from(remind_days));
+        let horizon = now.plus_days(i64::from(remind_days));
         let due: Vec<Lot> = self
             .head
             .unreminded_lots()
             .filter(|l| l.expires_at.is_some_and(|at| at <= horizon))
             .copied()
             .collect();
-        let Some(last) = due.last().and_then(|l| l.expires_at) else {
+        let (Some(first), Some(last)) = (
+            due.first().and_then(|l| l.expires_at),
+            due.last().and_then(|l| l.expires_at),
+        ) else {
             return;
         };
-        self.head.reminded_until = Some(last);
+        self.head
+            .reminded
+            .extend(due.iter().filter_map(|l| l.expires_at));
+        self.head.reminded.sort_unstable();
         let points: i64 = due.iter().map(|l| l.points).sum();
-        let first = due.first().and_then(|l| l.expires_at).unwrap_or(last);
         let reason = if first == last {
             format!("{points} points expire at {}", first.to_rfc3339())
         } else {

@@ -41,8 +41,9 @@ pub struct WalletCommit {
 
 impl WalletCommit {
     /// The commit that replaces `old` with `new_head` (whose version it sets) and adds
-    /// `entries`; the due hint is written only when the next due time changed. `remind_days`
-    /// is the tenant's expiring-soon window, which decides when a reminder is due.
+    /// `entries`; the due hint is written only when the next due time differs from the hint
+    /// last written. `remind_days` is the tenant's expiring-soon window, which decides when a
+    /// reminder is due.
     pub fn after(
         old: &WalletHead,
         mut new_head: WalletHead,
@@ -51,9 +52,10 @@ impl WalletCommit {
     ) -> Self {
         new_head.version = old.version + 1;
         let next_due = new_head.next_due(remind_days);
+        new_head.due_hint = next_due;
         Self {
             expected_version: old.version,
-            due_at: next_due.filter(|d| Some(*d) != old.next_due(remind_days)),
+            due_at: next_due.filter(|d| Some(*d) != old.due_hint),
             head: new_head,
             entries,
             idempotency: None,

@@ -130,7 +130,7 @@ fn each_lot_is_reminded_once_when_it_enters_the_window() {
             .unwrap()
             .starts_with("10 points expire at ")
     );
-    assert_eq!(tx.head.reminded_until, Some(first_expiry));
+    assert_eq!(tx.head.reminded, [first_expiry]);
 
     // Again at once, and after more points join the reminded lot: nothing new.
     let mut tx = WalletTx::new(tx.head, clock.as_ref());
@@ -192,4 +192,66 @@ fn points_that_never_expire_are_never_reminded() {
     tx.housekeeping(3650);
     assert!(reminders(&tx).is_empty());
     assert_eq!(tx.head.next_due(3650), None);
+}
+
+#[test]
+fn a_lot_given_back_below_a_later_reminded_one_is_still_reminded() {
+    let clock = ManualClock::new(Timestamp(0));
+    let rules = RuleSet {
+        expiry: ExpiryPolicy::RollingMonths { months: 2 },
+        ..RuleSet::default()
+    };
+    let mut tx = WalletTx::new(head(), clock.as_ref());
+    tx.earn(&order(10_000), &rules).unwrap(); // lot A, 100 points
+    clock.advance_secs(10 * 86_400);
+    let mut tx = WalletTx::new(tx.head, clock.as_ref());
+    tx.earn(&order(5_000), &rules).unwrap(); // lot B, 50 points, ten days later
+    let hold = tx.hold(100, "r", 60).unwrap();
+    let taken = tx.take_hold(hold.hold_id, true).unwrap();
+    tx.capture(taken);
+    let capture = tx.entries.last().unwrap().clone();
+    assert_eq!(tx.head.lots.len(), 1, "A is spent");
+    let b_expiry = tx.head.lots[0].expires_at.unwrap();
+    clock.set(b_expiry.plus_days(-30));
+    let mut tx = WalletTx::new(tx.head, clock.as_ref());
+    tx.housekeeping(30);
+    assert_eq!(reminders(&tx).len(), 1, "B is reminded");
+    // The return of the purchase brings A back, expiring before B.
+    tx.reverse_capture(&capture, 100, "returned");
+    tx.housekeeping(30);
+    let notes = reminders(&tx);
+    assert_eq!(notes.len(), 2, "A is reminded too");
+    assert_eq!(notes[1].lots[0].points, 100);
+    assert!(notes[1].lots[0].expires_at.unwrap() < b_expiry);
+    // Once past, reminded times are forgotten.
+    clock.set(b_expiry.plus_days(1));
+    let mut tx = WalletTx::new(tx.head, clock.as_ref());
+    tx.housekeeping(30);
+    assert!(tx.head.reminded.is_empty());
+}
+
+#[test]
+fn a_due_hint_is_written_when_it_differs_from_the_last_one_written() {
+    let clock = ManualClock::new(Timestamp(0));
+    let rules = RuleSet {
+        expiry: ExpiryPolicy::RollingMonths { months: 2 },
+        ..RuleSet::default()
+    };
+    let old = head();
+    let mut tx = WalletTx::new(old.clone(), clock.as_ref());
+    tx.earn(&order(1_000), &rules).unwrap();
+    let expiry = tx.head.lots[0].expires_at.unwrap();
+    // Written with no window: the hint is the expiry itself.
+    let first = crate::store::WalletCommit::after(&old, tx.head, tx.entries, 0);
+    assert_eq!(first.due_at, Some(expiry));
+    // The tenant opens a 30-day window; the next write moves the hint, although the head's
+    // next due time under the new window is the same before and after the write.
+    let mut tx = WalletTx::new(first.head.clone(), clock.as_ref());
+    tx.earn(&order(1_000), &rules).unwrap();
+    let second = crate::store::WalletCommit::after(&first.head, tx.head, tx.entries, 30);
+    assert_eq!(second.due_at, Some(expiry.plus_days(-30)));
+    let mut tx = WalletTx::new(second.head.clone(), clock.as_ref());
+    tx.earn(&order(1_000), &rules).unwrap();
+    let third = crate::store::WalletCommit::after(&second.head, tx.head, tx.entries, 30);
+    assert_eq!(third.due_at, None, "unchanged: not written again");
 }
