@@ -140,8 +140,14 @@ impl Ledger {
             };
             let mut tx = WalletTx::new(head.clone(), self.clock.as_ref());
             tx.housekeeping(rules.expiring_soon_days);
+            let housekept = tx.entries.len();
             let (hold, reversals) = self.apply(&mut tx, wallet, command, &rules).await?;
             tx.notice_low_balance(&head.balances, &rules);
+            // The request's own entries carry its key (partners match events to requests by
+            // it); housekeeping that happened to be due first does not.
+            for entry in &mut tx.entries[housekept..] {
+                entry.idempotency_key = Some(key.clone());
+            }
             let entries = std::mem::take(&mut tx.entries);
             let mut commit = WalletCommit::after(&head, tx.head, entries, rules.expiring_soon_days);
             let outcome = WriteOutcome {

@@ -152,6 +152,20 @@ where
         assert_eq!(event.time.timestamp_millis(), entry.at.0);
         let data = event.data_value();
         assert_eq!(data["entry"], serde_json::to_value(entry).unwrap());
+        // A request's entries carry its key; what housekeeping wrote carries none.
+        let housekeeping = matches!(
+            entry.kind,
+            EntryKind::PendingActivated
+                | EntryKind::HoldExpired
+                | EntryKind::Expired
+                | EntryKind::ExpiringSoon
+        );
+        assert_eq!(
+            entry.idempotency_key.is_none(),
+            housekeeping,
+            "{:?}",
+            entry.kind
+        );
         assert_eq!(data["member"], change.wallet.member.as_str());
     }
     let missing: Vec<_> = EntryKind::ALL
