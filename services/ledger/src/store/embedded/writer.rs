@@ -4,8 +4,8 @@
 
 use super::tail::ChangeTail;
 use super::{
-    Applied, Change, EmbeddedStore, HeadCache, MAX_BATCH, PreparedWallet, RulesCache, Tables,
-    WriteOp, WriteRequest, encode, encode_json, key, rules_key, transfer_key,
+    Applied, Change, EmbeddedStore, HeadCache, MAX_BATCH, RulesCache, Tables, WriteOp,
+    WriteRequest, encode, encode_json, key, rules_key, transfer_key,
 };
 use crate::model::WalletHead;
 use crate::rules::RuleSet;
@@ -69,24 +69,24 @@ impl Writer {
                     for (k, rules) in overlay.rules_current {
                         self.rules.put(k, Some(rules));
                     }
-                    // Sequence numbers in the order `apply` gave them out.
+                    // Into the tail before any reply: a reader that saw a write acknowledged
+                    // finds its change. Sequence numbers in the order `apply` gave them out.
                     let mut seq = seq_before;
                     let mut changes = Vec::new();
-                    for (req, result) in requests.into_iter().zip(results) {
-                        let WriteRequest { op, reply } = req;
-                        if let (WriteOp::Wallet(prepared), Ok(Applied::Yes)) = (op, &result) {
-                            let PreparedWallet {
-                                wallet, entries, ..
-                            } = *prepared;
-                            for entry in entries {
+                    for (req, result) in requests.iter_mut().zip(&results) {
+                        if let (WriteOp::Wallet(prepared), Ok(Applied::Yes)) = (&mut req.op, result)
+                        {
+                            for entry in std::mem::take(&mut prepared.entries) {
                                 seq += 1;
-                                let wallet = wallet.clone();
+                                let wallet = prepared.wallet.clone();
                                 changes.push(Change { seq, wallet, entry });
                             }
                         }
-                        let _ = reply.send(result);
                     }
                     self.tail.push(changes);
+                    for (req, result) in requests.into_iter().zip(results) {
+                        let _ = req.reply.send(result);
+                    }
                 }
                 Err(err) => {
                     self.seq = seq_before;
