@@ -1,6 +1,12 @@
 //! The NATS JetStream adapter: one stream per service (`LOYALTY_LEDGER` holding
 //! `member.*.ledger.>`), created or updated from config, and publication with the event id as
 //! `Nats-Msg-Id` so JetStream drops a re-published copy.
+//!
+//! Every message also names the stream sequence it must follow (`Nats-Expected-Last-Sequence`),
+//! so the stream only ever holds an unbroken run of the batch. Without it, a connection lost
+//! mid-batch can store a gap: the server dies with some messages unread, and the client sends
+//! the ones it still buffered to the restarted server. The publisher would then resume after
+//! the newest stored event and skip the missing ones.
 
 use crate::bus::{BusError, EventBus, Published};
 use crate::config::{NatsConfig, Retention, StreamSettings};
@@ -8,12 +14,17 @@ use crate::envelope::{Envelope, service_subjects};
 use async_nats::connection::State;
 use async_nats::jetstream::{self, stream};
 use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
     stream: StreamSettings,
+    /// Each service's stream sequence as of the last confirmed publication or look; absent
+    /// (unknown) after a failed publication, when it is read from the stream again.
+    tips: Mutex<HashMap<String, u64>>,
 }
 
 impl NatsBus {
@@ -61,6 +72,7 @@ impl NatsBus {
             client,
             js,
             stream: config.stream.clone(),
+            tips: Mutex::default(),
         })
     }
 
@@ -91,10 +103,127 @@ impl NatsBus {
     pub(crate) fn stream_settings(&self) -> &StreamSettings {
         &self.stream
     }
+
+    fn tips(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        // A map of plain numbers: never left half-changed.
+        self.tips.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The service's stream, and its newest sequence (0 when nothing was ever stored).
+    async fn stream_tip(&self, service: &str) -> Result<(stream::Stream, u64), BusError> {
+        let name = self.stream.stream_name(service);
+        let mut stream = self.js.get_stream(&name).await.map_err(unavailable)?;
+        let tip = stream
+            .info()
+            .await
+            .map_err(unavailable)?
+            .state
+            .last_sequence;
+        self.tips().insert(service.to_string(), tip);
+        Ok((stream, tip))
+    }
+
+    /// Publishes every event in order, each naming the stream sequence it must follow.
+    /// Returns each service's new tip.
+    async fn publish_in_order(
+        &self,
+        events: &[Envelope],
+    ) -> Result<HashMap<String, u64>, BusError> {
+        let mut tips = HashMap::new();
+        let mut done = 0;
+        while done < events.len() {
+            let sent = self.send(&events[done..]).await?;
+            done += sent.confirmed;
+            tips = sent.tips;
+            if sent.duplicate {
+                // A copy did not take a stream sequence, so what was sent after it named the
+                // wrong one and was refused: look at the tips again and send the rest.
+                let mut known = self.tips();
+                for event in &events[done..] {
+                    known.remove(event.service());
+                }
+            }
+        }
+        Ok(tips)
+    }
+
+    /// Sends `events` at once, then waits for the confirmations in order (one round trip).
+    /// Stops at the first copy of an already stored event (JetStream confirms it without
+    /// storing it again).
+    async fn send(&self, events: &[Envelope]) -> Result<Sent, BusError> {
+        let mut tips: HashMap<String, u64> = HashMap::new();
+        for event in events {
+            let service = event.service();
+            if !tips.contains_key(service) {
+                let known = self.tips().get(service).copied();
+                let tip = match known {
+                    Some(tip) => tip,
+                    None => self.stream_tip(service).await?.1,
+                };
+                tips.insert(service.to_string(), tip);
+            }
+        }
+        let start = tips.clone();
+        let mut pending = Vec::with_capacity(events.len());
+        for event in events {
+            let payload =
+                serde_json::to_vec(event).map_err(|e| BusError::Refused(e.to_string()))?;
+            let tip = tips
+                .get_mut(event.service())
+                .ok_or_else(|| unavailable("no tip"))?;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", event.id.as_str());
+            headers.insert("Loyalty-Sequence", event.sequence.to_string().as_str());
+            if *tip > 0 {
+                headers.insert("Nats-Expected-Last-Sequence", tip.to_string().as_str());
+            }
+            *tip += 1;
+            let ack = self
+                .js
+                .publish_with_headers(event.nats_subject(), headers, payload.into())
+                .await
+                .map_err(unavailable)?;
+            pending.push((ack, *tip, event));
+        }
+        let mut tips = start;
+        for (i, (ack, expected, event)) in pending.into_iter().enumerate() {
+            let ack = ack.await.map_err(unavailable)?;
+            if ack.duplicate {
+                return Ok(Sent {
+                    confirmed: i + 1,
+                    tips,
+                    duplicate: true,
+                });
+            }
+            if ack.sequence != expected {
+                return Err(unavailable(format!(
+                    "event {} got stream sequence {}, not {expected}: the stream changed \
+                     under this publisher",
+                    event.id, ack.sequence
+                )));
+            }
+            tips.insert(event.service().to_string(), expected);
+        }
+        Ok(Sent {
+            confirmed: events.len(),
+            tips,
+            duplicate: false,
+        })
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
+}
+
+/// What one send confirmed.
+struct Sent {
+    /// Leading events confirmed (stored, or a copy of a stored one).
+    confirmed: usize,
+    /// Each service's stream tip after them.
+    tips: HashMap<String, u64>,
+    /// The last confirmed one was a copy: the ones after it were refused.
+    duplicate: bool,
 }
 
 #[async_trait]
@@ -114,37 +243,25 @@ impl EventBus for NatsBus {
     }
 
     async fn publish(&self, events: Vec<Envelope>) -> Result<(), BusError> {
-        // Send all, then wait for the confirmations in order: one round trip per batch, and
-        // JetStream keeps the order of one connection's messages.
-        let mut pending = Vec::with_capacity(events.len());
-        for event in &events {
-            let payload =
-                serde_json::to_vec(event).map_err(|e| BusError::Refused(e.to_string()))?;
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", event.id.as_str());
-            headers.insert("Loyalty-Sequence", event.sequence.to_string().as_str());
-            let ack = self
-                .js
-                .publish_with_headers(event.nats_subject(), headers, payload.into())
-                .await
-                .map_err(unavailable)?;
-            pending.push(ack);
+        match self.publish_in_order(&events).await {
+            Ok(tips) => {
+                self.tips().extend(tips);
+                Ok(())
+            }
+            Err(e) => {
+                // Some of the batch may be stored: read each stream's tip again next time.
+                let mut tips = self.tips();
+                for event in &events {
+                    tips.remove(event.service());
+                }
+                Err(e)
+            }
         }
-        for ack in pending {
-            ack.await.map_err(unavailable)?;
-        }
-        Ok(())
     }
 
     async fn last_published(&self, service: &str) -> Result<Option<Published>, BusError> {
         let name = self.stream.stream_name(service);
-        let mut stream = self.js.get_stream(&name).await.map_err(unavailable)?;
-        let last = stream
-            .info()
-            .await
-            .map_err(unavailable)?
-            .state
-            .last_sequence;
+        let (stream, last) = self.stream_tip(service).await?;
         if last == 0 {
             return Ok(None);
         }

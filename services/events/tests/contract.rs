@@ -483,6 +483,38 @@ async fn jetstream_subscriptions_keep_the_contract() {
     .await;
 }
 
+/// Every message names the stream sequence it follows: a batch that no longer follows the
+/// stream's tip (something else was stored in between) is refused, not stored after a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_stores_a_batch_only_right_after_the_tip_it_knows() {
+    let server = NatsServer::start().await;
+    let bus = connected(&server).await;
+    bus.prepare("ledger").await.unwrap();
+    bus.publish(vec![event("acme", "earned", "A", 1)])
+        .await
+        .unwrap();
+    let js = server.jetstream().await;
+    let stranger = serde_json::to_vec(&event("acme", "earned", "X", 99)).unwrap();
+    js.publish("member.acme.ledger.earned", stranger.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let refused = bus.publish(vec![event("acme", "earned", "B", 2)]).await;
+    assert!(refused.is_err(), "B would follow X, not A");
+    let ids =
+        |events: Vec<(String, Envelope)>| events.into_iter().map(|(_, e)| e.id).collect::<Vec<_>>();
+    let held = stream_events(&js, "LOYALTY_LEDGER", 2, Duration::from_secs(5)).await;
+    assert_eq!(ids(held), ["A", "X"]);
+    // Having looked at the stream again, the bus follows its real tip.
+    bus.last_published("ledger").await.unwrap();
+    bus.publish(vec![event("acme", "earned", "B", 2)])
+        .await
+        .unwrap();
+    let held = stream_events(&js, "LOYALTY_LEDGER", 3, Duration::from_secs(5)).await;
+    assert_eq!(ids(held), ["A", "X", "B"]);
+}
+
 async fn connected(server: &NatsServer) -> NatsBus {
     let config = NatsConfig {
         url: server.url(),

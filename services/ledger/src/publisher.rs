@@ -70,27 +70,36 @@ impl Publisher {
     /// Runs until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Backoff::default();
-        let mut position = loop {
-            match self.resume().await {
-                Ok(position) => break position,
-                Err(e) => {
-                    tracing::warn!(error = %e, "event publisher cannot start yet; retrying");
-                    self.status.set(Some(e.to_string()));
-                    if stopped(&mut shutdown, backoff.next()).await {
-                        return;
-                    }
-                }
-            }
-        };
-        tracing::info!(position, "event publisher started");
-        self.status.set(None);
+        // None: find out where to go on from, as at start-up. After any failed round too: the
+        // bus may have stored part of the batch (JetStream stored it, then the confirmation
+        // was lost), and publishing it again after the duplicate window would repeat it.
+        let mut position: Option<u64> = None;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            match self.round(position).await {
+            let after = match position {
+                Some(after) => after,
+                None => match self.resume().await {
+                    Ok(after) => {
+                        tracing::info!(position = after, "event publisher going on");
+                        self.status.set(None);
+                        position = Some(after);
+                        after
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event publisher cannot go on yet; retrying");
+                        self.status.set(Some(e.to_string()));
+                        if stopped(&mut shutdown, backoff.next()).await {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            };
+            match self.round(after).await {
                 Ok(Some((next, published))) => {
-                    position = next;
+                    position = Some(next);
                     backoff = Backoff::default();
                     self.status.set(None);
                     // A short round means the log is drained: pause, so that the next round
@@ -106,8 +115,9 @@ impl Publisher {
                 }
                 Err(e) => {
                     metrics::counter!("events_publish_failures_total").increment(1);
-                    tracing::warn!(error = %e, position, "publishing events failed; retrying");
+                    tracing::warn!(error = %e, position = after, "publishing events failed; retrying");
                     self.status.set(Some(e.to_string()));
+                    position = None;
                     if stopped(&mut shutdown, backoff.next()).await {
                         return;
                     }
