@@ -70,6 +70,14 @@ error_codes! {
     AmountOverflow => "AMOUNT_OVERFLOW", OutOfRange, 422, "The amount would overflow";
     Unavailable => "UNAVAILABLE", Unavailable, 503, "The service is unavailable; retry later";
     Internal => "INTERNAL", Internal, 500, "Internal error";
+    Forbidden => "FORBIDDEN", PermissionDenied, 403, "The caller's roles do not allow this";
+    InvalidCredentials => "INVALID_CREDENTIALS", Unauthenticated, 401, "The username, password or code is wrong";
+    AccountLocked => "ACCOUNT_LOCKED", FailedPrecondition, 423, "The account is locked after too many failed logins";
+    TotpRequired => "TOTP_REQUIRED", Unauthenticated, 401, "A one-time code from the authenticator app is required";
+    PasswordPolicy => "PASSWORD_POLICY", InvalidArgument, 422, "The password does not meet the policy";
+    AlreadyExists => "ALREADY_EXISTS", AlreadyExists, 409, "It exists already";
+    NotFound => "NOT_FOUND", NotFound, 404, "No such resource";
+    RateLimited => "RATE_LIMITED", ResourceExhausted, 429, "Too many requests; retry later";
 }
 
 /// A service error: a stable code, a message safe to show a caller (no PII), and the cause.

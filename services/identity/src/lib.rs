@@ -1,0 +1,7 @@
+//! Identity and access for the platform: who a caller is (staff passwords with TOTP, signed
+//! access tokens, refresh tokens, API keys), what they may do (RBAC with casbin, scoped by
+//! tenant and store), and a tamper-evident record of what they did (the audit log).
+
+pub mod password;
+pub mod totp;
+pub mod policy;
