@@ -3,5 +3,5 @@
 //! tenant and store), and a tamper-evident record of what they did (the audit log).
 
 pub mod password;
-pub mod totp;
 pub mod policy;
+pub mod totp;

@@ -108,10 +108,35 @@ pub const MAX_LENGTH: usize = 128;
 /// Passwords so common that guessing starts with them (lower case; a password is refused if,
 /// lower-cased, it is one of these or one of these followed by digits or `!`).
 const BLOCKED: &[&str] = &[
-    "password", "passw0rd", "p@ssw0rd", "p@ssword", "123456789", "1234567890", "12345678",
-    "qwertyuiop", "qwerty", "letmein", "welcome", "iloveyou", "admin", "administrator",
-    "changeme", "abc123", "111111111", "000000000", "football", "baseball", "dragon",
-    "sunshine", "princess", "monkey", "master", "superman", "trustno1", "loyalty", "member",
+    "password",
+    "passw0rd",
+    "p@ssw0rd",
+    "p@ssword",
+    "123456789",
+    "1234567890",
+    "12345678",
+    "qwertyuiop",
+    "qwerty",
+    "letmein",
+    "welcome",
+    "iloveyou",
+    "admin",
+    "administrator",
+    "changeme",
+    "abc123",
+    "111111111",
+    "000000000",
+    "football",
+    "baseball",
+    "dragon",
+    "sunshine",
+    "princess",
+    "monkey",
+    "master",
+    "superman",
+    "trustno1",
+    "loyalty",
+    "member",
 ];
 
 impl PasswordPolicy {
@@ -170,7 +195,10 @@ mod tests {
         let phc = weak.hash("correct horse battery").unwrap();
         assert!(strong.needs_rehash(&phc));
         assert!(!weak.needs_rehash(&phc));
-        assert!(strong.verify("correct horse battery", &phc), "old hashes still verify");
+        assert!(
+            strong.verify("correct horse battery", &phc),
+            "old hashes still verify"
+        );
     }
 
     #[test]

@@ -98,9 +98,21 @@ mod tests {
         let code = secret.code_at(t).unwrap();
         let step = t / STEP_SECS;
         assert_eq!(secret.verify(&code, t, None).unwrap(), Some(step));
-        assert_eq!(secret.verify(&code, t + 35, None).unwrap(), Some(step), "drift");
-        assert_eq!(secret.verify(&code, t - 25, None).unwrap(), Some(step), "drift");
-        assert_eq!(secret.verify(&code, t + 65, None).unwrap(), None, "too late");
+        assert_eq!(
+            secret.verify(&code, t + 35, None).unwrap(),
+            Some(step),
+            "drift"
+        );
+        assert_eq!(
+            secret.verify(&code, t - 25, None).unwrap(),
+            Some(step),
+            "drift"
+        );
+        assert_eq!(
+            secret.verify(&code, t + 65, None).unwrap(),
+            None,
+            "too late"
+        );
         assert_eq!(
             secret.verify(&code, t, Some(step)).unwrap(),
             None,
