@@ -2,6 +2,9 @@
 //! access tokens, refresh tokens, API keys), what they may do (RBAC with casbin, scoped by
 //! tenant and store), and a tamper-evident record of what they did (the audit log).
 
+pub mod audit;
+pub mod opaque;
 pub mod password;
 pub mod policy;
+pub mod tokens;
 pub mod totp;
