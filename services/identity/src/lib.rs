@@ -5,6 +5,8 @@
 pub mod audit;
 pub mod opaque;
 pub mod password;
+pub mod permissions;
 pub mod policy;
+pub mod rbac;
 pub mod tokens;
 pub mod totp;

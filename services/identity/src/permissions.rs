@@ -1,0 +1,60 @@
+//! The permission vocabulary: an object (a kind of resource) and an action. Routes and gRPC
+//! methods name the permission they need from here, so the one table that maps them, and the
+//! role definitions in [`crate::rbac`], speak the same words.
+
+/// Reading or changing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Read,
+    Write,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Write => "write",
+        }
+    }
+}
+
+/// What a call needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Permission {
+    pub object: &'static str,
+    pub action: Action,
+}
+
+const fn read(object: &'static str) -> Permission {
+    Permission {
+        object,
+        action: Action::Read,
+    }
+}
+
+const fn write(object: &'static str) -> Permission {
+    Permission {
+        object,
+        action: Action::Write,
+    }
+}
+
+/// Balances, history, expiring points.
+pub const WALLET_READ: Permission = read("ledger.wallet");
+/// Opening wallets, earning, redeeming, reversals, transfers, stored value.
+pub const WALLET_WRITE: Permission = write("ledger.wallet");
+/// Manual adjustments with a reason.
+pub const ADJUST: Permission = write("ledger.adjust");
+pub const RULES_READ: Permission = read("ledger.rules");
+pub const RULES_WRITE: Permission = write("ledger.rules");
+pub const MEMBER_READ: Permission = read("member");
+pub const MEMBER_WRITE: Permission = write("member");
+/// Reading personal data unmasked (every such read is audited).
+pub const PII_READ: Permission = read("member.pii");
+pub const STAFF_READ: Permission = read("identity.staff");
+pub const STAFF_WRITE: Permission = write("identity.staff");
+pub const ROLES_WRITE: Permission = write("identity.roles");
+pub const API_KEYS_WRITE: Permission = write("identity.api_keys");
+pub const AUDIT_READ: Permission = read("audit");
+/// Creating tenants: the platform's own staff only.
+pub const TENANT_WRITE: Permission = write("tenant");

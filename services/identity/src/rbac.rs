@@ -1,0 +1,358 @@
+//! Authorization: RBAC with domains in casbin. A subject (`staff:<id>`, `key:<id>`) holds roles
+//! in a domain: `*` (the platform), a tenant (`acme`) or a store (`acme/s01`). A role held in
+//! a tenant applies in each of its stores; one held on the platform applies everywhere.
+//! Built-in roles are defined for every domain; a tenant's custom roles only in its own.
+//! Rules other than the built-in ones live in a [`PolicyStore`] (the service's repository),
+//! through a casbin adapter.
+
+use crate::permissions::{Action, Permission};
+use async_trait::async_trait;
+use casbin::{Adapter, CoreApi, DefaultModel, Enforcer, Filter, MgmtApi, Model, RbacApi};
+use loyalty_common::ServiceError;
+use loyalty_common::error::{ErrorCode, ServiceResult};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::sync::RwLock;
+
+/// The casbin model. `g(r.sub, p.sub, r.dom)` follows role links in the request's domain and,
+/// through [`domain_covers`], in the domains that contain it.
+pub const MODEL: &str = r#"
+[request_definition]
+r = sub, dom, obj, act
+
+[policy_definition]
+p = sub, dom, obj, act
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = g(r.sub, p.sub, r.dom) && (p.dom == "*" || p.dom == r.dom || keyMatch(r.dom, p.dom + "/*")) && (p.obj == "*" || p.obj == r.obj) && (p.act == "*" || p.act == r.act)
+"#;
+
+/// Whether a role held in domain `held` applies to a request in domain `request`.
+fn domain_covers(request: &str, held: &str) -> bool {
+    held == "*"
+        || held == request
+        || request
+            .strip_prefix(held)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The built-in roles and what each may do, in every domain.
+pub const BUILT_IN: &[(&str, &str, &str)] = &[
+    ("platform_admin", "*", "*"),
+    ("tenant_admin", "ledger.wallet", "*"),
+    ("tenant_admin", "ledger.adjust", "write"),
+    ("tenant_admin", "ledger.rules", "*"),
+    ("tenant_admin", "member", "*"),
+    ("tenant_admin", "member.pii", "read"),
+    ("tenant_admin", "identity.staff", "*"),
+    ("tenant_admin", "identity.roles", "*"),
+    ("tenant_admin", "identity.api_keys", "*"),
+    ("tenant_admin", "audit", "read"),
+    ("tenant_admin", "tenant", "read"),
+    ("store_manager", "ledger.wallet", "*"),
+    ("store_manager", "ledger.adjust", "write"),
+    ("store_manager", "ledger.rules", "read"),
+    ("store_manager", "member", "*"),
+    ("store_manager", "member.pii", "read"),
+    ("store_manager", "identity.staff", "read"),
+    ("clerk", "ledger.wallet", "*"),
+    ("clerk", "ledger.rules", "read"),
+    ("clerk", "member", "read"),
+    ("auditor", "ledger.wallet", "read"),
+    ("auditor", "ledger.rules", "read"),
+    ("auditor", "member", "read"),
+    ("auditor", "identity.staff", "read"),
+    ("auditor", "audit", "read"),
+    ("partner", "ledger.wallet", "*"),
+    ("partner", "ledger.rules", "read"),
+    ("partner", "member", "read"),
+];
+
+/// The names of the built-in roles.
+pub fn built_in_roles() -> Vec<&'static str> {
+    let mut roles: Vec<&str> = BUILT_IN.iter().map(|(role, _, _)| *role).collect();
+    roles.dedup();
+    roles
+}
+
+/// One stored casbin rule: `p` (a role may do something) or `g` (a subject holds a role).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PolicyRule {
+    pub ptype: String,
+    pub values: Vec<String>,
+}
+
+impl PolicyRule {
+    /// `subject` holds `role` in `domain`.
+    pub fn grant(subject: &str, role: &str, domain: &str) -> Self {
+        Self {
+            ptype: "g".into(),
+            values: vec![subject.into(), role.into(), domain.into()],
+        }
+    }
+
+    /// `role` may do `action` on `object` in `domain`.
+    pub fn allow(role: &str, domain: &str, object: &str, action: &str) -> Self {
+        Self {
+            ptype: "p".into(),
+            values: vec![role.into(), domain.into(), object.into(), action.into()],
+        }
+    }
+}
+
+/// Where the rules other than the built-in ones are kept.
+#[async_trait]
+pub trait PolicyStore: Send + Sync + 'static {
+    async fn load(&self) -> ServiceResult<Vec<PolicyRule>>;
+    /// Adds a rule; false if it was there already.
+    async fn add(&self, rule: &PolicyRule) -> ServiceResult<bool>;
+    /// Removes a rule; false if it was not there.
+    async fn remove(&self, rule: &PolicyRule) -> ServiceResult<bool>;
+}
+
+/// The casbin adapter over a [`PolicyStore`], with the built-in roles always loaded.
+struct StoreAdapter {
+    store: Arc<dyn PolicyStore>,
+}
+
+fn adapter_error(e: ServiceError) -> casbin::Error {
+    casbin::Error::AdapterError(casbin::error::AdapterError(Box::new(e)))
+}
+
+fn insert(m: &mut dyn Model, rule: &PolicyRule) {
+    if let Some(assertion) = m
+        .get_mut_model()
+        .get_mut(&rule.ptype)
+        .and_then(|section| section.get_mut(&rule.ptype))
+    {
+        assertion.get_mut_policy().insert(rule.values.clone());
+    }
+}
+
+#[async_trait]
+impl Adapter for StoreAdapter {
+    async fn load_policy(&mut self, m: &mut dyn Model) -> casbin::Result<()> {
+        for (role, object, action) in BUILT_IN {
+            insert(m, &PolicyRule::allow(role, "*", object, action));
+        }
+        for rule in self.store.load().await.map_err(adapter_error)? {
+            insert(m, &rule);
+        }
+        Ok(())
+    }
+
+    async fn load_filtered_policy<'a>(
+        &mut self,
+        m: &mut dyn Model,
+        _f: Filter<'a>,
+    ) -> casbin::Result<()> {
+        self.load_policy(m).await
+    }
+
+    async fn save_policy(&mut self, _m: &mut dyn Model) -> casbin::Result<()> {
+        // Rules are written one by one as they change; nothing is saved in bulk.
+        Ok(())
+    }
+
+    async fn clear_policy(&mut self) -> casbin::Result<()> {
+        Ok(())
+    }
+
+    fn is_filtered(&self) -> bool {
+        false
+    }
+
+    async fn add_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
+        let rule = PolicyRule {
+            ptype: ptype.into(),
+            values: rule,
+        };
+        self.store.add(&rule).await.map_err(adapter_error)
+    }
+
+    async fn add_policies(
+        &mut self,
+        sec: &str,
+        ptype: &str,
+        rules: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
+        let mut any = false;
+        for rule in rules {
+            any |= self.add_policy(sec, ptype, rule).await?;
+        }
+        Ok(any)
+    }
+
+    async fn remove_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
+        let rule = PolicyRule {
+            ptype: ptype.into(),
+            values: rule,
+        };
+        self.store.remove(&rule).await.map_err(adapter_error)
+    }
+
+    async fn remove_policies(
+        &mut self,
+        sec: &str,
+        ptype: &str,
+        rules: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
+        let mut any = false;
+        for rule in rules {
+            any |= self.remove_policy(sec, ptype, rule).await?;
+        }
+        Ok(any)
+    }
+
+    async fn remove_filtered_policy(
+        &mut self,
+        _sec: &str,
+        _ptype: &str,
+        _field_index: usize,
+        _field_values: Vec<String>,
+    ) -> casbin::Result<bool> {
+        // Not used: roles are granted and revoked one rule at a time.
+        Ok(false)
+    }
+}
+
+fn casbin_error(e: casbin::Error) -> ServiceError {
+    ServiceError::internal(format!("authorization: {e}"))
+}
+
+/// Decides whether a subject may do something in a domain, and changes who holds which role.
+pub struct Authorizer {
+    enforcer: RwLock<Enforcer>,
+}
+
+impl Authorizer {
+    /// The built-in roles plus every rule in `store`.
+    pub async fn new(store: Arc<dyn PolicyStore>) -> ServiceResult<Self> {
+        let model = DefaultModel::from_str(MODEL).await.map_err(casbin_error)?;
+        let mut enforcer = Enforcer::new(model, StoreAdapter { store })
+            .await
+            .map_err(casbin_error)?;
+        enforcer
+            .get_role_manager()
+            .write()
+            .matching_fn(None, Some(domain_covers));
+        // Links loaded before the matching function was set must be built again with it.
+        enforcer.build_role_links().map_err(casbin_error)?;
+        Ok(Self {
+            enforcer: RwLock::new(enforcer),
+        })
+    }
+
+    /// Whether `subject` may `permission` in `domain` (`acme` or `acme/s01`).
+    pub async fn allows(
+        &self,
+        subject: &str,
+        domain: &str,
+        permission: Permission,
+    ) -> ServiceResult<bool> {
+        let action = match permission.action {
+            Action::Read => "read",
+            Action::Write => "write",
+        };
+        self.enforcer
+            .read()
+            .await
+            .enforce((subject, domain, permission.object, action))
+            .map_err(casbin_error)
+    }
+
+    /// Like [`Authorizer::allows`], as an error a caller can return.
+    pub async fn require(
+        &self,
+        subject: &str,
+        domain: &str,
+        permission: Permission,
+    ) -> ServiceResult<()> {
+        if self.allows(subject, domain, permission).await? {
+            return Ok(());
+        }
+        Err(ServiceError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{} on {} in {domain} is not granted to this caller",
+                permission.action.as_str(),
+                permission.object
+            ),
+        ))
+    }
+
+    /// Grants `role` to `subject` in `domain` (stored). False if it was held already.
+    pub async fn grant(&self, subject: &str, role: &str, domain: &str) -> ServiceResult<bool> {
+        self.enforcer
+            .write()
+            .await
+            .add_grouping_policy(vec![subject.into(), role.into(), domain.into()])
+            .await
+            .map_err(casbin_error)
+    }
+
+    /// Revokes `role` from `subject` in `domain` (stored). False if it was not held.
+    pub async fn revoke(&self, subject: &str, role: &str, domain: &str) -> ServiceResult<bool> {
+        self.enforcer
+            .write()
+            .await
+            .remove_grouping_policy(vec![subject.into(), role.into(), domain.into()])
+            .await
+            .map_err(casbin_error)
+    }
+
+    /// Defines what a custom role of a tenant may do (stored).
+    pub async fn allow_role(
+        &self,
+        role: &str,
+        domain: &str,
+        permission: Permission,
+    ) -> ServiceResult<bool> {
+        let rule = vec![
+            role.into(),
+            domain.into(),
+            permission.object.into(),
+            permission.action.as_str().into(),
+        ];
+        self.enforcer
+            .write()
+            .await
+            .add_policy(rule)
+            .await
+            .map_err(casbin_error)
+    }
+
+    /// The roles `subject` holds in exactly `domain`.
+    pub async fn roles_in(&self, subject: &str, domain: &str) -> Vec<String> {
+        self.enforcer
+            .write()
+            .await
+            .get_roles_for_user(subject, Some(domain))
+    }
+
+    /// Reads every rule from the store again: how a replica takes changes made elsewhere.
+    pub async fn reload(&self) -> ServiceResult<()> {
+        let mut enforcer = self.enforcer.write().await;
+        enforcer.load_policy().await.map_err(casbin_error)?;
+        enforcer.build_role_links().map_err(casbin_error)
+    }
+}
+
+#[cfg(test)]
+mod tests;
