@@ -74,6 +74,14 @@ token_id!(
     /// A client-chosen key that makes a write safe to retry.
     IdempotencyKey, "idempotency_key", 128
 );
+token_id!(
+    /// A brand of a tenant (a chain may run several).
+    BrandId, "brand_id", 64
+);
+token_id!(
+    /// A store (shop, outlet) of a tenant.
+    StoreId, "store_id", 64
+);
 
 macro_rules! ulid_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
@@ -163,6 +171,18 @@ ulid_id!(
 ulid_id!(
     /// A redemption hold.
     HoldId, "hold_id"
+);
+ulid_id!(
+    /// A staff account.
+    StaffId, "staff_id"
+);
+ulid_id!(
+    /// An API key of a partner system.
+    ApiKeyId, "api_key_id"
+);
+ulid_id!(
+    /// A login session: one refresh-token family and the access tokens issued in it.
+    SessionId, "session_id"
 );
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! tenant and store), and a tamper-evident record of what they did (the audit log).
 
 pub mod audit;
+pub mod model;
 pub mod opaque;
 pub mod password;
 pub mod permissions;
 pub mod policy;
 pub mod rbac;
+pub mod store;
 pub mod tokens;
 pub mod totp;
