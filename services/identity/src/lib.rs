@@ -3,6 +3,7 @@
 //! tenant and store), and a tamper-evident record of what they did (the audit log).
 
 pub mod audit;
+pub mod audit_log;
 pub mod model;
 pub mod opaque;
 pub mod password;

@@ -51,10 +51,14 @@ pub struct Issued {
 
 /// A new credential of `kind` with a fresh id and secret.
 pub fn issue(kind: Kind) -> Issued {
+    issue_for(kind, Ulid::new())
+}
+
+/// A new secret for the record `id` (a refresh token names its session).
+pub fn issue_for(kind: Kind, id: Ulid) -> Issued {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = URL_SAFE_NO_PAD.encode(bytes);
-    let id = Ulid::new();
     Issued {
         id,
         text: format!("{}{id}_{secret}", kind.prefix()),
