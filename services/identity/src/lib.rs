@@ -10,6 +10,7 @@ pub mod password;
 pub mod permissions;
 pub mod policy;
 pub mod rbac;
+pub mod service;
 pub mod store;
 pub mod tokens;
 pub mod totp;

@@ -58,3 +58,8 @@ pub const API_KEYS_WRITE: Permission = write("identity.api_keys");
 pub const AUDIT_READ: Permission = read("audit");
 /// Creating tenants: the platform's own staff only.
 pub const TENANT_WRITE: Permission = write("tenant");
+pub const TENANT_READ: Permission = read("tenant");
+/// A tenant's brands and stores.
+pub const STORES_WRITE: Permission = write("tenant.stores");
+/// A tenant's security policy (password rules, lockout, second factor).
+pub const POLICY_WRITE: Permission = write("tenant.policy");

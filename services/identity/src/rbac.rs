@@ -55,6 +55,8 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("tenant_admin", "identity.api_keys", "*"),
     ("tenant_admin", "audit", "read"),
     ("tenant_admin", "tenant", "read"),
+    ("tenant_admin", "tenant.stores", "*"),
+    ("tenant_admin", "tenant.policy", "*"),
     ("store_manager", "ledger.wallet", "*"),
     ("store_manager", "ledger.adjust", "write"),
     ("store_manager", "ledger.rules", "read"),

@@ -1,0 +1,292 @@
+//! The identity service: logins, sessions and API keys ([`sessions`]), tenants, staff, roles
+//! and keys administered by those allowed to ([`admin`]), authentication of every request, and
+//! the audit log. It runs on the ports of [`crate::store`]; the gateway and the other services
+//! call it in process or over gRPC.
+
+mod admin;
+mod sessions;
+
+pub use admin::{CreatedStaff, NewApiKey, NewStaff};
+pub use sessions::LoggedIn;
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::audit_log::AuditLog;
+use crate::model::PLATFORM;
+use crate::password::Passwords;
+use crate::permissions::Permission;
+use crate::rbac::{Authorizer, PolicyStore};
+use crate::store::{
+    ApiKeyRepository, AuditRepository, KeyRepository, SessionRepository, StaffRepository,
+    StoredKey, TenantRepository,
+};
+use crate::tokens::{Jwks, SigningKey, TokenIssuer, TokenVerifier};
+use loyalty_common::clock::SharedClock;
+use loyalty_common::error::{ErrorCode, ServiceResult};
+use loyalty_common::ids::{ApiKeyId, SessionId, StaffId};
+use loyalty_common::{ServiceError, Timestamp};
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+/// The storage the identity service runs on.
+#[derive(Clone)]
+pub struct IdentityPorts {
+    pub tenants: Arc<dyn TenantRepository>,
+    pub staff: Arc<dyn StaffRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub api_keys: Arc<dyn ApiKeyRepository>,
+    pub audit: Arc<dyn AuditRepository>,
+    pub keys: Arc<dyn KeyRepository>,
+    pub policy: Arc<dyn PolicyStore>,
+}
+
+/// Settings of the identity service (`[identity]`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct IdentityConfig {
+    /// The `iss` of every access token.
+    pub issuer: String,
+    /// How long an access token lasts.
+    pub access_ttl_secs: i64,
+    /// How long a session (its refresh tokens) lasts without a new login.
+    pub session_ttl_secs: i64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "memberd".into(),
+            access_ttl_secs: 15 * 60,
+            session_ttl_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The casbin subject: `staff:<id>` or `key:<id>`.
+    pub subject: String,
+    /// The tenant the caller belongs to, or `*` for the platform's own staff.
+    pub tenant: String,
+    pub kind: PrincipalKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalKind {
+    Staff {
+        id: StaffId,
+        session: SessionId,
+    },
+    ApiKey {
+        id: ApiKeyId,
+    },
+    /// The platform itself (start-up, the scheduler).
+    System,
+}
+
+impl Principal {
+    pub fn system() -> Self {
+        Self {
+            subject: "system".into(),
+            tenant: PLATFORM.into(),
+            kind: PrincipalKind::System,
+        }
+    }
+}
+
+pub struct IdentityService {
+    pub(crate) ports: IdentityPorts,
+    pub(crate) clock: SharedClock,
+    pub(crate) config: IdentityConfig,
+    pub(crate) passwords: Passwords,
+    pub(crate) issuer: TokenIssuer,
+    pub(crate) verifier: TokenVerifier,
+    jwks: Jwks,
+    pub(crate) authorizer: Authorizer,
+    pub(crate) audit: AuditLog,
+    /// Sessions ended before they expired: every token naming one is refused.
+    pub(crate) revoked: RwLock<HashSet<SessionId>>,
+}
+
+fn unauthenticated(why: &str) -> ServiceError {
+    ServiceError::new(ErrorCode::Unauthenticated, why)
+}
+
+impl IdentityService {
+    /// Loads (or creates, on first start) the signing key, the policies and the revoked
+    /// sessions. Must run inside a Tokio runtime (the audit appender is a task).
+    pub async fn start(
+        ports: IdentityPorts,
+        clock: SharedClock,
+        config: IdentityConfig,
+        passwords: Passwords,
+    ) -> ServiceResult<Arc<Self>> {
+        let now = clock.now();
+        let mut stored = ports.keys.signing_keys().await?;
+        if !stored.iter().any(|k| k.retired_at.is_none()) {
+            let key = SigningKey::generate()?;
+            let record = StoredKey {
+                kid: key.kid().to_string(),
+                pkcs8: key.pkcs8().to_vec(),
+                created_at: now,
+                retired_at: None,
+            };
+            ports.keys.put_signing_key(&record).await?;
+            stored.push(record);
+        }
+        stored.sort_by_key(|k| k.created_at);
+        let mut jwks = Jwks::default();
+        let mut current = None;
+        for record in &stored {
+            let key = SigningKey::from_pkcs8(record.pkcs8.clone())?;
+            // Keys retired longer ago than a token lives verify nothing any more.
+            let in_use = record
+                .retired_at
+                .is_none_or(|at| at.plus_secs(config.access_ttl_secs) > now);
+            if in_use {
+                jwks.keys.push(key.public());
+            }
+            if record.retired_at.is_none() {
+                current = Some(key);
+            }
+        }
+        let current = current.ok_or_else(|| ServiceError::internal("no current signing key"))?;
+        let issuer = TokenIssuer::new(&config.issuer, config.access_ttl_secs, current);
+        let verifier = TokenVerifier::new(&config.issuer, &jwks);
+        let authorizer = Authorizer::new(Arc::clone(&ports.policy)).await?;
+        let revoked = ports.sessions.revoked_sessions(now).await?;
+        let audit = AuditLog::start(Arc::clone(&ports.audit));
+        Ok(Arc::new(Self {
+            ports,
+            clock,
+            config,
+            passwords,
+            issuer,
+            verifier,
+            jwks,
+            authorizer,
+            audit,
+            revoked: RwLock::new(revoked.into_iter().collect()),
+        }))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The public keys that verify access tokens (served as `/.well-known/jwks.json`).
+    pub fn jwks(&self) -> &Jwks {
+        &self.jwks
+    }
+
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.authorizer
+    }
+
+    pub fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Who sent `credential`: an access token (`Authorization: Bearer <jwt>`) or an API key
+    /// (`lk_…`, as a bearer token or in `X-Api-Key`).
+    pub async fn authenticate(&self, credential: &str) -> ServiceResult<Principal> {
+        let credential = credential.trim();
+        if credential.starts_with("lk_") {
+            return self.authenticate_api_key(credential).await;
+        }
+        let claims = self.verifier.verify(credential, self.now())?;
+        let staff = claims
+            .sub
+            .strip_prefix("staff:")
+            .and_then(|id| StaffId::parse(id).ok())
+            .ok_or_else(|| unauthenticated("the token's subject is not a staff account"))?;
+        let session = SessionId::parse(&claims.sid)
+            .map_err(|_| unauthenticated("the token's session is malformed"))?;
+        if self.is_revoked(session) {
+            return Err(unauthenticated("the session was ended; log in again"));
+        }
+        Ok(Principal {
+            subject: claims.sub,
+            tenant: claims.tid,
+            kind: PrincipalKind::Staff { id: staff, session },
+        })
+    }
+
+    pub(crate) fn is_revoked(&self, session: SessionId) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&session)
+    }
+
+    pub(crate) fn mark_revoked(&self, session: SessionId) {
+        self.revoked
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session);
+    }
+
+    /// Reads the revoked sessions again: how a replica takes revocations made elsewhere.
+    pub async fn reload_revocations(&self) -> ServiceResult<()> {
+        let revoked = self.ports.sessions.revoked_sessions(self.now()).await?;
+        *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = revoked.into_iter().collect();
+        Ok(())
+    }
+
+    /// Refuses `principal` unless its roles grant `permission` in `domain`, and records a
+    /// refusal in the audit log.
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        domain: &str,
+        permission: Permission,
+        request_id: &str,
+    ) -> ServiceResult<()> {
+        if principal.kind == PrincipalKind::System {
+            return Ok(());
+        }
+        let refused = match self
+            .authorizer
+            .require(&principal.subject, domain, permission)
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let tenant = domain.split('/').next().unwrap_or(domain);
+        let event = AuditEvent {
+            actor: principal.subject.clone(),
+            action: format!("{}.{}", permission.object, permission.action.as_str()),
+            target: domain.to_string(),
+            outcome: Outcome::Denied(refused.code.as_str().into()),
+            request_id: request_id.into(),
+            at: self.now(),
+        };
+        self.audit.record(tenant, event).await?;
+        Err(refused)
+    }
+
+    /// Records an act of `principal` in the audit log of `tenant`.
+    pub async fn record(
+        &self,
+        principal: &Principal,
+        tenant: &str,
+        action: &str,
+        target: &str,
+        outcome: Outcome,
+        request_id: &str,
+    ) -> ServiceResult<()> {
+        let event = AuditEvent {
+            actor: principal.subject.clone(),
+            action: action.into(),
+            target: target.into(),
+            outcome,
+            request_id: request_id.into(),
+            at: self.now(),
+        };
+        self.audit.record(tenant, event).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
