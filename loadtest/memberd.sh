@@ -6,7 +6,7 @@ start_memberd() {
   local dir=$1 log=$2
   shift 2
   env MEMBERD_HTTP_ADDR=127.0.0.1:0 MEMBERD_GRPC_ADDR=127.0.0.1:0 \
-    MEMBERD_GATEWAY__DEV_TOKEN=bench-only-token RUST_LOG=warn "$@" \
+    RUST_LOG=warn "$@" \
     target/release/memberd --data-dir "$dir" 2>"$log" &
   memberd_pid=$!
   grpc=""

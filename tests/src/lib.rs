@@ -1,5 +1,6 @@
 //! Test harness: `spawn_app()` starts every service in this process on free ports with a fresh
-//! data directory and a random development token, and gives back a REST client for it.
+//! data directory, logs in as the platform administrator, and gives back a REST client that
+//! sends that access token.
 
 use loyalty_common::config::Secret;
 use memberd::Running;
@@ -22,9 +23,11 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_in(tempfile::tempdir().expect("temp dir")).await
 }
 
+/// The platform administrator's password in tests.
+pub const ADMIN_PASSWORD: &str = "kettle-orbit-plum-7";
+
 /// Starts memberd on an existing data directory (to test restarts).
 pub async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
-    let token = loyalty_common::clock::random_token(16);
     let mut config = MemberdConfig {
         data_dir: dir.path().to_path_buf(),
         http_addr: "127.0.0.1:0".into(),
@@ -32,17 +35,19 @@ pub async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
         scheduler_interval_ms: 50,
         ..MemberdConfig::default()
     };
-    config.gateway.dev_token = Some(Secret::new(token.clone()));
+    config.identity.bootstrap_password = Some(Secret::new(ADMIN_PASSWORD));
     let running = memberd::start(config).await.expect("memberd starts");
-    TestApp {
+    let mut app = TestApp {
         base: format!("http://{}", running.http_addr),
         grpc: format!("http://{}", running.grpc_addr.expect("grpc addr")),
-        token,
+        token: String::new(),
         client: reqwest::Client::new(),
         running: Some(running),
         _dir: dir,
         keys: AtomicU64::new(0),
-    }
+    };
+    app.token = app.login("*", "admin", ADMIN_PASSWORD).await;
+    app
 }
 
 /// A response: status, content type and JSON body (Null when the body is not JSON).
@@ -61,6 +66,24 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Logs in and returns the access token.
+    pub async fn login(&self, tenant: &str, username: &str, password: &str) -> String {
+        let body =
+            serde_json::json!({"tenant": tenant, "username": username, "password": password});
+        let reply = self
+            .send(
+                self.client
+                    .post(format!("{}/v1/auth/login", self.base))
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "login: {reply:?}");
+        reply.body["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_string()
+    }
+
     /// A fresh idempotency key.
     pub fn key(&self) -> String {
         format!("key-{}", self.keys.fetch_add(1, Ordering::SeqCst))

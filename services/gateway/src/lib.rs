@@ -1,7 +1,8 @@
-//! The gateway: REST/JSON under `/v1`, authenticated, with problem+json errors and an OpenAPI
-//! document generated from the handlers. It routes every call to a service's gRPC API.
+//! The gateway: REST/JSON under `/v1`, authenticated and authorized route by route
+//! ([`access`]), with problem+json errors and an OpenAPI document generated from the handlers.
+//! It routes every call to a service's gRPC API, or to the identity service.
 
-pub mod auth;
+pub mod access;
 pub mod docs;
 pub mod dto;
 pub mod problem;
@@ -13,7 +14,6 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use loyalty_common::config::Secret;
 use loyalty_common::error::ErrorCode;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -26,8 +26,6 @@ pub use state::{AppState, GrpcTransport};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GatewayConfig {
-    /// The development bearer token. Unset: `memberd` generates one at start and prints it once.
-    pub dev_token: Option<Secret>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Requests taking longer get 408; a retry with the same Idempotency-Key is safe.
@@ -37,31 +35,52 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
-            dev_token: None,
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
         }
     }
 }
 
+/// Routes that authenticate on their own, or need no authentication: logging in and out, the
+/// key set. Every other route is in [`access::ROUTES`].
+pub const PUBLIC_ROUTES: &[&str] = &[
+    "/v1/auth/login",
+    "/v1/auth/refresh",
+    "/v1/auth/logout",
+    "/v1/auth/password",
+    "/.well-known/jwks.json",
+];
+
+/// The routes behind the access guard.
+fn guarded() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(routes::ledger::routes())
+        .merge(routes::admin::routes())
+}
+
 /// The OpenAPI document for every route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     OpenApiRouter::<AppState>::with_openapi(docs::ApiDoc::openapi())
-        .merge(routes::ledger::routes())
+        .merge(guarded())
+        .merge(routes::auth::routes())
         .split_for_parts()
         .1
 }
 
-/// The `/v1` router: authenticated API routes plus the public OpenAPI document and docs page.
-pub fn router(state: AppState, config: &GatewayConfig, token: Secret) -> Router {
+/// The `/v1` router: guarded API routes, the login routes, the OpenAPI document and docs page.
+pub fn router(state: AppState, config: &GatewayConfig) -> Router {
     let (api, spec) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
-        .merge(routes::ledger::routes())
+        .merge(guarded())
         .split_for_parts();
+    let (auth, auth_spec) = routes::auth::routes().split_for_parts();
+    let mut spec = spec;
+    spec.merge(auth_spec);
     let api = api
         .route_layer(middleware::from_fn_with_state(
-            auth::DevTokenAuth::new(token),
-            auth::require_token,
+            std::sync::Arc::clone(state.identity()),
+            access::guard,
         ))
+        .merge(auth)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state);
     let spec = std::sync::Arc::new(spec);

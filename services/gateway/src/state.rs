@@ -2,8 +2,10 @@
 //! ledger's gRPC service in memory (same encoding, no socket); in `--target gateway` mode it calls
 //! a remote one over a channel. Handlers cannot tell the difference.
 
+use loyalty_identity::service::IdentityService;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::convert::Infallible;
+use std::sync::Arc;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
@@ -46,13 +48,19 @@ pub fn remote(endpoint: &str) -> Result<GrpcTransport, tonic::transport::Error> 
 #[derive(Clone)]
 pub struct AppState {
     ledger: LedgerClient,
+    identity: Arc<IdentityService>,
 }
 
 impl AppState {
-    pub fn new(ledger: GrpcTransport) -> Self {
+    pub fn new(ledger: GrpcTransport, identity: Arc<IdentityService>) -> Self {
         Self {
             ledger: LedgerServiceClient::new(ledger),
+            identity,
         }
+    }
+
+    pub fn identity(&self) -> &Arc<IdentityService> {
+        &self.identity
     }
 
     /// A client handle; cheap to clone.

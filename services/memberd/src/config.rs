@@ -3,6 +3,7 @@
 
 use loyalty_events::EventsConfig;
 use loyalty_gateway::GatewayConfig;
+use loyalty_identity::service::IdentityConfig;
 use loyalty_ledger::store::embedded::StoreOptions;
 use loyalty_telemetry::TelemetryConfig;
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,8 @@ pub struct MemberdConfig {
     pub events: EventsConfig,
     pub telemetry: TelemetryConfig,
     pub gateway: GatewayConfig,
+    /// Tokens and the first platform administrator.
+    pub identity: IdentityConfig,
 }
 
 impl Default for MemberdConfig {
@@ -58,6 +61,7 @@ impl Default for MemberdConfig {
             events: EventsConfig::default(),
             telemetry: TelemetryConfig::default(),
             gateway: GatewayConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! service per process as the Helm chart runs them (the monolithic/microservices model).
 
 pub mod config;
+mod identity;
 
 use anyhow::Context;
 use axum::Router;
@@ -10,7 +11,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use config::{MemberdConfig, Target};
 use loyalty_common::SystemClock;
-use loyalty_common::config::Secret;
 use loyalty_events::EventBus;
 use loyalty_events::config::{BusKind, EventsConfig};
 use loyalty_events::embedded::InProcessBus;
@@ -33,7 +33,6 @@ use tokio::task::JoinHandle;
 pub struct Running {
     pub http_addr: SocketAddr,
     pub grpc_addr: Option<SocketAddr>,
-    pub dev_token: Secret,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     grace: Duration,
@@ -214,17 +213,6 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         store = Some(embedded);
     }
 
-    let token = config.gateway.dev_token.clone().unwrap_or_else(|| {
-        let generated = Secret::new(loyalty_common::clock::random_token(24));
-        if runs_gateway {
-            eprintln!(
-                "memberd: no gateway.dev_token configured; this run accepts the development token {}\n\
-                 memberd: set MEMBERD_GATEWAY__DEV_TOKEN to choose your own",
-                generated.expose()
-            );
-        }
-        generated
-    });
     let mut app = ops_routes(Health {
         store,
         bus: bus_health,
@@ -235,10 +223,10 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             None => state::remote(&config.ledger_endpoint)
                 .with_context(|| format!("invalid ledger_endpoint {}", config.ledger_endpoint))?,
         };
+        let identity = identity::start(&config).await?;
         app = app.merge(loyalty_gateway::router(
-            AppState::new(transport),
+            AppState::new(transport, identity),
             &config.gateway,
-            token.clone(),
         ));
     }
     let listener = bind(&config.http_addr, "http_addr").await?;
@@ -256,7 +244,6 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     Ok(Running {
         http_addr,
         grpc_addr,
-        dev_token: token,
         shutdown,
         tasks,
         grace,

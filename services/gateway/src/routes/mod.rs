@@ -1,3 +1,5 @@
-//! REST routes under `/v1`.
+//! REST routes under `/v1`: the ledger's, administration, and logging in.
 
+pub mod admin;
+pub mod auth;
 pub mod ledger;

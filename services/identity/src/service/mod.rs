@@ -49,6 +49,10 @@ pub struct IdentityConfig {
     pub access_ttl_secs: i64,
     /// How long a session (its refresh tokens) lasts without a new login.
     pub session_ttl_secs: i64,
+    /// The username of the platform administrator created on the first start.
+    pub bootstrap_admin: String,
+    /// Its password; unset, one is generated and printed once.
+    pub bootstrap_password: Option<loyalty_common::config::Secret>,
 }
 
 impl Default for IdentityConfig {
@@ -57,6 +61,8 @@ impl Default for IdentityConfig {
             issuer: "memberd".into(),
             access_ttl_secs: 15 * 60,
             session_ttl_secs: 30 * 24 * 3600,
+            bootstrap_admin: "admin".into(),
+            bootstrap_password: None,
         }
     }
 }

@@ -27,7 +27,6 @@ pub async fn start_full(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Str
         .arg(dir)
         .env("MEMBERD_HTTP_ADDR", "127.0.0.1:0")
         .env("MEMBERD_GRPC_ADDR", "127.0.0.1:0")
-        .env("MEMBERD_GATEWAY__DEV_TOKEN", "crash-test-token")
         .env("MEMBERD_TELEMETRY__FILTER", "warn")
         .envs(env.iter().copied())
         .stderr(Stdio::piped())

@@ -1,0 +1,334 @@
+//! Who may call what. One table maps every authenticated route to the permission it needs; the
+//! middleware authenticates the caller (access token or API key), keeps each caller inside its
+//! own tenant, asks the authorizer in the request's domain (the tenant, or `tenant/store` when
+//! the request names a store with `X-Store-Id`), and records every write in the audit log.
+//! A route missing from the table is refused: access is denied unless granted.
+
+use crate::problem::problem_response;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use loyalty_common::ServiceError;
+use loyalty_common::error::ErrorCode;
+use loyalty_common::ids::{StoreId, TenantId};
+use loyalty_identity::audit::Outcome;
+use loyalty_identity::model::PLATFORM;
+use loyalty_identity::permissions::{self as p, Permission};
+use loyalty_identity::service::{IdentityService, Principal};
+use std::sync::Arc;
+
+/// Every authenticated route: method, path template, the permission it needs.
+pub const ROUTES: &[(&str, &str, Permission)] = &[
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/wallet",
+        p::WALLET_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/balance",
+        p::WALLET_READ,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/history",
+        p::WALLET_READ,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/expiring",
+        p::WALLET_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/earnings",
+        p::WALLET_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/redemptions",
+        p::WALLET_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/redemptions/{hold_id}/capture",
+        p::WALLET_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/redemptions/{hold_id}/void",
+        p::WALLET_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/reversals",
+        p::WALLET_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/adjustments",
+        p::ADJUST,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/stored-value/top-ups",
+        p::WALLET_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/stored-value/spends",
+        p::WALLET_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/stored-value/refunds",
+        p::WALLET_WRITE,
+    ),
+    ("POST", "/v1/tenants/{tenant}/transfers", p::WALLET_WRITE),
+    ("GET", "/v1/tenants/{tenant}/earning-rules", p::RULES_READ),
+    ("POST", "/v1/tenants/{tenant}/earning-rules", p::RULES_WRITE),
+    ("POST", "/v1/tenants", p::TENANT_WRITE),
+    ("GET", "/v1/tenants/{tenant}", p::TENANT_READ),
+    ("POST", "/v1/tenants/{tenant}/brands", p::STORES_WRITE),
+    ("POST", "/v1/tenants/{tenant}/stores", p::STORES_WRITE),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/security-policy",
+        p::POLICY_WRITE,
+    ),
+    ("POST", "/v1/tenants/{tenant}/staff", p::STAFF_WRITE),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/staff/{staff_id}/password-reset",
+        p::STAFF_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/staff/{staff_id}/unlock",
+        p::STAFF_WRITE,
+    ),
+    ("POST", "/v1/tenants/{tenant}/role-grants", p::ROLES_WRITE),
+    ("POST", "/v1/tenants/{tenant}/api-keys", p::API_KEYS_WRITE),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/api-keys/{key_id}/revoke",
+        p::API_KEYS_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/api-keys/{key_id}/rotate",
+        p::API_KEYS_WRITE,
+    ),
+    ("GET", "/v1/tenants/{tenant}/audit", p::AUDIT_READ),
+];
+
+/// The permission `method` on `route` needs, if the route is in the table.
+pub fn permission_for(method: &Method, route: &str) -> Option<Permission> {
+    ROUTES
+        .iter()
+        .find(|(m, r, _)| *m == method.as_str() && *r == route)
+        .map(|(_, _, permission)| *permission)
+}
+
+/// The credential of a request: `Authorization: Bearer <token or key>`, or `X-Api-Key`.
+fn credential(headers: &HeaderMap) -> Result<Option<&str>, ServiceError> {
+    let malformed = |why: &str| ServiceError::new(ErrorCode::Unauthenticated, why);
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let text = value
+            .to_str()
+            .map_err(|_| malformed("the Authorization header is not text"))?;
+        let token = text
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| malformed("use Authorization: Bearer <access token or API key>"))?;
+        return Ok(Some(token.trim()));
+    }
+    if let Some(value) = headers.get("x-api-key") {
+        let text = value
+            .to_str()
+            .map_err(|_| malformed("the X-Api-Key header is not text"))?;
+        return Ok(Some(text.trim()));
+    }
+    Ok(None)
+}
+
+/// The tenant a request is about: the segment after `/v1/tenants/`.
+fn tenant_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/v1/tenants/")?.split('/').next()
+}
+
+/// The casbin domain of a request: its tenant, or `tenant/store` with `X-Store-Id`.
+fn domain_of(tenant: &str, headers: &HeaderMap) -> Result<String, ServiceError> {
+    TenantId::parse(tenant)?;
+    match headers.get("x-store-id") {
+        None => Ok(tenant.to_string()),
+        Some(value) => {
+            let store = value
+                .to_str()
+                .map_err(|_| ServiceError::invalid("X-Store-Id must be text"))?;
+            let store = StoreId::parse(store)?;
+            Ok(format!("{tenant}/{store}"))
+        }
+    }
+}
+
+fn refuse(error: ServiceError) -> Response {
+    let unauthenticated =
+        error.code == ErrorCode::Unauthenticated || error.code == ErrorCode::InvalidCredentials;
+    let mut response = problem_response(error.code, error.message);
+    if unauthenticated {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
+}
+
+/// The middleware on every route of [`ROUTES`] (added as a route layer, so the matched
+/// route is known).
+pub async fn guard(
+    State(identity): State<Arc<IdentityService>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let method = request.method().clone();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let Some(permission) = permission_for(&method, &route) else {
+        return refuse(ServiceError::new(
+            ErrorCode::Forbidden,
+            "this route is not open to any role",
+        ));
+    };
+    let target = request.uri().path().to_string();
+    let admitted = admit(
+        &identity,
+        request.headers(),
+        &target,
+        permission,
+        &request_id,
+    )
+    .await;
+    let principal = match admitted {
+        Ok(principal) => principal,
+        Err(error) => return refuse(error),
+    };
+    let tenant = tenant_of(&target).unwrap_or(PLATFORM).to_string();
+    request.extensions_mut().insert(principal.clone());
+    let response = next.run(request).await;
+    if method != Method::GET {
+        let status = response.status();
+        let outcome = if status.is_success() {
+            Outcome::Allowed
+        } else {
+            Outcome::Failed(status.as_u16().to_string())
+        };
+        let action = format!("{} {route}", method.as_str());
+        // The write is acknowledged only once its audit record is stored.
+        if let Err(e) = identity
+            .record(&principal, &tenant, &action, &target, outcome, &request_id)
+            .await
+        {
+            return refuse(e);
+        }
+    }
+    response.into_response()
+}
+
+/// The caller of a request that authenticates on its own (logout, own password).
+pub async fn authenticated(
+    identity: &IdentityService,
+    headers: &HeaderMap,
+) -> Result<Principal, ServiceError> {
+    let credential = credential(headers)?.ok_or_else(missing_credential)?;
+    identity.authenticate(credential).await
+}
+
+fn missing_credential() -> ServiceError {
+    ServiceError::new(
+        ErrorCode::Unauthenticated,
+        "send Authorization: Bearer <access token from /v1/auth/login, or an API key>",
+    )
+}
+
+/// Authenticates and authorizes one request.
+async fn admit(
+    identity: &IdentityService,
+    headers: &HeaderMap,
+    path: &str,
+    permission: Permission,
+    request_id: &str,
+) -> Result<Principal, ServiceError> {
+    let credential = credential(headers)?.ok_or_else(missing_credential)?;
+    let principal = identity.authenticate(credential).await?;
+    let domain = match tenant_of(path) {
+        Some(tenant) => {
+            if principal.tenant != PLATFORM && principal.tenant != tenant {
+                return Err(ServiceError::new(
+                    ErrorCode::Forbidden,
+                    "this caller belongs to another tenant",
+                ));
+            }
+            domain_of(tenant, headers)?
+        }
+        None => PLATFORM.to_string(),
+    };
+    identity
+        .authorize(&principal, &domain, permission, request_id)
+        .await?;
+    Ok(principal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_route_needs_a_permission_from_the_table() {
+        let spec = crate::openapi();
+        let mut missing = Vec::new();
+        for (path, item) in spec.paths.paths {
+            let methods = [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ];
+            for (method, present) in methods {
+                let public = crate::PUBLIC_ROUTES.contains(&path.as_str());
+                if present && !public && permission_for(&method.parse().unwrap(), &path).is_none() {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "routes without a permission: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn the_domain_is_the_tenant_or_its_store() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(domain_of("acme", &headers).unwrap(), "acme");
+        headers.insert("x-store-id", "s01".parse().unwrap());
+        assert_eq!(domain_of("acme", &headers).unwrap(), "acme/s01");
+        headers.insert("x-store-id", "../x".parse().unwrap());
+        assert!(domain_of("acme", &headers).is_err());
+        assert_eq!(
+            tenant_of("/v1/tenants/acme/members/m1/balance"),
+            Some("acme")
+        );
+        assert_eq!(tenant_of("/v1/auth/login"), None);
+    }
+}

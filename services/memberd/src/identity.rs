@@ -1,0 +1,60 @@
+//! The identity service of this process: its store in `<data_dir>/identity`, and the platform
+//! administrator created on the first start.
+
+use crate::config::MemberdConfig;
+use anyhow::Context;
+use loyalty_common::SystemClock;
+use loyalty_identity::password::Passwords;
+use loyalty_identity::service::{IdentityPorts, IdentityService};
+use loyalty_identity::store::embedded::EmbeddedIdentityStore;
+use std::sync::Arc;
+
+/// Opens the identity store, starts the service, and on the first start creates the platform
+/// administrator (printing a generated password once).
+pub async fn start(config: &MemberdConfig) -> anyhow::Result<Arc<IdentityService>> {
+    let dir = config.data_dir.join("identity");
+    let store = Arc::new(
+        EmbeddedIdentityStore::open(&dir)
+            .map_err(|e| anyhow::anyhow!("{}", e.message))
+            .with_context(|| format!("opening the identity store in {}", dir.display()))?,
+    );
+    let ports = IdentityPorts {
+        tenants: store.clone(),
+        staff: store.clone(),
+        sessions: store.clone(),
+        api_keys: store.clone(),
+        audit: store.clone(),
+        keys: store.clone(),
+        policy: store,
+    };
+    let settings = &config.identity;
+    let service = IdentityService::start(
+        ports,
+        Arc::new(SystemClock::default()),
+        settings.clone(),
+        Passwords::default(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.message))
+    .context("starting the identity service")?;
+    let given = settings.bootstrap_password.as_ref().map(|s| s.expose());
+    let created = service
+        .ensure_platform_admin(&settings.bootstrap_admin, given)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("creating the first platform administrator")?;
+    match created {
+        Some(generated) if !generated.is_empty() => eprintln!(
+            "memberd: created the platform administrator `{}` with the password {generated}\n\
+             memberd: it is shown this once; log in at POST /v1/auth/login (tenant \"*\") and \
+             change it at POST /v1/auth/password",
+            settings.bootstrap_admin
+        ),
+        Some(_) => eprintln!(
+            "memberd: created the platform administrator `{}` with the configured password",
+            settings.bootstrap_admin
+        ),
+        None => {}
+    }
+    Ok(service)
+}
