@@ -131,6 +131,16 @@ pub fn permission_for(method: &Method, route: &str) -> Option<Permission> {
         .map(|(_, _, permission)| *permission)
 }
 
+/// Whether the identity service records acts on this permission itself (administration):
+/// then the gateway does not record them a second time.
+fn audited_by_identity(permission: Permission) -> bool {
+    let object = permission.object;
+    object == "tenant"
+        || object.starts_with("tenant.")
+        || object.starts_with("identity.")
+        || object == "audit"
+}
+
 /// The credential of a request: `Authorization: Bearer <token or key>`, or `X-Api-Key`.
 fn credential(headers: &HeaderMap) -> Result<Option<&str>, ServiceError> {
     let malformed = |why: &str| ServiceError::new(ErrorCode::Unauthenticated, why);
@@ -226,7 +236,7 @@ pub async fn guard(
     let tenant = tenant_of(&target).unwrap_or(PLATFORM).to_string();
     request.extensions_mut().insert(principal.clone());
     let response = next.run(request).await;
-    if method != Method::GET {
+    if method != Method::GET && !audited_by_identity(permission) {
         let status = response.status();
         let outcome = if status.is_success() {
             Outcome::Allowed

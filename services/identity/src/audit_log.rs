@@ -22,14 +22,31 @@ type Reply = oneshot::Sender<ServiceResult<()>>;
 pub struct AuditLog {
     repo: Arc<dyn AuditRepository>,
     queue: mpsc::Sender<(String, AuditEvent, Reply)>,
+    task: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl AuditLog {
     /// Starts the appender task (on the current Tokio runtime).
     pub fn start(repo: Arc<dyn AuditRepository>) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(append_loop(Arc::clone(&repo), rx));
-        Self { repo, queue }
+        let task = tokio::spawn(append_loop(Arc::clone(&repo), rx));
+        Self {
+            repo,
+            queue,
+            task: Arc::new(tokio::sync::Mutex::new(Some(task))),
+        }
+    }
+
+    /// Stops taking records and waits until the appender has stored every queued one and let
+    /// go of the store. Only the last handle can close; others return at once.
+    pub async fn close(self) {
+        let task = Arc::clone(&self.task);
+        drop(self);
+        if Arc::strong_count(&task) == 1
+            && let Some(handle) = task.lock().await.take()
+        {
+            let _ = handle.await;
+        }
     }
 
     /// Appends `event` to `tenant`'s chain (`*` for the platform's own acts); returns once the

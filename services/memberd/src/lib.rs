@@ -1,6 +1,7 @@
 //! `memberd` composes the services: every one in one process on the embedded store, or one
 //! service per process as the Helm chart runs them (the monolithic/microservices model).
 
+pub mod audit;
 pub mod config;
 mod identity;
 

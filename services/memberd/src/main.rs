@@ -19,13 +19,13 @@ service runs in this process on the embedded store in ./data. Settings come from
 )]
 struct Cli {
     /// A TOML configuration file.
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
     /// Which services to run.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, global = true)]
     target: Option<Target>,
     /// Where the embedded store keeps its files.
-    #[arg(long)]
+    #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -37,6 +37,18 @@ enum Command {
     Serve,
     /// Print the REST API's OpenAPI document.
     Openapi,
+    /// The audit log (run while memberd is stopped: the store is opened directly).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum AuditCommand {
+    /// Recomputes every tenant's hash chain and names the first record that was altered,
+    /// deleted or reordered. Exits with 1 if any chain is broken.
+    Verify,
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +79,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => serve(config),
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let intact = runtime.block_on(memberd::audit::verify(&config))?;
+            if !intact {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
