@@ -4,6 +4,7 @@
 
 mod authz;
 mod grpc;
+mod hardening;
 mod rest_errors;
 mod shutdown;
 mod walkthrough;

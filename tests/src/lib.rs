@@ -28,6 +28,14 @@ pub const ADMIN_PASSWORD: &str = "kettle-orbit-plum-7";
 
 /// Starts memberd on an existing data directory (to test restarts).
 pub async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
+    spawn_app_with(dir, |_| {}).await
+}
+
+/// Starts memberd with settings changed by `configure`.
+pub async fn spawn_app_with(
+    dir: tempfile::TempDir,
+    configure: impl FnOnce(&mut MemberdConfig),
+) -> TestApp {
     let mut config = MemberdConfig {
         data_dir: dir.path().to_path_buf(),
         http_addr: "127.0.0.1:0".into(),
@@ -36,6 +44,7 @@ pub async fn spawn_app_in(dir: tempfile::TempDir) -> TestApp {
         ..MemberdConfig::default()
     };
     config.identity.bootstrap_password = Some(Secret::new(ADMIN_PASSWORD));
+    configure(&mut config);
     let running = memberd::start(config).await.expect("memberd starts");
     let mut app = TestApp {
         base: format!("http://{}", running.http_addr),

@@ -4,6 +4,7 @@
 //! the request names a store with `X-Store-Id`), and records every write in the audit log.
 //! A route missing from the table is refused: access is denied unless granted.
 
+use crate::limits::{RateLimits, Scope};
 use crate::problem::problem_response;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -15,7 +16,7 @@ use loyalty_common::ids::{StoreId, TenantId};
 use loyalty_identity::audit::Outcome;
 use loyalty_identity::model::PLATFORM;
 use loyalty_identity::permissions::{self as p, Permission};
-use loyalty_identity::service::{IdentityService, Principal};
+use loyalty_identity::service::{IdentityService, Principal, PrincipalKind};
 use std::sync::Arc;
 
 /// Every authenticated route: method, path template, the permission it needs.
@@ -195,13 +196,47 @@ fn refuse(error: ServiceError) -> Response {
     response
 }
 
+/// What the guard needs.
+#[derive(Clone)]
+pub struct Guard {
+    pub identity: Arc<IdentityService>,
+    pub limits: Arc<dyn RateLimits>,
+}
+
+/// Counts the request against its API key's and its tenant's limits; the refusal if one is
+/// exceeded.
+fn rate_limit(limits: &dyn RateLimits, principal: &Principal) -> Option<Response> {
+    let mut checks = Vec::with_capacity(2);
+    if let PrincipalKind::ApiKey { .. } = principal.kind {
+        checks.push((Scope::ApiKey, principal.subject.as_str()));
+    }
+    if principal.tenant != PLATFORM {
+        checks.push((Scope::Tenant, principal.tenant.as_str()));
+    }
+    for (scope, key) in checks {
+        if let Err(wait) = limits.admit(scope, key) {
+            let what = match scope {
+                Scope::ApiKey => "this API key",
+                Scope::Tenant => "this tenant",
+            };
+            let mut response = problem_response(
+                ErrorCode::RateLimited,
+                format!("{what} sent more requests than its rate limit allows; retry later"),
+            );
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(value) = header::HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            return Some(response);
+        }
+    }
+    None
+}
+
 /// The middleware on every route of [`ROUTES`] (added as a route layer, so the matched
 /// route is known).
-pub async fn guard(
-    State(identity): State<Arc<IdentityService>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    let identity = &guard.identity;
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -222,7 +257,7 @@ pub async fn guard(
     };
     let target = request.uri().path().to_string();
     let admitted = admit(
-        &identity,
+        identity,
         request.headers(),
         &target,
         permission,
@@ -233,6 +268,9 @@ pub async fn guard(
         Ok(principal) => principal,
         Err(error) => return refuse(error),
     };
+    if let Some(response) = rate_limit(guard.limits.as_ref(), &principal) {
+        return response;
+    }
     let tenant = tenant_of(&target).unwrap_or(PLATFORM).to_string();
     request.extensions_mut().insert(principal.clone());
     let response = next.run(request).await;

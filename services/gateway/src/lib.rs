@@ -5,6 +5,8 @@
 pub mod access;
 pub mod docs;
 pub mod dto;
+mod headers;
+pub mod limits;
 pub mod problem;
 pub mod routes;
 pub mod state;
@@ -30,6 +32,10 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Requests taking longer get 408; a retry with the same Idempotency-Key is safe.
     pub request_timeout_ms: u64,
+    pub rate_limits: limits::RateLimitConfig,
+    /// Browser origins allowed to call the API (CORS), e.g. `https://console.acme.cn`. Empty:
+    /// none (same-origin only).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -37,6 +43,8 @@ impl Default for GatewayConfig {
         Self {
             max_body_bytes: 64 * 1024,
             request_timeout_ms: 10_000,
+            rate_limits: limits::RateLimitConfig::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -75,11 +83,12 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
     let (auth, auth_spec) = routes::auth::routes().split_for_parts();
     let mut spec = spec;
     spec.merge(auth_spec);
+    let guard = access::Guard {
+        identity: std::sync::Arc::clone(state.identity()),
+        limits: std::sync::Arc::new(limits::MemoryRateLimits::new(config.rate_limits)),
+    };
     let api = api
-        .route_layer(middleware::from_fn_with_state(
-            std::sync::Arc::clone(state.identity()),
-            access::guard,
-        ))
+        .route_layer(middleware::from_fn_with_state(guard, access::guard))
         .merge(auth)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state);
@@ -98,6 +107,8 @@ pub fn router(state: AppState, config: &GatewayConfig) -> Router {
             )
         })
         .layer(middleware::from_fn(record_metrics))
+        .layer(headers::cors(&config.cors_origins))
+        .layer(middleware::from_fn(headers::secure))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(config.request_timeout_ms),
