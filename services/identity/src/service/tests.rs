@@ -360,6 +360,11 @@ async fn refresh_tokens_rotate_and_a_reused_one_ends_the_session() {
     assert!(s.authenticate(&third.access_token).await.is_err());
     let fourth = s.refresh(&third.refresh_token, "r").await.unwrap();
     assert!(s.authenticate(&fourth.access_token).await.is_ok());
+    // Remembered as verified, and still refused once it has expired.
+    assert!(s.authenticate(&fourth.access_token).await.is_ok());
+    h.clock.advance_secs(15 * 60);
+    let err = s.authenticate(&fourth.access_token).await.unwrap_err();
+    assert!(err.message.contains("expired"), "{}", err.message);
 }
 
 #[tokio::test]
