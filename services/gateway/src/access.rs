@@ -17,6 +17,7 @@ use loyalty_identity::audit::Outcome;
 use loyalty_identity::model::PLATFORM;
 use loyalty_identity::permissions::{self as p, Permission};
 use loyalty_identity::service::{IdentityService, Principal, PrincipalKind};
+use loyalty_ledger::grpc_access::Authenticated;
 use std::sync::Arc;
 
 /// Every authenticated route: method, path template, the permission it needs.
@@ -196,6 +197,13 @@ fn refuse(error: ServiceError) -> Response {
     response
 }
 
+tokio::task_local! {
+    /// The caller of the request being handled, and the store it named: the in-process
+    /// transport passes them on to the services, which check them again (see
+    /// [`crate::state::in_process`]).
+    pub static CALLER: Authenticated;
+}
+
 /// What the guard needs.
 #[derive(Clone)]
 pub struct Guard {
@@ -272,8 +280,17 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         return response;
     }
     let tenant = tenant_of(&target).unwrap_or(PLATFORM).to_string();
+    let store = request
+        .headers()
+        .get("x-store-id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     request.extensions_mut().insert(principal.clone());
-    let response = next.run(request).await;
+    let caller = Authenticated {
+        principal: principal.clone(),
+        store,
+    };
+    let response = CALLER.scope(caller, next.run(request)).await;
     if method != Method::GET && !audited_by_identity(permission) {
         let status = response.status();
         let outcome = if status.is_success() {

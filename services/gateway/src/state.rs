@@ -3,6 +3,7 @@
 //! a remote one over a channel. Handlers cannot tell the difference.
 
 use loyalty_identity::service::IdentityService;
+use loyalty_ledger::grpc_access::Authenticated;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -21,7 +22,9 @@ pub type GrpcTransport = BoxCloneSyncService<
 
 pub type LedgerClient = LedgerServiceClient<GrpcTransport>;
 
-/// Wraps a tonic server (e.g. `LedgerServiceServer`) as an in-process transport.
+/// Wraps a tonic server (e.g. `LedgerServiceServer`) as an in-process transport. Each call
+/// carries the caller the gateway authenticated (an extension, which no network peer can
+/// send), so the service checks its roles again without verifying the token twice.
 pub fn in_process<S>(server: S) -> GrpcTransport
 where
     S: tower::Service<
@@ -34,6 +37,12 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
+    let server = server.map_request(|mut request: http::Request<tonic::body::Body>| {
+        if let Ok(caller) = crate::access::CALLER.try_with(Clone::clone) {
+            request.extensions_mut().insert::<Authenticated>(caller);
+        }
+        request
+    });
     BoxCloneSyncService::new(server.map_err(|e: Infallible| match e {}))
 }
 

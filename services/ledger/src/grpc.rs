@@ -1,6 +1,7 @@
 //! The `ledger.v1` gRPC API: parses requests at the edge, calls the [`Ledger`], maps results.
 
 use crate::command::Command;
+use crate::grpc_access::{Access, Admitted};
 use crate::model::{BalanceView, Deltas, Entry, WalletKey, WriteOutcome};
 use crate::rules::{self, ExpiryPolicy, Order, OrderLine, RuleSet};
 use crate::service::{Ledger, Written};
@@ -23,11 +24,58 @@ const MAX_PAGE: u32 = 200;
 #[derive(Clone)]
 pub struct LedgerGrpc {
     ledger: Arc<Ledger>,
+    /// None: every caller is let in (a process without the identity service).
+    access: Option<Access>,
+}
+
+/// The tenant a wallet reference names ("" if none: the check refuses it).
+fn tenant_of(wallet: &Option<pb::WalletRef>) -> &str {
+    wallet.as_ref().map_or("", |w| w.tenant_id.as_str())
+}
+
+/// The audit target of a wallet reference.
+fn target_of(wallet: &Option<pb::WalletRef>) -> String {
+    wallet.as_ref().map_or(String::new(), |w| {
+        format!("member:{}/{}", w.tenant_id, w.member_id)
+    })
 }
 
 impl LedgerGrpc {
     pub fn new(ledger: Arc<Ledger>) -> Self {
-        Self { ledger }
+        Self {
+            ledger,
+            access: None,
+        }
+    }
+
+    /// Checks every call against the identity service's callers and roles.
+    pub fn with_access(mut self, access: Access) -> Self {
+        self.access = Some(access);
+        self
+    }
+
+    async fn admit<T>(
+        &self,
+        req: &Request<T>,
+        method: &str,
+        tenant: &str,
+    ) -> Result<Option<Admitted>, Status> {
+        match &self.access {
+            Some(access) => access.admit(req, method, tenant).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn finish<R>(
+        &self,
+        admitted: Option<Admitted>,
+        target: &str,
+        result: Result<R, Status>,
+    ) -> Result<R, Status> {
+        match (&self.access, admitted) {
+            (Some(access), Some(admitted)) => access.finish(admitted, target, result).await,
+            _ => result,
+        }
     }
 
     /// The tonic service, ready to mount.
@@ -138,24 +186,39 @@ impl pb::ledger_service_server::LedgerService for LedgerGrpc {
         &self,
         req: Request<pb::OpenWalletRequest>,
     ) -> Result<Response<pb::WriteResult>, Status> {
+        let admitted = self
+            .admit(&req, "OpenWallet", tenant_of(&req.get_ref().wallet))
+            .await?;
+        let target = target_of(&req.get_ref().wallet);
         let r = req.into_inner();
-        self.write(r.wallet, &r.idempotency_key, Ok(Command::Open))
-            .await
+        let result = self
+            .write(r.wallet, &r.idempotency_key, Ok(Command::Open))
+            .await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn earn(
         &self,
         req: Request<pb::EarnRequest>,
     ) -> Result<Response<pb::WriteResult>, Status> {
+        let admitted = self
+            .admit(&req, "Earn", tenant_of(&req.get_ref().wallet))
+            .await?;
+        let target = target_of(&req.get_ref().wallet);
         let r = req.into_inner();
         let command = earn_command(&r, self.ledger.now());
-        self.write(r.wallet, &r.idempotency_key, command).await
+        let result = self.write(r.wallet, &r.idempotency_key, command).await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn redeem(
         &self,
         req: Request<pb::RedeemRequest>,
     ) -> Result<Response<pb::WriteResult>, Status> {
+        let admitted = self
+            .admit(&req, "Redeem", tenant_of(&req.get_ref().wallet))
+            .await?;
+        let target = target_of(&req.get_ref().wallet);
         let r = req.into_inner();
         let command = (|| {
             Ok(Command::Redeem {
@@ -163,31 +226,46 @@ impl pb::ledger_service_server::LedgerService for LedgerGrpc {
                 reference: text("reference", r.reference.clone(), false)?,
             })
         })();
-        self.write(r.wallet, &r.idempotency_key, command).await
+        let result = self.write(r.wallet, &r.idempotency_key, command).await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn capture_hold(
         &self,
         req: Request<pb::HoldActionRequest>,
     ) -> Result<Response<pb::WriteResult>, Status> {
+        let admitted = self
+            .admit(&req, "CaptureHold", tenant_of(&req.get_ref().wallet))
+            .await?;
+        let target = target_of(&req.get_ref().wallet);
         let r = req.into_inner();
         let command = HoldId::parse(&r.hold_id).map(|hold| Command::Capture { hold });
-        self.write(r.wallet, &r.idempotency_key, command).await
+        let result = self.write(r.wallet, &r.idempotency_key, command).await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn void_hold(
         &self,
         req: Request<pb::HoldActionRequest>,
     ) -> Result<Response<pb::WriteResult>, Status> {
+        let admitted = self
+            .admit(&req, "VoidHold", tenant_of(&req.get_ref().wallet))
+            .await?;
+        let target = target_of(&req.get_ref().wallet);
         let r = req.into_inner();
         let command = HoldId::parse(&r.hold_id).map(|hold| Command::Void { hold });
-        self.write(r.wallet, &r.idempotency_key, command).await
+        let result = self.write(r.wallet, &r.idempotency_key, command).await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn reverse(
         &self,
         req: Request<pb::ReverseRequest>,
     ) -> Result<Response<pb::WriteResult>, Status> {
+        let admitted = self
+            .admit(&req, "Reverse", tenant_of(&req.get_ref().wallet))
+            .await?;
+        let target = target_of(&req.get_ref().wallet);
         let r = req.into_inner();
         let command = (|| {
             Ok(Command::Reverse {
@@ -196,13 +274,18 @@ impl pb::ledger_service_server::LedgerService for LedgerGrpc {
                 reason: text("reason", r.reason.clone(), false)?,
             })
         })();
-        self.write(r.wallet, &r.idempotency_key, command).await
+        let result = self.write(r.wallet, &r.idempotency_key, command).await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn adjust(
         &self,
         req: Request<pb::AdjustRequest>,
     ) -> Result<Response<pb::WriteResult>, Status> {
+        let admitted = self
+            .admit(&req, "Adjust", tenant_of(&req.get_ref().wallet))
+            .await?;
+        let target = target_of(&req.get_ref().wallet);
         let r = req.into_inner();
         let command = (|| {
             Ok(Command::Adjust {
@@ -210,39 +293,57 @@ impl pb::ledger_service_server::LedgerService for LedgerGrpc {
                 reason: text("reason", r.reason.clone(), true)?,
             })
         })();
-        self.write(r.wallet, &r.idempotency_key, command).await
+        let result = self.write(r.wallet, &r.idempotency_key, command).await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn transfer(
         &self,
         req: Request<pb::TransferRequest>,
     ) -> Result<Response<pb::TransferResult>, Status> {
-        let r = req.into_inner();
-        let tenant = TenantId::parse(r.tenant_id)?;
-        let from = MemberId::parse(r.from_member_id)?;
-        let to = MemberId::parse(r.to_member_id)?;
-        let key = idempotency_key(&r.idempotency_key)?;
-        let points = positive("points", r.points)?;
-        let outcome = self
-            .ledger
-            .transfer(&tenant, &from, &to, &key, points)
+        let admitted = self
+            .admit(&req, "Transfer", &req.get_ref().tenant_id)
             .await?;
-        Ok(Response::new(transfer_result(outcome)))
+        let r = req.into_inner();
+        let target = format!("member:{}/{}", r.tenant_id, r.from_member_id);
+        let result = async {
+            let tenant = TenantId::parse(r.tenant_id)?;
+            let from = MemberId::parse(r.from_member_id)?;
+            let to = MemberId::parse(r.to_member_id)?;
+            let key = idempotency_key(&r.idempotency_key)?;
+            let points = positive("points", r.points)?;
+            let outcome = self
+                .ledger
+                .transfer(&tenant, &from, &to, &key, points)
+                .await?;
+            Ok(Response::new(transfer_result(outcome)))
+        }
+        .await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn top_up(
         &self,
         req: Request<pb::TopUpRequest>,
     ) -> Result<Response<pb::WriteResult>, Status> {
+        let admitted = self
+            .admit(&req, "TopUp", tenant_of(&req.get_ref().wallet))
+            .await?;
+        let target = target_of(&req.get_ref().wallet);
         let r = req.into_inner();
         let command = positive("amount", r.amount).map(|amount| Command::TopUp { amount });
-        self.write(r.wallet, &r.idempotency_key, command).await
+        let result = self.write(r.wallet, &r.idempotency_key, command).await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn spend(
         &self,
         req: Request<pb::SpendRequest>,
     ) -> Result<Response<pb::WriteResult>, Status> {
+        let admitted = self
+            .admit(&req, "Spend", tenant_of(&req.get_ref().wallet))
+            .await?;
+        let target = target_of(&req.get_ref().wallet);
         let r = req.into_inner();
         let command = (|| {
             Ok(Command::Spend {
@@ -250,13 +351,18 @@ impl pb::ledger_service_server::LedgerService for LedgerGrpc {
                 reference: text("reference", r.reference.clone(), false)?,
             })
         })();
-        self.write(r.wallet, &r.idempotency_key, command).await
+        let result = self.write(r.wallet, &r.idempotency_key, command).await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn refund(
         &self,
         req: Request<pb::RefundRequest>,
     ) -> Result<Response<pb::WriteResult>, Status> {
+        let admitted = self
+            .admit(&req, "Refund", tenant_of(&req.get_ref().wallet))
+            .await?;
+        let target = target_of(&req.get_ref().wallet);
         let r = req.into_inner();
         let command = (|| {
             Ok(Command::Refund {
@@ -264,13 +370,16 @@ impl pb::ledger_service_server::LedgerService for LedgerGrpc {
                 amount: optional_amount("amount", r.amount)?,
             })
         })();
-        self.write(r.wallet, &r.idempotency_key, command).await
+        let result = self.write(r.wallet, &r.idempotency_key, command).await;
+        self.finish(admitted, &target, result).await
     }
 
     async fn get_balance(
         &self,
         req: Request<pb::WalletRef>,
     ) -> Result<Response<pb::Balance>, Status> {
+        self.admit(&req, "GetBalance", &req.get_ref().tenant_id)
+            .await?;
         let wallet = wallet_key(Some(req.into_inner()))?;
         let view = self.ledger.balance(&wallet).await?;
         Ok(Response::new(balance(&wallet, &view)))
@@ -280,6 +389,8 @@ impl pb::ledger_service_server::LedgerService for LedgerGrpc {
         &self,
         req: Request<pb::ListHistoryRequest>,
     ) -> Result<Response<pb::HistoryPage>, Status> {
+        self.admit(&req, "ListHistory", tenant_of(&req.get_ref().wallet))
+            .await?;
         let r = req.into_inner();
         let wallet = wallet_key(r.wallet)?;
         let before = match r.cursor.as_str() {
@@ -306,6 +417,8 @@ impl pb::ledger_service_server::LedgerService for LedgerGrpc {
         &self,
         req: Request<pb::ListExpiringRequest>,
     ) -> Result<Response<pb::ExpiringPoints>, Status> {
+        self.admit(&req, "ListExpiring", tenant_of(&req.get_ref().wallet))
+            .await?;
         let r = req.into_inner();
         let wallet = wallet_key(r.wallet)?;
         if r.within_days > 3650 {
@@ -329,7 +442,32 @@ impl pb::ledger_service_server::LedgerService for LedgerGrpc {
         &self,
         req: Request<pb::PutRulesRequest>,
     ) -> Result<Response<pb::RuleSet>, Status> {
+        let admitted = self
+            .admit(&req, "PutRules", &req.get_ref().tenant_id)
+            .await?;
+        let target = format!("rules:{}", req.get_ref().tenant_id);
+        let result = self.put_rules_inner(req.into_inner()).await;
+        self.finish(admitted, &target, result).await
+    }
+
+    async fn get_rules(
+        &self,
+        req: Request<pb::GetRulesRequest>,
+    ) -> Result<Response<pb::RuleSet>, Status> {
+        self.admit(&req, "GetRules", &req.get_ref().tenant_id)
+            .await?;
         let r = req.into_inner();
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let rules = self.ledger.get_rules(&tenant, r.version).await?;
+        Ok(Response::new(rules_to_proto(&tenant, &rules)))
+    }
+}
+
+impl LedgerGrpc {
+    async fn put_rules_inner(
+        &self,
+        r: pb::PutRulesRequest,
+    ) -> Result<Response<pb::RuleSet>, Status> {
         let tenant = TenantId::parse(r.tenant_id)?;
         let key = idempotency_key(&r.idempotency_key)?;
         let rules = rules_from_proto(
@@ -342,16 +480,6 @@ impl pb::ledger_service_server::LedgerService for LedgerGrpc {
             .put_rules(&tenant, &key, rules, expected)
             .await?;
         Ok(Response::new(rules_to_proto(&tenant, &stored)))
-    }
-
-    async fn get_rules(
-        &self,
-        req: Request<pb::GetRulesRequest>,
-    ) -> Result<Response<pb::RuleSet>, Status> {
-        let r = req.into_inner();
-        let tenant = TenantId::parse(r.tenant_id)?;
-        let rules = self.ledger.get_rules(&tenant, r.version).await?;
-        Ok(Response::new(rules_to_proto(&tenant, &rules)))
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod command;
 pub mod events;
 pub mod grpc;
+pub mod grpc_access;
 pub mod model;
 pub mod publisher;
 pub mod rules;

@@ -18,6 +18,7 @@ use loyalty_events::embedded::InProcessBus;
 use loyalty_events::nats::NatsBus;
 use loyalty_gateway::{AppState, state};
 use loyalty_ledger::grpc::LedgerGrpc;
+use loyalty_ledger::grpc_access::Access;
 use loyalty_ledger::publisher::{Publisher, PublisherStatus};
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
@@ -158,6 +159,13 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     let runs_ledger = matches!(config.target, Target::All | Target::Ledger);
     let runs_gateway = matches!(config.target, Target::All | Target::Gateway);
 
+    // The identity service runs with the gateway; in one process the ledger checks every
+    // call against it too.
+    let identity = if runs_gateway {
+        Some(identity::start(&config).await?)
+    } else {
+        None
+    };
     let mut store = None;
     let mut bus_health = None;
     let mut ledger_server = None;
@@ -202,7 +210,18 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             }));
         }
         bus_health = Some((bus_kind, bus, status));
-        let server = LedgerGrpc::new(ledger).into_server();
+        let grpc = LedgerGrpc::new(ledger);
+        let grpc = match &identity {
+            Some(identity) => grpc.with_access(Access::new(Arc::clone(identity))),
+            None => {
+                tracing::warn!(
+                    "the ledger's gRPC port does not authenticate callers in --target ledger \
+                     (the identity service runs with the gateway): keep it on a trusted network"
+                );
+                grpc
+            }
+        };
+        let server = grpc.into_server();
         let listener = bind(&config.grpc_addr, "grpc_addr").await?;
         grpc_addr = Some(listener.local_addr()?);
         tasks.push(tokio::spawn(serve_grpc(
@@ -224,7 +243,9 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             None => state::remote(&config.ledger_endpoint)
                 .with_context(|| format!("invalid ledger_endpoint {}", config.ledger_endpoint))?,
         };
-        let identity = identity::start(&config).await?;
+        let identity = identity
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("the gateway runs without the identity service"))?;
         app = app.merge(loyalty_gateway::router(
             AppState::new(transport, identity),
             &config.gateway,

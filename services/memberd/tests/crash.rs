@@ -5,11 +5,9 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
 use loyalty_proto::ledger::v1 as pb;
-use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::start;
-use tonic::transport::Channel;
+use support::{Addrs, Ledger, start};
 
 mod support;
 
@@ -21,10 +19,8 @@ struct Acked {
     entry_id: String,
 }
 
-async fn client(addr: &str) -> LedgerServiceClient<Channel> {
-    LedgerServiceClient::connect(addr.to_string())
-        .await
-        .expect("connect")
+async fn client(addr: &Addrs) -> Ledger {
+    addr.ledger().await
 }
 
 fn wallet(i: usize) -> Option<pb::WalletRef> {

@@ -9,29 +9,20 @@ use loyalty_events::Envelope;
 use loyalty_events::config::EmbeddedBusConfig;
 use loyalty_events::embedded::InProcessBus;
 use loyalty_proto::ledger::v1 as pb;
-use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use support::burst::{all_entries, assert_exactly_once, drive, earn, open_members, wallet};
-use support::{http_get, start_full};
+use support::{Ledger, http_get, start_with};
 use tokio::process::Child;
-use tonic::transport::Channel;
 
 mod support;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn memberd(
-    dir: &Path,
-    env: &[(&str, &str)],
-) -> (Child, LedgerServiceClient<Channel>, String) {
-    let (child, grpc, http) = start_full(dir, env).await;
-    (
-        child,
-        LedgerServiceClient::connect(grpc).await.unwrap(),
-        http,
-    )
+async fn memberd(dir: &Path, env: &[(&str, &str)]) -> (Child, Ledger, String) {
+    let (child, addrs) = start_with(dir, env).await;
+    (child, addrs.ledger().await, addrs.http)
 }
 
 /// Waits until memberd's publisher has saved position `sequence` (every change up to it is in

@@ -6,28 +6,22 @@
 
 use loyalty_events::testing::{NatsServer, ledger_events};
 use loyalty_proto::ledger::v1 as pb;
-use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use support::burst::{all_entries, assert_exactly_once, drive, earn, open_members, wallet};
-use support::{http_get, start_full, start_with};
+use support::{Ledger, http_get, start_with};
 use tokio::process::Child;
-use tonic::transport::Channel;
 
 mod support;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn memberd_on(nats: &NatsServer, dir: &Path) -> (Child, LedgerServiceClient<Channel>) {
+async fn memberd_on(nats: &NatsServer, dir: &Path) -> (Child, Ledger) {
     memberd_with(nats, dir, &[]).await
 }
 
-async fn memberd_with(
-    nats: &NatsServer,
-    dir: &Path,
-    extra: &[(&str, &str)],
-) -> (Child, LedgerServiceClient<Channel>) {
+async fn memberd_with(nats: &NatsServer, dir: &Path, extra: &[(&str, &str)]) -> (Child, Ledger) {
     let url = nats.url();
     let mut env = vec![
         ("MEMBERD_EVENTS__BUS", "nats"),
@@ -39,8 +33,8 @@ async fn memberd_with(
         ("MEMBERD_EVENTS__NATS__STREAM__DUPLICATE_WINDOW_SECS", "1"),
     ];
     env.extend_from_slice(extra);
-    let (child, addr) = start_with(dir, &env).await;
-    (child, LedgerServiceClient::connect(addr).await.unwrap())
+    let (child, addrs) = start_with(dir, &env).await;
+    (child, addrs.ledger().await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,8 +381,9 @@ async fn a_stream_written_by_another_data_directory_is_refused_and_reported() {
         ("MEMBERD_EVENTS__BUS", "nats"),
         ("MEMBERD_EVENTS__NATS__URL", url.as_str()),
     ];
-    let (_memberd, grpc, http) = start_full(second.path(), &env).await;
-    let mut ledger = LedgerServiceClient::connect(grpc).await.unwrap();
+    let (_memberd, addrs) = start_with(second.path(), &env).await;
+    let http = addrs.http.clone();
+    let mut ledger = addrs.ledger().await;
     ledger.open_wallet(open("ben")).await.unwrap(); // writes go on
     let deadline = std::time::Instant::now() + WAIT;
     let body = loop {

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
 use loyalty_proto::ledger::v1 as pb;
-use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::time::Duration;
 use support::start_with;
 
@@ -20,7 +19,7 @@ async fn serves_past_the_grace_period_and_stops_on_sigterm() {
         child.try_wait().unwrap().is_none(),
         "memberd exited on its own"
     );
-    let mut ledger = LedgerServiceClient::connect(addr).await.unwrap();
+    let mut ledger = addr.ledger().await;
     let open = pb::OpenWalletRequest {
         wallet: Some(pb::WalletRef {
             tenant_id: "lifecycle".into(),

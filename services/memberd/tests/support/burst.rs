@@ -2,12 +2,11 @@
 
 #![allow(dead_code)] // Each test binary compiles this module; not every one uses every helper.
 
+use super::Ledger;
 use loyalty_events::Envelope;
 use loyalty_proto::ledger::v1 as pb;
-use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use tonic::transport::Channel;
 
 pub fn wallet(tenant: &str, member: &str) -> Option<pb::WalletRef> {
     Some(pb::WalletRef {
@@ -27,7 +26,7 @@ pub fn earn(tenant: &str, member: &str, key: &str, total: i64) -> pb::EarnReques
     }
 }
 
-pub async fn open_members(ledger: &mut LedgerServiceClient<Channel>, tenant: &str) {
+pub async fn open_members(ledger: &mut Ledger, tenant: &str) {
     for m in 0..10 {
         let open = pb::OpenWalletRequest {
             wallet: wallet(tenant, &format!("m{m}")),
@@ -40,7 +39,7 @@ pub async fn open_members(ledger: &mut LedgerServiceClient<Channel>, tenant: &st
 /// Earns from `writers` concurrent clients until the returned flag is set or a call fails;
 /// collects the entry id of every acknowledged write.
 pub fn drive(
-    ledger: &LedgerServiceClient<Channel>,
+    ledger: &Ledger,
     tenant: &'static str,
     writers: usize,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -74,10 +73,7 @@ pub fn drive(
 }
 
 /// Every entry id in the histories of the ten members `m0`..`m9` of `tenant`.
-pub async fn all_entries(
-    ledger: &mut LedgerServiceClient<Channel>,
-    tenant: &str,
-) -> HashSet<String> {
+pub async fn all_entries(ledger: &mut Ledger, tenant: &str) -> HashSet<String> {
     let mut ids = HashSet::new();
     for m in 0..10 {
         let mut cursor = String::new();

@@ -1,33 +1,81 @@
-//! Starting the real `memberd` binary from tests.
+//! Starting the real `memberd` binary from tests, and ledger clients that log in to it.
 
 pub mod burst;
 
+use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
-/// Starts memberd on free ports and returns it with its gRPC address, read from its stderr.
+/// The platform administrator's password in these tests.
+pub const ADMIN_PASSWORD: &str = "kettle-orbit-plum-7";
+
+/// A ledger client whose calls carry the platform administrator's access token.
+pub type Ledger = LedgerServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        request
+            .metadata_mut()
+            .insert("authorization", self.0.clone());
+        Ok(request)
+    }
+}
+
+/// Where a started memberd listens.
+#[derive(Debug, Clone)]
+pub struct Addrs {
+    /// `http://host:port`
+    pub grpc: String,
+    /// `host:port`
+    pub http: String,
+}
+
+impl Addrs {
+    /// A ledger client logged in as the platform administrator.
+    pub async fn ledger(&self) -> Ledger {
+        let body = format!(r#"{{"tenant":"*","username":"admin","password":"{ADMIN_PASSWORD}"}}"#);
+        let reply = http_post(&self.http, "/v1/auth/login", &body).await;
+        let value: serde_json::Value = serde_json::from_str(&reply).expect("a login reply");
+        let token = value["access_token"].as_str().expect("an access token");
+        let bearer = MetadataValue::try_from(format!("Bearer {token}")).expect("ascii");
+        let channel = Channel::from_shared(self.grpc.clone())
+            .expect("grpc address")
+            .connect()
+            .await
+            .expect("connect");
+        LedgerServiceClient::with_interceptor(channel, Bearer(bearer))
+    }
+}
+
+/// Starts memberd on free ports and returns it with its addresses, read from its stderr.
 #[allow(dead_code)] // Each test binary compiles this module; not every one uses every helper.
-pub async fn start(dir: &Path) -> (Child, String) {
+pub async fn start(dir: &Path) -> (Child, Addrs) {
     start_with(dir, &[]).await
 }
 
 /// Like [`start`], with extra environment variables.
-pub async fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
-    let (child, grpc, _) = start_full(dir, env).await;
-    (child, grpc)
-}
-
-/// Like [`start_with`]; also returns the HTTP address (`host:port`).
-pub async fn start_full(dir: &Path, env: &[(&str, &str)]) -> (Child, String, String) {
+pub async fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Child, Addrs) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_memberd"))
         .arg("--data-dir")
         .arg(dir)
         .env("MEMBERD_HTTP_ADDR", "127.0.0.1:0")
         .env("MEMBERD_GRPC_ADDR", "127.0.0.1:0")
         .env("MEMBERD_TELEMETRY__FILTER", "warn")
+        .env("MEMBERD_IDENTITY__BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -51,7 +99,26 @@ pub async fn start_full(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Str
     .expect("memberd listens within 30 s");
     // Keep draining stderr so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{addr}"), http)
+    let grpc = format!("http://{addr}");
+    (child, Addrs { grpc, http })
+}
+
+/// The body of `POST path` with a JSON `body` (HTTP/1.0, so the server closes).
+#[allow(dead_code)]
+pub async fn http_post(http: &str, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(http).await.expect("connect");
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_string())
 }
 
 /// The body of `GET path` on memberd's HTTP address (HTTP/1.0, so the server closes).
