@@ -1,19 +1,33 @@
 # Sourced by the benchmark scripts: start and stop a release memberd on loopback ports.
 
+# The platform administrator's password on the throwaway data directories of benchmarks.
+bench_admin_password="bench-only-passphrase"
+
 # start_memberd DATA_DIR LOG [VAR=VALUE ...]: starts memberd on DATA_DIR with the extra
-# environment, sets memberd_pid, grpc and http (its addresses) once it listens, or exits.
+# environment, sets memberd_pid, grpc and http (its addresses) once it listens, logs in as the
+# platform administrator and exports LOADGEN_TOKEN (memberd checks every gRPC caller), or exits.
 start_memberd() {
   local dir=$1 log=$2
   shift 2
   env MEMBERD_HTTP_ADDR=127.0.0.1:0 MEMBERD_GRPC_ADDR=127.0.0.1:0 \
-    RUST_LOG=warn "$@" \
+    MEMBERD_IDENTITY__BOOTSTRAP_PASSWORD="$bench_admin_password" RUST_LOG=warn "$@" \
     target/release/memberd --data-dir "$dir" 2>"$log" &
   memberd_pid=$!
   grpc=""
   for _ in $(seq 100); do
     grpc=$(sed -n 's/^memberd: grpc listening on //p' "$log")
     http=$(sed -n 's/^memberd: http listening on //p' "$log")
-    [ -n "$grpc" ] && return 0
+    if [ -n "$grpc" ]; then
+      LOADGEN_TOKEN=$(curl -sf -X POST "http://$http/v1/auth/login" \
+        -H 'Content-Type: application/json' \
+        -d "{\"tenant\":\"*\",\"username\":\"admin\",\"password\":\"$bench_admin_password\"}" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') || {
+        echo "could not log in to memberd at $http" >&2
+        exit 1
+      }
+      export LOADGEN_TOKEN
+      return 0
+    fi
     kill -0 "$memberd_pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.1
   done

@@ -4,7 +4,7 @@ use crate::driver::{closed_loop, open_loop};
 use crate::echo::EchoChild;
 use crate::setup::open_wallets;
 use crate::stats::PhaseReport;
-use crate::target::{connect, loopback_uri};
+use crate::target::{Conn, Credential, connect, loopback_uri};
 use crate::workload::{Kind, RunContext, Worker};
 use anyhow::{Context, Result, bail, ensure};
 use clap::ValueEnum;
@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::transport::{Channel, Uri};
+use tonic::transport::Uri;
 
 /// Open-loop workers per `--clients`: headroom so a latency spike queues requests on the
 /// schedule (and is measured) instead of running out of senders.
@@ -102,6 +102,10 @@ pub struct BenchArgs {
     /// exits non-zero. A phase where nothing succeeds aborts the run at once.
     #[arg(long, default_value_t = 0)]
     pub max_errors: u64,
+    /// An access token or API key for memberd's gRPC port (it checks every caller); the
+    /// platform administrator's token reaches any tenant.
+    #[arg(long, env = "LOADGEN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Consume the run's ledger events from NATS JetStream at this URL while the phases run, and
     /// report their lag from commit to arrival (memberd must run with `events.bus = "nats"`).
     #[arg(long)]
@@ -171,8 +175,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         names.join(",")
     );
 
+    let credential = Credential::bearer(args.token.as_deref())?;
     let ledger = if phases.iter().any(|p| *p != Phase::Echo) {
-        let channels = connect(&uri, args.connections as usize, timeout).await?;
+        let channels = connect(&uri, args.connections as usize, timeout, &credential).await?;
         let limit = Duration::from_secs(args.setup_timeout_secs);
         open_wallets(&ctx, &channels, args.setup_in_flight as usize, limit).await?;
         channels
@@ -195,7 +200,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 };
                 closed_phase(&args, &ctx, phase, kind, &ledger).await?
             }
-            Phase::Echo => echo_phase(&args, &ctx, timeout).await?,
+            Phase::Echo => echo_phase(&args, &ctx, timeout, &credential).await?,
             Phase::EarnAtHalf => {
                 let rate = match (args.open_loop_rate, throughput(&reports, Phase::Earn)) {
                     (Some(rate), _) => rate,
@@ -300,7 +305,7 @@ fn workers(
     ctx: &Arc<RunContext>,
     phase: Phase,
     kind: Kind,
-    channels: &[Channel],
+    channels: &[Conn],
     count: usize,
 ) -> Result<Vec<Worker>> {
     ensure!(
@@ -321,7 +326,7 @@ async fn closed_phase(
     ctx: &Arc<RunContext>,
     phase: Phase,
     kind: Kind,
-    channels: &[Channel],
+    channels: &[Conn],
 ) -> Result<PhaseReport> {
     eprintln!(
         "phase {}: closed loop, {} clients, {} s",
@@ -338,13 +343,16 @@ async fn echo_phase(
     args: &BenchArgs,
     ctx: &Arc<RunContext>,
     timeout: Duration,
+    credential: &Credential,
 ) -> Result<PhaseReport> {
     let child = EchoChild::spawn().await?;
     eprintln!("phase echo: echo-server child listening on {}", child.addr);
     let uri: Uri = format!("http://{}", child.addr)
         .parse()
         .context("building the echo server's URL")?;
-    let channels = connect(&uri, args.connections as usize, timeout).await?;
+    // The echo server checks no one, but its calls carry the same header as the ledger's, so
+    // the ceiling includes the cost of sending it.
+    let channels = connect(&uri, args.connections as usize, timeout, credential).await?;
     let report = closed_phase(args, ctx, Phase::Echo, Kind::Echo, &channels).await;
     drop(channels);
     child.stop().await?;
@@ -355,7 +363,7 @@ async fn open_phase(
     args: &BenchArgs,
     ctx: &Arc<RunContext>,
     rate: f64,
-    channels: &[Channel],
+    channels: &[Conn],
     timeout: Duration,
 ) -> Result<PhaseReport> {
     let count = args.clients as usize * OPEN_LOOP_WORKERS_PER_CLIENT;

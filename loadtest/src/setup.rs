@@ -1,6 +1,7 @@
 //! Setup: open a wallet for every benchmark member, a bounded number of calls at a time, with
 //! progress on stderr.
 
+use crate::target::Conn;
 use crate::workload::{RunContext, member_id};
 use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt};
@@ -11,13 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
 /// Opens wallets `0..ctx.members` with at most `in_flight` calls outstanding, spread over
 /// `channels`. Fails on the first error, or when the whole setup exceeds `limit`.
 pub async fn open_wallets(
     ctx: &RunContext,
-    channels: &[Channel],
+    channels: &[Conn],
     in_flight: usize,
     limit: Duration,
 ) -> Result<()> {

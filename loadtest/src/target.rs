@@ -4,6 +4,9 @@
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// Hosts a target URL may name. The load generator must never point at another machine.
@@ -37,9 +40,46 @@ pub fn loopback_addr(addr: SocketAddr) -> Result<SocketAddr> {
     Ok(addr)
 }
 
+/// A connection whose calls carry the credential, if any.
+pub type Conn = InterceptedService<Channel, Credential>;
+
+/// `authorization: Bearer <access token or API key>` on every call (memberd checks every gRPC
+/// caller).
+#[derive(Clone, Default)]
+pub struct Credential(Option<MetadataValue<Ascii>>);
+
+impl Credential {
+    pub fn bearer(token: Option<&str>) -> Result<Self> {
+        token
+            .map(|t| MetadataValue::try_from(format!("Bearer {t}")))
+            .transpose()
+            .context("--token must be ASCII")
+            .map(Self)
+    }
+}
+
+impl Interceptor for Credential {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
 /// Opens `count` independent HTTP/2 connections to `uri`. One connection is served by one
 /// task on the server and serialises its frames, so load is spread over several.
-pub async fn connect(uri: &Uri, count: usize, request_timeout: Duration) -> Result<Vec<Channel>> {
+pub async fn connect(
+    uri: &Uri,
+    count: usize,
+    request_timeout: Duration,
+    credential: &Credential,
+) -> Result<Vec<Conn>> {
     let mut channels = Vec::with_capacity(count);
     for i in 0..count {
         let channel = Endpoint::from(uri.clone())
@@ -51,7 +91,7 @@ pub async fn connect(uri: &Uri, count: usize, request_timeout: Duration) -> Resu
             .with_context(|| {
                 format!("cannot connect to {uri} (connection {} of {count})", i + 1)
             })?;
-        channels.push(channel);
+        channels.push(InterceptedService::new(channel, credential.clone()));
     }
     Ok(channels)
 }

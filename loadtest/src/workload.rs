@@ -3,6 +3,7 @@
 use crate::pb::EchoRequest;
 use crate::pb::echo_client::EchoClient;
 use crate::stats::Outcome;
+use crate::target::Conn;
 use loyalty_common::error::{CODE_METADATA_KEY, ErrorCode};
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use loyalty_proto::ledger::v1::{
@@ -13,7 +14,6 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use tonic::transport::Channel;
 
 /// Share of Earn operations in the `mix` phase; the rest are Redeem + CaptureHold pairs.
 const MIX_EARN_SHARE: f64 = 0.8;
@@ -54,8 +54,8 @@ pub enum Kind {
 }
 
 enum Client {
-    Ledger(LedgerServiceClient<Channel>),
-    Echo(EchoClient<Channel>),
+    Ledger(LedgerServiceClient<Conn>),
+    Echo(EchoClient<Conn>),
 }
 
 /// One benchmark client: its own connection handle, random stream and idempotency keys.
@@ -70,13 +70,7 @@ pub struct Worker {
 
 impl Worker {
     /// Client number `index` of `phase`; `channel` is the HTTP/2 connection it shares.
-    pub fn new(
-        ctx: Arc<RunContext>,
-        phase: &str,
-        index: usize,
-        kind: Kind,
-        channel: Channel,
-    ) -> Self {
+    pub fn new(ctx: Arc<RunContext>, phase: &str, index: usize, kind: Kind, channel: Conn) -> Self {
         let client = match kind {
             Kind::Earn | Kind::Mix => Client::Ledger(LedgerServiceClient::new(channel)),
             Kind::Echo => Client::Echo(EchoClient::new(channel)),
@@ -238,7 +232,10 @@ mod tests {
             tenant: "bench-r1".into(),
             members: 10,
         });
-        let channel = Channel::from_static("http://127.0.0.1:1").connect_lazy();
+        let channel = tonic::service::interceptor::InterceptedService::new(
+            tonic::transport::Channel::from_static("http://127.0.0.1:1").connect_lazy(),
+            crate::target::Credential::default(),
+        );
         let mut w = Worker::new(ctx, "earn", 3, Kind::Earn, channel);
         let a = w.earn_request();
         let b = w.earn_request();
