@@ -125,6 +125,10 @@ mod tests {
             tenant: "bench-t".into(),
             members: 10,
         });
+        let channel = tonic::service::interceptor::InterceptedService::new(
+            channel,
+            crate::target::Credential::default(),
+        );
         (0..count)
             .map(|i| Worker::new(ctx.clone(), "echo", i, Kind::Echo, channel.clone()))
             .collect()
