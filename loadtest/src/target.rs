@@ -51,6 +51,7 @@ pub struct Credential(Option<MetadataValue<Ascii>>);
 impl Credential {
     pub fn bearer(token: Option<&str>) -> Result<Self> {
         token
+            .filter(|t| !t.is_empty())
             .map(|t| MetadataValue::try_from(format!("Bearer {t}")))
             .transpose()
             .context("--token must be ASCII")

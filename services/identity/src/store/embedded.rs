@@ -316,7 +316,8 @@ impl AuditRepository for EmbeddedIdentityStore {
             let Some(last) = records.last() else {
                 return Ok(Applied::Yes);
             };
-            let mut batch = inner.batch();
+            // Written to the operating system, not synced: the appender syncs on a timer.
+            let mut batch = inner.db.batch();
             for record in &records {
                 let key = pair(&tenant, &record.seq.to_be_bytes());
                 batch.insert(&inner.audit, key, encode(record)?);
@@ -341,6 +342,14 @@ impl AuditRepository for EmbeddedIdentityStore {
             .take(limit)
             .map(|guard| decode(&guard.value().map_err(storage)?))
             .collect()
+    }
+
+    async fn sync(&self) -> ServiceResult<()> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || inner.db.persist(PersistMode::SyncData))
+            .await
+            .map_err(ServiceError::internal)?
+            .map_err(storage)
     }
 
     async fn audited_tenants(&self) -> ServiceResult<Vec<String>> {

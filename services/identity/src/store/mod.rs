@@ -80,6 +80,9 @@ pub trait AuditRepository: Send + Sync + 'static {
     ) -> ServiceResult<Vec<AuditRecord>>;
     /// Every tenant with a chain.
     async fn audited_tenants(&self) -> ServiceResult<Vec<String>>;
+    /// Makes every append so far durable on disk. Appends themselves need only survive the
+    /// process ending (see [`crate::audit_log`]).
+    async fn sync(&self) -> ServiceResult<()>;
 }
 
 /// A signing key as stored: its PKCS#8 document, and when it stopped signing.
