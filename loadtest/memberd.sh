@@ -3,7 +3,8 @@
 # The platform administrator's password on the throwaway data directories of benchmarks.
 bench_admin_password="bench-only-passphrase"
 
-# start_memberd DATA_DIR LOG [VAR=VALUE ...]: starts memberd on DATA_DIR with the extra
+# start_memberd DATA_DIR LOG [VAR=VALUE ...]: starts memberd (the binary $memberd_bin, by default
+# target/release/memberd) on DATA_DIR with the extra
 # environment, sets memberd_pid, grpc and http (its addresses) once it listens, logs in as the
 # platform administrator and exports LOADGEN_TOKEN (memberd checks every gRPC caller), or exits.
 start_memberd() {
@@ -11,7 +12,7 @@ start_memberd() {
   shift 2
   env MEMBERD_HTTP_ADDR=127.0.0.1:0 MEMBERD_GRPC_ADDR=127.0.0.1:0 \
     MEMBERD_IDENTITY__BOOTSTRAP_PASSWORD="$bench_admin_password" RUST_LOG=warn "$@" \
-    target/release/memberd --data-dir "$dir" 2>"$log" &
+    "${memberd_bin:-target/release/memberd}" --data-dir "$dir" 2>"$log" &
   memberd_pid=$!
   grpc=""
   for _ in $(seq 100); do

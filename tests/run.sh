@@ -38,6 +38,8 @@ cargo fmt --all -- --check
 
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The benchmark-only build without access checks (loadtest/bench-rest-auth.sh) must not rot.
+cargo clippy -p memberd --features bench-unguarded --locked -- -D warnings
 
 step "cargo test (unit, property, integration, end-to-end, crash)"
 if command -v cargo-nextest >/dev/null 2>&1; then

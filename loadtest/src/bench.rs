@@ -2,9 +2,10 @@
 
 use crate::driver::{closed_loop, open_loop};
 use crate::echo::EchoChild;
+use crate::rest::RestConn;
 use crate::setup::open_wallets;
 use crate::stats::PhaseReport;
-use crate::target::{Conn, Credential, connect, loopback_uri};
+use crate::target::{Credential, Link, connect, loopback_uri};
 use crate::workload::{Kind, RunContext, Worker};
 use anyhow::{Context, Result, bail, ensure};
 use clap::ValueEnum;
@@ -44,12 +45,24 @@ impl Phase {
     }
 }
 
+/// Which API the load goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Api {
+    /// The ledger's gRPC port (`ledger.v1`).
+    Grpc,
+    /// memberd's REST gateway (`/v1`, JSON over HTTP/1.1): earn and earn-at-half only.
+    Rest,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// gRPC URL of the ledger service (ledger.v1) to load. Only loopback hosts are accepted:
-    /// 127.0.0.1, localhost or [::1].
+    /// URL of the server to load: the ledger's gRPC port (ledger.v1), or with `--api rest`
+    /// memberd's HTTP port. Only loopback hosts are accepted: 127.0.0.1, localhost or [::1].
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub target: String,
+    /// The API the load goes through.
+    #[arg(long, value_enum, default_value = "grpc")]
+    pub api: Api,
     /// Concurrent clients in the closed-loop phases; each sends its next request as soon as
     /// the previous one returns.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -152,6 +165,16 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     {
         bail!("earn-at-half needs the earn phase (to measure its rate) or --open-loop-rate");
     }
+    if args.api == Api::Rest
+        && let Some(p) = phases
+            .iter()
+            .find(|p| matches!(p, Phase::Mix | Phase::Echo))
+    {
+        bail!(
+            "phase {} runs over gRPC only; with --api rest use --phases earn,earn-at-half",
+            p.name()
+        );
+    }
     let run_id = format!("{:08x}", rand::random::<u32>());
     let tenant = args
         .tenant
@@ -165,19 +188,33 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     });
     let timeout = Duration::from_millis(args.request_timeout_ms);
     let names: Vec<&str> = phases.iter().map(|p| p.name()).collect();
+    let connections = match args.api {
+        Api::Grpc => format!("{} HTTP/2 connections", args.connections),
+        Api::Rest => "pooled HTTP/1.1 connections (REST)".to_string(),
+    };
     eprintln!(
-        "loadgen: run {run_id}: target {uri}, tenant {}, {} clients over {} connections, \
+        "loadgen: run {run_id}: target {uri}, tenant {}, {} clients over {connections}, \
          {} s per phase, phases {}",
         ctx.tenant,
         args.clients,
-        args.connections,
         args.seconds,
         names.join(",")
     );
 
     let credential = Credential::bearer(args.token.as_deref())?;
     let ledger = if phases.iter().any(|p| *p != Phase::Echo) {
-        let channels = connect(&uri, args.connections as usize, timeout, &credential).await?;
+        let channels = match args.api {
+            Api::Grpc => connect(&uri, args.connections as usize, timeout, &credential)
+                .await?
+                .into_iter()
+                .map(Link::Grpc)
+                .collect(),
+            Api::Rest => vec![Link::Rest(RestConn::new(
+                &args.target,
+                timeout,
+                args.token.as_deref(),
+            )?)],
+        };
         let limit = Duration::from_secs(args.setup_timeout_secs);
         open_wallets(&ctx, &channels, args.setup_in_flight as usize, limit).await?;
         channels
@@ -305,7 +342,7 @@ fn workers(
     ctx: &Arc<RunContext>,
     phase: Phase,
     kind: Kind,
-    channels: &[Conn],
+    channels: &[Link],
     count: usize,
 ) -> Result<Vec<Worker>> {
     ensure!(
@@ -326,7 +363,7 @@ async fn closed_phase(
     ctx: &Arc<RunContext>,
     phase: Phase,
     kind: Kind,
-    channels: &[Conn],
+    channels: &[Link],
 ) -> Result<PhaseReport> {
     eprintln!(
         "phase {}: closed loop, {} clients, {} s",
@@ -352,7 +389,11 @@ async fn echo_phase(
         .context("building the echo server's URL")?;
     // The echo server checks no one, but its calls carry the same header as the ledger's, so
     // the ceiling includes the cost of sending it.
-    let channels = connect(&uri, args.connections as usize, timeout, credential).await?;
+    let channels: Vec<Link> = connect(&uri, args.connections as usize, timeout, credential)
+        .await?
+        .into_iter()
+        .map(Link::Grpc)
+        .collect();
     let report = closed_phase(args, ctx, Phase::Echo, Kind::Echo, &channels).await;
     drop(channels);
     child.stop().await?;
@@ -363,7 +404,7 @@ async fn open_phase(
     args: &BenchArgs,
     ctx: &Arc<RunContext>,
     rate: f64,
-    channels: &[Conn],
+    channels: &[Link],
     timeout: Duration,
 ) -> Result<PhaseReport> {
     let count = args.clients as usize * OPEN_LOOP_WORKERS_PER_CLIENT;

@@ -130,7 +130,10 @@ mod tests {
             crate::target::Credential::default(),
         );
         (0..count)
-            .map(|i| Worker::new(ctx.clone(), "echo", i, Kind::Echo, channel.clone()))
+            .map(|i| {
+                let link = crate::target::Link::Grpc(channel.clone());
+                Worker::new(ctx.clone(), "echo", i, Kind::Echo, link)
+            })
             .collect()
     }
 

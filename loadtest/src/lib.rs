@@ -10,6 +10,7 @@ pub mod bench;
 pub mod driver;
 pub mod echo;
 pub mod events;
+pub mod rest;
 pub mod setup;
 pub mod stats;
 pub mod target;

@@ -1,12 +1,12 @@
 //! Setup: open a wallet for every benchmark member, a bounded number of calls at a time, with
 //! progress on stderr.
 
-use crate::target::Conn;
+use crate::target::Link;
 use crate::workload::{RunContext, member_id};
 use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt};
-use loyalty_proto::ledger::v1::OpenWalletRequest;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use loyalty_proto::ledger::v1::{OpenWalletRequest, WalletRef};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +17,7 @@ use tokio::time::Instant;
 /// `channels`. Fails on the first error, or when the whole setup exceeds `limit`.
 pub async fn open_wallets(
     ctx: &RunContext,
-    channels: &[Conn],
+    channels: &[Link],
     in_flight: usize,
     limit: Duration,
 ) -> Result<()> {
@@ -28,22 +28,14 @@ pub async fn open_wallets(
     let progress = tokio::spawn(report_progress(done.clone(), u64::from(ctx.members)));
     let calls = futures::stream::iter(0..ctx.members)
         .map(|i| {
-            let mut client =
-                LedgerServiceClient::new(channels[i as usize % channels.len()].clone());
-            let request = OpenWalletRequest {
-                wallet: Some(ctx.wallet(i)),
-                idempotency_key: format!("{}-open-{i}", ctx.run_id),
-            };
+            let link = channels[i as usize % channels.len()].clone();
+            let wallet = ctx.wallet(i);
+            let key = format!("{}-open-{i}", ctx.run_id);
             let done = done.clone();
             async move {
-                client.open_wallet(request).await.map_err(|status| {
-                    anyhow::anyhow!(
-                        "OpenWallet for member {} failed: {:?}: {}",
-                        member_id(i),
-                        status.code(),
-                        status.message()
-                    )
-                })?;
+                open_wallet(link, wallet, key)
+                    .await
+                    .with_context(|| format!("opening the wallet of member {}", member_id(i)))?;
                 done.fetch_add(1, Ordering::Relaxed);
                 Ok::<(), anyhow::Error>(())
             }
@@ -71,6 +63,25 @@ pub async fn open_wallets(
             ctx.members
         )
     })?
+}
+
+async fn open_wallet(link: Link, wallet: WalletRef, idempotency_key: String) -> Result<()> {
+    match link {
+        Link::Grpc(channel) => {
+            let request = OpenWalletRequest {
+                wallet: Some(wallet),
+                idempotency_key,
+            };
+            LedgerServiceClient::new(channel)
+                .open_wallet(request)
+                .await
+                .map_err(|status| {
+                    anyhow::anyhow!("OpenWallet: {:?}: {}", status.code(), status.message())
+                })?;
+            Ok(())
+        }
+        Link::Rest(rest) => rest.open_wallet(&wallet, &idempotency_key).await,
+    }
 }
 
 /// Prints `opened n/total` every half second: in place on a terminal, one line every five

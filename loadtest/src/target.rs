@@ -43,6 +43,13 @@ pub fn loopback_addr(addr: SocketAddr) -> Result<SocketAddr> {
 /// A connection whose calls carry the credential, if any.
 pub type Conn = InterceptedService<Channel, Credential>;
 
+/// How a client reaches the server: the ledger's gRPC port, or the gateway's REST API.
+#[derive(Clone)]
+pub enum Link {
+    Grpc(Conn),
+    Rest(crate::rest::RestConn),
+}
+
 /// `authorization: Bearer <access token or API key>` on every call (memberd checks every gRPC
 /// caller).
 #[derive(Clone, Default)]

@@ -2,8 +2,9 @@
 
 use crate::pb::EchoRequest;
 use crate::pb::echo_client::EchoClient;
+use crate::rest::RestConn;
 use crate::stats::Outcome;
-use crate::target::Conn;
+use crate::target::Link;
 use loyalty_common::error::{CODE_METADATA_KEY, ErrorCode};
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use loyalty_proto::ledger::v1::{
@@ -54,8 +55,9 @@ pub enum Kind {
 }
 
 enum Client {
-    Ledger(LedgerServiceClient<Conn>),
-    Echo(EchoClient<Conn>),
+    Ledger(LedgerServiceClient<crate::target::Conn>),
+    Echo(EchoClient<crate::target::Conn>),
+    Rest(RestConn),
 }
 
 /// One benchmark client: its own connection handle, random stream and idempotency keys.
@@ -69,11 +71,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Client number `index` of `phase`; `channel` is the HTTP/2 connection it shares.
-    pub fn new(ctx: Arc<RunContext>, phase: &str, index: usize, kind: Kind, channel: Conn) -> Self {
-        let client = match kind {
-            Kind::Earn | Kind::Mix => Client::Ledger(LedgerServiceClient::new(channel)),
-            Kind::Echo => Client::Echo(EchoClient::new(channel)),
+    /// Client number `index` of `phase`; `link` is the connection it shares.
+    pub fn new(ctx: Arc<RunContext>, phase: &str, index: usize, kind: Kind, link: Link) -> Self {
+        let client = match (kind, link) {
+            (Kind::Echo, Link::Grpc(channel)) => Client::Echo(EchoClient::new(channel)),
+            (_, Link::Grpc(channel)) => Client::Ledger(LedgerServiceClient::new(channel)),
+            (_, Link::Rest(rest)) => Client::Rest(rest),
         };
         let key_prefix = format!("{}-{phase}-{index}", ctx.run_id);
         Self {
@@ -128,12 +131,13 @@ impl Worker {
 
     async fn earn(&mut self) -> Outcome {
         let request = self.earn_request();
-        let Client::Ledger(client) = &mut self.client else {
-            return Outcome::Error("earn-without-ledger-client".into());
-        };
-        match client.earn(request).await {
-            Ok(_) => Outcome::Ok,
-            Err(status) => classify(&status),
+        match &mut self.client {
+            Client::Ledger(client) => match client.earn(request).await {
+                Ok(_) => Outcome::Ok,
+                Err(status) => classify(&status),
+            },
+            Client::Rest(rest) => rest.earn(request).await,
+            Client::Echo(_) => Outcome::Error("earn-without-ledger-client".into()),
         }
     }
 
@@ -202,7 +206,7 @@ pub fn classify(status: &tonic::Status) -> Outcome {
 }
 
 /// Prints the message of the first error of each kind, so a failing run says why.
-fn report_first(kind: &str, message: &str) {
+pub(crate) fn report_first(kind: &str, message: &str) {
     static SEEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if seen.insert(kind.to_string()) {
@@ -236,7 +240,7 @@ mod tests {
             tonic::transport::Channel::from_static("http://127.0.0.1:1").connect_lazy(),
             crate::target::Credential::default(),
         );
-        let mut w = Worker::new(ctx, "earn", 3, Kind::Earn, channel);
+        let mut w = Worker::new(ctx, "earn", 3, Kind::Earn, Link::Grpc(channel));
         let a = w.earn_request();
         let b = w.earn_request();
         assert_ne!(a.idempotency_key, b.idempotency_key);

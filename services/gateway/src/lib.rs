@@ -77,18 +77,33 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The `/v1` router: guarded API routes, the login routes, the OpenAPI document and docs page.
 pub fn router(state: AppState, config: &GatewayConfig) -> Router {
+    let guard = access::Guard {
+        identity: std::sync::Arc::clone(state.identity()),
+        limits: std::sync::Arc::new(limits::MemoryRateLimits::new(config.rate_limits)),
+    };
+    build(state, config, Some(guard))
+}
+
+/// For the benchmark of what the guard costs only (`loadtest/bench-rest-auth.sh`): the same
+/// router with no authentication, authorization, rate limit or audit. It exists only in
+/// builds with the `bench-unguarded` feature, never in a release.
+#[cfg(feature = "bench-unguarded")]
+pub fn router_unguarded(state: AppState, config: &GatewayConfig) -> Router {
+    build(state, config, None)
+}
+
+fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) -> Router {
     let (api, spec) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(guarded())
         .split_for_parts();
     let (auth, auth_spec) = routes::auth::routes().split_for_parts();
     let mut spec = spec;
     spec.merge(auth_spec);
-    let guard = access::Guard {
-        identity: std::sync::Arc::clone(state.identity()),
-        limits: std::sync::Arc::new(limits::MemoryRateLimits::new(config.rate_limits)),
+    let api = match guard {
+        Some(guard) => api.route_layer(middleware::from_fn_with_state(guard, access::guard)),
+        None => api,
     };
     let api = api
-        .route_layer(middleware::from_fn_with_state(guard, access::guard))
         .merge(auth)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state);

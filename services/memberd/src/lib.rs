@@ -150,9 +150,19 @@ fn ops_routes(health: Health) -> Router {
         .with_state(health)
 }
 
+/// Whether this is the benchmark build without access checks (feature `bench-unguarded`).
+pub const UNGUARDED: bool = cfg!(feature = "bench-unguarded");
+
 /// Starts the configured services and returns once they are listening.
 pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     loyalty_telemetry::prometheus();
+    if UNGUARDED {
+        // Printed, not only logged: the benchmark script checks for it.
+        eprintln!(
+            "memberd: UNGUARDED BENCHMARK BUILD: no caller is authenticated, authorized, \
+             rate-limited or audited; never run this build outside a benchmark"
+        );
+    }
     let (shutdown, shutdown_rx) = watch::channel(false);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let mut tasks = Vec::new();
@@ -212,6 +222,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         bus_health = Some((bus_kind, bus, status));
         let grpc = LedgerGrpc::new(ledger);
         let grpc = match &identity {
+            Some(_) if UNGUARDED => grpc,
             Some(identity) => grpc.with_access(Access::new(Arc::clone(identity))),
             None => {
                 tracing::warn!(
@@ -246,10 +257,12 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         let identity = identity
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the gateway runs without the identity service"))?;
-        app = app.merge(loyalty_gateway::router(
-            AppState::new(transport, identity),
-            &config.gateway,
-        ));
+        let state = AppState::new(transport, identity);
+        #[cfg(feature = "bench-unguarded")]
+        let gateway = loyalty_gateway::router_unguarded(state, &config.gateway);
+        #[cfg(not(feature = "bench-unguarded"))]
+        let gateway = loyalty_gateway::router(state, &config.gateway);
+        app = app.merge(gateway);
     }
     let listener = bind(&config.http_addr, "http_addr").await?;
     let http_addr = listener.local_addr()?;
