@@ -160,18 +160,19 @@ async fn append(
     tenant: &str,
     events: Vec<AuditEvent>,
 ) -> ServiceResult<()> {
+    let mut events = events;
     for _ in 0..8 {
         let head = match heads.get(tenant) {
             Some(head) => head.clone(),
             None => repo.head(tenant).await?,
         };
         let mut records: Vec<AuditRecord> = Vec::with_capacity(events.len());
-        for event in &events {
+        for event in events {
             let prev = records
                 .last()
                 .map(AuditRecord::head)
                 .or_else(|| head.clone());
-            records.push(AuditRecord::next(tenant, prev.as_ref(), event.clone()));
+            records.push(AuditRecord::next(tenant, prev.as_ref(), event));
         }
         match repo.append(tenant, head.as_ref(), &records).await {
             Ok(Applied::Yes) => {
@@ -180,6 +181,8 @@ async fn append(
             }
             Ok(Applied::Conflict) => {
                 heads.remove(tenant);
+                // Chained again after the head another writer moved.
+                events = records.into_iter().map(|record| record.event).collect();
             }
             Err(e) => {
                 heads.remove(tenant);

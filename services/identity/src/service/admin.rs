@@ -755,6 +755,7 @@ impl IdentityService {
             key.revoked_at = Some(self.now());
             key.version += 1;
             if self.ports.api_keys.put_api_key(&key).await? == Applied::Yes {
+                self.forget_key(id);
                 let target = subject_of_key(id);
                 return self
                     .record(

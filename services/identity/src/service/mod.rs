@@ -11,7 +11,7 @@ pub use sessions::LoggedIn;
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::audit_log::AuditLog;
-use crate::model::PLATFORM;
+use crate::model::{ApiKey, PLATFORM};
 use crate::password::Passwords;
 use crate::permissions::Permission;
 use crate::rbac::{Authorizer, PolicyStore};
@@ -117,10 +117,16 @@ pub struct IdentityService {
     /// Ed25519 verification costs tens of microseconds, a lookup well under one. Revocation
     /// is still checked on every request.
     verified: std::sync::Mutex<HashMap<[u8; 32], (Principal, i64)>>,
+    /// API keys as last read from the store, with when (ms): a key is read again once its
+    /// copy is older than [`KEY_RECHECK_MS`], so a revocation made by another replica takes
+    /// effect within that time, and one made here at once (the copy is dropped).
+    pub(crate) keys_seen: std::sync::Mutex<HashMap<ApiKeyId, (Arc<ApiKey>, i64)>>,
 }
 
 /// Verified tokens remembered at most (then forgotten all at once and verified again).
 const VERIFIED_CAP: usize = 65_536;
+/// How long a copy of an API key read from the store is trusted (see `keys_seen`).
+pub(crate) const KEY_RECHECK_MS: i64 = 1_000;
 
 fn unauthenticated(why: &str) -> ServiceError {
     ServiceError::new(ErrorCode::Unauthenticated, why)
@@ -182,6 +188,7 @@ impl IdentityService {
             audit,
             revoked: RwLock::new(revoked.into_iter().collect()),
             verified: std::sync::Mutex::default(),
+            keys_seen: std::sync::Mutex::default(),
         }))
     }
 
@@ -265,10 +272,15 @@ impl IdentityService {
             .insert(session);
     }
 
-    /// Reads the revoked sessions again: how a replica takes revocations made elsewhere.
+    /// Reads the revoked sessions and API keys again: how a replica takes revocations made
+    /// elsewhere.
     pub async fn reload_revocations(&self) -> ServiceResult<()> {
         let revoked = self.ports.sessions.revoked_sessions(self.now()).await?;
         *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = revoked.into_iter().collect();
+        self.keys_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         Ok(())
     }
 

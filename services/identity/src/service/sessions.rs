@@ -1,20 +1,24 @@
 //! Logging in (password, second factor, lockout), refreshing (rotation, theft detection),
 //! logging out, and authenticating API keys.
 
-use super::{IdentityService, Principal, PrincipalKind, unauthenticated};
+use super::{IdentityService, KEY_RECHECK_MS, Principal, PrincipalKind, unauthenticated};
 use crate::audit::Outcome;
-use crate::model::{Session, Staff, Username, subject_of_key, subject_of_staff};
+use crate::model::{ApiKey, Session, Staff, Username, subject_of_key, subject_of_staff};
 use crate::opaque::{self, Kind};
 use crate::store::Applied;
 use crate::totp::TotpSecret;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{ApiKeyId, SessionId, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Replaced refresh tokens remembered per session, to recognise one presented again.
 const REMEMBERED: usize = 16;
 /// How often an API key's last-used time is written at most.
 const LAST_USED_EVERY_SECS: i64 = 60;
+/// API keys remembered at most (then forgotten all at once and read again).
+const KEYS_SEEN_CAP: usize = 65_536;
 /// Attempts when a concurrent write changed the same record.
 const ATTEMPTS: usize = 8;
 
@@ -361,16 +365,19 @@ impl IdentityService {
     pub(crate) async fn authenticate_api_key(&self, text: &str) -> ServiceResult<Principal> {
         let refused = || unauthenticated("the API key is not valid");
         let (id, secret) = opaque::parse(Kind::ApiKey, text).ok_or_else(refused)?;
-        let key = self
-            .ports
-            .api_keys
-            .api_key(ApiKeyId(id))
-            .await?
-            .ok_or_else(refused)?;
+        let id = ApiKeyId(id);
+        let now = self.now();
+        let key = match self.key_seen(id, now) {
+            Some(key) => key,
+            None => {
+                let key = Arc::new(self.ports.api_keys.api_key(id).await?.ok_or_else(refused)?);
+                self.remember_key(Arc::clone(&key), now);
+                key
+            }
+        };
         if !key.hash.matches(secret) {
             return Err(refused());
         }
-        let now = self.now();
         if !key.is_live(now) {
             return Err(unauthenticated("the API key was revoked or has expired"));
         }
@@ -378,11 +385,14 @@ impl IdentityService {
             .last_used_at
             .is_none_or(|at| at.plus_secs(LAST_USED_EVERY_SECS) <= now);
         if stale {
-            let mut used = key.clone();
+            let mut used = ApiKey::clone(&key);
             used.last_used_at = Some(now);
             used.version += 1;
+            // Remembered as used at once, so that the requests until it is stored do not
+            // write it again.
+            self.remember_key(Arc::new(used.clone()), now);
             // Best effort, off the request: a concurrent change wins.
-            let repo = std::sync::Arc::clone(&self.ports.api_keys);
+            let repo = Arc::clone(&self.ports.api_keys);
             tokio::spawn(async move {
                 let _ = repo.put_api_key(&used).await;
             });
@@ -392,6 +402,31 @@ impl IdentityService {
             tenant: key.tenant.to_string(),
             kind: PrincipalKind::ApiKey { id: key.id },
         })
+    }
+
+    fn keys_seen(&self) -> std::sync::MutexGuard<'_, HashMap<ApiKeyId, (Arc<ApiKey>, i64)>> {
+        // A map of plain values: never left half-changed.
+        self.keys_seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The copy of key `id` read from the store less than [`KEY_RECHECK_MS`] ago.
+    fn key_seen(&self, id: ApiKeyId, now: Timestamp) -> Option<Arc<ApiKey>> {
+        let seen = self.keys_seen();
+        let (key, read_at) = seen.get(&id)?;
+        (now.0 - read_at < KEY_RECHECK_MS).then(|| Arc::clone(key))
+    }
+
+    fn remember_key(&self, key: Arc<ApiKey>, now: Timestamp) {
+        let mut seen = self.keys_seen();
+        if seen.len() >= KEYS_SEEN_CAP {
+            seen.clear();
+        }
+        seen.insert(key.id, (key, now.0));
+    }
+
+    /// Drops the copy of key `id`, so that its next use reads the store (after a change).
+    pub(crate) fn forget_key(&self, id: ApiKeyId) {
+        self.keys_seen().remove(&id);
     }
 }
 

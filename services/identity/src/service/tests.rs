@@ -417,6 +417,48 @@ async fn logout_and_revocation_work_at_once_and_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_key_revoked_by_another_replica_stops_within_the_recheck_time() {
+    let h = harness().await;
+    let (_root, ann) = h.acme_admin().await;
+    let s = &h.service;
+    let acme = TenantId::parse("acme").unwrap();
+    let key = s
+        .create_api_key(&ann, &acme, "till", &["partner".to_string()], None, "r")
+        .await
+        .unwrap();
+    assert!(
+        s.authenticate(&key.key).await.is_ok(),
+        "read and remembered"
+    );
+    let other = IdentityService::start(
+        ports(&h.store),
+        h.clock.clone(),
+        IdentityConfig::default(),
+        Passwords::for_tests(),
+    )
+    .await
+    .unwrap();
+    other.revoke_api_key(&ann, key.id, "r").await.unwrap();
+    assert!(
+        other.authenticate(&key.key).await.is_err(),
+        "the replica that revoked it refuses it at once"
+    );
+    // This replica trusts its copy for at most KEY_RECHECK_MS, then reads the key again.
+    assert!(s.authenticate(&key.key).await.is_ok());
+    h.clock.set(Timestamp(s.now().0 + KEY_RECHECK_MS));
+    let err = s.authenticate(&key.key).await.unwrap_err();
+    assert!(err.message.contains("revoked"), "{}", err.message);
+    // A wrong secret for a remembered key is refused like any other.
+    let fresh = s
+        .create_api_key(&ann, &acme, "till2", &["partner".to_string()], None, "r")
+        .await
+        .unwrap();
+    assert!(s.authenticate(&fresh.key).await.is_ok());
+    let (prefix, _) = fresh.key.rsplit_once('_').unwrap();
+    assert!(s.authenticate(&format!("{prefix}_wrong")).await.is_err());
+}
+
+#[tokio::test]
 async fn every_act_is_in_a_chain_that_verifies() {
     let h = harness().await;
     let (_root, ann) = h.acme_admin().await;

@@ -305,24 +305,28 @@ impl AuditRepository for EmbeddedIdentityStore {
         expected: Option<&ChainHead>,
         records: &[AuditRecord],
     ) -> ServiceResult<Applied> {
+        let Some(last) = records.last() else {
+            return Ok(Applied::Yes);
+        };
+        // Encoded before the blocking thread takes over: only bytes move there.
+        let head = encode(&last.head())?;
+        let rows = records
+            .iter()
+            .map(|record| Ok((pair(tenant, &record.seq.to_be_bytes()), encode(record)?)))
+            .collect::<ServiceResult<Vec<_>>>()?;
         let tenant = tenant.to_string();
         let expected = expected.cloned();
-        let records = records.to_vec();
         self.write(move |inner, _guard| {
             let stored: Option<ChainHead> = Inner::get(&inner.audit_heads, tenant.as_bytes())?;
             if stored != expected {
                 return Ok(Applied::Conflict);
             }
-            let Some(last) = records.last() else {
-                return Ok(Applied::Yes);
-            };
             // Written to the operating system, not synced: the appender syncs on a timer.
             let mut batch = inner.db.batch();
-            for record in &records {
-                let key = pair(&tenant, &record.seq.to_be_bytes());
-                batch.insert(&inner.audit, key, encode(record)?);
+            for (key, value) in rows {
+                batch.insert(&inner.audit, key, value);
             }
-            batch.insert(&inner.audit_heads, tenant.as_bytes(), encode(&last.head())?);
+            batch.insert(&inner.audit_heads, tenant.as_bytes(), head);
             inner.commit(batch)
         })
         .await
