@@ -18,6 +18,57 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+/// A client of the configured NATS server with its credentials and TLS, connecting (and
+/// reconnecting, with capped exponential back-off) in the background. Connection events are
+/// logged and, when `events` is given, also sent there.
+pub async fn connect_client(
+    config: &NatsConfig,
+    name: &str,
+    events: Option<tokio::sync::mpsc::UnboundedSender<async_nats::Event>>,
+) -> Result<async_nats::Client, BusError> {
+    let max_delay = Duration::from_millis(config.max_reconnect_delay_ms.max(100));
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        // Exponential back-off from 100 ms, capped: a returning server is found quickly,
+        // a long outage is not hammered.
+        .reconnect_delay_callback(move |attempts| {
+            let exp = 100u64.saturating_mul(1 << attempts.min(16));
+            Duration::from_millis(exp).min(max_delay)
+        })
+        .event_callback(move |event| {
+            let events = events.clone();
+            async move {
+                tracing::info!(%event, "nats connection event");
+                if let Some(events) = events {
+                    let _ = events.send(event);
+                }
+            }
+        });
+    if let Some(path) = &config.credentials_file {
+        options = options.credentials_file(path).await.map_err(|e| {
+            BusError::Refused(format!(
+                "cannot read the NATS credentials file {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    if let (Some(user), Some(password)) = (&config.user, &config.password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(ca) = &config.tls_ca_file {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let (Some(cert), Some(key)) = (&config.tls_client_cert, &config.tls_client_key) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    options
+        .connect(config.url.as_str())
+        .await
+        .map_err(|e| BusError::Refused(format!("NATS url {}: {e}", config.url)))
+}
+
 pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
@@ -31,41 +82,7 @@ impl NatsBus {
     /// Connects in the background: `memberd` starts, and keeps taking writes, while NATS is down;
     /// events wait in the ledger's change log until the connection is up.
     pub async fn connect(config: &NatsConfig) -> Result<Self, BusError> {
-        let max_delay = Duration::from_millis(config.max_reconnect_delay_ms.max(100));
-        let mut options = async_nats::ConnectOptions::new()
-            .name("memberd")
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            // Exponential back-off from 100 ms, capped: a returning server is found quickly,
-            // a long outage is not hammered.
-            .reconnect_delay_callback(move |attempts| {
-                let exp = 100u64.saturating_mul(1 << attempts.min(16));
-                Duration::from_millis(exp).min(max_delay)
-            })
-            .event_callback(|event| async move {
-                tracing::info!(%event, "nats connection event");
-            });
-        if let Some(path) = &config.credentials_file {
-            options = options.credentials_file(path).await.map_err(|e| {
-                BusError::Refused(format!(
-                    "cannot read the NATS credentials file {}: {e}",
-                    path.display()
-                ))
-            })?;
-        }
-        if let (Some(user), Some(password)) = (&config.user, &config.password) {
-            options = options.user_and_password(user.clone(), password.clone());
-        }
-        if let Some(ca) = &config.tls_ca_file {
-            options = options.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        if let (Some(cert), Some(key)) = (&config.tls_client_cert, &config.tls_client_key) {
-            options = options.add_client_certificate(cert.clone(), key.clone());
-        }
-        let client = options
-            .connect(config.url.as_str())
-            .await
-            .map_err(|e| BusError::Refused(format!("NATS url {}: {e}", config.url)))?;
+        let client = connect_client(config, "memberd", None).await?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_millis(config.ack_timeout_ms.max(100)));
         Ok(Self {

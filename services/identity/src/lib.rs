@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod audit_log;
+pub mod changes;
 pub mod model;
 pub mod opaque;
 pub mod password;

@@ -5,7 +5,7 @@ use crate::config::MemberdConfig;
 use anyhow::Context;
 use loyalty_common::SystemClock;
 use loyalty_identity::password::Passwords;
-use loyalty_identity::service::{IdentityPorts, IdentityService};
+use loyalty_identity::service::IdentityService;
 use loyalty_identity::store::embedded::EmbeddedIdentityStore;
 use std::sync::Arc;
 
@@ -13,20 +13,10 @@ use std::sync::Arc;
 /// administrator (printing a generated password once).
 pub async fn start(config: &MemberdConfig) -> anyhow::Result<Arc<IdentityService>> {
     let dir = config.data_dir.join("identity");
-    let store = Arc::new(
-        EmbeddedIdentityStore::open(&dir)
-            .map_err(|e| anyhow::anyhow!("{}", e.message))
-            .with_context(|| format!("opening the identity store in {}", dir.display()))?,
-    );
-    let ports = IdentityPorts {
-        tenants: store.clone(),
-        staff: store.clone(),
-        sessions: store.clone(),
-        api_keys: store.clone(),
-        audit: store.clone(),
-        keys: store.clone(),
-        policy: store,
-    };
+    let store = EmbeddedIdentityStore::open(&dir)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .with_context(|| format!("opening the identity store in {}", dir.display()))?;
+    let ports = store.ports();
     let settings = &config.identity;
     let service = IdentityService::start(
         ports,

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod config;
 mod identity;
+pub mod identity_feed;
 
 use anyhow::Context;
 use axum::Router;
@@ -176,6 +177,18 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     } else {
         None
     };
+    // Replicas (processes on NATS) tell each other about policy and revocation changes.
+    let on_nats = config.events.bus_kind(config.target == Target::All) == BusKind::Nats;
+    if let (Some(identity), true) = (&identity, on_nats) {
+        let resync = Duration::from_secs(config.identity.resync_secs.max(1));
+        let feed = identity_feed::follow(
+            Arc::clone(identity),
+            &config.events.nats,
+            resync,
+            shutdown_rx.clone(),
+        );
+        tasks.push(feed.await?);
+    }
     let mut store = None;
     let mut bus_health = None;
     let mut ledger_server = None;

@@ -4,6 +4,7 @@
 
 use super::{IdentityService, Principal};
 use crate::audit::Outcome;
+use crate::changes::Change;
 use crate::model::{
     ApiKey, Brand, PLATFORM, Staff, Store, Tenant, TotpEnrolment, Username, subject_of_key,
     subject_of_staff,
@@ -17,6 +18,13 @@ use crate::totp::TotpSecret;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{ApiKeyId, BrandId, StaffId, StoreId, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
+
+/// Which way a role changes hands.
+#[derive(Clone, Copy)]
+enum RoleChange {
+    Grant,
+    Revoke,
+}
 
 /// A new staff account: what to hand its owner once.
 #[derive(Debug, Clone)]
@@ -381,6 +389,9 @@ impl IdentityService {
                 .grant(&staff.subject(), role, domain)
                 .await?;
         }
+        if !roles.is_empty() {
+            self.announce(Change::Policy).await;
+        }
         self.record(
             principal,
             tenant,
@@ -579,22 +590,18 @@ impl IdentityService {
         domain: &str,
         request_id: &str,
     ) -> ServiceResult<bool> {
-        self.check_grant(principal, tenant, role, domain, request_id)
-            .await?;
-        let granted = self.authorizer.grant(subject, role, domain).await?;
-        let action = format!("identity.role.grant:{role}@{domain}");
-        self.record(
+        let grant = RoleChange::Grant;
+        self.change_role(
             principal,
             tenant,
-            &action,
             subject,
-            Outcome::Allowed,
+            (grant, role, domain),
             request_id,
         )
-        .await?;
-        Ok(granted)
+        .await
     }
 
+    /// Takes `role` in `domain` from a staff account or API key of `tenant`.
     pub async fn revoke(
         &self,
         principal: &Principal,
@@ -604,10 +611,39 @@ impl IdentityService {
         domain: &str,
         request_id: &str,
     ) -> ServiceResult<bool> {
+        let revoke = RoleChange::Revoke;
+        self.change_role(
+            principal,
+            tenant,
+            subject,
+            (revoke, role, domain),
+            request_id,
+        )
+        .await
+    }
+
+    /// Grants or revokes; true if the subject's roles changed.
+    async fn change_role(
+        &self,
+        principal: &Principal,
+        tenant: &str,
+        subject: &str,
+        (change, role, domain): (RoleChange, &str, &str),
+        request_id: &str,
+    ) -> ServiceResult<bool> {
         self.check_grant(principal, tenant, role, domain, request_id)
             .await?;
-        let revoked = self.authorizer.revoke(subject, role, domain).await?;
-        let action = format!("identity.role.revoke:{role}@{domain}");
+        let (changed, verb) = match change {
+            RoleChange::Grant => (self.authorizer.grant(subject, role, domain).await?, "grant"),
+            RoleChange::Revoke => (
+                self.authorizer.revoke(subject, role, domain).await?,
+                "revoke",
+            ),
+        };
+        if changed {
+            self.announce(Change::Policy).await;
+        }
+        let action = format!("identity.role.{verb}:{role}@{domain}");
         self.record(
             principal,
             tenant,
@@ -617,7 +653,7 @@ impl IdentityService {
             request_id,
         )
         .await?;
-        Ok(revoked)
+        Ok(changed)
     }
 
     /// Defines (or extends) a tenant's custom role `<tenant>:<name>`.
@@ -652,6 +688,7 @@ impl IdentityService {
                 .allow_role(&role, tenant.as_str(), *permission)
                 .await?;
         }
+        self.announce(Change::Policy).await;
         self.record(
             principal,
             tenant.as_str(),
@@ -713,6 +750,8 @@ impl IdentityService {
                 .grant(&subject_of_key(key.id), role, tenant.as_str())
                 .await?;
         }
+        // A replica may have refused (and remembered refusing) the unknown key already.
+        self.announce(Change::Policy).await;
         self.record(
             principal,
             tenant.as_str(),
@@ -756,6 +795,7 @@ impl IdentityService {
             key.version += 1;
             if self.ports.api_keys.put_api_key(&key).await? == Applied::Yes {
                 self.forget_key(id);
+                self.announce(Change::ApiKeyChanged { id }).await;
                 let target = subject_of_key(id);
                 return self
                     .record(

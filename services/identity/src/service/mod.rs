@@ -11,6 +11,7 @@ pub use sessions::LoggedIn;
 
 use crate::audit::{AuditEvent, Outcome};
 use crate::audit_log::AuditLog;
+use crate::changes::{Change, ChangeFeed, Heard, Notice};
 use crate::model::{ApiKey, PLATFORM};
 use crate::password::Passwords;
 use crate::permissions::Permission;
@@ -54,6 +55,9 @@ pub struct IdentityConfig {
     pub bootstrap_admin: String,
     /// Its password; unset, one is generated and printed once.
     pub bootstrap_password: Option<loyalty_common::config::Secret>,
+    /// How often a replica reloads policy and revocations from the store, in case it missed
+    /// an announcement on the change feed ([`crate::changes`]).
+    pub resync_secs: u64,
 }
 
 impl Default for IdentityConfig {
@@ -64,6 +68,7 @@ impl Default for IdentityConfig {
             session_ttl_secs: 30 * 24 * 3600,
             bootstrap_admin: "admin".into(),
             bootstrap_password: None,
+            resync_secs: 60,
         }
     }
 }
@@ -121,6 +126,10 @@ pub struct IdentityService {
     /// copy is older than [`KEY_RECHECK_MS`], so a revocation made by another replica takes
     /// effect within that time, and one made here at once (the copy is dropped).
     pub(crate) keys_seen: std::sync::Mutex<HashMap<ApiKeyId, (Arc<ApiKey>, i64)>>,
+    /// This replica's name on the change feed.
+    replica: String,
+    /// Where this replica announces its changes to the others, once connected.
+    feed: std::sync::OnceLock<Arc<dyn ChangeFeed>>,
 }
 
 /// Verified tokens remembered at most (then forgotten all at once and verified again).
@@ -189,6 +198,8 @@ impl IdentityService {
             revoked: RwLock::new(revoked.into_iter().collect()),
             verified: std::sync::Mutex::default(),
             keys_seen: std::sync::Mutex::default(),
+            replica: ulid::Ulid::new().to_string(),
+            feed: std::sync::OnceLock::new(),
         }))
     }
 
@@ -284,6 +295,50 @@ impl IdentityService {
         Ok(())
     }
 
+    /// Announces this replica's changes on `feed` from now on (set once; later calls are
+    /// ignored). See [`crate::changes`].
+    pub fn announce_on(&self, feed: Arc<dyn ChangeFeed>) {
+        let _ = self.feed.set(feed);
+    }
+
+    /// This replica's name on the change feed.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// Tells the other replicas about a change stored here. Best effort: a replica that
+    /// misses it catches up at its next resync.
+    pub(crate) async fn announce(&self, change: Change) {
+        let Some(feed) = self.feed.get() else {
+            return;
+        };
+        let notice = Notice {
+            origin: self.replica.clone(),
+            change,
+        };
+        if let Err(e) = feed.announce(&notice).await {
+            tracing::warn!(error = %e, ?notice, "announcing an identity change failed");
+        }
+    }
+
+    /// Applies what the change feed brought: another replica's change, or a resync.
+    pub async fn hear(&self, heard: Heard) -> ServiceResult<()> {
+        let change = match heard {
+            Heard::Notice(notice) if notice.origin == self.replica => return Ok(()),
+            Heard::Notice(notice) => notice.change,
+            Heard::Resync => {
+                self.authorizer.reload().await?;
+                return self.reload_revocations().await;
+            }
+        };
+        match change {
+            Change::Policy => self.authorizer.reload().await?,
+            Change::SessionRevoked { session } => self.mark_revoked(session),
+            Change::ApiKeyChanged { id } => self.forget_key(id),
+        }
+        Ok(())
+    }
+
     /// Refuses `principal` unless its roles grant `permission` in `domain`, and records a
     /// refusal in the audit log.
     pub async fn authorize(
@@ -339,5 +394,7 @@ impl IdentityService {
     }
 }
 
+#[cfg(test)]
+mod replica_tests;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 
 use super::{IdentityService, KEY_RECHECK_MS, Principal, PrincipalKind, unauthenticated};
 use crate::audit::Outcome;
+use crate::changes::Change;
 use crate::model::{ApiKey, Session, Staff, Username, subject_of_key, subject_of_staff};
 use crate::opaque::{self, Kind};
 use crate::store::Applied;
@@ -352,6 +353,8 @@ impl IdentityService {
             session.revoked_at = Some(self.now());
             session.version += 1;
             if self.ports.sessions.put_session(&session).await? == Applied::Yes {
+                let session = session.id;
+                self.announce(Change::SessionRevoked { session }).await;
                 return Ok(());
             }
             match self.ports.sessions.session(session.id).await? {

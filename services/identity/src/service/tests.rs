@@ -7,16 +7,16 @@ use crate::totp::TotpSecret;
 use loyalty_common::ManualClock;
 use loyalty_common::ids::{BrandId, TenantId};
 
-struct Harness {
-    service: Arc<IdentityService>,
-    clock: Arc<ManualClock>,
-    store: EmbeddedIdentityStore,
+pub(super) struct Harness {
+    pub(super) service: Arc<IdentityService>,
+    pub(super) clock: Arc<ManualClock>,
+    pub(super) store: EmbeddedIdentityStore,
     _dir: tempfile::TempDir,
 }
 
 const START: Timestamp = Timestamp(1_800_000_000_000);
 
-async fn harness() -> Harness {
+pub(super) async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedIdentityStore::open(dir.path()).unwrap();
     let clock = ManualClock::new(START);
@@ -36,20 +36,11 @@ async fn harness() -> Harness {
     }
 }
 
-fn ports(store: &EmbeddedIdentityStore) -> IdentityPorts {
-    let s = Arc::new(store.clone());
-    IdentityPorts {
-        tenants: s.clone(),
-        staff: s.clone(),
-        sessions: s.clone(),
-        api_keys: s.clone(),
-        audit: s.clone(),
-        keys: s.clone(),
-        policy: s,
-    }
+pub(super) fn ports(store: &EmbeddedIdentityStore) -> IdentityPorts {
+    store.ports()
 }
 
-const PASSWORD: &str = "plum-kettle-orbit-42";
+pub(super) const PASSWORD: &str = "plum-kettle-orbit-42";
 
 fn new_staff(
     username: &str,
@@ -66,6 +57,18 @@ fn new_staff(
 }
 
 impl Harness {
+    /// Another replica of the service on the same store and clock.
+    pub(super) async fn replica(&self) -> Arc<IdentityService> {
+        IdentityService::start(
+            ports(&self.store),
+            self.clock.clone(),
+            IdentityConfig::default(),
+            Passwords::for_tests(),
+        )
+        .await
+        .unwrap()
+    }
+
     /// The platform admin, logged in.
     async fn platform_admin(&self) -> Principal {
         let password = self
@@ -90,7 +93,7 @@ impl Harness {
     }
 
     /// Tenant `acme` with its admin `ann`, logged in.
-    async fn acme_admin(&self) -> (Principal, Principal) {
+    pub(super) async fn acme_admin(&self) -> (Principal, Principal) {
         let root = self.platform_admin().await;
         let acme = TenantId::parse("acme").unwrap();
         self.service
@@ -404,14 +407,7 @@ async fn logout_and_revocation_work_at_once_and_survive_a_restart() {
     assert!(s.authenticate(&format!("{}x", rotated.key)).await.is_err());
 
     // Another process on the same store knows the ended session.
-    let again = IdentityService::start(
-        ports(&h.store),
-        h.clock.clone(),
-        IdentityConfig::default(),
-        Passwords::for_tests(),
-    )
-    .await
-    .unwrap();
+    let again = h.replica().await;
     assert!(again.authenticate(&session.access_token).await.is_err());
     assert_eq!(again.jwks(), s.jwks(), "the same signing key");
 }
@@ -430,14 +426,7 @@ async fn a_key_revoked_by_another_replica_stops_within_the_recheck_time() {
         s.authenticate(&key.key).await.is_ok(),
         "read and remembered"
     );
-    let other = IdentityService::start(
-        ports(&h.store),
-        h.clock.clone(),
-        IdentityConfig::default(),
-        Passwords::for_tests(),
-    )
-    .await
-    .unwrap();
+    let other = h.replica().await;
     other.revoke_api_key(&ann, key.id, "r").await.unwrap();
     assert!(
         other.authenticate(&key.key).await.is_err(),

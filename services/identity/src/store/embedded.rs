@@ -98,6 +98,20 @@ impl EmbeddedIdentityStore {
         })
     }
 
+    /// Every port of the identity service, on this store.
+    pub fn ports(&self) -> crate::service::IdentityPorts {
+        let store = Arc::new(self.clone());
+        crate::service::IdentityPorts {
+            tenants: store.clone(),
+            staff: store.clone(),
+            sessions: store.clone(),
+            api_keys: store.clone(),
+            audit: store.clone(),
+            keys: store.clone(),
+            policy: store,
+        }
+    }
+
     /// Runs `f` with the write lock on a blocking thread.
     async fn write<T, F>(&self, f: F) -> ServiceResult<T>
     where
