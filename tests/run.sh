@@ -26,9 +26,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
-# A C compiler for crates with build scripts that compile C, and the NATS server the event
-# tests start (each on its own free port, with JetStream).
-need_debian cc gcc nats-server nats-server
+# A C compiler for crates with build scripts that compile C, the NATS server the event tests
+# start (each on its own free port, with JetStream), and the Redis server the shared rate-limit
+# tests start (likewise).
+need_debian cc gcc nats-server nats-server redis-server redis-server redis-cli redis-tools
 
 # A one-off build gains nothing from incremental caches, which roughly double the target's size.
 export CARGO_INCREMENTAL=0

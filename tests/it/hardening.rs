@@ -2,7 +2,6 @@
 //! and per tenant.
 
 use loyalty_tests::{spawn_app, spawn_app_with};
-use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_carry_security_headers() {
@@ -73,29 +72,12 @@ async fn an_api_key_over_its_rate_gets_429_with_retry_after() {
         c.gateway.rate_limits.per_api_key = 3;
     })
     .await;
-    assert_eq!(
-        app.post("/v1/tenants", json!({"id": "acme", "name": "Acme"}))
-            .await
-            .status,
-        200
-    );
-    let key = app
-        .post(
-            "/v1/tenants/acme/api-keys",
-            json!({"name": "crm", "roles": ["partner"]}),
-        )
-        .await;
-    let key = key.body["key"].as_str().unwrap().to_string();
-    let balance = format!("{}/v1/tenants/acme/members/m1/balance", app.base);
+    let key = app.acme_partner_key().await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
         let response = app
-            .client
-            .get(&balance)
-            .header("x-api-key", &key)
-            .send()
-            .await
-            .unwrap();
+            .get_with_key("/v1/tenants/acme/members/m1/balance", &key)
+            .await;
         statuses.push(response.status().as_u16());
         if response.status() == 429 {
             assert!(response.headers().contains_key("retry-after"));

@@ -5,6 +5,7 @@
 mod authz;
 mod grpc;
 mod hardening;
+mod redis_limits;
 mod rest_errors;
 mod shutdown;
 mod walkthrough;

@@ -2,6 +2,8 @@
 //! data directory, logs in as the platform administrator, and gives back a REST client that
 //! sends that access token.
 
+pub mod redis;
+
 use loyalty_common::config::Secret;
 use memberd::Running;
 use memberd::config::MemberdConfig;
@@ -114,6 +116,34 @@ impl TestApp {
             content_type,
             body,
         }
+    }
+
+    /// Creates tenant `acme` and an API key of it with the role partner; the key.
+    pub async fn acme_partner_key(&self) -> String {
+        let tenant = self
+            .post(
+                "/v1/tenants",
+                serde_json::json!({"id": "acme", "name": "Acme"}),
+            )
+            .await;
+        assert_eq!(tenant.status, 200, "{:?}", tenant.body);
+        let key = self
+            .post(
+                "/v1/tenants/acme/api-keys",
+                serde_json::json!({"name": "crm", "roles": ["partner"]}),
+            )
+            .await;
+        key.body["key"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// GET `path` with the API key `key` instead of the administrator's token.
+    pub async fn get_with_key(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .expect("memberd answers")
     }
 
     /// POST with the token, a fresh idempotency key and a JSON body.

@@ -213,7 +213,7 @@ pub struct Guard {
 
 /// Counts the request against its API key's and its tenant's limits; the refusal if one is
 /// exceeded.
-fn rate_limit(limits: &dyn RateLimits, principal: &Principal) -> Option<Response> {
+async fn rate_limit(limits: &dyn RateLimits, principal: &Principal) -> Option<Response> {
     let mut checks = Vec::with_capacity(2);
     if let PrincipalKind::ApiKey { .. } = principal.kind {
         checks.push((Scope::ApiKey, principal.subject.as_str()));
@@ -221,24 +221,23 @@ fn rate_limit(limits: &dyn RateLimits, principal: &Principal) -> Option<Response
     if principal.tenant != PLATFORM {
         checks.push((Scope::Tenant, principal.tenant.as_str()));
     }
-    for (scope, key) in checks {
-        if let Err(wait) = limits.admit(scope, key) {
-            let what = match scope {
-                Scope::ApiKey => "this API key",
-                Scope::Tenant => "this tenant",
-            };
-            let mut response = problem_response(
-                ErrorCode::RateLimited,
-                format!("{what} sent more requests than its rate limit allows; retry later"),
-            );
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            if let Ok(value) = header::HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            return Some(response);
-        }
+    if checks.is_empty() {
+        return None;
     }
-    None
+    let (scope, wait) = limits.admit(&principal.tenant, &checks).await.err()?;
+    let what = match scope {
+        Scope::ApiKey => "this API key",
+        Scope::Tenant => "this tenant",
+    };
+    let mut response = problem_response(
+        ErrorCode::RateLimited,
+        format!("{what} sent more requests than its rate limit allows; retry later"),
+    );
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(value) = header::HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    Some(response)
 }
 
 /// The middleware on every route of [`ROUTES`] (added as a route layer, so the matched
@@ -276,7 +275,7 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         Ok(principal) => principal,
         Err(error) => return refuse(error),
     };
-    if let Some(response) = rate_limit(guard.limits.as_ref(), &principal) {
+    if let Some(response) = rate_limit(guard.limits.as_ref(), &principal).await {
         return response;
     }
     let tenant = tenant_of(&target).unwrap_or(PLATFORM).to_string();

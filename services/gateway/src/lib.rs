@@ -7,6 +7,7 @@ pub mod docs;
 pub mod dto;
 mod headers;
 pub mod limits;
+pub mod limits_redis;
 pub mod problem;
 pub mod routes;
 pub mod state;
@@ -76,10 +77,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The `/v1` router: guarded API routes, the login routes, the OpenAPI document and docs page.
-pub fn router(state: AppState, config: &GatewayConfig) -> Router {
+/// `limits` counts requests against the rate limits ([`limits::rate_limits`]).
+pub fn router(
+    state: AppState,
+    config: &GatewayConfig,
+    limits: std::sync::Arc<dyn limits::RateLimits>,
+) -> Router {
     let guard = access::Guard {
         identity: std::sync::Arc::clone(state.identity()),
-        limits: std::sync::Arc::new(limits::MemoryRateLimits::new(config.rate_limits)),
+        limits,
     };
     build(state, config, Some(guard))
 }

@@ -274,7 +274,12 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         #[cfg(feature = "bench-unguarded")]
         let gateway = loyalty_gateway::router_unguarded(state, &config.gateway);
         #[cfg(not(feature = "bench-unguarded"))]
-        let gateway = loyalty_gateway::router(state, &config.gateway);
+        let gateway = {
+            let limits = loyalty_gateway::limits::rate_limits(&config.gateway.rate_limits)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            loyalty_gateway::router(state, &config.gateway, limits)
+        };
         app = app.merge(gateway);
     }
     let listener = bind(&config.http_addr, "http_addr").await?;
