@@ -12,6 +12,7 @@ use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// Records gathered into one write at most.
@@ -29,17 +30,21 @@ pub struct AuditLog {
     repo: Arc<dyn AuditRepository>,
     queue: mpsc::Sender<(String, AuditEvent, Reply)>,
     task: Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Whether records were written since the last sync.
+    unsynced: Arc<AtomicBool>,
 }
 
 impl AuditLog {
     /// Starts the appender task (on the current Tokio runtime).
     pub fn start(repo: Arc<dyn AuditRepository>) -> Self {
         let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
-        let task = tokio::spawn(append_loop(Arc::clone(&repo), rx));
+        let unsynced = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(append_loop(Arc::clone(&repo), rx, Arc::clone(&unsynced)));
         Self {
             repo,
             queue,
             task: Arc::new(tokio::sync::Mutex::new(Some(task))),
+            unsynced,
         }
     }
 
@@ -65,6 +70,16 @@ impl AuditLog {
             .map_err(|_| ServiceError::unavailable("the audit log has stopped"))?;
         done.await
             .map_err(|_| ServiceError::unavailable("the audit log has stopped"))?
+    }
+
+    /// Makes every record appended so far durable on disk (they reach the operating system
+    /// before `record` returns, and are synced on a timer; this syncs now, as at shutdown).
+    pub async fn sync(&self) -> ServiceResult<()> {
+        // Cleared first: a record written after this is flagged again, one before is synced.
+        if self.unsynced.swap(false, Ordering::SeqCst) {
+            self.repo.sync().await?;
+        }
+        Ok(())
     }
 
     /// Records of `tenant` from sequence `from`, oldest first.
@@ -102,11 +117,11 @@ impl AuditLog {
 async fn append_loop(
     repo: Arc<dyn AuditRepository>,
     mut rx: mpsc::Receiver<(String, AuditEvent, Reply)>,
+    unsynced: Arc<AtomicBool>,
 ) {
     let mut heads: HashMap<String, Option<ChainHead>> = HashMap::new();
     let mut ticker = tokio::time::interval(SYNC_EVERY);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut unsynced = false;
     loop {
         let first = tokio::select! {
             received = rx.recv() => match received {
@@ -114,16 +129,15 @@ async fn append_loop(
                 None => break,
             },
             _ = ticker.tick() => {
-                if unsynced {
-                    match repo.sync().await {
-                        Ok(()) => unsynced = false,
-                        Err(e) => tracing::warn!(error = %e, "syncing the audit log failed; retrying"),
-                    }
+                if unsynced.swap(false, Ordering::SeqCst)
+                    && let Err(e) = repo.sync().await
+                {
+                    unsynced.store(true, Ordering::SeqCst);
+                    tracing::warn!(error = %e, "syncing the audit log failed; retrying");
                 }
                 continue;
             }
         };
-        unsynced = true;
         let mut waiting = vec![first];
         while waiting.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -138,6 +152,8 @@ async fn append_loop(
         for (tenant, items) in by_tenant {
             let (events, replies): (Vec<_>, Vec<_>) = items.into_iter().unzip();
             let result = append(&*repo, &mut heads, &tenant, events).await;
+            // Flagged before the replies: whoever syncs after a reply syncs this record.
+            unsynced.store(true, Ordering::SeqCst);
             for reply in replies {
                 let _ = reply.send(match &result {
                     Ok(()) => Ok(()),
@@ -147,7 +163,9 @@ async fn append_loop(
         }
     }
     // The last handle is gone (shutdown): sync what is written.
-    if unsynced && let Err(e) = repo.sync().await {
+    if unsynced.swap(false, Ordering::SeqCst)
+        && let Err(e) = repo.sync().await
+    {
         tracing::warn!(error = %e, "syncing the audit log at shutdown failed");
     }
 }

@@ -83,6 +83,9 @@ impl Publisher {
                 None => match self.resume().await {
                     Ok(after) => {
                         tracing::info!(position = after, "event publisher going on");
+                        // Known from the start, not only after the next publication: a
+                        // restart with nothing left to publish still reports its position.
+                        metrics::gauge!("events_published_sequence").set(after as f64);
                         self.status.set(None);
                         position = Some(after);
                         after

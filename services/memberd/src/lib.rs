@@ -18,6 +18,7 @@ use loyalty_events::config::{BusKind, EventsConfig};
 use loyalty_events::embedded::InProcessBus;
 use loyalty_events::nats::NatsBus;
 use loyalty_gateway::{AppState, state};
+use loyalty_identity::service::IdentityService;
 use loyalty_ledger::grpc::LedgerGrpc;
 use loyalty_ledger::grpc_access::Access;
 use loyalty_ledger::publisher::{Publisher, PublisherStatus};
@@ -39,6 +40,9 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     grace: Duration,
+    /// Synced to disk once the servers have stopped (its audit records are only written to
+    /// the operating system before each reply).
+    identity: Option<Arc<IdentityService>>,
 }
 
 impl Running {
@@ -60,13 +64,21 @@ impl Running {
             _ = requested.wait_for(|stop| *stop) => {}
         }
         // The grace period counts from the shutdown request, not from start-up.
-        match tokio::time::timeout(grace + Duration::from_secs(1), all).await {
+        let drained = match tokio::time::timeout(grace + Duration::from_secs(1), all).await {
             Ok(result) => result,
-            Err(_) => anyhow::bail!(
+            Err(_) => Err(anyhow::anyhow!(
                 "in-flight requests did not finish within {}s",
                 grace.as_secs()
-            ),
+            )),
+        };
+        if let Some(identity) = self.identity {
+            identity
+                .audit_log()
+                .sync()
+                .await
+                .map_err(|e| anyhow::anyhow!("syncing the audit log at shutdown: {}", e.message))?;
         }
+        drained
     }
 
     /// A handle that triggers graceful shutdown.
@@ -282,6 +294,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         };
         app = app.merge(gateway);
     }
+    let identity_for_shutdown = identity.clone();
     let listener = bind(&config.http_addr, "http_addr").await?;
     let http_addr = listener.local_addr()?;
     let mut rx = shutdown_rx.clone();
@@ -300,6 +313,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         shutdown,
         tasks,
         grace,
+        identity: identity_for_shutdown,
     })
 }
 

@@ -297,8 +297,9 @@ async fn a_crash_between_publishing_and_saving_the_position_publishes_nothing_tw
         wallet: wallet("crash", "bob"),
         idempotency_key: "open".into(),
     };
-    let opened = ledger.open_wallet(open).await.unwrap().into_inner();
-    // The publisher confirms the event, then aborts the process before saving its position.
+    // The publisher confirms the event, then aborts the process before saving its position;
+    // it may abort before this reply is sent, so the reply is taken from the replay below.
+    let _ = ledger.open_wallet(open.clone()).await;
     let status = tokio::time::timeout(WAIT, memberd.wait())
         .await
         .unwrap()
@@ -307,6 +308,8 @@ async fn a_crash_between_publishing_and_saving_the_position_publishes_nothing_tw
     // Outlast the de-duplication window, then restart without the fault.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (_memberd, mut ledger) = memberd_on(&nats, dir.path()).await;
+    // The same key: the first open's result, not a second open.
+    let opened = ledger.open_wallet(open).await.unwrap().into_inner();
     let earned = ledger
         .earn(earn("crash", "bob", "earn-1", 1_000))
         .await
