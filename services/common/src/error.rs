@@ -55,6 +55,7 @@ error_codes! {
     PayloadTooLarge => "PAYLOAD_TOO_LARGE", InvalidArgument, 413, "The body is too large";
     IdempotencyKeyMissing => "IDEMPOTENCY_KEY_MISSING", InvalidArgument, 400, "An Idempotency-Key is required";
     IdempotencyConflict => "IDEMPOTENCY_CONFLICT", AlreadyExists, 409, "The idempotency key was used with another body";
+    AlreadyApplied => "ALREADY_APPLIED", AlreadyExists, 409, "The request was applied already; what it showed once is not kept";
     Unauthenticated => "UNAUTHENTICATED", Unauthenticated, 401, "Authentication is required";
     WalletNotFound => "WALLET_NOT_FOUND", NotFound, 404, "No wallet for this member";
     EntryNotFound => "ENTRY_NOT_FOUND", NotFound, 404, "No such ledger entry";

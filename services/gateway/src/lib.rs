@@ -9,6 +9,7 @@ mod headers;
 pub mod limits;
 pub mod limits_redis;
 pub mod problem;
+mod replay;
 pub mod routes;
 pub mod state;
 
@@ -99,8 +100,17 @@ pub fn router_unguarded(state: AppState, config: &GatewayConfig) -> Router {
 }
 
 fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) -> Router {
+    let replays = replay::Replays {
+        identity: std::sync::Arc::clone(state.identity()),
+        max_body_bytes: config.max_body_bytes,
+        in_flight: std::sync::Arc::default(),
+    };
+    // The ledger keeps its own idempotency records; administration is made idempotent here.
+    let admin = routes::admin::routes()
+        .route_layer(middleware::from_fn_with_state(replays, replay::replay));
     let (api, spec) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
-        .merge(guarded())
+        .merge(routes::ledger::routes())
+        .merge(admin)
         .split_for_parts();
     let (auth, auth_spec) = routes::auth::routes().split_for_parts();
     let mut spec = spec;

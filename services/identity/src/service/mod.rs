@@ -17,8 +17,8 @@ use crate::password::Passwords;
 use crate::permissions::Permission;
 use crate::rbac::{Authorizer, PolicyStore};
 use crate::store::{
-    ApiKeyRepository, AuditRepository, KeyRepository, SessionRepository, StaffRepository,
-    StoredKey, TenantRepository,
+    ApiKeyRepository, AuditRepository, KeyRepository, ReplyRepository, SessionRepository,
+    StaffRepository, StoredKey, StoredReply, TenantRepository,
 };
 use crate::tokens::{Jwks, SigningKey, TokenIssuer, TokenVerifier};
 use loyalty_common::clock::SharedClock;
@@ -38,6 +38,7 @@ pub struct IdentityPorts {
     pub api_keys: Arc<dyn ApiKeyRepository>,
     pub audit: Arc<dyn AuditRepository>,
     pub keys: Arc<dyn KeyRepository>,
+    pub replies: Arc<dyn ReplyRepository>,
     pub policy: Arc<dyn PolicyStore>,
 }
 
@@ -132,6 +133,8 @@ pub struct IdentityService {
     feed: std::sync::OnceLock<Arc<dyn ChangeFeed>>,
 }
 
+/// How long the reply to an administrative write is kept for a retry with its key.
+pub const REPLY_KEPT_SECS: i64 = 24 * 3600;
 /// Verified tokens remembered at most (then forgotten all at once and verified again).
 const VERIFIED_CAP: usize = 65_536;
 /// How long a copy of an API key read from the store is trusted (see `keys_seen`).
@@ -293,6 +296,19 @@ impl IdentityService {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         Ok(())
+    }
+
+    /// The reply kept for an administrative write's idempotency record `key`, if it is
+    /// younger than [`REPLY_KEPT_SECS`].
+    pub async fn kept_reply(&self, key: &str) -> ServiceResult<Option<StoredReply>> {
+        let reply = self.ports.replies.reply(key).await?;
+        let now = self.now();
+        Ok(reply.filter(|r| r.at.plus_secs(REPLY_KEPT_SECS) > now))
+    }
+
+    /// Keeps the reply to an administrative write under its idempotency record `key`.
+    pub async fn keep_reply(&self, key: &str, reply: &StoredReply) -> ServiceResult<()> {
+        self.ports.replies.put_reply(key, reply).await
     }
 
     /// Announces this replica's changes on `feed` from now on (set once; later calls are

@@ -4,8 +4,8 @@
 //! conditional write on one partition is.
 
 use super::{
-    ApiKeyRepository, Applied, AuditRepository, KeyRepository, SessionRepository, StaffRepository,
-    StoredKey, TenantRepository,
+    ApiKeyRepository, Applied, AuditRepository, KeyRepository, ReplyRepository, SessionRepository,
+    StaffRepository, StoredKey, StoredReply, TenantRepository,
 };
 use crate::audit::{AuditRecord, ChainHead};
 use crate::model::{ApiKey, Session, Staff, Tenant, Username};
@@ -42,6 +42,8 @@ struct Inner {
     audit: Keyspace,
     audit_heads: Keyspace,
     keys: Keyspace,
+    /// Replies to administrative writes by their idempotency record key.
+    replies: Keyspace,
     /// Held from a write's check to its commit.
     writing: Mutex<()>,
 }
@@ -90,6 +92,7 @@ impl EmbeddedIdentityStore {
             audit: ks("audit")?,
             audit_heads: ks("audit_heads")?,
             keys: ks("signing_keys")?,
+            replies: ks("replies")?,
             writing: Mutex::new(()),
             db,
         };
@@ -108,6 +111,7 @@ impl EmbeddedIdentityStore {
             api_keys: store.clone(),
             audit: store.clone(),
             keys: store.clone(),
+            replies: store.clone(),
             policy: store,
         }
     }
@@ -235,6 +239,24 @@ impl StaffRepository for EmbeddedIdentityStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl ReplyRepository for EmbeddedIdentityStore {
+    async fn reply(&self, key: &str) -> ServiceResult<Option<StoredReply>> {
+        Inner::get(&self.inner.replies, key.as_bytes())
+    }
+
+    async fn put_reply(&self, key: &str, reply: &StoredReply) -> ServiceResult<()> {
+        let key = key.to_string();
+        let value = encode(reply)?;
+        self.write(move |inner, _guard| {
+            let mut batch = inner.batch();
+            batch.insert(&inner.replies, key.as_bytes(), value);
+            inner.commit(batch).map(|_| ())
+        })
+        .await
     }
 }
 

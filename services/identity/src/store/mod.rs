@@ -100,3 +100,24 @@ pub trait KeyRepository: Send + Sync + 'static {
     /// Writes a key if none with its id exists, or updates it (retiring it).
     async fn put_signing_key(&self, key: &StoredKey) -> ServiceResult<()>;
 }
+
+/// The reply to an administrative write, kept for its `Idempotency-Key`: a retry with the same
+/// key and body gets it again instead of acting twice. Fields that were shown once (new API
+/// keys, generated passwords) are not kept; `withheld` names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredReply {
+    /// SHA-256 (hex) of the request's method, path and body.
+    pub request_hash: String,
+    pub status: u16,
+    /// The JSON body, without the withheld fields.
+    pub body: serde_json::Value,
+    pub withheld: Vec<String>,
+    pub at: Timestamp,
+}
+
+#[async_trait]
+pub trait ReplyRepository: Send + Sync + 'static {
+    async fn reply(&self, key: &str) -> ServiceResult<Option<StoredReply>>;
+    /// Keeps `reply` under `key`, replacing an older one (whose time is up).
+    async fn put_reply(&self, key: &str, reply: &StoredReply) -> ServiceResult<()>;
+}
