@@ -146,6 +146,12 @@ impl TestApp {
             .expect("memberd answers")
     }
 
+    /// The identity service of this memberd.
+    pub fn identity(&self) -> std::sync::Arc<loyalty_identity::service::IdentityService> {
+        let running = self.running.as_ref().expect("running");
+        std::sync::Arc::clone(running.identity().expect("memberd runs the gateway"))
+    }
+
     /// POST with the token, a fresh idempotency key and a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         let key = self.key();

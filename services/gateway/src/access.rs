@@ -197,11 +197,21 @@ fn refuse(error: ServiceError) -> Response {
     response
 }
 
+/// The caller of the request being handled, as the services need it to check it again.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The principal the guard authenticated and the store the request named: what the
+    /// in-process transport passes on ([`crate::state::in_process`]).
+    pub authenticated: Authenticated,
+    /// The credential it sent, and the request's id: what the network transport forwards
+    /// as gRPC metadata ([`crate::state::remote`]).
+    pub credential: String,
+    pub request_id: String,
+}
+
 tokio::task_local! {
-    /// The caller of the request being handled, and the store it named: the in-process
-    /// transport passes them on to the services, which check them again (see
-    /// [`crate::state::in_process`]).
-    pub static CALLER: Authenticated;
+    /// The caller of the request being handled.
+    pub static CALLER: Caller;
 }
 
 /// What the guard needs.
@@ -285,9 +295,18 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     request.extensions_mut().insert(principal.clone());
-    let caller = Authenticated {
-        principal: principal.clone(),
-        store,
+    let credential = credential(request.headers())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .to_string();
+    let caller = Caller {
+        authenticated: Authenticated {
+            principal: principal.clone(),
+            store,
+        },
+        credential,
+        request_id: request_id.clone(),
     };
     let response = CALLER.scope(caller, next.run(request)).await;
     if method != Method::GET && !audited_by_identity(permission) {

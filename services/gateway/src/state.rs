@@ -38,7 +38,7 @@ where
     S::Future: Send + 'static,
 {
     let server = server.map_request(|mut request: http::Request<tonic::body::Body>| {
-        if let Ok(caller) = crate::access::CALLER.try_with(Clone::clone) {
+        if let Ok(caller) = crate::access::CALLER.try_with(|c| c.authenticated.clone()) {
             request.extensions_mut().insert::<Authenticated>(caller);
         }
         request
@@ -46,12 +46,39 @@ where
     BoxCloneSyncService::new(server.map_err(|e: Infallible| match e {}))
 }
 
-/// A lazily connecting channel to a remote service.
+/// A lazily connecting channel to a remote service. Each call forwards the credential the
+/// caller sent the gateway (`authorization: Bearer ...`), the store it named (`x-store-id`)
+/// and the request id, so the service authenticates and authorizes the caller itself.
 pub fn remote(endpoint: &str) -> Result<GrpcTransport, tonic::transport::Error> {
     let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())?
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect_lazy();
+    let channel = channel.map_request(|mut request: http::Request<tonic::body::Body>| {
+        if let Ok(caller) = crate::access::CALLER.try_with(Clone::clone) {
+            forward(request.headers_mut(), &caller);
+        }
+        request
+    });
     Ok(BoxCloneSyncService::new(channel))
+}
+
+fn forward(headers: &mut http::HeaderMap, caller: &crate::access::Caller) {
+    let mut set = |name: &'static str, value: &str| {
+        // The values came in as header values; one that cannot go out is left out, and the
+        // service then refuses the call as unauthenticated rather than misreading it.
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    if !caller.credential.is_empty() {
+        set("authorization", &format!("Bearer {}", caller.credential));
+    }
+    if let Some(store) = &caller.authenticated.store {
+        set("x-store-id", store);
+    }
+    if !caller.request_id.is_empty() {
+        set("x-request-id", &caller.request_id);
+    }
 }
 
 #[derive(Clone)]

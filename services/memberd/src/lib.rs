@@ -81,6 +81,11 @@ impl Running {
         drained
     }
 
+    /// The identity service of this process, if it runs the gateway.
+    pub fn identity(&self) -> Option<&Arc<IdentityService>> {
+        self.identity.as_ref()
+    }
+
     /// A handle that triggers graceful shutdown.
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
