@@ -2,7 +2,11 @@
 use prost::Message;
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["ledger/v1/ledger.proto", "events/v1/events.proto"];
+const PROTOS: &[&str] = &[
+    "ledger/v1/ledger.proto",
+    "events/v1/events.proto",
+    "identity/v1/identity.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");

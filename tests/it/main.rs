@@ -7,6 +7,7 @@ mod authz;
 mod grpc;
 mod hardening;
 mod redis_limits;
+mod remote_identity;
 mod remote_ledger;
 mod rest_errors;
 mod shutdown;

@@ -5,6 +5,8 @@
 pub mod audit;
 pub mod audit_log;
 pub mod changes;
+pub mod checks;
+pub mod grpc;
 pub mod model;
 pub mod opaque;
 pub mod password;

@@ -63,3 +63,31 @@ pub const TENANT_READ: Permission = read("tenant");
 pub const STORES_WRITE: Permission = write("tenant.stores");
 /// A tenant's security policy (password rules, lockout, second factor).
 pub const POLICY_WRITE: Permission = write("tenant.policy");
+
+/// Every permission, for reading one back from its words (e.g. off the wire).
+pub const ALL: &[Permission] = &[
+    WALLET_READ,
+    WALLET_WRITE,
+    ADJUST,
+    RULES_READ,
+    RULES_WRITE,
+    MEMBER_READ,
+    MEMBER_WRITE,
+    PII_READ,
+    STAFF_READ,
+    STAFF_WRITE,
+    ROLES_WRITE,
+    API_KEYS_WRITE,
+    AUDIT_READ,
+    TENANT_WRITE,
+    TENANT_READ,
+    STORES_WRITE,
+    POLICY_WRITE,
+];
+
+/// The permission named by `object` and `action` (`read` or `write`), if there is one.
+pub fn parse(object: &str, action: &str) -> Option<Permission> {
+    ALL.iter()
+        .find(|p| p.object == object && p.action.as_str() == action)
+        .copied()
+}

@@ -10,9 +10,10 @@ use loyalty_common::ServiceError;
 use loyalty_common::error::ErrorCode;
 use loyalty_common::ids::{StoreId, TenantId};
 use loyalty_identity::audit::Outcome;
+use loyalty_identity::checks::{Act, Caller, CallerChecks};
 use loyalty_identity::model::PLATFORM;
 use loyalty_identity::permissions::{self as p, Action, Permission};
-use loyalty_identity::service::{IdentityService, Principal};
+use loyalty_identity::service::Principal;
 use std::sync::Arc;
 use tonic::{Request, Status};
 
@@ -47,12 +48,24 @@ pub struct Authenticated {
 /// The access checks of the ledger's gRPC service.
 #[derive(Clone)]
 pub struct Access {
-    identity: Arc<IdentityService>,
+    /// The identity service in this process, or one in another ([`loyalty_identity::grpc`]).
+    identity: Arc<dyn CallerChecks>,
 }
 
 /// A call let in: whom to record a write for, if the gateway did not already.
 pub struct Admitted {
-    audit: Option<(Principal, String, String, String)>,
+    audit: Option<Audited>,
+}
+
+/// A write to record once it is done: by whom (and the credential it sent), about which
+/// tenant, what, and the request's id.
+#[derive(Clone)]
+struct Audited {
+    principal: Principal,
+    credential: Option<String>,
+    tenant: String,
+    action: String,
+    request_id: String,
 }
 
 fn metadata<'a, T>(req: &'a Request<T>, name: &str) -> Option<&'a str> {
@@ -60,7 +73,7 @@ fn metadata<'a, T>(req: &'a Request<T>, name: &str) -> Option<&'a str> {
 }
 
 impl Access {
-    pub fn new(identity: Arc<IdentityService>) -> Self {
+    pub fn new(identity: Arc<dyn CallerChecks>) -> Self {
         Self { identity }
     }
 
@@ -77,13 +90,17 @@ impl Access {
             .map(|(_, permission)| *permission)
             .ok_or_else(|| Status::permission_denied("this method is open to no role"))?;
         let request_id = metadata(req, "x-request-id").unwrap_or("").to_string();
-        let (principal, store, from_gateway) = match req.extensions().get::<Authenticated>() {
-            Some(caller) => (caller.principal.clone(), caller.store.clone(), true),
+        let (principal, store, credential) = match req.extensions().get::<Authenticated>() {
+            Some(caller) => (caller.principal.clone(), caller.store.clone(), None),
             None => {
                 let store = metadata(req, "x-store-id").map(String::from);
-                (self.authenticate(req).await?, store, false)
+                let credential = credential(req)?;
+                let principal = self.identity.authenticate(credential).await?;
+                (principal, store, Some(credential.to_string()))
             }
         };
+        // In process, the gateway records the write; from the network, the ledger does.
+        let from_gateway = credential.is_none();
         let tenant = TenantId::parse(tenant)?;
         if principal.tenant != PLATFORM && principal.tenant != tenant.as_str() {
             return Err(ServiceError::new(
@@ -96,31 +113,38 @@ impl Access {
             Some(store) => format!("{tenant}/{}", StoreId::parse(store)?),
             None => tenant.to_string(),
         };
+        let caller = Caller {
+            principal: &principal,
+            credential: credential.as_deref(),
+        };
         self.identity
-            .authorize(&principal, &domain, permission, &request_id)
+            .authorize(caller, &domain, permission, &request_id)
             .await?;
-        let audit = (!from_gateway && permission.action == Action::Write).then(|| {
-            let action = format!("ledger.v1.LedgerService/{method}");
-            (principal, tenant.to_string(), action, request_id)
+        let audit = (!from_gateway && permission.action == Action::Write).then(|| Audited {
+            action: format!("ledger.v1.LedgerService/{method}"),
+            tenant: tenant.to_string(),
+            principal,
+            credential,
+            request_id,
         });
         Ok(Admitted { audit })
     }
+}
 
-    async fn authenticate<T>(&self, req: &Request<T>) -> Result<Principal, Status> {
-        let credential = match (metadata(req, "authorization"), metadata(req, "x-api-key")) {
-            (Some(value), _) => value.strip_prefix("Bearer ").ok_or_else(|| {
-                Status::unauthenticated("use authorization: Bearer <access token or API key>")
-            })?,
-            (None, Some(key)) => key,
-            (None, None) => {
-                return Err(Status::unauthenticated(
-                    "send authorization: Bearer <access token or API key> in the metadata",
-                ));
-            }
-        };
-        Ok(self.identity.authenticate(credential).await?)
+/// The credential a network caller sent in its metadata.
+fn credential<T>(req: &Request<T>) -> Result<&str, Status> {
+    match (metadata(req, "authorization"), metadata(req, "x-api-key")) {
+        (Some(value), _) => value.strip_prefix("Bearer ").ok_or_else(|| {
+            Status::unauthenticated("use authorization: Bearer <access token or API key>")
+        }),
+        (None, Some(key)) => Ok(key),
+        (None, None) => Err(Status::unauthenticated(
+            "send authorization: Bearer <access token or API key> in the metadata",
+        )),
     }
+}
 
+impl Access {
     /// Records a write that did not come through the gateway, with its outcome; the call
     /// answers only once the record is stored.
     pub async fn finish<R>(
@@ -129,16 +153,25 @@ impl Access {
         target: &str,
         result: Result<R, Status>,
     ) -> Result<R, Status> {
-        let Some((principal, tenant, action, request_id)) = admitted.audit else {
+        let Some(audited) = admitted.audit else {
             return result;
         };
         let outcome = match &result {
             Ok(_) => Outcome::Allowed,
             Err(status) => Outcome::Failed(format!("{:?}", status.code())),
         };
-        self.identity
-            .record(&principal, &tenant, &action, target, outcome, &request_id)
-            .await?;
+        let caller = Caller {
+            principal: &audited.principal,
+            credential: audited.credential.as_deref(),
+        };
+        let act = Act {
+            tenant: &audited.tenant,
+            action: &audited.action,
+            target,
+            outcome,
+            request_id: &audited.request_id,
+        };
+        self.identity.record(caller, act).await?;
         result
     }
 }

@@ -19,6 +19,9 @@ pub enum Target {
     Ledger,
     /// Only the REST gateway, calling the ledger at `ledger_endpoint`.
     Gateway,
+    /// Only the identity service's gRPC API (`identity.v1`), which a `--target ledger`
+    /// elsewhere asks about its callers (`identity_endpoint`).
+    Identity,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +36,9 @@ pub struct MemberdConfig {
     pub grpc_addr: String,
     /// The ledger's gRPC endpoint when running `--target gateway`.
     pub ledger_endpoint: String,
+    /// The identity service's gRPC endpoint (`--target identity` or `all` elsewhere) that a
+    /// `--target ledger` asks about every caller. Unset, that ledger checks no caller.
+    pub identity_endpoint: Option<String>,
     /// How often the scheduler looks for due work (activations, expiries, stuck transfers).
     pub scheduler_interval_ms: u64,
     /// How long shutdown waits for in-flight requests.
@@ -55,6 +61,7 @@ impl Default for MemberdConfig {
             http_addr: "127.0.0.1:8080".into(),
             grpc_addr: "127.0.0.1:50051".into(),
             ledger_endpoint: "http://127.0.0.1:50051".into(),
+            identity_endpoint: None,
             scheduler_interval_ms: 1000,
             shutdown_grace_secs: 30,
             store: StoreOptions::default(),

@@ -18,12 +18,14 @@ use loyalty_events::config::{BusKind, EventsConfig};
 use loyalty_events::embedded::InProcessBus;
 use loyalty_events::nats::NatsBus;
 use loyalty_gateway::{AppState, state};
+use loyalty_identity::grpc::{IdentityGrpc, RemoteIdentity};
 use loyalty_identity::service::IdentityService;
 use loyalty_ledger::grpc::LedgerGrpc;
 use loyalty_ledger::grpc_access::Access;
 use loyalty_ledger::publisher::{Publisher, PublisherStatus};
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
+use loyalty_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -186,10 +188,11 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     let mut tasks = Vec::new();
     let runs_ledger = matches!(config.target, Target::All | Target::Ledger);
     let runs_gateway = matches!(config.target, Target::All | Target::Gateway);
+    let runs_identity = runs_gateway || config.target == Target::Identity;
 
     // The identity service runs with the gateway; in one process the ledger checks every
     // call against it too.
-    let identity = if runs_gateway {
+    let identity = if runs_identity {
         Some(identity::start(&config).await?)
     } else {
         None
@@ -251,27 +254,42 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         }
         bus_health = Some((bus_kind, bus, status));
         let grpc = LedgerGrpc::new(ledger);
-        let grpc = match &identity {
-            Some(_) if UNGUARDED => grpc,
-            Some(identity) => grpc.with_access(Access::new(Arc::clone(identity))),
-            None => {
+        let grpc = match (&identity, &config.identity_endpoint) {
+            (Some(_), _) if UNGUARDED => grpc,
+            (Some(identity), _) => grpc.with_access(Access::new(identity.clone())),
+            (None, Some(endpoint)) => {
+                let remote = RemoteIdentity::connect_lazy(endpoint)
+                    .map_err(|e| anyhow::anyhow!("identity_endpoint: {}", e.message))?;
+                grpc.with_access(Access::new(Arc::new(remote)))
+            }
+            (None, None) => {
                 tracing::warn!(
-                    "the ledger's gRPC port does not authenticate callers in --target ledger \
-                     (the identity service runs with the gateway): keep it on a trusted network"
+                    "the ledger's gRPC port does not authenticate callers: set identity_endpoint \
+                     to the identity service's gRPC address, or keep it on a trusted network"
                 );
                 grpc
             }
         };
-        let server = grpc.into_server();
+        ledger_server = Some(grpc.into_server());
+        store = Some(embedded);
+    }
+    // The identity service answers other services only where it runs alone: its API is for
+    // services, on an internal network, never on the port partners call the ledger on.
+    let identity_server = match (&identity, config.target) {
+        (Some(identity), Target::Identity) => Some(IdentityServiceServer::new(IdentityGrpc::new(
+            Arc::clone(identity),
+        ))),
+        _ => None,
+    };
+    if ledger_server.is_some() || identity_server.is_some() {
         let listener = bind(&config.grpc_addr, "grpc_addr").await?;
         grpc_addr = Some(listener.local_addr()?);
         tasks.push(tokio::spawn(serve_grpc(
             listener,
-            server.clone(),
+            ledger_server.clone(),
+            identity_server,
             shutdown_rx.clone(),
         )));
-        ledger_server = Some(server);
-        store = Some(embedded);
     }
 
     let mut app = ops_routes(Health {
@@ -330,13 +348,21 @@ async fn bind(addr: &str, setting: &str) -> anyhow::Result<TcpListener> {
 
 async fn serve_grpc(
     listener: TcpListener,
-    ledger: LedgerServiceServer<LedgerGrpc>,
+    ledger: Option<LedgerServiceServer<LedgerGrpc>>,
+    identity: Option<IdentityServiceServer<IdentityGrpc>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_serving::<LedgerServiceServer<LedgerGrpc>>()
-        .await;
+    if ledger.is_some() {
+        reporter
+            .set_serving::<LedgerServiceServer<LedgerGrpc>>()
+            .await;
+    }
+    if identity.is_some() {
+        reporter
+            .set_serving::<IdentityServiceServer<IdentityGrpc>>()
+            .await;
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(loyalty_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -346,7 +372,8 @@ async fn serve_grpc(
         .layer(loyalty_telemetry::GrpcMetricsLayer)
         .add_service(health)
         .add_service(reflection)
-        .add_service(ledger)
+        .add_optional_service(ledger)
+        .add_optional_service(identity)
         .serve_with_incoming_shutdown(
             // No Nagle delay: small unary replies must leave at once.
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

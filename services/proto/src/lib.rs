@@ -7,6 +7,14 @@ pub mod ledger {
     }
 }
 
+/// `identity.v1`: authentication, authorization and audit for services without the
+/// identity store.
+pub mod identity {
+    pub mod v1 {
+        tonic::include_proto!("identity.v1");
+    }
+}
+
 /// `events.v1`: the schema of the events published to partners (JSON on the wire).
 pub mod events {
     pub mod v1 {
