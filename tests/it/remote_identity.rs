@@ -6,6 +6,8 @@
 use loyalty_common::config::Secret;
 use loyalty_common::ids::TenantId;
 use loyalty_events::config::BusKind;
+use loyalty_proto::identity::v1 as identity_pb;
+use loyalty_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use loyalty_proto::ledger::v1 as pb;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use memberd::Running;
@@ -110,6 +112,32 @@ async fn a_ledger_alone_checks_its_callers_with_the_identity_service() {
         .expect("recorded by the ledger");
     assert_eq!(by_ledger.event.actor, format!("key:{}", key.id));
     assert_eq!(by_ledger.event.request_id, "till-7");
+
+    // Nobody writes into another tenant's chain through the identity service's API.
+    let mut direct =
+        IdentityServiceClient::connect(format!("http://{}", identity_process.grpc_addr.unwrap()))
+            .await
+            .unwrap();
+    let forged = identity_pb::RecordRequest {
+        credential: key.key.clone(),
+        tenant: "globex".into(),
+        action: "ledger.v1.LedgerService/Adjust".into(),
+        target: "globex/m1".into(),
+        outcome: "allowed".into(),
+        outcome_code: String::new(),
+        request_id: "forged".into(),
+    };
+    let err = direct.record(forged).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
+    let stranger = identity_pb::RecordRequest {
+        credential: "lk_not_a_key".into(),
+        tenant: "acme".into(),
+        action: "x".into(),
+        outcome: "allowed".into(),
+        ..Default::default()
+    };
+    let err = direct.record(stranger).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err}");
 
     // Revoked on the identity service: refused by the ledger at its next call.
     identity.revoke_api_key(&root, key.id, "r").await.unwrap();

@@ -5,7 +5,9 @@
 //! against them only if every one lets it through, in one round trip.
 //!
 //! Keys are `loyalty:rl:{<tenant>}:key:<subject>` and `loyalty:rl:{<tenant>}:tenant`: the
-//! tenant in braces is a Redis Cluster hash tag, so a request's keys share a slot.
+//! tenant in braces is a Redis Cluster hash tag, so a request's keys share a slot. The client
+//! speaks to one Redis server (with replicas behind it if wanted); Redis Cluster is not
+//! supported yet.
 //!
 //! When Redis does not answer within `redis_timeout_ms` (or is down), the request is let
 //! through uncounted and `gateway_rate_limit_unavailable_total` counts it: rate limits protect
@@ -21,6 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// tolerance, in microseconds. Returns `{0, 0}` when admitted (and counted), or `{i, wait}`:
 /// the first limit (1-based) the request exceeds and the microseconds until it would pass.
 const GCRA: &str = r#"
+-- Redis before 7 replicates a script verbatim unless told otherwise, which TIME forbids.
+if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local next_tats = {}
@@ -75,12 +79,24 @@ impl RedisRateLimits {
                      gateway.rate_limits.redis_url to count in this process"
                 )
             })?;
-        Ok(Self {
+        let limits = Self {
             connection,
             script: redis::Script::new(GCRA),
             config: config.clone(),
             timeout,
-        })
+        };
+        // The script must run here, or every request would pass uncounted: a server that
+        // cannot run it (too old, or a cluster node owning another slot) is found at start.
+        let mut probe = limits.script.prepare_invoke();
+        probe.key("loyalty:rl:{probe}:start").arg(1.0).arg(1.0);
+        let mut connection = limits.connection.clone();
+        probe
+            .invoke_async::<(usize, u64)>(&mut connection)
+            .await
+            .map_err(|e| {
+                format!("Redis at {url} cannot run the rate-limit script ({e}); use Redis 5 or later, not a cluster")
+            })?;
+        Ok(limits)
     }
 
     /// Requests per second allowed in `scope`; 0 for no limit.

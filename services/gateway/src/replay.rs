@@ -3,7 +3,9 @@
 //! (`loyalty_identity::service::REPLY_KEPT_SECS`). A retry with the same key and the same
 //! request gets the kept reply again, with `Idempotent-Replayed: true`, instead of creating a
 //! second tenant or failing with `ALREADY_EXISTS`; the same key with another request is
-//! refused with `IDEMPOTENCY_CONFLICT`. Keys are per caller.
+//! refused with `IDEMPOTENCY_CONFLICT`. Keys are per caller. A retry that arrives while the
+//! first is still being handled is told to retry; that guard is per process, so two retries
+//! racing on different gateway replicas can both act.
 //!
 //! What a reply showed once (a new API key, a generated password, a second factor's secret)
 //! is not kept: a retry of such a request gets `ALREADY_APPLIED`, with what was kept (the
@@ -38,12 +40,12 @@ pub struct Replays {
 }
 
 /// Frees an idempotency record's slot however the request ends.
-struct InFlight<'a> {
-    set: &'a Mutex<HashSet<String>>,
+struct InFlight {
+    set: Arc<Mutex<HashSet<String>>>,
     key: String,
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.set
             .lock()
@@ -85,11 +87,8 @@ pub async fn replay(State(replays): State<Replays>, request: Request, next: Next
         key.as_str().as_bytes(),
     ]);
     let request_hash = sha256_hex(&[parts.method.as_str().as_bytes(), path.as_bytes(), &body]);
-    match replays.identity.kept_reply(&record).await {
-        Ok(Some(kept)) => return replayed(kept, &request_hash),
-        Ok(None) => {}
-        Err(e) => return problem_response(e.code, e.message),
-    }
+    // Claimed before looking: a retry that looked while the first was finishing could
+    // otherwise find nothing kept yet and act again.
     let claimed = replays
         .in_flight
         .lock()
@@ -101,24 +100,40 @@ pub async fn replay(State(replays): State<Replays>, request: Request, next: Next
             "a request with this Idempotency-Key is still being handled; retry shortly".into(),
         );
     }
-    let _slot = InFlight {
-        set: &replays.in_flight,
+    let slot = InFlight {
+        set: Arc::clone(&replays.in_flight),
         key: record.clone(),
     };
-    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
-    if !response.status().is_success() {
-        return response;
+    match replays.identity.kept_reply(&record).await {
+        Ok(Some(kept)) => return replayed(kept, &request_hash),
+        Ok(None) => {}
+        Err(e) => return problem_response(e.code, e.message),
     }
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return problem_response(ErrorCode::Internal, "the reply could not be read".into());
-    };
-    let kept = keepable(parts.status, &bytes, request_hash, replays.identity.now());
-    if let Err(e) = replays.identity.keep_reply(&record, &kept).await {
-        // The write is done; only a retry's replay is lost, which then acts again.
-        tracing::warn!(error = %e, "keeping an administrative reply for its key failed");
+    // Acting and keeping the reply run to the end even if the client goes away meanwhile:
+    // its retry then finds the reply instead of acting twice.
+    let identity = Arc::clone(&replays.identity);
+    let request = Request::from_parts(parts, Body::from(body));
+    let done = tokio::spawn(async move {
+        let _slot = slot;
+        let response = next.run(request).await;
+        if !response.status().is_success() {
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+            return problem_response(ErrorCode::Internal, "the reply could not be read".into());
+        };
+        let kept = keepable(parts.status, &bytes, request_hash, identity.now());
+        if let Err(e) = identity.keep_reply(&record, &kept).await {
+            // The write is done; only a retry's replay is lost, which then acts again.
+            tracing::warn!(error = %e, "keeping an administrative reply for its key failed");
+        }
+        Response::from_parts(parts, Body::from(bytes))
+    });
+    match done.await {
+        Ok(response) => response,
+        Err(_) => problem_response(ErrorCode::Internal, "the request failed".into()),
     }
-    Response::from_parts(parts, Body::from(bytes))
 }
 
 fn idempotency_key(request: &Request) -> Result<IdempotencyKey, Box<Response>> {

@@ -76,8 +76,11 @@ impl AuditLog {
     /// before `record` returns, and are synced on a timer; this syncs now, as at shutdown).
     pub async fn sync(&self) -> ServiceResult<()> {
         // Cleared first: a record written after this is flagged again, one before is synced.
-        if self.unsynced.swap(false, Ordering::SeqCst) {
-            self.repo.sync().await?;
+        if self.unsynced.swap(false, Ordering::SeqCst)
+            && let Err(e) = self.repo.sync().await
+        {
+            self.unsynced.store(true, Ordering::SeqCst);
+            return Err(e);
         }
         Ok(())
     }

@@ -4,11 +4,12 @@
 
 use crate::audit::Outcome;
 use crate::checks::{Act, Caller, CallerChecks};
+use crate::model::PLATFORM;
 use crate::permissions::{self, Permission};
 use crate::service::{IdentityService, Principal, PrincipalKind};
 use async_trait::async_trait;
 use loyalty_common::ServiceError;
-use loyalty_common::error::ServiceResult;
+use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{ApiKeyId, SessionId, StaffId};
 use loyalty_proto::identity::v1 as pb;
 use loyalty_proto::identity::v1::identity_service_client::IdentityServiceClient;
@@ -121,6 +122,14 @@ impl pb::identity_service_server::IdentityService for IdentityGrpc {
     ) -> Result<Response<pb::RecordReply>, Status> {
         let r = request.into_inner();
         let principal = self.service.authenticate(&r.credential).await?;
+        // A caller's acts go in its own tenant's chain only (the platform's staff act in any).
+        if principal.tenant != PLATFORM && principal.tenant != r.tenant {
+            return Err(ServiceError::new(
+                ErrorCode::Forbidden,
+                "this caller belongs to another tenant",
+            )
+            .into());
+        }
         let outcome = outcome_from_wire(&r.outcome, r.outcome_code)?;
         self.service
             .record(

@@ -127,6 +127,8 @@ pub struct IdentityService {
     /// copy is older than [`KEY_RECHECK_MS`], so a revocation made by another replica takes
     /// effect within that time, and one made here at once (the copy is dropped).
     pub(crate) keys_seen: std::sync::Mutex<HashMap<ApiKeyId, (Arc<ApiKey>, i64)>>,
+    /// Moved on whenever a copy is dropped: a read that started before cannot put it back.
+    pub(crate) keys_generation: std::sync::atomic::AtomicU64,
     /// This replica's name on the change feed.
     replica: String,
     /// Where this replica announces its changes to the others, once connected.
@@ -201,6 +203,7 @@ impl IdentityService {
             revoked: RwLock::new(revoked.into_iter().collect()),
             verified: std::sync::Mutex::default(),
             keys_seen: std::sync::Mutex::default(),
+            keys_generation: std::sync::atomic::AtomicU64::new(0),
             replica: ulid::Ulid::new().to_string(),
             feed: std::sync::OnceLock::new(),
         }))
@@ -290,11 +293,16 @@ impl IdentityService {
     /// elsewhere.
     pub async fn reload_revocations(&self) -> ServiceResult<()> {
         let revoked = self.ports.sessions.revoked_sessions(self.now()).await?;
-        *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = revoked.into_iter().collect();
-        self.keys_seen
-            .lock()
+        // Added to, never replaced: a logout here marks its session before storing it, and a
+        // reload in between must not forget it. A revoked session never comes back.
+        self.revoked
+            .write()
             .unwrap_or_else(|p| p.into_inner())
-            .clear();
+            .extend(revoked);
+        let mut seen = self.keys_seen.lock().unwrap_or_else(|p| p.into_inner());
+        self.keys_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        seen.clear();
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use loyalty_common::ids::{ApiKeyId, SessionId, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Replaced refresh tokens remembered per session, to recognise one presented again.
 const REMEMBERED: usize = 16;
@@ -370,12 +371,14 @@ impl IdentityService {
         let (id, secret) = opaque::parse(Kind::ApiKey, text).ok_or_else(refused)?;
         let id = ApiKeyId(id);
         let now = self.now();
-        let key = match self.key_seen(id, now) {
-            Some(key) => key,
+        // Taken before the read: a key forgotten meanwhile (revoked) is not remembered as read.
+        let generation = self.keys_generation.load(Ordering::SeqCst);
+        let (key, read_at) = match self.key_seen(id, now) {
+            Some(seen) => seen,
             None => {
                 let key = Arc::new(self.ports.api_keys.api_key(id).await?.ok_or_else(refused)?);
-                self.remember_key(Arc::clone(&key), now);
-                key
+                self.remember_key(Arc::clone(&key), now.0, generation);
+                (key, now.0)
             }
         };
         if !key.hash.matches(secret) {
@@ -393,7 +396,7 @@ impl IdentityService {
             used.version += 1;
             // Remembered as used at once, so that the requests until it is stored do not
             // write it again.
-            self.remember_key(Arc::new(used.clone()), now);
+            self.remember_key(Arc::new(used.clone()), read_at, generation);
             // Best effort, off the request: a concurrent change wins.
             let repo = Arc::clone(&self.ports.api_keys);
             tokio::spawn(async move {
@@ -412,24 +415,33 @@ impl IdentityService {
         self.keys_seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The copy of key `id` read from the store less than [`KEY_RECHECK_MS`] ago.
-    fn key_seen(&self, id: ApiKeyId, now: Timestamp) -> Option<Arc<ApiKey>> {
+    /// The copy of key `id` read from the store less than [`KEY_RECHECK_MS`] ago, and when it
+    /// was read.
+    fn key_seen(&self, id: ApiKeyId, now: Timestamp) -> Option<(Arc<ApiKey>, i64)> {
         let seen = self.keys_seen();
         let (key, read_at) = seen.get(&id)?;
-        (now.0 - read_at < KEY_RECHECK_MS).then(|| Arc::clone(key))
+        (now.0 - read_at < KEY_RECHECK_MS).then(|| (Arc::clone(key), *read_at))
     }
 
-    fn remember_key(&self, key: Arc<ApiKey>, now: Timestamp) {
+    /// Remembers `key` as read at `read_at`, unless a key was forgotten since `generation`.
+    fn remember_key(&self, key: Arc<ApiKey>, read_at: i64, generation: u64) {
         let mut seen = self.keys_seen();
+        // Checked under the lock that `forget_key` takes too.
+        if self.keys_generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
         if seen.len() >= KEYS_SEEN_CAP {
             seen.clear();
         }
-        seen.insert(key.id, (key, now.0));
+        seen.insert(key.id, (key, read_at));
     }
 
-    /// Drops the copy of key `id`, so that its next use reads the store (after a change).
+    /// Drops the copy of key `id`, so that its next use reads the store (after a change), and
+    /// keeps a read that started before from remembering the old copy.
     pub(crate) fn forget_key(&self, id: ApiKeyId) {
-        self.keys_seen().remove(&id);
+        let mut seen = self.keys_seen();
+        self.keys_generation.fetch_add(1, Ordering::SeqCst);
+        seen.remove(&id);
     }
 }
 

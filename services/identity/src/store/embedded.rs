@@ -109,7 +109,14 @@ fn decode_record(bytes: &[u8]) -> ServiceResult<AuditRecord> {
             "an audit record cannot be read ({why}); it was altered"
         ))
     };
-    let s: StoredRecord = postcard::from_bytes(bytes).map_err(|e| unreadable(e.to_string()))?;
+    let s: StoredRecord = match postcard::from_bytes(bytes) {
+        Ok(stored) => stored,
+        // Written before records were postcard (JSON starts with '{').
+        Err(_) if bytes.first() == Some(&b'{') => {
+            return serde_json::from_slice(bytes).map_err(|e| unreadable(e.to_string()));
+        }
+        Err(e) => return Err(unreadable(e.to_string())),
+    };
     let outcome = match s.outcome {
         0 => Outcome::Allowed,
         1 => Outcome::Denied(s.outcome_code),
