@@ -78,6 +78,9 @@ error_codes! {
     PasswordPolicy => "PASSWORD_POLICY", InvalidArgument, 422, "The password does not meet the policy";
     AlreadyExists => "ALREADY_EXISTS", AlreadyExists, 409, "It exists already";
     NotFound => "NOT_FOUND", NotFound, 404, "No such resource";
+    MemberNotFound => "MEMBER_NOT_FOUND", NotFound, 404, "No such member";
+    DuplicateMember => "DUPLICATE_MEMBER", AlreadyExists, 409, "Another member of the tenant has this phone, email or ID number";
+    MemberErased => "MEMBER_ERASED", FailedPrecondition, 410, "The member's personal data was erased";
     RateLimited => "RATE_LIMITED", ResourceExhausted, 429, "Too many requests; retry later";
 }
 

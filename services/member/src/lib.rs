@@ -5,4 +5,7 @@
 
 pub mod blind;
 pub mod mask;
+pub mod profile;
+pub mod service;
+pub mod store;
 pub mod vault;

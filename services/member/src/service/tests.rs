@@ -1,0 +1,230 @@
+use super::*;
+use crate::store::EmbeddedMemberStore;
+use loyalty_common::ManualClock;
+
+struct Harness {
+    members: Members,
+    dir: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedMemberStore::open(dir.path()).unwrap();
+    let master = MasterKey::generate().unwrap().0;
+    let clock = ManualClock::new(Timestamp(1_800_000_000_000));
+    Harness {
+        members: Members::new(Arc::new(store), master, clock),
+        dir,
+    }
+}
+
+fn ids(tenant: &str, member: &str) -> (TenantId, MemberId) {
+    (
+        TenantId::parse(tenant).unwrap(),
+        MemberId::parse(member).unwrap(),
+    )
+}
+
+fn alice() -> ProfileInput {
+    ProfileInput {
+        personal: Personal {
+            name: Some("王小明".into()),
+            gender: Some("f".into()),
+            birthday: Some("1990-03-07".into()),
+            phone: Some("13812345678".into()),
+            email: Some("Alice@Example.cn".into()),
+            id_number: Some("11010119900307123X".into()),
+            address: Some("北京市朝阳区建国路 88 号".into()),
+        },
+        channel: Some("app".into()),
+        consents: Consents {
+            sms: true,
+            ..Consents::default()
+        },
+        ..ProfileInput::default()
+    }
+}
+
+#[tokio::test]
+async fn a_profile_reads_back_masked_or_in_the_clear() {
+    let h = harness();
+    let (acme, m1) = ids("acme", "m1");
+    h.members.register(&acme, &m1, alice()).await.unwrap();
+    let clear = h.members.profile(&acme, &m1, View::Unmasked).await.unwrap();
+    assert_eq!(clear.personal, alice().personal);
+    assert!(clear.consents.sms);
+    let masked = h.members.profile(&acme, &m1, View::Masked).await.unwrap();
+    assert_eq!(masked.personal.phone.as_deref(), Some("138****5678"));
+    assert_eq!(masked.personal.email.as_deref(), Some("A***@Example.cn"));
+    assert_eq!(masked.personal.name.as_deref(), Some("王**"));
+    assert_eq!(
+        masked.personal.id_number.as_deref(),
+        Some("1101**********123X")
+    );
+    assert_eq!(masked.personal.birthday.as_deref(), Some("1990-**-**"));
+    assert_eq!(masked.personal.address.as_deref(), Some("***"));
+    let missing = ids("acme", "nobody").1;
+    let err = h
+        .members
+        .profile(&acme, &missing, View::Masked)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::MemberNotFound);
+}
+
+#[tokio::test]
+async fn members_are_found_and_deduplicated_by_phone_email_or_id() {
+    let h = harness();
+    let (acme, m1) = ids("acme", "m1");
+    h.members.register(&acme, &m1, alice()).await.unwrap();
+    let found = h
+        .members
+        .find(&acme, IndexKind::Phone, "+86 138-1234-5678")
+        .await
+        .unwrap();
+    assert_eq!(found.as_deref(), Some("m1"));
+    let found = h
+        .members
+        .find(&acme, IndexKind::Email, "alice@example.CN")
+        .await
+        .unwrap();
+    assert_eq!(found.as_deref(), Some("m1"));
+    let globex = ids("globex", "m1").0;
+    assert_eq!(
+        h.members
+            .find(&globex, IndexKind::Phone, "13812345678")
+            .await
+            .unwrap(),
+        None
+    );
+
+    let mut twin = ProfileInput::default();
+    twin.personal.phone = Some("138 1234 5678".into());
+    let err = h
+        .members
+        .register(&acme, &ids("acme", "m2").1, twin.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::DuplicateMember);
+    assert!(
+        err.message.contains("m1") && err.message.contains("phone"),
+        "{}",
+        err.message
+    );
+    // Another tenant may have the same person.
+    h.members
+        .register(&globex, &ids("globex", "g1").1, twin)
+        .await
+        .unwrap();
+
+    let mut bad = ProfileInput::default();
+    bad.personal.email = Some("not-an-email".into());
+    let err = h
+        .members
+        .register(&acme, &ids("acme", "m3").1, bad)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    assert!(
+        !err.message.contains("not-an-email"),
+        "no personal data in errors: {}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn rotating_the_tenant_key_keeps_every_profile_readable() {
+    let h = harness();
+    let acme = ids("acme", "x").0;
+    for n in 0..5 {
+        let mut input = alice();
+        input.personal.phone = Some(format!("1381234560{n}"));
+        input.personal.email = None;
+        input.personal.id_number = None;
+        h.members
+            .register(&acme, &ids("acme", &format!("m{n}")).1, input)
+            .await
+            .unwrap();
+    }
+    assert_eq!(h.members.rotate_tenant_key(&acme).await.unwrap(), 5);
+    assert_eq!(h.members.rotate_tenant_key(&acme).await.unwrap(), 5);
+    for n in 0..5 {
+        let profile = h
+            .members
+            .profile(&acme, &ids("acme", &format!("m{n}")).1, View::Unmasked)
+            .await
+            .unwrap();
+        assert_eq!(profile.personal.phone, Some(format!("1381234560{n}")));
+    }
+}
+
+#[tokio::test]
+async fn an_erased_member_keeps_its_id_and_nothing_personal() {
+    let h = harness();
+    let (acme, m1) = ids("acme", "m1");
+    h.members.register(&acme, &m1, alice()).await.unwrap();
+    let at = h.members.erase(&acme, &m1).await.unwrap();
+    assert_eq!(
+        h.members.erase(&acme, &m1).await.unwrap(),
+        at,
+        "erasing again is a no-op"
+    );
+    let err = h
+        .members
+        .profile(&acme, &m1, View::Unmasked)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::MemberErased);
+    assert_eq!(
+        h.members
+            .find(&acme, IndexKind::Phone, "13812345678")
+            .await
+            .unwrap(),
+        None
+    );
+    // The phone is free for a new registration.
+    h.members
+        .register(&acme, &ids("acme", "m2").1, alice())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_raw_store_holds_no_personal_data_in_the_clear() {
+    let h = harness();
+    let (acme, m1) = ids("acme", "m1");
+    h.members.register(&acme, &m1, alice()).await.unwrap();
+    drop(h.members);
+    let mut bytes = Vec::new();
+    let mut dirs = vec![h.dir.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                // Journals are preallocated: their zero tail holds nothing.
+                let data = std::fs::read(path).unwrap();
+                let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                bytes.extend_from_slice(&data[..end]);
+            }
+        }
+    }
+    assert!(bytes.len() > 100, "the store wrote its files");
+    let personal = alice().personal;
+    let plain = [
+        personal.name.unwrap(),
+        personal.phone.unwrap(),
+        "alice@example.cn".to_string(),
+        "Alice@Example.cn".to_string(),
+        personal.id_number.unwrap(),
+        "建国路".to_string(),
+    ];
+    for text in plain {
+        let needle = text.as_bytes();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "{text} is in the store"
+        );
+    }
+}
