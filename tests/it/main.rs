@@ -6,6 +6,7 @@ mod admin_idempotency;
 mod authz;
 mod grpc;
 mod hardening;
+mod members;
 mod redis_limits;
 mod remote_identity;
 mod remote_ledger;

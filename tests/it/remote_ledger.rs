@@ -12,7 +12,8 @@ async fn remote_gateway(app: &TestApp) -> String {
     let config = GatewayConfig::default();
     let limits = limits::rate_limits(&config.rate_limits).await.unwrap();
     let transport = state::remote(&app.grpc).unwrap();
-    let gateway = router(AppState::new(transport, app.identity()), &config, limits);
+    let state = AppState::new(transport, app.identity(), app.members());
+    let gateway = router(state, &config, limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, gateway).await });

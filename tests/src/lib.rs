@@ -152,6 +152,12 @@ impl TestApp {
         std::sync::Arc::clone(running.identity().expect("memberd runs the gateway"))
     }
 
+    /// The member service of this memberd.
+    pub fn members(&self) -> std::sync::Arc<loyalty_member::service::Members> {
+        let running = self.running.as_ref().expect("running");
+        std::sync::Arc::clone(running.members().expect("memberd runs the gateway"))
+    }
+
     /// POST with the token, a fresh idempotency key and a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         let key = self.key();

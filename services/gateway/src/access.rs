@@ -88,6 +88,27 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         p::WALLET_WRITE,
     ),
     ("POST", "/v1/tenants/{tenant}/transfers", p::WALLET_WRITE),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/profile",
+        p::MEMBER_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/profile",
+        p::MEMBER_READ,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/profile/unmasked",
+        p::PII_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/erasure",
+        p::MEMBER_WRITE,
+    ),
+    ("GET", "/v1/tenants/{tenant}/member-lookup", p::MEMBER_READ),
     ("GET", "/v1/tenants/{tenant}/earning-rules", p::RULES_READ),
     ("POST", "/v1/tenants/{tenant}/earning-rules", p::RULES_WRITE),
     ("POST", "/v1/tenants", p::TENANT_WRITE),

@@ -65,6 +65,7 @@ pub const PUBLIC_ROUTES: &[&str] = &[
 fn guarded() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(routes::ledger::routes())
+        .merge(routes::members::routes())
         .merge(routes::admin::routes())
 }
 
@@ -107,6 +108,7 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
     };
     // The ledger keeps its own idempotency records; administration is made idempotent here.
     let admin = routes::admin::routes()
+        .merge(routes::members::routes())
         .route_layer(middleware::from_fn_with_state(replays, replay::replay));
     let (api, spec) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(routes::ledger::routes())

@@ -4,6 +4,7 @@
 
 use loyalty_identity::service::IdentityService;
 use loyalty_ledger::grpc_access::Authenticated;
+use loyalty_member::service::Members;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -85,14 +86,25 @@ fn forward(headers: &mut http::HeaderMap, caller: &crate::access::Caller) {
 pub struct AppState {
     ledger: LedgerClient,
     identity: Arc<IdentityService>,
+    members: Arc<Members>,
 }
 
 impl AppState {
-    pub fn new(ledger: GrpcTransport, identity: Arc<IdentityService>) -> Self {
+    pub fn new(
+        ledger: GrpcTransport,
+        identity: Arc<IdentityService>,
+        members: Arc<Members>,
+    ) -> Self {
         Self {
             ledger: LedgerServiceClient::new(ledger),
             identity,
+            members,
         }
+    }
+
+    /// The member service (in this process).
+    pub fn members(&self) -> &Arc<Members> {
+        &self.members
     }
 
     pub fn identity(&self) -> &Arc<IdentityService> {

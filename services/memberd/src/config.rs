@@ -51,6 +51,8 @@ pub struct MemberdConfig {
     pub gateway: GatewayConfig,
     /// Tokens and the first platform administrator.
     pub identity: IdentityConfig,
+    /// `[member]`: the member service.
+    pub member: MemberSettings,
 }
 
 impl Default for MemberdConfig {
@@ -69,6 +71,17 @@ impl Default for MemberdConfig {
             telemetry: TelemetryConfig::default(),
             gateway: GatewayConfig::default(),
             identity: IdentityConfig::default(),
+            member: MemberSettings::default(),
         }
     }
+}
+
+/// `[member]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemberSettings {
+    /// The master key that wraps every tenant's keys for personal data: 32 bytes, base64.
+    /// Unset, one is generated on the first start into `<data_dir>/member/master.key`
+    /// (readable by its owner only), which must then be backed up apart from the data.
+    pub master_key: Option<loyalty_common::config::Secret>,
 }

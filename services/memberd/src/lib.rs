@@ -5,6 +5,7 @@ pub mod audit;
 pub mod config;
 mod identity;
 pub mod identity_feed;
+mod members;
 
 use anyhow::Context;
 use axum::Router;
@@ -45,6 +46,7 @@ pub struct Running {
     /// Synced to disk once the servers have stopped (its audit records are only written to
     /// the operating system before each reply).
     identity: Option<Arc<IdentityService>>,
+    members: Option<Arc<loyalty_member::service::Members>>,
 }
 
 impl Running {
@@ -86,6 +88,11 @@ impl Running {
     /// The identity service of this process, if it runs the gateway.
     pub fn identity(&self) -> Option<&Arc<IdentityService>> {
         self.identity.as_ref()
+    }
+
+    /// The member service of this process, if it runs the gateway.
+    pub fn members(&self) -> Option<&Arc<loyalty_member::service::Members>> {
+        self.members.as_ref()
     }
 
     /// A handle that triggers graceful shutdown.
@@ -296,6 +303,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         store,
         bus: bus_health,
     });
+    let mut members_handle = None;
     if runs_gateway {
         let transport = match ledger_server {
             Some(server) => state::in_process(server),
@@ -305,7 +313,9 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         let identity = identity
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the gateway runs without the identity service"))?;
-        let state = AppState::new(transport, identity);
+        let members = members::start(&config)?;
+        members_handle = Some(Arc::clone(&members));
+        let state = AppState::new(transport, identity, members);
         #[cfg(feature = "bench-unguarded")]
         let gateway = loyalty_gateway::router_unguarded(state, &config.gateway);
         #[cfg(not(feature = "bench-unguarded"))]
@@ -337,6 +347,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         tasks,
         grace,
         identity: identity_for_shutdown,
+        members: members_handle,
     })
 }
 

@@ -1,0 +1,284 @@
+//! Member profiles: registration, reads masked by default, the unmasked read (its own route,
+//! permission `member.pii` read, audited), lookup by phone, email or ID number, and erasure.
+
+use crate::problem::{ApiError, JsonBody, Problem, QueryParams};
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::http::HeaderMap;
+use loyalty_common::ServiceError;
+use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_identity::audit::Outcome;
+use loyalty_identity::service::Principal;
+use loyalty_member::profile::{Consents, IndexKind, Personal, Profile};
+use loyalty_member::service::{ProfileInput, View};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+type Reply<T> = Result<Json<T>, ApiError>;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register, profile))
+        .routes(routes!(profile_unmasked))
+        .routes(routes!(erase))
+        .routes(routes!(lookup))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MemberPath {
+    tenant: String,
+    member: String,
+}
+
+impl MemberPath {
+    fn ids(&self) -> Result<(TenantId, MemberId), ApiError> {
+        Ok((
+            TenantId::parse(&self.tenant)?,
+            MemberId::parse(&self.member)?,
+        ))
+    }
+}
+
+/// Personal data: sealed at rest, masked unless read through the unmasked route.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+pub struct PersonalDto {
+    name: Option<String>,
+    gender: Option<String>,
+    /// `YYYY-MM-DD`.
+    birthday: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    id_number: Option<String>,
+    address: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+pub struct ConsentsDto {
+    #[serde(default)]
+    sms: bool,
+    #[serde(default)]
+    email: bool,
+    #[serde(default)]
+    app: bool,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ProfileBody {
+    #[serde(default)]
+    personal: PersonalDto,
+    channel: Option<String>,
+    store: Option<String>,
+    #[serde(default)]
+    consents: ConsentsDto,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProfileDto {
+    member_id: String,
+    personal: PersonalDto,
+    channel: Option<String>,
+    store: Option<String>,
+    consents: ConsentsDto,
+    attributes: BTreeMap<String, String>,
+    /// Unix milliseconds, UTC.
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<Profile> for ProfileDto {
+    fn from(p: Profile) -> Self {
+        let q = p.personal;
+        Self {
+            member_id: p.member_id,
+            personal: PersonalDto {
+                name: q.name,
+                gender: q.gender,
+                birthday: q.birthday,
+                phone: q.phone,
+                email: q.email,
+                id_number: q.id_number,
+                address: q.address,
+            },
+            channel: p.channel,
+            store: p.store,
+            consents: ConsentsDto {
+                sms: p.consents.sms,
+                email: p.consents.email,
+                app: p.consents.app,
+            },
+            attributes: p.attributes,
+            created_at: p.created_at.0,
+            updated_at: p.updated_at.0,
+        }
+    }
+}
+
+impl From<ProfileBody> for ProfileInput {
+    fn from(b: ProfileBody) -> Self {
+        let q = b.personal;
+        Self {
+            personal: Personal {
+                name: q.name,
+                gender: q.gender,
+                birthday: q.birthday,
+                phone: q.phone,
+                email: q.email,
+                id_number: q.id_number,
+                address: q.address,
+            },
+            channel: b.channel,
+            store: b.store,
+            consents: Consents {
+                sms: b.consents.sms,
+                email: b.consents.email,
+                app: b.consents.app,
+            },
+            attributes: b.attributes,
+        }
+    }
+}
+
+/// Registers a member; `409 DUPLICATE_MEMBER` if another member of the tenant has its phone,
+/// email or ID number. The reply is masked.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/profile", tag = "members",
+    params(MemberPath, ("Idempotency-Key" = String, Header)), request_body = ProfileBody,
+    responses((status = 200, body = ProfileDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn register(
+    State(s): State<AppState>,
+    Path(p): Path<MemberPath>,
+    JsonBody(body): JsonBody<ProfileBody>,
+) -> Reply<ProfileDto> {
+    let (tenant, member) = p.ids()?;
+    let members = s.members();
+    members.register(&tenant, &member, body.into()).await?;
+    Ok(Json(
+        members
+            .profile(&tenant, &member, View::Masked)
+            .await?
+            .into(),
+    ))
+}
+
+/// A member's profile with personal data masked (`138****5678`).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/members/{member}/profile", tag = "members",
+    params(MemberPath),
+    responses((status = 200, body = ProfileDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn profile(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<ProfileDto> {
+    let (tenant, member) = p.ids()?;
+    let profile = s.members().profile(&tenant, &member, View::Masked).await?;
+    Ok(Json(profile.into()))
+}
+
+/// A member's profile in the clear: needs `member.pii` read, and every read is audited.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/members/{member}/profile/unmasked", tag = "members",
+    params(MemberPath),
+    responses((status = 200, body = ProfileDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn profile_unmasked(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(p): Path<MemberPath>,
+) -> Reply<ProfileDto> {
+    let (tenant, member) = p.ids()?;
+    let result = s.members().profile(&tenant, &member, View::Unmasked).await;
+    let outcome = match &result {
+        Ok(_) => Outcome::Allowed,
+        Err(e) => Outcome::Failed(e.code.as_str().into()),
+    };
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // Recorded before the data leaves: no unaudited unmasked read.
+    s.identity()
+        .record(
+            &who,
+            tenant.as_str(),
+            "member.read_unmasked",
+            &format!("member:{tenant}/{member}"),
+            outcome,
+            request_id,
+        )
+        .await?;
+    Ok(Json(result?.into()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasedDto {
+    member_id: String,
+    /// When the personal data was erased (Unix milliseconds, UTC).
+    erased_at: i64,
+}
+
+/// Erases a member's personal data (crypto-shredding); the member id, wallet and history stay.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/erasure", tag = "members",
+    params(MemberPath, ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = ErasedDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn erase(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<ErasedDto> {
+    let (tenant, member) = p.ids()?;
+    let at = s.members().erase(&tenant, &member).await?;
+    Ok(Json(ErasedDto {
+        member_id: member.to_string(),
+        erased_at: at.0,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    tenant: String,
+}
+
+/// Exactly one of them.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LookupQuery {
+    phone: Option<String>,
+    email: Option<String>,
+    id_number: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupDto {
+    member_id: String,
+}
+
+/// The member of the tenant with this phone, email or ID number (any spelling).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/member-lookup", tag = "members",
+    params(TenantPath, LookupQuery),
+    responses((status = 200, body = LookupDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn lookup(
+    State(s): State<AppState>,
+    Path(p): Path<TenantPath>,
+    QueryParams(q): QueryParams<LookupQuery>,
+) -> Reply<LookupDto> {
+    let tenant = TenantId::parse(&p.tenant)?;
+    let (kind, value) = match (q.phone, q.email, q.id_number) {
+        (Some(v), None, None) => (IndexKind::Phone, v),
+        (None, Some(v), None) => (IndexKind::Email, v),
+        (None, None, Some(v)) => (IndexKind::IdNumber, v),
+        _ => {
+            return Err(
+                ServiceError::invalid("give exactly one of phone, email or id_number").into(),
+            );
+        }
+    };
+    let member = s
+        .members()
+        .find(&tenant, kind, &value)
+        .await?
+        .ok_or_else(|| {
+            ServiceError::new(
+                loyalty_common::error::ErrorCode::MemberNotFound,
+                format!("no member of {tenant} has this {}", kind.label()),
+            )
+        })?;
+    Ok(Json(LookupDto { member_id: member }))
+}
