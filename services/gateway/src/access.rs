@@ -108,6 +108,11 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         "/v1/tenants/{tenant}/members/{member}/erasure",
         p::MEMBER_WRITE,
     ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/tags",
+        p::MEMBER_WRITE,
+    ),
     ("GET", "/v1/tenants/{tenant}/member-lookup", p::MEMBER_READ),
     ("GET", "/v1/tenants/{tenant}/earning-rules", p::RULES_READ),
     ("POST", "/v1/tenants/{tenant}/earning-rules", p::RULES_WRITE),

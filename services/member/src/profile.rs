@@ -5,7 +5,7 @@ use crate::blind::Kind;
 use crate::vault::WrappedMemberKey;
 use loyalty_common::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The personal fields: sealed at rest, masked unless the caller may unmask.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +37,7 @@ pub struct Profile {
     pub store: Option<String>,
     pub consents: Consents,
     pub attributes: BTreeMap<String, String>,
+    pub tags: BTreeSet<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
@@ -57,6 +58,7 @@ pub struct StoredProfile {
     pub store: Option<String>,
     pub consents: Consents,
     pub attributes: BTreeMap<String, String>,
+    pub tags: BTreeSet<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub erased_at: Option<Timestamp>,

@@ -154,6 +154,7 @@ impl Members {
             store: input.store,
             consents: input.consents,
             attributes: input.attributes,
+            tags: Default::default(),
             created_at: now,
             updated_at: now,
             erased_at: None,
@@ -182,18 +183,9 @@ impl Members {
         member: &MemberId,
         view: View,
     ) -> ServiceResult<Profile> {
-        let stored = self
-            .repo
-            .profile(tenant.as_str(), member.as_str())
-            .await?
-            .ok_or_else(|| {
-                ServiceError::new(ErrorCode::MemberNotFound, format!("no member {member}"))
-            })?;
+        let stored = self.live(tenant, member).await?;
         let Some(wrapped) = &stored.key else {
-            return Err(ServiceError::new(
-                ErrorCode::MemberErased,
-                format!("member {member}'s personal data was erased"),
-            ));
+            return Err(ServiceError::internal("a live member without its key"));
         };
         let ring = self.ring(tenant.as_str()).await?;
         let key = ring
@@ -219,6 +211,7 @@ impl Members {
             store: stored.store.clone(),
             consents: stored.consents,
             attributes: stored.attributes.clone(),
+            tags: stored.tags.clone(),
             created_at: stored.created_at,
             updated_at: stored.updated_at,
             version: stored.version,
@@ -239,6 +232,63 @@ impl Members {
         self.repo
             .member_by_index(tenant.as_str(), kind, &index)
             .await
+    }
+
+    /// Adds and removes tags (a tag added and removed in one call ends up removed); the
+    /// profile, masked.
+    pub async fn tag(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+        add: &[String],
+        remove: &[String],
+    ) -> ServiceResult<Profile> {
+        for tag in add.iter().chain(remove) {
+            check_tag(tag)?;
+        }
+        for _ in 0..8 {
+            let mut stored = self.live(tenant, member).await?;
+            stored.tags.extend(add.iter().cloned());
+            for tag in remove {
+                stored.tags.remove(tag);
+            }
+            if stored.tags.len() > MAX_TAGS {
+                return Err(ServiceError::invalid(format!(
+                    "a member has at most {MAX_TAGS} tags"
+                )));
+            }
+            stored.updated_at = self.clock.now();
+            stored.version += 1;
+            if self.repo.put_profile(&stored, &[]).await? == Written::Yes {
+                return self.profile(tenant, member, View::Masked).await;
+            }
+        }
+        Err(ServiceError::new(
+            ErrorCode::VersionConflict,
+            "the member is busy; retry",
+        ))
+    }
+
+    /// The stored profile of a member, erased or not.
+    async fn existing(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<StoredProfile> {
+        self.repo
+            .profile(tenant.as_str(), member.as_str())
+            .await?
+            .ok_or_else(|| {
+                ServiceError::new(ErrorCode::MemberNotFound, format!("no member {member}"))
+            })
+    }
+
+    /// The stored profile of a member that exists and is not erased.
+    async fn live(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<StoredProfile> {
+        let stored = self.existing(tenant, member).await?;
+        if stored.erased_at.is_some() {
+            return Err(ServiceError::new(
+                ErrorCode::MemberErased,
+                format!("member {member}'s personal data was erased"),
+            ));
+        }
+        Ok(stored)
     }
 
     /// Adds a key version for the tenant and re-wraps every member key under it; the number
@@ -276,13 +326,7 @@ impl Members {
     /// nothing can read them again; the member id (the ledger's pseudonym) remains.
     pub async fn erase(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<Timestamp> {
         for _ in 0..8 {
-            let mut stored = self
-                .repo
-                .profile(tenant.as_str(), member.as_str())
-                .await?
-                .ok_or_else(|| {
-                    ServiceError::new(ErrorCode::MemberNotFound, format!("no member {member}"))
-                })?;
+            let mut stored = self.existing(tenant, member).await?;
             if let Some(at) = stored.erased_at {
                 return Ok(at);
             }
@@ -301,6 +345,24 @@ impl Members {
             ErrorCode::VersionConflict,
             "the member is busy; retry",
         ))
+    }
+}
+
+/// Tags a member has at most.
+const MAX_TAGS: usize = 200;
+
+/// A tag: 1 to 64 lower-case letters, digits, `-`, `_` or `:` (e.g. `vip`, `campaign:2026-11`).
+fn check_tag(tag: &str) -> ServiceResult<()> {
+    let ok = (1..=64).contains(&tag.len())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_:".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(format!(
+            "tag {tag:?} is not 1 to 64 lower-case letters, digits, '-', '_' or ':'"
+        )))
     }
 }
 

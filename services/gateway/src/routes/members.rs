@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(register, profile))
         .routes(routes!(profile_unmasked))
         .routes(routes!(erase))
+        .routes(routes!(tag))
         .routes(routes!(lookup))
 }
 
@@ -87,6 +88,7 @@ pub struct ProfileDto {
     store: Option<String>,
     consents: ConsentsDto,
     attributes: BTreeMap<String, String>,
+    tags: Vec<String>,
     /// Unix milliseconds, UTC.
     created_at: i64,
     updated_at: i64,
@@ -114,6 +116,7 @@ impl From<Profile> for ProfileDto {
                 app: p.consents.app,
             },
             attributes: p.attributes,
+            tags: p.tags.into_iter().collect(),
             created_at: p.created_at.0,
             updated_at: p.updated_at.0,
         }
@@ -208,6 +211,31 @@ async fn profile_unmasked(
         )
         .await?;
     Ok(Json(result?.into()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct TagsBody {
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+/// Adds and removes a member's tags (1 to 64 of `a-z 0-9 - _ :`); the profile, masked.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/tags", tag = "members",
+    params(MemberPath, ("Idempotency-Key" = String, Header)), request_body = TagsBody,
+    responses((status = 200, body = ProfileDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn tag(
+    State(s): State<AppState>,
+    Path(p): Path<MemberPath>,
+    JsonBody(body): JsonBody<TagsBody>,
+) -> Reply<ProfileDto> {
+    let (tenant, member) = p.ids()?;
+    let profile = s
+        .members()
+        .tag(&tenant, &member, &body.add, &body.remove)
+        .await?;
+    Ok(Json(profile.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

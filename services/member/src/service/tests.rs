@@ -228,3 +228,39 @@ async fn the_raw_store_holds_no_personal_data_in_the_clear() {
         );
     }
 }
+
+#[tokio::test]
+async fn tags_are_added_and_removed_and_checked() {
+    let h = harness();
+    let (acme, m1) = ids("acme", "m1");
+    h.members.register(&acme, &m1, alice()).await.unwrap();
+    let add = ["vip".to_string(), "campaign:2026-11".to_string()];
+    let tagged = h.members.tag(&acme, &m1, &add, &[]).await.unwrap();
+    assert_eq!(tagged.tags.len(), 2);
+    assert_eq!(
+        tagged.personal.phone.as_deref(),
+        Some("138****5678"),
+        "masked"
+    );
+    let tagged = h
+        .members
+        .tag(&acme, &m1, &[], &["vip".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(
+        tagged.tags.into_iter().collect::<Vec<_>>(),
+        ["campaign:2026-11"]
+    );
+    let err = h
+        .members
+        .tag(&acme, &m1, &["VIP!".to_string()], &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    let err = h
+        .members
+        .tag(&acme, &ids("acme", "m9").1, &add, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::MemberNotFound);
+}
