@@ -286,12 +286,7 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         .map(|m| m.as_str().to_string())
         .unwrap_or_default();
     let method = request.method().clone();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let request_id = crate::routes::request_id(request.headers());
     let Some(permission) = permission_for(&method, &route) else {
         return refuse(ServiceError::new(
             ErrorCode::Forbidden,
@@ -299,9 +294,16 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         ));
     };
     let target = request.uri().path().to_string();
+    // Read once: checked here, and forwarded to services in other processes.
+    let credential = match credential(request.headers()) {
+        Ok(Some(credential)) => credential.to_string(),
+        Ok(None) => return refuse(missing_credential()),
+        Err(error) => return refuse(error),
+    };
     let admitted = admit(
         identity,
         request.headers(),
+        &credential,
         &target,
         permission,
         &request_id,
@@ -321,11 +323,6 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     request.extensions_mut().insert(principal.clone());
-    let credential = credential(request.headers())
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-        .to_string();
     let caller = Caller {
         authenticated: Authenticated {
             principal: principal.clone(),
@@ -374,11 +371,11 @@ fn missing_credential() -> ServiceError {
 async fn admit(
     identity: &IdentityService,
     headers: &HeaderMap,
+    credential: &str,
     path: &str,
     permission: Permission,
     request_id: &str,
 ) -> Result<Principal, ServiceError> {
-    let credential = credential(headers)?.ok_or_else(missing_credential)?;
     let principal = identity.authenticate(credential).await?;
     let domain = match tenant_of(path) {
         Some(tenant) => {

@@ -127,6 +127,14 @@ impl Inner {
             .transpose()
     }
 
+    /// Every row of `tenant` in `ks` (keys start with the tenant and a NUL).
+    fn of_tenant<T: DeserializeOwned>(ks: &fjall::Keyspace, tenant: &str) -> ServiceResult<Vec<T>> {
+        let prefix = [tenant.as_bytes(), &[0]].concat();
+        ks.prefix(prefix)
+            .map(|guard| decode(&guard.value().map_err(storage)?))
+            .collect()
+    }
+
     fn batch(&self) -> fjall::OwnedWriteBatch {
         self.db
             .batch()
@@ -187,21 +195,11 @@ impl MemberRepository for EmbeddedMemberStore {
     }
 
     async fn profiles_of(&self, tenant: &str) -> ServiceResult<Vec<StoredProfile>> {
-        let prefix = [tenant.as_bytes(), &[0]].concat();
-        self.inner
-            .profiles
-            .prefix(prefix)
-            .map(|guard| decode(&guard.value().map_err(storage)?))
-            .collect()
+        Inner::of_tenant(&self.inner.profiles, tenant)
     }
 
     async fn tenant_keys(&self, tenant: &str) -> ServiceResult<Vec<StoredTenantKey>> {
-        let prefix = [tenant.as_bytes(), &[0]].concat();
-        self.inner
-            .keys
-            .prefix(prefix)
-            .map(|guard| decode(&guard.value().map_err(storage)?))
-            .collect()
+        Inner::of_tenant(&self.inner.keys, tenant)
     }
 
     async fn add_tenant_key(&self, tenant: &str, stored: &StoredTenantKey) -> ServiceResult<bool> {

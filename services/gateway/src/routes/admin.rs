@@ -3,6 +3,8 @@
 //! identity service checks again on the objects it touches (a staff account's own tenant).
 
 use crate::problem::{ApiError, JsonBody, Problem, QueryParams};
+use crate::routes::TenantPath;
+use crate::routes::request_id;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Extension, Path, State};
@@ -38,22 +40,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit))
 }
 
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
-}
-
 fn tenant_id(tenant: &str) -> Result<TenantId, ApiError> {
     Ok(TenantId::parse(tenant)?)
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct TenantPath {
-    tenant: String,
 }
 
 /// A tenant as administrators see it.

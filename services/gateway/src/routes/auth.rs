@@ -4,6 +4,7 @@
 
 use crate::access::authenticated;
 use crate::problem::{ApiError, JsonBody, Problem};
+use crate::routes::request_id;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
@@ -56,14 +57,6 @@ fn tokens(s: &AppState, logged_in: LoggedIn) -> TokensDto {
         refresh_token: logged_in.refresh_token,
         must_change_password: logged_in.must_change_password,
     }
-}
-
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string()
 }
 
 /// Logs a staff member in. Five wrong passwords in a row lock the account for a while.

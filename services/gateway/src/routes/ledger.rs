@@ -3,6 +3,7 @@
 
 use crate::dto::*;
 use crate::problem::{ApiError, IdempotencyKeyHeader, JsonBody, Problem, QueryParams};
+use crate::routes::TenantPath;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -40,12 +41,6 @@ pub struct HoldPath {
     member: String,
     /// The hold returned by a redemption.
     hold_id: String,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct TenantPath {
-    tenant: String,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

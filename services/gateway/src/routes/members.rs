@@ -2,6 +2,7 @@
 //! permission `member.pii` read, audited), lookup by phone, email or ID number, and erasure.
 
 use crate::problem::{ApiError, JsonBody, Problem, QueryParams};
+use crate::routes::{TenantPath, request_id};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Extension, Path, State};
@@ -195,10 +196,7 @@ async fn profile_unmasked(
         Ok(_) => Outcome::Allowed,
         Err(e) => Outcome::Failed(e.code.as_str().into()),
     };
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let request_id = request_id(&headers);
     // Recorded before the data leaves: no unaudited unmasked read.
     s.identity()
         .record(
@@ -207,7 +205,7 @@ async fn profile_unmasked(
             "member.read_unmasked",
             &format!("member:{tenant}/{member}"),
             outcome,
-            request_id,
+            &request_id,
         )
         .await?;
     Ok(Json(result?.into()))
@@ -256,12 +254,6 @@ async fn erase(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<Er
         member_id: member.to_string(),
         erased_at: at.0,
     }))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct TenantPath {
-    tenant: String,
 }
 
 /// Exactly one of them.

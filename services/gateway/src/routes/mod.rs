@@ -4,3 +4,24 @@ pub mod admin;
 pub mod auth;
 pub mod ledger;
 pub mod members;
+
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+/// The tenant of a tenant-wide route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// The tenant (retail chain).
+    pub(crate) tenant: String,
+}
+
+/// The request's `X-Request-Id` (set by the gateway when the caller sent none), or empty.
+pub(crate) fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
