@@ -11,7 +11,8 @@ step() { printf '\n==> %s\n' "$*"; }
 need_debian() {
   local missing=()
   while [ $# -gt 0 ]; do
-    command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+    # type -P: a program on PATH, not a shell builtin (kill is both).
+    type -P "$1" >/dev/null || missing+=("$2")
     shift 2
   done
   if [ ${#missing[@]} -gt 0 ]; then
