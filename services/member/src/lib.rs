@@ -4,6 +4,7 @@
 //! caller may see them ([`mask`]).
 
 pub mod blind;
+pub mod facts;
 pub mod mask;
 pub mod profile;
 pub mod service;
