@@ -109,6 +109,11 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         p::MEMBER_WRITE,
     ),
     (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/erasure",
+        p::MEMBER_READ,
+    ),
+    (
         "POST",
         "/v1/tenants/{tenant}/members/{member}/tags",
         p::MEMBER_WRITE,

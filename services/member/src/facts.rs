@@ -28,7 +28,9 @@ pub struct RfmScore {
 }
 
 /// Where a member is in its life with the brand.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
     /// Registered recently.

@@ -4,8 +4,10 @@
 //! caller may see them ([`mask`]).
 
 pub mod blind;
+pub mod events;
 pub mod facts;
 pub mod mask;
+pub mod orders;
 pub mod profile;
 pub mod service;
 pub mod store;

@@ -20,6 +20,63 @@ pub struct Personal {
     pub address: Option<String>,
 }
 
+impl Personal {
+    /// The personal fields' names, as sealed and as the API names them.
+    pub const FIELDS: [&'static str; 7] = [
+        "name",
+        "gender",
+        "birthday",
+        "phone",
+        "email",
+        "id_number",
+        "address",
+    ];
+
+    pub fn get(&self, name: &str) -> Option<&String> {
+        match name {
+            "name" => self.name.as_ref(),
+            "gender" => self.gender.as_ref(),
+            "birthday" => self.birthday.as_ref(),
+            "phone" => self.phone.as_ref(),
+            "email" => self.email.as_ref(),
+            "id_number" => self.id_number.as_ref(),
+            "address" => self.address.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The slot of a field by name; None for a name that is not a personal field.
+    pub fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+        Some(match name {
+            "name" => &mut self.name,
+            "gender" => &mut self.gender,
+            "birthday" => &mut self.birthday,
+            "phone" => &mut self.phone,
+            "email" => &mut self.email,
+            "id_number" => &mut self.id_number,
+            "address" => &mut self.address,
+            _ => return None,
+        })
+    }
+
+    /// The fields as shown to a caller without the unmask permission.
+    pub fn masked(&self) -> Personal {
+        use crate::mask;
+        Personal {
+            name: self.name.as_deref().map(mask::name),
+            gender: self.gender.clone(),
+            birthday: self
+                .birthday
+                .as_ref()
+                .map(|b| format!("{}-**-**", b.get(..4).unwrap_or("****"))),
+            phone: self.phone.as_deref().map(mask::phone),
+            email: self.email.as_deref().map(mask::email),
+            id_number: self.id_number.as_deref().map(mask::id_number),
+            address: self.address.as_ref().map(|_| "***".to_string()),
+        }
+    }
+}
+
 /// Marketing consent by channel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Consents {
@@ -38,13 +95,15 @@ pub struct Profile {
     pub consents: Consents,
     pub attributes: BTreeMap<String, String>,
     pub tags: BTreeSet<String>,
+    pub tier: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
 }
 
 /// A profile as stored: the personal fields sealed by the member's key, which is stored
-/// wrapped by the tenant's key; None for both once the member is erased.
+/// wrapped by the tenant's key; None for both once the member is erased. What is not
+/// personal (tags, consents, spend, ...) is in the member's [`crate::facts::MemberFacts`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredProfile {
     pub tenant: String,
@@ -54,12 +113,6 @@ pub struct StoredProfile {
     pub key: Option<WrappedMemberKey>,
     /// The blind indexes this profile holds (each claimed for it alone in the tenant).
     pub indexes: Vec<(IndexKind, [u8; 32])>,
-    pub channel: Option<String>,
-    pub store: Option<String>,
-    pub consents: Consents,
-    pub attributes: BTreeMap<String, String>,
-    pub tags: BTreeSet<String>,
-    pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub erased_at: Option<Timestamp>,
     pub version: u64,

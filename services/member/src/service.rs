@@ -1,20 +1,34 @@
-//! The member service: registers and reads profiles with their personal data sealed, finds
-//! members by phone, email or ID number, rotates a tenant's key, and erases a member's
-//! personal data by deleting the key it was sealed with.
+//! The member service: registers, updates and reads profiles with their personal data sealed,
+//! finds members by phone, email or ID number, tags them, records their orders, rotates a
+//! tenant's key, and erases a member's personal data by deleting the key it was sealed with.
+//! Every change writes its event to the outbox in the same batch.
 
 use crate::blind::BlindIndex;
+use crate::events::MemberEvent;
+use crate::facts::MemberFacts;
 use crate::mask;
+use crate::orders::Earner;
 use crate::profile::{Consents, IndexKind, Personal, Profile, StoredProfile};
-use crate::store::{MemberRepository, Written};
+use crate::store::{MemberRepository, MemberWrite, Versioned, Written};
 use crate::vault::{MasterKey, MemberKey, TenantRing, VaultError};
 use loyalty_common::clock::SharedClock;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// What a registration or an update sets.
+mod attributes;
+mod erasure;
+mod orders;
+mod tags;
+
+pub use attributes::check_attributes;
+pub use erasure::{ErasureState, ErasureStatus};
+pub use tags::check_tag;
+
+/// What a registration sets.
 #[derive(Debug, Clone, Default)]
 pub struct ProfileInput {
     pub personal: Personal,
@@ -22,6 +36,15 @@ pub struct ProfileInput {
     pub store: Option<String>,
     pub consents: Consents,
     pub attributes: BTreeMap<String, String>,
+}
+
+/// What an update changes: only the fields given. A personal field set to `Some(None)` is
+/// cleared; an attribute set to None is removed.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    pub personal: BTreeMap<String, Option<String>>,
+    pub consents: Option<Consents>,
+    pub attributes: BTreeMap<String, Option<String>>,
 }
 
 /// How a profile is shown.
@@ -37,46 +60,34 @@ pub struct Members {
     repo: Arc<dyn MemberRepository>,
     master: MasterKey,
     clock: SharedClock,
+    earner: Option<Arc<dyn Earner>>,
+    /// Days after an erasure request by which it must be complete.
+    erasure_deadline_days: u32,
 }
+
+/// How often a change that lost a race with another is tried again.
+const ATTEMPTS: usize = 8;
 
 fn vault_error(e: VaultError) -> ServiceError {
     ServiceError::new(ErrorCode::Internal, format!("member vault: {e}"))
 }
 
-const FIELDS: [&str; 7] = [
-    "name",
-    "gender",
-    "birthday",
-    "phone",
-    "email",
-    "id_number",
-    "address",
-];
-
-fn field<'a>(personal: &'a Personal, name: &str) -> Option<&'a String> {
-    match name {
-        "name" => personal.name.as_ref(),
-        "gender" => personal.gender.as_ref(),
-        "birthday" => personal.birthday.as_ref(),
-        "phone" => personal.phone.as_ref(),
-        "email" => personal.email.as_ref(),
-        "id_number" => personal.id_number.as_ref(),
-        "address" => personal.address.as_ref(),
-        _ => None,
-    }
+fn busy() -> ServiceError {
+    ServiceError::new(ErrorCode::VersionConflict, "the member is busy; retry")
 }
 
-fn set_field(personal: &mut Personal, name: &str, value: String) {
-    let slot = match name {
-        "name" => &mut personal.name,
-        "gender" => &mut personal.gender,
-        "birthday" => &mut personal.birthday,
-        "phone" => &mut personal.phone,
-        "email" => &mut personal.email,
-        "id_number" => &mut personal.id_number,
-        _ => &mut personal.address,
-    };
-    *slot = Some(value);
+fn not_found(member: &str) -> ServiceError {
+    ServiceError::new(ErrorCode::MemberNotFound, format!("no member {member}"))
+}
+
+fn taken(kind: IndexKind, holder: &str) -> ServiceError {
+    ServiceError::new(
+        ErrorCode::DuplicateMember,
+        format!(
+            "member {holder} of this tenant has this {} already",
+            kind.label()
+        ),
+    )
 }
 
 impl Members {
@@ -85,7 +96,49 @@ impl Members {
             repo,
             master,
             clock,
+            earner: None,
+            erasure_deadline_days: 30,
         }
+    }
+
+    /// Orders earn points through `earner` (the ledger).
+    pub fn with_earner(mut self, earner: Arc<dyn Earner>) -> Self {
+        self.earner = Some(earner);
+        self
+    }
+
+    pub fn with_erasure_deadline_days(mut self, days: u32) -> Self {
+        self.erasure_deadline_days = days;
+        self
+    }
+
+    pub fn repository(&self) -> &Arc<dyn MemberRepository> {
+        &self.repo
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// An event about `member`, stamped now.
+    pub(crate) fn event(
+        &self,
+        tenant: &str,
+        member: &str,
+        name: &str,
+        data: &impl Serialize,
+    ) -> MemberEvent {
+        let id = self.clock.new_ulid().to_string();
+        MemberEvent::new(id, tenant, member, name, self.clock.now(), data)
+    }
+
+    /// The earn multiplier of the member's tier (10000: none).
+    pub(crate) async fn earn_multiplier_bp(
+        &self,
+        _tenant: &TenantId,
+        _facts: &MemberFacts,
+    ) -> ServiceResult<u32> {
+        Ok(10_000)
     }
 
     /// The tenant's key ring, created on its first use.
@@ -105,25 +158,53 @@ impl Members {
 
     /// The blind indexes of the searchable fields; an error names a malformed one.
     fn indexes(&self, tenant: &str, p: &Personal) -> ServiceResult<Vec<(IndexKind, [u8; 32])>> {
-        let blind = BlindIndex::for_tenant(&self.master, tenant);
-        let mut out = Vec::new();
-        let searchable = [
-            (IndexKind::Phone, &p.phone),
-            (IndexKind::Email, &p.email),
-            (IndexKind::IdNumber, &p.id_number),
-        ];
-        for (kind, value) in searchable {
-            let Some(value) = value else { continue };
-            let index = blind.index(kind.into(), value).ok_or_else(|| {
-                ServiceError::invalid(format!(
-                    "{} is not a valid {}",
-                    mask_for(kind, value),
-                    kind.label()
-                ))
-            })?;
-            out.push((kind, index));
-        }
-        Ok(out)
+        indexes_of(&BlindIndex::for_tenant(&self.master, tenant), p)
+    }
+
+    /// The sealed profile and facts of a new member, and its event, ready to write; what a
+    /// registration and an import share.
+    pub(crate) fn new_member(
+        &self,
+        ring: &TenantRing,
+        blind: &BlindIndex,
+        tenant: &str,
+        member: &str,
+        input: ProfileInput,
+    ) -> ServiceResult<MemberWrite> {
+        check_attributes(&input.attributes)?;
+        let (key, wrapped) = ring.new_member_key(member).map_err(vault_error)?;
+        let now = self.clock.now();
+        let profile = StoredProfile {
+            tenant: tenant.into(),
+            member_id: member.into(),
+            sealed: seal_all(&key, &input.personal)?,
+            key: Some(wrapped),
+            indexes: indexes_of(blind, &input.personal)?,
+            updated_at: now,
+            erased_at: None,
+            version: 1,
+        };
+        let mut facts = MemberFacts::new(member, now);
+        facts.channel = input.channel;
+        facts.store = input.store;
+        facts.consents = input.consents;
+        facts.attributes = input.attributes;
+        let created = serde_json::json!({
+            "channel": facts.channel,
+            "store": facts.store,
+            "consents": facts.consents,
+        });
+        Ok(MemberWrite {
+            tenant: tenant.into(),
+            member: member.into(),
+            events: vec![self.event(tenant, member, "created", &created)],
+            profile: Some(profile),
+            facts: Some(Versioned {
+                version: 1,
+                value: facts,
+            }),
+            ..MemberWrite::default()
+        })
     }
 
     /// Registers a new member with `input`; DUPLICATE_MEMBER if another member of the tenant
@@ -135,45 +216,98 @@ impl Members {
         input: ProfileInput,
     ) -> ServiceResult<Profile> {
         let tenant = tenant.as_str();
-        if self.repo.profile(tenant, member.as_str()).await?.is_some() {
-            return Err(ServiceError::new(
+        let already = || {
+            ServiceError::new(
                 ErrorCode::AlreadyExists,
                 format!("member {member} is registered already"),
-            ));
+            )
+        };
+        if self.repo.profile(tenant, member.as_str()).await?.is_some() {
+            return Err(already());
         }
         let ring = self.ring(tenant).await?;
-        let (key, wrapped) = ring.new_member_key(member.as_str()).map_err(vault_error)?;
-        let now = self.clock.now();
-        let stored = StoredProfile {
-            tenant: tenant.into(),
-            member_id: member.to_string(),
-            sealed: seal_all(&key, &input.personal)?,
-            key: Some(wrapped),
-            indexes: self.indexes(tenant, &input.personal)?,
-            channel: input.channel,
-            store: input.store,
-            consents: input.consents,
-            attributes: input.attributes,
-            tags: Default::default(),
-            created_at: now,
-            updated_at: now,
-            erased_at: None,
-            version: 1,
-        };
-        match self.repo.put_profile(&stored, &[]).await? {
-            Written::Yes => self.opened(&stored, &key),
-            Written::Stale => Err(ServiceError::new(
-                ErrorCode::AlreadyExists,
-                format!("member {member} is registered already"),
-            )),
-            Written::Taken(kind, holder) => Err(ServiceError::new(
-                ErrorCode::DuplicateMember,
-                format!(
-                    "member {holder} of this tenant has this {} already",
-                    kind.label()
-                ),
-            )),
+        let blind = BlindIndex::for_tenant(&self.master, tenant);
+        let write = self.new_member(&ring, &blind, tenant, member.as_str(), input)?;
+        let (profile, facts) = (write.profile.clone(), write.facts.clone());
+        match self.repo.write(write).await? {
+            Written::Yes => {}
+            Written::Taken(kind, holder) => return Err(taken(kind, &holder)),
+            _ => return Err(already()),
         }
+        match (profile, facts) {
+            (Some(p), Some(f)) => self.opened(&ring, &p, &f),
+            _ => Err(ServiceError::internal("a registration without its rows")),
+        }
+    }
+
+    /// Changes the given fields; the profile, masked.
+    pub async fn update(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+        patch: ProfilePatch,
+    ) -> ServiceResult<Profile> {
+        for name in patch.personal.keys() {
+            if !Personal::FIELDS.contains(&name.as_str()) {
+                return Err(ServiceError::invalid(format!(
+                    "{name} is not a profile field"
+                )));
+            }
+        }
+        let ring = self.ring(tenant.as_str()).await?;
+        for _ in 0..ATTEMPTS {
+            let (mut stored, mut facts) = self.live(tenant, member).await?;
+            let key = member_key(&ring, &stored)?;
+            let mut personal = self.opened(&ring, &stored, &facts)?.personal;
+            for (name, value) in &patch.personal {
+                if let Some(slot) = personal.slot(name) {
+                    *slot = value.clone();
+                }
+            }
+            let indexes = self.indexes(tenant.as_str(), &personal)?;
+            let released = stored
+                .indexes
+                .iter()
+                .filter(|i| !indexes.contains(i))
+                .copied()
+                .collect();
+            stored.sealed = seal_all(&key, &personal)?;
+            stored.indexes = indexes;
+            stored.updated_at = self.clock.now();
+            stored.version += 1;
+            if let Some(consents) = patch.consents {
+                facts.value.consents = consents;
+            }
+            for (name, value) in &patch.attributes {
+                match value {
+                    Some(v) => facts.value.attributes.insert(name.clone(), v.clone()),
+                    None => facts.value.attributes.remove(name),
+                };
+            }
+            check_attributes(&facts.value.attributes)?;
+            facts.version += 1;
+            let changed: Vec<&String> = patch.personal.keys().collect();
+            let data = serde_json::json!({
+                "fields": changed,
+                "consents": patch.consents,
+                "attributes": patch.attributes.keys().collect::<Vec<_>>(),
+            });
+            let write = MemberWrite {
+                tenant: tenant.to_string(),
+                member: member.to_string(),
+                events: vec![self.event(tenant.as_str(), member.as_str(), "updated", &data)],
+                profile: Some(stored),
+                released,
+                facts: Some(facts),
+                order: None,
+            };
+            match self.repo.write(write).await? {
+                Written::Yes => return self.profile(tenant, member, View::Masked).await,
+                Written::Taken(kind, holder) => return Err(taken(kind, &holder)),
+                _ => continue,
+            }
+        }
+        Err(busy())
     }
 
     /// The member's profile, masked or not.
@@ -183,39 +317,48 @@ impl Members {
         member: &MemberId,
         view: View,
     ) -> ServiceResult<Profile> {
-        let stored = self.live(tenant, member).await?;
-        let Some(wrapped) = &stored.key else {
-            return Err(ServiceError::internal("a live member without its key"));
-        };
+        let (stored, facts) = self.live(tenant, member).await?;
         let ring = self.ring(tenant.as_str()).await?;
-        let key = ring
-            .member_key(member.as_str(), wrapped)
-            .map_err(vault_error)?;
-        let mut profile = self.opened(&stored, &key)?;
+        let mut profile = self.opened(&ring, &stored, &facts)?;
         if view == View::Masked {
-            profile.personal = masked(&profile.personal);
+            profile.personal = profile.personal.masked();
         }
         Ok(profile)
     }
 
-    fn opened(&self, stored: &StoredProfile, key: &MemberKey) -> ServiceResult<Profile> {
+    fn opened(
+        &self,
+        ring: &TenantRing,
+        stored: &StoredProfile,
+        facts: &Versioned<MemberFacts>,
+    ) -> ServiceResult<Profile> {
+        let key = member_key(ring, stored)?;
         let mut personal = Personal::default();
         for (name, sealed) in &stored.sealed {
             let value = key.open(name, sealed).map_err(vault_error)?;
-            set_field(&mut personal, name, value);
+            if let Some(slot) = personal.slot(name) {
+                *slot = Some(value);
+            }
         }
+        let f = &facts.value;
         Ok(Profile {
             member_id: stored.member_id.clone(),
             personal,
-            channel: stored.channel.clone(),
-            store: stored.store.clone(),
-            consents: stored.consents,
-            attributes: stored.attributes.clone(),
-            tags: stored.tags.clone(),
-            created_at: stored.created_at,
+            channel: f.channel.clone(),
+            store: f.store.clone(),
+            consents: f.consents,
+            attributes: f.attributes.clone(),
+            tags: f.tags.clone(),
+            tier: f.tier.clone(),
+            created_at: f.created_at,
             updated_at: stored.updated_at,
-            version: stored.version,
+            version: stored.version + facts.version,
         })
+    }
+
+    /// The member's facts (spend, tier, scores, tags), erased or not.
+    pub async fn facts(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<MemberFacts> {
+        Ok(self.existing(tenant, member).await?.1.value)
     }
 
     /// The member of the tenant with this phone, email or ID number, if any.
@@ -234,61 +377,32 @@ impl Members {
             .await
     }
 
-    /// Adds and removes tags (a tag added and removed in one call ends up removed); the
-    /// profile, masked.
-    pub async fn tag(
+    /// The stored profile and facts of a member, erased or not.
+    async fn existing(
         &self,
         tenant: &TenantId,
         member: &MemberId,
-        add: &[String],
-        remove: &[String],
-    ) -> ServiceResult<Profile> {
-        for tag in add.iter().chain(remove) {
-            check_tag(tag)?;
-        }
-        for _ in 0..8 {
-            let mut stored = self.live(tenant, member).await?;
-            stored.tags.extend(add.iter().cloned());
-            for tag in remove {
-                stored.tags.remove(tag);
-            }
-            if stored.tags.len() > MAX_TAGS {
-                return Err(ServiceError::invalid(format!(
-                    "a member has at most {MAX_TAGS} tags"
-                )));
-            }
-            stored.updated_at = self.clock.now();
-            stored.version += 1;
-            if self.repo.put_profile(&stored, &[]).await? == Written::Yes {
-                return self.profile(tenant, member, View::Masked).await;
-            }
-        }
-        Err(ServiceError::new(
-            ErrorCode::VersionConflict,
-            "the member is busy; retry",
-        ))
+    ) -> ServiceResult<(StoredProfile, Versioned<MemberFacts>)> {
+        let (t, m) = (tenant.as_str(), member.as_str());
+        let profile = self.repo.profile(t, m).await?.ok_or_else(|| not_found(m))?;
+        let facts = self.repo.facts(t, m).await?.ok_or_else(|| not_found(m))?;
+        Ok((profile, facts))
     }
 
-    /// The stored profile of a member, erased or not.
-    async fn existing(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<StoredProfile> {
-        self.repo
-            .profile(tenant.as_str(), member.as_str())
-            .await?
-            .ok_or_else(|| {
-                ServiceError::new(ErrorCode::MemberNotFound, format!("no member {member}"))
-            })
-    }
-
-    /// The stored profile of a member that exists and is not erased.
-    async fn live(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<StoredProfile> {
-        let stored = self.existing(tenant, member).await?;
+    /// The stored profile and facts of a member that exists and is not erased.
+    async fn live(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+    ) -> ServiceResult<(StoredProfile, Versioned<MemberFacts>)> {
+        let (stored, facts) = self.existing(tenant, member).await?;
         if stored.erased_at.is_some() {
             return Err(ServiceError::new(
                 ErrorCode::MemberErased,
                 format!("member {member}'s personal data was erased"),
             ));
         }
-        Ok(stored)
+        Ok((stored, facts))
     }
 
     /// Adds a key version for the tenant and re-wraps every member key under it; the number
@@ -303,73 +417,79 @@ impl Members {
             ));
         }
         let mut rewrapped = 0;
-        for mut stored in self.repo.profiles_of(tenant.as_str()).await? {
-            let Some(wrapped) = &stored.key else { continue };
-            let Some(new) = ring
-                .rewrap(&stored.member_id, wrapped)
-                .map_err(vault_error)?
-            else {
-                continue;
-            };
-            stored.key = Some(new);
-            stored.version += 1;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .repo
+                .profiles_page(tenant.as_str(), after.as_deref(), 1_000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.member_id.clone());
+            let mut writes = Vec::new();
+            for mut stored in page {
+                let Some(wrapped) = &stored.key else { continue };
+                let Some(new) = ring
+                    .rewrap(&stored.member_id, wrapped)
+                    .map_err(vault_error)?
+                else {
+                    continue;
+                };
+                stored.key = Some(new);
+                stored.version += 1;
+                writes.push(MemberWrite {
+                    tenant: tenant.to_string(),
+                    member: stored.member_id.clone(),
+                    profile: Some(stored),
+                    ..MemberWrite::default()
+                });
+            }
             // A profile changed meanwhile keeps its older wrapping: still readable, and
             // re-wrapped by the next rotation.
-            if self.repo.put_profile(&stored, &[]).await? == Written::Yes {
-                rewrapped += 1;
-            }
+            let outcomes = self.repo.write_many(writes).await?;
+            rewrapped += outcomes.iter().filter(|w| **w == Written::Yes).count();
         }
         Ok(rewrapped)
     }
-
-    /// Erases the member's personal data: its key, sealed fields and indexes are deleted, so
-    /// nothing can read them again; the member id (the ledger's pseudonym) remains.
-    pub async fn erase(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<Timestamp> {
-        for _ in 0..8 {
-            let mut stored = self.existing(tenant, member).await?;
-            if let Some(at) = stored.erased_at {
-                return Ok(at);
-            }
-            let released = std::mem::take(&mut stored.indexes);
-            let now = self.clock.now();
-            stored.key = None;
-            stored.sealed.clear();
-            stored.erased_at = Some(now);
-            stored.updated_at = now;
-            stored.version += 1;
-            if self.repo.put_profile(&stored, &released).await? == Written::Yes {
-                return Ok(now);
-            }
-        }
-        Err(ServiceError::new(
-            ErrorCode::VersionConflict,
-            "the member is busy; retry",
-        ))
-    }
 }
 
-/// Tags a member has at most.
-const MAX_TAGS: usize = 200;
+/// The member's key, unwrapped.
+fn member_key(ring: &TenantRing, stored: &StoredProfile) -> ServiceResult<MemberKey> {
+    let Some(wrapped) = &stored.key else {
+        return Err(ServiceError::internal("a live member without its key"));
+    };
+    ring.member_key(&stored.member_id, wrapped)
+        .map_err(vault_error)
+}
 
-/// A tag: 1 to 64 lower-case letters, digits, `-`, `_` or `:` (e.g. `vip`, `campaign:2026-11`).
-fn check_tag(tag: &str) -> ServiceResult<()> {
-    let ok = (1..=64).contains(&tag.len())
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_:".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ServiceError::invalid(format!(
-            "tag {tag:?} is not 1 to 64 lower-case letters, digits, '-', '_' or ':'"
-        )))
+/// The blind indexes of the searchable fields; an error names a malformed one, masked.
+pub(crate) fn indexes_of(
+    blind: &BlindIndex,
+    p: &Personal,
+) -> ServiceResult<Vec<(IndexKind, [u8; 32])>> {
+    let mut out = Vec::new();
+    let searchable = [
+        (IndexKind::Phone, &p.phone),
+        (IndexKind::Email, &p.email),
+        (IndexKind::IdNumber, &p.id_number),
+    ];
+    for (kind, value) in searchable {
+        let Some(value) = value else { continue };
+        let index = blind.index(kind.into(), value).ok_or_else(|| {
+            ServiceError::invalid(format!(
+                "{} is not a valid {}",
+                mask_for(kind, value),
+                kind.label()
+            ))
+        })?;
+        out.push((kind, index));
     }
+    Ok(out)
 }
 
 fn seal_all(key: &MemberKey, personal: &Personal) -> ServiceResult<BTreeMap<String, Vec<u8>>> {
     let mut sealed = BTreeMap::new();
-    for name in FIELDS {
-        if let Some(value) = field(personal, name) {
+    for name in Personal::FIELDS {
+        if let Some(value) = personal.get(name) {
             sealed.insert(
                 name.to_string(),
                 key.seal(name, value).map_err(vault_error)?,
@@ -384,21 +504,6 @@ fn mask_for(kind: IndexKind, value: &str) -> String {
         IndexKind::Phone => mask::phone(value),
         IndexKind::Email => mask::email(value),
         IndexKind::IdNumber => mask::id_number(value),
-    }
-}
-
-fn masked(p: &Personal) -> Personal {
-    Personal {
-        name: p.name.as_deref().map(mask::name),
-        gender: p.gender.clone(),
-        birthday: p
-            .birthday
-            .as_ref()
-            .map(|b| format!("{}-**-**", b.get(..4).unwrap_or("****"))),
-        phone: p.phone.as_deref().map(mask::phone),
-        email: p.email.as_deref().map(mask::email),
-        id_number: p.id_number.as_deref().map(mask::id_number),
-        address: p.address.as_ref().map(|_| "***".to_string()),
     }
 }
 

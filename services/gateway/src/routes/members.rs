@@ -12,7 +12,7 @@ use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_identity::audit::Outcome;
 use loyalty_identity::service::Principal;
 use loyalty_member::profile::{Consents, IndexKind, Personal, Profile};
-use loyalty_member::service::{ProfileInput, View};
+use loyalty_member::service::{ErasureState, ErasureStatus, ProfileInput, View};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -25,7 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register, profile))
         .routes(routes!(profile_unmasked))
-        .routes(routes!(erase))
+        .routes(routes!(erase, erasure_status))
         .routes(routes!(tag))
         .routes(routes!(lookup))
 }
@@ -236,24 +236,53 @@ async fn tag(
     Ok(Json(profile.into()))
 }
 
+/// Where a member's erasure stands. Times are Unix milliseconds, UTC.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ErasedDto {
+pub struct ErasureDto {
     member_id: String,
-    /// When the personal data was erased (Unix milliseconds, UTC).
-    erased_at: i64,
+    /// `none` (never requested) or `completed`.
+    state: String,
+    requested_at: Option<i64>,
+    completed_at: Option<i64>,
+    /// The configured deadline after the request (`member.erasure_deadline_days`).
+    due_by: Option<i64>,
 }
 
-/// Erases a member's personal data (crypto-shredding); the member id, wallet and history stay.
+impl From<ErasureStatus> for ErasureDto {
+    fn from(s: ErasureStatus) -> Self {
+        Self {
+            member_id: s.member,
+            state: match s.state {
+                ErasureState::None => "none",
+                ErasureState::Completed => "completed",
+            }
+            .into(),
+            requested_at: s.requested_at.map(|t| t.0),
+            completed_at: s.completed_at.map(|t| t.0),
+            due_by: s.due_by.map(|t| t.0),
+        }
+    }
+}
+
+/// Erases a member's personal data (crypto-shredding) at once; the member id, wallet and
+/// orders stay under it as a pseudonym. Erasing again changes nothing.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/erasure", tag = "members",
     params(MemberPath, ("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = ErasedDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn erase(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<ErasedDto> {
+    responses((status = 200, body = ErasureDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn erase(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<ErasureDto> {
     let (tenant, member) = p.ids()?;
-    let at = s.members().erase(&tenant, &member).await?;
-    Ok(Json(ErasedDto {
-        member_id: member.to_string(),
-        erased_at: at.0,
-    }))
+    Ok(Json(s.members().erase(&tenant, &member).await?.into()))
+}
+
+/// Where a member's erasure stands.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/members/{member}/erasure", tag = "members",
+    params(MemberPath),
+    responses((status = 200, body = ErasureDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn erasure_status(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<ErasureDto> {
+    let (tenant, member) = p.ids()?;
+    Ok(Json(
+        s.members().erasure_status(&tenant, &member).await?.into(),
+    ))
 }
 
 /// Exactly one of them.

@@ -1,0 +1,93 @@
+//! The member service's events: one per change (`loyalty.member.created.v1`, `updated`,
+//! `tagged`, `erased`, `merged`, `unmerged`, `order_recorded`, `tier_changed`,
+//! `scores_changed`, ...), published on `member.<tenant>.member.<name>`. They are written to
+//! the outbox in the same batch as the change, so an acknowledged change always gets its
+//! event, and published in commit order by the shared publisher.
+//!
+//! No event carries personal data: a consumer that needs a phone number asks the API, which
+//! checks its permission and audits the read.
+
+use crate::store::LoggedEvent;
+use loyalty_common::Timestamp;
+use loyalty_events::Envelope;
+use loyalty_events::envelope::Origin;
+use serde::{Deserialize, Serialize};
+
+pub const SERVICE: &str = "member";
+
+/// A member event as the outbox keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberEvent {
+    /// A ULID, unique per event; the bus recognises a re-publication by it.
+    pub id: String,
+    pub tenant: String,
+    pub member: String,
+    /// `created`, `tagged`, ...
+    pub name: String,
+    pub at: Timestamp,
+    /// The payload, JSON.
+    pub data: String,
+}
+
+impl MemberEvent {
+    pub fn new(
+        id: String,
+        tenant: &str,
+        member: &str,
+        name: &str,
+        at: Timestamp,
+        data: &impl Serialize,
+    ) -> Self {
+        Self {
+            id,
+            tenant: tenant.into(),
+            member: member.into(),
+            name: name.into(),
+            at,
+            // Plain data: serialising it cannot fail.
+            data: serde_json::to_string(data).unwrap_or_else(|_| "null".into()),
+        }
+    }
+}
+
+/// The envelope of a logged event.
+pub fn envelope(logged: &LoggedEvent) -> Envelope {
+    let e = &logged.event;
+    let time = chrono::DateTime::from_timestamp_millis(e.at.0).unwrap_or_default();
+    let data = serde_json::value::RawValue::from_string(e.data.clone())
+        .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned());
+    Envelope::new(
+        Origin {
+            service: SERVICE,
+            tenant: &e.tenant,
+            member: &e.member,
+        },
+        &e.name,
+        e.id.clone(),
+        logged.seq,
+        time,
+        data,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tagged_event_is_named_and_routed_by_tenant() {
+        let event = MemberEvent::new(
+            "01J00000000000000000000000".into(),
+            "acme",
+            "m1",
+            "tagged",
+            Timestamp(1_800_000_000_000),
+            &serde_json::json!({"added": ["vip"], "removed": []}),
+        );
+        let env = envelope(&LoggedEvent { seq: 7, event });
+        assert_eq!(env.event_type, "loyalty.member.tagged.v1");
+        assert_eq!(env.nats_subject(), "member.acme.member.tagged");
+        assert_eq!(env.sequence, 7);
+        assert_eq!(env.data_value()["added"][0], "vip");
+    }
+}

@@ -1,0 +1,90 @@
+//! Erasure on request (PIPL, GDPR): the member's key, sealed fields and blind indexes are
+//! deleted, so its personal data can never be read again (crypto-shredding), while its id
+//! stays as the pseudonym under which the ledger and the orders are kept. An erasure is
+//! carried out when it is requested; the status shows when, and the deadline it was due by.
+
+use super::{ATTEMPTS, Members, busy};
+use crate::store::{MemberWrite, Written};
+use loyalty_common::Timestamp;
+use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::{MemberId, TenantId};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureState {
+    /// No erasure was requested.
+    None,
+    /// Carried out: nothing personal is readable.
+    Completed,
+}
+
+/// Where a member's erasure stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErasureStatus {
+    pub member: String,
+    pub state: ErasureState,
+    pub requested_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    /// The configured deadline after the request.
+    pub due_by: Option<Timestamp>,
+}
+
+impl Members {
+    /// Erases the member's personal data; its status. Erasing again changes nothing.
+    pub async fn erase(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+    ) -> ServiceResult<ErasureStatus> {
+        for _ in 0..ATTEMPTS {
+            let (mut stored, mut facts) = self.existing(tenant, member).await?;
+            if stored.erased_at.is_some() {
+                return self.erasure_status(tenant, member).await;
+            }
+            let released = std::mem::take(&mut stored.indexes);
+            let now = self.clock.now();
+            stored.key = None;
+            stored.sealed.clear();
+            stored.erased_at = Some(now);
+            stored.updated_at = now;
+            stored.version += 1;
+            facts.value.erased = true;
+            facts.version += 1;
+            let data = serde_json::json!({"erased_at": now.to_rfc3339()});
+            let write = MemberWrite {
+                tenant: tenant.to_string(),
+                member: member.to_string(),
+                events: vec![self.event(tenant.as_str(), member.as_str(), "erased", &data)],
+                profile: Some(stored),
+                released,
+                facts: Some(facts),
+                order: None,
+            };
+            if self.repo.write(write).await? == Written::Yes {
+                return self.erasure_status(tenant, member).await;
+            }
+        }
+        Err(busy())
+    }
+
+    /// Where the member's erasure stands.
+    pub async fn erasure_status(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+    ) -> ServiceResult<ErasureStatus> {
+        let (stored, _) = self.existing(tenant, member).await?;
+        let deadline = i64::from(self.erasure_deadline_days);
+        Ok(ErasureStatus {
+            member: member.to_string(),
+            state: match stored.erased_at {
+                Some(_) => ErasureState::Completed,
+                None => ErasureState::None,
+            },
+            requested_at: stored.erased_at,
+            completed_at: stored.erased_at,
+            due_by: stored.erased_at.map(|at| at.plus_days(deadline)),
+        })
+    }
+}

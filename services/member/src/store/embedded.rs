@@ -1,0 +1,512 @@
+//! The embedded adapter of [`MemberRepository`]: fjall keyspaces under `<data_dir>/member`,
+//! rows in postcard. Writes run one at a time on a blocking thread; each batch is synced
+//! before it is acknowledged.
+
+use super::{LoggedEvent, MemberRepository, MemberWrite, Versioned, Written};
+use crate::facts::MemberFacts;
+use crate::orders::Order;
+use crate::profile::{IndexKind, StoredProfile};
+use crate::vault::StoredTenantKey;
+use async_trait::async_trait;
+use loyalty_common::ServiceError;
+use loyalty_common::error::ServiceResult;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Cheap to clone: clones share one database.
+#[derive(Clone)]
+pub struct EmbeddedMemberStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: fjall::Database,
+    profiles: fjall::Keyspace,
+    facts: fjall::Keyspace,
+    indexes: fjall::Keyspace,
+    /// tenant, order id → order.
+    orders: fjall::Keyspace,
+    /// tenant, member, time, order id → () : a member's history in time order.
+    history: fjall::Keyspace,
+    changes: fjall::Keyspace,
+    positions: fjall::Keyspace,
+    keys: fjall::Keyspace,
+    settings: fjall::Keyspace,
+    /// The sequence number of the newest event in `changes`; moved under `writing` only.
+    last_seq: AtomicU64,
+    writing: Mutex<()>,
+}
+
+fn storage(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::unavailable(format!("member store: {e}"))
+}
+
+fn encode<T: Serialize>(value: &T) -> ServiceResult<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(ServiceError::internal)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> ServiceResult<T> {
+    postcard::from_bytes(bytes).map_err(ServiceError::internal)
+}
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.join(&0u8)
+}
+
+fn member_key(tenant: &str, member: &str) -> Vec<u8> {
+    key(&[tenant.as_bytes(), member.as_bytes()])
+}
+
+fn index_key(tenant: &str, kind: IndexKind, index: &[u8; 32]) -> Vec<u8> {
+    key(&[tenant.as_bytes(), kind.label().as_bytes(), index])
+}
+
+fn history_key(tenant: &str, order: &Order) -> Vec<u8> {
+    let cursor = history_cursor(order);
+    key(&[
+        tenant.as_bytes(),
+        order.member.as_bytes(),
+        cursor.as_bytes(),
+    ])
+}
+
+/// A position in a member's history: the time in hex (sorts as it reads) and the order id.
+pub fn history_cursor(order: &Order) -> String {
+    format!("{:016x}{}", order.at.0.max(0), order.order_id)
+}
+
+impl EmbeddedMemberStore {
+    pub fn open(dir: &Path) -> ServiceResult<Self> {
+        let db = fjall::Database::builder(dir)
+            .worker_threads(1)
+            .open()
+            .map_err(|e| {
+                ServiceError::unavailable(format!(
+                    "cannot open the member store at {} ({e}); is another memberd using it?",
+                    dir.display()
+                ))
+            })?;
+        let ks = |name: &str| {
+            db.keyspace(name, fjall::KeyspaceCreateOptions::default)
+                .map_err(storage)
+        };
+        let changes = ks("changes")?;
+        let last_seq = match changes.last_key_value() {
+            Some(guard) => seq_of(&guard.key().map_err(storage)?)?,
+            None => 0,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                profiles: ks("profiles")?,
+                facts: ks("facts")?,
+                indexes: ks("indexes")?,
+                orders: ks("orders")?,
+                history: ks("history")?,
+                positions: ks("positions")?,
+                keys: ks("tenant_keys")?,
+                settings: ks("settings")?,
+                changes,
+                last_seq: AtomicU64::new(last_seq),
+                writing: Mutex::new(()),
+                db,
+            }),
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> ServiceResult<T> + Send + 'static,
+    ) -> ServiceResult<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(ServiceError::internal)?
+    }
+
+    async fn write_locked<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> ServiceResult<T> + Send + 'static,
+    ) -> ServiceResult<T> {
+        self.blocking(move |inner| {
+            let _guard = inner.writing.lock().unwrap_or_else(|p| p.into_inner());
+            f(inner)
+        })
+        .await
+    }
+}
+
+fn seq_of(key: &[u8]) -> ServiceResult<u64> {
+    Ok(u64::from_be_bytes(key.try_into().map_err(|_| {
+        ServiceError::internal("bad member change key")
+    })?))
+}
+
+/// What the writes earlier in a batch did, so later ones are checked against them too.
+#[derive(Default)]
+struct Overlay {
+    profile_versions: HashMap<Vec<u8>, u64>,
+    facts_versions: HashMap<Vec<u8>, u64>,
+    /// Index key → its holder after the batch (None: released).
+    indexes: HashMap<Vec<u8>, Option<String>>,
+    orders: BTreeSet<Vec<u8>>,
+}
+
+impl Inner {
+    fn get<T: DeserializeOwned>(ks: &fjall::Keyspace, key: &[u8]) -> ServiceResult<Option<T>> {
+        ks.get(key)
+            .map_err(storage)?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    /// Up to `limit` rows of `tenant` in `ks` after `after` (keys: tenant, NUL, name).
+    fn page<T: DeserializeOwned>(
+        ks: &fjall::Keyspace,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<Vec<T>> {
+        let start = match after {
+            // The smallest key above `after`'s own.
+            Some(after) => [member_key(tenant, after), vec![0]].concat(),
+            None => [tenant.as_bytes(), &[0]].concat(),
+        };
+        let end = [tenant.as_bytes(), &[1]].concat();
+        ks.range(start..end)
+            .take(limit)
+            .map(|guard| decode(&guard.value().map_err(storage)?))
+            .collect()
+    }
+
+    fn batch(&self) -> fjall::OwnedWriteBatch {
+        self.db
+            .batch()
+            .durability(Some(fjall::PersistMode::SyncAll))
+    }
+
+    fn stored_version(
+        &self,
+        ks: &fjall::Keyspace,
+        seen: &HashMap<Vec<u8>, u64>,
+        row: &[u8],
+        version_of: impl Fn(&[u8]) -> ServiceResult<u64>,
+    ) -> ServiceResult<u64> {
+        if let Some(v) = seen.get(row) {
+            return Ok(*v);
+        }
+        match ks.get(row).map_err(storage)? {
+            Some(bytes) => version_of(&bytes),
+            None => Ok(0),
+        }
+    }
+
+    /// Checks `w` against the store and the batch so far; None if it may be written.
+    fn refusal(&self, w: &MemberWrite, overlay: &Overlay) -> ServiceResult<Option<Written>> {
+        let row = member_key(&w.tenant, &w.member);
+        if let Some(p) = &w.profile {
+            let stored =
+                self.stored_version(&self.profiles, &overlay.profile_versions, &row, |b| {
+                    Ok(decode::<StoredProfile>(b)?.version)
+                })?;
+            if stored + 1 != p.version {
+                return Ok(Some(Written::Stale));
+            }
+            for (kind, index) in &p.indexes {
+                let ik = index_key(&w.tenant, *kind, index);
+                let holder = match overlay.indexes.get(&ik) {
+                    Some(h) => h.clone(),
+                    None => Self::get::<String>(&self.indexes, &ik)?,
+                };
+                if let Some(holder) = holder.filter(|h| *h != w.member) {
+                    return Ok(Some(Written::Taken(*kind, holder)));
+                }
+            }
+        }
+        if let Some(f) = &w.facts {
+            let stored = self.stored_version(&self.facts, &overlay.facts_versions, &row, |b| {
+                Ok(decode::<Versioned<MemberFacts>>(b)?.version)
+            })?;
+            if stored + 1 != f.version {
+                return Ok(Some(Written::Stale));
+            }
+        }
+        if let Some(order) = &w.order {
+            let ok = key(&[w.tenant.as_bytes(), order.order_id.as_bytes()]);
+            if overlay.orders.contains(&ok) {
+                return Ok(Some(Written::OrderExists(Box::new(order.clone()))));
+            }
+            if let Some(existing) = Self::get::<Order>(&self.orders, &ok)? {
+                return Ok(Some(Written::OrderExists(Box::new(existing))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds `w` to `batch` and records it in `overlay`.
+    fn stage(
+        &self,
+        w: &MemberWrite,
+        batch: &mut fjall::OwnedWriteBatch,
+        overlay: &mut Overlay,
+    ) -> ServiceResult<()> {
+        let tenant = w.tenant.as_str();
+        let row = member_key(tenant, &w.member);
+        for (kind, index) in &w.released {
+            let ik = index_key(tenant, *kind, index);
+            batch.remove(&self.indexes, ik.clone());
+            overlay.indexes.insert(ik, None);
+        }
+        if let Some(p) = &w.profile {
+            for (kind, index) in &p.indexes {
+                let ik = index_key(tenant, *kind, index);
+                batch.insert(&self.indexes, ik.clone(), encode(&w.member)?);
+                overlay.indexes.insert(ik, Some(w.member.clone()));
+            }
+            batch.insert(&self.profiles, row.clone(), encode(p)?);
+            overlay.profile_versions.insert(row.clone(), p.version);
+        }
+        if let Some(f) = &w.facts {
+            batch.insert(&self.facts, row.clone(), encode(f)?);
+            overlay.facts_versions.insert(row, f.version);
+        }
+        if let Some(order) = &w.order {
+            let ok = key(&[tenant.as_bytes(), order.order_id.as_bytes()]);
+            batch.insert(&self.orders, ok.clone(), encode(order)?);
+            batch.insert(&self.history, history_key(tenant, order), []);
+            overlay.orders.insert(ok);
+        }
+        for event in &w.events {
+            let seq = self.last_seq.load(Ordering::Relaxed) + 1;
+            let logged = LoggedEvent {
+                seq,
+                event: event.clone(),
+            };
+            batch.insert(&self.changes, seq.to_be_bytes(), encode(&logged)?);
+            self.last_seq.store(seq, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn write_many(&self, writes: &[MemberWrite]) -> ServiceResult<Vec<Written>> {
+        let first_seq = self.last_seq.load(Ordering::Relaxed);
+        let mut batch = self.batch();
+        let mut overlay = Overlay::default();
+        let mut outcomes = Vec::with_capacity(writes.len());
+        let staged = (|| {
+            for w in writes {
+                match self.refusal(w, &overlay)? {
+                    Some(refused) => outcomes.push(refused),
+                    None => {
+                        self.stage(w, &mut batch, &mut overlay)?;
+                        outcomes.push(Written::Yes);
+                    }
+                }
+            }
+            batch.commit().map_err(storage)
+        })();
+        if let Err(e) = staged {
+            // Nothing was written: the sequence numbers handed out are free again.
+            self.last_seq.store(first_seq, Ordering::Relaxed);
+            return Err(e);
+        }
+        Ok(outcomes)
+    }
+}
+
+#[async_trait]
+impl MemberRepository for EmbeddedMemberStore {
+    async fn profile(&self, tenant: &str, member: &str) -> ServiceResult<Option<StoredProfile>> {
+        Inner::get(&self.inner.profiles, &member_key(tenant, member))
+    }
+
+    async fn facts(
+        &self,
+        tenant: &str,
+        member: &str,
+    ) -> ServiceResult<Option<Versioned<MemberFacts>>> {
+        Inner::get(&self.inner.facts, &member_key(tenant, member))
+    }
+
+    async fn write(&self, write: MemberWrite) -> ServiceResult<Written> {
+        let mut outcomes = self.write_many(vec![write]).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| ServiceError::internal("a write without an outcome"))
+    }
+
+    async fn write_many(&self, writes: Vec<MemberWrite>) -> ServiceResult<Vec<Written>> {
+        self.write_locked(move |inner| inner.write_many(&writes))
+            .await
+    }
+
+    async fn member_by_index(
+        &self,
+        tenant: &str,
+        kind: IndexKind,
+        index: &[u8; 32],
+    ) -> ServiceResult<Option<String>> {
+        Inner::get(&self.inner.indexes, &index_key(tenant, kind, index))
+    }
+
+    async fn profiles_page(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<Vec<StoredProfile>> {
+        let (tenant, after) = (tenant.to_string(), after.map(str::to_string));
+        self.blocking(move |inner| Inner::page(&inner.profiles, &tenant, after.as_deref(), limit))
+            .await
+    }
+
+    async fn facts_page(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<Vec<Versioned<MemberFacts>>> {
+        let (tenant, after) = (tenant.to_string(), after.map(str::to_string));
+        self.blocking(move |inner| Inner::page(&inner.facts, &tenant, after.as_deref(), limit))
+            .await
+    }
+
+    async fn order(&self, tenant: &str, order_id: &str) -> ServiceResult<Option<Order>> {
+        Inner::get(
+            &self.inner.orders,
+            &key(&[tenant.as_bytes(), order_id.as_bytes()]),
+        )
+    }
+
+    async fn orders(
+        &self,
+        tenant: &str,
+        member: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<Vec<Order>> {
+        let inner = &self.inner;
+        let lo = [member_key(tenant, member), vec![0]].concat();
+        let hi = match before {
+            Some(cursor) => key(&[tenant.as_bytes(), member.as_bytes(), cursor.as_bytes()]),
+            None => [member_key(tenant, member), vec![1]].concat(),
+        };
+        let mut out = Vec::new();
+        for guard in inner.history.range(lo.clone()..hi).rev().take(limit) {
+            let k = guard.key().map_err(storage)?;
+            let cursor = &k[lo.len()..];
+            // 16 hex digits of time, then the order id.
+            let order_id = cursor.get(16..).unwrap_or_default();
+            let ok = key(&[tenant.as_bytes(), order_id]);
+            if let Some(order) = Inner::get::<Order>(&inner.orders, &ok)? {
+                out.push(order);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn tenant_keys(&self, tenant: &str) -> ServiceResult<Vec<StoredTenantKey>> {
+        let tenant = tenant.to_string();
+        self.blocking(move |inner| Inner::page(&inner.keys, &tenant, None, usize::MAX))
+            .await
+    }
+
+    async fn add_tenant_key(&self, tenant: &str, stored: &StoredTenantKey) -> ServiceResult<bool> {
+        let row = key(&[tenant.as_bytes(), &stored.version.to_be_bytes()]);
+        let value = encode(stored)?;
+        self.write_locked(move |inner| {
+            if inner.keys.get(&row).map_err(storage)?.is_some() {
+                return Ok(false);
+            }
+            let mut batch = inner.batch();
+            batch.insert(&inner.keys, row, value);
+            batch.commit().map_err(storage)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn setting(
+        &self,
+        tenant: &str,
+        kind: &str,
+        name: &str,
+    ) -> ServiceResult<Option<Vec<u8>>> {
+        let row = key(&[tenant.as_bytes(), kind.as_bytes(), name.as_bytes()]);
+        Ok(self
+            .inner
+            .settings
+            .get(row)
+            .map_err(storage)?
+            .map(|v| v.to_vec()))
+    }
+
+    async fn put_setting(
+        &self,
+        tenant: &str,
+        kind: &str,
+        name: &str,
+        value: Option<Vec<u8>>,
+    ) -> ServiceResult<()> {
+        let row = key(&[tenant.as_bytes(), kind.as_bytes(), name.as_bytes()]);
+        self.write_locked(move |inner| {
+            let mut batch = inner.batch();
+            match value {
+                Some(value) => batch.insert(&inner.settings, row, value),
+                None => batch.remove(&inner.settings, row),
+            }
+            batch.commit().map_err(storage)
+        })
+        .await
+    }
+
+    async fn settings(&self, tenant: &str, kind: &str) -> ServiceResult<Vec<(String, Vec<u8>)>> {
+        let prefix = [key(&[tenant.as_bytes(), kind.as_bytes()]), vec![0]].concat();
+        self.inner
+            .settings
+            .prefix(&prefix)
+            .map(|guard| {
+                let (k, v) = guard.into_inner().map_err(storage)?;
+                let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                Ok((name, v.to_vec()))
+            })
+            .collect()
+    }
+
+    async fn tenants(&self) -> ServiceResult<Vec<String>> {
+        let mut tenants = BTreeSet::new();
+        for guard in self.inner.keys.iter() {
+            let k = guard.key().map_err(storage)?;
+            let tenant = k.split(|b| *b == 0).next().unwrap_or_default();
+            tenants.insert(String::from_utf8_lossy(tenant).into_owned());
+        }
+        Ok(tenants.into_iter().collect())
+    }
+
+    async fn events_after(&self, seq: u64, limit: usize) -> ServiceResult<Vec<LoggedEvent>> {
+        let from = seq.saturating_add(1).to_be_bytes();
+        self.inner
+            .changes
+            .range(from.as_slice()..)
+            .take(limit)
+            .map(|guard| decode(&guard.value().map_err(storage)?))
+            .collect()
+    }
+
+    async fn position(&self, reader: &str) -> ServiceResult<u64> {
+        Ok(Inner::get(&self.inner.positions, reader.as_bytes())?.unwrap_or(0))
+    }
+
+    async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
+        let reader = reader.to_string();
+        self.write_locked(move |inner| {
+            let mut batch = inner.batch();
+            batch.insert(&inner.positions, reader.into_bytes(), encode(&seq)?);
+            batch.commit().map_err(storage)
+        })
+        .await
+    }
+}
