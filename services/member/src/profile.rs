@@ -119,7 +119,7 @@ pub struct StoredProfile {
 }
 
 /// [`Kind`] as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum IndexKind {
     Phone,
     Email,

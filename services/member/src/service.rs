@@ -16,17 +16,20 @@ use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 mod attributes;
 mod erasure;
+mod import;
 mod orders;
 mod tags;
 
 pub use attributes::check_attributes;
 pub use erasure::{ErasureState, ErasureStatus};
-pub use tags::check_tag;
+pub use import::Importer;
+use tags::check_tags;
+pub use tags::{BulkTagged, check_tag};
 
 /// What a registration sets.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +39,7 @@ pub struct ProfileInput {
     pub store: Option<String>,
     pub consents: Consents,
     pub attributes: BTreeMap<String, String>,
+    pub tags: BTreeSet<String>,
 }
 
 /// What an update changes: only the fields given. A personal field set to `Some(None)` is
@@ -170,8 +174,10 @@ impl Members {
         tenant: &str,
         member: &str,
         input: ProfileInput,
+        source: &str,
     ) -> ServiceResult<MemberWrite> {
         check_attributes(&input.attributes)?;
+        check_tags(&input.tags)?;
         let (key, wrapped) = ring.new_member_key(member).map_err(vault_error)?;
         let now = self.clock.now();
         let profile = StoredProfile {
@@ -189,7 +195,9 @@ impl Members {
         facts.store = input.store;
         facts.consents = input.consents;
         facts.attributes = input.attributes;
+        facts.tags = input.tags;
         let created = serde_json::json!({
+            "source": source,
             "channel": facts.channel,
             "store": facts.store,
             "consents": facts.consents,
@@ -227,7 +235,7 @@ impl Members {
         }
         let ring = self.ring(tenant).await?;
         let blind = BlindIndex::for_tenant(&self.master, tenant);
-        let write = self.new_member(&ring, &blind, tenant, member.as_str(), input)?;
+        let write = self.new_member(&ring, &blind, tenant, member.as_str(), input, "api")?;
         let (profile, facts) = (write.profile.clone(), write.facts.clone());
         match self.repo.write(write).await? {
             Written::Yes => {}
@@ -445,7 +453,7 @@ impl Members {
             }
             // A profile changed meanwhile keeps its older wrapping: still readable, and
             // re-wrapped by the next rotation.
-            let outcomes = self.repo.write_many(writes).await?;
+            let outcomes = self.repo.write_many(writes, None).await?;
             rewrapped += outcomes.iter().filter(|w| **w == Written::Yes).count();
         }
         Ok(rewrapped)

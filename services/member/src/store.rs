@@ -61,6 +61,15 @@ pub struct MemberWrite {
     pub events: Vec<MemberEvent>,
 }
 
+/// A tenant setting written with a batch of member writes.
+#[derive(Debug, Clone)]
+pub struct SettingWrite {
+    pub tenant: String,
+    pub kind: String,
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
 /// An event as the outbox holds it: its place in commit order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoggedEvent {
@@ -77,9 +86,14 @@ pub trait MemberRepository: Send + Sync + 'static {
         member: &str,
     ) -> ServiceResult<Option<Versioned<MemberFacts>>>;
     async fn write(&self, write: MemberWrite) -> ServiceResult<Written>;
-    /// Commits every write that holds in one durable batch; each is checked against the store
-    /// and against the writes before it in the batch. One outcome per write, in order.
-    async fn write_many(&self, writes: Vec<MemberWrite>) -> ServiceResult<Vec<Written>>;
+    /// Commits every write that holds in one durable batch, with `setting` (e.g. an import's
+    /// checkpoint) if given; each write is checked against the store and against the writes
+    /// before it in the batch. One outcome per write, in order.
+    async fn write_many(
+        &self,
+        writes: Vec<MemberWrite>,
+        setting: Option<SettingWrite>,
+    ) -> ServiceResult<Vec<Written>>;
     async fn member_by_index(
         &self,
         tenant: &str,

@@ -5,7 +5,8 @@ pub mod audit;
 pub mod config;
 mod identity;
 pub mod identity_feed;
-mod members;
+pub mod import;
+pub mod members;
 
 use anyhow::Context;
 use axum::Router;

@@ -79,6 +79,9 @@ pub struct ProfileBody {
     consents: ConsentsDto,
     #[serde(default)]
     attributes: BTreeMap<String, String>,
+    /// Tags to start with (1 to 64 of `a-z 0-9 - _ :`).
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +93,8 @@ pub struct ProfileDto {
     consents: ConsentsDto,
     attributes: BTreeMap<String, String>,
     tags: Vec<String>,
+    /// The member's tier code, if it has one.
+    tier: Option<String>,
     /// Unix milliseconds, UTC.
     created_at: i64,
     updated_at: i64,
@@ -118,6 +123,7 @@ impl From<Profile> for ProfileDto {
             },
             attributes: p.attributes,
             tags: p.tags.into_iter().collect(),
+            tier: p.tier,
             created_at: p.created_at.0,
             updated_at: p.updated_at.0,
         }
@@ -145,6 +151,7 @@ impl From<ProfileBody> for ProfileInput {
                 app: b.consents.app,
             },
             attributes: b.attributes,
+            tags: b.tags.into_iter().collect(),
         }
     }
 }

@@ -29,6 +29,16 @@ pub fn check_tag(tag: &str) -> ServiceResult<()> {
     }
 }
 
+/// Checks a member's whole set of tags.
+pub(crate) fn check_tags(tags: &std::collections::BTreeSet<String>) -> ServiceResult<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(ServiceError::invalid(format!(
+            "a member has at most {MAX_TAGS} tags"
+        )));
+    }
+    tags.iter().try_for_each(|t| check_tag(t))
+}
+
 /// What a bulk tag change did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BulkTagged {
@@ -94,7 +104,7 @@ impl Members {
                         None => outcome.unchanged += 1,
                     }
                 }
-                let results = self.repo.write_many(writes).await?;
+                let results = self.repo.write_many(writes, None).await?;
                 for (member, result) in written.into_iter().zip(results) {
                     match result {
                         Written::Yes => outcome.changed += 1,
@@ -132,11 +142,7 @@ impl Members {
         if facts.value.tags == before {
             return Ok(Some(None));
         }
-        if facts.value.tags.len() > MAX_TAGS {
-            return Err(ServiceError::invalid(format!(
-                "a member has at most {MAX_TAGS} tags"
-            )));
-        }
+        check_tags(&facts.value.tags)?;
         let added: Vec<_> = facts.value.tags.difference(&before).collect();
         let removed: Vec<_> = before.difference(&facts.value.tags).collect();
         let data = serde_json::json!({"added": added, "removed": removed});

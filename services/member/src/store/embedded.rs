@@ -2,7 +2,7 @@
 //! rows in postcard. Writes run one at a time on a blocking thread; each batch is synced
 //! before it is acknowledged.
 
-use super::{LoggedEvent, MemberRepository, MemberWrite, Versioned, Written};
+use super::{LoggedEvent, MemberRepository, MemberWrite, SettingWrite, Versioned, Written};
 use crate::facts::MemberFacts;
 use crate::orders::Order;
 use crate::profile::{IndexKind, StoredProfile};
@@ -291,7 +291,11 @@ impl Inner {
         Ok(())
     }
 
-    fn write_many(&self, writes: &[MemberWrite]) -> ServiceResult<Vec<Written>> {
+    fn write_many(
+        &self,
+        writes: &[MemberWrite],
+        setting: Option<SettingWrite>,
+    ) -> ServiceResult<Vec<Written>> {
         let first_seq = self.last_seq.load(Ordering::Relaxed);
         let mut batch = self.batch();
         let mut overlay = Overlay::default();
@@ -305,6 +309,10 @@ impl Inner {
                         outcomes.push(Written::Yes);
                     }
                 }
+            }
+            if let Some(s) = setting {
+                let row = key(&[s.tenant.as_bytes(), s.kind.as_bytes(), s.name.as_bytes()]);
+                batch.insert(&self.settings, row, s.value);
             }
             batch.commit().map_err(storage)
         })();
@@ -332,14 +340,18 @@ impl MemberRepository for EmbeddedMemberStore {
     }
 
     async fn write(&self, write: MemberWrite) -> ServiceResult<Written> {
-        let mut outcomes = self.write_many(vec![write]).await?;
+        let mut outcomes = self.write_many(vec![write], None).await?;
         outcomes
             .pop()
             .ok_or_else(|| ServiceError::internal("a write without an outcome"))
     }
 
-    async fn write_many(&self, writes: Vec<MemberWrite>) -> ServiceResult<Vec<Written>> {
-        self.write_locked(move |inner| inner.write_many(&writes))
+    async fn write_many(
+        &self,
+        writes: Vec<MemberWrite>,
+        setting: Option<SettingWrite>,
+    ) -> ServiceResult<Vec<Written>> {
+        self.write_locked(move |inner| inner.write_many(&writes, setting))
             .await
     }
 
