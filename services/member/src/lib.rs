@@ -7,6 +7,7 @@ pub mod blind;
 pub mod facts;
 pub mod mask;
 pub mod profile;
+pub mod segment;
 pub mod service;
 pub mod store;
 pub mod vault;
