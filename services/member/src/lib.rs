@@ -7,6 +7,8 @@ pub mod blind;
 pub mod facts;
 pub mod mask;
 pub mod profile;
+pub mod rfm;
 pub mod service;
 pub mod store;
+pub mod tier;
 pub mod vault;
