@@ -1,7 +1,8 @@
-//! The member service (issue 5). So far: how personal data is protected. Profiles store
-//! names, phones, emails and ID numbers sealed with a per-tenant data key ([`vault`]), find
-//! members by them through keyed blind indexes ([`blind`]), and show them masked unless the
-//! caller may see them ([`mask`]).
+//! The member service: profiles with their personal data sealed per tenant ([`vault`]),
+//! found through keyed blind indexes ([`blind`]) and masked unless the caller may see them
+//! ([`mask`]); the non-personal facts segments, tiers and scores read ([`facts`],
+//! [`segment`], [`tier`], [`rfm`]); orders ([`orders`]); and an event for every change
+//! ([`events`]).
 
 pub mod blind;
 pub mod events;
@@ -9,6 +10,9 @@ pub mod facts;
 pub mod mask;
 pub mod orders;
 pub mod profile;
+pub mod rfm;
+pub mod segment;
 pub mod service;
 pub mod store;
+pub mod tier;
 pub mod vault;
