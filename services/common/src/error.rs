@@ -81,6 +81,11 @@ error_codes! {
     MemberNotFound => "MEMBER_NOT_FOUND", NotFound, 404, "No such member";
     DuplicateMember => "DUPLICATE_MEMBER", AlreadyExists, 409, "Another member of the tenant has this phone, email or ID number";
     MemberErased => "MEMBER_ERASED", FailedPrecondition, 410, "The member's personal data was erased";
+    SegmentNotFound => "SEGMENT_NOT_FOUND", NotFound, 404, "No such segment";
+    SegmentNotRefreshed => "SEGMENT_NOT_REFRESHED", FailedPrecondition, 409, "The segment has not been refreshed yet";
+    TierPolicyNotFound => "TIER_POLICY_NOT_FOUND", NotFound, 404, "The tenant has no tier policy";
+    NoPendingTierChange => "NO_PENDING_TIER_CHANGE", NotFound, 404, "The member has no tier change awaiting approval";
+    OrderConflict => "ORDER_CONFLICT", AlreadyExists, 409, "An order with this id was recorded with other details";
     RateLimited => "RATE_LIMITED", ResourceExhausted, 429, "Too many requests; retry later";
 }
 

@@ -50,8 +50,11 @@ pub enum Lifecycle {
 pub struct MemberFacts {
     pub member_id: String,
     pub tags: BTreeSet<String>,
-    /// The tier code, if the member has one.
+    /// The tier code, if the member has one (a copy of `tier_state.tier`).
     pub tier: Option<String>,
+    /// Where the member stands in its tier's period; None until a tier policy first
+    /// evaluates it.
+    pub tier_state: Option<crate::tier::TierState>,
     pub attributes: BTreeMap<String, String>,
     pub consents: Consents,
     pub channel: Option<String>,
@@ -83,6 +86,7 @@ impl MemberFacts {
             member_id: member_id.into(),
             tags: BTreeSet::new(),
             tier: None,
+            tier_state: None,
             attributes: BTreeMap::new(),
             consents: Consents::default(),
             channel: None,

@@ -1,5 +1,5 @@
 //! Purchase history. An order recorded here counts towards the member's spend (tiers, RFM,
-//! segments) and, through the [`Earner`] port, earns points in the ledger at the member's
+//! segments) and, through the [`LedgerPort`], earns points in the ledger at the member's
 //! tier multiplier. An order id is recorded once per tenant: a retry with the same order
 //! replays, another order under the same id is refused.
 
@@ -108,10 +108,10 @@ impl Order {
     }
 }
 
-/// Earns an order's points in the ledger. The order id is the idempotency key, so earning
-/// again after a crash credits nothing twice.
+/// What the member service asks of the ledger. Earning uses the order id as the
+/// idempotency key, so earning again after a crash credits nothing twice.
 #[async_trait]
-pub trait Earner: Send + Sync + 'static {
+pub trait LedgerPort: Send + Sync + 'static {
     /// The points credited, or None if the member has no wallet.
     async fn earn(
         &self,
@@ -120,6 +120,9 @@ pub trait Earner: Send + Sync + 'static {
         order: &Order,
         tier_multiplier_bp: u32,
     ) -> ServiceResult<Option<i64>>;
+
+    /// The member's available points (for tiers measured in points); None without a wallet.
+    async fn points(&self, tenant: &str, member: &str) -> ServiceResult<Option<i64>>;
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::blind::BlindIndex;
 use crate::events::MemberEvent;
 use crate::facts::MemberFacts;
 use crate::mask;
-use crate::orders::Earner;
+use crate::orders::LedgerPort;
 use crate::profile::{Consents, IndexKind, Personal, Profile, StoredProfile};
 use crate::store::{MemberRepository, MemberWrite, Versioned, Written};
 use crate::vault::{MasterKey, MemberKey, TenantRing, VaultError};
@@ -23,13 +23,20 @@ mod attributes;
 mod erasure;
 mod import;
 mod orders;
+mod scoring;
+mod segments;
 mod tags;
+mod tiers;
 
 pub use attributes::check_attributes;
 pub use erasure::{ErasureState, ErasureStatus};
 pub use import::Importer;
+pub use orders::{OrderInput, Recorded};
+pub use scoring::ScoringRun;
+pub use segments::{Refresh, Segment, SegmentInput};
 use tags::check_tags;
 pub use tags::{BulkTagged, check_tag};
+pub use tiers::TierRun;
 
 /// What a registration sets.
 #[derive(Debug, Clone, Default)]
@@ -64,9 +71,11 @@ pub struct Members {
     repo: Arc<dyn MemberRepository>,
     master: MasterKey,
     clock: SharedClock,
-    earner: Option<Arc<dyn Earner>>,
+    ledger: Option<Arc<dyn LedgerPort>>,
     /// Days after an erasure request by which it must be complete.
     erasure_deadline_days: u32,
+    /// Segments being refreshed (`tenant/code`): one refresh of a segment at a time.
+    refreshing: std::sync::Mutex<BTreeSet<String>>,
 }
 
 /// How often a change that lost a race with another is tried again.
@@ -100,14 +109,15 @@ impl Members {
             repo,
             master,
             clock,
-            earner: None,
+            ledger: None,
             erasure_deadline_days: 30,
+            refreshing: Default::default(),
         }
     }
 
-    /// Orders earn points through `earner` (the ledger).
-    pub fn with_earner(mut self, earner: Arc<dyn Earner>) -> Self {
-        self.earner = Some(earner);
+    /// Orders earn points in `ledger`, and tiers measured in points read it.
+    pub fn with_ledger(mut self, ledger: Arc<dyn LedgerPort>) -> Self {
+        self.ledger = Some(ledger);
         self
     }
 
@@ -134,15 +144,6 @@ impl Members {
     ) -> MemberEvent {
         let id = self.clock.new_ulid().to_string();
         MemberEvent::new(id, tenant, member, name, self.clock.now(), data)
-    }
-
-    /// The earn multiplier of the member's tier (10000: none).
-    pub(crate) async fn earn_multiplier_bp(
-        &self,
-        _tenant: &TenantId,
-        _facts: &MemberFacts,
-    ) -> ServiceResult<u32> {
-        Ok(10_000)
     }
 
     /// The tenant's key ring, created on its first use.

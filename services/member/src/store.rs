@@ -7,7 +7,8 @@
 //! - `indexes`: a partition per blind index, claimed in the profile's own write;
 //! - `orders`: a member's purchase history, one row per order id (written once);
 //! - `changes`: the outbox of member events, in commit order, with readers' positions;
-//! - `tenant_keys` and `settings` (tier policy, scoring policy, segments) per tenant.
+//! - `tenant_keys` and `settings` (tier policy, scoring policy, segments) per tenant;
+//! - `segment_members`: a partition per segment and generation, members in id order.
 //!
 //! A [`MemberWrite`] touches one member and commits all or nothing; [`MemberRepository::write_many`]
 //! commits many in one durable batch, which is what makes a bulk import fast. The embedded
@@ -139,6 +140,30 @@ pub trait MemberRepository: Send + Sync + 'static {
     ) -> ServiceResult<()>;
     /// Every setting of one kind: (name, value), by name.
     async fn settings(&self, tenant: &str, kind: &str) -> ServiceResult<Vec<(String, Vec<u8>)>>;
+    /// Adds members to generation `generation` of a segment's membership.
+    async fn add_segment_members(
+        &self,
+        tenant: &str,
+        segment: &str,
+        generation: u64,
+        members: Vec<String>,
+    ) -> ServiceResult<()>;
+    /// Up to `limit` members of a segment's generation after `after`, in member id order.
+    async fn segment_members(
+        &self,
+        tenant: &str,
+        segment: &str,
+        generation: u64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<Vec<String>>;
+    /// Deletes a generation of a segment's membership.
+    async fn drop_segment_members(
+        &self,
+        tenant: &str,
+        segment: &str,
+        generation: u64,
+    ) -> ServiceResult<()>;
     /// The tenants that have a key ring (every tenant with members).
     async fn tenants(&self) -> ServiceResult<Vec<String>>;
     /// Outbox events after `seq`, at most `limit`.

@@ -603,7 +603,7 @@ fn reassigned(
 
 fn nothing_pending() -> ServiceError {
     ServiceError::new(
-        ErrorCode::NotFound,
+        ErrorCode::NoPendingTierChange,
         "no tier change awaits approval for this member",
     )
 }
@@ -651,6 +651,15 @@ pub fn approve(
 ///   from now for a member without a tier), unless the measure reaches a different tier.
 pub fn reject(policy: &TierPolicy, state: &TierState, now: Timestamp) -> ServiceResult<Evaluation> {
     let change = state.pending.clone().ok_or_else(nothing_pending)?;
+    // Keeping a tier the policy no longer has would strand the member in it.
+    if let Some(code) = state.tier.as_deref()
+        && policy.tier(code).is_none()
+    {
+        return Err(bad(format!(
+            "the member's tier {} is no longer in the policy; evaluate the member again",
+            shown(code)
+        )));
+    }
     let mut next = state.clone();
     next.pending = None;
     let until = match change.kind {

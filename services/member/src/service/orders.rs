@@ -1,5 +1,6 @@
 //! Recording orders: each counts towards the member's spend (tiers, scores, segments) and
-//! earns points in the ledger at the member's tier multiplier. The ledger is asked first,
+//! earns points in the ledger at the member's tier multiplier, and may lift the member to a
+//! higher tier at once. The ledger is asked first,
 //! with the order id as its idempotency key, then the order is recorded with what it
 //! earned; a retry after a failure in between earns nothing twice and records the order.
 
@@ -32,7 +33,7 @@ pub struct Recorded {
 
 fn conflict(order_id: &str) -> ServiceError {
     ServiceError::new(
-        ErrorCode::IdempotencyConflict,
+        ErrorCode::OrderConflict,
         format!("order {order_id} is recorded already with other details"),
     )
 }
@@ -72,13 +73,14 @@ impl Members {
                 )));
             }
         }
+        let policy = self.tier_policy(tenant).await?;
         for _ in 0..ATTEMPTS {
             let (_, mut facts) = self.live(tenant, member).await?;
             if order.total > 0
-                && let Some(earner) = &self.earner
+                && let Some(ledger) = &self.ledger
             {
-                let multiplier = self.earn_multiplier_bp(tenant, &facts.value).await?;
-                order.points = earner.earn(t, member.as_str(), &order, multiplier).await?;
+                let multiplier = Members::multiplier(policy.as_ref(), &facts.value);
+                order.points = ledger.earn(t, member.as_str(), &order, multiplier).await?;
             }
             facts.value.add_order(order.at, order.total);
             facts.version += 1;
@@ -91,12 +93,17 @@ impl Members {
                 "refund_of": order.refund_of,
                 "points": order.points,
             });
+            let mut events = vec![self.event(t, member.as_str(), "order_recorded", &data)];
+            // The spend may reach a higher tier: upgrades happen at once, in the same write.
+            if let Some(policy) = &policy {
+                events.extend(self.evaluate_tier(policy, t, &mut facts.value).await?.1);
+            }
             let write = MemberWrite {
                 tenant: t.into(),
                 member: member.to_string(),
                 facts: Some(facts),
                 order: Some(order.clone()),
-                events: vec![self.event(t, member.as_str(), "order_recorded", &data)],
+                events,
                 ..MemberWrite::default()
             };
             match self.repo.write(write).await? {

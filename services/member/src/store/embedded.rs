@@ -36,6 +36,8 @@ struct Inner {
     positions: fjall::Keyspace,
     keys: fjall::Keyspace,
     settings: fjall::Keyspace,
+    /// tenant, segment, generation, member → ().
+    segment_members: fjall::Keyspace,
     /// The sequence number of the newest event in `changes`; moved under `writing` only.
     last_seq: AtomicU64,
     writing: Mutex<()>,
@@ -74,6 +76,18 @@ fn history_key(tenant: &str, order: &Order) -> Vec<u8> {
     ])
 }
 
+/// The keys of one generation of a segment's members: tenant, segment, generation, each
+/// followed by NUL (so the end of the range is the same prefix ending in 1).
+fn segment_prefix(tenant: &str, segment: &str, generation: u64) -> Vec<u8> {
+    let mut k = key(&[
+        tenant.as_bytes(),
+        segment.as_bytes(),
+        &generation.to_be_bytes(),
+    ]);
+    k.push(0);
+    k
+}
+
 /// A position in a member's history: the time in hex (sorts as it reads) and the order id.
 pub fn history_cursor(order: &Order) -> String {
     format!("{:016x}{}", order.at.0.max(0), order.order_id)
@@ -109,6 +123,7 @@ impl EmbeddedMemberStore {
                 positions: ks("positions")?,
                 keys: ks("tenant_keys")?,
                 settings: ks("settings")?,
+                segment_members: ks("segment_members")?,
                 changes,
                 last_seq: AtomicU64::new(last_seq),
                 writing: Mutex::new(()),
@@ -486,6 +501,86 @@ impl MemberRepository for EmbeddedMemberStore {
                 Ok((name, v.to_vec()))
             })
             .collect()
+    }
+
+    async fn add_segment_members(
+        &self,
+        tenant: &str,
+        segment: &str,
+        generation: u64,
+        members: Vec<String>,
+    ) -> ServiceResult<()> {
+        let prefix = segment_prefix(tenant, segment, generation);
+        self.write_locked(move |inner| {
+            let mut batch = inner.batch();
+            for member in members {
+                batch.insert(
+                    &inner.segment_members,
+                    [&prefix, member.as_bytes()].concat(),
+                    [],
+                );
+            }
+            batch.commit().map_err(storage)
+        })
+        .await
+    }
+
+    async fn segment_members(
+        &self,
+        tenant: &str,
+        segment: &str,
+        generation: u64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<Vec<String>> {
+        let prefix = segment_prefix(tenant, segment, generation);
+        let start = match after {
+            Some(after) => [&prefix, after.as_bytes(), &[0]].concat(),
+            None => prefix.clone(),
+        };
+        let mut end = prefix.clone();
+        if let Some(last) = end.last_mut() {
+            *last = 1;
+        }
+        self.inner
+            .segment_members
+            .range(start..end)
+            .take(limit)
+            .map(|guard| {
+                let k = guard.key().map_err(storage)?;
+                Ok(String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+            })
+            .collect()
+    }
+
+    async fn drop_segment_members(
+        &self,
+        tenant: &str,
+        segment: &str,
+        generation: u64,
+    ) -> ServiceResult<()> {
+        let prefix = segment_prefix(tenant, segment, generation);
+        self.blocking(move |inner| {
+            // In batches, so a large segment does not build one huge write.
+            loop {
+                let keys: Vec<_> = inner
+                    .segment_members
+                    .prefix(&prefix)
+                    .take(10_000)
+                    .map(|g| g.key().map_err(storage))
+                    .collect::<ServiceResult<_>>()?;
+                if keys.is_empty() {
+                    return Ok(());
+                }
+                let _guard = inner.writing.lock().unwrap_or_else(|p| p.into_inner());
+                let mut batch = inner.batch();
+                for k in keys {
+                    batch.remove(&inner.segment_members, k);
+                }
+                batch.commit().map_err(storage)?;
+            }
+        })
+        .await
     }
 
     async fn tenants(&self) -> ServiceResult<Vec<String>> {

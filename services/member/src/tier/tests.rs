@@ -554,9 +554,9 @@ fn approving_or_rejecting_with_nothing_pending_is_not_found() {
     let policy = with_approval(Approval::Both);
     let state = TierState::new(at("2026-01-01"));
     let err = approve(&policy, &state, at("2026-01-02")).unwrap_err();
-    assert_eq!(err.code, ErrorCode::NotFound);
+    assert_eq!(err.code, ErrorCode::NoPendingTierChange);
     let err = reject(&policy, &state, at("2026-01-02")).unwrap_err();
-    assert_eq!(err.code, ErrorCode::NotFound);
+    assert_eq!(err.code, ErrorCode::NoPendingTierChange);
 }
 
 #[test]

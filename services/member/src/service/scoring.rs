@@ -1,0 +1,87 @@
+//! The scheduled scoring run: RFM scores, the churn-risk flag and the lifecycle stage of
+//! every member under the tenant's scoring policy (a setting; the defaults until the tenant
+//! sets one). Only members whose scores changed are written, each with a `scores_changed`
+//! event.
+
+use super::Members;
+use crate::rfm::{self, ScoringPolicy};
+use crate::store::{MemberWrite, Written};
+use loyalty_common::ServiceError;
+use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::TenantId;
+use serde::Serialize;
+
+const POLICY: (&str, &str) = ("scoring_policy", "current");
+const PAGE: usize = 2_000;
+
+/// What a scoring run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ScoringRun {
+    pub scored: u64,
+    pub changed: u64,
+}
+
+impl Members {
+    /// The tenant's scoring policy (the defaults if it set none).
+    pub async fn scoring_policy(&self, tenant: &TenantId) -> ServiceResult<ScoringPolicy> {
+        match self
+            .repo
+            .setting(tenant.as_str(), POLICY.0, POLICY.1)
+            .await?
+        {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(ServiceError::internal),
+            None => Ok(ScoringPolicy::default()),
+        }
+    }
+
+    pub async fn put_scoring_policy(
+        &self,
+        tenant: &TenantId,
+        policy: &ScoringPolicy,
+    ) -> ServiceResult<()> {
+        policy.validate()?;
+        let bytes = serde_json::to_vec(policy).map_err(ServiceError::internal)?;
+        self.repo
+            .put_setting(tenant.as_str(), POLICY.0, POLICY.1, Some(bytes))
+            .await
+    }
+
+    /// Scores every member of the tenant now.
+    pub async fn score_members(&self, tenant: &TenantId) -> ServiceResult<ScoringRun> {
+        let policy = self.scoring_policy(tenant).await?;
+        let t = tenant.as_str();
+        let now = self.clock.now();
+        let mut run = ScoringRun::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.repo.facts_page(t, after.as_deref(), PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.value.member_id.clone());
+            let mut writes = Vec::new();
+            for mut facts in page {
+                if facts.value.erased {
+                    continue;
+                }
+                run.scored += 1;
+                let scores = rfm::score(&policy, &facts.value, now);
+                if !rfm::apply(&mut facts.value, scores) {
+                    continue;
+                }
+                facts.version += 1;
+                let member = facts.value.member_id.clone();
+                let event = self.event(t, &member, "scores_changed", &scores);
+                writes.push(MemberWrite {
+                    tenant: t.into(),
+                    member,
+                    facts: Some(facts),
+                    events: vec![event],
+                    ..MemberWrite::default()
+                });
+            }
+            // A member changed meanwhile keeps its old scores until the next run.
+            let outcomes = self.repo.write_many(writes, None).await?;
+            run.changed += outcomes.iter().filter(|w| **w == Written::Yes).count() as u64;
+        }
+        Ok(run)
+    }
+}

@@ -1,0 +1,282 @@
+//! Saved segments: a named query over member facts ([`crate::segment::Query`]), refreshed on
+//! demand or every `refresh_minutes`, with its members kept by generation so a page read
+//! during a refresh sees the previous result whole. Bulk tags can target a segment.
+
+use super::{Members, busy};
+use crate::segment::Query;
+use crate::store::Versioned;
+use loyalty_common::error::{ErrorCode, ServiceResult};
+use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_common::{ServiceError, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+const SEGMENTS: &str = "segment";
+/// Facts read per page of a refresh; matches written per batch.
+const PAGE: usize = 5_000;
+/// Refreshes run at most this often on schedule.
+pub const MIN_REFRESH_MINUTES: u32 = 5;
+
+/// A saved segment as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// 1 to 64 of `a-z 0-9 - _`.
+    pub code: String,
+    pub name: String,
+    /// The query, as JSON text (checked when saved, compiled at each refresh).
+    pub query: String,
+    /// Refreshed on schedule this often; None: on demand only.
+    pub refresh_minutes: Option<u32>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// The last refresh; None before the first.
+    pub last_refresh: Option<Refresh>,
+}
+
+/// What a refresh found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refresh {
+    /// Which generation of members is current.
+    pub generation: u64,
+    pub count: u64,
+    /// Members evaluated.
+    pub scanned: u64,
+    pub at: Timestamp,
+    pub took_ms: u64,
+}
+
+/// A segment to save.
+#[derive(Debug, Clone)]
+pub struct SegmentInput {
+    pub name: String,
+    pub query: serde_json::Value,
+    pub refresh_minutes: Option<u32>,
+}
+
+fn segment_not_found(code: &str) -> ServiceError {
+    ServiceError::new(ErrorCode::SegmentNotFound, format!("no segment {code}"))
+}
+
+fn check_code(code: &str) -> ServiceResult<()> {
+    let ok = (1..=64).contains(&code.len())
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(format!(
+            "segment code {code:?} is not 1 to 64 lower-case letters, digits, '-' or '_'"
+        )))
+    }
+}
+
+impl Members {
+    /// Saves (creates or replaces) a segment; its members are those of its last refresh
+    /// until it is refreshed again.
+    pub async fn put_segment(
+        &self,
+        tenant: &TenantId,
+        code: &str,
+        input: SegmentInput,
+    ) -> ServiceResult<Segment> {
+        check_code(code)?;
+        if input.name.trim().is_empty() || input.name.chars().count() > 200 {
+            return Err(ServiceError::invalid("name must be 1 to 200 characters"));
+        }
+        if let Some(m) = input.refresh_minutes
+            && m < MIN_REFRESH_MINUTES
+        {
+            return Err(ServiceError::invalid(format!(
+                "refresh_minutes must be at least {MIN_REFRESH_MINUTES}"
+            )));
+        }
+        Query::parse(&input.query)?;
+        let now = self.clock.now();
+        let previous = self.segment(tenant, code).await.ok();
+        let segment = Segment {
+            code: code.into(),
+            name: input.name,
+            query: input.query.to_string(),
+            refresh_minutes: input.refresh_minutes,
+            created_at: previous.as_ref().map_or(now, |p| p.created_at),
+            updated_at: now,
+            last_refresh: previous.and_then(|p| p.last_refresh),
+        };
+        self.store_segment(tenant, &segment).await?;
+        Ok(segment)
+    }
+
+    async fn store_segment(&self, tenant: &TenantId, segment: &Segment) -> ServiceResult<()> {
+        let bytes = serde_json::to_vec(segment).map_err(ServiceError::internal)?;
+        self.repo
+            .put_setting(tenant.as_str(), SEGMENTS, &segment.code, Some(bytes))
+            .await
+    }
+
+    pub async fn segment(&self, tenant: &TenantId, code: &str) -> ServiceResult<Segment> {
+        let bytes = self
+            .repo
+            .setting(tenant.as_str(), SEGMENTS, code)
+            .await?
+            .ok_or_else(|| segment_not_found(code))?;
+        serde_json::from_slice(&bytes).map_err(ServiceError::internal)
+    }
+
+    pub async fn segments(&self, tenant: &TenantId) -> ServiceResult<Vec<Segment>> {
+        self.repo
+            .settings(tenant.as_str(), SEGMENTS)
+            .await?
+            .into_iter()
+            .map(|(_, bytes)| serde_json::from_slice(&bytes).map_err(ServiceError::internal))
+            .collect()
+    }
+
+    pub async fn delete_segment(&self, tenant: &TenantId, code: &str) -> ServiceResult<()> {
+        let segment = self.segment(tenant, code).await?;
+        self.repo
+            .put_setting(tenant.as_str(), SEGMENTS, code, None)
+            .await?;
+        if let Some(r) = segment.last_refresh {
+            self.repo
+                .drop_segment_members(tenant.as_str(), code, r.generation)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Evaluates the segment over every member now and makes the result current.
+    pub async fn refresh_segment(&self, tenant: &TenantId, code: &str) -> ServiceResult<Refresh> {
+        let key = format!("{tenant}/{code}");
+        if !self
+            .refreshing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone())
+        {
+            return Err(busy());
+        }
+        let result = self.refresh_now(tenant, code).await;
+        self.refreshing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        result
+    }
+
+    async fn refresh_now(&self, tenant: &TenantId, code: &str) -> ServiceResult<Refresh> {
+        let started = Instant::now();
+        let segment = self.segment(tenant, code).await?;
+        let query: serde_json::Value =
+            serde_json::from_str(&segment.query).map_err(ServiceError::internal)?;
+        let now = self.clock.now();
+        let matcher = Query::parse(&query)?.compile(now)?;
+        let t = tenant.as_str();
+        let old = segment.last_refresh.map(|r| r.generation);
+        let generation = old.map_or(1, |g| g + 1);
+        // A refresh that died half-way left rows under this generation: start clean.
+        self.repo.drop_segment_members(t, code, generation).await?;
+        let (mut count, mut scanned) = (0u64, 0u64);
+        let mut after: Option<String> = None;
+        loop {
+            let page: Vec<Versioned<_>> = self.repo.facts_page(t, after.as_deref(), PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.value.member_id.clone());
+            scanned += page.len() as u64;
+            let matched: Vec<String> = page
+                .into_iter()
+                .filter(|f| matcher.matches(&f.value))
+                .map(|f| f.value.member_id)
+                .collect();
+            count += matched.len() as u64;
+            if !matched.is_empty() {
+                self.repo
+                    .add_segment_members(t, code, generation, matched)
+                    .await?;
+            }
+        }
+        let refresh = Refresh {
+            generation,
+            count,
+            scanned,
+            at: now,
+            took_ms: started.elapsed().as_millis() as u64,
+        };
+        // Saved over the definition as it is now: an edit during the refresh keeps its
+        // query, and takes effect at the next refresh.
+        let mut current = self.segment(tenant, code).await?;
+        current.last_refresh = Some(refresh);
+        self.store_segment(tenant, &current).await?;
+        if let Some(old) = old {
+            self.repo.drop_segment_members(t, code, old).await?;
+        }
+        Ok(refresh)
+    }
+
+    /// A page of the segment's members as of its last refresh, and the cursor of the next.
+    pub async fn segment_members(
+        &self,
+        tenant: &TenantId,
+        code: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<(Vec<String>, Option<String>)> {
+        let segment = self.segment(tenant, code).await?;
+        let Some(refresh) = segment.last_refresh else {
+            return Err(ServiceError::new(
+                ErrorCode::SegmentNotRefreshed,
+                format!("segment {code} has not been refreshed yet: refresh it first"),
+            ));
+        };
+        let limit = limit.clamp(1, 1_000);
+        let page = self
+            .repo
+            .segment_members(tenant.as_str(), code, refresh.generation, after, limit)
+            .await?;
+        let next = (page.len() == limit)
+            .then(|| page.last().cloned())
+            .flatten();
+        Ok((page, next))
+    }
+
+    /// Every member of the segment as of its last refresh.
+    pub async fn all_segment_members(
+        &self,
+        tenant: &TenantId,
+        code: &str,
+    ) -> ServiceResult<Vec<MemberId>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (page, next) = self
+                .segment_members(tenant, code, after.as_deref(), 1_000)
+                .await?;
+            for m in page {
+                out.push(MemberId::parse(m)?);
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Refreshes the tenant's segments whose schedule is due; how many.
+    pub async fn refresh_due_segments(&self, tenant: &TenantId) -> ServiceResult<usize> {
+        let now = self.clock.now();
+        let mut refreshed = 0;
+        for segment in self.segments(tenant).await? {
+            let Some(minutes) = segment.refresh_minutes else {
+                continue;
+            };
+            let due = segment
+                .last_refresh
+                .is_none_or(|r| r.at.plus_secs(i64::from(minutes) * 60) <= now);
+            if due {
+                self.refresh_segment(tenant, &segment.code).await?;
+                refreshed += 1;
+            }
+        }
+        Ok(refreshed)
+    }
+}
