@@ -517,4 +517,6 @@ fn mask_for(kind: IndexKind, value: &str) -> String {
 }
 
 #[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
 mod tests;
