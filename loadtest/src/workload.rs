@@ -126,6 +126,7 @@ impl Worker {
             order_total: lines.iter().map(|l| l.amount).sum(),
             lines,
             occurred_at_ms: 0,
+            tier_multiplier_bp: 0,
         }
     }
 

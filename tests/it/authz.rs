@@ -16,13 +16,14 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
         "platform_admin" => true,
         "tenant_admin" => object != "tenant" || read,
         "store_manager" => match object {
-            "ledger.wallet" | "member" => true,
+            "ledger.wallet" | "member" | "member.orders" => true,
             "ledger.adjust" => !read,
             "ledger.rules" | "identity.staff" | "member.pii" => read,
             _ => false,
         },
         "clerk" | "partner" => match object {
             "ledger.wallet" => true,
+            "member.orders" => !read,
             "ledger.rules" | "member" => read,
             _ => false,
         },
@@ -44,13 +45,17 @@ fn concrete(template: &str, tenant: &str) -> String {
         .replace("{hold_id}", "01J00000000000000000000000")
         .replace("{staff_id}", "01J00000000000000000000000")
         .replace("{key_id}", "01J00000000000000000000000")
+        .replace("{code}", "seg1")
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, store: Option<&str>) -> u16 {
     let url = format!("{}{path}", app.base);
     let mut request = match method {
         "GET" => app.client.get(&url),
-        _ => app.client.post(&url).json(&json!({})),
+        other => app
+            .client
+            .request(other.parse().unwrap(), &url)
+            .json(&json!({})),
     };
     request = request
         .bearer_auth(token)

@@ -175,6 +175,19 @@ impl TestApp {
         .await
     }
 
+    /// Any method with the token, a fresh idempotency key and a JSON body.
+    pub async fn request(&self, method: &str, path: &str, body: Value) -> Reply {
+        let method: reqwest::Method = method.parse().expect("an HTTP method");
+        self.send(
+            self.client
+                .request(method, format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .header("idempotency-key", self.key())
+                .json(&body),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send(
             self.client

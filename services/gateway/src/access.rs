@@ -119,6 +119,87 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         p::MEMBER_WRITE,
     ),
     ("GET", "/v1/tenants/{tenant}/member-lookup", p::MEMBER_READ),
+    (
+        "PATCH",
+        "/v1/tenants/{tenant}/members/{member}/profile",
+        p::MEMBER_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/orders",
+        p::ORDERS_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/orders",
+        p::MEMBER_READ,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/activity",
+        p::MEMBER_READ,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/tier",
+        p::MEMBER_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/tier/reviews",
+        p::MEMBER_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/tier/decisions",
+        p::PROGRAM_WRITE,
+    ),
+    ("GET", "/v1/tenants/{tenant}/tier-policy", p::MEMBER_READ),
+    ("PUT", "/v1/tenants/{tenant}/tier-policy", p::PROGRAM_WRITE),
+    ("GET", "/v1/tenants/{tenant}/scoring-policy", p::MEMBER_READ),
+    (
+        "PUT",
+        "/v1/tenants/{tenant}/scoring-policy",
+        p::PROGRAM_WRITE,
+    ),
+    ("GET", "/v1/tenants/{tenant}/tier-approvals", p::MEMBER_READ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/tier-reviews",
+        p::PROGRAM_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/scoring-runs",
+        p::PROGRAM_WRITE,
+    ),
+    ("GET", "/v1/tenants/{tenant}/segments", p::MEMBER_READ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/segments/{code}",
+        p::MEMBER_READ,
+    ),
+    (
+        "PUT",
+        "/v1/tenants/{tenant}/segments/{code}",
+        p::PROGRAM_WRITE,
+    ),
+    (
+        "DELETE",
+        "/v1/tenants/{tenant}/segments/{code}",
+        p::PROGRAM_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/segments/{code}/refresh",
+        p::PROGRAM_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/segments/{code}/members",
+        p::MEMBER_READ,
+    ),
+    ("POST", "/v1/tenants/{tenant}/member-tags", p::MEMBER_WRITE),
     ("GET", "/v1/tenants/{tenant}/earning-rules", p::RULES_READ),
     ("POST", "/v1/tenants/{tenant}/earning-rules", p::RULES_WRITE),
     ("POST", "/v1/tenants", p::TENANT_WRITE),
@@ -414,6 +495,7 @@ mod tests {
                 ("POST", item.post.is_some()),
                 ("PUT", item.put.is_some()),
                 ("DELETE", item.delete.is_some()),
+                ("PATCH", item.patch.is_some()),
             ];
             for (method, present) in methods {
                 let public = crate::PUBLIC_ROUTES.contains(&path.as_str());

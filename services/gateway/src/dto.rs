@@ -62,6 +62,7 @@ impl EarnBody {
                 })
                 .collect(),
             occurred_at_ms: ms(self.occurred_at),
+            tier_multiplier_bp: 0,
         }
     }
 }

@@ -66,6 +66,9 @@ fn guarded() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(routes::ledger::routes())
         .merge(routes::members::routes())
+        .merge(routes::member_orders::routes())
+        .merge(routes::member_program::routes())
+        .merge(routes::segments::routes())
         .merge(routes::admin::routes())
 }
 
@@ -109,9 +112,13 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
     // The ledger keeps its own idempotency records; administration is made idempotent here.
     let admin = routes::admin::routes()
         .merge(routes::members::routes())
+        .merge(routes::member_program::routes())
+        .merge(routes::segments::routes())
         .route_layer(middleware::from_fn_with_state(replays, replay::replay));
+    // Orders are idempotent by their order id, like the ledger's writes by theirs.
     let (api, spec) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(routes::ledger::routes())
+        .merge(routes::member_orders::routes())
         .merge(admin)
         .split_for_parts();
     let (auth, auth_spec) = routes::auth::routes().split_for_parts();

@@ -51,6 +51,10 @@ pub const MEMBER_READ: Permission = read("member");
 pub const MEMBER_WRITE: Permission = write("member");
 /// Reading personal data unmasked (every such read is audited).
 pub const PII_READ: Permission = read("member.pii");
+/// Recording orders (tills, shops): they earn points and count towards tiers.
+pub const ORDERS_WRITE: Permission = write("member.orders");
+/// The programme's member rules: tier and scoring policies, segments, tier approvals.
+pub const PROGRAM_WRITE: Permission = write("member.program");
 pub const STAFF_READ: Permission = read("identity.staff");
 pub const STAFF_WRITE: Permission = write("identity.staff");
 pub const ROLES_WRITE: Permission = write("identity.roles");
@@ -74,6 +78,8 @@ pub const ALL: &[Permission] = &[
     MEMBER_READ,
     MEMBER_WRITE,
     PII_READ,
+    ORDERS_WRITE,
+    PROGRAM_WRITE,
     STAFF_READ,
     STAFF_WRITE,
     ROLES_WRITE,

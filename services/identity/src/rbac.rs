@@ -51,6 +51,8 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("tenant_admin", "ledger.rules", "*"),
     ("tenant_admin", "member", "*"),
     ("tenant_admin", "member.pii", "read"),
+    ("tenant_admin", "member.orders", "*"),
+    ("tenant_admin", "member.program", "*"),
     ("tenant_admin", "identity.staff", "*"),
     ("tenant_admin", "identity.roles", "*"),
     ("tenant_admin", "identity.api_keys", "*"),
@@ -63,10 +65,12 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("store_manager", "ledger.rules", "read"),
     ("store_manager", "member", "*"),
     ("store_manager", "member.pii", "read"),
+    ("store_manager", "member.orders", "*"),
     ("store_manager", "identity.staff", "read"),
     ("clerk", "ledger.wallet", "*"),
     ("clerk", "ledger.rules", "read"),
     ("clerk", "member", "read"),
+    ("clerk", "member.orders", "write"),
     ("auditor", "ledger.wallet", "read"),
     ("auditor", "ledger.rules", "read"),
     ("auditor", "member", "read"),
@@ -75,6 +79,7 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("partner", "ledger.wallet", "*"),
     ("partner", "ledger.rules", "read"),
     ("partner", "member", "read"),
+    ("partner", "member.orders", "write"),
 ];
 
 /// The names of the built-in roles.

@@ -176,6 +176,15 @@ fn earn_command(r: &pb::EarnRequest, now: Timestamp) -> ServiceResult<Command> {
             total,
             lines,
             occurred_at,
+            tier_multiplier_bp: match r.tier_multiplier_bp {
+                0 => None,
+                bp if bp > crate::rules::MAX_TIER_MULTIPLIER_BP => {
+                    return Err(ServiceError::invalid(
+                        "tier_multiplier_bp must be at most 100000 (10x)",
+                    ));
+                }
+                bp => Some(bp),
+            },
         },
     })
 }

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 /// Basis points: 10,000 = 1x.
 pub const ONE_X: u32 = 10_000;
 const MAX_MULTIPLIER_BP: u32 = 100 * ONE_X;
+/// The largest tier multiplier an order may carry (10x, as the member service's tiers allow).
+pub const MAX_TIER_MULTIPLIER_BP: u32 = 10 * ONE_X;
 
 /// When earned points expire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +108,10 @@ pub struct Order {
     /// When the purchase happened; `None` means when the ledger records it. Kept as sent so a
     /// retry of the same request has the same fingerprint.
     pub occurred_at: Option<Timestamp>,
+    /// The member's tier multiplier in basis points (10000 = 1x), from the member service;
+    /// None for none. Left out of the fingerprint when None, so earlier retries still match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_multiplier_bp: Option<u32>,
 }
 
 impl RuleSet {
@@ -162,7 +168,8 @@ impl RuleSet {
     }
 
     /// Points an order earns before the per-day cap: per line, base rate times the category
-    /// multiplier times the best promotion in force, rounded down; then the per-order cap.
+    /// multiplier times the best promotion in force times the member's tier multiplier,
+    /// rounded down; then the per-order cap.
     pub fn points_for(&self, order: &Order, at: Timestamp) -> i64 {
         let whole_order = [OrderLine {
             sku: String::new(),
@@ -182,11 +189,19 @@ impl RuleSet {
                 .find(|c| c.category == line.category)
                 .map_or(ONE_X, |c| c.multiplier_bp);
             let promo_bp = self.promotion_bp(&line.category, at);
+            let tier_bp = order
+                .tier_multiplier_bp
+                .unwrap_or(ONE_X)
+                .min(MAX_TIER_MULTIPLIER_BP);
             let numerator = i128::from(line.amount)
                 * i128::from(self.points_per_unit)
                 * i128::from(category_bp)
-                * i128::from(promo_bp);
-            let denominator = i128::from(self.unit_minor) * i128::from(ONE_X) * i128::from(ONE_X);
+                * i128::from(promo_bp)
+                * i128::from(tier_bp);
+            let denominator = i128::from(self.unit_minor)
+                * i128::from(ONE_X)
+                * i128::from(ONE_X)
+                * i128::from(ONE_X);
             total += numerator / denominator;
         }
         let mut points = i64::try_from(total).unwrap_or(i64::MAX);

@@ -44,7 +44,7 @@ fn id_ok(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 impl Order {
@@ -52,7 +52,7 @@ impl Order {
     pub fn validate(&self, now: Timestamp) -> ServiceResult<()> {
         let bad = |m: String| Err(ServiceError::invalid(m));
         if !id_ok(&self.order_id) {
-            return bad("order_id must be 1 to 64 letters, digits or - _ . : /".into());
+            return bad("order_id must be 1 to 64 letters, digits, '-', '_' or '.'".into());
         }
         if self.total.abs() > MAX_TOTAL {
             return bad(format!("total must be within ±{MAX_TOTAL}"));

@@ -77,11 +77,28 @@ impl Default for MemberdConfig {
 }
 
 /// `[member]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MemberSettings {
     /// The master key that wraps every tenant's keys for personal data: 32 bytes, base64.
     /// Unset, one is generated on the first start into `<data_dir>/member/master.key`
     /// (readable by its owner only), which must then be backed up apart from the data.
     pub master_key: Option<loyalty_common::config::Secret>,
+    /// Days within which an erasure request must be complete (shown in its status).
+    pub erasure_deadline_days: u32,
+    /// How often scheduled segments are checked for a due refresh.
+    pub segments_check_secs: u64,
+    /// How often every member's tier is reviewed and scores computed (0: never on schedule).
+    pub review_interval_secs: u64,
+}
+
+impl Default for MemberSettings {
+    fn default() -> Self {
+        Self {
+            master_key: None,
+            erasure_deadline_days: 30,
+            segments_check_secs: 60,
+            review_interval_secs: 86_400,
+        }
+    }
 }

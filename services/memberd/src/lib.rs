@@ -6,6 +6,7 @@ pub mod config;
 mod identity;
 pub mod identity_feed;
 pub mod import;
+mod member_ledger;
 pub mod members;
 
 use anyhow::Context;
@@ -220,6 +221,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     let mut store = None;
     let mut bus_health = None;
     let mut ledger_server = None;
+    let mut ledger_in_process = None;
     let mut grpc_addr = None;
     if runs_ledger {
         let embedded = EmbeddedStore::open_with(&config.data_dir, &config.store)
@@ -261,6 +263,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             }));
         }
         bus_health = Some((bus_kind, bus, status));
+        ledger_in_process = Some(Arc::clone(&ledger));
         let grpc = LedgerGrpc::new(ledger);
         let grpc = match (&identity, &config.identity_endpoint) {
             (Some(_), _) if UNGUARDED => grpc,
@@ -314,8 +317,17 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         let identity = identity
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the gateway runs without the identity service"))?;
-        let members = members::start(&config)?;
+        let members = members::start(&config, ledger_in_process.clone())?;
         members_handle = Some(Arc::clone(&members));
+        let (scheduled, settings, rx) = (
+            Arc::clone(&members),
+            config.member.clone(),
+            shutdown_rx.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            members::schedule(scheduled, settings, rx).await;
+            Ok(())
+        }));
         let state = AppState::new(transport, identity, members);
         #[cfg(feature = "bench-unguarded")]
         let gateway = loyalty_gateway::router_unguarded(state, &config.gateway);

@@ -146,7 +146,7 @@ fn import(config: MemberdConfig, cli: ImportCli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let started = std::time::Instant::now();
     let summary = runtime.block_on(async {
-        let members = memberd::members::start(&config)?;
+        let members = memberd::members::start(&config, None)?;
         memberd::import::run(&members, &args, |p: Progress| {
             bar.set_position(p.bytes);
             let rate = p.rows as f64 / started.elapsed().as_secs_f64().max(0.001);

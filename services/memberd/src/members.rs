@@ -1,10 +1,14 @@
 //! The member service of this process: its store in `<data_dir>/member/store`, and the
 //! master key that protects members' personal data (decision 0008).
 
-use crate::config::MemberdConfig;
+use crate::config::{MemberSettings, MemberdConfig};
+use crate::member_ledger::InProcessLedger;
 use anyhow::Context;
 use base64::Engine;
 use loyalty_common::SystemClock;
+use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::TenantId;
+use loyalty_ledger::service::Ledger;
 use loyalty_member::service::Members;
 use loyalty_member::store::EmbeddedMemberStore;
 use loyalty_member::vault::MasterKey;
@@ -12,19 +16,63 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
-pub fn start(config: &MemberdConfig) -> anyhow::Result<Arc<Members>> {
+/// The member service, earning orders in `ledger` when it runs in this process.
+pub fn start(config: &MemberdConfig, ledger: Option<Arc<Ledger>>) -> anyhow::Result<Arc<Members>> {
     let dir = config.data_dir.join("member");
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the member directory {}", dir.display()))?;
     let master = master_key(config, &dir)?;
     let store = EmbeddedMemberStore::open(&dir.join("store"))
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    Ok(Arc::new(Members::new(
-        Arc::new(store),
-        master,
-        Arc::new(SystemClock::default()),
-    )))
+    let mut members = Members::new(Arc::new(store), master, Arc::new(SystemClock::default()))
+        .with_erasure_deadline_days(config.member.erasure_deadline_days);
+    if let Some(ledger) = ledger {
+        members = members.with_ledger(Arc::new(InProcessLedger(ledger)));
+    }
+    Ok(Arc::new(members))
+}
+
+/// The member service's scheduled work until shutdown: segments whose refresh is due, and
+/// every `review_interval_secs` a review of every member's tier and a scoring run, for
+/// every tenant. A failure is logged and tried again at the next turn.
+pub async fn schedule(
+    members: Arc<Members>,
+    settings: MemberSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let tick = Duration::from_secs(settings.segments_check_secs.max(1));
+    let review = Duration::from_secs(settings.review_interval_secs);
+    let mut last_review: Option<Instant> = None;
+    loop {
+        let review_due = !review.is_zero() && last_review.is_none_or(|at| at.elapsed() >= review);
+        if review_due {
+            last_review = Some(Instant::now());
+        }
+        if let Err(e) = scheduled_turn(&members, review_due).await {
+            tracing::warn!(error = %e.message, "scheduled member work failed; retrying next turn");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+async fn scheduled_turn(members: &Members, review: bool) -> ServiceResult<()> {
+    for tenant in members.repository().tenants().await? {
+        let tenant = TenantId::parse(tenant)?;
+        members.refresh_due_segments(&tenant).await?;
+        if review {
+            let tiers = members.review_tiers(&tenant).await?;
+            let scores = members.score_members(&tenant).await?;
+            tracing::info!(%tenant, tiers_changed = tiers.changed, scores_changed = scores.changed,
+                "member review done");
+        }
+    }
+    Ok(())
 }
 
 /// The configured master key, else the one in `master.key`, else a new one written there.

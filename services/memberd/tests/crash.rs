@@ -58,6 +58,7 @@ async fn every_acknowledged_write_survives_kill_9() {
                     order_total: 100 + (n as i64 % 900),
                     lines: vec![],
                     occurred_at_ms: 0,
+                    tier_multiplier_bp: 0,
                 };
                 match ledger.earn(request.clone()).await {
                     Ok(reply) => {

@@ -12,7 +12,7 @@ use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_identity::audit::Outcome;
 use loyalty_identity::service::Principal;
 use loyalty_member::profile::{Consents, IndexKind, Personal, Profile};
-use loyalty_member::service::{ErasureState, ErasureStatus, ProfileInput, View};
+use loyalty_member::service::{ErasureState, ErasureStatus, ProfileInput, ProfilePatch, View};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -23,7 +23,7 @@ type Reply<T> = Result<Json<T>, ApiError>;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(register, profile))
+        .routes(routes!(register, profile, update))
         .routes(routes!(profile_unmasked))
         .routes(routes!(erase, erasure_status))
         .routes(routes!(tag))
@@ -38,7 +38,7 @@ pub struct MemberPath {
 }
 
 impl MemberPath {
-    fn ids(&self) -> Result<(TenantId, MemberId), ApiError> {
+    pub(crate) fn ids(&self) -> Result<(TenantId, MemberId), ApiError> {
         Ok((
             TenantId::parse(&self.tenant)?,
             MemberId::parse(&self.member)?,
@@ -174,6 +174,44 @@ async fn register(
             .profile(&tenant, &member, View::Masked)
             .await?
             .into(),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PatchBody {
+    /// Personal fields to set; `null` clears one. Fields left out are kept.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    personal: BTreeMap<String, Option<String>>,
+    consents: Option<ConsentsDto>,
+    /// Attributes to set; `null` removes one.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    attributes: BTreeMap<String, Option<String>>,
+}
+
+/// Changes the given fields of a member's profile; `409 DUPLICATE_MEMBER` if a new phone,
+/// email or ID number belongs to another member. The reply is masked.
+#[utoipa::path(patch, path = "/v1/tenants/{tenant}/members/{member}/profile", tag = "members",
+    params(MemberPath), request_body = PatchBody,
+    responses((status = 200, body = ProfileDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn update(
+    State(s): State<AppState>,
+    Path(p): Path<MemberPath>,
+    JsonBody(body): JsonBody<PatchBody>,
+) -> Reply<ProfileDto> {
+    let (tenant, member) = p.ids()?;
+    let patch = ProfilePatch {
+        personal: body.personal,
+        consents: body.consents.map(|c| Consents {
+            sms: c.sms,
+            email: c.email,
+            app: c.app,
+        }),
+        attributes: body.attributes,
+    };
+    Ok(Json(
+        s.members().update(&tenant, &member, patch).await?.into(),
     ))
 }
 

@@ -3,7 +3,10 @@
 pub mod admin;
 pub mod auth;
 pub mod ledger;
+pub mod member_orders;
+pub mod member_program;
 pub mod members;
+pub mod segments;
 
 use axum::http::HeaderMap;
 use serde::Deserialize;

@@ -19,6 +19,7 @@ fn order(lines: Vec<(String, i64)>, when: Timestamp) -> Order {
             })
             .collect(),
         occurred_at: Some(when),
+        tier_multiplier_bp: None,
     }
 }
 

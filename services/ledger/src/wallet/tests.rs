@@ -18,6 +18,7 @@ fn order(total: i64) -> Order {
         total,
         lines: vec![],
         occurred_at: None,
+        tier_multiplier_bp: None,
     }
 }
 

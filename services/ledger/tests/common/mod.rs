@@ -134,6 +134,7 @@ pub fn earn(total: i64, at: Timestamp) -> Command {
                 amount: total,
             }],
             occurred_at: Some(at),
+            tier_multiplier_bp: None,
         },
     }
 }

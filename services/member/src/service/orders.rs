@@ -48,6 +48,8 @@ impl Members {
         input: OrderInput,
     ) -> ServiceResult<Recorded> {
         let now = self.clock.now();
+        // Without a time the order happened now, and a retry of it later is the same order.
+        let timed = input.at.is_some();
         let mut order = Order {
             order_id: input.order_id,
             member: member.to_string(),
@@ -63,7 +65,7 @@ impl Members {
         order.validate(now)?;
         let t = tenant.as_str();
         if let Some(existing) = self.repo.order(t, &order.order_id).await? {
-            return replay(existing, &order);
+            return replay(existing, &order, timed);
         }
         if let Some(of) = &order.refund_of {
             let original = self.repo.order(t, of).await?;
@@ -79,7 +81,7 @@ impl Members {
             if order.total > 0
                 && let Some(ledger) = &self.ledger
             {
-                let multiplier = Members::multiplier(policy.as_ref(), &facts.value);
+                let multiplier = Members::earn_multiplier_bp(policy.as_ref(), &facts.value);
                 order.points = ledger.earn(t, member.as_str(), &order, multiplier).await?;
             }
             facts.value.add_order(order.at, order.total);
@@ -113,7 +115,7 @@ impl Members {
                         replayed: false,
                     });
                 }
-                Written::OrderExists(existing) => return replay(*existing, &order),
+                Written::OrderExists(existing) => return replay(*existing, &order, timed),
                 _ => continue,
             }
         }
@@ -142,8 +144,12 @@ impl Members {
     }
 }
 
-fn replay(existing: Order, asked: &Order) -> ServiceResult<Recorded> {
-    if existing.same_purchase(asked) {
+fn replay(existing: Order, asked: &Order, timed: bool) -> ServiceResult<Recorded> {
+    let mut asked = asked.clone();
+    if !timed {
+        asked.at = existing.at;
+    }
+    if existing.same_purchase(&asked) {
         Ok(Recorded {
             order: existing,
             replayed: true,

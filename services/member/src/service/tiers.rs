@@ -50,7 +50,7 @@ impl Members {
     }
 
     /// The earn multiplier of the member's tier (10000 = 1x without a tier or a policy).
-    pub(crate) fn multiplier(policy: Option<&TierPolicy>, facts: &MemberFacts) -> u32 {
+    pub fn earn_multiplier_bp(policy: Option<&TierPolicy>, facts: &MemberFacts) -> u32 {
         match (policy, &facts.tier_state) {
             (Some(p), Some(state)) => tier::earn_multiplier_bp(p, state),
             _ => tier::ONE_X_BP,

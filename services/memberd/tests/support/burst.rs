@@ -23,6 +23,7 @@ pub fn earn(tenant: &str, member: &str, key: &str, total: i64) -> pb::EarnReques
         order_total: total,
         lines: vec![],
         occurred_at_ms: 0,
+        tier_multiplier_bp: 0,
     }
 }
 
