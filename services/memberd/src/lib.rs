@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod export;
 mod identity;
 pub mod identity_feed;
 pub mod import;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use memberd::config::{MemberdConfig, Target};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 // mimalloc: allocation is a large share of the request path's CPU (docs/benchmarks.md).
 #[global_allocator]
@@ -40,6 +40,19 @@ enum Command {
     /// Imports members from a CSV or JSON Lines file (run while memberd is stopped: the
     /// store is opened directly). Resumes after an interruption; see docs/import.md.
     Import(ImportCli),
+    /// Exports a tenant's members to CSV, personal data masked unless --unmasked (run while
+    /// memberd is stopped: the store is opened directly).
+    Export {
+        /// The tenant whose members to export.
+        #[arg(long)]
+        tenant: String,
+        /// The CSV file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Personal data in the clear; recorded in the tenant's audit log first.
+        #[arg(long)]
+        unmasked: bool,
+    },
     /// The audit log (run while memberd is stopped: the store is opened directly).
     Audit {
         #[command(subcommand)]
@@ -110,6 +123,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve => serve(config),
         Command::Import(args) => import(config, args),
+        Command::Export {
+            tenant,
+            out,
+            unmasked,
+        } => export(config, &tenant, &out, unmasked),
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -168,6 +186,33 @@ fn import(config: MemberdConfig, cli: ImportCli) -> anyhow::Result<()> {
         summary.duplicates,
         started.elapsed().as_secs_f64(),
         args.report_path().display()
+    );
+    Ok(())
+}
+
+fn export(config: MemberdConfig, tenant: &str, out: &Path, unmasked: bool) -> anyhow::Result<()> {
+    let tenant = loyalty_common::ids::TenantId::parse(tenant)
+        .map_err(|e| anyhow::anyhow!("--tenant: {}", e.message))?;
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")?,
+    );
+    let runtime = tokio::runtime::Runtime::new()?;
+    let written = runtime.block_on(async {
+        let members = memberd::members::start(&config, None)?;
+        memberd::export::run(&config, &members, &tenant, out, unmasked, |n| {
+            bar.set_message(format!("{n} members"));
+        })
+        .await
+    })?;
+    bar.finish_and_clear();
+    let how = if unmasked {
+        "unmasked (audited)"
+    } else {
+        "masked"
+    };
+    println!(
+        "exported {written} members of {tenant} to {}, {how}",
+        out.display()
     );
     Ok(())
 }
