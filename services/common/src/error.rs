@@ -81,6 +81,8 @@ error_codes! {
     MemberNotFound => "MEMBER_NOT_FOUND", NotFound, 404, "No such member";
     DuplicateMember => "DUPLICATE_MEMBER", AlreadyExists, 409, "Another member of the tenant has this phone, email or ID number";
     MemberErased => "MEMBER_ERASED", FailedPrecondition, 410, "The member's personal data was erased";
+    MemberMerged => "MEMBER_MERGED", FailedPrecondition, 409, "The member was merged into another";
+    MergeNotFound => "MERGE_NOT_FOUND", NotFound, 404, "No such merge";
     SegmentNotFound => "SEGMENT_NOT_FOUND", NotFound, 404, "No such segment";
     SegmentNotRefreshed => "SEGMENT_NOT_REFRESHED", FailedPrecondition, 409, "The segment has not been refreshed yet";
     TierPolicyNotFound => "TIER_POLICY_NOT_FOUND", NotFound, 404, "The tenant has no tier policy";

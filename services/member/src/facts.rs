@@ -71,6 +71,8 @@ pub struct MemberFacts {
     pub lifecycle: Lifecycle,
     /// Erased members keep their facts (no personal data in them) but leave every segment.
     pub erased: bool,
+    /// Set while the member is merged into another: it leaves every segment and run.
+    pub merged_into: Option<String>,
 }
 
 /// The month `at` falls in (UTC).
@@ -101,7 +103,13 @@ impl MemberFacts {
             churn_risk: false,
             lifecycle: Lifecycle::New,
             erased: false,
+            merged_into: None,
         }
+    }
+
+    /// Whether the member takes part in segments, tiers and scoring (not erased or merged).
+    pub fn is_active(&self) -> bool {
+        !self.erased && self.merged_into.is_none()
     }
 
     /// Spend in the 12 calendar months ending with the month of `now` (this month included).

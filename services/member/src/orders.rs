@@ -123,6 +123,17 @@ pub trait LedgerPort: Send + Sync + 'static {
 
     /// The member's available points (for tiers measured in points); None without a wallet.
     async fn points(&self, tenant: &str, member: &str) -> ServiceResult<Option<i64>>;
+
+    /// Moves `points` from one member's wallet to another's (opening it if need be), once
+    /// per `key`; an error if the transfer did not complete.
+    async fn transfer(
+        &self,
+        tenant: &str,
+        from: &str,
+        to: &str,
+        points: i64,
+        key: &str,
+    ) -> ServiceResult<()>;
 }
 
 #[cfg(test)]

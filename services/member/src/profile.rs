@@ -115,6 +115,8 @@ pub struct StoredProfile {
     pub indexes: Vec<(IndexKind, [u8; 32])>,
     pub updated_at: Timestamp,
     pub erased_at: Option<Timestamp>,
+    /// The member this one was merged into, while the merge stands.
+    pub merged_into: Option<String>,
     pub version: u64,
 }
 

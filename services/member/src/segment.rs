@@ -939,7 +939,7 @@ impl Matcher {
     /// Whether the member is in the segment. Erased members never are.
     #[inline]
     pub fn matches(&self, facts: &MemberFacts) -> bool {
-        !facts.erased && (self.test)(facts)
+        facts.is_active() && (self.test)(facts)
     }
 }
 

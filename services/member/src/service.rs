@@ -22,6 +22,7 @@ use std::sync::Arc;
 mod attributes;
 mod erasure;
 mod import;
+mod merge;
 mod orders;
 mod scoring;
 mod segments;
@@ -31,6 +32,7 @@ mod tiers;
 pub use attributes::check_attributes;
 pub use erasure::{ErasureState, ErasureStatus};
 pub use import::Importer;
+pub use merge::{MergeRecord, MergeState};
 pub use orders::{OrderInput, Recorded};
 pub use scoring::ScoringRun;
 pub use segments::{Refresh, Segment, SegmentInput};
@@ -189,6 +191,7 @@ impl Members {
             indexes: indexes_of(blind, &input.personal)?,
             updated_at: now,
             erased_at: None,
+            merged_into: None,
             version: 1,
         };
         let mut facts = MemberFacts::new(member, now);
@@ -308,7 +311,7 @@ impl Members {
                 profile: Some(stored),
                 released,
                 facts: Some(facts),
-                order: None,
+                ..MemberWrite::default()
             };
             match self.repo.write(write).await? {
                 Written::Yes => return self.profile(tenant, member, View::Masked).await,
@@ -409,6 +412,12 @@ impl Members {
             return Err(ServiceError::new(
                 ErrorCode::MemberErased,
                 format!("member {member}'s personal data was erased"),
+            ));
+        }
+        if let Some(survivor) = &stored.merged_into {
+            return Err(ServiceError::new(
+                ErrorCode::MemberMerged,
+                format!("member {member} was merged into member {survivor}"),
             ));
         }
         Ok((stored, facts))

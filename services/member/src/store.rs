@@ -58,6 +58,9 @@ pub struct MemberWrite {
     pub facts: Option<Versioned<MemberFacts>>,
     /// Written unless an order with its id exists.
     pub order: Option<Order>,
+    /// Orders moved to this member from another (a merge, or its reversal): their history
+    /// rows move and their `member` changes.
+    pub orders_from: Option<(String, Vec<String>)>,
     /// Appended to the outbox, in order, if the write goes through.
     pub events: Vec<MemberEvent>,
 }
@@ -95,6 +98,13 @@ pub trait MemberRepository: Send + Sync + 'static {
         writes: Vec<MemberWrite>,
         setting: Option<SettingWrite>,
     ) -> ServiceResult<Vec<Written>>;
+    /// Commits every write and `setting` in one durable batch if every write holds, else
+    /// nothing; the first refusal.
+    async fn write_all(
+        &self,
+        writes: Vec<MemberWrite>,
+        setting: Option<SettingWrite>,
+    ) -> ServiceResult<Written>;
     async fn member_by_index(
         &self,
         tenant: &str,

@@ -1,15 +1,17 @@
 //! The member service's way into the ledger in this process: an order earns points under
 //! the order id as idempotency key, with the member's tier multiplier; a member without a
-//! wallet gets one first. The gateway has already checked that the caller may record
+//! wallet gets one first. Merges move points with the ledger's transfer. The gateway has already checked that the caller may record
 //! orders, so the call goes to the ledger service directly.
 
 use async_trait::async_trait;
+use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{IdempotencyKey, MemberId, TenantId};
 use loyalty_ledger::command::Command;
 use loyalty_ledger::model::WalletKey;
 use loyalty_ledger::rules::{Order as LedgerOrder, OrderLine as LedgerLine};
 use loyalty_ledger::service::Ledger;
+use loyalty_ledger::transfer::TransferState;
 use loyalty_member::orders::{LedgerPort, Order};
 use std::sync::Arc;
 
@@ -67,6 +69,41 @@ impl LedgerPort for InProcessLedger {
             .map(|e| e.deltas.points_available + e.deltas.points_pending)
             .sum();
         Ok(Some(points))
+    }
+
+    async fn transfer(
+        &self,
+        tenant: &str,
+        from: &str,
+        to: &str,
+        points: i64,
+        key: &str,
+    ) -> ServiceResult<()> {
+        let receiver = wallet(tenant, to)?;
+        let open = IdempotencyKey::parse(format!("open.{to}"))?;
+        self.0.execute(&receiver, &open, Command::Open).await?;
+        let outcome = self
+            .0
+            .transfer(
+                &receiver.tenant,
+                &MemberId::parse(from)?,
+                &receiver.member,
+                &IdempotencyKey::parse(key)?,
+                points,
+            )
+            .await?;
+        match outcome.record.state {
+            TransferState::Completed => Ok(()),
+            state => Err(ServiceError::new(
+                outcome
+                    .record
+                    .failure
+                    .as_deref()
+                    .and_then(ErrorCode::parse)
+                    .unwrap_or(ErrorCode::Unavailable),
+                format!("moving {points} points ended {}; retry", state.as_str()),
+            )),
+        }
     }
 
     async fn points(&self, tenant: &str, member: &str) -> ServiceResult<Option<i64>> {

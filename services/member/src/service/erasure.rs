@@ -59,7 +59,7 @@ impl Members {
                 profile: Some(stored),
                 released,
                 facts: Some(facts),
-                order: None,
+                ..MemberWrite::default()
             };
             if self.repo.write(write).await? == Written::Yes {
                 return self.erasure_status(tenant, member).await;

@@ -14,6 +14,8 @@ use std::sync::Mutex;
 #[derive(Default)]
 struct FakeLedger {
     earned: Mutex<BTreeMap<String, (i64, u32)>>,
+    balances: Mutex<BTreeMap<String, i64>>,
+    transfers: Mutex<BTreeSet<String>>,
 }
 
 #[async_trait]
@@ -33,8 +35,27 @@ impl LedgerPort for FakeLedger {
         Ok(Some(entry.0))
     }
 
-    async fn points(&self, _tenant: &str, _member: &str) -> ServiceResult<Option<i64>> {
-        Ok(Some(0))
+    async fn points(&self, _tenant: &str, member: &str) -> ServiceResult<Option<i64>> {
+        Ok(Some(
+            *self.balances.lock().unwrap().get(member).unwrap_or(&0),
+        ))
+    }
+
+    async fn transfer(
+        &self,
+        _tenant: &str,
+        from: &str,
+        to: &str,
+        points: i64,
+        key: &str,
+    ) -> ServiceResult<()> {
+        if !self.transfers.lock().unwrap().insert(key.to_string()) {
+            return Ok(());
+        }
+        let mut balances = self.balances.lock().unwrap();
+        *balances.entry(from.into()).or_default() -= points;
+        *balances.entry(to.into()).or_default() += points;
+        Ok(())
     }
 }
 
@@ -400,4 +421,79 @@ async fn an_erased_member_leaves_segments_and_its_status_shows_the_deadline() {
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::MemberErased);
+}
+
+#[tokio::test]
+async fn a_merge_moves_everything_and_its_record_undoes_it() {
+    let f = flow();
+    let (acme, keep) = ids("keep");
+    let dup = ids("dup").1;
+    let mut input = ProfileInput::default();
+    input.personal.phone = Some("13800000001".into());
+    input.tags.insert("vip".into());
+    f.members.register(&acme, &dup, input).await.unwrap();
+    f.register("keep").await;
+    f.members
+        .record_order(&acme, &dup, order("D-1", 50_000))
+        .await
+        .unwrap();
+    f.members
+        .record_order(&acme, &keep, order("K-1", 20_000))
+        .await
+        .unwrap();
+    f.ledger.balances.lock().unwrap().insert("dup".into(), 700);
+
+    let record = f.members.merge(&acme, &keep, &dup).await.unwrap();
+    assert_eq!(record.tags_added, ["vip"]);
+    assert_eq!(record.orders_moved, ["D-1"]);
+    assert_eq!(record.points_moved, 700);
+    let kept = f.facts("keep").await;
+    assert_eq!((kept.lifetime_spend, kept.lifetime_orders), (70_000, 2));
+    assert!(kept.tags.contains("vip"));
+    let (orders, _) = f.members.orders(&acme, &keep, None, 10).await.unwrap();
+    assert_eq!(orders.len(), 2);
+    assert_eq!(f.ledger.balances.lock().unwrap()["keep"], 700);
+    let err = f
+        .members
+        .profile(&acme, &dup, View::Masked)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::MemberMerged);
+    assert!(err.message.contains("keep"), "{}", err.message);
+    let phone = f
+        .members
+        .find(&acme, IndexKind::Phone, "13800000001")
+        .await
+        .unwrap();
+    assert_eq!(phone, None, "the duplicate's phone is released");
+    let err = f.members.merge(&acme, &keep, &dup).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::MemberMerged, "merged once only");
+
+    // A later order of the survivor stays with it when the merge is reversed.
+    f.members
+        .record_order(&acme, &keep, order("K-2", 5_000))
+        .await
+        .unwrap();
+    let reversed = f.members.reverse_merge(&acme, &record.id).await.unwrap();
+    assert_eq!(reversed.state, MergeState::Reversed);
+    let again = f.members.reverse_merge(&acme, &record.id).await.unwrap();
+    assert_eq!(again, reversed, "reversing twice changes nothing");
+    let kept = f.facts("keep").await;
+    assert_eq!((kept.lifetime_spend, kept.lifetime_orders), (25_000, 2));
+    assert!(!kept.tags.contains("vip"));
+    let back = f.facts("dup").await;
+    assert_eq!((back.lifetime_spend, back.lifetime_orders), (50_000, 1));
+    assert!(back.last_order_at.is_some());
+    let (orders, _) = f.members.orders(&acme, &dup, None, 10).await.unwrap();
+    assert_eq!(orders[0].order_id, "D-1");
+    assert_eq!(f.ledger.balances.lock().unwrap()["dup"], 700);
+    let phone = f
+        .members
+        .find(&acme, IndexKind::Phone, "13800000001")
+        .await
+        .unwrap();
+    assert_eq!(phone.as_deref(), Some("dup"));
+    f.members.profile(&acme, &dup, View::Masked).await.unwrap();
+    let names = f.event_names().await;
+    assert!(names.contains(&"merged".to_string()) && names.contains(&"restored".to_string()));
 }

@@ -59,7 +59,7 @@ impl Members {
             after = Some(last.value.member_id.clone());
             let mut writes = Vec::new();
             for mut facts in page {
-                if facts.value.erased {
+                if !facts.value.is_active() {
                     continue;
                 }
                 run.scored += 1;

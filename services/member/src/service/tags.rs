@@ -131,7 +131,7 @@ impl Members {
         let Some(mut facts) = self.repo.facts(tenant.as_str(), member.as_str()).await? else {
             return Ok(None);
         };
-        if facts.value.erased {
+        if !facts.value.is_active() {
             return Ok(None);
         }
         let before = facts.value.tags.clone();

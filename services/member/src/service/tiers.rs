@@ -198,7 +198,7 @@ impl Members {
             after = Some(last.value.member_id.clone());
             let mut writes = Vec::new();
             for mut facts in page {
-                if facts.value.erased {
+                if !facts.value.is_active() {
                     continue;
                 }
                 run.evaluated += 1;
@@ -233,8 +233,9 @@ impl Members {
             let Some(last) = page.last() else { break };
             cursor = Some(last.value.member_id.clone());
             for facts in page {
+                let active = facts.value.is_active();
                 let pending = facts.value.tier_state.and_then(|s| s.pending);
-                if let Some(p) = pending.filter(|_| !facts.value.erased) {
+                if let Some(p) = pending.filter(|_| active) {
                     out.push((facts.value.member_id, p));
                 }
             }

@@ -261,6 +261,20 @@ impl Inner {
         Ok(None)
     }
 
+    /// Records `w` in `overlay` as [`Self::stage`] would, without events.
+    fn stage_overlay(
+        &self,
+        w: &MemberWrite,
+        scratch: &mut fjall::OwnedWriteBatch,
+        overlay: &mut Overlay,
+    ) -> ServiceResult<()> {
+        let without_events = MemberWrite {
+            events: Vec::new(),
+            ..w.clone()
+        };
+        self.stage(&without_events, scratch, overlay)
+    }
+
     /// Adds `w` to `batch` and records it in `overlay`.
     fn stage(
         &self,
@@ -294,6 +308,21 @@ impl Inner {
             batch.insert(&self.history, history_key(tenant, order), []);
             overlay.orders.insert(ok);
         }
+        if let Some((from, order_ids)) = &w.orders_from {
+            for order_id in order_ids {
+                let ok = key(&[tenant.as_bytes(), order_id.as_bytes()]);
+                let Some(mut order) = Self::get::<Order>(&self.orders, &ok)? else {
+                    continue;
+                };
+                if order.member != *from {
+                    continue;
+                }
+                batch.remove(&self.history, history_key(tenant, &order));
+                order.member = w.member.clone();
+                batch.insert(&self.history, history_key(tenant, &order), []);
+                batch.insert(&self.orders, ok, encode(&order)?);
+            }
+        }
         for event in &w.events {
             let seq = self.last_seq.load(Ordering::Relaxed) + 1;
             let logged = LoggedEvent {
@@ -310,7 +339,20 @@ impl Inner {
         &self,
         writes: &[MemberWrite],
         setting: Option<SettingWrite>,
+        all_or_nothing: bool,
     ) -> ServiceResult<Vec<Written>> {
+        if all_or_nothing {
+            let mut overlay = Overlay::default();
+            let mut scratch = self.batch();
+            for w in writes {
+                if let Some(refused) = self.refusal(w, &overlay)? {
+                    return Ok(vec![refused]);
+                }
+                // Staged into a batch that is dropped: only the overlay is wanted, so that
+                // later writes are checked against earlier ones.
+                self.stage_overlay(w, &mut scratch, &mut overlay)?;
+            }
+        }
         let first_seq = self.last_seq.load(Ordering::Relaxed);
         let mut batch = self.batch();
         let mut overlay = Overlay::default();
@@ -366,8 +408,22 @@ impl MemberRepository for EmbeddedMemberStore {
         writes: Vec<MemberWrite>,
         setting: Option<SettingWrite>,
     ) -> ServiceResult<Vec<Written>> {
-        self.write_locked(move |inner| inner.write_many(&writes, setting))
+        self.write_locked(move |inner| inner.write_many(&writes, setting, false))
             .await
+    }
+
+    async fn write_all(
+        &self,
+        writes: Vec<MemberWrite>,
+        setting: Option<SettingWrite>,
+    ) -> ServiceResult<Written> {
+        let outcomes = self
+            .write_locked(move |inner| inner.write_many(&writes, setting, true))
+            .await?;
+        Ok(outcomes
+            .into_iter()
+            .find(|w| *w != Written::Yes)
+            .unwrap_or(Written::Yes))
     }
 
     async fn member_by_index(
