@@ -46,6 +46,7 @@ fn concrete(template: &str, tenant: &str) -> String {
         .replace("{staff_id}", "01J00000000000000000000000")
         .replace("{key_id}", "01J00000000000000000000000")
         .replace("{code}", "seg1")
+        .replace("{merge_id}", "01J00000000000000000000000")
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, store: Option<&str>) -> u16 {

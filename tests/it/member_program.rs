@@ -147,6 +147,32 @@ async fn orders_tiers_segments_and_bulk_tags_over_rest() {
     );
     assert!(scored.body["rfm"]["recency"].is_number());
 
+    let merged = app
+        .post(
+            "/v1/tenants/acme/members/m1/merges",
+            json!({"duplicate": "m2"}),
+        )
+        .await;
+    assert_eq!(merged.status, 200, "{:?}", merged.body);
+    assert_eq!(merged.body["tags_added"], json!(["newsletter"]));
+    let gone = app.get("/v1/tenants/acme/members/m2/profile").await;
+    assert_eq!((gone.status, gone.code()), (409, "MEMBER_MERGED"));
+    let id = merged.body["merge_id"].as_str().unwrap().to_string();
+    let reversed = app
+        .post(&format!("/v1/tenants/acme/merges/{id}/reversal"), json!({}))
+        .await;
+    assert_eq!(reversed.body["state"], "reversed", "{:?}", reversed.body);
+    let back = app.get("/v1/tenants/acme/members/m2/profile").await;
+    assert_eq!(back.status, 200);
+    let audit = app.get("/v1/tenants/acme/audit?limit=500").await;
+    let merges = audit.body.as_array().unwrap().iter().filter(|r| {
+        r["event"]["action"]
+            .as_str()
+            .unwrap_or("")
+            .contains("merge")
+    });
+    assert_eq!(merges.count(), 2, "the merge and its reversal are audited");
+
     let status = app.get("/v1/tenants/acme/members/m3/erasure").await;
     assert_eq!(status.body["state"], "none");
     app.post("/v1/tenants/acme/members/m3/erasure", json!({}))

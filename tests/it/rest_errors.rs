@@ -175,6 +175,7 @@ async fn every_post_needs_an_idempotency_key_and_every_api_route_a_token() {
             .replace("{staff_id}", "01J00000000000000000000000")
             .replace("{key_id}", "01J00000000000000000000000")
             .replace("{code}", "seg1")
+            .replace("{merge_id}", "01J00000000000000000000000")
     };
     let mut posts = 0;
     for (path, item) in &paths {

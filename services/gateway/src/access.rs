@@ -200,6 +200,21 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         p::MEMBER_READ,
     ),
     ("POST", "/v1/tenants/{tenant}/member-tags", p::MEMBER_WRITE),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/merges",
+        p::MEMBER_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/merges/{merge_id}",
+        p::MEMBER_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/merges/{merge_id}/reversal",
+        p::MEMBER_WRITE,
+    ),
     ("GET", "/v1/tenants/{tenant}/earning-rules", p::RULES_READ),
     ("POST", "/v1/tenants/{tenant}/earning-rules", p::RULES_WRITE),
     ("POST", "/v1/tenants", p::TENANT_WRITE),

@@ -69,6 +69,7 @@ fn guarded() -> OpenApiRouter<AppState> {
         .merge(routes::member_orders::routes())
         .merge(routes::member_program::routes())
         .merge(routes::segments::routes())
+        .merge(routes::merges::routes())
         .merge(routes::admin::routes())
 }
 
@@ -114,6 +115,7 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
         .merge(routes::members::routes())
         .merge(routes::member_program::routes())
         .merge(routes::segments::routes())
+        .merge(routes::merges::routes())
         .route_layer(middleware::from_fn_with_state(replays, replay::replay));
     // Orders are idempotent by their order id, like the ledger's writes by theirs.
     let (api, spec) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())

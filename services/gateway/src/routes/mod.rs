@@ -6,6 +6,7 @@ pub mod ledger;
 pub mod member_orders;
 pub mod member_program;
 pub mod members;
+pub mod merges;
 pub mod segments;
 
 use axum::http::HeaderMap;
