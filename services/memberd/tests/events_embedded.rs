@@ -28,7 +28,7 @@ async fn memberd(dir: &Path, env: &[(&str, &str)]) -> (Child, Ledger, String) {
 /// Waits until memberd's publisher has saved position `sequence` (every change up to it is in
 /// the bus), then kills memberd so the test can open the bus.
 async fn drain_and_stop(mut memberd: Child, http: &str, sequence: usize) {
-    let want = format!("events_published_sequence {sequence}\n");
+    let want = format!("events_published_sequence{{service=\"ledger\"}} {sequence}\n");
     let deadline = std::time::Instant::now() + WAIT;
     while !http_get(http, "/metrics").await.contains(&want) {
         assert!(
