@@ -25,6 +25,7 @@ use loyalty_ledger::grpc::LedgerGrpc;
 use loyalty_ledger::grpc_access::Access;
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
+use loyalty_member::events::MemberOutbox;
 use loyalty_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use publication::Publication;
@@ -267,6 +268,10 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the gateway runs without the identity service"))?;
         let members = members::start(&config)?;
+        if let Some(events) = &events {
+            let outbox = MemberOutbox(Arc::clone(members.repository()));
+            tasks.extend(events.start(Arc::new(outbox)));
+        }
         members_handle = Some(Arc::clone(&members));
         let state = AppState::new(transport, identity, members);
         #[cfg(feature = "bench-unguarded")]
