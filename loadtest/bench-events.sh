@@ -128,9 +128,12 @@ def lag(arm, r):
         text = open(f"{out}/events-{arm}-{r}.metrics").read()
     except OSError:
         return None
+    # The ledger's publisher only: the benchmark writes ledger entries.
     buckets = {float(le): float(n) for le, n in re.findall(
-        r'^events_publication_lag_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+]+)$', text, re.M)}
-    count = re.search(r"^events_publication_lag_seconds_count ([0-9.e+]+)$", text, re.M)
+        r'^events_publication_lag_seconds_bucket\{service="ledger",le="([0-9.e+-]+)"\} ([0-9.e+]+)$',
+        text, re.M)}
+    count = re.search(
+        r'^events_publication_lag_seconds_count\{service="ledger"\} ([0-9.e+]+)$', text, re.M)
     if not count or float(count.group(1)) == 0:
         return None
     total = float(count.group(1))

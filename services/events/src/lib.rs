@@ -1,7 +1,8 @@
 //! Events for partner systems and for the platform's own consumers: the envelope
-//! ([`envelope`]), the bus port ([`bus`]) and durable subscriptions ([`subscribe`]), with two
-//! adapters: NATS JetStream ([`nats`]) and the in-process bus of the embedded default, stored
-//! on local disk ([`embedded`]).
+//! ([`envelope`]), the bus port ([`bus`]), the exactly-once publisher of a service's outbox
+//! ([`publisher`]) and durable subscriptions ([`subscribe`]), with two adapters: NATS
+//! JetStream ([`nats`]) and the in-process bus of the embedded default, stored on local disk
+//! ([`embedded`]).
 
 pub mod bus;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod embedded;
 pub mod envelope;
 pub mod nats;
 mod nats_consumer;
+pub mod publisher;
 pub mod subscribe;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -8,7 +8,6 @@ pub mod events;
 pub mod grpc;
 pub mod grpc_access;
 pub mod model;
-pub mod publisher;
 pub mod rules;
 pub mod scheduler;
 pub mod service;

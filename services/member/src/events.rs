@@ -2,16 +2,20 @@
 //! `tagged`, `erased`, `merged`, `unmerged`, `order_recorded`, `tier_changed`,
 //! `scores_changed`, ...), published on `member.<tenant>.member.<name>`. They are written to
 //! the outbox in the same batch as the change, so an acknowledged change always gets its
-//! event, and published in commit order by the shared publisher.
+//! event, and published in commit order by the shared publisher
+//! ([`loyalty_events::publisher`]) through [`MemberOutbox`]; docs/events.md lists them.
 //!
 //! No event carries personal data: a consumer that needs a phone number asks the API, which
 //! checks its permission and audits the read.
 
-use crate::store::LoggedEvent;
-use loyalty_common::Timestamp;
+use crate::store::{LoggedEvent, MemberRepository};
+use async_trait::async_trait;
+use loyalty_common::{ServiceError, Timestamp};
 use loyalty_events::Envelope;
 use loyalty_events::envelope::Origin;
+use loyalty_events::publisher::{Outbox, OutboxError, OutboxEvent};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 pub const SERVICE: &str = "member";
 
@@ -68,6 +72,47 @@ pub fn envelope(logged: &LoggedEvent) -> Envelope {
         time,
         data,
     )
+}
+
+/// The member store's outbox as the publisher's: each logged event becomes its envelope.
+pub struct MemberOutbox(pub Arc<dyn MemberRepository>);
+
+fn outbox_error(e: ServiceError) -> OutboxError {
+    OutboxError(e.message)
+}
+
+#[async_trait]
+impl Outbox for MemberOutbox {
+    fn service(&self) -> &'static str {
+        SERVICE
+    }
+
+    async fn after(&self, seq: u64, limit: usize) -> Result<Vec<OutboxEvent>, OutboxError> {
+        let logged = self
+            .0
+            .events_after(seq, limit)
+            .await
+            .map_err(outbox_error)?;
+        Ok(logged
+            .iter()
+            .map(|l| OutboxEvent {
+                envelope: envelope(l),
+                // The event is stamped as its change is written, in the same batch.
+                committed_ms: l.event.at.0,
+            })
+            .collect())
+    }
+
+    async fn position(&self, reader: &str) -> Result<u64, OutboxError> {
+        self.0.position(reader).await.map_err(outbox_error)
+    }
+
+    async fn save_position(&self, reader: &str, seq: u64) -> Result<(), OutboxError> {
+        self.0
+            .save_position(reader, seq)
+            .await
+            .map_err(outbox_error)
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod identity_feed;
 pub mod import;
 mod member_ledger;
 pub mod members;
+mod publication;
 
 use anyhow::Context;
 use axum::Router;
@@ -17,22 +18,20 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use config::{MemberdConfig, Target};
 use loyalty_common::SystemClock;
-use loyalty_events::EventBus;
-use loyalty_events::config::{BusKind, EventsConfig};
-use loyalty_events::embedded::InProcessBus;
-use loyalty_events::nats::NatsBus;
+use loyalty_events::config::BusKind;
 use loyalty_gateway::{AppState, state};
 use loyalty_identity::grpc::{IdentityGrpc, RemoteIdentity};
 use loyalty_identity::service::IdentityService;
+use loyalty_ledger::events::LedgerOutbox;
 use loyalty_ledger::grpc::LedgerGrpc;
 use loyalty_ledger::grpc_access::Access;
-use loyalty_ledger::publisher::{Publisher, PublisherStatus};
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
+use loyalty_member::events::MemberOutbox;
 use loyalty_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
+use publication::Publication;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -112,34 +111,19 @@ async fn futures_join(tasks: Vec<JoinHandle<anyhow::Result<()>>>) -> anyhow::Res
 }
 
 /// Readiness: the ledger's store is writable (when this process runs the ledger). The event
-/// bus is reported but does not make the process unready: writes go on while it is down, and
-/// their events wait in the change log.
+/// bus and its publishers are reported but do not make the process unready: writes go on
+/// while the bus is down, and their events wait in the outboxes.
 #[derive(Clone)]
 struct Health {
     store: Option<EmbeddedStore>,
-    bus: Option<(BusKind, Arc<dyn EventBus>, PublisherStatus)>,
+    events: Option<Publication>,
 }
 
 async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
-    let events = match &health.bus {
-        Some((kind, bus, status)) => {
-            let kind = if *kind == BusKind::Nats {
-                "nats"
-            } else {
-                "embedded"
-            };
-            let mut text = if bus.is_connected() {
-                format!("events: {kind} connected\n")
-            } else {
-                format!("events: {kind} disconnected; events wait in the change log\n")
-            };
-            if let Some(problem) = status.problem() {
-                text.push_str(&format!("events: publisher failing, retrying: {problem}\n"));
-            }
-            text
-        }
-        None => String::new(),
-    };
+    let events = health
+        .events
+        .as_ref()
+        .map_or_else(String::new, Publication::report);
     match &health.store {
         Some(store) if !store.is_healthy() => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -147,26 +131,6 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
         ),
         _ => (StatusCode::OK, format!("ready\n{events}")),
     }
-}
-
-/// The configured event bus; the embedded one lives in `<data_dir>/events`.
-async fn event_bus(
-    kind: BusKind,
-    config: &EventsConfig,
-    data_dir: &Path,
-) -> anyhow::Result<Arc<dyn EventBus>> {
-    Ok(match kind {
-        BusKind::Embedded => Arc::new(
-            InProcessBus::open(&data_dir.join("events"), &config.embedded)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .context("opening the embedded event bus (events.embedded)")?,
-        ),
-        BusKind::Nats => Arc::new(
-            NatsBus::connect(&config.nats)
-                .await
-                .context("configuring the NATS connection (events.nats)")?,
-        ),
-    })
 }
 
 fn ops_routes(health: Health) -> Router {
@@ -219,8 +183,16 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         );
         tasks.push(feed.await?);
     }
+    // One bus for every service of this process that writes events: the ledger's and the
+    // member service's (which runs with the gateway), each with its own publisher.
+    let events = if runs_ledger || runs_gateway {
+        let kind = config.events.bus_kind(config.target == Target::All);
+        let data_dir = &config.data_dir;
+        Some(Publication::open(kind, &config.events, data_dir, shutdown_rx.clone()).await?)
+    } else {
+        None
+    };
     let mut store = None;
-    let mut bus_health = None;
     let mut ledger_server = None;
     let mut ledger_in_process = None;
     let mut grpc_addr = None;
@@ -242,28 +214,9 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             scheduler::run(scheduled, interval, scheduler_rx).await;
             Ok(())
         }));
-        let bus_kind = config.events.bus_kind(config.target == Target::All);
-        tracing::info!(bus = ?bus_kind, "events");
-        let bus = event_bus(bus_kind, &config.events, &config.data_dir).await?;
-        let publisher = Publisher {
-            feed: Arc::new(embedded.clone()),
-            bus: Arc::clone(&bus),
-            batch: config.events.batch_size.max(1),
-            idle: Duration::from_millis(config.events.poll_interval_ms.max(1)),
-            crash_after_publish: config.events.crash_after_publish,
-            status: PublisherStatus::default(),
-        };
-        let status = publisher.status.clone();
-        let publisher_rx = shutdown_rx.clone();
-        if config.events.disable_publisher {
-            tracing::warn!("events.disable_publisher is set: no events are published");
-        } else {
-            tasks.push(tokio::spawn(async move {
-                publisher.run(publisher_rx).await;
-                Ok(())
-            }));
+        if let Some(events) = &events {
+            tasks.extend(events.start(Arc::new(LedgerOutbox(Arc::new(embedded.clone())))));
         }
-        bus_health = Some((bus_kind, bus, status));
         ledger_in_process = Some(Arc::clone(&ledger));
         let grpc = LedgerGrpc::new(ledger);
         let grpc = match (&identity, &config.identity_endpoint) {
@@ -306,7 +259,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
 
     let mut app = ops_routes(Health {
         store,
-        bus: bus_health,
+        events: events.clone(),
     });
     let mut members_handle = None;
     if runs_gateway {
@@ -319,6 +272,10 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the gateway runs without the identity service"))?;
         let members = members::start(&config, ledger_in_process.clone())?;
+        if let Some(events) = &events {
+            let outbox = MemberOutbox(Arc::clone(members.repository()));
+            tasks.extend(events.start(Arc::new(outbox)));
+        }
         members_handle = Some(Arc::clone(&members));
         let (scheduled, settings, rx) = (
             Arc::clone(&members),

@@ -1,6 +1,7 @@
 //! Events on the embedded bus of the default set-up: `kill -9` of memberd during a burst, or
 //! exactly between publishing and saving the publisher's position, still leaves each
-//! committed change in the bus exactly once. The bus is read back from its directory once
+//! committed change in the bus exactly once; member changes made over REST are published by
+//! their own publisher, once and in order. The bus is read back from its directory once
 //! memberd has stopped.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
@@ -13,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use support::burst::{all_entries, assert_exactly_once, drive, earn, open_members, wallet};
+use support::members::{assert_created_then_tagged, register_then_tag};
 use support::{Ledger, http_get, start_with};
 use tokio::process::Child;
 
@@ -25,15 +27,20 @@ async fn memberd(dir: &Path, env: &[(&str, &str)]) -> (Child, Ledger, String) {
     (child, addrs.ledger().await, addrs.http)
 }
 
-/// Waits until memberd's publisher has saved position `sequence` (every change up to it is in
-/// the bus), then kills memberd so the test can open the bus.
-async fn drain_and_stop(mut memberd: Child, http: &str, sequence: usize) {
-    let want = format!("events_published_sequence {sequence}\n");
+/// Waits until memberd's ledger publisher has saved position `sequence` (every change up to
+/// it is in the bus), then kills memberd so the test can open the bus.
+async fn drain_and_stop(memberd: Child, http: &str, sequence: usize) {
+    drain_service_and_stop(memberd, http, "ledger", sequence).await;
+}
+
+/// [`drain_and_stop`] for the publisher of `service`.
+async fn drain_service_and_stop(mut memberd: Child, http: &str, service: &str, sequence: usize) {
+    let want = format!("events_published_sequence{{service=\"{service}\"}} {sequence}\n");
     let deadline = std::time::Instant::now() + WAIT;
     while !http_get(http, "/metrics").await.contains(&want) {
         assert!(
             std::time::Instant::now() < deadline,
-            "the publisher did not reach {sequence}"
+            "the {service} publisher did not reach {sequence}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -111,4 +118,19 @@ async fn a_crash_between_publishing_and_saving_the_position_stores_nothing_twice
             earned.entries[0].entry_id.clone()
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_registered_then_tagged_is_published_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, addrs) = start_with(dir.path(), &[]).await;
+    register_then_tag(&addrs, "acme", "alice").await;
+    drain_service_and_stop(first, &addrs.http, "member", 2).await;
+    // A restart goes on after what the bus holds, publishing neither event again.
+    let (second, addrs) = start_with(dir.path(), &[]).await;
+    drain_service_and_stop(second, &addrs.http, "member", 2).await;
+    let bus =
+        InProcessBus::open(&dir.path().join("events"), &EmbeddedBusConfig::default()).unwrap();
+    let events = bus.events("member.*.member.>").unwrap();
+    assert_created_then_tagged(&events, "acme", "alice");
 }

@@ -1,15 +1,16 @@
 //! Events on a real NATS JetStream (a throwaway `nats-server -js` per test): every ledger
 //! operation yields exactly its events, and neither a `kill -9` of memberd nor an outage of NATS
-//! loses or duplicates one.
+//! loses or duplicates one; member changes reach the member service's own stream.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use loyalty_events::testing::{NatsServer, ledger_events};
+use loyalty_events::testing::{NatsServer, ledger_events, stream_events};
 use loyalty_proto::ledger::v1 as pb;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use support::burst::{all_entries, assert_exactly_once, drive, earn, open_members, wallet};
+use support::members::{assert_created_then_tagged, register_then_tag};
 use support::{Ledger, http_get, start_with};
 use tokio::process::Child;
 
@@ -401,4 +402,30 @@ async fn a_stream_written_by_another_data_directory_is_refused_and_reported() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let events = ledger_events(&js, 1, Duration::ZERO).await;
     assert_eq!(events.len(), 1, "nothing published into the foreign stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_registered_then_tagged_reaches_the_member_stream_once_in_order() {
+    let nats = NatsServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = nats.url();
+    let env = [
+        ("MEMBERD_EVENTS__BUS", "nats"),
+        ("MEMBERD_EVENTS__NATS__URL", url.as_str()),
+    ];
+    let (_memberd, addrs) = start_with(dir.path(), &env).await;
+    register_then_tag(&addrs, "acme", "alice").await;
+    let js = nats.jetstream().await;
+    let events = stream_events(&js, "LOYALTY_MEMBER", 2, WAIT).await;
+    // Give a wrongly repeated publication time to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        stream_events(&js, "LOYALTY_MEMBER", 2, Duration::ZERO).await,
+        events
+    );
+    for (subject, event) in &events {
+        assert_eq!(*subject, event.nats_subject());
+    }
+    let events: Vec<_> = events.into_iter().map(|(_, e)| e).collect();
+    assert_created_then_tagged(&events, "acme", "alice");
 }

@@ -264,3 +264,54 @@ async fn tags_are_added_and_removed_and_checked() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::MemberNotFound);
 }
+
+/// Every change reaches the outbox as its event, in order, and no event carries personal data:
+/// the bus is read by partners who may not see it.
+#[tokio::test]
+async fn changes_reach_the_outbox_in_order_without_personal_data() {
+    use crate::events::MemberOutbox;
+    use loyalty_events::publisher::Outbox;
+    let h = harness();
+    let (acme, m1) = ids("acme", "m1");
+    h.members.register(&acme, &m1, alice()).await.unwrap();
+    h.members
+        .tag(&acme, &m1, &["vip".to_string()], &[])
+        .await
+        .unwrap();
+    let mut patch = ProfilePatch::default();
+    patch
+        .personal
+        .insert("phone".into(), Some("13900001111".into()));
+    h.members.update(&acme, &m1, patch).await.unwrap();
+    h.members.erase(&acme, &m1).await.unwrap();
+
+    let outbox = MemberOutbox(Arc::clone(h.members.repository()));
+    let events = outbox.after(0, 100).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.envelope.name()).collect();
+    assert_eq!(names, ["created", "tagged", "updated", "erased"]);
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    for e in &events {
+        assert_eq!(
+            e.envelope.nats_subject(),
+            format!("member.acme.member.{}", e.envelope.name())
+        );
+        assert_eq!(e.envelope.subject, "m1");
+        assert_eq!(e.committed_ms, e.envelope.time.timestamp_millis());
+        let json = serde_json::to_string(&e.envelope).unwrap();
+        for personal in [
+            "13812345678",
+            "13900001111",
+            "王小明",
+            "Alice@Example.cn",
+            "1990-03-07",
+        ] {
+            assert!(!json.contains(personal), "{personal} in {json}");
+        }
+    }
+    assert_eq!(events[2].envelope.data_value()["fields"][0], "phone");
+    // The position is the outbox's: saved and read back; nothing after the last event.
+    outbox.save_position("events", 4).await.unwrap();
+    assert_eq!(outbox.position("events").await.unwrap(), 4);
+    assert!(outbox.after(4, 100).await.unwrap().is_empty());
+}

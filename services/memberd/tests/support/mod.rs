@@ -1,6 +1,7 @@
 //! Starting the real `memberd` binary from tests, and ledger clients that log in to it.
 
 pub mod burst;
+pub mod members;
 
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::path::Path;
@@ -45,12 +46,18 @@ pub struct Addrs {
 }
 
 impl Addrs {
-    /// A ledger client logged in as the platform administrator.
-    pub async fn ledger(&self) -> Ledger {
+    /// The platform administrator's access token.
+    pub async fn token(&self) -> String {
         let body = format!(r#"{{"tenant":"*","username":"admin","password":"{ADMIN_PASSWORD}"}}"#);
         let reply = http_post(&self.http, "/v1/auth/login", &body).await;
         let value: serde_json::Value = serde_json::from_str(&reply).expect("a login reply");
         let token = value["access_token"].as_str().expect("an access token");
+        token.to_string()
+    }
+
+    /// A ledger client logged in as the platform administrator.
+    pub async fn ledger(&self) -> Ledger {
+        let token = self.token().await;
         let bearer = MetadataValue::try_from(format!("Bearer {token}")).expect("ascii");
         let channel = Channel::from_shared(self.grpc.clone())
             .expect("grpc address")
@@ -106,19 +113,30 @@ pub async fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Child, Addrs) {
 /// The body of `POST path` with a JSON `body` (HTTP/1.0, so the server closes).
 #[allow(dead_code)]
 pub async fn http_post(http: &str, path: &str, body: &str) -> String {
+    http_post_with(http, path, "", body).await.1
+}
+
+/// The status and body of `POST path` with a JSON `body` and extra header lines `headers`
+/// (each ending in `\r\n`).
+#[allow(dead_code)]
+pub async fn http_post_with(http: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(http).await.expect("connect");
     let request = format!(
         "POST {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n\r\n{body}",
+         {headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).await.expect("read");
-    response
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, body)| body.to_string())
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
 }
 
 /// The body of `GET path` on memberd's HTTP address (HTTP/1.0, so the server closes).

@@ -1,0 +1,285 @@
+//! Publishes every committed change of one service exactly once, in commit order, from its
+//! outbox ([`Outbox`]: the record of committed changes the service writes in the same commit
+//! as each change). A round reads the next events after its position, publishes them, waits
+//! for the bus to confirm all of them, and only then saves the new position. After a crash it
+//! resumes after the newest event the bus already holds, so nothing is published twice and
+//! nothing is skipped. Writes never wait for it: while the bus is down, events wait in the
+//! outbox.
+//!
+//! Each service runs its own publisher on the shared bus; the bus keeps each service's events
+//! apart (a JetStream stream per service), so one publisher's resumption never looks at
+//! another's events.
+
+use crate::bus::{BusError, EventBus};
+use crate::config::EventsConfig;
+use crate::envelope::Envelope;
+use async_trait::async_trait;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The publisher's name as a reader of an outbox.
+pub const READER: &str = "events";
+
+/// One event of an outbox, at its place in commit order.
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    /// The event as published. Its `sequence` is its position in the outbox: increasing,
+    /// never reused, and what the publisher saves and resumes from.
+    pub envelope: Envelope,
+    /// When the change was committed (ms since the epoch), for the publication lag metric.
+    pub committed_ms: i64,
+}
+
+impl OutboxEvent {
+    /// Its position in the outbox.
+    pub fn seq(&self) -> u64 {
+        self.envelope.sequence
+    }
+}
+
+/// The outbox could not be read or written (its store is unavailable, a row is unreadable).
+/// The publisher retries with back-off.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct OutboxError(pub String);
+
+/// A service's record of committed changes, as events, with the publisher's saved position.
+#[async_trait]
+pub trait Outbox: Send + Sync + 'static {
+    /// The service the events are from (`ledger`, `member`): the bus keeps them under it.
+    fn service(&self) -> &'static str;
+
+    /// Up to `limit` events after position `seq`, oldest first. Once an event is visible here,
+    /// every event before it is too: the publisher never goes back for a late one.
+    async fn after(&self, seq: u64, limit: usize) -> Result<Vec<OutboxEvent>, OutboxError>;
+
+    /// The last position `reader` saved (0: none).
+    async fn position(&self, reader: &str) -> Result<u64, OutboxError>;
+
+    /// Saves `reader`'s position; durable when this returns.
+    async fn save_position(&self, reader: &str, seq: u64) -> Result<(), OutboxError>;
+}
+
+/// The publisher's last failure, while it lasts (for `/readyz`). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct PublisherStatus(Arc<Mutex<Option<String>>>);
+
+impl PublisherStatus {
+    /// Why publication is failing now, if it is.
+    pub fn problem(&self) -> Option<String> {
+        self.lock().clone()
+    }
+
+    fn set(&self, problem: Option<String>) {
+        *self.lock() = problem;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // A plain value: never left half-written.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct Publisher {
+    pub outbox: Arc<dyn Outbox>,
+    pub bus: Arc<dyn EventBus>,
+    /// Most events per round.
+    pub batch: usize,
+    /// Pause after a round that drained the outbox.
+    pub idle: Duration,
+    /// Crash tests: abort after the bus confirms a round, before the position is saved.
+    pub crash_after_publish: bool,
+    pub status: PublisherStatus,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("change log: {0}")]
+    Outbox(#[from] OutboxError),
+    #[error(
+        "the event stream's newest event (sequence {sequence}, id {id}) is not in the \
+         {service} service's change log: the stream was written by another data directory. \
+         Point memberd at its own stream (events.nats.stream.name_prefix) or delete the stale \
+         stream"
+    )]
+    ForeignStream {
+        service: &'static str,
+        sequence: u64,
+        id: String,
+    },
+}
+
+impl Publisher {
+    /// A publisher of `outbox` on `bus` with the settings of `events.*`.
+    pub fn new(outbox: Arc<dyn Outbox>, bus: Arc<dyn EventBus>, config: &EventsConfig) -> Self {
+        Self {
+            outbox,
+            bus,
+            batch: config.batch_size.max(1),
+            idle: Duration::from_millis(config.poll_interval_ms.max(1)),
+            crash_after_publish: config.crash_after_publish,
+            status: PublisherStatus::default(),
+        }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let service = self.outbox.service();
+        let mut backoff = Backoff::default();
+        // None: find out where to go on from, as at start-up. After any failed round too: the
+        // bus may have stored part of the batch (JetStream stored it, then the confirmation
+        // was lost), and publishing it again after the duplicate window would repeat it.
+        let mut position: Option<u64> = None;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let after = match position {
+                Some(after) => after,
+                None => match self.resume().await {
+                    Ok(after) => {
+                        tracing::info!(service, position = after, "event publisher going on");
+                        // Known from the start, not only after the next publication: a
+                        // restart with nothing left to publish still reports its position.
+                        metrics::gauge!("events_published_sequence", "service" => service)
+                            .set(after as f64);
+                        self.status.set(None);
+                        position = Some(after);
+                        after
+                    }
+                    Err(e) => {
+                        tracing::warn!(service, error = %e, "event publisher cannot go on yet; retrying");
+                        self.status.set(Some(e.to_string()));
+                        if stopped(&mut shutdown, backoff.next()).await {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            };
+            match self.round(after).await {
+                Ok(Some((next, published))) => {
+                    position = Some(next);
+                    backoff = Backoff::default();
+                    self.status.set(None);
+                    // A short round means the outbox is drained: pause, so that the next round
+                    // carries many events (one write and one confirmation wait for all).
+                    if published < self.batch && stopped(&mut shutdown, self.idle).await {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    if stopped(&mut shutdown, self.idle).await {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("events_publish_failures_total", "service" => service)
+                        .increment(1);
+                    tracing::warn!(service, error = %e, position = after, "publishing events failed; retrying");
+                    self.status.set(Some(e.to_string()));
+                    position = None;
+                    if stopped(&mut shutdown, backoff.next()).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where to start: after the saved position, or after the newest event the bus holds if the
+    /// last run published more than it saved.
+    async fn resume(&self) -> Result<u64, PublishError> {
+        let service = self.outbox.service();
+        self.bus.prepare(service).await?;
+        let saved = self.outbox.position(READER).await?;
+        let Some(last) = self.bus.last_published(service).await? else {
+            return Ok(saved);
+        };
+        if last.sequence <= saved {
+            return Ok(saved);
+        }
+        // The bus holds more than was saved: go on after it, if it is ours. An event at that
+        // position with another id means the stream belongs to another outbox.
+        let ours = self
+            .outbox
+            .after(last.sequence - 1, 1)
+            .await?
+            .into_iter()
+            .next()
+            .filter(|e| e.seq() == last.sequence && e.envelope.id == last.id);
+        match ours {
+            Some(_) => {
+                self.outbox.save_position(READER, last.sequence).await?;
+                Ok(last.sequence)
+            }
+            None => Err(PublishError::ForeignStream {
+                service,
+                sequence: last.sequence,
+                id: last.id,
+            }),
+        }
+    }
+
+    /// Publishes the events after `after`; returns the new position and how many it
+    /// published, or None if there were none.
+    async fn round(&self, after: u64) -> Result<Option<(u64, usize)>, PublishError> {
+        let service = self.outbox.service();
+        let events = self.outbox.after(after, self.batch).await?;
+        let Some(last) = events.last().map(OutboxEvent::seq) else {
+            return Ok(None);
+        };
+        let (envelopes, committed): (Vec<_>, Vec<_>) = events
+            .into_iter()
+            .map(|e| (e.envelope, e.committed_ms))
+            .unzip();
+        let published = envelopes.len();
+        self.bus.publish(envelopes).await?;
+        if self.crash_after_publish {
+            tracing::error!(
+                service,
+                "events.crash_after_publish is set: aborting before saving the position"
+            );
+            std::process::abort();
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let lag = metrics::histogram!("events_publication_lag_seconds", "service" => service);
+        for at in committed {
+            lag.record((now - at).max(0) as f64 / 1000.0);
+        }
+        metrics::counter!("events_published_total", "service" => service)
+            .increment(published as u64);
+        self.outbox.save_position(READER, last).await?;
+        metrics::gauge!("events_published_sequence", "service" => service).set(last as f64);
+        Ok(Some((last, published)))
+    }
+}
+
+/// Sleeps `pause`; true if shutdown was requested meanwhile.
+async fn stopped(shutdown: &mut watch::Receiver<bool>, pause: Duration) -> bool {
+    let slept = tokio::select! {
+        _ = tokio::time::sleep(pause) => true,
+        _ = shutdown.wait_for(|stop| *stop) => false,
+    };
+    !slept || *shutdown.borrow()
+}
+
+/// 100 ms doubling up to 5 s.
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(100))
+    }
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let now = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        now
+    }
+}
