@@ -173,6 +173,18 @@ async fn orders_tiers_segments_and_bulk_tags_over_rest() {
     });
     assert_eq!(merges.count(), 2, "the merge and its reversal are audited");
 
+    let rotated = app
+        .post("/v1/tenants/acme/member-key-rotations", json!({}))
+        .await;
+    assert_eq!(rotated.body["rewrapped"], 3, "{:?}", rotated.body);
+    let clear = app
+        .get("/v1/tenants/acme/members/m1/profile/unmasked")
+        .await;
+    assert_eq!(
+        clear.body["personal"]["phone"], "13812340001",
+        "readable after rotation"
+    );
+
     let status = app.get("/v1/tenants/acme/members/m3/erasure").await;
     assert_eq!(status.body["state"], "none");
     app.post("/v1/tenants/acme/members/m3/erasure", json!({}))

@@ -173,6 +173,11 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         "/v1/tenants/{tenant}/scoring-runs",
         p::PROGRAM_WRITE,
     ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/member-key-rotations",
+        p::POLICY_WRITE,
+    ),
     ("GET", "/v1/tenants/{tenant}/segments", p::MEMBER_READ),
     (
         "GET",

@@ -140,6 +140,6 @@ async fn record_unmasked_export(
     log.sync()
         .await
         .map_err(|e| anyhow::anyhow!("syncing the audit log: {}", e.message))?;
-    let _ = std::io::stderr().flush();
+    log.close().await;
     Ok(())
 }

@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(tier_approvals))
         .routes(routes!(review_all_tiers))
         .routes(routes!(score_all))
+        .routes(routes!(rotate_key))
 }
 
 fn tenant(p: &TenantPath) -> Result<TenantId, ApiError> {
@@ -249,4 +250,21 @@ async fn review_all_tiers(State(s): State<AppState>, Path(p): Path<TenantPath>) 
     responses((status = 200, body = RunDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn score_all(State(s): State<AppState>, Path(p): Path<TenantPath>) -> Reply<RunDto> {
     Ok(Json(s.members().score_members(&tenant(&p)?).await?.into()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotationDto {
+    /// Members whose key was re-wrapped under the new tenant key version.
+    rewrapped: usize,
+}
+
+/// Rotates the tenant's key for personal data: a new key version wraps every member's key
+/// (no profile is re-encrypted; reads go on throughout). A member changed during the
+/// rotation keeps its older wrapping, still readable, until the next rotation.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/member-key-rotations", tag = "programme",
+    params(TenantPath, ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = RotationDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn rotate_key(State(s): State<AppState>, Path(p): Path<TenantPath>) -> Reply<RotationDto> {
+    let rewrapped = s.members().rotate_tenant_key(&tenant(&p)?).await?;
+    Ok(Json(RotationDto { rewrapped }))
 }
