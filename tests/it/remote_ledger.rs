@@ -87,3 +87,69 @@ async fn the_remote_ledger_checks_the_forwarded_caller() {
     assert_eq!(foreign.status(), 403);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_earn_in_a_remote_ledger_as_their_caller() {
+    use loyalty_common::ids::{MemberId, TenantId};
+    use loyalty_gateway::member_ledger::RemoteLedger;
+    use loyalty_member::service::{Members, ProfileInput};
+    use loyalty_member::store::EmbeddedMemberStore;
+    use loyalty_member::vault::MasterKey;
+    use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+    use std::sync::Arc;
+
+    let app = spawn_app().await;
+    let key = app.acme_partner_key().await;
+    let rules = serde_json::json!({"points_per_unit": 1, "unit_minor": 100,
+        "expiry": {"policy": "never"}, "hold_ttl_secs": 600, "expiring_soon_days": 30});
+    assert_eq!(
+        app.post("/v1/tenants/acme/earning-rules", rules)
+            .await
+            .status,
+        200
+    );
+    // A gateway process of its own: its member service reaches the ledger over gRPC only.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = LedgerServiceClient::new(state::remote(&app.grpc).unwrap());
+    let members = Members::new(
+        Arc::new(EmbeddedMemberStore::open(dir.path()).unwrap()),
+        MasterKey::generate().unwrap().0,
+        Arc::new(loyalty_common::SystemClock::default()),
+    )
+    .with_ledger(Arc::new(RemoteLedger(ledger)));
+    let members = Arc::new(members);
+    let acme = TenantId::parse("acme").unwrap();
+    let m7 = MemberId::parse("m7").unwrap();
+    members
+        .register(&acme, &m7, ProfileInput::default())
+        .await
+        .unwrap();
+    let config = GatewayConfig::default();
+    let limits = limits::rate_limits(&config.rate_limits).await.unwrap();
+    let state = AppState::new(state::remote(&app.grpc).unwrap(), app.identity(), members);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = format!("http://{}", listener.local_addr().unwrap());
+    let router = router(state, &config, limits);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let recorded = reqwest::Client::new()
+        .post(format!("{gateway}/v1/tenants/acme/members/m7/orders"))
+        .header("x-api-key", &key)
+        .json(&serde_json::json!({"order_id": "R-1", "total": 25000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(recorded.status(), 200);
+    let body: Value = recorded.json().await.unwrap();
+    assert_eq!(body["points"], 250, "{body:?}");
+    // The wallet was opened and credited in the ledger's own process, as the partner.
+    let balance = app.get("/v1/tenants/acme/members/m7/balance").await;
+    assert_eq!(balance.body["points_available"], 250);
+    let audit = app.get("/v1/tenants/acme/audit?limit=100").await;
+    assert!(
+        actions(&audit.body)
+            .iter()
+            .any(|a| a.ends_with("ledger.v1.LedgerService/Earn"))
+    );
+    app.stop().await;
+}

@@ -8,6 +8,7 @@ pub mod dto;
 mod headers;
 pub mod limits;
 pub mod limits_redis;
+pub mod member_ledger;
 pub mod problem;
 mod replay;
 pub mod routes;

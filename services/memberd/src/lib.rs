@@ -19,6 +19,7 @@ use axum::routing::get;
 use config::{MemberdConfig, Target};
 use loyalty_common::SystemClock;
 use loyalty_events::config::BusKind;
+use loyalty_gateway::member_ledger::RemoteLedger;
 use loyalty_gateway::{AppState, state};
 use loyalty_identity::grpc::{IdentityGrpc, RemoteIdentity};
 use loyalty_identity::service::IdentityService;
@@ -28,7 +29,9 @@ use loyalty_ledger::grpc_access::Access;
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
 use loyalty_member::events::MemberOutbox;
+use loyalty_member::orders::LedgerPort;
 use loyalty_proto::identity::v1::identity_service_server::IdentityServiceServer;
+use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use publication::Publication;
 use std::net::SocketAddr;
@@ -271,7 +274,12 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         let identity = identity
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the gateway runs without the identity service"))?;
-        let members = members::start(&config, ledger_in_process.clone())?;
+        // The ledger in this process directly; in another, over its gRPC API as the caller.
+        let ledger_port: Arc<dyn LedgerPort> = match ledger_in_process.clone() {
+            Some(ledger) => Arc::new(member_ledger::InProcessLedger(ledger)),
+            None => Arc::new(RemoteLedger(LedgerServiceClient::new(transport.clone()))),
+        };
+        let members = members::start(&config, Some(ledger_port))?;
         if let Some(events) = &events {
             let outbox = MemberOutbox(Arc::clone(members.repository()));
             tasks.extend(events.start(Arc::new(outbox)));

@@ -2,13 +2,12 @@
 //! master key that protects members' personal data (decision 0008).
 
 use crate::config::{MemberSettings, MemberdConfig};
-use crate::member_ledger::InProcessLedger;
 use anyhow::Context;
 use base64::Engine;
 use loyalty_common::SystemClock;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::TenantId;
-use loyalty_ledger::service::Ledger;
+use loyalty_member::orders::LedgerPort;
 use loyalty_member::service::Members;
 use loyalty_member::store::EmbeddedMemberStore;
 use loyalty_member::vault::MasterKey;
@@ -19,8 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The member service, earning orders in `ledger` when it runs in this process.
-pub fn start(config: &MemberdConfig, ledger: Option<Arc<Ledger>>) -> anyhow::Result<Arc<Members>> {
+/// The member service; orders earn in `ledger` when there is one (import and export run
+/// without).
+pub fn start(
+    config: &MemberdConfig,
+    ledger: Option<Arc<dyn LedgerPort>>,
+) -> anyhow::Result<Arc<Members>> {
     let dir = config.data_dir.join("member");
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the member directory {}", dir.display()))?;
@@ -30,7 +33,7 @@ pub fn start(config: &MemberdConfig, ledger: Option<Arc<Ledger>>) -> anyhow::Res
     let mut members = Members::new(Arc::new(store), master, Arc::new(SystemClock::default()))
         .with_erasure_deadline_days(config.member.erasure_deadline_days);
     if let Some(ledger) = ledger {
-        members = members.with_ledger(Arc::new(InProcessLedger(ledger)));
+        members = members.with_ledger(ledger);
     }
     Ok(Arc::new(members))
 }
