@@ -78,6 +78,9 @@ pub struct Members {
     erasure_deadline_days: u32,
     /// Segments being refreshed (`tenant/code`): one refresh of a segment at a time.
     refreshing: std::sync::Mutex<BTreeSet<String>>,
+    /// A member was erased since the store last purged old rows. Starts true, so a restart
+    /// after an erasure purges too.
+    unpurged_erasures: std::sync::atomic::AtomicBool,
 }
 
 /// How often a change that lost a race with another is tried again.
@@ -114,6 +117,7 @@ impl Members {
             ledger: None,
             erasure_deadline_days: 30,
             refreshing: Default::default(),
+            unpurged_erasures: std::sync::atomic::AtomicBool::new(true),
         }
     }
 

@@ -174,6 +174,9 @@ pub trait MemberRepository: Send + Sync + 'static {
         segment: &str,
         generation: u64,
     ) -> ServiceResult<()>;
+    /// Removes overwritten and deleted rows from the profiles' storage for good (after
+    /// erasures: an LSM store keeps old versions until it compacts them away).
+    async fn purge(&self) -> ServiceResult<()>;
     /// The tenants that have a key ring (every tenant with members).
     async fn tenants(&self) -> ServiceResult<Vec<String>>;
     /// Outbox events after `seq`, at most `limit`.

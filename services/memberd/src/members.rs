@@ -75,6 +75,9 @@ async fn scheduled_turn(members: &Members, review: bool) -> ServiceResult<()> {
                 "member review done");
         }
     }
+    if review && members.purge_erased().await? {
+        tracing::info!("purged erased members' old rows from storage");
+    }
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //! deleted, so its personal data can never be read again (crypto-shredding), while its id
 //! stays as the pseudonym under which the ledger and the orders are kept. An erasure is
 //! carried out when it is requested; the status shows when, and the deadline it was due by.
+//! The store keeps overwritten rows until it compacts them, so [`Members::purge_erased`]
+//! compacts them away (memberd runs it with the daily review, well within the deadline).
 
 use super::{ATTEMPTS, Members, busy};
 use crate::store::{MemberWrite, Written};
@@ -9,6 +11,7 @@ use loyalty_common::Timestamp;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{MemberId, TenantId};
 use serde::Serialize;
+use std::sync::atomic::Ordering;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,10 +65,24 @@ impl Members {
                 ..MemberWrite::default()
             };
             if self.repo.write(write).await? == Written::Yes {
+                self.unpurged_erasures.store(true, Ordering::SeqCst);
                 return self.erasure_status(tenant, member).await;
             }
         }
         Err(busy())
+    }
+
+    /// Removes the erased members' old rows from storage for good, if any member was erased
+    /// since the last purge (memberd does this with the daily review); whether it ran.
+    pub async fn purge_erased(&self) -> ServiceResult<bool> {
+        if !self.unpurged_erasures.swap(false, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        if let Err(e) = self.repo.purge().await {
+            self.unpurged_erasures.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+        Ok(true)
     }
 
     /// Where the member's erasure stands.

@@ -197,6 +197,21 @@ impl Inner {
             .collect()
     }
 
+    fn keyspaces(&self) -> [&fjall::Keyspace; 10] {
+        [
+            &self.profiles,
+            &self.facts,
+            &self.indexes,
+            &self.orders,
+            &self.history,
+            &self.changes,
+            &self.positions,
+            &self.keys,
+            &self.settings,
+            &self.segment_members,
+        ]
+    }
+
     fn batch(&self) -> fjall::OwnedWriteBatch {
         self.db
             .batch()
@@ -635,6 +650,24 @@ impl MemberRepository for EmbeddedMemberStore {
                 }
                 batch.commit().map_err(storage)?;
             }
+        })
+        .await
+    }
+
+    async fn purge(&self) -> ServiceResult<()> {
+        self.blocking(|inner| {
+            // Every keyspace flushed, then the profiles compacted into one run in which only
+            // the newest version of each row survives. The write-ahead journal they share
+            // still holds the old rows until it rotates (after 64 MB of writes) and is
+            // dropped: fjall offers no way to rotate it sooner (docs/members.md says so).
+            for ks in inner.keyspaces() {
+                ks.rotate_memtable_and_wait().map_err(storage)?;
+            }
+            inner.profiles.major_compact().map_err(storage)?;
+            inner
+                .db
+                .persist(fjall::PersistMode::SyncAll)
+                .map_err(storage)
         })
         .await
     }
