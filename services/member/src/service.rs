@@ -152,6 +152,38 @@ impl Members {
         MemberEvent::new(id, tenant, member, name, self.clock.now(), data)
     }
 
+    /// Runs `each` over the facts of every active member of `tenant`, `page` at a time, and
+    /// writes what it returns, a page per batch; (members seen, writes that went through).
+    /// A member changed between the read and the write is left for the next sweep.
+    pub(crate) async fn sweep<F, Fut>(
+        &self,
+        tenant: &str,
+        page: usize,
+        mut each: F,
+    ) -> ServiceResult<(u64, u64)>
+    where
+        F: FnMut(Versioned<MemberFacts>) -> Fut + Send,
+        Fut: Future<Output = ServiceResult<Option<MemberWrite>>> + Send,
+    {
+        let (mut seen, mut written) = (0u64, 0u64);
+        let mut after: Option<String> = None;
+        loop {
+            let rows = self.repo.facts_page(tenant, after.as_deref(), page).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.value.member_id.clone());
+            let mut writes = Vec::new();
+            for facts in rows.into_iter().filter(|f| f.value.is_active()) {
+                seen += 1;
+                if let Some(write) = each(facts).await? {
+                    writes.push(write);
+                }
+            }
+            let outcomes = self.repo.write_many(writes, None).await?;
+            written += outcomes.iter().filter(|w| **w == Written::Yes).count() as u64;
+        }
+        Ok((seen, written))
+    }
+
     /// The tenant's key ring, created on its first use.
     async fn ring(&self, tenant: &str) -> ServiceResult<TenantRing> {
         let stored = self.repo.tenant_keys(tenant).await?;

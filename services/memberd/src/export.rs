@@ -16,25 +16,13 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-const HEADER: [&str; 17] = [
-    "member_id",
-    "name",
-    "gender",
-    "birthday",
-    "phone",
-    "email",
-    "id_number",
-    "address",
-    "channel",
-    "store",
-    "consent_sms",
-    "consent_email",
-    "consent_app",
-    "tags",
-    "tier",
-    "created_at",
-    "erased",
-];
+/// The import's fields (so an export maps back onto an import one to one), then what only
+/// the platform sets.
+fn header() -> Vec<&'static str> {
+    let mut header = crate::import::mapping::FIELDS.to_vec();
+    header.extend(["tier", "created_at", "erased"]);
+    header
+}
 
 /// Writes every member of `tenant` to `out`; how many.
 pub async fn run(
@@ -50,7 +38,8 @@ pub async fn run(
     }
     let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
-    writer.write_record(HEADER)?;
+    let header = header();
+    writer.write_record(&header)?;
     let view = if unmasked {
         View::Unmasked
     } else {
@@ -68,7 +57,7 @@ pub async fn run(
         for stored in page {
             let member = MemberId::parse(&stored.member_id)?;
             let row = if stored.erased_at.is_some() {
-                erased_row(&stored.member_id)
+                erased_row(&stored.member_id, header.len())
             } else {
                 let p = members.profile(tenant, &member, view).await?;
                 let mut row = vec![p.member_id.clone()];
@@ -103,9 +92,9 @@ pub async fn run(
     Ok(written)
 }
 
-fn erased_row(member: &str) -> Vec<String> {
+fn erased_row(member: &str, columns: usize) -> Vec<String> {
     let mut row = vec![member.to_string()];
-    row.extend(std::iter::repeat_n(String::new(), HEADER.len() - 2));
+    row.extend(std::iter::repeat_n(String::new(), columns - 2));
     row.push("true".into());
     row
 }

@@ -5,7 +5,7 @@
 
 use super::Members;
 use crate::rfm::{self, ScoringPolicy};
-use crate::store::{MemberWrite, Written};
+use crate::store::MemberWrite;
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::TenantId;
@@ -51,37 +51,27 @@ impl Members {
         let policy = self.scoring_policy(tenant).await?;
         let t = tenant.as_str();
         let now = self.clock.now();
-        let mut run = ScoringRun::default();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.repo.facts_page(t, after.as_deref(), PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.value.member_id.clone());
-            let mut writes = Vec::new();
-            for mut facts in page {
-                if !facts.value.is_active() {
-                    continue;
-                }
-                run.scored += 1;
-                let scores = rfm::score(&policy, &facts.value, now);
+        let policy = &policy;
+        // A member changed meanwhile keeps its old scores until the next run.
+        let (scored, changed) = self
+            .sweep(t, PAGE, |mut facts| async move {
+                let scores = rfm::score(policy, &facts.value, now);
                 if !rfm::apply(&mut facts.value, scores) {
-                    continue;
+                    return Ok(None);
                 }
                 facts.version += 1;
                 let member = facts.value.member_id.clone();
                 let event = self.event(t, &member, "scores_changed", &scores);
-                writes.push(MemberWrite {
+                Ok(Some(MemberWrite {
                     tenant: t.into(),
                     member,
                     facts: Some(facts),
                     events: vec![event],
                     ..MemberWrite::default()
-                });
-            }
-            // A member changed meanwhile keeps its old scores until the next run.
-            let outcomes = self.repo.write_many(writes, None).await?;
-            run.changed += outcomes.iter().filter(|w| **w == Written::Yes).count() as u64;
-        }
+                }))
+            })
+            .await?;
+        let run = ScoringRun { scored, changed };
         Ok(run)
     }
 }

@@ -190,29 +190,20 @@ impl Members {
             return Ok(TierRun::default());
         };
         let t = tenant.as_str();
-        let mut run = TierRun::default();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.repo.facts_page(t, after.as_deref(), PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.value.member_id.clone());
-            let mut writes = Vec::new();
-            for mut facts in page {
-                if !facts.value.is_active() {
-                    continue;
-                }
-                run.evaluated += 1;
+        let policy = &policy;
+        // A member changed meanwhile (an order) was evaluated by that change itself.
+        let (evaluated, changed) = self
+            .sweep(t, PAGE, |mut facts| async move {
                 let before = facts.value.tier_state.clone();
-                let (_, events) = self.evaluate_tier(&policy, t, &mut facts.value).await?;
-                if facts.value.tier_state != before {
-                    facts.version += 1;
-                    writes.push(facts_write(t, facts, events));
+                let (_, events) = self.evaluate_tier(policy, t, &mut facts.value).await?;
+                if facts.value.tier_state == before {
+                    return Ok(None);
                 }
-            }
-            // A member changed meanwhile (an order) was evaluated by that change itself.
-            let outcomes = self.repo.write_many(writes, None).await?;
-            run.changed += outcomes.iter().filter(|w| **w == Written::Yes).count() as u64;
-        }
+                facts.version += 1;
+                Ok(Some(facts_write(t, facts, events)))
+            })
+            .await?;
+        let run = TierRun { evaluated, changed };
         Ok(run)
     }
 
