@@ -56,7 +56,7 @@ fn decoded(
     path: &Path,
     encoding: &str,
     read: Arc<AtomicU64>,
-) -> anyhow::Result<impl Read + 'static + use<>> {
+) -> anyhow::Result<impl Read + Send + 'static + use<>> {
     let encoding = match encoding.to_ascii_lowercase().as_str() {
         "utf-8" | "utf8" => encoding_rs::UTF_8,
         "gbk" | "gb2312" | "gb18030" | "cp936" => encoding_rs::GB18030,
@@ -68,27 +68,29 @@ fn decoded(
         .build(Counting { inner: file, read }))
 }
 
-/// The rows of `path`, reading the `columns` the mapping names.
+/// The rows of `path`, reading the `columns` the mapping names. A JSON array (of tags)
+/// becomes its items joined with `list_separator`, the mapping's tag separator.
 pub fn rows(
     path: &Path,
     format: Format,
     encoding: &str,
     delimiter: Option<char>,
     columns: Vec<String>,
+    list_separator: &str,
     read: Arc<AtomicU64>,
-) -> anyhow::Result<Box<dyn Iterator<Item = Row>>> {
+) -> anyhow::Result<Box<dyn Iterator<Item = Row> + Send>> {
     let input = decoded(path, encoding, read)?;
     match format {
         Format::Csv => csv_rows(input, delimiter, columns),
-        Format::Jsonl => Ok(Box::new(json_rows(input, columns))),
+        Format::Jsonl => Ok(Box::new(json_rows(input, columns, list_separator.into()))),
     }
 }
 
 fn csv_rows(
-    input: impl Read + 'static,
+    input: impl Read + Send + 'static,
     delimiter: Option<char>,
     columns: Vec<String>,
-) -> anyhow::Result<Box<dyn Iterator<Item = Row>>> {
+) -> anyhow::Result<Box<dyn Iterator<Item = Row> + Send>> {
     let delimiter = match delimiter {
         None => b',',
         Some(c) if c.is_ascii() => c as u8,
@@ -124,25 +126,36 @@ fn csv_rows(
         .map(|c| (c.clone(), position[c.as_str()]))
         .collect();
     let width = header.len();
+    // Numbers only grow, even for a record the reader could not place: a checkpoint saves the
+    // last number handled, and a resumed import skips every row up to it.
+    let mut last = 1u64;
     Ok(Box::new(reader.into_records().map(move |record| {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let number = e.position().map_or(0, |p| p.line());
+                let number = e.position().map_or(last + 1, |p| p.line()).max(last + 1);
+                last = number;
                 return Row {
                     number,
                     values: Err(format!("unreadable CSV: {e}")),
                 };
             }
         };
-        let number = record.position().map_or(0, |p| p.line());
-        let values = if record.len() != width {
+        let number = record.position().map_or(last + 1, |p| p.line()).max(last + 1);
+        let spanned: u64 = record.iter().map(|f| f.matches('\n').count() as u64).sum();
+        last = number + spanned;
+        let values = if spanned > 0 {
+            Err(format!(
+                "a quoted field runs on over lines {} to {}: broken quoting (those lines were \
+                 read into this row and are not imported)",
+                number + 1,
+                number + spanned
+            ))
+        } else if record.len() != width {
             Err(format!(
                 "{} fields where the header has {width} (a missing or extra delimiter, or broken quoting)",
                 record.len()
             ))
-        } else if record.iter().any(|f| f.contains('\n')) {
-            Err("a field runs over several lines: broken quoting (the rows it swallowed are lost with it)".into())
         } else {
             Ok(wanted
                 .iter()
@@ -153,7 +166,11 @@ fn csv_rows(
     })))
 }
 
-fn json_rows(input: impl Read + 'static, columns: Vec<String>) -> impl Iterator<Item = Row> {
+fn json_rows(
+    input: impl Read + Send + 'static,
+    columns: Vec<String>,
+    separator: String,
+) -> impl Iterator<Item = Row> {
     BufReader::new(input)
         .lines()
         .enumerate()
@@ -174,15 +191,15 @@ fn json_rows(input: impl Read + 'static, columns: Vec<String>) -> impl Iterator<
                     Err(e) => Err(format!("not a JSON object: {e}")),
                     Ok(object) => Ok(columns
                         .iter()
-                        .filter_map(|c| Some((c.clone(), json_text(object.get(c)?)?)))
+                        .filter_map(|c| Some((c.clone(), json_text(object.get(c)?, &separator)?)))
                         .collect()),
                 };
             Some(Row { number, values })
         })
 }
 
-/// A JSON value as the text a CSV cell would hold; arrays (of tags) joined with `,`.
-fn json_text(value: &serde_json::Value) -> Option<String> {
+/// A JSON value as the text a CSV cell would hold; arrays (of tags) joined with `separator`.
+fn json_text(value: &serde_json::Value, separator: &str) -> Option<String> {
     use serde_json::Value;
     match value {
         Value::Null => None,
@@ -190,9 +207,9 @@ fn json_text(value: &serde_json::Value) -> Option<String> {
         Value::Array(items) => Some(
             items
                 .iter()
-                .filter_map(json_text)
+                .filter_map(|item| json_text(item, separator))
                 .collect::<Vec<_>>()
-                .join(","),
+                .join(separator),
         ),
         other => Some(other.to_string()),
     }
@@ -211,7 +228,7 @@ mod tests {
 
     fn all(path: &Path, format: Format, encoding: &str) -> Vec<Row> {
         let columns = vec!["id".to_string(), "name".to_string()];
-        rows(path, format, encoding, None, columns, Arc::default())
+        rows(path, format, encoding, None, columns, ",", Arc::default())
             .unwrap()
             .collect()
     }
@@ -236,6 +253,7 @@ mod tests {
             "utf-8",
             None,
             columns,
+            ",",
             Arc::default(),
         )
         .err()
