@@ -17,6 +17,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Memtable size per keyspace: small enough that inserts stay fast (a bulk import spends
+/// most of its time in memtable inserts at fjall's default of 64 MiB) and memory low.
+const MEMTABLE_BYTES: u64 = 16 * 1024 * 1024;
+/// The journal is flushed into tables before it grows past this, which bounds memory too.
+const MAX_JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
+/// Background threads: enough that a flush never waits behind a long compaction, which
+/// would make fjall halt writes (as in the ledger's store).
+const FLUSH_AND_COMPACTION_THREADS: usize = 4;
+
 /// Cheap to clone: clones share one database.
 #[derive(Clone)]
 pub struct EmbeddedMemberStore {
@@ -96,7 +105,8 @@ pub fn history_cursor(order: &Order) -> String {
 impl EmbeddedMemberStore {
     pub fn open(dir: &Path) -> ServiceResult<Self> {
         let db = fjall::Database::builder(dir)
-            .worker_threads(1)
+            .worker_threads(FLUSH_AND_COMPACTION_THREADS)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
             .open()
             .map_err(|e| {
                 ServiceError::unavailable(format!(
@@ -105,8 +115,10 @@ impl EmbeddedMemberStore {
                 ))
             })?;
         let ks = |name: &str| {
-            db.keyspace(name, fjall::KeyspaceCreateOptions::default)
-                .map_err(storage)
+            db.keyspace(name, || {
+                fjall::KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+            })
+            .map_err(storage)
         };
         let changes = ks("changes")?;
         let last_seq = match changes.last_key_value() {
@@ -256,7 +268,10 @@ impl Inner {
                 }
             }
         }
-        if let Some(f) = &w.facts {
+        // A new member (profile version 1, absent) has no facts row either: the two are
+        // only ever written together, so the lookup is skipped (a bulk import's hot path).
+        let new_member = w.profile.as_ref().is_some_and(|p| p.version == 1);
+        if let Some(f) = w.facts.as_ref().filter(|f| !(new_member && f.version == 1)) {
             let stored = self.stored_version(&self.facts, &overlay.facts_versions, &row, |b| {
                 Ok(decode::<Versioned<MemberFacts>>(b)?.version)
             })?;

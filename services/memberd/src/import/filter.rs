@@ -86,6 +86,7 @@ mod tests {
             indexes: vec![(IndexKind::Phone, [phone; 32])],
             updated_at: loyalty_common::Timestamp(0),
             erased_at: None,
+            merged_into: None,
             version: 1,
         };
         MemberWrite {
