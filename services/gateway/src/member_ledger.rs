@@ -54,7 +54,7 @@ impl LedgerPort for RemoteLedger {
                     amount: l.amount,
                 })
                 .collect(),
-            occurred_at_ms: order.at.0,
+            occurred_at_ms: if order.at_given { order.at.0 } else { 0 },
             tier_multiplier_bp,
         };
         let reply = match self.0.clone().earn(request.clone()).await {

@@ -114,7 +114,8 @@ impl MemberFacts {
 
     /// Spend in the 12 calendar months ending with the month of `now` (this month included).
     pub fn spend_12m(&self, now: Timestamp) -> i64 {
-        self.window(now, 12).map(|m| m.spend).sum()
+        self.window(now, 12)
+            .fold(0i64, |sum, m| sum.saturating_add(m.spend))
     }
 
     /// Orders in the 12 calendar months ending with the month of `now`.

@@ -24,6 +24,9 @@ pub struct Order {
     pub member: String,
     /// When the purchase happened.
     pub at: Timestamp,
+    /// Whether the till said when (`at`); if not, `at` is when it was recorded, and the
+    /// ledger is asked without a time, so a retry later is still the same request.
+    pub at_given: bool,
     pub total: i64,
     pub lines: Vec<OrderLine>,
     pub store: Option<String>,
@@ -54,7 +57,7 @@ impl Order {
         if !id_ok(&self.order_id) {
             return bad("order_id must be 1 to 64 letters, digits, '-', '_' or '.'".into());
         }
-        if self.total.abs() > MAX_TOTAL {
+        if self.total.unsigned_abs() > MAX_TOTAL.unsigned_abs() {
             return bad(format!("total must be within ±{MAX_TOTAL}"));
         }
         match (&self.refund_of, self.total) {
@@ -76,11 +79,12 @@ impl Order {
                     "lines[{i}]: sku must be 1 to 64 characters, category at most 64"
                 ));
             }
-            if line.amount.abs() > MAX_TOTAL {
+            if line.amount.unsigned_abs() > MAX_TOTAL.unsigned_abs() {
                 return bad(format!("lines[{i}]: amount must be within ±{MAX_TOTAL}"));
             }
         }
         if !self.lines.is_empty() {
+            // Each line is within ±MAX_TOTAL and there are at most 500: no overflow.
             let sum: i64 = self.lines.iter().map(|l| l.amount).sum();
             if sum != self.total {
                 return bad(format!(
@@ -145,6 +149,7 @@ mod tests {
             order_id: "POS-1".into(),
             member: "m1".into(),
             at: Timestamp(1_000),
+            at_given: true,
             total,
             lines: vec![],
             store: None,
@@ -175,6 +180,13 @@ mod tests {
         let mut bad_id = order(1);
         bad_id.order_id = "has space".into();
         assert!(bad_id.validate(now).is_err());
+        let mut huge = order(i64::MIN);
+        huge.order_id = "POS-3".into();
+        huge.refund_of = Some("POS-1".into());
+        assert!(
+            huge.validate(now).is_err(),
+            "i64::MIN is out of range, not its own abs"
+        );
         let mut future = order(1);
         future.at = Timestamp(now.0 + MAX_FUTURE_MS + 1);
         assert!(future.validate(now).is_err());

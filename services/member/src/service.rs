@@ -36,7 +36,7 @@ pub use merge::{MergeRecord, MergeState};
 pub use orders::{OrderInput, Recorded};
 pub use scoring::ScoringRun;
 pub use segments::{Refresh, Segment, SegmentInput};
-use tags::check_tags;
+pub(crate) use tags::check_tags;
 pub use tags::{BulkTagged, check_tag};
 pub use tiers::TierRun;
 

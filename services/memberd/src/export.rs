@@ -13,6 +13,7 @@ use loyalty_identity::store::embedded::EmbeddedIdentityStore;
 use loyalty_member::profile::Personal;
 use loyalty_member::service::{Members, View};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -36,7 +37,14 @@ pub async fn run(
     if unmasked {
         record_unmasked_export(config, tenant, out).await?;
     }
-    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    // Owner-only, like the master key: an unmasked export is personal data in the clear.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("creating {}", out.display()))?;
     let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
     let header = header();
     writer.write_record(&header)?;
@@ -56,7 +64,9 @@ pub async fn run(
         after = Some(last.member_id.clone());
         for stored in page {
             let member = MemberId::parse(&stored.member_id)?;
-            let row = if stored.erased_at.is_some() {
+            // Erased and merged members by id only: nothing personal to show, or shown with
+            // the member they were merged into.
+            let row = if stored.erased_at.is_some() || stored.merged_into.is_some() {
                 erased_row(&stored.member_id, header.len())
             } else {
                 let p = members.profile(tenant, &member, view).await?;

@@ -48,7 +48,7 @@ impl LedgerPort for InProcessLedger {
                         amount: l.amount,
                     })
                     .collect(),
-                occurred_at: Some(order.at),
+                occurred_at: order.at_given.then_some(order.at),
                 tier_multiplier_bp: Some(tier_multiplier_bp),
             },
         };

@@ -40,7 +40,8 @@ pub fn start(
 
 /// The member service's scheduled work until shutdown: segments whose refresh is due, and
 /// every `review_interval_secs` a review of every member's tier and a scoring run, for
-/// every tenant. A failure is logged and tried again at the next turn.
+/// every tenant, and a purge of erased members' old rows. A tenant's failure is logged and
+/// does not hold up the others; a review that failed anywhere runs again at the next turn.
 pub async fn schedule(
     members: Arc<Members>,
     settings: MemberSettings,
@@ -51,11 +52,9 @@ pub async fn schedule(
     let mut last_review: Option<Instant> = None;
     loop {
         let review_due = !review.is_zero() && last_review.is_none_or(|at| at.elapsed() >= review);
-        if review_due {
-            last_review = Some(Instant::now());
-        }
-        if let Err(e) = scheduled_turn(&members, review_due).await {
-            tracing::warn!(error = %e.message, "scheduled member work failed; retrying next turn");
+        let started = Instant::now();
+        if scheduled_turn(&members, review_due).await && review_due {
+            last_review = Some(started);
         }
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
@@ -64,21 +63,46 @@ pub async fn schedule(
     }
 }
 
-async fn scheduled_turn(members: &Members, review: bool) -> ServiceResult<()> {
-    for tenant in members.repository().tenants().await? {
-        let tenant = TenantId::parse(tenant)?;
-        members.refresh_due_segments(&tenant).await?;
-        if review {
-            let tiers = members.review_tiers(&tenant).await?;
-            let scores = members.score_members(&tenant).await?;
-            tracing::info!(%tenant, tiers_changed = tiers.changed, scores_changed = scores.changed,
-                "member review done");
+/// One turn of scheduled work; whether all of it succeeded.
+async fn scheduled_turn(members: &Members, review: bool) -> bool {
+    let tenants = match members.repository().tenants().await {
+        Ok(tenants) => tenants,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "scheduled member work cannot list tenants; retrying next turn");
+            return false;
+        }
+    };
+    let mut ok = true;
+    for tenant in tenants {
+        if let Err(e) = tenant_turn(members, &tenant, review).await {
+            ok = false;
+            tracing::warn!(%tenant, error = %e.message, "scheduled member work failed; retrying next turn");
         }
     }
-    if review && members.purge_erased().await? {
-        tracing::info!("purged erased members' old rows from storage");
+    if review {
+        match members.purge_erased().await {
+            Ok(true) => tracing::info!("purged erased members' old rows from storage"),
+            Ok(false) => {}
+            Err(e) => {
+                ok = false;
+                tracing::warn!(error = %e.message, "purging erased members failed; retrying next turn");
+            }
+        }
     }
-    Ok(())
+    ok
+}
+
+async fn tenant_turn(members: &Members, tenant: &str, review: bool) -> ServiceResult<()> {
+    let tenant = TenantId::parse(tenant)?;
+    // Each step on its own: a segment that fails does not stop the review.
+    let segments = members.refresh_due_segments(&tenant).await;
+    if review {
+        let tiers = members.review_tiers(&tenant).await?;
+        let scores = members.score_members(&tenant).await?;
+        tracing::info!(%tenant, tiers_changed = tiers.changed, scores_changed = scores.changed,
+            "member review done");
+    }
+    segments.map(|_| ())
 }
 
 /// The configured master key, else the one in `master.key`, else a new one written there.

@@ -497,3 +497,63 @@ async fn a_merge_moves_everything_and_its_record_undoes_it() {
     let names = f.event_names().await;
     assert!(names.contains(&"merged".to_string()) && names.contains(&"restored".to_string()));
 }
+
+#[tokio::test]
+async fn a_merge_or_reversal_that_cannot_go_through_moves_no_points() {
+    let f = flow();
+    let (acme, keep) = ids("keep");
+    let dup = ids("dup").1;
+    f.register("dup").await;
+    f.ledger.balances.lock().unwrap().insert("dup".into(), 300);
+    let ghost = ids("ghost").1;
+    let err = f.members.merge(&acme, &ghost, &dup).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::MemberNotFound);
+    assert_eq!(
+        f.ledger.balances.lock().unwrap()["dup"],
+        300,
+        "nothing moved"
+    );
+
+    f.register("keep").await;
+    let record = f.members.merge(&acme, &keep, &dup).await.unwrap();
+    assert_eq!(record.points_moved, 300);
+    f.members.erase(&acme, &dup).await.unwrap();
+    let err = f
+        .members
+        .reverse_merge(&acme, &record.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::MemberErased);
+    assert_eq!(
+        f.ledger.balances.lock().unwrap()["keep"],
+        300,
+        "nothing moved back"
+    );
+}
+
+#[tokio::test]
+async fn a_refund_gives_back_at_most_what_was_paid() {
+    let f = flow();
+    let (acme, m1) = ids("m1");
+    f.register("m1").await;
+    f.members
+        .record_order(&acme, &m1, order("POS-1", 1_000))
+        .await
+        .unwrap();
+    let mut too_much = order("POS-2", -1_001);
+    too_much.refund_of = Some("POS-1".into());
+    let err = f
+        .members
+        .record_order(&acme, &m1, too_much)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    let mut overflow = order("POS-3", i64::MIN);
+    overflow.refund_of = Some("POS-1".into());
+    let err = f
+        .members
+        .record_order(&acme, &m1, overflow)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+}

@@ -4,6 +4,8 @@
 //! Everything moved is written down in a merge record, in the same batch as the merge, so
 //! the merge can be reversed exactly: the record is the undo. Reversal puts back what the
 //! merge moved and keeps what happened since (orders the survivor made after the merge).
+//! Both are checked in full before any points move in the ledger. Only available points
+//! move: points still pending on the duplicate mature there.
 
 use super::{ATTEMPTS, Members, busy};
 use crate::facts::{MemberFacts, MonthTotals};
@@ -65,15 +67,21 @@ impl Members {
         }
         let t = tenant.as_str();
         let id = self.clock.new_ulid().to_string();
-        let orders = self.all_orders(t, duplicate.as_str()).await?;
-        // The ledger first, keyed by the merge: a retry after a failure below moves nothing
-        // twice, and a failure here leaves no half merge behind.
+        // Both must be there and merge-able before anything moves.
+        let (_, kept) = self.live(tenant, survivor).await?;
+        let (_, gone) = self.live(tenant, duplicate).await?;
+        let mut tags = kept.value.tags.clone();
+        tags.extend(gone.value.tags.iter().cloned());
+        super::check_tags(&tags)?;
+        // The ledger next, keyed by the merge; a failure here leaves no half merge behind.
         let points = self
             .move_points(t, duplicate, survivor, &format!("merge.{id}"))
             .await?;
         for _ in 0..ATTEMPTS {
             let (_, mut kept) = self.live(tenant, survivor).await?;
             let (mut gone, mut gone_facts) = self.live(tenant, duplicate).await?;
+            // Listed in the loop: an order recorded meanwhile moves with the rest.
+            let orders = self.all_orders(t, duplicate.as_str()).await?;
             let d = &gone_facts.value;
             let tags_added: Vec<String> = d.tags.difference(&kept.value.tags).cloned().collect();
             let record = MergeRecord {
@@ -130,25 +138,29 @@ impl Members {
     /// and points; the record is marked reversed. Reversing again changes nothing.
     pub async fn reverse_merge(&self, tenant: &TenantId, id: &str) -> ServiceResult<MergeRecord> {
         let t = tenant.as_str();
-        let mut record = self.merge_record(tenant, id).await?;
+        let record = self.merge_record(tenant, id).await?;
         if record.state == MergeState::Reversed {
             return Ok(record);
         }
         let survivor = MemberId::parse(&record.survivor)?;
         let duplicate = MemberId::parse(&record.duplicate)?;
+        // Everything that could refuse the reversal is checked before points move back.
+        self.reversible(tenant, &record, &survivor, &duplicate)
+            .await?;
         if record.points_moved > 0 {
             let key = format!("unmerge.{id}");
             self.transfer(t, &survivor, &duplicate, record.points_moved, &key)
                 .await?;
         }
         for _ in 0..ATTEMPTS {
-            let (mut gone, mut gone_facts) = self.existing(tenant, &duplicate).await?;
-            if gone.erased_at.is_some() {
-                return Err(ServiceError::new(
-                    ErrorCode::MemberErased,
-                    format!("member {duplicate} was erased since the merge: it cannot come back"),
-                ));
+            // Read again in the loop: a reversal that won a race is not applied twice.
+            let record = self.merge_record(tenant, id).await?;
+            if record.state == MergeState::Reversed {
+                return Ok(record);
             }
+            self.reversible(tenant, &record, &survivor, &duplicate)
+                .await?;
+            let (mut gone, mut gone_facts) = self.existing(tenant, &duplicate).await?;
             let (_, mut kept) = self.existing(tenant, &survivor).await?;
             give_back(&mut kept.value, &record);
             kept.version += 1;
@@ -182,13 +194,53 @@ impl Members {
             reversed.state = MergeState::Reversed;
             reversed.reversed_at = Some(now);
             if self.commit_merge(t, writes, &reversed).await? {
-                record = reversed;
                 self.recount_order_dates(tenant, &survivor).await?;
                 self.recount_order_dates(tenant, &duplicate).await?;
-                return Ok(record);
+                return Ok(reversed);
             }
         }
         Err(busy())
+    }
+
+    /// Refuses a reversal that cannot go through: the duplicate erased, or no longer merged
+    /// into the survivor; the survivor merged away itself; an identifier taken meanwhile.
+    async fn reversible(
+        &self,
+        tenant: &TenantId,
+        record: &MergeRecord,
+        survivor: &MemberId,
+        duplicate: &MemberId,
+    ) -> ServiceResult<()> {
+        let (gone, _) = self.existing(tenant, duplicate).await?;
+        if gone.erased_at.is_some() {
+            return Err(ServiceError::new(
+                ErrorCode::MemberErased,
+                format!("member {duplicate} was erased since the merge: it cannot come back"),
+            ));
+        }
+        if gone.merged_into.as_deref() != Some(survivor.as_str()) {
+            return Err(ServiceError::new(
+                ErrorCode::VersionConflict,
+                format!("member {duplicate} is not merged into {survivor} any more"),
+            ));
+        }
+        let (kept, _) = self.existing(tenant, survivor).await?;
+        if let Some(other) = &kept.merged_into {
+            return Err(ServiceError::new(
+                ErrorCode::MemberMerged,
+                format!("member {survivor} was merged into {other} since: reverse that first"),
+            ));
+        }
+        for (kind, index) in &record.indexes_released {
+            let holder = self
+                .repo
+                .member_by_index(tenant.as_str(), *kind, index)
+                .await?;
+            if let Some(holder) = holder.filter(|h| h != duplicate.as_str()) {
+                return Err(super::taken(*kind, &holder));
+            }
+        }
+        Ok(())
     }
 
     pub async fn merge_record(&self, tenant: &TenantId, id: &str) -> ServiceResult<MergeRecord> {

@@ -54,6 +54,7 @@ impl Members {
             order_id: input.order_id,
             member: member.to_string(),
             at: input.at.unwrap_or(now),
+            at_given: timed,
             total: input.total,
             lines: input.lines,
             store: input.store,
@@ -69,19 +70,31 @@ impl Members {
         }
         if let Some(of) = &order.refund_of {
             let original = self.repo.order(t, of).await?;
-            if original.is_none_or(|o| o.member != order.member) {
+            let Some(original) = original.filter(|o| o.member == order.member) else {
                 return Err(ServiceError::invalid(format!(
                     "refund_of: member {member} has no order {of}"
+                )));
+            };
+            // A refund gives back at most what was paid, and not before it was paid.
+            if order.total.unsigned_abs() > original.total.unsigned_abs() || order.at < original.at
+            {
+                return Err(ServiceError::invalid(format!(
+                    "a refund of {of} must not exceed its total or precede it"
                 )));
             }
         }
         let policy = self.tier_policy(tenant).await?;
+        // The multiplier is fixed once: the ledger's replay of this earn compares it, so a
+        // tier change between attempts must not change the request.
+        let multiplier = {
+            let (_, facts) = self.live(tenant, member).await?;
+            Members::earn_multiplier_bp(policy.as_ref(), &facts.value)
+        };
         for _ in 0..ATTEMPTS {
             let (_, mut facts) = self.live(tenant, member).await?;
             if order.total > 0
                 && let Some(ledger) = &self.ledger
             {
-                let multiplier = Members::earn_multiplier_bp(policy.as_ref(), &facts.value);
                 order.points = ledger.earn(t, member.as_str(), &order, multiplier).await?;
             }
             facts.value.add_order(order.at, order.total);

@@ -147,21 +147,8 @@ impl Members {
 
     /// Evaluates the segment over every member now and makes the result current.
     pub async fn refresh_segment(&self, tenant: &TenantId, code: &str) -> ServiceResult<Refresh> {
-        let key = format!("{tenant}/{code}");
-        if !self
-            .refreshing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone())
-        {
-            return Err(busy());
-        }
-        let result = self.refresh_now(tenant, code).await;
-        self.refreshing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key);
-        result
+        let _claim = Refreshing::claim(&self.refreshing, format!("{tenant}/{code}"))?;
+        self.refresh_now(tenant, code).await
     }
 
     async fn refresh_now(&self, tenant: &TenantId, code: &str) -> ServiceResult<Refresh> {
@@ -221,17 +208,11 @@ impl Members {
         after: Option<&str>,
         limit: usize,
     ) -> ServiceResult<(Vec<String>, Option<String>)> {
-        let segment = self.segment(tenant, code).await?;
-        let Some(refresh) = segment.last_refresh else {
-            return Err(ServiceError::new(
-                ErrorCode::SegmentNotRefreshed,
-                format!("segment {code} has not been refreshed yet: refresh it first"),
-            ));
-        };
+        let generation = self.current_generation(tenant, code).await?;
         let limit = limit.clamp(1, 1_000);
         let page = self
             .repo
-            .segment_members(tenant.as_str(), code, refresh.generation, after, limit)
+            .segment_members(tenant.as_str(), code, generation, after, limit)
             .await?;
         let next = (page.len() == limit)
             .then(|| page.last().cloned())
@@ -239,32 +220,46 @@ impl Members {
         Ok((page, next))
     }
 
-    /// Every member of the segment as of its last refresh.
+    /// Every member of the segment as of its last refresh (one generation throughout, so a
+    /// refresh meanwhile cannot cut the list short).
     pub async fn all_segment_members(
         &self,
         tenant: &TenantId,
         code: &str,
     ) -> ServiceResult<Vec<MemberId>> {
+        let generation = self.current_generation(tenant, code).await?;
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let (page, next) = self
-                .segment_members(tenant, code, after.as_deref(), 1_000)
+            let page = self
+                .repo
+                .segment_members(tenant.as_str(), code, generation, after.as_deref(), 1_000)
                 .await?;
+            let full = page.len() == 1_000;
+            after = page.last().cloned();
             for m in page {
                 out.push(MemberId::parse(m)?);
             }
-            match next {
-                Some(n) => after = Some(n),
-                None => return Ok(out),
+            if !full {
+                return Ok(out);
             }
+        }
+    }
+
+    async fn current_generation(&self, tenant: &TenantId, code: &str) -> ServiceResult<u64> {
+        match self.segment(tenant, code).await?.last_refresh {
+            Some(refresh) => Ok(refresh.generation),
+            None => Err(ServiceError::new(
+                ErrorCode::SegmentNotRefreshed,
+                format!("segment {code} has not been refreshed yet: refresh it first"),
+            )),
         }
     }
 
     /// Refreshes the tenant's segments whose schedule is due; how many.
     pub async fn refresh_due_segments(&self, tenant: &TenantId) -> ServiceResult<usize> {
         let now = self.clock.now();
-        let mut refreshed = 0;
+        let (mut refreshed, mut failed) = (0, None);
         for segment in self.segments(tenant).await? {
             let Some(minutes) = segment.refresh_minutes else {
                 continue;
@@ -272,11 +267,50 @@ impl Members {
             let due = segment
                 .last_refresh
                 .is_none_or(|r| r.at.plus_secs(i64::from(minutes) * 60) <= now);
+            // One failing segment does not hold up the others; the first error is returned.
             if due {
-                self.refresh_segment(tenant, &segment.code).await?;
-                refreshed += 1;
+                match self.refresh_segment(tenant, &segment.code).await {
+                    Ok(_) => refreshed += 1,
+                    Err(e) => failed = failed.or(Some(e)),
+                }
             }
         }
-        Ok(refreshed)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(refreshed),
+        }
+    }
+}
+
+/// A claim on refreshing one segment, given up when dropped: also when the request that
+/// holds it is cancelled (a timeout, a client gone), which would otherwise leave the
+/// segment busy for good.
+struct Refreshing<'a> {
+    set: &'a std::sync::Mutex<std::collections::BTreeSet<String>>,
+    key: String,
+}
+
+impl<'a> Refreshing<'a> {
+    fn claim(
+        set: &'a std::sync::Mutex<std::collections::BTreeSet<String>>,
+        key: String,
+    ) -> ServiceResult<Self> {
+        if !set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone())
+        {
+            return Err(busy());
+        }
+        Ok(Self { set, key })
+    }
+}
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
     }
 }

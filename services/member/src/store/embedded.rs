@@ -678,7 +678,9 @@ impl MemberRepository for EmbeddedMemberStore {
             for ks in inner.keyspaces() {
                 ks.rotate_memtable_and_wait().map_err(storage)?;
             }
+            // The indexes too: a released index row ties a phone's keyed hash to the member.
             inner.profiles.major_compact().map_err(storage)?;
+            inner.indexes.major_compact().map_err(storage)?;
             inner
                 .db
                 .persist(fjall::PersistMode::SyncAll)
