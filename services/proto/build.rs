@@ -6,6 +6,7 @@ const PROTOS: &[&str] = &[
     "ledger/v1/ledger.proto",
     "events/v1/events.proto",
     "identity/v1/identity.proto",
+    "member/v1/member.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -6,6 +6,7 @@ mod admin_idempotency;
 mod authz;
 mod grpc;
 mod hardening;
+mod member_grpc;
 mod member_program;
 mod members;
 mod redis_limits;

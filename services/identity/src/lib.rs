@@ -7,6 +7,7 @@ pub mod audit_log;
 pub mod changes;
 pub mod checks;
 pub mod grpc;
+pub mod grpc_access;
 pub mod model;
 pub mod opaque;
 pub mod password;

@@ -1,21 +1,18 @@
-//! Who may call which `ledger.v1` method. The service checks every call itself, whoever sent
-//! it: the gateway in this process (which passes the caller it authenticated along with the
-//! request, as an extension no network peer can set), or a gRPC client that sends
-//! `authorization: Bearer <access token or API key>` (or `x-api-key`) in its metadata. The
-//! caller must belong to the request's tenant and hold the permission in its domain (the
-//! tenant, or `tenant/store` with `x-store-id`). Writes that did not come through the gateway
-//! are recorded in the audit log here.
+//! Who may call which `ledger.v1` method: the table below, checked for every call by the
+//! shared gRPC access checks ([`loyalty_identity::grpc_access`]): in-process callers come
+//! with the caller the gateway authenticated, network callers with their credential in the
+//! metadata; the caller must belong to the request's tenant and hold the permission; writes
+//! that did not come through the gateway are audited here.
 
-use loyalty_common::ServiceError;
-use loyalty_common::error::ErrorCode;
-use loyalty_common::ids::{StoreId, TenantId};
-use loyalty_identity::audit::Outcome;
-use loyalty_identity::checks::{Act, Caller, CallerChecks};
-use loyalty_identity::model::PLATFORM;
-use loyalty_identity::permissions::{self as p, Action, Permission};
-use loyalty_identity::service::Principal;
+use loyalty_identity::checks::CallerChecks;
+use loyalty_identity::grpc_access::GrpcAccess;
+pub use loyalty_identity::grpc_access::{Admitted, Authenticated};
+use loyalty_identity::permissions::{self as p, Permission};
 use std::sync::Arc;
 use tonic::{Request, Status};
+
+/// The full service name, which prefixes the actions of audited writes.
+const SERVICE: &str = "ledger.v1.LedgerService";
 
 /// Every method of `ledger.v1.LedgerService` and the permission it needs.
 pub const RPCS: &[(&str, Permission)] = &[
@@ -37,44 +34,13 @@ pub const RPCS: &[(&str, Permission)] = &[
     ("GetRules", p::RULES_READ),
 ];
 
-/// The caller the gateway authenticated, and the store its request named (`X-Store-Id`),
-/// passed with an in-process call.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub principal: Principal,
-    pub store: Option<String>,
-}
-
 /// The access checks of the ledger's gRPC service.
 #[derive(Clone)]
-pub struct Access {
-    /// The identity service in this process, or one in another ([`loyalty_identity::grpc`]).
-    identity: Arc<dyn CallerChecks>,
-}
-
-/// A call let in: whom to record a write for, if the gateway did not already.
-pub struct Admitted {
-    audit: Option<Audited>,
-}
-
-/// A write to record once it is done: by whom (and the credential it sent), about which
-/// tenant, what, and the request's id.
-#[derive(Clone)]
-struct Audited {
-    principal: Principal,
-    credential: Option<String>,
-    tenant: String,
-    action: String,
-    request_id: String,
-}
-
-fn metadata<'a, T>(req: &'a Request<T>, name: &str) -> Option<&'a str> {
-    req.metadata().get(name).and_then(|v| v.to_str().ok())
-}
+pub struct Access(GrpcAccess);
 
 impl Access {
     pub fn new(identity: Arc<dyn CallerChecks>) -> Self {
-        Self { identity }
+        Self(GrpcAccess::new(identity, SERVICE, RPCS))
     }
 
     /// Authenticates and authorizes a call of `method` about `tenant`.
@@ -84,67 +50,9 @@ impl Access {
         method: &str,
         tenant: &str,
     ) -> Result<Admitted, Status> {
-        let permission = RPCS
-            .iter()
-            .find(|(m, _)| *m == method)
-            .map(|(_, permission)| *permission)
-            .ok_or_else(|| Status::permission_denied("this method is open to no role"))?;
-        let request_id = metadata(req, "x-request-id").unwrap_or("").to_string();
-        let (principal, store, credential) = match req.extensions().get::<Authenticated>() {
-            Some(caller) => (caller.principal.clone(), caller.store.clone(), None),
-            None => {
-                let store = metadata(req, "x-store-id").map(String::from);
-                let credential = credential(req)?;
-                let principal = self.identity.authenticate(credential).await?;
-                (principal, store, Some(credential.to_string()))
-            }
-        };
-        // In process, the gateway records the write; from the network, the ledger does.
-        let from_gateway = credential.is_none();
-        let tenant = TenantId::parse(tenant)?;
-        if principal.tenant != PLATFORM && principal.tenant != tenant.as_str() {
-            return Err(ServiceError::new(
-                ErrorCode::Forbidden,
-                "this caller belongs to another tenant",
-            )
-            .into());
-        }
-        let domain = match store {
-            Some(store) => format!("{tenant}/{}", StoreId::parse(store)?),
-            None => tenant.to_string(),
-        };
-        let caller = Caller {
-            principal: &principal,
-            credential: credential.as_deref(),
-        };
-        self.identity
-            .authorize(caller, &domain, permission, &request_id)
-            .await?;
-        let audit = (!from_gateway && permission.action == Action::Write).then(|| Audited {
-            action: format!("ledger.v1.LedgerService/{method}"),
-            tenant: tenant.to_string(),
-            principal,
-            credential,
-            request_id,
-        });
-        Ok(Admitted { audit })
+        self.0.admit(req, method, tenant).await
     }
-}
 
-/// The credential a network caller sent in its metadata.
-fn credential<T>(req: &Request<T>) -> Result<&str, Status> {
-    match (metadata(req, "authorization"), metadata(req, "x-api-key")) {
-        (Some(value), _) => value.strip_prefix("Bearer ").ok_or_else(|| {
-            Status::unauthenticated("use authorization: Bearer <access token or API key>")
-        }),
-        (None, Some(key)) => Ok(key),
-        (None, None) => Err(Status::unauthenticated(
-            "send authorization: Bearer <access token or API key> in the metadata",
-        )),
-    }
-}
-
-impl Access {
     /// Records a write that did not come through the gateway, with its outcome; the call
     /// answers only once the record is stored.
     pub async fn finish<R>(
@@ -153,26 +61,7 @@ impl Access {
         target: &str,
         result: Result<R, Status>,
     ) -> Result<R, Status> {
-        let Some(audited) = admitted.audit else {
-            return result;
-        };
-        let outcome = match &result {
-            Ok(_) => Outcome::Allowed,
-            Err(status) => Outcome::Failed(format!("{:?}", status.code())),
-        };
-        let caller = Caller {
-            principal: &audited.principal,
-            credential: audited.credential.as_deref(),
-        };
-        let act = Act {
-            tenant: &audited.tenant,
-            action: &audited.action,
-            target,
-            outcome,
-            request_id: &audited.request_id,
-        };
-        self.identity.record(caller, act).await?;
-        result
+        self.0.finish(admitted, target, result).await
     }
 }
 
@@ -185,12 +74,13 @@ mod tests {
     fn every_method_of_the_service_is_in_the_table() {
         let set =
             prost_types::FileDescriptorSet::decode(loyalty_proto::FILE_DESCRIPTOR_SET).unwrap();
-        let service = set
+        let (package, service) = set
             .file
             .iter()
-            .flat_map(|f| f.service.iter())
-            .find(|s| s.name() == "LedgerService")
+            .flat_map(|f| f.service.iter().map(move |s| (f.package(), s)))
+            .find(|(_, s)| s.name() == "LedgerService")
             .unwrap();
+        assert_eq!(format!("{package}.{}", service.name()), SERVICE);
         let methods: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
         let table: Vec<&str> = RPCS.iter().map(|(m, _)| *m).collect();
         assert_eq!(methods, table);

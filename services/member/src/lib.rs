@@ -1,12 +1,14 @@
 //! The member service: profiles with their personal data sealed per tenant ([`vault`]),
 //! found through keyed blind indexes ([`blind`]) and masked unless the caller may see them
 //! ([`mask`]); the non-personal facts segments, tiers and scores read ([`facts`],
-//! [`segment`], [`tier`], [`rfm`]); orders ([`orders`]); and an event for every change
-//! ([`events`]).
+//! [`segment`], [`tier`], [`rfm`]); orders ([`orders`]); an event for every change
+//! ([`events`]); and the `member.v1` gRPC API ([`grpc`], its access checks in [`grpc_access`]).
 
 pub mod blind;
 pub mod events;
 pub mod facts;
+pub mod grpc;
+pub mod grpc_access;
 pub mod mask;
 pub mod orders;
 pub mod profile;

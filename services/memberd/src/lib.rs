@@ -29,10 +29,13 @@ use loyalty_ledger::grpc_access::Access;
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
 use loyalty_member::events::MemberOutbox;
+use loyalty_member::grpc::MemberGrpc;
+use loyalty_member::grpc_access::Access as MemberAccess;
 use loyalty_member::orders::LedgerPort;
 use loyalty_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
+use loyalty_proto::member::v1::member_service_server::MemberServiceServer;
 use publication::Publication;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -249,13 +252,38 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         ))),
         _ => None,
     };
-    if ledger_server.is_some() || identity_server.is_some() {
+    // The member service runs with the gateway. In one process (`--target all`) its gRPC API
+    // is served on the ledger's port, checking callers against the identity service here.
+    let members = if runs_gateway {
+        // The ledger in this process directly; in another, over its gRPC API as the caller.
+        let ledger_port: Arc<dyn LedgerPort> = match ledger_in_process.clone() {
+            Some(ledger) => Arc::new(member_ledger::InProcessLedger(ledger)),
+            None => {
+                let transport = state::remote(&config.ledger_endpoint).with_context(|| {
+                    format!("invalid ledger_endpoint {}", config.ledger_endpoint)
+                })?;
+                Arc::new(RemoteLedger(LedgerServiceClient::new(transport)))
+            }
+        };
+        Some(members::start(&config, Some(ledger_port))?)
+    } else {
+        None
+    };
+    let member_server = match (&members, &identity) {
+        (Some(members), Some(identity)) if config.target == Target::All => {
+            let access = MemberAccess::new(identity.clone());
+            Some(MemberGrpc::new(Arc::clone(members), access).into_server())
+        }
+        _ => None,
+    };
+    if ledger_server.is_some() || identity_server.is_some() || member_server.is_some() {
         let listener = bind(&config.grpc_addr, "grpc_addr").await?;
         grpc_addr = Some(listener.local_addr()?);
         tasks.push(tokio::spawn(serve_grpc(
             listener,
             ledger_server.clone(),
             identity_server,
+            member_server,
             shutdown_rx.clone(),
         )));
     }
@@ -274,12 +302,9 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         let identity = identity
             .clone()
             .ok_or_else(|| anyhow::anyhow!("the gateway runs without the identity service"))?;
-        // The ledger in this process directly; in another, over its gRPC API as the caller.
-        let ledger_port: Arc<dyn LedgerPort> = match ledger_in_process.clone() {
-            Some(ledger) => Arc::new(member_ledger::InProcessLedger(ledger)),
-            None => Arc::new(RemoteLedger(LedgerServiceClient::new(transport.clone()))),
-        };
-        let members = members::start(&config, Some(ledger_port))?;
+        let members = members
+            .clone()
+            .context("the gateway runs without the member service")?;
         if let Some(events) = &events {
             let outbox = MemberOutbox(Arc::clone(members.repository()));
             tasks.extend(events.start(Arc::new(outbox)));
@@ -340,6 +365,7 @@ async fn serve_grpc(
     listener: TcpListener,
     ledger: Option<LedgerServiceServer<LedgerGrpc>>,
     identity: Option<IdentityServiceServer<IdentityGrpc>>,
+    members: Option<MemberServiceServer<MemberGrpc>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -353,6 +379,11 @@ async fn serve_grpc(
             .set_serving::<IdentityServiceServer<IdentityGrpc>>()
             .await;
     }
+    if members.is_some() {
+        reporter
+            .set_serving::<MemberServiceServer<MemberGrpc>>()
+            .await;
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(loyalty_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -364,6 +395,7 @@ async fn serve_grpc(
         .add_service(reflection)
         .add_optional_service(ledger)
         .add_optional_service(identity)
+        .add_optional_service(members)
         .serve_with_incoming_shutdown(
             // No Nagle delay: small unary replies must leave at once.
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

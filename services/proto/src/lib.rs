@@ -15,6 +15,13 @@ pub mod identity {
     }
 }
 
+/// `member.v1`: member profiles, orders, activity, erasure, segments and merges.
+pub mod member {
+    pub mod v1 {
+        tonic::include_proto!("member.v1");
+    }
+}
+
 /// `events.v1`: the schema of the events published to partners (JSON on the wire).
 pub mod events {
     pub mod v1 {
