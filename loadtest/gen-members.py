@@ -36,10 +36,10 @@ city = "城市"
 
 
 def id_number(rng, n):
-    # The area code changes every 63,000 rows, before birth date and sequence repeat, so
-    # every generated ID number is unique.
-    area = 110101 + n // 63000
-    body = "%06d%04d%02d%02d%03d" % (area, 1960 + n % 45, 1 + n % 12, 1 + n % 28, n % 1000)
+    # Birth date and sequence repeat every 63,000 rows (the lcm of 45, 12, 28 and 1000), so the
+    # region code moves on by one each time round: unique up to 63 million rows.
+    region = 110101 + n // 63000
+    body = "%06d%04d%02d%02d%03d" % (region, 1960 + n % 45, 1 + n % 12, 1 + n % 28, n % 1000)
     weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
     check = "10X98765432"[sum(int(d) * w for d, w in zip(body, weights)) % 11]
     return body + check

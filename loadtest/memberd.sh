@@ -7,6 +7,7 @@ bench_admin_password="bench-only-passphrase"
 # target/release/memberd) on DATA_DIR with the extra
 # environment, sets memberd_pid, grpc and http (its addresses) once it listens, logs in as the
 # platform administrator and exports LOADGEN_TOKEN (memberd checks every gRPC caller), or exits.
+# It waits up to $memberd_start_secs (default 10) seconds for memberd to listen.
 start_memberd() {
   local dir=$1 log=$2
   shift 2
@@ -15,7 +16,7 @@ start_memberd() {
     "${memberd_bin:-target/release/memberd}" --data-dir "$dir" 2>"$log" &
   memberd_pid=$!
   grpc=""
-  for _ in $(seq 100); do
+  for _ in $(seq $((${memberd_start_secs:-10} * 10))); do
     grpc=$(sed -n 's/^memberd: grpc listening on //p' "$log")
     http=$(sed -n 's/^memberd: http listening on //p' "$log")
     if [ -n "$grpc" ] && [[ " $* " == *" MEMBERD_TARGET=ledger "* ]]; then

@@ -32,6 +32,9 @@ pub enum Phase {
     Echo,
     /// Open loop of Earn at half the earn phase's throughput (or --open-loop-rate).
     EarnAtHalf,
+    /// Closed loop of masked profile reads (REST only) of members imported beforehand with
+    /// `loadtest/gen-members.py` (ids M00000000 up to --members); opens no wallet.
+    ProfileRead,
 }
 
 impl Phase {
@@ -41,7 +44,13 @@ impl Phase {
             Phase::Mix => "mix",
             Phase::Echo => "echo",
             Phase::EarnAtHalf => "earn-at-half",
+            Phase::ProfileRead => "profile-read",
         }
+    }
+
+    /// Whether the phase needs the wallets that setup opens.
+    fn needs_wallets(self) -> bool {
+        matches!(self, Phase::Earn | Phase::Mix | Phase::EarnAtHalf)
     }
 }
 
@@ -50,7 +59,8 @@ impl Phase {
 pub enum Api {
     /// The ledger's gRPC port (`ledger.v1`).
     Grpc,
-    /// memberd's REST gateway (`/v1`, JSON over HTTP/1.1): earn and earn-at-half only.
+    /// memberd's REST gateway (`/v1`, JSON over HTTP/1.1): earn, earn-at-half and
+    /// profile-read only.
     Rest,
 }
 
@@ -74,15 +84,17 @@ pub struct BenchArgs {
     /// Length of each measured phase, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub seconds: u64,
-    /// Members (wallets) opened during setup; every request picks one at random.
+    /// Members (wallets) opened during setup; every request picks one at random. For
+    /// profile-read: the imported members to pick from (M00000000 up to this many).
     #[arg(long, default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub members: u32,
     /// Tenant the run writes to. Default: bench-<random>, a fresh tenant for every run.
     #[arg(long)]
     pub tenant: Option<String>,
-    /// Phases to run, comma separated. They run in the order earn, mix, echo, earn-at-half
-    /// whatever the order given. Setup (opening wallets) runs unless only echo is selected.
+    /// Phases to run, comma separated. They run in the order earn, mix, echo, earn-at-half,
+    /// profile-read whatever the order given. Setup (opening wallets) runs when earn, mix or
+    /// earn-at-half is selected. profile-read (REST only) is not in the default.
     #[arg(
         long,
         value_enum,
@@ -175,6 +187,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             p.name()
         );
     }
+    if args.api == Api::Grpc && phases.contains(&Phase::ProfileRead) {
+        bail!("phase profile-read runs over REST only; use --api rest");
+    }
     let run_id = format!("{:08x}", rand::random::<u32>());
     let tenant = args
         .tenant
@@ -215,8 +230,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 args.token.as_deref(),
             )?)],
         };
-        let limit = Duration::from_secs(args.setup_timeout_secs);
-        open_wallets(&ctx, &channels, args.setup_in_flight as usize, limit).await?;
+        if phases.iter().any(|p| p.needs_wallets()) {
+            let limit = Duration::from_secs(args.setup_timeout_secs);
+            open_wallets(&ctx, &channels, args.setup_in_flight as usize, limit).await?;
+        }
         channels
     } else {
         Vec::new()
@@ -229,11 +246,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let mut reports = Vec::new();
     for phase in phases {
         let report = match phase {
-            Phase::Earn | Phase::Mix => {
-                let kind = if phase == Phase::Earn {
-                    Kind::Earn
-                } else {
-                    Kind::Mix
+            Phase::Earn | Phase::Mix | Phase::ProfileRead => {
+                let kind = match phase {
+                    Phase::Earn => Kind::Earn,
+                    Phase::Mix => Kind::Mix,
+                    _ => Kind::ProfileRead,
                 };
                 closed_phase(&args, &ctx, phase, kind, &ledger).await?
             }

@@ -16,7 +16,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// --seconds each: earn (closed loop of Earn), mix (80% Earn, 20% Redeem + CaptureHold),
 /// echo (the same loop against a no-op gRPC server it spawns, the stack's ceiling) and
 /// earn-at-half (open loop at half the earn throughput, latency from each request's intended
-/// start). Each phase prints one line on stdout:
+/// start). With `--api rest --phases profile-read`, a closed loop of masked profile reads of
+/// members imported beforehand (`loadtest/bench-members.sh`). Each phase prints one line on
+/// stdout:
 ///
 ///   phase=earn ops=N throughput_per_s=X p50_ms=X p99_ms=X p999_ms=X errors=N rejected=N
 ///

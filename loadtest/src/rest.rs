@@ -46,7 +46,10 @@ impl RestConn {
             "{}/v1/tenants/{}/members/{}/{action}",
             self.base, wallet.tenant_id, wallet.member_id
         );
-        let request = self.http.post(url).header("idempotency-key", key);
+        self.authorized(self.http.post(url).header("idempotency-key", key))
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.authorization {
             Some(value) => request.header(AUTHORIZATION, value.clone()),
             None => request,
@@ -92,6 +95,19 @@ impl RestConn {
                     Err(e) => transport_error(&e),
                 }
             }
+            Ok(response) => classify(response).await,
+            Err(e) => transport_error(&e),
+        }
+    }
+
+    /// Reads a member's masked profile (`GET .../members/{m}/profile`), the whole reply.
+    pub async fn profile(&self, tenant: &str, member: &str) -> Outcome {
+        let url = format!("{}/v1/tenants/{tenant}/members/{member}/profile", self.base);
+        match self.authorized(self.http.get(url)).send().await {
+            Ok(response) if response.status().is_success() => match response.bytes().await {
+                Ok(_) => Outcome::Ok,
+                Err(e) => transport_error(&e),
+            },
             Ok(response) => classify(response).await,
             Err(e) => transport_error(&e),
         }

@@ -34,6 +34,11 @@ pub fn member_id(i: u32) -> String {
     format!("m-{i:07}")
 }
 
+/// The id of imported member number `i` (0-based), as `loadtest/gen-members.py` writes it.
+pub fn imported_member_id(i: u32) -> String {
+    format!("M{i:08}")
+}
+
 impl RunContext {
     pub fn wallet(&self, member: u32) -> WalletRef {
         WalletRef {
@@ -52,6 +57,8 @@ pub enum Kind {
     Mix,
     /// One Echo carrying an encoded EarnRequest, against the no-op baseline server.
     Echo,
+    /// One masked profile read (REST) of a random imported member.
+    ProfileRead,
 }
 
 enum Client {
@@ -96,6 +103,7 @@ impl Worker {
             Kind::Mix if self.rng.random_bool(MIX_EARN_SHARE) => self.earn().await,
             Kind::Mix => self.redeem_and_capture().await,
             Kind::Echo => self.echo().await,
+            Kind::ProfileRead => self.profile_read().await,
         }
     }
 
@@ -139,6 +147,14 @@ impl Worker {
             },
             Client::Rest(rest) => rest.earn(request).await,
             Client::Echo(_) => Outcome::Error("earn-without-ledger-client".into()),
+        }
+    }
+
+    async fn profile_read(&mut self) -> Outcome {
+        let member = imported_member_id(self.rng.random_range(0..self.ctx.members));
+        match &self.client {
+            Client::Rest(rest) => rest.profile(&self.ctx.tenant, &member).await,
+            _ => Outcome::Error("profile-read-without-rest-client".into()),
         }
     }
 
@@ -228,6 +244,13 @@ mod tests {
         assert!(matches!(classify(&status), Outcome::Rejected));
         let other = tonic::Status::unavailable("down");
         assert!(matches!(classify(&other), Outcome::Error(k) if k == "Unavailable"));
+    }
+
+    #[test]
+    fn imported_ids_are_those_gen_members_writes() {
+        // loadtest/gen-members.py: f"M{n:08d}".
+        assert_eq!(imported_member_id(0), "M00000000");
+        assert_eq!(imported_member_id(999_999), "M00999999");
     }
 
     #[tokio::test]

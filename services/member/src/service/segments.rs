@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 const SEGMENTS: &str = "segment";
-/// Facts read per page of a refresh; matches written per batch.
+/// Facts read per page of a refresh.
 const PAGE: usize = 5_000;
+/// Matches written per batch. Each batch is one durable write, so a refresh waits for one
+/// sync per this many matches rather than one per page of facts.
+const WRITE_BATCH: usize = 50_000;
 /// Refreshes run at most this often on schedule.
 pub const MIN_REFRESH_MINUTES: u32 = 5;
 
@@ -165,22 +168,30 @@ impl Members {
         self.repo.drop_segment_members(t, code, generation).await?;
         let (mut count, mut scanned) = (0u64, 0u64);
         let mut after: Option<String> = None;
+        let mut matched: Vec<String> = Vec::new();
         loop {
             let page: Vec<Versioned<_>> = self.repo.facts_page(t, after.as_deref(), PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.value.member_id.clone());
             scanned += page.len() as u64;
-            let matched: Vec<String> = page
-                .into_iter()
-                .filter(|f| matcher.matches(&f.value))
-                .map(|f| f.value.member_id)
-                .collect();
-            count += matched.len() as u64;
-            if !matched.is_empty() {
+            let before = matched.len();
+            matched.extend(
+                page.into_iter()
+                    .filter(|f| matcher.matches(&f.value))
+                    .map(|f| f.value.member_id),
+            );
+            count += (matched.len() - before) as u64;
+            if matched.len() >= WRITE_BATCH {
+                let batch = std::mem::take(&mut matched);
                 self.repo
-                    .add_segment_members(t, code, generation, matched)
+                    .add_segment_members(t, code, generation, batch)
                     .await?;
             }
+        }
+        if !matched.is_empty() {
+            self.repo
+                .add_segment_members(t, code, generation, matched)
+                .await?;
         }
         let refresh = Refresh {
             generation,
@@ -312,5 +323,85 @@ impl Drop for Refreshing<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::MemberFacts;
+    use crate::store::{EmbeddedMemberStore, MemberWrite};
+    use crate::vault::MasterKey;
+    use loyalty_common::ManualClock;
+    use std::sync::Arc;
+
+    /// More members than a page of facts and more matches than a write batch: every match
+    /// is kept, in order, and a second refresh replaces the first whole.
+    #[tokio::test]
+    async fn a_refresh_spans_many_pages_and_write_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedMemberStore::open(dir.path()).unwrap();
+        let members = Members::new(
+            Arc::new(store),
+            MasterKey::generate().unwrap().0,
+            ManualClock::new(Timestamp(1_768_478_400_000)),
+        );
+        let tenant = TenantId::parse("acme").unwrap();
+        let total = WRITE_BATCH + 2 * PAGE + 7;
+        let ids: Vec<String> = (0..total).map(|i| format!("m{i:06}")).collect();
+        for chunk in ids.chunks(PAGE) {
+            let writes = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let mut facts = MemberFacts::new(id, Timestamp(1_768_000_000_000));
+                    // Every tenth member of a chunk stays out of the segment.
+                    if i % 10 != 0 {
+                        facts.tags.insert("vip".into());
+                    }
+                    MemberWrite {
+                        tenant: "acme".into(),
+                        member: id.clone(),
+                        facts: Some(Versioned {
+                            version: 1,
+                            value: facts,
+                        }),
+                        ..MemberWrite::default()
+                    }
+                })
+                .collect();
+            members.repo.write_many(writes, None).await.unwrap();
+        }
+        let expected: Vec<MemberId> = ids
+            .chunks(PAGE)
+            .flat_map(|chunk| chunk.iter().enumerate().filter(|(i, _)| i % 10 != 0))
+            .map(|(_, id)| MemberId::parse(id.clone()).unwrap())
+            .collect();
+        assert!(expected.len() > WRITE_BATCH);
+        let input = || SegmentInput {
+            name: "VIPs".into(),
+            query: serde_json::json!({"tag": "vip"}),
+            refresh_minutes: None,
+        };
+        members.put_segment(&tenant, "vips", input()).await.unwrap();
+        for generation in 1..=2 {
+            let refresh = members.refresh_segment(&tenant, "vips").await.unwrap();
+            assert_eq!(refresh.generation, generation);
+            assert_eq!(refresh.scanned, total as u64);
+            assert_eq!(refresh.count, expected.len() as u64);
+            let all = members.all_segment_members(&tenant, "vips").await.unwrap();
+            assert!(
+                all == expected,
+                "generation {generation}: {} members",
+                all.len()
+            );
+        }
+        // The first generation is gone.
+        let old = members
+            .repo
+            .segment_members("acme", "vips", 1, None, 10)
+            .await
+            .unwrap();
+        assert!(old.is_empty());
     }
 }

@@ -522,9 +522,10 @@ impl MemberRepository for EmbeddedMemberStore {
     }
 
     async fn tenant_keys(&self, tenant: &str) -> ServiceResult<Vec<StoredTenantKey>> {
-        let tenant = tenant.to_string();
-        self.blocking(move |inner| Inner::page(&inner.keys, &tenant, None, usize::MAX))
-            .await
+        // A tenant has a handful of key versions, read on every profile read: in place, like
+        // the other point reads, since a hop to the blocking pool and back cost more than the
+        // read itself (docs/benchmarks.md, member service at scale).
+        Inner::page(&self.inner.keys, tenant, None, usize::MAX)
     }
 
     async fn add_tenant_key(&self, tenant: &str, stored: &StoredTenantKey) -> ServiceResult<bool> {
