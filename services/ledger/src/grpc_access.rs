@@ -9,7 +9,6 @@ use loyalty_identity::grpc_access::GrpcAccess;
 pub use loyalty_identity::grpc_access::{Admitted, Authenticated};
 use loyalty_identity::permissions::{self as p, Permission};
 use std::sync::Arc;
-use tonic::{Request, Status};
 
 /// The full service name, which prefixes the actions of audited writes.
 const SERVICE: &str = "ledger.v1.LedgerService";
@@ -34,35 +33,11 @@ pub const RPCS: &[(&str, Permission)] = &[
     ("GetRules", p::RULES_READ),
 ];
 
-/// The access checks of the ledger's gRPC service.
-#[derive(Clone)]
-pub struct Access(GrpcAccess);
+/// The access checks of the ledger's gRPC API: the shared checks with this table.
+pub type Access = GrpcAccess;
 
-impl Access {
-    pub fn new(identity: Arc<dyn CallerChecks>) -> Self {
-        Self(GrpcAccess::new(identity, SERVICE, RPCS))
-    }
-
-    /// Authenticates and authorizes a call of `method` about `tenant`.
-    pub async fn admit<T>(
-        &self,
-        req: &Request<T>,
-        method: &str,
-        tenant: &str,
-    ) -> Result<Admitted, Status> {
-        self.0.admit(req, method, tenant).await
-    }
-
-    /// Records a write that did not come through the gateway, with its outcome; the call
-    /// answers only once the record is stored.
-    pub async fn finish<R>(
-        &self,
-        admitted: Admitted,
-        target: &str,
-        result: Result<R, Status>,
-    ) -> Result<R, Status> {
-        self.0.finish(admitted, target, result).await
-    }
+pub fn access(identity: Arc<dyn CallerChecks>) -> Access {
+    GrpcAccess::new(identity, SERVICE, RPCS)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 mod convert;
 
-use crate::grpc_access::{Access, Admitted};
+use crate::grpc_access::{Access, Admitted, READ_UNMASKED};
 use crate::profile::IndexKind;
 use crate::service::{Members, View};
 use loyalty_common::ServiceError;
@@ -132,7 +132,7 @@ impl MemberService for MemberGrpc {
         };
         // Recorded before the data leaves: no unaudited unmasked read, even in process.
         self.access
-            .record_unmasked(&admitted, &target, outcome)
+            .record(&admitted, READ_UNMASKED, &target, outcome)
             .await?;
         Ok(Response::new(convert::profile(result?)))
     }

@@ -1,15 +1,13 @@
 //! Who may call which `member.v1` method: the table below, checked for every call by the
 //! shared gRPC access checks ([`loyalty_identity::grpc_access`]), with the same permissions
 //! as the REST routes. Writes that did not come through the gateway are audited there; an
-//! unmasked read is audited always ([`Access::record_unmasked`]).
+//! unmasked read is audited always ([`GrpcAccess::record`] with [`READ_UNMASKED`]).
 
-use loyalty_identity::audit::Outcome;
 use loyalty_identity::checks::CallerChecks;
 use loyalty_identity::grpc_access::GrpcAccess;
 pub use loyalty_identity::grpc_access::{Admitted, Authenticated};
 use loyalty_identity::permissions::{self as p, Permission};
 use std::sync::Arc;
-use tonic::{Request, Status};
 
 /// The full service name, which prefixes the actions of audited writes.
 const SERVICE: &str = "member.v1.MemberService";
@@ -36,48 +34,11 @@ pub const RPCS: &[(&str, Permission)] = &[
     ("ReverseMerge", p::MEMBER_WRITE),
 ];
 
-/// The access checks of the member service's gRPC API.
-#[derive(Clone)]
-pub struct Access(GrpcAccess);
+/// The access checks of the member service's gRPC API: the shared checks with this table.
+pub type Access = GrpcAccess;
 
-impl Access {
-    pub fn new(identity: Arc<dyn CallerChecks>) -> Self {
-        Self(GrpcAccess::new(identity, SERVICE, RPCS))
-    }
-
-    /// Authenticates and authorizes a call of `method` about `tenant`.
-    pub async fn admit<T>(
-        &self,
-        req: &Request<T>,
-        method: &str,
-        tenant: &str,
-    ) -> Result<Admitted, Status> {
-        self.0.admit(req, method, tenant).await
-    }
-
-    /// Records a write that did not come through the gateway, with its outcome; the call
-    /// answers only once the record is stored.
-    pub async fn finish<R>(
-        &self,
-        admitted: Admitted,
-        target: &str,
-        result: Result<R, Status>,
-    ) -> Result<R, Status> {
-        self.0.finish(admitted, target, result).await
-    }
-
-    /// Records an unmasked read of `target`, whoever passed the call on: it is stored before
-    /// the data is returned, so no unmasked read goes unaudited.
-    pub async fn record_unmasked(
-        &self,
-        admitted: &Admitted,
-        target: &str,
-        outcome: Outcome,
-    ) -> Result<(), Status> {
-        self.0
-            .record(admitted, READ_UNMASKED, target, outcome)
-            .await
-    }
+pub fn access(identity: Arc<dyn CallerChecks>) -> Access {
+    GrpcAccess::new(identity, SERVICE, RPCS)
 }
 
 #[cfg(test)]

@@ -25,12 +25,12 @@ use loyalty_identity::grpc::{IdentityGrpc, RemoteIdentity};
 use loyalty_identity::service::IdentityService;
 use loyalty_ledger::events::LedgerOutbox;
 use loyalty_ledger::grpc::LedgerGrpc;
-use loyalty_ledger::grpc_access::Access;
+use loyalty_ledger::grpc_access::access as ledger_access;
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
 use loyalty_member::events::MemberOutbox;
 use loyalty_member::grpc::MemberGrpc;
-use loyalty_member::grpc_access::Access as MemberAccess;
+use loyalty_member::grpc_access::access as member_access;
 use loyalty_member::orders::LedgerPort;
 use loyalty_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
@@ -227,11 +227,11 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         let grpc = LedgerGrpc::new(ledger);
         let grpc = match (&identity, &config.identity_endpoint) {
             (Some(_), _) if UNGUARDED => grpc,
-            (Some(identity), _) => grpc.with_access(Access::new(identity.clone())),
+            (Some(identity), _) => grpc.with_access(ledger_access(identity.clone())),
             (None, Some(endpoint)) => {
                 let remote = RemoteIdentity::connect_lazy(endpoint)
                     .map_err(|e| anyhow::anyhow!("identity_endpoint: {}", e.message))?;
-                grpc.with_access(Access::new(Arc::new(remote)))
+                grpc.with_access(ledger_access(Arc::new(remote)))
             }
             (None, None) => {
                 tracing::warn!(
@@ -271,7 +271,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     };
     let member_server = match (&members, &identity) {
         (Some(members), Some(identity)) if config.target == Target::All => {
-            let access = MemberAccess::new(identity.clone());
+            let access = member_access(identity.clone());
             Some(MemberGrpc::new(Arc::clone(members), access).into_server())
         }
         _ => None,

@@ -69,6 +69,16 @@ pub struct ConsentsDto {
     app: bool,
 }
 
+impl From<ConsentsDto> for Consents {
+    fn from(c: ConsentsDto) -> Self {
+        Self {
+            sms: c.sms,
+            email: c.email,
+            app: c.app,
+        }
+    }
+}
+
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ProfileBody {
     #[serde(default)]
@@ -145,11 +155,7 @@ impl From<ProfileBody> for ProfileInput {
             },
             channel: b.channel,
             store: b.store,
-            consents: Consents {
-                sms: b.consents.sms,
-                email: b.consents.email,
-                app: b.consents.app,
-            },
+            consents: b.consents.into(),
             attributes: b.attributes,
             tags: b.tags.into_iter().collect(),
         }
@@ -167,14 +173,10 @@ async fn register(
     JsonBody(body): JsonBody<ProfileBody>,
 ) -> Reply<ProfileDto> {
     let (tenant, member) = p.ids()?;
-    let members = s.members();
-    members.register(&tenant, &member, body.into()).await?;
-    Ok(Json(
-        members
-            .profile(&tenant, &member, View::Masked)
-            .await?
-            .into(),
-    ))
+    // Registration hands back the profile it wrote, in the clear: masked here, not read again.
+    let mut profile = s.members().register(&tenant, &member, body.into()).await?;
+    profile.personal = profile.personal.masked();
+    Ok(Json(profile.into()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -203,11 +205,7 @@ async fn update(
     let (tenant, member) = p.ids()?;
     let patch = ProfilePatch {
         personal: body.personal,
-        consents: body.consents.map(|c| Consents {
-            sms: c.sms,
-            email: c.email,
-            app: c.app,
-        }),
+        consents: body.consents.map(Into::into),
         attributes: body.attributes,
     };
     Ok(Json(

@@ -2,7 +2,7 @@
 //! are covered end to end in `tests/it/member_grpc.rs`).
 
 use super::*;
-use crate::grpc_access::Authenticated;
+use crate::grpc_access::{Authenticated, access};
 use crate::profile::Personal;
 use crate::service::ProfileInput;
 use crate::store::EmbeddedMemberStore;
@@ -72,7 +72,7 @@ async fn harness(broken: bool) -> Harness {
         broken,
         ..Checks::default()
     });
-    let access = Access::new(Arc::clone(&checks) as Arc<dyn CallerChecks>);
+    let access = access(Arc::clone(&checks) as Arc<dyn CallerChecks>);
     Harness {
         grpc: MemberGrpc::new(members, access),
         checks,
