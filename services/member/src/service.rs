@@ -81,6 +81,8 @@ pub struct Members {
     /// A member was erased since the store last purged old rows. Starts true, so a restart
     /// after an erasure purges too.
     unpurged_erasures: std::sync::atomic::AtomicBool,
+    /// Each tenant's key ring as last opened for reading profiles (see [`Self::reading_ring`]).
+    rings: std::sync::Mutex<std::collections::HashMap<String, Arc<TenantRing>>>,
 }
 
 /// How often a change that lost a race with another is tried again.
@@ -118,6 +120,7 @@ impl Members {
             erasure_deadline_days: 30,
             refreshing: Default::default(),
             unpurged_erasures: std::sync::atomic::AtomicBool::new(true),
+            rings: Default::default(),
         }
     }
 
@@ -197,6 +200,33 @@ impl Members {
             return TenantRing::open(&self.master, tenant, &stored).map_err(vault_error);
         }
         TenantRing::open(&self.master, tenant, &stored).map_err(vault_error)
+    }
+
+    /// The tenant's key ring for opening `stored`, kept between reads: opening a ring costs a
+    /// store read and an unwrap per version, more than the rest of a profile read's crypto.
+    /// A ring only grows (a rotation adds the next version), so a kept ring opens every key
+    /// it opened before; a key wrapped by a newer version (rotated since, perhaps by another
+    /// process) reloads it. Writes use [`Self::ring`], so new keys are wrapped by the newest.
+    async fn reading_ring(
+        &self,
+        tenant: &str,
+        stored: &StoredProfile,
+    ) -> ServiceResult<Arc<TenantRing>> {
+        let needed = stored.key.as_ref().map_or(0, |k| k.tenant_version);
+        let kept = self.kept_rings().get(tenant).cloned();
+        if let Some(ring) = kept.filter(|r| r.current() >= needed) {
+            return Ok(ring);
+        }
+        let ring = Arc::new(self.ring(tenant).await?);
+        self.kept_rings()
+            .insert(tenant.to_string(), Arc::clone(&ring));
+        Ok(ring)
+    }
+
+    fn kept_rings(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<TenantRing>>> {
+        self.rings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The blind indexes of the searchable fields; an error names a malformed one.
@@ -366,7 +396,7 @@ impl Members {
         view: View,
     ) -> ServiceResult<Profile> {
         let (stored, facts) = self.live(tenant, member).await?;
-        let ring = self.ring(tenant.as_str()).await?;
+        let ring = self.reading_ring(tenant.as_str(), &stored).await?;
         let mut profile = self.opened(&ring, &stored, &facts)?;
         if view == View::Masked {
             profile.personal = profile.personal.masked();

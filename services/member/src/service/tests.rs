@@ -158,6 +158,35 @@ async fn rotating_the_tenant_key_keeps_every_profile_readable() {
     }
 }
 
+/// Two processes over one store: a reader keeps the ring it opened, another rotates the key
+/// and re-wraps every member, and the reader still opens each profile (it reloads the ring).
+#[tokio::test]
+async fn a_kept_key_ring_reloads_after_another_process_rotates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedMemberStore::open(dir.path()).unwrap();
+    let raw = MasterKey::generate().unwrap().1;
+    let process = || {
+        let clock = ManualClock::new(Timestamp(1_800_000_000_000));
+        let master = MasterKey::from_bytes(&raw).unwrap();
+        Members::new(Arc::new(store.clone()), master, clock)
+    };
+    let (reader, rotator) = (process(), process());
+    let (acme, m1) = ids("acme", "m1");
+    rotator.register(&acme, &m1, alice()).await.unwrap();
+    let before = reader.profile(&acme, &m1, View::Unmasked).await.unwrap();
+    assert_eq!(rotator.rotate_tenant_key(&acme).await.unwrap(), 1);
+    let (_, m2) = ids("acme", "m2");
+    let mut bob = alice();
+    bob.personal.phone = Some("13900001111".into());
+    bob.personal.email = None;
+    bob.personal.id_number = None;
+    rotator.register(&acme, &m2, bob.clone()).await.unwrap();
+    let after = reader.profile(&acme, &m1, View::Unmasked).await.unwrap();
+    assert_eq!(after.personal, before.personal);
+    let read = reader.profile(&acme, &m2, View::Unmasked).await.unwrap();
+    assert_eq!(read.personal, bob.personal);
+}
+
 #[tokio::test]
 async fn an_erased_member_keeps_its_id_and_nothing_personal() {
     let h = harness();
