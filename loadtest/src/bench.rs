@@ -35,6 +35,9 @@ pub enum Phase {
     /// Closed loop of masked profile reads (REST only) of members imported beforehand with
     /// `loadtest/gen-members.py` (ids M00000000 up to --members); opens no wallet.
     ProfileRead,
+    /// Open loop of the same profile reads at half the profile-read phase's throughput (or
+    /// --open-loop-rate): the latency of a read under a steady load, queueing included.
+    ProfileReadAtHalf,
 }
 
 impl Phase {
@@ -45,6 +48,7 @@ impl Phase {
             Phase::Echo => "echo",
             Phase::EarnAtHalf => "earn-at-half",
             Phase::ProfileRead => "profile-read",
+            Phase::ProfileReadAtHalf => "profile-read-at-half",
         }
     }
 
@@ -102,8 +106,9 @@ pub struct BenchArgs {
         default_value = "earn,mix,echo,earn-at-half"
     )]
     pub phases: Vec<Phase>,
-    /// Rate of the earn-at-half open loop, requests per second. Default: half the throughput
-    /// the earn phase measured in this run (so it is required when earn is not selected).
+    /// Rate of the open loops (earn-at-half, profile-read-at-half), requests per second.
+    /// Default: half the throughput its closed loop (earn, profile-read) measured in this run,
+    /// so it is required when that phase is not selected.
     #[arg(long)]
     pub open_loop_rate: Option<f64>,
     /// Throughput of the PostgreSQL baseline, in transactions per second; prints
@@ -171,11 +176,17 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             );
         }
     }
-    if phases.contains(&Phase::EarnAtHalf)
-        && !phases.contains(&Phase::Earn)
-        && args.open_loop_rate.is_none()
-    {
-        bail!("earn-at-half needs the earn phase (to measure its rate) or --open-loop-rate");
+    for (open, closed) in [
+        (Phase::EarnAtHalf, Phase::Earn),
+        (Phase::ProfileReadAtHalf, Phase::ProfileRead),
+    ] {
+        if phases.contains(&open) && !phases.contains(&closed) && args.open_loop_rate.is_none() {
+            bail!(
+                "{} needs the {} phase (to measure its rate) or --open-loop-rate",
+                open.name(),
+                closed.name()
+            );
+        }
     }
     if args.api == Api::Rest
         && let Some(p) = phases
@@ -187,8 +198,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             p.name()
         );
     }
-    if args.api == Api::Grpc && phases.contains(&Phase::ProfileRead) {
-        bail!("phase profile-read runs over REST only; use --api rest");
+    if args.api == Api::Grpc
+        && let Some(p) = phases
+            .iter()
+            .find(|p| matches!(p, Phase::ProfileRead | Phase::ProfileReadAtHalf))
+    {
+        bail!("phase {} runs over REST only; use --api rest", p.name());
     }
     let run_id = format!("{:08x}", rand::random::<u32>());
     let tenant = args
@@ -255,13 +270,17 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 closed_phase(&args, &ctx, phase, kind, &ledger).await?
             }
             Phase::Echo => echo_phase(&args, &ctx, timeout, &credential).await?,
-            Phase::EarnAtHalf => {
-                let rate = match (args.open_loop_rate, throughput(&reports, Phase::Earn)) {
-                    (Some(rate), _) => rate,
-                    (None, Some(earn)) if earn > 0.0 => earn / 2.0,
-                    _ => bail!("earn-at-half: no earn throughput to halve"),
+            Phase::EarnAtHalf | Phase::ProfileReadAtHalf => {
+                let (closed, kind) = match phase {
+                    Phase::EarnAtHalf => (Phase::Earn, Kind::Earn),
+                    _ => (Phase::ProfileRead, Kind::ProfileRead),
                 };
-                open_phase(&args, &ctx, rate, &ledger, timeout).await?
+                let rate = match (args.open_loop_rate, throughput(&reports, closed)) {
+                    (Some(rate), _) => rate,
+                    (None, Some(peak)) if peak > 0.0 => peak / 2.0,
+                    _ => bail!("{}: no {} throughput to halve", phase.name(), closed.name()),
+                };
+                open_phase(&args, &ctx, phase, kind, rate, &ledger, timeout).await?
             }
         };
         println!("{report}");
@@ -420,17 +439,20 @@ async fn echo_phase(
 async fn open_phase(
     args: &BenchArgs,
     ctx: &Arc<RunContext>,
+    phase: Phase,
+    kind: Kind,
     rate: f64,
     channels: &[Link],
     timeout: Duration,
 ) -> Result<PhaseReport> {
     let count = args.clients as usize * OPEN_LOOP_WORKERS_PER_CLIENT;
     eprintln!(
-        "phase earn-at-half: open loop at {rate:.1} requests/s, up to {count} in flight, {} s",
+        "phase {}: open loop at {rate:.1} requests/s, up to {count} in flight, {} s",
+        phase.name(),
         args.seconds
     );
-    let workers = workers(ctx, Phase::EarnAtHalf, Kind::Earn, channels, count)?;
+    let workers = workers(ctx, phase, kind, channels, count)?;
     let (stats, elapsed) =
         open_loop(workers, Duration::from_secs(args.seconds), rate, timeout).await?;
-    Ok(stats.report(Phase::EarnAtHalf.name(), elapsed, Some(rate)))
+    Ok(stats.report(phase.name(), elapsed, Some(rate)))
 }

@@ -462,9 +462,10 @@ impl Members {
         member: &MemberId,
     ) -> ServiceResult<(StoredProfile, Versioned<MemberFacts>)> {
         let (t, m) = (tenant.as_str(), member.as_str());
-        let profile = self.repo.profile(t, m).await?.ok_or_else(|| not_found(m))?;
-        let facts = self.repo.facts(t, m).await?.ok_or_else(|| not_found(m))?;
-        Ok((profile, facts))
+        match self.repo.member(t, m).await? {
+            (Some(profile), Some(facts)) => Ok((profile, facts)),
+            _ => Err(not_found(m)),
+        }
     }
 
     /// The stored profile and facts of a member that exists and is not erased.

@@ -89,6 +89,17 @@ pub trait MemberRepository: Send + Sync + 'static {
         tenant: &str,
         member: &str,
     ) -> ServiceResult<Option<Versioned<MemberFacts>>>;
+    /// A member's profile and facts, read together (one trip for a profile read).
+    async fn member(
+        &self,
+        tenant: &str,
+        member: &str,
+    ) -> ServiceResult<(Option<StoredProfile>, Option<Versioned<MemberFacts>>)> {
+        Ok((
+            self.profile(tenant, member).await?,
+            self.facts(tenant, member).await?,
+        ))
+    }
     async fn write(&self, write: MemberWrite) -> ServiceResult<Written>;
     /// Commits every write that holds in one durable batch, with `setting` (e.g. an import's
     /// checkpoint) if given; each write is checked against the store and against the writes

@@ -28,7 +28,8 @@ pub fn start(
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating the member directory {}", dir.display()))?;
     let master = master_key(config, &dir)?;
-    let store = EmbeddedMemberStore::open(&dir.join("store"))
+    let cache_bytes = config.member.cache_mib.saturating_mul(1024 * 1024);
+    let store = EmbeddedMemberStore::open_with_cache(&dir.join("store"), cache_bytes)
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let mut members = Members::new(Arc::new(store), master, Arc::new(SystemClock::default()))
         .with_erasure_deadline_days(config.member.erasure_deadline_days);

@@ -25,6 +25,8 @@ const MAX_JOURNAL_BYTES: u64 = 128 * 1024 * 1024;
 /// Background threads: enough that a flush never waits behind a long compaction, which
 /// would make fjall halt writes (as in the ledger's store).
 const FLUSH_AND_COMPACTION_THREADS: usize = 4;
+/// fjall's own default block cache.
+pub const DEFAULT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Cheap to clone: clones share one database.
 #[derive(Clone)]
@@ -103,10 +105,21 @@ pub fn history_cursor(order: &Order) -> String {
 }
 
 impl EmbeddedMemberStore {
+    /// The store at `dir`, with fjall's default block cache.
     pub fn open(dir: &Path) -> ServiceResult<Self> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// The store at `dir`, with a block cache of `cache_bytes` for data blocks. The index and
+    /// filter blocks of every table stay in memory (a few tens of MiB for a million members):
+    /// a point read then touches the disk, or the page cache, for its data block at most,
+    /// where fjall by default keeps only those of the newest levels. The pinning is recorded
+    /// when a keyspace is created; a store created before keeps fjall's default.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> ServiceResult<Self> {
         let db = fjall::Database::builder(dir)
             .worker_threads(FLUSH_AND_COMPACTION_THREADS)
             .max_journaling_size(MAX_JOURNAL_BYTES)
+            .cache_size(cache_bytes)
             .open()
             .map_err(|e| {
                 ServiceError::unavailable(format!(
@@ -116,7 +129,10 @@ impl EmbeddedMemberStore {
             })?;
         let ks = |name: &str| {
             db.keyspace(name, || {
-                fjall::KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+                fjall::KeyspaceCreateOptions::default()
+                    .max_memtable_size(MEMTABLE_BYTES)
+                    .index_block_pinning_policy(fjall::config::PinningPolicy::all(true))
+                    .filter_block_pinning_policy(fjall::config::PinningPolicy::all(true))
             })
             .map_err(storage)
         };
