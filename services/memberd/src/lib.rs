@@ -335,6 +335,13 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     let listener = bind(&config.http_addr, "http_addr").await?;
     let http_addr = listener.local_addr()?;
     let mut rx = shutdown_rx.clone();
+    // Replies go out at once, as on the gRPC port (decision 0004): with Nagle's algorithm a
+    // reply written while the last one's ACK is still delayed waits up to 40 ms for it.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on an HTTP connection");
+        }
+    });
     tasks.push(tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
