@@ -1,0 +1,89 @@
+//! memberd's scheduled member work, end to end: the loop `memberd` runs refreshes a segment
+//! whose schedule is due without anyone asking, runs the review turn (tiers, scores, purge)
+//! without failing, and stops when the process shuts down.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_member::service::{ProfileInput, SegmentInput};
+use memberd::config::{MemberSettings, MemberdConfig};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn the_schedule_refreshes_due_segments_and_stops_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = MemberdConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..MemberdConfig::default()
+    };
+    let members = memberd::members::start(&config, None).unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    for n in 1..=3 {
+        let mut input = ProfileInput::default();
+        input.personal.phone = Some(format!("1381234567{n}"));
+        if n < 3 {
+            input.tags.insert("vip".into());
+        }
+        let member = MemberId::parse(format!("m{n}")).unwrap();
+        members.register(&acme, &member, input).await.unwrap();
+    }
+    // An erased member: the review turn purges its old rows.
+    members
+        .erase(&acme, &MemberId::parse("m2").unwrap())
+        .await
+        .unwrap();
+    let scheduled = SegmentInput {
+        name: "VIPs".into(),
+        query: serde_json::json!({"tag": "vip"}),
+        refresh_minutes: Some(60),
+    };
+    members.put_segment(&acme, "vips", scheduled).await.unwrap();
+    let on_demand = SegmentInput {
+        name: "Everyone".into(),
+        query: serde_json::json!({"not": {"tag": "nobody"}}),
+        refresh_minutes: None,
+    };
+    members.put_segment(&acme, "all", on_demand).await.unwrap();
+
+    let settings = MemberSettings {
+        segments_check_secs: 1,
+        review_interval_secs: 1,
+        ..MemberSettings::default()
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let schedule = tokio::spawn(memberd::members::schedule(
+        members.clone(),
+        settings,
+        stopped,
+    ));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refresh = loop {
+        let segment = members.segment(&acme, "vips").await.unwrap();
+        if let Some(refresh) = segment.last_refresh {
+            break refresh;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule did not refresh the due segment"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // m2 was erased, so it left every segment: only m1 is a VIP now.
+    assert_eq!(refresh.count, 1);
+    // A few more turns, reviews included; the segment is not due again for an hour.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let again = members.segment(&acme, "vips").await.unwrap();
+    assert_eq!(again.last_refresh.unwrap().generation, refresh.generation);
+    let manual = members.segment(&acme, "all").await.unwrap();
+    assert!(
+        manual.last_refresh.is_none(),
+        "a segment without a schedule is refreshed on demand only"
+    );
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), schedule)
+        .await
+        .expect("the schedule stops on shutdown")
+        .unwrap();
+}
