@@ -10,6 +10,7 @@ pub mod grpc_access;
 pub mod model;
 pub mod rules;
 pub mod scheduler;
+pub mod schema;
 pub mod service;
 pub mod store;
 pub mod transfer;
