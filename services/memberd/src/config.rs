@@ -53,6 +53,8 @@ pub struct MemberdConfig {
     pub identity: IdentityConfig,
     /// `[member]`: the member service.
     pub member: MemberSettings,
+    /// `[scylla]`: the cluster `memberd migrate` applies the schema to (decision 0012).
+    pub scylla: loyalty_scylla::ScyllaConfig,
 }
 
 impl Default for MemberdConfig {
@@ -72,6 +74,7 @@ impl Default for MemberdConfig {
             gateway: GatewayConfig::default(),
             identity: IdentityConfig::default(),
             member: MemberSettings::default(),
+            scylla: loyalty_scylla::ScyllaConfig::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod identity_feed;
 pub mod import;
 mod member_ledger;
 pub mod members;
+pub mod migrate;
 mod publication;
 
 use anyhow::Context;

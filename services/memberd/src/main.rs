@@ -58,6 +58,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Applies the CQL migrations the keyspaces on ScyllaDB lack (`[scylla]` in the
+    /// configuration); safe to run again, and while memberd runs.
+    Migrate,
 }
 
 #[derive(clap::Args)]
@@ -128,6 +131,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             unmasked,
         } => export(config, &tenant, &out, unmasked),
+        Command::Migrate => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(memberd::migrate::run(&config.scylla))
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => {

@@ -1,0 +1,210 @@
+//! `[scylla]`: where the cluster is and how much each write waits for.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How many replicas answer before a statement returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WriteConsistency {
+    /// A quorum of the local datacenter (the default).
+    LocalQuorum,
+    /// A quorum in every datacenter: no acknowledged ledger write is lost with a region,
+    /// at a cross-region round trip per write (decision 0012).
+    EachQuorum,
+}
+
+/// Who decides a conditional write (Paxos).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SerialConsistency {
+    /// The local datacenter's replicas (the default; tenants have a home region).
+    LocalSerial,
+    /// A majority of all replicas: accepted in either region, refused while they are cut apart.
+    Serial,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScyllaConfig {
+    /// Contact points, `host:port`. Empty: no ScyllaDB (the embedded store is used).
+    pub nodes: Vec<String>,
+    /// This region's datacenter: requests go to its replicas first.
+    pub local_datacenter: String,
+    /// Keyspaces are `<prefix>_<service>` (`loyalty_ledger`, ...).
+    pub keyspace_prefix: String,
+    /// Replicas per datacenter (NetworkTopologyStrategy), e.g. `{ dc1 = 3, dc2 = 3 }`.
+    pub replication: BTreeMap<String, u32>,
+    /// Ledger writes: LOCAL_QUORUM or EACH_QUORUM. Every other statement uses LOCAL_QUORUM.
+    pub ledger_write_consistency: WriteConsistency,
+    /// Conditional writes: LOCAL_SERIAL or SERIAL.
+    pub serial_consistency: SerialConsistency,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    /// A second try of an idempotent read sent after this many ms without an answer (0: none).
+    pub speculative_retry_ms: u64,
+}
+
+impl Default for ScyllaConfig {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            local_datacenter: "dc1".into(),
+            keyspace_prefix: "loyalty".into(),
+            replication: BTreeMap::from([("dc1".into(), 3)]),
+            ledger_write_consistency: WriteConsistency::LocalQuorum,
+            serial_consistency: SerialConsistency::LocalSerial,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 2_000,
+            speculative_retry_ms: 50,
+        }
+    }
+}
+
+/// A setting that cannot be used, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scylla.{setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+fn problem(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting,
+        problem: problem.into(),
+    }
+}
+
+/// A name CQL takes without quoting: letters, digits and underscores.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl ScyllaConfig {
+    /// Checks every setting a session or a migration uses.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.nodes.is_empty() {
+            return Err(problem(
+                "nodes",
+                "no contact points; set scylla.nodes (MEMBERD_SCYLLA__NODES='[\"10.0.0.1:9042\"]')",
+            ));
+        }
+        let prefix_ok = !self.keyspace_prefix.is_empty()
+            && self.keyspace_prefix.len() <= 32
+            && self
+                .keyspace_prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && self.keyspace_prefix.as_bytes()[0].is_ascii_lowercase();
+        if !prefix_ok {
+            return Err(problem(
+                "keyspace_prefix",
+                "1 to 32 of a-z 0-9 _, starting with a letter",
+            ));
+        }
+        if self.replication.is_empty() {
+            return Err(problem(
+                "replication",
+                "name at least one datacenter, e.g. { dc1 = 3 }",
+            ));
+        }
+        for (dc, replicas) in &self.replication {
+            if !plain_name(dc) {
+                return Err(problem(
+                    "replication",
+                    format!("{dc:?} is not a datacenter name"),
+                ));
+            }
+            if !(1..=9).contains(replicas) {
+                return Err(problem(
+                    "replication",
+                    format!("{dc} = {replicas}: give 1 to 9 replicas"),
+                ));
+            }
+        }
+        if !self.replication.contains_key(&self.local_datacenter) {
+            return Err(problem(
+                "local_datacenter",
+                format!(
+                    "{:?} is not one of the datacenters in scylla.replication",
+                    self.local_datacenter
+                ),
+            ));
+        }
+        if self.request_timeout_ms == 0 || self.connect_timeout_ms == 0 {
+            return Err(problem("request_timeout_ms", "timeouts must be above 0"));
+        }
+        Ok(())
+    }
+
+    /// The keyspace of `service` (`ledger` → `loyalty_ledger`).
+    pub fn keyspace(&self, service: &str) -> String {
+        format!("{}_{service}", self.keyspace_prefix)
+    }
+
+    /// The replication map of `CREATE KEYSPACE`.
+    pub fn replication_cql(&self) -> String {
+        let dcs: Vec<String> = self
+            .replication
+            .iter()
+            .map(|(dc, n)| format!("'{dc}': {n}"))
+            .collect();
+        format!("{{'class': 'NetworkTopologyStrategy', {}}}", dcs.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+    use super::*;
+
+    fn two_regions() -> ScyllaConfig {
+        ScyllaConfig {
+            nodes: vec!["10.0.0.1:9042".into()],
+            local_datacenter: "eu-west".into(),
+            replication: BTreeMap::from([("eu-west".into(), 3), ("ap-east".into(), 3)]),
+            ..ScyllaConfig::default()
+        }
+    }
+
+    #[test]
+    fn keyspaces_and_replication_come_from_the_settings() {
+        let c = two_regions();
+        c.check().unwrap();
+        assert_eq!(c.keyspace("ledger"), "loyalty_ledger");
+        assert_eq!(
+            c.replication_cql(),
+            "{'class': 'NetworkTopologyStrategy', 'ap-east': 3, 'eu-west': 3}"
+        );
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_with_what_to_do() {
+        type Change = fn(&mut ScyllaConfig);
+        let cases: [(Change, &str); 6] = [
+            (|c| c.nodes.clear(), "nodes"),
+            (|c| c.keyspace_prefix = "Loyalty".into(), "keyspace_prefix"),
+            (|c| c.keyspace_prefix = "a;b".into(), "keyspace_prefix"),
+            (|c| c.replication.clear(), "replication"),
+            (
+                |c| {
+                    c.replication.insert("dc'x".into(), 3);
+                },
+                "replication",
+            ),
+            (|c| c.local_datacenter = "us".into(), "local_datacenter"),
+        ];
+        for (change, setting) in cases {
+            let mut c = two_regions();
+            change(&mut c);
+            assert_eq!(c.check().unwrap_err().setting, setting);
+        }
+        let mut c = two_regions();
+        c.replication.insert("eu-west".into(), 0);
+        assert!(c.check().unwrap_err().problem.contains("1 to 9"));
+    }
+}

@@ -1,0 +1,114 @@
+//! A session to the cluster with the consistency the settings name (decision 0012):
+//! LOCAL_QUORUM and the configured serial consistency by default, token- and
+//! datacenter-aware routing to the local datacenter, speculative retries for statements
+//! marked idempotent only (the driver never repeats a statement that is not).
+
+use crate::config::{ScyllaConfig, SerialConsistency, WriteConsistency};
+use scylla::client::execution_profile::{ExecutionProfile, ExecutionProfileHandle};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::retry::DefaultRetryPolicy;
+use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
+use scylla::statement::Consistency;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The session and the profile ledger writes use.
+pub struct Cluster {
+    pub session: Session,
+    /// LOCAL_QUORUM or EACH_QUORUM (`scylla.ledger_write_consistency`), no speculation.
+    pub ledger_writes: ExecutionProfileHandle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(
+        "cannot reach ScyllaDB at {nodes} ({cause}); check scylla.nodes and that the cluster is up"
+    )]
+    Unreachable { nodes: String, cause: String },
+}
+
+/// Connects to the cluster the settings name.
+pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
+    config.check()?;
+    let routing = DefaultPolicy::builder()
+        .prefer_datacenter(config.local_datacenter.clone())
+        .token_aware(true)
+        // A local replica down is retried on another local one; crossing to the other region
+        // would change what LOCAL_QUORUM means.
+        .permit_dc_failover(false)
+        .build();
+    let serial = match config.serial_consistency {
+        SerialConsistency::LocalSerial => scylla::statement::SerialConsistency::LocalSerial,
+        SerialConsistency::Serial => scylla::statement::SerialConsistency::Serial,
+    };
+    let speculative = (config.speculative_retry_ms > 0).then(|| {
+        Arc::new(SimpleSpeculativeExecutionPolicy {
+            max_retry_count: 1,
+            retry_interval: Duration::from_millis(config.speculative_retry_ms),
+        }) as Arc<_>
+    });
+    let base = ExecutionProfile::builder()
+        .consistency(Consistency::LocalQuorum)
+        .serial_consistency(Some(serial))
+        .request_timeout(Some(Duration::from_millis(config.request_timeout_ms)))
+        .load_balancing_policy(routing)
+        .retry_policy(Arc::new(DefaultRetryPolicy::new()))
+        .speculative_execution_policy(speculative)
+        .build();
+    let write_consistency = match config.ledger_write_consistency {
+        WriteConsistency::LocalQuorum => Consistency::LocalQuorum,
+        WriteConsistency::EachQuorum => Consistency::EachQuorum,
+    };
+    let ledger_writes = base
+        .to_builder()
+        .consistency(write_consistency)
+        .speculative_execution_policy(None)
+        .build()
+        .into_handle_with_label("ledger_writes".into());
+    let session = SessionBuilder::new()
+        .known_nodes(&config.nodes)
+        .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
+        .default_execution_profile_handle(base.into_handle_with_label("default".into()))
+        .build()
+        .await
+        .map_err(|e| ConnectError::Unreachable {
+            nodes: config.nodes.join(", "),
+            cause: e.to_string(),
+        })?;
+    Ok(Cluster {
+        session,
+        ledger_writes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+    use super::*;
+
+    #[tokio::test]
+    async fn no_cluster_is_a_clear_error_at_once() {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = ScyllaConfig {
+            nodes: vec![format!("127.0.0.1:{port}")],
+            ..ScyllaConfig::default()
+        };
+        let started = std::time::Instant::now();
+        let err = connect(&config).await.err().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let text = err.to_string();
+        assert!(text.contains("cannot reach ScyllaDB"), "{text}");
+        assert!(text.contains("check scylla.nodes"), "{text}");
+        let unset = connect(&ScyllaConfig::default()).await.err().unwrap();
+        assert!(unset.to_string().contains("scylla.nodes"), "{unset}");
+    }
+}
