@@ -143,6 +143,41 @@ pub fn check(migrations: &[Migration]) -> Result<BTreeMap<String, Table>, Schema
     Ok(tables)
 }
 
+/// Whether `migrations` are exactly the files `NNNN_<name>.cql` of `dir`, in order and
+/// with the same text: what a service's test checks, so that no file is left out of the
+/// binary. The first difference, if any.
+pub fn matches_directory(dir: &std::path::Path, migrations: &[Migration]) -> Result<(), String> {
+    let read = |e: std::io::Error| format!("{}: {e}", dir.display());
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        files.push(
+            entry
+                .map_err(read)?
+                .file_name()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    files.sort();
+    let listed: Vec<String> = migrations
+        .iter()
+        .map(|m| format!("{:04}_{}.cql", m.version, m.name))
+        .collect();
+    if files != listed {
+        return Err(format!(
+            "{} holds {files:?}, the binary carries {listed:?}",
+            dir.display()
+        ));
+    }
+    for (file, m) in files.iter().zip(migrations) {
+        let text = std::fs::read_to_string(dir.join(file)).map_err(read)?;
+        if text != m.text {
+            return Err(format!("{file} differs from the text the binary carries"));
+        }
+    }
+    Ok(())
+}
+
 /// The table a `CREATE TABLE` statement declares (its name without the keyspace); None for
 /// another statement.
 fn create_table(statement: &str) -> Option<(String, Result<Table, String>)> {

@@ -14,6 +14,7 @@ pub mod password;
 pub mod permissions;
 pub mod policy;
 pub mod rbac;
+pub mod schema;
 pub mod service;
 pub mod store;
 pub mod tokens;

@@ -13,6 +13,7 @@ pub mod mask;
 pub mod orders;
 pub mod profile;
 pub mod rfm;
+pub mod schema;
 pub mod segment;
 pub mod service;
 pub mod store;

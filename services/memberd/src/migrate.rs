@@ -5,7 +5,11 @@ use loyalty_common::schema::Migration;
 use loyalty_scylla::ScyllaConfig;
 
 /// Each service's migrations, in the order their keyspaces are migrated.
-pub const SERVICES: &[(&str, &[Migration])] = &[("ledger", loyalty_ledger::schema::MIGRATIONS)];
+pub const SERVICES: &[(&str, &[Migration])] = &[
+    ("identity", loyalty_identity::schema::MIGRATIONS),
+    ("ledger", loyalty_ledger::schema::MIGRATIONS),
+    ("member", loyalty_member::schema::MIGRATIONS),
+];
 
 /// Applies what each keyspace lacks, printing each migration as it starts.
 pub async fn run(config: &ScyllaConfig) -> anyhow::Result<()> {

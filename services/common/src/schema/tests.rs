@@ -129,3 +129,28 @@ fn render_fills_in_the_keyspace_and_replication() {
         "CREATE KEYSPACE IF NOT EXISTS loyalty_ledger WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3}"
     );
 }
+
+#[test]
+fn the_carried_list_must_match_the_files() {
+    let dir = std::env::temp_dir().join(format!("schema-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("0001_first.cql"), "x").unwrap();
+    let carried = |text| Migration {
+        version: 1,
+        name: "first",
+        text,
+    };
+    assert!(matches_directory(&dir, &[carried("x")]).is_ok());
+    assert!(
+        matches_directory(&dir, &[carried("y")])
+            .unwrap_err()
+            .contains("differs")
+    );
+    std::fs::write(dir.join("0002_forgotten.cql"), "z").unwrap();
+    assert!(
+        matches_directory(&dir, &[carried("x")])
+            .unwrap_err()
+            .contains("0002_forgotten.cql")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
