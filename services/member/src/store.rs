@@ -89,7 +89,8 @@ pub trait MemberRepository: Send + Sync + 'static {
         tenant: &str,
         member: &str,
     ) -> ServiceResult<Option<Versioned<MemberFacts>>>;
-    /// A member's profile and facts, read together (one trip for a profile read).
+    /// A member's profile and facts, read together: what a profile read needs. An adapter
+    /// over the network can send both reads at once; by default they are read in turn.
     async fn member(
         &self,
         tenant: &str,

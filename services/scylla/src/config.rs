@@ -135,8 +135,13 @@ impl ScyllaConfig {
                 ),
             ));
         }
-        if self.request_timeout_ms == 0 || self.connect_timeout_ms == 0 {
-            return Err(problem("request_timeout_ms", "timeouts must be above 0"));
+        for (setting, ms) in [
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+        ] {
+            if ms == 0 {
+                return Err(problem(setting, "give a timeout above 0 ms"));
+            }
         }
         Ok(())
     }
