@@ -380,6 +380,7 @@ macro_rules! statements {
             }
 
             /// Every statement with its types, for the offline checks.
+            #[allow(dead_code)] // Read by tests only.
             pub fn definitions() -> Vec<$crate::statements::StatementDef> {
                 vec![ $( $crate::statements::StatementDef::new::<$binds, $row>(
                     stringify!($field), $cql), )* ]
