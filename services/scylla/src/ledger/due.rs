@@ -4,6 +4,7 @@
 //! `reschedule` after the wallet's next one is written.
 
 use super::ScyllaLedgerStore;
+use super::low_water::EmptyPrefix;
 use super::rows;
 use async_trait::async_trait;
 use loyalty_common::Timestamp;
@@ -43,8 +44,7 @@ impl DueIndex for ScyllaLedgerStore {
             return Ok(out); // No wallet was ever due.
         };
         let last = rows::hour_bucket(until)?;
-        let mut raise_to = start;
-        let mut empty_so_far = true;
+        let mut prefix = EmptyPrefix::new(start, last.saturating_sub(HOURS_SETTLING));
         for hour in start..=last {
             let found = self
                 .statements
@@ -54,13 +54,7 @@ impl DueIndex for ScyllaLedgerStore {
                     (hour, CqlTimestamp(until.0), rows::limit(limit - out.len())),
                 )
                 .await?;
-            if found.is_empty() {
-                if empty_so_far && hour < last - HOURS_SETTLING {
-                    raise_to = hour + 1;
-                }
-                continue;
-            }
-            empty_so_far = false;
+            prefix.saw(hour, found.is_empty());
             for row in found {
                 out.push(rows::due_from_row(row)?);
             }
@@ -69,7 +63,7 @@ impl DueIndex for ScyllaLedgerStore {
             }
         }
         low_water
-            .raise(self.session(), &self.statements, start, raise_to)
+            .raise(self.session(), &self.statements, start, prefix.next_start())
             .await?;
         Ok(out)
     }

@@ -114,3 +114,63 @@ impl LowWater {
         Ok(())
     }
 }
+
+/// Where the next scan may start, learnt by a scan from the mark: past the buckets it found
+/// empty before the first one with rows, but never at or past `settled_below` (buckets from
+/// there on may still get rows).
+pub(super) struct EmptyPrefix {
+    next_start: i32,
+    open: bool,
+    settled_below: i32,
+}
+
+impl EmptyPrefix {
+    pub(super) fn new(start: i32, settled_below: i32) -> Self {
+        Self {
+            next_start: start,
+            open: true,
+            settled_below,
+        }
+    }
+
+    /// Records one scanned bucket, in ascending order.
+    pub(super) fn saw(&mut self, bucket: i32, empty: bool) {
+        if self.open && empty && bucket < self.settled_below {
+            self.next_start = bucket + 1;
+        } else {
+            self.open = false;
+        }
+    }
+
+    pub(super) fn next_start(&self) -> i32 {
+        self.next_start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(start: i32, settled_below: i32, buckets: &[(i32, bool)]) -> i32 {
+        let mut prefix = EmptyPrefix::new(start, settled_below);
+        for (bucket, empty) in buckets {
+            prefix.saw(*bucket, *empty);
+        }
+        prefix.next_start()
+    }
+
+    #[test]
+    fn the_next_scan_starts_past_settled_empty_buckets_only() {
+        // Nothing scanned: where it was.
+        assert_eq!(scan(10, 20, &[]), 10);
+        // Empty up to a bucket with rows: that bucket.
+        assert_eq!(scan(10, 20, &[(10, true), (11, true), (12, false)]), 12);
+        // Empty after a bucket with rows does not count.
+        assert_eq!(scan(10, 20, &[(10, false), (11, true)]), 10);
+        // Empty throughout: up to the first bucket that may still get rows, no further.
+        let all_empty: Vec<(i32, bool)> = (10..=22).map(|b| (b, true)).collect();
+        assert_eq!(scan(10, 20, &all_empty), 20);
+        // A mark already at or past the settled buckets stays.
+        assert_eq!(scan(20, 20, &[(20, true), (21, true)]), 20);
+    }
+}

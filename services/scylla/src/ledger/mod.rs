@@ -13,7 +13,7 @@
 mod due;
 mod feed;
 mod low_water;
-pub mod rows;
+mod rows;
 mod rules;
 pub mod statements;
 mod transfers;
@@ -55,7 +55,8 @@ pub struct ScyllaLedgerStore {
 
 impl ScyllaLedgerStore {
     /// Prepares the statements on `keyspace` (migrated already) and the relay that publishes
-    /// hands on this store's outbox rows (the store is the relay's source, see `feed`).
+    /// hands on this store's outbox rows (the store is the relay's source: `OutboxPartitions`
+    /// in `wallets`).
     pub async fn open(cluster: Arc<Cluster>, keyspace: &str) -> ServiceResult<Arc<Self>> {
         let statements = LedgerStatements::prepare(&cluster.session, keyspace).await?;
         let relay = Relay::prepare(Arc::clone(&cluster), keyspace, SERVICE).await?;

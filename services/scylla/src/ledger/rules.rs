@@ -103,7 +103,7 @@ impl RulesRepository for ScyllaLedgerStore {
         rules: RuleSet,
         idempotency: RulesIdempotency,
     ) -> ServiceResult<Applied> {
-        if rules.version != expected_current + 1 {
+        if expected_current.checked_add(1) != Some(rules.version) {
             return Ok(Applied::Conflict);
         }
         let s = &self.statements;

@@ -5,6 +5,7 @@
 //! reader that finds it.
 
 use super::ScyllaLedgerStore;
+use super::low_water::EmptyPrefix;
 use super::rows::{self, encode};
 use crate::statements::BatchWrite;
 use async_trait::async_trait;
@@ -114,21 +115,14 @@ impl TransferRepository for ScyllaLedgerStore {
         };
         let now = wall_clock();
         let today = rows::day_bucket(now)?;
-        let mut raise_to = start;
-        let mut empty_so_far = true;
+        let mut prefix = EmptyPrefix::new(start, today.saturating_sub(DAYS_SETTLING));
         'days: for day in start..=today.saturating_add(DAYS_AHEAD) {
             let found = self
                 .statements
                 .open_transfers_in
                 .rows(self.session(), (day, rows::limit(limit - out.len())))
                 .await?;
-            if found.is_empty() {
-                if empty_so_far && day <= today - DAYS_SETTLING {
-                    raise_to = day + 1;
-                }
-                continue;
-            }
-            empty_so_far = false;
+            prefix.saw(day, found.is_empty());
             for (created_at, tenant, id) in found {
                 let row = (day, created_at, tenant, id);
                 let tenant = TenantId::parse(row.2.as_str()).map_err(|e| {
@@ -148,7 +142,7 @@ impl TransferRepository for ScyllaLedgerStore {
             }
         }
         low_water
-            .raise(self.session(), &self.statements, start, raise_to)
+            .raise(self.session(), &self.statements, start, prefix.next_start())
             .await?;
         Ok(out)
     }

@@ -47,18 +47,18 @@ impl ScyllaLedgerStore {
         }
         let (tenant, member) = rows::partition(wallet);
         let keys = ids.iter().map(|id| rows::entry_id(*id)).collect();
-        let mut found: HashMap<Vec<u8>, Entry> = HashMap::new();
+        let mut found: HashMap<EntryId, Entry> = HashMap::new();
         for (id, bytes) in self
             .statements
             .entries_by_id
             .rows(self.session(), (tenant, member, keys))
             .await?
         {
-            found.insert(id, decode(&body(bytes, "entry")?)?);
+            found.insert(rows::entry_id_from(&id)?, decode(&body(bytes, "entry")?)?);
         }
         ids.iter()
             .map(|id| {
-                found.remove(&rows::entry_id(*id)).ok_or_else(|| {
+                found.remove(id).ok_or_else(|| {
                     ServiceError::internal(format!("entry {id} of a committed record is missing"))
                 })
             })
@@ -219,7 +219,7 @@ impl WalletRepository for ScyllaLedgerStore {
     }
 
     async fn commit(&self, commit: WalletCommit) -> ServiceResult<Applied> {
-        if commit.head.version != commit.expected_version + 1 {
+        if commit.expected_version.checked_add(1) != Some(commit.head.version) {
             return Ok(Applied::Conflict);
         }
         let batch = self.commit_batch(&commit)?;
