@@ -10,8 +10,8 @@ pub mod import;
 mod member_ledger;
 pub mod members;
 pub mod migrate;
-pub mod storage;
 mod publication;
+pub mod storage;
 
 use anyhow::Context;
 use axum::Router;

@@ -43,6 +43,12 @@ pub struct ScyllaConfig {
     pub request_timeout_ms: u64,
     /// A second try of an idempotent read sent after this many ms without an answer (0: none).
     pub speculative_retry_ms: u64,
+    /// Whether keyspaces may use tablets. Off by default: ScyllaDB 2025.x creates keyspaces
+    /// with tablets, where conditional writes (LWT, which every write here is) are not
+    /// supported, so `memberd migrate` creates them with `tablets = {'enabled': false}`.
+    /// On: the clause is left out and the cluster decides (releases before 6.0 do not know
+    /// it; later ones once they support LWT on tablets).
+    pub tablets: bool,
 }
 
 impl Default for ScyllaConfig {
@@ -57,6 +63,7 @@ impl Default for ScyllaConfig {
             connect_timeout_ms: 5_000,
             request_timeout_ms: 2_000,
             speculative_retry_ms: 50,
+            tablets: false,
         }
     }
 }
@@ -151,14 +158,20 @@ impl ScyllaConfig {
         format!("{}_{service}", self.keyspace_prefix)
     }
 
-    /// The replication map of `CREATE KEYSPACE`.
+    /// What follows `WITH replication =` in `CREATE KEYSPACE`: the replication map, and
+    /// tablets turned off unless `tablets` is set.
     pub fn replication_cql(&self) -> String {
         let dcs: Vec<String> = self
             .replication
             .iter()
             .map(|(dc, n)| format!("'{dc}': {n}"))
             .collect();
-        format!("{{'class': 'NetworkTopologyStrategy', {}}}", dcs.join(", "))
+        let map = format!("{{'class': 'NetworkTopologyStrategy', {}}}", dcs.join(", "));
+        if self.tablets {
+            map
+        } else {
+            format!("{map} AND tablets = {{'enabled': false}}")
+        }
     }
 }
 
@@ -183,6 +196,15 @@ mod tests {
         assert_eq!(c.keyspace("ledger"), "loyalty_ledger");
         assert_eq!(
             c.replication_cql(),
+            "{'class': 'NetworkTopologyStrategy', 'ap-east': 3, 'eu-west': 3} \
+             AND tablets = {'enabled': false}"
+        );
+        let cluster_decides = ScyllaConfig {
+            tablets: true,
+            ..two_regions()
+        };
+        assert_eq!(
+            cluster_decides.replication_cql(),
             "{'class': 'NetworkTopologyStrategy', 'ap-east': 3, 'eu-west': 3}"
         );
     }

@@ -21,6 +21,7 @@ mod statements;
 use crate::session::Cluster;
 use crate::statements::BatchWrite;
 use async_trait::async_trait;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use loyalty_common::error::{ServiceError, ServiceResult};
 use scylla::value::CqlTimestamp;
 use statements::RelayStatements;
@@ -44,6 +45,8 @@ const LEASE_TTL_SECONDS: i32 = 5;
 /// The least time between two passes: the publisher asks for changes every 50 ms, and a
 /// pass reads every hint partition of the last minutes (16 shards each).
 const PASS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+/// Partitions read or recorded at once within a pass.
+const CONCURRENCY: usize = 64;
 const CHECKPOINT: &str = "relay:checkpoint";
 const LOW_MINUTE: &str = "relay:low_minute";
 
@@ -278,35 +281,45 @@ impl Relay {
             None => self.recover().await?,
         };
         *head = Some(next);
-        let session = &self.cluster.session;
         let now = now_ms();
         let low = self.mark(LOW_MINUTE).await?.unwrap_or(0) as i32;
         let newest = minute(now) + 1;
+        let buckets: Vec<(i32, i32)> = (low..=newest)
+            .flat_map(|m| (0..HINT_SHARDS).map(move |shard| (m, shard)))
+            .collect();
+        let reads: Vec<_> = buckets
+            .into_iter()
+            .map(|(bucket_minute, shard)| self.hints_in(bucket_minute, shard))
+            .collect();
+        let hint_rows: Vec<_> = stream::iter(reads)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
         let mut pending: BTreeMap<(String, String), Vec<Hint>> = BTreeMap::new();
-        for bucket_minute in low..=newest {
-            for shard in 0..HINT_SHARDS {
-                let rows = self
-                    .statements
-                    .hints
-                    .rows(session, (bucket_minute, shard))
-                    .await?;
-                for (at, tenant, member, position) in rows {
-                    pending.entry((tenant, member)).or_default().push(Hint {
-                        bucket_minute,
-                        shard,
-                        at,
-                        position: unsigned(position, "hint position")?,
-                    });
-                }
+        for (bucket_minute, shard, rows) in hint_rows {
+            for (at, tenant, member, position) in rows {
+                pending.entry((tenant, member)).or_default().push(Hint {
+                    bucket_minute,
+                    shard,
+                    at,
+                    position: unsigned(position, "hint position")?,
+                });
             }
         }
+        // Each hinted partition's progress and new outbox rows, many partitions at once.
+        let reads: Vec<_> = pending
+            .iter()
+            .map(|((tenant, member), hints)| self.fetch(source, tenant, member, hints))
+            .collect();
+        let fetched: Vec<_> = stream::iter(reads)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
         let mut appended = 0;
         let mut batch = Appending::default();
         // Partitions whose events are all in `batch`: recorded once it is appended.
         let mut waiting: Vec<Relayed> = Vec::new();
-        for ((tenant, member), hints) in &pending {
-            let relayed = self.progress(tenant, member).await?;
-            let rows = source.outbox_rows(tenant, member, relayed).await?;
+        for (tenant, member, hints, relayed, rows) in fetched {
             let mut upto = relayed;
             for (position, body) in rows {
                 next += 1;
@@ -364,33 +377,73 @@ impl Relay {
         partitions: Vec<Relayed<'_>>,
         now: i64,
     ) -> ServiceResult<()> {
+        let writes: Vec<_> = partitions
+            .into_iter()
+            .map(|done| self.record_one(source, done, now))
+            .collect();
+        stream::iter(writes)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn hints_in(
+        &self,
+        bucket_minute: i32,
+        shard: i32,
+    ) -> ServiceResult<(i32, i32, Vec<(CqlTimestamp, String, String, i64)>)> {
+        let rows = self
+            .statements
+            .hints
+            .rows(&self.cluster.session, (bucket_minute, shard))
+            .await?;
+        Ok((bucket_minute, shard, rows))
+    }
+
+    /// A hinted partition's progress and its outbox rows past it.
+    async fn fetch<'a>(
+        &self,
+        source: &dyn OutboxPartitions,
+        tenant: &'a String,
+        member: &'a String,
+        hints: &'a [Hint],
+    ) -> ServiceResult<Fetched<'a>> {
+        let relayed = self.progress(tenant, member).await?;
+        let rows = source.outbox_rows(tenant, member, relayed).await?;
+        Ok((tenant, member, hints, relayed, rows))
+    }
+
+    async fn record_one(
+        &self,
+        source: &dyn OutboxPartitions,
+        done: Relayed<'_>,
+        now: i64,
+    ) -> ServiceResult<()> {
         let session = &self.cluster.session;
-        for done in partitions {
-            let (tenant, member) = (done.tenant.clone(), done.member.clone());
-            if done.upto > done.relayed {
+        let (tenant, member) = (done.tenant.clone(), done.member.clone());
+        if done.upto > done.relayed {
+            self.statements
+                .set_progress
+                .run(session, (tenant.clone(), member.clone(), done.upto as i64))
+                .await?;
+            source.forget_outbox(&tenant, &member, done.upto).await?;
+        }
+        for hint in done.hints {
+            if hint.position <= done.upto || now - hint.at.0 > HINT_GRACE_MS {
                 self.statements
-                    .set_progress
-                    .run(session, (tenant.clone(), member.clone(), done.upto as i64))
+                    .forget_hint
+                    .run(
+                        session,
+                        (
+                            hint.bucket_minute,
+                            hint.shard,
+                            hint.at,
+                            tenant.clone(),
+                            member.clone(),
+                            hint.position as i64,
+                        ),
+                    )
                     .await?;
-                source.forget_outbox(&tenant, &member, done.upto).await?;
-            }
-            for hint in done.hints {
-                if hint.position <= done.upto || now - hint.at.0 > HINT_GRACE_MS {
-                    self.statements
-                        .forget_hint
-                        .run(
-                            session,
-                            (
-                                hint.bucket_minute,
-                                hint.shard,
-                                hint.at,
-                                tenant.clone(),
-                                member.clone(),
-                                hint.position as i64,
-                            ),
-                        )
-                        .await?;
-                }
             }
         }
         Ok(())
@@ -441,6 +494,9 @@ impl Relay {
         Ok(seq)
     }
 }
+
+/// A partition with its hints, its progress and its outbox rows past it.
+type Fetched<'a> = (&'a String, &'a String, &'a [Hint], u64, Vec<(u64, Vec<u8>)>);
 
 /// A partition handed on up to `upto` (from `relayed`), with the hints that named it.
 struct Relayed<'a> {
