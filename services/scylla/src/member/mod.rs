@@ -37,10 +37,12 @@ const SERVICE: &str = "member";
 /// Rows per page for reads without a LIMIT.
 const PAGE_ROWS: i32 = 1_000;
 
-/// The member store on one keyspace. Cheap to share behind an `Arc`.
+/// The member store on one keyspace. Cheap to clone: clones share the session, the
+/// prepared statements and the relay (a write batch runs its writes on clones, in tasks).
+#[derive(Clone)]
 pub struct ScyllaMemberStore {
     cluster: Arc<Cluster>,
-    statements: MemberStatements,
+    statements: Arc<MemberStatements>,
     relay: Arc<Relay>,
 }
 
@@ -51,7 +53,7 @@ impl ScyllaMemberStore {
         let relay = Relay::prepare(Arc::clone(&cluster), keyspace, SERVICE).await?;
         Ok(Self {
             cluster,
-            statements,
+            statements: Arc::new(statements),
             relay,
         })
     }

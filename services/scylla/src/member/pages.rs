@@ -3,6 +3,7 @@
 
 use super::{ScyllaMemberStore, rows};
 use crate::statements::BatchWrite;
+use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use loyalty_member::facts::MemberFacts;
 use loyalty_member::profile::StoredProfile;
@@ -24,6 +25,16 @@ pub(super) fn merge_buckets(lists: Vec<Vec<String>>, want: usize) -> Vec<String>
     all.dedup();
     all.truncate(want);
     all
+}
+
+/// Segment batches in flight at once (a refresh adds tens of thousands of members).
+const SEGMENT_BATCHES_AT_ONCE: usize = 16;
+
+/// A finished task's result, a panicked or cancelled one as an error.
+fn joined(
+    result: Option<Result<ServiceResult<()>, tokio::task::JoinError>>,
+) -> Option<ServiceResult<()>> {
+    result.map(|r| r.map_err(ServiceError::internal).and_then(|r| r))
 }
 
 fn limit_of(want: usize) -> i32 {
@@ -119,6 +130,8 @@ impl ScyllaMemberStore {
                 .or_default()
                 .push(member);
         }
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut first_error = None;
         for (bucket, members) in by_bucket {
             for chunk in members.chunks(SEGMENT_BATCH) {
                 // One partition per batch: applied as one mutation, no batch log needed.
@@ -135,10 +148,21 @@ impl ScyllaMemberStore {
                         ),
                     );
                 }
-                batch.apply(self.session(), None).await?;
+                if tasks.len() >= SEGMENT_BATCHES_AT_ONCE
+                    && let Some(Err(e)) = joined(tasks.join_next().await)
+                {
+                    first_error.get_or_insert(e);
+                }
+                let store = self.clone();
+                tasks.spawn(async move { batch.apply(store.session(), None).await.map(|_| ()) });
             }
         }
-        Ok(())
+        while let Some(result) = joined(tasks.join_next().await) {
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     pub(super) async fn segment_page(

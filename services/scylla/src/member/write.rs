@@ -105,6 +105,36 @@ fn facts_refusal(w: &MemberWrite, v: Versions) -> Option<Written> {
     (v.facts() + 1 != f.version).then_some(Written::Stale)
 }
 
+/// Writes of a `write_many` run at once, at most.
+const WAVE: usize = 32;
+
+/// What a write reads or changes that another write of the same batch may too.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum WriteKey {
+    Member(String, String),
+    Index(String, IndexKind, [u8; 32]),
+    Order(String, String),
+}
+
+fn write_keys(w: &MemberWrite) -> Vec<WriteKey> {
+    let t = &w.tenant;
+    let mut keys = vec![WriteKey::Member(t.clone(), w.member.clone())];
+    let indexes = w.profile.iter().flat_map(|p| p.indexes.iter());
+    for (kind, index) in indexes.chain(&w.released) {
+        keys.push(WriteKey::Index(t.clone(), *kind, *index));
+    }
+    if let Some(order) = &w.order {
+        keys.push(WriteKey::Order(t.clone(), order.order_id.clone()));
+    }
+    if let Some((from, order_ids)) = &w.orders_from {
+        keys.push(WriteKey::Member(t.clone(), from.clone()));
+        for id in order_ids {
+            keys.push(WriteKey::Order(t.clone(), id.clone()));
+        }
+    }
+    keys
+}
+
 /// An index: tenant, kind, keyed hash.
 type IndexKey = (String, IndexKind, [u8; 32]);
 
@@ -605,20 +635,38 @@ impl ScyllaMemberStore {
     }
 
     /// `write_many`: ScyllaDB has no transaction across partitions, so each write commits
-    /// on its own, in order; each is therefore checked against the store with the writes
-    /// before it already in it, as the embedded store checks it against the batch so far.
-    /// The setting is written after the last write. Unlike the embedded store, an error
-    /// part-way leaves the writes before it committed (an import's checkpoint, written
+    /// on its own, and each is checked against the store with the writes before it in the
+    /// batch already in it, as the embedded store checks it against the batch so far. For
+    /// speed the batch runs in waves of up to [`WAVE`] writes at once: a wave ends before a
+    /// write that shares a member, an index or an order id with a write in it, so a write
+    /// never runs beside one it depends on and each outcome is the one in-order writing
+    /// gives. The setting is written after the last write. Unlike the embedded store, an
+    /// error part-way leaves the writes before it committed (an import's checkpoint, written
     /// last, then still points before them, and a re-run finds them as they were written).
     pub(super) async fn write_each(
         &self,
         writes: Vec<MemberWrite>,
         setting: Option<SettingWrite>,
     ) -> ServiceResult<Vec<Written>> {
-        let mut outcomes = Vec::with_capacity(writes.len());
+        let mut outcomes: Vec<Option<Written>> = vec![None; writes.len()];
+        let mut wave: Vec<usize> = Vec::new();
+        let mut wave_keys: HashSet<WriteKey> = HashSet::new();
+        for (i, w) in writes.iter().enumerate() {
+            let keys = write_keys(w);
+            if wave.len() == WAVE || keys.iter().any(|k| wave_keys.contains(k)) {
+                self.run_wave(&writes, &wave, &mut outcomes).await?;
+                wave.clear();
+                wave_keys.clear();
+            }
+            wave.push(i);
+            wave_keys.extend(keys);
+        }
+        self.run_wave(&writes, &wave, &mut outcomes).await?;
         let mut orders_written: HashSet<(String, String)> = HashSet::new();
-        for w in &writes {
-            let mut outcome = self.write_one(w).await?;
+        let mut out = Vec::with_capacity(writes.len());
+        for (w, outcome) in writes.iter().zip(outcomes) {
+            let mut outcome =
+                outcome.ok_or_else(|| ServiceError::internal("a write without an outcome"))?;
             if let Some(order) = &w.order {
                 let key = (w.tenant.clone(), order.order_id.clone());
                 match outcome {
@@ -633,10 +681,38 @@ impl ScyllaMemberStore {
                     _ => {}
                 }
             }
-            outcomes.push(outcome);
+            out.push(outcome);
         }
         self.put_setting_write(setting).await?;
-        Ok(outcomes)
+        Ok(out)
+    }
+
+    /// The writes `wave` names, at once; every one runs to its end before an error of any
+    /// is returned (none is cut off between its claims and its batch).
+    async fn run_wave(
+        &self,
+        writes: &[MemberWrite],
+        wave: &[usize],
+        outcomes: &mut [Option<Written>],
+    ) -> ServiceResult<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for &i in wave {
+            let (store, w) = (self.clone(), writes[i].clone());
+            tasks.spawn(async move { (i, store.write_one(&w).await) });
+        }
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((i, Ok(outcome))) => outcomes[i] = Some(outcome),
+                Ok((_, Err(e))) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(ServiceError::internal(e));
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     async fn put_setting_write(&self, setting: Option<SettingWrite>) -> ServiceResult<()> {
@@ -872,6 +948,31 @@ mod tests {
             assert!(stored.after(&w).unwrap().revision() > stored.revision());
         }
         assert_eq!(stored.after(&write(None, None)).unwrap(), stored);
+    }
+
+    #[test]
+    fn writes_sharing_a_member_an_index_or_an_order_share_a_key() {
+        let mut a = write(Some(1), None);
+        let phone = (IndexKind::Phone, [1; 32]);
+        if let Some(p) = a.profile.as_mut() {
+            p.indexes = vec![phone];
+        }
+        let keys = write_keys(&a);
+        assert!(keys.contains(&WriteKey::Member("t".into(), "m".into())));
+        assert!(keys.contains(&WriteKey::Index("t".into(), phone.0, phone.1)));
+        let other = MemberWrite {
+            member: "n".into(),
+            released: vec![phone],
+            orders_from: Some(("m".into(), vec!["o1".into()])),
+            ..MemberWrite::default()
+        };
+        let other_keys = write_keys(&MemberWrite {
+            tenant: "t".into(),
+            ..other
+        });
+        assert!(other_keys.contains(&WriteKey::Index("t".into(), phone.0, phone.1)));
+        assert!(other_keys.contains(&WriteKey::Member("t".into(), "m".into())));
+        assert!(other_keys.contains(&WriteKey::Order("t".into(), "o1".into())));
     }
 
     #[test]
