@@ -50,3 +50,13 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+# The ScyllaDB conformance suite (services/scylla/tests/conformance_*.rs) is built and run
+# above: each behaviour against the embedded adapter always, against ScyllaDB only with a
+# cluster to talk to.
+if [ -n "${SCYLLA_NODES:-}" ]; then
+  step "ScyllaDB conformance suite: ran against ${SCYLLA_NODES}"
+else
+  step "ScyllaDB conformance suite: its ScyllaDB half was SKIPPED: SCYLLA_NODES is not set \
+(no ScyllaDB cluster on this machine); set SCYLLA_NODES=host:port[,host:port] to run it"
+fi

@@ -32,6 +32,7 @@ mod tests {
                 "change_readers",
                 "changes",
                 "due_wallets",
+                "index_low_water",
                 "open_transfers",
                 "outbox_hints",
                 "relay_lease",

@@ -53,7 +53,11 @@ pub struct MemberdConfig {
     pub identity: IdentityConfig,
     /// `[member]`: the member service.
     pub member: MemberSettings,
-    /// `[scylla]`: the cluster `memberd migrate` applies the schema to (decision 0012).
+    /// Where the services keep their data: `embedded` (files under `data_dir`, the default)
+    /// or `scylla` (the cluster `[scylla]` names).
+    pub storage: crate::storage::Storage,
+    /// `[scylla]`: the cluster `memberd migrate` applies the schema to, and the services use
+    /// with `storage = "scylla"` (decision 0012).
     pub scylla: loyalty_scylla::ScyllaConfig,
 }
 
@@ -74,6 +78,7 @@ impl Default for MemberdConfig {
             gateway: GatewayConfig::default(),
             identity: IdentityConfig::default(),
             member: MemberSettings::default(),
+            storage: crate::storage::Storage::default(),
             scylla: loyalty_scylla::ScyllaConfig::default(),
         }
     }

@@ -10,6 +10,7 @@ pub mod import;
 mod member_ledger;
 pub mod members;
 pub mod migrate;
+pub mod storage;
 mod publication;
 
 use anyhow::Context;

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod cql_check;
+pub mod ledger;
 pub mod member;
 pub mod migrate;
 pub mod relay;

@@ -45,6 +45,15 @@ pub enum MigrateError {
         statement: usize,
         cause: String,
     },
+    #[error(
+        "keyspace {keyspace} lacks migration(s) {missing:?} of {service} that this memberd \
+         needs; run `memberd migrate` with the same [scylla] settings, then start memberd again"
+    )]
+    Behind {
+        service: String,
+        keyspace: String,
+        missing: Vec<u32>,
+    },
     #[error("{service}: reading or recording the applied migrations: {cause}")]
     Record { service: String, cause: String },
 }
@@ -99,6 +108,43 @@ pub fn state(
     } else {
         SchemaState::Current
     })
+}
+
+/// What `memberd` does with a keyspace's schema state before it starts on it: an older
+/// schema is refused (the statements would name tables or columns it lacks), a newer one is
+/// accepted (a newer release migrated first, and migrations only add).
+pub fn refuse_older(state: SchemaState, service: &str, keyspace: &str) -> Result<(), MigrateError> {
+    match state {
+        SchemaState::Behind { missing } => Err(MigrateError::Behind {
+            service: service.into(),
+            keyspace: keyspace.into(),
+            missing,
+        }),
+        SchemaState::Current => Ok(()),
+        SchemaState::Ahead { newest } => {
+            tracing::info!(
+                keyspace,
+                newest,
+                "the schema is newer than this memberd's: accepted"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Checks that the keyspace of `service` holds every migration this binary carries.
+pub async fn require_current(
+    cluster: &Cluster,
+    config: &ScyllaConfig,
+    service: &str,
+    carried: &[Migration],
+) -> Result<(), MigrateError> {
+    let applied = applied(cluster, config, service).await?;
+    refuse_older(
+        state(service, carried, &applied)?,
+        service,
+        &config.keyspace(service),
+    )
 }
 
 /// The migrations recorded in the service's keyspace (none when it does not exist yet).
@@ -273,6 +319,26 @@ mod tests {
             state("ledger", &carried, &[done(&ONE), done(&TWO), newer]).unwrap(),
             SchemaState::Ahead { newest: 3 }
         );
+    }
+
+    #[test]
+    fn an_older_schema_is_refused_with_the_command_to_run() {
+        let err = refuse_older(
+            SchemaState::Behind {
+                missing: vec![2, 3],
+            },
+            "ledger",
+            "loyalty_ledger",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("keyspace loyalty_ledger lacks migration(s) [2, 3]"),
+            "{err}"
+        );
+        assert!(err.contains("run `memberd migrate`"), "{err}");
+        refuse_older(SchemaState::Current, "ledger", "loyalty_ledger").unwrap();
+        refuse_older(SchemaState::Ahead { newest: 9 }, "ledger", "loyalty_ledger").unwrap();
     }
 
     #[test]

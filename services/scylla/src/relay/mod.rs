@@ -41,6 +41,9 @@ const CLOCK_SLACK_MINUTES: i32 = 2;
 /// Events per conditional batch on the change log.
 const APPEND_BATCH: usize = 100;
 const LEASE_TTL_SECONDS: i32 = 5;
+/// The least time between two passes: the publisher asks for changes every 50 ms, and a
+/// pass reads every hint partition of the last minutes (16 shards each).
+const PASS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 const CHECKPOINT: &str = "relay:checkpoint";
 const LOW_MINUTE: &str = "relay:low_minute";
 
@@ -78,6 +81,8 @@ pub struct Relay {
     holder: String,
     /// The newest number known to be in the log (None: recover from the checkpoint first).
     head: Mutex<Option<u64>>,
+    /// When the last pass started.
+    last_pass: Mutex<Option<std::time::Instant>>,
 }
 
 fn now_ms() -> i64 {
@@ -130,6 +135,7 @@ impl Relay {
             service,
             holder: ulid::Ulid::new().to_string(),
             head: Mutex::new(None),
+            last_pass: Mutex::new(None),
         }))
     }
 
@@ -162,7 +168,15 @@ impl Relay {
         seq: u64,
         limit: usize,
     ) -> ServiceResult<Vec<LoggedChange>> {
-        if self.lease().await? {
+        let due = {
+            let mut last = self.last_pass.lock().await;
+            let due = last.is_none_or(|at| at.elapsed() >= PASS_INTERVAL);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due && self.lease().await? {
             self.pass(source).await?;
         }
         self.read_log(seq, limit).await
