@@ -6,6 +6,7 @@
 pub mod config;
 pub mod cql_check;
 pub mod ledger;
+pub mod member;
 pub mod migrate;
 pub mod relay;
 pub mod session;
