@@ -28,17 +28,22 @@ use loyalty_identity::service::IdentityService;
 use loyalty_ledger::events::LedgerOutbox;
 use loyalty_ledger::grpc::LedgerGrpc;
 use loyalty_ledger::grpc_access::access as ledger_access;
+use loyalty_ledger::store::ChangeFeed;
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, scheduler};
 use loyalty_member::events::MemberOutbox;
 use loyalty_member::grpc::MemberGrpc;
 use loyalty_member::grpc_access::access as member_access;
 use loyalty_member::orders::LedgerPort;
+use loyalty_member::store::MemberRepository;
+use loyalty_scylla::ledger::ScyllaLedgerStore;
+use loyalty_scylla::member::ScyllaMemberStore;
 use loyalty_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use loyalty_proto::member::v1::member_service_server::MemberServiceServer;
 use publication::Publication;
+use storage::{ScyllaStorage, Storage};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,6 +116,37 @@ impl Running {
     }
 }
 
+/// The ledger's ports and change feed on ScyllaDB, or on the embedded store (returned too,
+/// for readiness).
+async fn ledger_store(
+    config: &MemberdConfig,
+    scylla: Option<&ScyllaStorage>,
+) -> anyhow::Result<(LedgerPorts, Arc<dyn ChangeFeed>, Option<EmbeddedStore>)> {
+    if let Some(scylla) = scylla {
+        let store = ScyllaLedgerStore::open(Arc::clone(&scylla.cluster), &scylla.keyspace("ledger"))
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))
+            .context("preparing the ledger store on ScyllaDB")?;
+        let ports = LedgerPorts {
+            wallets: store.clone(),
+            rules: store.clone(),
+            transfers: store.clone(),
+            due: store.clone(),
+        };
+        return Ok((ports, store, None));
+    }
+    let embedded = EmbeddedStore::open_with(&config.data_dir, &config.store)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let ports = LedgerPorts {
+        wallets: Arc::new(embedded.clone()),
+        rules: Arc::new(embedded.clone()),
+        transfers: Arc::new(embedded.clone()),
+        due: Arc::new(embedded.clone()),
+    };
+    Ok((ports, Arc::new(embedded.clone()), Some(embedded)))
+}
+
 async fn futures_join(tasks: Vec<JoinHandle<anyhow::Result<()>>>) -> anyhow::Result<()> {
     for task in tasks {
         task.await.context("a server task panicked")??;
@@ -172,6 +208,25 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     let runs_gateway = matches!(config.target, Target::All | Target::Gateway);
     let runs_identity = runs_gateway || config.target == Target::Identity;
 
+    // On ScyllaDB, one session for every service here, each keyspace's schema checked first.
+    let scylla = match config.storage {
+        Storage::Embedded => None,
+        Storage::Scylla => {
+            let services: Vec<&str> = [
+                (runs_identity, "identity"),
+                (runs_ledger, "ledger"),
+                (runs_gateway, "member"),
+            ]
+            .into_iter()
+            .filter_map(|(runs, service)| runs.then_some(service))
+            .collect();
+            Some(
+                ScyllaStorage::open(&config, &services)
+                    .await
+                    .context("storage = \"scylla\"")?,
+            )
+        }
+    };
     // The identity service runs with the gateway; in one process the ledger checks every
     // call against it too.
     let identity = if runs_identity {
@@ -205,15 +260,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     let mut ledger_in_process = None;
     let mut grpc_addr = None;
     if runs_ledger {
-        let embedded = EmbeddedStore::open_with(&config.data_dir, &config.store)
-            .map_err(|e| anyhow::anyhow!("{}", e.message))
-            .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-        let ports = LedgerPorts {
-            wallets: Arc::new(embedded.clone()),
-            rules: Arc::new(embedded.clone()),
-            transfers: Arc::new(embedded.clone()),
-            due: Arc::new(embedded.clone()),
-        };
+        let (ports, feed, embedded) = ledger_store(&config, scylla.as_ref()).await?;
         let ledger = Ledger::new(ports, Arc::new(SystemClock::default()));
         let interval = Duration::from_millis(config.scheduler_interval_ms.max(10));
         let scheduler_rx = shutdown_rx.clone();
@@ -223,7 +270,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             Ok(())
         }));
         if let Some(events) = &events {
-            tasks.extend(events.start(Arc::new(LedgerOutbox(Arc::new(embedded.clone())))));
+            tasks.extend(events.start(Arc::new(LedgerOutbox(feed))));
         }
         ledger_in_process = Some(Arc::clone(&ledger));
         let grpc = LedgerGrpc::new(ledger);
@@ -244,7 +291,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             }
         };
         ledger_server = Some(grpc.into_server());
-        store = Some(embedded);
+        store = embedded;
     }
     // The identity service answers other services only where it runs alone: its API is for
     // services, on an internal network, never on the port partners call the ledger on.
@@ -267,7 +314,16 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
                 Arc::new(RemoteLedger(LedgerServiceClient::new(transport)))
             }
         };
-        Some(members::start(&config, Some(ledger_port))?)
+        let store: Option<Arc<dyn MemberRepository>> = match &scylla {
+            Some(scylla) => Some(Arc::new(
+                ScyllaMemberStore::prepare(Arc::clone(&scylla.cluster), &scylla.keyspace("member"))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message))
+                    .context("preparing the member store on ScyllaDB")?,
+            )),
+            None => None,
+        };
+        Some(members::start_on(&config, Some(ledger_port), store)?)
     } else {
         None
     };

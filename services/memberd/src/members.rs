@@ -9,7 +9,7 @@ use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::TenantId;
 use loyalty_member::orders::LedgerPort;
 use loyalty_member::service::Members;
-use loyalty_member::store::EmbeddedMemberStore;
+use loyalty_member::store::{EmbeddedMemberStore, MemberRepository};
 use loyalty_member::vault::MasterKey;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -18,20 +18,44 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The member service; orders earn in `ledger` when there is one (import and export run
-/// without).
+/// The member service on the embedded store; orders earn in `ledger` when there is one
+/// (import and export run without).
 pub fn start(
     config: &MemberdConfig,
     ledger: Option<Arc<dyn LedgerPort>>,
 ) -> anyhow::Result<Arc<Members>> {
+    start_on(config, ledger, None)
+}
+
+/// The member service on `store` (ScyllaDB), or on the embedded store when `None`.
+pub fn start_on(
+    config: &MemberdConfig,
+    ledger: Option<Arc<dyn LedgerPort>>,
+    store: Option<Arc<dyn MemberRepository>>,
+) -> anyhow::Result<Arc<Members>> {
     let dir = config.data_dir.join("member");
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating the member directory {}", dir.display()))?;
-    let master = master_key(config, &dir)?;
-    let cache_bytes = config.member.cache_mib.saturating_mul(1024 * 1024);
-    let store = EmbeddedMemberStore::open_with_cache(&dir.join("store"), cache_bytes)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-    let mut members = Members::new(Arc::new(store), master, Arc::new(SystemClock::default()))
+    let (store, master): (Arc<dyn MemberRepository>, _) = match store {
+        Some(store) => {
+            // Every replica reads every member: they must share the key, so none is made up.
+            if config.member.master_key.is_none() {
+                anyhow::bail!(
+                    "with storage = \"scylla\", set member.master_key (MEMBERD_MEMBER__MASTER_KEY, \
+                     32 bytes in base64) to the same key on every replica"
+                );
+            }
+            (store, master_key(config, &dir)?)
+        }
+        None => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating the member directory {}", dir.display()))?;
+            let master = master_key(config, &dir)?;
+            let cache_bytes = config.member.cache_mib.saturating_mul(1024 * 1024);
+            let store = EmbeddedMemberStore::open_with_cache(&dir.join("store"), cache_bytes)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            (Arc::new(store), master)
+        }
+    };
+    let mut members = Members::new(store, master, Arc::new(SystemClock::default()))
         .with_erasure_deadline_days(config.member.erasure_deadline_days);
     if let Some(ledger) = ledger {
         members = members.with_ledger(ledger);
