@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod cql_check;
+pub mod identity;
 pub mod migrate;
 pub mod session;
 pub mod statements;
