@@ -124,7 +124,7 @@ fn event(n: u64) -> AuditEvent {
         actor: "staff:1".into(),
         action: "ledger.earn".into(),
         target: format!("member:acme/m{n}"),
-        outcome: if n % 3 == 0 {
+        outcome: if n.is_multiple_of(3) {
             Outcome::Denied("PERMISSION_DENIED".into())
         } else {
             Outcome::Allowed

@@ -12,12 +12,14 @@
 //!   check it.
 //! - A new staff member claims its username (`IF NOT EXISTS`) before its record, and releases
 //!   the claim when its record could not be written.
-//! - The audit chains are in buckets, each append one conditional batch (see `audit.rs`).
+//! - The audit chains are in buckets, each append one conditional batch (see
+//!   `audit_chain.rs`).
 //!
 //! Identity publishes no events from here: it does not use the outbox relay.
 
 mod api_keys;
 mod audit;
+mod audit_chain;
 mod policy;
 mod replies;
 mod rows;
