@@ -11,7 +11,8 @@
 //!   record's write did not apply) is harmless, since readers read the record and skip or
 //!   check it.
 //! - A new staff member claims its username (`IF NOT EXISTS`) before its record, and releases
-//!   the claim when its record could not be written.
+//!   the claim when its record was refused (not when the write failed with an error: it may
+//!   have applied).
 //! - The audit chains are in buckets, each append one conditional batch (see
 //!   `audit_chain.rs`).
 //!

@@ -8,7 +8,7 @@ use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::StaffId;
 use loyalty_identity::model::{Staff, Username};
 use loyalty_identity::store::{Applied, StaffRepository};
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 #[async_trait]
 impl StaffRepository for ScyllaIdentityStore {
@@ -84,19 +84,23 @@ impl StaffRepository for ScyllaIdentityStore {
 
     async fn staff_of(&self, tenant: &str) -> ServiceResult<Vec<Staff>> {
         let st = self.statements();
-        let claims: HashMap<Vec<u8>, String> = st
+        // (account, username) of every claim: an account may appear under a second username
+        // whose release failed, and is listed under its own only.
+        let claims: HashSet<(Vec<u8>, String)> = st
             .usernames_of
             .all_pages(self.session(), (tenant.to_string(),), PAGE_SIZE)
             .await?
             .into_iter()
             .map(|(username, holder)| (holder, username))
             .collect();
-        let ids: Vec<Vec<u8>> = claims.keys().cloned().collect();
+        let mut ids: Vec<Vec<u8>> = claims.iter().map(|(holder, _)| holder.clone()).collect();
+        ids.sort();
+        ids.dedup();
         let mut staff: Vec<Staff> = self.get_many(&st.staff_in, ids).await?;
         // Only accounts that hold their claim: a claim left by a failed write names nobody.
         staff.retain(|s| {
             s.tenant == tenant
-                && claims.get(&id_blob(s.id.0)).map(String::as_str) == Some(s.username.as_str())
+                && claims.contains(&(id_blob(s.id.0), s.username.as_str().to_string()))
         });
         staff.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
         Ok(staff)
