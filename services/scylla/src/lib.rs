@@ -1,10 +1,12 @@
-//! What every ScyllaDB adapter shares (decision 0012): the `[scylla]` settings, a session
-//! with the consistency profiles they name, the CQL migrations `memberd migrate` applies,
-//! typed statements declared in one place per adapter, and their offline check against
-//! the migrations.
+//! The ScyllaDB adapters (decision 0012) of identity, the ledger and the member service,
+//! the outbox relay, and what they share: the `[scylla]` settings, a session with the
+//! consistency profiles they name, the CQL migrations `memberd migrate` applies, typed
+//! statements declared in one place per adapter, and their offline check against the
+//! migrations.
 
 pub mod config;
 pub mod cql_check;
+pub mod identity;
 pub mod ledger;
 pub mod member;
 pub mod migrate;
