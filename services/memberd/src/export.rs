@@ -9,13 +9,11 @@ use loyalty_common::Timestamp;
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_identity::audit::{AuditEvent, Outcome};
 use loyalty_identity::audit_log::AuditLog;
-use loyalty_identity::store::embedded::EmbeddedIdentityStore;
 use loyalty_member::profile::Personal;
 use loyalty_member::service::{Members, View};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Arc;
 
 /// The import's fields (so an export maps back onto an import one to one), then what only
 /// the platform sets.
@@ -115,16 +113,7 @@ async fn record_unmasked_export(
     tenant: &TenantId,
     out: &Path,
 ) -> anyhow::Result<()> {
-    let dir = config.data_dir.join("identity");
-    let store = EmbeddedIdentityStore::open(&dir)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))
-        .with_context(|| {
-            format!(
-                "opening the audit log in {} (stop memberd first)",
-                dir.display()
-            )
-        })?;
-    let log = AuditLog::start(Arc::new(store));
+    let log = AuditLog::start(crate::identity::audit_store(config).await?);
     let event = AuditEvent {
         actor: "system".into(),
         action: "member.export_unmasked".into(),

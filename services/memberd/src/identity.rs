@@ -1,22 +1,40 @@
-//! The identity service of this process: its store in `<data_dir>/identity`, and the platform
-//! administrator created on the first start.
+//! The identity service of this process: its store in `<data_dir>/identity` or on ScyllaDB,
+//! and the platform administrator created on the first start.
 
 use crate::config::MemberdConfig;
+use crate::storage::ScyllaStorage;
 use anyhow::Context;
 use loyalty_common::SystemClock;
 use loyalty_identity::password::Passwords;
 use loyalty_identity::service::IdentityService;
 use loyalty_identity::store::embedded::EmbeddedIdentityStore;
+use loyalty_scylla::identity::ScyllaIdentityStore;
 use std::sync::Arc;
 
 /// Opens the identity store, starts the service, and on the first start creates the platform
 /// administrator (printing a generated password once).
-pub async fn start(config: &MemberdConfig) -> anyhow::Result<Arc<IdentityService>> {
-    let dir = config.data_dir.join("identity");
-    let store = EmbeddedIdentityStore::open(&dir)
+pub async fn start(
+    config: &MemberdConfig,
+    scylla: Option<&ScyllaStorage>,
+) -> anyhow::Result<Arc<IdentityService>> {
+    let ports = match scylla {
+        Some(scylla) => ScyllaIdentityStore::prepare(
+            Arc::clone(&scylla.cluster),
+            &scylla.keyspace("identity"),
+            Arc::new(SystemClock::default()),
+        )
+        .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))
-        .with_context(|| format!("opening the identity store in {}", dir.display()))?;
-    let ports = store.ports();
+        .context("preparing the identity store on ScyllaDB")?
+        .ports(),
+        None => {
+            let dir = config.data_dir.join("identity");
+            EmbeddedIdentityStore::open(&dir)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))
+                .with_context(|| format!("opening the identity store in {}", dir.display()))?
+                .ports()
+        }
+    };
     let settings = &config.identity;
     let service = IdentityService::start(
         ports,
@@ -47,4 +65,35 @@ pub async fn start(config: &MemberdConfig) -> anyhow::Result<Arc<IdentityService
         None => {}
     }
     Ok(service)
+}
+
+/// The audit log's store for the admin commands (`memberd audit verify`, an unmasked
+/// export): on ScyllaDB when `storage = "scylla"`, else the embedded store under `data_dir`,
+/// which memberd must not hold open meanwhile.
+pub async fn audit_store(
+    config: &MemberdConfig,
+) -> anyhow::Result<Arc<dyn loyalty_identity::store::AuditRepository>> {
+    if config.storage == crate::storage::Storage::Scylla {
+        let scylla = ScyllaStorage::open(config, &["identity"]).await?;
+        let store = ScyllaIdentityStore::prepare(
+            Arc::clone(&scylla.cluster),
+            &scylla.keyspace("identity"),
+            Arc::new(SystemClock::default()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("preparing the identity store on ScyllaDB")?;
+        return Ok(Arc::new(store));
+    }
+    let dir = config.data_dir.join("identity");
+    if !dir.exists() {
+        anyhow::bail!(
+            "no identity store in {}: pass the data directory memberd runs on (--data-dir)",
+            dir.display()
+        );
+    }
+    let store = EmbeddedIdentityStore::open(&dir)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .with_context(|| format!("opening {} (stop memberd first)", dir.display()))?;
+    Ok(Arc::new(store))
 }

@@ -4,7 +4,7 @@
 pub mod audit;
 pub mod config;
 pub mod export;
-mod identity;
+pub mod identity;
 pub mod identity_feed;
 pub mod import;
 mod member_ledger;
@@ -35,18 +35,16 @@ use loyalty_member::events::MemberOutbox;
 use loyalty_member::grpc::MemberGrpc;
 use loyalty_member::grpc_access::access as member_access;
 use loyalty_member::orders::LedgerPort;
-use loyalty_member::store::MemberRepository;
-use loyalty_scylla::ledger::ScyllaLedgerStore;
-use loyalty_scylla::member::ScyllaMemberStore;
 use loyalty_proto::identity::v1::identity_service_server::IdentityServiceServer;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use loyalty_proto::member::v1::member_service_server::MemberServiceServer;
+use loyalty_scylla::ledger::ScyllaLedgerStore;
 use publication::Publication;
-use storage::{ScyllaStorage, Storage};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use storage::{ScyllaStorage, Storage};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -123,10 +121,11 @@ async fn ledger_store(
     scylla: Option<&ScyllaStorage>,
 ) -> anyhow::Result<(LedgerPorts, Arc<dyn ChangeFeed>, Option<EmbeddedStore>)> {
     if let Some(scylla) = scylla {
-        let store = ScyllaLedgerStore::open(Arc::clone(&scylla.cluster), &scylla.keyspace("ledger"))
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message))
-            .context("preparing the ledger store on ScyllaDB")?;
+        let store =
+            ScyllaLedgerStore::open(Arc::clone(&scylla.cluster), &scylla.keyspace("ledger"))
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))
+                .context("preparing the ledger store on ScyllaDB")?;
         let ports = LedgerPorts {
             wallets: store.clone(),
             rules: store.clone(),
@@ -230,7 +229,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     // The identity service runs with the gateway; in one process the ledger checks every
     // call against it too.
     let identity = if runs_identity {
-        Some(identity::start(&config).await?)
+        Some(identity::start(&config, scylla.as_ref()).await?)
     } else {
         None
     };
@@ -314,13 +313,8 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
                 Arc::new(RemoteLedger(LedgerServiceClient::new(transport)))
             }
         };
-        let store: Option<Arc<dyn MemberRepository>> = match &scylla {
-            Some(scylla) => Some(Arc::new(
-                ScyllaMemberStore::prepare(Arc::clone(&scylla.cluster), &scylla.keyspace("member"))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.message))
-                    .context("preparing the member store on ScyllaDB")?,
-            )),
+        let store = match &scylla {
+            Some(scylla) => Some(members::scylla_store(scylla).await?),
             None => None,
         };
         Some(members::start_on(&config, Some(ledger_port), store)?)

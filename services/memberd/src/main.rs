@@ -171,7 +171,7 @@ fn import(config: MemberdConfig, cli: ImportCli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let started = std::time::Instant::now();
     let summary = runtime.block_on(async {
-        let members = memberd::members::start(&config, None)?;
+        let members = memberd::members::open(&config).await?;
         memberd::import::run(&members, &args, |p: Progress| {
             bar.set_position(p.bytes);
             let rate = p.rows as f64 / started.elapsed().as_secs_f64().max(0.001);
@@ -205,7 +205,7 @@ fn export(config: MemberdConfig, tenant: &str, out: &Path, unmasked: bool) -> an
     );
     let runtime = tokio::runtime::Runtime::new()?;
     let written = runtime.block_on(async {
-        let members = memberd::members::start(&config, None)?;
+        let members = memberd::members::open(&config).await?;
         memberd::export::run(&config, &members, &tenant, out, unmasked, |n| {
             bar.set_message(format!("{n} members"));
         })

@@ -2,6 +2,7 @@
 //! master key that protects members' personal data (decision 0008).
 
 use crate::config::{MemberSettings, MemberdConfig};
+use crate::storage::{ScyllaStorage, Storage};
 use anyhow::Context;
 use base64::Engine;
 use loyalty_common::SystemClock;
@@ -11,6 +12,7 @@ use loyalty_member::orders::LedgerPort;
 use loyalty_member::service::Members;
 use loyalty_member::store::{EmbeddedMemberStore, MemberRepository};
 use loyalty_member::vault::MasterKey;
+use loyalty_scylla::member::ScyllaMemberStore;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -25,6 +27,27 @@ pub fn start(
     ledger: Option<Arc<dyn LedgerPort>>,
 ) -> anyhow::Result<Arc<Members>> {
     start_on(config, ledger, None)
+}
+
+/// The member service for the admin commands (import, export), without a ledger: on
+/// ScyllaDB when `storage = "scylla"`, else on the embedded store.
+pub async fn open(config: &MemberdConfig) -> anyhow::Result<Arc<Members>> {
+    let store = match config.storage {
+        Storage::Scylla => {
+            Some(scylla_store(&ScyllaStorage::open(config, &["member"]).await?).await?)
+        }
+        Storage::Embedded => None,
+    };
+    start_on(config, None, store)
+}
+
+/// The member store on the cluster's member keyspace.
+pub async fn scylla_store(scylla: &ScyllaStorage) -> anyhow::Result<Arc<dyn MemberRepository>> {
+    let store = ScyllaMemberStore::prepare(Arc::clone(&scylla.cluster), &scylla.keyspace("member"))
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))
+        .context("preparing the member store on ScyllaDB")?;
+    Ok(Arc::new(store))
 }
 
 /// The member service on `store` (ScyllaDB), or on the embedded store when `None`.
