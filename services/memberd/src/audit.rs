@@ -6,6 +6,13 @@ use loyalty_identity::audit_log::AuditLog;
 
 /// Prints one line per tenant; returns whether every chain is intact.
 pub async fn verify(config: &MemberdConfig) -> anyhow::Result<bool> {
+    let dir = config.data_dir.join("identity");
+    if config.storage == crate::storage::Storage::Embedded && !dir.exists() {
+        anyhow::bail!(
+            "no identity store in {}: pass the data directory memberd runs on (--data-dir)",
+            dir.display()
+        );
+    }
     let log = AuditLog::start(crate::identity::audit_store(config).await?);
     let verdicts = log
         .verify_all()

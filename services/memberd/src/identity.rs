@@ -86,12 +86,6 @@ pub async fn audit_store(
         return Ok(Arc::new(store));
     }
     let dir = config.data_dir.join("identity");
-    if !dir.exists() {
-        anyhow::bail!(
-            "no identity store in {}: pass the data directory memberd runs on (--data-dir)",
-            dir.display()
-        );
-    }
     let store = EmbeddedIdentityStore::open(&dir)
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .with_context(|| format!("opening {} (stop memberd first)", dir.display()))?;
