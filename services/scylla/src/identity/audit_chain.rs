@@ -173,20 +173,32 @@ pub async fn records(
         }
     };
     // A bucket ends at its head; the chain goes on in the bucket an append from that head
-    // went to.
+    // went to. Appends may land while this reads: each step goes on from the last record
+    // returned, so none is skipped.
     while out.len() < limit {
         let Some(head) = buckets.bucket_head(tenant, bucket).await? else {
             break;
         };
+        let last = out.last().map_or(from - 1, |r| r.seq);
+        if head.seq > last {
+            // Appended to this bucket since it was read.
+            let more = buckets
+                .bucket_records(tenant, bucket, last + 1, limit - out.len())
+                .await?;
+            if more.is_empty() {
+                break;
+            }
+            out.extend(more);
+            continue;
+        }
         let next = bucket_after(size, head.seq)?;
         if next <= bucket {
             break;
         }
         bucket = next;
-        let next_from = from.max(head.seq + 1);
         out.extend(
             buckets
-                .bucket_records(tenant, bucket, next_from, limit - out.len())
+                .bucket_records(tenant, bucket, last + 1, limit - out.len())
                 .await?,
         );
     }

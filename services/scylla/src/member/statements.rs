@@ -47,8 +47,8 @@ crate::statements! {
         // (id: the position in 16 hex digits, so text order is number order).
         put_row: "INSERT INTO {keyspace}.members (tenant, member, kind, id, body) VALUES (?, ?, ?, ?, ?)"
             => (String, String, String, String, Vec<u8>) => (),
-        delete_row: "DELETE FROM {keyspace}.members WHERE tenant = ? AND member = ? AND kind = ? AND id = ?"
-            => (String, String, String, String) => (),
+        delete_row: "DELETE FROM {keyspace}.members WHERE tenant = ? AND member = ? AND kind = ? AND id = ? IF EXISTS"
+            => (String, String, String, String) => AppliedRow,
         history_row: "SELECT body FROM {keyspace}.members WHERE tenant = ? AND member = ? AND kind = 'h' AND id = ?"
             => (String, String, String) => (Option<Vec<u8>>,),
         history_newest: "SELECT body FROM {keyspace}.members WHERE tenant = ? AND member = ? AND kind = 'h' LIMIT ?"
@@ -75,8 +75,8 @@ crate::statements! {
             => (String, String) => (String, Option<Vec<u8>>, Option<CqlTimestamp>),
         take_order: "UPDATE {keyspace}.member_orders SET member = ?, body = ?, claimed_at = ? WHERE tenant = ? AND order_id = ? IF member = ?"
             => (String, Vec<u8>, CqlTimestamp, String, String, String) => AppliedRow,
-        move_order: "UPDATE {keyspace}.member_orders SET member = ?, body = ? WHERE tenant = ? AND order_id = ?"
-            => (String, Vec<u8>, String, String) => (),
+        move_order: "UPDATE {keyspace}.member_orders SET member = ?, body = ? WHERE tenant = ? AND order_id = ? IF member = ?"
+            => (String, Vec<u8>, String, String, String) => AppliedRow,
         release_order: "DELETE FROM {keyspace}.member_orders WHERE tenant = ? AND order_id = ? IF member = ?"
             => (String, String, String) => AppliedRow,
 

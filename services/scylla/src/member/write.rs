@@ -588,19 +588,23 @@ impl ScyllaMemberStore {
         for order in moved {
             let mut now_theirs = order.clone();
             now_theirs.member = w.member.clone();
+            // Conditional, as every other write of these rows: a plain write's timestamp
+            // (the coordinator's clock) could lose to, or hide, a Paxos write made after it.
+            // Not applied: the order moved on already (a retry); nothing to do.
             s.move_order
-                .run(
+                .applied(
                     self.session(),
                     (
                         w.member.clone(),
                         rows::encode(&now_theirs)?,
                         w.tenant.clone(),
                         order.order_id.clone(),
+                        order.member.clone(),
                     ),
                 )
                 .await?;
             s.delete_row
-                .run(
+                .applied(
                     self.session(),
                     (
                         w.tenant.clone(),
