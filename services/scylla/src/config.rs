@@ -49,6 +49,11 @@ pub struct ScyllaConfig {
     /// On: the clause is left out and the cluster decides (releases before 6.0 do not know
     /// it; later ones once they support LWT on tablets).
     pub tablets: bool,
+    /// The datacenter whose processes run the outbox relay's passes (unset: any). With two
+    /// regions, set it to the region where the tenants' writes are made: the relay reads
+    /// their outbox rows at LOCAL_QUORUM, which sees every write acknowledged there, and
+    /// could miss one still replicating from the other region.
+    pub relay_datacenter: Option<String>,
 }
 
 impl Default for ScyllaConfig {
@@ -64,6 +69,7 @@ impl Default for ScyllaConfig {
             request_timeout_ms: 2_000,
             speculative_retry_ms: 50,
             tablets: false,
+            relay_datacenter: None,
         }
     }
 }

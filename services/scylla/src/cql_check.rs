@@ -77,6 +77,10 @@ fn check_one(tables: &BTreeMap<String, Table>, statement: &StatementDef) -> Resu
                 binds.push(spec(what, ColumnType::Native(NativeType::Int)));
                 continue;
             }
+            Bind::BigInt(what) => {
+                binds.push(spec(what, ColumnType::Native(NativeType::BigInt)));
+                continue;
+            }
         };
         binds.push(spec(bind.name(), typ));
     }
@@ -101,13 +105,15 @@ enum Bind {
     ListOf(String),
     /// `LIMIT ?`, `USING TTL ?`: an int.
     Int(&'static str),
+    /// `USING TIMESTAMP ?`: a bigint (microseconds).
+    BigInt(&'static str),
 }
 
 impl Bind {
     fn name(&self) -> &str {
         match self {
             Bind::Column(name) | Bind::ListOf(name) => name,
-            Bind::Int(what) => what,
+            Bind::Int(what) | Bind::BigInt(what) => what,
         }
     }
 }
@@ -283,6 +289,9 @@ fn clauses(tokens: &[String], shape: &mut Shape) -> Result<(), String> {
                     "LIMIT" => Bind::Int("limit"),
                     "USING" if tokens[..i].last().is_some_and(|t| is(t, "TTL")) => {
                         Bind::Int("[ttl]")
+                    }
+                    "USING" if tokens[..i].last().is_some_and(|t| is(t, "TIMESTAMP")) => {
+                        Bind::BigInt("[timestamp]")
                     }
                     "WHERE" | "SET" | "IF" => {
                         let operator = tokens[..i].last().map(String::as_str).unwrap_or("");

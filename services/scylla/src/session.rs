@@ -10,15 +10,23 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::DefaultRetryPolicy;
 use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
+use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use scylla::statement::Consistency;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The session and the profile ledger writes use.
+/// The session and the profiles some writes use.
 pub struct Cluster {
     pub session: Session,
     /// LOCAL_QUORUM or EACH_QUORUM (`scylla.ledger_write_consistency`), no speculation.
     pub ledger_writes: ExecutionProfileHandle,
+    /// The outbox relay's conditional writes (its lease and the change log): SERIAL, a
+    /// majority of all replicas, whatever `scylla.serial_consistency` says, so that two
+    /// regions can never both hand out one change number.
+    pub relay_writes: ExecutionProfileHandle,
+    /// Whether this process's relays run passes (`scylla.relay_datacenter` unset, or this
+    /// datacenter); elsewhere they only read the change log.
+    pub relays: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,8 +77,18 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
         .speculative_execution_policy(None)
         .build()
         .into_handle_with_label("ledger_writes".into());
+    let relay_writes = base
+        .to_builder()
+        .serial_consistency(Some(scylla::statement::SerialConsistency::Serial))
+        .speculative_execution_policy(None)
+        .build()
+        .into_handle_with_label("relay_writes".into());
     let session = SessionBuilder::new()
         .known_nodes(&config.nodes)
+        // Client-side write times, increasing within the process: consecutive overwrites of
+        // one row (a reader's saved position) land in the order they were made, whichever
+        // coordinators took them.
+        .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
         .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
         .default_execution_profile_handle(base.into_handle_with_label("default".into()))
         .build()
@@ -82,6 +100,11 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
     Ok(Cluster {
         session,
         ledger_writes,
+        relay_writes,
+        relays: config
+            .relay_datacenter
+            .as_ref()
+            .is_none_or(|dc| *dc == config.local_datacenter),
     })
 }
 

@@ -1,6 +1,7 @@
 //! API keys: one partition each, listed per tenant in `api_keys_by_tenant`.
 
 use super::rows::id_blob;
+use super::versioned::VersionedStatements;
 use super::{PAGE_SIZE, ScyllaIdentityStore};
 use async_trait::async_trait;
 use loyalty_common::error::ServiceResult;
@@ -28,8 +29,16 @@ impl ApiKeyRepository for ScyllaIdentityStore {
                 )
                 .await?;
         }
-        self.put_versioned(&st.insert_api_key, &st.update_api_key, id, key)
-            .await
+        self.put_versioned(
+            VersionedStatements {
+                read: &st.api_key,
+                insert: &st.insert_api_key,
+                update: &st.update_api_key,
+            },
+            id,
+            key,
+        )
+        .await
     }
 
     async fn api_keys_of(&self, tenant: &TenantId) -> ServiceResult<Vec<ApiKey>> {

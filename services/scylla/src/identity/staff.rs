@@ -2,6 +2,7 @@
 //! the account's first version is written; a tenant's partition there is its staff list.
 
 use super::rows::id_blob;
+use super::versioned::VersionedStatements;
 use super::{PAGE_SIZE, ScyllaIdentityStore};
 use async_trait::async_trait;
 use loyalty_common::error::ServiceResult;
@@ -36,9 +37,7 @@ impl StaffRepository for ScyllaIdentityStore {
         let st = self.statements();
         let id = id_blob(staff.id.0);
         if staff.version != 1 {
-            return self
-                .put_versioned(&st.insert_staff, &st.update_staff, id, staff)
-                .await;
+            return self.put_versioned(staff_statements(st), id, staff).await;
         }
         let tenant = staff.tenant.clone();
         let username = staff.username.as_str().to_string();
@@ -60,7 +59,7 @@ impl StaffRepository for ScyllaIdentityStore {
             }
         }
         let written = self
-            .put_versioned(&st.insert_staff, &st.update_staff, id.clone(), staff)
+            .put_versioned(staff_statements(st), id.clone(), staff)
             .await?;
         if written == Applied::Conflict && claimed {
             // The account's own write did not apply (its id is taken): the claim made here is
@@ -104,5 +103,13 @@ impl StaffRepository for ScyllaIdentityStore {
         });
         staff.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
         Ok(staff)
+    }
+}
+
+fn staff_statements(st: &super::IdentityStatements) -> VersionedStatements<'_, Vec<u8>> {
+    VersionedStatements {
+        read: &st.staff,
+        insert: &st.insert_staff,
+        update: &st.update_staff,
     }
 }

@@ -1,6 +1,7 @@
 //! Tenants: one partition each, listed in `tenant_list` (one small partition).
 
 use super::rows::ALL;
+use super::versioned::VersionedStatements;
 use super::{PAGE_SIZE, ScyllaIdentityStore};
 use async_trait::async_trait;
 use loyalty_common::error::ServiceResult;
@@ -26,8 +27,16 @@ impl TenantRepository for ScyllaIdentityStore {
                 .run(self.session(), (ALL.to_string(), id.clone()))
                 .await?;
         }
-        self.put_versioned(&st.insert_tenant, &st.update_tenant, id, tenant)
-            .await
+        self.put_versioned(
+            VersionedStatements {
+                read: &st.tenant,
+                insert: &st.insert_tenant,
+                update: &st.update_tenant,
+            },
+            id,
+            tenant,
+        )
+        .await
     }
 
     async fn tenants(&self) -> ServiceResult<Vec<Tenant>> {

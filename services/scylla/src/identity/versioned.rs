@@ -9,31 +9,50 @@ use loyalty_common::error::ServiceResult;
 use loyalty_identity::store::Applied;
 use scylla::serialize::value::SerializeValue;
 
+/// The statements of one kind of versioned record.
+pub(super) struct VersionedStatements<'a, K> {
+    pub read: &'a Stmt<(K,), (i64, Vec<u8>)>,
+    pub insert: &'a Stmt<(K, i64, Vec<u8>), AppliedRow>,
+    pub update: &'a Stmt<(i64, Vec<u8>, K, i64), AppliedRow>,
+}
+
 impl ScyllaIdentityStore {
+    /// Writes `record` on the version before it. A write that does not apply but finds
+    /// exactly this record stored is its own earlier try (one whose answer was lost to a
+    /// timeout, the request then retried): it applied.
     pub(super) async fn put_versioned<K, T>(
         &self,
-        insert: &Stmt<(K, i64, Vec<u8>), AppliedRow>,
-        update: &Stmt<(i64, Vec<u8>, K, i64), AppliedRow>,
+        statements: VersionedStatements<'_, K>,
         key: K,
         record: &T,
     ) -> ServiceResult<Applied>
     where
-        K: SerializeValue,
+        K: SerializeValue + Clone,
         T: Versioned,
     {
         let (version, body) = versioned_row(record)?;
         let yes = match record.version() {
             // No stored version is one less.
             0 => false,
-            1 => insert.applied(self.session(), (key, version, body)).await?,
+            1 => {
+                statements
+                    .insert
+                    .applied(self.session(), (key.clone(), version, body.clone()))
+                    .await?
+            }
             _ => {
                 let read = cql_version(record.version() - 1)?;
-                update
-                    .applied(self.session(), (version, body, key, read))
+                statements
+                    .update
+                    .applied(self.session(), (version, body.clone(), key.clone(), read))
                     .await?
             }
         };
-        Ok(applied(yes))
+        if yes || record.version() == 0 {
+            return Ok(applied(yes));
+        }
+        let stored = statements.read.first(self.session(), (key,)).await?;
+        Ok(applied(stored == Some((version, body))))
     }
 
     pub(super) async fn get_versioned<K, T>(

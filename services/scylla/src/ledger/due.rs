@@ -18,11 +18,22 @@ use scylla::value::CqlTimestamp;
 /// writer's clock, so only clock skew can put a row there.
 const HOURS_SETTLING: i32 = 1;
 
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 impl ScyllaLedgerStore {
-    /// Lists `wallet` as due at `at`, in the hour bucket of `at`.
+    /// Lists `wallet` as due at `at`, in the hour bucket of `at`. A time already past (a
+    /// reminder whose window opened before the earn that set it) is listed as due
+    /// [`HOURS_SETTLING`] ago instead: readers raise the low-water mark past older buckets
+    /// they found empty, and a row written there after such a scan would never be read.
     pub(super) async fn write_due(&self, wallet: &WalletKey, at: Timestamp) -> ServiceResult<()> {
+        let settled = wall_clock_ms() - i64::from(HOURS_SETTLING) * 3_600_000;
         let row = rows::due_row(&DueWallet {
-            at,
+            at: Timestamp(at.0.max(settled)),
             wallet: wallet.clone(),
         })?;
         self.due_low_water

@@ -38,8 +38,8 @@ crate::statements! {
         insert_row_expiring: "INSERT INTO {keyspace}.wallets (tenant, member, kind, id, body) VALUES (?, ?, ?, ?, ?) USING TTL ?"
             => (String, String, String, Vec<u8>, Vec<u8>, i32) => (),
         /// Outbox rows above a position (newest first, as the table clusters them).
-        outbox_after: "SELECT id, body FROM {keyspace}.wallets WHERE tenant = ? AND member = ? AND kind = 'o' AND id > ?"
-            => (String, String, Vec<u8>) => (Vec<u8>, Option<Vec<u8>>),
+        outbox_after: "SELECT id, body FROM {keyspace}.wallets WHERE tenant = ? AND member = ? AND kind = 'o' AND id > ? ORDER BY kind DESC, id ASC LIMIT ?"
+            => (String, String, Vec<u8>, i32) => (Vec<u8>, Option<Vec<u8>>),
         /// Outbox rows the relay has handed on: one range tombstone.
         outbox_forget: "DELETE FROM {keyspace}.wallets WHERE tenant = ? AND member = ? AND kind = 'o' AND id <= ?"
             => (String, String, Vec<u8>) => (),

@@ -19,6 +19,9 @@ use loyalty_ledger::model::{
 use loyalty_ledger::store::{Applied, WalletCommit, WalletRepository};
 use std::collections::HashMap;
 
+/// Keys in one `IN`: ScyllaDB's default limit for clustering keys.
+const IN_LIMIT: usize = 100;
+
 impl ScyllaLedgerStore {
     async fn wallet_row(
         &self,
@@ -46,15 +49,22 @@ impl ScyllaLedgerStore {
             return Ok(Vec::new());
         }
         let (tenant, member) = rows::partition(wallet);
-        let keys = ids.iter().map(|id| rows::entry_id(*id)).collect();
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| rows::entry_id(*id)).collect();
         let mut found: HashMap<EntryId, Entry> = HashMap::new();
-        for (id, bytes) in self
-            .statements
-            .entries_by_id
-            .rows(self.session(), (tenant, member, keys))
-            .await?
-        {
-            found.insert(rows::entry_id_from(&id)?, decode(&body(bytes, "entry")?)?);
+        // ScyllaDB refuses more than 100 clustering keys in one IN by default
+        // (max_clustering_key_restrictions_per_query).
+        for chunk in keys.chunks(IN_LIMIT) {
+            for (id, bytes) in self
+                .statements
+                .entries_by_id
+                .rows(
+                    self.session(),
+                    (tenant.clone(), member.clone(), chunk.to_vec()),
+                )
+                .await?
+            {
+                found.insert(rows::entry_id_from(&id)?, decode(&body(bytes, "entry")?)?);
+            }
         }
         ids.iter()
             .map(|id| {
@@ -261,6 +271,7 @@ impl OutboxPartitions for ScyllaLedgerStore {
         tenant: &str,
         member: &str,
         after: u64,
+        limit: usize,
     ) -> ServiceResult<Vec<(u64, Vec<u8>)>> {
         let found = self
             .statements
@@ -271,13 +282,13 @@ impl OutboxPartitions for ScyllaLedgerStore {
                     tenant.to_string(),
                     member.to_string(),
                     rows::position_id(after),
+                    i32::try_from(limit).unwrap_or(i32::MAX),
                 ),
             )
             .await?;
-        // Clustered newest first; the relay wants them oldest first.
+        // Read in reverse clustering order: oldest first, as the relay wants them.
         found
             .into_iter()
-            .rev()
             .map(|(id, bytes)| Ok((rows::position_from_id(&id)?, body(bytes, "outbox row")?)))
             .collect()
     }

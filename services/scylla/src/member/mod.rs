@@ -429,6 +429,7 @@ impl OutboxPartitions for ScyllaMemberStore {
         tenant: &str,
         member: &str,
         after: u64,
+        limit: usize,
     ) -> ServiceResult<Vec<(u64, Vec<u8>)>> {
         let rows = self
             .statements
@@ -439,6 +440,7 @@ impl OutboxPartitions for ScyllaMemberStore {
                     tenant.to_string(),
                     member.to_string(),
                     rows::position_id(after),
+                    i32::try_from(limit).unwrap_or(i32::MAX),
                 ),
             )
             .await?;
@@ -450,7 +452,7 @@ impl OutboxPartitions for ScyllaMemberStore {
                 Ok((rows::position_of_id(&id)?, body))
             })
             .collect::<ServiceResult<Vec<_>>>()?;
-        // The partition clusters ids newest first; the relay wants them oldest first.
+        // Read in reverse clustering order, oldest first; sorted again to be sure.
         out.sort_by_key(|(position, _)| *position);
         Ok(out)
     }

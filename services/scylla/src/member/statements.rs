@@ -55,8 +55,8 @@ crate::statements! {
             => (String, String, i32) => (Option<Vec<u8>>,),
         history_before: "SELECT body FROM {keyspace}.members WHERE tenant = ? AND member = ? AND kind = 'h' AND id < ? LIMIT ?"
             => (String, String, String, i32) => (Option<Vec<u8>>,),
-        outbox_after: "SELECT id, body FROM {keyspace}.members WHERE tenant = ? AND member = ? AND kind = 'o' AND id > ?"
-            => (String, String, String) => (String, Option<Vec<u8>>),
+        outbox_after: "SELECT id, body FROM {keyspace}.members WHERE tenant = ? AND member = ? AND kind = 'o' AND id > ? ORDER BY kind DESC, id ASC LIMIT ?"
+            => (String, String, String, i32) => (String, Option<Vec<u8>>),
         forget_outbox: "DELETE FROM {keyspace}.members WHERE tenant = ? AND member = ? AND kind = 'o' AND id <= ?"
             => (String, String, String) => (),
 

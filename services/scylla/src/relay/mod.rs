@@ -35,7 +35,9 @@ pub const BUCKET_SIZE: u64 = 4096;
 pub const HINT_SHARDS: i32 = 16;
 /// A hint whose commit is not in its partition after this long was for a commit that did
 /// not apply (its conditional batch lost, or failed); it is dropped.
-pub const HINT_GRACE_MS: i64 = 60_000;
+/// Longer than the clock slack below, so that a hint is never dropped as stale before the
+/// relay could have read its commit.
+pub const HINT_GRACE_MS: i64 = 180_000;
 /// How far behind the newest minute the relay keeps reading hint buckets: a writer whose
 /// clock lags by less than this still has its hints read.
 const CLOCK_SLACK_MINUTES: i32 = 2;
@@ -47,19 +49,22 @@ const LEASE_TTL_SECONDS: i32 = 5;
 const PASS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 /// Partitions read or recorded at once within a pass.
 const CONCURRENCY: usize = 64;
+/// Outbox rows read from one partition in a pass; the rest wait for the next pass.
+const OUTBOX_READ: usize = 1_000;
 const CHECKPOINT: &str = "relay:checkpoint";
 const LOW_MINUTE: &str = "relay:low_minute";
 
 /// What a relay reads: the outbox rows commits wrote into their own partitions.
 #[async_trait]
 pub trait OutboxPartitions: Send + Sync + 'static {
-    /// The partition's outbox rows with a position above `after`, oldest first:
-    /// (position, body).
+    /// At most `limit` of the partition's outbox rows with a position above `after`,
+    /// oldest first: (position, body).
     async fn outbox_rows(
         &self,
         tenant: &str,
         member: &str,
         after: u64,
+        limit: usize,
     ) -> ServiceResult<Vec<(u64, Vec<u8>)>>;
     /// Deletes the partition's outbox rows up to `upto` (they are in the change log now).
     async fn forget_outbox(&self, tenant: &str, member: &str, upto: u64) -> ServiceResult<()>;
@@ -116,6 +121,12 @@ fn unsigned(value: i64, what: &str) -> ServiceResult<u64> {
     u64::try_from(value).map_err(|_| corrupt(what))
 }
 
+/// A number as CQL's bigint stores it; one past i64::MAX is refused rather than wrapped.
+fn signed(value: u64, what: &str) -> ServiceResult<i64> {
+    i64::try_from(value)
+        .map_err(|_| ServiceError::internal(format!("the relay's {what} {value} is past bigint")))
+}
+
 impl Relay {
     /// Prepares the relay's statements for `keyspace` and marks where its hints start (now,
     /// unless a relay ran here before): every hint written after this is read.
@@ -124,7 +135,16 @@ impl Relay {
         keyspace: &str,
         service: &'static str,
     ) -> ServiceResult<Arc<Self>> {
-        let statements = RelayStatements::prepare(&cluster.session, keyspace).await?;
+        let mut statements = RelayStatements::prepare(&cluster.session, keyspace).await?;
+        let serial = Some(cluster.relay_writes.clone());
+        let st = &mut statements;
+        st.take_lease
+            .prepared
+            .set_execution_profile_handle(serial.clone());
+        st.renew_lease
+            .prepared
+            .set_execution_profile_handle(serial.clone());
+        st.init_reader.prepared.set_execution_profile_handle(serial);
         statements
             .init_reader
             .applied(
@@ -157,7 +177,7 @@ impl Relay {
                     CqlTimestamp(at),
                     tenant.to_string(),
                     member.to_string(),
-                    position as i64,
+                    signed(position, "outbox position")?,
                 ),
             )
             .await
@@ -179,8 +199,17 @@ impl Relay {
             }
             due
         };
-        if due && self.lease().await? {
-            self.pass(source).await?;
+        if due && self.cluster.relays {
+            // A pass that fails is retried at the next read; what the log holds is served
+            // meanwhile.
+            let passed = match self.lease().await {
+                Ok(true) => self.pass(source).await.map(|_| ()),
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = passed {
+                tracing::warn!(service = self.service, error = %e, "relay pass failed; retried at the next read");
+            }
         }
         self.read_log(seq, limit).await
     }
@@ -194,7 +223,10 @@ impl Relay {
     pub async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
         self.statements
             .save_reader
-            .run(&self.cluster.session, (reader.to_string(), seq as i64))
+            .run(
+                &self.cluster.session,
+                (reader.to_string(), signed(seq, "reader position")?),
+            )
             .await
     }
 
@@ -247,7 +279,7 @@ impl Relay {
                 .changes
                 .rows(
                     &self.cluster.session,
-                    (bucket(after + 1), after as i64, want),
+                    (bucket(after + 1), signed(after, "change number")?, want),
                 )
                 .await?;
             let found = rows.len();
@@ -280,9 +312,12 @@ impl Relay {
             Some(seq) => seq,
             None => self.recover().await?,
         };
-        *head = Some(next);
+        // Until this pass has recorded everything it appended, the next one must recover
+        // from the checkpoint: an error or a lost race anywhere below leaves it so.
+        *head = None;
         let now = now_ms();
-        let low = self.mark(LOW_MINUTE).await?.unwrap_or(0) as i32;
+        let low = i32::try_from(self.mark(LOW_MINUTE).await?.unwrap_or(0))
+            .map_err(|_| corrupt("low-water minute"))?;
         let newest = minute(now) + 1;
         let buckets: Vec<(i32, i32)> = (low..=newest)
             .flat_map(|m| (0..HINT_SHARDS).map(move |shard| (m, shard)))
@@ -311,28 +346,35 @@ impl Relay {
             .iter()
             .map(|((tenant, member), hints)| self.fetch(source, tenant, member, hints))
             .collect();
-        let fetched: Vec<_> = stream::iter(reads)
+        let mut fetched: Vec<Fetched> = stream::iter(reads)
             .buffer_unordered(CONCURRENCY)
             .try_collect()
             .await?;
+        // Partitions in the order of their oldest hint: roughly commit order across them.
+        fetched.sort_by_key(|(_, _, hints, _, _)| hints.iter().map(|h| h.at.0).min());
         let mut appended = 0;
         let mut batch = Appending::default();
         // Partitions whose events are all in `batch`: recorded once it is appended.
         let mut waiting: Vec<Relayed> = Vec::new();
+        let mut unfinished_minutes = Vec::new();
         for (tenant, member, hints, relayed, rows) in fetched {
+            let complete = rows.len() < OUTBOX_READ;
+            if !complete {
+                unfinished_minutes.extend(hints.iter().map(|h| h.bucket_minute));
+            }
             let mut upto = relayed;
+            let mut last_seq = 0;
             for (position, body) in rows {
                 next += 1;
-                batch.push(&self.statements, next, tenant, member, position, body);
+                batch.push(&self.statements, next, tenant, member, position, body)?;
                 upto = position;
+                last_seq = next;
                 appended += 1;
                 // A batch is one bucket of the log: it ends at a bucket's last number.
                 if batch.full() || (next + 1).is_multiple_of(BUCKET_SIZE) {
                     if !batch.flush(&self.cluster).await? {
-                        *head = None;
                         return Ok(0);
                     }
-                    *head = Some(next);
                     self.record(source, std::mem::take(&mut waiting), now)
                         .await?;
                 }
@@ -342,29 +384,33 @@ impl Relay {
                 member,
                 relayed,
                 upto,
+                last_seq,
+                complete,
                 hints,
             });
         }
         if !batch.flush(&self.cluster).await? {
-            *head = None;
             return Ok(0);
         }
-        *head = Some(next);
         self.record(source, waiting, now).await?;
         self.save_position(CHECKPOINT, next).await?;
-        // Buckets before the slack hold nothing but hints still waiting for their commit.
+        *head = Some(next);
+        // Buckets before the slack hold nothing but hints still waiting for their commit,
+        // or for the rest of their partition's rows.
         let waiting = pending
             .values()
             .flatten()
             .filter(|h| now - h.at.0 <= HINT_GRACE_MS)
             .map(|h| h.bucket_minute)
+            .chain(unfinished_minutes)
             .min();
         let new_low = waiting
             .unwrap_or(i32::MAX)
             .min(minute(now) - CLOCK_SLACK_MINUTES)
             .max(low);
         if new_low > low {
-            self.save_position(LOW_MINUTE, new_low as u64).await?;
+            self.save_position(LOW_MINUTE, u64::try_from(new_low).unwrap_or(0))
+                .await?;
         }
         Ok(appended)
     }
@@ -409,7 +455,9 @@ impl Relay {
         hints: &'a [Hint],
     ) -> ServiceResult<Fetched<'a>> {
         let relayed = self.progress(tenant, member).await?;
-        let rows = source.outbox_rows(tenant, member, relayed).await?;
+        let rows = source
+            .outbox_rows(tenant, member, relayed, OUTBOX_READ)
+            .await?;
         Ok((tenant, member, hints, relayed, rows))
     }
 
@@ -422,14 +470,13 @@ impl Relay {
         let session = &self.cluster.session;
         let (tenant, member) = (done.tenant.clone(), done.member.clone());
         if done.upto > done.relayed {
-            self.statements
-                .set_progress
-                .run(session, (tenant.clone(), member.clone(), done.upto as i64))
+            self.set_progress(&tenant, &member, done.upto, done.last_seq)
                 .await?;
             source.forget_outbox(&tenant, &member, done.upto).await?;
         }
         for hint in done.hints {
-            if hint.position <= done.upto || now - hint.at.0 > HINT_GRACE_MS {
+            let stale = done.complete && now - hint.at.0 > HINT_GRACE_MS;
+            if hint.position <= done.upto || stale {
                 self.statements
                     .forget_hint
                     .run(
@@ -440,13 +487,36 @@ impl Relay {
                             hint.at,
                             tenant.clone(),
                             member.clone(),
-                            hint.position as i64,
+                            signed(hint.position, "hint position")?,
                         ),
                     )
                     .await?;
             }
         }
         Ok(())
+    }
+
+    /// Records a partition's progress, written at the change number of its last event: of
+    /// two relays recording one partition, the one further along wins whatever their clocks.
+    async fn set_progress(
+        &self,
+        tenant: &str,
+        member: &str,
+        position: u64,
+        seq: u64,
+    ) -> ServiceResult<()> {
+        self.statements
+            .set_progress
+            .run(
+                &self.cluster.session,
+                (
+                    tenant.to_string(),
+                    member.to_string(),
+                    signed(position, "outbox position")?,
+                    signed(seq, "change number")?,
+                ),
+            )
+            .await
     }
 
     async fn progress(&self, tenant: &str, member: &str) -> ServiceResult<u64> {
@@ -474,19 +544,16 @@ impl Relay {
                 break;
             };
             seq = last.seq;
-            let mut newest: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+            let mut newest: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
             for change in &changes {
-                newest.insert((&change.tenant, &change.member), change.position);
+                newest.insert(
+                    (&change.tenant, &change.member),
+                    (change.position, change.seq),
+                );
             }
-            for ((tenant, member), position) in newest {
+            for ((tenant, member), (position, seq)) in newest {
                 if self.progress(tenant, member).await? < position {
-                    self.statements
-                        .set_progress
-                        .run(
-                            &self.cluster.session,
-                            (tenant.to_string(), member.to_string(), position as i64),
-                        )
-                        .await?;
+                    self.set_progress(tenant, member, position, seq).await?;
                 }
             }
         }
@@ -504,6 +571,11 @@ struct Relayed<'a> {
     member: &'a String,
     relayed: u64,
     upto: u64,
+    /// The change number of its last event appended (its progress row's write time, so
+    /// that a later record always wins over an earlier one).
+    last_seq: u64,
+    /// Whether every outbox row it had was read (fewer than [`OUTBOX_READ`]).
+    complete: bool,
     hints: &'a [Hint],
 }
 
@@ -550,18 +622,19 @@ impl Appending {
         member: &str,
         position: u64,
         body: Vec<u8>,
-    ) {
+    ) -> ServiceResult<()> {
         self.batch.push(
             &statements.append,
             (
                 bucket(seq),
-                seq as i64,
+                signed(seq, "change number")?,
                 tenant.to_string(),
                 member.to_string(),
-                position as i64,
+                signed(position, "outbox position")?,
                 body,
             ),
         );
+        Ok(())
     }
 
     fn full(&self) -> bool {
@@ -569,9 +642,11 @@ impl Appending {
     }
 
     /// Appends what is waiting; false if another relay took one of its numbers first.
+    /// Decided by a majority of every region's replicas (SERIAL): two regions cut apart
+    /// can never both give out one number.
     async fn flush(&mut self, cluster: &Cluster) -> ServiceResult<bool> {
         std::mem::take(&mut self.batch)
-            .apply(&cluster.session, None)
+            .apply(&cluster.session, Some(&cluster.relay_writes))
             .await
     }
 }

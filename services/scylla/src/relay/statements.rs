@@ -14,8 +14,8 @@ crate::statements! {
             => (i32, i32, CqlTimestamp, String, String, i64) => (),
         progress: "SELECT relayed FROM {keyspace}.relay_progress WHERE tenant = ? AND member = ?"
             => (String, String) => (i64,),
-        set_progress: "INSERT INTO {keyspace}.relay_progress (tenant, member, relayed) VALUES (?, ?, ?)"
-            => (String, String, i64) => (),
+        set_progress: "INSERT INTO {keyspace}.relay_progress (tenant, member, relayed) VALUES (?, ?, ?) USING TIMESTAMP ?"
+            => (String, String, i64, i64) => (),
         append: "INSERT INTO {keyspace}.changes (bucket, seq, tenant, member, position, body) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
             => (i64, i64, String, String, i64, Vec<u8>) => AppliedRow,
         changes: "SELECT seq, tenant, member, position, body FROM {keyspace}.changes WHERE bucket = ? AND seq > ? LIMIT ?"
