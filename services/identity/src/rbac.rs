@@ -335,24 +335,26 @@ impl Authorizer {
 
     /// Grants `role` to `subject` in `domain` (stored). False if it was held already.
     pub async fn grant(&self, subject: &str, role: &str, domain: &str) -> ServiceResult<bool> {
-        let mut enforcer = self.enforcer.write().await;
-        let changed = enforcer
+        let changed = self
+            .enforcer
+            .write()
+            .await
             .add_grouping_policy(vec![subject.into(), role.into(), domain.into()])
             .await
             .map_err(casbin_error);
-        self.forget_decisions();
-        changed
+        self.settle(changed).await
     }
 
     /// Revokes `role` from `subject` in `domain` (stored). False if it was not held.
     pub async fn revoke(&self, subject: &str, role: &str, domain: &str) -> ServiceResult<bool> {
-        let mut enforcer = self.enforcer.write().await;
-        let changed = enforcer
+        let changed = self
+            .enforcer
+            .write()
+            .await
             .remove_grouping_policy(vec![subject.into(), role.into(), domain.into()])
             .await
             .map_err(casbin_error);
-        self.forget_decisions();
-        changed
+        self.settle(changed).await
     }
 
     /// Defines what a custom role of a tenant may do (stored).
@@ -368,10 +370,14 @@ impl Authorizer {
             permission.object.into(),
             permission.action.as_str().into(),
         ];
-        let mut enforcer = self.enforcer.write().await;
-        let changed = enforcer.add_policy(rule).await.map_err(casbin_error);
-        self.forget_decisions();
-        changed
+        let changed = self
+            .enforcer
+            .write()
+            .await
+            .add_policy(rule)
+            .await
+            .map_err(casbin_error);
+        self.settle(changed).await
     }
 
     /// The roles `subject` holds in exactly `domain`.
@@ -380,6 +386,17 @@ impl Authorizer {
             .write()
             .await
             .get_roles_for_user(subject, Some(domain))
+    }
+
+    /// After a change: decisions cached before it are dropped, and a change the store found
+    /// made already (or a rule already gone) means another replica made it, so this one's
+    /// rules are behind: they are read again.
+    async fn settle(&self, changed: ServiceResult<bool>) -> ServiceResult<bool> {
+        self.forget_decisions();
+        if matches!(changed, Ok(false)) {
+            self.reload().await?;
+        }
+        changed
     }
 
     /// Reads every rule from the store again: how a replica takes changes made elsewhere.

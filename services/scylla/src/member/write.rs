@@ -414,11 +414,15 @@ impl ScyllaMemberStore {
                 .as_ref()
                 .is_some_and(|p| p.indexes.contains(&(kind, *index)))
         };
+        let mut deleted = Vec::new();
         for (kind, index, previous) in claims.indexes {
             if listed(kind, &index) {
                 continue;
             }
             let key = (tenant.clone(), rows::index_kind(kind), index.to_vec());
+            if previous.is_none() {
+                deleted.push((kind, index));
+            }
             match previous {
                 Some(previous) => {
                     self.statements
@@ -437,6 +441,7 @@ impl ScyllaMemberStore {
                 }
             }
         }
+        self.restore_listed(&tenant, &member, &deleted).await?;
         if let Some(order) = claims.order
             && !self.has_history_row(&tenant, &member, &order).await?
         {
@@ -560,18 +565,66 @@ impl ScyllaMemberStore {
         batch.apply(self.session(), None).await
     }
 
+    /// Claims again, for `member`, the indexes just deleted that its profile lists now.
+    /// The deletes are conditional on the holder, not on the write: another write of the
+    /// same member that took the index over as its own (and committed after the profile
+    /// this one read) would otherwise be left listing an index with no claim row.
+    async fn restore_listed(
+        &self,
+        tenant: &str,
+        member: &str,
+        deleted: &[(IndexKind, [u8; 32])],
+    ) -> ServiceResult<()> {
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        let (profile, _) = self.read_member(tenant, member).await?;
+        let Some(profile) = profile else {
+            return Ok(());
+        };
+        for (kind, index) in deleted {
+            if !profile.indexes.contains(&(*kind, *index)) {
+                continue;
+            }
+            let key = (tenant.to_string(), rows::index_kind(*kind), index.to_vec());
+            let claimed = self
+                .statements
+                .claim_index
+                .applied(
+                    self.session(),
+                    (key.0, key.1, key.2, member.to_string(), now()),
+                )
+                .await?;
+            if !claimed {
+                let (_, holder) = self.index_holder(tenant, member, *kind, index).await?;
+                if holder.as_deref() != Some(member) {
+                    tracing::error!(
+                        tenant,
+                        member,
+                        other = holder.as_deref().unwrap_or(""),
+                        "an index this member lists was claimed by another member while it was \
+                         being restored; the two members share a phone, email or ID number"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// After an applied batch: released indexes deleted (unless the new profile lists them
     /// again, or another member took them meanwhile), moved orders pointed at their new
     /// member, then their old history rows deleted (in that order, so an order is always
     /// recorded in the partition its row names).
     async fn after_commit(&self, w: &MemberWrite, moved: &[Order]) -> ServiceResult<()> {
         let s = &self.statements;
+        let mut deleted = Vec::new();
         for (kind, index) in &w.released {
             let kept = w
                 .profile
                 .as_ref()
                 .is_some_and(|p| p.indexes.contains(&(*kind, *index)));
             if !kept {
+                deleted.push((*kind, *index));
                 s.release_index
                     .applied(
                         self.session(),
@@ -585,6 +638,7 @@ impl ScyllaMemberStore {
                     .await?;
             }
         }
+        self.restore_listed(&w.tenant, &w.member, &deleted).await?;
         for order in moved {
             let mut now_theirs = order.clone();
             now_theirs.member = w.member.clone();
