@@ -25,7 +25,13 @@ mod tests {
         assert_eq!(members.partition_key, ["tenant", "member"]);
         assert_eq!(
             members.static_columns,
-            ["profile", "profile_version", "facts", "facts_version"]
+            [
+                "profile",
+                "profile_version",
+                "facts",
+                "facts_version",
+                "merge_lock"
+            ]
         );
         for table in [
             "member_index",

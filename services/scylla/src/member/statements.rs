@@ -31,14 +31,30 @@ crate::statements! {
         // The condition of every member batch, on both versions as read: the pair is the
         // partition's revision, so outbox positions derived from it never repeat. One
         // statement per combination of absent (null) and present versions.
-        guard_new: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ? WHERE tenant = ? AND member = ? IF profile_version = null AND facts_version = null"
+        guard_new: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ? WHERE tenant = ? AND member = ? IF profile_version = null AND facts_version = null AND merge_lock = null"
             => (Option<i64>, Option<i64>, String, String) => AppliedRow,
-        guard_facts_only: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ? WHERE tenant = ? AND member = ? IF profile_version = null AND facts_version = ?"
+        guard_facts_only: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ? WHERE tenant = ? AND member = ? IF profile_version = null AND facts_version = ? AND merge_lock = null"
             => (Option<i64>, Option<i64>, String, String, i64) => AppliedRow,
-        guard_profile_only: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ? WHERE tenant = ? AND member = ? IF profile_version = ? AND facts_version = null"
+        guard_profile_only: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ? WHERE tenant = ? AND member = ? IF profile_version = ? AND facts_version = null AND merge_lock = null"
             => (Option<i64>, Option<i64>, String, String, i64) => AppliedRow,
-        guard_both: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ? WHERE tenant = ? AND member = ? IF profile_version = ? AND facts_version = ?"
+        guard_both: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ? WHERE tenant = ? AND member = ? IF profile_version = ? AND facts_version = ? AND merge_lock = null"
             => GuardBinds => AppliedRow,
+        // A merge's hold on a member: taken on the versions its check read, so no write can
+        // land between the check and the merge's own batch; it expires if the merge dies.
+        lock_new: "UPDATE {keyspace}.members USING TTL ? SET merge_lock = ? WHERE tenant = ? AND member = ? IF profile_version = null AND facts_version = null AND merge_lock = null"
+            => (i32, String, String, String) => AppliedRow,
+        lock_facts_only: "UPDATE {keyspace}.members USING TTL ? SET merge_lock = ? WHERE tenant = ? AND member = ? IF profile_version = null AND facts_version = ? AND merge_lock = null"
+            => (i32, String, String, String, i64) => AppliedRow,
+        lock_profile_only: "UPDATE {keyspace}.members USING TTL ? SET merge_lock = ? WHERE tenant = ? AND member = ? IF profile_version = ? AND facts_version = null AND merge_lock = null"
+            => (i32, String, String, String, i64) => AppliedRow,
+        lock_both: "UPDATE {keyspace}.members USING TTL ? SET merge_lock = ? WHERE tenant = ? AND member = ? IF profile_version = ? AND facts_version = ? AND merge_lock = null"
+            => (i32, String, String, String, i64, i64) => AppliedRow,
+        /// A merge's batch: on its own hold, which it keeps (a later write of the same
+        /// member in the merge) or lets go (null).
+        guard_locked: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ?, merge_lock = ? WHERE tenant = ? AND member = ? IF merge_lock = ?"
+            => (Option<i64>, Option<i64>, Option<String>, String, String, String) => AppliedRow,
+        unlock: "UPDATE {keyspace}.members SET merge_lock = ? WHERE tenant = ? AND member = ? IF merge_lock = ?"
+            => (Option<String>, String, String, String) => AppliedRow,
         set_profile: "UPDATE {keyspace}.members SET profile = ? WHERE tenant = ? AND member = ?"
             => (Vec<u8>, String, String) => (),
         set_facts: "UPDATE {keyspace}.members SET facts = ? WHERE tenant = ? AND member = ?"

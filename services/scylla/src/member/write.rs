@@ -24,6 +24,7 @@
 //! write with events and neither profile nor facts has no revision of its own and is
 //! refused (the service never makes one).
 
+use super::statements::MemberStatements;
 use super::{ScyllaMemberStore, rows};
 use crate::statements::BatchWrite;
 use loyalty_common::ServiceError;
@@ -36,6 +37,9 @@ use std::collections::{HashMap, HashSet};
 
 /// Rounds of read, claim and batch before a write that keeps losing is called Stale.
 const ATTEMPTS: usize = 8;
+/// How long a merge's hold on a member lasts if the merge dies before letting go: far above
+/// the few requests between taking it and the member's batch.
+const HOLD_TTL_SECS: i32 = 30;
 /// How long a claim without its commit is taken for a write in flight: well above the time
 /// from a claim to its batch (a few requests of at most `scylla.request_timeout_ms` each).
 pub const CLAIM_GRACE_MS: i64 = 30_000;
@@ -145,6 +149,44 @@ pub(super) struct Claims {
     /// the same `write_all` (given back to it on release; otherwise the row is deleted).
     indexes: Vec<(IndexKind, [u8; 32], Option<String>)>,
     order: Option<Order>,
+}
+
+/// The condition of an ordinary write: both versions as read, and no merge holding the
+/// member.
+fn push_guard(
+    s: &MemberStatements,
+    batch: &mut BatchWrite,
+    v: Versions,
+    after: Versions,
+    t: &str,
+    m: &str,
+) {
+    let (t, m) = (t.to_string(), m.to_string());
+    match (v.profile, v.facts) {
+        (None, None) => batch.push(
+            &s.guard_new,
+            (after.profile, after.facts, t.clone(), m.clone()),
+        ),
+        (None, Some(f)) => batch.push(
+            &s.guard_facts_only,
+            (after.profile, after.facts, t.clone(), m.clone(), f),
+        ),
+        (Some(p), None) => batch.push(
+            &s.guard_profile_only,
+            (after.profile, after.facts, t.clone(), m.clone(), p),
+        ),
+        (Some(p), Some(f)) => batch.push(
+            &s.guard_both,
+            (after.profile, after.facts, t.clone(), m.clone(), p, f),
+        ),
+    }
+}
+
+/// A merge's hold on one member: the lock id, and whether its batch keeps the hold (a later
+/// write of the same member in the merge follows).
+pub(super) struct Hold {
+    id: String,
+    keep: bool,
 }
 
 /// Who holds an index, as far as a new claim is concerned.
@@ -479,28 +521,32 @@ impl ScyllaMemberStore {
     }
 
     /// The hint, then the conditional batch on the member partition; whether it applied.
-    async fn commit(&self, w: &MemberWrite, v: Versions, moved: &[Order]) -> ServiceResult<bool> {
+    async fn commit(
+        &self,
+        w: &MemberWrite,
+        v: Versions,
+        moved: &[Order],
+        hold: Option<&Hold>,
+    ) -> ServiceResult<bool> {
         let s = &self.statements;
         let (t, m) = (w.tenant.clone(), w.member.clone());
         let after = v.after(w)?;
         let mut batch = BatchWrite::default();
-        match (v.profile, v.facts) {
-            (None, None) => batch.push(
-                &s.guard_new,
-                (after.profile, after.facts, t.clone(), m.clone()),
-            ),
-            (None, Some(f)) => batch.push(
-                &s.guard_facts_only,
-                (after.profile, after.facts, t.clone(), m.clone(), f),
-            ),
-            (Some(p), None) => batch.push(
-                &s.guard_profile_only,
-                (after.profile, after.facts, t.clone(), m.clone(), p),
-            ),
-            (Some(p), Some(f)) => batch.push(
-                &s.guard_both,
-                (after.profile, after.facts, t.clone(), m.clone(), p, f),
-            ),
+        if let Some(hold) = hold {
+            // A merge's write: its hold kept the versions as its check read them.
+            batch.push(
+                &s.guard_locked,
+                (
+                    after.profile,
+                    after.facts,
+                    hold.keep.then(|| hold.id.clone()),
+                    t.clone(),
+                    m.clone(),
+                    hold.id.clone(),
+                ),
+            );
+        } else {
+            push_guard(s, &mut batch, v, after, &t, &m);
         }
         if let Some(profile) = &w.profile {
             batch.push(
@@ -675,7 +721,7 @@ impl ScyllaMemberStore {
     /// One member write (see the module's comment).
     pub(super) async fn write_one(&self, w: &MemberWrite) -> ServiceResult<Written> {
         let none = HashMap::new();
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
             let v = self.versions(&w.tenant, &w.member).await?;
             let mut claims = Claims::default();
             if let Some(refused) = self.check_and_claim(w, v, &none, &mut claims).await? {
@@ -683,11 +729,13 @@ impl ScyllaMemberStore {
                 return Ok(refused);
             }
             let moved = self.orders_to_move(w).await?;
-            if self.commit(w, v, &moved).await? {
+            if self.commit(w, v, &moved, None).await? {
                 self.after_commit(w, &moved).await?;
                 return Ok(Written::Yes);
             }
             self.release(w, claims).await?;
+            // Lost to another write, or a merge holds the member for a few milliseconds.
+            tokio::time::sleep(std::time::Duration::from_millis(2 << attempt)).await;
         }
         Ok(Written::Stale)
     }
@@ -791,18 +839,20 @@ impl ScyllaMemberStore {
     ///    nothing is written or claimed;
     /// 2. **claim** every write's indexes and order; a claim lost to a concurrent writer
     ///    since step 1 gives back every claim made and returns its refusal (nothing written);
-    /// 3. **write** each member's batch in order, each conditional on its own partition; a
-    ///    batch that loses to a concurrent write of the same member is retried with the new
-    ///    versions while the write still holds;
-    /// 4. the setting (the merge record), last.
+    /// 3. **hold** every member on the versions step 1 read (`merge_lock`, with a TTL): every
+    ///    other write is conditional on no hold, so none lands from here to the member's
+    ///    batch; a member changed since step 1 lets go of every hold and claim, and the
+    ///    result is Stale with nothing written;
+    /// 4. **write** each member's batch in order, conditional on its own hold, the member's
+    ///    last one letting go of it;
+    /// 5. the setting (the merge record), last.
     ///
     /// Atomic: each member's batch (its statics, history and outbox rows). Not atomic: the
-    /// writes together. Steps 1-2 make a refusal leave nothing behind, and the observable
-    /// result on success or on a refusal found in steps 1-2 is the embedded store's. Only a
-    /// conflicting write of the same member's profile or facts landing between step 1 and
-    /// its batch in step 3 ends the saga part-way: the batches before it stay committed,
-    /// the later writes' claims are given back, the merge record is not written, and the
-    /// result is Stale (the merge service reads again and finds the members as they are).
+    /// writes together, but from step 3 on nothing but a failure can stop them: a crash, a
+    /// timeout, or a hold expiring (after 30 s) before its batch. Then the batches before it
+    /// stay committed, the merge record is not written, and nothing finishes the merge at
+    /// restart (decision 0012). The observable result on success, or on a refusal found in
+    /// steps 1-3, is the embedded store's.
     pub(super) async fn write_saga(
         &self,
         writes: Vec<MemberWrite>,
@@ -826,14 +876,28 @@ impl ScyllaMemberStore {
                 yielded.insert((w.tenant.clone(), *kind, *index), w.member.clone());
             }
         }
+        // Hold every member on the versions the check read, so that no other write lands
+        // between the check and this merge's batches.
+        let hold_id = ulid::Ulid::new().to_string();
+        if !self.hold_all(&writes, &expected, &hold_id).await? {
+            self.release_all(&writes, claimed).await?;
+            return Ok(Written::Stale);
+        }
         let mut committed: HashMap<(String, String), Versions> = HashMap::new();
         for (i, (w, expected)) in writes.iter().zip(expected).enumerate() {
             let key = (w.tenant.clone(), w.member.clone());
             let mut v = committed.get(&key).copied().unwrap_or(expected);
             let mut done = false;
+            // The hold is let go by the member's last write here; kept before it.
+            let mut hold = Some(Hold {
+                id: hold_id.clone(),
+                keep: writes[i + 1..]
+                    .iter()
+                    .any(|later| later.tenant == w.tenant && later.member == w.member),
+            });
             for _ in 0..ATTEMPTS {
                 let moved = self.orders_to_move(w).await?;
-                if self.commit(w, v, &moved).await? {
+                if self.commit(w, v, &moved, hold.take().as_ref()).await? {
                     self.after_commit(w, &moved).await?;
                     committed.insert(key.clone(), v.after(w)?);
                     done = true;
@@ -850,14 +914,86 @@ impl ScyllaMemberStore {
                 }
             }
             if !done {
-                // This write and the ones after it are not written: their claims go back.
+                // This write and the ones after it are not written: their claims and holds
+                // go back.
                 let left = claimed.split_off(i);
+                self.let_go(&writes[i..], &hold_id).await?;
                 self.release_all(&writes[i..], left).await?;
                 return Ok(Written::Stale);
             }
         }
         self.put_setting_write(setting).await?;
         Ok(Written::Yes)
+    }
+
+    /// Holds each member of `writes` on the versions its first write expects (a hold
+    /// expires after [`HOLD_TTL_SECS`] if the merge dies); false, with every hold taken let
+    /// go, if one changed since the check.
+    async fn hold_all(
+        &self,
+        writes: &[MemberWrite],
+        expected: &[Versions],
+        id: &str,
+    ) -> ServiceResult<bool> {
+        let s = &self.statements;
+        let mut held: Vec<&MemberWrite> = Vec::new();
+        for (w, v) in writes.iter().zip(expected) {
+            if held
+                .iter()
+                .any(|h| h.tenant == w.tenant && h.member == w.member)
+            {
+                continue;
+            }
+            let (ttl, hold, t, m) = (
+                HOLD_TTL_SECS,
+                id.to_string(),
+                w.tenant.clone(),
+                w.member.clone(),
+            );
+            let applied = match (v.profile, v.facts) {
+                (None, None) => {
+                    s.lock_new
+                        .applied(self.session(), (ttl, hold, t, m))
+                        .await?
+                }
+                (None, Some(f)) => {
+                    s.lock_facts_only
+                        .applied(self.session(), (ttl, hold, t, m, f))
+                        .await?
+                }
+                (Some(p), None) => {
+                    s.lock_profile_only
+                        .applied(self.session(), (ttl, hold, t, m, p))
+                        .await?
+                }
+                (Some(p), Some(f)) => {
+                    s.lock_both
+                        .applied(self.session(), (ttl, hold, t, m, p, f))
+                        .await?
+                }
+            };
+            if !applied {
+                let taken: Vec<MemberWrite> = held.into_iter().cloned().collect();
+                self.let_go(&taken, id).await?;
+                return Ok(false);
+            }
+            held.push(w);
+        }
+        Ok(true)
+    }
+
+    /// Lets go of the holds `id` has on the members of `writes` (those it still has).
+    async fn let_go(&self, writes: &[MemberWrite], id: &str) -> ServiceResult<()> {
+        for w in writes {
+            self.statements
+                .unlock
+                .applied(
+                    self.session(),
+                    (None, w.tenant.clone(), w.member.clone(), id.to_string()),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn release_all(&self, writes: &[MemberWrite], claimed: Vec<Claims>) -> ServiceResult<()> {
