@@ -145,6 +145,13 @@ impl Relay {
             .prepared
             .set_execution_profile_handle(serial.clone());
         st.init_reader.prepared.set_execution_profile_handle(serial);
+        if service == "ledger" {
+            // A hint is as durable as the ledger write it announces (EACH_QUORUM when the
+            // ledger's writes are): a commit that survives losing a region keeps its hint.
+            st.hint
+                .prepared
+                .set_execution_profile_handle(Some(cluster.ledger_writes.clone()));
+        }
         statements
             .init_reader
             .applied(
