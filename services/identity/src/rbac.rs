@@ -13,6 +13,7 @@ use loyalty_common::error::{ErrorCode, ServiceResult};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::RwLock;
 
 /// The casbin model. `g(r.sub, p.sub, r.dom)` follows role links in the request's domain and,
@@ -127,6 +128,9 @@ pub trait PolicyStore: Send + Sync + 'static {
 /// The casbin adapter over a [`PolicyStore`], with the built-in roles always loaded.
 struct StoreAdapter {
     store: Arc<dyn PolicyStore>,
+    /// Set when the store answers that a rule was added or removed: casbin reports only
+    /// whether its own copy changed, which on a replica behind the store can differ.
+    store_changed: Arc<AtomicBool>,
 }
 
 fn adapter_error(e: ServiceError) -> casbin::Error {
@@ -186,7 +190,9 @@ impl Adapter for StoreAdapter {
             ptype: ptype.into(),
             values: rule,
         };
-        self.store.add(&rule).await.map_err(adapter_error)
+        let changed = self.store.add(&rule).await.map_err(adapter_error)?;
+        self.store_changed.fetch_or(changed, Ordering::SeqCst);
+        Ok(changed)
     }
 
     async fn add_policies(
@@ -212,7 +218,9 @@ impl Adapter for StoreAdapter {
             ptype: ptype.into(),
             values: rule,
         };
-        self.store.remove(&rule).await.map_err(adapter_error)
+        let changed = self.store.remove(&rule).await.map_err(adapter_error)?;
+        self.store_changed.fetch_or(changed, Ordering::SeqCst);
+        Ok(changed)
     }
 
     async fn remove_policies(
@@ -251,6 +259,15 @@ pub struct Authorizer {
     /// engine (about 15 µs a decision), a lookup costs well under one. Any change of a rule
     /// forgets them all.
     decisions: std::sync::Mutex<HashMap<String, bool>>,
+    /// Shared with the store adapter: whether the store changed during the last change.
+    store_changed: Arc<AtomicBool>,
+}
+
+/// One rule change, as casbin makes it.
+enum RuleChange {
+    AddGrouping(Vec<String>),
+    RemoveGrouping(Vec<String>),
+    AddPolicy(Vec<String>),
 }
 
 /// Decisions remembered at most (then forgotten all at once).
@@ -260,9 +277,12 @@ impl Authorizer {
     /// The built-in roles plus every rule in `store`.
     pub async fn new(store: Arc<dyn PolicyStore>) -> ServiceResult<Self> {
         let model = DefaultModel::from_str(MODEL).await.map_err(casbin_error)?;
-        let mut enforcer = Enforcer::new(model, StoreAdapter { store })
-            .await
-            .map_err(casbin_error)?;
+        let store_changed = Arc::new(AtomicBool::new(false));
+        let adapter = StoreAdapter {
+            store,
+            store_changed: Arc::clone(&store_changed),
+        };
+        let mut enforcer = Enforcer::new(model, adapter).await.map_err(casbin_error)?;
         enforcer
             .get_role_manager()
             .write()
@@ -272,6 +292,7 @@ impl Authorizer {
         Ok(Self {
             enforcer: RwLock::new(enforcer),
             decisions: std::sync::Mutex::default(),
+            store_changed,
         })
     }
 
@@ -335,26 +356,22 @@ impl Authorizer {
 
     /// Grants `role` to `subject` in `domain` (stored). False if it was held already.
     pub async fn grant(&self, subject: &str, role: &str, domain: &str) -> ServiceResult<bool> {
-        let changed = self
-            .enforcer
-            .write()
-            .await
-            .add_grouping_policy(vec![subject.into(), role.into(), domain.into()])
-            .await
-            .map_err(casbin_error);
-        self.settle(changed).await
+        self.change(RuleChange::AddGrouping(vec![
+            subject.into(),
+            role.into(),
+            domain.into(),
+        ]))
+        .await
     }
 
     /// Revokes `role` from `subject` in `domain` (stored). False if it was not held.
     pub async fn revoke(&self, subject: &str, role: &str, domain: &str) -> ServiceResult<bool> {
-        let changed = self
-            .enforcer
-            .write()
-            .await
-            .remove_grouping_policy(vec![subject.into(), role.into(), domain.into()])
-            .await
-            .map_err(casbin_error);
-        self.settle(changed).await
+        self.change(RuleChange::RemoveGrouping(vec![
+            subject.into(),
+            role.into(),
+            domain.into(),
+        ]))
+        .await
     }
 
     /// Defines what a custom role of a tenant may do (stored).
@@ -364,20 +381,56 @@ impl Authorizer {
         domain: &str,
         permission: Permission,
     ) -> ServiceResult<bool> {
-        let rule = vec![
+        self.change(RuleChange::AddPolicy(vec![
             role.into(),
             domain.into(),
             permission.object.into(),
             permission.action.as_str().into(),
-        ];
-        let changed = self
-            .enforcer
-            .write()
-            .await
-            .add_policy(rule)
-            .await
-            .map_err(casbin_error);
-        self.settle(changed).await
+        ]))
+        .await
+    }
+
+    /// Makes a change in the store and in this replica's rules; whether the store changed.
+    /// A replica behind the store (it missed another's announcement) can find its own copy
+    /// disagreeing: the store changed and the copy had it so already, or the copy said
+    /// "done already" and never asked the store. Either way it reads the rules again, and
+    /// in the second case makes the change once more on the fresh copy.
+    async fn change(&self, change: RuleChange) -> ServiceResult<bool> {
+        for first in [true, false] {
+            let (copy_changed, store_changed) = {
+                let mut enforcer = self.enforcer.write().await;
+                self.store_changed.store(false, Ordering::SeqCst);
+                let result = match &change {
+                    RuleChange::AddGrouping(rule) => {
+                        enforcer.add_grouping_policy(rule.clone()).await
+                    }
+                    RuleChange::RemoveGrouping(rule) => {
+                        enforcer.remove_grouping_policy(rule.clone()).await
+                    }
+                    RuleChange::AddPolicy(rule) => enforcer.add_policy(rule.clone()).await,
+                };
+                self.forget_decisions();
+                let store_changed = self.store_changed.load(Ordering::SeqCst);
+                match result {
+                    Ok(copy_changed) => (copy_changed, store_changed),
+                    // casbin changes the store first; its copy can then fail to follow (a
+                    // role link it never had): the store is what counts.
+                    Err(_) if store_changed => (false, true),
+                    Err(e) => return Err(casbin_error(e)),
+                }
+            };
+            if copy_changed {
+                return Ok(true);
+            }
+            if store_changed {
+                self.reload().await?;
+                return Ok(true);
+            }
+            if first {
+                self.reload().await?;
+            }
+        }
+        Ok(false)
     }
 
     /// The roles `subject` holds in exactly `domain`.
@@ -386,17 +439,6 @@ impl Authorizer {
             .write()
             .await
             .get_roles_for_user(subject, Some(domain))
-    }
-
-    /// After a change: decisions cached before it are dropped, and a change the store found
-    /// made already (or a rule already gone) means another replica made it, so this one's
-    /// rules are behind: they are read again.
-    async fn settle(&self, changed: ServiceResult<bool>) -> ServiceResult<bool> {
-        self.forget_decisions();
-        if matches!(changed, Ok(false)) {
-            self.reload().await?;
-        }
-        changed
     }
 
     /// Reads every rule from the store again: how a replica takes changes made elsewhere.

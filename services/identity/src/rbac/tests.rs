@@ -174,3 +174,17 @@ async fn a_replica_behind_the_store_catches_up_when_the_store_says_it_is_done_al
     assert!(!b.grant("staff:bo", "tenant_admin", "acme").await.unwrap());
     assert!(b.allows("staff:bo", "acme", RULES_WRITE).await.unwrap());
 }
+
+#[tokio::test]
+async fn a_change_the_store_makes_on_a_replica_behind_it_is_reported_as_made() {
+    let store = Arc::new(MemoryStore::default());
+    let a = Authorizer::new(store.clone()).await.unwrap();
+    let b = Authorizer::new(store).await.unwrap();
+    // A grants; B missed it. Revoking on B removes the stored rule: a change to announce.
+    assert!(a.grant("staff:cy", "tenant_admin", "acme").await.unwrap());
+    assert!(b.revoke("staff:cy", "tenant_admin", "acme").await.unwrap());
+    a.reload().await.unwrap();
+    assert!(!a.allows("staff:cy", "acme", RULES_WRITE).await.unwrap());
+    // A repeat on an up-to-date replica is no change.
+    assert!(!b.revoke("staff:cy", "tenant_admin", "acme").await.unwrap());
+}
