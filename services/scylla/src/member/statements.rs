@@ -49,10 +49,12 @@ crate::statements! {
             => (i32, String, String, String, i64) => AppliedRow,
         lock_both: "UPDATE {keyspace}.members USING TTL ? SET merge_lock = ? WHERE tenant = ? AND member = ? IF profile_version = ? AND facts_version = ? AND merge_lock = null"
             => (i32, String, String, String, i64, i64) => AppliedRow,
-        /// A merge's batch: on its own hold, which it keeps (a later write of the same
-        /// member in the merge) or lets go (null).
-        guard_locked: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ?, merge_lock = ? WHERE tenant = ? AND member = ? IF merge_lock = ?"
-            => (Option<i64>, Option<i64>, Option<String>, String, String, String) => AppliedRow,
+        /// A merge's batch on its own hold: the member's last one lets go of it, an earlier
+        /// one leaves the hold (and its expiry) as it is.
+        guard_locked: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ?, merge_lock = null WHERE tenant = ? AND member = ? IF merge_lock = ?"
+            => (Option<i64>, Option<i64>, String, String, String) => AppliedRow,
+        guard_locked_keep: "UPDATE {keyspace}.members SET profile_version = ?, facts_version = ? WHERE tenant = ? AND member = ? IF merge_lock = ?"
+            => (Option<i64>, Option<i64>, String, String, String) => AppliedRow,
         unlock: "UPDATE {keyspace}.members SET merge_lock = ? WHERE tenant = ? AND member = ? IF merge_lock = ?"
             => (Option<String>, String, String, String) => AppliedRow,
         set_profile: "UPDATE {keyspace}.members SET profile = ? WHERE tenant = ? AND member = ?"

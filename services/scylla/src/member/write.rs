@@ -534,12 +534,16 @@ impl ScyllaMemberStore {
         let mut batch = BatchWrite::default();
         if let Some(hold) = hold {
             // A merge's write: its hold kept the versions as its check read them.
+            let guard = if hold.keep {
+                &s.guard_locked_keep
+            } else {
+                &s.guard_locked
+            };
             batch.push(
-                &s.guard_locked,
+                guard,
                 (
                     after.profile,
                     after.facts,
-                    hold.keep.then(|| hold.id.clone()),
                     t.clone(),
                     m.clone(),
                     hold.id.clone(),
@@ -734,8 +738,11 @@ impl ScyllaMemberStore {
                 return Ok(Written::Yes);
             }
             self.release(w, claims).await?;
-            // Lost to another write, or a merge holds the member for a few milliseconds.
-            tokio::time::sleep(std::time::Duration::from_millis(2 << attempt)).await;
+            // Lost to another write, or a merge holds the member (for as long as it takes
+            // to write its members: milliseconds, seconds with many orders to move).
+            if attempt + 1 < ATTEMPTS {
+                tokio::time::sleep(std::time::Duration::from_millis(8 << attempt)).await;
+            }
         }
         Ok(Written::Stale)
     }
@@ -883,6 +890,32 @@ impl ScyllaMemberStore {
             self.release_all(&writes, claimed).await?;
             return Ok(Written::Stale);
         }
+        let written = self
+            .write_held(&writes, expected, &hold_id, &mut claimed)
+            .await;
+        if written.is_err() {
+            // Let go of what is still held now rather than in 30 s; the claims of writes
+            // not made are taken over once their grace is past.
+            if let Err(e) = self.let_go(&writes, &hold_id).await {
+                tracing::warn!(error = %e, "letting go of a failed merge's holds");
+            }
+        }
+        if written? != Written::Yes {
+            return Ok(Written::Stale);
+        }
+        self.put_setting_write(setting).await?;
+        Ok(Written::Yes)
+    }
+
+    /// Step 4 of the saga: each member's batch on its hold; Stale (the rest let go and
+    /// released) if one cannot be written.
+    async fn write_held(
+        &self,
+        writes: &[MemberWrite],
+        expected: Vec<Versions>,
+        hold_id: &str,
+        claimed: &mut Vec<Claims>,
+    ) -> ServiceResult<Written> {
         let mut committed: HashMap<(String, String), Versions> = HashMap::new();
         for (i, (w, expected)) in writes.iter().zip(expected).enumerate() {
             let key = (w.tenant.clone(), w.member.clone());
@@ -890,7 +923,7 @@ impl ScyllaMemberStore {
             let mut done = false;
             // The hold is let go by the member's last write here; kept before it.
             let mut hold = Some(Hold {
-                id: hold_id.clone(),
+                id: hold_id.to_string(),
                 keep: writes[i + 1..]
                     .iter()
                     .any(|later| later.tenant == w.tenant && later.member == w.member),
@@ -917,12 +950,11 @@ impl ScyllaMemberStore {
                 // This write and the ones after it are not written: their claims and holds
                 // go back.
                 let left = claimed.split_off(i);
-                self.let_go(&writes[i..], &hold_id).await?;
+                self.let_go(&writes[i..], hold_id).await?;
                 self.release_all(&writes[i..], left).await?;
                 return Ok(Written::Stale);
             }
         }
-        self.put_setting_write(setting).await?;
         Ok(Written::Yes)
     }
 

@@ -51,6 +51,8 @@ const PASS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200)
 const CONCURRENCY: usize = 64;
 /// Outbox rows read from one partition in a pass; the rest wait for the next pass.
 const OUTBOX_READ: usize = 1_000;
+/// Partitions handed on in one pass (those with the oldest hints).
+const PASS_PARTITIONS: usize = 2_000;
 const CHECKPOINT: &str = "relay:checkpoint";
 const LOW_MINUTE: &str = "relay:low_minute";
 
@@ -144,7 +146,7 @@ impl Relay {
         st.renew_lease
             .prepared
             .set_execution_profile_handle(serial.clone());
-        st.init_reader.prepared.set_execution_profile_handle(serial);
+
         if service == "ledger" {
             // A hint is as durable as the ledger write it announces (EACH_QUORUM when the
             // ledger's writes are): a commit that survives losing a region keeps its hint.
@@ -348,9 +350,19 @@ impl Relay {
                 });
             }
         }
-        // Each hinted partition's progress and new outbox rows, many partitions at once.
-        let reads: Vec<_> = pending
+        // The partitions with the oldest hints first, at most PASS_PARTITIONS of them: a
+        // pass stays well within the lease; the rest wait for the next one.
+        let mut hinted: Vec<_> = pending.iter().collect();
+        hinted.sort_by_key(|(_, hints)| hints.iter().map(|h| h.at.0).min());
+        let mut unfinished_minutes: Vec<i32> = hinted
             .iter()
+            .skip(PASS_PARTITIONS)
+            .flat_map(|(_, hints)| hints.iter().map(|h| h.bucket_minute))
+            .collect();
+        hinted.truncate(PASS_PARTITIONS);
+        // Each hinted partition's progress and new outbox rows, many partitions at once.
+        let reads: Vec<_> = hinted
+            .into_iter()
             .map(|((tenant, member), hints)| self.fetch(source, tenant, member, hints))
             .collect();
         let mut fetched: Vec<Fetched> = stream::iter(reads)
@@ -363,7 +375,6 @@ impl Relay {
         let mut batch = Appending::default();
         // Partitions whose events are all in `batch`: recorded once it is appended.
         let mut waiting: Vec<Relayed> = Vec::new();
-        let mut unfinished_minutes = Vec::new();
         for (tenant, member, hints, relayed, rows) in fetched {
             let complete = rows.len() < OUTBOX_READ;
             if !complete {
@@ -445,10 +456,11 @@ impl Relay {
         bucket_minute: i32,
         shard: i32,
     ) -> ServiceResult<(i32, i32, Vec<(CqlTimestamp, String, String, i64)>)> {
+        // Paged: a busy minute's shard can hold many hints (and their tombstones).
         let rows = self
             .statements
             .hints
-            .rows(&self.cluster.session, (bucket_minute, shard))
+            .all_pages(&self.cluster.session, (bucket_minute, shard), 1_000)
             .await?;
         Ok((bucket_minute, shard, rows))
     }
