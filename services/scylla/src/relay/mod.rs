@@ -93,6 +93,8 @@ pub struct Relay {
     head: Mutex<Option<u64>>,
     /// When the last pass started.
     last_pass: Mutex<Option<std::time::Instant>>,
+    /// Whether this process held the lease at its last ask.
+    holding: std::sync::atomic::AtomicBool,
 }
 
 fn now_ms() -> i64 {
@@ -168,6 +170,7 @@ impl Relay {
             holder: ulid::Ulid::new().to_string(),
             head: Mutex::new(None),
             last_pass: Mutex::new(None),
+            holding: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -202,7 +205,14 @@ impl Relay {
     ) -> ServiceResult<Vec<LoggedChange>> {
         let due = {
             let mut last = self.last_pass.lock().await;
-            let due = last.is_none_or(|at| at.elapsed() >= PASS_INTERVAL);
+            // A process without the lease asks for it once a lease's life, not every pass:
+            // every ask is a SERIAL round on the one lease row the holder renews.
+            let interval = if self.holding.load(std::sync::atomic::Ordering::Relaxed) {
+                PASS_INTERVAL
+            } else {
+                std::time::Duration::from_secs(LEASE_TTL_SECONDS.unsigned_abs().into())
+            };
+            let due = last.is_none_or(|at| at.elapsed() >= interval);
             if due {
                 *last = Some(std::time::Instant::now());
             }
@@ -211,7 +221,12 @@ impl Relay {
         if due && self.cluster.relays {
             // A pass that fails is retried at the next read; what the log holds is served
             // meanwhile.
-            let passed = match self.lease().await {
+            let lease = self.lease().await;
+            self.holding.store(
+                matches!(lease, Ok(true)),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            let passed = match lease {
                 Ok(true) => self.pass(source).await.map(|_| ()),
                 Ok(false) => Ok(()),
                 Err(e) => Err(e),
@@ -553,6 +568,20 @@ impl Relay {
         }
     }
 
+    /// Brings one partition's progress up to `position` (the log's `seq`), unless it is there.
+    async fn catch_up(
+        &self,
+        tenant: &str,
+        member: &str,
+        position: u64,
+        seq: u64,
+    ) -> ServiceResult<()> {
+        if self.progress(tenant, member).await? < position {
+            self.set_progress(tenant, member, position, seq).await?;
+        }
+        Ok(())
+    }
+
     /// Brings every partition's progress up to what the log holds after the checkpoint (a
     /// pass may have appended and crashed before recording it); the log's newest number.
     async fn recover(&self) -> ServiceResult<u64> {
@@ -570,11 +599,16 @@ impl Relay {
                     (change.position, change.seq),
                 );
             }
-            for ((tenant, member), (position, seq)) in newest {
-                if self.progress(tenant, member).await? < position {
-                    self.set_progress(tenant, member, position, seq).await?;
-                }
-            }
+            let updates: Vec<_> = newest
+                .into_iter()
+                .map(|((tenant, member), (position, seq))| {
+                    self.catch_up(tenant, member, position, seq)
+                })
+                .collect();
+            stream::iter(updates)
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<()>()
+                .await?;
         }
         self.save_position(CHECKPOINT, seq).await?;
         Ok(seq)
