@@ -6,6 +6,7 @@
 use crate::config::ScyllaConfig;
 use crate::session::Cluster;
 use loyalty_common::schema::{self, Migration, SchemaError};
+use scylla::value::CqlTimestamp;
 use sha2::{Digest, Sha256};
 
 /// A migration as `schema_migrations` records it.
@@ -56,6 +57,17 @@ pub enum MigrateError {
     },
     #[error("{service}: reading or recording the applied migrations: {cause}")]
     Record { service: String, cause: String },
+}
+
+crate::statements! {
+    /// The statements on `schema_migrations` (every keyspace has it). The migrations' own
+    /// statements are DDL, run once each as written, with the keyspace filled in.
+    struct MigrationStatements {
+        applied: "SELECT version, checksum FROM {keyspace}.schema_migrations WHERE service = ?"
+            => (String,) => (i32, String),
+        record: "INSERT INTO {keyspace}.schema_migrations (service, version, name, checksum, applied_at) VALUES (?, ?, ?, ?, ?)"
+            => (String, i32, String, String, CqlTimestamp) => (),
+    }
 }
 
 /// The SHA-256 of a migration's text, as recorded.
@@ -171,19 +183,16 @@ pub async fn applied(
     if !exists {
         return Ok(Vec::new());
     }
-    let query =
-        format!("SELECT version, checksum FROM {keyspace}.schema_migrations WHERE service = ?");
-    let rows = cluster
-        .session
-        .query_unpaged(query, (service,))
+    let statements = MigrationStatements::prepare(&cluster.session, &keyspace)
         .await
-        .map_err(|e| record(e.to_string()))?
-        .into_rows_result()
-        .map_err(|e| record(e.to_string()))?;
-    rows.rows::<(i32, String)>()
-        .map_err(|e| record(e.to_string()))?
-        .map(|row| {
-            let (version, checksum) = row.map_err(|e| record(e.to_string()))?;
+        .map_err(|e| record(e.message))?;
+    let rows = statements
+        .applied
+        .rows(&cluster.session, (service.to_string(),))
+        .await
+        .map_err(|e| record(e.message))?;
+    rows.into_iter()
+        .map(|(version, checksum)| {
             let version = u32::try_from(version).map_err(|e| record(e.to_string()))?;
             Ok(Applied { version, checksum })
         })
@@ -225,21 +234,32 @@ pub async fn apply(
             .await
             .map_err(|e| failed(0, format!("schema agreement: {e}")))?;
         let version = i32::try_from(migration.version).map_err(|e| failed(0, e.to_string()))?;
-        let record = format!(
-            "INSERT INTO {keyspace}.schema_migrations (service, version, name, checksum, applied_at) \
-             VALUES (?, ?, ?, ?, toTimestamp(now()))"
-        );
-        cluster
-            .session
-            .query_unpaged(
-                record,
-                (service, version, migration.name, checksum(migration)),
+        let record = |e: loyalty_common::ServiceError| MigrateError::Record {
+            service: service.into(),
+            cause: e.message,
+        };
+        // Prepared once the table exists (the first migration creates it).
+        let statements = MigrationStatements::prepare(&cluster.session, &keyspace)
+            .await
+            .map_err(record)?;
+        let applied_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        statements
+            .record
+            .run(
+                &cluster.session,
+                (
+                    service.to_string(),
+                    version,
+                    migration.name.to_string(),
+                    checksum(migration),
+                    CqlTimestamp(applied_at),
+                ),
             )
             .await
-            .map_err(|e| MigrateError::Record {
-                service: service.into(),
-                cause: e.to_string(),
-            })?;
+            .map_err(record)?;
         versions.push(migration.version);
     }
     Ok(versions)
@@ -319,6 +339,19 @@ mod tests {
             state("ledger", &carried, &[done(&ONE), done(&TWO), newer]).unwrap(),
             SchemaState::Ahead { newest: 3 }
         );
+    }
+
+    #[test]
+    fn the_record_of_migrations_matches_every_keyspace() {
+        for migrations in [
+            loyalty_identity::schema::MIGRATIONS,
+            loyalty_ledger::schema::MIGRATIONS,
+            loyalty_member::schema::MIGRATIONS,
+        ] {
+            let problems =
+                crate::cql_check::check_statements(migrations, &MigrationStatements::definitions());
+            assert!(problems.is_empty(), "{problems:?}");
+        }
     }
 
     #[test]
