@@ -4,6 +4,7 @@
 //! statements declared in one place per adapter, and their offline check against the
 //! migrations.
 
+pub mod body;
 pub mod config;
 pub mod cql_check;
 pub mod identity;

@@ -5,7 +5,10 @@
 
 pub mod embedded;
 
-use crate::model::{Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey};
+use crate::model::{
+    BalanceView, Entry, HoldView, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey,
+    WriteOutcome,
+};
 use crate::rules::RuleSet;
 use crate::transfer::TransferRecord;
 use async_trait::async_trait;
@@ -60,6 +63,41 @@ impl WalletCommit {
             entries,
             idempotency: None,
             reversals: Vec::new(),
+        }
+    }
+}
+
+/// An idempotency record as both adapters store it: its key is the row's key, and the
+/// outcome's entries are rows of the same wallet, written in the same batch, so only their
+/// ids are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredIdempotency {
+    pub fingerprint: String,
+    pub entries: Vec<EntryId>,
+    pub balance: BalanceView,
+    pub hold: Option<HoldView>,
+}
+
+impl StoredIdempotency {
+    pub fn of(record: &IdempotencyRecord) -> Self {
+        Self {
+            fingerprint: record.fingerprint.clone(),
+            entries: record.outcome.entries.iter().map(|e| e.id).collect(),
+            balance: record.outcome.balance.clone(),
+            hold: record.outcome.hold.clone(),
+        }
+    }
+
+    /// The record again, with its entries read back (in the order of `self.entries`).
+    pub fn into_record(self, key: IdempotencyKey, entries: Vec<Entry>) -> IdempotencyRecord {
+        IdempotencyRecord {
+            key,
+            fingerprint: self.fingerprint,
+            outcome: WriteOutcome {
+                entries,
+                balance: self.balance,
+                hold: self.hold,
+            },
         }
     }
 }

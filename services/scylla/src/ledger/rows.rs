@@ -8,12 +8,10 @@
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{EntryId, MemberId, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
-use loyalty_ledger::model::{BalanceView, Entry, HoldView, WalletHead, WalletKey};
+use loyalty_ledger::model::{Entry, WalletHead, WalletKey};
 use loyalty_ledger::store::DueWallet;
 use loyalty_ledger::transfer::TransferRecord;
 use scylla::value::CqlTimestamp;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 /// Row kinds of a wallet partition (its first clustering column).
 pub const ENTRY: &str = "e";
@@ -30,13 +28,7 @@ const DAY_MILLIS: i64 = 24 * HOUR_MILLIS;
 /// Entries one commit may carry: the low 16 bits of an outbox position.
 const ENTRIES_PER_COMMIT: u64 = 1 << 16;
 
-pub fn encode<T: Serialize>(value: &T) -> ServiceResult<Vec<u8>> {
-    postcard::to_stdvec(value).map_err(ServiceError::internal)
-}
-
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> ServiceResult<T> {
-    postcard::from_bytes(bytes).map_err(ServiceError::internal)
-}
+pub use crate::body::{decode, encode};
 
 /// A body column that must be there: a row without one is corrupt.
 pub fn body(column: Option<Vec<u8>>, what: &str) -> ServiceResult<Vec<u8>> {
@@ -110,16 +102,6 @@ pub fn entry_id_from(bytes: &[u8]) -> ServiceResult<EntryId> {
         .try_into()
         .map_err(|_| ServiceError::internal("a stored entry id is not 16 bytes"))?;
     Ok(EntryId(ulid::Ulid::from_bytes(bytes)))
-}
-
-/// An idempotency record as stored: the outcome's entries are rows of the same partition,
-/// written in the same batch, so only their ids are kept (as in the embedded store).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredIdempotency {
-    pub fingerprint: String,
-    pub entries: Vec<EntryId>,
-    pub balance: BalanceView,
-    pub hold: Option<HoldView>,
 }
 
 /// The position of a commit's `index`th outbox row: ordered by head version, then by entry,

@@ -3,9 +3,7 @@
 //! and the relay's hint live in other partitions and are written first: a stale one is
 //! harmless, a missing one is not.
 
-use super::rows::{
-    self, ENTRY, IDEMPOTENCY, OUTBOX, REVERSAL, StoredIdempotency, body, decode, encode,
-};
+use super::rows::{self, ENTRY, IDEMPOTENCY, OUTBOX, REVERSAL, body, decode, encode};
 use super::{IDEMPOTENCY_TTL_SECS, ScyllaLedgerStore};
 use crate::relay::OutboxPartitions;
 use crate::statements::BatchWrite;
@@ -13,10 +11,8 @@ use async_trait::async_trait;
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{EntryId, IdempotencyKey};
-use loyalty_ledger::model::{
-    Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey, WriteOutcome,
-};
-use loyalty_ledger::store::{Applied, WalletCommit, WalletRepository};
+use loyalty_ledger::model::{Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey};
+use loyalty_ledger::store::{Applied, StoredIdempotency, WalletCommit, WalletRepository};
 use std::collections::HashMap;
 
 /// Keys in one `IN`: ScyllaDB's default limit for clustering keys.
@@ -113,12 +109,7 @@ impl ScyllaLedgerStore {
             }
         }
         if let Some(record) = &commit.idempotency {
-            let stored = StoredIdempotency {
-                fingerprint: record.fingerprint.clone(),
-                entries: record.outcome.entries.iter().map(|e| e.id).collect(),
-                balance: record.outcome.balance.clone(),
-                hold: record.outcome.hold.clone(),
-            };
+            let stored = StoredIdempotency::of(record);
             let (tenant, member, kind, id, body) = row(
                 IDEMPOTENCY,
                 record.key.as_str().as_bytes().to_vec(),
@@ -169,15 +160,7 @@ impl WalletRepository for ScyllaLedgerStore {
         };
         let stored: StoredIdempotency = decode(&bytes)?;
         let entries = self.entries_named(wallet, &stored.entries).await?;
-        Ok(Some(IdempotencyRecord {
-            key: key.clone(),
-            fingerprint: stored.fingerprint,
-            outcome: WriteOutcome {
-                entries,
-                balance: stored.balance,
-                hold: stored.hold,
-            },
-        }))
+        Ok(Some(stored.into_record(key.clone(), entries)))
     }
 
     async fn entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Option<Entry>> {

@@ -11,8 +11,6 @@ use loyalty_member::orders::Order;
 use loyalty_member::profile::{IndexKind, StoredProfile};
 use loyalty_member::store::{Versioned, history_cursor};
 use loyalty_member::vault::StoredTenantKey;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 /// Buckets of `members_by_tenant` and of each segment generation (decision 0012).
 pub const BUCKETS: i32 = 16;
@@ -22,13 +20,7 @@ pub const OUTBOX: &str = "o";
 /// Outbox positions within one commit: `(revision << 16) | index`.
 const EVENTS_PER_COMMIT: u64 = 1 << 16;
 
-pub fn encode<T: Serialize>(value: &T) -> ServiceResult<Vec<u8>> {
-    postcard::to_allocvec(value).map_err(ServiceError::internal)
-}
-
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> ServiceResult<T> {
-    postcard::from_bytes(bytes).map_err(ServiceError::internal)
-}
+pub use crate::body::{decode, encode};
 
 fn corrupt(what: &str) -> ServiceError {
     ServiceError::internal(format!("member store: a corrupt row ({what})"))

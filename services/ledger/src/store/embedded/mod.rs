@@ -24,12 +24,9 @@ use writer::Writer;
 
 use super::{
     Applied, Change, ChangeFeed, DueIndex, DueWallet, RulesIdempotency, RulesRepository,
-    TransferRepository, WalletCommit, WalletRepository,
+    StoredIdempotency, TransferRepository, WalletCommit, WalletRepository,
 };
-use crate::model::{
-    BalanceView, Entry, HoldView, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey,
-    WriteOutcome,
-};
+use crate::model::{Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey};
 use crate::rules::RuleSet;
 use crate::transfer::TransferRecord;
 use async_trait::async_trait;
@@ -146,16 +143,6 @@ struct PreparedWallet {
 struct StoredChange {
     wallet: WalletKey,
     entry: EntryId,
-}
-
-/// An idempotency record as stored: its key is the row's key, and the outcome's entries are
-/// rows of the same partition, written in the same batch, so only their ids are kept.
-#[derive(Serialize, serde::Deserialize)]
-struct StoredIdempotency {
-    fingerprint: String,
-    entries: Vec<EntryId>,
-    balance: BalanceView,
-    hold: Option<HoldView>,
 }
 
 enum WriteOp {
@@ -332,13 +319,7 @@ impl EmbeddedStore {
         }
         if let Some(rec) = &commit.idempotency {
             let k = row_key(wallet, IDEMPOTENCY, rec.key.as_str().as_bytes());
-            let stored = StoredIdempotency {
-                fingerprint: rec.fingerprint.clone(),
-                entries: rec.outcome.entries.iter().map(|e| e.id).collect(),
-                balance: rec.outcome.balance.clone(),
-                hold: rec.outcome.hold.clone(),
-            };
-            rows.push((t.rows.clone(), k, encode(&stored)?));
+            rows.push((t.rows.clone(), k, encode(&StoredIdempotency::of(rec))?));
         }
         if let Some(at) = commit.due_at {
             rows.push((t.due.clone(), due_key(at, wallet), Vec::new()));
@@ -399,15 +380,7 @@ impl WalletRepository for EmbeddedStore {
             .iter()
             .map(|id| self.committed_entry(wallet, *id))
             .collect::<ServiceResult<_>>()?;
-        Ok(Some(IdempotencyRecord {
-            key: key.clone(),
-            fingerprint: stored.fingerprint,
-            outcome: WriteOutcome {
-                entries,
-                balance: stored.balance,
-                hold: stored.hold,
-            },
-        }))
+        Ok(Some(stored.into_record(key.clone(), entries)))
     }
 
     async fn entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Option<Entry>> {

@@ -3,7 +3,8 @@
 use super::*;
 use crate::testing::round_trip;
 use loyalty_common::ids::{HoldId, IdempotencyKey};
-use loyalty_ledger::model::{Deltas, EntryKind, Hold, Lot};
+use loyalty_ledger::model::{BalanceView, Deltas, EntryKind, Hold, Lot};
+use loyalty_ledger::store::StoredIdempotency;
 use loyalty_ledger::transfer::TransferState;
 
 fn wallet() -> WalletKey {
