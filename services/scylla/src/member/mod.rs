@@ -79,6 +79,26 @@ impl ScyllaMemberStore {
         }
     }
 
+    /// An order id's claim row: its holder, the order, when it was claimed, and whether it
+    /// is recorded (the holder's history row holds it).
+    async fn order_claim(
+        &self,
+        tenant: &str,
+        order_id: &str,
+    ) -> ServiceResult<Option<(String, Order, Option<scylla::value::CqlTimestamp>, bool)>> {
+        let Some((holder, body, claimed_at)) = self
+            .statements
+            .order
+            .first(self.session(), (tenant.to_string(), order_id.to_string()))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let order = rows::order_of(body)?;
+        let recorded = self.has_history_row(tenant, &holder, &order).await?;
+        Ok(Some((holder, order, claimed_at, recorded)))
+    }
+
     /// Whether `member`'s profile lists the index: what makes a claim on it hold.
     async fn lists_index(
         &self,
@@ -206,19 +226,10 @@ impl MemberRepository for ScyllaMemberStore {
 
     /// A recorded order: its claim row, once the history row of its member holds it.
     async fn order(&self, tenant: &str, order_id: &str) -> ServiceResult<Option<Order>> {
-        let Some((member, body, _)) = self
-            .statements
-            .order
-            .first(self.session(), (tenant.to_string(), order_id.to_string()))
-            .await?
-        else {
-            return Ok(None);
-        };
-        let order = rows::order_of(body)?;
         Ok(self
-            .has_history_row(tenant, &member, &order)
+            .order_claim(tenant, order_id)
             .await?
-            .then_some(order))
+            .and_then(|(_, order, _, recorded)| recorded.then_some(order)))
     }
 
     /// The history rows carry the orders themselves (moved with them in a merge), so this

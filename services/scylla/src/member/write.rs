@@ -318,16 +318,12 @@ impl ScyllaMemberStore {
         tenant: &str,
         order_id: &str,
     ) -> ServiceResult<Option<(String, Result<Option<Order>, Written>)>> {
-        let Some((holder, body, claimed_at)) = self
-            .statements
-            .order
-            .first(self.session(), (tenant.to_string(), order_id.to_string()))
-            .await?
+        let Some((holder, stored, claimed_at, recorded)) =
+            self.order_claim(tenant, order_id).await?
         else {
             return Ok(None);
         };
-        let stored = rows::order_of(body)?;
-        if self.has_history_row(tenant, &holder, &stored).await? {
+        if recorded {
             return Ok(Some((holder, Ok(Some(stored)))));
         }
         if fresh(claimed_at) {
