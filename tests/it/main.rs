@@ -4,6 +4,7 @@
 
 mod admin_idempotency;
 mod authz;
+mod cql;
 mod grpc;
 mod hardening;
 mod member_grpc;

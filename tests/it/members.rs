@@ -2,12 +2,19 @@
 //! unmasked route (which needs `member.pii` read and is audited), lookup and de-duplication
 //! by phone, and erasure.
 
-use loyalty_tests::spawn_app;
+use loyalty_tests::{TestApp, spawn_app};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profiles_are_masked_audited_when_unmasked_deduplicated_and_erasable() {
     let app = spawn_app().await;
+    masked_audited_deduplicated_and_erasable(&app).await;
+    app.stop().await;
+}
+
+/// A profile masked unless read through the audited unmasked route, a partner refused the
+/// unmasked one, lookup and de-duplication by phone, and erasure.
+pub(crate) async fn masked_audited_deduplicated_and_erasable(app: &TestApp) {
     let key = app.acme_partner_key().await;
     let body = json!({
         "personal": {"name": "王小明", "phone": "138 1234 5678", "email": "alice@example.cn",
@@ -72,5 +79,4 @@ async fn profiles_are_masked_audited_when_unmasked_deduplicated_and_erasable() {
         .get("/v1/tenants/acme/member-lookup?phone=13812345678")
         .await;
     assert_eq!(lookup.status, 404);
-    app.stop().await;
 }

@@ -1,9 +1,15 @@
-use loyalty_tests::spawn_app;
+use loyalty_tests::{TestApp, spawn_app};
 use serde_json::json;
 
 #[tokio::test]
 async fn earn_redeem_reverse_and_balance_over_rest() {
     let app = spawn_app().await;
+    earn_redeem_reverse_and_balance(&app).await;
+    app.stop().await;
+}
+
+/// The README's walk-through: earn, hold and capture, reverse, balance, history pages.
+pub(crate) async fn earn_redeem_reverse_and_balance(app: &TestApp) {
     let m = app.wallet("walk-1").await;
     let earned = app
         .post(&format!("{m}/earnings"), json!({"order_id": "A1", "order_total": 25000, "lines": [
@@ -54,12 +60,17 @@ async fn earn_redeem_reverse_and_balance_over_rest() {
         .map(|e| e["kind"].clone())
         .collect();
     assert_eq!(kinds, vec![json!("held"), json!("earned"), json!("opened")]);
-    app.stop().await;
 }
 
 #[tokio::test]
 async fn a_replayed_post_returns_the_first_result_and_another_body_conflicts() {
     let app = spawn_app().await;
+    replay_and_conflict(&app).await;
+    app.stop().await;
+}
+
+/// The same idempotency key and body replays the first result; another body conflicts.
+pub(crate) async fn replay_and_conflict(app: &TestApp) {
     let m = app.wallet("idem-1").await;
     let body = json!({"order_id": "B1", "order_total": 1000});
     let first = app
@@ -88,12 +99,17 @@ async fn a_replayed_post_returns_the_first_result_and_another_body_conflicts() {
         app.get(&format!("{m}/balance")).await.body["points_available"],
         10
     );
-    app.stop().await;
 }
 
 #[tokio::test]
 async fn rules_transfers_and_stored_value_over_rest() {
     let app = spawn_app().await;
+    rules_transfers_and_stored_value(&app).await;
+    app.stop().await;
+}
+
+/// Earning rules by version, a transfer between two wallets, stored value with a bonus.
+pub(crate) async fn rules_transfers_and_stored_value(app: &TestApp) {
     let rules = json!({"points_per_unit": 2, "unit_minor": 100, "expiry": {"policy": "rolling_months", "months": 12},
         "hold_ttl_secs": 600, "expiring_soon_days": 30, "top_up_bonuses": [{"min_paid": 100000, "bonus": 10000}]});
     let stored = app.post("/v1/tenants/acme/earning-rules", rules).await;
@@ -154,7 +170,6 @@ async fn rules_transfers_and_stored_value_over_rest() {
         refunded.body["balance"]["stored_value"], 100000,
         "{refunded:?}"
     );
-    app.stop().await;
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 pub mod redis;
 
 use loyalty_common::config::Secret;
+use loyalty_scylla::test_cluster::{self, SKIP_REASON, TestCluster};
 use memberd::Running;
 use memberd::config::MemberdConfig;
 use serde_json::Value;
@@ -59,6 +60,32 @@ pub async fn spawn_app_with(
     };
     app.token = app.login("*", "admin", ADMIN_PASSWORD).await;
     app
+}
+
+/// Starts memberd (`--target all`) with `storage = "scylla"` on the CQL cluster the
+/// environment names (`loyalty_scylla::test_cluster`), in keyspaces of its own that it
+/// migrates first; None, with the reason printed, when no cluster is named.
+pub async fn spawn_app_on_cql(name: &str) -> Option<TestApp> {
+    let Some(cluster) = TestCluster::from_env() else {
+        eprintln!("{name}: its CQL half was skipped: {SKIP_REASON}");
+        return None;
+    };
+    let scylla = cluster.config(&test_cluster::unique_prefix(name));
+    memberd::migrate::run(&scylla)
+        .await
+        .expect("the test keyspaces are migrated");
+    let dir = tempfile::tempdir().expect("temp dir");
+    Some(
+        spawn_app_with(dir, move |config| {
+            config.storage = memberd::storage::Storage::Scylla;
+            config.scylla = scylla;
+            config.member.master_key = Some(Secret::new(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                [7u8; 32],
+            )));
+        })
+        .await,
+    )
 }
 
 /// A response: status, content type and JSON body (Null when the body is not JSON).

@@ -24,9 +24,24 @@ pub enum SerialConsistency {
     Serial,
 }
 
+/// Which CQL database the cluster runs. The statements are the same on both; only what the
+/// keyspaces are created with differs (`tablets` is ScyllaDB's alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    /// ScyllaDB, the production target (the default).
+    #[default]
+    Scylladb,
+    /// Apache Cassandra 4.0 or later, which the test suite runs on where ScyllaDB cannot be
+    /// installed. Keyspaces are created without ScyllaDB's `tablets` option.
+    Cassandra,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ScyllaConfig {
+    /// Which database the nodes run: `scylladb` (the default) or `cassandra`.
+    pub flavour: Flavour,
     /// Contact points, `host:port`. Empty: no ScyllaDB (the embedded store is used).
     pub nodes: Vec<String>,
     /// This region's datacenter: requests go to its replicas first.
@@ -59,6 +74,7 @@ pub struct ScyllaConfig {
 impl Default for ScyllaConfig {
     fn default() -> Self {
         Self {
+            flavour: Flavour::Scylladb,
             nodes: Vec::new(),
             local_datacenter: "dc1".into(),
             keyspace_prefix: "loyalty".into(),
@@ -164,8 +180,8 @@ impl ScyllaConfig {
         format!("{}_{service}", self.keyspace_prefix)
     }
 
-    /// What follows `WITH replication =` in `CREATE KEYSPACE`: the replication map, and
-    /// tablets turned off unless `tablets` is set.
+    /// What follows `WITH replication =` in `CREATE KEYSPACE`: the replication map, and on
+    /// ScyllaDB tablets turned off unless `tablets` is set (Cassandra has no tablets).
     pub fn replication_cql(&self) -> String {
         let dcs: Vec<String> = self
             .replication
@@ -173,7 +189,7 @@ impl ScyllaConfig {
             .map(|(dc, n)| format!("'{dc}': {n}"))
             .collect();
         let map = format!("{{'class': 'NetworkTopologyStrategy', {}}}", dcs.join(", "));
-        if self.tablets {
+        if self.tablets || self.flavour == Flavour::Cassandra {
             map
         } else {
             format!("{map} AND tablets = {{'enabled': false}}")
@@ -211,6 +227,14 @@ mod tests {
         };
         assert_eq!(
             cluster_decides.replication_cql(),
+            "{'class': 'NetworkTopologyStrategy', 'ap-east': 3, 'eu-west': 3}"
+        );
+        let cassandra = ScyllaConfig {
+            flavour: Flavour::Cassandra,
+            ..two_regions()
+        };
+        assert_eq!(
+            cassandra.replication_cql(),
             "{'class': 'NetworkTopologyStrategy', 'ap-east': 3, 'eu-west': 3}"
         );
     }

@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod relay;
 pub mod session;
 pub mod statements;
+pub mod test_cluster;
 pub mod testing;
 
 pub use config::ScyllaConfig;

@@ -31,7 +31,6 @@ impl ApiKeyRepository for ScyllaIdentityStore {
         }
         self.put_versioned(
             VersionedStatements {
-                read: &st.api_key,
                 insert: &st.insert_api_key,
                 update: &st.update_api_key,
             },

@@ -108,7 +108,6 @@ impl StaffRepository for ScyllaIdentityStore {
 
 fn staff_statements(st: &super::IdentityStatements) -> VersionedStatements<'_, Vec<u8>> {
     VersionedStatements {
-        read: &st.staff,
         insert: &st.insert_staff,
         update: &st.update_staff,
     }

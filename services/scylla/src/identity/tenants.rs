@@ -29,7 +29,6 @@ impl TenantRepository for ScyllaIdentityStore {
         }
         self.put_versioned(
             VersionedStatements {
-                read: &st.tenant,
                 insert: &st.insert_tenant,
                 update: &st.update_tenant,
             },

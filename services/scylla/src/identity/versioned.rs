@@ -11,15 +11,16 @@ use scylla::serialize::value::SerializeValue;
 
 /// The statements of one kind of versioned record.
 pub(super) struct VersionedStatements<'a, K> {
-    pub read: &'a Stmt<(K,), (i64, Vec<u8>)>,
     pub insert: &'a Stmt<(K, i64, Vec<u8>), AppliedRow>,
     pub update: &'a Stmt<(i64, Vec<u8>, K, i64), AppliedRow>,
 }
 
 impl ScyllaIdentityStore {
-    /// Writes `record` on the version before it. A write that does not apply but finds
-    /// exactly this record stored is its own earlier try (one whose answer was lost to a
-    /// timeout, the request then retried): it applied.
+    /// Writes `record` on the version before it. A write that does not apply is a conflict,
+    /// even when the stored record equals this one: two writers that read one version and
+    /// made the same change (two failed logins counting one failure each) must not both
+    /// succeed. A conditional write is never retried by the driver, so a write's own earlier
+    /// try cannot be what it finds.
     pub(super) async fn put_versioned<K, T>(
         &self,
         statements: VersionedStatements<'_, K>,
@@ -37,22 +38,18 @@ impl ScyllaIdentityStore {
             1 => {
                 statements
                     .insert
-                    .applied(self.session(), (key.clone(), version, body.clone()))
+                    .applied(self.session(), (key, version, body))
                     .await?
             }
             _ => {
                 let read = cql_version(record.version() - 1)?;
                 statements
                     .update
-                    .applied(self.session(), (version, body.clone(), key.clone(), read))
+                    .applied(self.session(), (version, body, key, read))
                     .await?
             }
         };
-        if yes || record.version() == 0 {
-            return Ok(applied(yes));
-        }
-        let stored = statements.read.first(self.session(), (key,)).await?;
-        Ok(applied(stored == Some((version, body))))
+        Ok(applied(yes))
     }
 
     pub(super) async fn get_versioned<K, T>(

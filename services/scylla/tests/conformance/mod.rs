@@ -3,40 +3,25 @@
 //! comma-separated list of `host:port`). A run uses its own keyspaces, `conformance_<run>_*`
 //! (the run from `NEXTEST_RUN_ID`, else this process), migrated on first use. Without
 //! `SCYLLA_NODES` the ScyllaDB half of each test says it was skipped and why, and passes;
-//! `tests/run.sh` prints the same once for the whole run.
+//! `tests/run.sh` starts a Cassandra node and sets `SCYLLA_NODES` to it, so both halves run on
+//! every machine with Java and Maven (`loyalty_scylla::test_cluster`).
 #![allow(dead_code)] // Each test file uses part of the harness.
 
 use loyalty_common::schema::Migration;
 use loyalty_scylla::ScyllaConfig;
 use loyalty_scylla::session::{Cluster, connect};
+use loyalty_scylla::test_cluster::TestCluster;
 use std::sync::Arc;
 
-/// Why the ScyllaDB half is skipped, when it is.
-pub const SKIP_REASON: &str = "SCYLLA_NODES is not set (no ScyllaDB cluster on this machine); \
-     set it to host:port[,host:port] to run the suite against one";
+pub use loyalty_scylla::test_cluster::SKIP_REASON;
 
 /// The cluster to run against, with a keyspace prefix of its own, when `SCYLLA_NODES` is set.
 pub fn scylla_config() -> Option<ScyllaConfig> {
-    let nodes = std::env::var("SCYLLA_NODES").ok()?;
-    let nodes: Vec<String> = nodes
-        .split(',')
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty())
-        .collect();
-    if nodes.is_empty() {
-        return None;
-    }
+    let cluster = TestCluster::from_env()?;
     let run = std::env::var("NEXTEST_RUN_ID")
         .map(|id| id.replace('-', "").chars().take(12).collect::<String>())
         .unwrap_or_else(|_| std::process::id().to_string());
-    let datacenter = std::env::var("SCYLLA_DATACENTER").unwrap_or_else(|_| "datacenter1".into());
-    Some(ScyllaConfig {
-        nodes,
-        local_datacenter: datacenter.clone(),
-        keyspace_prefix: format!("conformance_{run}"),
-        replication: [(datacenter, 1)].into_iter().collect(),
-        ..ScyllaConfig::default()
-    })
+    Some(cluster.config(&format!("conformance_{run}")))
 }
 
 /// A session to the cluster with `service`'s keyspace migrated, or `None` (the skip printed)
