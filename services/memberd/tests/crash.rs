@@ -7,7 +7,7 @@
 use loyalty_proto::ledger::v1 as pb;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Addrs, Ledger, start};
+use support::{Addrs, Ledger, start_with};
 
 mod support;
 
@@ -32,8 +32,25 @@ fn wallet(i: usize) -> Option<pb::WalletRef> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_kill_9() {
+    kill_9_under_load(&[], Duration::from_millis(1500)).await;
+}
+
+/// The same on the CQL cluster (`storage = "scylla"`): an acknowledged write is in the
+/// cluster at `LOCAL_QUORUM` before the reply, whatever becomes of memberd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_kill_9_on_cql() {
+    let Some(cql) = support::cql::keyspaces("crash").await else {
+        return;
+    };
+    // Each write is a conditional batch on the cluster: a longer burst for as many writes.
+    kill_9_under_load(&cql.env(), Duration::from_secs(4)).await;
+}
+
+/// Drives earns from many clients, kills memberd (`kill -9`) after `load`, restarts it with
+/// the same data directory and settings, and checks every acknowledged write.
+async fn kill_9_under_load(env: &[(&str, &str)], load: Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = start(dir.path()).await;
+    let (mut child, addr) = start_with(dir.path(), env).await;
     let mut ledger = client(&addr).await;
     for i in 0..MEMBERS {
         let open = pb::OpenWalletRequest {
@@ -71,7 +88,7 @@ async fn every_acknowledged_write_survives_kill_9() {
         }));
     }
     // Let the load run, then kill -9 in the middle of it.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(load).await;
     child.start_kill().expect("SIGKILL");
     child.wait().await.unwrap();
     for writer in writers {
@@ -87,7 +104,7 @@ async fn every_acknowledged_write_survives_kill_9() {
         acked.len()
     );
 
-    let (_child, addr) = start(dir.path()).await;
+    let (_child, addr) = start_with(dir.path(), env).await;
     let mut ledger = client(&addr).await;
     for write in &acked {
         let replay = ledger

@@ -1,6 +1,8 @@
 //! Events on a real NATS JetStream (a throwaway `nats-server -js` per test): every ledger
 //! operation yields exactly its events, and neither a `kill -9` of memberd nor an outage of NATS
-//! loses or duplicates one; member changes reach the member service's own stream.
+//! loses or duplicates one; member changes reach the member service's own stream. The tests
+//! named `..._on_cql` do the same with `storage = "scylla"` on the CQL cluster, where events
+//! go through the outbox relay (they skip, saying so, without one).
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
@@ -256,13 +258,27 @@ async fn every_ledger_operation_yields_exactly_its_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_burst_publishes_each_committed_change_exactly_once() {
+    kill_9_during_a_burst(&[], Duration::from_millis(1500)).await;
+}
+
+/// The same on the CQL cluster: the events go through the outbox relay and the change log
+/// in the cluster, and the publisher resumes from what the stream holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_burst_on_cql_publishes_each_committed_change_exactly_once() {
+    let Some(cql) = support::cql::keyspaces("events_burst").await else {
+        return;
+    };
+    kill_9_during_a_burst(&cql.env(), Duration::from_secs(3)).await;
+}
+
+async fn kill_9_during_a_burst(extra: &[(&str, &str)], load: Duration) {
     let nats = NatsServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut memberd, mut ledger) = memberd_on(&nats, dir.path()).await;
+    let (mut memberd, mut ledger) = memberd_with(&nats, dir.path(), extra).await;
     open_members(&mut ledger, "burst").await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (acked, writers) = drive(&ledger, "burst", 16, stop.clone());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(load).await;
     memberd.start_kill().unwrap();
     memberd.wait().await.unwrap();
     for w in writers {
@@ -277,7 +293,7 @@ async fn kill_9_during_a_burst_publishes_each_committed_change_exactly_once() {
     // Outlast the de-duplication window.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let (_memberd, mut ledger) = memberd_on(&nats, dir.path()).await;
+    let (_memberd, mut ledger) = memberd_with(&nats, dir.path(), extra).await;
     let committed = all_entries(&mut ledger, "burst").await;
     let events = ledger_events(&nats.jetstream().await, committed.len() as u64, WAIT).await;
     assert_exactly_once(&events, &committed, &acked);
@@ -290,9 +306,23 @@ async fn kill_9_during_a_burst_publishes_each_committed_change_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_publishing_and_saving_the_position_publishes_nothing_twice() {
+    crash_between_publishing_and_saving(&[]).await;
+}
+
+/// The same on the CQL cluster, where the publisher's position is a row in the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_publishing_and_saving_on_cql_publishes_nothing_twice() {
+    let Some(cql) = support::cql::keyspaces("events_crash").await else {
+        return;
+    };
+    crash_between_publishing_and_saving(&cql.env()).await;
+}
+
+async fn crash_between_publishing_and_saving(extra: &[(&str, &str)]) {
     let nats = NatsServer::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let crash = [("MEMBERD_EVENTS__CRASH_AFTER_PUBLISH", "true")];
+    let mut crash = vec![("MEMBERD_EVENTS__CRASH_AFTER_PUBLISH", "true")];
+    crash.extend_from_slice(extra);
     let (mut memberd, mut ledger) = memberd_with(&nats, dir.path(), &crash).await;
     let open = pb::OpenWalletRequest {
         wallet: wallet("crash", "bob"),
@@ -308,7 +338,7 @@ async fn a_crash_between_publishing_and_saving_the_position_publishes_nothing_tw
     assert!(!status.success(), "memberd aborted after publishing");
     // Outlast the de-duplication window, then restart without the fault.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_memberd, mut ledger) = memberd_on(&nats, dir.path()).await;
+    let (_memberd, mut ledger) = memberd_with(&nats, dir.path(), extra).await;
     // The same key: the first open's result, not a second open.
     let opened = ledger.open_wallet(open).await.unwrap().into_inner();
     let earned = ledger
@@ -406,13 +436,27 @@ async fn a_stream_written_by_another_data_directory_is_refused_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_registered_then_tagged_reaches_the_member_stream_once_in_order() {
+    registered_then_tagged(&[]).await;
+}
+
+/// The same on the CQL cluster, through the member keyspace's relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_registered_then_tagged_on_cql_reaches_the_member_stream_once_in_order() {
+    let Some(cql) = support::cql::keyspaces("events_member").await else {
+        return;
+    };
+    registered_then_tagged(&cql.env()).await;
+}
+
+async fn registered_then_tagged(extra: &[(&str, &str)]) {
     let nats = NatsServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let url = nats.url();
-    let env = [
+    let mut env = vec![
         ("MEMBERD_EVENTS__BUS", "nats"),
         ("MEMBERD_EVENTS__NATS__URL", url.as_str()),
     ];
+    env.extend_from_slice(extra);
     let (_memberd, addrs) = start_with(dir.path(), &env).await;
     register_then_tag(&addrs, "acme", "alice").await;
     let js = nats.jetstream().await;

@@ -1,6 +1,7 @@
 //! Starting the real `memberd` binary from tests, and ledger clients that log in to it.
 
 pub mod burst;
+pub mod cql;
 pub mod members;
 
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
