@@ -1,10 +1,14 @@
-//! `memberd migrate`, and `memberd` with `storage = "scylla"`, without a reachable cluster: a
+//! `memberd migrate`, and `memberd` with `storage = "scylla"`: without a reachable cluster, a
 //! clear error and a failed exit, at once, and nothing served from the embedded store
-//! instead. (With a cluster, the ScyllaDB conformance suite applies the migrations; issue 6.)
+//! instead; on the CQL cluster, every keyspace migrated from nothing, once, and served.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
+use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster, memberd_env, unique_prefix};
 use std::process::Command;
+
+#[allow(dead_code)] // The ledger clients of the support module are not used here.
+mod support;
 
 fn memberd(env: &[(&str, String)]) -> std::process::Output {
     memberd_with(&["migrate"], env)
@@ -76,4 +80,56 @@ fn serving_on_scylla_without_a_cluster_stops_at_once_with_what_to_check() {
     assert!(!unset.status.success());
     let text = String::from_utf8_lossy(&unset.stderr);
     assert!(text.contains("scylla.nodes"), "{text}");
+}
+
+/// `memberd migrate` on the CQL cluster (`SCYLLA_NODES`): from nothing, every keyspace and
+/// migration; run again, nothing; then memberd serves on them. Before it, memberd refuses
+/// the keyspaces, naming the command to run.
+#[test]
+fn migrate_on_cql_from_nothing_then_again_then_serve() {
+    let Some(cluster) = TestCluster::from_env() else {
+        eprintln!("memberd migrate on CQL: skipped: {SKIP_REASON}");
+        return;
+    };
+    let config = cluster.config(&unique_prefix("migrate"));
+    let mut owned = memberd_env(&config);
+    owned.push((
+        "MEMBERD_MEMBER__MASTER_KEY".into(),
+        support::cql::MASTER_KEY.into(),
+    ));
+    owned.push(("MEMBERD_HTTP_ADDR".into(), "127.0.0.1:0".into()));
+    owned.push(("MEMBERD_GRPC_ADDR".into(), "127.0.0.1:0".into()));
+    let env: Vec<(&str, String)> = owned.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+
+    // Not migrated: refused at once, with what to run.
+    let refused = memberd_with(&["serve"], &env);
+    assert!(!refused.status.success());
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(text.contains("lacks migration(s) [1]"), "{text}");
+    assert!(text.contains("run `memberd migrate`"), "{text}");
+
+    let first = memberd(&env);
+    assert!(first.status.success(), "{first:?}");
+    let out = String::from_utf8_lossy(&first.stdout);
+    for service in ["identity", "ledger", "member"] {
+        let line = format!(
+            "{}: 1 migration(s) applied; schema at version 1",
+            config.keyspace(service)
+        );
+        assert!(out.contains(&line), "{out}");
+    }
+    let again = memberd(&env);
+    assert!(again.status.success(), "{again:?}");
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert_eq!(out.matches("0 migration(s) applied").count(), 3, "{out}");
+
+    // Served: memberd starts on the migrated keyspaces and answers.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (_memberd, addrs) = support::start_with(dir.path(), &env).await;
+        let ready = support::http_get(&addrs.http, "/readyz").await;
+        assert!(ready.starts_with("ready"), "{ready}");
+    });
 }
