@@ -7,6 +7,10 @@
 #   tests/cql/cluster.sh stop   NAME                stop the processes this script started
 #   tests/cql/cluster.sh status NAME                which nodes run and answer
 #   tests/cql/cluster.sh kill   NAME NODE           kill -9 one node (a lost datacenter)
+#   tests/cql/cluster.sh pause  NAME NODE           SIGSTOP one node (a datacenter cut off)
+#   tests/cql/cluster.sh resume NAME NODE           SIGCONT it
+#   tests/cql/cluster.sh wait-down NAME SEER NODE   wait until node SEER sees NODE down
+#   tests/cql/cluster.sh destroy NAME               stop, then delete its data and logs
 #   tests/cql/cluster.sh env    NAME                the cluster's SCYLLA_* settings again
 #   tests/cql/cluster.sh nodetool NAME NODE ARGS... nodetool against one node
 #
@@ -34,7 +38,8 @@ CQL_START_TIMEOUT="${CQL_START_TIMEOUT:-240}"
 say() { printf '[cql] %s\n' "$*" >&2; }
 die() { printf '[cql] error: %s\n' "$*" >&2; exit 1; }
 
-usage() { sed -n '5,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+# The comment block at the top of this file, less its first three lines.
+usage() { awk 'NR > 4 && /^#/ { sub(/^# ?/, ""); print; next } NR > 4 { exit }' "$0" >&2; exit 2; }
 
 # ---------------------------------------------------------------------------------------------
 # The artifacts: cassandra-all and its runtime dependencies, resolved by Maven once per version.
@@ -181,12 +186,13 @@ auto_snapshot: false
 snapshot_on_duplicate_row_detection: false
 disk_failure_policy: stop
 commit_failure_policy: stop
-# Gossip for datacenters on one machine: no waiting for a settled ring.
+# A node that stops answering is marked down sooner than the default (8), so the tests that
+# cut a datacenter off wait less; on loopback, a slow answer is not a lost node.
+phi_convict_threshold: 5
 hinted_handoff_enabled: true
 authenticator: AllowAllAuthenticator
 authorizer: AllowAllAuthorizer
 dynamic_snitch: true
-# The virtual tables the benchmark reads its statement and LWT counts from.
 EOF
   cat >"$dir/conf/cassandra-rackdc.properties" <<EOF
 dc=$dc
@@ -223,6 +229,7 @@ jvm_options() {
 -XX:G1HeapRegionSize=4m
 -XX:MaxGCPauseMillis=300
 -XX:+HeapDumpOnOutOfMemoryError
+-XX:+ExitOnOutOfMemoryError
 -XX:HeapDumpPath=$dir/logs
 -XX:+PerfDisableSharedMem
 -XX:ActiveProcessorCount=2
@@ -244,6 +251,7 @@ jvm_options() {
 -Dcassandra.ring_delay_ms=1000
 -Dcassandra.superuser_setup_delay_ms=0
 -Dcassandra.available_processors=2
+-Dcassandra.triggers_dir=$dir/conf
 --add-exports=java.base/jdk.internal.misc=ALL-UNNAMED
 --add-exports=java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED
 --add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED
@@ -341,16 +349,21 @@ nodetool() {
     -h 127.0.0.1 -p "$(cat "$dir/jmx_port")" "$@"
 }
 
+# nodetool with its own logging off.
+nodetool_quiet() {
+  local dir="$1"; shift
+  [ -f "$dir/conf/logback-tools.xml" ] ||
+    echo '<configuration><root level="OFF"/></configuration>' >"$dir/conf/logback-tools.xml"
+  nodetool "$dir" "$@"
+}
+
 # Waits until every node of the cluster sees every other as up (UN in nodetool status).
 wait_for_ring() {
   local cluster="$1" count="$2"
   local first; first="$(ls -d "$cluster"/*/ | head -1)"; first="${first%/}"
-  cat >"$first/conf/logback-tools.xml" <<'EOF'
-<configuration><root level="OFF"/></configuration>
-EOF
   local deadline=$((SECONDS + 120))
   while true; do
-    local up; up="$(nodetool "$first" status 2>/dev/null | grep -c '^UN' || true)"
+    local up; up="$(nodetool_quiet "$first" status 2>/dev/null | grep -c '^UN' || true)"
     [ "$up" -ge "$count" ] && return
     [ $SECONDS -ge $deadline ] && die "the ring did not show $count nodes up within 120s"
     sleep 1
@@ -414,7 +427,7 @@ cmd_start() {
   done
   # One node at a time: two nodes taking tokens at once on an empty ring may collide.
   for n in "${nodes[@]}"; do
-    say "starting node $n on ${addresses[0]%%:*}... (heap ${CQL_HEAP_MB} MiB)"
+    say "starting node $n on $(cat "$cluster/$n/address") (heap ${CQL_HEAP_MB} MiB)"
     launch_node "$cluster/$n"
     wait_for_cql "$cluster/$n" "$n"
   done
@@ -482,6 +495,34 @@ cmd_kill() {
   say "killed node $node of $name (pid $pid)"
 }
 
+cmd_signal() {
+  local signal="$1" name="${2:-}" node="${3:-}"
+  [ -n "$name" ] && [ -n "$node" ] || usage
+  local dir; dir="$(cluster_dir "$name")/$node"
+  local pid; pid="$(node_pid "$dir")" || die "node $node of $name is not running"
+  kill -"$signal" "$pid"
+  say "sent SIG$signal to node $node of $name (pid $pid)"
+}
+
+cmd_wait_down() {
+  local name="${1:-}" seer="${2:-}" node="${3:-}"
+  [ -n "$name" ] && [ -n "$seer" ] && [ -n "$node" ] || usage
+  local cluster; cluster="$(cluster_dir "$name")"
+  local address; address="$(cat "$cluster/$node/address")"
+  local deadline=$((SECONDS + 90))
+  until nodetool_quiet "$cluster/$seer" status 2>/dev/null | grep -q "^DN  $address "; do
+    [ $SECONDS -ge $deadline ] && die "node $seer did not see $node down within 90s"
+    sleep 0.5
+  done
+  say "node $seer sees $node down"
+}
+
+cmd_destroy() {
+  local name="${1:-}"; [ -n "$name" ] || usage
+  cmd_stop "$name" quiet
+  rm -rf "$(cluster_dir "$name")"
+}
+
 cmd_env() {
   local name="${1:-}"; [ -n "$name" ] || usage
   cat "$(cluster_dir "$name")/env"
@@ -491,9 +532,7 @@ cmd_nodetool() {
   local name="${1:-}" node="${2:-}"
   [ -n "$name" ] && [ -n "$node" ] || usage
   shift 2
-  local dir; dir="$(cluster_dir "$name")/$node"
-  [ -f "$dir/conf/logback-tools.xml" ] || echo '<configuration><root level="OFF"/></configuration>' >"$dir/conf/logback-tools.xml"
-  nodetool "$dir" "$@"
+  nodetool_quiet "$(cluster_dir "$name")/$node" "$@"
 }
 
 command="${1:-}"; shift || true
@@ -502,6 +541,10 @@ case "$command" in
   stop) cmd_stop "$@" ;;
   status) cmd_status "$@" ;;
   kill) cmd_kill "$@" ;;
+  wait-down) cmd_wait_down "$@" ;;
+  destroy) cmd_destroy "$@" ;;
+  pause) cmd_signal STOP "$@" ;;
+  resume) cmd_signal CONT "$@" ;;
   env) cmd_env "$@" ;;
   nodetool) cmd_nodetool "$@" ;;
   *) usage ;;

@@ -3,6 +3,7 @@
 pub mod burst;
 pub mod cql;
 pub mod members;
+pub mod two_dc;
 
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::path::Path;
