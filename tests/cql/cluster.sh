@@ -20,8 +20,11 @@
 # Settings (environment):
 #   CQL_HOME       where the resolved artifacts are cached (default ~/.cache/memberd-cql)
 #   CQL_STATE      where clusters keep their data, logs and pids (default target/cql)
-#   CQL_HEAP_MB    heap per node (default 1024)
+#   CQL_HEAP_MB    heap per node (default 2048 for one, 1024 each for two-dc: the test suite
+#                  makes hundreds of small tables on the one node, each with its memtable)
 #   CQL_VERSION    the cassandra-all version (default 5.0.9)
+#   CQL_AUDIT      1: log every statement the nodes run to logs/audit.log (Cassandra's audit
+#                  log), for the check of which statements the test suite ran
 #
 # `start` prints lines of the form KEY=value (SCYLLA_NODES, SCYLLA_DATACENTER, and for two-dc
 # SCYLLA_NODES_DC1, SCYLLA_NODES_DC2); they are kept in $CQL_STATE/NAME/env to be sourced.
@@ -31,7 +34,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 CQL_HOME="${CQL_HOME:-$HOME/.cache/memberd-cql}"
 CQL_STATE="${CQL_STATE:-$repo/target/cql}"
-CQL_HEAP_MB="${CQL_HEAP_MB:-1024}"
+CQL_HEAP_MB="${CQL_HEAP_MB:-}"
 CQL_VERSION="${CQL_VERSION:-5.0.9}"
 CQL_START_TIMEOUT="${CQL_START_TIMEOUT:-240}"
 
@@ -169,6 +172,9 @@ range_request_timeout: 10000ms
 request_timeout: 10000ms
 # Small: the test data is small, and several nodes share one machine.
 memtable_heap_space: $((CQL_HEAP_MB / 4))MiB
+# Every test makes keyspaces of its own: hundreds of small tables. Slabbed memtables take a
+# 1 MiB region each, which alone fills a small heap.
+memtable_allocation_type: unslabbed_heap_buffers
 memtable_offheap_space: $((CQL_HEAP_MB / 4))MiB
 file_cache_size: 64MiB
 key_cache_size: 16MiB
@@ -194,6 +200,16 @@ authenticator: AllowAllAuthenticator
 authorizer: AllowAllAuthorizer
 dynamic_snitch: true
 EOF
+  if [ "${CQL_AUDIT:-0}" = 1 ]; then
+    cat >>"$dir/conf/cassandra.yaml" <<EOF
+# Every statement run (not prepared): which of the adapters' statements the suite ran.
+audit_logging_options:
+  enabled: true
+  logger:
+    - class_name: FileAuditLogger
+  included_categories: QUERY,DML
+EOF
+  fi
   cat >"$dir/conf/cassandra-rackdc.properties" <<EOF
 dc=$dc
 rack=rack1
@@ -205,8 +221,15 @@ EOF
     <file>$dir/logs/system.log</file>
     <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>
   </appender>
+  <appender name="AUDIT" class="ch.qos.logback.core.FileAppender">
+    <file>$dir/logs/audit.log</file>
+    <encoder><pattern>%msg%n</pattern></encoder>
+  </appender>
   <root level="INFO"><appender-ref ref="FILE"/></root>
   <logger name="org.apache.cassandra" level="INFO"/>
+  <logger name="org.apache.cassandra.audit" level="INFO" additivity="false">
+    <appender-ref ref="AUDIT"/>
+  </logger>
 </configuration>
 EOF
   echo "$address" >"$dir/address"
@@ -228,9 +251,7 @@ jvm_options() {
 -XX:MaxTenuringThreshold=1
 -XX:G1HeapRegionSize=4m
 -XX:MaxGCPauseMillis=300
--XX:+HeapDumpOnOutOfMemoryError
 -XX:+ExitOnOutOfMemoryError
--XX:HeapDumpPath=$dir/logs
 -XX:+PerfDisableSharedMem
 -XX:ActiveProcessorCount=2
 -javaagent:$jamm
@@ -388,6 +409,7 @@ write_env() {
       echo "SCYLLA_DATACENTER=dc1"
     fi
     echo "CQL_CLUSTER=$(basename "$cluster")"
+    echo "CQL_AUDIT_LOGS=$(for n in "$cluster"/*/; do printf '%slogs/audit.log ' "$n"; done | sed 's/ $//')"
     echo "SCYLLA_FLAVOUR=cassandra"
   } >"$cluster/env"
 }
@@ -408,6 +430,9 @@ cmd_start() {
   cmd_stop "$name" quiet
   rm -rf "$cluster"; mkdir -p "$cluster"
   echo "$topology" >"$cluster/topology"
+  if [ -z "$CQL_HEAP_MB" ]; then
+    if [ "$topology" = one ]; then CQL_HEAP_MB=2048; else CQL_HEAP_MB=1024; fi
+  fi
   resolve_artifacts
 
   local nodes=(dc1); [ "$topology" = two-dc ] && nodes=(dc1 dc2)

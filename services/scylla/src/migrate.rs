@@ -70,6 +70,11 @@ crate::statements! {
     }
 }
 
+/// The statements on `schema_migrations`, for the checks of what a cluster ran.
+pub fn statement_definitions() -> Vec<crate::statements::StatementDef> {
+    MigrationStatements::definitions()
+}
+
 /// The SHA-256 of a migration's text, as recorded.
 pub fn checksum(migration: &Migration) -> String {
     hex::encode(Sha256::digest(migration.text.as_bytes()))
@@ -183,9 +188,22 @@ pub async fn applied(
     if !exists {
         return Ok(Vec::new());
     }
-    let statements = MigrationStatements::prepare(&cluster.session, &keyspace)
-        .await
-        .map_err(|e| record(e.message))?;
+    // A table another process has just created can be in the schema tables before the
+    // nodes serve it: preparing on it then fails for a moment (seen on Cassandra with two
+    // migrations at once). Wait for the nodes to agree, and try again for a few seconds.
+    let mut attempt = 0;
+    let statements = loop {
+        match MigrationStatements::prepare(&cluster.session, &keyspace).await {
+            Ok(statements) => break statements,
+            Err(e) if attempt < 20 => {
+                attempt += 1;
+                tracing::debug!(keyspace, error = %e.message, "schema_migrations not served yet");
+                let _ = cluster.session.await_schema_agreement().await;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(record(e.message)),
+        }
+    };
     let rows = statements
         .applied
         .rows(&cluster.session, (service.to_string(),))

@@ -527,6 +527,20 @@ async fn due_wallets_are_listed_until_rescheduled(stores: Stores) {
     // Rescheduled to the same time: still there. Fired with nothing more due: gone.
     stores.due.reschedule(&bob_due, Some(later)).await.unwrap();
     stores.due.reschedule(&alice_moved, None).await.unwrap();
+    assert_eq!(due_of(&stores, &t, moved).await, [bob_due.clone()]);
+
+    // Due days ago (a reminder whose window opened before the earn that set it): listed at
+    // once, as due by now. (ScyllaDB lists it as due an hour ago rather than days: its
+    // readers never go back further.)
+    let carol = wallet_of(&t, "carol");
+    let mut first = commit(&carol, 0, vec![entry(EntryKind::Opened, 0)]);
+    first.due_at = Some(Timestamp(now.0 - 3 * 86_400_000));
+    assert_eq!(stores.wallets.commit(first).await.unwrap(), Applied::Yes);
+    let listed = due_of(&stores, &t, now).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].wallet, carol);
+    assert!(listed[0].at <= now);
+    stores.due.reschedule(&listed[0], None).await.unwrap();
     assert_eq!(due_of(&stores, &t, moved).await, [bob_due]);
 }
 

@@ -570,6 +570,176 @@ async fn write_all_or_nothing(stores: Stores) {
     );
 }
 
+/// Members whose stored rows have every shape: a profile and no facts, facts and no
+/// profile, neither, both; each written on its own (guarded on what it has) and then all in
+/// one merge, one of them twice.
+async fn write_all_over_members_of_every_shape(stores: Stores) {
+    let repo = stores.repo;
+    let t = unique("t");
+    let (p_only, f_only, fresh, both) = (unique("p"), unique("f"), unique("n"), unique("b"));
+    let mut profile_only = created(&t, &p_only, vec![phone(7)]);
+    profile_only.facts = None;
+    assert_eq!(repo.write(profile_only).await.unwrap(), Written::Yes);
+    assert_eq!(
+        repo.write(facts_write(&t, &f_only, 1)).await.unwrap(),
+        Written::Yes
+    );
+    assert_eq!(
+        repo.write(created(&t, &both, vec![phone(8)]))
+            .await
+            .unwrap(),
+        Written::Yes
+    );
+
+    // Written on their own, each on the one version it has.
+    let profile_at = |m: &str, version: u64, indexes| MemberWrite {
+        tenant: t.clone(),
+        member: m.to_string(),
+        profile: Some(profile(&t, m, version, indexes)),
+        ..MemberWrite::default()
+    };
+    let p_phone = repo.profile(&t, &p_only).await.unwrap().unwrap().indexes;
+    assert_eq!(
+        repo.write(profile_at(&p_only, 2, p_phone.clone()))
+            .await
+            .unwrap(),
+        Written::Yes
+    );
+    assert_eq!(
+        repo.write(facts_write(&t, &f_only, 2)).await.unwrap(),
+        Written::Yes
+    );
+    assert_eq!(repo.facts(&t, &p_only).await.unwrap(), None);
+    assert_eq!(repo.profile(&t, &f_only).await.unwrap(), None);
+
+    // One merge over all four shapes; `both` written twice (facts, then its profile).
+    let both_phone = repo.profile(&t, &both).await.unwrap().unwrap().indexes;
+    let merge = vec![
+        profile_at(&p_only, 3, p_phone),
+        facts_write(&t, &f_only, 3),
+        created(&t, &fresh, vec![phone(9)]),
+        facts_write(&t, &both, 2),
+        profile_at(&both, 2, both_phone),
+    ];
+    assert_eq!(repo.write_all(merge, None).await.unwrap(), Written::Yes);
+    assert_eq!(repo.profile(&t, &p_only).await.unwrap().unwrap().version, 3);
+    assert_eq!(repo.facts(&t, &f_only).await.unwrap().unwrap().version, 3);
+    assert_eq!(repo.profile(&t, &fresh).await.unwrap().unwrap().version, 1);
+    assert_eq!(repo.facts(&t, &both).await.unwrap().unwrap().version, 2);
+    assert_eq!(repo.profile(&t, &both).await.unwrap().unwrap().version, 2);
+
+    // And afterwards every member takes an ordinary write again: the merge let go of them.
+    assert_eq!(
+        repo.write(facts_write(&t, &fresh, 2)).await.unwrap(),
+        Written::Yes
+    );
+    assert_eq!(
+        repo.write(facts_write(&t, &both, 3)).await.unwrap(),
+        Written::Yes
+    );
+}
+
+/// Writes of one member at once, each recording an order of its own on the same version:
+/// one applies, the others are stale, and their orders are free again for a later write.
+async fn racing_writes_leave_the_losers_orders_free(stores: Stores) {
+    let repo = stores.repo;
+    let (t, m) = (unique("t"), unique("m"));
+    assert_eq!(
+        repo.write(created(&t, &m, vec![])).await.unwrap(),
+        Written::Yes
+    );
+    let ids: Vec<String> = (0..16).map(|_| unique("o")).collect();
+    let racers: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let repo = Arc::clone(&repo);
+            let write = MemberWrite {
+                order: Some(order(&m, id, 1_800_000_000_000)),
+                ..facts_write(&t, &m, 2)
+            };
+            tokio::spawn(async move { repo.write(write).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for racer in racers {
+        outcomes.push(racer.await.unwrap());
+    }
+    let winners = outcomes.iter().filter(|w| **w == Written::Yes).count();
+    assert_eq!(winners, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|w| matches!(w, Written::Yes | Written::Stale)),
+        "{outcomes:?}"
+    );
+    // Every loser's order can be recorded now, by the member's next writes.
+    let mut version = 3;
+    for (id, outcome) in ids.iter().zip(&outcomes) {
+        if *outcome == Written::Yes {
+            continue;
+        }
+        assert_eq!(repo.order(&t, id).await.unwrap(), None);
+        let again = MemberWrite {
+            order: Some(order(&m, id, 1_800_000_000_000)),
+            ..facts_write(&t, &m, version)
+        };
+        assert_eq!(repo.write(again).await.unwrap(), Written::Yes, "{id}");
+        version += 1;
+    }
+}
+
+/// Two merges over the same two members at once, taking them in opposite orders: at most one
+/// applies, and neither leaves the members held (each takes an ordinary write after).
+async fn racing_merges_let_go_of_what_they_held(stores: Stores) {
+    let repo = stores.repo;
+    let t = unique("t");
+    let (a, b) = (unique("a"), unique("b"));
+    for m in [&a, &b] {
+        assert_eq!(
+            repo.write(created(&t, m, vec![])).await.unwrap(),
+            Written::Yes
+        );
+    }
+    let mut applied = 0;
+    for round in 0..8u64 {
+        let merge = |first: &str, second: &str| {
+            vec![
+                facts_write(&t, first, 2 + round),
+                facts_write(&t, second, 2 + round),
+            ]
+        };
+        let (one, other) = (Arc::clone(&repo), Arc::clone(&repo));
+        let (x, y) = (merge(&a, &b), merge(&b, &a));
+        let x = tokio::spawn(async move { one.write_all(x, None).await.unwrap() });
+        let y = tokio::spawn(async move { other.write_all(y, None).await.unwrap() });
+        let (x, y) = (x.await.unwrap(), y.await.unwrap());
+        let yes = [&x, &y].iter().filter(|w| ***w == Written::Yes).count();
+        assert!(yes <= 1, "round {round}: {x:?} {y:?}");
+        assert!(
+            [&x, &y]
+                .iter()
+                .all(|w| matches!(w, Written::Yes | Written::Stale)),
+            "round {round}: {x:?} {y:?}"
+        );
+        if yes == 0 {
+            // Both refused: the round is written plainly, which no hold may stop.
+            for m in [&a, &b] {
+                assert_eq!(
+                    repo.write(facts_write(&t, m, 2 + round)).await.unwrap(),
+                    Written::Yes,
+                    "round {round}: {m} is not held"
+                );
+            }
+        } else {
+            applied += 1;
+        }
+    }
+    eprintln!("racing merges: {applied} of 8 rounds had a merge apply");
+    for m in [&a, &b] {
+        assert_eq!(repo.facts(&t, m).await.unwrap().unwrap().version, 9);
+    }
+}
+
 async fn pages_in_member_order(stores: Stores) {
     let repo = stores.repo;
     let t = unique("t");
@@ -883,6 +1053,24 @@ conformance!(
 conformance!(
     write_all_refusal,
     crate::write_all_or_nothing,
+    crate::embedded,
+    crate::scylla
+);
+conformance!(
+    write_all_shapes,
+    crate::write_all_over_members_of_every_shape,
+    crate::embedded,
+    crate::scylla
+);
+conformance!(
+    racing_writes,
+    crate::racing_writes_leave_the_losers_orders_free,
+    crate::embedded,
+    crate::scylla
+);
+conformance!(
+    racing_merges,
+    crate::racing_merges_let_go_of_what_they_held,
     crate::embedded,
     crate::scylla
 );

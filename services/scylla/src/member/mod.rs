@@ -29,7 +29,7 @@ use loyalty_member::store::{
     LoggedEvent, MemberRepository, MemberWrite, SettingWrite, Versioned, Written,
 };
 use loyalty_member::vault::StoredTenantKey;
-use statements::MemberStatements;
+pub use statements::MemberStatements;
 use std::sync::Arc;
 
 /// The relay's name for this service (its lease row).

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use loyalty_common::error::{ServiceError, ServiceResult};
 use scylla::value::CqlTimestamp;
-use statements::RelayStatements;
+pub use statements::RelayStatements;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;

@@ -34,9 +34,17 @@ pub async fn scylla(service: &str, migrations: &[Migration]) -> Option<(Arc<Clus
     let cluster = connect(&config)
         .await
         .unwrap_or_else(|e| panic!("SCYLLA_NODES is set, but: {e}"));
-    loyalty_scylla::migrate::apply(&cluster, &config, service, migrations, |_| {})
-        .await
-        .unwrap_or_else(|e| panic!("migrating {service}: {e}"));
+    // Once per process and service: the tests of a file run at once, and one migration at a
+    // time keeps them from waiting on each other's schema changes.
+    static MIGRATED: tokio::sync::Mutex<Vec<String>> = tokio::sync::Mutex::const_new(Vec::new());
+    let mut migrated = MIGRATED.lock().await;
+    if !migrated.iter().any(|s| s == service) {
+        loyalty_scylla::migrate::apply(&cluster, &config, service, migrations, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("migrating {service}: {e}"));
+        migrated.push(service.to_string());
+    }
+    drop(migrated);
     let keyspace = config.keyspace(service);
     Some((Arc::new(cluster), keyspace))
 }
