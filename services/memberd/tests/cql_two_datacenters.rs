@@ -17,7 +17,6 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
 use loyalty_events::testing::{NatsServer, ledger_events};
-use loyalty_proto::ledger::v1 as pb;
 use loyalty_scylla::ScyllaConfig;
 use loyalty_scylla::config::{Flavour, WriteConsistency};
 use loyalty_scylla::test_cluster::unique_prefix;
