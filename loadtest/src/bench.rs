@@ -122,6 +122,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub request_timeout_ms: u64,
+    /// The wallets of --tenant were opened by an earlier run of loadgen with the same
+    /// --members: skip setup, so that what the target does during the phases is the phases'
+    /// alone (the CQL benchmark reads the cluster's counters between two runs).
+    #[arg(long, requires = "tenant")]
+    pub wallets_exist: bool,
     /// Most OpenWallet calls in flight during setup.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub setup_in_flight: u32,
@@ -245,7 +250,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 args.token.as_deref(),
             )?)],
         };
-        if phases.iter().any(|p| p.needs_wallets()) {
+        if phases.iter().any(|p| p.needs_wallets()) && !args.wallets_exist {
             let limit = Duration::from_secs(args.setup_timeout_secs);
             open_wallets(&ctx, &channels, args.setup_in_flight as usize, limit).await?;
         }

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# The ledger's earn over gRPC on the CQL store (a Cassandra 5.0 node, tests/cql/cluster.sh),
+# against the embedded store and the PostgreSQL baseline, in one run on this machine (issue 14).
+#
+#   calibration  a closed loop of earn on the CQL store sets the open-loop rate R: half its
+#                throughput, a rate all three arms sustain;
+#   rounds       interleaved, each arm in turn on fresh data:
+#                  embedded  memberd --target all on a fresh data directory;
+#                  cql       memberd --target all, storage = "scylla", on fresh keyspaces;
+#                  pg        ../shared/bench/pg-ledger-baseline.sh (PG_RATE=R);
+#                each memberd arm: a short warm-up (which opens the wallets), the closed loop
+#                of earn (throughput, p50/p99/p99.9), then earn as an open loop at R (latency
+#                counted from each request's scheduled start). Around the cql arm's closed
+#                loop, the node's own counters (loadtest/cql-counters.py): statements, reads,
+#                writes, conditional writes (LWT), system.paxos writes, per earn; and the
+#                node's coordinator latencies after its open loop; memberd's own Earn latency
+#                (grpc_request_duration_seconds) beside the client's.
+#
+# Usage: loadtest/bench-ledger-cql.sh [seconds=10] [clients=64] [members=10000] [rounds=3]
+# Figures go to stdout and to target/bench/cql-*.json. Loopback only. The Cassandra node is
+# started for the run and stopped after it (a node named "bench" already running is used).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10} clients=${2:-64} members=${3:-10000} rounds=${4:-3}
+warmup_secs=3
+out_dir=target/bench
+mkdir -p "$out_dir"
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "building memberd and loadgen (release)"
+cargo build --release --locked -p memberd -p loyalty-loadtest
+
+cql_started=""
+data=""
+source loadtest/memberd.sh
+cleanup() {
+  stop_memberd
+  rm -rf ${data:+"$data"}
+  [ -z "$cql_started" ] || bash tests/cql/cluster.sh stop bench
+}
+trap cleanup EXIT
+
+if bash tests/cql/cluster.sh status bench >/dev/null 2>&1; then
+  step "using the running Cassandra node \"bench\""
+else
+  step "starting a Cassandra 5.0 node for the run"
+  bash tests/cql/cluster.sh start bench one >/dev/null
+  cql_started=1
+fi
+set -a
+# SCYLLA_NODES, SCYLLA_DATACENTER, SCYLLA_FLAVOUR
+. target/cql/bench/env
+set +a
+bash tests/cql/cluster.sh status bench
+node_pid=$(cat target/cql/bench/dc1/pid)
+
+memberd_key=$(head -c 32 /dev/urandom | base64)
+# memberd's settings for the CQL store, on keyspaces `<prefix>_*`, into the array cql_env.
+set_cql_env() {
+  local prefix=$1
+  cql_env=(MEMBERD_STORAGE=scylla "MEMBERD_SCYLLA__FLAVOUR=$SCYLLA_FLAVOUR"
+    "MEMBERD_SCYLLA__NODES=[\"$SCYLLA_NODES\"]"
+    "MEMBERD_SCYLLA__LOCAL_DATACENTER=$SCYLLA_DATACENTER"
+    "MEMBERD_SCYLLA__REPLICATION={$SCYLLA_DATACENTER=1}"
+    "MEMBERD_SCYLLA__KEYSPACE_PREFIX=$prefix" "MEMBERD_MEMBER__MASTER_KEY=$memberd_key")
+}
+
+# memberd's own latency of Earn: the p50 and p99 of grpc_request_duration_seconds, in ms.
+server_latency() {
+  curl -sf "http://$http/metrics" | python3 -c '
+import re, sys
+q = {}
+for line in sys.stdin:
+    m = re.match(r"grpc_request_duration_seconds\{(.*)\} (\S+)", line)
+    if m and "Earn" in m.group(1):
+        quantile = re.search(r"quantile=\"([0-9.]+)\"", m.group(1))
+        if quantile:
+            q[quantile.group(1)] = float(m.group(2)) * 1000
+print("%.3f %.3f" % (q.get("0.5", float("nan")), q.get("0.99", float("nan"))))'
+}
+
+# run_arm ARM ROUND RATE: one memberd arm. RATE empty: calibration (closed loop only).
+run_arm() {
+  local arm=$1 round=$2 rate=$3 env=() tenant="bench-$arm-$round"
+  data=$(mktemp -d)
+  if [ "$arm" = cql ]; then
+    set_cql_env "bench_r${round}_$$"
+    env=("${cql_env[@]}")
+    env "${env[@]}" target/release/memberd --data-dir "$data" migrate >/dev/null
+  fi
+  env+=(MEMBERD_EVENTS__BUS=embedded)
+  memberd_start_secs=30 start_memberd "$data" "$out_dir/memberd-cql-bench.log" "${env[@]}"
+  local load=(target/release/loadgen bench --target "http://$grpc" --clients "$clients"
+    --members "$members" --tenant "$tenant" --request-timeout-ms 10000)
+  step "round $round: $arm: warm-up and wallets"
+  "${load[@]}" --phases earn --seconds "$warmup_secs" >/dev/null
+  [ "$arm" = cql ] && python3 loadtest/cql-counters.py sample bench dc1 >"$out_dir/cql-$round-before.json"
+  step "round $round: $arm: earn, closed loop"
+  "${load[@]}" --phases earn --seconds "$secs" --wallets-exist \
+    --json "$out_dir/cql-$arm-$round-earn.json"
+  if [ "$arm" = cql ]; then
+    python3 loadtest/cql-counters.py sample bench dc1 >"$out_dir/cql-$round-after.json"
+    local ops
+    ops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"][0]["ops"])' \
+      "$out_dir/cql-$arm-$round-earn.json")
+    python3 loadtest/cql-counters.py per-op "$out_dir/cql-$round-before.json" \
+      "$out_dir/cql-$round-after.json" "$ops" >"$out_dir/cql-$round-per-earn.json"
+  fi
+  if [ -n "$rate" ]; then
+    step "round $round: $arm: earn, open loop at $rate/s"
+    "${load[@]}" --phases earn-at-half --open-loop-rate "$rate" --seconds "$secs" \
+      --wallets-exist --json "$out_dir/cql-$arm-$round-at-rate.json"
+    server_latency >"$out_dir/cql-$arm-$round-server.txt"
+    if [ "$arm" = cql ]; then
+      python3 loadtest/cql-counters.py sample bench dc1 >"$out_dir/cql-$round-at-rate-node.json"
+      awk '/VmRSS/ {print int($2/1024)}' "/proc/$node_pid/status" >"$out_dir/cql-$round-node-rss.txt"
+    fi
+  fi
+  stop_memberd
+  rm -rf "$data"
+  data=""
+}
+
+step "calibration: earn on the CQL store, closed loop"
+run_arm cql 0 ""
+rate=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["phases"][0]["throughput_per_s"] / 2))' \
+  "$out_dir/cql-cql-0-earn.json")
+step "the open loops of every arm run at $rate earns/s (half the CQL store's closed-loop throughput)"
+
+baseline=../shared/bench/pg-ledger-baseline.sh
+for round in $(seq "$rounds"); do
+  run_arm embedded "$round" "$rate"
+  run_arm cql "$round" "$rate"
+  if [ -f "$baseline" ]; then
+    step "round $round: pg (16 clients, the baseline's default), open loop at $rate/s"
+    PG_RATE=$rate bash "$baseline" "$secs" 16 "$members" | tee "$out_dir/cql-pg-$round.txt"
+  fi
+done
+
+step "summary"
+python3 - "$out_dir" "$rounds" "$rate" <<'PY'
+import json, os, statistics, sys
+out, rounds, rate = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def phase(arm, r, kind):
+    with open(f"{out}/cql-{arm}-{r}-{kind}.json") as f:
+        return json.load(f)["phases"][0]
+def pg(r):
+    path = f"{out}/cql-pg-{r}.txt"
+    if not os.path.exists(path):
+        return None
+    fields = {}
+    for line in open(path):
+        words = line.split()
+        if len(words) > 1 and words[0] == "pg-baseline":
+            for w in words[2:]:
+                k, _, v = w.partition("=")
+                fields[f"{words[1]}.{k}"] = float(v)
+    return fields
+def server(arm, r):
+    p50, p99 = open(f"{out}/cql-{arm}-{r}-server.txt").read().split()
+    return float(p50), float(p99)
+med = statistics.median
+rows = {"embedded": [], "cql": [], "pg": []}
+print(f"open loops at {rate} earns/s; latencies in ms; server = memberd's own Earn latency")
+print("round arm       earn/s   p50    p99    p99.9 | at-rate p50  p99    p99.9 | server p50  p99")
+for r in range(1, rounds + 1):
+    for arm in ("embedded", "cql"):
+        e, a = phase(arm, r, "earn"), phase(arm, r, "at-rate")
+        s = server(arm, r)
+        rows[arm].append((e["throughput_per_s"], e["p50_ms"], e["p99_ms"], e["p999_ms"],
+                          a["p50_ms"], a["p99_ms"], a["p999_ms"], s[0], s[1]))
+        x = rows[arm][-1]
+        print(f"{r:5} {arm:8} {x[0]:8.0f} {x[1]:6.2f} {x[2]:6.2f} {x[3]:7.2f} | "
+              f"{x[4]:10.2f} {x[5]:6.2f} {x[6]:7.2f} | {x[7]:9.2f} {x[8]:6.2f}")
+    p = pg(r)
+    if p:
+        rows["pg"].append((p["earn.tps"], p["earn.latency_ms"], p["earn-at-rate.p50_ms"],
+                           p["earn-at-rate.p99_ms"], p["earn-at-rate.p999_ms"]))
+        x = rows["pg"][-1]
+        print(f"{r:5} pg       {x[0]:8.0f} {x[1]:6.2f} (mean)        | "
+              f"{x[2]:10.2f} {x[3]:6.2f} {x[4]:7.2f} |")
+print()
+for arm in ("embedded", "cql"):
+    cols = list(zip(*rows[arm]))
+    print(f"median {arm}: earn/s {med(cols[0]):.0f}, p50/p99/p99.9 {med(cols[1]):.2f}/"
+          f"{med(cols[2]):.2f}/{med(cols[3]):.2f} ms; at {rate}/s p50/p99/p99.9 "
+          f"{med(cols[4]):.2f}/{med(cols[5]):.2f}/{med(cols[6]):.2f} ms; "
+          f"server p50/p99 {med(cols[7]):.2f}/{med(cols[8]):.2f} ms")
+if rows["pg"]:
+    cols = list(zip(*rows["pg"]))
+    print(f"median pg: earn tps {med(cols[0]):.0f}; at {rate}/s p50/p99/p99.9 "
+          f"{med(cols[2]):.2f}/{med(cols[3]):.2f}/{med(cols[4]):.2f} ms")
+ratios = [c[0] / e[0] for c, e in zip(rows["cql"], rows["embedded"])]
+print(f"ratio cql/embedded earn/s per round: {', '.join(f'{x:.3f}' for x in ratios)}; "
+      f"median {med(ratios):.3f}")
+if rows["pg"]:
+    ratios = [c[0] / p[0] for c, p in zip(rows["cql"], rows["pg"])]
+    print(f"ratio cql/pg earn/s per round: {', '.join(f'{x:.3f}' for x in ratios)}; "
+          f"median {med(ratios):.3f}")
+per = [json.load(open(f"{out}/cql-{r}-per-earn.json")) for r in range(1, rounds + 1)]
+print()
+print("per earn on the Cassandra node (its own counters, closed loop, relay and publisher "
+      "included; median of the rounds):")
+for key in ("statements", "prepared_statements", "batches", "reads", "writes", "cas_writes",
+            "cas_reads", "range_reads", "cas_write_contention_rounds",
+            "cas_write_condition_not_met", "paxos_table_reads", "paxos_table_writes"):
+    print(f"  {key:30} {med([p[key] for p in per]):7.3f}")
+node = [json.load(open(f"{out}/cql-{r}-at-rate-node.json")) for r in range(1, rounds + 1)]
+print(f"the node's coordinator latencies after the open loop (us, median of the rounds):")
+for key in ("reads", "writes", "cas_writes"):
+    print(f"  {key:10} p50 {med([n[key + '_50th_us'] for n in node]):8.0f}  "
+          f"p99 {med([n[key + '_99th_us'] for n in node]):8.0f}  "
+          f"p99.9 {med([n[key + '_999th_us'] for n in node]):8.0f}")
+rss = [int(open(f"{out}/cql-{r}-node-rss.txt").read()) for r in range(1, rounds + 1)]
+print(f"the node's resident memory after each round: {', '.join(map(str, rss))} MiB")
+PY
