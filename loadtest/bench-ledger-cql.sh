@@ -14,7 +14,8 @@
 #                loop, the node's own counters (loadtest/cql-counters.py): statements, reads,
 #                writes, conditional writes (LWT), system.paxos writes, per earn; and the
 #                node's coordinator latencies after its open loop; memberd's own Earn latency
-#                (grpc_request_duration_seconds) beside the client's.
+#                during the open loop (its grpc_request_duration_seconds histogram) beside
+#                the client's.
 #
 # Usage: loadtest/bench-ledger-cql.sh [seconds=10] [clients=64] [members=10000] [rounds=3]
 # Figures go to stdout and to target/bench/cql-*.json. Loopback only. The Cassandra node is
@@ -65,26 +66,26 @@ set_cql_env() {
     "MEMBERD_SCYLLA__KEYSPACE_PREFIX=$prefix" "MEMBERD_MEMBER__MASTER_KEY=$memberd_key")
 }
 
-# memberd's own latency of Earn: the p50 and p99 of grpc_request_duration_seconds, in ms.
-server_latency() {
+# memberd's own histogram of Earn (grpc_request_duration_seconds), as JSON {le: count}.
+earn_buckets() {
   curl -sf "http://$http/metrics" | python3 -c '
-import re, sys
-q = {}
+import json, re, sys
+buckets = {}
 for line in sys.stdin:
-    m = re.match(r"grpc_request_duration_seconds\{(.*)\} (\S+)", line)
-    if m and "Earn" in m.group(1):
-        quantile = re.search(r"quantile=\"([0-9.]+)\"", m.group(1))
-        if quantile:
-            q[quantile.group(1)] = float(m.group(2)) * 1000
-print("%.3f %.3f" % (q.get("0.5", float("nan")), q.get("0.99", float("nan"))))'
+    m = re.match(r"grpc_request_duration_seconds_bucket\{(.*)\} (\S+)", line)
+    if m and "LedgerService/Earn" in m.group(1):
+        le = re.search(r"le=\"([^\"]+)\"", m.group(1)).group(1)
+        buckets[le] = float(m.group(2))
+print(json.dumps(buckets))'
 }
 
 # run_arm ARM ROUND RATE: one memberd arm. RATE empty: calibration (closed loop only).
 run_arm() {
-  local arm=$1 round=$2 rate=$3 env=() tenant="bench-$arm-$round"
+  local arm=$1 round=$2 rate=$3 env=()
+  local tenant="bench-$arm-$round" prefix="bench_r${round}_$$"
   data=$(mktemp -d)
   if [ "$arm" = cql ]; then
-    set_cql_env "bench_r${round}_$$"
+    set_cql_env "$prefix"
     env=("${cql_env[@]}")
     env "${env[@]}" target/release/memberd --data-dir "$data" migrate >/dev/null
   fi
@@ -94,12 +95,14 @@ run_arm() {
     --members "$members" --tenant "$tenant" --request-timeout-ms 10000)
   step "round $round: $arm: warm-up and wallets"
   "${load[@]}" --phases earn --seconds "$warmup_secs" >/dev/null
-  [ "$arm" = cql ] && python3 loadtest/cql-counters.py sample bench dc1 >"$out_dir/cql-$round-before.json"
+  [ "$arm" = cql ] && python3 loadtest/cql-counters.py sample bench dc1 "${prefix}_ledger" \
+    >"$out_dir/cql-$round-before.json"
   step "round $round: $arm: earn, closed loop"
   "${load[@]}" --phases earn --seconds "$secs" --wallets-exist \
     --json "$out_dir/cql-$arm-$round-earn.json"
   if [ "$arm" = cql ]; then
-    python3 loadtest/cql-counters.py sample bench dc1 >"$out_dir/cql-$round-after.json"
+    python3 loadtest/cql-counters.py sample bench dc1 "${prefix}_ledger" \
+      >"$out_dir/cql-$round-after.json"
     local ops
     ops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"][0]["ops"])' \
       "$out_dir/cql-$arm-$round-earn.json")
@@ -108,9 +111,10 @@ run_arm() {
   fi
   if [ -n "$rate" ]; then
     step "round $round: $arm: earn, open loop at $rate/s"
+    earn_buckets >"$out_dir/cql-$arm-$round-server-before.json"
     "${load[@]}" --phases earn-at-half --open-loop-rate "$rate" --seconds "$secs" \
       --wallets-exist --json "$out_dir/cql-$arm-$round-at-rate.json"
-    server_latency >"$out_dir/cql-$arm-$round-server.txt"
+    earn_buckets >"$out_dir/cql-$arm-$round-server-after.json"
     if [ "$arm" = cql ]; then
       python3 loadtest/cql-counters.py sample bench dc1 >"$out_dir/cql-$round-at-rate-node.json"
       awk '/VmRSS/ {print int($2/1024)}' "/proc/$node_pid/status" >"$out_dir/cql-$round-node-rss.txt"
@@ -157,8 +161,22 @@ def pg(r):
                 fields[f"{words[1]}.{k}"] = float(v)
     return fields
 def server(arm, r):
-    p50, p99 = open(f"{out}/cql-{arm}-{r}-server.txt").read().split()
-    return float(p50), float(p99)
+    """memberd's p50 and p99 of Earn during the open loop, in ms: interpolated within the
+    buckets of its histogram, as Prometheus' histogram_quantile does."""
+    before = json.load(open(f"{out}/cql-{arm}-{r}-server-before.json"))
+    after = json.load(open(f"{out}/cql-{arm}-{r}-server-after.json"))
+    bounds = sorted((float(le), after[le] - before.get(le, 0.0)) for le in after)
+    total = bounds[-1][1]
+    def quantile(q):
+        rank, lower, below = q * total, 0.0, 0.0
+        for upper, count in bounds:
+            if count >= rank:
+                if upper == float("inf"):
+                    return lower * 1000
+                return (lower + (upper - lower) * (rank - below) / max(count - below, 1e-9)) * 1000
+            lower, below = upper, count
+        return float("nan")
+    return quantile(0.5), quantile(0.99)
 med = statistics.median
 rows = {"embedded": [], "cql": [], "pg": []}
 print(f"open loops at {rate} earns/s; latencies in ms; server = memberd's own Earn latency")
@@ -205,6 +223,12 @@ for key in ("statements", "prepared_statements", "batches", "reads", "writes", "
             "cas_reads", "range_reads", "cas_write_contention_rounds",
             "cas_write_condition_not_met", "paxos_table_reads", "paxos_table_writes"):
     print(f"  {key:30} {med([p[key] for p in per]):7.3f}")
+print("  by table of the ledger's keyspace (the node's local reads / writes per earn):")
+for table in sorted(per[0].get("tables", {})):
+    reads = med([p["tables"][table][0] for p in per])
+    writes = med([p["tables"][table][1] for p in per])
+    if reads or writes:
+        print(f"    {table:18} reads {reads:6.3f}  writes {writes:6.3f}")
 node = [json.load(open(f"{out}/cql-{r}-at-rate-node.json")) for r in range(1, rounds + 1)]
 print(f"the node's coordinator latencies after the open loop (us, median of the rounds):")
 for key in ("reads", "writes", "cas_writes"):

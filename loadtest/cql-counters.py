@@ -2,13 +2,15 @@
 """The counters of a Cassandra node that the CQL benchmark compares per earn, read from its own
 metrics (JMX, through `tests/cql/cluster.sh nodetool NAME NODE sjk mxdump`).
 
-    cql-counters.py sample CLUSTER NODE        prints the node's counters now, as JSON
-    cql-counters.py per-op BEFORE AFTER OPS    prints what AFTER adds to BEFORE, per op, as JSON
+    cql-counters.py sample CLUSTER NODE [KEYSPACE]  prints the node's counters now, as JSON
+    cql-counters.py per-op BEFORE AFTER OPS         what AFTER adds to BEFORE, per op, as JSON
 
 Counters: statements executed (prepared, unprepared, batches), coordinator requests by kind
 (reads, writes, conditional writes and reads), contention rounds of conditional writes, the
 node's own reads and writes of system.paxos (Paxos state, one per Paxos round on each
-replica), and the coordinator's latency percentiles (microseconds, a decaying reservoir: the
+replica), the node's local reads and writes of each table of KEYSPACE (`nodetool
+tablestats`: which statements the counts are made of), and the coordinator's latency
+percentiles (microseconds, a decaying reservoir: the
 last minutes) of reads, writes and conditional writes.
 """
 
@@ -47,7 +49,28 @@ def beans_by_name(beans):
     return out
 
 
-def sample(cluster, node):
+def table_counts(cluster, node, keyspace):
+    """{table: (local reads, local writes)} of `keyspace`, from nodetool tablestats."""
+    out = subprocess.run(
+        ["bash", CLUSTER_SH, "nodetool", cluster, node, "tablestats", keyspace],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    tables, table = {}, None
+    for line in out.splitlines():
+        key, _, value = line.strip().partition(": ")
+        if key == "Table":
+            table = value
+            tables[table] = [0, 0]
+        elif table and key == "Local read count":
+            tables[table][0] = int(value)
+        elif table and key == "Local write count":
+            tables[table][1] = int(value)
+    return tables
+
+
+def sample(cluster, node, keyspace=None):
     c = {}
     cql = beans_by_name(mxdump(cluster, node, QUERIES["cql"]))
     c["prepared_statements"] = cql[(None, "PreparedStatementsExecuted")]["Count"]
@@ -79,6 +102,8 @@ def sample(cluster, node):
     paxos = beans_by_name(mxdump(cluster, node, QUERIES["paxos"]))
     c["paxos_table_writes"] = paxos[("paxos", "WriteLatency")]["Count"]
     c["paxos_table_reads"] = paxos[("paxos", "ReadLatency")]["Count"]
+    if keyspace:
+        c["tables"] = table_counts(cluster, node, keyspace)
     return c
 
 
@@ -103,6 +128,14 @@ def per_op(before, after, ops):
     out["statements"] = (
         out["prepared_statements"] + out["unprepared_statements"] + out["batches"]
     )
+    if "tables" in after:
+        out["tables"] = {
+            table: [
+                (reads - before["tables"].get(table, [0, 0])[0]) / ops,
+                (writes - before["tables"].get(table, [0, 0])[1]) / ops,
+            ]
+            for table, (reads, writes) in after["tables"].items()
+        }
     # Latencies: as the reservoir has them after the run (the run's last minutes).
     for k, v in after.items():
         if k.endswith("_us"):
@@ -111,8 +144,8 @@ def per_op(before, after, ops):
 
 
 def main(argv):
-    if len(argv) == 4 and argv[1] == "sample":
-        print(json.dumps(sample(argv[2], argv[3])))
+    if len(argv) in (4, 5) and argv[1] == "sample":
+        print(json.dumps(sample(*argv[2:])))
     elif len(argv) == 5 and argv[1] == "per-op":
         with open(argv[2]) as b, open(argv[3]) as a:
             print(json.dumps(per_op(json.load(b), json.load(a), float(argv[4]))))
