@@ -25,13 +25,22 @@ start_memberd() {
       return 0
     fi
     if [ -n "$grpc" ]; then
-      LOADGEN_TOKEN=$(curl -sf -X POST "http://$http/v1/auth/login" \
-        -H 'Content-Type: application/json' \
-        -d "{\"tenant\":\"*\",\"username\":\"admin\",\"password\":\"$bench_admin_password\"}" |
-        python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') || {
-        echo "could not log in to memberd at $http" >&2
+      # A few tries: on a cluster still busy with the migration just applied, the first
+      # login can time out.
+      local reply="" try
+      for try in 1 2 3 4 5; do
+        reply=$(curl -s -X POST "http://$http/v1/auth/login" \
+          -H 'Content-Type: application/json' \
+          -d "{\"tenant\":\"*\",\"username\":\"admin\",\"password\":\"$bench_admin_password\"}")
+        LOADGEN_TOKEN=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])' \
+          <<<"$reply" 2>/dev/null) && break
+        LOADGEN_TOKEN=""
+        sleep "$try"
+      done
+      if [ -z "$LOADGEN_TOKEN" ]; then
+        echo "could not log in to memberd at $http: $reply" >&2
         exit 1
-      }
+      fi
       export LOADGEN_TOKEN
       return 0
     fi

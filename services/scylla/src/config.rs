@@ -32,7 +32,7 @@ pub enum Flavour {
     /// ScyllaDB, the production target (the default).
     #[default]
     Scylladb,
-    /// Apache Cassandra 4.0 or later, which the test suite runs on where ScyllaDB cannot be
+    /// Apache Cassandra (tested with 5.0), which the test suite runs on where ScyllaDB cannot be
     /// installed. Keyspaces are created without ScyllaDB's `tablets` option.
     Cassandra,
 }
