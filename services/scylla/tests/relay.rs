@@ -2,7 +2,8 @@
 //! ledger stores on one keyspace commit to many wallets at once while both read the change
 //! log; the one holding the relay's lease stops mid-way (a process killed), and the other
 //! takes the lease over once it lapses. The log then holds every committed entry exactly
-//! once, numbered without a gap, each wallet's in commit order.
+//! once, numbered without a gap, each wallet's in commit order. And a hint written by a
+//! writer whose clock is behind is found by the relay's next sweep.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
@@ -13,6 +14,7 @@ use loyalty_ledger::store::{Applied, ChangeFeed, WalletCommit, WalletRepository}
 use loyalty_scylla::ledger::ScyllaLedgerStore;
 use loyalty_scylla::session::connect;
 use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster, unique_prefix};
+use scylla::value::CqlTimestamp;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -221,4 +223,98 @@ async fn two_relays_one_stopping_hand_on_every_entry_exactly_once_in_order() {
             .collect();
         assert_eq!(&in_log, ids, "{member}'s entries in commit order");
     }
+}
+
+/// A hint written by a process whose clock is 8 s behind the relay's is older than the
+/// recent hints a pass reads between sweeps: its commit is handed on by the next sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_hint_is_handed_on_by_the_next_sweep() {
+    let Some(cluster) = TestCluster::from_env() else {
+        eprintln!("the relay on CQL: skipped: {SKIP_REASON}");
+        return;
+    };
+    let config = cluster.config(&unique_prefix("relay_late"));
+    let session = Arc::new(connect(&config).await.unwrap());
+    loyalty_scylla::migrate::apply(
+        &session,
+        &config,
+        "ledger",
+        loyalty_ledger::schema::MIGRATIONS,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let keyspace = config.keyspace("ledger");
+    // A relay reads no hint older than the minute it first started in: start it 10 s or more
+    // into a minute, so that the late hint below falls within it.
+    let into_minute = now_ms() % 60_000;
+    if into_minute < 10_000 {
+        tokio::time::sleep(Duration::from_millis((10_000 - into_minute) as u64)).await;
+    }
+    let store = ScyllaLedgerStore::open(Arc::clone(&session), &keyspace)
+        .await
+        .unwrap();
+    // A first read: the relay's sweep, with nothing to hand on.
+    assert!(store.changes_after(0, 10).await.unwrap().is_empty());
+
+    let wallet = WalletKey {
+        tenant: TenantId::parse("acme").unwrap(),
+        member: MemberId::parse("late").unwrap(),
+    };
+    let opened = entry(EntryKind::Opened, 0);
+    let applied = store.commit(commit(&wallet, 0, opened.clone())).await;
+    assert_eq!(applied.unwrap(), Applied::Yes);
+    // Its hint, moved 8 s back, as a writer whose clock is behind would have written it.
+    let minute = |ms: i64| (ms / 60_000) as i32;
+    let now = now_ms();
+    let mut found = None;
+    for bucket in [minute(now) - 1, minute(now)] {
+        for shard in 0..16 {
+            let rows = session
+                .session
+                .query_unpaged(
+                    format!(
+                        "SELECT at, position FROM {keyspace}.outbox_hints WHERE \
+                         bucket_minute = ? AND shard = ? AND at > ? AND tenant = 'acme' \
+                         AND member = 'late' ALLOW FILTERING"
+                    ),
+                    (bucket, shard, CqlTimestamp(0)),
+                )
+                .await
+                .unwrap()
+                .into_rows_result()
+                .unwrap();
+            for row in rows.rows::<(CqlTimestamp, i64)>().unwrap() {
+                found = Some((bucket, shard, row.unwrap()));
+            }
+        }
+    }
+    let (bucket, shard, (at, position)) = found.expect("the commit's hint");
+    let late = CqlTimestamp(at.0 - 8_000);
+    for (cql, values) in [
+        (
+            "DELETE FROM {ks}.outbox_hints WHERE bucket_minute = ? AND shard = ? AND at = ? \
+             AND tenant = 'acme' AND member = 'late' AND position = ?",
+            (bucket, shard, at, position),
+        ),
+        (
+            "INSERT INTO {ks}.outbox_hints (bucket_minute, shard, at, position, tenant, \
+             member) VALUES (?, ?, ?, ?, 'acme', 'late')",
+            (minute(late.0), shard, late, position),
+        ),
+    ] {
+        session
+            .session
+            .query_unpaged(cql.replace("{ks}", &keyspace), values)
+            .await
+            .unwrap();
+    }
+
+    let started = Instant::now();
+    let logged = read_all(&store, "acme", 1).await;
+    assert_eq!(logged[0].2, opened.id);
+    eprintln!(
+        "relay: a hint 8 s late handed on after {:.1} s (by the next sweep)",
+        started.elapsed().as_secs_f64()
+    );
 }

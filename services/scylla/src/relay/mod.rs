@@ -16,6 +16,7 @@
 //! [`HINT_GRACE_MS`] (its commit did not apply). A lease row keeps one relay busy per
 //! keyspace; the others only read.
 
+mod scan;
 mod statements;
 
 use crate::session::Cluster;
@@ -23,6 +24,7 @@ use crate::statements::BatchWrite;
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use loyalty_common::error::{ServiceError, ServiceResult};
+use scan::{Carried, Hint, Scan};
 use scylla::value::CqlTimestamp;
 pub use statements::RelayStatements;
 use std::collections::BTreeMap;
@@ -95,6 +97,8 @@ pub struct Relay {
     last_pass: Mutex<Option<std::time::Instant>>,
     /// Whether this process held the lease at its last ask.
     holding: std::sync::atomic::AtomicBool,
+    /// Which hints the next pass reads.
+    scan: Mutex<Scan>,
 }
 
 fn now_ms() -> i64 {
@@ -171,6 +175,7 @@ impl Relay {
             head: Mutex::new(None),
             last_pass: Mutex::new(None),
             holding: std::sync::atomic::AtomicBool::new(false),
+            scan: Mutex::new(Scan::default()),
         }))
     }
 
@@ -343,12 +348,14 @@ impl Relay {
         let low = i32::try_from(self.mark(LOW_MINUTE).await?.unwrap_or(0))
             .map_err(|_| corrupt("low-water minute"))?;
         let newest = minute(now) + 1;
-        let buckets: Vec<(i32, i32)> = (low..=newest)
+        let mut scan = self.scan.lock().await;
+        let plan = scan.begin(low, now);
+        let buckets: Vec<(i32, i32)> = (plan.first_minute..=newest)
             .flat_map(|m| (0..HINT_SHARDS).map(move |shard| (m, shard)))
             .collect();
         let reads: Vec<_> = buckets
             .into_iter()
-            .map(|(bucket_minute, shard)| self.hints_in(bucket_minute, shard))
+            .map(|(bucket_minute, shard)| self.hints_in(bucket_minute, shard, plan.since))
             .collect();
         let hint_rows: Vec<_> = stream::iter(reads)
             .buffer_unordered(CONCURRENCY)
@@ -365,6 +372,12 @@ impl Relay {
                 });
             }
         }
+        for (tenant, member, hint) in &plan.carried {
+            let hints = pending.entry((tenant.clone(), member.clone())).or_default();
+            if !hints.contains(hint) {
+                hints.push(hint.clone());
+            }
+        }
         // The partitions with the oldest hints first, at most PASS_PARTITIONS of them: a
         // pass stays well within the lease; the rest wait for the next one.
         let mut hinted: Vec<_> = pending.iter().collect();
@@ -373,6 +386,17 @@ impl Relay {
             .iter()
             .skip(PASS_PARTITIONS)
             .flat_map(|(_, hints)| hints.iter().map(|h| h.bucket_minute))
+            .collect();
+        // What this pass leaves to the next: the partitions it does not reach, and below,
+        // the hints of those it reaches whose commits it does not hand on.
+        let mut left: Vec<Carried> = hinted
+            .iter()
+            .skip(PASS_PARTITIONS)
+            .flat_map(|((tenant, member), hints)| {
+                hints
+                    .iter()
+                    .map(|h| (tenant.clone(), member.clone(), h.clone()))
+            })
             .collect();
         hinted.truncate(PASS_PARTITIONS);
         // Each hinted partition's progress and new outbox rows, many partitions at once.
@@ -412,6 +436,12 @@ impl Relay {
                         .await?;
                 }
             }
+            left.extend(
+                hints
+                    .iter()
+                    .filter(|h| !forgettable(h, upto, complete, now))
+                    .map(|h| (tenant.clone(), member.clone(), h.clone())),
+            );
             waiting.push(Relayed {
                 tenant,
                 member,
@@ -428,6 +458,12 @@ impl Relay {
         self.record(source, waiting, now).await?;
         self.save_position(CHECKPOINT, next).await?;
         *head = Some(next);
+        let swept = plan.sweep;
+        scan.finish(plan, left);
+        if !swept {
+            // Only a sweep read every hint of the window: only it may raise the low water.
+            return Ok(appended);
+        }
         // Buckets before the slack hold nothing but hints still waiting for their commit,
         // or for the rest of their partition's rows.
         let waiting = pending
@@ -466,17 +502,29 @@ impl Relay {
             .await
     }
 
+    /// The hints of one minute's shard, all of them or those written `since`.
     async fn hints_in(
         &self,
         bucket_minute: i32,
         shard: i32,
+        since: Option<CqlTimestamp>,
     ) -> ServiceResult<(i32, i32, Vec<(CqlTimestamp, String, String, i64)>)> {
         // Paged: a busy minute's shard can hold many hints (and their tombstones).
-        let rows = self
-            .statements
-            .hints
-            .all_pages(&self.cluster.session, (bucket_minute, shard), 1_000)
-            .await?;
+        let session = &self.cluster.session;
+        let rows = match since {
+            None => {
+                self.statements
+                    .hints
+                    .all_pages(session, (bucket_minute, shard), 1_000)
+                    .await?
+            }
+            Some(since) => {
+                self.statements
+                    .hints_since
+                    .all_pages(session, (bucket_minute, shard, since), 1_000)
+                    .await?
+            }
+        };
         Ok((bucket_minute, shard, rows))
     }
 
@@ -509,8 +557,7 @@ impl Relay {
             source.forget_outbox(&tenant, &member, done.upto).await?;
         }
         for hint in done.hints {
-            let stale = done.complete && now - hint.at.0 > HINT_GRACE_MS;
-            if hint.position <= done.upto || stale {
+            if forgettable(hint, done.upto, done.complete, now) {
                 self.statements
                     .forget_hint
                     .run(
@@ -653,11 +700,10 @@ fn contiguous(
     Ok((out, false))
 }
 
-struct Hint {
-    bucket_minute: i32,
-    shard: i32,
-    at: CqlTimestamp,
-    position: u64,
+/// Whether a hint is done with: its commit is handed on (up to `upto`), or it is older than
+/// the grace and its partition was read whole (its commit never applied).
+fn forgettable(hint: &Hint, upto: u64, complete: bool, now: i64) -> bool {
+    hint.position <= upto || (complete && now - hint.at.0 > HINT_GRACE_MS)
 }
 
 /// Events waiting to be appended: one conditional batch on one bucket of the log.

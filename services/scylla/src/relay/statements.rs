@@ -10,6 +10,8 @@ crate::statements! {
             => (i32, i32, CqlTimestamp, String, String, i64) => (),
         hints: "SELECT at, tenant, member, position FROM {keyspace}.outbox_hints WHERE bucket_minute = ? AND shard = ?"
             => (i32, i32) => (CqlTimestamp, String, String, i64),
+        hints_since: "SELECT at, tenant, member, position FROM {keyspace}.outbox_hints WHERE bucket_minute = ? AND shard = ? AND at >= ?"
+            => (i32, i32, CqlTimestamp) => (CqlTimestamp, String, String, i64),
         forget_hint: "DELETE FROM {keyspace}.outbox_hints WHERE bucket_minute = ? AND shard = ? AND at = ? AND tenant = ? AND member = ? AND position = ?"
             => (i32, i32, CqlTimestamp, String, String, i64) => (),
         progress: "SELECT relayed FROM {keyspace}.relay_progress WHERE tenant = ? AND member = ?"
