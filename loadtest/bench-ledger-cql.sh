@@ -79,6 +79,9 @@ for line in sys.stdin:
 print(json.dumps(buckets))'
 }
 
+# CPU time a process has used, in ms (user + system, from /proc: clock ticks of 10 ms).
+cpu_ms() { awk '{print ($14 + $15) * 10}' "/proc/$1/stat"; }
+
 # run_arm ARM ROUND RATE: one memberd arm. RATE empty: calibration (closed loop only).
 run_arm() {
   local arm=$1 round=$2 rate=$3 env=()
@@ -98,8 +101,11 @@ run_arm() {
   [ "$arm" = cql ] && python3 loadtest/cql-counters.py sample bench dc1 "${prefix}_ledger" \
     >"$out_dir/cql-$round-before.json"
   step "round $round: $arm: earn, closed loop"
+  local cpu_before="$(cpu_ms "$memberd_pid") $(cpu_ms "$node_pid")"
   "${load[@]}" --phases earn --seconds "$secs" --wallets-exist \
     --json "$out_dir/cql-$arm-$round-earn.json"
+  # CPU of memberd and of the Cassandra node (idle in the embedded arm) during the loop.
+  echo "$cpu_before $(cpu_ms "$memberd_pid") $(cpu_ms "$node_pid")" >"$out_dir/cql-$arm-$round-cpu.txt"
   if [ "$arm" = cql ]; then
     python3 loadtest/cql-counters.py sample bench dc1 "${prefix}_ledger" \
       >"$out_dir/cql-$round-after.json"
@@ -178,6 +184,11 @@ def server(arm, r):
         return float("nan")
     return quantile(0.5), quantile(0.99)
 med = statistics.median
+def cpu_per_earn(arm, r):
+    """memberd's and the Cassandra node's CPU per earn of the closed loop, in ms."""
+    m0, n0, m1, n1 = map(float, open(f"{out}/cql-{arm}-{r}-cpu.txt").read().split())
+    ops = phase(arm, r, "earn")["ops"]
+    return (m1 - m0) / ops, (n1 - n0) / ops
 rows = {"embedded": [], "cql": [], "pg": []}
 print(f"open loops at {rate} earns/s; latencies in ms; server = memberd's own Earn latency")
 print("round arm       earn/s   p50    p99    p99.9 | at-rate p50  p99    p99.9 | server p50  p99")
@@ -198,6 +209,10 @@ for r in range(1, rounds + 1):
         print(f"{r:5} pg       {x[0]:8.0f} {x[1]:6.2f} (mean)        | "
               f"{x[2]:10.2f} {x[3]:6.2f} {x[4]:7.2f} |")
 print()
+for arm in ("embedded", "cql"):
+    cpu = [cpu_per_earn(arm, r) for r in range(1, rounds + 1)]
+    print(f"CPU per earn, {arm}: memberd {med([c[0] for c in cpu]):.3f} ms, Cassandra node "
+          f"{med([c[1] for c in cpu]):.3f} ms (median of the rounds; loadgen not counted)")
 for arm in ("embedded", "cql"):
     cols = list(zip(*rows[arm]))
     print(f"median {arm}: earn/s {med(cols[0]):.0f}, p50/p99/p99.9 {med(cols[1]):.2f}/"
