@@ -98,8 +98,8 @@ run_arm() {
     --members "$members" --tenant "$tenant" --request-timeout-ms 10000)
   step "round $round: $arm: warm-up and wallets"
   "${load[@]}" --phases earn --seconds "$warmup_secs" >/dev/null
-  [ "$arm" = cql ] && python3 loadtest/cql-counters.py sample bench dc1 "${prefix}_ledger" \
-    >"$out_dir/cql-$round-before.json"
+  [ "$arm" = cql ] && python3 loadtest/cql-counters.py sample bench dc1 \
+    "${prefix}_ledger,${prefix}_identity,${prefix}_member" >"$out_dir/cql-$round-before.json"
   step "round $round: $arm: earn, closed loop"
   local cpu_before="$(cpu_ms "$memberd_pid") $(cpu_ms "$node_pid")"
   "${load[@]}" --phases earn --seconds "$secs" --wallets-exist \
@@ -107,8 +107,8 @@ run_arm() {
   # CPU of memberd and of the Cassandra node (idle in the embedded arm) during the loop.
   echo "$cpu_before $(cpu_ms "$memberd_pid") $(cpu_ms "$node_pid")" >"$out_dir/cql-$arm-$round-cpu.txt"
   if [ "$arm" = cql ]; then
-    python3 loadtest/cql-counters.py sample bench dc1 "${prefix}_ledger" \
-      >"$out_dir/cql-$round-after.json"
+    python3 loadtest/cql-counters.py sample bench dc1 \
+      "${prefix}_ledger,${prefix}_identity,${prefix}_member" >"$out_dir/cql-$round-after.json"
     local ops
     ops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"][0]["ops"])' \
       "$out_dir/cql-$arm-$round-earn.json")
@@ -238,12 +238,13 @@ for key in ("statements", "prepared_statements", "batches", "reads", "writes", "
             "cas_reads", "range_reads", "cas_write_contention_rounds",
             "cas_write_condition_not_met", "paxos_table_reads", "paxos_table_writes"):
     print(f"  {key:30} {med([p[key] for p in per]):7.3f}")
-print("  by table of the ledger's keyspace (the node's local reads / writes per earn):")
+print("  by table (the node's local reads / writes per earn; tables with none left out):")
 for table in sorted(per[0].get("tables", {})):
     reads = med([p["tables"][table][0] for p in per])
     writes = med([p["tables"][table][1] for p in per])
-    if reads or writes:
-        print(f"    {table:18} reads {reads:6.3f}  writes {writes:6.3f}")
+    if reads >= 0.0005 or writes >= 0.0005:
+        name = table.split("_", 3)[-1]  # bench_r<round>_<pid>_ledger.wallets: ledger.wallets
+        print(f"    {name:28} reads {reads:6.3f}  writes {writes:6.3f}")
 node = [json.load(open(f"{out}/cql-{r}-at-rate-node.json")) for r in range(1, rounds + 1)]
 print(f"the node's coordinator latencies after the open loop (us, median of the rounds):")
 for key in ("reads", "writes", "cas_writes"):

@@ -2,7 +2,7 @@
 """The counters of a Cassandra node that the CQL benchmark compares per earn, read from its own
 metrics (JMX, through `tests/cql/cluster.sh nodetool NAME NODE sjk mxdump`).
 
-    cql-counters.py sample CLUSTER NODE [KEYSPACE]  prints the node's counters now, as JSON
+    cql-counters.py sample CLUSTER NODE [KEYSPACE,...]  prints the node's counters now, as JSON
     cql-counters.py per-op BEFORE AFTER OPS         what AFTER adds to BEFORE, per op, as JSON
 
 Counters: statements executed (prepared, unprepared, batches), coordinator requests by kind
@@ -49,19 +49,22 @@ def beans_by_name(beans):
     return out
 
 
-def table_counts(cluster, node, keyspace):
-    """{table: (local reads, local writes)} of `keyspace`, from nodetool tablestats."""
+def table_counts(cluster, node, keyspaces):
+    """{keyspace.table: (local reads, local writes)} of `keyspaces` (comma separated), from
+    nodetool tablestats."""
     out = subprocess.run(
-        ["bash", CLUSTER_SH, "nodetool", cluster, node, "tablestats", keyspace],
+        ["bash", CLUSTER_SH, "nodetool", cluster, node, "tablestats"] + keyspaces.split(","),
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    tables, table = {}, None
+    tables, keyspace, table = {}, None, None
     for line in out.splitlines():
         key, _, value = line.strip().partition(": ")
-        if key == "Table":
-            table = value
+        if key == "Keyspace":
+            keyspace = value
+        elif key == "Table":
+            table = f"{keyspace}.{value}"
             tables[table] = [0, 0]
         elif table and key == "Local read count":
             tables[table][0] = int(value)
