@@ -20,12 +20,15 @@
 # Usage: loadtest/bench-ledger-cql.sh [seconds=10] [clients=64] [members=10000] [rounds=3]
 # Figures go to stdout and to target/bench/cql-*.json. Loopback only. The Cassandra node is
 # started for the run and stopped after it (a node named "bench" already running is used).
+# With SCYLLA_NODES (and SCYLLA_DATACENTER, SCYLLA_FLAVOUR) naming a cluster, a ScyllaDB one
+# say, the cql arm runs on it instead; its counters and CPU are then not read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10} clients=${2:-64} members=${3:-10000} rounds=${4:-3}
 warmup_secs=3
 out_dir=target/bench
 mkdir -p "$out_dir"
+rm -f "$out_dir"/cql-*
 step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "building memberd and loadgen (release)"
@@ -41,19 +44,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if bash tests/cql/cluster.sh status bench >/dev/null 2>&1; then
-  step "using the running Cassandra node \"bench\""
+# The node's counters and CPU are read only from a node this script's cluster.sh runs.
+node_pid=""
+if [ -n "${SCYLLA_NODES:-}" ]; then
+  step "using the cluster SCYLLA_NODES names: ${SCYLLA_NODES} (its counters are not read)"
+  SCYLLA_DATACENTER=${SCYLLA_DATACENTER:-datacenter1} SCYLLA_FLAVOUR=${SCYLLA_FLAVOUR:-scylladb}
+  SCYLLA_NODES=${SCYLLA_NODES%%,*}
 else
-  step "starting a Cassandra 5.0 node for the run"
-  bash tests/cql/cluster.sh start bench one >/dev/null
-  cql_started=1
+  if bash tests/cql/cluster.sh status bench >/dev/null 2>&1; then
+    step "using the running Cassandra node \"bench\""
+  else
+    step "starting a Cassandra 5.0 node for the run"
+    bash tests/cql/cluster.sh start bench one >/dev/null
+    cql_started=1
+  fi
+  set -a
+  # SCYLLA_NODES, SCYLLA_DATACENTER, SCYLLA_FLAVOUR
+  . target/cql/bench/env
+  set +a
+  bash tests/cql/cluster.sh status bench
+  node_pid=$(cat target/cql/bench/dc1/pid)
 fi
-set -a
-# SCYLLA_NODES, SCYLLA_DATACENTER, SCYLLA_FLAVOUR
-. target/cql/bench/env
-set +a
-bash tests/cql/cluster.sh status bench
-node_pid=$(cat target/cql/bench/dc1/pid)
+counters() { [ -n "$node_pid" ] && python3 loadtest/cql-counters.py "$@"; }
 
 memberd_key=$(head -c 32 /dev/urandom | base64)
 # memberd's settings for the CQL store, on keyspaces `<prefix>_*`, into the array cql_env.
@@ -81,6 +93,8 @@ print(json.dumps(buckets))'
 
 # CPU time a process has used, in ms (user + system, from /proc: clock ticks of 10 ms).
 cpu_ms() { awk '{print ($14 + $15) * 10}' "/proc/$1/stat"; }
+# The node's, or 0 for a cluster this script does not run.
+node_cpu_ms() { if [ -n "$node_pid" ]; then cpu_ms "$node_pid"; else echo 0; fi; }
 
 # run_arm ARM ROUND RATE: one memberd arm. RATE empty: calibration (closed loop only).
 run_arm() {
@@ -98,21 +112,23 @@ run_arm() {
     --members "$members" --tenant "$tenant" --request-timeout-ms 10000)
   step "round $round: $arm: warm-up and wallets"
   "${load[@]}" --phases earn --seconds "$warmup_secs" >/dev/null
-  [ "$arm" = cql ] && python3 loadtest/cql-counters.py sample bench dc1 \
-    "${prefix}_ledger,${prefix}_identity,${prefix}_member" >"$out_dir/cql-$round-before.json"
+  if [ "$arm" = cql ]; then
+    counters sample bench dc1 "${prefix}_ledger,${prefix}_identity,${prefix}_member" \
+      >"$out_dir/cql-$round-before.json" || true
+  fi
   step "round $round: $arm: earn, closed loop"
-  local cpu_before="$(cpu_ms "$memberd_pid") $(cpu_ms "$node_pid")"
+  local cpu_before="$(cpu_ms "$memberd_pid") $(node_cpu_ms)"
   "${load[@]}" --phases earn --seconds "$secs" --wallets-exist \
     --json "$out_dir/cql-$arm-$round-earn.json"
   # CPU of memberd and of the Cassandra node (idle in the embedded arm) during the loop.
-  echo "$cpu_before $(cpu_ms "$memberd_pid") $(cpu_ms "$node_pid")" >"$out_dir/cql-$arm-$round-cpu.txt"
-  if [ "$arm" = cql ]; then
-    python3 loadtest/cql-counters.py sample bench dc1 \
-      "${prefix}_ledger,${prefix}_identity,${prefix}_member" >"$out_dir/cql-$round-after.json"
+  echo "$cpu_before $(cpu_ms "$memberd_pid") $(node_cpu_ms)" >"$out_dir/cql-$arm-$round-cpu.txt"
+  if [ "$arm" = cql ] && [ -n "$node_pid" ]; then
+    counters sample bench dc1 "${prefix}_ledger,${prefix}_identity,${prefix}_member" \
+      >"$out_dir/cql-$round-after.json"
     local ops
     ops=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["phases"][0]["ops"])' \
       "$out_dir/cql-$arm-$round-earn.json")
-    python3 loadtest/cql-counters.py per-op "$out_dir/cql-$round-before.json" \
+    counters per-op "$out_dir/cql-$round-before.json" \
       "$out_dir/cql-$round-after.json" "$ops" >"$out_dir/cql-$round-per-earn.json"
   fi
   if [ -n "$rate" ]; then
@@ -121,8 +137,8 @@ run_arm() {
     "${load[@]}" --phases earn-at-half --open-loop-rate "$rate" --seconds "$secs" \
       --wallets-exist --json "$out_dir/cql-$arm-$round-at-rate.json"
     earn_buckets >"$out_dir/cql-$arm-$round-server-after.json"
-    if [ "$arm" = cql ]; then
-      python3 loadtest/cql-counters.py sample bench dc1 >"$out_dir/cql-$round-at-rate-node.json"
+    if [ "$arm" = cql ] && [ -n "$node_pid" ]; then
+      counters sample bench dc1 >"$out_dir/cql-$round-at-rate-node.json"
       awk '/VmRSS/ {print int($2/1024)}' "/proc/$node_pid/status" >"$out_dir/cql-$round-node-rss.txt"
     fi
   fi
@@ -211,8 +227,10 @@ for r in range(1, rounds + 1):
 print()
 for arm in ("embedded", "cql"):
     cpu = [cpu_per_earn(arm, r) for r in range(1, rounds + 1)]
+    node = med([c[1] for c in cpu])
+    node = f"{node:.3f} ms" if os.path.exists(f"{out}/cql-1-per-earn.json") else "not read"
     print(f"CPU per earn, {arm}: memberd {med([c[0] for c in cpu]):.3f} ms, Cassandra node "
-          f"{med([c[1] for c in cpu]):.3f} ms (median of the rounds; loadgen not counted)")
+          f"{node} (median of the rounds; loadgen not counted)")
 for arm in ("embedded", "cql"):
     cols = list(zip(*rows[arm]))
     print(f"median {arm}: earn/s {med(cols[0]):.0f}, p50/p99/p99.9 {med(cols[1]):.2f}/"
@@ -230,6 +248,10 @@ if rows["pg"]:
     ratios = [c[0] / p[0] for c, p in zip(rows["cql"], rows["pg"])]
     print(f"ratio cql/pg earn/s per round: {', '.join(f'{x:.3f}' for x in ratios)}; "
           f"median {med(ratios):.3f}")
+if not os.path.exists(f"{out}/cql-1-per-earn.json"):
+    print("\nthe cluster's own counters: not read (SCYLLA_NODES names a cluster this script "
+          "does not run)")
+    sys.exit(0)
 per = [json.load(open(f"{out}/cql-{r}-per-earn.json")) for r in range(1, rounds + 1)]
 print()
 print("per earn on the Cassandra node (its own counters, closed loop, relay and publisher "
