@@ -7,26 +7,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages the tests need, by the command that must exist.
-need_debian() {
-  local missing=()
-  while [ $# -gt 0 ]; do
-    # type -P: a program on PATH, not a shell builtin (kill is both).
-    type -P "$1" >/dev/null || missing+=("$2")
-    shift 2
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    step "installing ${missing[*]}"
-    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
-  fi
-}
-
-# Like need_debian, but a failure is reported, not fatal (the caller says what it skips).
+# Installs the Debian packages of the commands missing, given as pairs: command, package.
+# Returns non-zero, saying so, when they cannot be installed.
 try_debian() {
   local missing=()
   while [ $# -gt 0 ]; do
+    # type -P: a program on PATH, not a shell builtin (kill is both).
     type -P "$1" >/dev/null || missing+=("$2")
     shift 2
   done
@@ -36,6 +22,9 @@ try_debian() {
   { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"; } ||
     { echo "could not install ${missing[*]}" >&2; return 1; }
 }
+
+# The same for packages every run needs: a failure stops the run.
+need_debian() { try_debian "$@" || exit 1; }
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2

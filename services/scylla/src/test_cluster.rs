@@ -10,6 +10,9 @@
 //! that datacenter, and leave them behind: the cluster is a throwaway one.
 
 use crate::config::{Flavour, ScyllaConfig};
+use crate::session::{Cluster, connect};
+use loyalty_common::schema::Migration;
+use std::sync::Arc;
 
 /// Why a test's CQL half did not run, when `SCYLLA_NODES` is not set.
 pub const SKIP_REASON: &str = "SCYLLA_NODES is not set; tests/run.sh sets it to the Cassandra \
@@ -55,6 +58,28 @@ impl TestCluster {
             ..ScyllaConfig::default()
         }
     }
+}
+
+/// A keyspace of `service` for one test (`<test>_<unique>_<service>`), migrated, with a
+/// session to the cluster the environment names; None, with the skip printed, without one.
+/// Panics when the cluster is named but cannot be reached or migrated: a failed test.
+pub async fn migrated_keyspace(
+    test: &str,
+    service: &str,
+    migrations: &[Migration],
+) -> Option<(Arc<Cluster>, ScyllaConfig)> {
+    let Some(cluster) = TestCluster::from_env() else {
+        eprintln!("{test}: its CQL half was skipped: {SKIP_REASON}");
+        return None;
+    };
+    let config = cluster.config(&unique_prefix(test));
+    let session = connect(&config)
+        .await
+        .unwrap_or_else(|e| panic!("SCYLLA_NODES is set, but: {e}"));
+    crate::migrate::apply(&session, &config, service, migrations, |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("migrating {service}: {e}"));
+    Some((Arc::new(session), config))
 }
 
 /// `host:port` items of a comma-separated list.

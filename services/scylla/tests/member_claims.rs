@@ -12,8 +12,7 @@ use loyalty_member::facts::MemberFacts;
 use loyalty_member::orders::Order;
 use loyalty_member::store::{MemberRepository, MemberWrite, Versioned, Written};
 use loyalty_scylla::member::ScyllaMemberStore;
-use loyalty_scylla::session::connect;
-use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster, unique_prefix};
+use loyalty_scylla::test_cluster::migrated_keyspace;
 use scylla::value::CqlTimestamp;
 use std::sync::Arc;
 
@@ -55,21 +54,11 @@ fn now_ms() -> i64 {
 
 #[tokio::test]
 async fn an_order_claim_left_by_a_dead_write_is_waited_for_then_taken_over() {
-    let Some(cluster) = TestCluster::from_env() else {
-        eprintln!("order claims on CQL: skipped: {SKIP_REASON}");
+    let Some((session, config)) =
+        migrated_keyspace("claims", "member", loyalty_member::schema::MIGRATIONS).await
+    else {
         return;
     };
-    let config = cluster.config(&unique_prefix("claims"));
-    let session = Arc::new(connect(&config).await.unwrap());
-    loyalty_scylla::migrate::apply(
-        &session,
-        &config,
-        "member",
-        loyalty_member::schema::MIGRATIONS,
-        |_| {},
-    )
-    .await
-    .unwrap();
     let keyspace = config.keyspace("member");
     let repo = ScyllaMemberStore::prepare(Arc::clone(&session), &keyspace)
         .await

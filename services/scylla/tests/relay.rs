@@ -13,7 +13,7 @@ use loyalty_ledger::model::{Deltas, Entry, EntryKind, WalletHead, WalletKey};
 use loyalty_ledger::store::{Applied, ChangeFeed, WalletCommit, WalletRepository};
 use loyalty_scylla::ledger::ScyllaLedgerStore;
 use loyalty_scylla::session::connect;
-use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster, unique_prefix};
+use loyalty_scylla::test_cluster::{migrated_keyspace, unique_prefix};
 use scylla::value::CqlTimestamp;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -135,21 +135,11 @@ async fn read_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_relays_one_stopping_hand_on_every_entry_exactly_once_in_order() {
-    let Some(cluster) = TestCluster::from_env() else {
-        eprintln!("the relay on CQL: skipped: {SKIP_REASON}");
+    let Some((session, config)) =
+        migrated_keyspace("relay", "ledger", loyalty_ledger::schema::MIGRATIONS).await
+    else {
         return;
     };
-    let config = cluster.config(&unique_prefix("relay"));
-    let session = Arc::new(connect(&config).await.unwrap());
-    loyalty_scylla::migrate::apply(
-        &session,
-        &config,
-        "ledger",
-        loyalty_ledger::schema::MIGRATIONS,
-        |_| {},
-    )
-    .await
-    .unwrap();
     let keyspace = config.keyspace("ledger");
     // Two processes: each its own session and relay.
     let first = ScyllaLedgerStore::open(session, &keyspace).await.unwrap();
@@ -229,21 +219,11 @@ async fn two_relays_one_stopping_hand_on_every_entry_exactly_once_in_order() {
 /// recent hints a pass reads between sweeps: its commit is handed on by the next sweep.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_hint_is_handed_on_by_the_next_sweep() {
-    let Some(cluster) = TestCluster::from_env() else {
-        eprintln!("the relay on CQL: skipped: {SKIP_REASON}");
+    let Some((session, config)) =
+        migrated_keyspace("relay_late", "ledger", loyalty_ledger::schema::MIGRATIONS).await
+    else {
         return;
     };
-    let config = cluster.config(&unique_prefix("relay_late"));
-    let session = Arc::new(connect(&config).await.unwrap());
-    loyalty_scylla::migrate::apply(
-        &session,
-        &config,
-        "ledger",
-        loyalty_ledger::schema::MIGRATIONS,
-        |_| {},
-    )
-    .await
-    .unwrap();
     let keyspace = config.keyspace("ledger");
     // A relay reads no hint older than the minute it first started in: start it 10 s or more
     // into a minute, so that the late hint below falls within it.
