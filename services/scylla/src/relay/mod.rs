@@ -227,10 +227,14 @@ impl Relay {
             // A pass that fails is retried at the next read; what the log holds is served
             // meanwhile.
             let lease = self.lease().await;
-            self.holding.store(
+            let held = self.holding.swap(
                 matches!(lease, Ok(true)),
                 std::sync::atomic::Ordering::Relaxed,
             );
+            if !held && matches!(lease, Ok(true)) {
+                // Another relay may have passed meanwhile and left hints behind: sweep first.
+                self.scan.lock().await.forget();
+            }
             let passed = match lease {
                 Ok(true) => self.pass(source).await.map(|_| ()),
                 Ok(false) => Ok(()),

@@ -79,6 +79,12 @@ impl Scan {
         }
     }
 
+    /// Forgets what earlier passes learnt (the lease was held by another relay since): the
+    /// next pass sweeps.
+    pub(super) fn forget(&mut self) {
+        *self = Self::default();
+    }
+
     /// A pass done: the hints it leaves to the next pass.
     pub(super) fn finish(&mut self, plan: Plan, left: Vec<Carried>) {
         self.last_sweep = if plan.sweep {
@@ -134,5 +140,9 @@ mod tests {
         let next = scan.begin(10, now);
         assert!(next.sweep);
         assert!(next.carried.is_empty(), "a sweep reads them again");
+        scan.finish(next, vec![hint(now)]);
+        scan.forget();
+        let after_lease_lost = scan.begin(10, now);
+        assert!(after_lease_lost.sweep && after_lease_lost.carried.is_empty());
     }
 }
