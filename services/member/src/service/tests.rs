@@ -373,21 +373,27 @@ async fn after_an_erasure_and_a_purge_nothing_of_the_member_is_left_on_disk() {
         "nothing new to purge"
     );
     // Every table file is clean. The write-ahead journal is not, until it rotates and is
-    // dropped (after 64 MB of writes): the known limit in docs/members.md.
-    for file in walk(h.dir.path()) {
-        let data = std::fs::read(&file).unwrap();
-        let journal = file.extension().is_some_and(|e| e == "jnl");
-        if !journal {
-            assert!(
-                !holds(&data, &wrapped_key),
-                "the wrapped key is in {}",
-                file.display()
-            );
-            assert!(
-                !holds(&data, &sealed_phone),
-                "the sealed phone is in {}",
-                file.display()
-            );
+    // dropped (after 64 MB of writes): the known limit in docs/members.md. A table file the
+    // compaction replaced is deleted once the store's background threads let go of it, which
+    // on a loaded machine can be a moment after the purge returns: up to 5 s are allowed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mut left = None;
+        for file in walk(h.dir.path()) {
+            let Ok(data) = std::fs::read(&file) else {
+                continue; // deleted while walking
+            };
+            let journal = file.extension().is_some_and(|e| e == "jnl");
+            if !journal && (holds(&data, &wrapped_key) || holds(&data, &sealed_phone)) {
+                left = Some(file);
+            }
+        }
+        match left {
+            None => break,
+            Some(file) if std::time::Instant::now() >= deadline => {
+                panic!("the erased member's sealed data is in {}", file.display())
+            }
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
         }
     }
 }
