@@ -1,4 +1,7 @@
-//! Generated types and gRPC stubs for the platform's versioned protobuf packages.
+//! Generated types and gRPC stubs for the platform's versioned protobuf packages, and the
+//! transport service clients call each other over.
+
+pub mod transport;
 
 /// `ledger.v1`: points and stored value.
 pub mod ledger {
