@@ -2,22 +2,31 @@
 //! forwards the caller's credential, store and request id as gRPC metadata, and the ledger
 //! authenticates and authorizes the caller itself.
 
-use loyalty_gateway::{AppState, GatewayConfig, limits, router, state};
+use loyalty_gateway::{AppState, GatewayConfig, limits, router};
+use loyalty_ledger::client::{GrpcLedgerClient, LedgerClient};
+use loyalty_proto::transport::{DEFAULT_DEADLINE, connect};
 use loyalty_tests::{TestApp, spawn_app};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// A second gateway, in this test, that reaches `app`'s ledger over the network only; it
 /// shares `app`'s identity service, as replicas share the identity store.
 async fn remote_gateway(app: &TestApp) -> String {
     let config = GatewayConfig::default();
     let limits = limits::rate_limits(&config.rate_limits).await.unwrap();
-    let transport = state::remote(&app.grpc).unwrap();
-    let state = AppState::new(transport, app.identity(), app.members());
+    let state = AppState::new(remote_ledger(app), app.identity(), app.members());
     let gateway = router(state, &config, limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, gateway).await });
     format!("http://{addr}")
+}
+
+/// The ledger of `app`, over its gRPC port only.
+fn remote_ledger(app: &TestApp) -> Arc<dyn LedgerClient> {
+    Arc::new(GrpcLedgerClient::new(
+        connect(&app.grpc, DEFAULT_DEADLINE).unwrap(),
+    ))
 }
 
 fn actions(audit: &Value) -> Vec<String> {
@@ -91,12 +100,10 @@ async fn the_remote_ledger_checks_the_forwarded_caller() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_earn_in_a_remote_ledger_as_their_caller() {
     use loyalty_common::ids::{MemberId, TenantId};
-    use loyalty_gateway::member_ledger::RemoteLedger;
+    use loyalty_member::ledger::Ledger;
     use loyalty_member::service::{Members, ProfileInput};
     use loyalty_member::store::EmbeddedMemberStore;
     use loyalty_member::vault::MasterKey;
-    use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
-    use std::sync::Arc;
 
     let app = spawn_app().await;
     let key = app.acme_partner_key().await;
@@ -110,13 +117,12 @@ async fn orders_earn_in_a_remote_ledger_as_their_caller() {
     );
     // A gateway process of its own: its member service reaches the ledger over gRPC only.
     let dir = tempfile::tempdir().unwrap();
-    let ledger = LedgerServiceClient::new(state::remote(&app.grpc).unwrap());
     let members = Members::new(
         Arc::new(EmbeddedMemberStore::open(dir.path()).unwrap()),
         MasterKey::generate().unwrap().0,
         Arc::new(loyalty_common::SystemClock::default()),
     )
-    .with_ledger(Arc::new(RemoteLedger(ledger)));
+    .with_ledger(Arc::new(Ledger(remote_ledger(&app))));
     let members = Arc::new(members);
     let acme = TenantId::parse("acme").unwrap();
     let m7 = MemberId::parse("m7").unwrap();
@@ -126,7 +132,7 @@ async fn orders_earn_in_a_remote_ledger_as_their_caller() {
         .unwrap();
     let config = GatewayConfig::default();
     let limits = limits::rate_limits(&config.rate_limits).await.unwrap();
-    let state = AppState::new(state::remote(&app.grpc).unwrap(), app.identity(), members);
+    let state = AppState::new(remote_ledger(&app), app.identity(), members);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = format!("http://{}", listener.local_addr().unwrap());
     let router = router(state, &config, limits);

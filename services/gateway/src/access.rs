@@ -14,10 +14,11 @@ use loyalty_common::ServiceError;
 use loyalty_common::error::ErrorCode;
 use loyalty_common::ids::{StoreId, TenantId};
 use loyalty_identity::audit::Outcome;
+use loyalty_identity::credential;
 use loyalty_identity::model::PLATFORM;
 use loyalty_identity::permissions::{self as p, Permission};
 use loyalty_identity::service::{IdentityService, Principal, PrincipalKind};
-use loyalty_ledger::grpc_access::Authenticated;
+use loyalty_proto::transport::{FORWARDED, Forwarded};
 use std::sync::Arc;
 
 /// Every authenticated route: method, path template, the permission it needs.
@@ -275,27 +276,6 @@ fn audited_by_identity(permission: Permission) -> bool {
         || object == "audit"
 }
 
-/// The credential of a request: `Authorization: Bearer <token or key>`, or `X-Api-Key`.
-fn credential(headers: &HeaderMap) -> Result<Option<&str>, ServiceError> {
-    let malformed = |why: &str| ServiceError::new(ErrorCode::Unauthenticated, why);
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let text = value
-            .to_str()
-            .map_err(|_| malformed("the Authorization header is not text"))?;
-        let token = text
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| malformed("use Authorization: Bearer <access token or API key>"))?;
-        return Ok(Some(token.trim()));
-    }
-    if let Some(value) = headers.get("x-api-key") {
-        let text = value
-            .to_str()
-            .map_err(|_| malformed("the X-Api-Key header is not text"))?;
-        return Ok(Some(text.trim()));
-    }
-    Ok(None)
-}
-
 /// The tenant a request is about: the segment after `/v1/tenants/`.
 fn tenant_of(path: &str) -> Option<&str> {
     path.strip_prefix("/v1/tenants/")?.split('/').next()
@@ -327,23 +307,6 @@ fn refuse(error: ServiceError) -> Response {
         );
     }
     response
-}
-
-/// The caller of the request being handled, as the services need it to check it again.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The principal the guard authenticated and the store the request named: what the
-    /// in-process transport passes on ([`crate::state::in_process`]).
-    pub authenticated: Authenticated,
-    /// The credential it sent, and the request's id: what the network transport forwards
-    /// as gRPC metadata ([`crate::state::remote`]).
-    pub credential: String,
-    pub request_id: String,
-}
-
-tokio::task_local! {
-    /// The caller of the request being handled.
-    pub static CALLER: Caller;
 }
 
 /// What the guard needs.
@@ -401,9 +364,9 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
     };
     let target = request.uri().path().to_string();
     // Read once: checked here, and forwarded to services in other processes.
-    let credential = match credential(request.headers()) {
+    let credential = match credential::from_headers(request.headers()) {
         Ok(Some(credential)) => credential.to_string(),
-        Ok(None) => return refuse(missing_credential()),
+        Ok(None) => return refuse(credential::missing()),
         Err(error) => return refuse(error),
     };
     let admitted = admit(
@@ -429,15 +392,14 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     request.extensions_mut().insert(principal.clone());
-    let caller = Caller {
-        authenticated: Authenticated {
-            principal: principal.clone(),
-            store,
-        },
+    // Services in this process take the caller as checked; one in another process checks
+    // the forwarded credential itself.
+    let forwarded = Forwarded {
         credential,
+        store,
         request_id: request_id.clone(),
     };
-    let response = CALLER.scope(caller, next.run(request)).await;
+    let response = FORWARDED.scope(forwarded, next.run(request)).await;
     if method != Method::GET && !audited_by_identity(permission) {
         let status = response.status();
         let outcome = if status.is_success() {
@@ -462,15 +424,8 @@ pub async fn authenticated(
     identity: &IdentityService,
     headers: &HeaderMap,
 ) -> Result<Principal, ServiceError> {
-    let credential = credential(headers)?.ok_or_else(missing_credential)?;
+    let credential = credential::from_headers(headers)?.ok_or_else(credential::missing)?;
     identity.authenticate(credential).await
-}
-
-fn missing_credential() -> ServiceError {
-    ServiceError::new(
-        ErrorCode::Unauthenticated,
-        "send Authorization: Bearer <access token from /v1/auth/login, or an API key>",
-    )
 }
 
 /// Authenticates and authorizes one request.

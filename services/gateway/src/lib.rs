@@ -8,7 +8,6 @@ pub mod dto;
 mod headers;
 pub mod limits;
 pub mod limits_redis;
-pub mod member_ledger;
 pub mod problem;
 mod replay;
 pub mod routes;
@@ -25,7 +24,7 @@ use std::time::{Duration, Instant};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
-pub use state::{AppState, GrpcTransport};
+pub use state::AppState;
 
 /// Gateway settings (`[gateway]`, `MEMBERD_GATEWAY__*`).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,43 +1,89 @@
-//! Who may call which `ledger.v1` method: the table below, checked for every call by the
-//! shared gRPC access checks ([`loyalty_identity::grpc_access`]): in-process callers come
-//! with the caller the gateway authenticated, network callers with their credential in the
-//! metadata; the caller must belong to the request's tenant and hold the permission; writes
-//! that did not come through the gateway are audited here.
+//! Who may call which `ledger.v1` method from another process: the table below, checked for
+//! every call by the guard in front of the gRPC service ([`loyalty_identity::grpc_guard`]).
+//! The caller must belong to the request's tenant and hold the permission; its writes are
+//! audited there. Callers in this process use the in-process client instead
+//! ([`crate::client`]), checked by the edge they came in by.
 
 use loyalty_identity::checks::CallerChecks;
-use loyalty_identity::grpc_access::GrpcAccess;
-pub use loyalty_identity::grpc_access::{Admitted, Authenticated};
-use loyalty_identity::permissions::{self as p, Permission};
+use loyalty_identity::grpc_guard::{GuardLayer, Rpc};
+use loyalty_identity::permissions as p;
+use loyalty_identity::rpc;
+use loyalty_proto::ledger::v1 as pb;
 use std::sync::Arc;
 
 /// The full service name, which prefixes the actions of audited writes.
 const SERVICE: &str = "ledger.v1.LedgerService";
 
-/// Every method of `ledger.v1.LedgerService` and the permission it needs.
-pub const RPCS: &[(&str, Permission)] = &[
-    ("OpenWallet", p::WALLET_WRITE),
-    ("Earn", p::WALLET_WRITE),
-    ("Redeem", p::WALLET_WRITE),
-    ("CaptureHold", p::WALLET_WRITE),
-    ("VoidHold", p::WALLET_WRITE),
-    ("Reverse", p::WALLET_WRITE),
-    ("Adjust", p::ADJUST),
-    ("Transfer", p::WALLET_WRITE),
-    ("TopUp", p::WALLET_WRITE),
-    ("Spend", p::WALLET_WRITE),
-    ("Refund", p::WALLET_WRITE),
-    ("GetBalance", p::WALLET_READ),
-    ("ListHistory", p::WALLET_READ),
-    ("ListExpiring", p::WALLET_READ),
-    ("PutRules", p::RULES_WRITE),
-    ("GetRules", p::RULES_READ),
+/// The tenant a wallet reference names ("" if none: the guard refuses it), and the audit
+/// target.
+fn wallet(wallet: &Option<pb::WalletRef>) -> (String, String) {
+    wallet.as_ref().map_or_else(Default::default, |w| {
+        let target = format!("member:{}/{}", w.tenant_id, w.member_id);
+        (w.tenant_id.clone(), target)
+    })
+}
+
+/// Every method of `ledger.v1.LedgerService`, the permission it needs and its scope.
+pub const RPCS: &[Rpc] = &[
+    rpc!("OpenWallet", p::WALLET_WRITE, pb::OpenWalletRequest, |r| {
+        wallet(&r.wallet)
+    }),
+    rpc!("Earn", p::WALLET_WRITE, pb::EarnRequest, |r| wallet(
+        &r.wallet
+    )),
+    rpc!("Redeem", p::WALLET_WRITE, pb::RedeemRequest, |r| wallet(
+        &r.wallet
+    )),
+    rpc!("CaptureHold", p::WALLET_WRITE, pb::HoldActionRequest, |r| {
+        wallet(&r.wallet)
+    }),
+    rpc!("VoidHold", p::WALLET_WRITE, pb::HoldActionRequest, |r| {
+        wallet(&r.wallet)
+    }),
+    rpc!("Reverse", p::WALLET_WRITE, pb::ReverseRequest, |r| wallet(
+        &r.wallet
+    )),
+    rpc!("Adjust", p::ADJUST, pb::AdjustRequest, |r| wallet(
+        &r.wallet
+    )),
+    rpc!("Transfer", p::WALLET_WRITE, pb::TransferRequest, |r| {
+        let target = format!("member:{}/{}", r.tenant_id, r.from_member_id);
+        (r.tenant_id, target)
+    }),
+    rpc!("TopUp", p::WALLET_WRITE, pb::TopUpRequest, |r| wallet(
+        &r.wallet
+    )),
+    rpc!("Spend", p::WALLET_WRITE, pb::SpendRequest, |r| wallet(
+        &r.wallet
+    )),
+    rpc!("Refund", p::WALLET_WRITE, pb::RefundRequest, |r| wallet(
+        &r.wallet
+    )),
+    rpc!("GetBalance", p::WALLET_READ, pb::WalletRef, |r| wallet(
+        &Some(r)
+    )),
+    rpc!("ListHistory", p::WALLET_READ, pb::ListHistoryRequest, |r| {
+        wallet(&r.wallet)
+    }),
+    rpc!(
+        "ListExpiring",
+        p::WALLET_READ,
+        pb::ListExpiringRequest,
+        |r| wallet(&r.wallet)
+    ),
+    rpc!("PutRules", p::RULES_WRITE, pb::PutRulesRequest, |r| {
+        let target = format!("rules:{}", r.tenant_id);
+        (r.tenant_id, target)
+    }),
+    rpc!("GetRules", p::RULES_READ, pb::GetRulesRequest, |r| (
+        r.tenant_id,
+        String::new()
+    )),
 ];
 
-/// The access checks of the ledger's gRPC API: the shared checks with this table.
-pub type Access = GrpcAccess;
-
-pub fn access(identity: Arc<dyn CallerChecks>) -> Access {
-    GrpcAccess::new(identity, SERVICE, RPCS)
+/// The guard of the ledger's gRPC service, asking `identity` about callers.
+pub fn guard(identity: Arc<dyn CallerChecks>) -> GuardLayer {
+    GuardLayer::new(identity, SERVICE, RPCS)
 }
 
 #[cfg(test)]
@@ -57,7 +103,7 @@ mod tests {
             .unwrap();
         assert_eq!(format!("{package}.{}", service.name()), SERVICE);
         let methods: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
-        let table: Vec<&str> = RPCS.iter().map(|(m, _)| *m).collect();
+        let table: Vec<&str> = RPCS.iter().map(|rpc| rpc.method).collect();
         assert_eq!(methods, table);
     }
 }

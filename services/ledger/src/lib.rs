@@ -1,8 +1,10 @@
 //! The ledger: points and stored value per member wallet.
 //!
 //! Domain logic ([`wallet`], [`rules`], [`service`], [`transfer`]) depends only on the ports in
-//! [`store`]; [`store::embedded`] is the single-machine adapter and [`grpc`] the `ledger.v1` API.
+//! [`store`]; [`store::embedded`] is the single-machine adapter, [`grpc`] the `ledger.v1` API and
+//! [`client`] how other services call it.
 
+pub mod client;
 pub mod command;
 pub mod events;
 pub mod grpc;

@@ -9,6 +9,7 @@ pub mod events;
 pub mod facts;
 pub mod grpc;
 pub mod grpc_access;
+pub mod ledger;
 pub mod mask;
 pub mod orders;
 pub mod profile;

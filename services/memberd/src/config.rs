@@ -17,8 +17,13 @@ pub enum Target {
     All,
     /// Only the ledger's gRPC service (plus health and metrics over HTTP).
     Ledger,
-    /// Only the REST gateway, calling the ledger at `ledger_endpoint`.
+    /// Only the REST gateway (with the identity service it administers and the member
+    /// service), calling the ledger at `ledger_endpoint`.
     Gateway,
+    /// Only the member service's gRPC API (`member.v1`), earning in the ledger at
+    /// `ledger_endpoint` and checking its callers with the identity service at
+    /// `identity_endpoint`.
+    Member,
     /// Only the identity service's gRPC API (`identity.v1`), which a `--target ledger`
     /// elsewhere asks about its callers (`identity_endpoint`).
     Identity,
@@ -39,6 +44,8 @@ pub struct MemberdConfig {
     /// The identity service's gRPC endpoint (`--target identity` or `all` elsewhere) that a
     /// `--target ledger` asks about every caller. Unset, that ledger checks no caller.
     pub identity_endpoint: Option<String>,
+    /// How long a call to a service in another process may take, in milliseconds.
+    pub call_deadline_ms: u64,
     /// How often the scheduler looks for due work (activations, expiries, stuck transfers).
     pub scheduler_interval_ms: u64,
     /// How long shutdown waits for in-flight requests.
@@ -70,6 +77,7 @@ impl Default for MemberdConfig {
             grpc_addr: "127.0.0.1:50051".into(),
             ledger_endpoint: "http://127.0.0.1:50051".into(),
             identity_endpoint: None,
+            call_deadline_ms: 10_000,
             scheduler_interval_ms: 1000,
             shutdown_grace_secs: 30,
             store: StoreOptions::default(),

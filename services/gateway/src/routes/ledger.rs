@@ -98,9 +98,7 @@ async fn open_wallet(
         wallet: Some(p.wallet()),
         idempotency_key: key.into(),
     };
-    Ok(Json(
-        s.ledger().open_wallet(request).await?.into_inner().into(),
-    ))
+    Ok(Json(s.ledger().open_wallet(request).await?.into()))
 }
 
 /// Balances: available, pending, held, expiring soon, stored value.
@@ -108,13 +106,7 @@ async fn open_wallet(
     params(WalletPath),
     responses((status = 200, body = BalanceDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn balance(State(s): State<AppState>, Path(p): Path<WalletPath>) -> Reply<BalanceDto> {
-    Ok(Json(
-        s.ledger()
-            .get_balance(p.wallet())
-            .await?
-            .into_inner()
-            .into(),
-    ))
+    Ok(Json(s.ledger().get_balance(p.wallet()).await?.into()))
 }
 
 /// Entries newest first, with cursor pagination.
@@ -131,7 +123,7 @@ async fn history(
         cursor: q.cursor.unwrap_or_default(),
         limit: q.limit.unwrap_or(0),
     };
-    let page = s.ledger().list_history(request).await?.into_inner();
+    let page = s.ledger().list_history(request).await?;
     let next_cursor = (!page.next_cursor.is_empty()).then_some(page.next_cursor);
     Ok(Json(HistoryDto {
         entries: page.entries.into_iter().map(Into::into).collect(),
@@ -152,9 +144,7 @@ async fn expiring(
         wallet: Some(p.wallet()),
         within_days: q.within_days.unwrap_or(0),
     };
-    Ok(Json(
-        s.ledger().list_expiring(request).await?.into_inner().into(),
-    ))
+    Ok(Json(s.ledger().list_expiring(request).await?.into()))
 }
 
 /// Earns points for an order under the tenant's current rules.
@@ -171,7 +161,6 @@ async fn earn(
         s.ledger()
             .earn(body.into_proto(p.wallet(), key.into()))
             .await?
-            .into_inner()
             .into(),
     ))
 }
@@ -192,7 +181,7 @@ async fn redeem(
         points: body.points,
         reference: body.reference,
     };
-    Ok(Json(s.ledger().redeem(request).await?.into_inner().into()))
+    Ok(Json(s.ledger().redeem(request).await?.into()))
 }
 
 /// Captures a hold: the points are spent.
@@ -212,9 +201,7 @@ async fn capture(
         idempotency_key: key.into(),
         hold_id: p.hold_id,
     };
-    Ok(Json(
-        s.ledger().capture_hold(request).await?.into_inner().into(),
-    ))
+    Ok(Json(s.ledger().capture_hold(request).await?.into()))
 }
 
 /// Voids a hold: the points return with their original expiry dates.
@@ -234,9 +221,7 @@ async fn void(
         idempotency_key: key.into(),
         hold_id: p.hold_id,
     };
-    Ok(Json(
-        s.ledger().void_hold(request).await?.into_inner().into(),
-    ))
+    Ok(Json(s.ledger().void_hold(request).await?.into()))
 }
 
 /// Reverses an earn or a captured redemption, fully or in part, never more than once in total.
@@ -265,7 +250,7 @@ async fn reverse(
         points,
         reason: body.reason,
     };
-    Ok(Json(s.ledger().reverse(request).await?.into_inner().into()))
+    Ok(Json(s.ledger().reverse(request).await?.into()))
 }
 
 /// A manual adjustment with a mandatory reason.
@@ -284,7 +269,7 @@ async fn adjust(
         points: body.points,
         reason: body.reason,
     };
-    Ok(Json(s.ledger().adjust(request).await?.into_inner().into()))
+    Ok(Json(s.ledger().adjust(request).await?.into()))
 }
 
 /// Adds paid stored value, plus any bonus the rules grant.
@@ -302,7 +287,7 @@ async fn top_up(
         idempotency_key: key.into(),
         amount: body.amount,
     };
-    Ok(Json(s.ledger().top_up(request).await?.into_inner().into()))
+    Ok(Json(s.ledger().top_up(request).await?.into()))
 }
 
 /// Spends stored value (paid value first, then bonus).
@@ -321,7 +306,7 @@ async fn spend(
         amount: body.amount,
         reference: body.reference,
     };
-    Ok(Json(s.ledger().spend(request).await?.into_inner().into()))
+    Ok(Json(s.ledger().spend(request).await?.into()))
 }
 
 /// Refunds a spend, in full or in part, never more than it took.
@@ -349,7 +334,7 @@ async fn refund(
         spend_entry_id: body.spend_entry_id,
         amount,
     };
-    Ok(Json(s.ledger().refund(request).await?.into_inner().into()))
+    Ok(Json(s.ledger().refund(request).await?.into()))
 }
 
 /// Moves points between two members of the tenant; completes or gives the points back.
@@ -369,9 +354,7 @@ async fn transfer(
         idempotency_key: key.into(),
         points: body.points,
     };
-    Ok(Json(
-        s.ledger().transfer(request).await?.into_inner().into(),
-    ))
+    Ok(Json(s.ledger().transfer(request).await?.into()))
 }
 
 /// The tenant's current earning rules (or a stored version); the built-in default is version 0.
@@ -387,9 +370,7 @@ async fn get_rules(
         tenant_id: p.tenant,
         version: q.version.unwrap_or(0),
     };
-    Ok(Json(
-        s.ledger().get_rules(request).await?.into_inner().into(),
-    ))
+    Ok(Json(s.ledger().get_rules(request).await?.into()))
 }
 
 /// Stores a new version of the tenant's earning rules.
@@ -409,7 +390,5 @@ async fn put_rules(
         rules: Some(body.into_proto()),
         expected_version,
     };
-    Ok(Json(
-        s.ledger().put_rules(request).await?.into_inner().into(),
-    ))
+    Ok(Json(s.ledger().put_rules(request).await?.into()))
 }

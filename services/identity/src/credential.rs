@@ -1,0 +1,67 @@
+//! The credential a request carries, read the same way at every edge (the REST gateway and
+//! each service's gRPC port): `Authorization: Bearer <access token or API key>`, or
+//! `X-Api-Key: <API key>`. gRPC metadata travels as HTTP/2 headers, so one reader serves both.
+
+use loyalty_common::ServiceError;
+use loyalty_common::error::ErrorCode;
+
+/// The credential in `headers`, if any; an error if a header is there but unusable.
+pub fn from_headers(headers: &http::HeaderMap) -> Result<Option<&str>, ServiceError> {
+    let malformed = |why: &str| ServiceError::new(ErrorCode::Unauthenticated, why);
+    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+        let text = value
+            .to_str()
+            .map_err(|_| malformed("the Authorization header is not text"))?;
+        let token = text
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| malformed("use Authorization: Bearer <access token or API key>"))?;
+        return Ok(Some(token.trim()));
+    }
+    if let Some(value) = headers.get("x-api-key") {
+        let text = value
+            .to_str()
+            .map_err(|_| malformed("the X-Api-Key header is not text"))?;
+        return Ok(Some(text.trim()));
+    }
+    Ok(None)
+}
+
+/// The error for a request that carries no credential.
+pub fn missing() -> ServiceError {
+    ServiceError::new(
+        ErrorCode::Unauthenticated,
+        "send Authorization: Bearer <access token from /v1/auth/login, or an API key>",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(
+                *name,
+                value.parse().unwrap_or(http::HeaderValue::from_static("")),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn reads_a_bearer_token_or_an_api_key() {
+        let bearer = headers(&[("authorization", "Bearer abc ")]);
+        assert_eq!(from_headers(&bearer).ok().flatten(), Some("abc"));
+        let key = headers(&[("x-api-key", "key")]);
+        assert_eq!(from_headers(&key).ok().flatten(), Some("key"));
+        assert_eq!(from_headers(&headers(&[])).ok().flatten(), None);
+    }
+
+    #[test]
+    fn refuses_another_scheme() {
+        let basic = headers(&[("authorization", "Basic abc")]);
+        let error = from_headers(&basic).err().map(|e| e.code);
+        assert_eq!(error, Some(ErrorCode::Unauthenticated));
+    }
+}

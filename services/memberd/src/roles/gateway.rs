@@ -1,0 +1,32 @@
+//! The REST gateway role: the public API, in front of the services' clients.
+
+use super::Process;
+use loyalty_gateway::AppState;
+use loyalty_identity::service::IdentityService;
+use loyalty_ledger::client::LedgerClient;
+use loyalty_member::service::Members;
+use std::sync::Arc;
+
+/// The gateway's routes over the given clients.
+pub async fn start(
+    process: &Process<'_>,
+    ledger: Arc<dyn LedgerClient>,
+    identity: Arc<IdentityService>,
+    members: Arc<Members>,
+) -> anyhow::Result<axum::Router> {
+    let state = AppState::new(ledger, identity, members);
+    #[cfg(feature = "bench-unguarded")]
+    let router = {
+        let _ = process;
+        loyalty_gateway::router_unguarded(state, &process.config.gateway)
+    };
+    #[cfg(not(feature = "bench-unguarded"))]
+    let router = {
+        let config = &process.config.gateway;
+        let limits = loyalty_gateway::limits::rate_limits(&config.rate_limits)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        loyalty_gateway::router(state, config, limits)
+    };
+    Ok(router)
+}

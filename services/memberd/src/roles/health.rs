@@ -1,0 +1,42 @@
+//! Health, readiness and metrics over HTTP, in every process.
+
+use crate::publication::Publication;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use loyalty_ledger::store::embedded::EmbeddedStore;
+
+/// Readiness: the ledger's store is writable (when this process runs the ledger). The event
+/// bus and its publishers are reported but do not make the process unready: writes go on
+/// while the bus is down, and their events wait in the outboxes.
+#[derive(Clone)]
+pub struct Health {
+    pub store: Option<EmbeddedStore>,
+    pub events: Option<Publication>,
+}
+
+async fn readyz(State(health): State<Health>) -> (StatusCode, String) {
+    let events = health
+        .events
+        .as_ref()
+        .map_or_else(String::new, Publication::report);
+    match &health.store {
+        Some(store) if !store.is_healthy() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store writer stopped\n{events}"),
+        ),
+        _ => (StatusCode::OK, format!("ready\n{events}")),
+    }
+}
+
+pub fn routes(health: Health) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|| async { loyalty_telemetry::prometheus().render() }),
+        )
+        .with_state(health)
+}

@@ -1,0 +1,59 @@
+//! The member service role: its store (embedded or ScyllaDB), the ledger it earns in (through
+//! the ledger's client), its outbox's publisher, its scheduled work, and its gRPC service.
+
+use super::Process;
+use crate::members;
+use anyhow::Context;
+use loyalty_ledger::client::LedgerClient;
+use loyalty_member::events::MemberOutbox;
+use loyalty_member::grpc::MemberGrpc;
+use loyalty_member::grpc_access;
+use loyalty_member::ledger::Ledger;
+use loyalty_member::service::Members;
+use loyalty_proto::member::v1::member_service_server::MemberServiceServer;
+use std::sync::Arc;
+
+/// The member service of this process.
+pub struct MemberRole {
+    pub members: Arc<Members>,
+    /// Its gRPC service, where other processes reach it.
+    pub server: Option<MemberServiceServer<MemberGrpc>>,
+}
+
+/// Starts the member service, earning in `ledger`; `serve` adds its gRPC service.
+pub async fn start(
+    process: &mut Process<'_>,
+    ledger: Arc<dyn LedgerClient>,
+    serve: bool,
+) -> anyhow::Result<MemberRole> {
+    let config = process.config;
+    let store = match process.scylla {
+        Some(scylla) => Some(members::scylla_store(scylla).await?),
+        None => None,
+    };
+    let members = members::start_on(config, Some(Arc::new(Ledger(ledger))), store)?;
+    if let Some(events) = process.events {
+        let outbox = MemberOutbox(Arc::clone(members.repository()));
+        process.tasks.extend(events.start(Arc::new(outbox)));
+    }
+    let (scheduled, settings, shutdown) = (
+        Arc::clone(&members),
+        config.member.clone(),
+        process.shutdown.clone(),
+    );
+    process.tasks.push(tokio::spawn(async move {
+        members::schedule(scheduled, settings, shutdown).await;
+        Ok(())
+    }));
+    let server = if serve {
+        // Its port serves personal data: it never runs without checking its callers.
+        let checks = process.caller_checks()?.context(
+            "the member service's gRPC port needs the identity service: set identity_endpoint",
+        )?;
+        let access = grpc_access::access(checks);
+        Some(MemberGrpc::new(Arc::clone(&members), access).into_server())
+    } else {
+        None
+    };
+    Ok(MemberRole { members, server })
+}

@@ -1,0 +1,99 @@
+//! The roles a `memberd` process can play, each started by its own function: the identity
+//! service, the ledger, the member service and the REST gateway. `--target all` plays every
+//! one; `--target <role>` plays one, and reaches the others through their clients.
+
+pub mod gateway;
+pub mod grpc;
+pub mod health;
+pub mod ledger;
+pub mod member;
+
+use crate::config::{MemberdConfig, Target};
+use crate::publication::Publication;
+use crate::storage::ScyllaStorage;
+use loyalty_identity::checks::CallerChecks;
+use loyalty_identity::grpc::RemoteIdentity;
+use loyalty_identity::service::IdentityService;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Which roles this process plays.
+#[derive(Debug, Clone, Copy)]
+pub struct Roles {
+    pub identity: bool,
+    pub ledger: bool,
+    pub member: bool,
+    pub gateway: bool,
+}
+
+impl Roles {
+    pub fn of(target: Target) -> Self {
+        let all = target == Target::All;
+        Self {
+            // The gateway administers identity (staff, roles, keys) in its own process.
+            identity: all || matches!(target, Target::Identity | Target::Gateway),
+            ledger: all || target == Target::Ledger,
+            member: all || matches!(target, Target::Member | Target::Gateway),
+            gateway: all || target == Target::Gateway,
+        }
+    }
+
+    /// The keyspaces this process uses on ScyllaDB.
+    pub fn keyspaces(&self) -> Vec<&'static str> {
+        [
+            (self.identity, "identity"),
+            (self.ledger, "ledger"),
+            (self.member, "member"),
+        ]
+        .into_iter()
+        .filter_map(|(plays, keyspace)| plays.then_some(keyspace))
+        .collect()
+    }
+}
+
+/// What every role of one process shares while it starts.
+pub struct Process<'a> {
+    pub config: &'a MemberdConfig,
+    pub scylla: Option<&'a ScyllaStorage>,
+    /// The event bus, for the roles whose outboxes publish here.
+    pub events: Option<&'a Publication>,
+    /// The identity service, when this process plays it.
+    pub identity: Option<&'a Arc<IdentityService>>,
+    pub shutdown: watch::Receiver<bool>,
+    /// The tasks to await on shutdown; each role adds its own.
+    pub tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Process<'_> {
+    /// Who checks the callers of this process's gRPC services: the identity service here, or
+    /// the one at `identity_endpoint`; None (with a warning) when neither is configured.
+    pub fn caller_checks(&self) -> anyhow::Result<Option<Arc<dyn CallerChecks>>> {
+        if crate::UNGUARDED {
+            return Ok(None);
+        }
+        if let Some(identity) = self.identity {
+            return Ok(Some(Arc::clone(identity) as Arc<dyn CallerChecks>));
+        }
+        match &self.config.identity_endpoint {
+            Some(endpoint) => {
+                let remote = RemoteIdentity::connect_lazy(endpoint)
+                    .map_err(|e| anyhow::anyhow!("identity_endpoint: {}", e.message))?;
+                Ok(Some(Arc::new(remote)))
+            }
+            None => {
+                tracing::warn!(
+                    "the gRPC port does not authenticate callers: set identity_endpoint to the \
+                     identity service's gRPC address, or keep it on a trusted network"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// The deadline of calls to services in other processes.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.config.call_deadline_ms.max(1))
+    }
+}
