@@ -41,10 +41,23 @@ pub struct Scope {
 pub struct Rpc {
     pub method: &'static str,
     pub permission: Permission,
-    /// Recorded in the audit log even for a read (personal data in the clear).
-    pub always_audited: bool,
+    /// The audit action of a read that is recorded whoever sent it (personal data in the
+    /// clear); writes are always recorded, as `<service>/<method>`.
+    pub audited_read: Option<&'static str>,
     /// Reads the scope from the encoded request message.
     pub scope: fn(&[u8]) -> Result<Scope, prost::DecodeError>,
+}
+
+/// An entry of a service's table for a read recorded as `$action` in the audit log:
+/// `audited_rpc!("member.read_unmasked", "GetProfileUnmasked", ...)`.
+#[macro_export]
+macro_rules! audited_rpc {
+    ($action:literal, $method:literal, $permission:expr, $request:ty, |$r:ident| $scope:expr) => {
+        $crate::grpc_guard::Rpc {
+            audited_read: Some($action),
+            ..$crate::rpc!($method, $permission, $request, |$r| $scope)
+        }
+    };
 }
 
 /// An entry of a service's table: `rpc!("Earn", p::WALLET_WRITE, pb::EarnRequest, |r| (tenant,
@@ -55,7 +68,7 @@ macro_rules! rpc {
         $crate::grpc_guard::Rpc {
             method: $method,
             permission: $permission,
-            always_audited: false,
+            audited_read: None,
             scope: |bytes| {
                 let $r = <$request as ::prost::Message>::decode(bytes)?;
                 let (tenant, target): (String, String) = $scope;
@@ -218,9 +231,13 @@ impl Guard {
         self.identity
             .authorize(caller, &domain, rpc.permission, &request_id)
             .await?;
-        let audited = rpc.always_audited || rpc.permission.action == Action::Write;
+        let audit_as = match (rpc.audited_read, rpc.permission.action) {
+            (Some(action), _) => Some(action.to_string()),
+            (None, Action::Write) => Some(format!("{}/{method}", self.service)),
+            (None, _) => None,
+        };
         let admitted = Admitted {
-            audit_as: audited.then(|| format!("{}/{method}", self.service)),
+            audit_as,
             principal,
             credential,
             store,

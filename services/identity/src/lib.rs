@@ -8,7 +8,6 @@ pub mod changes;
 pub mod checks;
 pub mod credential;
 pub mod grpc;
-pub mod grpc_access;
 pub mod grpc_guard;
 pub mod model;
 pub mod opaque;

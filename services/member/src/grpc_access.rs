@@ -1,12 +1,13 @@
-//! Who may call which `member.v1` method: the table below, checked for every call by the
-//! shared gRPC access checks ([`loyalty_identity::grpc_access`]), with the same permissions
-//! as the REST routes. Writes that did not come through the gateway are audited there; an
-//! unmasked read is audited always ([`GrpcAccess::record`] with [`READ_UNMASKED`]).
+//! Who may call which `member.v1` method from another process: the table below, checked for
+//! every call by the guard in front of the gRPC service ([`loyalty_identity::grpc_guard`]),
+//! with the same permissions as the REST routes. Writes are recorded in the audit log there,
+//! and so is an unmasked read, as [`READ_UNMASKED`], before the data leaves.
 
 use loyalty_identity::checks::CallerChecks;
-use loyalty_identity::grpc_access::GrpcAccess;
-pub use loyalty_identity::grpc_access::{Admitted, Authenticated};
-use loyalty_identity::permissions::{self as p, Permission};
+use loyalty_identity::grpc_guard::{GuardLayer, Rpc};
+use loyalty_identity::permissions as p;
+use loyalty_identity::{audited_rpc, rpc};
+use loyalty_proto::member::v1 as pb;
 use std::sync::Arc;
 
 /// The full service name, which prefixes the actions of audited writes.
@@ -15,30 +16,94 @@ const SERVICE: &str = "member.v1.MemberService";
 /// The audit action of an unmasked read, the same as the REST route's.
 pub const READ_UNMASKED: &str = "member.read_unmasked";
 
-/// Every method of `member.v1.MemberService` and the permission it needs.
-pub const RPCS: &[(&str, Permission)] = &[
-    ("RegisterMember", p::MEMBER_WRITE),
-    ("GetProfile", p::MEMBER_READ),
-    ("GetProfileUnmasked", p::PII_READ),
-    ("UpdateProfile", p::MEMBER_WRITE),
-    ("FindMember", p::MEMBER_READ),
-    ("TagMember", p::MEMBER_WRITE),
-    ("RecordOrder", p::ORDERS_WRITE),
-    ("ListOrders", p::MEMBER_READ),
-    ("GetActivity", p::MEMBER_READ),
-    ("EraseMember", p::MEMBER_WRITE),
-    ("GetErasureStatus", p::MEMBER_READ),
-    ("ListSegmentMembers", p::MEMBER_READ),
-    ("MergeMembers", p::MEMBER_WRITE),
-    ("GetMerge", p::MEMBER_READ),
-    ("ReverseMerge", p::MEMBER_WRITE),
+/// The tenant a member reference names ("" if none: the guard refuses it), and the audit
+/// target.
+fn member(member: &Option<pb::MemberRef>) -> (String, String) {
+    member.as_ref().map_or_else(Default::default, |m| {
+        let target = format!("member:{}/{}", m.tenant_id, m.member_id);
+        (m.tenant_id.clone(), target)
+    })
+}
+
+fn tenant(tenant: String) -> (String, String) {
+    (tenant, String::new())
+}
+
+/// Every method of `member.v1.MemberService`, the permission it needs and its scope.
+pub const RPCS: &[Rpc] = &[
+    rpc!(
+        "RegisterMember",
+        p::MEMBER_WRITE,
+        pb::RegisterMemberRequest,
+        |r| member(&r.member)
+    ),
+    rpc!("GetProfile", p::MEMBER_READ, pb::MemberRef, |r| member(
+        &Some(r)
+    )),
+    audited_rpc!(
+        "member.read_unmasked",
+        "GetProfileUnmasked",
+        p::PII_READ,
+        pb::MemberRef,
+        |r| member(&Some(r))
+    ),
+    rpc!(
+        "UpdateProfile",
+        p::MEMBER_WRITE,
+        pb::UpdateProfileRequest,
+        |r| member(&r.member)
+    ),
+    rpc!("FindMember", p::MEMBER_READ, pb::FindMemberRequest, |r| {
+        tenant(r.tenant_id)
+    }),
+    rpc!("TagMember", p::MEMBER_WRITE, pb::TagMemberRequest, |r| {
+        member(&r.member)
+    }),
+    rpc!(
+        "RecordOrder",
+        p::ORDERS_WRITE,
+        pb::RecordOrderRequest,
+        |r| member(&r.member)
+    ),
+    rpc!("ListOrders", p::MEMBER_READ, pb::ListOrdersRequest, |r| {
+        member(&r.member)
+    }),
+    rpc!("GetActivity", p::MEMBER_READ, pb::MemberRef, |r| member(
+        &Some(r)
+    )),
+    rpc!("EraseMember", p::MEMBER_WRITE, pb::MemberRef, |r| member(
+        &Some(r)
+    )),
+    rpc!("GetErasureStatus", p::MEMBER_READ, pb::MemberRef, |r| {
+        member(&Some(r))
+    }),
+    rpc!(
+        "ListSegmentMembers",
+        p::MEMBER_READ,
+        pb::ListSegmentMembersRequest,
+        |r| { tenant(r.tenant_id) }
+    ),
+    rpc!(
+        "MergeMembers",
+        p::MEMBER_WRITE,
+        pb::MergeMembersRequest,
+        |r| {
+            let target = format!("member:{}/{}", r.tenant_id, r.survivor_member_id);
+            (r.tenant_id, target)
+        }
+    ),
+    rpc!("GetMerge", p::MEMBER_READ, pb::MergeRef, |r| tenant(
+        r.tenant_id
+    )),
+    rpc!("ReverseMerge", p::MEMBER_WRITE, pb::MergeRef, |r| {
+        let target = format!("merge:{}/{}", r.tenant_id, r.merge_id);
+        (r.tenant_id, target)
+    }),
 ];
 
-/// The access checks of the member service's gRPC API: the shared checks with this table.
-pub type Access = GrpcAccess;
-
-pub fn access(identity: Arc<dyn CallerChecks>) -> Access {
-    GrpcAccess::new(identity, SERVICE, RPCS)
+/// The guard of the member service's gRPC service, asking `identity` about callers.
+pub fn guard(identity: Arc<dyn CallerChecks>) -> GuardLayer {
+    GuardLayer::new(identity, SERVICE, RPCS)
 }
 
 #[cfg(test)]
@@ -58,7 +123,7 @@ mod tests {
             .unwrap();
         assert_eq!(format!("{package}.{}", service.name()), SERVICE);
         let methods: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
-        let table: Vec<&str> = RPCS.iter().map(|(m, _)| *m).collect();
+        let table: Vec<&str> = RPCS.iter().map(|rpc| rpc.method).collect();
         assert_eq!(methods, table);
     }
 
@@ -66,11 +131,14 @@ mod tests {
     fn personal_data_in_the_clear_needs_the_unmask_permission() {
         let needs = |method: &str| {
             RPCS.iter()
-                .find(|(m, _)| *m == method)
-                .map(|(_, perm)| *perm)
+                .find(|rpc| rpc.method == method)
+                .map(|rpc| rpc.permission)
         };
         assert_eq!(needs("GetProfileUnmasked"), Some(p::PII_READ));
-        let others = RPCS.iter().filter(|(_, perm)| *perm == p::PII_READ).count();
+        let others = RPCS
+            .iter()
+            .filter(|rpc| rpc.permission == p::PII_READ)
+            .count();
         assert_eq!(
             others, 1,
             "only the unmasked read returns personal data in the clear"

@@ -5,6 +5,7 @@
 //! ([`events`]); and the `member.v1` gRPC API ([`grpc`], its access checks in [`grpc_access`]).
 
 pub mod blind;
+pub mod client;
 pub mod events;
 pub mod facts;
 pub mod grpc;

@@ -1,17 +1,22 @@
-//! The service's own audit duties for calls the gateway passes on in process (network callers
-//! are covered end to end in `tests/it/member_grpc.rs`).
+//! The guard's audit duties on the member service's gRPC port (callers with real
+//! credentials are covered end to end in `tests/it/member_grpc.rs`): an unmasked read is
+//! recorded before the data leaves, and none leaves when it cannot be recorded.
 
 use super::*;
-use crate::grpc_access::{Authenticated, access};
+use crate::grpc_access::guard;
 use crate::profile::Personal;
 use crate::service::ProfileInput;
 use crate::store::EmbeddedMemberStore;
 use crate::vault::MasterKey;
 use async_trait::async_trait;
+use loyalty_common::ServiceError;
+use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_common::{ManualClock, Timestamp};
 use loyalty_identity::checks::{Act, Caller, CallerChecks};
 use loyalty_identity::permissions::Permission;
 use loyalty_identity::service::{Principal, PrincipalKind};
+use loyalty_proto::member::v1::member_service_client::MemberServiceClient;
 use std::sync::Mutex;
 
 /// Lets every caller in and keeps what it is asked to record (or fails to, when `broken`).
@@ -24,10 +29,11 @@ struct Checks {
 #[async_trait]
 impl CallerChecks for Checks {
     async fn authenticate(&self, _: &str) -> ServiceResult<Principal> {
-        Err(ServiceError::new(
-            ErrorCode::Unauthenticated,
-            "in process only",
-        ))
+        Ok(Principal {
+            subject: "staff:test".into(),
+            tenant: "acme".into(),
+            kind: PrincipalKind::System,
+        })
     }
 
     async fn authorize(&self, _: Caller<'_>, _: &str, _: Permission, _: &str) -> ServiceResult<()> {
@@ -45,11 +51,12 @@ impl CallerChecks for Checks {
 }
 
 struct Harness {
-    grpc: MemberGrpc,
+    client: MemberServiceClient<tonic::transport::Channel>,
     checks: Arc<Checks>,
     _dir: tempfile::TempDir,
 }
 
+/// The guarded service on a loopback port, with member m1 of acme registered.
 async fn harness(broken: bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedMemberStore::open(dir.path()).unwrap();
@@ -72,41 +79,44 @@ async fn harness(broken: bool) -> Harness {
         broken,
         ..Checks::default()
     });
-    let access = access(Arc::clone(&checks) as Arc<dyn CallerChecks>);
+    let server = guard(Arc::clone(&checks) as Arc<dyn CallerChecks>)
+        .around(MemberGrpc::new(members).into_server());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(server)
+            .serve_with_incoming(incoming),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     Harness {
-        grpc: MemberGrpc::new(members, access),
+        client: MemberServiceClient::new(channel),
         checks,
         _dir: dir,
     }
 }
 
-/// A call as the gateway passes it on: with the caller it authenticated.
-fn from_gateway<T>(message: T) -> Request<T> {
-    let mut req = Request::new(message);
-    req.extensions_mut().insert(Authenticated {
-        principal: Principal {
-            subject: "staff:test".into(),
-            tenant: "acme".into(),
-            kind: PrincipalKind::System,
-        },
-        store: None,
-    });
-    req
-}
-
-fn m1() -> pb::MemberRef {
-    pb::MemberRef {
+fn m1() -> Request<pb::MemberRef> {
+    let mut request = Request::new(pb::MemberRef {
         tenant_id: "acme".into(),
         member_id: "m1".into(),
-    }
+    });
+    let credential = "Bearer test".parse().unwrap();
+    request.metadata_mut().insert("authorization", credential);
+    request
 }
 
 #[tokio::test]
-async fn an_unmasked_read_is_recorded_even_when_the_gateway_passed_it_on() {
-    let h = harness(false).await;
+async fn an_unmasked_read_is_recorded_and_so_is_a_write() {
+    let mut h = harness(false).await;
     let profile = h
-        .grpc
-        .get_profile_unmasked(from_gateway(m1()))
+        .client
+        .get_profile_unmasked(m1())
         .await
         .unwrap()
         .into_inner();
@@ -114,26 +124,38 @@ async fn an_unmasked_read_is_recorded_even_when_the_gateway_passed_it_on() {
         profile.personal.unwrap().phone.as_deref(),
         Some("13812345678")
     );
-    // The gateway records its own writes: the service adds nothing for them.
-    h.grpc.erase_member(from_gateway(m1())).await.unwrap();
+    // A masked read is not recorded; a write is, under the method's name.
+    h.client.get_profile(m1()).await.unwrap();
+    h.client.erase_member(m1()).await.unwrap();
     let recorded = h.checks.recorded.lock().unwrap().clone();
+    let target = "member:acme/m1".to_string();
     assert_eq!(
         recorded,
-        [(
-            "member.read_unmasked".to_string(),
-            "member:acme/m1".to_string()
-        )]
+        [
+            ("member.read_unmasked".to_string(), target.clone()),
+            ("member.v1.MemberService/EraseMember".to_string(), target),
+        ]
     );
 }
 
 #[tokio::test]
 async fn no_personal_data_leaves_when_its_read_cannot_be_recorded() {
-    let h = harness(true).await;
-    let err = h
-        .grpc
-        .get_profile_unmasked(from_gateway(m1()))
-        .await
-        .unwrap_err();
+    let mut h = harness(true).await;
+    let err = h.client.get_profile_unmasked(m1()).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
     assert!(!err.message().contains("13812345678"));
+}
+
+#[tokio::test]
+async fn a_call_without_a_credential_is_refused_before_the_service_runs() {
+    let mut h = harness(false).await;
+    let bare = Request::new(pb::MemberRef {
+        tenant_id: "acme".into(),
+        member_id: "m1".into(),
+    });
+    let err = h.client.erase_member(bare).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let profile = h.client.get_profile(m1()).await.unwrap().into_inner();
+    assert!(!profile.member_id.is_empty(), "the member was not erased");
+    assert!(h.checks.recorded.lock().unwrap().is_empty());
 }

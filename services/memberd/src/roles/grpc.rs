@@ -1,11 +1,10 @@
 //! The gRPC port: the services this process serves to others, with health and reflection.
 
 use super::ledger::LedgerServer;
+use super::member::MemberServer;
 use anyhow::Context;
 use loyalty_identity::grpc::IdentityGrpc;
-use loyalty_member::grpc::MemberGrpc;
 use loyalty_proto::identity::v1::identity_service_server::IdentityServiceServer;
-use loyalty_proto::member::v1::member_service_server::MemberServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -14,7 +13,7 @@ use tokio::sync::watch;
 pub struct GrpcServices {
     pub ledger: Option<LedgerServer>,
     pub identity: Option<IdentityServiceServer<IdentityGrpc>>,
-    pub member: Option<MemberServiceServer<MemberGrpc>>,
+    pub member: Option<MemberServer>,
 }
 
 impl GrpcServices {
@@ -44,7 +43,10 @@ impl GrpcServices {
         }
         if self.member.is_some() {
             reporter
-                .set_serving::<MemberServiceServer<MemberGrpc>>()
+                .set_service_status(
+                    <MemberServer as tonic::server::NamedService>::NAME,
+                    tonic_health::ServingStatus::Serving,
+                )
                 .await;
         }
         let reflection = tonic_reflection::server::Builder::configure()

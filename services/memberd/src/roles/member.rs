@@ -4,6 +4,7 @@
 use super::Process;
 use crate::members;
 use anyhow::Context;
+use loyalty_identity::grpc_guard::Guarded;
 use loyalty_ledger::client::LedgerClient;
 use loyalty_member::events::MemberOutbox;
 use loyalty_member::grpc::MemberGrpc;
@@ -13,11 +14,13 @@ use loyalty_member::service::Members;
 use loyalty_proto::member::v1::member_service_server::MemberServiceServer;
 use std::sync::Arc;
 
+pub type MemberServer = Guarded<MemberServiceServer<MemberGrpc>>;
+
 /// The member service of this process.
 pub struct MemberRole {
     pub members: Arc<Members>,
     /// Its gRPC service, where other processes reach it.
-    pub server: Option<MemberServiceServer<MemberGrpc>>,
+    pub server: Option<MemberServer>,
 }
 
 /// Starts the member service, earning in `ledger`; `serve` adds its gRPC service.
@@ -50,8 +53,8 @@ pub async fn start(
         let checks = process.caller_checks()?.context(
             "the member service's gRPC port needs the identity service: set identity_endpoint",
         )?;
-        let access = grpc_access::access(checks);
-        Some(MemberGrpc::new(Arc::clone(&members), access).into_server())
+        let guard = grpc_access::guard(checks);
+        Some(guard.around(MemberGrpc::new(Arc::clone(&members)).into_server()))
     } else {
         None
     };

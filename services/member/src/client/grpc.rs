@@ -1,0 +1,95 @@
+//! The member service in another process, over its gRPC port. Reads, and writes that give
+//! the same answer when repeated (a profile patch, tags, an order under its id, an erasure),
+//! are retried when the service was unreachable or overloaded ([`retry_idempotent`]); a
+//! registration or a merge is not, since its repeat would answer "already done" instead.
+
+use super::MemberClient;
+use async_trait::async_trait;
+use loyalty_common::error::ServiceResult;
+use loyalty_proto::member::v1 as pb;
+use loyalty_proto::member::v1::member_service_client::MemberServiceClient;
+use loyalty_proto::transport::{Transport, retry_idempotent};
+
+/// A client of the member service's replicas behind `transport`.
+#[derive(Clone)]
+pub struct GrpcMemberClient {
+    client: MemberServiceClient<Transport>,
+}
+
+impl GrpcMemberClient {
+    pub fn new(transport: Transport) -> Self {
+        Self {
+            client: MemberServiceClient::new(transport),
+        }
+    }
+}
+
+/// Calls `method` with `request`: `retried` again if the service could not be reached,
+/// `once` only once.
+macro_rules! call {
+    (retried, $self:ident, $method:ident, $request:ident) => {{
+        let reply = retry_idempotent(|| {
+            let mut client = $self.client.clone();
+            let request = $request.clone();
+            async move { client.$method(request).await }
+        })
+        .await?;
+        Ok(reply.into_inner())
+    }};
+    (once, $self:ident, $method:ident, $request:ident) => {{
+        let reply = $self.client.clone().$method($request).await?;
+        Ok(reply.into_inner())
+    }};
+}
+
+#[async_trait]
+impl MemberClient for GrpcMemberClient {
+    async fn register_member(&self, r: pb::RegisterMemberRequest) -> ServiceResult<pb::Profile> {
+        call!(once, self, register_member, r)
+    }
+    async fn get_profile(&self, r: pb::MemberRef) -> ServiceResult<pb::Profile> {
+        call!(retried, self, get_profile, r)
+    }
+    async fn get_profile_unmasked(&self, r: pb::MemberRef) -> ServiceResult<pb::Profile> {
+        call!(retried, self, get_profile_unmasked, r)
+    }
+    async fn update_profile(&self, r: pb::UpdateProfileRequest) -> ServiceResult<pb::Profile> {
+        call!(retried, self, update_profile, r)
+    }
+    async fn find_member(&self, r: pb::FindMemberRequest) -> ServiceResult<pb::FoundMember> {
+        call!(retried, self, find_member, r)
+    }
+    async fn tag_member(&self, r: pb::TagMemberRequest) -> ServiceResult<pb::Profile> {
+        call!(retried, self, tag_member, r)
+    }
+    async fn record_order(&self, r: pb::RecordOrderRequest) -> ServiceResult<pb::RecordedOrder> {
+        call!(retried, self, record_order, r)
+    }
+    async fn list_orders(&self, r: pb::ListOrdersRequest) -> ServiceResult<pb::OrdersPage> {
+        call!(retried, self, list_orders, r)
+    }
+    async fn get_activity(&self, r: pb::MemberRef) -> ServiceResult<pb::Activity> {
+        call!(retried, self, get_activity, r)
+    }
+    async fn erase_member(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus> {
+        call!(retried, self, erase_member, r)
+    }
+    async fn get_erasure_status(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus> {
+        call!(retried, self, get_erasure_status, r)
+    }
+    async fn list_segment_members(
+        &self,
+        r: pb::ListSegmentMembersRequest,
+    ) -> ServiceResult<pb::SegmentMembersPage> {
+        call!(retried, self, list_segment_members, r)
+    }
+    async fn merge_members(&self, r: pb::MergeMembersRequest) -> ServiceResult<pb::Merge> {
+        call!(once, self, merge_members, r)
+    }
+    async fn get_merge(&self, r: pb::MergeRef) -> ServiceResult<pb::Merge> {
+        call!(retried, self, get_merge, r)
+    }
+    async fn reverse_merge(&self, r: pb::MergeRef) -> ServiceResult<pb::Merge> {
+        call!(once, self, reverse_merge, r)
+    }
+}
