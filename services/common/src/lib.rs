@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod ids;
 pub mod money;
+pub mod personal;
 pub mod schema;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};

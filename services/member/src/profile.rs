@@ -4,20 +4,21 @@
 use crate::blind::Kind;
 use crate::vault::WrappedMemberKey;
 use loyalty_common::Timestamp;
+use loyalty_common::personal::PersonalData;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The personal fields: sealed at rest, masked unless the caller may unmask.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Personal {
-    pub name: Option<String>,
-    pub gender: Option<String>,
+    pub name: Option<PersonalData>,
+    pub gender: Option<PersonalData>,
     /// `YYYY-MM-DD`.
-    pub birthday: Option<String>,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub id_number: Option<String>,
-    pub address: Option<String>,
+    pub birthday: Option<PersonalData>,
+    pub phone: Option<PersonalData>,
+    pub email: Option<PersonalData>,
+    pub id_number: Option<PersonalData>,
+    pub address: Option<PersonalData>,
 }
 
 impl Personal {
@@ -32,7 +33,7 @@ impl Personal {
         "address",
     ];
 
-    pub fn get(&self, name: &str) -> Option<&String> {
+    pub fn get(&self, name: &str) -> Option<&PersonalData> {
         match name {
             "name" => self.name.as_ref(),
             "gender" => self.gender.as_ref(),
@@ -46,7 +47,7 @@ impl Personal {
     }
 
     /// The slot of a field by name; None for a name that is not a personal field.
-    pub fn slot(&mut self, name: &str) -> Option<&mut Option<String>> {
+    pub fn slot(&mut self, name: &str) -> Option<&mut Option<PersonalData>> {
         Some(match name {
             "name" => &mut self.name,
             "gender" => &mut self.gender,
@@ -62,17 +63,19 @@ impl Personal {
     /// The fields as shown to a caller without the unmask permission.
     pub fn masked(&self) -> Personal {
         use crate::mask;
+        let masked = |value: &Option<PersonalData>, mask: fn(&str) -> String| {
+            value.as_ref().map(|v| PersonalData::new(mask(v.expose())))
+        };
         Personal {
-            name: self.name.as_deref().map(mask::name),
+            name: masked(&self.name, mask::name),
             gender: self.gender.clone(),
-            birthday: self
-                .birthday
-                .as_ref()
-                .map(|b| format!("{}-**-**", b.get(..4).unwrap_or("****"))),
-            phone: self.phone.as_deref().map(mask::phone),
-            email: self.email.as_deref().map(mask::email),
-            id_number: self.id_number.as_deref().map(mask::id_number),
-            address: self.address.as_ref().map(|_| "***".to_string()),
+            birthday: masked(&self.birthday, |b| {
+                format!("{}-**-**", b.get(..4).unwrap_or("****"))
+            }),
+            phone: masked(&self.phone, mask::phone),
+            email: masked(&self.email, mask::email),
+            id_number: masked(&self.id_number, mask::id_number),
+            address: masked(&self.address, |_| "***".to_string()),
         }
     }
 }
@@ -144,6 +147,27 @@ impl IndexKind {
             IndexKind::Phone => "phone",
             IndexKind::Email => "email",
             IndexKind::IdNumber => "id_number",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_printed_by_debug_shows_no_personal_data() {
+        let personal = Personal {
+            name: Some("王建国".into()),
+            phone: Some("13812345678".into()),
+            email: Some("a@example.cn".into()),
+            id_number: Some("11010519491231002X".into()),
+            address: Some("建国路".into()),
+            ..Personal::default()
+        };
+        let printed = format!("{personal:?} {:?}", personal.masked());
+        for value in ["王", "1381", "5678", "example", "1101", "建国路"] {
+            assert!(!printed.contains(value), "{value} in {printed}");
         }
     }
 }

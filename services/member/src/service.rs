@@ -14,6 +14,7 @@ use crate::vault::{MasterKey, MemberKey, TenantRing, VaultError};
 use loyalty_common::clock::SharedClock;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_common::personal::PersonalData;
 use loyalty_common::{ServiceError, Timestamp};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,7 +56,7 @@ pub struct ProfileInput {
 /// cleared; an attribute set to None is removed.
 #[derive(Debug, Clone, Default)]
 pub struct ProfilePatch {
-    pub personal: BTreeMap<String, Option<String>>,
+    pub personal: BTreeMap<String, Option<PersonalData>>,
     pub consents: Option<Consents>,
     pub attributes: BTreeMap<String, Option<String>>,
 }
@@ -415,7 +416,7 @@ impl Members {
         for (name, sealed) in &stored.sealed {
             let value = key.open(name, sealed).map_err(vault_error)?;
             if let Some(slot) = personal.slot(name) {
-                *slot = Some(value);
+                *slot = Some(PersonalData::from(value));
             }
         }
         let f = &facts.value;
@@ -559,6 +560,7 @@ pub(crate) fn indexes_of(
     ];
     for (kind, value) in searchable {
         let Some(value) = value else { continue };
+        let value = value.expose();
         let index = blind.index(kind.into(), value).ok_or_else(|| {
             ServiceError::invalid(format!(
                 "{} is not a valid {}",
@@ -577,7 +579,7 @@ fn seal_all(key: &MemberKey, personal: &Personal) -> ServiceResult<BTreeMap<Stri
         if let Some(value) = personal.get(name) {
             sealed.insert(
                 name.to_string(),
-                key.seal(name, value).map_err(vault_error)?,
+                key.seal(name, value.expose()).map_err(vault_error)?,
             );
         }
     }

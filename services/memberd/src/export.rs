@@ -69,11 +69,12 @@ pub async fn run(
             } else {
                 let p = members.profile(tenant, &member, view).await?;
                 let mut row = vec![p.member_id.clone()];
-                row.extend(
-                    Personal::FIELDS
-                        .iter()
-                        .map(|f| p.personal.get(f).cloned().unwrap_or_default()),
-                );
+                row.extend(Personal::FIELDS.iter().map(|f| {
+                    p.personal
+                        .get(f)
+                        .map(|v| v.expose().to_string())
+                        .unwrap_or_default()
+                }));
                 row.extend([
                     p.channel.unwrap_or_default(),
                     p.store.unwrap_or_default(),

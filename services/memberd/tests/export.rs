@@ -22,7 +22,7 @@ async fn an_export_is_masked_unless_asked_and_an_unmasked_one_is_audited() {
     for n in 1..=3 {
         let mut input = ProfileInput::default();
         input.personal.name = Some("王小明".into());
-        input.personal.phone = Some(format!("1381234567{n}"));
+        input.personal.phone = Some(format!("1381234567{n}").into());
         let member = MemberId::parse(format!("m{n}")).unwrap();
         members.register(&acme, &member, input).await.unwrap();
     }

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
 use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_common::personal::Exposed;
 use loyalty_common::{ErrorCode, SystemClock};
 use loyalty_member::profile::{IndexKind, Personal};
 use loyalty_member::service::{Members, ProfileInput, View};
@@ -329,9 +330,9 @@ async fn a_messy_gbk_file_imports_exactly_its_valid_rows_and_reports_the_rest() 
         .profile(&h.tenant, &m12, View::Unmasked)
         .await
         .unwrap();
-    assert_eq!(p.personal.name.as_deref(), Some("欧阳娜"));
-    assert_eq!(p.personal.gender.as_deref(), Some("f"));
-    assert_eq!(p.personal.birthday.as_deref(), Some("2000-02-29"));
+    assert_eq!(p.personal.name.exposed(), Some("欧阳娜"));
+    assert_eq!(p.personal.gender.exposed(), Some("f"));
+    assert_eq!(p.personal.birthday.exposed(), Some("2000-02-29"));
     assert!(p.consents.sms);
     let m2 = MemberId::parse("M002").unwrap();
     let p = h
@@ -339,7 +340,7 @@ async fn a_messy_gbk_file_imports_exactly_its_valid_rows_and_reports_the_rest() 
         .profile(&h.tenant, &m2, View::Unmasked)
         .await
         .unwrap();
-    assert_eq!(p.personal.birthday.as_deref(), Some("1985-12-01"));
+    assert_eq!(p.personal.birthday.exposed(), Some("1985-12-01"));
     assert!(!p.consents.sms);
     assert!(p.tags.is_empty());
     // The ID number and email of imported rows find their member too.
@@ -447,8 +448,8 @@ async fn json_lines_take_the_same_mapping() {
         .profile(&h.tenant, &j1, View::Unmasked)
         .await
         .unwrap();
-    assert_eq!(p.personal.phone.as_deref(), Some("13800000101"));
-    assert_eq!(p.personal.gender.as_deref(), Some("m"));
+    assert_eq!(p.personal.phone.exposed(), Some("13800000101"));
+    assert_eq!(p.personal.gender.exposed(), Some("m"));
     assert!(p.consents.sms);
     assert_eq!(p.tags.len(), 2);
     assert_eq!(p.attributes["city"], "上海");

@@ -20,7 +20,7 @@ async fn the_schedule_refreshes_due_segments_and_stops_on_shutdown() {
     let acme = TenantId::parse("acme").unwrap();
     for n in 1..=3 {
         let mut input = ProfileInput::default();
-        input.personal.phone = Some(format!("1381234567{n}"));
+        input.personal.phone = Some(format!("1381234567{n}").into());
         if n < 3 {
             input.tags.insert("vip".into());
         }

@@ -9,6 +9,7 @@ use axum::extract::{Extension, Path, State};
 use axum::http::HeaderMap;
 use loyalty_common::ServiceError;
 use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_common::personal::PersonalData;
 use loyalty_identity::audit::Outcome;
 use loyalty_identity::service::Principal;
 use loyalty_member::profile::{Consents, IndexKind, Personal, Profile};
@@ -49,14 +50,21 @@ impl MemberPath {
 /// Personal data: sealed at rest, masked unless read through the unmasked route.
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 pub struct PersonalDto {
-    name: Option<String>,
-    gender: Option<String>,
+    #[schema(value_type = Option<String>)]
+    name: Option<PersonalData>,
+    #[schema(value_type = Option<String>)]
+    gender: Option<PersonalData>,
     /// `YYYY-MM-DD`.
-    birthday: Option<String>,
-    phone: Option<String>,
-    email: Option<String>,
-    id_number: Option<String>,
-    address: Option<String>,
+    #[schema(value_type = Option<String>)]
+    birthday: Option<PersonalData>,
+    #[schema(value_type = Option<String>)]
+    phone: Option<PersonalData>,
+    #[schema(value_type = Option<String>)]
+    email: Option<PersonalData>,
+    #[schema(value_type = Option<String>)]
+    id_number: Option<PersonalData>,
+    #[schema(value_type = Option<String>)]
+    address: Option<PersonalData>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
@@ -184,7 +192,7 @@ pub struct PatchBody {
     /// Personal fields to set; `null` clears one. Fields left out are kept.
     #[serde(default)]
     #[schema(value_type = Object)]
-    personal: BTreeMap<String, Option<String>>,
+    personal: BTreeMap<String, Option<PersonalData>>,
     consents: Option<ConsentsDto>,
     /// Attributes to set; `null` removes one.
     #[serde(default)]

@@ -8,6 +8,7 @@ use crate::service::{
     ErasureState, ErasureStatus, MergeRecord, MergeState, OrderInput, ProfileInput, ProfilePatch,
 };
 use loyalty_common::error::ServiceResult;
+use loyalty_common::personal::PersonalData;
 use loyalty_common::{ServiceError, Timestamp};
 use loyalty_proto::member::v1 as pb;
 use std::collections::BTreeMap;
@@ -27,14 +28,29 @@ fn ms(at: Option<Timestamp>) -> i64 {
 }
 
 fn personal_from(p: pb::Personal) -> Personal {
+    let personal = |value: Option<String>| value.map(PersonalData::from);
     Personal {
-        name: p.name,
-        gender: p.gender,
-        birthday: p.birthday,
-        phone: p.phone,
-        email: p.email,
-        id_number: p.id_number,
-        address: p.address,
+        name: personal(p.name),
+        gender: personal(p.gender),
+        birthday: personal(p.birthday),
+        phone: personal(p.phone),
+        email: personal(p.email),
+        id_number: personal(p.id_number),
+        address: personal(p.address),
+    }
+}
+
+/// The personal fields as sent to a caller (masked unless it read them unmasked).
+fn personal_to(q: Personal) -> pb::Personal {
+    let plain = |value: Option<PersonalData>| value.map(PersonalData::into_exposed);
+    pb::Personal {
+        name: plain(q.name),
+        gender: plain(q.gender),
+        birthday: plain(q.birthday),
+        phone: plain(q.phone),
+        email: plain(q.email),
+        id_number: plain(q.id_number),
+        address: plain(q.address),
     }
 }
 
@@ -94,18 +110,9 @@ pub fn profile_patch(r: pb::UpdateProfileRequest) -> ServiceResult<ProfilePatch>
 }
 
 pub fn profile(p: Profile) -> pb::Profile {
-    let q = p.personal;
     pb::Profile {
         member_id: p.member_id,
-        personal: Some(pb::Personal {
-            name: q.name,
-            gender: q.gender,
-            birthday: q.birthday,
-            phone: q.phone,
-            email: q.email,
-            id_number: q.id_number,
-            address: q.address,
-        }),
+        personal: Some(personal_to(p.personal)),
         channel: p.channel.unwrap_or_default(),
         store: p.store.unwrap_or_default(),
         consents: Some(pb::Consents {
@@ -232,6 +239,7 @@ pub fn merge(r: MergeRecord) -> pb::Merge {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loyalty_common::personal::Exposed;
 
     #[test]
     fn an_update_sets_given_fields_clears_named_ones_and_keeps_the_rest() {
@@ -247,7 +255,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(patch.personal.len(), 2);
-        assert_eq!(patch.personal["email"].as_deref(), Some("a@example.cn"));
+        assert_eq!(patch.personal["email"].exposed(), Some("a@example.cn"));
         assert_eq!(patch.personal["address"], None);
         assert_eq!(patch.attributes["size"].as_deref(), Some("m"));
         assert_eq!(patch.attributes["colour"], None);

@@ -1,6 +1,7 @@
 use super::*;
 use crate::store::EmbeddedMemberStore;
 use loyalty_common::ManualClock;
+use loyalty_common::personal::Exposed;
 
 struct Harness {
     members: Members,
@@ -54,15 +55,15 @@ async fn a_profile_reads_back_masked_or_in_the_clear() {
     assert_eq!(clear.personal, alice().personal);
     assert!(clear.consents.sms);
     let masked = h.members.profile(&acme, &m1, View::Masked).await.unwrap();
-    assert_eq!(masked.personal.phone.as_deref(), Some("138****5678"));
-    assert_eq!(masked.personal.email.as_deref(), Some("A***@Example.cn"));
-    assert_eq!(masked.personal.name.as_deref(), Some("王**"));
+    assert_eq!(masked.personal.phone.exposed(), Some("138****5678"));
+    assert_eq!(masked.personal.email.exposed(), Some("A***@Example.cn"));
+    assert_eq!(masked.personal.name.exposed(), Some("王**"));
     assert_eq!(
-        masked.personal.id_number.as_deref(),
+        masked.personal.id_number.exposed(),
         Some("1101**********123X")
     );
-    assert_eq!(masked.personal.birthday.as_deref(), Some("1990-**-**"));
-    assert_eq!(masked.personal.address.as_deref(), Some("***"));
+    assert_eq!(masked.personal.birthday.exposed(), Some("1990-**-**"));
+    assert_eq!(masked.personal.address.exposed(), Some("***"));
     let missing = ids("acme", "nobody").1;
     let err = h
         .members
@@ -138,7 +139,7 @@ async fn rotating_the_tenant_key_keeps_every_profile_readable() {
     let acme = ids("acme", "x").0;
     for n in 0..5 {
         let mut input = alice();
-        input.personal.phone = Some(format!("1381234560{n}"));
+        input.personal.phone = Some(format!("1381234560{n}").into());
         input.personal.email = None;
         input.personal.id_number = None;
         h.members
@@ -154,7 +155,10 @@ async fn rotating_the_tenant_key_keeps_every_profile_readable() {
             .profile(&acme, &ids("acme", &format!("m{n}")).1, View::Unmasked)
             .await
             .unwrap();
-        assert_eq!(profile.personal.phone, Some(format!("1381234560{n}")));
+        assert_eq!(
+            profile.personal.phone,
+            Some(format!("1381234560{n}").into())
+        );
     }
 }
 
@@ -228,11 +232,11 @@ async fn the_raw_store_holds_no_personal_data_in_the_clear() {
     assert!(bytes.len() > 100, "the store wrote its files");
     let personal = alice().personal;
     let plain = [
-        personal.name.unwrap(),
-        personal.phone.unwrap(),
+        personal.name.unwrap().into_exposed(),
+        personal.phone.unwrap().into_exposed(),
         "alice@example.cn".to_string(),
         "Alice@Example.cn".to_string(),
-        personal.id_number.unwrap(),
+        personal.id_number.unwrap().into_exposed(),
         "建国路".to_string(),
     ];
     for text in plain {
@@ -253,7 +257,7 @@ async fn tags_are_added_and_removed_and_checked() {
     let tagged = h.members.tag(&acme, &m1, &add, &[]).await.unwrap();
     assert_eq!(tagged.tags.len(), 2);
     assert_eq!(
-        tagged.personal.phone.as_deref(),
+        tagged.personal.phone.exposed(),
         Some("138****5678"),
         "masked"
     );

@@ -212,7 +212,7 @@ impl Mapping {
                 // The value itself is personal data: never in the report.
                 errors.push(field_error(field, format!("not a valid {field}")));
             } else if let Some(slot) = personal.slot(field) {
-                *slot = Some(v);
+                *slot = Some(v.into());
             }
         }
         if let Some(v) = value("birthday") {
@@ -221,7 +221,7 @@ impl Mapping {
                 .iter()
                 .find_map(|f| chrono::NaiveDate::parse_from_str(&v, f).ok());
             match parsed {
-                Some(date) => personal.birthday = Some(date.format("%Y-%m-%d").to_string()),
+                Some(date) => personal.birthday = Some(date.format("%Y-%m-%d").to_string().into()),
                 None => errors.push(field_error(
                     "birthday",
                     format!("not a date in {}", self.date_formats.join(" or ")),
@@ -233,7 +233,7 @@ impl Mapping {
             if v.chars().count() > 200 {
                 errors.push(field_error(field, "longer than 200 characters"));
             } else if let Some(slot) = personal.slot(field) {
-                *slot = Some(v);
+                *slot = Some(v.into());
             }
         }
     }
@@ -259,6 +259,7 @@ impl Mapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loyalty_common::personal::Exposed;
 
     fn mapping() -> Mapping {
         toml::from_str(
@@ -303,8 +304,8 @@ mod tests {
             ]))
             .unwrap();
         assert_eq!(id.as_str(), "A001");
-        assert_eq!(input.personal.birthday.as_deref(), Some("1990-03-07"));
-        assert_eq!(input.personal.gender.as_deref(), Some("m"));
+        assert_eq!(input.personal.birthday.exposed(), Some("1990-03-07"));
+        assert_eq!(input.personal.gender.exposed(), Some("m"));
         assert!(input.consents.sms);
         assert_eq!(input.attributes["city"], "上海");
         assert_eq!(input.tags.len(), 2);
