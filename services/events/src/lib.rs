@@ -1,6 +1,6 @@
 //! Events for partner systems and for the platform's own consumers: the envelope
 //! ([`envelope`]), the bus port ([`bus`]), the exactly-once publisher of a service's outbox
-//! ([`publisher`]) and durable subscriptions ([`subscribe`]), with two adapters: NATS
+//! ([`publisher`]) over each service's change log ([`outbox`]) and durable subscriptions ([`subscribe`]), with two adapters: NATS
 //! JetStream ([`nats`]) and the in-process bus of the embedded default, stored on local disk
 //! ([`embedded`]).
 
@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod envelope;
 pub mod nats;
 mod nats_consumer;
+pub mod outbox;
 pub mod publisher;
 pub mod subscribe;
 #[cfg(feature = "testing")]

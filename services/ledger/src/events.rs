@@ -1,56 +1,42 @@
 //! The ledger's events: one per committed entry, named after its kind
 //! (`loyalty.ledger.earned.v1`, ...), published on `member.<tenant>.ledger.<kind>` by the
-//! shared publisher ([`loyalty_events::publisher`]) from the change log ([`LedgerOutbox`]).
+//! shared publisher ([`loyalty_events::publisher`]) from the change log ([`outbox`]).
 
 use crate::model::Entry;
 use crate::store::{Change, ChangeFeed};
 use async_trait::async_trait;
-use loyalty_common::ServiceError;
+use loyalty_common::error::ServiceResult;
 use loyalty_events::Envelope;
 use loyalty_events::envelope::Origin;
-use loyalty_events::publisher::{Outbox, OutboxError, OutboxEvent};
+use loyalty_events::outbox::{ChangeLog, LogOutbox};
+use loyalty_events::publisher::OutboxEvent;
 use serde::Serialize;
 use std::sync::Arc;
 
 pub const SERVICE: &str = "ledger";
 
 /// The ledger's change log as the publisher's outbox: each change becomes its event.
-pub struct LedgerOutbox(pub Arc<dyn ChangeFeed>);
-
-fn outbox_error(e: ServiceError) -> OutboxError {
-    OutboxError(e.message)
+pub fn outbox(feed: Arc<dyn ChangeFeed>) -> LogOutbox<dyn ChangeFeed> {
+    LogOutbox::new(SERVICE, feed, |change| OutboxEvent {
+        envelope: envelope(change),
+        committed_ms: change.entry.at.0,
+    })
 }
 
 #[async_trait]
-impl Outbox for LedgerOutbox {
-    fn service(&self) -> &'static str {
-        SERVICE
+impl ChangeLog for dyn ChangeFeed {
+    type Change = Change;
+
+    async fn changes_after(&self, seq: u64, limit: usize) -> ServiceResult<Vec<Change>> {
+        ChangeFeed::changes_after(self, seq, limit).await
     }
 
-    async fn after(&self, seq: u64, limit: usize) -> Result<Vec<OutboxEvent>, OutboxError> {
-        let changes = self
-            .0
-            .changes_after(seq, limit)
-            .await
-            .map_err(outbox_error)?;
-        Ok(changes
-            .iter()
-            .map(|change| OutboxEvent {
-                envelope: envelope(change),
-                committed_ms: change.entry.at.0,
-            })
-            .collect())
+    async fn position(&self, reader: &str) -> ServiceResult<u64> {
+        ChangeFeed::position(self, reader).await
     }
 
-    async fn position(&self, reader: &str) -> Result<u64, OutboxError> {
-        self.0.position(reader).await.map_err(outbox_error)
-    }
-
-    async fn save_position(&self, reader: &str, seq: u64) -> Result<(), OutboxError> {
-        self.0
-            .save_position(reader, seq)
-            .await
-            .map_err(outbox_error)
+    async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
+        ChangeFeed::save_position(self, reader, seq).await
     }
 }
 

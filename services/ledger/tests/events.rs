@@ -16,7 +16,7 @@ use loyalty_events::publisher::{Publisher, PublisherStatus};
 use loyalty_events::testing::{NatsServer, ledger_events};
 use loyalty_events::{Envelope, EventBus};
 use loyalty_ledger::command::Command;
-use loyalty_ledger::events::LedgerOutbox;
+use loyalty_ledger::events::outbox;
 use loyalty_ledger::model::EntryKind;
 use loyalty_ledger::rules::{ExpiryPolicy, RuleSet, TopUpBonus};
 use loyalty_ledger::store::ChangeFeed;
@@ -123,7 +123,7 @@ where
     let h = Harness::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let publisher = Publisher {
-        outbox: Arc::new(LedgerOutbox(Arc::new(h.store.clone()))),
+        outbox: Arc::new(outbox(Arc::new(h.store.clone()))),
         bus,
         batch: 16,
         idle: Duration::from_millis(10),

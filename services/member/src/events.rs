@@ -3,17 +3,19 @@
 //! `scores_changed`, ...), published on `member.<tenant>.member.<name>`. They are written to
 //! the outbox in the same batch as the change, so an acknowledged change always gets its
 //! event, and published in commit order by the shared publisher
-//! ([`loyalty_events::publisher`]) through [`MemberOutbox`]; docs/events.md lists them.
+//! ([`loyalty_events::publisher`]) through [`outbox`]; docs/events.md lists them.
 //!
 //! No event carries personal data: a consumer that needs a phone number asks the API, which
 //! checks its permission and audits the read.
 
 use crate::store::{LoggedEvent, MemberRepository};
 use async_trait::async_trait;
-use loyalty_common::{ServiceError, Timestamp};
+use loyalty_common::Timestamp;
+use loyalty_common::error::ServiceResult;
 use loyalty_events::Envelope;
 use loyalty_events::envelope::Origin;
-use loyalty_events::publisher::{Outbox, OutboxError, OutboxEvent};
+use loyalty_events::outbox::{ChangeLog, LogOutbox};
+use loyalty_events::publisher::OutboxEvent;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -75,43 +77,28 @@ pub fn envelope(logged: &LoggedEvent) -> Envelope {
 }
 
 /// The member store's outbox as the publisher's: each logged event becomes its envelope.
-pub struct MemberOutbox(pub Arc<dyn MemberRepository>);
-
-fn outbox_error(e: ServiceError) -> OutboxError {
-    OutboxError(e.message)
+pub fn outbox(store: Arc<dyn MemberRepository>) -> LogOutbox<dyn MemberRepository> {
+    LogOutbox::new(SERVICE, store, |logged| OutboxEvent {
+        envelope: envelope(logged),
+        // The event is stamped as its change is written, in the same batch.
+        committed_ms: logged.event.at.0,
+    })
 }
 
 #[async_trait]
-impl Outbox for MemberOutbox {
-    fn service(&self) -> &'static str {
-        SERVICE
+impl ChangeLog for dyn MemberRepository {
+    type Change = LoggedEvent;
+
+    async fn changes_after(&self, seq: u64, limit: usize) -> ServiceResult<Vec<LoggedEvent>> {
+        self.events_after(seq, limit).await
     }
 
-    async fn after(&self, seq: u64, limit: usize) -> Result<Vec<OutboxEvent>, OutboxError> {
-        let logged = self
-            .0
-            .events_after(seq, limit)
-            .await
-            .map_err(outbox_error)?;
-        Ok(logged
-            .iter()
-            .map(|l| OutboxEvent {
-                envelope: envelope(l),
-                // The event is stamped as its change is written, in the same batch.
-                committed_ms: l.event.at.0,
-            })
-            .collect())
+    async fn position(&self, reader: &str) -> ServiceResult<u64> {
+        MemberRepository::position(self, reader).await
     }
 
-    async fn position(&self, reader: &str) -> Result<u64, OutboxError> {
-        self.0.position(reader).await.map_err(outbox_error)
-    }
-
-    async fn save_position(&self, reader: &str, seq: u64) -> Result<(), OutboxError> {
-        self.0
-            .save_position(reader, seq)
-            .await
-            .map_err(outbox_error)
+    async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
+        MemberRepository::save_position(self, reader, seq).await
     }
 }
 

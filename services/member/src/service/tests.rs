@@ -288,7 +288,7 @@ async fn tags_are_added_and_removed_and_checked() {
 /// the bus is read by partners who may not see it.
 #[tokio::test]
 async fn changes_reach_the_outbox_in_order_without_personal_data() {
-    use crate::events::MemberOutbox;
+    use crate::events::outbox;
     use loyalty_events::publisher::Outbox;
     let h = harness();
     let (acme, m1) = ids("acme", "m1");
@@ -304,7 +304,7 @@ async fn changes_reach_the_outbox_in_order_without_personal_data() {
     h.members.update(&acme, &m1, patch).await.unwrap();
     h.members.erase(&acme, &m1).await.unwrap();
 
-    let outbox = MemberOutbox(Arc::clone(h.members.repository()));
+    let outbox = outbox(Arc::clone(h.members.repository()));
     let events = outbox.after(0, 100).await.unwrap();
     let names: Vec<&str> = events.iter().map(|e| e.envelope.name()).collect();
     assert_eq!(names, ["created", "tagged", "updated", "erased"]);

@@ -7,7 +7,6 @@ use anyhow::Context;
 use loyalty_common::SystemClock;
 use loyalty_identity::grpc_guard::{GuardLayer, Guarded};
 use loyalty_ledger::client::{GrpcLedgerClient, InProcessLedger, LedgerClient};
-use loyalty_ledger::events::LedgerOutbox;
 use loyalty_ledger::grpc::LedgerGrpc;
 use loyalty_ledger::store::ChangeFeed;
 use loyalty_ledger::store::embedded::EmbeddedStore;
@@ -40,7 +39,7 @@ pub async fn start(process: &mut Process<'_>) -> anyhow::Result<LedgerRole> {
     if let Some(events) = process.events {
         process
             .tasks
-            .extend(events.start(Arc::new(LedgerOutbox(feed))));
+            .extend(events.start(Arc::new(loyalty_ledger::events::outbox(feed))));
     }
     let guard = match process.caller_checks()? {
         Some(checks) => grpc_access::guard(checks),

@@ -6,7 +6,6 @@ use crate::members;
 use anyhow::Context;
 use loyalty_identity::grpc_guard::Guarded;
 use loyalty_ledger::client::LedgerClient;
-use loyalty_member::events::MemberOutbox;
 use loyalty_member::grpc::MemberGrpc;
 use loyalty_member::grpc_access;
 use loyalty_member::ledger::Ledger;
@@ -36,7 +35,7 @@ pub async fn start(
     };
     let members = members::start_on(config, Some(Arc::new(Ledger(ledger))), store)?;
     if let Some(events) = process.events {
-        let outbox = MemberOutbox(Arc::clone(members.repository()));
+        let outbox = loyalty_member::events::outbox(Arc::clone(members.repository()));
         process.tasks.extend(events.start(Arc::new(outbox)));
     }
     let (scheduled, settings, shutdown) = (
