@@ -13,6 +13,8 @@ mod support;
 
 const MEMBERS: usize = 20;
 const WRITERS: usize = 32;
+/// Acknowledged writes before the kill: the load is well under way, far from its end.
+const BURST: usize = 300;
 
 struct Acked {
     request: pb::EarnRequest,
@@ -32,7 +34,7 @@ fn wallet(i: usize) -> Option<pb::WalletRef> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_kill_9() {
-    kill_9_under_load(&[], Duration::from_millis(1500)).await;
+    kill_9_under_load(&[], Duration::from_secs(30)).await;
 }
 
 /// The same on the CQL cluster (`storage = "scylla"`): an acknowledged write is in the
@@ -42,13 +44,13 @@ async fn every_acknowledged_write_survives_kill_9_on_cql() {
     let Some(cql) = support::cql::keyspaces("crash").await else {
         return;
     };
-    // Each write is a conditional batch on the cluster: a longer burst for as many writes.
-    kill_9_under_load(&cql.env(), Duration::from_secs(4)).await;
+    kill_9_under_load(&cql.env(), Duration::from_secs(60)).await;
 }
 
-/// Drives earns from many clients, kills memberd (`kill -9`) after `load`, restarts it with
-/// the same data directory and settings, and checks every acknowledged write.
-async fn kill_9_under_load(env: &[(&str, &str)], load: Duration) {
+/// Drives earns from many clients, kills memberd (`kill -9`) once [`BURST`] are acknowledged
+/// (which must happen `within`), restarts it with the same data directory and settings, and
+/// checks every acknowledged write.
+async fn kill_9_under_load(env: &[(&str, &str)], within: Duration) {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = start_with(dir.path(), env).await;
     let mut ledger = client(&addr).await;
@@ -87,8 +89,9 @@ async fn kill_9_under_load(env: &[(&str, &str)], load: Duration) {
             }
         }));
     }
-    // Let the load run, then kill -9 in the middle of it.
-    tokio::time::sleep(load).await;
+    // Once the load is well under way, kill -9 in the middle of it.
+    let running = || acked.lock().unwrap().len() >= BURST;
+    support::wait_until("the load is running", within, running).await;
     child.start_kill().expect("SIGKILL");
     child.wait().await.unwrap();
     for writer in writers {

@@ -60,7 +60,8 @@ async fn kill_9_during_a_burst_leaves_each_committed_change_in_the_bus_once() {
     open_members(&mut ledger, "burst").await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (acked, writers) = drive(&ledger, "burst", 16, stop.clone());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let running = || acked.lock().unwrap().len() >= 300;
+    support::wait_until("the burst is running", WAIT, running).await;
     first.start_kill().unwrap();
     first.wait().await.unwrap();
     for w in writers {

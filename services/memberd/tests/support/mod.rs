@@ -154,3 +154,16 @@ pub async fn http_get(http: &str, path: &str) -> String {
         .split_once("\r\n\r\n")
         .map_or(String::new(), |(_, body)| body.to_string())
 }
+
+/// Waits until `ready` holds, looking every 20 ms; fails naming `what` after `within`.
+#[allow(dead_code)]
+pub async fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
