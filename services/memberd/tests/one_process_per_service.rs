@@ -1,0 +1,191 @@
+//! The platform as the Helm chart runs it: `--target identity`, `--target ledger`,
+//! `--target member` and `--target gateway`, each its own process, on one CQL cluster. The
+//! README's journey goes through them: a tenant and its earning rules at the gateway (the
+//! rules travel to the ledger's process), a member registered and an order recorded at the
+//! member service's gRPC port (the order earns in the ledger's process, as its caller), the
+//! balance and a redemption at the gateway. Every process checks its callers with the
+//! identity process.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+use loyalty_proto::member::v1 as pb;
+use loyalty_proto::member::v1::member_service_client::MemberServiceClient;
+use serde_json::{Value, json};
+use support::{Addrs, http_get_with, http_post_with, start_with};
+use tokio::process::Child;
+
+mod support;
+
+/// One process of the platform, with its data directory.
+struct Process {
+    _child: Child,
+    addrs: Addrs,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(target: &str, cql: &[(&str, &str)], extra: &[(&str, &str)]) -> Process {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = vec![
+        ("MEMBERD_TARGET", target),
+        // Each process publishes its own outbox; the events are not under test here.
+        ("MEMBERD_EVENTS__BUS", "embedded"),
+    ];
+    env.extend_from_slice(cql);
+    env.extend_from_slice(extra);
+    let (child, addrs) = start_with(dir.path(), &env).await;
+    Process {
+        _child: child,
+        addrs,
+        _dir: dir,
+    }
+}
+
+/// `message` as a call by the holder of `token`.
+fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("Bearer {token}").parse().unwrap();
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+async fn post(gateway: &str, auth: &str, path: &str, key: &str, body: Value) -> Value {
+    let headers = format!("{auth}Idempotency-Key: {key}\r\n");
+    let (status, reply) = http_post_with(gateway, path, &headers, &body.to_string()).await;
+    assert_eq!(status, 200, "POST {path}: {reply}");
+    serde_json::from_str(&reply).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_journey_through_one_process_per_service() {
+    let Some(cql) = support::cql::keyspaces("processes").await else {
+        return;
+    };
+    let cql = cql.env();
+    let identity = start("identity", &cql, &[]).await;
+    let checks = identity.addrs.grpc.clone();
+    let ledger = start("ledger", &cql, &[("MEMBERD_IDENTITY_ENDPOINT", &checks)]).await;
+    let member = start(
+        "member",
+        &cql,
+        &[
+            ("MEMBERD_IDENTITY_ENDPOINT", &checks),
+            ("MEMBERD_LEDGER_ENDPOINT", &ledger.addrs.grpc),
+        ],
+    )
+    .await;
+    let gateway = start(
+        "gateway",
+        &cql,
+        &[("MEMBERD_LEDGER_ENDPOINT", &ledger.addrs.grpc)],
+    )
+    .await;
+    let http = gateway.addrs.http.as_str();
+    let token = gateway.addrs.token().await;
+    let auth = format!("Authorization: Bearer {token}\r\n");
+
+    // A tenant and its earning rules, at the gateway; the rules are stored by the ledger.
+    post(
+        http,
+        &auth,
+        "/v1/tenants",
+        "t-acme",
+        json!({"id": "acme", "name": "Acme"}),
+    )
+    .await;
+    let rules = json!({"points_per_unit": 1, "unit_minor": 100,
+        "expiry": {"policy": "never"}, "hold_ttl_secs": 600, "expiring_soon_days": 30});
+    post(
+        http,
+        &auth,
+        "/v1/tenants/acme/earning-rules",
+        "rules-1",
+        rules,
+    )
+    .await;
+
+    // Alice registers, and buys for 250.00, at the member service's own gRPC port.
+    let channel = tonic::transport::Endpoint::from_shared(member.addrs.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut members = MemberServiceClient::new(channel);
+    let alice = || {
+        Some(pb::MemberRef {
+            tenant_id: "acme".into(),
+            member_id: "alice".into(),
+        })
+    };
+    let register = pb::RegisterMemberRequest {
+        member: alice(),
+        personal: Some(pb::Personal {
+            phone: Some("13812345678".into()),
+            ..pb::Personal::default()
+        }),
+        ..pb::RegisterMemberRequest::default()
+    };
+    let profile = members
+        .register_member(with_token(register, &token))
+        .await
+        .unwrap();
+    assert_eq!(
+        profile.into_inner().personal.unwrap().phone.as_deref(),
+        Some("138****5678")
+    );
+    let order = pb::RecordOrderRequest {
+        member: alice(),
+        order_id: "A-1001".into(),
+        total: 25_000,
+        ..pb::RecordOrderRequest::default()
+    };
+    let recorded = members
+        .record_order(with_token(order, &token))
+        .await
+        .unwrap();
+    let recorded = recorded.into_inner().order.unwrap();
+    assert_eq!(recorded.points, Some(250), "the order earned in the ledger");
+
+    // The balance and a redemption at the gateway, from the ledger's process.
+    let api = "/v1/tenants/acme/members/alice";
+    let (status, balance) = http_get_with(http, &format!("{api}/balance"), &auth).await;
+    assert_eq!(status, 200, "{balance}");
+    let balance: Value = serde_json::from_str(&balance).unwrap();
+    assert_eq!(balance["points_available"], 250);
+    let hold = post(
+        http,
+        &auth,
+        &format!("{api}/redemptions"),
+        "redeem-1",
+        json!({"points": 100, "reference": "A-1002"}),
+    )
+    .await;
+    let hold_id = hold["hold"]["hold_id"].as_str().unwrap().to_string();
+    let captured = post(
+        http,
+        &auth,
+        &format!("{api}/redemptions/{hold_id}/capture"),
+        "capture-1",
+        json!(null),
+    )
+    .await;
+    assert_eq!(captured["balance"]["points_available"], 150);
+    assert_eq!(captured["balance"]["points_held"], 0);
+
+    // The earn was the member service's call into the ledger's process, checked and recorded
+    // there as the caller's.
+    let (_, audit) = http_get_with(http, "/v1/tenants/acme/audit?limit=100", &auth).await;
+    let audit: Value = serde_json::from_str(&audit).unwrap();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["event"]["action"].as_str())
+        .collect();
+    for action in [
+        "member.v1.MemberService/RegisterMember",
+        "member.v1.MemberService/RecordOrder",
+        "ledger.v1.LedgerService/Earn",
+    ] {
+        assert!(actions.contains(&action), "{action} not in {actions:?}");
+    }
+}
