@@ -109,7 +109,7 @@ fi
 if [ -n "${CQL_AUDIT_LOGS:-}" ]; then
   step "which of the adapters' statements ran on the Cassandra node"
   # shellcheck disable=SC2086
-  cargo run -q -p loyalty-scylla --locked --example statement_coverage -- --require $CQL_AUDIT_LOGS
+  cargo run -q -p memberd --locked --example statement_coverage -- --require $CQL_AUDIT_LOGS
 fi
 if [ -n "$cql_skip" ]; then
   step "CQL tests: SKIPPED: $cql_skip"

@@ -7,8 +7,8 @@ use anyhow::Context;
 use loyalty_common::SystemClock;
 use loyalty_identity::password::Passwords;
 use loyalty_identity::service::IdentityService;
+use loyalty_identity::store::cql::ScyllaIdentityStore;
 use loyalty_identity::store::embedded::EmbeddedIdentityStore;
-use loyalty_scylla::identity::ScyllaIdentityStore;
 use std::sync::Arc;
 
 /// Opens the identity store, starts the service, and on the first start creates the platform

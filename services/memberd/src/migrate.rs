@@ -2,7 +2,12 @@
 //! to what this binary carries (decision 0012).
 
 use loyalty_common::schema::Migration;
+use loyalty_identity::store::cql::IdentityStatements;
+use loyalty_ledger::store::cql::LedgerStatements;
+use loyalty_member::store::cql::MemberStatements;
 use loyalty_scylla::ScyllaConfig;
+use loyalty_scylla::relay::RelayStatements;
+use loyalty_scylla::statements::StatementDef;
 
 /// Each service's migrations, in the order their keyspaces are migrated.
 pub const SERVICES: &[(&str, &[Migration])] = &[
@@ -30,4 +35,27 @@ pub async fn run(config: &ScyllaConfig) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Every statement the services' CQL adapters prepare, with the keyspaces it runs in
+/// (`ledger`, `member`, `identity`): what the check of the statements a cluster ran compares
+/// with (`examples/statement_coverage.rs`).
+pub fn statement_catalogue() -> Vec<(&'static [&'static str], StatementDef)> {
+    const LEDGER: &[&str] = &["ledger"];
+    const MEMBER: &[&str] = &["member"];
+    const IDENTITY: &[&str] = &["identity"];
+    const OUTBOXES: &[&str] = &["ledger", "member"];
+    const EVERY: &[&str] = &["identity", "ledger", "member"];
+    let tagged = |keyspaces: &'static [&'static str], defs: Vec<StatementDef>| {
+        defs.into_iter().map(move |d| (keyspaces, d))
+    };
+    tagged(LEDGER, LedgerStatements::definitions())
+        .chain(tagged(MEMBER, MemberStatements::definitions()))
+        .chain(tagged(IDENTITY, IdentityStatements::definitions()))
+        .chain(tagged(OUTBOXES, RelayStatements::definitions()))
+        .chain(tagged(
+            EVERY,
+            loyalty_scylla::migrate::statement_definitions(),
+        ))
+        .collect()
 }

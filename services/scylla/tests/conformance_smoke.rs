@@ -1,6 +1,6 @@
-//! The harness itself: the ScyllaDB half skips visibly without `SCYLLA_NODES`.
+//! The conformance harness itself: without `SCYLLA_NODES` it names no cluster, and says why.
 
-mod conformance;
+use loyalty_scylla::conformance;
 
 #[test]
 fn without_scylla_nodes_the_reason_is_given() {

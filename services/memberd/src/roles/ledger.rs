@@ -9,10 +9,10 @@ use loyalty_identity::grpc_guard::{GuardLayer, Guarded};
 use loyalty_ledger::client::{GrpcLedgerClient, InProcessLedger, LedgerClient};
 use loyalty_ledger::grpc::LedgerGrpc;
 use loyalty_ledger::store::ChangeFeed;
+use loyalty_ledger::store::cql::ScyllaLedgerStore;
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::{Ledger, LedgerPorts, grpc_access, scheduler};
 use loyalty_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
-use loyalty_scylla::ledger::ScyllaLedgerStore;
 use std::sync::Arc;
 use std::time::Duration;
 
