@@ -5,8 +5,12 @@ use crate::dto::*;
 use crate::problem::{ApiError, IdempotencyKeyHeader, JsonBody, Problem, QueryParams};
 use crate::routes::TenantPath;
 use crate::state::AppState;
+use async_trait::async_trait;
 use axum::Json;
 use axum::extract::{Path, State};
+use loyalty_common::ServiceError;
+use loyalty_common::error::ServiceResult;
+use loyalty_ledger::client::LedgerClient;
 use loyalty_proto::ledger::v1 as pb;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -85,6 +89,209 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_rules, put_rules))
 }
 
+/// A write to one wallet: the body becomes the ledger's request for that wallet, under the
+/// request's idempotency key.
+#[async_trait]
+trait WalletWrite: Send {
+    async fn send(
+        self,
+        ledger: &dyn LedgerClient,
+        wallet: pb::WalletRef,
+        key: String,
+    ) -> ServiceResult<pb::WriteResult>;
+}
+
+/// The route of a wallet write: `POST path` with `body` and an `Idempotency-Key`, answered
+/// with the write's result (entries, balance, hold).
+macro_rules! wallet_write {
+    ($(#[doc = $doc:tt])* $name:ident, $path:tt, $tag:tt, $body:ident) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = $tag,
+            params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = $body,
+            responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+        async fn $name(
+            State(s): State<AppState>,
+            Path(p): Path<WalletPath>,
+            IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+            JsonBody(body): JsonBody<$body>,
+        ) -> Reply<WriteResultDto> {
+            let written = body.send(s.ledger(), p.wallet(), key.into()).await?;
+            Ok(Json(written.into()))
+        }
+    };
+}
+
+wallet_write! {
+    /// Earns points for an order under the tenant's current rules.
+    earn, "/v1/tenants/{tenant}/members/{member}/earnings", "ledger", EarnBody
+}
+
+wallet_write! {
+    /// Holds points for a redemption; capture or void the hold, or it expires.
+    redeem, "/v1/tenants/{tenant}/members/{member}/redemptions", "ledger", RedeemBody
+}
+
+wallet_write! {
+    /// Reverses an earn or a captured redemption, fully or in part, never more than once in total.
+    reverse, "/v1/tenants/{tenant}/members/{member}/reversals", "ledger", ReverseBody
+}
+
+wallet_write! {
+    /// A manual adjustment with a mandatory reason.
+    adjust, "/v1/tenants/{tenant}/members/{member}/adjustments", "ledger", AdjustBody
+}
+
+wallet_write! {
+    /// Adds paid stored value, plus any bonus the rules grant.
+    top_up, "/v1/tenants/{tenant}/members/{member}/stored-value/top-ups", "stored value", TopUpBody
+}
+
+wallet_write! {
+    /// Spends stored value (paid value first, then bonus).
+    spend, "/v1/tenants/{tenant}/members/{member}/stored-value/spends", "stored value", SpendBody
+}
+
+wallet_write! {
+    /// Refunds a spend, in full or in part, never more than it took.
+    refund, "/v1/tenants/{tenant}/members/{member}/stored-value/refunds", "stored value", RefundBody
+}
+
+#[async_trait]
+impl WalletWrite for EarnBody {
+    async fn send(
+        self,
+        ledger: &dyn LedgerClient,
+        wallet: pb::WalletRef,
+        key: String,
+    ) -> ServiceResult<pb::WriteResult> {
+        ledger.earn(self.into_proto(wallet, key)).await
+    }
+}
+
+#[async_trait]
+impl WalletWrite for RedeemBody {
+    async fn send(
+        self,
+        ledger: &dyn LedgerClient,
+        wallet: pb::WalletRef,
+        key: String,
+    ) -> ServiceResult<pb::WriteResult> {
+        let request = pb::RedeemRequest {
+            wallet: Some(wallet),
+            idempotency_key: key,
+            points: self.points,
+            reference: self.reference,
+        };
+        ledger.redeem(request).await
+    }
+}
+
+#[async_trait]
+impl WalletWrite for ReverseBody {
+    async fn send(
+        self,
+        ledger: &dyn LedgerClient,
+        wallet: pb::WalletRef,
+        key: String,
+    ) -> ServiceResult<pb::WriteResult> {
+        let points = match self.points {
+            Some(0) => {
+                return Err(ServiceError::invalid(
+                    "points must be greater than zero; omit it to reverse all",
+                ));
+            }
+            other => other.unwrap_or(0),
+        };
+        let request = pb::ReverseRequest {
+            wallet: Some(wallet),
+            idempotency_key: key,
+            entry_id: self.entry_id,
+            points,
+            reason: self.reason,
+        };
+        ledger.reverse(request).await
+    }
+}
+
+#[async_trait]
+impl WalletWrite for AdjustBody {
+    async fn send(
+        self,
+        ledger: &dyn LedgerClient,
+        wallet: pb::WalletRef,
+        key: String,
+    ) -> ServiceResult<pb::WriteResult> {
+        let request = pb::AdjustRequest {
+            wallet: Some(wallet),
+            idempotency_key: key,
+            points: self.points,
+            reason: self.reason,
+        };
+        ledger.adjust(request).await
+    }
+}
+
+#[async_trait]
+impl WalletWrite for TopUpBody {
+    async fn send(
+        self,
+        ledger: &dyn LedgerClient,
+        wallet: pb::WalletRef,
+        key: String,
+    ) -> ServiceResult<pb::WriteResult> {
+        let request = pb::TopUpRequest {
+            wallet: Some(wallet),
+            idempotency_key: key,
+            amount: self.amount,
+        };
+        ledger.top_up(request).await
+    }
+}
+
+#[async_trait]
+impl WalletWrite for SpendBody {
+    async fn send(
+        self,
+        ledger: &dyn LedgerClient,
+        wallet: pb::WalletRef,
+        key: String,
+    ) -> ServiceResult<pb::WriteResult> {
+        let request = pb::SpendRequest {
+            wallet: Some(wallet),
+            idempotency_key: key,
+            amount: self.amount,
+            reference: self.reference,
+        };
+        ledger.spend(request).await
+    }
+}
+
+#[async_trait]
+impl WalletWrite for RefundBody {
+    async fn send(
+        self,
+        ledger: &dyn LedgerClient,
+        wallet: pb::WalletRef,
+        key: String,
+    ) -> ServiceResult<pb::WriteResult> {
+        let amount = match self.amount {
+            Some(0) => {
+                return Err(ServiceError::invalid(
+                    "amount must be greater than zero; omit it to refund all",
+                ));
+            }
+            other => other.unwrap_or(0),
+        };
+        let request = pb::RefundRequest {
+            wallet: Some(wallet),
+            idempotency_key: key,
+            spend_entry_id: self.spend_entry_id,
+            amount,
+        };
+        ledger.refund(request).await
+    }
+}
+
 /// Opens a member's wallet (idempotent: an open wallet is reported as it is).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/wallet", tag = "ledger",
     params(WalletPath, ("Idempotency-Key" = String, Header)),
@@ -147,43 +354,6 @@ async fn expiring(
     Ok(Json(s.ledger().list_expiring(request).await?.into()))
 }
 
-/// Earns points for an order under the tenant's current rules.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/earnings", tag = "ledger",
-    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = EarnBody,
-    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn earn(
-    State(s): State<AppState>,
-    Path(p): Path<WalletPath>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
-    JsonBody(body): JsonBody<EarnBody>,
-) -> Reply<WriteResultDto> {
-    Ok(Json(
-        s.ledger()
-            .earn(body.into_proto(p.wallet(), key.into()))
-            .await?
-            .into(),
-    ))
-}
-
-/// Holds points for a redemption; capture or void the hold, or it expires.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/redemptions", tag = "ledger",
-    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = RedeemBody,
-    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn redeem(
-    State(s): State<AppState>,
-    Path(p): Path<WalletPath>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
-    JsonBody(body): JsonBody<RedeemBody>,
-) -> Reply<WriteResultDto> {
-    let request = pb::RedeemRequest {
-        wallet: Some(p.wallet()),
-        idempotency_key: key.into(),
-        points: body.points,
-        reference: body.reference,
-    };
-    Ok(Json(s.ledger().redeem(request).await?.into()))
-}
-
 /// Captures a hold: the points are spent.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/redemptions/{hold_id}/capture", tag = "ledger",
     params(HoldPath, ("Idempotency-Key" = String, Header)),
@@ -222,119 +392,6 @@ async fn void(
         hold_id: p.hold_id,
     };
     Ok(Json(s.ledger().void_hold(request).await?.into()))
-}
-
-/// Reverses an earn or a captured redemption, fully or in part, never more than once in total.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/reversals", tag = "ledger",
-    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = ReverseBody,
-    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn reverse(
-    State(s): State<AppState>,
-    Path(p): Path<WalletPath>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
-    JsonBody(body): JsonBody<ReverseBody>,
-) -> Reply<WriteResultDto> {
-    let points = match body.points {
-        Some(0) => {
-            return Err(loyalty_common::ServiceError::invalid(
-                "points must be greater than zero; omit it to reverse all",
-            )
-            .into());
-        }
-        other => other.unwrap_or(0),
-    };
-    let request = pb::ReverseRequest {
-        wallet: Some(p.wallet()),
-        idempotency_key: key.into(),
-        entry_id: body.entry_id,
-        points,
-        reason: body.reason,
-    };
-    Ok(Json(s.ledger().reverse(request).await?.into()))
-}
-
-/// A manual adjustment with a mandatory reason.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/adjustments", tag = "ledger",
-    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = AdjustBody,
-    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn adjust(
-    State(s): State<AppState>,
-    Path(p): Path<WalletPath>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
-    JsonBody(body): JsonBody<AdjustBody>,
-) -> Reply<WriteResultDto> {
-    let request = pb::AdjustRequest {
-        wallet: Some(p.wallet()),
-        idempotency_key: key.into(),
-        points: body.points,
-        reason: body.reason,
-    };
-    Ok(Json(s.ledger().adjust(request).await?.into()))
-}
-
-/// Adds paid stored value, plus any bonus the rules grant.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/stored-value/top-ups", tag = "stored value",
-    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = TopUpBody,
-    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn top_up(
-    State(s): State<AppState>,
-    Path(p): Path<WalletPath>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
-    JsonBody(body): JsonBody<TopUpBody>,
-) -> Reply<WriteResultDto> {
-    let request = pb::TopUpRequest {
-        wallet: Some(p.wallet()),
-        idempotency_key: key.into(),
-        amount: body.amount,
-    };
-    Ok(Json(s.ledger().top_up(request).await?.into()))
-}
-
-/// Spends stored value (paid value first, then bonus).
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/stored-value/spends", tag = "stored value",
-    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = SpendBody,
-    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn spend(
-    State(s): State<AppState>,
-    Path(p): Path<WalletPath>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
-    JsonBody(body): JsonBody<SpendBody>,
-) -> Reply<WriteResultDto> {
-    let request = pb::SpendRequest {
-        wallet: Some(p.wallet()),
-        idempotency_key: key.into(),
-        amount: body.amount,
-        reference: body.reference,
-    };
-    Ok(Json(s.ledger().spend(request).await?.into()))
-}
-
-/// Refunds a spend, in full or in part, never more than it took.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/stored-value/refunds", tag = "stored value",
-    params(WalletPath, ("Idempotency-Key" = String, Header)), request_body = RefundBody,
-    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn refund(
-    State(s): State<AppState>,
-    Path(p): Path<WalletPath>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
-    JsonBody(body): JsonBody<RefundBody>,
-) -> Reply<WriteResultDto> {
-    let amount = match body.amount {
-        Some(0) => {
-            return Err(loyalty_common::ServiceError::invalid(
-                "amount must be greater than zero; omit it to refund all",
-            )
-            .into());
-        }
-        other => other.unwrap_or(0),
-    };
-    let request = pb::RefundRequest {
-        wallet: Some(p.wallet()),
-        idempotency_key: key.into(),
-        spend_entry_id: body.spend_entry_id,
-        amount,
-    };
-    Ok(Json(s.ledger().refund(request).await?.into()))
 }
 
 /// Moves points between two members of the tenant; completes or gives the points back.
