@@ -11,6 +11,7 @@ use crate::orders::{LedgerPort, Order};
 use async_trait::async_trait;
 use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
+use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_ledger::client::LedgerClient;
 use loyalty_proto::ledger::v1 as pb;
 use std::sync::Arc;
@@ -18,15 +19,20 @@ use std::sync::Arc;
 /// The ledger, through its client.
 pub struct Ledger(pub Arc<dyn LedgerClient>);
 
-fn wallet(tenant: &str, member: &str) -> Option<pb::WalletRef> {
+fn wallet(tenant: &TenantId, member: &MemberId) -> Option<pb::WalletRef> {
     Some(pb::WalletRef {
-        tenant_id: tenant.into(),
-        member_id: member.into(),
+        tenant_id: tenant.to_string(),
+        member_id: member.to_string(),
     })
 }
 
 /// The one mapping of a recorded order to the ledger's earn request.
-fn earn_request(tenant: &str, member: &str, order: &Order, multiplier_bp: u32) -> pb::EarnRequest {
+fn earn_request(
+    tenant: &TenantId,
+    member: &MemberId,
+    order: &Order,
+    multiplier_bp: u32,
+) -> pb::EarnRequest {
     pb::EarnRequest {
         wallet: wallet(tenant, member),
         idempotency_key: format!("order.{}", order.order_id),
@@ -48,7 +54,7 @@ fn earn_request(tenant: &str, member: &str, order: &Order, multiplier_bp: u32) -
 }
 
 impl Ledger {
-    async fn open(&self, tenant: &str, member: &str) -> ServiceResult<()> {
+    async fn open(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<()> {
         let request = pb::OpenWalletRequest {
             wallet: wallet(tenant, member),
             idempotency_key: format!("open.{member}"),
@@ -61,8 +67,8 @@ impl Ledger {
 impl LedgerPort for Ledger {
     async fn earn(
         &self,
-        tenant: &str,
-        member: &str,
+        tenant: &TenantId,
+        member: &MemberId,
         order: &Order,
         tier_multiplier_bp: u32,
     ) -> ServiceResult<Option<i64>> {
@@ -85,7 +91,7 @@ impl LedgerPort for Ledger {
         Ok(Some(points))
     }
 
-    async fn points(&self, tenant: &str, member: &str) -> ServiceResult<Option<i64>> {
+    async fn points(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<Option<i64>> {
         let Some(wallet) = wallet(tenant, member) else {
             return Ok(None);
         };
@@ -98,17 +104,17 @@ impl LedgerPort for Ledger {
 
     async fn transfer(
         &self,
-        tenant: &str,
-        from: &str,
-        to: &str,
+        tenant: &TenantId,
+        from: &MemberId,
+        to: &MemberId,
         points: i64,
         key: &str,
     ) -> ServiceResult<()> {
         self.open(tenant, to).await?;
         let request = pb::TransferRequest {
-            tenant_id: tenant.into(),
-            from_member_id: from.into(),
-            to_member_id: to.into(),
+            tenant_id: tenant.to_string(),
+            from_member_id: from.to_string(),
+            to_member_id: to.to_string(),
             idempotency_key: key.into(),
             points,
         };

@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -119,22 +120,22 @@ pub trait LedgerPort: Send + Sync + 'static {
     /// The points credited, or None if the member has no wallet.
     async fn earn(
         &self,
-        tenant: &str,
-        member: &str,
+        tenant: &TenantId,
+        member: &MemberId,
         order: &Order,
         tier_multiplier_bp: u32,
     ) -> ServiceResult<Option<i64>>;
 
     /// The member's available points (for tiers measured in points); None without a wallet.
-    async fn points(&self, tenant: &str, member: &str) -> ServiceResult<Option<i64>>;
+    async fn points(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<Option<i64>>;
 
     /// Moves `points` from one member's wallet to another's (opening it if need be), once
     /// per `key`; an error if the transfer did not complete.
     async fn transfer(
         &self,
-        tenant: &str,
-        from: &str,
-        to: &str,
+        tenant: &TenantId,
+        from: &MemberId,
+        to: &MemberId,
         points: i64,
         key: &str,
     ) -> ServiceResult<()>;

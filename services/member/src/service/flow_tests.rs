@@ -22,8 +22,8 @@ struct FakeLedger {
 impl LedgerPort for FakeLedger {
     async fn earn(
         &self,
-        _tenant: &str,
-        _member: &str,
+        _tenant: &TenantId,
+        _member: &MemberId,
         order: &Order,
         multiplier: u32,
     ) -> ServiceResult<Option<i64>> {
@@ -35,17 +35,22 @@ impl LedgerPort for FakeLedger {
         Ok(Some(entry.0))
     }
 
-    async fn points(&self, _tenant: &str, member: &str) -> ServiceResult<Option<i64>> {
+    async fn points(&self, _tenant: &TenantId, member: &MemberId) -> ServiceResult<Option<i64>> {
         Ok(Some(
-            *self.balances.lock().unwrap().get(member).unwrap_or(&0),
+            *self
+                .balances
+                .lock()
+                .unwrap()
+                .get(member.as_str())
+                .unwrap_or(&0),
         ))
     }
 
     async fn transfer(
         &self,
-        _tenant: &str,
-        from: &str,
-        to: &str,
+        _tenant: &TenantId,
+        from: &MemberId,
+        to: &MemberId,
         points: i64,
         key: &str,
     ) -> ServiceResult<()> {
@@ -53,8 +58,8 @@ impl LedgerPort for FakeLedger {
             return Ok(());
         }
         let mut balances = self.balances.lock().unwrap();
-        *balances.entry(from.into()).or_default() -= points;
-        *balances.entry(to.into()).or_default() += points;
+        *balances.entry(from.to_string()).or_default() -= points;
+        *balances.entry(to.to_string()).or_default() += points;
         Ok(())
     }
 }

@@ -75,7 +75,7 @@ impl Members {
         super::check_tags(&tags)?;
         // The ledger next, keyed by the merge; a failure here leaves no half merge behind.
         let points = self
-            .move_points(t, duplicate, survivor, &format!("merge.{id}"))
+            .move_points(tenant, duplicate, survivor, &format!("merge.{id}"))
             .await?;
         for _ in 0..ATTEMPTS {
             let (_, mut kept) = self.live(tenant, survivor).await?;
@@ -149,7 +149,7 @@ impl Members {
             .await?;
         if record.points_moved > 0 {
             let key = format!("unmerge.{id}");
-            self.transfer(t, &survivor, &duplicate, record.points_moved, &key)
+            self.transfer(tenant, &survivor, &duplicate, record.points_moved, &key)
                 .await?;
         }
         for _ in 0..ATTEMPTS {
@@ -296,7 +296,7 @@ impl Members {
     /// Moves the duplicate's available points to the survivor; how many.
     async fn move_points(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         from: &MemberId,
         to: &MemberId,
         key: &str,
@@ -304,7 +304,7 @@ impl Members {
         let Some(ledger) = &self.ledger else {
             return Ok(0);
         };
-        let points = ledger.points(tenant, from.as_str()).await?.unwrap_or(0);
+        let points = ledger.points(tenant, from).await?.unwrap_or(0);
         if points > 0 {
             self.transfer(tenant, from, to, points, key).await?;
         }
@@ -313,18 +313,14 @@ impl Members {
 
     async fn transfer(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         from: &MemberId,
         to: &MemberId,
         points: i64,
         key: &str,
     ) -> ServiceResult<()> {
         match &self.ledger {
-            Some(ledger) => {
-                ledger
-                    .transfer(tenant, from.as_str(), to.as_str(), points, key)
-                    .await
-            }
+            Some(ledger) => ledger.transfer(tenant, from, to, points, key).await,
             None => Ok(()),
         }
     }

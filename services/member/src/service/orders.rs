@@ -95,7 +95,7 @@ impl Members {
             if order.total > 0
                 && let Some(ledger) = &self.ledger
             {
-                order.points = ledger.earn(t, member.as_str(), &order, multiplier).await?;
+                order.points = ledger.earn(tenant, member, &order, multiplier).await?;
             }
             facts.value.add_order(order.at, order.total);
             facts.version += 1;

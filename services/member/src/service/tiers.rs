@@ -67,7 +67,10 @@ impl Members {
     ) -> ServiceResult<i64> {
         let points = match (policy.measure, &self.ledger) {
             (tier::Measure::Points, Some(ledger)) => {
-                ledger.points(tenant, &facts.member_id).await?.unwrap_or(0)
+                // Ids stored in the facts were parsed when they were written.
+                let (tenant, member) =
+                    (TenantId::parse(tenant)?, MemberId::parse(&facts.member_id)?);
+                ledger.points(&tenant, &member).await?.unwrap_or(0)
             }
             _ => 0,
         };
