@@ -16,8 +16,6 @@
 //! [`HINT_GRACE_MS`] (its commit did not apply). A lease row keeps one relay busy per
 //! keyspace; the others only read.
 
-mod pass;
-mod progress;
 mod scan;
 mod statements;
 
@@ -26,7 +24,6 @@ use crate::statements::BatchWrite;
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use loyalty_common::error::{ServiceError, ServiceResult};
-use progress::*;
 use scan::{Carried, Hint, Scan};
 use scylla::value::CqlTimestamp;
 pub use statements::RelayStatements;
@@ -340,10 +337,422 @@ impl Relay {
         }
         Ok(out)
     }
+
+    /// One pass: recover if needed, then hand on every hinted partition's new outbox rows.
+    async fn pass(&self, source: &dyn OutboxPartitions) -> ServiceResult<usize> {
+        let mut head = self.head.lock().await;
+        let mut next = match *head {
+            Some(seq) => seq,
+            None => self.recover().await?,
+        };
+        // Until this pass has recorded everything it appended, the next one must recover
+        // from the checkpoint: an error or a lost race anywhere below leaves it so.
+        *head = None;
+        let now = now_ms();
+        let low = i32::try_from(self.mark(LOW_MINUTE).await?.unwrap_or(0))
+            .map_err(|_| corrupt("low-water minute"))?;
+        let newest = minute(now) + 1;
+        let mut scan = self.scan.lock().await;
+        let plan = scan.begin(low, now);
+        let buckets: Vec<(i32, i32)> = (plan.first_minute..=newest)
+            .flat_map(|m| (0..HINT_SHARDS).map(move |shard| (m, shard)))
+            .collect();
+        let reads: Vec<_> = buckets
+            .into_iter()
+            .map(|(bucket_minute, shard)| self.hints_in(bucket_minute, shard, plan.since))
+            .collect();
+        let hint_rows: Vec<_> = stream::iter(reads)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut pending: BTreeMap<(String, String), Vec<Hint>> = BTreeMap::new();
+        for (bucket_minute, shard, rows) in hint_rows {
+            for (at, tenant, member, position) in rows {
+                pending.entry((tenant, member)).or_default().push(Hint {
+                    bucket_minute,
+                    shard,
+                    at,
+                    position: unsigned(position, "hint position")?,
+                });
+            }
+        }
+        for (tenant, member, hint) in &plan.carried {
+            let hints = pending.entry((tenant.clone(), member.clone())).or_default();
+            if !hints.contains(hint) {
+                hints.push(hint.clone());
+            }
+        }
+        // The partitions with the oldest hints first, at most PASS_PARTITIONS of them: a
+        // pass stays well within the lease; the rest wait for the next one.
+        let mut hinted: Vec<_> = pending.iter().collect();
+        hinted.sort_by_key(|(_, hints)| hints.iter().map(|h| h.at.0).min());
+        let mut unfinished_minutes: Vec<i32> = hinted
+            .iter()
+            .skip(PASS_PARTITIONS)
+            .flat_map(|(_, hints)| hints.iter().map(|h| h.bucket_minute))
+            .collect();
+        // What this pass leaves to the next: the partitions it does not reach, and below,
+        // the hints of those it reaches whose commits it does not hand on.
+        let mut left: Vec<Carried> = hinted
+            .iter()
+            .skip(PASS_PARTITIONS)
+            .flat_map(|((tenant, member), hints)| {
+                hints
+                    .iter()
+                    .map(|h| (tenant.clone(), member.clone(), h.clone()))
+            })
+            .collect();
+        hinted.truncate(PASS_PARTITIONS);
+        // Each hinted partition's progress and new outbox rows, many partitions at once.
+        let reads: Vec<_> = hinted
+            .into_iter()
+            .map(|((tenant, member), hints)| self.fetch(source, tenant, member, hints))
+            .collect();
+        let mut fetched: Vec<Fetched> = stream::iter(reads)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        // Partitions in the order of their oldest hint: roughly commit order across them.
+        fetched.sort_by_key(|(_, _, hints, _, _)| hints.iter().map(|h| h.at.0).min());
+        let mut appended = 0;
+        let mut batch = Appending::default();
+        // Partitions whose events are all in `batch`: recorded once it is appended.
+        let mut waiting: Vec<Relayed> = Vec::new();
+        for (tenant, member, hints, relayed, rows) in fetched {
+            let complete = rows.len() < OUTBOX_READ;
+            if !complete {
+                unfinished_minutes.extend(hints.iter().map(|h| h.bucket_minute));
+            }
+            let mut upto = relayed;
+            let mut last_seq = 0;
+            for (position, body) in rows {
+                next += 1;
+                batch.push(&self.statements, next, tenant, member, position, body)?;
+                upto = position;
+                last_seq = next;
+                appended += 1;
+                // A batch is one bucket of the log: it ends at a bucket's last number.
+                if batch.full() || (next + 1).is_multiple_of(BUCKET_SIZE) {
+                    if !batch.flush(&self.cluster).await? {
+                        return Ok(0);
+                    }
+                    self.record(source, std::mem::take(&mut waiting), now)
+                        .await?;
+                }
+            }
+            left.extend(
+                hints
+                    .iter()
+                    .filter(|h| !forgettable(h, upto, complete, now))
+                    .map(|h| (tenant.clone(), member.clone(), h.clone())),
+            );
+            waiting.push(Relayed {
+                tenant,
+                member,
+                relayed,
+                upto,
+                last_seq,
+                complete,
+                hints,
+            });
+        }
+        if !batch.flush(&self.cluster).await? {
+            return Ok(0);
+        }
+        self.record(source, waiting, now).await?;
+        self.save_position(CHECKPOINT, next).await?;
+        *head = Some(next);
+        let swept = plan.sweep;
+        scan.finish(plan, left);
+        if !swept {
+            // Only a sweep read every hint of the window: only it may raise the low water.
+            return Ok(appended);
+        }
+        // Buckets before the slack hold nothing but hints still waiting for their commit,
+        // or for the rest of their partition's rows.
+        let waiting = pending
+            .values()
+            .flatten()
+            .filter(|h| now - h.at.0 <= HINT_GRACE_MS)
+            .map(|h| h.bucket_minute)
+            .chain(unfinished_minutes)
+            .min();
+        let new_low = waiting
+            .unwrap_or(i32::MAX)
+            .min(minute(now) - CLOCK_SLACK_MINUTES)
+            .max(low);
+        if new_low > low {
+            self.save_position(LOW_MINUTE, u64::try_from(new_low).unwrap_or(0))
+                .await?;
+        }
+        Ok(appended)
+    }
+
+    /// Records how far each partition is handed on, drops its outbox rows that are in the
+    /// log, and deletes its hints whose commits are handed on (or never applied).
+    async fn record(
+        &self,
+        source: &dyn OutboxPartitions,
+        partitions: Vec<Relayed<'_>>,
+        now: i64,
+    ) -> ServiceResult<()> {
+        let writes: Vec<_> = partitions
+            .into_iter()
+            .map(|done| self.record_one(source, done, now))
+            .collect();
+        stream::iter(writes)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// The hints of one minute's shard, all of them or those written `since`.
+    async fn hints_in(
+        &self,
+        bucket_minute: i32,
+        shard: i32,
+        since: Option<CqlTimestamp>,
+    ) -> ServiceResult<(i32, i32, Vec<(CqlTimestamp, String, String, i64)>)> {
+        // Paged: a busy minute's shard can hold many hints (and their tombstones).
+        let session = &self.cluster.session;
+        let rows = match since {
+            None => {
+                self.statements
+                    .hints
+                    .all_pages(session, (bucket_minute, shard), 1_000)
+                    .await?
+            }
+            Some(since) => {
+                self.statements
+                    .hints_since
+                    .all_pages(session, (bucket_minute, shard, since), 1_000)
+                    .await?
+            }
+        };
+        Ok((bucket_minute, shard, rows))
+    }
+
+    /// A hinted partition's progress and its outbox rows past it.
+    async fn fetch<'a>(
+        &self,
+        source: &dyn OutboxPartitions,
+        tenant: &'a String,
+        member: &'a String,
+        hints: &'a [Hint],
+    ) -> ServiceResult<Fetched<'a>> {
+        let relayed = self.progress(tenant, member).await?;
+        let rows = source
+            .outbox_rows(tenant, member, relayed, OUTBOX_READ)
+            .await?;
+        Ok((tenant, member, hints, relayed, rows))
+    }
+
+    async fn record_one(
+        &self,
+        source: &dyn OutboxPartitions,
+        done: Relayed<'_>,
+        now: i64,
+    ) -> ServiceResult<()> {
+        let session = &self.cluster.session;
+        let (tenant, member) = (done.tenant.clone(), done.member.clone());
+        if done.upto > done.relayed {
+            self.set_progress(&tenant, &member, done.upto, done.last_seq)
+                .await?;
+            source.forget_outbox(&tenant, &member, done.upto).await?;
+        }
+        for hint in done.hints {
+            if forgettable(hint, done.upto, done.complete, now) {
+                self.statements
+                    .forget_hint
+                    .run(
+                        session,
+                        (
+                            hint.bucket_minute,
+                            hint.shard,
+                            hint.at,
+                            tenant.clone(),
+                            member.clone(),
+                            signed(hint.position, "hint position")?,
+                        ),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a partition's progress, written at the change number of its last event: of
+    /// two relays recording one partition, the one further along wins whatever their clocks.
+    async fn set_progress(
+        &self,
+        tenant: &str,
+        member: &str,
+        position: u64,
+        seq: u64,
+    ) -> ServiceResult<()> {
+        self.statements
+            .set_progress
+            .run(
+                &self.cluster.session,
+                (
+                    tenant.to_string(),
+                    member.to_string(),
+                    signed(position, "outbox position")?,
+                    signed(seq, "change number")?,
+                ),
+            )
+            .await
+    }
+
+    async fn progress(&self, tenant: &str, member: &str) -> ServiceResult<u64> {
+        match self
+            .statements
+            .progress
+            .first(
+                &self.cluster.session,
+                (tenant.to_string(), member.to_string()),
+            )
+            .await?
+        {
+            Some((relayed,)) => unsigned(relayed, "progress"),
+            None => Ok(0),
+        }
+    }
+
+    /// Brings one partition's progress up to `position` (the log's `seq`), unless it is there.
+    async fn catch_up(
+        &self,
+        tenant: &str,
+        member: &str,
+        position: u64,
+        seq: u64,
+    ) -> ServiceResult<()> {
+        if self.progress(tenant, member).await? < position {
+            self.set_progress(tenant, member, position, seq).await?;
+        }
+        Ok(())
+    }
+
+    /// Brings every partition's progress up to what the log holds after the checkpoint (a
+    /// pass may have appended and crashed before recording it); the log's newest number.
+    async fn recover(&self) -> ServiceResult<u64> {
+        let mut seq = self.position(CHECKPOINT).await?;
+        loop {
+            let changes = self.read_log(seq, BUCKET_SIZE as usize).await?;
+            let Some(last) = changes.last() else {
+                break;
+            };
+            seq = last.seq;
+            let mut newest: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+            for change in &changes {
+                newest.insert(
+                    (&change.tenant, &change.member),
+                    (change.position, change.seq),
+                );
+            }
+            let updates: Vec<_> = newest
+                .into_iter()
+                .map(|((tenant, member), (position, seq))| {
+                    self.catch_up(tenant, member, position, seq)
+                })
+                .collect();
+            stream::iter(updates)
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<()>()
+                .await?;
+        }
+        self.save_position(CHECKPOINT, seq).await?;
+        Ok(seq)
+    }
 }
 
 /// A partition with its hints, its progress and its outbox rows past it.
 type Fetched<'a> = (&'a String, &'a String, &'a [Hint], u64, Vec<(u64, Vec<u8>)>);
+
+/// A partition handed on up to `upto` (from `relayed`), with the hints that named it.
+struct Relayed<'a> {
+    tenant: &'a String,
+    member: &'a String,
+    relayed: u64,
+    upto: u64,
+    /// The change number of its last event appended (its progress row's write time, so
+    /// that a later record always wins over an earlier one).
+    last_seq: u64,
+    /// Whether every outbox row it had was read (fewer than [`OUTBOX_READ`]).
+    complete: bool,
+    hints: &'a [Hint],
+}
+
+/// The rows that follow `after` without a gap, as changes; whether a gap cut them short.
+fn contiguous(
+    after: u64,
+    rows: Vec<(i64, String, String, i64, Vec<u8>)>,
+) -> ServiceResult<(Vec<LoggedChange>, bool)> {
+    let mut out = Vec::with_capacity(rows.len());
+    for (expected, (seq, tenant, member, position, body)) in (after + 1..).zip(rows) {
+        if unsigned(seq, "change number")? != expected {
+            return Ok((out, true));
+        }
+        out.push(LoggedChange {
+            seq: expected,
+            tenant,
+            member,
+            position: unsigned(position, "outbox position")?,
+            body,
+        });
+    }
+    Ok((out, false))
+}
+
+/// Whether a hint is done with: its commit is handed on (up to `upto`), or it is older than
+/// the grace and its partition was read whole (its commit never applied).
+fn forgettable(hint: &Hint, upto: u64, complete: bool, now: i64) -> bool {
+    hint.position <= upto || (complete && now - hint.at.0 > HINT_GRACE_MS)
+}
+
+/// Events waiting to be appended: one conditional batch on one bucket of the log.
+#[derive(Default)]
+struct Appending {
+    batch: BatchWrite,
+}
+
+impl Appending {
+    fn push(
+        &mut self,
+        statements: &RelayStatements,
+        seq: u64,
+        tenant: &str,
+        member: &str,
+        position: u64,
+        body: Vec<u8>,
+    ) -> ServiceResult<()> {
+        self.batch.push(
+            &statements.append,
+            (
+                bucket(seq),
+                signed(seq, "change number")?,
+                tenant.to_string(),
+                member.to_string(),
+                signed(position, "outbox position")?,
+                body,
+            ),
+        );
+        Ok(())
+    }
+
+    fn full(&self) -> bool {
+        self.batch.len() >= APPEND_BATCH
+    }
+
+    /// Appends what is waiting; false if another relay took one of its numbers first.
+    /// Decided by a majority of every region's replicas (SERIAL): two regions cut apart
+    /// can never both give out one number.
+    async fn flush(&mut self, cluster: &Cluster) -> ServiceResult<bool> {
+        std::mem::take(&mut self.batch)
+            .apply(&cluster.session, Some(&cluster.relay_writes))
+            .await
+    }
+}
 
 #[cfg(test)]
 mod tests;
