@@ -1,3 +1,6 @@
+//! Tests of segment queries: the helpers and vocabulary they share; the tests themselves are
+//! by concern in the files below.
+
 use super::*;
 use crate::facts::RfmScore;
 use loyalty_common::ErrorCode;
