@@ -371,7 +371,8 @@ async fn an_outage_of_nats_loses_and_duplicates_nothing() {
     open_members(&mut ledger, "outage").await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (acked, writers) = drive(&ledger, "outage", 8, stop.clone());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let running = || acked.lock().unwrap().len() >= 50;
+    support::wait_until("the writes are running", WAIT, running).await;
     nats.stop().await;
     // Writes go on while NATS is down.
     let before = acked.lock().unwrap().len();
