@@ -34,14 +34,6 @@ data=""
 trap 'stop_memberd; rm -rf ${data:+"$data"}' EXIT
 
 tenant=benchco
-partner_key() {
-  local http=$1 admin=$2
-  curl -sf -X POST "http://$http/v1/tenants" -H "Authorization: Bearer $admin" -H 'Idempotency-Key: t1' \
-    -H 'Content-Type: application/json' -d "{\"id\":\"$tenant\",\"name\":\"Bench Co\"}" >/dev/null
-  curl -sf -X POST "http://$http/v1/tenants/$tenant/api-keys" -H "Authorization: Bearer $admin" -H 'Idempotency-Key: k1' \
-    -H 'Content-Type: application/json' -d '{"name":"till","roles":["partner"]}' |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
-}
 cpu_ms() { awk '{print ($14 + $15) * 10}' "/proc/$1/stat"; }
 
 run_arm() {

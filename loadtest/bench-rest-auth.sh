@@ -31,15 +31,6 @@ trap 'stop_memberd; rm -rf ${data:+"$data"}' EXIT
 
 tenant=benchco
 
-# partner_key HTTP ADMIN_TOKEN: creates the tenant and prints a new API key of it (role partner).
-partner_key() {
-  local http=$1 admin=$2
-  curl -sf -X POST "http://$http/v1/tenants" -H "Authorization: Bearer $admin" -H 'Idempotency-Key: t1' \
-    -H 'Content-Type: application/json' -d "{\"id\":\"$tenant\",\"name\":\"Bench Co\"}" >/dev/null
-  curl -sf -X POST "http://$http/v1/tenants/$tenant/api-keys" -H "Authorization: Bearer $admin" -H 'Idempotency-Key: k1' \
-    -H 'Content-Type: application/json' -d '{"name":"till","roles":["partner"]}' |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
-}
 
 run_arm() {
   local arm=$1 round=$2 log="$out_dir/memberd-rest-auth-$1.log"

@@ -12,7 +12,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use loyalty_common::ServiceError;
 use loyalty_common::error::ErrorCode;
-use loyalty_common::ids::{StoreId, TenantId};
 use loyalty_identity::audit::Outcome;
 use loyalty_identity::credential;
 use loyalty_identity::model::PLATFORM;
@@ -282,18 +281,21 @@ fn tenant_of(path: &str) -> Option<&str> {
 }
 
 /// The casbin domain of a request: its tenant, or `tenant/store` with `X-Store-Id`.
+#[cfg(test)]
 fn domain_of(tenant: &str, headers: &HeaderMap) -> Result<String, ServiceError> {
-    TenantId::parse(tenant)?;
-    match headers.get("x-store-id") {
-        None => Ok(tenant.to_string()),
-        Some(value) => {
-            let store = value
+    credential::domain(&Principal::system(), tenant, store_of(headers)?)
+}
+
+/// The store a request names (`X-Store-Id`), if any.
+fn store_of(headers: &HeaderMap) -> Result<Option<&str>, ServiceError> {
+    headers
+        .get("x-store-id")
+        .map(|value| {
+            value
                 .to_str()
-                .map_err(|_| ServiceError::invalid("X-Store-Id must be text"))?;
-            let store = StoreId::parse(store)?;
-            Ok(format!("{tenant}/{store}"))
-        }
-    }
+                .map_err(|_| ServiceError::invalid("X-Store-Id must be text"))
+        })
+        .transpose()
 }
 
 fn refuse(error: ServiceError) -> Response {
@@ -439,15 +441,7 @@ async fn admit(
 ) -> Result<Principal, ServiceError> {
     let principal = identity.authenticate(credential).await?;
     let domain = match tenant_of(path) {
-        Some(tenant) => {
-            if principal.tenant != PLATFORM && principal.tenant != tenant {
-                return Err(ServiceError::new(
-                    ErrorCode::Forbidden,
-                    "this caller belongs to another tenant",
-                ));
-            }
-            domain_of(tenant, headers)?
-        }
+        Some(tenant) => credential::domain(&principal, tenant, store_of(headers)?)?,
         None => PLATFORM.to_string(),
     };
     identity

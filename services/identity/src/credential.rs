@@ -1,9 +1,13 @@
 //! The credential a request carries, read the same way at every edge (the REST gateway and
 //! each service's gRPC port): `Authorization: Bearer <access token or API key>`, or
-//! `X-Api-Key: <API key>`. gRPC metadata travels as HTTP/2 headers, so one reader serves both.
+//! `X-Api-Key: <API key>`. gRPC metadata travels as HTTP/2 headers, so one reader serves both;
+//! and the one check of the caller's tenant and the domain its permissions are read in.
 
+use crate::model::PLATFORM;
+use crate::service::Principal;
 use loyalty_common::ServiceError;
-use loyalty_common::error::ErrorCode;
+use loyalty_common::error::{ErrorCode, ServiceResult};
+use loyalty_common::ids::{StoreId, TenantId};
 
 /// The credential in `headers`, if any; an error if a header is there but unusable.
 pub fn from_headers(headers: &http::HeaderMap) -> Result<Option<&str>, ServiceError> {
@@ -24,6 +28,23 @@ pub fn from_headers(headers: &http::HeaderMap) -> Result<Option<&str>, ServiceEr
         return Ok(Some(text.trim()));
     }
     Ok(None)
+}
+
+/// The casbin domain a caller's request is checked in: its tenant, or `tenant/store` when it
+/// names a store. A caller of another tenant is refused first (platform staff are of every
+/// tenant); then the ids must be well formed.
+pub fn domain(principal: &Principal, tenant: &str, store: Option<&str>) -> ServiceResult<String> {
+    if principal.tenant != PLATFORM && principal.tenant != tenant {
+        return Err(ServiceError::new(
+            ErrorCode::Forbidden,
+            "this caller belongs to another tenant",
+        ));
+    }
+    let tenant = TenantId::parse(tenant)?;
+    Ok(match store {
+        Some(store) => format!("{tenant}/{}", StoreId::parse(store)?),
+        None => tenant.to_string(),
+    })
 }
 
 /// The error for a request that carries no credential.

@@ -13,14 +13,10 @@
 
 use crate::audit::Outcome;
 use crate::checks::{Act, Caller, CallerChecks};
-use crate::model::PLATFORM;
 use crate::permissions::{Action, Permission};
 use crate::service::Principal;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use loyalty_common::ServiceError;
-use loyalty_common::error::ErrorCode;
-use loyalty_common::ids::{StoreId, TenantId};
 use loyalty_proto::transport::{FORWARDED, Forwarded};
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -212,18 +208,7 @@ impl Guard {
         let (request, message) = buffered(request).await?;
         let scope = (rpc.scope)(&message)
             .map_err(|e| Status::invalid_argument(format!("the request does not decode: {e}")))?;
-        let tenant = TenantId::parse(&scope.tenant)?;
-        if principal.tenant != PLATFORM && principal.tenant != tenant.as_str() {
-            return Err(ServiceError::new(
-                ErrorCode::Forbidden,
-                "this caller belongs to another tenant",
-            )
-            .into());
-        }
-        let domain = match &store {
-            Some(store) => format!("{tenant}/{}", StoreId::parse(store)?),
-            None => tenant.to_string(),
-        };
+        let domain = crate::credential::domain(&principal, &scope.tenant, store.as_deref())?;
         let caller = Caller {
             principal: &principal,
             credential: Some(&credential),
