@@ -13,6 +13,7 @@ mod members;
 mod redis_limits;
 mod remote_identity;
 mod remote_ledger;
+mod remote_member;
 mod rest_errors;
 mod shutdown;
 mod walkthrough;

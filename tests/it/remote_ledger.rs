@@ -4,6 +4,7 @@
 
 use loyalty_gateway::{AppState, GatewayConfig, limits, router};
 use loyalty_ledger::client::{GrpcLedgerClient, LedgerClient};
+use loyalty_member::client::InProcessMembers;
 use loyalty_proto::transport::{DEFAULT_DEADLINE, connect};
 use loyalty_tests::{TestApp, spawn_app};
 use serde_json::Value;
@@ -14,7 +15,8 @@ use std::sync::Arc;
 async fn remote_gateway(app: &TestApp) -> String {
     let config = GatewayConfig::default();
     let limits = limits::rate_limits(&config.rate_limits).await.unwrap();
-    let state = AppState::new(remote_ledger(app), app.identity(), app.members());
+    let members = Arc::new(InProcessMembers::new(app.members()));
+    let state = AppState::new(remote_ledger(app), app.identity(), members);
     let gateway = router(state, &config, limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -132,6 +134,7 @@ async fn orders_earn_in_a_remote_ledger_as_their_caller() {
         .unwrap();
     let config = GatewayConfig::default();
     let limits = limits::rate_limits(&config.rate_limits).await.unwrap();
+    let members = Arc::new(InProcessMembers::new(members));
     let state = AppState::new(remote_ledger(&app), app.identity(), members);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = format!("http://{}", listener.local_addr().unwrap());

@@ -21,6 +21,7 @@ use loyalty_common::error::ErrorCode;
 use loyalty_common::ids::IdempotencyKey;
 use loyalty_identity::service::{IdentityService, Principal};
 use loyalty_identity::store::StoredReply;
+use loyalty_proto::transport::FORWARDED;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -113,9 +114,14 @@ pub async fn replay(State(replays): State<Replays>, request: Request, next: Next
     // its retry then finds the reply instead of acting twice.
     let identity = Arc::clone(&replays.identity);
     let request = Request::from_parts(parts, Body::from(body));
+    // The task carries the caller on to the services the handler calls in other processes.
+    let forwarded = FORWARDED.try_with(Clone::clone).ok();
     let done = tokio::spawn(async move {
         let _slot = slot;
-        let response = next.run(request).await;
+        let response = match forwarded {
+            Some(caller) => FORWARDED.scope(caller, next.run(request)).await,
+            None => next.run(request).await,
+        };
         if !response.status().is_success() {
             return response;
         }

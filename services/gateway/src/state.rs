@@ -3,21 +3,21 @@
 
 use loyalty_identity::service::IdentityService;
 use loyalty_ledger::client::LedgerClient;
-use loyalty_member::service::Members;
+use loyalty_member::client::MemberClient;
 use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState {
     ledger: Arc<dyn LedgerClient>,
     identity: Arc<IdentityService>,
-    members: Arc<Members>,
+    members: Arc<dyn MemberClient>,
 }
 
 impl AppState {
     pub fn new(
         ledger: Arc<dyn LedgerClient>,
         identity: Arc<IdentityService>,
-        members: Arc<Members>,
+        members: Arc<dyn MemberClient>,
     ) -> Self {
         Self {
             ledger,
@@ -26,9 +26,9 @@ impl AppState {
         }
     }
 
-    /// The member service (in this process).
-    pub fn members(&self) -> &Arc<Members> {
-        &self.members
+    /// The member service's client.
+    pub fn members(&self) -> &dyn MemberClient {
+        self.members.as_ref()
     }
 
     pub fn identity(&self) -> &Arc<IdentityService> {

@@ -29,6 +29,17 @@ fn tenant(tenant: String) -> (String, String) {
     (tenant, String::new())
 }
 
+/// A write to the tenant's programme: the tenant, and the audit target `what:tenant`.
+fn programme(tenant: String, what: &str) -> (String, String) {
+    let target = format!("{what}:{tenant}");
+    (tenant, target)
+}
+
+fn segment(r: pb::SegmentRef) -> (String, String) {
+    let target = format!("segment:{}/{}", r.tenant_id, r.code);
+    (r.tenant_id, target)
+}
+
 /// Every method of `member.v1.MemberService`, the permission it needs and its scope.
 pub const RPCS: &[Rpc] = &[
     rpc!(
@@ -98,6 +109,70 @@ pub const RPCS: &[Rpc] = &[
     rpc!("ReverseMerge", p::MEMBER_WRITE, pb::MergeRef, |r| {
         let target = format!("merge:{}/{}", r.tenant_id, r.merge_id);
         (r.tenant_id, target)
+    }),
+    rpc!("GetTierPolicy", p::MEMBER_READ, pb::TenantRef, |r| tenant(
+        r.tenant_id
+    )),
+    rpc!(
+        "PutTierPolicy",
+        p::PROGRAM_WRITE,
+        pb::PutDocumentRequest,
+        |r| programme(r.tenant_id, "tier-policy")
+    ),
+    rpc!("GetScoringPolicy", p::MEMBER_READ, pb::TenantRef, |r| {
+        tenant(r.tenant_id)
+    }),
+    rpc!(
+        "PutScoringPolicy",
+        p::PROGRAM_WRITE,
+        pb::PutDocumentRequest,
+        |r| programme(r.tenant_id, "scoring-policy")
+    ),
+    rpc!("GetMemberTier", p::MEMBER_READ, pb::MemberRef, |r| member(
+        &Some(r)
+    )),
+    rpc!("ReviewMemberTier", p::MEMBER_WRITE, pb::MemberRef, |r| {
+        member(&Some(r))
+    }),
+    rpc!(
+        "DecideTierChange",
+        p::PROGRAM_WRITE,
+        pb::DecideTierChangeRequest,
+        |r| member(&r.member)
+    ),
+    rpc!(
+        "ListTierApprovals",
+        p::MEMBER_READ,
+        pb::ListTierApprovalsRequest,
+        |r| tenant(r.tenant_id)
+    ),
+    rpc!("ReviewTiers", p::PROGRAM_WRITE, pb::TenantRef, |r| {
+        programme(r.tenant_id, "tiers")
+    }),
+    rpc!("ScoreMembers", p::PROGRAM_WRITE, pb::TenantRef, |r| {
+        programme(r.tenant_id, "scores")
+    }),
+    rpc!("RotateTenantKey", p::POLICY_WRITE, pb::TenantRef, |r| {
+        programme(r.tenant_id, "member-key")
+    }),
+    rpc!("ListSegments", p::MEMBER_READ, pb::TenantRef, |r| tenant(
+        r.tenant_id
+    )),
+    rpc!("GetSegment", p::MEMBER_READ, pb::SegmentRef, |r| tenant(
+        r.tenant_id
+    )),
+    rpc!("PutSegment", p::PROGRAM_WRITE, pb::PutSegmentRequest, |r| {
+        let target = format!("segment:{}/{}", r.tenant_id, r.code);
+        (r.tenant_id, target)
+    }),
+    rpc!("DeleteSegment", p::PROGRAM_WRITE, pb::SegmentRef, |r| {
+        segment(r)
+    }),
+    rpc!("RefreshSegment", p::PROGRAM_WRITE, pb::SegmentRef, |r| {
+        segment(r)
+    }),
+    rpc!("TagMembers", p::MEMBER_WRITE, pb::TagMembersRequest, |r| {
+        programme(r.tenant_id, "member-tags")
     }),
 ];
 

@@ -17,8 +17,8 @@ pub enum Target {
     All,
     /// Only the ledger's gRPC service (plus health and metrics over HTTP).
     Ledger,
-    /// Only the REST gateway (with the identity service it administers and the member
-    /// service), calling the ledger at `ledger_endpoint`.
+    /// Only the REST gateway (with the identity service it administers), calling the ledger
+    /// at `ledger_endpoint` and the member service at `member_endpoint`.
     Gateway,
     /// Only the member service's gRPC API (`member.v1`), earning in the ledger at
     /// `ledger_endpoint` and checking its callers with the identity service at
@@ -41,6 +41,8 @@ pub struct MemberdConfig {
     pub grpc_addr: String,
     /// The ledger's gRPC endpoint when running `--target gateway`.
     pub ledger_endpoint: String,
+    /// The member service's gRPC endpoint when running `--target gateway`.
+    pub member_endpoint: String,
     /// The identity service's gRPC endpoint (`--target identity` or `all` elsewhere) that a
     /// `--target ledger` asks about every caller. Unset, that ledger checks no caller.
     pub identity_endpoint: Option<String>,
@@ -76,6 +78,7 @@ impl Default for MemberdConfig {
             http_addr: "127.0.0.1:8080".into(),
             grpc_addr: "127.0.0.1:50051".into(),
             ledger_endpoint: "http://127.0.0.1:50051".into(),
+            member_endpoint: "http://127.0.0.1:50051".into(),
             identity_endpoint: None,
             call_deadline_ms: 10_000,
             scheduler_interval_ms: 1000,

@@ -181,24 +181,22 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             identity,
         ))));
     }
-    let members = match roles.member {
+    // The member service here, or the one at member_endpoint through its client.
+    let (members, member_client) = match roles.member {
         true => {
-            let serve = matches!(config.target, Target::All | Target::Member);
-            let member = roles::member::start(&mut process, Arc::clone(&ledger), serve).await?;
+            let member = roles::member::start(&mut process, Arc::clone(&ledger)).await?;
             grpc.member = member.server;
-            Some(member.members)
+            (Some(member.members), member.client)
         }
-        false => None,
+        false => (None, roles::member::remote(&process)?),
     };
     let mut app = roles::health::routes(health);
     if roles.gateway {
         let identity = identity
             .clone()
             .context("the gateway runs without the identity service")?;
-        let members = members
-            .clone()
-            .context("the gateway runs without the member service")?;
-        app = app.merge(roles::gateway::start(&process, ledger, identity, members).await?);
+        let gateway = roles::gateway::start(&process, ledger, identity, member_client).await?;
+        app = app.merge(gateway);
     }
     let mut tasks = process.tasks;
     let mut grpc_addr = None;

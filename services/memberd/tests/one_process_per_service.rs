@@ -1,10 +1,9 @@
 //! The platform as the Helm chart runs it: `--target identity`, `--target ledger`,
 //! `--target member` and `--target gateway`, each its own process, on one CQL cluster. The
-//! README's journey goes through them: a tenant and its earning rules at the gateway (the
-//! rules travel to the ledger's process), a member registered and an order recorded at the
-//! member service's gRPC port (the order earns in the ledger's process, as its caller), the
-//! balance and a redemption at the gateway. Every process checks its callers with the
-//! identity process.
+//! README's journey goes through the gateway: a tenant and its earning rules (the rules
+//! travel to the ledger's process), a member registered and an order recorded (in the member
+//! service's process, the order earning in the ledger's, as its caller), the balance and a
+//! redemption. Every process checks its callers with the identity process.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
@@ -76,7 +75,10 @@ async fn the_readme_journey_through_one_process_per_service() {
     let gateway = start(
         "gateway",
         &cql,
-        &[("MEMBERD_LEDGER_ENDPOINT", &ledger.addrs.grpc)],
+        &[
+            ("MEMBERD_LEDGER_ENDPOINT", &ledger.addrs.grpc),
+            ("MEMBERD_MEMBER_ENDPOINT", &member.addrs.grpc),
+        ],
     )
     .await;
     let http = gateway.addrs.http.as_str();
@@ -103,50 +105,60 @@ async fn the_readme_journey_through_one_process_per_service() {
     )
     .await;
 
-    // Alice registers, and buys for 250.00, at the member service's own gRPC port.
+    // Alice registers, and buys for 250.00, at the gateway: both go to the member service's
+    // process, and the order earns in the ledger's.
+    let api = "/v1/tenants/acme/members/alice";
+    let profile = post(
+        http,
+        &auth,
+        &format!("{api}/profile"),
+        "register-alice",
+        json!({"personal": {"phone": "13812345678"}, "tags": ["vip"]}),
+    )
+    .await;
+    assert_eq!(profile["personal"]["phone"], "138****5678");
+    let recorded = post(
+        http,
+        &auth,
+        &format!("{api}/orders"),
+        "order-A-1001",
+        json!({"order_id": "A-1001", "total": 25_000}),
+    )
+    .await;
+    assert_eq!(recorded["points"], 250, "the order earned in the ledger");
+    let (status, found) = http_get_with(
+        http,
+        "/v1/tenants/acme/member-lookup?phone=%2B86%20138%201234%205678",
+        &auth,
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&found).unwrap()["member_id"],
+        "alice"
+    );
+
+    // A partner may call the member service's port directly, with its own credential.
     let channel = tonic::transport::Endpoint::from_shared(member.addrs.grpc.clone())
         .unwrap()
         .connect()
         .await
         .unwrap();
     let mut members = MemberServiceClient::new(channel);
-    let alice = || {
-        Some(pb::MemberRef {
-            tenant_id: "acme".into(),
-            member_id: "alice".into(),
-        })
+    let alice = pb::MemberRef {
+        tenant_id: "acme".into(),
+        member_id: "alice".into(),
     };
-    let register = pb::RegisterMemberRequest {
-        member: alice(),
-        personal: Some(pb::Personal {
-            phone: Some("13812345678".into()),
-            ..pb::Personal::default()
-        }),
-        ..pb::RegisterMemberRequest::default()
-    };
-    let profile = members
-        .register_member(with_token(register, &token))
+    let activity = members
+        .get_activity(with_token(alice.clone(), &token))
         .await
-        .unwrap();
-    assert_eq!(
-        profile.into_inner().personal.unwrap().phone.as_deref(),
-        Some("138****5678")
-    );
-    let order = pb::RecordOrderRequest {
-        member: alice(),
-        order_id: "A-1001".into(),
-        total: 25_000,
-        ..pb::RecordOrderRequest::default()
-    };
-    let recorded = members
-        .record_order(with_token(order, &token))
-        .await
-        .unwrap();
-    let recorded = recorded.into_inner().order.unwrap();
-    assert_eq!(recorded.points, Some(250), "the order earned in the ledger");
+        .unwrap()
+        .into_inner();
+    assert_eq!(activity.lifetime_spend, 25_000);
+    let refused = members.get_activity(alice).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 
     // The balance and a redemption at the gateway, from the ledger's process.
-    let api = "/v1/tenants/acme/members/alice";
     let (status, balance) = http_get_with(http, &format!("{api}/balance"), &auth).await;
     assert_eq!(status, 200, "{balance}");
     let balance: Value = serde_json::from_str(&balance).unwrap();
@@ -171,8 +183,8 @@ async fn the_readme_journey_through_one_process_per_service() {
     assert_eq!(captured["balance"]["points_available"], 150);
     assert_eq!(captured["balance"]["points_held"], 0);
 
-    // The earn was the member service's call into the ledger's process, checked and recorded
-    // there as the caller's.
+    // The gateway's calls were checked and recorded by the member service's port as the
+    // caller's, and the earn by the ledger's.
     let (_, audit) = http_get_with(http, "/v1/tenants/acme/audit?limit=100", &auth).await;
     let audit: Value = serde_json::from_str(&audit).unwrap();
     let actions: Vec<&str> = audit

@@ -4,13 +4,11 @@
 //! member's activity (spend, tier, scores, lifecycle).
 
 use crate::problem::{ApiError, JsonBody, Problem, QueryParams};
-use crate::routes::members::MemberPath;
+use crate::routes::members::{MemberPath, given, member_ref, time};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use loyalty_common::Timestamp;
-use loyalty_member::orders::{Order, OrderLine};
-use loyalty_member::service::OrderInput;
+use loyalty_proto::member::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -65,11 +63,11 @@ pub struct OrderDto {
     replayed: bool,
 }
 
-fn order_dto(o: Order, replayed: bool) -> OrderDto {
+fn order_dto(o: pb::Order, replayed: bool) -> OrderDto {
     OrderDto {
         order_id: o.order_id,
-        member_id: o.member,
-        at: o.at.0,
+        member_id: o.member_id,
+        at: o.at_ms,
         total: o.total,
         lines: o
             .lines
@@ -80,11 +78,11 @@ fn order_dto(o: Order, replayed: bool) -> OrderDto {
                 amount: l.amount,
             })
             .collect(),
-        store: o.store,
-        channel: o.channel,
-        refund_of: o.refund_of,
+        store: given(o.store),
+        channel: given(o.channel),
+        refund_of: given(o.refund_of),
         points: o.points,
-        recorded_at: o.recorded_at.0,
+        recorded_at: o.recorded_at_ms,
         replayed,
     }
 }
@@ -100,25 +98,27 @@ async fn record(
     JsonBody(body): JsonBody<OrderBody>,
 ) -> Reply<OrderDto> {
     let (tenant, member) = p.ids()?;
-    let input = OrderInput {
+    let request = pb::RecordOrderRequest {
+        member: Some(member_ref(&tenant, &member)),
         order_id: body.order_id,
-        at: body.at.map(Timestamp),
+        at_ms: body.at.unwrap_or_default(),
         total: body.total,
         lines: body
             .lines
             .into_iter()
-            .map(|l| OrderLine {
+            .map(|l| pb::OrderLine {
                 sku: l.sku,
                 category: l.category,
                 amount: l.amount,
             })
             .collect(),
-        store: body.store,
-        channel: body.channel,
-        refund_of: body.refund_of,
+        store: body.store.unwrap_or_default(),
+        channel: body.channel.unwrap_or_default(),
+        refund_of: body.refund_of.unwrap_or_default(),
     };
-    let recorded = s.members().record_order(&tenant, &member, input).await?;
-    Ok(Json(order_dto(recorded.order, recorded.replayed)))
+    let recorded = s.members().record_order(request).await?;
+    let order = recorded.order.unwrap_or_default();
+    Ok(Json(order_dto(order, recorded.replayed)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -147,13 +147,20 @@ async fn history(
     QueryParams(q): QueryParams<HistoryQuery>,
 ) -> Reply<OrdersPage> {
     let (tenant, member) = p.ids()?;
-    let (orders, next) = s
-        .members()
-        .orders(&tenant, &member, q.before.as_deref(), q.limit.unwrap_or(50))
-        .await?;
+    let request = pb::ListOrdersRequest {
+        member: Some(member_ref(&tenant, &member)),
+        cursor: q.before.unwrap_or_default(),
+        // Any size is taken, and held to the service's range.
+        limit: q.limit.unwrap_or(50).clamp(1, 500) as u32,
+    };
+    let page = s.members().list_orders(request).await?;
     Ok(Json(OrdersPage {
-        orders: orders.into_iter().map(|o| order_dto(o, false)).collect(),
-        next,
+        orders: page
+            .orders
+            .into_iter()
+            .map(|o| order_dto(o, false))
+            .collect(),
+        next: given(page.next_cursor),
     }))
 }
 
@@ -187,30 +194,38 @@ pub struct ActivityDto {
     responses((status = 200, body = ActivityDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn activity(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<ActivityDto> {
     let (tenant, member) = p.ids()?;
-    let members = s.members();
-    let f = members.facts(&tenant, &member).await?;
-    let now = members.now();
+    let a = s
+        .members()
+        .get_activity(member_ref(&tenant, &member))
+        .await?;
     Ok(Json(ActivityDto {
-        member_id: f.member_id.clone(),
-        tier: f.tier.clone(),
-        spend_12m: f.spend_12m(now),
-        orders_12m: f.orders_12m(now),
-        lifetime_spend: f.lifetime_spend,
-        lifetime_orders: f.lifetime_orders,
-        first_order_at: f.first_order_at.map(|t| t.0),
-        last_order_at: f.last_order_at.map(|t| t.0),
-        rfm: f.rfm.as_ref().map(to_json),
-        churn_risk: f.churn_risk,
-        lifecycle: to_json(&f.lifecycle)
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        tier_state: f.tier_state.as_ref().map(to_json),
-        erased: f.erased,
+        member_id: a.member_id,
+        tier: given(a.tier),
+        spend_12m: a.spend_12m,
+        orders_12m: a.orders_12m,
+        lifetime_spend: a.lifetime_spend,
+        lifetime_orders: a.lifetime_orders,
+        first_order_at: time(a.first_order_at_ms),
+        last_order_at: time(a.last_order_at_ms),
+        rfm: a.rfm.map(|r| {
+            serde_json::json!({
+                "recency": r.recency,
+                "frequency": r.frequency,
+                "monetary": r.monetary,
+            })
+        }),
+        churn_risk: a.churn_risk,
+        lifecycle: a.lifecycle,
+        tier_state: json_document(&a.tier_state_json)?,
+        erased: a.erased,
     }))
 }
 
-/// Plain data as a JSON value (for parts of a reply that mirror domain types).
-fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
+/// A JSON document from the member service ("" = none) as a part of a reply.
+pub(crate) fn json_document(text: &str) -> Result<Option<serde_json::Value>, ApiError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let value = serde_json::from_str(text).map_err(loyalty_common::ServiceError::internal)?;
+    Ok(Some(value))
 }

@@ -5,16 +5,13 @@
 
 use crate::problem::{ApiError, JsonBody, Problem, QueryParams};
 use crate::routes::TenantPath;
-use crate::routes::members::MemberPath;
+use crate::routes::member_orders::json_document;
+use crate::routes::members::{MemberPath, given, member_ref};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use loyalty_common::ServiceError;
-use loyalty_common::error::ErrorCode;
 use loyalty_common::ids::TenantId;
-use loyalty_member::rfm::ScoringPolicy;
-use loyalty_member::service::{ScoringRun, TierRun};
-use loyalty_member::tier::TierPolicy;
+use loyalty_proto::member::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -36,17 +33,24 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_key))
 }
 
-fn tenant(p: &TenantPath) -> Result<TenantId, ApiError> {
-    Ok(TenantId::parse(&p.tenant)?)
+fn tenant(p: &TenantPath) -> Result<pb::TenantRef, ApiError> {
+    Ok(pb::TenantRef {
+        tenant_id: TenantId::parse(&p.tenant)?.to_string(),
+    })
 }
 
-/// A body as a domain type; a mismatch is `400 INVALID_ARGUMENT` naming the problem.
-fn parse<T: serde::de::DeserializeOwned>(body: Value, what: &str) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| ServiceError::invalid(format!("{what}: {e}")).into())
+/// A body for the member service, which parses it (a mismatch is `400 INVALID_ARGUMENT`
+/// naming the problem).
+fn put(p: &TenantPath, body: Value) -> Result<pb::PutDocumentRequest, ApiError> {
+    Ok(pb::PutDocumentRequest {
+        tenant_id: tenant(p)?.tenant_id,
+        json: body.to_string(),
+    })
 }
 
-fn to_json<T: Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or_default()
+/// A document from the member service as the reply.
+fn reply(document: pb::Document) -> Reply<Value> {
+    Ok(Json(json_document(&document.json)?.unwrap_or_default()))
 }
 
 /// The tenant's tier policy (see docs/members.md for the fields).
@@ -54,14 +58,7 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     params(TenantPath),
     responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_tier_policy(State(s): State<AppState>, Path(p): Path<TenantPath>) -> Reply<Value> {
-    let tenant = tenant(&p)?;
-    let policy = s.members().tier_policy(&tenant).await?.ok_or_else(|| {
-        ServiceError::new(
-            ErrorCode::TierPolicyNotFound,
-            format!("tenant {tenant} has no tier policy; PUT one"),
-        )
-    })?;
-    Ok(Json(to_json(&policy)))
+    reply(s.members().get_tier_policy(tenant(&p)?).await?)
 }
 
 /// Sets the tenant's tier policy: tiers with thresholds on rolling 12-month spend or
@@ -75,9 +72,7 @@ async fn put_tier_policy(
     Path(p): Path<TenantPath>,
     JsonBody(body): JsonBody<Value>,
 ) -> Reply<Value> {
-    let policy: TierPolicy = parse(body, "tier policy")?;
-    s.members().put_tier_policy(&tenant(&p)?, &policy).await?;
-    Ok(Json(to_json(&policy)))
+    reply(s.members().put_tier_policy(put(&p, body)?).await?)
 }
 
 /// The tenant's scoring policy: RFM bands, the churn rule, lifecycle thresholds.
@@ -85,8 +80,7 @@ async fn put_tier_policy(
     params(TenantPath),
     responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_scoring_policy(State(s): State<AppState>, Path(p): Path<TenantPath>) -> Reply<Value> {
-    let policy = s.members().scoring_policy(&tenant(&p)?).await?;
-    Ok(Json(to_json(&policy)))
+    reply(s.members().get_scoring_policy(tenant(&p)?).await?)
 }
 
 /// Sets the tenant's scoring policy; fields left out keep their defaults.
@@ -98,11 +92,7 @@ async fn put_scoring_policy(
     Path(p): Path<TenantPath>,
     JsonBody(body): JsonBody<Value>,
 ) -> Reply<Value> {
-    let policy: ScoringPolicy = parse(body, "scoring policy")?;
-    s.members()
-        .put_scoring_policy(&tenant(&p)?, &policy)
-        .await?;
-    Ok(Json(to_json(&policy)))
+    reply(s.members().put_scoring_policy(put(&p, body)?).await?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -122,17 +112,15 @@ pub struct MemberTierDto {
     responses((status = 200, body = MemberTierDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn member_tier(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<MemberTierDto> {
     let (tenant, member) = p.ids()?;
-    let members = s.members();
-    let facts = members.facts(&tenant, &member).await?;
-    let policy = members.tier_policy(&tenant).await?;
+    let tier = s
+        .members()
+        .get_member_tier(member_ref(&tenant, &member))
+        .await?;
     Ok(Json(MemberTierDto {
-        earn_multiplier_bp: loyalty_member::service::Members::earn_multiplier_bp(
-            policy.as_ref(),
-            &facts,
-        ),
-        member_id: facts.member_id,
-        tier: facts.tier,
-        state: facts.tier_state.as_ref().map(to_json),
+        member_id: tier.member_id,
+        tier: given(tier.tier),
+        earn_multiplier_bp: tier.earn_multiplier_bp,
+        state: json_document(&tier.state_json)?,
     }))
 }
 
@@ -142,8 +130,11 @@ async fn member_tier(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Re
     responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn review_member_tier(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<Value> {
     let (tenant, member) = p.ids()?;
-    let decision = s.members().review_tier(&tenant, &member).await?;
-    Ok(Json(to_json(&decision)))
+    reply(
+        s.members()
+            .review_member_tier(member_ref(&tenant, &member))
+            .await?,
+    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -162,11 +153,11 @@ async fn decide_tier_change(
     JsonBody(body): JsonBody<DecisionBody>,
 ) -> Reply<Value> {
     let (tenant, member) = p.ids()?;
-    let decision = s
-        .members()
-        .decide_tier_change(&tenant, &member, body.approve)
-        .await?;
-    Ok(Json(to_json(&decision)))
+    let request = pb::DecideTierChangeRequest {
+        member: Some(member_ref(&tenant, &member)),
+        approve: body.approve,
+    };
+    reply(s.members().decide_tier_change(request).await?)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -194,20 +185,23 @@ async fn tier_approvals(
     Path(p): Path<TenantPath>,
     QueryParams(q): QueryParams<ApprovalsQuery>,
 ) -> Reply<Vec<PendingDto>> {
-    let limit = q.limit.unwrap_or(100).clamp(1, 500);
-    let pending = s
-        .members()
-        .pending_tier_changes(&tenant(&p)?, q.after.as_deref(), limit)
-        .await?;
-    Ok(Json(
-        pending
-            .into_iter()
-            .map(|(member_id, change)| PendingDto {
-                member_id,
-                change: to_json(&change),
+    let request = pb::ListTierApprovalsRequest {
+        tenant_id: tenant(&p)?.tenant_id,
+        after: q.after.unwrap_or_default(),
+        limit: q.limit.unwrap_or(100).clamp(1, 500) as u32,
+    };
+    let approvals = s.members().list_tier_approvals(request).await?;
+    approvals
+        .pending
+        .into_iter()
+        .map(|p| {
+            Ok(PendingDto {
+                member_id: p.member_id,
+                change: json_document(&p.change_json)?.unwrap_or_default(),
             })
-            .collect(),
-    ))
+        })
+        .collect::<Result<_, _>>()
+        .map(Json)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -218,19 +212,10 @@ pub struct RunDto {
     changed: u64,
 }
 
-impl From<TierRun> for RunDto {
-    fn from(r: TierRun) -> Self {
+impl From<pb::Run> for RunDto {
+    fn from(r: pb::Run) -> Self {
         Self {
-            members: r.evaluated,
-            changed: r.changed,
-        }
-    }
-}
-
-impl From<ScoringRun> for RunDto {
-    fn from(r: ScoringRun) -> Self {
-        Self {
-            members: r.scored,
+            members: r.members,
             changed: r.changed,
         }
     }
@@ -241,7 +226,7 @@ impl From<ScoringRun> for RunDto {
     params(TenantPath, ("Idempotency-Key" = String, Header)),
     responses((status = 200, body = RunDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn review_all_tiers(State(s): State<AppState>, Path(p): Path<TenantPath>) -> Reply<RunDto> {
-    Ok(Json(s.members().review_tiers(&tenant(&p)?).await?.into()))
+    Ok(Json(s.members().review_tiers(tenant(&p)?).await?.into()))
 }
 
 /// Scores every member now: RFM, churn risk, lifecycle (memberd also does this on schedule).
@@ -249,7 +234,7 @@ async fn review_all_tiers(State(s): State<AppState>, Path(p): Path<TenantPath>) 
     params(TenantPath, ("Idempotency-Key" = String, Header)),
     responses((status = 200, body = RunDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn score_all(State(s): State<AppState>, Path(p): Path<TenantPath>) -> Reply<RunDto> {
-    Ok(Json(s.members().score_members(&tenant(&p)?).await?.into()))
+    Ok(Json(s.members().score_members(tenant(&p)?).await?.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -265,6 +250,8 @@ pub struct RotationDto {
     params(TenantPath, ("Idempotency-Key" = String, Header)),
     responses((status = 200, body = RotationDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn rotate_key(State(s): State<AppState>, Path(p): Path<TenantPath>) -> Reply<RotationDto> {
-    let rewrapped = s.members().rotate_tenant_key(&tenant(&p)?).await?;
-    Ok(Json(RotationDto { rewrapped }))
+    let rotation = s.members().rotate_tenant_key(tenant(&p)?).await?;
+    Ok(Json(RotationDto {
+        rewrapped: rotation.rewrapped as usize,
+    }))
 }

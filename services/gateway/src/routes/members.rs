@@ -12,8 +12,7 @@ use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_common::personal::PersonalData;
 use loyalty_identity::audit::Outcome;
 use loyalty_identity::service::Principal;
-use loyalty_member::profile::{Consents, IndexKind, Personal, Profile};
-use loyalty_member::service::{ErasureState, ErasureStatus, ProfileInput, ProfilePatch, View};
+use loyalty_proto::member::v1 as pb;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -77,16 +76,6 @@ pub struct ConsentsDto {
     app: bool,
 }
 
-impl From<ConsentsDto> for Consents {
-    fn from(c: ConsentsDto) -> Self {
-        Self {
-            sms: c.sms,
-            email: c.email,
-            app: c.app,
-        }
-    }
-}
-
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ProfileBody {
     #[serde(default)]
@@ -118,55 +107,85 @@ pub struct ProfileDto {
     updated_at: i64,
 }
 
-impl From<Profile> for ProfileDto {
-    fn from(p: Profile) -> Self {
-        let q = p.personal;
+impl From<pb::Profile> for ProfileDto {
+    fn from(p: pb::Profile) -> Self {
+        let q = p.personal.unwrap_or_default();
+        let consents = p.consents.unwrap_or_default();
         Self {
             member_id: p.member_id,
             personal: PersonalDto {
-                name: q.name,
-                gender: q.gender,
-                birthday: q.birthday,
-                phone: q.phone,
-                email: q.email,
-                id_number: q.id_number,
-                address: q.address,
+                name: q.name.map(Into::into),
+                gender: q.gender.map(Into::into),
+                birthday: q.birthday.map(Into::into),
+                phone: q.phone.map(Into::into),
+                email: q.email.map(Into::into),
+                id_number: q.id_number.map(Into::into),
+                address: q.address.map(Into::into),
             },
-            channel: p.channel,
-            store: p.store,
+            channel: given(p.channel),
+            store: given(p.store),
             consents: ConsentsDto {
-                sms: p.consents.sms,
-                email: p.consents.email,
-                app: p.consents.app,
+                sms: consents.sms,
+                email: consents.email,
+                app: consents.app,
             },
-            attributes: p.attributes,
-            tags: p.tags.into_iter().collect(),
-            tier: p.tier,
-            created_at: p.created_at.0,
-            updated_at: p.updated_at.0,
+            attributes: p.attributes.into_iter().collect(),
+            tags: p.tags,
+            tier: given(p.tier),
+            created_at: p.created_at_ms,
+            updated_at: p.updated_at_ms,
         }
     }
 }
 
-impl From<ProfileBody> for ProfileInput {
-    fn from(b: ProfileBody) -> Self {
-        let q = b.personal;
+/// None for an empty string (the wire's "none").
+pub(crate) fn given(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+impl From<PersonalDto> for pb::Personal {
+    fn from(q: PersonalDto) -> Self {
+        let plain = |value: Option<PersonalData>| value.map(PersonalData::into_exposed);
         Self {
-            personal: Personal {
-                name: q.name,
-                gender: q.gender,
-                birthday: q.birthday,
-                phone: q.phone,
-                email: q.email,
-                id_number: q.id_number,
-                address: q.address,
-            },
-            channel: b.channel,
-            store: b.store,
-            consents: b.consents.into(),
-            attributes: b.attributes,
-            tags: b.tags.into_iter().collect(),
+            name: plain(q.name),
+            gender: plain(q.gender),
+            birthday: plain(q.birthday),
+            phone: plain(q.phone),
+            email: plain(q.email),
+            id_number: plain(q.id_number),
+            address: plain(q.address),
         }
+    }
+}
+
+impl From<ConsentsDto> for pb::Consents {
+    fn from(c: ConsentsDto) -> Self {
+        Self {
+            sms: c.sms,
+            email: c.email,
+            app: c.app,
+        }
+    }
+}
+
+impl ProfileBody {
+    fn request(self, tenant: &TenantId, member: &MemberId) -> pb::RegisterMemberRequest {
+        pb::RegisterMemberRequest {
+            member: Some(member_ref(tenant, member)),
+            personal: Some(self.personal.into()),
+            channel: self.channel.unwrap_or_default(),
+            store: self.store.unwrap_or_default(),
+            consents: Some(self.consents.into()),
+            attributes: self.attributes.into_iter().collect(),
+            tags: self.tags,
+        }
+    }
+}
+
+pub(crate) fn member_ref(tenant: &TenantId, member: &MemberId) -> pb::MemberRef {
+    pb::MemberRef {
+        tenant_id: tenant.to_string(),
+        member_id: member.to_string(),
     }
 }
 
@@ -181,10 +200,8 @@ async fn register(
     JsonBody(body): JsonBody<ProfileBody>,
 ) -> Reply<ProfileDto> {
     let (tenant, member) = p.ids()?;
-    // Registration hands back the profile it wrote, in the clear: masked here, not read again.
-    let mut profile = s.members().register(&tenant, &member, body.into()).await?;
-    profile.personal = profile.personal.masked();
-    Ok(Json(profile.into()))
+    let request = body.request(&tenant, &member);
+    Ok(Json(s.members().register_member(request).await?.into()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -200,6 +217,47 @@ pub struct PatchBody {
     attributes: BTreeMap<String, Option<String>>,
 }
 
+impl PatchBody {
+    /// Fields given a value are set; the others named (cleared, or not a profile field,
+    /// which the member service refuses by name) are cleared.
+    fn request(self, tenant: &TenantId, member: &MemberId) -> pb::UpdateProfileRequest {
+        let mut personal = pb::Personal::default();
+        let mut clear_personal = Vec::new();
+        for (name, value) in self.personal {
+            let field = match name.as_str() {
+                "name" => &mut personal.name,
+                "gender" => &mut personal.gender,
+                "birthday" => &mut personal.birthday,
+                "phone" => &mut personal.phone,
+                "email" => &mut personal.email,
+                "id_number" => &mut personal.id_number,
+                "address" => &mut personal.address,
+                _ => {
+                    clear_personal.push(name);
+                    continue;
+                }
+            };
+            match value {
+                Some(value) => *field = Some(value.into_exposed()),
+                None => clear_personal.push(name),
+            }
+        }
+        let (set, removed): (Vec<_>, Vec<_>) =
+            self.attributes.into_iter().partition(|(_, v)| v.is_some());
+        pb::UpdateProfileRequest {
+            member: Some(member_ref(tenant, member)),
+            personal: Some(personal),
+            clear_personal,
+            consents: self.consents.map(Into::into),
+            set_attributes: set
+                .into_iter()
+                .map(|(k, v)| (k, v.unwrap_or_default()))
+                .collect(),
+            remove_attributes: removed.into_iter().map(|(k, _)| k).collect(),
+        }
+    }
+}
+
 /// Changes the given fields of a member's profile; `409 DUPLICATE_MEMBER` if a new phone,
 /// email or ID number belongs to another member. The reply is masked.
 #[utoipa::path(patch, path = "/v1/tenants/{tenant}/members/{member}/profile", tag = "members",
@@ -211,14 +269,8 @@ async fn update(
     JsonBody(body): JsonBody<PatchBody>,
 ) -> Reply<ProfileDto> {
     let (tenant, member) = p.ids()?;
-    let patch = ProfilePatch {
-        personal: body.personal,
-        consents: body.consents.map(Into::into),
-        attributes: body.attributes,
-    };
-    Ok(Json(
-        s.members().update(&tenant, &member, patch).await?.into(),
-    ))
+    let request = body.request(&tenant, &member);
+    Ok(Json(s.members().update_profile(request).await?.into()))
 }
 
 /// A member's profile with personal data masked (`138****5678`).
@@ -227,7 +279,10 @@ async fn update(
     responses((status = 200, body = ProfileDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn profile(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<ProfileDto> {
     let (tenant, member) = p.ids()?;
-    let profile = s.members().profile(&tenant, &member, View::Masked).await?;
+    let profile = s
+        .members()
+        .get_profile(member_ref(&tenant, &member))
+        .await?;
     Ok(Json(profile.into()))
 }
 
@@ -242,7 +297,10 @@ async fn profile_unmasked(
     Path(p): Path<MemberPath>,
 ) -> Reply<ProfileDto> {
     let (tenant, member) = p.ids()?;
-    let result = s.members().profile(&tenant, &member, View::Unmasked).await;
+    let result = s
+        .members()
+        .get_profile_unmasked(member_ref(&tenant, &member))
+        .await;
     let outcome = match &result {
         Ok(_) => Outcome::Allowed,
         Err(e) => Outcome::Failed(e.code.as_str().into()),
@@ -280,11 +338,12 @@ async fn tag(
     JsonBody(body): JsonBody<TagsBody>,
 ) -> Reply<ProfileDto> {
     let (tenant, member) = p.ids()?;
-    let profile = s
-        .members()
-        .tag(&tenant, &member, &body.add, &body.remove)
-        .await?;
-    Ok(Json(profile.into()))
+    let request = pb::TagMemberRequest {
+        member: Some(member_ref(&tenant, &member)),
+        add: body.add,
+        remove: body.remove,
+    };
+    Ok(Json(s.members().tag_member(request).await?.into()))
 }
 
 /// Where a member's erasure stands. Times are Unix milliseconds, UTC.
@@ -299,20 +358,21 @@ pub struct ErasureDto {
     due_by: Option<i64>,
 }
 
-impl From<ErasureStatus> for ErasureDto {
-    fn from(s: ErasureStatus) -> Self {
+impl From<pb::ErasureStatus> for ErasureDto {
+    fn from(s: pb::ErasureStatus) -> Self {
         Self {
-            member_id: s.member,
-            state: match s.state {
-                ErasureState::None => "none",
-                ErasureState::Completed => "completed",
-            }
-            .into(),
-            requested_at: s.requested_at.map(|t| t.0),
-            completed_at: s.completed_at.map(|t| t.0),
-            due_by: s.due_by.map(|t| t.0),
+            member_id: s.member_id,
+            state: s.state,
+            requested_at: time(s.requested_at_ms),
+            completed_at: time(s.completed_at_ms),
+            due_by: time(s.due_by_ms),
         }
     }
+}
+
+/// None for a zero time (the wire's "none").
+pub(crate) fn time(ms: i64) -> Option<i64> {
+    (ms != 0).then_some(ms)
 }
 
 /// Erases a member's personal data (crypto-shredding) at once; the member id, wallet and
@@ -322,7 +382,11 @@ impl From<ErasureStatus> for ErasureDto {
     responses((status = 200, body = ErasureDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn erase(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<ErasureDto> {
     let (tenant, member) = p.ids()?;
-    Ok(Json(s.members().erase(&tenant, &member).await?.into()))
+    let status = s
+        .members()
+        .erase_member(member_ref(&tenant, &member))
+        .await?;
+    Ok(Json(status.into()))
 }
 
 /// Where a member's erasure stands.
@@ -331,9 +395,8 @@ async fn erase(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<Er
     responses((status = 200, body = ErasureDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn erasure_status(State(s): State<AppState>, Path(p): Path<MemberPath>) -> Reply<ErasureDto> {
     let (tenant, member) = p.ids()?;
-    Ok(Json(
-        s.members().erasure_status(&tenant, &member).await?.into(),
-    ))
+    let r = member_ref(&tenant, &member);
+    Ok(Json(s.members().get_erasure_status(r).await?.into()))
 }
 
 /// Exactly one of them.
@@ -359,26 +422,24 @@ async fn lookup(
     Path(p): Path<TenantPath>,
     QueryParams(q): QueryParams<LookupQuery>,
 ) -> Reply<LookupDto> {
+    use pb::find_member_request::By;
     let tenant = TenantId::parse(&p.tenant)?;
-    let (kind, value) = match (q.phone, q.email, q.id_number) {
-        (Some(v), None, None) => (IndexKind::Phone, v),
-        (None, Some(v), None) => (IndexKind::Email, v),
-        (None, None, Some(v)) => (IndexKind::IdNumber, v),
+    let by = match (q.phone, q.email, q.id_number) {
+        (Some(v), None, None) => By::Phone(v),
+        (None, Some(v), None) => By::Email(v),
+        (None, None, Some(v)) => By::IdNumber(v),
         _ => {
             return Err(
                 ServiceError::invalid("give exactly one of phone, email or id_number").into(),
             );
         }
     };
-    let member = s
-        .members()
-        .find(&tenant, kind, &value)
-        .await?
-        .ok_or_else(|| {
-            ServiceError::new(
-                loyalty_common::error::ErrorCode::MemberNotFound,
-                format!("no member of {tenant} has this {}", kind.label()),
-            )
-        })?;
-    Ok(Json(LookupDto { member_id: member }))
+    let request = pb::FindMemberRequest {
+        tenant_id: tenant.to_string(),
+        by: Some(by),
+    };
+    let found = s.members().find_member(request).await?;
+    Ok(Json(LookupDto {
+        member_id: found.member_id,
+    }))
 }

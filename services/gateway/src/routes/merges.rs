@@ -3,11 +3,12 @@
 
 use crate::problem::{ApiError, JsonBody, Problem};
 use crate::routes::members::MemberPath;
+use crate::routes::members::time;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use loyalty_common::ids::{MemberId, TenantId};
-use loyalty_member::service::{MergeRecord, MergeState};
+use loyalty_proto::member::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +28,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct MergePath {
     tenant: String,
     merge_id: String,
+}
+
+impl MergePath {
+    fn merge(&self) -> Result<pb::MergeRef, ApiError> {
+        Ok(pb::MergeRef {
+            tenant_id: TenantId::parse(&self.tenant)?.to_string(),
+            merge_id: self.merge_id.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -50,19 +60,15 @@ pub struct MergeDto {
     points_moved: i64,
 }
 
-impl From<MergeRecord> for MergeDto {
-    fn from(r: MergeRecord) -> Self {
+impl From<pb::Merge> for MergeDto {
+    fn from(r: pb::Merge) -> Self {
         Self {
-            merge_id: r.id,
-            survivor: r.survivor,
-            duplicate: r.duplicate,
-            state: match r.state {
-                MergeState::Applied => "applied",
-                MergeState::Reversed => "reversed",
-            }
-            .into(),
-            merged_at: r.merged_at.0,
-            reversed_at: r.reversed_at.map(|t| t.0),
+            merge_id: r.merge_id,
+            survivor: r.survivor_member_id,
+            duplicate: r.duplicate_member_id,
+            state: r.state,
+            merged_at: r.merged_at_ms,
+            reversed_at: time(r.reversed_at_ms),
             tags_added: r.tags_added,
             orders_moved: r.orders_moved,
             lifetime_spend_moved: r.lifetime_spend_moved,
@@ -83,8 +89,12 @@ async fn merge(
 ) -> Reply<MergeDto> {
     let (tenant, survivor) = p.ids()?;
     let duplicate = MemberId::parse(&body.duplicate)?;
-    let record = s.members().merge(&tenant, &survivor, &duplicate).await?;
-    Ok(Json(record.into()))
+    let request = pb::MergeMembersRequest {
+        tenant_id: tenant.to_string(),
+        survivor_member_id: survivor.to_string(),
+        duplicate_member_id: duplicate.to_string(),
+    };
+    Ok(Json(s.members().merge_members(request).await?.into()))
 }
 
 /// A merge's record.
@@ -92,10 +102,7 @@ async fn merge(
     params(MergePath),
     responses((status = 200, body = MergeDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(State(s): State<AppState>, Path(p): Path<MergePath>) -> Reply<MergeDto> {
-    let tenant = TenantId::parse(&p.tenant)?;
-    Ok(Json(
-        s.members().merge_record(&tenant, &p.merge_id).await?.into(),
-    ))
+    Ok(Json(s.members().get_merge(p.merge()?).await?.into()))
 }
 
 /// Reverses a merge: the duplicate comes back with what the merge moved; what the survivor
@@ -104,11 +111,5 @@ async fn get(State(s): State<AppState>, Path(p): Path<MergePath>) -> Reply<Merge
     params(MergePath, ("Idempotency-Key" = String, Header)),
     responses((status = 200, body = MergeDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn reverse(State(s): State<AppState>, Path(p): Path<MergePath>) -> Reply<MergeDto> {
-    let tenant = TenantId::parse(&p.tenant)?;
-    Ok(Json(
-        s.members()
-            .reverse_merge(&tenant, &p.merge_id)
-            .await?
-            .into(),
-    ))
+    Ok(Json(s.members().reverse_merge(p.merge()?).await?.into()))
 }

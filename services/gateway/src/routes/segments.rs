@@ -4,12 +4,12 @@
 
 use crate::problem::{ApiError, JsonBody, Problem, QueryParams};
 use crate::routes::TenantPath;
+use crate::routes::member_orders::json_document;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
-use loyalty_common::ServiceError;
-use loyalty_common::ids::{MemberId, TenantId};
-use loyalty_member::service::{BulkTagged, Refresh, Segment, SegmentInput};
+use loyalty_common::ids::TenantId;
+use loyalty_proto::member::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -38,6 +38,13 @@ impl SegmentPath {
     fn tenant(&self) -> Result<TenantId, ApiError> {
         Ok(TenantId::parse(&self.tenant)?)
     }
+
+    fn segment(&self) -> Result<pb::SegmentRef, ApiError> {
+        Ok(pb::SegmentRef {
+            tenant_id: self.tenant()?.to_string(),
+            code: self.code.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -59,12 +66,12 @@ pub struct RefreshDto {
     took_ms: u64,
 }
 
-impl From<Refresh> for RefreshDto {
-    fn from(r: Refresh) -> Self {
+impl From<pb::SegmentRefresh> for RefreshDto {
+    fn from(r: pb::SegmentRefresh) -> Self {
         Self {
             count: r.count,
             scanned: r.scanned,
-            at: r.at.0,
+            at: r.at_ms,
             took_ms: r.took_ms,
         }
     }
@@ -83,17 +90,19 @@ pub struct SegmentDto {
     last_refresh: Option<RefreshDto>,
 }
 
-impl From<Segment> for SegmentDto {
-    fn from(s: Segment) -> Self {
-        Self {
-            query: serde_json::from_str(&s.query).unwrap_or_default(),
+impl TryFrom<pb::Segment> for SegmentDto {
+    type Error = ApiError;
+
+    fn try_from(s: pb::Segment) -> Result<Self, ApiError> {
+        Ok(Self {
+            query: json_document(&s.query_json)?.unwrap_or_default(),
             code: s.code,
             name: s.name,
             refresh_minutes: s.refresh_minutes,
-            created_at: s.created_at.0,
-            updated_at: s.updated_at.0,
+            created_at: s.created_at_ms,
+            updated_at: s.updated_at_ms,
             last_refresh: s.last_refresh.map(Into::into),
-        }
+        })
     }
 }
 
@@ -102,9 +111,13 @@ impl From<Segment> for SegmentDto {
     params(TenantPath),
     responses((status = 200, body = Vec<SegmentDto>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list(State(s): State<AppState>, Path(p): Path<TenantPath>) -> Reply<Vec<SegmentDto>> {
-    let tenant = TenantId::parse(&p.tenant)?;
-    let segments = s.members().segments(&tenant).await?;
-    Ok(Json(segments.into_iter().map(Into::into).collect()))
+    let tenant_id = TenantId::parse(&p.tenant)?.to_string();
+    let list = s
+        .members()
+        .list_segments(pb::TenantRef { tenant_id })
+        .await?;
+    let segments = list.segments.into_iter().map(TryInto::try_into);
+    Ok(Json(segments.collect::<Result<_, _>>()?))
 }
 
 /// Creates or replaces a segment. Its members are those of its last refresh until it is
@@ -117,16 +130,14 @@ async fn put(
     Path(p): Path<SegmentPath>,
     JsonBody(body): JsonBody<SegmentBody>,
 ) -> Reply<SegmentDto> {
-    let input = SegmentInput {
+    let request = pb::PutSegmentRequest {
+        tenant_id: p.tenant()?.to_string(),
+        code: p.code,
         name: body.name,
-        query: body.query,
+        query_json: body.query.to_string(),
         refresh_minutes: body.refresh_minutes,
     };
-    let segment = s
-        .members()
-        .put_segment(&p.tenant()?, &p.code, input)
-        .await?;
-    Ok(Json(segment.into()))
+    Ok(Json(s.members().put_segment(request).await?.try_into()?))
 }
 
 /// A segment, with its last refresh.
@@ -135,7 +146,7 @@ async fn put(
     responses((status = 200, body = SegmentDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(State(s): State<AppState>, Path(p): Path<SegmentPath>) -> Reply<SegmentDto> {
     Ok(Json(
-        s.members().segment(&p.tenant()?, &p.code).await?.into(),
+        s.members().get_segment(p.segment()?).await?.try_into()?,
     ))
 }
 
@@ -144,8 +155,8 @@ async fn get(State(s): State<AppState>, Path(p): Path<SegmentPath>) -> Reply<Seg
     params(SegmentPath),
     responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn delete(State(s): State<AppState>, Path(p): Path<SegmentPath>) -> Reply<serde_json::Value> {
-    s.members().delete_segment(&p.tenant()?, &p.code).await?;
-    Ok(Json(serde_json::json!({"deleted": p.code})))
+    let deleted = s.members().delete_segment(p.segment()?).await?;
+    Ok(Json(serde_json::json!({"deleted": deleted.code})))
 }
 
 /// Evaluates the segment over every member now.
@@ -153,7 +164,7 @@ async fn delete(State(s): State<AppState>, Path(p): Path<SegmentPath>) -> Reply<
     params(SegmentPath, ("Idempotency-Key" = String, Header)),
     responses((status = 200, body = RefreshDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn refresh(State(s): State<AppState>, Path(p): Path<SegmentPath>) -> Reply<RefreshDto> {
-    let refresh = s.members().refresh_segment(&p.tenant()?, &p.code).await?;
+    let refresh = s.members().refresh_segment(p.segment()?).await?;
     Ok(Json(refresh.into()))
 }
 
@@ -182,16 +193,18 @@ async fn members(
     Path(p): Path<SegmentPath>,
     QueryParams(q): QueryParams<MembersQuery>,
 ) -> Reply<MembersPage> {
-    let (members, next) = s
-        .members()
-        .segment_members(
-            &p.tenant()?,
-            &p.code,
-            q.after.as_deref(),
-            q.limit.unwrap_or(100),
-        )
-        .await?;
-    Ok(Json(MembersPage { members, next }))
+    let request = pb::ListSegmentMembersRequest {
+        tenant_id: p.tenant()?.to_string(),
+        segment_code: p.code,
+        cursor: q.after.unwrap_or_default(),
+        // Any size is taken, and held to the service's range.
+        limit: q.limit.unwrap_or(100).clamp(1, 1_000) as u32,
+    };
+    let page = s.members().list_segment_members(request).await?;
+    Ok(Json(MembersPage {
+        members: page.member_ids,
+        next: (!page.next_cursor.is_empty()).then_some(page.next_cursor),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -215,11 +228,11 @@ pub struct BulkTagsDto {
     skipped: Vec<String>,
 }
 
-impl From<BulkTagged> for BulkTagsDto {
-    fn from(b: BulkTagged) -> Self {
+impl From<pb::MembersTagged> for BulkTagsDto {
+    fn from(b: pb::MembersTagged) -> Self {
         Self {
-            changed: b.changed,
-            unchanged: b.unchanged,
+            changed: b.changed as usize,
+            unchanged: b.unchanged as usize,
             skipped: b.skipped,
         }
     }
@@ -234,26 +247,12 @@ async fn bulk_tags(
     Path(p): Path<TenantPath>,
     JsonBody(body): JsonBody<BulkTagsBody>,
 ) -> Reply<BulkTagsDto> {
-    let tenant = TenantId::parse(&p.tenant)?;
-    let members = s.members();
-    let targets = match (body.segment, body.members.is_empty()) {
-        (Some(code), true) => members.all_segment_members(&tenant, &code).await?,
-        (None, false) if body.members.len() <= 10_000 => body
-            .members
-            .iter()
-            .map(MemberId::parse)
-            .collect::<Result<_, _>>()?,
-        (None, false) => {
-            return Err(
-                ServiceError::invalid("at most 10000 members at once; use a segment").into(),
-            );
-        }
-        _ => {
-            return Err(ServiceError::invalid("give either members or segment").into());
-        }
+    let request = pb::TagMembersRequest {
+        tenant_id: TenantId::parse(&p.tenant)?.to_string(),
+        member_ids: body.members,
+        segment_code: body.segment,
+        add: body.add,
+        remove: body.remove,
     };
-    let outcome = members
-        .tag_many(&tenant, &targets, &body.add, &body.remove)
-        .await?;
-    Ok(Json(outcome.into()))
+    Ok(Json(s.members().tag_members(request).await?.into()))
 }

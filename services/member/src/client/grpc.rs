@@ -1,7 +1,8 @@
 //! The member service in another process, over its gRPC port. Reads, and writes that give
 //! the same answer when repeated (a profile patch, tags, an order under its id, an erasure),
 //! are retried when the service was unreachable or overloaded ([`retry_idempotent`]); a
-//! registration or a merge is not, since its repeat would answer "already done" instead.
+//! registration, a merge, a tier decision, a run over every member, a key rotation or a
+//! deletion is not, since its repeat would answer differently or do the work again.
 
 use super::MemberClient;
 use async_trait::async_trait;
@@ -91,5 +92,62 @@ impl MemberClient for GrpcMemberClient {
     }
     async fn reverse_merge(&self, r: pb::MergeRef) -> ServiceResult<pb::Merge> {
         call!(once, self, reverse_merge, r)
+    }
+    async fn get_tier_policy(&self, r: pb::TenantRef) -> ServiceResult<pb::Document> {
+        call!(retried, self, get_tier_policy, r)
+    }
+    async fn put_tier_policy(&self, r: pb::PutDocumentRequest) -> ServiceResult<pb::Document> {
+        call!(retried, self, put_tier_policy, r)
+    }
+    async fn get_scoring_policy(&self, r: pb::TenantRef) -> ServiceResult<pb::Document> {
+        call!(retried, self, get_scoring_policy, r)
+    }
+    async fn put_scoring_policy(&self, r: pb::PutDocumentRequest) -> ServiceResult<pb::Document> {
+        call!(retried, self, put_scoring_policy, r)
+    }
+    async fn get_member_tier(&self, r: pb::MemberRef) -> ServiceResult<pb::MemberTier> {
+        call!(retried, self, get_member_tier, r)
+    }
+    async fn review_member_tier(&self, r: pb::MemberRef) -> ServiceResult<pb::Document> {
+        call!(once, self, review_member_tier, r)
+    }
+    async fn decide_tier_change(
+        &self,
+        r: pb::DecideTierChangeRequest,
+    ) -> ServiceResult<pb::Document> {
+        call!(once, self, decide_tier_change, r)
+    }
+    async fn list_tier_approvals(
+        &self,
+        r: pb::ListTierApprovalsRequest,
+    ) -> ServiceResult<pb::TierApprovals> {
+        call!(retried, self, list_tier_approvals, r)
+    }
+    async fn review_tiers(&self, r: pb::TenantRef) -> ServiceResult<pb::Run> {
+        call!(once, self, review_tiers, r)
+    }
+    async fn score_members(&self, r: pb::TenantRef) -> ServiceResult<pb::Run> {
+        call!(once, self, score_members, r)
+    }
+    async fn rotate_tenant_key(&self, r: pb::TenantRef) -> ServiceResult<pb::KeyRotation> {
+        call!(once, self, rotate_tenant_key, r)
+    }
+    async fn list_segments(&self, r: pb::TenantRef) -> ServiceResult<pb::Segments> {
+        call!(retried, self, list_segments, r)
+    }
+    async fn get_segment(&self, r: pb::SegmentRef) -> ServiceResult<pb::Segment> {
+        call!(retried, self, get_segment, r)
+    }
+    async fn put_segment(&self, r: pb::PutSegmentRequest) -> ServiceResult<pb::Segment> {
+        call!(retried, self, put_segment, r)
+    }
+    async fn delete_segment(&self, r: pb::SegmentRef) -> ServiceResult<pb::SegmentDeleted> {
+        call!(once, self, delete_segment, r)
+    }
+    async fn refresh_segment(&self, r: pb::SegmentRef) -> ServiceResult<pb::SegmentRefresh> {
+        call!(retried, self, refresh_segment, r)
+    }
+    async fn tag_members(&self, r: pb::TagMembersRequest) -> ServiceResult<pb::MembersTagged> {
+        call!(retried, self, tag_members, r)
     }
 }

@@ -4,7 +4,9 @@
 use super::MemberClient;
 use crate::grpc::convert;
 use crate::profile::IndexKind;
+use crate::rfm::ScoringPolicy;
 use crate::service::{Members, View};
+use crate::tier::TierPolicy;
 use async_trait::async_trait;
 use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
@@ -16,6 +18,10 @@ const DEFAULT_ORDERS_PAGE: u32 = 50;
 const MAX_ORDERS_PAGE: u32 = 500;
 const DEFAULT_SEGMENT_PAGE: u32 = 100;
 const MAX_SEGMENT_PAGE: u32 = 1_000;
+const DEFAULT_APPROVALS_PAGE: u32 = 100;
+const MAX_APPROVALS_PAGE: u32 = 500;
+/// Members named in one bulk tagging; more go by a segment.
+const MAX_TAGGED_AT_ONCE: usize = 10_000;
 
 /// The member service of this process, as a client.
 #[derive(Clone)]
@@ -43,6 +49,10 @@ fn limit(value: u32, default: u32, max: u32) -> ServiceResult<usize> {
         ))),
         l => Ok(l as usize),
     }
+}
+
+fn segment_ref(r: pb::SegmentRef) -> ServiceResult<(TenantId, String)> {
+    Ok((TenantId::parse(r.tenant_id)?, r.code))
 }
 
 /// None for an empty cursor.
@@ -192,5 +202,180 @@ impl MemberClient for InProcessMembers {
         let tenant = TenantId::parse(r.tenant_id)?;
         let record = self.members.reverse_merge(&tenant, &r.merge_id).await?;
         Ok(convert::merge(record))
+    }
+
+    async fn get_tier_policy(&self, r: pb::TenantRef) -> ServiceResult<pb::Document> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let policy = self.members.tier_policy(&tenant).await?.ok_or_else(|| {
+            ServiceError::new(
+                ErrorCode::TierPolicyNotFound,
+                format!("tenant {tenant} has no tier policy; PUT one"),
+            )
+        })?;
+        Ok(pb::Document {
+            json: convert::json(&policy),
+        })
+    }
+
+    async fn put_tier_policy(&self, r: pb::PutDocumentRequest) -> ServiceResult<pb::Document> {
+        let policy: TierPolicy = convert::document(&r.json, "tier policy")?;
+        let tenant = TenantId::parse(r.tenant_id)?;
+        self.members.put_tier_policy(&tenant, &policy).await?;
+        Ok(pb::Document {
+            json: convert::json(&policy),
+        })
+    }
+
+    async fn get_scoring_policy(&self, r: pb::TenantRef) -> ServiceResult<pb::Document> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let policy = self.members.scoring_policy(&tenant).await?;
+        Ok(pb::Document {
+            json: convert::json(&policy),
+        })
+    }
+
+    async fn put_scoring_policy(&self, r: pb::PutDocumentRequest) -> ServiceResult<pb::Document> {
+        let policy: ScoringPolicy = convert::document(&r.json, "scoring policy")?;
+        let tenant = TenantId::parse(r.tenant_id)?;
+        self.members.put_scoring_policy(&tenant, &policy).await?;
+        Ok(pb::Document {
+            json: convert::json(&policy),
+        })
+    }
+
+    async fn get_member_tier(&self, r: pb::MemberRef) -> ServiceResult<pb::MemberTier> {
+        let (tenant, member) = ids(Some(r))?;
+        let facts = self.members.facts(&tenant, &member).await?;
+        let policy = self.members.tier_policy(&tenant).await?;
+        Ok(pb::MemberTier {
+            earn_multiplier_bp: Members::earn_multiplier_bp(policy.as_ref(), &facts),
+            state_json: facts
+                .tier_state
+                .as_ref()
+                .map(convert::json)
+                .unwrap_or_default(),
+            member_id: facts.member_id,
+            tier: facts.tier.unwrap_or_default(),
+        })
+    }
+
+    async fn review_member_tier(&self, r: pb::MemberRef) -> ServiceResult<pb::Document> {
+        let (tenant, member) = ids(Some(r))?;
+        let decision = self.members.review_tier(&tenant, &member).await?;
+        Ok(pb::Document {
+            json: convert::json(&decision),
+        })
+    }
+
+    async fn decide_tier_change(
+        &self,
+        r: pb::DecideTierChangeRequest,
+    ) -> ServiceResult<pb::Document> {
+        let (tenant, member) = ids(r.member)?;
+        let decision = self
+            .members
+            .decide_tier_change(&tenant, &member, r.approve)
+            .await?;
+        Ok(pb::Document {
+            json: convert::json(&decision),
+        })
+    }
+
+    async fn list_tier_approvals(
+        &self,
+        r: pb::ListTierApprovalsRequest,
+    ) -> ServiceResult<pb::TierApprovals> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let limit = limit(r.limit, DEFAULT_APPROVALS_PAGE, MAX_APPROVALS_PAGE)?;
+        let pending = self
+            .members
+            .pending_tier_changes(&tenant, cursor(&r.after), limit)
+            .await?;
+        let pending = pending
+            .into_iter()
+            .map(|(member_id, change)| pb::PendingTierChange {
+                member_id,
+                change_json: convert::json(&change),
+            })
+            .collect();
+        Ok(pb::TierApprovals { pending })
+    }
+
+    async fn review_tiers(&self, r: pb::TenantRef) -> ServiceResult<pb::Run> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        Ok(convert::tier_run(self.members.review_tiers(&tenant).await?))
+    }
+
+    async fn score_members(&self, r: pb::TenantRef) -> ServiceResult<pb::Run> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        Ok(convert::scoring_run(
+            self.members.score_members(&tenant).await?,
+        ))
+    }
+
+    async fn rotate_tenant_key(&self, r: pb::TenantRef) -> ServiceResult<pb::KeyRotation> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let rewrapped = self.members.rotate_tenant_key(&tenant).await?;
+        Ok(pb::KeyRotation {
+            rewrapped: rewrapped as u64,
+        })
+    }
+
+    async fn list_segments(&self, r: pb::TenantRef) -> ServiceResult<pb::Segments> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let segments = self.members.segments(&tenant).await?;
+        Ok(pb::Segments {
+            segments: segments.into_iter().map(convert::segment).collect(),
+        })
+    }
+
+    async fn get_segment(&self, r: pb::SegmentRef) -> ServiceResult<pb::Segment> {
+        let (tenant, code) = segment_ref(r)?;
+        Ok(convert::segment(
+            self.members.segment(&tenant, &code).await?,
+        ))
+    }
+
+    async fn put_segment(&self, r: pb::PutSegmentRequest) -> ServiceResult<pb::Segment> {
+        let tenant = TenantId::parse(&r.tenant_id)?;
+        let code = r.code.clone();
+        let input = convert::segment_input(r)?;
+        let segment = self.members.put_segment(&tenant, &code, input).await?;
+        Ok(convert::segment(segment))
+    }
+
+    async fn delete_segment(&self, r: pb::SegmentRef) -> ServiceResult<pb::SegmentDeleted> {
+        let (tenant, code) = segment_ref(r)?;
+        self.members.delete_segment(&tenant, &code).await?;
+        Ok(pb::SegmentDeleted { code })
+    }
+
+    async fn refresh_segment(&self, r: pb::SegmentRef) -> ServiceResult<pb::SegmentRefresh> {
+        let (tenant, code) = segment_ref(r)?;
+        let refresh = self.members.refresh_segment(&tenant, &code).await?;
+        Ok(convert::refresh(refresh))
+    }
+
+    async fn tag_members(&self, r: pb::TagMembersRequest) -> ServiceResult<pb::MembersTagged> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let targets = match (r.segment_code, r.member_ids.is_empty()) {
+            (Some(code), true) => self.members.all_segment_members(&tenant, &code).await?,
+            (None, false) if r.member_ids.len() <= MAX_TAGGED_AT_ONCE => r
+                .member_ids
+                .iter()
+                .map(MemberId::parse)
+                .collect::<Result<_, _>>()?,
+            (None, false) => {
+                return Err(ServiceError::invalid(format!(
+                    "at most {MAX_TAGGED_AT_ONCE} members at once; use a segment"
+                )));
+            }
+            _ => return Err(ServiceError::invalid("give either members or segment")),
+        };
+        let outcome = self
+            .members
+            .tag_many(&tenant, &targets, &r.add, &r.remove)
+            .await?;
+        Ok(convert::tagged(outcome))
     }
 }

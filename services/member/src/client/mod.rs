@@ -38,4 +38,31 @@ pub trait MemberClient: Send + Sync + 'static {
     async fn merge_members(&self, r: pb::MergeMembersRequest) -> ServiceResult<pb::Merge>;
     async fn get_merge(&self, r: pb::MergeRef) -> ServiceResult<pb::Merge>;
     async fn reverse_merge(&self, r: pb::MergeRef) -> ServiceResult<pb::Merge>;
+
+    // The programme's rules.
+    async fn get_tier_policy(&self, r: pb::TenantRef) -> ServiceResult<pb::Document>;
+    async fn put_tier_policy(&self, r: pb::PutDocumentRequest) -> ServiceResult<pb::Document>;
+    async fn get_scoring_policy(&self, r: pb::TenantRef) -> ServiceResult<pb::Document>;
+    async fn put_scoring_policy(&self, r: pb::PutDocumentRequest) -> ServiceResult<pb::Document>;
+    async fn get_member_tier(&self, r: pb::MemberRef) -> ServiceResult<pb::MemberTier>;
+    async fn review_member_tier(&self, r: pb::MemberRef) -> ServiceResult<pb::Document>;
+    async fn decide_tier_change(
+        &self,
+        r: pb::DecideTierChangeRequest,
+    ) -> ServiceResult<pb::Document>;
+    async fn list_tier_approvals(
+        &self,
+        r: pb::ListTierApprovalsRequest,
+    ) -> ServiceResult<pb::TierApprovals>;
+    async fn review_tiers(&self, r: pb::TenantRef) -> ServiceResult<pb::Run>;
+    async fn score_members(&self, r: pb::TenantRef) -> ServiceResult<pb::Run>;
+    async fn rotate_tenant_key(&self, r: pb::TenantRef) -> ServiceResult<pb::KeyRotation>;
+
+    // Segments and tags in bulk.
+    async fn list_segments(&self, r: pb::TenantRef) -> ServiceResult<pb::Segments>;
+    async fn get_segment(&self, r: pb::SegmentRef) -> ServiceResult<pb::Segment>;
+    async fn put_segment(&self, r: pb::PutSegmentRequest) -> ServiceResult<pb::Segment>;
+    async fn delete_segment(&self, r: pb::SegmentRef) -> ServiceResult<pb::SegmentDeleted>;
+    async fn refresh_segment(&self, r: pb::SegmentRef) -> ServiceResult<pb::SegmentRefresh>;
+    async fn tag_members(&self, r: pb::TagMembersRequest) -> ServiceResult<pb::MembersTagged>;
 }

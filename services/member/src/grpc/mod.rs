@@ -65,6 +65,23 @@ serve! {
     merge_members(pb::MergeMembersRequest) -> pb::Merge;
     get_merge(pb::MergeRef) -> pb::Merge;
     reverse_merge(pb::MergeRef) -> pb::Merge;
+    get_tier_policy(pb::TenantRef) -> pb::Document;
+    put_tier_policy(pb::PutDocumentRequest) -> pb::Document;
+    get_scoring_policy(pb::TenantRef) -> pb::Document;
+    put_scoring_policy(pb::PutDocumentRequest) -> pb::Document;
+    get_member_tier(pb::MemberRef) -> pb::MemberTier;
+    review_member_tier(pb::MemberRef) -> pb::Document;
+    decide_tier_change(pb::DecideTierChangeRequest) -> pb::Document;
+    list_tier_approvals(pb::ListTierApprovalsRequest) -> pb::TierApprovals;
+    review_tiers(pb::TenantRef) -> pb::Run;
+    score_members(pb::TenantRef) -> pb::Run;
+    rotate_tenant_key(pb::TenantRef) -> pb::KeyRotation;
+    list_segments(pb::TenantRef) -> pb::Segments;
+    get_segment(pb::SegmentRef) -> pb::Segment;
+    put_segment(pb::PutSegmentRequest) -> pb::Segment;
+    delete_segment(pb::SegmentRef) -> pb::SegmentDeleted;
+    refresh_segment(pb::SegmentRef) -> pb::SegmentRefresh;
+    tag_members(pb::TagMembersRequest) -> pb::MembersTagged;
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use super::Process;
 use loyalty_gateway::AppState;
 use loyalty_identity::service::IdentityService;
 use loyalty_ledger::client::LedgerClient;
-use loyalty_member::service::Members;
+use loyalty_member::client::MemberClient;
 use std::sync::Arc;
 
 /// The gateway's routes over the given clients.
@@ -12,7 +12,7 @@ pub async fn start(
     process: &Process<'_>,
     ledger: Arc<dyn LedgerClient>,
     identity: Arc<IdentityService>,
-    members: Arc<Members>,
+    members: Arc<dyn MemberClient>,
 ) -> anyhow::Result<axum::Router> {
     let state = AppState::new(ledger, identity, members);
     #[cfg(feature = "bench-unguarded")]

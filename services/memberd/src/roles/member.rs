@@ -6,6 +6,7 @@ use crate::members;
 use anyhow::Context;
 use loyalty_identity::grpc_guard::Guarded;
 use loyalty_ledger::client::LedgerClient;
+use loyalty_member::client::{GrpcMemberClient, InProcessMembers, MemberClient};
 use loyalty_member::grpc::MemberGrpc;
 use loyalty_member::grpc_access;
 use loyalty_member::ledger::Ledger;
@@ -18,15 +19,16 @@ pub type MemberServer = Guarded<MemberServiceServer<MemberGrpc>>;
 /// The member service of this process.
 pub struct MemberRole {
     pub members: Arc<Members>,
+    /// Its client, for the roles of this process that call it.
+    pub client: Arc<dyn MemberClient>,
     /// Its gRPC service, where other processes reach it.
     pub server: Option<MemberServer>,
 }
 
-/// Starts the member service, earning in `ledger`; `serve` adds its gRPC service.
+/// Starts the member service, earning in `ledger`, with its gRPC service.
 pub async fn start(
     process: &mut Process<'_>,
     ledger: Arc<dyn LedgerClient>,
-    serve: bool,
 ) -> anyhow::Result<MemberRole> {
     let config = process.config;
     let store = match process.scylla {
@@ -47,15 +49,24 @@ pub async fn start(
         members::schedule(scheduled, settings, shutdown).await;
         Ok(())
     }));
-    let server = if serve {
-        // Its port serves personal data: it never runs without checking its callers.
-        let checks = process.caller_checks()?.context(
-            "the member service's gRPC port needs the identity service: set identity_endpoint",
-        )?;
-        let guard = grpc_access::guard(checks);
-        Some(guard.around(MemberGrpc::new(Arc::clone(&members)).into_server()))
-    } else {
-        None
-    };
-    Ok(MemberRole { members, server })
+    // Its port serves personal data: it never runs without checking its callers.
+    let checks = process.caller_checks()?.context(
+        "the member service's gRPC port needs the identity service: set identity_endpoint",
+    )?;
+    let guard = grpc_access::guard(checks);
+    let server = Some(guard.around(MemberGrpc::new(Arc::clone(&members)).into_server()));
+    let client = Arc::new(InProcessMembers::new(Arc::clone(&members)));
+    Ok(MemberRole {
+        members,
+        client,
+        server,
+    })
+}
+
+/// The member service in another process, at `member_endpoint`.
+pub fn remote(process: &Process<'_>) -> anyhow::Result<Arc<dyn MemberClient>> {
+    let endpoint = &process.config.member_endpoint;
+    let transport = loyalty_proto::transport::connect(endpoint, process.deadline())
+        .map_err(|e| anyhow::anyhow!("member_endpoint {endpoint}: {e}"))?;
+    Ok(Arc::new(GrpcMemberClient::new(transport)))
 }

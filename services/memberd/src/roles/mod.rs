@@ -35,7 +35,7 @@ impl Roles {
             // The gateway administers identity (staff, roles, keys) in its own process.
             identity: all || matches!(target, Target::Identity | Target::Gateway),
             ledger: all || target == Target::Ledger,
-            member: all || matches!(target, Target::Member | Target::Gateway),
+            member: all || target == Target::Member,
             gateway: all || target == Target::Gateway,
         }
     }

@@ -13,6 +13,9 @@ use loyalty_common::{ServiceError, Timestamp};
 use loyalty_proto::member::v1 as pb;
 use std::collections::BTreeMap;
 
+mod programme;
+pub use programme::*;
+
 /// None for an empty string.
 fn given(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
@@ -199,6 +202,7 @@ pub fn activity(f: MemberFacts, now: Timestamp) -> pb::Activity {
         }),
         churn_risk: f.churn_risk,
         lifecycle: lifecycle(f.lifecycle).into(),
+        tier_state_json: f.tier_state.as_ref().map(json).unwrap_or_default(),
         erased: f.erased,
     }
 }
