@@ -354,44 +354,40 @@ async fn expiring(
     Ok(Json(s.ledger().list_expiring(request).await?.into()))
 }
 
-/// Captures a hold: the points are spent.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/redemptions/{hold_id}/capture", tag = "ledger",
-    params(HoldPath, ("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn capture(
-    State(s): State<AppState>,
-    Path(p): Path<HoldPath>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
-) -> Reply<WriteResultDto> {
-    let request = pb::HoldActionRequest {
-        wallet: Some(pb::WalletRef {
-            tenant_id: p.tenant,
-            member_id: p.member,
-        }),
-        idempotency_key: key.into(),
-        hold_id: p.hold_id,
+/// The route of an action on a redemption's hold: `POST path` with an `Idempotency-Key` and
+/// no body, answered with the write's result.
+macro_rules! hold_action {
+    ($(#[doc = $doc:tt])* $name:ident, $path:tt, $call:ident) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = "ledger",
+            params(HoldPath, ("Idempotency-Key" = String, Header)),
+            responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+        async fn $name(
+            State(s): State<AppState>,
+            Path(p): Path<HoldPath>,
+            IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+        ) -> Reply<WriteResultDto> {
+            let request = pb::HoldActionRequest {
+                wallet: Some(pb::WalletRef {
+                    tenant_id: p.tenant,
+                    member_id: p.member,
+                }),
+                idempotency_key: key.into(),
+                hold_id: p.hold_id,
+            };
+            Ok(Json(s.ledger().$call(request).await?.into()))
+        }
     };
-    Ok(Json(s.ledger().capture_hold(request).await?.into()))
 }
 
-/// Voids a hold: the points return with their original expiry dates.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/members/{member}/redemptions/{hold_id}/void", tag = "ledger",
-    params(HoldPath, ("Idempotency-Key" = String, Header)),
-    responses((status = 200, body = WriteResultDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn void(
-    State(s): State<AppState>,
-    Path(p): Path<HoldPath>,
-    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
-) -> Reply<WriteResultDto> {
-    let request = pb::HoldActionRequest {
-        wallet: Some(pb::WalletRef {
-            tenant_id: p.tenant,
-            member_id: p.member,
-        }),
-        idempotency_key: key.into(),
-        hold_id: p.hold_id,
-    };
-    Ok(Json(s.ledger().void_hold(request).await?.into()))
+hold_action! {
+    /// Captures a hold: the points are spent.
+    capture, "/v1/tenants/{tenant}/members/{member}/redemptions/{hold_id}/capture", capture_hold
+}
+
+hold_action! {
+    /// Voids a hold: the points return with their original expiry dates.
+    void, "/v1/tenants/{tenant}/members/{member}/redemptions/{hold_id}/void", void_hold
 }
 
 /// Moves points between two members of the tenant; completes or gives the points back.
