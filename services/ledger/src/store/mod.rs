@@ -3,6 +3,8 @@
 //! partition key plus clustering key or range. Adapters offer nothing more, so the domain behaves
 //! the same on the embedded store and on ScyllaDB.
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 #[cfg(feature = "cql")]
 pub mod cql;
 pub mod embedded;
