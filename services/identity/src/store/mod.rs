@@ -3,6 +3,8 @@
 //! a staff member's username is a second partition claimed in the same write. Adapters offer
 //! nothing more, so the service behaves the same on the embedded store and on ScyllaDB.
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 #[cfg(feature = "cql")]
 pub mod cql;
 pub mod embedded;
