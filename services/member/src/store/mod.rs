@@ -23,6 +23,8 @@ use async_trait::async_trait;
 use loyalty_common::error::ServiceResult;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "testing")]
+pub mod conformance;
 #[cfg(feature = "cql")]
 pub mod cql;
 mod embedded;
