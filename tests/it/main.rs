@@ -11,6 +11,7 @@ mod member_grpc;
 mod member_program;
 mod members;
 mod redis_limits;
+mod remote_admin;
 mod remote_identity;
 mod remote_ledger;
 mod remote_member;

@@ -16,7 +16,7 @@ async fn remote_gateway(app: &TestApp) -> String {
     let config = GatewayConfig::default();
     let limits = limits::rate_limits(&config.rate_limits).await.unwrap();
     let members = Arc::new(InProcessMembers::new(app.members()));
-    let state = AppState::new(remote_ledger(app), app.identity(), members);
+    let state = AppState::new(remote_ledger(app), app.identity_client(), members);
     let gateway = router(state, &config, limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -135,7 +135,7 @@ async fn orders_earn_in_a_remote_ledger_as_their_caller() {
     let config = GatewayConfig::default();
     let limits = limits::rate_limits(&config.rate_limits).await.unwrap();
     let members = Arc::new(InProcessMembers::new(members));
-    let state = AppState::new(remote_ledger(&app), app.identity(), members);
+    let state = AppState::new(remote_ledger(&app), app.identity_client(), members);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = format!("http://{}", listener.local_addr().unwrap());
     let router = router(state, &config, limits);

@@ -22,7 +22,7 @@ async fn remote_gateway(app: &TestApp) -> String {
     let members = Arc::new(GrpcMemberClient::new(
         connect(&app.grpc, DEFAULT_DEADLINE).unwrap(),
     ));
-    let state = AppState::new(ledger, app.identity(), members);
+    let state = AppState::new(ledger, app.identity_client(), members);
     let gateway = router(state, &config, limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -179,6 +179,13 @@ impl TestApp {
         std::sync::Arc::clone(running.identity().expect("memberd runs the gateway"))
     }
 
+    /// The identity service of this memberd, as its client.
+    pub fn identity_client(&self) -> std::sync::Arc<dyn loyalty_identity::client::IdentityClient> {
+        std::sync::Arc::new(loyalty_identity::client::InProcessIdentity::new(
+            self.identity(),
+        ))
+    }
+
     /// The member service of this memberd.
     pub fn members(&self) -> std::sync::Arc<loyalty_member::service::Members> {
         let running = self.running.as_ref().expect("running");

@@ -13,10 +13,12 @@ use axum::response::{IntoResponse, Response};
 use loyalty_common::ServiceError;
 use loyalty_common::error::ErrorCode;
 use loyalty_identity::audit::Outcome;
+use loyalty_identity::checks::{Act, Caller};
+use loyalty_identity::client::IdentityClient;
 use loyalty_identity::credential;
 use loyalty_identity::model::PLATFORM;
 use loyalty_identity::permissions::{self as p, Permission};
-use loyalty_identity::service::{IdentityService, Principal, PrincipalKind};
+use loyalty_identity::service::{Principal, PrincipalKind};
 use loyalty_proto::transport::{FORWARDED, Forwarded};
 use std::sync::Arc;
 
@@ -314,7 +316,7 @@ fn refuse(error: ServiceError) -> Response {
 /// What the guard needs.
 #[derive(Clone)]
 pub struct Guard {
-    pub identity: Arc<IdentityService>,
+    pub identity: Arc<dyn IdentityClient>,
     pub limits: Arc<dyn RateLimits>,
 }
 
@@ -350,7 +352,7 @@ async fn rate_limit(limits: &dyn RateLimits, principal: &Principal) -> Option<Re
 /// The middleware on every route of [`ROUTES`] (added as a route layer, so the matched
 /// route is known).
 pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    let identity = &guard.identity;
+    let identity = guard.identity.as_ref();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -396,6 +398,7 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
     request.extensions_mut().insert(principal.clone());
     // Services in this process take the caller as checked; one in another process checks
     // the forwarded credential itself.
+    let forwarded_credential = credential.clone();
     let forwarded = Forwarded {
         credential,
         store,
@@ -410,29 +413,39 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
             Outcome::Failed(status.as_u16().to_string())
         };
         let action = format!("{} {route}", method.as_str());
+        let caller = Caller {
+            principal: &principal,
+            credential: Some(&forwarded_credential),
+        };
+        let act = Act {
+            tenant: &tenant,
+            action: &action,
+            target: &target,
+            outcome,
+            request_id: &request_id,
+        };
         // The write is acknowledged only once its audit record is stored.
-        if let Err(e) = identity
-            .record(&principal, &tenant, &action, &target, outcome, &request_id)
-            .await
-        {
+        if let Err(e) = identity.record(caller, act).await {
             return refuse(e);
         }
     }
     response.into_response()
 }
 
-/// The caller of a request that authenticates on its own (logout, own password).
+/// The caller of a request that authenticates on its own (logout, own password), with the
+/// credential it sent.
 pub async fn authenticated(
-    identity: &IdentityService,
+    identity: &dyn IdentityClient,
     headers: &HeaderMap,
-) -> Result<Principal, ServiceError> {
+) -> Result<(Principal, String), ServiceError> {
     let credential = credential::from_headers(headers)?.ok_or_else(credential::missing)?;
-    identity.authenticate(credential).await
+    let principal = identity.authenticate(credential).await?;
+    Ok((principal, credential.to_string()))
 }
 
 /// Authenticates and authorizes one request.
 async fn admit(
-    identity: &IdentityService,
+    identity: &dyn IdentityClient,
     headers: &HeaderMap,
     credential: &str,
     path: &str,
@@ -444,8 +457,12 @@ async fn admit(
         Some(tenant) => credential::domain(&principal, tenant, store_of(headers)?)?,
         None => PLATFORM.to_string(),
     };
+    let caller = Caller {
+        principal: &principal,
+        credential: Some(credential),
+    };
     identity
-        .authorize(&principal, &domain, permission, request_id)
+        .authorize(caller, &domain, permission, request_id)
         .await?;
     Ok(principal)
 }

@@ -19,8 +19,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use loyalty_common::error::ErrorCode;
 use loyalty_common::ids::IdempotencyKey;
+use loyalty_identity::client::IdentityClient;
 use loyalty_identity::service::{IdentityService, Principal};
 use loyalty_identity::store::StoredReply;
+use loyalty_proto::identity::v1 as pb;
 use loyalty_proto::transport::FORWARDED;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -32,7 +34,7 @@ const SHOWN_ONCE: &[&str] = &["key", "initial_password", "temporary_password", "
 /// What the middleware needs.
 #[derive(Clone)]
 pub struct Replays {
-    pub identity: Arc<IdentityService>,
+    pub identity: Arc<dyn IdentityClient>,
     /// The largest body read (the gateway's body limit).
     pub max_body_bytes: usize,
     /// Idempotency records being handled now: a second request with the same key waits for
@@ -82,11 +84,11 @@ pub async fn replay(State(replays): State<Replays>, request: Request, next: Next
         return problem_response(ErrorCode::PayloadTooLarge, "the body is too large".into());
     };
     let path = parts.uri.path().to_string();
-    let record = sha256_hex(&[
-        caller.subject.as_bytes(),
-        path.as_bytes(),
-        key.as_str().as_bytes(),
-    ]);
+    let record = IdentityService::reply_record(&caller.subject, &path, key.as_str());
+    let kept_as = pb::KeptReplyRef {
+        path: path.clone(),
+        idempotency_key: key.as_str().to_string(),
+    };
     let request_hash = sha256_hex(&[parts.method.as_str().as_bytes(), path.as_bytes(), &body]);
     // Claimed before looking: a retry that looked while the first was finishing could
     // otherwise find nothing kept yet and act again.
@@ -105,8 +107,15 @@ pub async fn replay(State(replays): State<Replays>, request: Request, next: Next
         set: Arc::clone(&replays.in_flight),
         key: record.clone(),
     };
-    match replays.identity.kept_reply(&record).await {
-        Ok(Some(kept)) => return replayed(kept, &request_hash),
+    let kept = replays
+        .identity
+        .get_kept_reply(&caller, kept_as.clone())
+        .await;
+    match kept.map(|k| k.reply) {
+        Ok(Some(kept)) => match serde_json::from_str(&kept.json) {
+            Ok(kept) => return replayed(kept, &request_hash),
+            Err(e) => return problem_response(ErrorCode::Internal, format!("a kept reply: {e}")),
+        },
         Ok(None) => {}
         Err(e) => return problem_response(e.code, e.message),
     }
@@ -114,14 +123,9 @@ pub async fn replay(State(replays): State<Replays>, request: Request, next: Next
     // its retry then finds the reply instead of acting twice.
     let identity = Arc::clone(&replays.identity);
     let request = Request::from_parts(parts, Body::from(body));
-    // The task carries the caller on to the services the handler calls in other processes.
-    let forwarded = FORWARDED.try_with(Clone::clone).ok();
-    let done = tokio::spawn(async move {
+    let act = async move {
         let _slot = slot;
-        let response = match forwarded {
-            Some(caller) => FORWARDED.scope(caller, next.run(request)).await,
-            None => next.run(request).await,
-        };
+        let response = next.run(request).await;
         if !response.status().is_success() {
             return response;
         }
@@ -129,13 +133,24 @@ pub async fn replay(State(replays): State<Replays>, request: Request, next: Next
         let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
             return problem_response(ErrorCode::Internal, "the reply could not be read".into());
         };
-        let kept = keepable(parts.status, &bytes, request_hash, identity.now());
-        if let Err(e) = identity.keep_reply(&record, &kept).await {
+        let kept = keepable(parts.status, &bytes, request_hash);
+        let keep = pb::KeepReplyRequest {
+            r#ref: Some(kept_as),
+            reply: Some(pb::Document {
+                json: serde_json::to_string(&kept).unwrap_or_default(),
+            }),
+        };
+        if let Err(e) = identity.keep_reply(&caller, keep).await {
             // The write is done; only a retry's replay is lost, which then acts again.
             tracing::warn!(error = %e, "keeping an administrative reply for its key failed");
         }
         Response::from_parts(parts, Body::from(bytes))
-    });
+    };
+    // The task carries the caller on to the services it calls in other processes.
+    let done = match FORWARDED.try_with(Clone::clone) {
+        Ok(forwarded) => tokio::spawn(FORWARDED.scope(forwarded, act)),
+        Err(_) => tokio::spawn(act),
+    };
     match done.await {
         Ok(response) => response,
         Err(_) => problem_response(ErrorCode::Internal, "the request failed".into()),
@@ -161,12 +176,8 @@ fn idempotency_key(request: &Request) -> Result<IdempotencyKey, Box<Response>> {
 }
 
 /// The reply as kept: its JSON without the fields shown once.
-fn keepable(
-    status: StatusCode,
-    bytes: &Bytes,
-    request_hash: String,
-    at: loyalty_common::Timestamp,
-) -> StoredReply {
+/// Its time is the identity service's, set when it keeps it.
+fn keepable(status: StatusCode, bytes: &Bytes, request_hash: String) -> StoredReply {
     let mut body: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
     let mut withheld = Vec::new();
     if let Some(fields) = body.as_object_mut() {
@@ -181,7 +192,7 @@ fn keepable(
         status: status.as_u16(),
         body,
         withheld,
-        at,
+        at: loyalty_common::Timestamp(0),
     }
 }
 

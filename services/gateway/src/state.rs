@@ -1,7 +1,7 @@
 //! Shared handler state: the clients of the services the gateway calls. Each is the service
 //! in this process or one in another, behind the same trait; handlers cannot tell which.
 
-use loyalty_identity::service::IdentityService;
+use loyalty_identity::client::IdentityClient;
 use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
 use std::sync::Arc;
@@ -9,14 +9,14 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     ledger: Arc<dyn LedgerClient>,
-    identity: Arc<IdentityService>,
+    identity: Arc<dyn IdentityClient>,
     members: Arc<dyn MemberClient>,
 }
 
 impl AppState {
     pub fn new(
         ledger: Arc<dyn LedgerClient>,
-        identity: Arc<IdentityService>,
+        identity: Arc<dyn IdentityClient>,
         members: Arc<dyn MemberClient>,
     ) -> Self {
         Self {
@@ -31,7 +31,8 @@ impl AppState {
         self.members.as_ref()
     }
 
-    pub fn identity(&self) -> &Arc<IdentityService> {
+    /// The identity service's client: the checks of every request, sessions, administration.
+    pub fn identity(&self) -> &Arc<dyn IdentityClient> {
         &self.identity
     }
 

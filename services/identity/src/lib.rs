@@ -6,6 +6,7 @@ pub mod audit;
 pub mod audit_log;
 pub mod changes;
 pub mod checks;
+pub mod client;
 pub mod credential;
 pub mod grpc;
 pub mod grpc_guard;

@@ -17,8 +17,8 @@ pub enum Target {
     All,
     /// Only the ledger's gRPC service (plus health and metrics over HTTP).
     Ledger,
-    /// Only the REST gateway (with the identity service it administers), calling the ledger
-    /// at `ledger_endpoint` and the member service at `member_endpoint`.
+    /// Only the REST gateway, calling the identity service at `identity_endpoint`, the
+    /// ledger at `ledger_endpoint` and the member service at `member_endpoint`.
     Gateway,
     /// Only the member service's gRPC API (`member.v1`), earning in the ledger at
     /// `ledger_endpoint` and checking its callers with the identity service at
@@ -43,8 +43,9 @@ pub struct MemberdConfig {
     pub ledger_endpoint: String,
     /// The member service's gRPC endpoint when running `--target gateway`.
     pub member_endpoint: String,
-    /// The identity service's gRPC endpoint (`--target identity` or `all` elsewhere) that a
-    /// `--target ledger` asks about every caller. Unset, that ledger checks no caller.
+    /// The identity service's gRPC endpoint (`--target identity`): what a `--target ledger`
+    /// or `member` asks about every caller (unset, a ledger checks no caller), and what a
+    /// `--target gateway` authenticates, authorizes and administers through (required).
     pub identity_endpoint: Option<String>,
     /// How long a call to a service in another process may take, in milliseconds.
     pub call_deadline_ms: u64,

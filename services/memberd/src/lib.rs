@@ -192,9 +192,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     };
     let mut app = roles::health::routes(health);
     if roles.gateway {
-        let identity = identity
-            .clone()
-            .context("the gateway runs without the identity service")?;
+        let identity = process.identity_client()?;
         let gateway = roles::gateway::start(&process, ledger, identity, member_client).await?;
         app = app.merge(gateway);
     }

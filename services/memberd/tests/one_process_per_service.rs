@@ -3,7 +3,8 @@
 //! README's journey goes through the gateway: a tenant and its earning rules (the rules
 //! travel to the ledger's process), a member registered and an order recorded (in the member
 //! service's process, the order earning in the ledger's, as its caller), the balance and a
-//! redemption. Every process checks its callers with the identity process.
+//! redemption. Every process checks its callers with the identity process, and the gateway
+//! logs the administrator in and administers the tenant through it.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
@@ -76,6 +77,7 @@ async fn the_readme_journey_through_one_process_per_service() {
         "gateway",
         &cql,
         &[
+            ("MEMBERD_IDENTITY_ENDPOINT", &checks),
             ("MEMBERD_LEDGER_ENDPOINT", &ledger.addrs.grpc),
             ("MEMBERD_MEMBER_ENDPOINT", &member.addrs.grpc),
         ],

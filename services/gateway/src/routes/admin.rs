@@ -11,11 +11,10 @@ use axum::extract::{Extension, Path, State};
 use axum::http::HeaderMap;
 use loyalty_common::ServiceError;
 use loyalty_common::Timestamp;
-use loyalty_common::ids::{ApiKeyId, BrandId, StaffId, TenantId};
-use loyalty_identity::audit::AuditRecord;
-use loyalty_identity::model::{Brand, Tenant};
+use loyalty_common::ids::TenantId;
 use loyalty_identity::policy::SecurityPolicy;
-use loyalty_identity::service::{IdentityService, NewStaff, Principal};
+use loyalty_identity::service::Principal;
+use loyalty_proto::identity::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -40,8 +39,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit))
 }
 
-fn tenant_id(tenant: &str) -> Result<TenantId, ApiError> {
-    Ok(TenantId::parse(tenant)?)
+fn tenant_id(tenant: &str) -> Result<String, ApiError> {
+    Ok(TenantId::parse(tenant)?.to_string())
 }
 
 /// A tenant as administrators see it.
@@ -55,10 +54,13 @@ pub struct TenantDto {
     policy: SecurityPolicy,
 }
 
-impl From<Tenant> for TenantDto {
-    fn from(t: Tenant) -> Self {
-        Self {
-            id: t.id.to_string(),
+impl TryFrom<pb::Tenant> for TenantDto {
+    type Error = ApiError;
+
+    fn try_from(t: pb::Tenant) -> Result<Self, ApiError> {
+        let policy = serde_json::from_str(&t.policy_json).map_err(ServiceError::internal)?;
+        Ok(Self {
+            id: t.id,
             name: t.name,
             brands: t
                 .brands
@@ -68,10 +70,13 @@ impl From<Tenant> for TenantDto {
             stores: t
                 .stores
                 .iter()
-                .map(|s| serde_json::json!({"id": s.id, "name": s.name, "brand": s.brand}))
+                .map(|s| {
+                    let brand = (!s.brand.is_empty()).then_some(&s.brand);
+                    serde_json::json!({"id": s.id, "name": s.name, "brand": brand})
+                })
                 .collect(),
-            policy: t.policy,
-        }
+            policy,
+        })
     }
 }
 
@@ -90,16 +95,17 @@ async fn create_tenant(
     headers: HeaderMap,
     JsonBody(body): JsonBody<NewTenantBody>,
 ) -> Reply<TenantDto> {
-    let tenant = s
-        .identity()
-        .create_tenant(
-            &who,
-            &tenant_id(&body.id)?,
-            &body.name,
-            &request_id(&headers),
-        )
-        .await?;
-    Ok(Json(tenant.into()))
+    let request = pb::CreateTenantRequest {
+        tenant_id: tenant_id(&body.id)?,
+        name: body.name,
+        request_id: request_id(&headers),
+    };
+    Ok(Json(
+        s.identity()
+            .create_tenant(&who, request)
+            .await?
+            .try_into()?,
+    ))
 }
 
 /// A tenant with its brands, stores and security policy.
@@ -111,11 +117,13 @@ async fn get_tenant(
     headers: HeaderMap,
     Path(p): Path<TenantPath>,
 ) -> Reply<TenantDto> {
-    let tenant = s
-        .identity()
-        .tenant(&who, &tenant_id(&p.tenant)?, &request_id(&headers))
-        .await?;
-    Ok(Json(tenant.into()))
+    let request = pb::TenantRef {
+        tenant_id: tenant_id(&p.tenant)?,
+        request_id: request_id(&headers),
+    };
+    Ok(Json(
+        s.identity().get_tenant(&who, request).await?.try_into()?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -134,15 +142,17 @@ async fn add_brand(
     Path(p): Path<TenantPath>,
     JsonBody(body): JsonBody<BrandBody>,
 ) -> Reply<TenantDto> {
-    let brand = Brand {
-        id: BrandId::parse(body.id)?,
-        name: body.name,
+    let request = pb::AddBrandRequest {
+        tenant_id: tenant_id(&p.tenant)?,
+        brand: Some(pb::Brand {
+            id: body.id,
+            name: body.name,
+        }),
+        request_id: request_id(&headers),
     };
-    let tenant = s
-        .identity()
-        .add_brand(&who, &tenant_id(&p.tenant)?, brand, &request_id(&headers))
-        .await?;
-    Ok(Json(tenant.into()))
+    Ok(Json(
+        s.identity().add_brand(&who, request).await?.try_into()?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -162,12 +172,18 @@ async fn add_store(
     Path(p): Path<TenantPath>,
     JsonBody(body): JsonBody<StoreBody>,
 ) -> Reply<TenantDto> {
-    let store = IdentityService::parse_store(&body.id, &body.name, body.brand.as_deref())?;
-    let tenant = s
-        .identity()
-        .add_store(&who, &tenant_id(&p.tenant)?, store, &request_id(&headers))
-        .await?;
-    Ok(Json(tenant.into()))
+    let request = pb::AddStoreRequest {
+        tenant_id: tenant_id(&p.tenant)?,
+        store: Some(pb::Store {
+            id: body.id,
+            name: body.name,
+            brand: body.brand.unwrap_or_default(),
+        }),
+        request_id: request_id(&headers),
+    };
+    Ok(Json(
+        s.identity().add_store(&who, request).await?.try_into()?,
+    ))
 }
 
 /// Sets the tenant's password rules, lockout and whether staff need a second factor.
@@ -181,11 +197,13 @@ async fn set_policy(
     Path(p): Path<TenantPath>,
     JsonBody(policy): JsonBody<SecurityPolicy>,
 ) -> Reply<TenantDto> {
-    let tenant = s
-        .identity()
-        .set_policy(&who, &tenant_id(&p.tenant)?, policy, &request_id(&headers))
-        .await?;
-    Ok(Json(tenant.into()))
+    let request = pb::SetSecurityPolicyRequest {
+        tenant_id: tenant_id(&p.tenant)?,
+        policy_json: serde_json::to_string(&policy).map_err(ServiceError::internal)?,
+        request_id: request_id(&headers),
+    };
+    let tenant = s.identity().set_security_policy(&who, request).await?;
+    Ok(Json(tenant.try_into()?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -236,22 +254,24 @@ async fn create_staff(
     JsonBody(body): JsonBody<StaffBody>,
 ) -> Reply<CreatedStaffDto> {
     let tenant = tenant_id(&p.tenant)?;
-    let new = NewStaff {
+    let request = pb::CreateStaffRequest {
         display_name: body.display_name.unwrap_or_else(|| body.username.clone()),
         username: body.username,
         roles: body
             .roles
             .iter()
-            .map(|r| (r.role.clone(), domain(tenant.as_str(), r.store.as_deref())))
+            .map(|r| pb::RoleInDomain {
+                role: r.role.clone(),
+                domain: domain(&tenant, r.store.as_deref()),
+            })
             .collect(),
         password: body.password,
+        tenant_id: tenant,
+        request_id: request_id(&headers),
     };
-    let created = s
-        .identity()
-        .create_staff(&who, tenant.as_str(), new, &request_id(&headers))
-        .await?;
+    let created = s.identity().create_staff(&who, request).await?;
     Ok(Json(CreatedStaffDto {
-        staff_id: created.id.to_string(),
+        staff_id: created.staff_id,
         initial_password: created.initial_password,
         totp_uri: created.totp_uri,
     }))
@@ -265,8 +285,11 @@ pub struct StaffPath {
 }
 
 impl StaffPath {
-    fn id(&self) -> Result<StaffId, ApiError> {
-        Ok(StaffId::parse(&self.staff_id)?)
+    fn staff(&self, headers: &HeaderMap) -> pb::StaffRef {
+        pb::StaffRef {
+            staff_id: self.staff_id.clone(),
+            request_id: request_id(headers),
+        }
     }
 }
 
@@ -286,11 +309,10 @@ async fn reset_password(
     Path(p): Path<StaffPath>,
 ) -> Reply<PasswordDto> {
     let _ = &p.tenant;
-    let temporary_password = s
-        .identity()
-        .reset_password(&who, p.id()?, &request_id(&headers))
-        .await?;
-    Ok(Json(PasswordDto { temporary_password }))
+    let reset = s.identity().reset_password(&who, p.staff(&headers)).await?;
+    Ok(Json(PasswordDto {
+        temporary_password: reset.password,
+    }))
 }
 
 /// Releases a staff account locked after failed logins.
@@ -302,9 +324,7 @@ async fn unlock(
     headers: HeaderMap,
     Path(p): Path<StaffPath>,
 ) -> Reply<serde_json::Value> {
-    s.identity()
-        .unlock(&who, p.id()?, &request_id(&headers))
-        .await?;
+    s.identity().unlock(&who, p.staff(&headers)).await?;
     Ok(Json(serde_json::json!({"unlocked": true})))
 }
 
@@ -330,31 +350,15 @@ async fn grant_role(
     JsonBody(body): JsonBody<GrantBody>,
 ) -> Reply<serde_json::Value> {
     let tenant = tenant_id(&p.tenant)?;
-    let domain = domain(tenant.as_str(), body.store.as_deref());
-    let id = request_id(&headers);
-    let changed = if body.revoke {
-        s.identity()
-            .revoke(
-                &who,
-                tenant.as_str(),
-                &body.subject,
-                &body.role,
-                &domain,
-                &id,
-            )
-            .await?
-    } else {
-        s.identity()
-            .grant(
-                &who,
-                tenant.as_str(),
-                &body.subject,
-                &body.role,
-                &domain,
-                &id,
-            )
-            .await?
+    let request = pb::ChangeRoleRequest {
+        domain: domain(&tenant, body.store.as_deref()),
+        tenant_id: tenant,
+        subject: body.subject,
+        role: body.role,
+        revoke: body.revoke,
+        request_id: request_id(&headers),
     };
+    let changed = s.identity().change_role(&who, request).await?.changed;
     Ok(Json(serde_json::json!({"changed": changed})))
 }
 
@@ -384,19 +388,16 @@ async fn create_api_key(
     JsonBody(body): JsonBody<ApiKeyBody>,
 ) -> Reply<ApiKeyDto> {
     let expires_at = body.expires_at.map(Timestamp::from_datetime);
-    let key = s
-        .identity()
-        .create_api_key(
-            &who,
-            &tenant_id(&p.tenant)?,
-            &body.name,
-            &body.roles,
-            expires_at,
-            &request_id(&headers),
-        )
-        .await?;
+    let request = pb::CreateApiKeyRequest {
+        tenant_id: tenant_id(&p.tenant)?,
+        name: body.name,
+        roles: body.roles,
+        expires_at_ms: expires_at.map_or(0, |t| t.0),
+        request_id: request_id(&headers),
+    };
+    let key = s.identity().create_api_key(&who, request).await?;
     Ok(Json(ApiKeyDto {
-        id: key.id.to_string(),
+        id: key.id,
         key: key.key,
     }))
 }
@@ -409,9 +410,12 @@ pub struct KeyPath {
 }
 
 impl KeyPath {
-    fn id(&self) -> Result<ApiKeyId, ApiError> {
+    fn key(&self, headers: &HeaderMap) -> pb::ApiKeyRef {
         let _ = &self.tenant;
-        Ok(ApiKeyId::parse(&self.key_id)?)
+        pb::ApiKeyRef {
+            api_key_id: self.key_id.clone(),
+            request_id: request_id(headers),
+        }
     }
 }
 
@@ -424,9 +428,7 @@ async fn revoke_api_key(
     headers: HeaderMap,
     Path(p): Path<KeyPath>,
 ) -> Reply<serde_json::Value> {
-    s.identity()
-        .revoke_api_key(&who, p.id()?, &request_id(&headers))
-        .await?;
+    s.identity().revoke_api_key(&who, p.key(&headers)).await?;
     Ok(Json(serde_json::json!({"revoked": true})))
 }
 
@@ -439,12 +441,9 @@ async fn rotate_api_key(
     headers: HeaderMap,
     Path(p): Path<KeyPath>,
 ) -> Reply<ApiKeyDto> {
-    let key = s
-        .identity()
-        .rotate_api_key(&who, p.id()?, &request_id(&headers))
-        .await?;
+    let key = s.identity().rotate_api_key(&who, p.key(&headers)).await?;
     Ok(Json(ApiKeyDto {
-        id: key.id.to_string(),
+        id: key.id,
         key: key.key,
     }))
 }
@@ -467,20 +466,22 @@ async fn audit(
     headers: HeaderMap,
     Path(p): Path<TenantPath>,
     QueryParams(q): QueryParams<AuditQuery>,
-) -> Reply<Vec<AuditRecord>> {
+) -> Reply<Vec<serde_json::Value>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ServiceError::invalid("limit must be between 1 and 1000").into());
     }
-    let records = s
-        .identity()
-        .audit_records(
-            &who,
-            tenant_id(&p.tenant)?.as_str(),
-            q.from.unwrap_or(1),
-            limit,
-            &request_id(&headers),
-        )
-        .await?;
-    Ok(Json(records))
+    let request = pb::ListAuditRecordsRequest {
+        tenant_id: tenant_id(&p.tenant)?,
+        from: q.from.unwrap_or(1),
+        limit: limit as u32,
+        request_id: request_id(&headers),
+    };
+    let records = s.identity().list_audit_records(&who, request).await?;
+    let records = records
+        .records
+        .iter()
+        .map(|r| serde_json::from_str(&r.json));
+    let records = records.collect::<Result<_, _>>();
+    Ok(Json(records.map_err(ServiceError::internal)?))
 }

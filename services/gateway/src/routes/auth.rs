@@ -9,8 +9,8 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use loyalty_identity::service::LoggedIn;
-use loyalty_identity::tokens::Jwks;
+use loyalty_proto::identity::v1 as pb;
+use loyalty_proto::transport::{FORWARDED, Forwarded};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,14 +48,25 @@ pub struct TokensDto {
     must_change_password: bool,
 }
 
-fn tokens(s: &AppState, logged_in: LoggedIn) -> TokensDto {
-    let now = s.identity().now();
-    TokensDto {
-        access_token: logged_in.access_token,
-        token_type: "Bearer",
-        expires_in: (logged_in.access_expires_at.0 - now.0).div_euclid(1000),
-        refresh_token: logged_in.refresh_token,
-        must_change_password: logged_in.must_change_password,
+impl From<pb::Tokens> for TokensDto {
+    fn from(t: pb::Tokens) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: "Bearer",
+            expires_in: t.expires_in_secs,
+            refresh_token: t.refresh_token,
+            must_change_password: t.must_change_password,
+        }
+    }
+}
+
+/// The caller of a route that authenticates on its own, carried on to an identity service
+/// in another process.
+fn forwarded(credential: String, headers: &HeaderMap) -> Forwarded {
+    Forwarded {
+        credential,
+        store: None,
+        request_id: request_id(headers),
     }
 }
 
@@ -67,17 +78,14 @@ async fn login(
     headers: HeaderMap,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Json<TokensDto>, ApiError> {
-    let logged_in = s
-        .identity()
-        .login(
-            &body.tenant,
-            &body.username,
-            &body.password,
-            body.code.as_deref(),
-            &request_id(&headers),
-        )
-        .await?;
-    Ok(Json(tokens(&s, logged_in)))
+    let request = pb::LoginRequest {
+        tenant: body.tenant,
+        username: body.username,
+        password: body.password,
+        code: body.code,
+        request_id: request_id(&headers),
+    };
+    Ok(Json(s.identity().login(request).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -94,20 +102,24 @@ async fn refresh(
     headers: HeaderMap,
     JsonBody(body): JsonBody<RefreshBody>,
 ) -> Result<Json<TokensDto>, ApiError> {
-    let logged_in = s
-        .identity()
-        .refresh(&body.refresh_token, &request_id(&headers))
-        .await?;
-    Ok(Json(tokens(&s, logged_in)))
+    let request = pb::RefreshRequest {
+        refresh_token: body.refresh_token,
+        request_id: request_id(&headers),
+    };
+    Ok(Json(s.identity().refresh(request).await?.into()))
 }
 
 /// Ends the caller's session: its access and refresh tokens stop working at once.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
     responses((status = 204), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
-    let principal = authenticated(s.identity(), &headers).await?;
-    s.identity()
-        .logout(&principal, &request_id(&headers))
+    let (principal, credential) = authenticated(s.identity().as_ref(), &headers).await?;
+    let request = pb::LogoutRequest {
+        request_id: request_id(&headers),
+    };
+    let logout = s.identity().logout(&principal, request);
+    FORWARDED
+        .scope(forwarded(credential, &headers), logout)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -126,9 +138,15 @@ async fn change_password(
     headers: HeaderMap,
     JsonBody(body): JsonBody<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
-    let principal = authenticated(s.identity(), &headers).await?;
-    s.identity()
-        .change_password(&principal, &body.current, &body.new, &request_id(&headers))
+    let (principal, credential) = authenticated(s.identity().as_ref(), &headers).await?;
+    let request = pb::ChangePasswordRequest {
+        current: body.current,
+        new: body.new,
+        request_id: request_id(&headers),
+    };
+    let change = s.identity().change_password(&principal, request);
+    FORWARDED
+        .scope(forwarded(credential, &headers), change)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -136,6 +154,8 @@ async fn change_password(
 /// The public keys that verify access tokens (RFC 7517; Ed25519 keys as in RFC 8037).
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", security(()),
     responses((status = 200, description = "The JSON Web Key Set")))]
-async fn jwks(State(s): State<AppState>) -> Json<Jwks> {
-    Json(s.identity().jwks().clone())
+async fn jwks(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let jwks = s.identity().get_jwks().await?;
+    let jwks = serde_json::from_str(&jwks.json).map_err(loyalty_common::ServiceError::internal)?;
+    Ok(Json(jwks))
 }

@@ -11,6 +11,8 @@ use loyalty_common::ServiceError;
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_common::personal::PersonalData;
 use loyalty_identity::audit::Outcome;
+use loyalty_identity::checks::{Act, Caller};
+use loyalty_identity::credential;
 use loyalty_identity::service::Principal;
 use loyalty_proto::member::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -306,17 +308,20 @@ async fn profile_unmasked(
         Err(e) => Outcome::Failed(e.code.as_str().into()),
     };
     let request_id = request_id(&headers);
+    let credential = credential::from_headers(&headers)?;
+    let caller = Caller {
+        principal: &who,
+        credential,
+    };
+    let act = Act {
+        tenant: tenant.as_str(),
+        action: "member.read_unmasked",
+        target: &format!("member:{tenant}/{member}"),
+        outcome,
+        request_id: &request_id,
+    };
     // Recorded before the data leaves: no unaudited unmasked read.
-    s.identity()
-        .record(
-            &who,
-            tenant.as_str(),
-            "member.read_unmasked",
-            &format!("member:{tenant}/{member}"),
-            outcome,
-            &request_id,
-        )
-        .await?;
+    s.identity().record(caller, act).await?;
     Ok(Json(result?.into()))
 }
 

@@ -306,6 +306,17 @@ impl IdentityService {
         Ok(())
     }
 
+    /// The record a reply is kept under: the caller's subject, the request's path and its
+    /// idempotency key, hashed (each part length-prefixed, so no two requests share one).
+    pub fn reply_record(subject: &str, path: &str, key: &str) -> String {
+        let mut hasher = Sha256::new();
+        for part in [subject, path, key] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+
     /// The reply kept for an administrative write's idempotency record `key`, if it is
     /// younger than [`REPLY_KEPT_SECS`].
     pub async fn kept_reply(&self, key: &str) -> ServiceResult<Option<StoredReply>> {

@@ -2,7 +2,7 @@
 
 use super::Process;
 use loyalty_gateway::AppState;
-use loyalty_identity::service::IdentityService;
+use loyalty_identity::client::IdentityClient;
 use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub async fn start(
     process: &Process<'_>,
     ledger: Arc<dyn LedgerClient>,
-    identity: Arc<IdentityService>,
+    identity: Arc<dyn IdentityClient>,
     members: Arc<dyn MemberClient>,
 ) -> anyhow::Result<axum::Router> {
     let state = AppState::new(ledger, identity, members);

@@ -12,7 +12,7 @@ use crate::config::{MemberdConfig, Target};
 use crate::publication::Publication;
 use crate::storage::ScyllaStorage;
 use loyalty_identity::checks::CallerChecks;
-use loyalty_identity::grpc::RemoteIdentity;
+use loyalty_identity::client::{GrpcIdentityClient, IdentityClient, InProcessIdentity};
 use loyalty_identity::service::IdentityService;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +32,7 @@ impl Roles {
     pub fn of(target: Target) -> Self {
         let all = target == Target::All;
         Self {
-            // The gateway administers identity (staff, roles, keys) in its own process.
-            identity: all || matches!(target, Target::Identity | Target::Gateway),
+            identity: all || target == Target::Identity,
             ledger: all || target == Target::Ledger,
             member: all || target == Target::Member,
             gateway: all || target == Target::Gateway,
@@ -77,11 +76,7 @@ impl Process<'_> {
             return Ok(Some(Arc::clone(identity) as Arc<dyn CallerChecks>));
         }
         match &self.config.identity_endpoint {
-            Some(endpoint) => {
-                let remote = RemoteIdentity::connect_lazy(endpoint)
-                    .map_err(|e| anyhow::anyhow!("identity_endpoint: {}", e.message))?;
-                Ok(Some(Arc::new(remote)))
-            }
+            Some(endpoint) => Ok(Some(Arc::new(self.remote_identity(endpoint)?))),
             None => {
                 tracing::warn!(
                     "the gRPC port does not authenticate callers: set identity_endpoint to the \
@@ -90,6 +85,27 @@ impl Process<'_> {
                 Ok(None)
             }
         }
+    }
+
+    /// The identity service's client: the one in this process, or the one at
+    /// `identity_endpoint` (required then).
+    pub fn identity_client(&self) -> anyhow::Result<Arc<dyn IdentityClient>> {
+        if let Some(identity) = self.identity {
+            return Ok(Arc::new(InProcessIdentity::new(Arc::clone(identity))));
+        }
+        let endpoint = self.config.identity_endpoint.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "this role needs the identity service: set identity_endpoint to its gRPC \
+                 address (memberd --target identity)"
+            )
+        })?;
+        Ok(Arc::new(self.remote_identity(endpoint)?))
+    }
+
+    fn remote_identity(&self, endpoint: &str) -> anyhow::Result<GrpcIdentityClient> {
+        let transport = loyalty_proto::transport::connect(endpoint, self.deadline())
+            .map_err(|e| anyhow::anyhow!("identity_endpoint {endpoint}: {e}"))?;
+        Ok(GrpcIdentityClient::new(transport))
     }
 
     /// The deadline of calls to services in other processes.
