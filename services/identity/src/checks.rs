@@ -1,6 +1,6 @@
 //! What another service asks about its callers: who a credential belongs to, whether that
 //! caller may do something, and recording what it did. The identity service answers in
-//! process; [`crate::grpc::RemoteIdentity`] asks one in another process over gRPC.
+//! process; [`crate::client::GrpcIdentityClient`] asks one in another process over gRPC.
 
 use crate::audit::Outcome;
 use crate::permissions::Permission;
