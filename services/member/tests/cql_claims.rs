@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
 use loyalty_common::Timestamp;
+use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_member::facts::MemberFacts;
 use loyalty_member::orders::Order;
 use loyalty_member::store::cql::ScyllaMemberStore;
@@ -52,6 +53,14 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+fn acme() -> TenantId {
+    TenantId::parse("acme").unwrap()
+}
+
+fn ann() -> MemberId {
+    MemberId::parse("ann").unwrap()
+}
+
 #[tokio::test]
 async fn an_order_claim_left_by_a_dead_write_is_waited_for_then_taken_over() {
     let Some((session, config)) =
@@ -89,7 +98,7 @@ async fn an_order_claim_left_by_a_dead_write_is_waited_for_then_taken_over() {
             .unwrap(),
         Written::Stale
     );
-    assert_eq!(repo.facts("acme", "ann").await.unwrap(), None);
+    assert_eq!(repo.facts(&acme(), &ann()).await.unwrap(), None);
     // The claim a dead write left long ago: taken over, and the order is Ann's.
     assert_eq!(
         repo.write(facts_with_order("acme", "ann", 1, stale))
@@ -98,10 +107,10 @@ async fn an_order_claim_left_by_a_dead_write_is_waited_for_then_taken_over() {
         Written::Yes
     );
     assert_eq!(
-        repo.order("acme", stale).await.unwrap().unwrap().member,
+        repo.order(&acme(), stale).await.unwrap().unwrap().member,
         "ann"
     );
-    let orders = repo.orders("acme", "ann", None, 10).await.unwrap();
+    let orders = repo.orders(&acme(), &ann(), None, 10).await.unwrap();
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0].order_id, stale);
 }

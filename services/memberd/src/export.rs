@@ -56,7 +56,7 @@ pub async fn run(
     loop {
         let page = members
             .repository()
-            .profiles_page(tenant.as_str(), after.as_deref(), 1_000)
+            .profiles_page(tenant, after.as_deref(), 1_000)
             .await?;
         let Some(last) = page.last() else { break };
         after = Some(last.member_id.clone());

@@ -186,7 +186,7 @@ impl Harness {
         let mut after: Option<String> = None;
         loop {
             let page = repo
-                .profiles_page(self.tenant.as_str(), after.as_deref(), 1000)
+                .profiles_page(&self.tenant, after.as_deref(), 1000)
                 .await
                 .unwrap();
             let Some(last) = page.last() else { break };
@@ -666,7 +666,7 @@ fn an_import_killed_mid_way_resumes_without_duplicates() {
         let mut after: Option<String> = None;
         loop {
             let page = repo
-                .profiles_page("acme", after.as_deref(), 5000)
+                .profiles_page(&tenant, after.as_deref(), 5000)
                 .await
                 .unwrap();
             let Some(last) = page.last() else { break };

@@ -16,7 +16,7 @@ const CHECKPOINTS: &str = "import_checkpoint";
 
 pub struct Importer<'a> {
     members: &'a Members,
-    tenant: String,
+    tenant: TenantId,
     ring: TenantRing,
     blind: BlindIndex,
 }
@@ -24,12 +24,11 @@ pub struct Importer<'a> {
 impl Members {
     /// An importer into `tenant`.
     pub async fn importer(&self, tenant: &TenantId) -> ServiceResult<Importer<'_>> {
-        let t = tenant.as_str();
         Ok(Importer {
             members: self,
-            tenant: t.into(),
-            ring: self.ring(t).await?,
-            blind: BlindIndex::for_tenant(&self.master, t),
+            tenant: tenant.clone(),
+            ring: self.ring(tenant).await?,
+            blind: BlindIndex::for_tenant(&self.master, tenant.as_str()),
         })
     }
 }
@@ -40,7 +39,7 @@ impl Importer<'_> {
         self.members.new_member(
             &self.ring,
             &self.blind,
-            &self.tenant,
+            self.tenant.as_str(),
             member.as_str(),
             input,
             "import",
@@ -55,7 +54,7 @@ impl Importer<'_> {
         value: Vec<u8>,
     ) -> ServiceResult<Vec<Written>> {
         let setting = SettingWrite {
-            tenant: self.tenant.clone(),
+            tenant: self.tenant.to_string(),
             kind: CHECKPOINTS.into(),
             name: name.into(),
             value,
@@ -96,7 +95,7 @@ impl Importer<'_> {
         Ok(self
             .members
             .repo
-            .profile(&self.tenant, member.as_str())
+            .profile(&self.tenant, member)
             .await?
             .is_some())
     }

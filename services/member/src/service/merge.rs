@@ -81,7 +81,7 @@ impl Members {
             let (_, mut kept) = self.live(tenant, survivor).await?;
             let (mut gone, mut gone_facts) = self.live(tenant, duplicate).await?;
             // Listed in the loop: an order recorded meanwhile moves with the rest.
-            let orders = self.all_orders(t, duplicate.as_str()).await?;
+            let orders = self.all_orders(tenant, duplicate).await?;
             let d = &gone_facts.value;
             let tags_added: Vec<String> = d.tags.difference(&kept.value.tags).cloned().collect();
             let record = MergeRecord {
@@ -232,10 +232,7 @@ impl Members {
             ));
         }
         for (kind, index) in &record.indexes_released {
-            let holder = self
-                .repo
-                .member_by_index(tenant.as_str(), *kind, index)
-                .await?;
+            let holder = self.repo.member_by_index(tenant, *kind, index).await?;
             if let Some(holder) = holder.filter(|h| h != duplicate.as_str()) {
                 return Err(super::taken(*kind, &holder));
             }
@@ -246,7 +243,7 @@ impl Members {
     pub async fn merge_record(&self, tenant: &TenantId, id: &str) -> ServiceResult<MergeRecord> {
         let bytes = self
             .repo
-            .setting(tenant.as_str(), MERGES, id)
+            .setting(tenant, MERGES, id)
             .await?
             .ok_or_else(|| merge_not_found(id))?;
         serde_json::from_slice(&bytes).map_err(ServiceError::internal)
@@ -274,7 +271,7 @@ impl Members {
         }
     }
 
-    async fn all_orders(&self, tenant: &str, member: &str) -> ServiceResult<Vec<String>> {
+    async fn all_orders(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<Vec<String>> {
         let mut ids = Vec::new();
         let mut before: Option<String> = None;
         loop {
@@ -329,13 +326,13 @@ impl Members {
     async fn recount_order_dates(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<()> {
         let t = tenant.as_str();
         for _ in 0..ATTEMPTS {
-            let Some(mut facts) = self.repo.facts(t, member.as_str()).await? else {
+            let Some(mut facts) = self.repo.facts(tenant, member).await? else {
                 return Ok(());
             };
-            let newest = self.repo.orders(t, member.as_str(), None, 1).await?;
-            let all = self.all_orders(t, member.as_str()).await?;
+            let newest = self.repo.orders(tenant, member, None, 1).await?;
+            let all = self.all_orders(tenant, member).await?;
             let oldest = match all.last() {
-                Some(id) => self.repo.order(t, id).await?,
+                Some(id) => self.repo.order(tenant, id).await?,
                 None => None,
             };
             facts.value.last_order_at = newest.first().map(|o| o.at);

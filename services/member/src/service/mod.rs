@@ -161,7 +161,7 @@ impl Members {
     /// A member changed between the read and the write is left for the next sweep.
     pub(crate) async fn sweep<F, Fut>(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         page: usize,
         mut each: F,
     ) -> ServiceResult<(u64, u64)>
@@ -189,18 +189,19 @@ impl Members {
     }
 
     /// The tenant's key ring, created on its first use.
-    async fn ring(&self, tenant: &str) -> ServiceResult<TenantRing> {
+    async fn ring(&self, tenant: &TenantId) -> ServiceResult<TenantRing> {
         let stored = self.repo.tenant_keys(tenant).await?;
         if stored.is_empty() {
-            let (ring, first) = TenantRing::create(&self.master, tenant).map_err(vault_error)?;
+            let (ring, first) =
+                TenantRing::create(&self.master, tenant.as_str()).map_err(vault_error)?;
             if self.repo.add_tenant_key(tenant, &first).await? {
                 return Ok(ring);
             }
             // Another writer created it first: use theirs.
             let stored = self.repo.tenant_keys(tenant).await?;
-            return TenantRing::open(&self.master, tenant, &stored).map_err(vault_error);
+            return TenantRing::open(&self.master, tenant.as_str(), &stored).map_err(vault_error);
         }
-        TenantRing::open(&self.master, tenant, &stored).map_err(vault_error)
+        TenantRing::open(&self.master, tenant.as_str(), &stored).map_err(vault_error)
     }
 
     /// The tenant's key ring for opening `stored`, kept between reads: opening a ring costs a
@@ -210,11 +211,11 @@ impl Members {
     /// process) reloads it. Writes use [`Self::ring`], so new keys are wrapped by the newest.
     async fn reading_ring(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         stored: &StoredProfile,
     ) -> ServiceResult<Arc<TenantRing>> {
         let needed = stored.key.as_ref().map_or(0, |k| k.tenant_version);
-        let kept = self.kept_rings().get(tenant).cloned();
+        let kept = self.kept_rings().get(tenant.as_str()).cloned();
         if let Some(ring) = kept.filter(|r| r.current() >= needed) {
             return Ok(ring);
         }
@@ -294,19 +295,25 @@ impl Members {
         member: &MemberId,
         input: ProfileInput,
     ) -> ServiceResult<Profile> {
-        let tenant = tenant.as_str();
         let already = || {
             ServiceError::new(
                 ErrorCode::AlreadyExists,
                 format!("member {member} is registered already"),
             )
         };
-        if self.repo.profile(tenant, member.as_str()).await?.is_some() {
+        if self.repo.profile(tenant, member).await?.is_some() {
             return Err(already());
         }
         let ring = self.ring(tenant).await?;
-        let blind = BlindIndex::for_tenant(&self.master, tenant);
-        let write = self.new_member(&ring, &blind, tenant, member.as_str(), input, "api")?;
+        let blind = BlindIndex::for_tenant(&self.master, tenant.as_str());
+        let write = self.new_member(
+            &ring,
+            &blind,
+            tenant.as_str(),
+            member.as_str(),
+            input,
+            "api",
+        )?;
         let (profile, facts) = (write.profile.clone(), write.facts.clone());
         match self.repo.write(write).await? {
             Written::Yes => {}
@@ -333,7 +340,7 @@ impl Members {
                 )));
             }
         }
-        let ring = self.ring(tenant.as_str()).await?;
+        let ring = self.ring(tenant).await?;
         for _ in 0..ATTEMPTS {
             let (mut stored, mut facts) = self.live(tenant, member).await?;
             let key = member_key(&ring, &stored)?;
@@ -397,7 +404,7 @@ impl Members {
         view: View,
     ) -> ServiceResult<Profile> {
         let (stored, facts) = self.live(tenant, member).await?;
-        let ring = self.reading_ring(tenant.as_str(), &stored).await?;
+        let ring = self.reading_ring(tenant, &stored).await?;
         let mut profile = self.opened(&ring, &stored, &facts)?;
         if view == View::Masked {
             profile.personal = profile.personal.masked();
@@ -451,9 +458,7 @@ impl Members {
         let Some(index) = blind.index(kind.into(), value) else {
             return Ok(None);
         };
-        self.repo
-            .member_by_index(tenant.as_str(), kind, &index)
-            .await
+        self.repo.member_by_index(tenant, kind, &index).await
     }
 
     /// The stored profile and facts of a member, erased or not.
@@ -462,10 +467,9 @@ impl Members {
         tenant: &TenantId,
         member: &MemberId,
     ) -> ServiceResult<(StoredProfile, Versioned<MemberFacts>)> {
-        let (t, m) = (tenant.as_str(), member.as_str());
-        match self.repo.member(t, m).await? {
+        match self.repo.member(tenant, member).await? {
             (Some(profile), Some(facts)) => Ok((profile, facts)),
-            _ => Err(not_found(m)),
+            _ => Err(not_found(member.as_str())),
         }
     }
 
@@ -494,9 +498,9 @@ impl Members {
     /// Adds a key version for the tenant and re-wraps every member key under it; the number
     /// of members re-wrapped. Profiles stay readable throughout.
     pub async fn rotate_tenant_key(&self, tenant: &TenantId) -> ServiceResult<usize> {
-        let mut ring = self.ring(tenant.as_str()).await?;
+        let mut ring = self.ring(tenant).await?;
         let added = ring.rotate(&self.master).map_err(vault_error)?;
-        if !self.repo.add_tenant_key(tenant.as_str(), &added).await? {
+        if !self.repo.add_tenant_key(tenant, &added).await? {
             return Err(ServiceError::new(
                 ErrorCode::VersionConflict,
                 "the tenant's key is being rotated; retry",
@@ -507,7 +511,7 @@ impl Members {
         loop {
             let page = self
                 .repo
-                .profiles_page(tenant.as_str(), after.as_deref(), 1_000)
+                .profiles_page(tenant, after.as_deref(), 1_000)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.member_id.clone());

@@ -65,11 +65,11 @@ impl Members {
         };
         order.validate(now)?;
         let t = tenant.as_str();
-        if let Some(existing) = self.repo.order(t, &order.order_id).await? {
+        if let Some(existing) = self.repo.order(tenant, &order.order_id).await? {
             return replay(existing, &order, timed);
         }
         if let Some(of) = &order.refund_of {
-            let original = self.repo.order(t, of).await?;
+            let original = self.repo.order(tenant, of).await?;
             let Some(original) = original.filter(|o| o.member == order.member) else {
                 return Err(ServiceError::invalid(format!(
                     "refund_of: member {member} has no order {of}"
@@ -144,12 +144,11 @@ impl Members {
         before: Option<&str>,
         limit: usize,
     ) -> ServiceResult<(Vec<Order>, Option<String>)> {
-        let (t, m) = (tenant.as_str(), member.as_str());
-        if self.repo.facts(t, m).await?.is_none() {
-            return Err(not_found(m));
+        if self.repo.facts(tenant, member).await?.is_none() {
+            return Err(not_found(member.as_str()));
         }
         let limit = limit.clamp(1, 500);
-        let page = self.repo.orders(t, m, before, limit).await?;
+        let page = self.repo.orders(tenant, member, before, limit).await?;
         let next = (page.len() == limit)
             .then(|| page.last().map(crate::store::history_cursor))
             .flatten();

@@ -24,11 +24,7 @@ pub struct ScoringRun {
 impl Members {
     /// The tenant's scoring policy (the defaults if it set none).
     pub async fn scoring_policy(&self, tenant: &TenantId) -> ServiceResult<ScoringPolicy> {
-        match self
-            .repo
-            .setting(tenant.as_str(), POLICY.0, POLICY.1)
-            .await?
-        {
+        match self.repo.setting(tenant, POLICY.0, POLICY.1).await? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(ServiceError::internal),
             None => Ok(ScoringPolicy::default()),
         }
@@ -42,7 +38,7 @@ impl Members {
         policy.validate()?;
         let bytes = serde_json::to_vec(policy).map_err(ServiceError::internal)?;
         self.repo
-            .put_setting(tenant.as_str(), POLICY.0, POLICY.1, Some(bytes))
+            .put_setting(tenant, POLICY.0, POLICY.1, Some(bytes))
             .await
     }
 
@@ -54,7 +50,7 @@ impl Members {
         let policy = &policy;
         // A member changed meanwhile keeps its old scores until the next run.
         let (scored, changed) = self
-            .sweep(t, PAGE, |mut facts| async move {
+            .sweep(tenant, PAGE, |mut facts| async move {
                 let scores = rfm::score(policy, &facts.value, now);
                 if !rfm::apply(&mut facts.value, scores) {
                     return Ok(None);

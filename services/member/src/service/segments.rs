@@ -113,14 +113,14 @@ impl Members {
     async fn store_segment(&self, tenant: &TenantId, segment: &Segment) -> ServiceResult<()> {
         let bytes = serde_json::to_vec(segment).map_err(ServiceError::internal)?;
         self.repo
-            .put_setting(tenant.as_str(), SEGMENTS, &segment.code, Some(bytes))
+            .put_setting(tenant, SEGMENTS, &segment.code, Some(bytes))
             .await
     }
 
     pub async fn segment(&self, tenant: &TenantId, code: &str) -> ServiceResult<Segment> {
         let bytes = self
             .repo
-            .setting(tenant.as_str(), SEGMENTS, code)
+            .setting(tenant, SEGMENTS, code)
             .await?
             .ok_or_else(|| segment_not_found(code))?;
         serde_json::from_slice(&bytes).map_err(ServiceError::internal)
@@ -128,7 +128,7 @@ impl Members {
 
     pub async fn segments(&self, tenant: &TenantId) -> ServiceResult<Vec<Segment>> {
         self.repo
-            .settings(tenant.as_str(), SEGMENTS)
+            .settings(tenant, SEGMENTS)
             .await?
             .into_iter()
             .map(|(_, bytes)| serde_json::from_slice(&bytes).map_err(ServiceError::internal))
@@ -137,12 +137,10 @@ impl Members {
 
     pub async fn delete_segment(&self, tenant: &TenantId, code: &str) -> ServiceResult<()> {
         let segment = self.segment(tenant, code).await?;
-        self.repo
-            .put_setting(tenant.as_str(), SEGMENTS, code, None)
-            .await?;
+        self.repo.put_setting(tenant, SEGMENTS, code, None).await?;
         if let Some(r) = segment.last_refresh {
             self.repo
-                .drop_segment_members(tenant.as_str(), code, r.generation)
+                .drop_segment_members(tenant, code, r.generation)
                 .await?;
         }
         Ok(())
@@ -161,16 +159,18 @@ impl Members {
             serde_json::from_str(&segment.query).map_err(ServiceError::internal)?;
         let now = self.clock.now();
         let matcher = Query::parse(&query)?.compile(now)?;
-        let t = tenant.as_str();
         let old = segment.last_refresh.map(|r| r.generation);
         let generation = old.map_or(1, |g| g + 1);
         // A refresh that died half-way left rows under this generation: start clean.
-        self.repo.drop_segment_members(t, code, generation).await?;
+        self.repo
+            .drop_segment_members(tenant, code, generation)
+            .await?;
         let (mut count, mut scanned) = (0u64, 0u64);
         let mut after: Option<String> = None;
         let mut matched: Vec<String> = Vec::new();
         loop {
-            let page: Vec<Versioned<_>> = self.repo.facts_page(t, after.as_deref(), PAGE).await?;
+            let page: Vec<Versioned<_>> =
+                self.repo.facts_page(tenant, after.as_deref(), PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.value.member_id.clone());
             scanned += page.len() as u64;
@@ -184,13 +184,13 @@ impl Members {
             if matched.len() >= WRITE_BATCH {
                 let batch = std::mem::take(&mut matched);
                 self.repo
-                    .add_segment_members(t, code, generation, batch)
+                    .add_segment_members(tenant, code, generation, batch)
                     .await?;
             }
         }
         if !matched.is_empty() {
             self.repo
-                .add_segment_members(t, code, generation, matched)
+                .add_segment_members(tenant, code, generation, matched)
                 .await?;
         }
         let refresh = Refresh {
@@ -206,7 +206,7 @@ impl Members {
         current.last_refresh = Some(refresh);
         self.store_segment(tenant, &current).await?;
         if let Some(old) = old {
-            self.repo.drop_segment_members(t, code, old).await?;
+            self.repo.drop_segment_members(tenant, code, old).await?;
         }
         Ok(refresh)
     }
@@ -223,7 +223,7 @@ impl Members {
         let limit = limit.clamp(1, 1_000);
         let page = self
             .repo
-            .segment_members(tenant.as_str(), code, generation, after, limit)
+            .segment_members(tenant, code, generation, after, limit)
             .await?;
         let next = (page.len() == limit)
             .then(|| page.last().cloned())
@@ -244,7 +244,7 @@ impl Members {
         loop {
             let page = self
                 .repo
-                .segment_members(tenant.as_str(), code, generation, after.as_deref(), 1_000)
+                .segment_members(tenant, code, generation, after.as_deref(), 1_000)
                 .await?;
             let full = page.len() == 1_000;
             after = page.last().cloned();
@@ -399,7 +399,7 @@ mod tests {
         // The first generation is gone.
         let old = members
             .repo
-            .segment_members("acme", "vips", 1, None, 10)
+            .segment_members(&tenant, "vips", 1, None, 10)
             .await
             .unwrap();
         assert!(old.is_empty());

@@ -128,7 +128,7 @@ impl Members {
         add: &[String],
         remove: &[String],
     ) -> ServiceResult<Option<Option<MemberWrite>>> {
-        let Some(mut facts) = self.repo.facts(tenant.as_str(), member.as_str()).await? else {
+        let Some(mut facts) = self.repo.facts(tenant, member).await? else {
             return Ok(None);
         };
         if !facts.value.is_active() {

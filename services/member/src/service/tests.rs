@@ -359,7 +359,7 @@ async fn after_an_erasure_and_a_purge_nothing_of_the_member_is_left_on_disk() {
     let stored = h
         .members
         .repository()
-        .profile("acme", "m1")
+        .profile(&acme, &m1)
         .await
         .unwrap()
         .unwrap();

@@ -27,10 +27,7 @@ pub struct TierRun {
 impl Members {
     /// The tenant's tier policy, if it set one.
     pub async fn tier_policy(&self, tenant: &TenantId) -> ServiceResult<Option<TierPolicy>> {
-        let stored = self
-            .repo
-            .setting(tenant.as_str(), POLICY.0, POLICY.1)
-            .await?;
+        let stored = self.repo.setting(tenant, POLICY.0, POLICY.1).await?;
         stored
             .map(|bytes| serde_json::from_slice(&bytes).map_err(ServiceError::internal))
             .transpose()
@@ -45,7 +42,7 @@ impl Members {
         policy.validate()?;
         let bytes = serde_json::to_vec(policy).map_err(ServiceError::internal)?;
         self.repo
-            .put_setting(tenant.as_str(), POLICY.0, POLICY.1, Some(bytes))
+            .put_setting(tenant, POLICY.0, POLICY.1, Some(bytes))
             .await
     }
 
@@ -196,7 +193,7 @@ impl Members {
         let policy = &policy;
         // A member changed meanwhile (an order) was evaluated by that change itself.
         let (evaluated, changed) = self
-            .sweep(t, PAGE, |mut facts| async move {
+            .sweep(tenant, PAGE, |mut facts| async move {
                 let before = facts.value.tier_state.clone();
                 let (_, events) = self.evaluate_tier(policy, t, &mut facts.value).await?;
                 if facts.value.tier_state == before {
@@ -222,7 +219,7 @@ impl Members {
         while out.len() < limit {
             let page = self
                 .repo
-                .facts_page(tenant.as_str(), cursor.as_deref(), PAGE)
+                .facts_page(tenant, cursor.as_deref(), PAGE)
                 .await?;
             let Some(last) = page.last() else { break };
             cursor = Some(last.value.member_id.clone());

@@ -10,6 +10,7 @@ use crate::vault::StoredTenantKey;
 use async_trait::async_trait;
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::{MemberId, TenantId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeSet, HashMap};
@@ -430,15 +431,23 @@ impl Inner {
 
 #[async_trait]
 impl MemberRepository for EmbeddedMemberStore {
-    async fn profile(&self, tenant: &str, member: &str) -> ServiceResult<Option<StoredProfile>> {
+    async fn profile(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+    ) -> ServiceResult<Option<StoredProfile>> {
+        let tenant = tenant.as_str();
+        let member = member.as_str();
         Inner::get(&self.inner.profiles, &member_key(tenant, member))
     }
 
     async fn facts(
         &self,
-        tenant: &str,
-        member: &str,
+        tenant: &TenantId,
+        member: &MemberId,
     ) -> ServiceResult<Option<Versioned<MemberFacts>>> {
+        let tenant = tenant.as_str();
+        let member = member.as_str();
         Inner::get(&self.inner.facts, &member_key(tenant, member))
     }
 
@@ -474,19 +483,21 @@ impl MemberRepository for EmbeddedMemberStore {
 
     async fn member_by_index(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         kind: IndexKind,
         index: &[u8; 32],
     ) -> ServiceResult<Option<String>> {
+        let tenant = tenant.as_str();
         Inner::get(&self.inner.indexes, &index_key(tenant, kind, index))
     }
 
     async fn profiles_page(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<StoredProfile>> {
+        let tenant = tenant.as_str();
         let (tenant, after) = (tenant.to_string(), after.map(str::to_string));
         self.blocking(move |inner| Inner::page(&inner.profiles, &tenant, after.as_deref(), limit))
             .await
@@ -494,16 +505,18 @@ impl MemberRepository for EmbeddedMemberStore {
 
     async fn facts_page(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<Versioned<MemberFacts>>> {
+        let tenant = tenant.as_str();
         let (tenant, after) = (tenant.to_string(), after.map(str::to_string));
         self.blocking(move |inner| Inner::page(&inner.facts, &tenant, after.as_deref(), limit))
             .await
     }
 
-    async fn order(&self, tenant: &str, order_id: &str) -> ServiceResult<Option<Order>> {
+    async fn order(&self, tenant: &TenantId, order_id: &str) -> ServiceResult<Option<Order>> {
+        let tenant = tenant.as_str();
         Inner::get(
             &self.inner.orders,
             &key(&[tenant.as_bytes(), order_id.as_bytes()]),
@@ -512,11 +525,13 @@ impl MemberRepository for EmbeddedMemberStore {
 
     async fn orders(
         &self,
-        tenant: &str,
-        member: &str,
+        tenant: &TenantId,
+        member: &MemberId,
         before: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<Order>> {
+        let tenant = tenant.as_str();
+        let member = member.as_str();
         let inner = &self.inner;
         let lo = [member_key(tenant, member), vec![0]].concat();
         let hi = match before {
@@ -537,14 +552,20 @@ impl MemberRepository for EmbeddedMemberStore {
         Ok(out)
     }
 
-    async fn tenant_keys(&self, tenant: &str) -> ServiceResult<Vec<StoredTenantKey>> {
+    async fn tenant_keys(&self, tenant: &TenantId) -> ServiceResult<Vec<StoredTenantKey>> {
+        let tenant = tenant.as_str();
         // A tenant has a handful of key versions, read on every profile read: in place, like
         // the other point reads, since a hop to the blocking pool and back cost more than the
         // read itself (docs/benchmarks.md, member service at scale).
         Inner::page(&self.inner.keys, tenant, None, usize::MAX)
     }
 
-    async fn add_tenant_key(&self, tenant: &str, stored: &StoredTenantKey) -> ServiceResult<bool> {
+    async fn add_tenant_key(
+        &self,
+        tenant: &TenantId,
+        stored: &StoredTenantKey,
+    ) -> ServiceResult<bool> {
+        let tenant = tenant.as_str();
         let row = key(&[tenant.as_bytes(), &stored.version.to_be_bytes()]);
         let value = encode(stored)?;
         self.write_locked(move |inner| {
@@ -561,10 +582,11 @@ impl MemberRepository for EmbeddedMemberStore {
 
     async fn setting(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         kind: &str,
         name: &str,
     ) -> ServiceResult<Option<Vec<u8>>> {
+        let tenant = tenant.as_str();
         let row = key(&[tenant.as_bytes(), kind.as_bytes(), name.as_bytes()]);
         Ok(self
             .inner
@@ -576,11 +598,12 @@ impl MemberRepository for EmbeddedMemberStore {
 
     async fn put_setting(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         kind: &str,
         name: &str,
         value: Option<Vec<u8>>,
     ) -> ServiceResult<()> {
+        let tenant = tenant.as_str();
         let row = key(&[tenant.as_bytes(), kind.as_bytes(), name.as_bytes()]);
         self.write_locked(move |inner| {
             let mut batch = inner.batch();
@@ -593,7 +616,12 @@ impl MemberRepository for EmbeddedMemberStore {
         .await
     }
 
-    async fn settings(&self, tenant: &str, kind: &str) -> ServiceResult<Vec<(String, Vec<u8>)>> {
+    async fn settings(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+    ) -> ServiceResult<Vec<(String, Vec<u8>)>> {
+        let tenant = tenant.as_str();
         let prefix = [key(&[tenant.as_bytes(), kind.as_bytes()]), vec![0]].concat();
         self.inner
             .settings
@@ -608,11 +636,12 @@ impl MemberRepository for EmbeddedMemberStore {
 
     async fn add_segment_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         segment: &str,
         generation: u64,
         members: Vec<String>,
     ) -> ServiceResult<()> {
+        let tenant = tenant.as_str();
         let prefix = segment_prefix(tenant, segment, generation);
         self.write_locked(move |inner| {
             let mut batch = inner.batch();
@@ -630,12 +659,13 @@ impl MemberRepository for EmbeddedMemberStore {
 
     async fn segment_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         segment: &str,
         generation: u64,
         after: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<String>> {
+        let tenant = tenant.as_str();
         let prefix = segment_prefix(tenant, segment, generation);
         let start = match after {
             Some(after) => [&prefix, after.as_bytes(), &[0]].concat(),
@@ -658,10 +688,11 @@ impl MemberRepository for EmbeddedMemberStore {
 
     async fn drop_segment_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         segment: &str,
         generation: u64,
     ) -> ServiceResult<()> {
+        let tenant = tenant.as_str();
         let prefix = segment_prefix(tenant, segment, generation);
         self.blocking(move |inner| {
             // In batches, so a large segment does not build one huge write.

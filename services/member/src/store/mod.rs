@@ -21,6 +21,7 @@ use crate::profile::{IndexKind, StoredProfile};
 use crate::vault::StoredTenantKey;
 use async_trait::async_trait;
 use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::{MemberId, TenantId};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "testing")]
@@ -87,18 +88,22 @@ pub struct LoggedEvent {
 
 #[async_trait]
 pub trait MemberRepository: Send + Sync + 'static {
-    async fn profile(&self, tenant: &str, member: &str) -> ServiceResult<Option<StoredProfile>>;
+    async fn profile(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+    ) -> ServiceResult<Option<StoredProfile>>;
     async fn facts(
         &self,
-        tenant: &str,
-        member: &str,
+        tenant: &TenantId,
+        member: &MemberId,
     ) -> ServiceResult<Option<Versioned<MemberFacts>>>;
     /// A member's profile and facts, read together: what a profile read needs. An adapter
     /// over the network can send both reads at once; by default they are read in turn.
     async fn member(
         &self,
-        tenant: &str,
-        member: &str,
+        tenant: &TenantId,
+        member: &MemberId,
     ) -> ServiceResult<(Option<StoredProfile>, Option<Versioned<MemberFacts>>)> {
         Ok((
             self.profile(tenant, member).await?,
@@ -123,53 +128,62 @@ pub trait MemberRepository: Send + Sync + 'static {
     ) -> ServiceResult<Written>;
     async fn member_by_index(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         kind: IndexKind,
         index: &[u8; 32],
     ) -> ServiceResult<Option<String>>;
     /// Up to `limit` profiles of the tenant after member id `after`, in member id order.
     async fn profiles_page(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<StoredProfile>>;
     /// Up to `limit` facts rows of the tenant after member id `after`, in member id order.
     async fn facts_page(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<Versioned<MemberFacts>>>;
     /// The tenant's order with this id, if recorded.
-    async fn order(&self, tenant: &str, order_id: &str) -> ServiceResult<Option<Order>>;
+    async fn order(&self, tenant: &TenantId, order_id: &str) -> ServiceResult<Option<Order>>;
     /// The member's orders, newest first, at most `limit`, before order id `before`.
     async fn orders(
         &self,
-        tenant: &str,
-        member: &str,
+        tenant: &TenantId,
+        member: &MemberId,
         before: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<Order>>;
-    async fn tenant_keys(&self, tenant: &str) -> ServiceResult<Vec<StoredTenantKey>>;
+    async fn tenant_keys(&self, tenant: &TenantId) -> ServiceResult<Vec<StoredTenantKey>>;
     /// Adds a key version unless that version exists (false then).
-    async fn add_tenant_key(&self, tenant: &str, key: &StoredTenantKey) -> ServiceResult<bool>;
+    async fn add_tenant_key(&self, tenant: &TenantId, key: &StoredTenantKey)
+    -> ServiceResult<bool>;
     /// A tenant's setting (`kind` such as "tier_policy", `name` within it).
-    async fn setting(&self, tenant: &str, kind: &str, name: &str)
-    -> ServiceResult<Option<Vec<u8>>>;
+    async fn setting(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        name: &str,
+    ) -> ServiceResult<Option<Vec<u8>>>;
     async fn put_setting(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         kind: &str,
         name: &str,
         value: Option<Vec<u8>>,
     ) -> ServiceResult<()>;
     /// Every setting of one kind: (name, value), by name.
-    async fn settings(&self, tenant: &str, kind: &str) -> ServiceResult<Vec<(String, Vec<u8>)>>;
+    async fn settings(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+    ) -> ServiceResult<Vec<(String, Vec<u8>)>>;
     /// Adds members to generation `generation` of a segment's membership.
     async fn add_segment_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         segment: &str,
         generation: u64,
         members: Vec<String>,
@@ -177,7 +191,7 @@ pub trait MemberRepository: Send + Sync + 'static {
     /// Up to `limit` members of a segment's generation after `after`, in member id order.
     async fn segment_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         segment: &str,
         generation: u64,
         after: Option<&str>,
@@ -186,7 +200,7 @@ pub trait MemberRepository: Send + Sync + 'static {
     /// Deletes a generation of a segment's membership.
     async fn drop_segment_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         segment: &str,
         generation: u64,
     ) -> ServiceResult<()>;

@@ -134,7 +134,7 @@ pub async fn run(
     } else {
         let others = members
             .repository()
-            .settings(args.tenant.as_str(), "import_checkpoint")
+            .settings(&args.tenant, "import_checkpoint")
             .await?;
         if !others.is_empty() {
             eprintln!(
@@ -149,7 +149,7 @@ pub async fn run(
     // that spares the store lookups of nearly every row.
     let tenant_empty = members
         .repository()
-        .profiles_page(args.tenant.as_str(), None, 1)
+        .profiles_page(&args.tenant, None, 1)
         .await?
         .is_empty();
     let mut written = (summary.last_row == 0 && tenant_empty).then(|| {

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conformance::unique;
+use loyalty_common::ids::{MemberId, TenantId};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -37,6 +38,16 @@ pub type Reopen = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Stores> + Send
 pub struct Stores {
     pub repo: Arc<dyn MemberRepository>,
     pub reopen: Reopen,
+}
+
+/// A test's tenant name as the id the ports take.
+fn tid(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+/// A test's member name as the id the ports take.
+fn mid(name: &str) -> MemberId {
+    MemberId::parse(name).unwrap()
 }
 
 impl Stores {

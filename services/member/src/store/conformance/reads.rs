@@ -19,12 +19,12 @@ pub async fn pages_in_member_order(stores: Stores) {
         Written::Yes
     );
     let ids = |p: Vec<StoredProfile>| p.into_iter().map(|p| p.member_id).collect::<Vec<_>>();
-    let first = repo.profiles_page(&t, None, 3).await.unwrap();
+    let first = repo.profiles_page(&tid(&t), None, 3).await.unwrap();
     assert_eq!(ids(first), ["m00", "m01", "m02"]);
-    let rest = repo.profiles_page(&t, Some("m02"), 10).await.unwrap();
+    let rest = repo.profiles_page(&tid(&t), Some("m02"), 10).await.unwrap();
     assert_eq!(ids(rest), ["m04", "m05", "m06"]);
     let facts: Vec<String> = repo
-        .facts_page(&t, Some("m01"), 4)
+        .facts_page(&tid(&t), Some("m01"), 4)
         .await
         .unwrap()
         .into_iter()
@@ -32,13 +32,13 @@ pub async fn pages_in_member_order(stores: Stores) {
         .collect();
     assert_eq!(facts, ["m02", "m03", "m04", "m05"]);
     assert!(
-        repo.profiles_page(&t, Some("m06"), 10)
+        repo.profiles_page(&tid(&t), Some("m06"), 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
-        repo.profiles_page(&unique("t"), None, 10)
+        repo.profiles_page(&tid(&unique("t")), None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -48,38 +48,40 @@ pub async fn pages_in_member_order(stores: Stores) {
 pub async fn settings_put_get_list_delete(stores: Stores) {
     let repo = stores.repo;
     let t = unique("t");
-    assert_eq!(repo.setting(&t, "segment", "a").await.unwrap(), None);
-    repo.put_setting(&t, "segment", "b", Some(b"2".to_vec()))
+    assert_eq!(repo.setting(&tid(&t), "segment", "a").await.unwrap(), None);
+    repo.put_setting(&tid(&t), "segment", "b", Some(b"2".to_vec()))
         .await
         .unwrap();
-    repo.put_setting(&t, "segment", "a", Some(b"1".to_vec()))
+    repo.put_setting(&tid(&t), "segment", "a", Some(b"1".to_vec()))
         .await
         .unwrap();
-    repo.put_setting(&t, "tier_policy", "current", Some(b"p".to_vec()))
+    repo.put_setting(&tid(&t), "tier_policy", "current", Some(b"p".to_vec()))
         .await
         .unwrap();
     assert_eq!(
-        repo.setting(&t, "segment", "a").await.unwrap(),
+        repo.setting(&tid(&t), "segment", "a").await.unwrap(),
         Some(b"1".to_vec())
     );
     assert_eq!(
-        repo.settings(&t, "segment").await.unwrap(),
+        repo.settings(&tid(&t), "segment").await.unwrap(),
         vec![
             ("a".to_string(), b"1".to_vec()),
             ("b".to_string(), b"2".to_vec())
         ]
     );
-    repo.put_setting(&t, "segment", "a", Some(b"one".to_vec()))
+    repo.put_setting(&tid(&t), "segment", "a", Some(b"one".to_vec()))
         .await
         .unwrap();
-    repo.put_setting(&t, "segment", "b", None).await.unwrap();
+    repo.put_setting(&tid(&t), "segment", "b", None)
+        .await
+        .unwrap();
     assert_eq!(
-        repo.settings(&t, "segment").await.unwrap(),
+        repo.settings(&tid(&t), "segment").await.unwrap(),
         vec![("a".to_string(), b"one".to_vec())]
     );
-    assert_eq!(repo.setting(&t, "segment", "b").await.unwrap(), None);
+    assert_eq!(repo.setting(&tid(&t), "segment", "b").await.unwrap(), None);
     assert!(
-        repo.settings(&unique("t"), "segment")
+        repo.settings(&tid(&unique("t")), "segment")
             .await
             .unwrap()
             .is_empty()
@@ -97,15 +99,15 @@ pub async fn tenant_keys_add_twice(stores: Stores) {
         version: 2,
         sealed: vec![2, 2],
     };
-    assert!(repo.tenant_keys(&t).await.unwrap().is_empty());
-    assert!(repo.add_tenant_key(&t, &v2).await.unwrap());
-    assert!(repo.add_tenant_key(&t, &v1).await.unwrap());
+    assert!(repo.tenant_keys(&tid(&t)).await.unwrap().is_empty());
+    assert!(repo.add_tenant_key(&tid(&t), &v2).await.unwrap());
+    assert!(repo.add_tenant_key(&tid(&t), &v1).await.unwrap());
     let other = StoredTenantKey {
         version: 1,
         sealed: vec![9],
     };
-    assert!(!repo.add_tenant_key(&t, &other).await.unwrap());
-    assert_eq!(repo.tenant_keys(&t).await.unwrap(), vec![v1, v2]);
+    assert!(!repo.add_tenant_key(&tid(&t), &other).await.unwrap());
+    assert_eq!(repo.tenant_keys(&tid(&t)).await.unwrap(), vec![v1, v2]);
 }
 
 pub async fn segments_add_page_drop(stores: Stores) {
@@ -114,20 +116,20 @@ pub async fn segments_add_page_drop(stores: Stores) {
     let members: Vec<String> = (0..40).map(|i| format!("m{i:03}")).collect();
     let mut shuffled = members.clone();
     shuffled.reverse();
-    repo.add_segment_members(&t, &s, 1, shuffled[..20].to_vec())
+    repo.add_segment_members(&tid(&t), &s, 1, shuffled[..20].to_vec())
         .await
         .unwrap();
-    repo.add_segment_members(&t, &s, 1, shuffled[20..].to_vec())
+    repo.add_segment_members(&tid(&t), &s, 1, shuffled[20..].to_vec())
         .await
         .unwrap();
-    repo.add_segment_members(&t, &s, 2, vec!["m900".into()])
+    repo.add_segment_members(&tid(&t), &s, 2, vec!["m900".into()])
         .await
         .unwrap();
     let mut read = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let page = repo
-            .segment_members(&t, &s, 1, after.as_deref(), 7)
+            .segment_members(&tid(&t), &s, 1, after.as_deref(), 7)
             .await
             .unwrap();
         assert!(page.len() <= 7);
@@ -138,15 +140,17 @@ pub async fn segments_add_page_drop(stores: Stores) {
         after = Some(last);
     }
     assert_eq!(read, members);
-    repo.drop_segment_members(&t, &s, 1).await.unwrap();
+    repo.drop_segment_members(&tid(&t), &s, 1).await.unwrap();
     assert!(
-        repo.segment_members(&t, &s, 1, None, 10)
+        repo.segment_members(&tid(&t), &s, 1, None, 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        repo.segment_members(&t, &s, 2, None, 10).await.unwrap(),
+        repo.segment_members(&tid(&t), &s, 2, None, 10)
+            .await
+            .unwrap(),
         ["m900"]
     );
 }
@@ -232,10 +236,10 @@ pub async fn tenants_list(stores: Stores) {
         version: 1,
         sealed: vec![1],
     };
-    repo.add_tenant_key(&t2, &key).await.unwrap();
-    repo.add_tenant_key(&t1, &key).await.unwrap();
+    repo.add_tenant_key(&tid(&t2), &key).await.unwrap();
+    repo.add_tenant_key(&tid(&t1), &key).await.unwrap();
     repo.add_tenant_key(
-        &t1,
+        &tid(&t1),
         &StoredTenantKey {
             version: 2,
             sealed: vec![2],
@@ -261,5 +265,12 @@ pub async fn purge_keeps_what_is_current(stores: Stores) {
         Written::Yes
     );
     repo.purge().await.unwrap();
-    assert_eq!(repo.profile(&t, &m).await.unwrap().unwrap().version, 1);
+    assert_eq!(
+        repo.profile(&tid(&t), &mid(&m))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
 }

@@ -5,16 +5,16 @@ use super::*;
 pub async fn profile_write_and_stale_conflict(stores: Stores) {
     let repo = stores.repo;
     let (t, m) = (unique("t"), unique("m"));
-    assert_eq!(repo.profile(&t, &m).await.unwrap(), None);
+    assert_eq!(repo.profile(&tid(&t), &mid(&m)).await.unwrap(), None);
     assert_eq!(
         repo.write(created(&t, &m, vec![])).await.unwrap(),
         Written::Yes
     );
     assert_eq!(
-        repo.profile(&t, &m).await.unwrap(),
+        repo.profile(&tid(&t), &mid(&m)).await.unwrap(),
         Some(profile(&t, &m, 1, vec![]))
     );
-    let (p, f) = repo.member(&t, &m).await.unwrap();
+    let (p, f) = repo.member(&tid(&t), &mid(&m)).await.unwrap();
     assert_eq!((p.unwrap().version, f.unwrap().version), (1, 1));
 
     // A second writer that read nothing: stale.
@@ -32,9 +32,19 @@ pub async fn profile_write_and_stale_conflict(stores: Stores) {
     };
     assert_eq!(repo.write(update.clone()).await.unwrap(), Written::Yes);
     assert_eq!(repo.write(update).await.unwrap(), Written::Stale);
-    assert_eq!(repo.profile(&t, &m).await.unwrap().unwrap().version, 2);
+    assert_eq!(
+        repo.profile(&tid(&t), &mid(&m))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
     // The facts were not touched by the profile's writes.
-    assert_eq!(repo.facts(&t, &m).await.unwrap().unwrap(), facts(&m, 1));
+    assert_eq!(
+        repo.facts(&tid(&t), &mid(&m)).await.unwrap().unwrap(),
+        facts(&m, 1)
+    );
 }
 
 pub async fn index_claim_and_taken(stores: Stores) {
@@ -46,7 +56,9 @@ pub async fn index_claim_and_taken(stores: Stores) {
         Written::Yes
     );
     assert_eq!(
-        repo.member_by_index(&t, phone.0, &phone.1).await.unwrap(),
+        repo.member_by_index(&tid(&t), phone.0, &phone.1)
+            .await
+            .unwrap(),
         Some(a.clone())
     );
     assert_eq!(
@@ -54,9 +66,11 @@ pub async fn index_claim_and_taken(stores: Stores) {
         Written::Taken(IndexKind::Phone, a.clone())
     );
     // Nothing of the refused write shows.
-    assert_eq!(repo.profile(&t, &b).await.unwrap(), None);
+    assert_eq!(repo.profile(&tid(&t), &mid(&b)).await.unwrap(), None);
     assert_eq!(
-        repo.member_by_index(&t, phone.0, &phone.1).await.unwrap(),
+        repo.member_by_index(&tid(&t), phone.0, &phone.1)
+            .await
+            .unwrap(),
         Some(a.clone())
     );
     // The holder writing its profile again keeps it.
@@ -74,7 +88,7 @@ pub async fn index_claim_and_taken(stores: Stores) {
         Written::Yes
     );
     assert_eq!(
-        repo.member_by_index(&other, phone.0, &phone.1)
+        repo.member_by_index(&tid(&other), phone.0, &phone.1)
             .await
             .unwrap(),
         Some(b)
@@ -98,9 +112,12 @@ pub async fn released_index_reusable(stores: Stores) {
         ..MemberWrite::default()
     };
     assert_eq!(repo.write(changed).await.unwrap(), Written::Yes);
-    assert_eq!(repo.member_by_index(&t, old.0, &old.1).await.unwrap(), None);
     assert_eq!(
-        repo.member_by_index(&t, new.0, &new.1).await.unwrap(),
+        repo.member_by_index(&tid(&t), old.0, &old.1).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        repo.member_by_index(&tid(&t), new.0, &new.1).await.unwrap(),
         Some(a.clone())
     );
     assert_eq!(
@@ -108,7 +125,7 @@ pub async fn released_index_reusable(stores: Stores) {
         Written::Yes
     );
     assert_eq!(
-        repo.member_by_index(&t, old.0, &old.1).await.unwrap(),
+        repo.member_by_index(&tid(&t), old.0, &old.1).await.unwrap(),
         Some(b)
     );
 }
@@ -116,7 +133,7 @@ pub async fn released_index_reusable(stores: Stores) {
 pub async fn facts_versioning(stores: Stores) {
     let repo = stores.repo;
     let (t, m) = (unique("t"), unique("m"));
-    assert_eq!(repo.facts(&t, &m).await.unwrap(), None);
+    assert_eq!(repo.facts(&tid(&t), &mid(&m)).await.unwrap(), None);
     assert_eq!(
         repo.write(created(&t, &m, vec![])).await.unwrap(),
         Written::Yes
@@ -133,17 +150,30 @@ pub async fn facts_versioning(stores: Stores) {
         repo.write(facts_write(&t, &m, 4)).await.unwrap(),
         Written::Stale
     );
-    assert_eq!(repo.facts(&t, &m).await.unwrap(), Some(facts(&m, 2)));
+    assert_eq!(
+        repo.facts(&tid(&t), &mid(&m)).await.unwrap(),
+        Some(facts(&m, 2))
+    );
     // A facts write does not touch the profile.
-    assert_eq!(repo.profile(&t, &m).await.unwrap().unwrap().version, 1);
+    assert_eq!(
+        repo.profile(&tid(&t), &mid(&m))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
     // Facts of a member without a profile (a write of facts alone, from nothing).
     let bare = unique("m");
     assert_eq!(
         repo.write(facts_write(&t, &bare, 1)).await.unwrap(),
         Written::Yes
     );
-    assert_eq!(repo.facts(&t, &bare).await.unwrap(), Some(facts(&bare, 1)));
-    assert_eq!(repo.profile(&t, &bare).await.unwrap(), None);
+    assert_eq!(
+        repo.facts(&tid(&t), &mid(&bare)).await.unwrap(),
+        Some(facts(&bare, 1))
+    );
+    assert_eq!(repo.profile(&tid(&t), &mid(&bare)).await.unwrap(), None);
 }
 
 pub async fn order_exists(stores: Stores) {
@@ -159,7 +189,10 @@ pub async fn order_exists(stores: Stores) {
         ..facts_write(&t, &m, 2)
     };
     assert_eq!(repo.write(recorded).await.unwrap(), Written::Yes);
-    assert_eq!(repo.order(&t, &id).await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        repo.order(&tid(&t), &id).await.unwrap(),
+        Some(first.clone())
+    );
     let mut repeat = first.clone();
     repeat.total = 5;
     let again = MemberWrite {
@@ -171,8 +204,15 @@ pub async fn order_exists(stores: Stores) {
         Written::OrderExists(Box::new(first))
     );
     // Nothing of the refused write shows.
-    assert_eq!(repo.facts(&t, &m).await.unwrap().unwrap().version, 2);
-    assert_eq!(repo.order(&t, &unique("o")).await.unwrap(), None);
+    assert_eq!(
+        repo.facts(&tid(&t), &mid(&m))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(repo.order(&tid(&t), &unique("o")).await.unwrap(), None);
 }
 
 pub async fn orders_newest_first_with_cursor(stores: Stores) {
@@ -192,13 +232,16 @@ pub async fn orders_newest_first_with_cursor(stores: Stores) {
         };
         assert_eq!(repo.write(w).await.unwrap(), Written::Yes);
     }
-    let newest = repo.orders(&t, &m, None, 2).await.unwrap();
+    let newest = repo.orders(&tid(&t), &mid(&m), None, 2).await.unwrap();
     assert_eq!(newest, vec![orders[2].clone(), orders[1].clone()]);
     let cursor = history_cursor(&newest[1]);
-    let rest = repo.orders(&t, &m, Some(&cursor), 10).await.unwrap();
+    let rest = repo
+        .orders(&tid(&t), &mid(&m), Some(&cursor), 10)
+        .await
+        .unwrap();
     assert_eq!(rest, vec![orders[0].clone()]);
     assert!(
-        repo.orders(&t, &unique("m"), None, 10)
+        repo.orders(&tid(&t), &mid(&unique("m")), None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -234,22 +277,33 @@ pub async fn orders_from_moving_orders(stores: Stores) {
     let mut o1_at_b = o1.clone();
     o1_at_b.member = b.clone();
     assert_eq!(
-        repo.orders(&t, &b, None, 10).await.unwrap(),
+        repo.orders(&tid(&t), &mid(&b), None, 10).await.unwrap(),
         vec![o1_at_b.clone()]
     );
     assert_eq!(
-        repo.orders(&t, &a, None, 10).await.unwrap(),
+        repo.orders(&tid(&t), &mid(&a), None, 10).await.unwrap(),
         vec![o2.clone()]
     );
-    assert_eq!(repo.order(&t, &o1.order_id).await.unwrap(), Some(o1_at_b));
+    assert_eq!(
+        repo.order(&tid(&t), &o1.order_id).await.unwrap(),
+        Some(o1_at_b)
+    );
     // Moving back (a reversal).
     let back = MemberWrite {
         orders_from: Some((b.clone(), vec![o1.order_id.clone()])),
         ..facts_write(&t, &a, 4)
     };
     assert_eq!(repo.write(back).await.unwrap(), Written::Yes);
-    assert_eq!(repo.orders(&t, &a, None, 10).await.unwrap(), vec![o2, o1]);
-    assert!(repo.orders(&t, &b, None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        repo.orders(&tid(&t), &mid(&a), None, 10).await.unwrap(),
+        vec![o2, o1]
+    );
+    assert!(
+        repo.orders(&tid(&t), &mid(&b), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn write_many_per_write_outcomes(stores: Stores) {
@@ -307,12 +361,28 @@ pub async fn write_many_per_write_outcomes(stores: Stores) {
             Written::OrderExists(Box::new(repeat)),
         ]
     );
-    assert_eq!(repo.profile(&t, &x).await.unwrap().unwrap().version, 2);
-    assert_eq!(repo.facts(&t, &x).await.unwrap().unwrap().version, 2);
-    assert_eq!(repo.profile(&t, &y).await.unwrap(), None);
-    assert_eq!(repo.order(&t, &id).await.unwrap().unwrap().total, 1);
     assert_eq!(
-        repo.setting(&t, "import", "checkpoint").await.unwrap(),
+        repo.profile(&tid(&t), &mid(&x))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        repo.facts(&tid(&t), &mid(&x))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(repo.profile(&tid(&t), &mid(&y)).await.unwrap(), None);
+    assert_eq!(repo.order(&tid(&t), &id).await.unwrap().unwrap().total, 1);
+    assert_eq!(
+        repo.setting(&tid(&t), "import", "checkpoint")
+            .await
+            .unwrap(),
         Some(b"42".to_vec())
     );
     // An empty batch writes its setting alone.
@@ -329,7 +399,9 @@ pub async fn write_many_per_write_outcomes(stores: Stores) {
             .is_empty()
     );
     assert_eq!(
-        repo.setting(&t, "import", "checkpoint").await.unwrap(),
+        repo.setting(&tid(&t), "import", "checkpoint")
+            .await
+            .unwrap(),
         Some(b"43".to_vec())
     );
 }
@@ -368,8 +440,18 @@ pub async fn write_all_or_nothing(stores: Stores) {
         .await
         .unwrap();
     assert_eq!(refused, Written::Stale);
-    assert_eq!(repo.profile(&t, &a).await.unwrap().unwrap().version, 1);
-    assert_eq!(repo.setting(&t, "merges", "merge-1").await.unwrap(), None);
+    assert_eq!(
+        repo.profile(&tid(&t), &mid(&a))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        repo.setting(&tid(&t), "merges", "merge-1").await.unwrap(),
+        None
+    );
 
     // The second claims A's phone: Taken, and the first write's new phone stays free.
     let fresh = phone(6);
@@ -382,11 +464,20 @@ pub async fn write_all_or_nothing(stores: Stores) {
         .unwrap();
     assert_eq!(refused, Written::Taken(IndexKind::Phone, a.clone()));
     assert_eq!(
-        repo.member_by_index(&t, fresh.0, &fresh.1).await.unwrap(),
+        repo.member_by_index(&tid(&t), fresh.0, &fresh.1)
+            .await
+            .unwrap(),
         None
     );
-    assert_eq!(repo.profile(&t, &b).await.unwrap().unwrap().version, 1);
-    assert_eq!(repo.profile(&t, &c).await.unwrap(), None);
+    assert_eq!(
+        repo.profile(&tid(&t), &mid(&b))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(repo.profile(&tid(&t), &mid(&c)).await.unwrap(), None);
 
     // A merge: A gives up its phone, B takes it; both written with the record.
     let mut gone = next(&a, 2, vec![]);
@@ -396,14 +487,28 @@ pub async fn write_all_or_nothing(stores: Stores) {
         .await
         .unwrap();
     assert_eq!(done, Written::Yes);
-    assert_eq!(repo.profile(&t, &a).await.unwrap().unwrap().version, 2);
-    assert_eq!(repo.profile(&t, &b).await.unwrap().unwrap().version, 2);
     assert_eq!(
-        repo.member_by_index(&t, pa.0, &pa.1).await.unwrap(),
+        repo.profile(&tid(&t), &mid(&a))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        repo.profile(&tid(&t), &mid(&b))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        repo.member_by_index(&tid(&t), pa.0, &pa.1).await.unwrap(),
         Some(b.clone())
     );
     assert_eq!(
-        repo.setting(&t, "merges", "merge-1").await.unwrap(),
+        repo.setting(&tid(&t), "merges", "merge-1").await.unwrap(),
         Some(b"done".to_vec())
     );
 }
@@ -436,7 +541,12 @@ pub async fn write_all_over_members_of_every_shape(stores: Stores) {
         profile: Some(profile(&t, m, version, indexes)),
         ..MemberWrite::default()
     };
-    let p_phone = repo.profile(&t, &p_only).await.unwrap().unwrap().indexes;
+    let p_phone = repo
+        .profile(&tid(&t), &mid(&p_only))
+        .await
+        .unwrap()
+        .unwrap()
+        .indexes;
     assert_eq!(
         repo.write(profile_at(&p_only, 2, p_phone.clone()))
             .await
@@ -447,11 +557,16 @@ pub async fn write_all_over_members_of_every_shape(stores: Stores) {
         repo.write(facts_write(&t, &f_only, 2)).await.unwrap(),
         Written::Yes
     );
-    assert_eq!(repo.facts(&t, &p_only).await.unwrap(), None);
-    assert_eq!(repo.profile(&t, &f_only).await.unwrap(), None);
+    assert_eq!(repo.facts(&tid(&t), &mid(&p_only)).await.unwrap(), None);
+    assert_eq!(repo.profile(&tid(&t), &mid(&f_only)).await.unwrap(), None);
 
     // One merge over all four shapes; `both` written twice (facts, then its profile).
-    let both_phone = repo.profile(&t, &both).await.unwrap().unwrap().indexes;
+    let both_phone = repo
+        .profile(&tid(&t), &mid(&both))
+        .await
+        .unwrap()
+        .unwrap()
+        .indexes;
     let merge = vec![
         profile_at(&p_only, 3, p_phone),
         facts_write(&t, &f_only, 3),
@@ -460,11 +575,46 @@ pub async fn write_all_over_members_of_every_shape(stores: Stores) {
         profile_at(&both, 2, both_phone),
     ];
     assert_eq!(repo.write_all(merge, None).await.unwrap(), Written::Yes);
-    assert_eq!(repo.profile(&t, &p_only).await.unwrap().unwrap().version, 3);
-    assert_eq!(repo.facts(&t, &f_only).await.unwrap().unwrap().version, 3);
-    assert_eq!(repo.profile(&t, &fresh).await.unwrap().unwrap().version, 1);
-    assert_eq!(repo.facts(&t, &both).await.unwrap().unwrap().version, 2);
-    assert_eq!(repo.profile(&t, &both).await.unwrap().unwrap().version, 2);
+    assert_eq!(
+        repo.profile(&tid(&t), &mid(&p_only))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        3
+    );
+    assert_eq!(
+        repo.facts(&tid(&t), &mid(&f_only))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        3
+    );
+    assert_eq!(
+        repo.profile(&tid(&t), &mid(&fresh))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        repo.facts(&tid(&t), &mid(&both))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        repo.profile(&tid(&t), &mid(&both))
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
 
     // And afterwards every member takes an ordinary write again: the merge let go of them.
     assert_eq!(
@@ -516,7 +666,7 @@ pub async fn racing_writes_leave_the_losers_orders_free(stores: Stores) {
         if *outcome == Written::Yes {
             continue;
         }
-        assert_eq!(repo.order(&t, id).await.unwrap(), None);
+        assert_eq!(repo.order(&tid(&t), id).await.unwrap(), None);
         let again = MemberWrite {
             order: Some(order(&m, id, 1_800_000_000_000)),
             ..facts_write(&t, &m, version)
@@ -574,6 +724,13 @@ pub async fn racing_merges_let_go_of_what_they_held(stores: Stores) {
     }
     eprintln!("racing merges: {applied} of 8 rounds had a merge apply");
     for m in [&a, &b] {
-        assert_eq!(repo.facts(&t, m).await.unwrap().unwrap().version, 9);
+        assert_eq!(
+            repo.facts(&tid(&t), &mid(m))
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            9
+        );
     }
 }

@@ -25,6 +25,7 @@ use crate::vault::StoredTenantKey;
 use async_trait::async_trait;
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_scylla::relay::{OutboxPartitions, Relay};
 use loyalty_scylla::session::Cluster;
 pub use statements::MemberStatements;
@@ -135,24 +136,34 @@ impl ScyllaMemberStore {
 
 #[async_trait]
 impl MemberRepository for ScyllaMemberStore {
-    async fn profile(&self, tenant: &str, member: &str) -> ServiceResult<Option<StoredProfile>> {
+    async fn profile(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+    ) -> ServiceResult<Option<StoredProfile>> {
+        let tenant = tenant.as_str();
+        let member = member.as_str();
         Ok(self.read_member(tenant, member).await?.0)
     }
 
     async fn facts(
         &self,
-        tenant: &str,
-        member: &str,
+        tenant: &TenantId,
+        member: &MemberId,
     ) -> ServiceResult<Option<Versioned<MemberFacts>>> {
+        let tenant = tenant.as_str();
+        let member = member.as_str();
         Ok(self.read_member(tenant, member).await?.1)
     }
 
     /// Both statics come in one read of the partition.
     async fn member(
         &self,
-        tenant: &str,
-        member: &str,
+        tenant: &TenantId,
+        member: &MemberId,
     ) -> ServiceResult<(Option<StoredProfile>, Option<Versioned<MemberFacts>>)> {
+        let tenant = tenant.as_str();
+        let member = member.as_str();
         self.read_member(tenant, member).await
     }
 
@@ -181,10 +192,11 @@ impl MemberRepository for ScyllaMemberStore {
     /// store shows only committed writes.
     async fn member_by_index(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         kind: IndexKind,
         index: &[u8; 32],
     ) -> ServiceResult<Option<String>> {
+        let tenant = tenant.as_str();
         let Some((holder, _)) = self
             .statements
             .index_holder
@@ -204,26 +216,29 @@ impl MemberRepository for ScyllaMemberStore {
 
     async fn profiles_page(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<StoredProfile>> {
+        let tenant = tenant.as_str();
         self.tenant_page(tenant, after, limit, |_, profile, _| profile)
             .await
     }
 
     async fn facts_page(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<Versioned<MemberFacts>>> {
+        let tenant = tenant.as_str();
         self.tenant_page(tenant, after, limit, |_, _, facts| facts)
             .await
     }
 
     /// A recorded order: its claim row, once the history row of its member holds it.
-    async fn order(&self, tenant: &str, order_id: &str) -> ServiceResult<Option<Order>> {
+    async fn order(&self, tenant: &TenantId, order_id: &str) -> ServiceResult<Option<Order>> {
+        let tenant = tenant.as_str();
         Ok(self
             .order_claim(tenant, order_id)
             .await?
@@ -234,11 +249,13 @@ impl MemberRepository for ScyllaMemberStore {
     /// is one read of the partition, newest first in clustering order.
     async fn orders(
         &self,
-        tenant: &str,
-        member: &str,
+        tenant: &TenantId,
+        member: &MemberId,
         before: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<Order>> {
+        let tenant = tenant.as_str();
+        let member = member.as_str();
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -263,7 +280,8 @@ impl MemberRepository for ScyllaMemberStore {
             .collect()
     }
 
-    async fn tenant_keys(&self, tenant: &str) -> ServiceResult<Vec<StoredTenantKey>> {
+    async fn tenant_keys(&self, tenant: &TenantId) -> ServiceResult<Vec<StoredTenantKey>> {
+        let tenant = tenant.as_str();
         self.statements
             .tenant_keys
             .rows(self.session(), (tenant.to_string(),))
@@ -273,7 +291,12 @@ impl MemberRepository for ScyllaMemberStore {
             .collect()
     }
 
-    async fn add_tenant_key(&self, tenant: &str, key: &StoredTenantKey) -> ServiceResult<bool> {
+    async fn add_tenant_key(
+        &self,
+        tenant: &TenantId,
+        key: &StoredTenantKey,
+    ) -> ServiceResult<bool> {
+        let tenant = tenant.as_str();
         let (version, sealed) = rows::tenant_key_row(key)?;
         self.statements
             .add_tenant_key
@@ -283,10 +306,11 @@ impl MemberRepository for ScyllaMemberStore {
 
     async fn setting(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         kind: &str,
         name: &str,
     ) -> ServiceResult<Option<Vec<u8>>> {
+        let tenant = tenant.as_str();
         let row = self
             .statements
             .setting
@@ -301,11 +325,12 @@ impl MemberRepository for ScyllaMemberStore {
 
     async fn put_setting(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         kind: &str,
         name: &str,
         value: Option<Vec<u8>>,
     ) -> ServiceResult<()> {
+        let tenant = tenant.as_str();
         let key = (tenant.to_string(), kind.to_string(), name.to_string());
         match value {
             Some(value) => {
@@ -323,7 +348,12 @@ impl MemberRepository for ScyllaMemberStore {
         }
     }
 
-    async fn settings(&self, tenant: &str, kind: &str) -> ServiceResult<Vec<(String, Vec<u8>)>> {
+    async fn settings(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+    ) -> ServiceResult<Vec<(String, Vec<u8>)>> {
+        let tenant = tenant.as_str();
         Ok(self
             .statements
             .settings
@@ -340,23 +370,25 @@ impl MemberRepository for ScyllaMemberStore {
 
     async fn add_segment_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         segment: &str,
         generation: u64,
         members: Vec<String>,
     ) -> ServiceResult<()> {
+        let tenant = tenant.as_str();
         self.add_to_segment(tenant, segment, generation, members)
             .await
     }
 
     async fn segment_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         segment: &str,
         generation: u64,
         after: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<String>> {
+        let tenant = tenant.as_str();
         self.segment_page(tenant, segment, generation, after, limit)
             .await
     }
@@ -364,10 +396,11 @@ impl MemberRepository for ScyllaMemberStore {
     /// A generation is a partition per bucket: 16 partition deletes.
     async fn drop_segment_members(
         &self,
-        tenant: &str,
+        tenant: &TenantId,
         segment: &str,
         generation: u64,
     ) -> ServiceResult<()> {
+        let tenant = tenant.as_str();
         let generation = rows::generation(generation)?;
         for bucket in 0..rows::BUCKETS {
             self.statements
