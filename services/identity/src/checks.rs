@@ -1,10 +1,11 @@
 //! What another service asks about its callers: who a credential belongs to, whether that
 //! caller may do something, and recording what it did. The identity service answers in
-//! process; [`crate::client::GrpcIdentityClient`] asks one in another process over gRPC.
+//! process ([`crate::client::InProcessIdentity`]); [`crate::client::GrpcIdentityClient`]
+//! asks one in another process over gRPC.
 
 use crate::audit::Outcome;
 use crate::permissions::Permission;
-use crate::service::{IdentityService, Principal};
+use crate::service::Principal;
 use async_trait::async_trait;
 use loyalty_common::error::ServiceResult;
 
@@ -39,34 +40,4 @@ pub struct Act<'a> {
     pub target: &'a str,
     pub outcome: Outcome,
     pub request_id: &'a str,
-}
-
-#[async_trait]
-impl CallerChecks for IdentityService {
-    async fn authenticate(&self, credential: &str) -> ServiceResult<Principal> {
-        IdentityService::authenticate(self, credential).await
-    }
-
-    async fn authorize(
-        &self,
-        caller: Caller<'_>,
-        domain: &str,
-        permission: Permission,
-        request_id: &str,
-    ) -> ServiceResult<()> {
-        IdentityService::authorize(self, caller.principal, domain, permission, request_id).await
-    }
-
-    async fn record(&self, caller: Caller<'_>, act: Act<'_>) -> ServiceResult<()> {
-        IdentityService::record(
-            self,
-            caller.principal,
-            act.tenant,
-            act.action,
-            act.target,
-            act.outcome,
-            act.request_id,
-        )
-        .await
-    }
 }

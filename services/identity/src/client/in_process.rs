@@ -30,7 +30,7 @@ impl InProcessIdentity {
 #[async_trait]
 impl CallerChecks for InProcessIdentity {
     async fn authenticate(&self, credential: &str) -> ServiceResult<Principal> {
-        CallerChecks::authenticate(self.service.as_ref(), credential).await
+        self.service.authenticate(credential).await
     }
 
     async fn authorize(
@@ -40,18 +40,30 @@ impl CallerChecks for InProcessIdentity {
         permission: Permission,
         request_id: &str,
     ) -> ServiceResult<()> {
-        CallerChecks::authorize(
-            self.service.as_ref(),
-            caller,
-            domain,
-            permission,
-            request_id,
-        )
-        .await
+        let principal = caller.principal;
+        self.service
+            .authorize(principal, domain, permission, request_id)
+            .await
     }
 
     async fn record(&self, caller: Caller<'_>, act: Act<'_>) -> ServiceResult<()> {
-        CallerChecks::record(self.service.as_ref(), caller, act).await
+        let Act {
+            tenant,
+            action,
+            target,
+            outcome,
+            request_id,
+        } = act;
+        self.service
+            .record(
+                caller.principal,
+                tenant,
+                action,
+                target,
+                outcome,
+                request_id,
+            )
+            .await
     }
 }
 

@@ -73,7 +73,8 @@ impl Process<'_> {
             return Ok(None);
         }
         if let Some(identity) = self.identity {
-            return Ok(Some(Arc::clone(identity) as Arc<dyn CallerChecks>));
+            let checks = InProcessIdentity::new(Arc::clone(identity));
+            return Ok(Some(Arc::new(checks)));
         }
         match &self.config.identity_endpoint {
             Some(endpoint) => Ok(Some(Arc::new(self.remote_identity(endpoint)?))),
