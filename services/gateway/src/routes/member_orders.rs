@@ -101,7 +101,7 @@ async fn record(
     let request = pb::RecordOrderRequest {
         member: Some(member_ref(&tenant, &member)),
         order_id: body.order_id,
-        at_ms: body.at.unwrap_or_default(),
+        at_ms: body.at,
         total: body.total,
         lines: body
             .lines

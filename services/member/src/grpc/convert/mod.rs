@@ -21,11 +21,6 @@ fn given(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
-/// None for a zero time.
-fn time(ms: i64) -> Option<Timestamp> {
-    (ms != 0).then_some(Timestamp(ms))
-}
-
 fn ms(at: Option<Timestamp>) -> i64 {
     at.map_or(0, |t| t.0)
 }
@@ -135,7 +130,7 @@ pub fn profile(p: Profile) -> pb::Profile {
 pub fn order_input(r: pb::RecordOrderRequest) -> OrderInput {
     OrderInput {
         order_id: r.order_id,
-        at: time(r.at_ms),
+        at: r.at_ms.map(Timestamp),
         total: r.total,
         lines: r
             .lines
