@@ -3,27 +3,9 @@
 //! sessions, tenants, staff, roles, API keys, the audit log and the replies kept for
 //! idempotency keys, each as the caller whose credential the gateway forwards.
 
-use loyalty_common::config::Secret;
-use loyalty_events::config::BusKind;
-use memberd::Running;
-use memberd::config::{MemberdConfig, Target};
+use crate::remote_identity::{PASSWORD, start};
+use memberd::config::Target;
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "kettle-orbit-plum-7";
-
-async fn start(target: Target, dir: &tempfile::TempDir, identity: Option<String>) -> Running {
-    let mut config = MemberdConfig {
-        target,
-        data_dir: dir.path().to_path_buf(),
-        http_addr: "127.0.0.1:0".into(),
-        grpc_addr: "127.0.0.1:0".into(),
-        identity_endpoint: identity,
-        ..MemberdConfig::default()
-    };
-    config.events.bus = Some(BusKind::Embedded);
-    config.identity.bootstrap_password = Some(Secret::new(PASSWORD));
-    memberd::start(config).await.expect("memberd starts")
-}
 
 /// The gateway at `base`, as the holder of a bearer token.
 struct Gateway {

@@ -13,9 +13,14 @@ use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use memberd::Running;
 use memberd::config::{MemberdConfig, Target};
 
-const PASSWORD: &str = "kettle-orbit-plum-7";
+pub(crate) const PASSWORD: &str = "kettle-orbit-plum-7";
 
-async fn start(target: Target, dir: &tempfile::TempDir, identity: Option<String>) -> Running {
+/// memberd as `target` on `dir`, asking the identity service at `identity` if given.
+pub(crate) async fn start(
+    target: Target,
+    dir: &tempfile::TempDir,
+    identity: Option<String>,
+) -> Running {
     let mut config = MemberdConfig {
         target,
         data_dir: dir.path().to_path_buf(),
