@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "events/v1/events.proto",
     "identity/v1/identity.proto",
     "member/v1/member.proto",
+    "campaign/v1/campaign.proto",
 ];
 
 /// The messages holding personal data in the clear.

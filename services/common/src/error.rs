@@ -89,6 +89,13 @@ error_codes! {
     NoPendingTierChange => "NO_PENDING_TIER_CHANGE", NotFound, 404, "The member has no tier change awaiting approval";
     OrderConflict => "ORDER_CONFLICT", AlreadyExists, 409, "An order with this id was recorded with other details";
     RateLimited => "RATE_LIMITED", ResourceExhausted, 429, "Too many requests; retry later";
+    TemplateNotFound => "TEMPLATE_NOT_FOUND", NotFound, 404, "No such coupon template";
+    CouponNotFound => "COUPON_NOT_FOUND", NotFound, 404, "No such coupon code";
+    CodeTaken => "CODE_TAKEN", AlreadyExists, 409, "The tenant has a coupon with this code";
+    CouponNotApplicable => "COUPON_NOT_APPLICABLE", FailedPrecondition, 422, "A coupon does not apply to this cart";
+    CouponLimitReached => "COUPON_LIMIT_REACHED", FailedPrecondition, 409, "A coupon's use limit is reached";
+    RedemptionNotFound => "REDEMPTION_NOT_FOUND", NotFound, 404, "No such coupon redemption";
+    RedemptionNotActive => "REDEMPTION_NOT_ACTIVE", FailedPrecondition, 409, "The redemption is not in a state that allows this";
 }
 
 /// A service error: a stable code, a message safe to show a caller (no PII), and the cause.

@@ -25,6 +25,77 @@ use std::sync::Arc;
 /// Every authenticated route: method, path template, the permission it needs.
 pub const ROUTES: &[(&str, &str, Permission)] = &[
     (
+        "GET",
+        "/v1/tenants/{tenant}/coupon-templates",
+        p::COUPONS_READ,
+    ),
+    (
+        "PUT",
+        "/v1/tenants/{tenant}/coupon-templates/{template}",
+        p::COUPONS_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/coupon-templates/{template}",
+        p::COUPONS_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/coupon-templates/{template}/coupons",
+        p::COUPONS_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/coupon-templates/{template}/segment-issues",
+        p::COUPONS_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/coupon-templates/{template}/batches",
+        p::COUPONS_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/coupon-templates/{template}/imports",
+        p::COUPONS_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/coupons/{code}",
+        p::COUPONS_READ,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/coupons",
+        p::COUPONS_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/carts/evaluations",
+        p::COUPONS_READ,
+    ),
+    ("POST", "/v1/tenants/{tenant}/coupon-redemptions", p::REDEEM),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/coupon-redemptions/{redemption}",
+        p::COUPONS_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/coupon-redemptions/{redemption}/confirm",
+        p::REDEEM,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/coupon-redemptions/{redemption}/release",
+        p::REDEEM,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/coupon-redemptions/{redemption}/undo",
+        p::REDEEM,
+    ),
+    (
         "POST",
         "/v1/tenants/{tenant}/members/{member}/wallet",
         p::WALLET_WRITE,

@@ -71,6 +71,8 @@ fn guarded() -> OpenApiRouter<AppState> {
         .merge(routes::segments::routes())
         .merge(routes::merges::routes())
         .merge(routes::admin::routes())
+        .merge(routes::coupons::routes())
+        .merge(routes::coupon_redemptions::routes())
 }
 
 /// The OpenAPI document for every route.
@@ -117,10 +119,13 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
         .merge(routes::segments::routes())
         .merge(routes::merges::routes())
         .route_layer(middleware::from_fn_with_state(replays, replay::replay));
-    // Orders are idempotent by their order id, like the ledger's writes by theirs.
+    // Orders are idempotent by their order id, like the ledger's writes by theirs; coupons
+    // by their issue keys, batch ids and redemption ids.
     let (api, spec) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(routes::ledger::routes())
         .merge(routes::member_orders::routes())
+        .merge(routes::coupons::routes())
+        .merge(routes::coupon_redemptions::routes())
         .merge(admin)
         .split_for_parts();
     let (auth, auth_spec) = routes::auth::routes().split_for_parts();

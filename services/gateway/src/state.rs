@@ -1,6 +1,9 @@
 //! Shared handler state: the clients of the services the gateway calls. Each is the service
 //! in this process or one in another, behind the same trait; handlers cannot tell which.
 
+use loyalty_campaign::client::CampaignClient;
+use loyalty_common::ServiceError;
+use loyalty_common::error::ServiceResult;
 use loyalty_identity::client::IdentityClient;
 use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
@@ -11,6 +14,7 @@ pub struct AppState {
     ledger: Arc<dyn LedgerClient>,
     identity: Arc<dyn IdentityClient>,
     members: Arc<dyn MemberClient>,
+    campaigns: Option<Arc<dyn CampaignClient>>,
 }
 
 impl AppState {
@@ -23,7 +27,23 @@ impl AppState {
             ledger,
             identity,
             members,
+            campaigns: None,
         }
+    }
+
+    /// With the campaign service's client (without it the coupon routes answer 503).
+    pub fn with_campaigns(mut self, campaigns: Arc<dyn CampaignClient>) -> Self {
+        self.campaigns = Some(campaigns);
+        self
+    }
+
+    /// The campaign service's client.
+    pub fn campaigns(&self) -> ServiceResult<&dyn CampaignClient> {
+        self.campaigns.as_deref().ok_or_else(|| {
+            ServiceError::unavailable(
+                "this gateway has no campaign service: set campaign_endpoint, or run --target all",
+            )
+        })
     }
 
     /// The member service's client.

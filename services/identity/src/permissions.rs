@@ -68,6 +68,13 @@ pub const STORES_WRITE: Permission = write("tenant.stores");
 /// A tenant's security policy (password rules, lockout, second factor).
 pub const POLICY_WRITE: Permission = write("tenant.policy");
 
+/// Coupon templates, coupons and redemptions, and evaluating a cart against them.
+pub const COUPONS_READ: Permission = read("campaign.coupons");
+/// Saving templates and issuing coupons (to members, segments, batches, imports).
+pub const COUPONS_WRITE: Permission = write("campaign.coupons");
+/// Redeeming coupons at the till: holds, confirmations, releases, undoing on a return.
+pub const REDEEM: Permission = write("campaign.redeem");
+
 /// Every permission, for reading one back from its words (e.g. off the wire).
 pub const ALL: &[Permission] = &[
     WALLET_READ,
@@ -89,6 +96,9 @@ pub const ALL: &[Permission] = &[
     TENANT_READ,
     STORES_WRITE,
     POLICY_WRITE,
+    COUPONS_READ,
+    COUPONS_WRITE,
+    REDEEM,
 ];
 
 /// The permission named by `object` and `action` (`read` or `write`), if there is one.

@@ -27,6 +27,10 @@ pub enum Target {
     /// Only the identity service's gRPC API (`identity.v1`), which a `--target ledger`
     /// elsewhere asks about its callers (`identity_endpoint`).
     Identity,
+    /// Only the campaign service's gRPC API (`campaign.v1`), reading members at
+    /// `member_endpoint` and checking its callers with the identity service at
+    /// `identity_endpoint`.
+    Campaign,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,8 +45,10 @@ pub struct MemberdConfig {
     pub grpc_addr: String,
     /// The ledger's gRPC endpoint when running `--target gateway`.
     pub ledger_endpoint: String,
-    /// The member service's gRPC endpoint when running `--target gateway`.
+    /// The member service's gRPC endpoint when running `--target gateway` or `campaign`.
     pub member_endpoint: String,
+    /// The campaign service's gRPC endpoint when running `--target gateway`.
+    pub campaign_endpoint: String,
     /// The identity service's gRPC endpoint (`--target identity`): what a `--target ledger`
     /// or `member` asks about every caller (unset, a ledger checks no caller), and what a
     /// `--target gateway` authenticates, authorizes and administers through (required).
@@ -63,6 +69,8 @@ pub struct MemberdConfig {
     pub identity: IdentityConfig,
     /// `[member]`: the member service.
     pub member: MemberSettings,
+    /// `[campaign]`: the campaign service.
+    pub campaign: CampaignSettings,
     /// Where the services keep their data: `embedded` (files under `data_dir`, the default)
     /// or `scylla` (the cluster `[scylla]` names).
     pub storage: crate::storage::Storage,
@@ -80,6 +88,7 @@ impl Default for MemberdConfig {
             grpc_addr: "127.0.0.1:50051".into(),
             ledger_endpoint: "http://127.0.0.1:50051".into(),
             member_endpoint: "http://127.0.0.1:50051".into(),
+            campaign_endpoint: "http://127.0.0.1:50051".into(),
             identity_endpoint: None,
             call_deadline_ms: 10_000,
             scheduler_interval_ms: 1000,
@@ -90,8 +99,28 @@ impl Default for MemberdConfig {
             gateway: GatewayConfig::default(),
             identity: IdentityConfig::default(),
             member: MemberSettings::default(),
+            campaign: CampaignSettings::default(),
             storage: crate::storage::Storage::default(),
             scylla: loyalty_scylla::ScyllaConfig::default(),
+        }
+    }
+}
+
+/// `[campaign]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CampaignSettings {
+    /// How often lapsed checkout holds are given back and lapsing coupons announced.
+    pub sweep_interval_secs: u64,
+    /// How many days before a member's coupon lapses its `coupon_expiring_soon` event goes.
+    pub expiring_notice_days: u32,
+}
+
+impl Default for CampaignSettings {
+    fn default() -> Self {
+        Self {
+            sweep_interval_secs: 30,
+            expiring_notice_days: 3,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod coupons;
 pub mod export;
 pub mod identity;
 pub mod identity_feed;
@@ -134,7 +135,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     // One bus for every service of this process that writes events, each with its own
     // publisher.
     let bus = config.events.bus_kind(config.target == Target::All);
-    let events = if roles.ledger || roles.member {
+    let events = if roles.ledger || roles.member || roles.campaign {
         let data_dir = &config.data_dir;
         Some(Publication::open(bus, &config.events, data_dir, shutdown_rx.clone()).await?)
     } else {
@@ -190,10 +191,25 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         }
         false => (None, roles::member::remote(&process)?),
     };
+    // The campaign service here, or the one at campaign_endpoint through its client.
+    let campaign_client = match roles.campaign {
+        true => {
+            let campaign = roles::campaign::start(&mut process, Arc::clone(&member_client)).await?;
+            grpc.campaign = Some(campaign.server);
+            campaign.client
+        }
+        false => roles::campaign::remote(&process)?,
+    };
     let mut app = roles::health::routes(health);
     if roles.gateway {
         let identity = process.identity_client()?;
-        let gateway = roles::gateway::start(&process, ledger, identity, member_client).await?;
+        let clients = roles::gateway::Clients {
+            ledger,
+            identity,
+            members: member_client,
+            campaigns: campaign_client,
+        };
+        let gateway = roles::gateway::start(&process, clients).await?;
         app = app.merge(gateway);
     }
     let mut tasks = process.tasks;

@@ -58,6 +58,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Coupon codes in bulk (run while memberd is stopped: the store is opened directly).
+    Coupons {
+        #[command(subcommand)]
+        command: CouponsCommand,
+    },
     /// Applies the CQL migrations the keyspaces on ScyllaDB lack (`[scylla]` in the
     /// configuration); safe to run again, and while memberd runs.
     Migrate,
@@ -88,6 +93,41 @@ struct ImportCli {
     /// Rows per committed batch.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     batch: u32,
+}
+
+#[derive(clap::Subcommand)]
+enum CouponsCommand {
+    /// Generates a batch of bearer codes into a CSV file for printing; run again with the
+    /// same batch and count, it finds the codes it made and adds the rest.
+    Generate {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        template: String,
+        /// The batch's id (1 to 64 of letters, digits, `- _ .`).
+        #[arg(long)]
+        batch: String,
+        /// 1 to 1,000,000.
+        #[arg(long)]
+        count: usize,
+        /// Up to 8 characters of the code alphabet, put before every code.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// The CSV file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Imports codes printed elsewhere (a CSV file with a `code` column, or codes in its
+    /// first column) as bearer coupons of a template.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        template: String,
+        #[arg(long)]
+        batch: String,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -131,6 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             unmasked,
         } => export(config, &tenant, &out, unmasked),
+        Command::Coupons { command } => coupons(config, command),
         Command::Migrate => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(memberd::migrate::run(&config.scylla))
@@ -146,6 +187,67 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn coupons(config: MemberdConfig, command: CouponsCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let started = std::time::Instant::now();
+    match command {
+        CouponsCommand::Generate {
+            tenant,
+            template,
+            batch,
+            count,
+            prefix,
+            out,
+        } => {
+            let bar = indicatif::ProgressBar::new(count as u64).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} codes (eta {eta})",
+                )?,
+            );
+            let args = memberd::coupons::Generate {
+                tenant: &tenant,
+                template: &template,
+                batch: &batch,
+                prefix: &prefix,
+                count,
+                out: &out,
+            };
+            let issued = runtime.block_on(memberd::coupons::generate(&config, &args, |n| {
+                bar.set_position(n)
+            }))?;
+            bar.finish_and_clear();
+            println!(
+                "{count} codes in {} ({} new, {} made before), in {:.1}s",
+                out.display(),
+                issued.added,
+                issued.already,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        CouponsCommand::Import {
+            file,
+            tenant,
+            template,
+            batch,
+        } => {
+            let issued = runtime.block_on(memberd::coupons::import(
+                &config, &tenant, &template, &batch, &file,
+            ))?;
+            println!(
+                "imported {}, {} imported before, {} held by another batch{}",
+                issued.added,
+                issued.already,
+                issued.taken.len(),
+                match issued.taken.first() {
+                    Some(code) => format!(" (the first: {code})"),
+                    None => String::new(),
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 fn import(config: MemberdConfig, cli: ImportCli) -> anyhow::Result<()> {

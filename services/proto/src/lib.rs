@@ -58,6 +58,13 @@ pub mod member {
 }
 
 /// `events.v1`: the schema of the events published to partners (JSON on the wire).
+/// `campaign.v1`: coupons and redemptions.
+pub mod campaign {
+    pub mod v1 {
+        tonic::include_proto!("campaign.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("events.v1");

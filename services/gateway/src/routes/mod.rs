@@ -1,7 +1,9 @@
-//! REST routes under `/v1`: the ledger's, members, administration, and logging in.
+//! REST routes under `/v1`: the ledger's, members, coupons, administration, and logging in.
 
 pub mod admin;
 pub mod auth;
+pub mod coupon_redemptions;
+pub mod coupons;
 pub mod ledger;
 pub mod member_orders;
 pub mod member_program;

@@ -1,20 +1,25 @@
 //! The REST gateway role: the public API, in front of the services' clients.
 
 use super::Process;
+use loyalty_campaign::client::CampaignClient;
 use loyalty_gateway::AppState;
 use loyalty_identity::client::IdentityClient;
 use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
 use std::sync::Arc;
 
+/// The services the gateway calls, each here or in another process.
+pub struct Clients {
+    pub ledger: Arc<dyn LedgerClient>,
+    pub identity: Arc<dyn IdentityClient>,
+    pub members: Arc<dyn MemberClient>,
+    pub campaigns: Arc<dyn CampaignClient>,
+}
+
 /// The gateway's routes over the given clients.
-pub async fn start(
-    process: &Process<'_>,
-    ledger: Arc<dyn LedgerClient>,
-    identity: Arc<dyn IdentityClient>,
-    members: Arc<dyn MemberClient>,
-) -> anyhow::Result<axum::Router> {
-    let state = AppState::new(ledger, identity, members);
+pub async fn start(process: &Process<'_>, clients: Clients) -> anyhow::Result<axum::Router> {
+    let state = AppState::new(clients.ledger, clients.identity, clients.members)
+        .with_campaigns(clients.campaigns);
     #[cfg(feature = "bench-unguarded")]
     let router = {
         let _ = process;

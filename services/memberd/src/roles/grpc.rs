@@ -1,5 +1,6 @@
 //! The gRPC port: the services this process serves to others, with health and reflection.
 
+use super::campaign::CampaignServer;
 use super::ledger::LedgerServer;
 use super::member::MemberServer;
 use anyhow::Context;
@@ -14,11 +15,15 @@ pub struct GrpcServices {
     pub ledger: Option<LedgerServer>,
     pub identity: Option<IdentityServiceServer<IdentityGrpc>>,
     pub member: Option<MemberServer>,
+    pub campaign: Option<CampaignServer>,
 }
 
 impl GrpcServices {
     pub fn is_empty(&self) -> bool {
-        self.ledger.is_none() && self.identity.is_none() && self.member.is_none()
+        self.ledger.is_none()
+            && self.identity.is_none()
+            && self.member.is_none()
+            && self.campaign.is_none()
     }
 
     /// Serves them on `listener` until shutdown.
@@ -49,6 +54,14 @@ impl GrpcServices {
                 )
                 .await;
         }
+        if self.campaign.is_some() {
+            reporter
+                .set_service_status(
+                    <CampaignServer as tonic::server::NamedService>::NAME,
+                    tonic_health::ServingStatus::Serving,
+                )
+                .await;
+        }
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(loyalty_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -61,6 +74,7 @@ impl GrpcServices {
             .add_optional_service(self.ledger)
             .add_optional_service(self.identity)
             .add_optional_service(self.member)
+            .add_optional_service(self.campaign)
             .serve_with_incoming_shutdown(
                 // No Nagle delay: small unary replies must leave at once.
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),

@@ -1,7 +1,8 @@
 //! The roles a `memberd` process can play, each started by its own function: the identity
-//! service, the ledger, the member service and the REST gateway. `--target all` plays every
+//! service, the ledger, the member service, the campaign service and the REST gateway. `--target all` plays every
 //! one; `--target <role>` plays one, and reaches the others through their clients.
 
+pub mod campaign;
 pub mod gateway;
 pub mod grpc;
 pub mod health;
@@ -25,6 +26,7 @@ pub struct Roles {
     pub identity: bool,
     pub ledger: bool,
     pub member: bool,
+    pub campaign: bool,
     pub gateway: bool,
 }
 
@@ -35,6 +37,7 @@ impl Roles {
             identity: all || target == Target::Identity,
             ledger: all || target == Target::Ledger,
             member: all || target == Target::Member,
+            campaign: all || target == Target::Campaign,
             gateway: all || target == Target::Gateway,
         }
     }
@@ -45,6 +48,7 @@ impl Roles {
             (self.identity, "identity"),
             (self.ledger, "ledger"),
             (self.member, "member"),
+            (self.campaign, "campaign"),
         ]
         .into_iter()
         .filter_map(|(plays, keyspace)| plays.then_some(keyspace))

@@ -1,0 +1,63 @@
+//! The campaign service in another process, over its gRPC port. Every write is keyed
+//! (a template by its version, an issue by its key, a redemption by its id) or moves a
+//! redemption to a state it stays in, so every method is retried when the service was
+//! unreachable or overloaded ([`retry_idempotent`]).
+
+use super::CampaignClient;
+use async_trait::async_trait;
+use loyalty_common::error::ServiceResult;
+use loyalty_proto::campaign::v1 as pb;
+use loyalty_proto::campaign::v1::campaign_service_client::CampaignServiceClient;
+use loyalty_proto::transport::{Transport, retry_idempotent};
+
+/// A client of the campaign service's replicas behind `transport`.
+#[derive(Clone)]
+pub struct GrpcCampaignClient {
+    client: CampaignServiceClient<Transport>,
+}
+
+impl GrpcCampaignClient {
+    pub fn new(transport: Transport) -> Self {
+        Self {
+            client: CampaignServiceClient::new(transport),
+        }
+    }
+}
+
+/// Each method calls its RPC, retried when the service could not be reached.
+macro_rules! retried {
+    ($($method:ident($request:ty) -> $reply:ty;)*) => {
+        #[async_trait]
+        impl CampaignClient for GrpcCampaignClient {
+            $(
+                async fn $method(&self, r: $request) -> ServiceResult<$reply> {
+                    let reply = retry_idempotent(|| {
+                        let mut client = self.client.clone();
+                        let request = r.clone();
+                        async move { client.$method(request).await }
+                    })
+                    .await?;
+                    Ok(reply.into_inner())
+                }
+            )*
+        }
+    };
+}
+
+retried! {
+    put_template(pb::PutTemplateRequest) -> pb::Template;
+    get_template(pb::TemplateRef) -> pb::Template;
+    list_templates(pb::TenantRef) -> pb::Templates;
+    issue_coupon(pb::IssueCouponRequest) -> pb::Coupon;
+    issue_to_segment(pb::IssueToSegmentRequest) -> pb::IssueResult;
+    generate_codes(pb::GenerateCodesRequest) -> pb::GeneratedCodes;
+    import_codes(pb::ImportCodesRequest) -> pb::IssueResult;
+    get_coupon(pb::CouponRef) -> pb::Coupon;
+    list_member_coupons(pb::ListMemberCouponsRequest) -> pb::Coupons;
+    validate_cart(pb::ValidateCartRequest) -> pb::Validation;
+    redeem(pb::RedeemRequest) -> pb::RedemptionResult;
+    confirm_redemption(pb::RedemptionRef) -> pb::RedemptionResult;
+    release_redemption(pb::RedemptionRef) -> pb::RedemptionResult;
+    undo_redemption(pb::RedemptionRef) -> pb::RedemptionResult;
+    get_redemption(pb::RedemptionRef) -> pb::RedemptionResult;
+}

@@ -1,0 +1,209 @@
+//! The campaign service in this process: each request is parsed and checked as the gRPC
+//! port would ([`crate::grpc::convert`]), then served by [`Campaigns`] directly.
+
+use super::CampaignClient;
+use crate::grpc::convert;
+use crate::service::Campaigns;
+use crate::service::redeem::RedeemRequest;
+use async_trait::async_trait;
+use loyalty_common::ServiceError;
+use loyalty_common::error::ServiceResult;
+use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_proto::campaign::v1 as pb;
+use std::sync::Arc;
+
+/// The most codes one API call generates; a larger batch is `memberd coupons generate`.
+pub const MAX_GENERATED_PER_CALL: u32 = 10_000;
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1_000;
+
+/// The campaign service of this process, as a client.
+#[derive(Clone)]
+pub struct InProcessCampaigns {
+    campaigns: Arc<Campaigns>,
+}
+
+impl InProcessCampaigns {
+    pub fn new(campaigns: Arc<Campaigns>) -> Self {
+        Self { campaigns }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.campaigns.now_ms()
+    }
+}
+
+fn redemption_ref(r: pb::RedemptionRef) -> ServiceResult<(TenantId, String)> {
+    Ok((TenantId::parse(r.tenant_id)?, r.redemption_id))
+}
+
+#[async_trait]
+impl CampaignClient for InProcessCampaigns {
+    async fn put_template(&self, r: pb::PutTemplateRequest) -> ServiceResult<pb::Template> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let template = convert::template_in(&r.json)?;
+        let saved = self
+            .campaigns
+            .put_template(&tenant, template, r.expected_version)
+            .await?;
+        Ok(convert::template(&saved))
+    }
+
+    async fn get_template(&self, r: pb::TemplateRef) -> ServiceResult<pb::Template> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let t = self.campaigns.template(&tenant, &r.template_id).await?;
+        Ok(convert::template(&t))
+    }
+
+    async fn list_templates(&self, r: pb::TenantRef) -> ServiceResult<pb::Templates> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let templates = self.campaigns.templates(&tenant).await?;
+        Ok(pb::Templates {
+            templates: templates.iter().map(convert::template).collect(),
+        })
+    }
+
+    async fn issue_coupon(&self, r: pb::IssueCouponRequest) -> ServiceResult<pb::Coupon> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let member = MemberId::parse(r.member_id)?;
+        let coupon = self
+            .campaigns
+            .issue(&tenant, &r.template_id, &member, &r.issue_key)
+            .await?;
+        Ok(convert::coupon(coupon))
+    }
+
+    async fn issue_to_segment(
+        &self,
+        r: pb::IssueToSegmentRequest,
+    ) -> ServiceResult<pb::IssueResult> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let issued = self
+            .campaigns
+            .issue_to_segment(&tenant, &r.template_id, &r.segment_code, &r.issue_key)
+            .await?;
+        Ok(convert::issued(issued))
+    }
+
+    async fn generate_codes(
+        &self,
+        r: pb::GenerateCodesRequest,
+    ) -> ServiceResult<pb::GeneratedCodes> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        if !(1..=MAX_GENERATED_PER_CALL).contains(&r.count) {
+            return Err(ServiceError::invalid(format!(
+                "count: must be 1 to {MAX_GENERATED_PER_CALL} per call; \
+                 `memberd coupons generate` makes larger batches"
+            )));
+        }
+        let mut codes = Vec::with_capacity(r.count as usize);
+        let issued = self
+            .campaigns
+            .generate(
+                &tenant,
+                &r.template_id,
+                &r.batch,
+                &r.prefix,
+                r.count as usize,
+                |done| codes.extend(done.iter().map(|c| c.code.clone())),
+            )
+            .await?;
+        Ok(pb::GeneratedCodes {
+            codes,
+            added: issued.added,
+            already: issued.already,
+        })
+    }
+
+    async fn import_codes(&self, r: pb::ImportCodesRequest) -> ServiceResult<pb::IssueResult> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let issued = self
+            .campaigns
+            .import_codes(&tenant, &r.template_id, &r.batch, &r.codes)
+            .await?;
+        Ok(convert::issued(issued))
+    }
+
+    async fn get_coupon(&self, r: pb::CouponRef) -> ServiceResult<pb::Coupon> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        Ok(convert::coupon(
+            self.campaigns.coupon(&tenant, &r.code).await?,
+        ))
+    }
+
+    async fn list_member_coupons(
+        &self,
+        r: pb::ListMemberCouponsRequest,
+    ) -> ServiceResult<pb::Coupons> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let member = MemberId::parse(r.member_id)?;
+        let limit = match r.limit {
+            0 => DEFAULT_PAGE,
+            l if l > MAX_PAGE => {
+                return Err(ServiceError::invalid(format!(
+                    "limit must be at most {MAX_PAGE}"
+                )));
+            }
+            l => l,
+        };
+        let after = Some(r.after.as_str()).filter(|a| !a.is_empty());
+        let coupons = self
+            .campaigns
+            .member_coupons(&tenant, &member, after, limit as usize)
+            .await?;
+        Ok(pb::Coupons {
+            coupons: coupons.into_iter().map(convert::coupon).collect(),
+        })
+    }
+
+    async fn validate_cart(&self, r: pb::ValidateCartRequest) -> ServiceResult<pb::Validation> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let cart = convert::cart(r.cart, self.now_ms())?;
+        let validation = self.campaigns.validate(&tenant, &cart, &r.codes).await?;
+        Ok(convert::validation(validation))
+    }
+
+    async fn redeem(&self, r: pb::RedeemRequest) -> ServiceResult<pb::RedemptionResult> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let request = RedeemRequest {
+            cart: convert::cart(r.cart, self.now_ms())?,
+            codes: r.codes,
+            redemption_id: r.redemption_id,
+            order_id: r.order_id,
+            hold_secs: Some(r.hold_secs).filter(|s| *s > 0),
+        };
+        Ok(convert::result(
+            self.campaigns.redeem(&tenant, &request).await?,
+        ))
+    }
+
+    async fn confirm_redemption(
+        &self,
+        r: pb::RedemptionRef,
+    ) -> ServiceResult<pb::RedemptionResult> {
+        let (tenant, id) = redemption_ref(r)?;
+        Ok(convert::result(self.campaigns.confirm(&tenant, &id).await?))
+    }
+
+    async fn release_redemption(
+        &self,
+        r: pb::RedemptionRef,
+    ) -> ServiceResult<pb::RedemptionResult> {
+        let (tenant, id) = redemption_ref(r)?;
+        Ok(convert::result(self.campaigns.release(&tenant, &id).await?))
+    }
+
+    async fn undo_redemption(&self, r: pb::RedemptionRef) -> ServiceResult<pb::RedemptionResult> {
+        let (tenant, id) = redemption_ref(r)?;
+        Ok(convert::result(self.campaigns.undo(&tenant, &id).await?))
+    }
+
+    async fn get_redemption(&self, r: pb::RedemptionRef) -> ServiceResult<pb::RedemptionResult> {
+        let (tenant, id) = redemption_ref(r)?;
+        let redemption = self.campaigns.redemption(&tenant, &id).await?;
+        Ok(convert::result(crate::service::redeem::RedemptionResult {
+            redemption,
+            replayed: false,
+        }))
+    }
+}

@@ -1,0 +1,45 @@
+//! How other services and the gateway call the campaign service: one trait,
+//! [`CampaignClient`], in the `campaign.v1` messages, with an implementation in this process
+//! ([`InProcessCampaigns`]) and one over gRPC ([`GrpcCampaignClient`]). A caller cannot tell
+//! which it has. Access is checked once, at the edge a request came in by.
+
+mod grpc;
+mod in_process;
+
+pub use grpc::GrpcCampaignClient;
+pub use in_process::InProcessCampaigns;
+
+use async_trait::async_trait;
+use loyalty_common::error::ServiceResult;
+use loyalty_proto::campaign::v1 as pb;
+
+/// Every method of `campaign.v1.CampaignService`.
+#[async_trait]
+pub trait CampaignClient: Send + Sync + 'static {
+    async fn put_template(&self, r: pb::PutTemplateRequest) -> ServiceResult<pb::Template>;
+    async fn get_template(&self, r: pb::TemplateRef) -> ServiceResult<pb::Template>;
+    async fn list_templates(&self, r: pb::TenantRef) -> ServiceResult<pb::Templates>;
+    async fn issue_coupon(&self, r: pb::IssueCouponRequest) -> ServiceResult<pb::Coupon>;
+    async fn issue_to_segment(
+        &self,
+        r: pb::IssueToSegmentRequest,
+    ) -> ServiceResult<pb::IssueResult>;
+    async fn generate_codes(
+        &self,
+        r: pb::GenerateCodesRequest,
+    ) -> ServiceResult<pb::GeneratedCodes>;
+    async fn import_codes(&self, r: pb::ImportCodesRequest) -> ServiceResult<pb::IssueResult>;
+    async fn get_coupon(&self, r: pb::CouponRef) -> ServiceResult<pb::Coupon>;
+    async fn list_member_coupons(
+        &self,
+        r: pb::ListMemberCouponsRequest,
+    ) -> ServiceResult<pb::Coupons>;
+    async fn validate_cart(&self, r: pb::ValidateCartRequest) -> ServiceResult<pb::Validation>;
+    async fn redeem(&self, r: pb::RedeemRequest) -> ServiceResult<pb::RedemptionResult>;
+    async fn confirm_redemption(&self, r: pb::RedemptionRef)
+    -> ServiceResult<pb::RedemptionResult>;
+    async fn release_redemption(&self, r: pb::RedemptionRef)
+    -> ServiceResult<pb::RedemptionResult>;
+    async fn undo_redemption(&self, r: pb::RedemptionRef) -> ServiceResult<pb::RedemptionResult>;
+    async fn get_redemption(&self, r: pb::RedemptionRef) -> ServiceResult<pb::RedemptionResult>;
+}

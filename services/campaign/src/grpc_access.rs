@@ -1,0 +1,145 @@
+//! Who may call which `campaign.v1` method from another process: the table below, checked
+//! for every call by the guard in front of the gRPC service
+//! ([`loyalty_identity::grpc_guard`]), with the same permissions as the REST routes. Writes
+//! are recorded in the audit log there.
+
+use loyalty_identity::checks::CallerChecks;
+use loyalty_identity::grpc_guard::{GuardLayer, Rpc};
+use loyalty_identity::permissions as p;
+use loyalty_identity::rpc;
+use loyalty_proto::campaign::v1 as pb;
+use std::sync::Arc;
+
+/// The full service name, which prefixes the actions of audited writes.
+const SERVICE: &str = "campaign.v1.CampaignService";
+
+fn tenant(tenant: String) -> (String, String) {
+    (tenant, String::new())
+}
+
+/// The tenant and the audit target `kind:tenant/id`.
+fn target(tenant: String, kind: &str, id: &str) -> (String, String) {
+    let target = format!("{kind}:{tenant}/{id}");
+    (tenant, target)
+}
+
+fn redemption(r: pb::RedemptionRef) -> (String, String) {
+    target(r.tenant_id, "redemption", &r.redemption_id)
+}
+
+/// Every method of `campaign.v1.CampaignService`, the permission it needs and its scope.
+pub const RPCS: &[Rpc] = &[
+    rpc!(
+        "PutTemplate",
+        p::COUPONS_WRITE,
+        pb::PutTemplateRequest,
+        |r| {
+            let id = serde_json::from_str::<serde_json::Value>(&r.json)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            target(r.tenant_id, "coupon-template", &id)
+        }
+    ),
+    rpc!("GetTemplate", p::COUPONS_READ, pb::TemplateRef, |r| tenant(
+        r.tenant_id
+    )),
+    rpc!("ListTemplates", p::COUPONS_READ, pb::TenantRef, |r| tenant(
+        r.tenant_id
+    )),
+    rpc!(
+        "IssueCoupon",
+        p::COUPONS_WRITE,
+        pb::IssueCouponRequest,
+        |r| { target(r.tenant_id, "member", &r.member_id) }
+    ),
+    rpc!(
+        "IssueToSegment",
+        p::COUPONS_WRITE,
+        pb::IssueToSegmentRequest,
+        |r| { target(r.tenant_id, "segment", &r.segment_code) }
+    ),
+    rpc!(
+        "GenerateCodes",
+        p::COUPONS_WRITE,
+        pb::GenerateCodesRequest,
+        |r| { target(r.tenant_id, "coupon-batch", &r.batch) }
+    ),
+    rpc!(
+        "ImportCodes",
+        p::COUPONS_WRITE,
+        pb::ImportCodesRequest,
+        |r| { target(r.tenant_id, "coupon-batch", &r.batch) }
+    ),
+    rpc!("GetCoupon", p::COUPONS_READ, pb::CouponRef, |r| tenant(
+        r.tenant_id
+    )),
+    rpc!(
+        "ListMemberCoupons",
+        p::COUPONS_READ,
+        pb::ListMemberCouponsRequest,
+        |r| { tenant(r.tenant_id) }
+    ),
+    rpc!(
+        "ValidateCart",
+        p::COUPONS_READ,
+        pb::ValidateCartRequest,
+        |r| tenant(r.tenant_id)
+    ),
+    rpc!("Redeem", p::REDEEM, pb::RedeemRequest, |r| {
+        target(r.tenant_id, "redemption", &r.redemption_id)
+    }),
+    rpc!("ConfirmRedemption", p::REDEEM, pb::RedemptionRef, |r| {
+        redemption(r)
+    }),
+    rpc!("ReleaseRedemption", p::REDEEM, pb::RedemptionRef, |r| {
+        redemption(r)
+    }),
+    rpc!("UndoRedemption", p::REDEEM, pb::RedemptionRef, |r| {
+        redemption(r)
+    }),
+    rpc!("GetRedemption", p::COUPONS_READ, pb::RedemptionRef, |r| {
+        tenant(r.tenant_id)
+    }),
+];
+
+/// The guard of the `campaign.v1` port.
+pub fn guard(identity: Arc<dyn CallerChecks>) -> GuardLayer {
+    GuardLayer::new(identity, SERVICE, RPCS)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn every_method_of_the_service_is_in_the_table() {
+        let set =
+            prost_types::FileDescriptorSet::decode(loyalty_proto::FILE_DESCRIPTOR_SET).unwrap();
+        let (package, service) = set
+            .file
+            .iter()
+            .flat_map(|f| f.service.iter().map(move |s| (f.package(), s)))
+            .find(|(_, s)| s.name() == "CampaignService")
+            .unwrap();
+        assert_eq!(format!("{package}.{}", service.name()), SERVICE);
+        let methods: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
+        let table: Vec<&str> = RPCS.iter().map(|rpc| rpc.method).collect();
+        assert_eq!(methods, table);
+    }
+
+    #[test]
+    fn the_till_redeems_and_head_office_issues() {
+        let needs = |method: &str| {
+            RPCS.iter()
+                .find(|r| r.method == method)
+                .map(|r| r.permission)
+        };
+        assert_eq!(needs("Redeem"), Some(p::REDEEM));
+        assert_eq!(needs("UndoRedemption"), Some(p::REDEEM));
+        assert_eq!(needs("ValidateCart"), Some(p::COUPONS_READ));
+        assert_eq!(needs("GenerateCodes"), Some(p::COUPONS_WRITE));
+    }
+}

@@ -1,0 +1,121 @@
+//! The campaign service role: its store, the member service it reads tiers and segments
+//! from (through the member service's client), its outbox's publisher, its sweeps, and its
+//! gRPC service.
+
+use super::Process;
+use crate::config::CampaignSettings;
+use crate::storage::Storage;
+use anyhow::Context;
+use loyalty_campaign::client::{CampaignClient, GrpcCampaignClient, InProcessCampaigns};
+use loyalty_campaign::grpc::CampaignGrpc;
+use loyalty_campaign::grpc_access;
+use loyalty_campaign::service::Campaigns;
+use loyalty_campaign::store::EmbeddedCampaignStore;
+use loyalty_identity::grpc_guard::Guarded;
+use loyalty_member::client::MemberClient;
+use loyalty_proto::campaign::v1::campaign_service_server::CampaignServiceServer;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub type CampaignServer = Guarded<CampaignServiceServer<CampaignGrpc>>;
+
+/// The campaign service of this process.
+pub struct CampaignRole {
+    pub campaigns: Arc<Campaigns>,
+    /// Its client, for the roles of this process that call it.
+    pub client: Arc<dyn CampaignClient>,
+    /// Its gRPC service, where other processes reach it.
+    pub server: CampaignServer,
+}
+
+/// The campaign service on the embedded store under `<data_dir>/campaign`.
+pub fn open(
+    config: &crate::config::MemberdConfig,
+    members: Option<Arc<dyn MemberClient>>,
+) -> anyhow::Result<Arc<Campaigns>> {
+    if config.storage == Storage::Scylla {
+        anyhow::bail!(
+            "the campaign service keeps its data in the embedded store only for now: run it \
+             with storage = \"embedded\" (its CQL adapter is not built yet)"
+        );
+    }
+    let dir = config.data_dir.join("campaign");
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the campaign store's directory {}", dir.display()))?;
+    let store = EmbeddedCampaignStore::open(&dir).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    Ok(Arc::new(Campaigns::new(Arc::new(store), members)))
+}
+
+/// Starts the campaign service, reading members through `members`, with its gRPC service.
+pub async fn start(
+    process: &mut Process<'_>,
+    members: Arc<dyn MemberClient>,
+) -> anyhow::Result<CampaignRole> {
+    let campaigns = open(process.config, Some(members))?;
+    if let Some(events) = process.events {
+        let outbox = loyalty_campaign::events::outbox(Arc::clone(campaigns.repository()));
+        process.tasks.extend(events.start(Arc::new(outbox)));
+    }
+    let (swept, settings, shutdown) = (
+        Arc::clone(&campaigns),
+        process.config.campaign.clone(),
+        process.shutdown.clone(),
+    );
+    process.tasks.push(tokio::spawn(async move {
+        sweep(swept, settings, shutdown).await;
+        Ok(())
+    }));
+    let checks = process.caller_checks()?.context(
+        "the campaign service's gRPC port needs the identity service: set identity_endpoint",
+    )?;
+    let server =
+        grpc_access::guard(checks).around(CampaignGrpc::new(Arc::clone(&campaigns)).into_server());
+    let client = Arc::new(InProcessCampaigns::new(Arc::clone(&campaigns)));
+    Ok(CampaignRole {
+        campaigns,
+        client,
+        server,
+    })
+}
+
+/// The campaign service in another process, at `campaign_endpoint`.
+pub fn remote(process: &Process<'_>) -> anyhow::Result<Arc<dyn CampaignClient>> {
+    let endpoint = &process.config.campaign_endpoint;
+    let transport = loyalty_proto::transport::connect(endpoint, process.deadline())
+        .map_err(|e| anyhow::anyhow!("campaign_endpoint {endpoint}: {e}"))?;
+    Ok(Arc::new(GrpcCampaignClient::new(transport)))
+}
+
+/// Releases lapsed holds and announces coupons about to lapse, every `sweep_interval_secs`,
+/// until shutdown. A failed sweep is logged and tried again on the next round.
+async fn sweep(
+    campaigns: Arc<Campaigns>,
+    settings: CampaignSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let interval = Duration::from_secs(settings.sweep_interval_secs.max(1));
+    loop {
+        match campaigns.release_lapsed_holds().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(released = n, "coupon holds that lapsed were given back"),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "releasing lapsed coupon holds failed; retrying")
+            }
+        }
+        match campaigns
+            .announce_expiring(settings.expiring_notice_days)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(announced = n, "coupons about to lapse were announced"),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "announcing lapsing coupons failed; retrying")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
