@@ -4,6 +4,7 @@
 
 mod admin_idempotency;
 mod authz;
+mod coupons;
 mod cql;
 mod grpc;
 mod hardening;

@@ -27,10 +27,6 @@ impl InProcessCampaigns {
     pub fn new(campaigns: Arc<Campaigns>) -> Self {
         Self { campaigns }
     }
-
-    fn now_ms(&self) -> i64 {
-        self.campaigns.now_ms()
-    }
 }
 
 fn redemption_ref(r: pb::RedemptionRef) -> ServiceResult<(TenantId, String)> {
@@ -158,7 +154,7 @@ impl CampaignClient for InProcessCampaigns {
 
     async fn validate_cart(&self, r: pb::ValidateCartRequest) -> ServiceResult<pb::Validation> {
         let tenant = TenantId::parse(r.tenant_id)?;
-        let cart = convert::cart(r.cart, self.now_ms())?;
+        let cart = convert::cart(r.cart)?;
         let validation = self.campaigns.validate(&tenant, &cart, &r.codes).await?;
         Ok(convert::validation(validation))
     }
@@ -166,7 +162,7 @@ impl CampaignClient for InProcessCampaigns {
     async fn redeem(&self, r: pb::RedeemRequest) -> ServiceResult<pb::RedemptionResult> {
         let tenant = TenantId::parse(r.tenant_id)?;
         let request = RedeemRequest {
-            cart: convert::cart(r.cart, self.now_ms())?,
+            cart: convert::cart(r.cart)?,
             codes: r.codes,
             redemption_id: r.redemption_id,
             order_id: r.order_id,

@@ -11,14 +11,14 @@ use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use loyalty_proto::campaign::v1 as pb;
 
-/// A cart as the domain has it; `now_ms` stands in for an unset time.
-pub fn cart(cart: Option<pb::Cart>, now_ms: i64) -> ServiceResult<Cart> {
+/// A cart as the domain has it (an unset time, 0, is the service's now).
+pub fn cart(cart: Option<pb::Cart>) -> ServiceResult<Cart> {
     let c = cart.ok_or_else(|| ServiceError::invalid("cart is required"))?;
     Ok(Cart {
         member: c.member_id,
         store: c.store_id,
         brand: Some(c.brand_id).filter(|b| !b.is_empty()),
-        at_ms: if c.at_ms == 0 { now_ms } else { c.at_ms },
+        at_ms: c.at_ms,
         // The member service's word, read when a template asks.
         tier: None,
         lines: c

@@ -64,6 +64,7 @@ impl Campaigns {
         presented: &[String],
     ) -> ServiceResult<Validation> {
         let member = self.check(cart, presented)?;
+        let cart = &self.dated(cart);
         let (presented, unknown_codes) = self.presented(tenant, presented).await?;
         let mut coupons = presented;
         let held = self
@@ -124,9 +125,8 @@ impl Campaigns {
             ));
         }
         let candidates = self.candidates(tenant, &member, coupons).await?;
-        let cart = self
-            .with_tier(tenant, &request.cart, &member, &candidates)
-            .await?;
+        let cart = self.dated(&request.cart);
+        let cart = self.with_tier(tenant, &cart, &member, &candidates).await?;
         let evaluation = cart::evaluate(&cart, &candidates);
         if let Some(refused) = evaluation.coupons.iter().find(|c| !c.applies) {
             let why = refused.refusal.map_or("it does not apply", |r| r.message());
@@ -308,6 +308,19 @@ impl Campaigns {
                 "codes": codes, "discount": r.discount(),
                 "coupons": r.coupons}),
         )
+    }
+
+    /// The cart at its time, or now when it gives none (0). A redemption's digest is of the
+    /// cart as sent, so a retry without a time is still the same request.
+    fn dated(&self, cart: &Cart) -> Cart {
+        Cart {
+            at_ms: if cart.at_ms == 0 {
+                self.now_ms()
+            } else {
+                cart.at_ms
+            },
+            ..cart.clone()
+        }
     }
 
     /// Checks a cart and the codes presented with it; the cart's member id.
