@@ -18,19 +18,26 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
         "store_manager" => match object {
             "ledger.wallet" | "member" | "member.orders" => true,
             "ledger.adjust" => !read,
-            "ledger.rules" | "identity.staff" | "member.pii" => read,
+            "ledger.rules" | "identity.staff" | "member.pii" | "campaign.coupons" => read,
+            // A store redeems coupons at its tills and undoes them on returns.
+            "campaign.redeem" => true,
             _ => false,
         },
         "clerk" | "partner" => match object {
             "ledger.wallet" => true,
-            "member.orders" => !read,
-            "ledger.rules" | "member" => read,
+            "member.orders" | "campaign.redeem" => !read,
+            "ledger.rules" | "member" | "campaign.coupons" => read,
             _ => false,
         },
         "auditor" => {
             read && matches!(
                 object,
-                "ledger.wallet" | "ledger.rules" | "member" | "identity.staff" | "audit"
+                "ledger.wallet"
+                    | "ledger.rules"
+                    | "member"
+                    | "identity.staff"
+                    | "audit"
+                    | "campaign.coupons"
             )
         }
         _ => false,
@@ -47,6 +54,8 @@ fn concrete(template: &str, tenant: &str) -> String {
         .replace("{key_id}", "01J00000000000000000000000")
         .replace("{code}", "seg1")
         .replace("{merge_id}", "01J00000000000000000000000")
+        .replace("{template}", "TEN")
+        .replace("{redemption}", "r1")
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, store: Option<&str>) -> u16 {

@@ -32,7 +32,7 @@ pub async fn generate(
     progress: impl Fn(u64) + Send + Sync,
 ) -> anyhow::Result<Issued> {
     let tenant = tenant(args.tenant)?;
-    let campaigns = crate::roles::campaign::open(config, None)?;
+    let campaigns = crate::roles::campaign::open(config, None).await?;
     let mut out = csv::Writer::from_path(args.out)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     out.write_record([
@@ -102,7 +102,7 @@ pub async fn import(
         let row = row.with_context(|| format!("{}: row {}", file.display(), n + 2))?;
         codes.push(row.get(column).unwrap_or_default().to_string());
     }
-    let campaigns = crate::roles::campaign::open(config, None)?;
+    let campaigns = crate::roles::campaign::open(config, None).await?;
     campaigns
         .import_codes(&tenant, template, batch, &codes)
         .await

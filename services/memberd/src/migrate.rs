@@ -1,6 +1,7 @@
 //! `memberd migrate`: the schema of every service that has a ScyllaDB keyspace, brought up
 //! to what this binary carries (decision 0012).
 
+use loyalty_campaign::store::cql::CampaignStatements;
 use loyalty_common::schema::Migration;
 use loyalty_identity::store::cql::IdentityStatements;
 use loyalty_ledger::store::cql::LedgerStatements;
@@ -14,6 +15,7 @@ pub const SERVICES: &[(&str, &[Migration])] = &[
     ("identity", loyalty_identity::schema::MIGRATIONS),
     ("ledger", loyalty_ledger::schema::MIGRATIONS),
     ("member", loyalty_member::schema::MIGRATIONS),
+    ("campaign", loyalty_campaign::schema::MIGRATIONS),
 ];
 
 /// Applies what each keyspace lacks, printing each migration as it starts.
@@ -38,20 +40,22 @@ pub async fn run(config: &ScyllaConfig) -> anyhow::Result<()> {
 }
 
 /// Every statement the services' CQL adapters prepare, with the keyspaces it runs in
-/// (`ledger`, `member`, `identity`): what the check of the statements a cluster ran compares
+/// (`ledger`, `member`, `identity`, `campaign`): what the check of the statements a cluster ran compares
 /// with (`examples/statement_coverage.rs`).
 pub fn statement_catalogue() -> Vec<(&'static [&'static str], StatementDef)> {
     const LEDGER: &[&str] = &["ledger"];
     const MEMBER: &[&str] = &["member"];
     const IDENTITY: &[&str] = &["identity"];
-    const OUTBOXES: &[&str] = &["ledger", "member"];
-    const EVERY: &[&str] = &["identity", "ledger", "member"];
+    const CAMPAIGN: &[&str] = &["campaign"];
+    const OUTBOXES: &[&str] = &["ledger", "member", "campaign"];
+    const EVERY: &[&str] = &["identity", "ledger", "member", "campaign"];
     let tagged = |keyspaces: &'static [&'static str], defs: Vec<StatementDef>| {
         defs.into_iter().map(move |d| (keyspaces, d))
     };
     tagged(LEDGER, LedgerStatements::definitions())
         .chain(tagged(MEMBER, MemberStatements::definitions()))
         .chain(tagged(IDENTITY, IdentityStatements::definitions()))
+        .chain(tagged(CAMPAIGN, CampaignStatements::definitions()))
         .chain(tagged(OUTBOXES, RelayStatements::definitions()))
         .chain(tagged(
             EVERY,

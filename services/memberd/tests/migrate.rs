@@ -111,7 +111,7 @@ fn migrate_on_cql_from_nothing_then_again_then_serve() {
     let first = memberd(&env);
     assert!(first.status.success(), "{first:?}");
     let out = String::from_utf8_lossy(&first.stdout);
-    for service in ["identity", "ledger", "member"] {
+    for service in ["identity", "ledger", "member", "campaign"] {
         let line = format!(
             "{}: 1 migration(s) applied; schema at version 1",
             config.keyspace(service)
@@ -121,7 +121,7 @@ fn migrate_on_cql_from_nothing_then_again_then_serve() {
     let again = memberd(&env);
     assert!(again.status.success(), "{again:?}");
     let out = String::from_utf8_lossy(&again.stdout);
-    assert_eq!(out.matches("0 migration(s) applied").count(), 3, "{out}");
+    assert_eq!(out.matches("0 migration(s) applied").count(), 4, "{out}");
 
     // Served: memberd starts on the migrated keyspaces and answers.
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -10,6 +10,9 @@ use loyalty_common::ids::TenantId;
 
 /// Rows handled per store call.
 const PAGE: usize = 500;
+/// How old a write cut short must be before the sweep finishes or undoes it: far longer
+/// than any request's deadline, so it never races the request itself.
+pub const RECOVERY_GRACE_MS: i64 = 5 * 60_000;
 
 impl Campaigns {
     /// Releases every hold that lapsed by now; how many.
@@ -36,12 +39,25 @@ impl Campaigns {
         }
     }
 
+    /// Finishes or undoes the store's writes cut short (a crash in the middle of a
+    /// redemption on a store where it takes several steps); how many.
+    pub async fn recover(&self) -> ServiceResult<u64> {
+        self.store.recover(self.now_ms() - RECOVERY_GRACE_MS).await
+    }
+
     /// Announces every member coupon lapsing within `notice_days` that has not been
     /// announced and still has a use left; how many were announced. The events and the
     /// sweep's cursor are written together, so a sweep cut short announces nothing twice.
     pub async fn announce_expiring(&self, notice_days: u32) -> ServiceResult<u64> {
         let horizon = self.now_ms() + i64::from(notice_days) * 86_400_000;
-        let mut cursor = self.store.expiry_cursor().await?;
+        // Coupons that lapsed already have nothing to remind anyone of: start at now.
+        let stored = self.store.expiry_cursor().await?;
+        let now = ExpiryCursor {
+            until_ms: self.now_ms(),
+            tenant: String::new(),
+            code: String::new(),
+        };
+        let mut cursor = stored.max(now);
         let mut announced = 0;
         loop {
             let page = self.store.coupons_lapsing(&cursor, horizon, PAGE).await?;

@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+#[cfg(feature = "cql")]
+pub mod cql;
 mod embedded;
 pub use embedded::EmbeddedCampaignStore;
 
@@ -174,6 +176,12 @@ pub trait CampaignRepository: Send + Sync + 'static {
         until_ms: i64,
         limit: usize,
     ) -> ServiceResult<Vec<(String, Coupon)>>;
+    /// Finishes or undoes the writes cut short (a crash mid-saga) that started before
+    /// `older_than_ms`; how many. A store whose writes are each one commit has none.
+    async fn recover(&self, older_than_ms: i64) -> ServiceResult<u64> {
+        let _ = older_than_ms;
+        Ok(0)
+    }
     async fn expiry_cursor(&self) -> ServiceResult<ExpiryCursor>;
     /// Saves the expiring-soon sweep's cursor with the events it announced, at once.
     async fn advance_expiry(

@@ -4,13 +4,14 @@
 
 use super::Process;
 use crate::config::CampaignSettings;
-use crate::storage::Storage;
+use crate::storage::{ScyllaStorage, Storage};
 use anyhow::Context;
 use loyalty_campaign::client::{CampaignClient, GrpcCampaignClient, InProcessCampaigns};
 use loyalty_campaign::grpc::CampaignGrpc;
 use loyalty_campaign::grpc_access;
 use loyalty_campaign::service::Campaigns;
-use loyalty_campaign::store::EmbeddedCampaignStore;
+use loyalty_campaign::store::cql::ScyllaCampaignStore;
+use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
 use loyalty_identity::grpc_guard::Guarded;
 use loyalty_member::client::MemberClient;
 use loyalty_proto::campaign::v1::campaign_service_server::CampaignServiceServer;
@@ -29,16 +30,18 @@ pub struct CampaignRole {
     pub server: CampaignServer,
 }
 
-/// The campaign service on the embedded store under `<data_dir>/campaign`.
-pub fn open(
+/// The campaign service on ScyllaDB when `storage = "scylla"`, else on the embedded store
+/// under `<data_dir>/campaign`.
+pub async fn open(
     config: &crate::config::MemberdConfig,
     members: Option<Arc<dyn MemberClient>>,
 ) -> anyhow::Result<Arc<Campaigns>> {
     if config.storage == Storage::Scylla {
-        anyhow::bail!(
-            "the campaign service keeps its data in the embedded store only for now: run it \
-             with storage = \"embedded\" (its CQL adapter is not built yet)"
-        );
+        let scylla = ScyllaStorage::open(config, &["campaign"]).await?;
+        return Ok(Arc::new(Campaigns::new(
+            scylla_store(&scylla).await?,
+            members,
+        )));
     }
     let dir = config.data_dir.join("campaign");
     std::fs::create_dir_all(&dir)
@@ -47,12 +50,25 @@ pub fn open(
     Ok(Arc::new(Campaigns::new(Arc::new(store), members)))
 }
 
+/// The campaign store on the cluster's campaign keyspace.
+async fn scylla_store(scylla: &ScyllaStorage) -> anyhow::Result<Arc<dyn CampaignRepository>> {
+    let store =
+        ScyllaCampaignStore::prepare(Arc::clone(&scylla.cluster), &scylla.keyspace("campaign"))
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))
+            .context("preparing the campaign store on ScyllaDB")?;
+    Ok(Arc::new(store))
+}
+
 /// Starts the campaign service, reading members through `members`, with its gRPC service.
 pub async fn start(
     process: &mut Process<'_>,
     members: Arc<dyn MemberClient>,
 ) -> anyhow::Result<CampaignRole> {
-    let campaigns = open(process.config, Some(members))?;
+    let campaigns = match process.scylla {
+        Some(scylla) => Arc::new(Campaigns::new(scylla_store(scylla).await?, Some(members))),
+        None => open(process.config, Some(members)).await?,
+    };
     if let Some(events) = process.events {
         let outbox = loyalty_campaign::events::outbox(Arc::clone(campaigns.repository()));
         process.tasks.extend(events.start(Arc::new(outbox)));
@@ -96,6 +112,16 @@ async fn sweep(
 ) {
     let interval = Duration::from_secs(settings.sweep_interval_secs.max(1));
     loop {
+        match campaigns.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                recovered = n,
+                "coupon redemptions cut short were finished or undone"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "recovering coupon redemptions failed; retrying")
+            }
+        }
         match campaigns.release_lapsed_holds().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(released = n, "coupon holds that lapsed were given back"),
