@@ -31,7 +31,7 @@ use tokio::process::Child;
 mod support;
 
 const WAIT: Duration = Duration::from_secs(60);
-const SERVICES: [&str; 4] = ["identity", "ledger", "member", "campaign"];
+const SERVICES: [&str; 3] = ["identity", "ledger", "member"];
 
 /// Settings of a memberd in `dc`, talking to `node`.
 fn region(prefix: &str, dc: &str, node: &str, relay_dc: &str) -> ScyllaConfig {

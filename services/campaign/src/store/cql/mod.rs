@@ -100,7 +100,7 @@ impl ScyllaCampaignStore {
         if let Some(claim) = &claim
             && !self.create(tenant, claim, encode(&coupon)?, &[]).await?
         {
-            let Some((_, body)) = self.state(tenant, claim).await? else {
+            let Some((claim_version, body)) = self.state(tenant, claim).await? else {
                 return Err(ServiceError::unavailable(
                     "an issue key changed while it was read: retry",
                 ));
@@ -108,7 +108,16 @@ impl ScyllaCampaignStore {
             let claimed: Coupon = decode(&body)?;
             return match self.read_coupon(tenant, &claimed.code).await? {
                 Some(stored) if stored == claimed => Ok(Added::IssuedAlready(stored)),
-                Some(_) => Ok(Added::CodeTaken),
+                // The claimed code went to another coupon before the issue was finished:
+                // the claim is given up, so the issue's next draw can make it.
+                Some(_) => {
+                    let binds = (tenant.to_string(), claim.clone(), claim_version);
+                    self.statements
+                        .remove
+                        .applied(self.session(), binds)
+                        .await?;
+                    Ok(Added::CodeTaken)
+                }
                 // The issue was cut short after its claim: finish it.
                 None => {
                     self.list_coupon(tenant, &claimed).await?;
