@@ -73,6 +73,21 @@ async fn head_office_issues_and_the_till_evaluates_redeems_holds_and_undoes() {
         .await;
     assert_eq!(by_till.status, 403, "a till does not write templates");
 
+    let unknown = app
+        .post_with_key(
+            "/v1/tenants/acme/coupon-templates/TEN/coupons",
+            "welcome-m1",
+            json!({"member_id": "m1"}),
+        )
+        .await;
+    assert_eq!((unknown.status, unknown.code()), (404, "MEMBER_NOT_FOUND"));
+    let joined = app
+        .post(
+            "/v1/tenants/acme/members/m1/profile",
+            json!({"personal": {"phone": "13812340001"}}),
+        )
+        .await;
+    assert_eq!(joined.status, 200, "{:?}", joined.body);
     let issued = app
         .post_with_key(
             "/v1/tenants/acme/coupon-templates/TEN/coupons",

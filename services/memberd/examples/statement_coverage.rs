@@ -89,7 +89,7 @@ fn statement_of(line: &str) -> Option<(String, String)> {
     }
     // The operation is the last field and may itself hold a `|` (none of ours does).
     let (keyspace, operation) = (keyspace?, operation?);
-    let service = ["ledger", "member", "identity"]
+    let service = ["ledger", "member", "identity", "campaign"]
         .into_iter()
         .find(|s| keyspace.ends_with(&format!("_{s}")))?;
     let text = operation.replace(&format!("{keyspace}."), "{keyspace}.");

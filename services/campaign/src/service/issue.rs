@@ -62,6 +62,8 @@ impl Campaigns {
     ) -> ServiceResult<Coupon> {
         code::check_id("issue_key", issue_key)?;
         let template = self.active_template(tenant, template).await?;
+        // A member the member service does not know gets nothing (MEMBER_NOT_FOUND).
+        self.tier_of(tenant, member).await?;
         for _ in 0..CODE_ATTEMPTS {
             let coupon = self.new_coupon(&template, code::generate(""), Some(member), None);
             let new = self.keyed(tenant, coupon.clone(), issue_key.to_string());

@@ -72,7 +72,7 @@ impl Campaigns {
     }
 
     /// The member's tier as the member service has it (None without one, or without the
-    /// member service).
+    /// member service); `MEMBER_NOT_FOUND` for a member it does not know.
     async fn tier_of(&self, tenant: &TenantId, member: &MemberId) -> ServiceResult<Option<String>> {
         let Some(members) = &self.members else {
             return Ok(None);
