@@ -106,6 +106,23 @@ impl Envelope {
         }
     }
 
+    /// An envelope for an event a service stored with its payload as JSON text and its time
+    /// in Unix milliseconds (the member and campaign outboxes); a payload that is not JSON
+    /// (never written so) travels as `null`.
+    pub fn from_stored(
+        origin: Origin<'_>,
+        name: &str,
+        id: String,
+        sequence: u64,
+        at_ms: i64,
+        data: &str,
+    ) -> Self {
+        let time = DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
+        let data =
+            RawValue::from_string(data.to_string()).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Self::new(origin, name, id, sequence, time, data)
+    }
+
     /// The payload, parsed.
     pub fn data_value(&self) -> serde_json::Value {
         // RawValue holds valid JSON by construction.

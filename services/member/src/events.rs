@@ -59,21 +59,12 @@ impl MemberEvent {
 /// The envelope of a logged event.
 pub fn envelope(logged: &LoggedEvent) -> Envelope {
     let e = &logged.event;
-    let time = chrono::DateTime::from_timestamp_millis(e.at.0).unwrap_or_default();
-    let data = serde_json::value::RawValue::from_string(e.data.clone())
-        .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned());
-    Envelope::new(
-        Origin {
-            service: SERVICE,
-            tenant: &e.tenant,
-            member: &e.member,
-        },
-        &e.name,
-        e.id.clone(),
-        logged.seq,
-        time,
-        data,
-    )
+    let origin = Origin {
+        service: SERVICE,
+        tenant: &e.tenant,
+        member: &e.member,
+    };
+    Envelope::from_stored(origin, &e.name, e.id.clone(), logged.seq, e.at.0, &e.data)
 }
 
 /// The member store's outbox as the publisher's: each logged event becomes its envelope.
