@@ -153,8 +153,9 @@ impl NatsBus {
             done += sent.confirmed;
             tips = sent.tips;
             if sent.duplicate {
-                // A copy did not take a stream sequence, so what was sent after it named the
-                // wrong one and was refused: look at the tips again and send the rest.
+                // A copy did not take a stream sequence, so what was sent after it may have
+                // named the wrong one and been refused: look at the tips again and send the
+                // rest (those that were stored come back as copies).
                 let mut known = self.tips();
                 for event in &events[done..] {
                     known.remove(event.service());
@@ -182,6 +183,12 @@ impl NatsBus {
         }
         let start = tips.clone();
         let mut pending = Vec::with_capacity(events.len());
+        // The id of the message sent just before, per service: each message after the first
+        // also names it, so that none is stored unless the one before it is the stream's
+        // last. Sequence numbers alone do not ensure that: with a tip one behind (another
+        // publisher stored one event meanwhile), the first message is refused but the second
+        // names the real tip and would be stored after a gap.
+        let mut previous: HashMap<&str, &str> = HashMap::new();
         for event in events {
             let payload =
                 serde_json::to_vec(event).map_err(|e| BusError::Refused(e.to_string()))?;
@@ -193,6 +200,9 @@ impl NatsBus {
             headers.insert("Loyalty-Sequence", event.sequence.to_string().as_str());
             if *tip > 0 {
                 headers.insert("Nats-Expected-Last-Sequence", tip.to_string().as_str());
+            }
+            if let Some(id) = previous.insert(event.service(), event.id.as_str()) {
+                headers.insert("Nats-Expected-Last-Msg-Id", id);
             }
             *tip += 1;
             let ack = self
@@ -206,6 +216,9 @@ impl NatsBus {
         for (i, (ack, expected, event)) in pending.into_iter().enumerate() {
             let ack = ack.await.map_err(unavailable)?;
             if ack.duplicate {
+                // The copy says nothing of where the stream's tip is now (another publisher
+                // stored it, and maybe more since): look again before the next send.
+                tips.remove(event.service());
                 return Ok(Sent {
                     confirmed: i + 1,
                     tips,
@@ -262,7 +275,13 @@ impl EventBus for NatsBus {
     async fn publish(&self, events: Vec<Envelope>) -> Result<(), BusError> {
         match self.publish_in_order(&events).await {
             Ok(tips) => {
-                self.tips().extend(tips);
+                let mut known = self.tips();
+                for event in &events {
+                    if !tips.contains_key(event.service()) {
+                        known.remove(event.service());
+                    }
+                }
+                known.extend(tips);
                 Ok(())
             }
             Err(e) => {

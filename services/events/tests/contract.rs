@@ -515,6 +515,54 @@ async fn jetstream_stores_a_batch_only_right_after_the_tip_it_knows() {
     assert_eq!(ids(held), ["A", "X", "B"]);
 }
 
+/// Two publishers of one change log (two replicas): one that finds an event already stored by
+/// the other must not go on from a tip it knows to be old, and no message of a batch may be
+/// stored after one of the batch before it was refused: the stream never holds a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_publishers_of_one_log_never_leave_a_gap() {
+    let server = NatsServer::start().await;
+    let (first, second) = (connected(&server).await, connected(&server).await);
+    first.prepare("ledger").await.unwrap();
+    let e = |n: u64| event("acme", "earned", &format!("E{n}"), n);
+    first.publish(vec![e(1)]).await.unwrap();
+    second.publish(vec![e(1)]).await.unwrap(); // a copy: the second learns the tip (1)
+    first.publish(vec![e(2)]).await.unwrap();
+    // The second publishes 2 too: a copy, confirmed without being stored.
+    second.publish(vec![e(2)]).await.unwrap();
+    first.publish(vec![e(3)]).await.unwrap();
+    // The second goes on with 3 (a copy) and 4, 5, then 6 and 7 on their own.
+    second.publish(vec![e(3), e(4), e(5)]).await.unwrap();
+    let _ = second.publish(vec![e(6), e(7)]).await;
+    let _ = first.publish(vec![e(6), e(7)]).await;
+    let js = server.jetstream().await;
+    let held = stream_events(&js, "LOYALTY_LEDGER", 7, Duration::from_secs(5)).await;
+    let sequences: Vec<u64> = held.into_iter().map(|(_, e)| e.sequence).collect();
+    assert_eq!(sequences, [1, 2, 3, 4, 5, 6, 7]);
+}
+
+/// A publisher whose tip is one behind (another stored one event meanwhile) sends a batch:
+/// the first message is refused, and so must be every one after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_after_a_refused_message_is_refused_whole() {
+    let server = NatsServer::start().await;
+    let (first, second) = (connected(&server).await, connected(&server).await);
+    first.prepare("ledger").await.unwrap();
+    let e = |n: u64| event("acme", "earned", &format!("E{n}"), n);
+    second.publish(vec![e(1)]).await.unwrap(); // stored: the second's tip is 1
+    first.publish(vec![e(1), e(2)]).await.unwrap(); // a copy, then 2 after it
+    // The second has not seen 2, and sends 3 and 4 after 1 as if 2 were its own: refused.
+    let refused = second.publish(vec![e(3), e(4)]).await;
+    assert!(refused.is_err(), "3 does not follow 1 any more");
+    let js = server.jetstream().await;
+    let held = stream_events(&js, "LOYALTY_LEDGER", 2, Duration::from_secs(2)).await;
+    let sequences: Vec<u64> = held.into_iter().map(|(_, e)| e.sequence).collect();
+    assert_eq!(
+        sequences,
+        [1, 2],
+        "nothing stored after the refused message"
+    );
+}
+
 async fn connected(server: &NatsServer) -> NatsBus {
     let config = NatsConfig {
         url: server.url(),

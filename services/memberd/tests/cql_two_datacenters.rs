@@ -31,7 +31,7 @@ use tokio::process::Child;
 mod support;
 
 const WAIT: Duration = Duration::from_secs(60);
-const SERVICES: [&str; 3] = ["identity", "ledger", "member"];
+const SERVICES: [&str; 4] = ["identity", "ledger", "member", "campaign"];
 
 /// Settings of a memberd in `dc`, talking to `node`.
 fn region(prefix: &str, dc: &str, node: &str, relay_dc: &str) -> ScyllaConfig {
@@ -207,6 +207,7 @@ async fn a_datacenter_lost_right_after_acknowledging_and_the_failover_runbook() 
         relay_datacenter: Some("dc2".into()),
         ..dc2.clone()
     };
+    let dc2_now = runbook.clone();
     let session = loyalty_scylla::session::connect(&runbook).await.unwrap();
     for service in SERVICES {
         session
@@ -279,6 +280,17 @@ async fn a_datacenter_lost_right_after_acknowledging_and_the_failover_runbook() 
     assert!(twice.is_empty(), "published more than once: {twice:?}");
     let published: HashSet<String> = seen.keys().map(|s| s.to_string()).collect();
     let unpublished: Vec<_> = committed.difference(&published).collect();
+    for id in &unpublished {
+        for (tenant, ids) in &acked {
+            if let Some(n) = ids.iter().position(|a| a == *id) {
+                eprintln!("unpublished {id}: tenant {tenant}, acknowledged earn #{n}");
+            }
+        }
+    }
+    if !unpublished.is_empty() {
+        let ids: Vec<String> = unpublished.iter().map(|s| s.to_string()).collect();
+        diagnose(&dc2_now, &ids, &events).await;
+    }
     assert!(
         unpublished.is_empty(),
         "held in dc2 but not published: {unpublished:?}"
@@ -292,4 +304,64 @@ async fn a_datacenter_lost_right_after_acknowledging_and_the_failover_runbook() 
         "two datacenters: {} events, each once, after the relay moved to dc2",
         events.len()
     );
+}
+
+/// What dc2 holds of the relay's state, printed when an event is missing.
+async fn diagnose(config: &ScyllaConfig, missing: &[String], events: &[loyalty_events::Envelope]) {
+    let cluster = loyalty_scylla::session::connect(config).await.unwrap();
+    let ks = config.keyspace("ledger");
+    let q = |cql: String| {
+        let session = &cluster.session;
+        async move {
+            session
+                .query_unpaged(cql, ())
+                .await
+                .unwrap()
+                .into_rows_result()
+                .unwrap()
+        }
+    };
+    let rows = q(format!(
+        "SELECT seq, tenant, member, position, body FROM {ks}.changes"
+    ))
+    .await;
+    let mut changes: Vec<(i64, String, String, i64, Vec<u8>)> =
+        rows.rows().unwrap().map(|r| r.unwrap()).collect();
+    changes.sort();
+    for (seq, tenant, member, position, body) in &changes {
+        let body = String::from_utf8_lossy(body);
+        let hit = missing.iter().any(|m| body.contains(m.as_str()));
+        eprintln!(
+            "diag change {seq} {tenant}/{member} pos {position}{}",
+            if hit { " <== MISSING" } else { "" }
+        );
+    }
+    let rows = q(format!(
+        "SELECT tenant, member, relayed, writetime(relayed) FROM {ks}.relay_progress"
+    ))
+    .await;
+    for r in rows.rows::<(String, String, i64, i64)>().unwrap() {
+        eprintln!("diag progress {:?}", r.unwrap());
+    }
+    let rows = q(format!("SELECT reader, seq FROM {ks}.change_readers")).await;
+    for r in rows.rows::<(String, i64)>().unwrap() {
+        eprintln!("diag reader {:?}", r.unwrap());
+    }
+    let rows = q(format!("SELECT tenant, member, kind, id FROM {ks}.wallets")).await;
+    for r in rows.rows::<(String, String, String, Vec<u8>)>().unwrap() {
+        let (t, m, k, id) = r.unwrap();
+        if k == "o" {
+            eprintln!("diag outbox row {t}/{m} {id:?}");
+        }
+    }
+    let rows = q(format!(
+        "SELECT bucket_minute, shard, tenant, member, position FROM {ks}.outbox_hints"
+    ))
+    .await;
+    for r in rows.rows::<(i32, i32, String, String, i64)>().unwrap() {
+        eprintln!("diag hint {:?}", r.unwrap());
+    }
+    for e in events {
+        eprintln!("diag published seq {} id {}", e.sequence, e.id);
+    }
 }
