@@ -11,6 +11,7 @@ pub mod coupon;
 pub mod events;
 pub mod grpc;
 pub mod grpc_access;
+pub mod sale;
 pub mod schema;
 pub mod service;
 pub mod store;

@@ -132,11 +132,11 @@ fn active() -> bool {
     true
 }
 
-fn invalid(field: &str, why: &str) -> ServiceError {
+pub(crate) fn invalid(field: &str, why: &str) -> ServiceError {
     ServiceError::invalid(format!("{field}: {why}"))
 }
 
-fn check_name(field: &str, value: &str) -> ServiceResult<()> {
+pub(crate) fn check_name(field: &str, value: &str) -> ServiceResult<()> {
     if value.is_empty() || value.len() > 128 || value.chars().any(char::is_control) {
         return Err(invalid(
             field,

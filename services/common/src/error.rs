@@ -96,6 +96,13 @@ error_codes! {
     CouponLimitReached => "COUPON_LIMIT_REACHED", FailedPrecondition, 409, "A coupon's use limit is reached";
     RedemptionNotFound => "REDEMPTION_NOT_FOUND", NotFound, 404, "No such coupon redemption";
     RedemptionNotActive => "REDEMPTION_NOT_ACTIVE", FailedPrecondition, 409, "The redemption is not in a state that allows this";
+    SaleNotFound => "SALE_NOT_FOUND", NotFound, 404, "No such flash sale";
+    SaleNotOpen => "SALE_NOT_OPEN", FailedPrecondition, 409, "The flash sale has not started or has ended";
+    SoldOut => "SOLD_OUT", FailedPrecondition, 409, "No unit is left in the member's quota";
+    SaleNotEligible => "SALE_NOT_ELIGIBLE", FailedPrecondition, 422, "The flash sale has no quota for the member's tier";
+    ClaimLimitReached => "CLAIM_LIMIT_REACHED", FailedPrecondition, 409, "The member holds or bought as many units as the sale allows";
+    ClaimNotFound => "CLAIM_NOT_FOUND", NotFound, 404, "No such flash-sale claim";
+    ClaimNotActive => "CLAIM_NOT_ACTIVE", FailedPrecondition, 409, "The claim is not held any more (confirmed, released or lapsed)";
 }
 
 /// A service error: a stable code, a message safe to show a caller (no PII), and the cause.

@@ -5,6 +5,7 @@
 
 pub mod issue;
 pub mod redeem;
+pub mod sales;
 pub mod sweeps;
 pub mod templates;
 

@@ -21,6 +21,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+mod sales;
+
 /// Small memtables: the campaign store's rows are few and small next to the ledger's.
 const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
 const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
@@ -52,6 +54,14 @@ struct Inner {
     holds: fjall::Keyspace,
     /// valid until, tenant, code → (): member-held coupons by when they lapse.
     expiry: fjall::Keyspace,
+    /// tenant, sale → SaleState (JSON).
+    sales: fjall::Keyspace,
+    /// tenant, sale, member → u32: units the member holds or bought.
+    sale_members: fjall::Keyspace,
+    /// tenant, sale, claim id → Claim.
+    claims: fjall::Keyspace,
+    /// hold until, tenant, sale, claim id → (): held claims by when they lapse.
+    claim_holds: fjall::Keyspace,
     changes: fjall::Keyspace,
     positions: fjall::Keyspace,
     meta: fjall::Keyspace,
@@ -152,6 +162,10 @@ impl EmbeddedCampaignStore {
                 redemptions: ks("redemptions")?,
                 holds: ks("holds")?,
                 expiry: ks("expiry")?,
+                sales: ks("sales")?,
+                sale_members: ks("sale_members")?,
+                claims: ks("claims")?,
+                claim_holds: ks("claim_holds")?,
                 positions: ks("positions")?,
                 meta: ks("meta")?,
                 changes,

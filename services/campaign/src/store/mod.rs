@@ -28,7 +28,9 @@ pub mod conformance;
 #[cfg(feature = "cql")]
 pub mod cql;
 mod embedded;
+mod sales;
 pub use embedded::EmbeddedCampaignStore;
+pub use sales::{ClaimSettled, Claimed, SaleRepository};
 
 /// A value with the version it was written at (the first write is version 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,8 +105,9 @@ pub struct ExpiryCursor {
     pub code: String,
 }
 
+/// Coupons, redemptions and the outbox; flash sales through [`SaleRepository`].
 #[async_trait]
-pub trait CampaignRepository: Send + Sync + 'static {
+pub trait CampaignRepository: SaleRepository + Send + Sync + 'static {
     async fn template(
         &self,
         tenant: &TenantId,

@@ -103,7 +103,8 @@ pub fn remote(process: &Process<'_>) -> anyhow::Result<Arc<dyn CampaignClient>> 
     Ok(Arc::new(GrpcCampaignClient::new(transport)))
 }
 
-/// Releases lapsed holds and announces coupons about to lapse, every `sweep_interval_secs`,
+/// Releases lapsed coupon holds and flash-sale claims and announces coupons about to lapse,
+/// every `sweep_interval_secs`,
 /// until shutdown. A failed sweep is logged and tried again on the next round.
 async fn sweep(
     campaigns: Arc<Campaigns>,
@@ -127,6 +128,13 @@ async fn sweep(
             Ok(n) => tracing::info!(released = n, "coupon holds that lapsed were given back"),
             Err(e) => {
                 tracing::warn!(error = %e.message, "releasing lapsed coupon holds failed; retrying")
+            }
+        }
+        match campaigns.lapse_claims().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(lapsed = n, "flash-sale claims that lapsed were given back"),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "giving back lapsed flash-sale claims failed; retrying")
             }
         }
         match campaigns

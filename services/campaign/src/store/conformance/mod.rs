@@ -17,6 +17,9 @@ use loyalty_common::ids::TenantId;
 use loyalty_scylla::conformance;
 use std::sync::Arc;
 
+mod sales;
+pub use sales::*;
+
 /// One store, and what keeps it alive.
 pub struct Stores {
     pub store: Arc<dyn CampaignRepository>,
@@ -669,6 +672,10 @@ macro_rules! campaign_conformance {
             lapsing_coupons, lapsing_member_coupons_page_in_order_after_the_cursor;
             change_log, the_change_log_keeps_commit_order_and_reader_positions;
             concurrency, concurrent_redemptions_of_one_code_count_once;
+            sale_claims, a_claim_counts_against_its_quota_and_member_or_writes_nothing;
+            sale_settling, settling_a_claim_moves_it_once_and_gives_its_unit_back;
+            sale_lapsed_claims, lapsed_claims_are_listed_until_settled;
+            sale_concurrency, concurrent_claims_sell_exactly_each_quota;
         );
     };
     (@bodies $embedded:path, $scylla:path; $($name:ident, $body:ident;)*) => {

@@ -11,6 +11,8 @@ use loyalty_common::error::ServiceResult;
 pub const HOLDS: &str = "hold";
 /// Redemption sagas, by when they started.
 pub const SAGAS: &str = "saga";
+/// Held flash-sale claims, by when the hold lapses.
+pub const CLAIM_HOLDS: &str = "claim_hold";
 /// Shards of a day of lapsing coupons, so a segment's coupons are not one partition.
 const EXPIRY_SHARDS: i32 = 8;
 /// How far back the due index is read: a hold or saga older than this was seen already by

@@ -14,6 +14,7 @@
 mod entity;
 mod indexes;
 mod saga;
+mod sales;
 mod statements;
 
 use crate::coupon::{Coupon, Redemption, Usage};
