@@ -1,7 +1,9 @@
 //! The campaign service's events (`loyalty.campaign.<name>.v1` on
 //! `member.<tenant>.campaign.<name>`): `template_saved`, `coupon_issued`,
 //! `coupons_generated`, `coupons_imported`, `coupon_held`, `coupon_redeemed`,
-//! `coupon_released`, `coupon_redemption_undone`, `coupon_expiring_soon`. They are written to
+//! `coupon_released`, `coupon_redemption_undone`, `coupon_expiring_soon`, and for flash sales
+//! `flash_sale_created`, `flash_sale_claimed`, `flash_sale_confirmed`,
+//! `flash_sale_claim_released`, `flash_sale_claim_lapsed`. They are written to
 //! the outbox in the same commit as their change and published in commit order by the
 //! shared publisher through [`outbox`]; docs/events.md lists them with their payloads.
 
