@@ -6,6 +6,7 @@ mod admin_idempotency;
 mod authz;
 mod coupons;
 mod cql;
+mod flash_sales;
 mod grpc;
 mod hardening;
 mod member_grpc;

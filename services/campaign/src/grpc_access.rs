@@ -27,6 +27,14 @@ fn redemption(r: pb::RedemptionRef) -> (String, String) {
     target(r.tenant_id, "redemption", &r.redemption_id)
 }
 
+fn claim(r: pb::ClaimRef) -> (String, String) {
+    target(
+        r.tenant_id,
+        "flash-sale-claim",
+        &format!("{}/{}", r.sale_id, r.claim_id),
+    )
+}
+
 /// Every method of `campaign.v1.CampaignService`, the permission it needs and its scope.
 pub const RPCS: &[Rpc] = &[
     rpc!(
@@ -101,6 +109,34 @@ pub const RPCS: &[Rpc] = &[
     rpc!("GetRedemption", p::COUPONS_READ, pb::RedemptionRef, |r| {
         tenant(r.tenant_id)
     }),
+    // Head office sets flash sales up; tills and e-shops claim, as they redeem.
+    rpc!(
+        "CreateFlashSale",
+        p::COUPONS_WRITE,
+        pb::CreateFlashSaleRequest,
+        |r| {
+            let id = serde_json::from_str::<serde_json::Value>(&r.json)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            target(r.tenant_id, "flash-sale", &id)
+        }
+    ),
+    rpc!("GetFlashSale", p::COUPONS_READ, pb::FlashSaleRef, |r| {
+        tenant(r.tenant_id)
+    }),
+    rpc!("ClaimFlashSale", p::REDEEM, pb::ClaimRequest, |r| {
+        target(
+            r.tenant_id,
+            "flash-sale-claim",
+            &format!("{}/{}", r.sale_id, r.claim_id),
+        )
+    }),
+    rpc!("GetClaim", p::COUPONS_READ, pb::ClaimRef, |r| tenant(
+        r.tenant_id
+    )),
+    rpc!("ConfirmClaim", p::REDEEM, pb::ClaimRef, |r| claim(r)),
+    rpc!("ReleaseClaim", p::REDEEM, pb::ClaimRef, |r| claim(r)),
 ];
 
 /// The guard of the `campaign.v1` port.

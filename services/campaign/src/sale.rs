@@ -42,6 +42,8 @@ pub struct FlashSale {
     pub ends_ms: Option<i64>,
     /// How long a claim holds its unit before it goes back to the quota.
     pub hold_secs: u32,
+    /// Set by the service when the sale is created.
+    #[serde(default)]
     pub created_ms: i64,
 }
 

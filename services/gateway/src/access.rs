@@ -95,6 +95,32 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         "/v1/tenants/{tenant}/coupon-redemptions/{redemption}/undo",
         p::REDEEM,
     ),
+    ("POST", "/v1/tenants/{tenant}/flash-sales", p::COUPONS_WRITE),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/flash-sales/{sale}",
+        p::COUPONS_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/flash-sales/{sale}/claims",
+        p::REDEEM,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}",
+        p::COUPONS_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}/confirm",
+        p::REDEEM,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}/release",
+        p::REDEEM,
+    ),
     (
         "POST",
         "/v1/tenants/{tenant}/members/{member}/wallet",

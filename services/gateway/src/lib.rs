@@ -73,6 +73,7 @@ fn guarded() -> OpenApiRouter<AppState> {
         .merge(routes::admin::routes())
         .merge(routes::coupons::routes())
         .merge(routes::coupon_redemptions::routes())
+        .merge(routes::flash_sales::routes())
 }
 
 /// The OpenAPI document for every route.
@@ -120,12 +121,14 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
         .merge(routes::merges::routes())
         .route_layer(middleware::from_fn_with_state(replays, replay::replay));
     // Orders are idempotent by their order id, like the ledger's writes by theirs; coupons
-    // by their issue keys, batch ids and redemption ids.
+    // by their issue keys, batch ids and redemption ids; flash sales by their ids and claims
+    // by theirs.
     let (api, spec) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .merge(routes::ledger::routes())
         .merge(routes::member_orders::routes())
         .merge(routes::coupons::routes())
         .merge(routes::coupon_redemptions::routes())
+        .merge(routes::flash_sales::routes())
         .merge(admin)
         .split_for_parts();
     let (auth, auth_spec) = routes::auth::routes().split_for_parts();

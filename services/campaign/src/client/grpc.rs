@@ -1,6 +1,6 @@
 //! The campaign service in another process, over its gRPC port. Every write is keyed
-//! (a template by its version, an issue by its key, a redemption by its id) or moves a
-//! redemption to a state it stays in, so every method is retried when the service was
+//! (a template by its version, an issue by its key, a redemption or a flash-sale claim by its
+//! id, a sale by its id) or moves a redemption or a claim to a state it stays in, so every method is retried when the service was
 //! unreachable or overloaded ([`retry_idempotent`]).
 
 use super::CampaignClient;
@@ -60,4 +60,10 @@ retried! {
     release_redemption(pb::RedemptionRef) -> pb::RedemptionResult;
     undo_redemption(pb::RedemptionRef) -> pb::RedemptionResult;
     get_redemption(pb::RedemptionRef) -> pb::RedemptionResult;
+    create_flash_sale(pb::CreateFlashSaleRequest) -> pb::FlashSale;
+    get_flash_sale(pb::FlashSaleRef) -> pb::FlashSale;
+    claim_flash_sale(pb::ClaimRequest) -> pb::Claim;
+    get_claim(pb::ClaimRef) -> pb::Claim;
+    confirm_claim(pb::ClaimRef) -> pb::Claim;
+    release_claim(pb::ClaimRef) -> pb::Claim;
 }

@@ -33,6 +33,10 @@ fn redemption_ref(r: pb::RedemptionRef) -> ServiceResult<(TenantId, String)> {
     Ok((TenantId::parse(r.tenant_id)?, r.redemption_id))
 }
 
+fn claim_ref(r: pb::ClaimRef) -> ServiceResult<(TenantId, String, String)> {
+    Ok((TenantId::parse(r.tenant_id)?, r.sale_id, r.claim_id))
+}
+
 #[async_trait]
 impl CampaignClient for InProcessCampaigns {
     async fn put_template(&self, r: pb::PutTemplateRequest) -> ServiceResult<pb::Template> {
@@ -201,5 +205,52 @@ impl CampaignClient for InProcessCampaigns {
             redemption,
             replayed: false,
         }))
+    }
+
+    async fn create_flash_sale(
+        &self,
+        r: pb::CreateFlashSaleRequest,
+    ) -> ServiceResult<pb::FlashSale> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let sale = self
+            .campaigns
+            .create_sale(&tenant, convert::sale_in(&r.json)?)
+            .await?;
+        Ok(convert::sale(self.campaigns.sale(&tenant, &sale.id).await?))
+    }
+
+    async fn get_flash_sale(&self, r: pb::FlashSaleRef) -> ServiceResult<pb::FlashSale> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        Ok(convert::sale(
+            self.campaigns.sale(&tenant, &r.sale_id).await?,
+        ))
+    }
+
+    async fn claim_flash_sale(&self, r: pb::ClaimRequest) -> ServiceResult<pb::Claim> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let member = MemberId::parse(r.member_id)?;
+        let claim = self
+            .campaigns
+            .claim(&tenant, &r.sale_id, &r.claim_id, &member)
+            .await?;
+        Ok(convert::claim(claim))
+    }
+
+    async fn get_claim(&self, r: pb::ClaimRef) -> ServiceResult<pb::Claim> {
+        let (tenant, sale, id) = claim_ref(r)?;
+        let claim = self.campaigns.sale_claim(&tenant, &sale, &id).await?;
+        Ok(convert::claim(claim))
+    }
+
+    async fn confirm_claim(&self, r: pb::ClaimRef) -> ServiceResult<pb::Claim> {
+        let (tenant, sale, id) = claim_ref(r)?;
+        let claim = self.campaigns.confirm_claim(&tenant, &sale, &id).await?;
+        Ok(convert::claim(claim))
+    }
+
+    async fn release_claim(&self, r: pb::ClaimRef) -> ServiceResult<pb::Claim> {
+        let (tenant, sale, id) = claim_ref(r)?;
+        let claim = self.campaigns.release_claim(&tenant, &sale, &id).await?;
+        Ok(convert::claim(claim))
     }
 }

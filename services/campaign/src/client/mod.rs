@@ -42,4 +42,13 @@ pub trait CampaignClient: Send + Sync + 'static {
     -> ServiceResult<pb::RedemptionResult>;
     async fn undo_redemption(&self, r: pb::RedemptionRef) -> ServiceResult<pb::RedemptionResult>;
     async fn get_redemption(&self, r: pb::RedemptionRef) -> ServiceResult<pb::RedemptionResult>;
+    async fn create_flash_sale(
+        &self,
+        r: pb::CreateFlashSaleRequest,
+    ) -> ServiceResult<pb::FlashSale>;
+    async fn get_flash_sale(&self, r: pb::FlashSaleRef) -> ServiceResult<pb::FlashSale>;
+    async fn claim_flash_sale(&self, r: pb::ClaimRequest) -> ServiceResult<pb::Claim>;
+    async fn get_claim(&self, r: pb::ClaimRef) -> ServiceResult<pb::Claim>;
+    async fn confirm_claim(&self, r: pb::ClaimRef) -> ServiceResult<pb::Claim>;
+    async fn release_claim(&self, r: pb::ClaimRef) -> ServiceResult<pb::Claim>;
 }

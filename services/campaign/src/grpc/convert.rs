@@ -3,6 +3,7 @@
 
 use crate::cart::{Cart, Evaluation, Line};
 use crate::coupon::{Coupon, Redemption};
+use crate::sale::{Claim, FlashSale, SaleState};
 use crate::service::issue::Issued;
 use crate::service::redeem::{RedemptionResult, Validation};
 use crate::store::Versioned;
@@ -136,5 +137,38 @@ pub fn result(r: RedemptionResult) -> pb::RedemptionResult {
     pb::RedemptionResult {
         redemption: Some(redemption(r.redemption)),
         replayed: r.replayed,
+    }
+}
+
+pub fn sale_in(json: &str) -> ServiceResult<FlashSale> {
+    serde_json::from_str(json).map_err(|e| ServiceError::invalid(format!("flash sale: {e}")))
+}
+
+pub fn sale(state: SaleState) -> pb::FlashSale {
+    let remaining = state
+        .sale
+        .quotas
+        .iter()
+        .map(|(quota, units)| (quota.clone(), units.saturating_sub(state.taken(quota))))
+        .collect();
+    pb::FlashSale {
+        // Plain data: serialising it cannot fail.
+        json: serde_json::to_string(&state.sale).unwrap_or_default(),
+        taken: state.taken.into_iter().collect(),
+        remaining,
+    }
+}
+
+pub fn claim(c: Claim) -> pb::Claim {
+    pb::Claim {
+        claim_id: c.id,
+        sale_id: c.sale,
+        member_id: c.member,
+        quota: c.quota,
+        state: c.state.label().to_string(),
+        created_at_ms: c.created_ms,
+        hold_until_ms: c.hold_until_ms.unwrap_or(0),
+        updated_at_ms: c.updated_ms,
+        coupon: c.coupon.unwrap_or_default(),
     }
 }

@@ -67,4 +67,10 @@ serve! {
     release_redemption(pb::RedemptionRef) -> pb::RedemptionResult;
     undo_redemption(pb::RedemptionRef) -> pb::RedemptionResult;
     get_redemption(pb::RedemptionRef) -> pb::RedemptionResult;
+    create_flash_sale(pb::CreateFlashSaleRequest) -> pb::FlashSale;
+    get_flash_sale(pb::FlashSaleRef) -> pb::FlashSale;
+    claim_flash_sale(pb::ClaimRequest) -> pb::Claim;
+    get_claim(pb::ClaimRef) -> pb::Claim;
+    confirm_claim(pb::ClaimRef) -> pb::Claim;
+    release_claim(pb::ClaimRef) -> pb::Claim;
 }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod coupon_redemptions;
 pub mod coupons;
+pub mod flash_sales;
 pub mod ledger;
 pub mod member_orders;
 pub mod member_program;
