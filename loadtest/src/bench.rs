@@ -38,6 +38,10 @@ pub enum Phase {
     /// Open loop of the same profile reads at half the profile-read phase's throughput (or
     /// --open-loop-rate): the latency of a read under a steady load, queueing included.
     ProfileReadAtHalf,
+    /// Closed loop of flash-sale claims (gRPC only) on the one sale --sale names, each a
+    /// fresh claim id for a random imported member (M00000000 up to --members): the worst
+    /// contention, every claim on one sale. SOLD_OUT answers count as rejections.
+    Claim,
 }
 
 impl Phase {
@@ -49,6 +53,7 @@ impl Phase {
             Phase::EarnAtHalf => "earn-at-half",
             Phase::ProfileRead => "profile-read",
             Phase::ProfileReadAtHalf => "profile-read-at-half",
+            Phase::Claim => "claim",
         }
     }
 
@@ -106,6 +111,10 @@ pub struct BenchArgs {
         default_value = "earn,mix,echo,earn-at-half"
     )]
     pub phases: Vec<Phase>,
+    /// The flash sale the claim phase claims from (created beforehand, e.g. by
+    /// `loadtest/bench-flash-sale.sh`).
+    #[arg(long)]
+    pub sale: Option<String>,
     /// Rate of the open loops (earn-at-half, profile-read-at-half), requests per second.
     /// Default: half the throughput its closed loop (earn, profile-read) measured in this run,
     /// so it is required when that phase is not selected.
@@ -210,6 +219,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     {
         bail!("phase {} runs over REST only; use --api rest", p.name());
     }
+    if phases.contains(&Phase::Claim) {
+        ensure!(args.api == Api::Grpc, "phase claim runs over gRPC only");
+        ensure!(args.sale.is_some(), "phase claim needs --sale");
+    }
     let run_id = format!("{:08x}", rand::random::<u32>());
     let tenant = args
         .tenant
@@ -220,6 +233,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         run_id: run_id.clone(),
         tenant,
         members: args.members,
+        sale: args.sale.clone().unwrap_or_default(),
     });
     let timeout = Duration::from_millis(args.request_timeout_ms);
     let names: Vec<&str> = phases.iter().map(|p| p.name()).collect();
@@ -266,10 +280,11 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let mut reports = Vec::new();
     for phase in phases {
         let report = match phase {
-            Phase::Earn | Phase::Mix | Phase::ProfileRead => {
+            Phase::Earn | Phase::Mix | Phase::ProfileRead | Phase::Claim => {
                 let kind = match phase {
                     Phase::Earn => Kind::Earn,
                     Phase::Mix => Kind::Mix,
+                    Phase::Claim => Kind::Claim,
                     _ => Kind::ProfileRead,
                 };
                 closed_phase(&args, &ctx, phase, kind, &ledger).await?

@@ -124,6 +124,7 @@ mod tests {
             run_id: "t".into(),
             tenant: "bench-t".into(),
             members: 10,
+            sale: String::new(),
         });
         let channel = tonic::service::interceptor::InterceptedService::new(
             channel,

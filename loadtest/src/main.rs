@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the benchmark phases against a ledger.v1 server on this machine.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Serve the no-op bench.v1 Echo service; prints `listening <addr>` once bound.
     EchoServer(EchoServerArgs),
 }
@@ -62,7 +62,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => bench::run(*args).await,
         Command::EchoServer(args) => echo::serve(args.addr, args.exit_on_stdin_eof).await,
     }
 }

@@ -6,6 +6,8 @@ use crate::rest::RestConn;
 use crate::stats::Outcome;
 use crate::target::Link;
 use loyalty_common::error::{CODE_METADATA_KEY, ErrorCode};
+use loyalty_proto::campaign::v1::ClaimRequest;
+use loyalty_proto::campaign::v1::campaign_service_client::CampaignServiceClient;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use loyalty_proto::ledger::v1::{
     EarnRequest, HoldActionRequest, OrderLine, RedeemRequest, WalletRef,
@@ -27,6 +29,8 @@ pub struct RunContext {
     pub run_id: String,
     pub tenant: String,
     pub members: u32,
+    /// The flash sale of the claim phase (empty without one).
+    pub sale: String,
 }
 
 /// The member id of wallet number `i` (0-based).
@@ -59,11 +63,14 @@ pub enum Kind {
     Echo,
     /// One masked profile read (REST) of a random imported member.
     ProfileRead,
+    /// One flash-sale claim (gRPC) for a random imported member, under a fresh claim id.
+    Claim,
 }
 
 enum Client {
     Ledger(LedgerServiceClient<crate::target::Conn>),
     Echo(EchoClient<crate::target::Conn>),
+    Campaign(CampaignServiceClient<crate::target::Conn>),
     Rest(RestConn),
 }
 
@@ -82,6 +89,9 @@ impl Worker {
     pub fn new(ctx: Arc<RunContext>, phase: &str, index: usize, kind: Kind, link: Link) -> Self {
         let client = match (kind, link) {
             (Kind::Echo, Link::Grpc(channel)) => Client::Echo(EchoClient::new(channel)),
+            (Kind::Claim, Link::Grpc(channel)) => {
+                Client::Campaign(CampaignServiceClient::new(channel))
+            }
             (_, Link::Grpc(channel)) => Client::Ledger(LedgerServiceClient::new(channel)),
             (_, Link::Rest(rest)) => Client::Rest(rest),
         };
@@ -104,6 +114,7 @@ impl Worker {
             Kind::Mix => self.redeem_and_capture().await,
             Kind::Echo => self.echo().await,
             Kind::ProfileRead => self.profile_read().await,
+            Kind::Claim => self.claim().await,
         }
     }
 
@@ -146,7 +157,9 @@ impl Worker {
                 Err(status) => classify(&status),
             },
             Client::Rest(rest) => rest.earn(request).await,
-            Client::Echo(_) => Outcome::Error("earn-without-ledger-client".into()),
+            Client::Echo(_) | Client::Campaign(_) => {
+                Outcome::Error("earn-without-ledger-client".into())
+            }
         }
     }
 
@@ -155,6 +168,22 @@ impl Worker {
         match &self.client {
             Client::Rest(rest) => rest.profile(&self.ctx.tenant, &member).await,
             _ => Outcome::Error("profile-read-without-rest-client".into()),
+        }
+    }
+
+    async fn claim(&mut self) -> Outcome {
+        let request = ClaimRequest {
+            tenant_id: self.ctx.tenant.clone(),
+            sale_id: self.ctx.sale.clone(),
+            claim_id: self.next_key(),
+            member_id: imported_member_id(self.rng.random_range(0..self.ctx.members)),
+        };
+        let Client::Campaign(client) = &mut self.client else {
+            return Outcome::Error("claim-without-campaign-client".into());
+        };
+        match client.claim_flash_sale(request).await {
+            Ok(_) => Outcome::Ok,
+            Err(status) => classify(&status),
         }
     }
 
@@ -204,14 +233,15 @@ impl Worker {
     }
 }
 
-/// INSUFFICIENT_POINTS is an expected business refusal; everything else is an error, keyed by
+/// INSUFFICIENT_POINTS and SOLD_OUT are expected business refusals; everything else is an error, keyed by
 /// gRPC code and the platform's stable error code (never by message text).
 pub fn classify(status: &tonic::Status) -> Outcome {
     let code = status
         .metadata()
         .get(CODE_METADATA_KEY)
         .and_then(|v| v.to_str().ok());
-    if code == Some(ErrorCode::InsufficientPoints.as_str()) {
+    let refusals = [ErrorCode::InsufficientPoints, ErrorCode::SoldOut];
+    if refusals.iter().any(|r| code == Some(r.as_str())) {
         return Outcome::Rejected;
     }
     let kind = match code {
@@ -259,6 +289,7 @@ mod tests {
             run_id: "r1".into(),
             tenant: "bench-r1".into(),
             members: 10,
+            sale: String::new(),
         });
         let channel = tonic::service::interceptor::InterceptedService::new(
             tonic::transport::Channel::from_static("http://127.0.0.1:1").connect_lazy(),
