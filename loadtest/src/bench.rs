@@ -42,6 +42,10 @@ pub enum Phase {
     /// fresh claim id for a random imported member (M00000000 up to --members): the worst
     /// contention, every claim on one sale. SOLD_OUT answers count as rejections.
     Claim,
+    /// Closed loop of the till's checkout (gRPC only): ValidateCart then Redeem of the
+    /// coupon of --template that setup issued to a random imported member, a fresh
+    /// redemption id per call.
+    Redeem,
 }
 
 impl Phase {
@@ -54,6 +58,7 @@ impl Phase {
             Phase::ProfileRead => "profile-read",
             Phase::ProfileReadAtHalf => "profile-read-at-half",
             Phase::Claim => "claim",
+            Phase::Redeem => "redeem",
         }
     }
 
@@ -112,9 +117,13 @@ pub struct BenchArgs {
     )]
     pub phases: Vec<Phase>,
     /// The flash sale the claim phase claims from (created beforehand, e.g. by
-    /// `loadtest/bench-flash-sale.sh`).
+    /// `loadtest/bench-campaign.sh`).
     #[arg(long)]
     pub sale: Option<String>,
+    /// The coupon template the redeem phase redeems: setup issues one coupon of it to each
+    /// imported member (keyed, so a second run finds the same coupons).
+    #[arg(long)]
+    pub template: Option<String>,
     /// Rate of the open loops (earn-at-half, profile-read-at-half), requests per second.
     /// Default: half the throughput its closed loop (earn, profile-read) measured in this run,
     /// so it is required when that phase is not selected.
@@ -223,6 +232,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         ensure!(args.api == Api::Grpc, "phase claim runs over gRPC only");
         ensure!(args.sale.is_some(), "phase claim needs --sale");
     }
+    if phases.contains(&Phase::Redeem) {
+        ensure!(args.api == Api::Grpc, "phase redeem runs over gRPC only");
+        ensure!(args.template.is_some(), "phase redeem needs --template");
+    }
     let run_id = format!("{:08x}", rand::random::<u32>());
     let tenant = args
         .tenant
@@ -234,6 +247,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         tenant,
         members: args.members,
         sale: args.sale.clone().unwrap_or_default(),
+        codes: std::sync::OnceLock::new(),
     });
     let timeout = Duration::from_millis(args.request_timeout_ms);
     let names: Vec<&str> = phases.iter().map(|p| p.name()).collect();
@@ -268,6 +282,22 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             let limit = Duration::from_secs(args.setup_timeout_secs);
             open_wallets(&ctx, &channels, args.setup_in_flight as usize, limit).await?;
         }
+        if let Some(template) = args
+            .template
+            .as_deref()
+            .filter(|_| phases.contains(&Phase::Redeem))
+        {
+            let limit = Duration::from_secs(args.setup_timeout_secs);
+            let codes = crate::coupons::issue(
+                &ctx,
+                &channels,
+                template,
+                args.setup_in_flight as usize,
+                limit,
+            )
+            .await?;
+            ctx.codes.set(codes).ok();
+        }
         channels
     } else {
         Vec::new()
@@ -280,11 +310,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let mut reports = Vec::new();
     for phase in phases {
         let report = match phase {
-            Phase::Earn | Phase::Mix | Phase::ProfileRead | Phase::Claim => {
+            Phase::Earn | Phase::Mix | Phase::ProfileRead | Phase::Claim | Phase::Redeem => {
                 let kind = match phase {
                     Phase::Earn => Kind::Earn,
                     Phase::Mix => Kind::Mix,
                     Phase::Claim => Kind::Claim,
+                    Phase::Redeem => Kind::Redeem,
                     _ => Kind::ProfileRead,
                 };
                 closed_phase(&args, &ctx, phase, kind, &ledger).await?

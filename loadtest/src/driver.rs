@@ -125,6 +125,7 @@ mod tests {
             tenant: "bench-t".into(),
             members: 10,
             sale: String::new(),
+            codes: std::sync::OnceLock::new(),
         });
         let channel = tonic::service::interceptor::InterceptedService::new(
             channel,

@@ -7,6 +7,7 @@
 //! gRPC stack alone costs on this machine.
 
 pub mod bench;
+pub mod coupons;
 pub mod driver;
 pub mod echo;
 pub mod events;

@@ -6,8 +6,10 @@ use crate::rest::RestConn;
 use crate::stats::Outcome;
 use crate::target::Link;
 use loyalty_common::error::{CODE_METADATA_KEY, ErrorCode};
-use loyalty_proto::campaign::v1::ClaimRequest;
 use loyalty_proto::campaign::v1::campaign_service_client::CampaignServiceClient;
+use loyalty_proto::campaign::v1::{
+    Cart, ClaimRequest, Line, RedeemRequest as CouponRedeemRequest, ValidateCartRequest,
+};
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use loyalty_proto::ledger::v1::{
     EarnRequest, HoldActionRequest, OrderLine, RedeemRequest, WalletRef,
@@ -31,6 +33,8 @@ pub struct RunContext {
     pub members: u32,
     /// The flash sale of the claim phase (empty without one).
     pub sale: String,
+    /// The coupon of each imported member, by member number (the redeem phase).
+    pub codes: std::sync::OnceLock<Vec<String>>,
 }
 
 /// The member id of wallet number `i` (0-based).
@@ -65,6 +69,8 @@ pub enum Kind {
     ProfileRead,
     /// One flash-sale claim (gRPC) for a random imported member, under a fresh claim id.
     Claim,
+    /// The till's checkout (gRPC): ValidateCart, then Redeem of a random member's coupon.
+    Redeem,
 }
 
 enum Client {
@@ -89,7 +95,7 @@ impl Worker {
     pub fn new(ctx: Arc<RunContext>, phase: &str, index: usize, kind: Kind, link: Link) -> Self {
         let client = match (kind, link) {
             (Kind::Echo, Link::Grpc(channel)) => Client::Echo(EchoClient::new(channel)),
-            (Kind::Claim, Link::Grpc(channel)) => {
+            (Kind::Claim | Kind::Redeem, Link::Grpc(channel)) => {
                 Client::Campaign(CampaignServiceClient::new(channel))
             }
             (_, Link::Grpc(channel)) => Client::Ledger(LedgerServiceClient::new(channel)),
@@ -115,6 +121,7 @@ impl Worker {
             Kind::Echo => self.echo().await,
             Kind::ProfileRead => self.profile_read().await,
             Kind::Claim => self.claim().await,
+            Kind::Redeem => self.validate_and_redeem().await,
         }
     }
 
@@ -182,6 +189,55 @@ impl Worker {
             return Outcome::Error("claim-without-campaign-client".into());
         };
         match client.claim_flash_sale(request).await {
+            Ok(_) => Outcome::Ok,
+            Err(status) => classify(&status),
+        }
+    }
+
+    async fn validate_and_redeem(&mut self) -> Outcome {
+        let n = self.rng.random_range(0..self.ctx.members);
+        let Some(code) = self
+            .ctx
+            .codes
+            .get()
+            .and_then(|c| c.get(n as usize))
+            .cloned()
+        else {
+            return Outcome::Error("redeem-without-coupons".into());
+        };
+        let key = self.next_key();
+        let cart = Cart {
+            member_id: imported_member_id(n),
+            store_id: "s01".into(),
+            lines: vec![Line {
+                line_id: "1".into(),
+                sku: "TEA-1".into(),
+                category: "food".into(),
+                quantity: 1,
+                unit_price: self.rng.random_range(500..=20_000),
+            }],
+            ..Cart::default()
+        };
+        let Client::Campaign(client) = &mut self.client else {
+            return Outcome::Error("redeem-without-campaign-client".into());
+        };
+        let validate = ValidateCartRequest {
+            tenant_id: self.ctx.tenant.clone(),
+            cart: Some(cart.clone()),
+            codes: vec![code.clone()],
+        };
+        if let Err(status) = client.validate_cart(validate).await {
+            return classify(&status);
+        }
+        let redeem = CouponRedeemRequest {
+            tenant_id: self.ctx.tenant.clone(),
+            cart: Some(cart),
+            codes: vec![code],
+            order_id: format!("o-{key}"),
+            redemption_id: key,
+            hold_secs: 0,
+        };
+        match client.redeem(redeem).await {
             Ok(_) => Outcome::Ok,
             Err(status) => classify(&status),
         }
@@ -290,6 +346,7 @@ mod tests {
             tenant: "bench-r1".into(),
             members: 10,
             sale: String::new(),
+            codes: std::sync::OnceLock::new(),
         });
         let channel = tonic::service::interceptor::InterceptedService::new(
             tonic::transport::Channel::from_static("http://127.0.0.1:1").connect_lazy(),

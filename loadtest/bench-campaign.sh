@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# Flash-sale claims on one hot item, the worst contention (issue 16), in one run on this
-# machine, beside the PostgreSQL baseline a retail IT team would build first:
+# The campaign service at the till and in a flash sale (issue 16), in one run on this machine,
+# each beside the PostgreSQL baseline a retail IT team would build first:
 #   1. N generated members imported into a fresh data directory (loadtest/gen-members.py,
-#      cached), memberd started (release, --target all, embedded store and bus);
-#   2. R interleaved rounds of: memberd, a closed loop of C clients claiming one unit each of
-#      one sale (ClaimFlashSale over gRPC, a fresh claim id per call, a random member, a stock
-#      no run exhausts) for S seconds; then PostgreSQL, pgbench with C clients for S seconds of
-#      the same claim as one transaction: the conditional UPDATE of the quota
-#      (`... SET remaining = remaining - 1 WHERE remaining > 0`), the claim inserted with it, the
-#      member's count upserted;
-#   3. oversell: a sale of 1,000 units claimed by both arms for S seconds with far more
-#      claims than units: each must sell exactly 1,000 (memberd: the sale's taken units and the
-#      claims acknowledged; PostgreSQL: the claims rows and the quota's remaining);
-#   4. medians of the rounds and the ratio memberd/pg.
-# Usage: loadtest/bench-flash-sale.sh [seconds=10] [clients=32] [rounds=3] [members=20000]
-# Needs python3 and curl; uses the local PostgreSQL (its Unix socket, as the postgres user), or installs Debian's
-# postgresql and starts it for the run. Loopback only; every phase is bounded in time.
+#      cached), memberd started (release, --target all, embedded store and bus), a coupon
+#      template TILL (2.00 off, many uses per code) with one coupon issued to every member,
+#      and a flash sale HOT that no run sells out;
+#   2. R interleaved rounds of the till's checkout: memberd, a closed loop of C clients each
+#      sending ValidateCart then Redeem of a random member's coupon over gRPC (a fresh
+#      redemption id per call), S seconds; then PostgreSQL, pgbench with C clients for S
+#      seconds of the same redemption as one transaction (`SELECT ... FOR UPDATE` on the code
+#      and the template's counters, the counters moved, the redemption inserted);
+#   3. R interleaved rounds of flash-sale claims on the one hot sale: memberd, ClaimFlashSale
+#      over gRPC (a fresh claim id, a random member); PostgreSQL, one transaction with the
+#      conditional UPDATE of the quota (`... SET remaining = remaining - 1 WHERE remaining > 0`),
+#      the claim inserted from its RETURNING row and the member's count upserted;
+#   4. oversell: a sale of 1,000 units claimed by both arms for S seconds with far more claims
+#      than units: each must sell exactly 1,000;
+#   5. medians of the rounds and the ratios memberd/pg.
+# Usage: loadtest/bench-campaign.sh [seconds=10] [clients=32] [rounds=3] [members=20000]
+# Needs python3 and curl; uses the local PostgreSQL (its Unix socket, as the postgres user),
+# or installs Debian's postgresql and starts it for the run. Loopback only; every phase is
+# bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10} clients=${2:-32} rounds=${3:-3} members=${4:-20000}
@@ -43,12 +48,12 @@ if ! pg_isready -q 2>/dev/null; then
 fi
 for tool in python3 curl psql pgbench; do
   command -v "$tool" >/dev/null || {
-    echo "bench-flash-sale: $tool is missing (Debian: apt-get install postgresql postgresql-contrib curl python3)" >&2
+    echo "bench-campaign: $tool is missing (Debian: apt-get install postgresql postgresql-contrib curl python3)" >&2
     exit 1
   }
 done
 as_pg psql -d postgres -qAtc 'SELECT 1' >/dev/null || {
-  echo "bench-flash-sale: no PostgreSQL answers on its local socket for the postgres user" >&2
+  echo "bench-campaign: no PostgreSQL answers on its local socket for the postgres user" >&2
   exit 1
 }
 
@@ -60,7 +65,7 @@ loadgen=$target_dir/release/loadgen
 source loadtest/memberd.sh
 work=$(mktemp -d)
 chmod 755 "$work"
-db=flash_sale_baseline_$$
+db=campaign_baseline_$$
 cleanup() {
   stop_memberd
   rm -rf "$work"
@@ -85,7 +90,7 @@ sync
 
 step "starting memberd (release, --target all, embedded store and bus)"
 memberd_start_secs=120
-start_memberd "$data" "$out_dir/memberd-flash-sale.log" MEMBERD_TARGET=all MEMBERD_EVENTS__BUS=embedded \
+start_memberd "$data" "$out_dir/memberd-campaign.log" MEMBERD_TARGET=all MEMBERD_EVENTS__BUS=embedded \
   MEMBERD_MEMBER__REVIEW_INTERVAL_SECS=0 \
   MEMBERD_GATEWAY__RATE_LIMITS__PER_TENANT=1000000000 \
   MEMBERD_GATEWAY__RATE_LIMITS__PER_API_KEY=1000000000
@@ -104,6 +109,10 @@ sale() {
 }
 sale HOT 10000000 1000000
 sale LAST 1000 1000000
+curl -sf -X PUT "http://$http/v1/tenants/$tenant/coupon-templates/TILL" "${json[@]}" \
+  -d '{"id":"TILL","name":"2.00 off tea","benefit":{"type":"amount_off","amount":200},
+       "validity":{"days_from_issue":{"days":30}},"uses_per_code":1000000,
+       "stacking":{"mode":"exclusive"}}' >/dev/null
 
 step "PostgreSQL: the same sale as a quota row, claims and members' counts"
 as_pg createdb "$db"
@@ -114,6 +123,31 @@ CREATE TABLE claims (id uuid PRIMARY KEY, sale text NOT NULL, member_id text NOT
   tier text NOT NULL, state text NOT NULL, hold_until timestamptz NOT NULL);
 CREATE TABLE member_claims (sale text, member_id text, n int NOT NULL, PRIMARY KEY (sale, member_id));
 INSERT INTO quotas VALUES ('HOT', '*', 10000000), ('LAST', '*', 1000);
+CREATE TABLE templates (id text PRIMARY KEY, amount_off bigint NOT NULL, uses_per_code int NOT NULL,
+  total_uses bigint NOT NULL DEFAULT 0);
+CREATE TABLE coupons (code text PRIMARY KEY, template text NOT NULL, member_id text NOT NULL,
+  valid_until timestamptz NOT NULL, uses int NOT NULL DEFAULT 0);
+CREATE TABLE member_uses (template text, member_id text, n int NOT NULL, PRIMARY KEY (template, member_id));
+CREATE TABLE redemptions (id uuid PRIMARY KEY, code text NOT NULL, member_id text NOT NULL,
+  order_id text NOT NULL, discount bigint NOT NULL, at timestamptz NOT NULL DEFAULT now());
+INSERT INTO templates VALUES ('TILL', 200, 1000000);
+INSERT INTO coupons SELECT 'C' || g, 'TILL', 'M' || lpad(g::text, 8, '0'), now() + interval '30 days'
+  FROM generate_series(0, $((members - 1))) g;
+VACUUM ANALYZE;
+SQL
+cat >"$work/redeem.sql" <<SQL
+\\set n random(0, $((members - 1)))
+BEGIN;
+SELECT c.uses, c.valid_until, t.amount_off FROM coupons c JOIN templates t ON t.id = c.template
+  WHERE c.code = 'C' || :n FOR UPDATE OF c;
+SELECT total_uses FROM templates WHERE id = 'TILL' FOR UPDATE;
+UPDATE coupons SET uses = uses + 1 WHERE code = 'C' || :n AND uses < 1000000 AND valid_until > now();
+INSERT INTO member_uses VALUES ('TILL', 'M' || lpad(:n::text, 8, '0'), 1)
+  ON CONFLICT (template, member_id) DO UPDATE SET n = member_uses.n + 1;
+UPDATE templates SET total_uses = total_uses + 1 WHERE id = 'TILL';
+INSERT INTO redemptions VALUES (gen_random_uuid(), 'C' || :n, 'M' || lpad(:n::text, 8, '0'),
+  'o-' || :n, 200);
+END;
 SQL
 claim_sql() {
   cat <<SQL
@@ -134,6 +168,19 @@ claim_sql HOT >"$work/claim-hot.sql"
 claim_sql LAST >"$work/claim-last.sql"
 
 : >"$work/rounds.txt"
+for round in $(seq 1 "$rounds"); do
+  step "round $round of $rounds: memberd checkout (validate + redeem), $clients clients, $secs s (load average $(load))"
+  "$loadgen" bench --target "http://$grpc" --tenant "$tenant" --phases redeem --template TILL \
+    --members "$members" --clients "$clients" --seconds "$secs" \
+    --json "$work/memberd-redeem-$round.json" | tee -a "$work/rounds.txt"
+  step "round $round of $rounds: PostgreSQL redemption, $clients clients, $secs s (load average $(load))"
+  as_pg pgbench -n -M prepared -c "$clients" -j 2 -T "$secs" \
+    -f "$work/redeem.sql" "$db" >"$work/pgbench-redeem-$round.txt" 2>&1 ||
+    { cat "$work/pgbench-redeem-$round.txt" >&2; exit 1; }
+  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench-redeem-$round.txt")
+  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$work/pgbench-redeem-$round.txt")
+  echo "pg-redeem round=$round throughput_per_s=$tps latency_avg_ms=$lat" | tee -a "$work/rounds.txt"
+done
 for round in $(seq 1 "$rounds"); do
   step "round $round of $rounds: memberd, $clients clients, $secs s (load average $(load))"
   "$loadgen" bench --target "http://$grpc" --tenant "$tenant" --phases claim --sale HOT \
@@ -164,20 +211,23 @@ pg_left=$(pg -At -c "SELECT remaining FROM quotas WHERE sale = 'LAST'")
 echo "oversell memberd: taken=$taken acknowledged=$acked (of 1000)"
 echo "oversell pg: claims=$pg_sold remaining=$pg_left (of 1000)"
 [ "$taken" = 1000 ] && [ "$acked" = 1000 ] && [ "$pg_sold" = 1000 ] && [ "$pg_left" = 0 ] || {
-  echo "bench-flash-sale: a sale of 1,000 did not sell exactly 1,000" >&2
+  echo "bench-campaign: a sale of 1,000 did not sell exactly 1,000" >&2
   exit 1
 }
 
 step "summary (medians of $rounds rounds)"
 python3 - "$work/rounds.txt" <<'PY'
 import statistics, sys
-rows = [dict(kv.split("=", 1) for kv in l.split() if "=" in kv) | {"kind": l.split()[0]}
-        for l in open(sys.argv[1]) if l.startswith(("phase=claim", "pg-claim"))]
-mem = [float(r["throughput_per_s"]) for r in rows if r["kind"].startswith("phase=")]
-pg = [float(r["throughput_per_s"]) for r in rows if r["kind"] == "pg-claim"]
-p99 = [float(r["p99_ms"]) for r in rows if r["kind"].startswith("phase=")]
-m, p = statistics.median(mem), statistics.median(pg)
-print(f"memberd claims/s median={m:.0f} rounds={[round(x) for x in mem]} p99_ms median={statistics.median(p99):.1f}")
-print(f"pg claims/s median={p:.0f} rounds={[round(x) for x in pg]}")
-print(f"ratio claim memberd/pg={m / p:.2f}")
+rows = [l.split() for l in open(sys.argv[1]) if l.startswith(("phase=", "pg-"))]
+def fields(r):
+    return dict(kv.split("=", 1) for kv in r if "=" in kv)
+for name, pg_name in (("redeem", "pg-redeem"), ("claim", "pg-claim")):
+    mem = [fields(r) for r in rows if r[0] == f"phase={name}"]
+    pg = [fields(r) for r in rows if r[0] == pg_name]
+    m = statistics.median(float(r["throughput_per_s"]) for r in mem)
+    p = statistics.median(float(r["throughput_per_s"]) for r in pg)
+    p99 = statistics.median(float(r["p99_ms"]) for r in mem)
+    print(f"memberd {name}/s median={m:.0f} rounds={[round(float(r['throughput_per_s'])) for r in mem]} p99_ms median={p99:.1f}")
+    print(f"pg {name}/s median={p:.0f} rounds={[round(float(r['throughput_per_s'])) for r in pg]}")
+    print(f"ratio {name} memberd/pg={m / p:.2f}")
 PY
