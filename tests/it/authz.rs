@@ -19,14 +19,18 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
             "ledger.wallet" | "member" | "member.orders" => true,
             "ledger.adjust" => !read,
             "ledger.rules" | "identity.staff" | "member.pii" | "campaign.coupons" => read,
-            // A store redeems coupons at its tills and undoes them on returns.
-            "campaign.redeem" => true,
+            "campaign.sales" => read,
+            // A store redeems coupons at its tills and undoes them on returns; it claims
+            // flash-sale units for members the same way.
+            "campaign.redeem" | "campaign.claims" => true,
             _ => false,
         },
         "clerk" | "partner" => match object {
             "ledger.wallet" => true,
             "member.orders" | "campaign.redeem" => !read,
-            "ledger.rules" | "member" | "campaign.coupons" => read,
+            "ledger.rules" | "member" | "campaign.coupons" | "campaign.sales" => read,
+            // Claims are read back to follow them through checkout.
+            "campaign.claims" => true,
             _ => false,
         },
         "auditor" => {
@@ -38,6 +42,8 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
                     | "identity.staff"
                     | "audit"
                     | "campaign.coupons"
+                    | "campaign.sales"
+                    | "campaign.claims"
             )
         }
         _ => false,
@@ -56,6 +62,8 @@ fn concrete(template: &str, tenant: &str) -> String {
         .replace("{merge_id}", "01J00000000000000000000000")
         .replace("{template}", "TEN")
         .replace("{redemption}", "r1")
+        .replace("{sale}", "s1")
+        .replace("{claim}", "c1")
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, store: Option<&str>) -> u16 {

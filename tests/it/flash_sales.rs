@@ -7,7 +7,7 @@ use loyalty_proto::campaign::v1::campaign_service_client::CampaignServiceClient;
 use loyalty_tests::{TestApp, spawn_app};
 use serde_json::{Value, json};
 
-fn sale(id: &str, units: u64) -> Value {
+fn sale_json(id: &str, units: u64) -> Value {
     json!({"id": id, "name": "Singles' day tea", "item": {"kind": "item", "sku": "TEA-1"},
         "quotas": {"*": units}, "per_member_limit": 1, "starts_ms": 0, "hold_secs": 600})
 }
@@ -50,7 +50,7 @@ async fn head_office_creates_a_sale_and_tills_claim_confirm_and_release() {
     ] {
         join(&app, m, phone).await;
     }
-    let mut bad = sale("TEA", 2);
+    let mut bad = sale_json("TEA", 2);
     bad["quotas"] = json!({});
     let refused = app
         .post_with_key("/v1/tenants/acme/flash-sales", "s0", bad)
@@ -73,21 +73,21 @@ async fn head_office_creates_a_sale_and_tills_claim_confirm_and_release() {
         &till,
         "/v1/tenants/acme/flash-sales",
         "s1",
-        sale("TEA", 2),
+        sale_json("TEA", 2),
     )
     .await;
     assert_eq!(by_till.status, 403, "a till does not create sales");
     let created = app
-        .post_with_key("/v1/tenants/acme/flash-sales", "s1", sale("TEA", 2))
+        .post_with_key("/v1/tenants/acme/flash-sales", "s1", sale_json("TEA", 2))
         .await;
     assert_eq!(created.status, 200, "{:?}", created.body);
     assert_eq!(created.body["remaining"]["*"], 2);
     let again = app
-        .post_with_key("/v1/tenants/acme/flash-sales", "s2", sale("TEA", 2))
+        .post_with_key("/v1/tenants/acme/flash-sales", "s2", sale_json("TEA", 2))
         .await;
     assert_eq!(again.status, 200, "creating it again answers with it");
     let other = app
-        .post_with_key("/v1/tenants/acme/flash-sales", "s3", sale("TEA", 5))
+        .post_with_key("/v1/tenants/acme/flash-sales", "s3", sale_json("TEA", 5))
         .await;
     assert_eq!((other.status, other.code()), (409, "ALREADY_EXISTS"));
 
@@ -114,7 +114,12 @@ async fn head_office_creates_a_sale_and_tills_claim_confirm_and_release() {
     let sold_out = till_post(&app, &till, claims, "c4", json!({"member_id": "m3"})).await;
     assert_eq!((sold_out.status, sold_out.code()), (409, "SOLD_OUT"));
     let no_body = till_post(&app, &till, claims, "c5", json!({"member": 1})).await;
-    assert!((400..500).contains(&no_body.status), "{:?}", no_body.body);
+    assert_eq!(
+        (no_body.status, no_body.code()),
+        (400, "MALFORMED_BODY"),
+        "{:?}",
+        no_body.body
+    );
 
     let released = till_post(
         &app,
@@ -139,7 +144,12 @@ async fn head_office_creates_a_sale_and_tills_claim_confirm_and_release() {
         json!({}),
     )
     .await;
-    assert_eq!(confirmed.body["state"], "confirmed", "{:?}", confirmed.body);
+    assert_eq!(
+        (confirmed.status, confirmed.body["state"].as_str()),
+        (200, Some("confirmed")),
+        "{:?}",
+        confirmed.body
+    );
     let reconfirmed = till_post(
         &app,
         &till,
@@ -148,7 +158,10 @@ async fn head_office_creates_a_sale_and_tills_claim_confirm_and_release() {
         json!({}),
     )
     .await;
-    assert_eq!(reconfirmed.body, confirmed.body);
+    assert_eq!(
+        (reconfirmed.status, &reconfirmed.body),
+        (200, &confirmed.body)
+    );
     let late = till_post(
         &app,
         &till,
@@ -203,7 +216,7 @@ async fn the_campaign_port_claims_as_rest_does() {
     let till = app.acme_partner_key().await;
     join(&app, "m1", "13812340001").await;
     let created = app
-        .post_with_key("/v1/tenants/acme/flash-sales", "s1", sale("ONE", 1))
+        .post_with_key("/v1/tenants/acme/flash-sales", "s1", sale_json("ONE", 1))
         .await;
     assert_eq!(created.status, 200, "{:?}", created.body);
     let channel = tonic::transport::Endpoint::from_shared(app.grpc.clone())
@@ -212,37 +225,86 @@ async fn the_campaign_port_claims_as_rest_does() {
         .await
         .unwrap();
     let mut client = CampaignServiceClient::new(channel);
-    let request = |key: Option<&str>| {
-        let mut r = tonic::Request::new(pb::ClaimRequest {
-            tenant_id: "acme".into(),
-            sale_id: "ONE".into(),
-            claim_id: "g1".into(),
-            member_id: "m1".into(),
-        });
-        if let Some(key) = key {
-            r.metadata_mut().insert("x-api-key", key.parse().unwrap());
-        }
-        r
+    let claim_request = || pb::ClaimRequest {
+        tenant_id: "acme".into(),
+        sale_id: "ONE".into(),
+        claim_id: "g1".into(),
+        member_id: "m1".into(),
     };
-    let anonymous = client.claim_flash_sale(request(None)).await.unwrap_err();
+    let anonymous = client
+        .claim_flash_sale(tonic::Request::new(claim_request()))
+        .await
+        .unwrap_err();
     assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
     let claim = client
-        .claim_flash_sale(request(Some(&till)))
+        .claim_flash_sale(as_till(claim_request(), &till))
         .await
         .unwrap()
         .into_inner();
     assert_eq!((claim.state.as_str(), claim.quota.as_str()), ("held", "*"));
-    let mut confirm = tonic::Request::new(pb::ClaimRef {
+    let claim_ref = || pb::ClaimRef {
         tenant_id: "acme".into(),
         sale_id: "ONE".into(),
         claim_id: "g1".into(),
-    });
-    confirm
-        .metadata_mut()
-        .insert("x-api-key", till.parse().unwrap());
-    let confirmed = client.confirm_claim(confirm).await.unwrap().into_inner();
+    };
+    let confirmed = client
+        .confirm_claim(as_till(claim_ref(), &till))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(confirmed.state, "confirmed");
-    let sale = app.get("/v1/tenants/acme/flash-sales/ONE").await;
-    assert_eq!(sale.body["remaining"]["*"], 0);
+    let again = client
+        .confirm_claim(as_till(claim_ref(), &till))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, confirmed, "confirming again answers the same");
+    let read = client
+        .get_claim(as_till(claim_ref(), &till))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read, confirmed);
+    let sale = client
+        .get_flash_sale(as_till(
+            pb::FlashSaleRef {
+                tenant_id: "acme".into(),
+                sale_id: "ONE".into(),
+            },
+            &till,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((sale.taken["*"], sale.remaining["*"]), (1, 0));
+    // A till reads sales but does not set them up.
+    let create = |json: &str| pb::CreateFlashSaleRequest {
+        tenant_id: "acme".into(),
+        json: json.into(),
+    };
+    let refused = client
+        .create_flash_sale(as_till(create(&sale_json("TWO", 1).to_string()), &till))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let mut bad = tonic::Request::new(create(r#"{"id": "TWO"}"#));
+    bad.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", app.token).parse().unwrap(),
+    );
+    let bad = client.create_flash_sale(bad).await.unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
+    assert!(bad.message().contains("name"), "names the field: {bad:?}");
+    let rest = app.get("/v1/tenants/acme/flash-sales/ONE").await;
+    assert_eq!(rest.body["remaining"]["*"], 0);
     app.stop().await;
+}
+
+/// `message`, sent with the till's API key.
+fn as_till<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-api-key", key.parse().unwrap());
+    request
 }

@@ -27,12 +27,13 @@ fn redemption(r: pb::RedemptionRef) -> (String, String) {
     target(r.tenant_id, "redemption", &r.redemption_id)
 }
 
-fn claim(r: pb::ClaimRef) -> (String, String) {
-    target(
-        r.tenant_id,
-        "flash-sale-claim",
-        &format!("{}/{}", r.sale_id, r.claim_id),
-    )
+/// A claim is named by its sale and its id: claim ids are unique per sale only.
+fn claim(tenant: String, sale: &str, claim: &str) -> (String, String) {
+    target(tenant, "flash-sale-claim", &format!("{sale}/{claim}"))
+}
+
+fn claim_ref(r: pb::ClaimRef) -> (String, String) {
+    claim(r.tenant_id, &r.sale_id, &r.claim_id)
 }
 
 /// Every method of `campaign.v1.CampaignService`, the permission it needs and its scope.
@@ -112,7 +113,7 @@ pub const RPCS: &[Rpc] = &[
     // Head office sets flash sales up; tills and e-shops claim, as they redeem.
     rpc!(
         "CreateFlashSale",
-        p::COUPONS_WRITE,
+        p::SALES_WRITE,
         pb::CreateFlashSaleRequest,
         |r| {
             let id = serde_json::from_str::<serde_json::Value>(&r.json)
@@ -122,21 +123,27 @@ pub const RPCS: &[Rpc] = &[
             target(r.tenant_id, "flash-sale", &id)
         }
     ),
-    rpc!("GetFlashSale", p::COUPONS_READ, pb::FlashSaleRef, |r| {
+    rpc!("GetFlashSale", p::SALES_READ, pb::FlashSaleRef, |r| {
         tenant(r.tenant_id)
     }),
-    rpc!("ClaimFlashSale", p::REDEEM, pb::ClaimRequest, |r| {
-        target(
-            r.tenant_id,
-            "flash-sale-claim",
-            &format!("{}/{}", r.sale_id, r.claim_id),
-        )
+    rpc!("ClaimFlashSale", p::CLAIMS_WRITE, pb::ClaimRequest, |r| {
+        claim(r.tenant_id, &r.sale_id, &r.claim_id)
     }),
-    rpc!("GetClaim", p::COUPONS_READ, pb::ClaimRef, |r| tenant(
+    rpc!("GetClaim", p::CLAIMS_READ, pb::ClaimRef, |r| tenant(
         r.tenant_id
     )),
-    rpc!("ConfirmClaim", p::REDEEM, pb::ClaimRef, |r| claim(r)),
-    rpc!("ReleaseClaim", p::REDEEM, pb::ClaimRef, |r| claim(r)),
+    rpc!(
+        "ConfirmClaim",
+        p::CLAIMS_WRITE,
+        pb::ClaimRef,
+        |r| claim_ref(r)
+    ),
+    rpc!(
+        "ReleaseClaim",
+        p::CLAIMS_WRITE,
+        pb::ClaimRef,
+        |r| claim_ref(r)
+    ),
 ];
 
 /// The guard of the `campaign.v1` port.
@@ -177,5 +184,20 @@ mod tests {
         assert_eq!(needs("UndoRedemption"), Some(p::REDEEM));
         assert_eq!(needs("ValidateCart"), Some(p::COUPONS_READ));
         assert_eq!(needs("GenerateCodes"), Some(p::COUPONS_WRITE));
+    }
+
+    #[test]
+    fn head_office_creates_flash_sales_and_the_till_claims() {
+        let needs = |method: &str| {
+            RPCS.iter()
+                .find(|r| r.method == method)
+                .map(|r| r.permission)
+        };
+        assert_eq!(needs("CreateFlashSale"), Some(p::SALES_WRITE));
+        assert_eq!(needs("GetFlashSale"), Some(p::SALES_READ));
+        assert_eq!(needs("ClaimFlashSale"), Some(p::CLAIMS_WRITE));
+        assert_eq!(needs("GetClaim"), Some(p::CLAIMS_READ));
+        assert_eq!(needs("ConfirmClaim"), Some(p::CLAIMS_WRITE));
+        assert_eq!(needs("ReleaseClaim"), Some(p::CLAIMS_WRITE));
     }
 }

@@ -95,31 +95,31 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         "/v1/tenants/{tenant}/coupon-redemptions/{redemption}/undo",
         p::REDEEM,
     ),
-    ("POST", "/v1/tenants/{tenant}/flash-sales", p::COUPONS_WRITE),
+    ("POST", "/v1/tenants/{tenant}/flash-sales", p::SALES_WRITE),
     (
         "GET",
         "/v1/tenants/{tenant}/flash-sales/{sale}",
-        p::COUPONS_READ,
+        p::SALES_READ,
     ),
     (
         "POST",
         "/v1/tenants/{tenant}/flash-sales/{sale}/claims",
-        p::REDEEM,
+        p::CLAIMS_WRITE,
     ),
     (
         "GET",
         "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}",
-        p::COUPONS_READ,
+        p::CLAIMS_READ,
     ),
     (
         "POST",
         "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}/confirm",
-        p::REDEEM,
+        p::CLAIMS_WRITE,
     ),
     (
         "POST",
         "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}/release",
-        p::REDEEM,
+        p::CLAIMS_WRITE,
     ),
     (
         "POST",

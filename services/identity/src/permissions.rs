@@ -74,6 +74,15 @@ pub const COUPONS_READ: Permission = read("campaign.coupons");
 pub const COUPONS_WRITE: Permission = write("campaign.coupons");
 /// Redeeming coupons at the till: holds, confirmations, releases, undoing on a return.
 pub const REDEEM: Permission = write("campaign.redeem");
+/// Reading flash sales and the units taken and left per quota.
+pub const SALES_READ: Permission = read("campaign.sales");
+/// Creating flash sales: head office, like saving coupon templates.
+pub const SALES_WRITE: Permission = write("campaign.sales");
+/// Reading flash-sale claims.
+pub const CLAIMS_READ: Permission = read("campaign.claims");
+/// Claiming a flash-sale unit for a member, confirming or releasing the claim: tills and
+/// e-shops, like redeeming coupons.
+pub const CLAIMS_WRITE: Permission = write("campaign.claims");
 
 /// Every permission, for reading one back from its words (e.g. off the wire).
 pub const ALL: &[Permission] = &[
@@ -99,6 +108,10 @@ pub const ALL: &[Permission] = &[
     COUPONS_READ,
     COUPONS_WRITE,
     REDEEM,
+    SALES_READ,
+    SALES_WRITE,
+    CLAIMS_READ,
+    CLAIMS_WRITE,
 ];
 
 /// The permission named by `object` and `action` (`read` or `write`), if there is one.

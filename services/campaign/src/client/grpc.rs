@@ -1,7 +1,8 @@
-//! The campaign service in another process, over its gRPC port. Every write is keyed
-//! (a template by its version, an issue by its key, a redemption or a flash-sale claim by its
-//! id, a sale by its id) or moves a redemption or a claim to a state it stays in, so every method is retried when the service was
-//! unreachable or overloaded ([`retry_idempotent`]).
+//! The campaign service in another process, over its gRPC port. Every write is keyed (a
+//! template by its version, an issue by its key, a redemption, a flash sale or a claim by its
+//! id) or moves a redemption or a claim to a state it stays in, so every method is retried
+//! when the service was unreachable or overloaded ([`retry_idempotent`]). A retried claim
+//! answers with the claim made the first time, never a second unit.
 
 use super::CampaignClient;
 use async_trait::async_trait;

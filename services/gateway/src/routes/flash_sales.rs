@@ -1,7 +1,8 @@
 //! Flash sales: head office creates a sale (its stock split into quotas per tier, a limit per
-//! member, a start and a hold time, as JSON: docs/campaigns.md), tills and e-shops claim a
-//! unit for a member (a hold; the claim's id is its `Idempotency-Key`), then confirm it when
-//! paid or release it when the checkout fails; a hold neither lapses by itself.
+//! member, a start and a hold time, as JSON: docs/campaigns.md; `campaign.sales`), tills and
+//! e-shops claim a unit for a member (a hold; the claim's id is its `Idempotency-Key`), then
+//! confirm it when paid or release it when the checkout fails (`campaign.claims`). A hold
+//! neither confirmed nor released lapses by itself.
 
 use crate::problem::{ApiError, IdempotencyKeyHeader, JsonBody, Problem};
 use crate::state::AppState;
@@ -63,7 +64,7 @@ fn sale_dto(s: pb::FlashSale) -> Result<FlashSaleDto, ApiError> {
 
 /// Creates a flash sale. Sending it again answers with the sale; another sale under its id
 /// is `ALREADY_EXISTS`.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/flash-sales", tag = "coupons",
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/flash-sales", tag = "flash sales",
     params(TenantOnly, ("Idempotency-Key" = String, Header)),
     request_body(content = Object, description = "The sale"),
     responses((status = 200, body = FlashSaleDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
@@ -82,7 +83,7 @@ async fn create(
 }
 
 /// A flash sale with its units taken and left per quota.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/flash-sales/{sale}", tag = "coupons",
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/flash-sales/{sale}", tag = "flash sales",
     params(SalePath),
     responses((status = 200, body = FlashSaleDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get(State(s): State<AppState>, Path(p): Path<SalePath>) -> Reply<FlashSaleDto> {
@@ -130,7 +131,7 @@ fn claim_dto(c: pb::Claim) -> ClaimDto {
 
 /// Claims one unit for a member: a hold on the member's tier's quota until the sale's hold
 /// time has passed. The `Idempotency-Key` is the claim's id.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/flash-sales/{sale}/claims", tag = "coupons",
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/flash-sales/{sale}/claims", tag = "flash sales",
     params(SalePath, ("Idempotency-Key" = String, Header)), request_body = ClaimBody,
     responses((status = 200, body = ClaimDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn claim(
@@ -169,7 +170,7 @@ impl ClaimPath {
 }
 
 /// A claim.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}", tag = "coupons",
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}", tag = "flash sales",
     params(ClaimPath),
     responses((status = 200, body = ClaimDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn get_claim(State(s): State<AppState>, Path(p): Path<ClaimPath>) -> Reply<ClaimDto> {
@@ -180,7 +181,7 @@ async fn get_claim(State(s): State<AppState>, Path(p): Path<ClaimPath>) -> Reply
 
 /// Confirms a held claim (the member paid): the unit is sold, and a coupon sale issues its
 /// coupon. Confirming again answers with the confirmed claim.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}/confirm", tag = "coupons",
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}/confirm", tag = "flash sales",
     params(ClaimPath),
     responses((status = 200, body = ClaimDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn confirm(State(s): State<AppState>, Path(p): Path<ClaimPath>) -> Reply<ClaimDto> {
@@ -190,7 +191,7 @@ async fn confirm(State(s): State<AppState>, Path(p): Path<ClaimPath>) -> Reply<C
 }
 
 /// Releases a held claim (the checkout failed or was abandoned): the unit goes back.
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}/release", tag = "coupons",
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}/release", tag = "flash sales",
     params(ClaimPath),
     responses((status = 200, body = ClaimDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn release(State(s): State<AppState>, Path(p): Path<ClaimPath>) -> Reply<ClaimDto> {

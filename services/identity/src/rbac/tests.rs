@@ -155,6 +155,32 @@ async fn every_built_in_role_has_rules_and_none_can_create_tenants_but_the_platf
     );
 }
 
+/// Head office sets flash sales up; tills, e-shops and partners claim for members, as they
+/// redeem coupons; everyone who reads coupons reads sales, and an auditor reads claims too.
+#[tokio::test]
+async fn head_office_creates_flash_sales_and_tills_claim() {
+    let auth = Authorizer::new(Arc::new(MemoryStore::default()))
+        .await
+        .unwrap();
+    for role in built_in_roles() {
+        let subject = format!("staff:{role}");
+        auth.grant(&subject, role, "acme").await.unwrap();
+        let may = |permission| {
+            let auth = &auth;
+            let subject = subject.clone();
+            async move { auth.allows(&subject, "acme", permission).await.unwrap() }
+        };
+        let head_office = matches!(role, "platform_admin" | "tenant_admin");
+        let till = !matches!(role, "auditor");
+        assert_eq!(may(SALES_WRITE).await, head_office, "{role}");
+        assert!(may(SALES_READ).await, "{role}");
+        assert_eq!(may(CLAIMS_WRITE).await, till, "{role}");
+        assert!(may(CLAIMS_READ).await, "{role}");
+        // Whoever may redeem may claim.
+        assert_eq!(may(CLAIMS_WRITE).await, may(REDEEM).await, "{role}");
+    }
+}
+
 #[tokio::test]
 async fn a_replica_behind_the_store_catches_up_when_the_store_says_it_is_done_already() {
     let store = Arc::new(MemoryStore::default());
