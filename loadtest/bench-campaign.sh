@@ -74,13 +74,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-csv=$out_dir/members-$members-$(sha256sum loadtest/gen-members.py | cut -c1-12).csv
-if [ ! -s "$csv" ] || [ ! -s "$csv.mapping.toml" ]; then
-  step "members: generating $members into $csv"
-  python3 loadtest/gen-members.py "$members" "$csv.tmp"
-  mv "$csv.tmp.mapping.toml" "$csv.mapping.toml"
-  mv "$csv.tmp" "$csv"
-fi
+members_csv "$members" "$out_dir"
 data=$work/data
 step "memberd import of $members members"
 "$memberd_bin" --data-dir "$data" import "$csv" --tenant "$tenant" --mapping "$csv.mapping.toml" \
@@ -164,36 +158,29 @@ INSERT INTO member_claims VALUES ('$1', 'M' || lpad(:n::text, 8, '0'), 1)
 END;
 SQL
 }
-claim_sql HOT >"$work/claim-hot.sql"
+claim_sql HOT >"$work/claim.sql"
 claim_sql LAST >"$work/claim-last.sql"
 
 : >"$work/rounds.txt"
-for round in $(seq 1 "$rounds"); do
-  step "round $round of $rounds: memberd checkout (validate + redeem), $clients clients, $secs s (load average $(load))"
-  "$loadgen" bench --target "http://$grpc" --tenant "$tenant" --phases redeem --template TILL \
+# round WORKLOAD N LOADGEN_ARGS...: memberd's closed loop of WORKLOAD, then pgbench running
+# $work/WORKLOAD.sql, both with $clients clients for $secs s; one line each in rounds.txt.
+round() {
+  local workload=$1 n=$2 tps lat
+  shift 2
+  step "round $n of $rounds: memberd $workload, $clients clients, $secs s (load average $(load))"
+  "$loadgen" bench --target "http://$grpc" --tenant "$tenant" --phases "$workload" "$@" \
     --members "$members" --clients "$clients" --seconds "$secs" \
-    --json "$work/memberd-redeem-$round.json" | tee -a "$work/rounds.txt"
-  step "round $round of $rounds: PostgreSQL redemption, $clients clients, $secs s (load average $(load))"
+    --json "$work/memberd-$workload-$n.json" | tee -a "$work/rounds.txt"
+  step "round $n of $rounds: PostgreSQL $workload, $clients clients, $secs s (load average $(load))"
   as_pg pgbench -n -M prepared -c "$clients" -j 2 -T "$secs" \
-    -f "$work/redeem.sql" "$db" >"$work/pgbench-redeem-$round.txt" 2>&1 ||
-    { cat "$work/pgbench-redeem-$round.txt" >&2; exit 1; }
-  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench-redeem-$round.txt")
-  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$work/pgbench-redeem-$round.txt")
-  echo "pg-redeem round=$round throughput_per_s=$tps latency_avg_ms=$lat" | tee -a "$work/rounds.txt"
-done
-for round in $(seq 1 "$rounds"); do
-  step "round $round of $rounds: memberd, $clients clients, $secs s (load average $(load))"
-  "$loadgen" bench --target "http://$grpc" --tenant "$tenant" --phases claim --sale HOT \
-    --members "$members" --clients "$clients" --seconds "$secs" \
-    --json "$work/memberd-$round.json" | tee -a "$work/rounds.txt"
-  step "round $round of $rounds: PostgreSQL, $clients clients, $secs s (load average $(load))"
-  as_pg pgbench -n -M prepared -c "$clients" -j 2 -T "$secs" \
-    -f "$work/claim-hot.sql" "$db" >"$work/pgbench-$round.txt" 2>&1 ||
-    { cat "$work/pgbench-$round.txt" >&2; exit 1; }
-  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench-$round.txt")
-  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$work/pgbench-$round.txt")
-  echo "pg-claim round=$round throughput_per_s=$tps latency_avg_ms=$lat" | tee -a "$work/rounds.txt"
-done
+    -f "$work/$workload.sql" "$db" >"$work/pgbench-$workload-$n.txt" 2>&1 ||
+    { cat "$work/pgbench-$workload-$n.txt" >&2; exit 1; }
+  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench-$workload-$n.txt")
+  lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$work/pgbench-$workload-$n.txt")
+  echo "pg-$workload round=$n throughput_per_s=$tps latency_avg_ms=$lat" | tee -a "$work/rounds.txt"
+}
+for n in $(seq 1 "$rounds"); do round redeem "$n" --template TILL; done
+for n in $(seq 1 "$rounds"); do round claim "$n" --sale HOT; done
 
 step "oversell: a sale of 1,000 units, $clients clients for $secs s in each arm"
 "$loadgen" bench --target "http://$grpc" --tenant "$tenant" --phases claim --sale LAST \

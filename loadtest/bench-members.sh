@@ -77,18 +77,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Cached by the generator's hash: the same script and N give the same file.
-csv=$out_dir/members-$members-$(sha256sum loadtest/gen-members.py | cut -c1-12).csv
-if [ -s "$csv" ] && [ -s "$csv.mapping.toml" ]; then
-  step "members: reusing $csv (gen-members.py is deterministic)"
-else
-  step "members: generating $members into $csv"
-  t0=$(now)
-  python3 loadtest/gen-members.py "$members" "$csv.tmp"
-  mv "$csv.tmp.mapping.toml" "$csv.mapping.toml"
-  mv "$csv.tmp" "$csv"
-  echo "generated in $(since "$t0") s"
-fi
+members_csv "$members" "$out_dir"
 
 data=$work/data
 step "memberd import of $members members into a fresh data directory"

@@ -70,3 +70,21 @@ partner_key() {
     -H 'Content-Type: application/json' -d '{"name":"till","roles":["partner"]}' |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])'
 }
+
+# members_csv N OUT_DIR: sets csv to N generated members (loadtest/gen-members.py, with the
+# mapping file beside it), generating them only when that file is missing: the generator is
+# deterministic, so the file is cached by its hash and N.
+members_csv() {
+  local n=$1 dir=$2 t0
+  csv=$dir/members-$n-$(sha256sum loadtest/gen-members.py | cut -c1-12).csv
+  if [ -s "$csv" ] && [ -s "$csv.mapping.toml" ]; then
+    printf '\n==> members: reusing %s (gen-members.py is deterministic)\n' "$csv" >&2
+    return 0
+  fi
+  printf '\n==> members: generating %s into %s\n' "$n" "$csv" >&2
+  t0=$(date +%s.%N)
+  python3 loadtest/gen-members.py "$n" "$csv.tmp"
+  mv "$csv.tmp.mapping.toml" "$csv.mapping.toml"
+  mv "$csv.tmp" "$csv"
+  echo "generated in $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)") s"
+}

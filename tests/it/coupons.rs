@@ -4,7 +4,7 @@
 
 use loyalty_proto::campaign::v1 as pb;
 use loyalty_proto::campaign::v1::campaign_service_client::CampaignServiceClient;
-use loyalty_tests::{TestApp, spawn_app};
+use loyalty_tests::spawn_app;
 use serde_json::{Value, json};
 
 fn template() -> Value {
@@ -20,23 +20,6 @@ fn cart(member: &str) -> Value {
     json!({"member_id": member, "store_id": "s01", "lines": [
         {"line_id": "1", "sku": "RICE", "category": "food", "quantity": 2, "unit_price": 1500},
         {"line_id": "2", "sku": "SOAP", "category": "home", "quantity": 1, "unit_price": 800}]})
-}
-
-async fn till_post(
-    app: &TestApp,
-    key: &str,
-    path: &str,
-    idem: &str,
-    body: Value,
-) -> loyalty_tests::Reply {
-    app.send(
-        app.client
-            .post(format!("{}{path}", app.base))
-            .header("x-api-key", key)
-            .header("idempotency-key", idem)
-            .json(&body),
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,14 +106,14 @@ async fn head_office_issues_and_the_till_evaluates_redeems_holds_and_undoes() {
 
     // The till: the member's own coupon and a presented flyer code, typed in lower case.
     let typed = flyer.to_lowercase();
-    let evaluated = till_post(
-        &app,
-        &till,
-        "/v1/tenants/acme/carts/evaluations",
-        "e1",
-        json!({"cart": cart("m1"), "codes": [typed, "NOPE1234"]}),
-    )
-    .await;
+    let evaluated = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/carts/evaluations",
+            "e1",
+            json!({"cart": cart("m1"), "codes": [typed, "NOPE1234"]}),
+        )
+        .await;
     assert_eq!(evaluated.status, 200, "{:?}", evaluated.body);
     assert_eq!(evaluated.body["subtotal"], 3_800);
     assert_eq!(evaluated.body["unknown_codes"], json!(["NOPE1234"]));
@@ -147,50 +130,50 @@ async fn head_office_issues_and_the_till_evaluates_redeems_holds_and_undoes() {
     assert_eq!(other["reason"], "not_stackable");
 
     // Held at checkout, confirmed, then undone on a return, once.
-    let held = till_post(
-        &app,
-        &till,
-        "/v1/tenants/acme/coupon-redemptions",
-        "pos-77",
-        json!({"cart": cart("m1"), "codes": [code], "order_id": "POS-77", "hold_secs": 300}),
-    )
-    .await;
+    let held = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/coupon-redemptions",
+            "pos-77",
+            json!({"cart": cart("m1"), "codes": [code], "order_id": "POS-77", "hold_secs": 300}),
+        )
+        .await;
     assert_eq!(held.status, 200, "{:?}", held.body);
     assert_eq!(
         (held.body["state"].as_str(), held.body["discount"].as_i64()),
         (Some("held"), Some(300))
     );
-    let taken = till_post(
-        &app,
-        &till,
-        "/v1/tenants/acme/coupon-redemptions",
-        "pos-78",
-        json!({"cart": cart("m1"), "codes": [code], "order_id": "POS-78"}),
-    )
-    .await;
+    let taken = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/coupon-redemptions",
+            "pos-78",
+            json!({"cart": cart("m1"), "codes": [code], "order_id": "POS-78"}),
+        )
+        .await;
     assert_eq!(
         (taken.status, taken.code()),
         (409, "COUPON_LIMIT_REACHED"),
         "{:?}",
         taken.body
     );
-    let confirmed = till_post(
-        &app,
-        &till,
-        "/v1/tenants/acme/coupon-redemptions/pos-77/confirm",
-        "c1",
-        json!({}),
-    )
-    .await;
+    let confirmed = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/coupon-redemptions/pos-77/confirm",
+            "c1",
+            json!({}),
+        )
+        .await;
     assert_eq!(confirmed.body["state"], "redeemed", "{:?}", confirmed.body);
-    let undone = till_post(
-        &app,
-        &till,
-        "/v1/tenants/acme/coupon-redemptions/pos-77/undo",
-        "u1",
-        json!({}),
-    )
-    .await;
+    let undone = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/coupon-redemptions/pos-77/undo",
+            "u1",
+            json!({}),
+        )
+        .await;
     assert_eq!(
         (
             undone.body["state"].as_str(),
@@ -198,28 +181,28 @@ async fn head_office_issues_and_the_till_evaluates_redeems_holds_and_undoes() {
         ),
         (Some("undone"), Some(false))
     );
-    let twice = till_post(
-        &app,
-        &till,
-        "/v1/tenants/acme/coupon-redemptions/pos-77/undo",
-        "u2",
-        json!({}),
-    )
-    .await;
+    let twice = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/coupon-redemptions/pos-77/undo",
+            "u2",
+            json!({}),
+        )
+        .await;
     assert_eq!(twice.body["replayed"], true);
-    let wrong_member = till_post(
-        &app,
-        &till,
-        "/v1/tenants/acme/coupon-redemptions",
-        "pos-79",
-        json!({"cart": cart("m2"), "codes": [code], "order_id": "POS-79"}),
-    )
-    .await;
+    let wrong_member = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/coupon-redemptions",
+            "pos-79",
+            json!({"cart": cart("m2"), "codes": [code], "order_id": "POS-79"}),
+        )
+        .await;
     assert_eq!(
         (wrong_member.status, wrong_member.code()),
         (422, "COUPON_NOT_APPLICABLE")
     );
-    let garbage = till_post(&app, &till, "/v1/tenants/acme/carts/evaluations", "e2", json!({"cart": {"member_id": "m1", "store_id": "s01", "lines": [{"line_id": "1", "sku": "X", "quantity": 0, "unit_price": -5}]}})).await;
+    let garbage = app.post_as( &till, "/v1/tenants/acme/carts/evaluations", "e2", json!({"cart": {"member_id": "m1", "store_id": "s01", "lines": [{"line_id": "1", "sku": "X", "quantity": 0, "unit_price": -5}]}})).await;
     assert_eq!((garbage.status, garbage.code()), (400, "INVALID_ARGUMENT"));
 
     let spec = app.get("/v1/openapi.json").await;

@@ -12,23 +12,6 @@ fn sale_json(id: &str, units: u64) -> Value {
         "quotas": {"*": units}, "per_member_limit": 1, "starts_ms": 0, "hold_secs": 600})
 }
 
-async fn till_post(
-    app: &TestApp,
-    key: &str,
-    path: &str,
-    idem: &str,
-    body: Value,
-) -> loyalty_tests::Reply {
-    app.send(
-        app.client
-            .post(format!("{}{path}", app.base))
-            .header("x-api-key", key)
-            .header("idempotency-key", idem)
-            .json(&body),
-    )
-    .await
-}
-
 async fn join(app: &TestApp, member: &str, phone: &str) {
     let joined = app
         .post(
@@ -68,14 +51,14 @@ async fn head_office_creates_a_sale_and_tills_claim_confirm_and_release() {
         (shapeless.status, shapeless.code()),
         (400, "INVALID_ARGUMENT")
     );
-    let by_till = till_post(
-        &app,
-        &till,
-        "/v1/tenants/acme/flash-sales",
-        "s1",
-        sale_json("TEA", 2),
-    )
-    .await;
+    let by_till = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/flash-sales",
+            "s1",
+            sale_json("TEA", 2),
+        )
+        .await;
     assert_eq!(by_till.status, 403, "a till does not create sales");
     let created = app
         .post_with_key("/v1/tenants/acme/flash-sales", "s1", sale_json("TEA", 2))
@@ -92,28 +75,42 @@ async fn head_office_creates_a_sale_and_tills_claim_confirm_and_release() {
     assert_eq!((other.status, other.code()), (409, "ALREADY_EXISTS"));
 
     let claims = "/v1/tenants/acme/flash-sales/TEA/claims";
-    let unknown = till_post(&app, &till, claims, "c0", json!({"member_id": "nobody"})).await;
+    let unknown = app
+        .post_as(&till, claims, "c0", json!({"member_id": "nobody"}))
+        .await;
     assert_eq!((unknown.status, unknown.code()), (404, "MEMBER_NOT_FOUND"));
-    let first = till_post(&app, &till, claims, "c1", json!({"member_id": "m1"})).await;
+    let first = app
+        .post_as(&till, claims, "c1", json!({"member_id": "m1"}))
+        .await;
     assert_eq!(first.status, 200, "{:?}", first.body);
     assert_eq!(
         (first.body["state"].as_str(), first.body["quota"].as_str()),
         (Some("held"), Some("*"))
     );
-    let retry = till_post(&app, &till, claims, "c1", json!({"member_id": "m1"})).await;
+    let retry = app
+        .post_as(&till, claims, "c1", json!({"member_id": "m1"}))
+        .await;
     assert_eq!(retry.body, first.body, "the same claim id, the same claim");
-    let stolen = till_post(&app, &till, claims, "c1", json!({"member_id": "m2"})).await;
+    let stolen = app
+        .post_as(&till, claims, "c1", json!({"member_id": "m2"}))
+        .await;
     assert_eq!(
         (stolen.status, stolen.code()),
         (409, "IDEMPOTENCY_CONFLICT")
     );
-    let twice = till_post(&app, &till, claims, "c2", json!({"member_id": "m1"})).await;
+    let twice = app
+        .post_as(&till, claims, "c2", json!({"member_id": "m1"}))
+        .await;
     assert_eq!((twice.status, twice.code()), (409, "CLAIM_LIMIT_REACHED"));
-    let second = till_post(&app, &till, claims, "c3", json!({"member_id": "m2"})).await;
+    let second = app
+        .post_as(&till, claims, "c3", json!({"member_id": "m2"}))
+        .await;
     assert_eq!(second.status, 200, "{:?}", second.body);
-    let sold_out = till_post(&app, &till, claims, "c4", json!({"member_id": "m3"})).await;
+    let sold_out = app
+        .post_as(&till, claims, "c4", json!({"member_id": "m3"}))
+        .await;
     assert_eq!((sold_out.status, sold_out.code()), (409, "SOLD_OUT"));
-    let no_body = till_post(&app, &till, claims, "c5", json!({"member": 1})).await;
+    let no_body = app.post_as(&till, claims, "c5", json!({"member": 1})).await;
     assert_eq!(
         (no_body.status, no_body.code()),
         (400, "MALFORMED_BODY"),
@@ -121,73 +118,50 @@ async fn head_office_creates_a_sale_and_tills_claim_confirm_and_release() {
         no_body.body
     );
 
-    let released = till_post(
-        &app,
-        &till,
-        &format!("{claims}/c3/release"),
-        "r1",
-        json!({}),
-    )
-    .await;
+    let released = app
+        .post_as(&till, &format!("{claims}/c3/release"), "r1", json!({}))
+        .await;
     assert_eq!(released.body["state"], "released", "{:?}", released.body);
-    let third = till_post(&app, &till, claims, "c4", json!({"member_id": "m3"})).await;
+    let third = app
+        .post_as(&till, claims, "c4", json!({"member_id": "m3"}))
+        .await;
     assert_eq!(
         third.status, 200,
         "the released unit is claimed again: {:?}",
         third.body
     );
-    let confirmed = till_post(
-        &app,
-        &till,
-        &format!("{claims}/c1/confirm"),
-        "f1",
-        json!({}),
-    )
-    .await;
+    let confirmed = app
+        .post_as(&till, &format!("{claims}/c1/confirm"), "f1", json!({}))
+        .await;
     assert_eq!(
         (confirmed.status, confirmed.body["state"].as_str()),
         (200, Some("confirmed")),
         "{:?}",
         confirmed.body
     );
-    let reconfirmed = till_post(
-        &app,
-        &till,
-        &format!("{claims}/c1/confirm"),
-        "f2",
-        json!({}),
-    )
-    .await;
+    let reconfirmed = app
+        .post_as(&till, &format!("{claims}/c1/confirm"), "f2", json!({}))
+        .await;
     assert_eq!(
         (reconfirmed.status, &reconfirmed.body),
         (200, &confirmed.body)
     );
-    let late = till_post(
-        &app,
-        &till,
-        &format!("{claims}/c1/release"),
-        "r2",
-        json!({}),
-    )
-    .await;
+    let late = app
+        .post_as(&till, &format!("{claims}/c1/release"), "r2", json!({}))
+        .await;
     assert_eq!((late.status, late.code()), (409, "CLAIM_NOT_ACTIVE"));
-    let missing = till_post(
-        &app,
-        &till,
-        &format!("{claims}/nope/confirm"),
-        "f3",
-        json!({}),
-    )
-    .await;
+    let missing = app
+        .post_as(&till, &format!("{claims}/nope/confirm"), "f3", json!({}))
+        .await;
     assert_eq!((missing.status, missing.code()), (404, "CLAIM_NOT_FOUND"));
-    let no_sale = till_post(
-        &app,
-        &till,
-        "/v1/tenants/acme/flash-sales/NOPE/claims",
-        "c9",
-        json!({"member_id": "m1"}),
-    )
-    .await;
+    let no_sale = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/flash-sales/NOPE/claims",
+            "c9",
+            json!({"member_id": "m1"}),
+        )
+        .await;
     assert_eq!((no_sale.status, no_sale.code()), (404, "SALE_NOT_FOUND"));
 
     let state = app.get("/v1/tenants/acme/flash-sales/TEA").await;

@@ -209,6 +209,19 @@ impl TestApp {
         .await
     }
 
+    /// POST as a caller with an API key (a till, a partner), with an idempotency key and a
+    /// JSON body.
+    pub async fn post_as(&self, api_key: &str, path: &str, key: &str, body: Value) -> Reply {
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("x-api-key", api_key)
+                .header("idempotency-key", key)
+                .json(&body),
+        )
+        .await
+    }
+
     /// Any method with the token, a fresh idempotency key and a JSON body.
     pub async fn request(&self, method: &str, path: &str, body: Value) -> Reply {
         let method: reqwest::Method = method.parse().expect("an HTTP method");
