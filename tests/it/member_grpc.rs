@@ -310,3 +310,69 @@ async fn callers_of_another_tenant_and_anonymous_callers_are_refused() {
     assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_born_on_a_day_are_listed_to_readers_and_rebuilt_by_the_programme() {
+    let app = spawn_app().await;
+    let partner = app.acme_partner_key().await;
+    let mut admin = client(&app, admin(&app)).await;
+    let mut partner = client(&app, Some(("x-api-key", partner))).await;
+    for (m, birthday) in [
+        ("m3", "1985-03-07"),
+        ("m1", "1990-03-07"),
+        ("m2", "2000-02-29"),
+    ] {
+        admin
+            .register_member(pb::RegisterMemberRequest {
+                member: Some(member(m)),
+                personal: Some(pb::Personal {
+                    birthday: Some(birthday.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    // A partner reads ids (member read, as a segment's members), nothing personal.
+    let born = |month, day| pb::ListMembersBornOnRequest {
+        tenant_id: "acme".into(),
+        month,
+        day,
+        ..Default::default()
+    };
+    let page = partner.list_members_born_on(born(3, 7)).await.unwrap();
+    let page = page.into_inner();
+    assert_eq!(
+        (page.member_ids, page.next_cursor),
+        (vec!["m1".into(), "m3".into()], String::new())
+    );
+    let leap = partner.list_members_born_on(born(2, 29)).await.unwrap();
+    assert_eq!(leap.into_inner().member_ids, ["m2"]);
+    let err = partner.list_members_born_on(born(2, 30)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+    assert_eq!(code(&err), "INVALID_ARGUMENT");
+    assert!(err.message().starts_with("day"), "{err}");
+
+    // The rebuild is the programme's (member.program write): not a partner's.
+    let acme = || pb::TenantRef {
+        tenant_id: "acme".into(),
+    };
+    let refused = partner.rebuild_birthday_index(acme()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused}");
+    let run = admin.rebuild_birthday_index(acme()).await.unwrap();
+    let run = run.into_inner();
+    assert_eq!(
+        (run.members, run.changed),
+        (3, 0),
+        "registered with the index"
+    );
+    let records = audited(&app, "birthday-index:acme").await;
+    assert!(
+        records.iter().any(|(action, result)| {
+            action == "member.v1.MemberService/RebuildBirthdayIndex" && result == "allowed"
+        }),
+        "{records:?}"
+    );
+    app.stop().await;
+}

@@ -102,6 +102,20 @@ impl BlindIndex {
         let tag = context.sign();
         tag.as_ref().try_into().ok()
     }
+
+    /// The index of a birthday's month and day (`MM-DD`), for the birthday sweep. Under the
+    /// same key as the other kinds, with a label of its own, so it can equal none of them;
+    /// the caller checks that the month and day are a date ([`crate::birthday`]).
+    pub fn month_day(&self, month: u32, day: u32) -> [u8; 32] {
+        let mut context = hmac::Context::with_key(&self.key);
+        context.update(b"birthday");
+        context.update(&[0]);
+        context.update(format!("{month:02}-{day:02}").as_bytes());
+        let mut out = [0u8; 32];
+        // An HMAC-SHA256 tag is 32 bytes, always.
+        out.copy_from_slice(context.sign().as_ref());
+        out
+    }
 }
 
 #[cfg(test)]
@@ -130,6 +144,18 @@ mod tests {
         assert_ne!(other.index(Kind::Phone, "13812345678"), Some(phone));
         // Kinds are keyed apart: the same text as an ID number is another index.
         assert_ne!(acme.index(Kind::IdNumber, "13812345678"), Some(phone));
+    }
+
+    #[test]
+    fn a_month_day_matches_within_its_tenant_and_no_other_kind() {
+        let master = MasterKey::generate().unwrap().0;
+        let acme = BlindIndex::for_tenant(&master, "acme");
+        let march_7 = acme.month_day(3, 7);
+        assert_eq!(acme.month_day(3, 7), march_7);
+        assert_ne!(acme.month_day(7, 3), march_7);
+        let globex = BlindIndex::for_tenant(&master, "globex");
+        assert_ne!(globex.month_day(3, 7), march_7);
+        assert_ne!(acme.index(Kind::IdNumber, "0307"), Some(march_7));
     }
 
     #[test]

@@ -94,6 +94,13 @@ pub const RPCS: &[Rpc] = &[
         pb::ListSegmentMembersRequest,
         |r| { tenant(r.tenant_id) }
     ),
+    // Ids of a segment-like list (no personal data), read as segments are.
+    rpc!(
+        "ListMembersBornOn",
+        p::MEMBER_READ,
+        pb::ListMembersBornOnRequest,
+        |r| tenant(r.tenant_id)
+    ),
     rpc!(
         "MergeMembers",
         p::MEMBER_WRITE,
@@ -155,6 +162,13 @@ pub const RPCS: &[Rpc] = &[
     rpc!("RotateTenantKey", p::POLICY_WRITE, pb::TenantRef, |r| {
         programme(r.tenant_id, "member-key")
     }),
+    // A run over every member, as tier reviews and scoring are.
+    rpc!(
+        "RebuildBirthdayIndex",
+        p::PROGRAM_WRITE,
+        pb::TenantRef,
+        |r| { programme(r.tenant_id, "birthday-index") }
+    ),
     rpc!("ListSegments", p::MEMBER_READ, pb::TenantRef, |r| tenant(
         r.tenant_id
     )),

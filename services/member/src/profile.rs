@@ -5,8 +5,10 @@ use crate::blind::Kind;
 use crate::vault::WrappedMemberKey;
 use loyalty_common::Timestamp;
 use loyalty_common::personal::PersonalData;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 /// The personal fields: sealed at rest, masked unless the caller may unmask.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +109,8 @@ pub struct Profile {
 /// A profile as stored: the personal fields sealed by the member's key, which is stored
 /// wrapped by the tenant's key; None for both once the member is erased. What is not
 /// personal (tags, consents, spend, ...) is in the member's [`crate::facts::MemberFacts`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Stored in postcard (both stores), which its `Deserialize` relies on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredProfile {
     pub tenant: String,
     pub member_id: String,
@@ -121,6 +124,65 @@ pub struct StoredProfile {
     /// The member this one was merged into, while the merge stands.
     pub merged_into: Option<String>,
     pub version: u64,
+    /// The birthday index row this profile holds: the keyed hash of its birthday's month
+    /// and day ([`crate::birthday`]). None without a birthday, once erased or merged away,
+    /// and in profiles stored before the index existed until the tenant's index is rebuilt.
+    /// It must stay the last field (see the `Deserialize` below).
+    pub birthday: Option<[u8; 32]>,
+}
+
+/// [`StoredProfile`]'s fields before `birthday`, in their order.
+#[derive(Deserialize)]
+struct FieldsBeforeBirthday {
+    tenant: String,
+    member_id: String,
+    sealed: BTreeMap<String, Vec<u8>>,
+    key: Option<WrappedMemberKey>,
+    indexes: Vec<(IndexKind, [u8; 32])>,
+    updated_at: Timestamp,
+    erased_at: Option<Timestamp>,
+    merged_into: Option<String>,
+    version: u64,
+}
+
+/// Postcard writes a struct as its fields one after the other, without names or a count, so
+/// a row stored before `birthday` existed is the same bytes as the fields before it, ending
+/// where the birthday would start. It is read as those fields and then a birthday if the row
+/// has one: rows stored before keep reading, with no migration of the stores.
+impl<'de> Deserialize<'de> for StoredProfile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Row;
+
+        impl<'de> Visitor<'de> for Row {
+            type Value = StoredProfile;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a stored profile")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StoredProfile, A::Error> {
+                let p: FieldsBeforeBirthday = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                // An error here is the end of an older row: no birthday index.
+                let birthday = seq.next_element::<Option<[u8; 32]>>().ok().flatten();
+                Ok(StoredProfile {
+                    tenant: p.tenant,
+                    member_id: p.member_id,
+                    sealed: p.sealed,
+                    key: p.key,
+                    indexes: p.indexes,
+                    updated_at: p.updated_at,
+                    erased_at: p.erased_at,
+                    merged_into: p.merged_into,
+                    version: p.version,
+                    birthday: birthday.flatten(),
+                })
+            }
+        }
+
+        deserializer.deserialize_tuple(2, Row)
+    }
 }
 
 /// [`Kind`] as stored.
@@ -154,6 +216,62 @@ impl IndexKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stored(birthday: Option<[u8; 32]>) -> StoredProfile {
+        StoredProfile {
+            tenant: "acme".into(),
+            member_id: "m1".into(),
+            sealed: [("name".to_string(), vec![1, 2, 3])].into_iter().collect(),
+            key: None,
+            indexes: vec![(IndexKind::Phone, [7; 32])],
+            updated_at: Timestamp(1_800_000_000_000),
+            erased_at: None,
+            merged_into: Some("m0".into()),
+            version: 3,
+            birthday,
+        }
+    }
+
+    #[test]
+    fn a_profile_stored_before_the_birthday_index_still_reads() {
+        // The profile as it was written before `birthday` existed.
+        #[derive(Serialize)]
+        struct Before {
+            tenant: String,
+            member_id: String,
+            sealed: BTreeMap<String, Vec<u8>>,
+            key: Option<WrappedMemberKey>,
+            indexes: Vec<(IndexKind, [u8; 32])>,
+            updated_at: Timestamp,
+            erased_at: Option<Timestamp>,
+            merged_into: Option<String>,
+            version: u64,
+        }
+        let now = stored(None);
+        let before = Before {
+            tenant: now.tenant.clone(),
+            member_id: now.member_id.clone(),
+            sealed: now.sealed.clone(),
+            key: None,
+            indexes: now.indexes.clone(),
+            updated_at: now.updated_at,
+            erased_at: None,
+            merged_into: now.merged_into.clone(),
+            version: now.version,
+        };
+        let bytes = postcard::to_allocvec(&before).unwrap();
+        assert_eq!(postcard::from_bytes::<StoredProfile>(&bytes).unwrap(), now);
+        for profile in [stored(None), stored(Some([9; 32]))] {
+            let bytes = postcard::to_allocvec(&profile).unwrap();
+            assert_eq!(
+                postcard::from_bytes::<StoredProfile>(&bytes).unwrap(),
+                profile
+            );
+        }
+        // A row cut short before its earlier fields end is still an error.
+        let bytes = postcard::to_allocvec(&stored(None)).unwrap();
+        assert!(postcard::from_bytes::<StoredProfile>(&bytes[..bytes.len() - 3]).is_err());
+    }
 
     #[test]
     fn a_profile_printed_by_debug_shows_no_personal_data() {

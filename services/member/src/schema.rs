@@ -4,11 +4,18 @@
 use loyalty_common::schema::Migration;
 
 /// Every migration, in order; a test checks this list against the files.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "member",
-    text: include_str!("../schema/0001_member.cql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "member",
+        text: include_str!("../schema/0001_member.cql"),
+    },
+    Migration {
+        version: 2,
+        name: "member_birthdays",
+        text: include_str!("../schema/0002_member_birthdays.cql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -35,6 +42,7 @@ mod tests {
         );
         for table in [
             "member_index",
+            "member_birthdays",
             "member_orders",
             "members_by_tenant",
             "tenant_keys",

@@ -111,9 +111,14 @@ fn migrate_on_cql_from_nothing_then_again_then_serve() {
     let first = memberd(&env);
     assert!(first.status.success(), "{first:?}");
     let out = String::from_utf8_lossy(&first.stdout);
-    for service in ["identity", "ledger", "member", "campaign"] {
+    for (service, version) in [
+        ("identity", 1),
+        ("ledger", 1),
+        ("member", 2),
+        ("campaign", 1),
+    ] {
         let line = format!(
-            "{}: 1 migration(s) applied; schema at version 1",
+            "{}: {version} migration(s) applied; schema at version {version}",
             config.keyspace(service)
         );
         assert!(out.contains(&line), "{out}");

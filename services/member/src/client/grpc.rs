@@ -1,8 +1,9 @@
 //! The member service in another process, over its gRPC port. Reads, and writes that give
 //! the same answer when repeated (a profile patch, tags, an order under its id, an erasure),
 //! are retried when the service was unreachable or overloaded ([`retry_idempotent`]); a
-//! registration, a merge, a tier decision, a run over every member, a key rotation or a
-//! deletion is not, since its repeat would answer differently or do the work again.
+//! registration, a merge, a tier decision, a run over every member (an index rebuild too),
+//! a key rotation or a deletion is not, since its repeat would answer differently or do the
+//! work again.
 
 use super::MemberClient;
 use async_trait::async_trait;
@@ -84,6 +85,12 @@ impl MemberClient for GrpcMemberClient {
     ) -> ServiceResult<pb::SegmentMembersPage> {
         call!(retried, self, list_segment_members, r)
     }
+    async fn list_members_born_on(
+        &self,
+        r: pb::ListMembersBornOnRequest,
+    ) -> ServiceResult<pb::MembersPage> {
+        call!(retried, self, list_members_born_on, r)
+    }
     async fn merge_members(&self, r: pb::MergeMembersRequest) -> ServiceResult<pb::Merge> {
         call!(once, self, merge_members, r)
     }
@@ -131,6 +138,9 @@ impl MemberClient for GrpcMemberClient {
     }
     async fn rotate_tenant_key(&self, r: pb::TenantRef) -> ServiceResult<pb::KeyRotation> {
         call!(once, self, rotate_tenant_key, r)
+    }
+    async fn rebuild_birthday_index(&self, r: pb::TenantRef) -> ServiceResult<pb::Run> {
+        call!(once, self, rebuild_birthday_index, r)
     }
     async fn list_segments(&self, r: pb::TenantRef) -> ServiceResult<pb::Segments> {
         call!(retried, self, list_segments, r)

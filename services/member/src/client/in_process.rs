@@ -18,6 +18,8 @@ const DEFAULT_ORDERS_PAGE: u32 = 50;
 const MAX_ORDERS_PAGE: u32 = 500;
 const DEFAULT_SEGMENT_PAGE: u32 = 100;
 const MAX_SEGMENT_PAGE: u32 = 1_000;
+const DEFAULT_BIRTHDAY_PAGE: u32 = 100;
+const MAX_BIRTHDAY_PAGE: u32 = 1_000;
 const DEFAULT_APPROVALS_PAGE: u32 = 100;
 const MAX_APPROVALS_PAGE: u32 = 500;
 /// Members named in one bulk tagging; more go by a segment.
@@ -184,6 +186,22 @@ impl MemberClient for InProcessMembers {
         })
     }
 
+    async fn list_members_born_on(
+        &self,
+        r: pb::ListMembersBornOnRequest,
+    ) -> ServiceResult<pb::MembersPage> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let limit = limit(r.limit, DEFAULT_BIRTHDAY_PAGE, MAX_BIRTHDAY_PAGE)?;
+        let (member_ids, next) = self
+            .members
+            .members_born_on(&tenant, r.month, r.day, cursor(&r.after), limit)
+            .await?;
+        Ok(pb::MembersPage {
+            member_ids,
+            next_cursor: next.unwrap_or_default(),
+        })
+    }
+
     async fn merge_members(&self, r: pb::MergeMembersRequest) -> ServiceResult<pb::Merge> {
         let tenant = TenantId::parse(r.tenant_id)?;
         let survivor = MemberId::parse(r.survivor_member_id)?;
@@ -318,6 +336,15 @@ impl MemberClient for InProcessMembers {
         let rewrapped = self.members.rotate_tenant_key(&tenant).await?;
         Ok(pb::KeyRotation {
             rewrapped: rewrapped as u64,
+        })
+    }
+
+    async fn rebuild_birthday_index(&self, r: pb::TenantRef) -> ServiceResult<pb::Run> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let run = self.members.rebuild_birthday_index(&tenant).await?;
+        Ok(pb::Run {
+            members: run.members,
+            changed: run.changed,
         })
     }
 

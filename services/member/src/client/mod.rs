@@ -35,6 +35,11 @@ pub trait MemberClient: Send + Sync + 'static {
         &self,
         r: pb::ListSegmentMembersRequest,
     ) -> ServiceResult<pb::SegmentMembersPage>;
+    /// Ids of the members born on a month and day: nothing personal leaves.
+    async fn list_members_born_on(
+        &self,
+        r: pb::ListMembersBornOnRequest,
+    ) -> ServiceResult<pb::MembersPage>;
     async fn merge_members(&self, r: pb::MergeMembersRequest) -> ServiceResult<pb::Merge>;
     async fn get_merge(&self, r: pb::MergeRef) -> ServiceResult<pb::Merge>;
     async fn reverse_merge(&self, r: pb::MergeRef) -> ServiceResult<pb::Merge>;
@@ -57,6 +62,7 @@ pub trait MemberClient: Send + Sync + 'static {
     async fn review_tiers(&self, r: pb::TenantRef) -> ServiceResult<pb::Run>;
     async fn score_members(&self, r: pb::TenantRef) -> ServiceResult<pb::Run>;
     async fn rotate_tenant_key(&self, r: pb::TenantRef) -> ServiceResult<pb::KeyRotation>;
+    async fn rebuild_birthday_index(&self, r: pb::TenantRef) -> ServiceResult<pb::Run>;
 
     // Segments and tags in bulk.
     async fn list_segments(&self, r: pb::TenantRef) -> ServiceResult<pb::Segments>;

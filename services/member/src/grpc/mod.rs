@@ -62,6 +62,7 @@ serve! {
     erase_member(pb::MemberRef) -> pb::ErasureStatus;
     get_erasure_status(pb::MemberRef) -> pb::ErasureStatus;
     list_segment_members(pb::ListSegmentMembersRequest) -> pb::SegmentMembersPage;
+    list_members_born_on(pb::ListMembersBornOnRequest) -> pb::MembersPage;
     merge_members(pb::MergeMembersRequest) -> pb::Merge;
     get_merge(pb::MergeRef) -> pb::Merge;
     reverse_merge(pb::MergeRef) -> pb::Merge;
@@ -76,6 +77,7 @@ serve! {
     review_tiers(pb::TenantRef) -> pb::Run;
     score_members(pb::TenantRef) -> pb::Run;
     rotate_tenant_key(pb::TenantRef) -> pb::KeyRotation;
+    rebuild_birthday_index(pb::TenantRef) -> pb::Run;
     list_segments(pb::TenantRef) -> pb::Segments;
     get_segment(pb::SegmentRef) -> pb::Segment;
     put_segment(pb::PutSegmentRequest) -> pb::Segment;

@@ -1,6 +1,7 @@
 //! The guard's audit duties on the member service's gRPC port (callers with real
 //! credentials are covered end to end in `tests/it/member_grpc.rs`): an unmasked read is
-//! recorded before the data leaves, and none leaves when it cannot be recorded.
+//! recorded before the data leaves, and none leaves when it cannot be recorded. And the
+//! birthday list through the port, with its rebuild recorded as a write.
 
 use super::*;
 use crate::grpc_access::guard;
@@ -158,4 +159,85 @@ async fn a_call_without_a_credential_is_refused_before_the_service_runs() {
     let profile = h.client.get_profile(m1()).await.unwrap().into_inner();
     assert!(!profile.member_id.is_empty(), "the member was not erased");
     assert!(h.checks.recorded.lock().unwrap().is_empty());
+}
+
+/// `message` with the test's credential.
+fn authorized<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let credential = "Bearer test".parse().unwrap();
+    request.metadata_mut().insert("authorization", credential);
+    request
+}
+
+#[tokio::test]
+async fn members_born_on_a_day_are_listed_by_id_and_a_day_that_is_none_is_named() {
+    let mut h = harness(false).await;
+    for (m, birthday) in [
+        ("m3", "2000-02-29"),
+        ("m2", "1992-02-29"),
+        ("m4", "2000-03-01"),
+    ] {
+        let register = pb::RegisterMemberRequest {
+            member: Some(pb::MemberRef {
+                tenant_id: "acme".into(),
+                member_id: m.into(),
+            }),
+            personal: Some(pb::Personal {
+                birthday: Some(birthday.into()),
+                ..pb::Personal::default()
+            }),
+            ..pb::RegisterMemberRequest::default()
+        };
+        h.client
+            .register_member(authorized(register))
+            .await
+            .unwrap();
+    }
+    let born = |after: &str, limit: u32| pb::ListMembersBornOnRequest {
+        tenant_id: "acme".into(),
+        month: 2,
+        day: 29,
+        after: after.into(),
+        limit,
+    };
+    let first = h.client.list_members_born_on(authorized(born("", 1))).await;
+    let first = first.unwrap().into_inner();
+    assert_eq!(
+        (first.member_ids, first.next_cursor),
+        (vec!["m2".into()], "m2".into())
+    );
+    let rest = h
+        .client
+        .list_members_born_on(authorized(born("m2", 0)))
+        .await;
+    let rest = rest.unwrap().into_inner();
+    assert_eq!(
+        (rest.member_ids, rest.next_cursor),
+        (vec!["m3".into()], String::new())
+    );
+
+    let no_day = pb::ListMembersBornOnRequest {
+        day: 30,
+        ..born("", 10)
+    };
+    let err = h.client.list_members_born_on(authorized(no_day)).await;
+    let err = err.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().starts_with("day"), "{}", err.message());
+
+    // The rebuild is a write over the tenant, recorded under its name.
+    let tenant = pb::TenantRef {
+        tenant_id: "acme".into(),
+    };
+    let run = h.client.rebuild_birthday_index(authorized(tenant)).await;
+    let run = run.unwrap().into_inner();
+    assert_eq!((run.members, run.changed), (4, 0));
+    let recorded = h.checks.recorded.lock().unwrap().clone();
+    assert_eq!(
+        recorded.last(),
+        Some(&(
+            "member.v1.MemberService/RebuildBirthdayIndex".to_string(),
+            "birthday-index:acme".to_string()
+        ))
+    );
 }

@@ -1,7 +1,8 @@
-//! Erasure on request (PIPL, GDPR): the member's key, sealed fields and blind indexes are
-//! deleted, so its personal data can never be read again (crypto-shredding), while its id
-//! stays as the pseudonym under which the ledger and the orders are kept. An erasure is
-//! carried out when it is requested; the status shows when, and the deadline it was due by.
+//! Erasure on request (PIPL, GDPR): the member's key, sealed fields, blind indexes and
+//! birthday index row are deleted in one write, so its personal data can never be read again
+//! (crypto-shredding), while its id stays as the pseudonym under which the ledger and the
+//! orders are kept. An erasure is carried out when it is requested; the status shows when,
+//! and the deadline it was due by.
 //! The store keeps overwritten rows until it compacts them, so [`Members::purge_erased`]
 //! compacts them away (memberd runs it with the daily review, well within the deadline).
 
@@ -46,6 +47,7 @@ impl Members {
                 return self.erasure_status(tenant, member).await;
             }
             let released = std::mem::take(&mut stored.indexes);
+            let released_birthday = stored.birthday.take();
             let now = self.clock.now();
             stored.key = None;
             stored.sealed.clear();
@@ -61,6 +63,7 @@ impl Members {
                 events: vec![self.event(tenant.as_str(), member.as_str(), "erased", &data)],
                 profile: Some(stored),
                 released,
+                released_birthday,
                 facts: Some(facts),
                 ..MemberWrite::default()
             };

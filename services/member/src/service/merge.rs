@@ -1,6 +1,7 @@
 //! Merging duplicate members: the duplicate's tags, spend and orders move to the survivor,
 //! its points move in the ledger, and the duplicate steps aside (its phone, email and ID
-//! number released, its reads answered with `MEMBER_MERGED`), its personal data still sealed.
+//! number released, its birthday index row dropped, its reads answered with
+//! `MEMBER_MERGED`), its personal data still sealed.
 //! Everything moved is written down in a merge record, in the same batch as the merge, so
 //! the merge can be reversed exactly: the record is the undo. Reversal puts back what the
 //! merge moved and keeps what happened since (orders the survivor made after the merge).
@@ -8,6 +9,7 @@
 //! move: points still pending on the duplicate mature there.
 
 use super::{ATTEMPTS, Members, busy};
+use crate::blind::BlindIndex;
 use crate::facts::{MemberFacts, MonthTotals};
 use crate::profile::IndexKind;
 use crate::store::{MemberWrite, SettingWrite, Written};
@@ -103,6 +105,8 @@ impl Members {
             kept.version += 1;
             gone.merged_into = Some(survivor.to_string());
             gone.indexes.clear();
+            // Out of the birthday sweep while merged; its sealed birthday gives it back.
+            let released_birthday = gone.birthday.take();
             gone.version += 1;
             gone_facts.value.merged_into = Some(survivor.to_string());
             gone_facts.version += 1;
@@ -114,6 +118,7 @@ impl Members {
                     member: duplicate.to_string(),
                     profile: Some(gone),
                     released: record.indexes_released.clone(),
+                    released_birthday,
                     facts: Some(gone_facts),
                     events: vec![self.event(t, duplicate.as_str(), "merged_away", &data)],
                     ..MemberWrite::default()
@@ -166,6 +171,8 @@ impl Members {
             kept.version += 1;
             gone.merged_into = None;
             gone.indexes = record.indexes_released.clone();
+            let blind = BlindIndex::for_tenant(&self.master, t);
+            gone.birthday = self.birthday_index_of(tenant, &blind, &gone).await?;
             gone.version += 1;
             gone_facts.value.merged_into = None;
             gone_facts.version += 1;

@@ -1,8 +1,9 @@
 //! The member service: registers, updates and reads profiles with their personal data sealed,
-//! finds members by phone, email or ID number, tags them, records their orders, rotates a
-//! tenant's key, and erases a member's personal data by deleting the key it was sealed with.
-//! Every change writes its event to the outbox in the same batch.
+//! finds members by phone, email or ID number (and lists them by birthday), tags them, records
+//! their orders, rotates a tenant's key, and erases a member's personal data by deleting the
+//! key it was sealed with. Every change writes its event to the outbox in the same batch.
 
+use crate::birthday;
 use crate::blind::BlindIndex;
 use crate::events::MemberEvent;
 use crate::facts::MemberFacts;
@@ -21,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 mod attributes;
+mod birthdays;
 mod erasure;
 mod import;
 mod merge;
@@ -31,6 +33,7 @@ mod tags;
 mod tiers;
 
 pub use attributes::check_attributes;
+pub use birthdays::BirthdayRebuild;
 pub use erasure::{ErasureState, ErasureStatus};
 pub use import::Importer;
 pub use merge::{MergeRecord, MergeState};
@@ -231,11 +234,6 @@ impl Members {
         self.rings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The blind indexes of the searchable fields; an error names a malformed one.
-    fn indexes(&self, tenant: &str, p: &Personal) -> ServiceResult<Vec<(IndexKind, [u8; 32])>> {
-        indexes_of(&BlindIndex::for_tenant(&self.master, tenant), p)
-    }
-
     /// The sealed profile and facts of a new member, and its event, ready to write; what a
     /// registration and an import share.
     pub(crate) fn new_member(
@@ -249,6 +247,7 @@ impl Members {
     ) -> ServiceResult<MemberWrite> {
         check_attributes(&input.attributes)?;
         check_tags(&input.tags)?;
+        birthday::check(input.personal.birthday.as_ref())?;
         let (key, wrapped) = ring.new_member_key(member).map_err(vault_error)?;
         let now = self.clock.now();
         let profile = StoredProfile {
@@ -261,6 +260,7 @@ impl Members {
             erased_at: None,
             merged_into: None,
             version: 1,
+            birthday: birthday::index(blind, &input.personal),
         };
         let mut facts = MemberFacts::new(member, now);
         facts.channel = input.channel;
@@ -340,7 +340,11 @@ impl Members {
                 )));
             }
         }
+        if let Some(set) = patch.personal.get("birthday") {
+            birthday::check(set.as_ref())?;
+        }
         let ring = self.ring(tenant).await?;
+        let blind = BlindIndex::for_tenant(&self.master, tenant.as_str());
         for _ in 0..ATTEMPTS {
             let (mut stored, mut facts) = self.live(tenant, member).await?;
             let key = member_key(&ring, &stored)?;
@@ -350,15 +354,19 @@ impl Members {
                     *slot = value.clone();
                 }
             }
-            let indexes = self.indexes(tenant.as_str(), &personal)?;
+            let indexes = indexes_of(&blind, &personal)?;
             let released = stored
                 .indexes
                 .iter()
                 .filter(|i| !indexes.contains(i))
                 .copied()
                 .collect();
+            // A profile stored before the birthday index holds none: an update adds it.
+            let birthday = birthday::index(&blind, &personal);
+            let released_birthday = stored.birthday.filter(|b| Some(*b) != birthday);
             stored.sealed = seal_all(&key, &personal)?;
             stored.indexes = indexes;
+            stored.birthday = birthday;
             stored.updated_at = self.clock.now();
             stored.version += 1;
             if let Some(consents) = patch.consents {
@@ -384,6 +392,7 @@ impl Members {
                 events: vec![self.event(tenant.as_str(), member.as_str(), "updated", &data)],
                 profile: Some(stored),
                 released,
+                released_birthday,
                 facts: Some(facts),
                 ..MemberWrite::default()
             };
@@ -598,6 +607,8 @@ fn mask_for(kind: IndexKind, value: &str) -> String {
     }
 }
 
+#[cfg(test)]
+mod birthday_tests;
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]

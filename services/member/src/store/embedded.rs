@@ -40,6 +40,8 @@ struct Inner {
     profiles: fjall::Keyspace,
     facts: fjall::Keyspace,
     indexes: fjall::Keyspace,
+    /// tenant, birthday index, member → (): the members born on a month and day.
+    birthdays: fjall::Keyspace,
     /// tenant, order id → order.
     orders: fjall::Keyspace,
     /// tenant, member, time, order id → () : a member's history in time order.
@@ -77,6 +79,19 @@ fn member_key(tenant: &str, member: &str) -> Vec<u8> {
 
 fn index_key(tenant: &str, kind: IndexKind, index: &[u8; 32]) -> Vec<u8> {
     key(&[tenant.as_bytes(), kind.label().as_bytes(), index])
+}
+
+/// The keys of the members holding a birthday index: tenant, index, each followed by NUL (the
+/// index is 32 bytes, so the prefix is unambiguous; the end of the range is the same prefix
+/// ending in 1).
+fn birthday_prefix(tenant: &str, birthday: &[u8; 32]) -> Vec<u8> {
+    let mut k = key(&[tenant.as_bytes(), birthday]);
+    k.push(0);
+    k
+}
+
+fn birthday_key(tenant: &str, birthday: &[u8; 32], member: &str) -> Vec<u8> {
+    [&birthday_prefix(tenant, birthday), member.as_bytes()].concat()
 }
 
 fn history_key(tenant: &str, order: &Order) -> Vec<u8> {
@@ -147,6 +162,7 @@ impl EmbeddedMemberStore {
                 profiles: ks("profiles")?,
                 facts: ks("facts")?,
                 indexes: ks("indexes")?,
+                birthdays: ks("birthdays")?,
                 orders: ks("orders")?,
                 history: ks("history")?,
                 positions: ks("positions")?,
@@ -226,11 +242,12 @@ impl Inner {
             .collect()
     }
 
-    fn keyspaces(&self) -> [&fjall::Keyspace; 10] {
+    fn keyspaces(&self) -> [&fjall::Keyspace; 11] {
         [
             &self.profiles,
             &self.facts,
             &self.indexes,
+            &self.birthdays,
             &self.orders,
             &self.history,
             &self.changes,
@@ -336,11 +353,23 @@ impl Inner {
             batch.remove(&self.indexes, ik.clone());
             overlay.indexes.insert(ik, None);
         }
+        // Many members share a birthday: its rows are not claimed, just kept in step with
+        // the profile, removed before the profile's own is put back.
+        if let Some(birthday) = &w.released_birthday {
+            batch.remove(&self.birthdays, birthday_key(tenant, birthday, &w.member));
+        }
         if let Some(p) = &w.profile {
             for (kind, index) in &p.indexes {
                 let ik = index_key(tenant, *kind, index);
                 batch.insert(&self.indexes, ik.clone(), encode(&w.member)?);
                 overlay.indexes.insert(ik, Some(w.member.clone()));
+            }
+            if let Some(birthday) = &p.birthday {
+                batch.insert(
+                    &self.birthdays,
+                    birthday_key(tenant, birthday, &w.member),
+                    [],
+                );
             }
             batch.insert(&self.profiles, row.clone(), encode(p)?);
             overlay.profile_versions.insert(row.clone(), p.version);
@@ -489,6 +518,33 @@ impl MemberRepository for EmbeddedMemberStore {
     ) -> ServiceResult<Option<String>> {
         let tenant = tenant.as_str();
         Inner::get(&self.inner.indexes, &index_key(tenant, kind, index))
+    }
+
+    async fn birthday_members(
+        &self,
+        tenant: &TenantId,
+        birthday: &[u8; 32],
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<Vec<String>> {
+        let prefix = birthday_prefix(tenant.as_str(), birthday);
+        let start = match after {
+            Some(after) => [&prefix, after.as_bytes(), &[0]].concat(),
+            None => prefix.clone(),
+        };
+        let mut end = prefix.clone();
+        if let Some(last) = end.last_mut() {
+            *last = 1;
+        }
+        self.inner
+            .birthdays
+            .range(start..end)
+            .take(limit)
+            .map(|guard| {
+                let k = guard.key().map_err(storage)?;
+                Ok(String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+            })
+            .collect()
     }
 
     async fn profiles_page(
@@ -726,9 +782,11 @@ impl MemberRepository for EmbeddedMemberStore {
             for ks in inner.keyspaces() {
                 ks.rotate_memtable_and_wait().map_err(storage)?;
             }
-            // The indexes too: a released index row ties a phone's keyed hash to the member.
+            // The indexes too: a released index row ties a phone's keyed hash (or a birthday's)
+            // to the member.
             inner.profiles.major_compact().map_err(storage)?;
             inner.indexes.major_compact().map_err(storage)?;
+            inner.birthdays.major_compact().map_err(storage)?;
             inner
                 .db
                 .persist(fjall::PersistMode::SyncAll)

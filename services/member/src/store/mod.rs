@@ -5,6 +5,8 @@
 //! - `facts`: a partition per member with what segments, tiers and scores read (no personal
 //!   data), versioned on its own so a nightly scoring run never rewrites sealed data;
 //! - `indexes`: a partition per blind index, claimed in the profile's own write;
+//! - `birthdays`: a partition per tenant and birthday index (the keyed hash of a month and
+//!   day), members in id order, written with the profile that holds the index;
 //! - `orders`: a member's purchase history, one row per order id (written once);
 //! - `changes`: the outbox of member events, in commit order, with readers' positions;
 //! - `tenant_keys` and `settings` (tier policy, scoring policy, segments) per tenant;
@@ -59,6 +61,10 @@ pub struct MemberWrite {
     pub profile: Option<StoredProfile>,
     /// Indexes the member gives up (erasure, a changed phone).
     pub released: Vec<(IndexKind, [u8; 32])>,
+    /// The birthday index row the member gives up (erasure, a merge, a changed or cleared
+    /// birthday); the profile's own `birthday` is written, so one the profile still holds
+    /// stays.
+    pub released_birthday: Option<[u8; 32]>,
     /// Written if the stored facts' version is `version - 1`.
     pub facts: Option<Versioned<MemberFacts>>,
     /// Written unless an order with its id exists.
@@ -132,6 +138,15 @@ pub trait MemberRepository: Send + Sync + 'static {
         kind: IndexKind,
         index: &[u8; 32],
     ) -> ServiceResult<Option<String>>;
+    /// Up to `limit` members of the tenant whose profile holds the birthday index
+    /// `birthday`, after member id `after`, in member id order.
+    async fn birthday_members(
+        &self,
+        tenant: &TenantId,
+        birthday: &[u8; 32],
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<Vec<String>>;
     /// Up to `limit` profiles of the tenant after member id `after`, in member id order.
     async fn profiles_page(
         &self,

@@ -88,6 +88,7 @@ mod tests {
             erased_at: None,
             merged_into: None,
             version: 1,
+            birthday: None,
         };
         MemberWrite {
             tenant: "t".into(),

@@ -1,13 +1,16 @@
 //! The member store's conformance suite: one body per behaviour of `MemberRepository`, which
 //! every adapter passes (`tests/conformance.rs` runs it on the embedded store and on ScyllaDB).
 //! Bodies use tenants and members of their own (the keyspace is shared by a run). Writes and
-//! their conflicts are in [`writes`], reads, listings and housekeeping in [`reads`].
+//! their conflicts are in [`writes`], reads, listings and housekeeping in [`reads`], the
+//! birthday index in [`birthdays`].
 
 #![allow(clippy::unwrap_used)] // A panic is a failed assertion with its location.
 
+mod birthdays;
 mod reads;
 mod writes;
 
+pub use birthdays::*;
 pub use reads::*;
 pub use writes::*;
 
@@ -87,6 +90,7 @@ fn profile(
         erased_at: None,
         merged_into: None,
         version,
+        birthday: None,
     }
 }
 
@@ -256,6 +260,24 @@ macro_rules! member_conformance {
         ::loyalty_scylla::conformance!(
             tenants,
             $crate::store::conformance::tenants_list,
+            $embedded,
+            $scylla
+        );
+        ::loyalty_scylla::conformance!(
+            birthdays_follow_profiles,
+            $crate::store::conformance::birthday_rows_follow_the_profile,
+            $embedded,
+            $scylla
+        );
+        ::loyalty_scylla::conformance!(
+            birthdays_of_refused_writes,
+            $crate::store::conformance::birthday_rows_of_a_refused_claim_or_batch,
+            $embedded,
+            $scylla
+        );
+        ::loyalty_scylla::conformance!(
+            birthday_pages,
+            $crate::store::conformance::birthday_pages_in_member_order_per_tenant,
             $embedded,
             $scylla
         );

@@ -7,11 +7,14 @@
 //!   history rows (`h`) and outbox rows (`o`); every member write is one conditional batch
 //!   on the partition (`write.rs`), after its index and order claims.
 //! - `member_index`, `member_orders`: claims made with `IF NOT EXISTS` before the batch.
+//! - `member_birthdays`: the birthday index, rows kept in step with the batch
+//!   (`birthdays.rs`).
 //! - `members_by_tenant` (16 buckets) for tenant-wide pages, merged in member order
 //!   (`pages.rs`); `segment_members` likewise per segment generation.
 //! - Events go through the outbox relay ([`Relay`]): the batch writes them as outbox rows,
 //!   the relay numbers them into the change log `events_after` reads.
 
+mod birthdays;
 mod pages;
 pub mod rows;
 mod statements;
@@ -212,6 +215,17 @@ impl MemberRepository for ScyllaMemberStore {
             .lists_index(tenant, &holder, kind, index)
             .await?
             .then_some(holder))
+    }
+
+    async fn birthday_members(
+        &self,
+        tenant: &TenantId,
+        birthday: &[u8; 32],
+        after: Option<&str>,
+        limit: usize,
+    ) -> ServiceResult<Vec<String>> {
+        self.birthday_page(tenant.as_str(), birthday, after, limit)
+            .await
     }
 
     async fn profiles_page(

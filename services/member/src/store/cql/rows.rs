@@ -172,6 +172,7 @@ mod tests {
             erased_at: None,
             merged_into: None,
             version: 3,
+            birthday: Some([5; 32]),
         }
     }
 

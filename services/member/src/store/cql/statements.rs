@@ -87,6 +87,15 @@ loyalty_scylla::statements! {
         release_index: "DELETE FROM {keyspace}.member_index WHERE tenant = ? AND kind = ? AND hash = ? IF member = ?"
             => (String, String, Vec<u8>, String) => AppliedRow,
 
+        // The birthday index: rows shared by many members, so written plainly, before the
+        // member's batch, and shown only when the member's profile holds their hash.
+        put_birthday: "INSERT INTO {keyspace}.member_birthdays (tenant, hash, member) VALUES (?, ?, ?)"
+            => (String, Vec<u8>, String) => (),
+        drop_birthday: "DELETE FROM {keyspace}.member_birthdays WHERE tenant = ? AND hash = ? AND member = ?"
+            => (String, Vec<u8>, String) => (),
+        birthday_members: "SELECT member FROM {keyspace}.member_birthdays WHERE tenant = ? AND hash = ? AND member > ? LIMIT ?"
+            => (String, Vec<u8>, String, i32) => (String,),
+
         claim_order: "INSERT INTO {keyspace}.member_orders (tenant, order_id, member, body, claimed_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS"
             => (String, String, String, Vec<u8>, CqlTimestamp) => AppliedRow,
         order: "SELECT member, body, claimed_at FROM {keyspace}.member_orders WHERE tenant = ? AND order_id = ?"

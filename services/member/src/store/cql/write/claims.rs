@@ -244,7 +244,17 @@ impl ScyllaMemberStore {
             return Ok(Some(refused));
         }
         if let Some(order) = &w.order {
-            return self.claim_order(&w.tenant, &w.member, order, claims).await;
+            let refused = self
+                .claim_order(&w.tenant, &w.member, order, claims)
+                .await?;
+            if refused.is_some() {
+                return Ok(refused);
+            }
+        }
+        // Last, so that a refused write leaves no row.
+        if let Some(birthday) = w.profile.as_ref().and_then(|p| p.birthday) {
+            self.put_birthday(&w.tenant, &w.member, &birthday).await?;
+            claims.birthday = Some(birthday);
         }
         Ok(None)
     }
@@ -257,7 +267,7 @@ impl ScyllaMemberStore {
         w: &MemberWrite,
         claims: Claims,
     ) -> ServiceResult<()> {
-        if claims.indexes.is_empty() && claims.order.is_none() {
+        if claims.indexes.is_empty() && claims.order.is_none() && claims.birthday.is_none() {
             return Ok(());
         }
         let (tenant, member) = (w.tenant.clone(), w.member.clone());
@@ -295,6 +305,11 @@ impl ScyllaMemberStore {
             }
         }
         self.restore_listed(&tenant, &member, &deleted).await?;
+        if let Some(birthday) = claims.birthday
+            && profile.as_ref().and_then(|p| p.birthday) != Some(birthday)
+        {
+            self.drop_birthday(&tenant, &member, &birthday).await?;
+        }
         if let Some(order) = claims.order
             && !self.has_history_row(&tenant, &member, &order).await?
         {

@@ -171,9 +171,9 @@ impl ScyllaMemberStore {
     }
 
     /// After an applied batch: released indexes deleted (unless the new profile lists them
-    /// again, or another member took them meanwhile), moved orders pointed at their new
-    /// member, then their old history rows deleted (in that order, so an order is always
-    /// recorded in the partition its row names).
+    /// again, or another member took them meanwhile), the released birthday row likewise,
+    /// moved orders pointed at their new member, then their old history rows deleted (in
+    /// that order, so an order is always recorded in the partition its row names).
     pub(in crate::store::cql) async fn after_commit(
         &self,
         w: &MemberWrite,
@@ -202,6 +202,12 @@ impl ScyllaMemberStore {
             }
         }
         self.restore_listed(&w.tenant, &w.member, &deleted).await?;
+        if let Some(birthday) = &w.released_birthday {
+            let kept = w.profile.as_ref().and_then(|p| p.birthday.as_ref()) == Some(birthday);
+            if !kept {
+                self.drop_birthday(&w.tenant, &w.member, birthday).await?;
+            }
+        }
         for order in moved {
             let mut now_theirs = order.clone();
             now_theirs.member = w.member.clone();

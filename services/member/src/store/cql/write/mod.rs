@@ -4,7 +4,8 @@
 //! One write (`write_one`):
 //! 1. read the partition's versions (profile, facts) and check the write's own conditions;
 //! 2. claim the indexes its profile lists (`member_index ... IF NOT EXISTS`) and its order
-//!    id (`member_orders ... IF NOT EXISTS`). A claim held by another member counts when
+//!    id (`member_orders ... IF NOT EXISTS`), then write the row of its profile's birthday
+//!    index (not a claim: see `birthdays.rs`). A claim held by another member counts when
 //!    that member's profile lists the index (for an order: when its history row is in the
 //!    holder's partition); one that does not, made less than [`CLAIM_GRACE_MS`] ago, is a
 //!    write in flight (Stale: read again and retry); an older one was left by a write that
@@ -13,9 +14,9 @@
 //!    conditional batch on the partition: `IF profile_version = ? AND facts_version = ?`
 //!    (or `= null`) as read, the statics, the order's history row, moved orders' rows and
 //!    the events' outbox rows;
-//! 4. applied: delete the released indexes (`IF member = <this member>`) and finish moving
-//!    orders (their `member_orders` row, then the old history row). Not applied: give the
-//!    claims back and start again from 1 (a concurrent write of another part of the member
+//! 4. applied: delete the released indexes (`IF member = <this member>`) and the released
+//!    birthday row, and finish moving orders (their `member_orders` row, then the old history
+//!    row). Not applied: give the claims and the birthday row back and start again from 1 (a concurrent write of another part of the member
 //!    is not a conflict; one of the same part is, and returns Stale).
 //!
 //! The batch conditions on both versions, whatever the write changes: together they are
@@ -153,6 +154,8 @@ pub(super) struct Claims {
     /// the same `write_all` (given back to it on release; otherwise the row is deleted).
     indexes: Vec<(IndexKind, [u8; 32], Option<String>)>,
     order: Option<Order>,
+    /// The birthday row written for the write's profile.
+    birthday: Option<[u8; 32]>,
 }
 
 /// The condition of an ordinary write: both versions as read, and no merge holding the
@@ -222,6 +225,7 @@ mod tests {
                 erased_at: None,
                 merged_into: None,
                 version,
+                birthday: None,
             }),
             facts: facts.map(|version| Versioned {
                 version,
