@@ -5,11 +5,17 @@
 #      cached), memberd started (release, --target all, embedded store and bus), a coupon
 #      template TILL (2.00 off, many uses per code) with one coupon issued to every member,
 #      and a flash sale HOT that no run sells out;
-#   2. R interleaved rounds of the till's checkout: memberd, a closed loop of C clients each
-#      sending ValidateCart then Redeem of a random member's coupon over gRPC (a fresh
-#      redemption id per call), S seconds; then PostgreSQL, pgbench with C clients for S
-#      seconds of the same redemption as one transaction (`SELECT ... FOR UPDATE` on the code
-#      and the template's counters, the counters moved, the redemption inserted);
+#   2. R interleaved rounds of the till's checkout: memberd over gRPC, a closed loop of C
+#      clients each sending ValidateCart then Redeem of a random member's coupon (a fresh
+#      redemption id per call), S seconds; memberd over REST, the same as the cart's
+#      evaluation then the redemption through the gateway; then PostgreSQL, pgbench with C
+#      clients for S seconds of the same redemption as one transaction (`SELECT ... FOR
+#      UPDATE` on the code and the template's counters, the counters moved, the redemption
+#      inserted);
+#   2b. R interleaved rounds of the same three arms in an open loop at one rate all of them
+#      sustain (half PostgreSQL's median checkout throughput): latency counted from each
+#      request's scheduled start (loadgen's open loop; pgbench -R, its per-transaction log,
+#      time plus schedule lag), beside memberd's own server-side histograms of the calls;
 #   3. R interleaved rounds of flash-sale claims on the one hot sale: memberd, ClaimFlashSale
 #      over gRPC (a fresh claim id, a random member); PostgreSQL, one transaction with the
 #      conditional UPDATE of the quota (`... SET remaining = remaining - 1 WHERE remaining > 0`),
@@ -162,8 +168,9 @@ claim_sql HOT >"$work/claim.sql"
 claim_sql LAST >"$work/claim-last.sql"
 
 : >"$work/rounds.txt"
-# round WORKLOAD N LOADGEN_ARGS...: memberd's closed loop of WORKLOAD, then pgbench running
-# $work/WORKLOAD.sql, both with $clients clients for $secs s; one line each in rounds.txt.
+# round WORKLOAD N LOADGEN_ARGS...: memberd's closed loop of WORKLOAD (over gRPC, and for
+# redeem over REST too), then pgbench running $work/WORKLOAD.sql, each with $clients clients
+# for $secs s; one line each in rounds.txt.
 round() {
   local workload=$1 n=$2 tps lat
   shift 2
@@ -171,6 +178,13 @@ round() {
   "$loadgen" bench --target "http://$grpc" --tenant "$tenant" --phases "$workload" "$@" \
     --members "$members" --clients "$clients" --seconds "$secs" \
     --json "$work/memberd-$workload-$n.json" | tee -a "$work/rounds.txt"
+  if [ "$workload" = redeem ]; then
+    step "round $n of $rounds: memberd $workload over REST (load average $(load))"
+    "$loadgen" bench --api rest --target "http://$http" --tenant "$tenant" --phases redeem "$@" \
+      --members "$members" --clients "$clients" --seconds "$secs" \
+      --json "$work/memberd-rest-$n.json" | sed 's/^phase=redeem /phase=redeem-rest /' |
+      tee -a "$work/rounds.txt"
+  fi
   step "round $n of $rounds: PostgreSQL $workload, $clients clients, $secs s (load average $(load))"
   as_pg pgbench -n -M prepared -c "$clients" -j 2 -T "$secs" \
     -f "$work/$workload.sql" "$db" >"$work/pgbench-$workload-$n.txt" 2>&1 ||
@@ -180,6 +194,53 @@ round() {
   echo "pg-$workload round=$n throughput_per_s=$tps latency_avg_ms=$lat" | tee -a "$work/rounds.txt"
 }
 for n in $(seq 1 "$rounds"); do round redeem "$n" --template TILL; done
+
+# memberd's server-side histograms of the checkout's calls, as JSON {series: {le: count}}.
+server_buckets() {
+  curl -sf "http://$http/metrics" | python3 -c '
+import json, re, sys
+series = {}
+for line in sys.stdin:
+    m = re.match(r"(grpc_request_duration_seconds|http_request_duration_seconds)_bucket\{(.*)\} (\S+)", line)
+    if not m or not re.search(r"CampaignService/(ValidateCart|Redeem)\"|carts/evaluations|coupon-redemptions\"", m.group(2)):
+        continue
+    labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", m.group(2)))
+    le = labels.pop("le")
+    name = labels.get("method") if m.group(1).startswith("grpc") else labels.get("route")
+    series.setdefault(name, {})[le] = float(m.group(3))
+print(json.dumps(series))'
+}
+rate=$(python3 - "$work/rounds.txt" <<'PY'
+import statistics, sys
+pg = [float(l.split("throughput_per_s=")[1].split()[0]) for l in open(sys.argv[1]) if l.startswith("pg-redeem ")]
+print(round(statistics.median(pg) / 2))
+PY
+)
+for n in $(seq 1 "$rounds"); do
+  step "round $n of $rounds: every arm's checkout at $rate/s, open loop, $secs s (load average $(load))"
+  server_buckets >"$work/server-grpc-$n-before.json"
+  "$loadgen" bench --target "http://$grpc" --tenant "$tenant" --phases redeem-at-rate --template TILL \
+    --open-loop-rate "$rate" --members "$members" --clients "$clients" --seconds "$secs" \
+    --json "$work/memberd-at-rate-$n.json" | tee -a "$work/rounds.txt"
+  server_buckets >"$work/server-grpc-$n-after.json"
+  "$loadgen" bench --api rest --target "http://$http" --tenant "$tenant" --phases redeem-at-rate \
+    --template TILL --open-loop-rate "$rate" --members "$members" --clients "$clients" \
+    --seconds "$secs" --json "$work/memberd-rest-at-rate-$n.json" |
+    sed 's/^phase=redeem-at-rate /phase=redeem-rest-at-rate /' | tee -a "$work/rounds.txt"
+  server_buckets >"$work/server-rest-$n-after.json"
+  # pgbench runs as postgres: its per-transaction log goes to a directory it may write.
+  rm -rf "$work/pglog" && mkdir "$work/pglog" && chmod 777 "$work/pglog"
+  as_pg pgbench -n -M prepared -c "$clients" -j 2 -T "$secs" -R "$rate" --log \
+    --log-prefix="$work/pglog/$n" -f "$work/redeem.sql" "$db" >"$work/pgbench-at-rate-$n.txt" 2>&1 ||
+    { cat "$work/pgbench-at-rate-$n.txt" >&2; exit 1; }
+  # Each transaction's latency from its scheduled start: its time plus its schedule lag (us).
+  python3 - "$n" "$work"/pglog/"$n".* <<'PY' | tee -a "$work/rounds.txt"
+import sys
+lat = sorted((int(f[2]) + int(f[6])) / 1000 for p in sys.argv[2:] for f in (l.split() for l in open(p)) if len(f) >= 7)
+q = lambda x: lat[min(len(lat) - 1, int(x * len(lat)))]
+print(f"pg-redeem-at-rate round={sys.argv[1]} ops={len(lat)} p50_ms={q(0.5):.3f} p99_ms={q(0.99):.3f} p999_ms={q(0.999):.3f}")
+PY
+done
 for n in $(seq 1 "$rounds"); do round claim "$n" --sale HOT; done
 
 step "oversell: a sale of 1,000 units, $clients clients for $secs s in each arm"
@@ -208,13 +269,43 @@ import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.startswith(("phase=", "pg-"))]
 def fields(r):
     return dict(kv.split("=", 1) for kv in r if "=" in kv)
-for name, pg_name in (("redeem", "pg-redeem"), ("claim", "pg-claim")):
+for name, pg_name in (("redeem", "pg-redeem"), ("redeem-rest", "pg-redeem"), ("claim", "pg-claim")):
     mem = [fields(r) for r in rows if r[0] == f"phase={name}"]
     pg = [fields(r) for r in rows if r[0] == pg_name]
     m = statistics.median(float(r["throughput_per_s"]) for r in mem)
     p = statistics.median(float(r["throughput_per_s"]) for r in pg)
     p99 = statistics.median(float(r["p99_ms"]) for r in mem)
     print(f"memberd {name}/s median={m:.0f} rounds={[round(float(r['throughput_per_s'])) for r in mem]} p99_ms median={p99:.1f}")
-    print(f"pg {name}/s median={p:.0f} rounds={[round(float(r['throughput_per_s'])) for r in pg]}")
+    print(f"pg {pg_name[3:]}/s median={p:.0f} rounds={[round(float(r['throughput_per_s'])) for r in pg]}")
     print(f"ratio {name} memberd/pg={m / p:.2f}")
+print("at one rate, latency from each request's scheduled start (medians of the rounds):")
+for name in ("phase=redeem-at-rate", "phase=redeem-rest-at-rate", "pg-redeem-at-rate"):
+    rs = [fields(r) for r in rows if r[0] == name]
+    med = lambda k: statistics.median(float(r[k]) for r in rs)
+    print(f"  {name.split('=')[-1]}: p50_ms={med('p50_ms'):.2f} p99_ms={med('p99_ms'):.2f} p999_ms={med('p999_ms'):.2f} rounds_p99={[float(r['p99_ms']) for r in rs]}")
+PY
+# Server-side: memberd's own histograms over the open-loop rounds (gRPC arm, then REST arm),
+# as the bucket bound under which 50% and 99% of the calls finished.
+python3 - "$work" "$rounds" <<'PY'
+import json, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+def delta(a, b):
+    return {s: {le: b[s][le] - a.get(s, {}).get(le, 0) for le in b[s]} for s in b}
+def bound(buckets, q):
+    items = sorted(((float("inf") if le == "+Inf" else float(le)), n) for le, n in buckets.items())
+    total = items[-1][1]
+    for le, n in items:
+        if total and n >= q * total:
+            return le * 1000
+for arm, (before, after) in (("grpc", ("server-grpc-{}-before", "server-grpc-{}-after")), ("rest", ("server-grpc-{}-after", "server-rest-{}-after"))):
+    summed = {}
+    for n in range(1, rounds + 1):
+        d = delta(json.load(open(f"{work}/{before.format(n)}.json")), json.load(open(f"{work}/{after.format(n)}.json")))
+        for s, b in d.items():
+            for le, c in b.items():
+                summed.setdefault(s, {}).setdefault(le, 0)
+                summed[s][le] += c
+    for s, b in sorted(summed.items()):
+        if max(b.values(), default=0) > 0:
+            print(f"server-side {arm} {s}: calls={int(max(b.values()))} p50_ms<={bound(b, 0.5)} p99_ms<={bound(b, 0.99)}")
 PY

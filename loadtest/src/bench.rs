@@ -42,10 +42,13 @@ pub enum Phase {
     /// fresh claim id for a random imported member (M00000000 up to --members): the worst
     /// contention, every claim on one sale. SOLD_OUT answers count as rejections.
     Claim,
-    /// Closed loop of the till's checkout (gRPC only): ValidateCart then Redeem of the
-    /// coupon of --template that setup issued to a random imported member, a fresh
-    /// redemption id per call.
+    /// Closed loop of the till's checkout: ValidateCart then Redeem of the coupon of
+    /// --template that setup issued to a random imported member, a fresh redemption id per
+    /// call (over REST: the cart's evaluation, then the redemption).
     Redeem,
+    /// Open loop of the same checkouts at --open-loop-rate (or half the redeem phase's
+    /// throughput): the latency at a rate the baseline sustains too.
+    RedeemAtRate,
 }
 
 impl Phase {
@@ -59,6 +62,7 @@ impl Phase {
             Phase::ProfileReadAtHalf => "profile-read-at-half",
             Phase::Claim => "claim",
             Phase::Redeem => "redeem",
+            Phase::RedeemAtRate => "redeem-at-rate",
         }
     }
 
@@ -73,8 +77,8 @@ impl Phase {
 pub enum Api {
     /// The ledger's gRPC port (`ledger.v1`).
     Grpc,
-    /// memberd's REST gateway (`/v1`, JSON over HTTP/1.1): earn, earn-at-half and
-    /// profile-read only.
+    /// memberd's REST gateway (`/v1`, JSON over HTTP/1.1): earn, earn-at-half,
+    /// profile-read and its open loop, and the redeem phases.
     Rest,
 }
 
@@ -124,7 +128,8 @@ pub struct BenchArgs {
     /// imported member (keyed, so a second run finds the same coupons).
     #[arg(long)]
     pub template: Option<String>,
-    /// Rate of the open loops (earn-at-half, profile-read-at-half), requests per second.
+    /// Rate of the open loops (earn-at-half, profile-read-at-half, redeem-at-rate), requests
+    /// per second.
     /// Default: half the throughput its closed loop (earn, profile-read) measured in this run,
     /// so it is required when that phase is not selected.
     #[arg(long)]
@@ -202,6 +207,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     for (open, closed) in [
         (Phase::EarnAtHalf, Phase::Earn),
         (Phase::ProfileReadAtHalf, Phase::ProfileRead),
+        (Phase::RedeemAtRate, Phase::Redeem),
     ] {
         if phases.contains(&open) && !phases.contains(&closed) && args.open_loop_rate.is_none() {
             bail!(
@@ -232,9 +238,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         ensure!(args.api == Api::Grpc, "phase claim runs over gRPC only");
         ensure!(args.sale.is_some(), "phase claim needs --sale");
     }
-    if phases.contains(&Phase::Redeem) {
-        ensure!(args.api == Api::Grpc, "phase redeem runs over gRPC only");
-        ensure!(args.template.is_some(), "phase redeem needs --template");
+    if phases.contains(&Phase::Redeem) || phases.contains(&Phase::RedeemAtRate) {
+        ensure!(args.template.is_some(), "the redeem phases need --template");
     }
     let run_id = format!("{:08x}", rand::random::<u32>());
     let tenant = args
@@ -265,43 +270,42 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     );
 
     let credential = Credential::bearer(args.token.as_deref())?;
-    let ledger = if phases.iter().any(|p| *p != Phase::Echo) {
-        let channels = match args.api {
-            Api::Grpc => connect(&uri, args.connections as usize, timeout, &credential)
-                .await?
-                .into_iter()
-                .map(Link::Grpc)
-                .collect(),
-            Api::Rest => vec![Link::Rest(RestConn::new(
-                &args.target,
-                timeout,
-                args.token.as_deref(),
-            )?)],
+    let ledger =
+        if phases.iter().any(|p| *p != Phase::Echo) {
+            let channels = match args.api {
+                Api::Grpc => connect(&uri, args.connections as usize, timeout, &credential)
+                    .await?
+                    .into_iter()
+                    .map(Link::Grpc)
+                    .collect(),
+                Api::Rest => vec![Link::Rest(RestConn::new(
+                    &args.target,
+                    timeout,
+                    args.token.as_deref(),
+                )?)],
+            };
+            if phases.iter().any(|p| p.needs_wallets()) && !args.wallets_exist {
+                let limit = Duration::from_secs(args.setup_timeout_secs);
+                open_wallets(&ctx, &channels, args.setup_in_flight as usize, limit).await?;
+            }
+            if let Some(template) = args.template.as_deref().filter(|_| {
+                phases.contains(&Phase::Redeem) || phases.contains(&Phase::RedeemAtRate)
+            }) {
+                let limit = Duration::from_secs(args.setup_timeout_secs);
+                let codes = crate::coupons::issue(
+                    &ctx,
+                    &channels,
+                    template,
+                    args.setup_in_flight as usize,
+                    limit,
+                )
+                .await?;
+                ctx.codes.set(codes).ok();
+            }
+            channels
+        } else {
+            Vec::new()
         };
-        if phases.iter().any(|p| p.needs_wallets()) && !args.wallets_exist {
-            let limit = Duration::from_secs(args.setup_timeout_secs);
-            open_wallets(&ctx, &channels, args.setup_in_flight as usize, limit).await?;
-        }
-        if let Some(template) = args
-            .template
-            .as_deref()
-            .filter(|_| phases.contains(&Phase::Redeem))
-        {
-            let limit = Duration::from_secs(args.setup_timeout_secs);
-            let codes = crate::coupons::issue(
-                &ctx,
-                &channels,
-                template,
-                args.setup_in_flight as usize,
-                limit,
-            )
-            .await?;
-            ctx.codes.set(codes).ok();
-        }
-        channels
-    } else {
-        Vec::new()
-    };
 
     let watcher = match &args.watch_events {
         Some(url) => Some(crate::events::Watcher::start(url, &ctx.tenant).await?),
@@ -321,9 +325,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 closed_phase(&args, &ctx, phase, kind, &ledger).await?
             }
             Phase::Echo => echo_phase(&args, &ctx, timeout, &credential).await?,
-            Phase::EarnAtHalf | Phase::ProfileReadAtHalf => {
+            Phase::EarnAtHalf | Phase::ProfileReadAtHalf | Phase::RedeemAtRate => {
                 let (closed, kind) = match phase {
                     Phase::EarnAtHalf => (Phase::Earn, Kind::Earn),
+                    Phase::RedeemAtRate => (Phase::Redeem, Kind::Redeem),
                     _ => (Phase::ProfileRead, Kind::ProfileRead),
                 };
                 let rate = match (args.open_loop_rate, throughput(&reports, closed)) {

@@ -35,14 +35,19 @@ pub async fn issue(
                 issue_key: format!("bench-coupon-{i}"),
             };
             async move {
-                let Link::Grpc(channel) = link else {
-                    bail!("coupons are issued over gRPC");
+                let code = match link {
+                    Link::Grpc(channel) => CampaignServiceClient::new(channel)
+                        .issue_coupon(request)
+                        .await
+                        .map(|reply| reply.into_inner().code)
+                        .map_err(anyhow::Error::from),
+                    Link::Rest(rest) => {
+                        let r = &request;
+                        rest.issue_coupon(&r.tenant_id, &r.template_id, &r.member_id, &r.issue_key)
+                            .await
+                    }
                 };
-                let reply = CampaignServiceClient::new(channel)
-                    .issue_coupon(request)
-                    .await
-                    .with_context(|| format!("issuing the coupon of member {i}"))?;
-                Ok::<String, anyhow::Error>(reply.into_inner().code)
+                code.with_context(|| format!("issuing the coupon of member {i}"))
             }
         })
         .buffered(in_flight.max(1))

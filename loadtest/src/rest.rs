@@ -100,6 +100,69 @@ impl RestConn {
         }
     }
 
+    /// Issues a coupon of `template` to `member` under `key`; its code.
+    pub async fn issue_coupon(
+        &self,
+        tenant: &str,
+        template: &str,
+        member: &str,
+        key: &str,
+    ) -> Result<String> {
+        let url = format!(
+            "{}/v1/tenants/{tenant}/coupon-templates/{template}/coupons",
+            self.base
+        );
+        let request = self.http.post(url).header("idempotency-key", key);
+        let response = self
+            .authorized(request)
+            .json(&json!({"member_id": member}))
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            anyhow::bail!("{status}: {body}");
+        }
+        let coupon: serde_json::Value = serde_json::from_str(&body).context("a coupon")?;
+        coupon["code"]
+            .as_str()
+            .map(String::from)
+            .context("a coupon without its code")
+    }
+
+    /// The till's checkout as the REST API takes it: the cart evaluated with `code`, then
+    /// the coupon redeemed under the idempotency key `key`.
+    pub async fn checkout(
+        &self,
+        tenant: &str,
+        cart: serde_json::Value,
+        code: &str,
+        key: &str,
+    ) -> Outcome {
+        let evaluate = format!("{}/v1/tenants/{tenant}/carts/evaluations", self.base);
+        let body = json!({"cart": cart, "codes": [code]});
+        let sent = self.authorized(self.http.post(evaluate)).json(&body).send();
+        if let Outcome::Error(kind) = Self::outcome(sent.await).await {
+            return Outcome::Error(kind);
+        }
+        let redeem = format!("{}/v1/tenants/{tenant}/coupon-redemptions", self.base);
+        let body = json!({"cart": cart, "codes": [code], "order_id": format!("o-{key}")});
+        let request = self.http.post(redeem).header("idempotency-key", key);
+        Self::outcome(self.authorized(request).json(&body).send().await).await
+    }
+
+    /// A reply read whole, as a client would, or what went wrong.
+    async fn outcome(sent: reqwest::Result<reqwest::Response>) -> Outcome {
+        match sent {
+            Ok(response) if response.status().is_success() => match response.bytes().await {
+                Ok(_) => Outcome::Ok,
+                Err(e) => transport_error(&e),
+            },
+            Ok(response) => classify(response).await,
+            Err(e) => transport_error(&e),
+        }
+    }
+
     /// Reads a member's masked profile (`GET .../members/{m}/profile`), the whole reply.
     pub async fn profile(&self, tenant: &str, member: &str) -> Outcome {
         let url = format!("{}/v1/tenants/{tenant}/members/{member}/profile", self.base);

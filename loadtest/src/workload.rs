@@ -69,7 +69,8 @@ pub enum Kind {
     ProfileRead,
     /// One flash-sale claim (gRPC) for a random imported member, under a fresh claim id.
     Claim,
-    /// The till's checkout (gRPC): ValidateCart, then Redeem of a random member's coupon.
+    /// The till's checkout: ValidateCart, then Redeem of a random member's coupon (gRPC),
+    /// or the cart's evaluation then the redemption (REST).
     Redeem,
 }
 
@@ -206,20 +207,29 @@ impl Worker {
             return Outcome::Error("redeem-without-coupons".into());
         };
         let key = self.next_key();
+        let member = imported_member_id(n);
+        let price = self.rng.random_range(500..=20_000);
+        let client = match &mut self.client {
+            Client::Campaign(client) => client,
+            Client::Rest(rest) => {
+                let cart = serde_json::json!({"member_id": member, "store_id": "s01",
+                    "lines": [{"line_id": "1", "sku": "TEA-1", "category": "food",
+                        "quantity": 1, "unit_price": price}]});
+                return rest.checkout(&self.ctx.tenant, cart, &code, &key).await;
+            }
+            _ => return Outcome::Error("redeem-without-campaign-client".into()),
+        };
         let cart = Cart {
-            member_id: imported_member_id(n),
+            member_id: member,
             store_id: "s01".into(),
             lines: vec![Line {
                 line_id: "1".into(),
                 sku: "TEA-1".into(),
                 category: "food".into(),
                 quantity: 1,
-                unit_price: self.rng.random_range(500..=20_000),
+                unit_price: price,
             }],
             ..Cart::default()
-        };
-        let Client::Campaign(client) = &mut self.client else {
-            return Outcome::Error("redeem-without-campaign-client".into());
         };
         let validate = ValidateCartRequest {
             tenant_id: self.ctx.tenant.clone(),

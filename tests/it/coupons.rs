@@ -290,3 +290,81 @@ async fn the_campaign_port_checks_its_callers_and_redeems_as_rest_does() {
     );
     app.stop().await;
 }
+
+/// Polls the member's balance until it shows `points` (the payout runs every 50 ms here).
+async fn wait_for_points(app: &loyalty_tests::TestApp, member: &str, points: i64) {
+    let path = format!("/v1/tenants/acme/members/{member}/balance");
+    for _ in 0..100 {
+        let balance = app.get(&path).await.body;
+        if balance["points_available"] == points {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let balance = app.get(&path).await.body;
+    panic!("{member} never had {points} points: {balance:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_points_coupon_pays_its_bonus_into_the_wallet_and_a_return_takes_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = loyalty_tests::spawn_app_with(dir, |c| c.campaign.payout_interval_ms = 50).await;
+    let till = app.acme_partner_key().await;
+    let joined = app
+        .post(
+            "/v1/tenants/acme/members/m1/profile",
+            json!({"personal": {"phone": "13812340001"}}),
+        )
+        .await;
+    assert_eq!(joined.status, 200, "{:?}", joined.body);
+    let double = json!({"id": "DOUBLE", "name": "Double points on food",
+        "benefit": {"type": "points_multiplier", "multiplier_percent": 200},
+        "eligible": {"categories": ["food"]},
+        "validity": {"days_from_issue": {"days": 30}},
+        "stacking": {"mode": "exclusive"}});
+    let saved = app
+        .request("PUT", "/v1/tenants/acme/coupon-templates/DOUBLE", double)
+        .await;
+    assert_eq!(saved.status, 200, "{:?}", saved.body);
+    let issued = app
+        .post_with_key(
+            "/v1/tenants/acme/coupon-templates/DOUBLE/coupons",
+            "double-m1",
+            json!({"member_id": "m1"}),
+        )
+        .await;
+    assert_eq!(issued.status, 200, "{:?}", issued.body);
+    let code = issued.body["code"].as_str().unwrap().to_string();
+    let redeemed = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/coupon-redemptions",
+            "pos-1",
+            json!({"cart": cart("m1"), "codes": [code], "order_id": "POS-1"}),
+        )
+        .await;
+    assert_eq!(redeemed.status, 200, "{:?}", redeemed.body);
+    // 30.00 of food at 1 point per 1.00, doubled: 30 bonus points; the soap earns none.
+    assert_eq!(redeemed.body["coupons"][0]["bonus_points"], 30);
+    wait_for_points(&app, "m1", 30).await;
+    let undone = app
+        .post_as(
+            &till,
+            "/v1/tenants/acme/coupon-redemptions/pos-1/undo",
+            "u1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(undone.body["state"], "undone", "{:?}", undone.body);
+    wait_for_points(&app, "m1", 0).await;
+    let history = app.get("/v1/tenants/acme/members/m1/history").await.body;
+    let adjusted: Vec<i64> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "adjusted")
+        .map(|e| e["deltas"]["points_available"].as_i64().unwrap())
+        .collect();
+    assert_eq!(adjusted.len(), 2, "paid once, taken back once: {history:?}");
+    assert_eq!(adjusted.iter().sum::<i64>(), 0);
+}

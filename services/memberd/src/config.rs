@@ -28,8 +28,8 @@ pub enum Target {
     /// elsewhere asks about its callers (`identity_endpoint`).
     Identity,
     /// Only the campaign service's gRPC API (`campaign.v1`), reading members at
-    /// `member_endpoint` and checking its callers with the identity service at
-    /// `identity_endpoint`.
+    /// `member_endpoint`, paying bonus points into the ledger at `ledger_endpoint` and
+    /// checking its callers with the identity service at `identity_endpoint`.
     Campaign,
 }
 
@@ -114,6 +114,8 @@ pub struct CampaignSettings {
     pub sweep_interval_secs: u64,
     /// How many days before a member's coupon lapses its `coupon_expiring_soon` event goes.
     pub expiring_notice_days: u32,
+    /// How often coupons' bonus points are paid through the ledger (milliseconds).
+    pub payout_interval_ms: u64,
 }
 
 impl Default for CampaignSettings {
@@ -121,6 +123,7 @@ impl Default for CampaignSettings {
         Self {
             sweep_interval_secs: 30,
             expiring_notice_days: 3,
+            payout_interval_ms: 1_000,
         }
     }
 }

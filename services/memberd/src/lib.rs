@@ -194,7 +194,12 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     // The campaign service here, or the one at campaign_endpoint through its client.
     let campaign_client = match roles.campaign {
         true => {
-            let campaign = roles::campaign::start(&mut process, Arc::clone(&member_client)).await?;
+            let campaign = roles::campaign::start(
+                &mut process,
+                Arc::clone(&member_client),
+                Arc::clone(&ledger),
+            )
+            .await?;
             grpc.campaign = Some(campaign.server);
             campaign.client
         }

@@ -1,9 +1,11 @@
 //! The campaign service object, [`Campaigns`]: coupon templates ([`templates`]), issuing
 //! codes to members, segments and batches ([`issue`]), the till's cart evaluation and
-//! redemptions ([`redeem`]), and the scheduled sweeps ([`sweeps`]). Its in-process client
+//! redemptions ([`redeem`]) with their bonus points paid through the ledger ([`payouts`]),
+//! flash sales ([`sales`]), and the scheduled sweeps ([`sweeps`]). Its in-process client
 //! wraps it; its gRPC server calls that client.
 
 pub mod issue;
+pub mod payouts;
 pub mod redeem;
 pub mod sales;
 pub mod sweeps;
@@ -14,6 +16,7 @@ use crate::store::CampaignRepository;
 use loyalty_common::clock::{Clock, SystemClock};
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
 use loyalty_proto::member::v1 as member_pb;
 use serde::Serialize;
@@ -26,6 +29,8 @@ pub struct Campaigns {
     /// Where tiers and segments are read; without it no member has a tier and segments
     /// cannot be issued to.
     members: Option<Arc<dyn MemberClient>>,
+    /// Where bonus points are paid ([`payouts`]); without it none are.
+    ledger: Option<Arc<dyn LedgerClient>>,
 }
 
 impl Campaigns {
@@ -42,7 +47,14 @@ impl Campaigns {
             store,
             clock,
             members,
+            ledger: None,
         }
+    }
+
+    /// The same service, paying bonus points through `ledger`.
+    pub fn with_ledger(mut self, ledger: Arc<dyn LedgerClient>) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     pub fn repository(&self) -> &Arc<dyn CampaignRepository> {

@@ -1,7 +1,7 @@
 //! The embedded adapter of [`CampaignRepository`]: fjall keyspaces under
 //! `<data_dir>/campaign`, rows in postcard. Writes run one at a time on a blocking thread,
 //! so a redemption reads its counters and writes them back with nothing in between; each
-//! batch is synced before it is acknowledged.
+//! batch is synced before it is acknowledged, one sync for many batches (`writer`).
 
 use super::{
     Added, CampaignRepository, ExpiryCursor, Limit, LimitReached, NewCoupon, Redeemed, Settled,
@@ -18,10 +18,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 mod sales;
+mod writer;
+
+use writer::{Durability, Writer};
 
 /// Small memtables: the campaign store's rows are few and small next to the ledger's.
 const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
@@ -30,9 +33,11 @@ const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// The meta row holding the expiring-soon sweep's cursor.
 const EXPIRY_CURSOR: &[u8] = b"expiry_cursor";
 
-/// Cheap to clone: clones share one database.
+/// Cheap to clone: clones share one database and its writer thread.
 #[derive(Clone)]
 pub struct EmbeddedCampaignStore {
+    /// Dropped first: the writer thread is stopped before the database closes.
+    writer: Arc<Writer>,
     inner: Arc<Inner>,
 }
 
@@ -65,9 +70,9 @@ struct Inner {
     changes: fjall::Keyspace,
     positions: fjall::Keyspace,
     meta: fjall::Keyspace,
-    /// The sequence number of the newest event in `changes`; moved under `writing` only.
+    /// The sequence number of the newest event in `changes`; moved on the writer thread.
     last_seq: AtomicU64,
-    writing: Mutex<()>,
+    durability: Durability,
 }
 
 fn storage(e: impl std::fmt::Display) -> ServiceError {
@@ -152,49 +157,30 @@ impl EmbeddedCampaignStore {
             Some(guard) => seq_of(&guard.key().map_err(storage)?)?,
             None => 0,
         };
+        let inner = Arc::new(Inner {
+            templates: ks("templates")?,
+            coupons: ks("coupons")?,
+            member_coupons: ks("member_coupons")?,
+            issue_keys: ks("issue_keys")?,
+            usage: ks("usage")?,
+            redemptions: ks("redemptions")?,
+            holds: ks("holds")?,
+            expiry: ks("expiry")?,
+            sales: ks("sales")?,
+            sale_members: ks("sale_members")?,
+            claims: ks("claims")?,
+            claim_holds: ks("claim_holds")?,
+            positions: ks("positions")?,
+            meta: ks("meta")?,
+            changes,
+            last_seq: AtomicU64::new(last_seq),
+            durability: Durability::recovered(last_seq),
+            db,
+        });
         Ok(Self {
-            inner: Arc::new(Inner {
-                templates: ks("templates")?,
-                coupons: ks("coupons")?,
-                member_coupons: ks("member_coupons")?,
-                issue_keys: ks("issue_keys")?,
-                usage: ks("usage")?,
-                redemptions: ks("redemptions")?,
-                holds: ks("holds")?,
-                expiry: ks("expiry")?,
-                sales: ks("sales")?,
-                sale_members: ks("sale_members")?,
-                claims: ks("claims")?,
-                claim_holds: ks("claim_holds")?,
-                positions: ks("positions")?,
-                meta: ks("meta")?,
-                changes,
-                last_seq: AtomicU64::new(last_seq),
-                writing: Mutex::new(()),
-                db,
-            }),
+            writer: Arc::new(Writer::start(Arc::clone(&inner))?),
+            inner,
         })
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Inner) -> ServiceResult<T> + Send + 'static,
-    ) -> ServiceResult<T> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&inner))
-            .await
-            .map_err(ServiceError::internal)?
-    }
-
-    async fn write_locked<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Inner) -> ServiceResult<T> + Send + 'static,
-    ) -> ServiceResult<T> {
-        self.blocking(move |inner| {
-            let _guard = inner.writing.lock().unwrap_or_else(|p| p.into_inner());
-            f(inner)
-        })
-        .await
     }
 }
 
@@ -212,10 +198,9 @@ impl Inner {
             .transpose()
     }
 
+    /// A batch that goes to the journal unsynced: the writer thread syncs it, with others.
     fn batch(&self) -> fjall::OwnedWriteBatch {
-        self.db
-            .batch()
-            .durability(Some(fjall::PersistMode::SyncAll))
+        self.db.batch().durability(None)
     }
 
     fn counter(&self, row: &[u8]) -> ServiceResult<u64> {
@@ -223,7 +208,7 @@ impl Inner {
     }
 
     /// Appends `events` to the outbox in `batch`; the sequence moves only once the batch
-    /// is committed (the caller holds `writing`).
+    /// is committed (on the writer thread).
     fn log(
         &self,
         batch: &mut fjall::OwnedWriteBatch,
@@ -244,6 +229,7 @@ impl Inner {
     fn commit(&self, batch: fjall::OwnedWriteBatch, seq: u64) -> ServiceResult<()> {
         batch.commit().map_err(storage)?;
         self.last_seq.store(seq, Ordering::SeqCst);
+        self.durability.committed();
         Ok(())
     }
 
@@ -310,6 +296,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
         tenant: &TenantId,
         id: &str,
     ) -> ServiceResult<Option<Versioned<CouponTemplate>>> {
+        self.settled().await?;
         let row = key(&[tenant.as_str().as_bytes(), id.as_bytes()]);
         self.inner
             .templates
@@ -320,6 +307,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
     }
 
     async fn templates(&self, tenant: &TenantId) -> ServiceResult<Vec<Versioned<CouponTemplate>>> {
+        self.settled().await?;
         let prefix = [tenant.as_str().as_bytes(), &[0]].concat();
         self.inner
             .templates
@@ -423,6 +411,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
     }
 
     async fn coupon(&self, tenant: &TenantId, code: &str) -> ServiceResult<Option<Coupon>> {
+        self.settled().await?;
         Inner::get(
             &self.inner.coupons,
             &key(&[tenant.as_str().as_bytes(), code.as_bytes()]),
@@ -436,6 +425,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
         after: Option<&str>,
         limit: usize,
     ) -> ServiceResult<Vec<Coupon>> {
+        self.settled().await?;
         let t = tenant.as_str().as_bytes();
         let prefix = [key(&[t, member.as_bytes()]), vec![0]].concat();
         let start = match after {
@@ -461,6 +451,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
         code: &str,
         member: &str,
     ) -> ServiceResult<Usage> {
+        self.settled().await?;
         let t = tenant.as_str();
         let inner = &self.inner;
         Ok(Usage {
@@ -472,6 +463,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
     }
 
     async fn redemption(&self, tenant: &TenantId, id: &str) -> ServiceResult<Option<Redemption>> {
+        self.settled().await?;
         Inner::get(
             &self.inner.redemptions,
             &key(&[tenant.as_str().as_bytes(), id.as_bytes()]),
@@ -541,6 +533,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
     }
 
     async fn lapsed_holds(&self, before_ms: i64, limit: usize) -> ServiceResult<Vec<Redemption>> {
+        self.settled().await?;
         let end = time_part(before_ms);
         let mut found = Vec::new();
         for guard in self.inner.holds.range(..end.to_vec()).take(limit) {
@@ -562,6 +555,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
         until_ms: i64,
         limit: usize,
     ) -> ServiceResult<Vec<(String, Coupon)>> {
+        self.settled().await?;
         let start = [
             key(&[
                 &time_part(after.until_ms),
@@ -587,6 +581,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
     }
 
     async fn expiry_cursor(&self) -> ServiceResult<ExpiryCursor> {
+        self.settled().await?;
         Ok(Inner::get(&self.inner.meta, EXPIRY_CURSOR)?.unwrap_or_default())
     }
 
@@ -605,16 +600,22 @@ impl CampaignRepository for EmbeddedCampaignStore {
     }
 
     async fn events_after(&self, seq: u64, limit: usize) -> ServiceResult<Vec<LoggedEvent>> {
-        let start = seq.saturating_add(1).to_be_bytes();
+        // Only what is synced: an event handed on must never be taken back by a crash.
+        let durable = self.inner.durability.durable_seq();
+        if seq >= durable {
+            return Ok(Vec::new());
+        }
+        let (start, end) = (seq.saturating_add(1).to_be_bytes(), durable.to_be_bytes());
         self.inner
             .changes
-            .range(start..)
+            .range(start..=end)
             .take(limit)
             .map(|guard| decode(&guard.value().map_err(storage)?))
             .collect()
     }
 
     async fn position(&self, reader: &str) -> ServiceResult<u64> {
+        self.settled().await?;
         Ok(Inner::get(&self.inner.positions, reader.as_bytes())?.unwrap_or(0))
     }
 
@@ -623,7 +624,9 @@ impl CampaignRepository for EmbeddedCampaignStore {
         self.write_locked(move |inner| {
             let mut batch = inner.batch();
             batch.insert(&inner.positions, reader.into_bytes(), encode(&seq)?);
-            batch.commit().map_err(storage)
+            batch.commit().map_err(storage)?;
+            inner.durability.committed();
+            Ok(())
         })
         .await
     }

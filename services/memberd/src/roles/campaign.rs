@@ -1,6 +1,7 @@
 //! The campaign service role: its store, the member service it reads tiers and segments
-//! from (through the member service's client), its outbox's publisher, its sweeps, and its
-//! gRPC service.
+//! from (through the member service's client), the ledger it pays coupons' bonus points
+//! into (through the ledger's client), its outbox's publisher, its sweeps, and its gRPC
+//! service.
 
 use super::Process;
 use crate::config::CampaignSettings;
@@ -13,6 +14,7 @@ use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::store::cql::ScyllaCampaignStore;
 use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
 use loyalty_identity::grpc_guard::Guarded;
+use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
 use loyalty_proto::campaign::v1::campaign_service_server::CampaignServiceServer;
 use std::sync::Arc;
@@ -60,15 +62,18 @@ async fn scylla_store(scylla: &ScyllaStorage) -> anyhow::Result<Arc<dyn Campaign
     Ok(Arc::new(store))
 }
 
-/// Starts the campaign service, reading members through `members`, with its gRPC service.
+/// Starts the campaign service, reading members through `members` and paying bonus points
+/// through `ledger`, with its gRPC service.
 pub async fn start(
     process: &mut Process<'_>,
     members: Arc<dyn MemberClient>,
+    ledger: Arc<dyn LedgerClient>,
 ) -> anyhow::Result<CampaignRole> {
-    let campaigns = match process.scylla {
-        Some(scylla) => Arc::new(Campaigns::new(scylla_store(scylla).await?, Some(members))),
-        None => open(process.config, Some(members)).await?,
+    let store = match process.scylla {
+        Some(scylla) => scylla_store(scylla).await?,
+        None => Arc::clone(open(process.config, None).await?.repository()),
     };
+    let campaigns = Arc::new(Campaigns::new(store, Some(members)).with_ledger(ledger));
     if let Some(events) = process.events {
         let outbox = loyalty_campaign::events::outbox(Arc::clone(campaigns.repository()));
         process.tasks.extend(events.start(Arc::new(outbox)));
@@ -78,8 +83,14 @@ pub async fn start(
         process.config.campaign.clone(),
         process.shutdown.clone(),
     );
+    let paying = (Arc::clone(&campaigns), settings.payout_interval_ms);
     process.tasks.push(tokio::spawn(async move {
         sweep(swept, settings, shutdown).await;
+        Ok(())
+    }));
+    let shutdown = process.shutdown.clone();
+    process.tasks.push(tokio::spawn(async move {
+        pay_out(paying.0, Duration::from_millis(paying.1.max(10)), shutdown).await;
         Ok(())
     }));
     let checks = process.caller_checks()?.context(
@@ -145,6 +156,32 @@ async fn sweep(
             Ok(n) => tracing::info!(announced = n, "coupons about to lapse were announced"),
             Err(e) => {
                 tracing::warn!(error = %e.message, "announcing lapsing coupons failed; retrying")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Pays coupons' bonus points through the ledger every `interval`, until shutdown. A payout
+/// that fails is logged and resumed from where it stopped on the next round.
+async fn pay_out(
+    campaigns: Arc<Campaigns>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match campaigns.pay_out().await {
+            Ok(paid) if paid.adjustments == 0 => {}
+            Ok(paid) => tracing::debug!(
+                adjustments = paid.adjustments,
+                points = paid.points,
+                "coupons' bonus points paid"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "paying coupons' bonus points failed; retrying")
             }
         }
         tokio::select! {

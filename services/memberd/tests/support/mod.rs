@@ -5,6 +5,7 @@ pub mod cql;
 pub mod members;
 pub mod two_dc;
 
+use loyalty_proto::campaign::v1::campaign_service_client::CampaignServiceClient;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use std::path::Path;
 use std::process::Stdio;
@@ -21,6 +22,9 @@ pub const ADMIN_PASSWORD: &str = "kettle-orbit-plum-7";
 
 /// A ledger client whose calls carry the platform administrator's access token.
 pub type Ledger = LedgerServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// A campaign client whose calls carry the platform administrator's access token.
+pub type Campaign = CampaignServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone)]
@@ -60,6 +64,18 @@ impl Addrs {
     /// A ledger client logged in as the platform administrator.
     #[allow(dead_code)] // Each test binary compiles this module; not every one uses it.
     pub async fn ledger(&self) -> Ledger {
+        let (channel, bearer) = self.logged_in().await;
+        LedgerServiceClient::with_interceptor(channel, bearer)
+    }
+
+    /// A campaign client logged in as the platform administrator.
+    #[allow(dead_code)] // Each test binary compiles this module; not every one uses it.
+    pub async fn campaign(&self) -> Campaign {
+        let (channel, bearer) = self.logged_in().await;
+        CampaignServiceClient::with_interceptor(channel, bearer)
+    }
+
+    async fn logged_in(&self) -> (Channel, Bearer) {
         let token = self.token().await;
         let bearer = MetadataValue::try_from(format!("Bearer {token}")).expect("ascii");
         let channel = Channel::from_shared(self.grpc.clone())
@@ -67,7 +83,7 @@ impl Addrs {
             .connect()
             .await
             .expect("connect");
-        LedgerServiceClient::with_interceptor(channel, Bearer(bearer))
+        (channel, Bearer(bearer))
     }
 }
 

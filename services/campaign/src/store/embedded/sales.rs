@@ -94,6 +94,7 @@ impl SaleRepository for EmbeddedCampaignStore {
     }
 
     async fn sale(&self, tenant: &TenantId, id: &str) -> ServiceResult<Option<SaleState>> {
+        self.settled().await?;
         self.inner.sale_state(tenant.as_str(), id)
     }
 
@@ -103,6 +104,7 @@ impl SaleRepository for EmbeddedCampaignStore {
         sale: &str,
         id: &str,
     ) -> ServiceResult<Option<Claim>> {
+        self.settled().await?;
         Inner::get(&self.inner.claims, &claim_key(tenant.as_str(), sale, id))
     }
 
@@ -176,6 +178,7 @@ impl SaleRepository for EmbeddedCampaignStore {
     }
 
     async fn lapsed_claims(&self, before_ms: i64, limit: usize) -> ServiceResult<Vec<Claim>> {
+        self.settled().await?;
         let end = time_part(before_ms);
         let mut found = Vec::new();
         for guard in self.inner.claim_holds.range(..end.to_vec()).take(limit) {
