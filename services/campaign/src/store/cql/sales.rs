@@ -39,8 +39,8 @@ fn from_json(body: &[u8]) -> ServiceResult<SaleState> {
 }
 
 /// A short random pause after losing a write to another on the same sale, longer with each
-/// try, so that the writers spread out instead of colliding again.
-async fn back_off(tries: u32) {
+/// try, so that the writers spread out instead of colliding again (campaigns' grants too).
+pub(super) async fn back_off(tries: u32) {
     let cap = u64::from(tries.min(10)) * 5;
     let ms = rand::random_range(0..=cap);
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -51,7 +51,8 @@ fn busy() -> ServiceError {
 }
 
 impl ScyllaCampaignStore {
-    async fn row_of(
+    /// A row's body in an entity partition (a claim, a grant, a member's count).
+    pub(super) async fn row_of(
         &self,
         tenant: &str,
         key: &str,
@@ -108,12 +109,15 @@ impl ScyllaCampaignStore {
         events: &[CampaignEvent],
     ) -> ServiceResult<Option<Claimed>> {
         let t = &claim.tenant;
-        if let Some(stored) = self.read_claim(t, &claim.sale, &claim.id).await? {
-            return Ok(Some(Claimed::Exists(Box::new(stored))));
-        }
+        // The sale's version first: every row read after it is at least as new, and a write
+        // that lands in between moves it, so the commit below fails and is tried again. Read
+        // the other way round, two claims with one id could both be counted.
         let Some((version, mut state)) = self.sale_state(t, &claim.sale).await? else {
             return Ok(Some(Claimed::NoSale));
         };
+        if let Some(stored) = self.read_claim(t, &claim.sale, &claim.id).await? {
+            return Ok(Some(Claimed::Exists(Box::new(stored))));
+        }
         let quota = state.sale.quotas.get(&claim.quota).copied().unwrap_or(0);
         if state.taken(&claim.quota) >= quota {
             return Ok(Some(Claimed::SoldOut));
@@ -144,15 +148,16 @@ impl ScyllaCampaignStore {
         coupon: &Option<String>,
         events: &[CampaignEvent],
     ) -> ServiceResult<Option<ClaimSettled>> {
+        // The sale's version before the claim, for the reason `try_claim` gives.
+        let Some((version, mut state)) = self.sale_state(tenant, sale).await? else {
+            return Ok(Some(ClaimSettled::Missing));
+        };
         let Some(mut claim) = self.read_claim(tenant, sale, id).await? else {
             return Ok(Some(ClaimSettled::Missing));
         };
         if claim.state != from {
             return Ok(Some(ClaimSettled::NotFrom(Box::new(claim))));
         }
-        let Some((version, mut state)) = self.sale_state(tenant, sale).await? else {
-            return Err(ServiceError::internal("a claim of a sale that is gone"));
-        };
         let mut rows = Vec::new();
         if from.counts() && !to.counts() {
             state.count(&claim.quota, false);
