@@ -19,7 +19,7 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
             "ledger.wallet" | "member" | "member.orders" => true,
             "ledger.adjust" => !read,
             "ledger.rules" | "identity.staff" | "member.pii" | "campaign.coupons" => read,
-            "campaign.sales" => read,
+            "campaign.sales" | "campaign.campaigns" => read,
             // A store redeems coupons at its tills and undoes them on returns; it claims
             // flash-sale units for members the same way.
             "campaign.redeem" | "campaign.claims" => true,
@@ -31,6 +31,8 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
             "ledger.rules" | "member" | "campaign.coupons" | "campaign.sales" => read,
             // Claims are read back to follow them through checkout.
             "campaign.claims" => true,
+            // A partner's marketing automation rewards members from running campaigns.
+            "campaign.rewards" => role == "partner" && !read,
             _ => false,
         },
         "auditor" => {
@@ -44,6 +46,7 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
                     | "campaign.coupons"
                     | "campaign.sales"
                     | "campaign.claims"
+                    | "campaign.campaigns"
             )
         }
         _ => false,
@@ -64,6 +67,8 @@ fn concrete(template: &str, tenant: &str) -> String {
         .replace("{redemption}", "r1")
         .replace("{sale}", "s1")
         .replace("{claim}", "c1")
+        .replace("{campaign}", "cmp1")
+        .replace("{step}", "submit")
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, store: Option<&str>) -> u16 {

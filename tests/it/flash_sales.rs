@@ -4,22 +4,12 @@
 
 use loyalty_proto::campaign::v1 as pb;
 use loyalty_proto::campaign::v1::campaign_service_client::CampaignServiceClient;
-use loyalty_tests::{TestApp, spawn_app};
+use loyalty_tests::spawn_app;
 use serde_json::{Value, json};
 
 fn sale_json(id: &str, units: u64) -> Value {
     json!({"id": id, "name": "Singles' day tea", "item": {"kind": "item", "sku": "TEA-1"},
         "quotas": {"*": units}, "per_member_limit": 1, "starts_ms": 0, "hold_secs": 600})
-}
-
-async fn join(app: &TestApp, member: &str, phone: &str) {
-    let joined = app
-        .post(
-            &format!("/v1/tenants/acme/members/{member}/profile"),
-            json!({"personal": {"phone": phone}}),
-        )
-        .await;
-    assert_eq!(joined.status, 200, "{:?}", joined.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,7 +21,7 @@ async fn head_office_creates_a_sale_and_tills_claim_confirm_and_release() {
         ("m2", "13812340002"),
         ("m3", "13812340003"),
     ] {
-        join(&app, m, phone).await;
+        app.join(m, phone).await;
     }
     let mut bad = sale_json("TEA", 2);
     bad["quotas"] = json!({});
@@ -188,7 +178,7 @@ async fn head_office_creates_a_sale_and_tills_claim_confirm_and_release() {
 async fn the_campaign_port_claims_as_rest_does() {
     let app = spawn_app().await;
     let till = app.acme_partner_key().await;
-    join(&app, "m1", "13812340001").await;
+    app.join("m1", "13812340001").await;
     let created = app
         .post_with_key("/v1/tenants/acme/flash-sales", "s1", sale_json("ONE", 1))
         .await;

@@ -4,6 +4,7 @@
 
 mod admin_idempotency;
 mod authz;
+mod campaigns;
 mod coupons;
 mod cql;
 mod flash_sales;

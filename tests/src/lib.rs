@@ -244,6 +244,15 @@ impl TestApp {
         .await
     }
 
+    /// Registers `member` of acme with a phone (members' phones are unique).
+    pub async fn join(&self, member: &str, phone: &str) {
+        let path = format!("/v1/tenants/acme/members/{member}/profile");
+        let joined = self
+            .post(&path, serde_json::json!({"personal": {"phone": phone}}))
+            .await;
+        assert_eq!(joined.status, 200, "{joined:?}");
+    }
+
     /// Opens a wallet and returns its path prefix.
     pub async fn wallet(&self, member: &str) -> String {
         let path = format!("/v1/tenants/acme/members/{member}");

@@ -3,7 +3,9 @@
 //! `coupons_generated`, `coupons_imported`, `coupon_held`, `coupon_redeemed`,
 //! `coupon_released`, `coupon_redemption_undone`, `coupon_expiring_soon`, and for flash sales
 //! `flash_sale_created`, `flash_sale_claimed`, `flash_sale_confirmed`,
-//! `flash_sale_claim_released`, `flash_sale_claim_lapsed`. They are written to
+//! `flash_sale_claim_released`, `flash_sale_claim_lapsed`, and for campaigns
+//! `campaign_saved`, `campaign_<step>` (submitted, approved, rejected, paused, resumed,
+//! ended), `campaign_rewarded` and `campaign_reward_released`. They are written to
 //! the outbox in the same commit as their change and published in commit order by the
 //! shared publisher through [`outbox`]; docs/events.md lists them with their payloads.
 

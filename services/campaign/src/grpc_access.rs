@@ -36,6 +36,10 @@ fn claim_ref(r: pb::ClaimRef) -> (String, String) {
     claim(r.tenant_id, &r.sale_id, &r.claim_id)
 }
 
+fn campaign_ref(r: pb::CampaignRef) -> (String, String) {
+    target(r.tenant_id, "campaign", &r.campaign_id)
+}
+
 /// Every method of `campaign.v1.CampaignService`, the permission it needs and its scope.
 pub const RPCS: &[Rpc] = &[
     rpc!(
@@ -143,6 +147,53 @@ pub const RPCS: &[Rpc] = &[
         p::CLAIMS_WRITE,
         pb::ClaimRef,
         |r| claim_ref(r)
+    ),
+    // Head office writes campaigns; another staff member with the approval permission
+    // decides them; a partner's automation rewards members from running ones.
+    rpc!(
+        "SaveCampaign",
+        p::CAMPAIGNS_WRITE,
+        pb::SaveCampaignRequest,
+        |r| {
+            let id = serde_json::from_str::<serde_json::Value>(&r.json)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            target(r.tenant_id, "campaign", &id)
+        }
+    ),
+    rpc!("GetCampaign", p::CAMPAIGNS_READ, pb::CampaignRef, |r| {
+        tenant(r.tenant_id)
+    }),
+    rpc!("ListCampaigns", p::CAMPAIGNS_READ, pb::TenantRef, |r| {
+        tenant(r.tenant_id)
+    }),
+    rpc!(
+        "ChangeCampaign",
+        p::CAMPAIGNS_WRITE,
+        pb::ChangeCampaignRequest,
+        |r| target(r.tenant_id, "campaign", &r.campaign_id)
+    ),
+    rpc!(
+        "DecideCampaign",
+        p::CAMPAIGN_APPROVALS,
+        pb::DecideCampaignRequest,
+        |r| target(r.tenant_id, "campaign", &r.campaign_id)
+    ),
+    rpc!("DryRunCampaign", p::CAMPAIGNS_READ, pb::CampaignRef, |r| {
+        tenant(r.tenant_id)
+    }),
+    rpc!(
+        "BroadcastCampaign",
+        p::CAMPAIGNS_WRITE,
+        pb::CampaignRef,
+        |r| campaign_ref(r)
+    ),
+    rpc!(
+        "RewardMember",
+        p::CAMPAIGN_REWARDS,
+        pb::RewardMemberRequest,
+        |r| target(r.tenant_id, "campaign", &r.campaign_id)
     ),
 ];
 

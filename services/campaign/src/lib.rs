@@ -4,6 +4,7 @@
 //! ([`service`]), an event for every change ([`events`]), and the `campaign.v1` gRPC API
 //! ([`grpc`], its access checks in [`grpc_access`]).
 
+pub mod campaign;
 pub mod cart;
 pub mod client;
 pub mod code;

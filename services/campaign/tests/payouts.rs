@@ -4,135 +4,24 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use async_trait::async_trait;
 use loyalty_campaign::cart::{Cart, Line};
 use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::service::payouts::{self, Paid};
 use loyalty_campaign::service::redeem::RedeemRequest;
 use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
 use loyalty_campaign::template::{Benefit, CouponTemplate, Eligibility, Stacking, Validity};
-use loyalty_common::ServiceError;
 use loyalty_common::Timestamp;
 use loyalty_common::clock::ManualClock;
-use loyalty_common::error::{ErrorCode, ServiceResult};
+use loyalty_common::error::ErrorCode;
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_ledger::client::LedgerClient;
-use loyalty_proto::ledger::v1 as pb;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 const START: i64 = 1_800_000_000_000;
 
-/// A ledger of one wallet per member that keeps adjustments by idempotency key, as the real
-/// one does, and refuses a debit past the balance.
-#[derive(Default)]
-struct Ledger {
-    applied: Mutex<HashMap<String, i64>>,
-    balances: Mutex<HashMap<String, i64>>,
-    down: AtomicBool,
-}
-
-impl Ledger {
-    fn balance(&self, member: &str) -> i64 {
-        *self.balances.lock().unwrap().get(member).unwrap_or(&0)
-    }
-
-    fn spend(&self, member: &str, points: i64) {
-        *self
-            .balances
-            .lock()
-            .unwrap()
-            .entry(member.into())
-            .or_default() -= points;
-    }
-}
-
-fn unused() -> ServiceError {
-    ServiceError::internal("payouts only adjust and read balances")
-}
-
-#[async_trait]
-impl LedgerClient for Ledger {
-    async fn adjust(&self, r: pb::AdjustRequest) -> ServiceResult<pb::WriteResult> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(ServiceError::unavailable("the ledger is down"));
-        }
-        let member = r.wallet.unwrap().member_id;
-        let mut applied = self.applied.lock().unwrap();
-        if let Some(points) = applied.get(&r.idempotency_key) {
-            assert_eq!(
-                *points, r.points,
-                "a key is sent again with the same points"
-            );
-            return Ok(pb::WriteResult {
-                replayed: true,
-                ..Default::default()
-            });
-        }
-        let mut balances = self.balances.lock().unwrap();
-        let balance = balances.entry(member).or_default();
-        if *balance + r.points < 0 {
-            return Err(ServiceError::new(
-                ErrorCode::InsufficientPoints,
-                "not enough points",
-            ));
-        }
-        *balance += r.points;
-        applied.insert(r.idempotency_key, r.points);
-        Ok(pb::WriteResult::default())
-    }
-
-    async fn get_balance(&self, r: pb::WalletRef) -> ServiceResult<pb::Balance> {
-        Ok(pb::Balance {
-            points_available: self.balance(&r.member_id),
-            ..Default::default()
-        })
-    }
-
-    async fn open_wallet(&self, _: pb::OpenWalletRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn earn(&self, _: pb::EarnRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn redeem(&self, _: pb::RedeemRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn capture_hold(&self, _: pb::HoldActionRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn void_hold(&self, _: pb::HoldActionRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn reverse(&self, _: pb::ReverseRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn transfer(&self, _: pb::TransferRequest) -> ServiceResult<pb::TransferResult> {
-        Err(unused())
-    }
-    async fn top_up(&self, _: pb::TopUpRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn spend(&self, _: pb::SpendRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn refund(&self, _: pb::RefundRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn list_history(&self, _: pb::ListHistoryRequest) -> ServiceResult<pb::HistoryPage> {
-        Err(unused())
-    }
-    async fn list_expiring(&self, _: pb::ListExpiringRequest) -> ServiceResult<pb::ExpiringPoints> {
-        Err(unused())
-    }
-    async fn put_rules(&self, _: pb::PutRulesRequest) -> ServiceResult<pb::RuleSet> {
-        Err(unused())
-    }
-    async fn get_rules(&self, _: pb::GetRulesRequest) -> ServiceResult<pb::RuleSet> {
-        Err(unused())
-    }
-}
+mod support;
+use support::Ledger;
 
 struct World {
     campaigns: Campaigns,

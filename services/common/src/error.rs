@@ -103,6 +103,13 @@ error_codes! {
     ClaimLimitReached => "CLAIM_LIMIT_REACHED", FailedPrecondition, 409, "The member holds or bought as many units as the sale allows";
     ClaimNotFound => "CLAIM_NOT_FOUND", NotFound, 404, "No such flash-sale claim";
     ClaimNotActive => "CLAIM_NOT_ACTIVE", FailedPrecondition, 409, "The claim is not held any more (confirmed, released or lapsed)";
+    CampaignNotFound => "CAMPAIGN_NOT_FOUND", NotFound, 404, "No such campaign";
+    CampaignStateConflict => "CAMPAIGN_STATE_CONFLICT", FailedPrecondition, 409, "The campaign's state does not allow this step";
+    ApproverIsMaker => "APPROVER_IS_MAKER", PermissionDenied, 403, "A campaign is approved by someone other than who wrote or submitted it";
+    CampaignNotRunning => "CAMPAIGN_NOT_RUNNING", FailedPrecondition, 409, "The campaign is not running now";
+    BudgetExhausted => "BUDGET_EXHAUSTED", FailedPrecondition, 409, "The campaign's budget has too little left";
+    NotInAudience => "NOT_IN_AUDIENCE", FailedPrecondition, 422, "The member is not in the campaign's audience";
+    FrequencyCapReached => "FREQUENCY_CAP_REACHED", FailedPrecondition, 409, "The member was rewarded by this campaign as often as it allows";
 }
 
 /// A service error: a stable code, a message safe to show a caller (no PII), and the cause.

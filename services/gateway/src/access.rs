@@ -121,6 +121,48 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         "/v1/tenants/{tenant}/flash-sales/{sale}/claims/{claim}/release",
         p::CLAIMS_WRITE,
     ),
+    ("GET", "/v1/tenants/{tenant}/campaigns", p::CAMPAIGNS_READ),
+    ("POST", "/v1/tenants/{tenant}/campaigns", p::CAMPAIGNS_WRITE),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/campaigns/{campaign}",
+        p::CAMPAIGNS_READ,
+    ),
+    (
+        "PUT",
+        "/v1/tenants/{tenant}/campaigns/{campaign}",
+        p::CAMPAIGNS_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/campaigns/{campaign}/{step}",
+        p::CAMPAIGNS_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/campaigns/{campaign}/approval",
+        p::CAMPAIGN_APPROVALS,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/campaigns/{campaign}/rejection",
+        p::CAMPAIGN_APPROVALS,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/campaigns/{campaign}/dry-run",
+        p::CAMPAIGNS_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/campaigns/{campaign}/broadcasts",
+        p::CAMPAIGNS_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/campaigns/{campaign}/rewards",
+        p::CAMPAIGN_REWARDS,
+    ),
     (
         "POST",
         "/v1/tenants/{tenant}/members/{member}/wallet",
@@ -500,6 +542,7 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
         credential,
         store,
         request_id: request_id.clone(),
+        subject: principal.subject.clone(),
     };
     let response = FORWARDED.scope(forwarded, next.run(request)).await;
     if method != Method::GET && !audited_by_identity(permission) {

@@ -74,6 +74,7 @@ fn guarded() -> OpenApiRouter<AppState> {
         .merge(routes::coupons::routes())
         .merge(routes::coupon_redemptions::routes())
         .merge(routes::flash_sales::routes())
+        .merge(routes::campaigns::routes())
 }
 
 /// The OpenAPI document for every route.
@@ -129,6 +130,7 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
         .merge(routes::coupons::routes())
         .merge(routes::coupon_redemptions::routes())
         .merge(routes::flash_sales::routes())
+        .merge(routes::campaigns::routes())
         .merge(admin)
         .split_for_parts();
     let (auth, auth_spec) = routes::auth::routes().split_for_parts();

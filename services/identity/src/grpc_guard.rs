@@ -241,6 +241,7 @@ impl Guard {
             credential: admitted.credential.clone(),
             store: admitted.store.clone(),
             request_id: admitted.request_id.clone(),
+            subject: admitted.principal.subject.clone(),
         };
         let response = match FORWARDED.scope(forwarded, inner.oneshot(request)).await {
             Ok(response) => response,

@@ -83,6 +83,17 @@ pub const CLAIMS_READ: Permission = read("campaign.claims");
 /// Claiming a flash-sale unit for a member, confirming or releasing the claim: tills and
 /// e-shops, like redeeming coupons.
 pub const CLAIMS_WRITE: Permission = write("campaign.claims");
+/// Reading campaigns, their dry runs and budgets.
+pub const CAMPAIGNS_READ: Permission = read("campaign.campaigns");
+/// Writing campaigns and moving them along (submit, pause, resume, end, broadcast): head
+/// office's marketing staff.
+pub const CAMPAIGNS_WRITE: Permission = write("campaign.campaigns");
+/// Approving or rejecting a submitted campaign: the checker of maker-checker, who must be
+/// someone other than its maker.
+pub const CAMPAIGN_APPROVALS: Permission = write("campaign.approvals");
+/// Rewarding one member from a running campaign (a partner's marketing automation firing a
+/// trigger), once per key.
+pub const CAMPAIGN_REWARDS: Permission = write("campaign.rewards");
 
 /// Every permission, for reading one back from its words (e.g. off the wire).
 pub const ALL: &[Permission] = &[
@@ -112,6 +123,10 @@ pub const ALL: &[Permission] = &[
     SALES_WRITE,
     CLAIMS_READ,
     CLAIMS_WRITE,
+    CAMPAIGNS_READ,
+    CAMPAIGNS_WRITE,
+    CAMPAIGN_APPROVALS,
+    CAMPAIGN_REWARDS,
 ];
 
 /// The permission named by `object` and `action` (`read` or `write`), if there is one.

@@ -65,6 +65,9 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("tenant_admin", "campaign.redeem", "*"),
     ("tenant_admin", "campaign.sales", "*"),
     ("tenant_admin", "campaign.claims", "*"),
+    ("tenant_admin", "campaign.campaigns", "*"),
+    ("tenant_admin", "campaign.approvals", "*"),
+    ("tenant_admin", "campaign.rewards", "*"),
     ("store_manager", "ledger.wallet", "*"),
     ("store_manager", "ledger.adjust", "write"),
     ("store_manager", "ledger.rules", "read"),
@@ -76,6 +79,7 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("store_manager", "campaign.redeem", "*"),
     ("store_manager", "campaign.sales", "read"),
     ("store_manager", "campaign.claims", "*"),
+    ("store_manager", "campaign.campaigns", "read"),
     ("clerk", "ledger.wallet", "*"),
     ("clerk", "ledger.rules", "read"),
     ("clerk", "member", "read"),
@@ -92,6 +96,7 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("auditor", "campaign.coupons", "read"),
     ("auditor", "campaign.sales", "read"),
     ("auditor", "campaign.claims", "read"),
+    ("auditor", "campaign.campaigns", "read"),
     ("partner", "ledger.wallet", "*"),
     ("partner", "ledger.rules", "read"),
     ("partner", "member", "read"),
@@ -100,6 +105,7 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("partner", "campaign.redeem", "write"),
     ("partner", "campaign.sales", "read"),
     ("partner", "campaign.claims", "*"),
+    ("partner", "campaign.rewards", "write"),
 ];
 
 /// The names of the built-in roles.

@@ -25,6 +25,10 @@ pub struct Forwarded {
     /// The store the caller named (`X-Store-Id`), which narrows its permissions.
     pub store: Option<String>,
     pub request_id: String,
+    /// Who the edge authenticated (`staff:<id>`, `key:<id>`), for services that record who
+    /// acted (a campaign's maker and checker); never sent on: a callee in another process
+    /// authenticates the credential itself.
+    pub subject: String,
 }
 
 tokio::task_local! {

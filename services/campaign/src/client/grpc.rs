@@ -2,7 +2,9 @@
 //! template by its version, an issue by its key, a redemption, a flash sale or a claim by its
 //! id) or moves a redemption or a claim to a state it stays in, so every method is retried
 //! when the service was unreachable or overloaded ([`retry_idempotent`]). A retried claim
-//! answers with the claim made the first time, never a second unit.
+//! answers with the claim made the first time, never a second unit; a retried step of a
+//! campaign (a save at a version, a submission, a decision) answers with the campaign as the
+//! first one left it, and a reward is keyed.
 
 use super::CampaignClient;
 use async_trait::async_trait;
@@ -67,4 +69,12 @@ retried! {
     get_claim(pb::ClaimRef) -> pb::Claim;
     confirm_claim(pb::ClaimRef) -> pb::Claim;
     release_claim(pb::ClaimRef) -> pb::Claim;
+    save_campaign(pb::SaveCampaignRequest) -> pb::CampaignDocument;
+    get_campaign(pb::CampaignRef) -> pb::CampaignDocument;
+    list_campaigns(pb::TenantRef) -> pb::CampaignDocuments;
+    change_campaign(pb::ChangeCampaignRequest) -> pb::CampaignDocument;
+    decide_campaign(pb::DecideCampaignRequest) -> pb::CampaignDocument;
+    dry_run_campaign(pb::CampaignRef) -> pb::CampaignDocument;
+    broadcast_campaign(pb::CampaignRef) -> pb::CampaignDocument;
+    reward_member(pb::RewardMemberRequest) -> pb::CampaignDocument;
 }

@@ -2,6 +2,7 @@
 //! port would ([`crate::grpc::convert`]), then served by [`Campaigns`] directly.
 
 use super::CampaignClient;
+use super::campaigns;
 use crate::grpc::convert;
 use crate::service::Campaigns;
 use crate::service::redeem::RedeemRequest;
@@ -252,5 +253,49 @@ impl CampaignClient for InProcessCampaigns {
         let (tenant, sale, id) = claim_ref(r)?;
         let claim = self.campaigns.release_claim(&tenant, &sale, &id).await?;
         Ok(convert::claim(claim))
+    }
+
+    async fn save_campaign(
+        &self,
+        r: pb::SaveCampaignRequest,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::save(&self.campaigns, r).await
+    }
+
+    async fn get_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::get(&self.campaigns, r).await
+    }
+
+    async fn list_campaigns(&self, r: pb::TenantRef) -> ServiceResult<pb::CampaignDocuments> {
+        campaigns::list(&self.campaigns, r).await
+    }
+
+    async fn change_campaign(
+        &self,
+        r: pb::ChangeCampaignRequest,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::change(&self.campaigns, r).await
+    }
+
+    async fn decide_campaign(
+        &self,
+        r: pb::DecideCampaignRequest,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::decide(&self.campaigns, r).await
+    }
+
+    async fn dry_run_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::dry_run(&self.campaigns, r).await
+    }
+
+    async fn broadcast_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::broadcast(&self.campaigns, r).await
+    }
+
+    async fn reward_member(
+        &self,
+        r: pb::RewardMemberRequest,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::reward(&self.campaigns, r).await
     }
 }

@@ -3,6 +3,7 @@
 //! ([`InProcessCampaigns`]) and one over gRPC ([`GrpcCampaignClient`]). A caller cannot tell
 //! which it has. Access is checked once, at the edge a request came in by.
 
+mod campaigns;
 mod grpc;
 mod in_process;
 
@@ -51,4 +52,24 @@ pub trait CampaignClient: Send + Sync + 'static {
     async fn get_claim(&self, r: pb::ClaimRef) -> ServiceResult<pb::Claim>;
     async fn confirm_claim(&self, r: pb::ClaimRef) -> ServiceResult<pb::Claim>;
     async fn release_claim(&self, r: pb::ClaimRef) -> ServiceResult<pb::Claim>;
+    async fn save_campaign(
+        &self,
+        r: pb::SaveCampaignRequest,
+    ) -> ServiceResult<pb::CampaignDocument>;
+    async fn get_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument>;
+    async fn list_campaigns(&self, r: pb::TenantRef) -> ServiceResult<pb::CampaignDocuments>;
+    async fn change_campaign(
+        &self,
+        r: pb::ChangeCampaignRequest,
+    ) -> ServiceResult<pb::CampaignDocument>;
+    async fn decide_campaign(
+        &self,
+        r: pb::DecideCampaignRequest,
+    ) -> ServiceResult<pb::CampaignDocument>;
+    async fn dry_run_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument>;
+    async fn broadcast_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument>;
+    async fn reward_member(
+        &self,
+        r: pb::RewardMemberRequest,
+    ) -> ServiceResult<pb::CampaignDocument>;
 }

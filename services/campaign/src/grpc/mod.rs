@@ -73,4 +73,12 @@ serve! {
     get_claim(pb::ClaimRef) -> pb::Claim;
     confirm_claim(pb::ClaimRef) -> pb::Claim;
     release_claim(pb::ClaimRef) -> pb::Claim;
+    save_campaign(pb::SaveCampaignRequest) -> pb::CampaignDocument;
+    get_campaign(pb::CampaignRef) -> pb::CampaignDocument;
+    list_campaigns(pb::TenantRef) -> pb::CampaignDocuments;
+    change_campaign(pb::ChangeCampaignRequest) -> pb::CampaignDocument;
+    decide_campaign(pb::DecideCampaignRequest) -> pb::CampaignDocument;
+    dry_run_campaign(pb::CampaignRef) -> pb::CampaignDocument;
+    broadcast_campaign(pb::CampaignRef) -> pb::CampaignDocument;
+    reward_member(pb::RewardMemberRequest) -> pb::CampaignDocument;
 }

@@ -4,8 +4,11 @@
 //! flash sales ([`sales`]), and the scheduled sweeps ([`sweeps`]). Its in-process client
 //! wraps it; its gRPC server calls that client.
 
+pub mod broadcast;
+pub mod grants;
 pub mod issue;
 pub mod payouts;
+pub mod plans;
 pub mod redeem;
 pub mod sales;
 pub mod sweeps;

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod plans;
 mod sales;
 mod writer;
 
@@ -67,6 +68,14 @@ struct Inner {
     claims: fjall::Keyspace,
     /// hold until, tenant, sale, claim id → (): held claims by when they lapse.
     claim_holds: fjall::Keyspace,
+    /// tenant, campaign → CampaignRecord (JSON).
+    plans: fjall::Keyspace,
+    /// tenant, campaign, grant key → Grant.
+    grants: fjall::Keyspace,
+    /// tenant, campaign, member, period → u32: the member's grants in the cap's period.
+    plan_members: fjall::Keyspace,
+    /// made at, tenant, campaign, grant key → (): reserved grants by when they were made.
+    grant_holds: fjall::Keyspace,
     changes: fjall::Keyspace,
     positions: fjall::Keyspace,
     meta: fjall::Keyspace,
@@ -170,6 +179,10 @@ impl EmbeddedCampaignStore {
             sale_members: ks("sale_members")?,
             claims: ks("claims")?,
             claim_holds: ks("claim_holds")?,
+            plans: ks("plans")?,
+            grants: ks("grants")?,
+            plan_members: ks("plan_members")?,
+            grant_holds: ks("grant_holds")?,
             positions: ks("positions")?,
             meta: ks("meta")?,
             changes,

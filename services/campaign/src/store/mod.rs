@@ -28,8 +28,10 @@ pub mod conformance;
 #[cfg(feature = "cql")]
 pub mod cql;
 mod embedded;
+mod plans;
 mod sales;
 pub use embedded::EmbeddedCampaignStore;
+pub use plans::{GrantSettled, Granted, PlanRepository};
 pub use sales::{ClaimSettled, Claimed, SaleRepository};
 
 /// A value with the version it was written at (the first write is version 1).
@@ -107,7 +109,7 @@ pub struct ExpiryCursor {
 
 /// Coupons, redemptions and the outbox; flash sales through [`SaleRepository`].
 #[async_trait]
-pub trait CampaignRepository: SaleRepository + Send + Sync + 'static {
+pub trait CampaignRepository: SaleRepository + PlanRepository + Send + Sync + 'static {
     async fn template(
         &self,
         tenant: &TenantId,

@@ -67,6 +67,7 @@ fn forwarded(credential: String, headers: &HeaderMap) -> Forwarded {
         credential,
         store: None,
         request_id: request_id(headers),
+        subject: String::new(),
     }
 }
 

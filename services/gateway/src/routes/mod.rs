@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod campaigns;
 pub mod coupon_redemptions;
 pub mod coupons;
 pub mod flash_sales;

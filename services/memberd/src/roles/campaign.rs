@@ -141,6 +141,16 @@ async fn sweep(
                 tracing::warn!(error = %e.message, "releasing lapsed coupon holds failed; retrying")
             }
         }
+        match campaigns.recover_grants().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                recovered = n,
+                "campaign rewards cut short were paid or released"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "finishing campaign rewards cut short failed; retrying")
+            }
+        }
         match campaigns.lapse_claims().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(lapsed = n, "flash-sale claims that lapsed were given back"),

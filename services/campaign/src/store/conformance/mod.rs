@@ -17,7 +17,9 @@ use loyalty_common::ids::TenantId;
 use loyalty_scylla::conformance;
 use std::sync::Arc;
 
+mod plans;
 mod sales;
+pub use plans::*;
 pub use sales::*;
 
 /// One store, and what keeps it alive.
@@ -676,6 +678,12 @@ macro_rules! campaign_conformance {
             sale_settling, settling_a_claim_moves_it_once_and_gives_its_unit_back;
             sale_lapsed_claims, lapsed_claims_are_listed_until_settled;
             sale_concurrency, concurrent_claims_sell_exactly_each_quota;
+            plan_versions, campaigns_are_written_by_version_keeping_their_counters;
+            plan_budget, a_grant_takes_its_units_once_and_never_overspends;
+            plan_caps, a_member_is_capped_per_period_and_settling_gives_back;
+            plan_reserved, reserved_grants_are_listed_oldest_first_until_settled;
+            plan_tenants, campaigns_and_grants_are_kept_per_tenant;
+            plan_no_budget, a_campaign_without_a_budget_takes_any_number_of_grants;
         );
     };
     (@bodies $embedded:path, $scylla:path; $($name:ident, $body:ident;)*) => {

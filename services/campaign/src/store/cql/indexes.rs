@@ -1,6 +1,7 @@
 //! The time indexes the sweeps read: members' coupons by when they lapse (sharded by day),
-//! and redemptions due for a look (held ones by when their hold lapses, sagas by when they
-//! started). Each is written before what it points at, and a pointer to nothing is skipped.
+//! and things due for a look: held redemptions and flash-sale claims by when their hold
+//! lapses, sagas by when they started, campaigns' reserved grants by when they were made.
+//! Each is written before what it points at, and a pointer to nothing is skipped.
 
 use super::ScyllaCampaignStore;
 use crate::coupon::Coupon;
@@ -13,6 +14,8 @@ pub const HOLDS: &str = "hold";
 pub const SAGAS: &str = "saga";
 /// Held flash-sale claims, by when the hold lapses.
 pub const CLAIM_HOLDS: &str = "claim_hold";
+/// Campaigns' reserved grants, by when they were made.
+pub const RESERVED_GRANTS: &str = "grant";
 /// Shards of a day of lapsing coupons, so a segment's coupons are not one partition.
 const EXPIRY_SHARDS: i32 = 8;
 /// How far back the due index is read: a hold or saga older than this was seen already by

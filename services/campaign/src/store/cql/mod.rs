@@ -13,6 +13,7 @@
 
 mod entity;
 mod indexes;
+mod plans;
 mod saga;
 mod sales;
 mod statements;

@@ -1,0 +1,207 @@
+//! Campaigns: head office's plans to reward an audience (a segment, tiers, tags, or everyone)
+//! between two local times, with a budget that is never overspent, a cap per member, and
+//! variants against a holdout group. A campaign is written as a draft, submitted, and
+//! approved or rejected by another staff member (maker-checker); once approved it is
+//! scheduled, runs between its start and end, can be paused and resumed, and ends.
+//!
+//! Each reward to a member is a grant: it reserves its units of the budget and its place
+//! under the member's cap in one write, then is confirmed when the reward was paid (a coupon
+//! issued, points adjusted) or released when it could not be. `schedule` turns local times
+//! into instants; `variant` assigns members to arms.
+
+pub mod grant;
+pub mod lifecycle;
+pub mod schedule;
+pub mod variant;
+
+use crate::template::{check_name, invalid};
+use loyalty_common::error::ServiceResult;
+use serde::{Deserialize, Serialize};
+
+pub use lifecycle::{CampaignRecord, Status, Step};
+pub use schedule::Schedule;
+
+/// Most variants in a campaign (the holdout besides).
+const MAX_VARIANTS: usize = 8;
+/// Most points one grant pays.
+const MAX_POINTS: i64 = 1_000_000;
+/// The largest budget, in its units.
+const MAX_BUDGET: u64 = 1_000_000_000_000;
+/// Most tiers or tags in an audience.
+const MAX_AUDIENCE_VALUES: usize = 64;
+
+/// Who a campaign is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Audience {
+    Everyone,
+    /// The members of a segment of the member service.
+    Segment {
+        segment: String,
+    },
+    /// Members holding one of these tiers.
+    Tiers {
+        tiers: Vec<String>,
+    },
+    /// Members carrying one of these tags.
+    Tags {
+        tags: Vec<String>,
+    },
+}
+
+/// What a grant gives a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Reward {
+    /// A coupon of a template, issued to the member.
+    Coupon { template: String },
+    /// Points adjusted into the member's wallet through the ledger.
+    Points { points: i64 },
+}
+
+/// One arm of a campaign: its share of the members outside the holdout, and its reward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variant {
+    pub id: String,
+    /// Relative to the other variants' weights.
+    pub weight: u32,
+    pub reward: Reward,
+}
+
+/// What a budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetUnit {
+    Points,
+    Coupons,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    pub unit: BudgetUnit,
+    pub limit: u64,
+}
+
+/// How often one member may be rewarded: `times` per `per_days` local days, or over the
+/// whole campaign without `per_days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrequencyCap {
+    pub times: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_days: Option<u32>,
+}
+
+/// A campaign as head office writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: String,
+    pub name: String,
+    pub audience: Audience,
+    pub variants: Vec<Variant>,
+    /// Members kept out of every variant, to measure against: 0 to 50 percent.
+    #[serde(default)]
+    pub holdout_percent: u32,
+    pub schedule: Schedule,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_cap: Option<FrequencyCap>,
+}
+
+impl Campaign {
+    /// Refuses a campaign that cannot run, naming the field at fault.
+    pub fn validate(&self) -> ServiceResult<()> {
+        crate::code::check_id("id", &self.id)?;
+        check_name("name", &self.name)?;
+        match &self.audience {
+            Audience::Everyone => {}
+            Audience::Segment { segment } => crate::code::check_id("audience.segment", segment)?,
+            Audience::Tiers { tiers: values } | Audience::Tags { tags: values } => {
+                if values.is_empty() || values.len() > MAX_AUDIENCE_VALUES {
+                    return Err(invalid(
+                        "audience",
+                        &format!("name 1 to {MAX_AUDIENCE_VALUES} tiers or tags"),
+                    ));
+                }
+                for v in values {
+                    check_name("audience", v)?;
+                }
+            }
+        }
+        if self.variants.is_empty() || self.variants.len() > MAX_VARIANTS {
+            return Err(invalid(
+                "variants",
+                &format!("1 to {MAX_VARIANTS} variants, each with its reward"),
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, v) in self.variants.iter().enumerate() {
+            crate::code::check_id(&format!("variants[{i}].id"), &v.id)?;
+            if !ids.insert(v.id.as_str()) {
+                return Err(invalid(&format!("variants[{i}].id"), "is used twice"));
+            }
+            if v.weight == 0 || v.weight > 10_000 {
+                return Err(invalid(
+                    &format!("variants[{i}].weight"),
+                    "must be 1 to 10000",
+                ));
+            }
+            self.check_reward(&format!("variants[{i}].reward"), &v.reward)?;
+        }
+        if self.holdout_percent > 50 {
+            return Err(invalid("holdout_percent", "must be 0 to 50"));
+        }
+        self.schedule.resolve()?;
+        if let Some(b) = &self.budget
+            && !(1..=MAX_BUDGET).contains(&b.limit)
+        {
+            return Err(invalid(
+                "budget.limit",
+                &format!("must be 1 to {MAX_BUDGET}"),
+            ));
+        }
+        if let Some(cap) = &self.frequency_cap {
+            if cap.times == 0 {
+                return Err(invalid("frequency_cap.times", "must be at least 1"));
+            }
+            if cap.per_days.is_some_and(|d| !(1..=366).contains(&d)) {
+                return Err(invalid("frequency_cap.per_days", "must be 1 to 366"));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_reward(&self, field: &str, reward: &Reward) -> ServiceResult<()> {
+        let unit = match reward {
+            Reward::Coupon { template } => {
+                crate::code::check_id(&format!("{field}.template"), template)?;
+                BudgetUnit::Coupons
+            }
+            Reward::Points { points } => {
+                if !(1..=MAX_POINTS).contains(points) {
+                    return Err(invalid(
+                        &format!("{field}.points"),
+                        &format!("must be 1 to {MAX_POINTS}"),
+                    ));
+                }
+                BudgetUnit::Points
+            }
+        };
+        match self.budget {
+            Some(b) if b.unit != unit => Err(invalid(
+                &format!("{field}.type"),
+                "must be paid in the budget's unit (points for a points budget, coupons for a \
+                 coupons budget)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The budget units one grant of `reward` takes.
+    pub fn units(reward: &Reward) -> u64 {
+        match reward {
+            Reward::Coupon { .. } => 1,
+            Reward::Points { points } => u64::try_from(*points).unwrap_or(0),
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Rewarding members from a running campaign: each reward is a grant that reserves its units
+//! of the budget and its place under the member's cap in one write, is paid (a coupon issued,
+//! points adjusted in the ledger, both keyed by the grant so a retry pays once), then
+//! confirmed, or released when the payment is refused. A grant cut short by a crash or a
+//! ledger that was down stays reserved and is paid and confirmed by the sweep
+//! ([`Campaigns::recover_grants`]). Members in the holdout get nothing and are counted.
+
+use super::Campaigns;
+use super::plans::not_found;
+use crate::campaign::grant::{Grant, GrantState};
+use crate::campaign::variant::{Arm, arm};
+use crate::campaign::{Audience, Campaign, CampaignRecord, Reward};
+use crate::code;
+use crate::store::{GrantSettled, Granted};
+use loyalty_common::ServiceError;
+use loyalty_common::error::{ErrorCode, ServiceResult};
+use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_proto::ledger::v1 as ledger_pb;
+use loyalty_proto::member::v1 as member_pb;
+use sha2::{Digest, Sha256};
+
+/// A grant left reserved this long is taken for cut short by the sweep.
+const RECOVERY_GRACE_MS: i64 = 60_000;
+/// Grants handled per store call by the sweep.
+const PAGE: usize = 500;
+
+/// What a reward came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewarded {
+    /// The grant, confirmed (or as an earlier call with its key left it).
+    Granted(Box<Grant>),
+    /// The member is in the holdout: nothing given, by design.
+    Holdout,
+}
+
+impl Campaigns {
+    /// Rewards `member` from campaign `id` once for `key` (the caller's idempotency key for
+    /// this member, e.g. a trigger and a period: `birthday-2027`). The campaign must be running and the member in
+    /// its audience; the budget and the member's cap are checked with the grant, in one write.
+    pub async fn reward(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        member: &MemberId,
+        key: &str,
+    ) -> ServiceResult<Rewarded> {
+        code::check_id("campaign", id)?;
+        code::check_id("key", key)?;
+        if let Some(stored) = self
+            .store
+            .grant_of(tenant, id, member.as_str(), key)
+            .await?
+        {
+            return self.finish(stored).await;
+        }
+        let record = self
+            .store
+            .campaign(tenant, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let now = self.now_ms();
+        let window = record.campaign.schedule.resolve()?;
+        if record.phase(&window, now) != "running" {
+            return Err(ServiceError::new(
+                ErrorCode::CampaignNotRunning,
+                format!(
+                    "campaign {id} is {}: members are rewarded only while it runs",
+                    record.phase(&window, now)
+                ),
+            ));
+        }
+        if let Audience::Segment { .. } = record.campaign.audience {
+            return Err(ServiceError::invalid(
+                "campaign: a segment's campaign rewards the segment's members by its \
+                 broadcast, not one by one",
+            ));
+        }
+        self.check_audience(tenant, &record.campaign, member)
+            .await?;
+        self.grant_to(tenant, &record, member, key, now).await
+    }
+
+    /// Reserves, pays and confirms one grant for a member already known to be in the
+    /// audience of the running campaign `record`.
+    pub(super) async fn grant_to(
+        &self,
+        tenant: &TenantId,
+        record: &CampaignRecord,
+        member: &MemberId,
+        key: &str,
+        now: i64,
+    ) -> ServiceResult<Rewarded> {
+        let campaign = &record.campaign;
+        let Arm::Variant(variant) = arm(campaign, member.as_str()) else {
+            return Ok(Rewarded::Holdout);
+        };
+        let period = match campaign.frequency_cap.and_then(|c| c.per_days) {
+            Some(days) => {
+                let day = campaign.schedule.local_day(now)?;
+                format!("d{}", day - day.rem_euclid(i64::from(days)))
+            }
+            None => "all".to_string(),
+        };
+        let grant = Grant {
+            tenant: tenant.to_string(),
+            campaign: campaign.id.clone(),
+            key: key.to_string(),
+            member: member.to_string(),
+            variant: variant.id.clone(),
+            units: Campaign::units(&variant.reward),
+            period,
+            state: GrantState::Reserved,
+            created_ms: now,
+            updated_ms: now,
+            paid_with: None,
+        };
+        let cap = campaign.frequency_cap.map(|c| c.times);
+        match self.store.grant(&grant, cap, Vec::new()).await? {
+            Granted::Yes => self.finish(grant).await,
+            Granted::Exists(stored) => self.finish(*stored).await,
+            Granted::BudgetExhausted => Err(ServiceError::new(
+                ErrorCode::BudgetExhausted,
+                format!("campaign {} has too little budget left", campaign.id),
+            )),
+            Granted::CapReached => Err(ServiceError::new(
+                ErrorCode::FrequencyCapReached,
+                format!(
+                    "member {member} was rewarded by campaign {} as often as it allows",
+                    campaign.id
+                ),
+            )),
+            Granted::NoCampaign => Err(not_found(&campaign.id)),
+        }
+    }
+
+    /// Pays a reserved grant and confirms it (a released or confirmed one is answered as
+    /// it is); a refused payment releases it, a failed one leaves it for the sweep.
+    async fn finish(&self, grant: Grant) -> ServiceResult<Rewarded> {
+        if grant.state != GrantState::Reserved {
+            return match grant.state {
+                GrantState::Confirmed => Ok(Rewarded::Granted(Box::new(grant))),
+                _ => Err(ServiceError::new(
+                    ErrorCode::CampaignNotRunning,
+                    format!(
+                        "grant {} was released: its reward could not be paid",
+                        grant.key
+                    ),
+                )),
+            };
+        }
+        let tenant = TenantId::parse(grant.tenant.as_str())?;
+        let record = self
+            .store
+            .campaign(&tenant, &grant.campaign)
+            .await?
+            .ok_or_else(|| not_found(&grant.campaign))?;
+        let reward = record
+            .campaign
+            .variants
+            .iter()
+            .find(|v| v.id == grant.variant)
+            .map(|v| v.reward.clone())
+            .ok_or_else(|| ServiceError::internal("a grant of a variant that is gone"))?;
+        let (to, paid_with, failure) = match self.pay(&tenant, &grant, &reward).await {
+            Ok(paid_with) => (GrantState::Confirmed, Some(paid_with), None),
+            Err(e) if is_refusal(e.code) => (GrantState::Released, None, Some(e)),
+            Err(e) => return Err(e),
+        };
+        let name = match to {
+            GrantState::Confirmed => "campaign_rewarded",
+            _ => "campaign_reward_released",
+        };
+        let data = serde_json::json!({"campaign": grant.campaign, "key": grant.key,
+            "variant": grant.variant, "reward": reward, "units": grant.units,
+            "paid_with": paid_with});
+        let event = self.event(&grant.tenant, &grant.member, name, &data);
+        let now = self.now_ms();
+        let settled = self
+            .store
+            .settle_grant(
+                &tenant,
+                &grant.campaign,
+                &grant.member,
+                &grant.key,
+                to,
+                now,
+                paid_with,
+                vec![event],
+            )
+            .await?;
+        let grant = match settled {
+            GrantSettled::Yes(g) | GrantSettled::NotFrom(g) => g,
+            GrantSettled::Missing => return Err(ServiceError::internal("a grant that is gone")),
+        };
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(Rewarded::Granted(grant)),
+        }
+    }
+
+    /// Pays `grant`'s reward, keyed by the grant; what paid it (a code, a ledger entry).
+    async fn pay(
+        &self,
+        tenant: &TenantId,
+        grant: &Grant,
+        reward: &Reward,
+    ) -> ServiceResult<String> {
+        let member = MemberId::parse(grant.member.as_str())?;
+        match reward {
+            Reward::Coupon { template } => {
+                let key = format!("campaign-{}", grant_digest(grant));
+                Ok(self.issue(tenant, template, &member, &key).await?.code)
+            }
+            Reward::Points { points } => {
+                let ledger = self.ledger.as_ref().ok_or_else(|| {
+                    ServiceError::unavailable("points are paid through the ledger: none is set")
+                })?;
+                let wallet = ledger_pb::WalletRef {
+                    tenant_id: grant.tenant.clone(),
+                    member_id: grant.member.clone(),
+                };
+                let adjust = ledger_pb::AdjustRequest {
+                    wallet: Some(wallet.clone()),
+                    idempotency_key: format!("campaign-{}", grant_digest(grant)),
+                    points: *points,
+                    reason: format!("campaign {}", grant.campaign),
+                };
+                let written = match ledger.adjust(adjust.clone()).await {
+                    Err(e) if e.code == ErrorCode::WalletNotFound => {
+                        let open = ledger_pb::OpenWalletRequest {
+                            wallet: Some(wallet),
+                            idempotency_key: format!("campaign-wallet-{}", grant.member),
+                        };
+                        ledger.open_wallet(open).await?;
+                        ledger.adjust(adjust).await?
+                    }
+                    other => other?,
+                };
+                Ok(written
+                    .entries
+                    .first()
+                    .map(|e| e.entry_id.clone())
+                    .unwrap_or_default())
+            }
+        }
+    }
+
+    /// Pays and confirms (or releases) grants left reserved for a minute or more; how many.
+    pub async fn recover_grants(&self) -> ServiceResult<u64> {
+        let mut done = 0;
+        let stuck = self
+            .store
+            .reserved_grants(self.now_ms() - RECOVERY_GRACE_MS, PAGE)
+            .await?;
+        for grant in stuck {
+            match self.finish(grant).await {
+                Ok(_) => done += 1,
+                Err(e) if is_refusal(e.code) => done += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Whether `member` is in the audience of `campaign` (everyone, tiers or tags), as the
+    /// member service has the member now.
+    async fn check_audience(
+        &self,
+        tenant: &TenantId,
+        campaign: &Campaign,
+        member: &MemberId,
+    ) -> ServiceResult<()> {
+        let wanted = match &campaign.audience {
+            Audience::Everyone | Audience::Segment { .. } => return Ok(()),
+            Audience::Tiers { tiers } => tiers,
+            Audience::Tags { tags } => tags,
+        };
+        let members = self.members.as_ref().ok_or_else(|| {
+            ServiceError::unavailable(
+                "tiers and tags are read from the member service: none is set",
+            )
+        })?;
+        let profile = members
+            .get_profile(member_pb::MemberRef {
+                tenant_id: tenant.to_string(),
+                member_id: member.to_string(),
+            })
+            .await?;
+        let holds = match &campaign.audience {
+            Audience::Tiers { .. } => wanted.contains(&profile.tier),
+            _ => profile.tags.iter().any(|t| wanted.contains(t)),
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(ServiceError::new(
+                ErrorCode::NotInAudience,
+                format!(
+                    "member {member} is not in campaign {}'s audience",
+                    campaign.id
+                ),
+            ))
+        }
+    }
+}
+
+/// The grant as a short key for the ledger and the coupon issue (which take only a few
+/// characters, fewer than a campaign, a member and a key may hold).
+fn grant_digest(grant: &Grant) -> String {
+    let digest = Sha256::digest(format!(
+        "{}\n{}\n{}",
+        grant.campaign, grant.member, grant.key
+    ));
+    hex::encode(&digest[..16])
+}
+
+/// Refusals of a payment that trying again cannot change: the grant is released.
+fn is_refusal(code: ErrorCode) -> bool {
+    !matches!(code, ErrorCode::Unavailable | ErrorCode::Internal)
+}

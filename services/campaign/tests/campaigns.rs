@@ -1,0 +1,298 @@
+//! Campaigns through the campaign service on the embedded store, under a controlled clock:
+//! maker-checker, the schedule in the tenant's time zone, rewards paid once per key, a
+//! budget exactly spent under far more qualifying events, a cap per member and day, the
+//! holdout, and a grant cut short by a ledger that was down, paid by the sweep.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+use loyalty_campaign::campaign::grant::GrantState;
+use loyalty_campaign::campaign::{
+    Audience, Budget, BudgetUnit, Campaign, FrequencyCap, Reward, Schedule, Step, Variant,
+};
+use loyalty_campaign::service::Campaigns;
+use loyalty_campaign::service::grants::Rewarded;
+use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
+use loyalty_campaign::template::{Benefit, CouponTemplate, Eligibility, Stacking, Validity};
+use loyalty_common::Timestamp;
+use loyalty_common::clock::ManualClock;
+use loyalty_common::error::ErrorCode;
+use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_ledger::client::LedgerClient;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+mod support;
+use support::Ledger;
+
+/// 2027-01-15T00:00:00+08:00: midnight in Shanghai.
+const MIDNIGHT_SHANGHAI: i64 = 1_799_942_400_000;
+const DAY_MS: i64 = 86_400_000;
+
+struct World {
+    campaigns: Arc<Campaigns>,
+    ledger: Arc<Ledger>,
+    clock: Arc<ManualClock>,
+    tenant: TenantId,
+    _dir: tempfile::TempDir,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn CampaignRepository> =
+        Arc::new(EmbeddedCampaignStore::open(dir.path()).unwrap());
+    let ledger = Arc::new(Ledger::default());
+    // An hour before the campaigns below start.
+    let clock = ManualClock::new(Timestamp(MIDNIGHT_SHANGHAI - 3_600_000));
+    let campaigns = Campaigns::with_clock(store, None, clock.clone())
+        .with_ledger(Arc::clone(&ledger) as Arc<dyn LedgerClient>);
+    World {
+        campaigns: Arc::new(campaigns),
+        ledger,
+        clock,
+        tenant: TenantId::parse("acme").unwrap(),
+        _dir: dir,
+    }
+}
+
+/// 10 points to everyone from 2027-01-15 to the end of 2027-01-20, Shanghai time.
+fn campaign(id: &str) -> Campaign {
+    Campaign {
+        id: id.into(),
+        name: "New year".into(),
+        audience: Audience::Everyone,
+        variants: vec![Variant {
+            id: "ten".into(),
+            weight: 1,
+            reward: Reward::Points { points: 10 },
+        }],
+        holdout_percent: 0,
+        schedule: Schedule {
+            starts: "2027-01-15".into(),
+            ends: Some("2027-01-20".into()),
+            time_zone: "Asia/Shanghai".into(),
+        },
+        budget: None,
+        frequency_cap: None,
+    }
+}
+
+fn member(n: usize) -> MemberId {
+    MemberId::parse(format!("m{n}").as_str()).unwrap()
+}
+
+impl World {
+    /// Saves `c` as `maker`, submits it and has `checker` approve it.
+    async fn approved(&self, c: Campaign) {
+        let (t, s) = (&self.tenant, &self.campaigns);
+        let id = c.id.clone();
+        s.save_campaign(t, c, "maker", None).await.unwrap();
+        s.step_campaign(t, &id, Step::Submit, "maker", None)
+            .await
+            .unwrap();
+        s.step_campaign(t, &id, Step::Approve, "checker", None)
+            .await
+            .unwrap();
+    }
+
+    fn start(&self) {
+        self.clock.advance_secs(3_600);
+    }
+}
+
+#[tokio::test]
+async fn a_campaign_is_written_submitted_approved_by_another_and_runs_in_its_window() {
+    let w = world();
+    let (t, s) = (&w.tenant, &w.campaigns);
+    let mut bad = campaign("NY");
+    bad.schedule.time_zone = "Mars/Olympus".into();
+    let refused = s.save_campaign(t, bad, "maker", None).await.unwrap_err();
+    assert!(
+        refused.message.starts_with("schedule.time_zone"),
+        "{}",
+        refused.message
+    );
+
+    let saved = s
+        .save_campaign(t, campaign("NY"), "maker", None)
+        .await
+        .unwrap();
+    assert_eq!((saved.phase, saved.record.version), ("draft", 1));
+    s.step_campaign(t, "NY", Step::Submit, "maker", None)
+        .await
+        .unwrap();
+    let own = s
+        .step_campaign(t, "NY", Step::Approve, "maker", None)
+        .await
+        .unwrap_err();
+    assert_eq!(own.code, ErrorCode::ApproverIsMaker);
+    let approved = s
+        .step_campaign(t, "NY", Step::Approve, "checker", None)
+        .await
+        .unwrap();
+    assert_eq!(approved.phase, "scheduled");
+    assert_eq!(approved.starts_ms, MIDNIGHT_SHANGHAI);
+    assert_eq!(
+        approved.ends_ms,
+        Some(MIDNIGHT_SHANGHAI + 6 * DAY_MS),
+        "the end of 20 January"
+    );
+
+    let early = s.reward(t, "NY", &member(1), "k1").await.unwrap_err();
+    assert_eq!(early.code, ErrorCode::CampaignNotRunning);
+    w.start();
+    let Rewarded::Granted(grant) = s.reward(t, "NY", &member(1), "k1").await.unwrap() else {
+        panic!("no holdout in this campaign");
+    };
+    assert_eq!((grant.state, grant.units), (GrantState::Confirmed, 10));
+    let again = s.reward(t, "NY", &member(1), "k1").await.unwrap();
+    assert_eq!(
+        again,
+        Rewarded::Granted(grant),
+        "the same key answers the same grant"
+    );
+    assert_eq!(w.ledger.balance("m1"), 10, "paid once");
+    let other = s.reward(t, "NY", &member(2), "k1").await.unwrap();
+    assert!(matches!(other, Rewarded::Granted(_)), "keys are per member");
+
+    s.step_campaign(t, "NY", Step::Pause, "checker", None)
+        .await
+        .unwrap();
+    let paused = s.reward(t, "NY", &member(3), "k3").await.unwrap_err();
+    assert_eq!(paused.code, ErrorCode::CampaignNotRunning);
+    let view = s.campaign(t, "NY").await.unwrap();
+    let steps: Vec<&str> = view
+        .record
+        .history
+        .iter()
+        .map(|h| h.what.as_str())
+        .collect();
+    assert_eq!(steps, ["written", "submitted", "approved", "paused"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_is_spent_exactly_under_far_more_qualifying_events() {
+    let w = world();
+    let mut c = campaign("BUDGET");
+    c.budget = Some(Budget {
+        unit: BudgetUnit::Points,
+        limit: 1_000,
+    });
+    w.approved(c).await;
+    w.start();
+    let mut tasks = Vec::new();
+    for n in 0..300 {
+        let (s, t) = (Arc::clone(&w.campaigns), w.tenant.clone());
+        tasks.push(tokio::spawn(async move {
+            s.reward(&t, "BUDGET", &member(n), "signup").await
+        }));
+    }
+    let (mut granted, mut exhausted) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Rewarded::Granted(_)) => granted += 1,
+            Err(e) if e.code == ErrorCode::BudgetExhausted => exhausted += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((granted, exhausted), (100, 200));
+    let view = w.campaigns.campaign(&w.tenant, "BUDGET").await.unwrap();
+    assert_eq!(
+        (view.record.spent, view.record.reserved, view.budget_left),
+        (1_000, 0, Some(0))
+    );
+    let paid: i64 = (0..300).map(|n| w.ledger.balance(&format!("m{n}"))).sum();
+    assert_eq!(paid, 1_000, "exactly the budget reached wallets");
+}
+
+#[tokio::test]
+async fn a_member_is_rewarded_once_per_local_day_under_a_daily_cap() {
+    let w = world();
+    let mut c = campaign("DAILY");
+    c.frequency_cap = Some(FrequencyCap {
+        times: 1,
+        per_days: Some(1),
+    });
+    w.approved(c).await;
+    w.start();
+    let (t, s, m) = (&w.tenant, &w.campaigns, member(1));
+    s.reward(t, "DAILY", &m, "visit-1").await.unwrap();
+    let capped = s.reward(t, "DAILY", &m, "visit-2").await.unwrap_err();
+    assert_eq!(capped.code, ErrorCode::FrequencyCapReached);
+    // 23:59:59 the same day in Shanghai: still capped; a second later, a new day.
+    w.clock.advance_secs(86_399);
+    let late = s.reward(t, "DAILY", &m, "visit-3").await.unwrap_err();
+    assert_eq!(late.code, ErrorCode::FrequencyCapReached);
+    w.clock.advance_secs(1);
+    s.reward(t, "DAILY", &m, "visit-4").await.unwrap();
+    assert_eq!(w.ledger.balance("m1"), 20);
+}
+
+#[tokio::test]
+async fn a_coupon_reward_issues_one_coupon_and_the_holdout_gets_nothing() {
+    let w = world();
+    let (t, s) = (&w.tenant, &w.campaigns);
+    let template = CouponTemplate {
+        id: "FIVE".into(),
+        name: "5.00 off".into(),
+        benefit: Benefit::AmountOff { amount: 500 },
+        min_spend: 0,
+        eligible: Eligibility::default(),
+        validity: Validity::DaysFromIssue { days: 30 },
+        per_member_limit: None,
+        total_limit: None,
+        uses_per_code: 1,
+        stacking: Stacking::Exclusive,
+        priority: 0,
+        active: true,
+    };
+    s.put_template(t, template, None).await.unwrap();
+    let mut c = campaign("COUPONS");
+    c.variants[0].reward = Reward::Coupon {
+        template: "FIVE".into(),
+    };
+    c.holdout_percent = 50;
+    w.approved(c).await;
+    w.start();
+    let (mut coupons, mut holdout) = (0, 0);
+    for n in 0..40 {
+        match s.reward(t, "COUPONS", &member(n), "welcome").await.unwrap() {
+            Rewarded::Granted(g) => {
+                let code = g.paid_with.clone().unwrap();
+                assert_eq!(
+                    s.coupon(t, &code).await.unwrap().member.as_deref(),
+                    Some(g.member.as_str())
+                );
+                let again = s.reward(t, "COUPONS", &member(n), "welcome").await.unwrap();
+                assert_eq!(again, Rewarded::Granted(g), "one coupon per key");
+                coupons += 1;
+            }
+            Rewarded::Holdout => holdout += 1,
+        }
+    }
+    assert!(
+        coupons > 5 && holdout > 5,
+        "{coupons} rewarded, {holdout} held out"
+    );
+    let view = s.campaign(t, "COUPONS").await.unwrap();
+    assert_eq!(view.record.spent, coupons);
+}
+
+#[tokio::test]
+async fn a_grant_cut_short_by_the_ledger_is_paid_by_the_sweep() {
+    let w = world();
+    w.approved(campaign("LATER")).await;
+    w.start();
+    let (t, s) = (&w.tenant, &w.campaigns);
+    w.ledger.down.store(true, Ordering::SeqCst);
+    let down = s.reward(t, "LATER", &member(1), "k").await.unwrap_err();
+    assert_eq!(down.code, ErrorCode::Unavailable);
+    let view = s.campaign(t, "LATER").await.unwrap();
+    assert_eq!((view.record.reserved, view.record.spent), (10, 0));
+    w.ledger.down.store(false, Ordering::SeqCst);
+    assert_eq!(s.recover_grants().await.unwrap(), 0, "not before a minute");
+    w.clock.advance_secs(61);
+    assert_eq!(s.recover_grants().await.unwrap(), 1);
+    assert_eq!(w.ledger.balance("m1"), 10);
+    let view = s.campaign(t, "LATER").await.unwrap();
+    assert_eq!((view.record.reserved, view.record.spent), (0, 10));
+}

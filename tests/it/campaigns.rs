@@ -1,0 +1,241 @@
+//! Campaigns end to end through memberd: head office writes one over REST, a second staff
+//! member approves it (the maker may not), it runs in its time zone, a partner's automation
+//! rewards a member once per key with the points paid into the wallet, and a segment's
+//! campaign is dry-run and broadcast to the segment.
+
+use loyalty_tests::{TestApp, spawn_app};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "campaign-passphrase-7";
+
+fn campaign(id: &str, audience: Value) -> Value {
+    json!({"id": id, "name": "Spring", "audience": audience,
+        "variants": [{"id": "ten", "weight": 1, "reward": {"type": "points", "points": 10}}],
+        "schedule": {"starts": "2020-01-01", "time_zone": "Asia/Shanghai"},
+        "budget": {"unit": "points", "limit": 25}})
+}
+
+/// POSTs as the holder of `token`.
+async fn post_as(app: &TestApp, token: &str, path: &str, body: Value) -> loyalty_tests::Reply {
+    app.send(
+        app.client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(token)
+            .header("idempotency-key", app.key())
+            .json(&body),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_is_approved_by_another_and_rewards_members_within_its_budget() {
+    let app = spawn_app().await;
+    let partner = app.acme_partner_key().await;
+    let mut admins = Vec::new();
+    for name in ["maker", "checker"] {
+        let body =
+            json!({"username": name, "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
+        assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
+        admins.push(app.login("acme", name, PASSWORD).await);
+    }
+    let (maker, checker) = (&admins[0], &admins[1]);
+    for (m, phone) in [
+        ("m1", "13812340001"),
+        ("m2", "13812340002"),
+        ("m3", "13812340003"),
+    ] {
+        app.join(m, phone).await;
+    }
+
+    let mut bad = campaign("SPRING", json!({"type": "everyone"}));
+    bad["variants"][0]["reward"]["points"] = json!(0);
+    let refused = post_as(&app, maker, "/v1/tenants/acme/campaigns", bad).await;
+    assert_eq!((refused.status, refused.code()), (400, "INVALID_ARGUMENT"));
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("variants[0].reward.points"),
+        "{:?}",
+        refused.body
+    );
+    let spring = campaign("SPRING", json!({"type": "everyone"}));
+    let saved = post_as(&app, maker, "/v1/tenants/acme/campaigns", spring).await;
+    assert_eq!(
+        (saved.status, saved.body["phase"].as_str()),
+        (200, Some("draft")),
+        "{saved:?}"
+    );
+    let submitted = post_as(
+        &app,
+        maker,
+        "/v1/tenants/acme/campaigns/SPRING/submit",
+        json!({}),
+    )
+    .await;
+    assert_eq!(submitted.body["phase"], "submitted", "{submitted:?}");
+    let own = post_as(
+        &app,
+        maker,
+        "/v1/tenants/acme/campaigns/SPRING/approval",
+        json!({}),
+    )
+    .await;
+    assert_eq!((own.status, own.code()), (403, "APPROVER_IS_MAKER"));
+    let by_partner = app
+        .send(
+            app.client
+                .post(format!(
+                    "{}/v1/tenants/acme/campaigns/SPRING/approval",
+                    app.base
+                ))
+                .header("x-api-key", &partner)
+                .header("idempotency-key", app.key())
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(by_partner.status, 403, "a partner does not approve");
+    let approved = post_as(
+        &app,
+        checker,
+        "/v1/tenants/acme/campaigns/SPRING/approval",
+        json!({"note": "ok"}),
+    )
+    .await;
+    assert_eq!(approved.body["phase"], "running", "{approved:?}");
+    let history: Vec<&str> = approved.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["written", "submitted", "approved"]);
+
+    // The partner's automation rewards members: once per key, within the budget of 25.
+    let reward = |member: &'static str, key: &'static str| {
+        let partner = partner.clone();
+        let app = &app;
+        async move {
+            app.send(
+                app.client
+                    .post(format!(
+                        "{}/v1/tenants/acme/campaigns/SPRING/rewards",
+                        app.base
+                    ))
+                    .header("x-api-key", partner)
+                    .header("idempotency-key", key)
+                    .json(&json!({"member_id": member})),
+            )
+            .await
+        }
+    };
+    let first = reward("m1", "spring-2027").await;
+    assert_eq!(
+        (first.status, first.body["state"].as_str()),
+        (200, Some("confirmed")),
+        "{first:?}"
+    );
+    let again = reward("m1", "spring-2027").await;
+    assert_eq!(
+        again.body, first.body,
+        "the same key answers the same grant"
+    );
+    assert_eq!(reward("m2", "spring-2027").await.status, 200);
+    let over = reward("m3", "spring-2027").await;
+    assert_eq!((over.status, over.code()), (409, "BUDGET_EXHAUSTED"));
+    let balance = app.get("/v1/tenants/acme/members/m1/balance").await;
+    assert_eq!(balance.body["points_available"], 10, "{balance:?}");
+    let view = app.get("/v1/tenants/acme/campaigns/SPRING").await;
+    assert_eq!(
+        (
+            view.body["spent"].as_u64(),
+            view.body["budget_left"].as_u64()
+        ),
+        (Some(20), Some(5))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_campaign_is_dry_run_then_broadcast_once_per_member() {
+    let app = spawn_app().await;
+    app.acme_partner_key().await;
+    let body =
+        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
+    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
+    let checker = app.login("acme", "checker", PASSWORD).await;
+    for (m, phone) in [
+        ("m1", "13812340001"),
+        ("m2", "13812340002"),
+        ("m3", "13812340003"),
+    ] {
+        app.join(m, phone).await;
+    }
+    for m in ["m1", "m2"] {
+        let path = format!("/v1/tenants/acme/members/{m}/tags");
+        assert_eq!(app.post(&path, json!({"add": ["vip"]})).await.status, 200);
+    }
+    let segment = json!({"name": "VIP", "query": {"tag": "vip"}});
+    let put = app
+        .request("PUT", "/v1/tenants/acme/segments/vip", segment)
+        .await;
+    assert_eq!(put.status, 200, "{put:?}");
+    let refreshed = app
+        .post("/v1/tenants/acme/segments/vip/refresh", json!({}))
+        .await;
+    assert_eq!(refreshed.status, 200, "{refreshed:?}");
+    let mut c = campaign("VIP", json!({"type": "segment", "segment": "vip"}));
+    c["budget"]["limit"] = json!(15);
+    assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
+    let dry = app.get("/v1/tenants/acme/campaigns/VIP/dry-run").await;
+    assert_eq!(
+        (
+            dry.body["audience"].as_u64(),
+            dry.body["units"].as_u64(),
+            dry.body["within_budget"].as_u64()
+        ),
+        (Some(2), Some(20), Some(1)),
+        "{dry:?}"
+    );
+    let early = app
+        .post("/v1/tenants/acme/campaigns/VIP/broadcasts", json!({}))
+        .await;
+    assert_eq!((early.status, early.code()), (409, "CAMPAIGN_NOT_RUNNING"));
+    // The platform administrator wrote and submits it; the tenant's admin approves it.
+    app.post("/v1/tenants/acme/campaigns/VIP/submit", json!({}))
+        .await;
+    let approved = post_as(
+        &app,
+        &checker,
+        "/v1/tenants/acme/campaigns/VIP/approval",
+        json!({}),
+    )
+    .await;
+    assert_eq!(approved.body["phase"], "running", "{approved:?}");
+    let sent = app
+        .post("/v1/tenants/acme/campaigns/VIP/broadcasts", json!({}))
+        .await;
+    assert_eq!(
+        (
+            sent.body["members"].as_u64(),
+            sent.body["rewarded"].as_u64(),
+            sent.body["over_budget"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{sent:?}"
+    );
+    let again = app
+        .post("/v1/tenants/acme/campaigns/VIP/broadcasts", json!({}))
+        .await;
+    assert_eq!(
+        again.body["rewarded"], 1,
+        "the member rewarded before, once"
+    );
+    let mut paid = 0;
+    for m in ["m1", "m2", "m3"] {
+        let b = app
+            .get(&format!("/v1/tenants/acme/members/{m}/balance"))
+            .await;
+        paid += b.body["points_available"].as_i64().unwrap_or(0);
+    }
+    assert_eq!(paid, 10, "one reward of 10 within the budget of 15");
+}
