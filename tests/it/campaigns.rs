@@ -239,3 +239,70 @@ async fn a_segment_campaign_is_dry_run_then_broadcast_once_per_member() {
     }
     assert_eq!(paid, 10, "one reward of 10 within the budget of 15");
 }
+
+/// Polls campaign `id` until it has spent `units`.
+async fn wait_for_spent(app: &TestApp, id: &str, units: u64) {
+    let path = format!("/v1/tenants/acme/campaigns/{id}");
+    for _ in 0..100 {
+        if app.get(&path).await.body["spent"].as_u64() == Some(units) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "campaign {id} never spent {units}: {:?}",
+        app.get(&path).await.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_reward_new_members_and_big_orders_once_each() {
+    let app = spawn_app().await;
+    let partner = app.acme_partner_key().await;
+    let body =
+        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
+    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
+    let checker = app.login("acme", "checker", PASSWORD).await;
+    for (id, trigger) in [
+        ("WELCOME", json!({"type": "welcome"})),
+        ("BIG", json!({"type": "order_at_least", "amount": 20000})),
+    ] {
+        let mut c = campaign(id, json!({"type": "everyone"}));
+        c["trigger"] = trigger;
+        c["budget"]["limit"] = json!(1000);
+        assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
+        app.post(
+            &format!("/v1/tenants/acme/campaigns/{id}/submit"),
+            json!({}),
+        )
+        .await;
+        let path = format!("/v1/tenants/acme/campaigns/{id}/approval");
+        let approved = post_as(&app, &checker, &path, json!({})).await;
+        assert_eq!(approved.body["phase"], "running", "{approved:?}");
+    }
+    app.join("m1", "13812340001").await;
+    app.join("m2", "13812340002").await;
+    wait_for_spent(&app, "WELCOME", 20).await;
+
+    let order = |id: &str, total: i64| {
+        app.client
+            .post(format!("{}/v1/tenants/acme/members/m1/orders", app.base))
+            .header("idempotency-key", format!("order-{id}"))
+            .header("x-api-key", &partner)
+            .json(&json!({"order_id": id, "total": total, "store": "s01"}))
+    };
+    assert_eq!(app.send(order("POS-1", 19_999)).await.status, 200);
+    assert_eq!(app.send(order("POS-2", 20_000)).await.status, 200);
+    assert_eq!(app.send(order("POS-3", 50_000)).await.status, 200);
+    wait_for_spent(&app, "BIG", 20).await;
+    // Nothing more arrives later: each member welcomed once, each big order rewarded once.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        app.get("/v1/tenants/acme/campaigns/WELCOME").await.body["spent"],
+        20
+    );
+    assert_eq!(
+        app.get("/v1/tenants/acme/campaigns/BIG").await.body["spent"],
+        20
+    );
+}

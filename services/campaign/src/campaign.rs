@@ -106,6 +106,27 @@ pub struct Campaign {
     pub budget: Option<Budget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frequency_cap: Option<FrequencyCap>,
+    /// What rewards a member by itself while the campaign runs; none: a broadcast, or a
+    /// partner's calls, do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+}
+
+/// An event of the platform that rewards its member from a running campaign, once per member
+/// and what the trigger counts (see `service::triggers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Trigger {
+    /// A member registered: once per member.
+    Welcome,
+    /// A member's first order: once per member.
+    FirstPurchase,
+    /// An order of at least `amount` (minor units): once per order.
+    OrderAtLeast { amount: i64 },
+    /// The ledger warned that points will expire soon: once per warning.
+    PointsExpiring,
+    /// Stored value fell below the tenant's low-balance threshold: once per fall.
+    LowStoredValue,
 }
 
 impl Campaign {
@@ -158,6 +179,20 @@ impl Campaign {
             return Err(invalid(
                 "budget.limit",
                 &format!("must be 1 to {MAX_BUDGET}"),
+            ));
+        }
+        if let Some(Trigger::OrderAtLeast { amount }) = &self.trigger
+            && !(1..=1_000_000_000_000).contains(amount)
+        {
+            return Err(invalid(
+                "trigger.amount",
+                "must be 1 to 1000000000000 minor units",
+            ));
+        }
+        if self.trigger.is_some() && matches!(self.audience, Audience::Segment { .. }) {
+            return Err(invalid(
+                "trigger",
+                "a segment's campaign is broadcast; a triggered one names everyone, tiers or tags",
             ));
         }
         if let Some(cap) = &self.frequency_cap {

@@ -7,7 +7,7 @@
 
 use loyalty_campaign::campaign::grant::GrantState;
 use loyalty_campaign::campaign::{
-    Audience, Budget, BudgetUnit, Campaign, FrequencyCap, Reward, Schedule, Step, Variant,
+    Audience, Budget, BudgetUnit, Campaign, FrequencyCap, Reward, Schedule, Step, Trigger, Variant,
 };
 use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::service::grants::Rewarded;
@@ -73,6 +73,7 @@ fn campaign(id: &str) -> Campaign {
         },
         budget: None,
         frequency_cap: None,
+        trigger: None,
     }
 }
 
@@ -295,4 +296,68 @@ async fn a_grant_cut_short_by_the_ledger_is_paid_by_the_sweep() {
     assert_eq!(w.ledger.balance("m1"), 10);
     let view = s.campaign(t, "LATER").await.unwrap();
     assert_eq!((view.record.reserved, view.record.spent), (0, 10));
+}
+
+/// A member-service event of `member`, as the bus delivers it.
+fn member_event(name: &str, member: &str, data: &str) -> loyalty_events::Envelope {
+    let origin = loyalty_events::envelope::Origin {
+        service: "member",
+        tenant: "acme",
+        member,
+    };
+    loyalty_events::Envelope::from_stored(origin, name, format!("{name}-{member}"), 1, 0, data)
+}
+
+#[tokio::test]
+async fn a_trigger_event_delivered_again_rewards_once() {
+    let w = world();
+    let mut c = campaign("WELCOME");
+    c.trigger = Some(Trigger::Welcome);
+    w.approved(c).await;
+    let mut big = campaign("BIG");
+    big.trigger = Some(Trigger::OrderAtLeast { amount: 20_000 });
+    w.approved(big).await;
+    w.start();
+    let s = &w.campaigns;
+    let created = member_event("created", "m1", r#"{"source":"api"}"#);
+    assert_eq!(s.on_event(&created).await.unwrap(), 1);
+    assert_eq!(
+        s.on_event(&created).await.unwrap(),
+        1,
+        "answered again, not paid again"
+    );
+    let small = member_event(
+        "order_recorded",
+        "m1",
+        r#"{"order_id":"P1","total":19999,"refund_of":null}"#,
+    );
+    assert_eq!(s.on_event(&small).await.unwrap(), 0);
+    let order = member_event(
+        "order_recorded",
+        "m1",
+        r#"{"order_id":"P2","total":20000,"refund_of":null}"#,
+    );
+    assert_eq!(s.on_event(&order).await.unwrap(), 1);
+    let refund = member_event(
+        "order_recorded",
+        "m1",
+        r#"{"order_id":"P3","total":-20000,"refund_of":"P2"}"#,
+    );
+    assert_eq!(s.on_event(&refund).await.unwrap(), 0);
+    assert_eq!(
+        w.ledger.balance("m1"),
+        20,
+        "10 welcome, 10 for the big order, once each"
+    );
+    // A campaign that is not running any more rewards nothing.
+    w.campaigns
+        .step_campaign(&w.tenant, "BIG", Step::Pause, "checker", None)
+        .await
+        .unwrap();
+    let later = member_event(
+        "order_recorded",
+        "m1",
+        r#"{"order_id":"P4","total":90000,"refund_of":null}"#,
+    );
+    assert_eq!(s.on_event(&later).await.unwrap(), 0);
 }

@@ -7,6 +7,7 @@ use loyalty_events::config::{BusKind, EventsConfig};
 use loyalty_events::embedded::InProcessBus;
 use loyalty_events::nats::NatsBus;
 use loyalty_events::publisher::{Outbox, Publisher, PublisherStatus};
+use loyalty_events::subscribe::Subscriptions;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -17,6 +18,8 @@ use tokio::task::JoinHandle;
 pub struct Publication {
     kind: BusKind,
     bus: Arc<dyn EventBus>,
+    /// The same bus, for the platform's own consumers (durable subscriptions).
+    subscriptions: Arc<dyn Subscriptions>,
     config: EventsConfig,
     shutdown: watch::Receiver<bool>,
     /// Each publisher's service and status, in the order they started.
@@ -32,25 +35,37 @@ impl Publication {
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         tracing::info!(bus = ?kind, "events");
-        let bus: Arc<dyn EventBus> = match kind {
-            BusKind::Embedded => Arc::new(
-                InProcessBus::open(&data_dir.join("events"), &config.embedded)
-                    .map_err(|e| anyhow::anyhow!("{e}"))
-                    .context("opening the embedded event bus (events.embedded)")?,
-            ),
-            BusKind::Nats => Arc::new(
-                NatsBus::connect(&config.nats)
-                    .await
-                    .context("configuring the NATS connection (events.nats)")?,
-            ),
+        let (bus, subscriptions): (Arc<dyn EventBus>, Arc<dyn Subscriptions>) = match kind {
+            BusKind::Embedded => {
+                let bus = Arc::new(
+                    InProcessBus::open(&data_dir.join("events"), &config.embedded)
+                        .map_err(|e| anyhow::anyhow!("{e}"))
+                        .context("opening the embedded event bus (events.embedded)")?,
+                );
+                (bus.clone(), bus)
+            }
+            BusKind::Nats => {
+                let bus = Arc::new(
+                    NatsBus::connect(&config.nats)
+                        .await
+                        .context("configuring the NATS connection (events.nats)")?,
+                );
+                (bus.clone(), bus)
+            }
         };
         Ok(Self {
             kind,
             bus,
+            subscriptions,
             config: config.clone(),
             shutdown,
             publishers: Arc::default(),
         })
+    }
+
+    /// The bus's durable subscriptions, for the platform's own consumers.
+    pub fn subscriptions(&self) -> Arc<dyn Subscriptions> {
+        Arc::clone(&self.subscriptions)
     }
 
     /// Publishes `outbox` until shutdown; the task, or None under `events.disable_publisher`

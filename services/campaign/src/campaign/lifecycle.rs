@@ -241,6 +241,7 @@ mod tests {
             },
             budget: None,
             frequency_cap: None,
+            trigger: None,
         };
         CampaignRecord::draft(campaign, "maker", 0)
     }

@@ -77,6 +77,7 @@ mod tests {
             },
             budget: None,
             frequency_cap: None,
+            trigger: None,
         }
     }
 

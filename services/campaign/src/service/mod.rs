@@ -13,6 +13,7 @@ pub mod redeem;
 pub mod sales;
 pub mod sweeps;
 pub mod templates;
+pub mod triggers;
 
 use crate::events::CampaignEvent;
 use crate::store::CampaignRepository;

@@ -10,9 +10,10 @@ use anyhow::Context;
 use loyalty_campaign::client::{CampaignClient, GrpcCampaignClient, InProcessCampaigns};
 use loyalty_campaign::grpc::CampaignGrpc;
 use loyalty_campaign::grpc_access;
-use loyalty_campaign::service::Campaigns;
+use loyalty_campaign::service::{Campaigns, triggers};
 use loyalty_campaign::store::cql::ScyllaCampaignStore;
 use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
+use loyalty_events::subscribe::{SubscriptionSpec, Subscriptions};
 use loyalty_identity::grpc_guard::Guarded;
 use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
@@ -77,6 +78,18 @@ pub async fn start(
     if let Some(events) = process.events {
         let outbox = loyalty_campaign::events::outbox(Arc::clone(campaigns.repository()));
         process.tasks.extend(events.start(Arc::new(outbox)));
+        let filters = [("member", triggers::MEMBER_EVENTS)]
+            .into_iter()
+            .chain(triggers::LEDGER_EVENTS.map(|f| ("ledger", f)));
+        for (n, (service, filter)) in filters.enumerate() {
+            let spec = SubscriptionSpec::new(&format!("campaign-triggers-{n}"), service, filter);
+            let (campaigns, subscriptions) = (Arc::clone(&campaigns), events.subscriptions());
+            let shutdown = process.shutdown.clone();
+            process.tasks.push(tokio::spawn(async move {
+                follow(campaigns, subscriptions, spec, shutdown).await;
+                Ok(())
+            }));
+        }
     }
     let (swept, settings, shutdown) = (
         Arc::clone(&campaigns),
@@ -197,6 +210,57 @@ async fn pay_out(
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// Rewards members from triggered campaigns as `spec`'s events arrive, until shutdown: each
+/// delivery acknowledged once handled, tried again a little later when handling failed (the
+/// rewards are keyed, so a second try never pays twice).
+async fn follow(
+    campaigns: Arc<Campaigns>,
+    subscriptions: Arc<dyn Subscriptions>,
+    spec: SubscriptionSpec,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let durable = spec.durable.clone();
+    let mut subscription = loop {
+        match subscriptions.subscribe(spec.clone()).await {
+            Ok(s) => break s,
+            Err(e) => {
+                tracing::warn!(%durable, error = %e, "subscribing to trigger events failed; retrying")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    };
+    loop {
+        let delivery = tokio::select! {
+            d = subscription.next() => d,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let delivery = match delivery {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(%durable, error = %e, "reading trigger events failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let settled = match campaigns.on_event(&delivery.event).await {
+            Ok(_) => delivery.ack().await.map(|_| ()),
+            Err(e) => {
+                tracing::warn!(%durable, error = %e.message, "a trigger event failed; trying again");
+                delivery
+                    .retry(Duration::from_secs(5), &e.message)
+                    .await
+                    .map(|_| ())
+            }
+        };
+        if let Err(e) = settled {
+            tracing::warn!(%durable, error = %e, "settling a trigger event failed");
         }
     }
 }

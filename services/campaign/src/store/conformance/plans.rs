@@ -35,6 +35,7 @@ fn record(id: &str, budget: Option<u64>) -> CampaignRecord {
             limit,
         }),
         frequency_cap: None,
+        trigger: None,
     };
     CampaignRecord::draft(campaign, "maker", 1_000)
 }
