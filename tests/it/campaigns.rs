@@ -3,6 +3,7 @@
 //! rewards a member once per key with the points paid into the wallet, and a segment's
 //! campaign is dry-run and broadcast to the segment.
 
+use chrono::{Datelike, NaiveDate};
 use loyalty_tests::{TestApp, spawn_app};
 use serde_json::{Value, json};
 
@@ -305,4 +306,52 @@ async fn triggers_reward_new_members_and_big_orders_once_each() {
         app.get("/v1/tenants/acme/campaigns/BIG").await.body["spent"],
         20
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_birthday_sweep_rewards_todays_birthdays_once_in_the_campaigns_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = loyalty_tests::spawn_app_with(dir, |c| c.campaign.sweep_interval_secs = 1).await;
+    app.acme_partner_key().await;
+    let body =
+        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
+    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
+    let checker = app.login("acme", "checker", PASSWORD).await;
+    // Today and tomorrow in Shanghai, whatever the machine's zone.
+    let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+    let tomorrow = today.succ_opt().unwrap();
+    for (m, phone, born) in [
+        ("m1", "13812340001", today.with_year(1990)),
+        ("m2", "13812340002", tomorrow.with_year(1991)),
+    ] {
+        // 29 February moves to 1 March in a common birth year: still not today.
+        let born = born.unwrap_or_else(|| NaiveDate::from_ymd_opt(1992, 2, 29).unwrap());
+        let profile = json!({"personal": {"phone": phone, "birthday": born.to_string()}});
+        let joined = app
+            .post(&format!("/v1/tenants/acme/members/{m}/profile"), profile)
+            .await;
+        assert_eq!(joined.status, 200, "{joined:?}");
+    }
+    let mut c = campaign("BDAY", json!({"type": "everyone"}));
+    c["trigger"] = json!({"type": "birthday"});
+    assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
+    app.post("/v1/tenants/acme/campaigns/BDAY/submit", json!({}))
+        .await;
+    let approved = post_as(
+        &app,
+        &checker,
+        "/v1/tenants/acme/campaigns/BDAY/approval",
+        json!({}),
+    )
+    .await;
+    assert_eq!(approved.body["phase"], "running", "{approved:?}");
+    wait_for_spent(&app, "BDAY", 10).await;
+    // Several sweeps later: still one reward, to the member born today.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(
+        app.get("/v1/tenants/acme/campaigns/BDAY").await.body["spent"],
+        10
+    );
+    let m1 = app.get("/v1/tenants/acme/members/m1/balance").await;
+    assert_eq!(m1.body["points_available"], 10, "{m1:?}");
 }

@@ -127,6 +127,13 @@ pub enum Trigger {
     PointsExpiring,
     /// Stored value fell below the tenant's low-balance threshold: once per fall.
     LowStoredValue,
+    /// The member's birthday, `days_before` it (0 to 30) in the campaign's time zone: once
+    /// per member and year. Members born on 29 February are greeted on 28 February in
+    /// common years.
+    Birthday {
+        #[serde(default)]
+        days_before: u32,
+    },
 }
 
 impl Campaign {
@@ -188,6 +195,11 @@ impl Campaign {
                 "trigger.amount",
                 "must be 1 to 1000000000000 minor units",
             ));
+        }
+        if let Some(Trigger::Birthday { days_before }) = &self.trigger
+            && *days_before > 30
+        {
+            return Err(invalid("trigger.days_before", "must be 0 to 30"));
         }
         if self.trigger.is_some() && matches!(self.audience, Audience::Segment { .. }) {
             return Err(invalid(

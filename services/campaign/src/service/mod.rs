@@ -4,6 +4,7 @@
 //! flash sales ([`sales`]), and the scheduled sweeps ([`sweeps`]). Its in-process client
 //! wraps it; its gRPC server calls that client.
 
+pub mod birthdays;
 pub mod broadcast;
 pub mod grants;
 pub mod issue;

@@ -98,6 +98,8 @@ impl Campaigns {
                 .then(|| format!("expiring-{}", entry())),
             Trigger::LowStoredValue => (service == "ledger" && name == "low_balance")
                 .then(|| format!("low-sv-{}", entry())),
+            // Swept daily (`birthdays`), never from an event.
+            Trigger::Birthday { .. } => None,
         })
     }
 
@@ -126,7 +128,7 @@ impl Campaigns {
 }
 
 /// Refusals that are a campaign's rules working, not failures.
-fn is_rule(code: ErrorCode) -> bool {
+pub(super) fn is_rule(code: ErrorCode) -> bool {
     matches!(
         code,
         ErrorCode::BudgetExhausted

@@ -43,6 +43,8 @@ pub trait PlanRepository: Send + Sync + 'static {
     ) -> ServiceResult<bool>;
     async fn campaign(&self, tenant: &TenantId, id: &str) -> ServiceResult<Option<CampaignRecord>>;
     async fn campaigns(&self, tenant: &TenantId) -> ServiceResult<Vec<CampaignRecord>>;
+    /// Every tenant that has written a campaign, for the sweeps that look for triggers.
+    async fn campaign_tenants(&self) -> ServiceResult<Vec<String>>;
     /// The member's grant under `key` (keys are the caller's, per member: `birthday-2027`).
     async fn grant_of(
         &self,

@@ -164,6 +164,15 @@ async fn sweep(
                 tracing::warn!(error = %e.message, "finishing campaign rewards cut short failed; retrying")
             }
         }
+        match campaigns.sweep_birthdays().await {
+            Ok(s) if s.members == 0 => {}
+            Ok(s) => tracing::debug!(
+                members = s.members,
+                rewarded = s.rewarded,
+                "birthdays swept"
+            ),
+            Err(e) => tracing::warn!(error = %e.message, "the birthday sweep failed; retrying"),
+        }
         match campaigns.lapse_claims().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(lapsed = n, "flash-sale claims that lapsed were given back"),

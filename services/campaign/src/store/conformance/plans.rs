@@ -481,6 +481,14 @@ pub async fn campaigns_and_grants_are_kept_per_tenant(stores: Stores) {
     );
     assert_eq!(counters(store.as_ref(), &t1, "C1").await, (1, 0));
     assert_eq!(counters(store.as_ref(), &t2, "C1").await, (2, 0));
+    // The sweeps find both tenants (the store may hold others' from other bodies).
+    let tenants = store.campaign_tenants().await.unwrap();
+    for t in [&t1, &t2] {
+        assert!(
+            tenants.iter().any(|x| x == t.as_str()),
+            "{t} in {tenants:?}"
+        );
+    }
     assert!(
         store
             .grant_of(&t1, "C1", "m2", "k2")

@@ -25,6 +25,10 @@ const GRANT: &str = "g";
 const MEMBER: &str = "m";
 /// The tenant's list of its campaigns.
 const CAMPAIGNS: &str = "campaigns";
+/// The tenants that wrote campaigns, listed in a partition of no tenant's (tenant ids are
+/// letters, digits and `-_.`, never `*`).
+const EVERY_TENANT: &str = "*";
+const TENANTS: &str = "campaign-tenants";
 /// Tries of one write against others on the same campaign before the caller is asked to retry.
 const MAX_TRIES: u32 = 200;
 
@@ -236,6 +240,8 @@ impl PlanRepository for ScyllaCampaignStore {
         let id = &record.campaign.id;
         let binds = (t.to_string(), CAMPAIGNS.to_string(), id.clone());
         self.statements.list_add.run(self.session(), binds).await?;
+        let binds = (EVERY_TENANT.to_string(), TENANTS.to_string(), t.to_string());
+        self.statements.list_add.run(self.session(), binds).await?;
         for tries in 1..=MAX_TRIES {
             if let Some(done) = self.try_put(t, record, &events).await? {
                 return Ok(done);
@@ -262,6 +268,10 @@ impl PlanRepository for ScyllaCampaignStore {
             }
         }
         Ok(found)
+    }
+
+    async fn campaign_tenants(&self) -> ServiceResult<Vec<String>> {
+        self.listed(EVERY_TENANT, TENANTS, None, usize::MAX).await
     }
 
     async fn grant_of(

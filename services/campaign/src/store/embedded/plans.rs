@@ -123,6 +123,17 @@ impl PlanRepository for EmbeddedCampaignStore {
             .collect()
     }
 
+    async fn campaign_tenants(&self) -> ServiceResult<Vec<String>> {
+        self.settled().await?;
+        let mut tenants = std::collections::BTreeSet::new();
+        for guard in self.inner.plans.iter() {
+            let row = guard.key().map_err(storage)?;
+            let tenant = row.split(|b| *b == 0).next().unwrap_or_default();
+            tenants.insert(String::from_utf8_lossy(tenant).into_owned());
+        }
+        Ok(tenants.into_iter().collect())
+    }
+
     async fn grant_of(
         &self,
         tenant: &TenantId,
