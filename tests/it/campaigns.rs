@@ -270,6 +270,7 @@ async fn triggers_reward_new_members_and_big_orders_once_each() {
     ] {
         let mut c = campaign(id, json!({"type": "everyone"}));
         c["trigger"] = trigger;
+        c["actions"] = json!({"tag": format!("{}-rewarded", id.to_lowercase())});
         c["budget"]["limit"] = json!(1000);
         assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
         app.post(
@@ -284,6 +285,14 @@ async fn triggers_reward_new_members_and_big_orders_once_each() {
     app.join("m1", "13812340001").await;
     app.join("m2", "13812340002").await;
     wait_for_spent(&app, "WELCOME", 20).await;
+    let profile = app.get("/v1/tenants/acme/members/m2/profile").await;
+    assert!(
+        profile.body["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("welcome-rewarded")),
+        "{profile:?}"
+    );
 
     let order = |id: &str, total: i64| {
         app.client

@@ -110,6 +110,29 @@ pub struct Campaign {
     /// partner's calls, do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// What else a reward does besides paying.
+    #[serde(default)]
+    pub actions: Actions,
+}
+
+/// What a reward does besides paying its coupon or points.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actions {
+    /// A tag added to the member (e.g. `welcomed`), through the member service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// A notification asked of a partner's SMS, WeChat or app-push system, by an event
+    /// (`campaign_notification_requested`): the platform sends no messages itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notify {
+    /// The partner's message template, by its name there.
+    pub template: String,
+    /// `sms`, `wechat`, `app` or `email`, in the order to try.
+    pub channels: Vec<String>,
 }
 
 /// An event of the platform that rewards its member from a running campaign, once per member
@@ -206,6 +229,19 @@ impl Campaign {
                 "trigger",
                 "a segment's campaign is broadcast; a triggered one names everyone, tiers or tags",
             ));
+        }
+        if let Some(tag) = &self.actions.tag {
+            check_name("actions.tag", tag)?;
+        }
+        if let Some(n) = &self.actions.notify {
+            check_name("actions.notify.template", &n.template)?;
+            let known = ["sms", "wechat", "app", "email"];
+            if n.channels.is_empty() || n.channels.iter().any(|c| !known.contains(&c.as_str())) {
+                return Err(invalid(
+                    "actions.notify.channels",
+                    "name one or more of sms, wechat, app and email",
+                ));
+            }
         }
         if let Some(cap) = &self.frequency_cap {
             if cap.times == 0 {

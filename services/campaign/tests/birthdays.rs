@@ -5,7 +5,9 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use loyalty_campaign::campaign::{Audience, Campaign, Reward, Schedule, Step, Trigger, Variant};
+use loyalty_campaign::campaign::{
+    Actions, Audience, Campaign, Reward, Schedule, Step, Trigger, Variant,
+};
 use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
 use loyalty_common::Timestamp;
@@ -46,6 +48,7 @@ fn campaign(id: &str, zone: &str, days_before: u32, points: i64) -> Campaign {
         budget: None,
         frequency_cap: None,
         trigger: Some(Trigger::Birthday { days_before }),
+        actions: Actions::default(),
     }
 }
 

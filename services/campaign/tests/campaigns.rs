@@ -7,7 +7,8 @@
 
 use loyalty_campaign::campaign::grant::GrantState;
 use loyalty_campaign::campaign::{
-    Audience, Budget, BudgetUnit, Campaign, FrequencyCap, Reward, Schedule, Step, Trigger, Variant,
+    Actions, Audience, Budget, BudgetUnit, Campaign, FrequencyCap, Reward, Schedule, Step, Trigger,
+    Variant,
 };
 use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::service::grants::Rewarded;
@@ -74,6 +75,7 @@ fn campaign(id: &str) -> Campaign {
         budget: None,
         frequency_cap: None,
         trigger: None,
+        actions: Actions::default(),
     }
 }
 
@@ -360,4 +362,53 @@ async fn a_trigger_event_delivered_again_rewards_once() {
         r#"{"order_id":"P4","total":90000,"refund_of":null}"#,
     );
     assert_eq!(s.on_event(&later).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_paid_reward_asks_once_for_a_notification() {
+    let w = world();
+    let mut c = campaign("HELLO");
+    c.actions = Actions {
+        tag: None,
+        notify: Some(loyalty_campaign::campaign::Notify {
+            template: "welcome-sms".into(),
+            channels: vec!["wechat".into(), "sms".into()],
+        }),
+    };
+    let mut bad = c.clone();
+    bad.id = "BAD".into();
+    bad.actions.notify.as_mut().unwrap().channels = vec!["pigeon".into()];
+    let refused = w
+        .campaigns
+        .save_campaign(&w.tenant, bad, "maker", None)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message.starts_with("actions.notify.channels"),
+        "{}",
+        refused.message
+    );
+    w.approved(c).await;
+    w.start();
+    for _ in 0..2 {
+        w.campaigns
+            .reward(&w.tenant, "HELLO", &member(1), "hello")
+            .await
+            .unwrap();
+    }
+    let logged = w
+        .campaigns
+        .repository()
+        .events_after(0, 10_000)
+        .await
+        .unwrap();
+    let asked: Vec<_> = logged
+        .iter()
+        .filter(|l| l.event.name == "campaign_notification_requested")
+        .collect();
+    assert_eq!(asked.len(), 1, "asked once, on the payment");
+    let data: serde_json::Value = serde_json::from_str(&asked[0].event.data).unwrap();
+    assert_eq!(data["template"], "welcome-sms");
+    assert_eq!(data["channels"], serde_json::json!(["wechat", "sms"]));
+    assert_eq!(asked[0].event.member, "m1");
 }

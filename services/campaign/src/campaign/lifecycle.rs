@@ -221,7 +221,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::campaign::{Audience, Reward, Schedule, Variant};
+    use crate::campaign::{Actions, Audience, Reward, Schedule, Variant};
 
     fn record() -> CampaignRecord {
         let campaign = Campaign {
@@ -242,6 +242,7 @@ mod tests {
             budget: None,
             frequency_cap: None,
             trigger: None,
+            actions: Actions::default(),
         };
         CampaignRecord::draft(campaign, "maker", 0)
     }

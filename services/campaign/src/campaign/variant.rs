@@ -53,7 +53,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::campaign::{Audience, Reward, Schedule};
+    use crate::campaign::{Actions, Audience, Reward, Schedule};
 
     fn campaign(holdout: u32, weights: &[u32]) -> Campaign {
         Campaign {
@@ -78,6 +78,7 @@ mod tests {
             budget: None,
             frequency_cap: None,
             trigger: None,
+            actions: Actions::default(),
         }
     }
 

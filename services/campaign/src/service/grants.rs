@@ -9,7 +9,7 @@ use super::Campaigns;
 use super::plans::not_found;
 use crate::campaign::grant::{Grant, GrantState};
 use crate::campaign::variant::{Arm, arm};
-use crate::campaign::{Audience, Campaign, CampaignRecord, Reward};
+use crate::campaign::{Actions, Audience, Campaign, CampaignRecord, Reward};
 use crate::code;
 use crate::store::{GrantSettled, Granted};
 use loyalty_common::ServiceError;
@@ -161,7 +161,14 @@ impl Campaigns {
             .find(|v| v.id == grant.variant)
             .map(|v| v.reward.clone())
             .ok_or_else(|| ServiceError::internal("a grant of a variant that is gone"))?;
-        let (to, paid_with, failure) = match self.pay(&tenant, &grant, &reward).await {
+        let paid = match self.pay(&tenant, &grant, &reward).await {
+            Ok(paid_with) => self
+                .tag(&tenant, &grant, &record.campaign.actions)
+                .await
+                .map(|()| paid_with),
+            Err(e) => Err(e),
+        };
+        let (to, paid_with, failure) = match paid {
             Ok(paid_with) => (GrantState::Confirmed, Some(paid_with), None),
             Err(e) if is_refusal(e.code) => (GrantState::Released, None, Some(e)),
             Err(e) => return Err(e),
@@ -173,7 +180,14 @@ impl Campaigns {
         let data = serde_json::json!({"campaign": grant.campaign, "key": grant.key,
             "variant": grant.variant, "reward": reward, "units": grant.units,
             "paid_with": paid_with});
-        let event = self.event(&grant.tenant, &grant.member, name, &data);
+        let mut events = vec![self.event(&grant.tenant, &grant.member, name, &data)];
+        if let (GrantState::Confirmed, Some(notify)) = (to, &record.campaign.actions.notify) {
+            let ask = serde_json::json!({"campaign": grant.campaign, "key": grant.key,
+                "variant": grant.variant, "template": notify.template,
+                "channels": notify.channels, "reward": reward, "paid_with": paid_with});
+            let name = "campaign_notification_requested";
+            events.push(self.event(&grant.tenant, &grant.member, name, &ask));
+        }
         let now = self.now_ms();
         let settled = self
             .store
@@ -185,7 +199,7 @@ impl Campaigns {
                 to,
                 now,
                 paid_with,
-                vec![event],
+                events,
             )
             .await?;
         let grant = match settled {
@@ -243,6 +257,28 @@ impl Campaigns {
                     .unwrap_or_default())
             }
         }
+    }
+
+    /// Adds the campaign's tag to the grant's member, if it has one (adding a tag the member
+    /// has changes nothing, so a retry is harmless).
+    async fn tag(&self, tenant: &TenantId, grant: &Grant, actions: &Actions) -> ServiceResult<()> {
+        let Some(tag) = &actions.tag else {
+            return Ok(());
+        };
+        let members = self.members.as_ref().ok_or_else(|| {
+            ServiceError::unavailable("tags are added through the member service: none is set")
+        })?;
+        members
+            .tag_member(member_pb::TagMemberRequest {
+                member: Some(member_pb::MemberRef {
+                    tenant_id: tenant.to_string(),
+                    member_id: grant.member.clone(),
+                }),
+                add: vec![tag.clone()],
+                remove: Vec::new(),
+            })
+            .await
+            .map(|_| ())
     }
 
     /// Pays and confirms (or releases) grants left reserved for a minute or more; how many.

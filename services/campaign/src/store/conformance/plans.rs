@@ -7,7 +7,8 @@
 use super::{Stores, event, names, tenant};
 use crate::campaign::grant::{Grant, GrantState};
 use crate::campaign::{
-    Audience, Budget, BudgetUnit, Campaign, CampaignRecord, Reward, Schedule, Step, Variant,
+    Actions, Audience, Budget, BudgetUnit, Campaign, CampaignRecord, Reward, Schedule, Step,
+    Variant,
 };
 use crate::store::{GrantSettled, Granted, PlanRepository};
 use loyalty_common::ids::TenantId;
@@ -36,6 +37,7 @@ fn record(id: &str, budget: Option<u64>) -> CampaignRecord {
         }),
         frequency_cap: None,
         trigger: None,
+        actions: Actions::default(),
     };
     CampaignRecord::draft(campaign, "maker", 1_000)
 }
