@@ -300,14 +300,20 @@ async fn a_grant_cut_short_by_the_ledger_is_paid_by_the_sweep() {
     assert_eq!((view.record.reserved, view.record.spent), (0, 10));
 }
 
-/// A member-service event of `member`, as the bus delivers it.
-fn member_event(name: &str, member: &str, data: &str) -> loyalty_events::Envelope {
+/// A member-service event of `member` at `at_ms`, as the bus delivers it.
+fn member_event_at(name: &str, member: &str, data: &str, at_ms: i64) -> loyalty_events::Envelope {
     let origin = loyalty_events::envelope::Origin {
         service: "member",
         tenant: "acme",
         member,
     };
-    loyalty_events::Envelope::from_stored(origin, name, format!("{name}-{member}"), 1, 0, data)
+    let id = format!("{name}-{member}-{at_ms}");
+    loyalty_events::Envelope::from_stored(origin, name, id, 1, at_ms, data)
+}
+
+/// The same, an hour into the campaigns.
+fn member_event(name: &str, member: &str, data: &str) -> loyalty_events::Envelope {
+    member_event_at(name, member, data, MIDNIGHT_SHANGHAI + 3_600_000)
 }
 
 #[tokio::test]
@@ -321,6 +327,17 @@ async fn a_trigger_event_delivered_again_rewards_once() {
     w.approved(big).await;
     w.start();
     let s = &w.campaigns;
+    let joined_before = member_event_at(
+        "created",
+        "m9",
+        r#"{"source":"api"}"#,
+        MIDNIGHT_SHANGHAI - 1,
+    );
+    assert_eq!(
+        s.on_event(&joined_before).await.unwrap(),
+        0,
+        "joined before the campaign"
+    );
     let created = member_event("created", "m1", r#"{"source":"api"}"#);
     assert_eq!(s.on_event(&created).await.unwrap(), 1);
     assert_eq!(

@@ -41,6 +41,13 @@ impl Campaigns {
             if view.phase != "running" || matches!(c.audience, Audience::Segment { .. }) {
                 continue;
             }
+            // Only what happened while the campaign ran: a subscription reads the stream from
+            // its start, and a member who joined last year is not welcomed by this year's
+            // campaign.
+            let at = event.time.timestamp_millis();
+            if at < view.starts_ms || view.ends_ms.is_some_and(|end| at >= end) {
+                continue;
+            }
             let Some(key) = self
                 .trigger_key(&tenant, &member, trigger, event, &data)
                 .await?
