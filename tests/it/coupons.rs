@@ -64,13 +64,7 @@ async fn head_office_issues_and_the_till_evaluates_redeems_holds_and_undoes() {
         )
         .await;
     assert_eq!((unknown.status, unknown.code()), (404, "MEMBER_NOT_FOUND"));
-    let joined = app
-        .post(
-            "/v1/tenants/acme/members/m1/profile",
-            json!({"personal": {"phone": "13812340001"}}),
-        )
-        .await;
-    assert_eq!(joined.status, 200, "{:?}", joined.body);
+    app.join("m1", "13812340001").await;
     let issued = app
         .post_with_key(
             "/v1/tenants/acme/coupon-templates/TEN/coupons",
@@ -310,13 +304,7 @@ async fn a_double_points_coupon_pays_its_bonus_into_the_wallet_and_a_return_take
     let dir = tempfile::tempdir().unwrap();
     let app = loyalty_tests::spawn_app_with(dir, |c| c.campaign.payout_interval_ms = 50).await;
     let till = app.acme_partner_key().await;
-    let joined = app
-        .post(
-            "/v1/tenants/acme/members/m1/profile",
-            json!({"personal": {"phone": "13812340001"}}),
-        )
-        .await;
-    assert_eq!(joined.status, 200, "{:?}", joined.body);
+    app.join("m1", "13812340001").await;
     let double = json!({"id": "DOUBLE", "name": "Double points on food",
         "benefit": {"type": "points_multiplier", "multiplier_percent": 200},
         "eligible": {"categories": ["food"]},

@@ -14,7 +14,6 @@ use futures::StreamExt;
 use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
-use loyalty_proto::member::v1 as member_pb;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -71,7 +70,9 @@ impl Campaigns {
         let mut done = Broadcast::default();
         let mut cursor = String::new();
         loop {
-            let (members, next) = self.segment_page(tenant, &record.campaign, &cursor).await?;
+            let (members, next) = self
+                .audience_page(tenant, &record.campaign, &cursor)
+                .await?;
             let outcomes: Vec<ServiceResult<Rewarded>> = futures::stream::iter(members)
                 .map(|m| {
                     let record = &record;
@@ -108,7 +109,7 @@ impl Campaigns {
         };
         let mut cursor = String::new();
         loop {
-            let (members, next) = self.segment_page(tenant, c, &cursor).await?;
+            let (members, next) = self.audience_page(tenant, c, &cursor).await?;
             for m in members {
                 run.audience += 1;
                 let a = arm(c, m.as_str());
@@ -137,7 +138,7 @@ impl Campaigns {
     }
 
     /// One page of the campaign's segment, and the cursor of the next (empty at the end).
-    async fn segment_page(
+    async fn audience_page(
         &self,
         tenant: &TenantId,
         campaign: &Campaign,
@@ -149,22 +150,6 @@ impl Campaigns {
                  that selects these members (a segment can select tiers, tags or everyone)",
             ));
         };
-        let members = self.members.as_ref().ok_or_else(|| {
-            ServiceError::unavailable("segments are read from the member service: none is set")
-        })?;
-        let page = members
-            .list_segment_members(member_pb::ListSegmentMembersRequest {
-                tenant_id: tenant.to_string(),
-                segment_code: segment.clone(),
-                cursor: cursor.to_string(),
-                limit: 1_000,
-            })
-            .await?;
-        let ids = page
-            .member_ids
-            .iter()
-            .map(|m| MemberId::parse(m.as_str()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((ids, page.next_cursor))
+        self.segment_page(tenant, segment, cursor).await
     }
 }

@@ -17,7 +17,6 @@ use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_proto::ledger::v1 as ledger_pb;
 use loyalty_proto::member::v1 as member_pb;
-use sha2::{Digest, Sha256};
 
 /// A grant left reserved this long is taken for cut short by the sweep.
 const RECOVERY_GRACE_MS: i64 = 60_000;
@@ -229,27 +228,16 @@ impl Campaigns {
                 let ledger = self.ledger.as_ref().ok_or_else(|| {
                     ServiceError::unavailable("points are paid through the ledger: none is set")
                 })?;
-                let wallet = ledger_pb::WalletRef {
-                    tenant_id: grant.tenant.clone(),
-                    member_id: grant.member.clone(),
-                };
                 let adjust = ledger_pb::AdjustRequest {
-                    wallet: Some(wallet.clone()),
+                    wallet: Some(ledger_pb::WalletRef {
+                        tenant_id: grant.tenant.clone(),
+                        member_id: grant.member.clone(),
+                    }),
                     idempotency_key: format!("campaign-{}", grant_digest(grant)),
                     points: *points,
                     reason: format!("campaign {}", grant.campaign),
                 };
-                let written = match ledger.adjust(adjust.clone()).await {
-                    Err(e) if e.code == ErrorCode::WalletNotFound => {
-                        let open = ledger_pb::OpenWalletRequest {
-                            wallet: Some(wallet),
-                            idempotency_key: format!("campaign-wallet-{}", grant.member),
-                        };
-                        ledger.open_wallet(open).await?;
-                        ledger.adjust(adjust).await?
-                    }
-                    other => other?,
-                };
+                let written = super::adjust_opening(ledger.as_ref(), adjust).await?;
                 Ok(written
                     .entries
                     .first()
@@ -343,11 +331,7 @@ impl Campaigns {
 /// The grant as a short key for the ledger and the coupon issue (which take only a few
 /// characters, fewer than a campaign, a member and a key may hold).
 fn grant_digest(grant: &Grant) -> String {
-    let digest = Sha256::digest(format!(
-        "{}\n{}\n{}",
-        grant.campaign, grant.member, grant.key
-    ));
-    hex::encode(&digest[..16])
+    super::short_key(&[&grant.campaign, &grant.member, &grant.key])
 }
 
 /// Refusals of a payment that trying again cannot change: the grant is released.

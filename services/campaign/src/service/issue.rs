@@ -10,7 +10,6 @@ use crate::template::CouponTemplate;
 use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
-use loyalty_proto::member::v1 as member_pb;
 
 /// Coupons added per store batch when generating or importing.
 pub const CHUNK: usize = 5_000;
@@ -115,26 +114,13 @@ impl Campaigns {
     ) -> ServiceResult<Issued> {
         code::check_id("issue_key", issue_key)?;
         let template = self.active_template(tenant, template).await?;
-        let members = self.members.as_ref().ok_or_else(|| {
-            ServiceError::unavailable(
-                "segments are read from the member service, which is not configured",
-            )
-        })?;
         let mut issued = Issued::default();
         let mut cursor = String::new();
         loop {
-            let page = members
-                .list_segment_members(member_pb::ListSegmentMembersRequest {
-                    tenant_id: tenant.to_string(),
-                    segment_code: segment.to_string(),
-                    cursor: cursor.clone(),
-                    limit: 1_000,
-                })
-                .await?;
-            let mut pending = Vec::with_capacity(page.member_ids.len());
-            for member in &page.member_ids {
-                let member = MemberId::parse(member.as_str())?;
-                let coupon = self.new_coupon(&template, code::generate(""), Some(&member), None);
+            let (page, next) = self.segment_page(tenant, segment, &cursor).await?;
+            let mut pending = Vec::with_capacity(page.len());
+            for member in &page {
+                let coupon = self.new_coupon(&template, code::generate(""), Some(member), None);
                 pending.push(self.keyed(tenant, coupon, format!("{issue_key}:{member}")));
             }
             for _ in 0..CODE_ATTEMPTS {
@@ -164,10 +150,10 @@ impl Campaigns {
                     "could not draw free coupon codes: issue to the segment again",
                 ));
             }
-            if page.next_cursor.is_empty() {
+            if next.is_empty() {
                 return Ok(issued);
             }
-            cursor = page.next_cursor;
+            cursor = next;
         }
     }
 

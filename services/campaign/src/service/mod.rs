@@ -19,13 +19,42 @@ pub mod triggers;
 use crate::events::CampaignEvent;
 use crate::store::CampaignRepository;
 use loyalty_common::clock::{Clock, SystemClock};
-use loyalty_common::error::ServiceResult;
+use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
+use loyalty_proto::ledger::v1 as ledger_pb;
 use loyalty_proto::member::v1 as member_pb;
 use serde::Serialize;
 use std::sync::Arc;
+
+/// A short key made of `parts` (32 hex characters of their SHA-256, joined by newlines),
+/// for the idempotency keys this service hands the ledger and its own issues: those take
+/// only a few characters, fewer than ids and codes may hold together.
+fn short_key(parts: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(parts.join("\n"))[..16])
+}
+
+/// Adjusts points in the ledger; a credit to a member the ledger has no wallet for yet opens
+/// the wallet first (opening is idempotent in the ledger, whatever its key). A debit of a
+/// wallet that does not exist is refused as the ledger refuses it.
+async fn adjust_opening(
+    ledger: &dyn LedgerClient,
+    adjust: ledger_pb::AdjustRequest,
+) -> ServiceResult<ledger_pb::WriteResult> {
+    match ledger.adjust(adjust.clone()).await {
+        Err(e) if e.code == ErrorCode::WalletNotFound && adjust.points > 0 => {
+            let open = ledger_pb::OpenWalletRequest {
+                wallet: adjust.wallet.clone(),
+                idempotency_key: format!("open-{}", adjust.idempotency_key),
+            };
+            ledger.open_wallet(open).await?;
+            ledger.adjust(adjust).await
+        }
+        other => other,
+    }
+}
 
 /// The campaign service.
 pub struct Campaigns {
@@ -87,6 +116,35 @@ impl Campaigns {
             self.clock.now(),
             data,
         )
+    }
+
+    /// One page of a segment's members (as of its last refresh), and the cursor of the
+    /// next (empty at the end).
+    async fn segment_page(
+        &self,
+        tenant: &TenantId,
+        segment: &str,
+        cursor: &str,
+    ) -> ServiceResult<(Vec<MemberId>, String)> {
+        let members = self.members.as_ref().ok_or_else(|| {
+            loyalty_common::ServiceError::unavailable(
+                "segments are read from the member service, which is not configured",
+            )
+        })?;
+        let page = members
+            .list_segment_members(member_pb::ListSegmentMembersRequest {
+                tenant_id: tenant.to_string(),
+                segment_code: segment.to_string(),
+                cursor: cursor.to_string(),
+                limit: 1_000,
+            })
+            .await?;
+        let ids = page
+            .member_ids
+            .iter()
+            .map(|m| MemberId::parse(m.as_str()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((ids, page.next_cursor))
     }
 
     /// The member's tier as the member service has it (None without one, or without the

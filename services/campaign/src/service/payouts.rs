@@ -13,7 +13,6 @@ use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_ledger::client::LedgerClient;
 use loyalty_proto::ledger::v1 as ledger_pb;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 /// The outbox reader's name in the store's positions.
 pub const READER: &str = "bonus-payouts";
@@ -84,15 +83,7 @@ async fn pay(
             _ => ("undone", format!("coupon {} returned", coupon.code)),
         };
         let key = payout_key(verb, &data.redemption, &coupon.code);
-        let adjusted = match adjust(ledger, event, &key, points, &reason).await {
-            // A member the ledger has no wallet for yet: the bonus opens it.
-            Err(e) if e.code == ErrorCode::WalletNotFound && points > 0 => {
-                open_wallet(ledger, event).await?;
-                adjust(ledger, event, &key, points, &reason).await
-            }
-            other => other,
-        };
-        match adjusted {
+        match adjust(ledger, event, &key, points, &reason).await {
             Ok(()) => {
                 paid.adjustments += 1;
                 paid.points += points;
@@ -128,26 +119,14 @@ async fn adjust(
     points: i64,
     reason: &str,
 ) -> ServiceResult<()> {
-    ledger
-        .adjust(ledger_pb::AdjustRequest {
-            wallet: Some(wallet(event)),
-            idempotency_key: key.to_string(),
-            points,
-            reason: reason.to_string(),
-        })
-        .await
-        .map(|_| ())
-}
-
-async fn open_wallet(ledger: &dyn LedgerClient, event: &CampaignEvent) -> ServiceResult<()> {
-    ledger
-        .open_wallet(ledger_pb::OpenWalletRequest {
-            wallet: Some(wallet(event)),
-            // Opening is idempotent in the ledger whatever the key.
-            idempotency_key: payout_key("wallet", &event.tenant, &event.member),
-        })
-        .await
-        .map(|_| ())
+    // A member the ledger has no wallet for yet: the bonus opens it.
+    let adjust = ledger_pb::AdjustRequest {
+        wallet: Some(wallet(event)),
+        idempotency_key: key.to_string(),
+        points,
+        reason: reason.to_string(),
+    };
+    super::adjust_opening(ledger, adjust).await.map(|_| ())
 }
 
 async fn available(ledger: &dyn LedgerClient, event: &CampaignEvent) -> ServiceResult<i64> {
@@ -157,8 +136,7 @@ async fn available(ledger: &dyn LedgerClient, event: &CampaignEvent) -> ServiceR
 /// A ledger idempotency key for one payment: the ledger takes only a few characters, and
 /// redemption ids and codes may hold others, so the parts are hashed.
 fn payout_key(what: &str, a: &str, b: &str) -> String {
-    let digest = Sha256::digest(format!("{a}\n{b}"));
-    format!("coupon-bonus-{what}-{}", hex::encode(&digest[..16]))
+    format!("coupon-bonus-{what}-{}", super::short_key(&[a, b]))
 }
 
 fn wallet(event: &CampaignEvent) -> ledger_pb::WalletRef {

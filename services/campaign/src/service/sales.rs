@@ -9,7 +9,6 @@ use crate::store::{ClaimSettled, Claimed};
 use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
-use sha2::{Digest, Sha256};
 
 /// Rows handled per store call by the sweep.
 const PAGE: usize = 500;
@@ -17,8 +16,7 @@ const PAGE: usize = 500;
 /// The issue key of a confirmed coupon claim's coupon: one coupon per claim, however often
 /// the confirmation is retried.
 fn coupon_issue_key(sale: &str, claim: &str) -> String {
-    let digest = Sha256::digest(format!("{sale}\n{claim}"));
-    format!("sale-{}", hex::encode(&digest[..16]))
+    format!("sale-{}", super::short_key(&[sale, claim]))
 }
 
 fn not_found(sale: &str) -> ServiceError {

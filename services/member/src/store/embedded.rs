@@ -528,23 +528,7 @@ impl MemberRepository for EmbeddedMemberStore {
         limit: usize,
     ) -> ServiceResult<Vec<String>> {
         let prefix = birthday_prefix(tenant.as_str(), birthday);
-        let start = match after {
-            Some(after) => [&prefix, after.as_bytes(), &[0]].concat(),
-            None => prefix.clone(),
-        };
-        let mut end = prefix.clone();
-        if let Some(last) = end.last_mut() {
-            *last = 1;
-        }
-        self.inner
-            .birthdays
-            .range(start..end)
-            .take(limit)
-            .map(|guard| {
-                let k = guard.key().map_err(storage)?;
-                Ok(String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
-            })
-            .collect()
+        ids_after(&self.inner.birthdays, &prefix, after, limit)
     }
 
     async fn profiles_page(
@@ -723,23 +707,7 @@ impl MemberRepository for EmbeddedMemberStore {
     ) -> ServiceResult<Vec<String>> {
         let tenant = tenant.as_str();
         let prefix = segment_prefix(tenant, segment, generation);
-        let start = match after {
-            Some(after) => [&prefix, after.as_bytes(), &[0]].concat(),
-            None => prefix.clone(),
-        };
-        let mut end = prefix.clone();
-        if let Some(last) = end.last_mut() {
-            *last = 1;
-        }
-        self.inner
-            .segment_members
-            .range(start..end)
-            .take(limit)
-            .map(|guard| {
-                let k = guard.key().map_err(storage)?;
-                Ok(String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
-            })
-            .collect()
+        ids_after(&self.inner.segment_members, &prefix, after, limit)
     }
 
     async fn drop_segment_members(
@@ -828,4 +796,30 @@ impl MemberRepository for EmbeddedMemberStore {
         })
         .await
     }
+}
+
+/// The member ids that end the keys under `prefix` (which ends in the 0 separator), after
+/// `after`, in order, at most `limit`: a page of a segment or of a birthday.
+fn ids_after(
+    keyspace: &fjall::Keyspace,
+    prefix: &[u8],
+    after: Option<&str>,
+    limit: usize,
+) -> ServiceResult<Vec<String>> {
+    let start = match after {
+        Some(after) => [prefix, after.as_bytes(), &[0]].concat(),
+        None => prefix.to_vec(),
+    };
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last = 1;
+    }
+    keyspace
+        .range(start..end)
+        .take(limit)
+        .map(|guard| {
+            let k = guard.key().map_err(storage)?;
+            Ok(String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+        })
+        .collect()
 }
