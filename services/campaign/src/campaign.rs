@@ -150,6 +150,16 @@ pub enum Trigger {
     PointsExpiring,
     /// Stored value fell below the tenant's low-balance threshold: once per fall.
     LowStoredValue,
+    /// The member moved up to a tier (to one of `tiers`, or any when empty): once per member
+    /// and tier reached.
+    TierUpgrade {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tiers: Vec<String>,
+    },
+    /// The scoring run found the member dormant: no order for the tenant's
+    /// `lifecycle.dormant_days` (the member service's scoring policy, 365 by default). Once
+    /// per spell: a member who orders again and lapses again is rewarded again.
+    Dormant,
     /// The member's birthday, `days_before` it (0 to 30) in the campaign's time zone: once
     /// per member and year. Members born on 29 February are greeted on 28 February in
     /// common years.
@@ -223,6 +233,17 @@ impl Campaign {
             && *days_before > 30
         {
             return Err(invalid("trigger.days_before", "must be 0 to 30"));
+        }
+        if let Some(Trigger::TierUpgrade { tiers }) = &self.trigger {
+            if tiers.len() > MAX_AUDIENCE_VALUES {
+                return Err(invalid(
+                    "trigger.tiers",
+                    &format!("name at most {MAX_AUDIENCE_VALUES} tiers"),
+                ));
+            }
+            for t in tiers {
+                check_name("trigger.tiers", t)?;
+            }
         }
         if self.trigger.is_some() && matches!(self.audience, Audience::Segment { .. }) {
             return Err(invalid(

@@ -105,9 +105,50 @@ impl Campaigns {
                 .then(|| format!("expiring-{}", entry())),
             Trigger::LowStoredValue => (service == "ledger" && name == "low_balance")
                 .then(|| format!("low-sv-{}", entry())),
+            Trigger::TierUpgrade { tiers } => {
+                let decision = &data["decision"];
+                let to = decision["to"].as_str().unwrap_or_default();
+                let wanted = tiers.is_empty() || tiers.iter().any(|t| t == to);
+                (service == "member"
+                    && name == "tier_changed"
+                    && decision["decision"] == "upgrade"
+                    && !to.is_empty()
+                    && wanted)
+                    .then(|| format!("tier-{to}"))
+            }
+            Trigger::Dormant => {
+                if !(service == "member"
+                    && name == "scores_changed"
+                    && data["lifecycle"] == "dormant")
+                {
+                    return Ok(None);
+                }
+                self.dormant_spell(tenant, member).await?
+            }
             // Swept daily (`birthdays`), never from an event.
             Trigger::Birthday { .. } => None,
         })
+    }
+
+    /// The key of the member's dormant spell: its last order, so a scoring run that changes
+    /// a dormant member's other scores does not reward it again, and a member who orders
+    /// and lapses again is a new spell. None if the member is not dormant any more.
+    async fn dormant_spell(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+    ) -> ServiceResult<Option<String>> {
+        let Some(members) = &self.members else {
+            return Ok(None);
+        };
+        let activity = members
+            .get_activity(member_pb::MemberRef {
+                tenant_id: tenant.to_string(),
+                member_id: member.to_string(),
+            })
+            .await?;
+        Ok((activity.lifecycle == "dormant")
+            .then(|| format!("dormant-{}", activity.last_order_at_ms)))
     }
 
     /// Whether the order in `data` is the member's first, as the member service has it.
