@@ -303,6 +303,8 @@ async fn triggers_reward_new_members_and_big_orders_once_each() {
     };
     assert_eq!(app.send(order("POS-1", 19_999)).await.status, 200);
     assert_eq!(app.send(order("POS-2", 20_000)).await.status, 200);
+    // POS-3 comes after POS-2's reward, so it is the big-order campaign's (below).
+    wait_for_spent(&app, "BIG", 10).await;
     assert_eq!(app.send(order("POS-3", 50_000)).await.status, 200);
     wait_for_spent(&app, "BIG", 20).await;
     // Nothing more arrives later: each member welcomed once, each big order rewarded once.
@@ -314,6 +316,45 @@ async fn triggers_reward_new_members_and_big_orders_once_each() {
     assert_eq!(
         app.get("/v1/tenants/acme/campaigns/BIG").await.body["spent"],
         20
+    );
+    // Results: the welcome reached both members before m1's three orders; the big-order
+    // campaign reached m1 with POS-2's reward (after that order), so only POS-3 is its.
+    let welcome = wait_for_results(&app, "WELCOME", |arm| {
+        arm["orders"] == 3 && arm["issued"] == 2
+    })
+    .await;
+    assert_eq!(
+        (&welcome["members"], &welcome["issued"], &welcome["spend"]),
+        (&json!(2), &json!(2), &json!(89_999)),
+        "{welcome}"
+    );
+    let big = wait_for_results(&app, "BIG", |arm| arm["orders"] == 1 && arm["issued"] == 2).await;
+    assert_eq!(
+        (
+            &big["members"],
+            &big["issued"],
+            &big["points"],
+            &big["spend"]
+        ),
+        (&json!(1), &json!(2), &json!(20), &json!(50_000)),
+        "{big}"
+    );
+}
+
+/// Polls campaign `id`'s results until its first arm satisfies `done`; that arm.
+async fn wait_for_results(app: &TestApp, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let path = format!("/v1/tenants/acme/campaigns/{id}/results");
+    for _ in 0..100 {
+        let reply = app.get(&path).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        if done(&reply.body["arms"][0]) {
+            return reply.body["arms"][0].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "campaign {id}'s results never came: {:?}",
+        app.get(&path).await.body
     );
 }
 

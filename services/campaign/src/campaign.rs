@@ -11,6 +11,7 @@
 
 pub mod grant;
 pub mod lifecycle;
+pub mod results;
 pub mod schedule;
 pub mod variant;
 
@@ -27,6 +28,8 @@ const MAX_VARIANTS: usize = 8;
 const MAX_POINTS: i64 = 1_000_000;
 /// The largest budget, in its units.
 const MAX_BUDGET: u64 = 1_000_000_000_000;
+/// Days after a reward in which a member's orders are the campaign's, unless it says.
+pub const ATTRIBUTION_DAYS: u32 = 30;
 /// Most tiers or tags in an audience.
 const MAX_AUDIENCE_VALUES: usize = 64;
 
@@ -113,6 +116,11 @@ pub struct Campaign {
     /// What else a reward does besides paying.
     #[serde(default)]
     pub actions: Actions,
+    /// Days after a reward (or after being held out) in which a member's orders are
+    /// attributed to the campaign, 1 to 365 (30 if left out); an order with one of its
+    /// coupons is attributed whenever it comes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution_days: Option<u32>,
 }
 
 /// What a reward does besides paying its coupon or points.
@@ -264,6 +272,12 @@ impl Campaign {
                 ));
             }
         }
+        if self
+            .attribution_days
+            .is_some_and(|d| !(1..=365).contains(&d))
+        {
+            return Err(invalid("attribution_days", "must be 1 to 365"));
+        }
         if let Some(cap) = &self.frequency_cap {
             if cap.times == 0 {
                 return Err(invalid("frequency_cap.times", "must be at least 1"));
@@ -299,6 +313,11 @@ impl Campaign {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Days after a reward in which the member's orders are the campaign's.
+    pub fn attribution_days(&self) -> u32 {
+        self.attribution_days.unwrap_or(ATTRIBUTION_DAYS)
     }
 
     /// The budget units one grant of `reward` takes.

@@ -5,7 +5,7 @@
 //! `flash_sale_created`, `flash_sale_claimed`, `flash_sale_confirmed`,
 //! `flash_sale_claim_released`, `flash_sale_claim_lapsed`, and for campaigns
 //! `campaign_saved`, `campaign_<step>` (submitted, approved, rejected, paused, resumed,
-//! ended), `campaign_rewarded`, `campaign_reward_released` and
+//! ended), `campaign_rewarded`, `campaign_reward_released`, `campaign_held_out` and
 //! `campaign_notification_requested`. They are written to
 //! the outbox in the same commit as their change and published in commit order by the
 //! shared publisher through [`outbox`]; docs/events.md lists them with their payloads.

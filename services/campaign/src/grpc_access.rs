@@ -184,6 +184,12 @@ pub const RPCS: &[Rpc] = &[
         tenant(r.tenant_id)
     }),
     rpc!(
+        "GetCampaignResults",
+        p::CAMPAIGNS_READ,
+        pb::CampaignRef,
+        |r| { tenant(r.tenant_id) }
+    ),
+    rpc!(
         "BroadcastCampaign",
         p::CAMPAIGNS_WRITE,
         pb::CampaignRef,

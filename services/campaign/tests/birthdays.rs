@@ -49,6 +49,7 @@ fn campaign(id: &str, zone: &str, days_before: u32, points: i64) -> Campaign {
         frequency_cap: None,
         trigger: Some(Trigger::Birthday { days_before }),
         actions: Actions::default(),
+        attribution_days: None,
     }
 }
 

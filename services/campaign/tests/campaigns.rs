@@ -13,7 +13,6 @@ use loyalty_campaign::campaign::{
 use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::service::grants::Rewarded;
 use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
-use loyalty_campaign::template::{Benefit, CouponTemplate, Eligibility, Stacking, Validity};
 use loyalty_common::Timestamp;
 use loyalty_common::clock::ManualClock;
 use loyalty_common::error::ErrorCode;
@@ -23,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 mod support;
-use support::Ledger;
+use support::{Ledger, amount_off};
 
 /// 2027-01-15T00:00:00+08:00: midnight in Shanghai.
 const MIDNIGHT_SHANGHAI: i64 = 1_799_942_400_000;
@@ -76,6 +75,7 @@ fn campaign(id: &str) -> Campaign {
         frequency_cap: None,
         trigger: None,
         actions: Actions::default(),
+        attribution_days: None,
     }
 }
 
@@ -234,20 +234,7 @@ async fn a_member_is_rewarded_once_per_local_day_under_a_daily_cap() {
 async fn a_coupon_reward_issues_one_coupon_and_the_holdout_gets_nothing() {
     let w = world();
     let (t, s) = (&w.tenant, &w.campaigns);
-    let template = CouponTemplate {
-        id: "FIVE".into(),
-        name: "5.00 off".into(),
-        benefit: Benefit::AmountOff { amount: 500 },
-        min_spend: 0,
-        eligible: Eligibility::default(),
-        validity: Validity::DaysFromIssue { days: 30 },
-        per_member_limit: None,
-        total_limit: None,
-        uses_per_code: 1,
-        stacking: Stacking::Exclusive,
-        priority: 0,
-        active: true,
-    };
+    let template = amount_off("FIVE", 500);
     s.put_template(t, template, None).await.unwrap();
     let mut c = campaign("COUPONS");
     c.variants[0].reward = Reward::Coupon {

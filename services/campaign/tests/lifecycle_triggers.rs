@@ -50,6 +50,7 @@ fn campaign(id: &str, trigger: Trigger, points: i64) -> Campaign {
         frequency_cap: None,
         trigger: Some(trigger),
         actions: Actions::default(),
+        attribution_days: None,
     }
 }
 

@@ -154,6 +154,11 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         p::CAMPAIGNS_READ,
     ),
     (
+        "GET",
+        "/v1/tenants/{tenant}/campaigns/{campaign}/results",
+        p::CAMPAIGNS_READ,
+    ),
+    (
         "POST",
         "/v1/tenants/{tenant}/campaigns/{campaign}/broadcasts",
         p::CAMPAIGNS_WRITE,

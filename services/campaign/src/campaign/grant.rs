@@ -2,6 +2,8 @@
 //! member and period (a trigger's key, or the campaign's broadcast key). It is reserved
 //! first (its units held from the budget, its place taken under the member's cap), then
 //! confirmed once the reward was paid or released if it could not be, which gives both back.
+//! A member the holdout keeps out gets a grant too, held out at once: nothing paid, no
+//! budget or cap taken, but the assignment kept, published and counted in the results.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +13,8 @@ pub enum GrantState {
     Reserved,
     Confirmed,
     Released,
+    /// The member is in the holdout: written so, never paid.
+    HeldOut,
 }
 
 impl GrantState {
@@ -19,6 +23,7 @@ impl GrantState {
             GrantState::Reserved => "reserved",
             GrantState::Confirmed => "confirmed",
             GrantState::Released => "released",
+            GrantState::HeldOut => "held_out",
         }
     }
 }

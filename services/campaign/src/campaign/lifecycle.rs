@@ -243,6 +243,7 @@ mod tests {
             frequency_cap: None,
             trigger: None,
             actions: Actions::default(),
+            attribution_days: None,
         };
         CampaignRecord::draft(campaign, "maker", 0)
     }

@@ -79,6 +79,7 @@ mod tests {
             frequency_cap: None,
             trigger: None,
             actions: Actions::default(),
+            attribution_days: None,
         }
     }
 

@@ -109,6 +109,16 @@ pub(super) async fn dry_run(
     Ok(document(&c.dry_run(&tenant, &r.campaign_id).await?))
 }
 
+pub(super) async fn results(
+    c: &Campaigns,
+    r: pb::CampaignRef,
+) -> ServiceResult<pb::CampaignDocument> {
+    let tenant = TenantId::parse(r.tenant_id)?;
+    Ok(document(
+        &c.campaign_results(&tenant, &r.campaign_id).await?,
+    ))
+}
+
 pub(super) async fn broadcast(
     c: &Campaigns,
     r: pb::CampaignRef,

@@ -75,6 +75,7 @@ retried! {
     change_campaign(pb::ChangeCampaignRequest) -> pb::CampaignDocument;
     decide_campaign(pb::DecideCampaignRequest) -> pb::CampaignDocument;
     dry_run_campaign(pb::CampaignRef) -> pb::CampaignDocument;
+    get_campaign_results(pb::CampaignRef) -> pb::CampaignDocument;
     broadcast_campaign(pb::CampaignRef) -> pb::CampaignDocument;
     reward_member(pb::RewardMemberRequest) -> pb::CampaignDocument;
 }

@@ -288,6 +288,13 @@ impl CampaignClient for InProcessCampaigns {
         campaigns::dry_run(&self.campaigns, r).await
     }
 
+    async fn get_campaign_results(
+        &self,
+        r: pb::CampaignRef,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::results(&self.campaigns, r).await
+    }
+
     async fn broadcast_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument> {
         campaigns::broadcast(&self.campaigns, r).await
     }

@@ -67,6 +67,8 @@ pub trait CampaignClient: Send + Sync + 'static {
         r: pb::DecideCampaignRequest,
     ) -> ServiceResult<pb::CampaignDocument>;
     async fn dry_run_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument>;
+    async fn get_campaign_results(&self, r: pb::CampaignRef)
+    -> ServiceResult<pb::CampaignDocument>;
     async fn broadcast_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument>;
     async fn reward_member(
         &self,

@@ -3,11 +3,13 @@
 //! points adjusted in the ledger, both keyed by the grant so a retry pays once), then
 //! confirmed, or released when the payment is refused. A grant cut short by a crash or a
 //! ledger that was down stays reserved and is paid and confirmed by the sweep
-//! ([`Campaigns::recover_grants`]). Members in the holdout get nothing and are counted.
+//! ([`Campaigns::recover_grants`]). Members in the holdout get nothing; their grant is
+//! written held out, so they are counted in the results as the baseline.
 
 use super::Campaigns;
 use super::plans::not_found;
 use crate::campaign::grant::{Grant, GrantState};
+use crate::campaign::results::HOLDOUT;
 use crate::campaign::variant::{Arm, arm};
 use crate::campaign::{Actions, Audience, Campaign, CampaignRecord, Reward};
 use crate::code;
@@ -91,7 +93,7 @@ impl Campaigns {
     ) -> ServiceResult<Rewarded> {
         let campaign = &record.campaign;
         let Arm::Variant(variant) = arm(campaign, member.as_str()) else {
-            return Ok(Rewarded::Holdout);
+            return self.hold_out(tenant, campaign, member, key, now).await;
         };
         let period = match campaign.frequency_cap.and_then(|c| c.per_days) {
             Some(days) => {
@@ -132,12 +134,49 @@ impl Campaigns {
         }
     }
 
+    /// Records that the holdout keeps `member` out of `campaign` under `key`: a grant held
+    /// out at once, taking no budget, published (`campaign_held_out`) and counted in the
+    /// campaign's results as the baseline its variants are measured against.
+    async fn hold_out(
+        &self,
+        tenant: &TenantId,
+        campaign: &Campaign,
+        member: &MemberId,
+        key: &str,
+        now: i64,
+    ) -> ServiceResult<Rewarded> {
+        let grant = Grant {
+            tenant: tenant.to_string(),
+            campaign: campaign.id.clone(),
+            key: key.to_string(),
+            member: member.to_string(),
+            variant: HOLDOUT.to_string(),
+            units: 0,
+            period: "all".to_string(),
+            state: GrantState::HeldOut,
+            created_ms: now,
+            updated_ms: now,
+            paid_with: None,
+        };
+        let data = serde_json::json!({"campaign": campaign.id, "key": key, "variant": HOLDOUT});
+        let event = self.event(tenant.as_str(), member.as_str(), "campaign_held_out", &data);
+        match self.store.grant(&grant, None, vec![event]).await? {
+            Granted::Yes => Ok(Rewarded::Holdout),
+            Granted::Exists(stored) => self.finish(*stored).await,
+            Granted::NoCampaign => Err(not_found(&campaign.id)),
+            Granted::BudgetExhausted | Granted::CapReached => Err(ServiceError::internal(
+                "a held-out grant takes no budget and no cap",
+            )),
+        }
+    }
+
     /// Pays a reserved grant and confirms it (a released or confirmed one is answered as
     /// it is); a refused payment releases it, a failed one leaves it for the sweep.
     async fn finish(&self, grant: Grant) -> ServiceResult<Rewarded> {
         if grant.state != GrantState::Reserved {
             return match grant.state {
                 GrantState::Confirmed => Ok(Rewarded::Granted(Box::new(grant))),
+                GrantState::HeldOut => Ok(Rewarded::Holdout),
                 _ => Err(ServiceError::new(
                     ErrorCode::CampaignNotRunning,
                     format!(

@@ -1,7 +1,9 @@
 //! The campaign service object, [`Campaigns`]: coupon templates ([`templates`]), issuing
 //! codes to members, segments and batches ([`issue`]), the till's cart evaluation and
 //! redemptions ([`redeem`]) with their bonus points paid through the ledger ([`payouts`]),
-//! flash sales ([`sales`]), and the scheduled sweeps ([`sweeps`]). Its in-process client
+//! flash sales ([`sales`]), campaigns ([`plans`], [`grants`], [`broadcast`], [`triggers`],
+//! [`birthdays`]) and their effectiveness ([`results`]), and the scheduled sweeps
+//! ([`sweeps`]). Its in-process client
 //! wraps it; its gRPC server calls that client.
 
 pub mod birthdays;
@@ -11,6 +13,7 @@ pub mod issue;
 pub mod payouts;
 pub mod plans;
 pub mod redeem;
+pub mod results;
 pub mod sales;
 pub mod sweeps;
 pub mod templates;

@@ -33,6 +33,9 @@ impl Campaigns {
         ) else {
             return Ok(0);
         };
+        // Orders are attributed to the campaigns that reached their member before any
+        // trigger rewards it again (a reward now is not what brought this order).
+        self.attribute(event).await?;
         let data = event.data_value();
         let mut rewarded = 0;
         for view in self.campaigns(&tenant).await? {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod plans;
+mod results;
 mod sales;
 mod writer;
 
@@ -76,6 +77,12 @@ struct Inner {
     plan_members: fjall::Keyspace,
     /// made at, tenant, campaign, grant key → (): reserved grants by when they were made.
     grant_holds: fjall::Keyspace,
+    /// tenant, campaign → BTreeMap<arm, Counts> (JSON).
+    results: fjall::Keyspace,
+    /// tenant, campaign, fact key → (): the facts counted in `results`.
+    result_facts: fjall::Keyspace,
+    /// tenant, what is linked, campaign, at → arm.
+    result_links: fjall::Keyspace,
     changes: fjall::Keyspace,
     positions: fjall::Keyspace,
     meta: fjall::Keyspace,
@@ -183,6 +190,9 @@ impl EmbeddedCampaignStore {
             grants: ks("grants")?,
             plan_members: ks("plan_members")?,
             grant_holds: ks("grant_holds")?,
+            results: ks("results")?,
+            result_facts: ks("result_facts")?,
+            result_links: ks("result_links")?,
             positions: ks("positions")?,
             meta: ks("meta")?,
             changes,

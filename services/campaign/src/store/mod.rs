@@ -9,7 +9,9 @@
 //! - `redemptions`: a row per redemption id (the caller's idempotency key);
 //! - `expiry`: member coupons by the time they lapse, read by the expiring-soon sweep, with
 //!   its cursor;
-//! - `changes`: the outbox of campaign events, in commit order, with readers' positions.
+//! - `changes`: the outbox of campaign events, in commit order, with readers' positions;
+//! - campaigns and their grants ([`PlanRepository`]), their results and links
+//!   ([`ResultRepository`]), flash sales ([`SaleRepository`]).
 //!
 //! Every write commits all or nothing with its events. The embedded adapter
 //! ([`EmbeddedCampaignStore`]) keeps them in fjall; the conformance suite
@@ -29,9 +31,11 @@ pub mod conformance;
 pub mod cql;
 mod embedded;
 mod plans;
+mod results;
 mod sales;
 pub use embedded::EmbeddedCampaignStore;
 pub use plans::{GrantSettled, Granted, PlanRepository};
+pub use results::ResultRepository;
 pub use sales::{ClaimSettled, Claimed, SaleRepository};
 
 /// A value with the version it was written at (the first write is version 1).
@@ -109,7 +113,9 @@ pub struct ExpiryCursor {
 
 /// Coupons, redemptions and the outbox; flash sales through [`SaleRepository`].
 #[async_trait]
-pub trait CampaignRepository: SaleRepository + PlanRepository + Send + Sync + 'static {
+pub trait CampaignRepository:
+    SaleRepository + PlanRepository + ResultRepository + Send + Sync + 'static
+{
     async fn template(
         &self,
         tenant: &TenantId,

@@ -55,7 +55,8 @@ pub trait PlanRepository: Send + Sync + 'static {
     ) -> ServiceResult<Option<Grant>>;
     /// Stores a new reserved grant, if the member has no grant of the campaign under its key, the budget has
     /// its units left and the member has fewer than `cap` grants in its period (`cap` None:
-    /// no cap), all at once with `events`.
+    /// no cap), all at once with `events`. A grant held out at once is stored as it is,
+    /// taking no budget and no place under the cap.
     async fn grant(
         &self,
         grant: &Grant,

@@ -1,10 +1,11 @@
 //! A ledger for the campaign service's tests: one wallet per member, adjustments kept by
 //! idempotency key as the real ledger keeps them, a debit past the balance refused, and a
-//! switch that takes it down.
+//! switch that takes it down; and the plainest coupon template.
 
 #![allow(clippy::unwrap_used, dead_code)] // Test code; not every test binary uses every part.
 
 use async_trait::async_trait;
+use loyalty_campaign::template::{Benefit, CouponTemplate, Eligibility, Stacking, Validity};
 use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_ledger::client::LedgerClient;
@@ -127,5 +128,23 @@ impl LedgerClient for Ledger {
     }
     async fn get_rules(&self, _: pb::GetRulesRequest) -> ServiceResult<pb::RuleSet> {
         Err(unused())
+    }
+}
+
+/// `amount` off any cart, one use per code, valid 30 days from issue, no other limit.
+pub fn amount_off(id: &str, amount: i64) -> CouponTemplate {
+    CouponTemplate {
+        id: id.into(),
+        name: format!("{id} off"),
+        benefit: Benefit::AmountOff { amount },
+        min_spend: 0,
+        eligible: Eligibility::default(),
+        validity: Validity::DaysFromIssue { days: 30 },
+        per_member_limit: None,
+        total_limit: None,
+        uses_per_code: 1,
+        stacking: Stacking::Exclusive,
+        priority: 0,
+        active: true,
     }
 }

@@ -28,6 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(approve))
         .routes(routes!(reject))
         .routes(routes!(dry_run))
+        .routes(routes!(results))
         .routes(routes!(broadcast))
         .routes(routes!(reward))
 }
@@ -210,6 +211,17 @@ async fn reject(
     responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn dry_run(State(s): State<AppState>, Path(p): Path<CampaignPath>) -> Reply {
     json(s.campaigns()?.dry_run_campaign(p.reference()?).await?)
+}
+
+/// How the campaign is doing, per variant and for the holdout: members reached, rewards
+/// paid, coupons redeemed and the rate, orders and spend attributed (a coupon of the
+/// campaign on the order, or within `attribution_days` of a reward), incremental spend
+/// against the holdout's spend per member, and the return on the discount and points paid.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/campaigns/{campaign}/results", tag = "campaigns",
+    params(CampaignPath),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn results(State(s): State<AppState>, Path(p): Path<CampaignPath>) -> Reply {
+    json(s.campaigns()?.get_campaign_results(p.reference()?).await?)
 }
 
 /// Rewards every member of a running campaign's segment not rewarded yet; sending it again

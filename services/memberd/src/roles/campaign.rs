@@ -197,14 +197,22 @@ async fn sweep(
     }
 }
 
-/// Pays coupons' bonus points through the ledger every `interval`, until shutdown. A payout
-/// that fails is logged and resumed from where it stopped on the next round.
+/// Counts campaign results and pays coupons' bonus points through the ledger every
+/// `interval`, until shutdown (both read the store's outbox). A round that fails is logged
+/// and resumed from where it stopped on the next one.
 async fn pay_out(
     campaigns: Arc<Campaigns>,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
+        match campaigns.tally_results().await {
+            Ok(0) => {}
+            Ok(facts) => tracing::debug!(facts, "campaign results counted"),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "counting campaign results failed; retrying")
+            }
+        }
         match campaigns.pay_out().await {
             Ok(paid) if paid.adjustments == 0 => {}
             Ok(paid) => tracing::debug!(

@@ -18,8 +18,10 @@ use loyalty_scylla::conformance;
 use std::sync::Arc;
 
 mod plans;
+mod results;
 mod sales;
 pub use plans::*;
+pub use results::*;
 pub use sales::*;
 
 /// One store, and what keeps it alive.
@@ -684,6 +686,10 @@ macro_rules! campaign_conformance {
             plan_reserved, reserved_grants_are_listed_oldest_first_until_settled;
             plan_tenants, campaigns_and_grants_are_kept_per_tenant;
             plan_no_budget, a_campaign_without_a_budget_takes_any_number_of_grants;
+            plan_holdout, a_grant_held_out_takes_no_budget_and_is_never_listed_reserved;
+            results_facts, a_fact_counts_once_and_after_the_fact_it_follows;
+            results_racing, racing_tallies_count_each_fact_once;
+            results_links, links_are_kept_per_thing_linked;
         );
     };
     (@bodies $embedded:path, $scylla:path; $($name:ident, $body:ident;)*) => {

@@ -38,6 +38,7 @@ fn record(id: &str, budget: Option<u64>) -> CampaignRecord {
         frequency_cap: None,
         trigger: None,
         actions: Actions::default(),
+        attribution_days: None,
     };
     CampaignRecord::draft(campaign, "maker", 1_000)
 }
@@ -559,4 +560,59 @@ pub async fn a_campaign_without_a_budget_takes_any_number_of_grants(stores: Stor
     }
     let r = store.campaign(&t, "OPEN").await.unwrap().unwrap();
     assert_eq!((r.reserved, r.budget_left()), (100_000_000, None));
+}
+
+pub async fn a_grant_held_out_takes_no_budget_and_is_never_listed_reserved(stores: Stores) {
+    let store = stores.store;
+    let t = tenant();
+    store
+        .put_campaign(&t, &record("HOLD", Some(10)), Vec::new())
+        .await
+        .unwrap();
+    let mut held = grant(&t, "HOLD", "k1", "m1", 0);
+    held.variant = "holdout".into();
+    held.state = GrantState::HeldOut;
+    assert_eq!(
+        store
+            .grant(&held, Some(1), vec![event(&t, "campaign_held_out")])
+            .await
+            .unwrap(),
+        Granted::Yes
+    );
+    assert_eq!(
+        store.grant(&held, Some(1), Vec::new()).await.unwrap(),
+        Granted::Exists(Box::new(held.clone()))
+    );
+    let r = store.campaign(&t, "HOLD").await.unwrap().unwrap();
+    assert_eq!((r.reserved, r.spent), (0, 0));
+    // The member's place under the cap is not taken: a reward under another key fits.
+    let paid = grant(&t, "HOLD", "k2", "m1", 10);
+    assert_eq!(
+        store.grant(&paid, Some(1), Vec::new()).await.unwrap(),
+        Granted::Yes
+    );
+    let reserved = store.reserved_grants(i64::MAX, 10_000).await.unwrap();
+    let mine: Vec<&str> = reserved
+        .iter()
+        .filter(|g| g.tenant == t.as_str())
+        .map(|g| g.key.as_str())
+        .collect();
+    assert_eq!(mine, ["k2"]);
+    assert_eq!(
+        store
+            .settle_grant(
+                &t,
+                "HOLD",
+                "m1",
+                "k1",
+                GrantState::Confirmed,
+                2_000,
+                None,
+                Vec::new()
+            )
+            .await
+            .unwrap(),
+        GrantSettled::NotFrom(Box::new(held)),
+        "a held-out grant is never paid"
+    );
 }

@@ -154,6 +154,15 @@ impl ScyllaCampaignStore {
         if plan.budget_left().is_some_and(|left| left < grant.units) {
             return Ok(Some(Granted::BudgetExhausted));
         }
+        if grant.state != GrantState::Reserved {
+            // Held out at once: it takes nothing and waits for nothing.
+            let row = (GRANT, grant_row(&grant.member, &grant.key), encode(grant)?);
+            let (key, body) = (plan_key(c), to_json(&plan)?);
+            let done = self
+                .commit(t, &key, Some(version), body, vec![row], events)
+                .await?;
+            return Ok(done.then_some(Granted::Yes));
+        }
         let held = self.grant_count(grant).await?;
         if cap.is_some_and(|cap| held >= cap) {
             return Ok(Some(Granted::CapReached));

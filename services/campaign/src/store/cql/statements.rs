@@ -29,6 +29,9 @@ loyalty_scylla::statements! {
         /// A row of an entity with its body (a sale's claim, a member's count).
         row_body: "SELECT row_body FROM {keyspace}.entities WHERE tenant = ? AND key = ? AND kind = ? AND id = ?"
             => (String, String, String, String) => (Option<Vec<u8>>,),
+        /// An entity's rows of one kind after an id (a thing's links).
+        rows_after: "SELECT id, row_body FROM {keyspace}.entities WHERE tenant = ? AND key = ? AND kind = ? AND id > ? LIMIT ?"
+            => (String, String, String, String, i32) => (String, Option<Vec<u8>>),
         outbox_after: "SELECT id, row_body FROM {keyspace}.entities WHERE tenant = ? AND key = ? AND kind = 'o' AND id > ? LIMIT ?"
             => (String, String, String, i32) => (String, Option<Vec<u8>>),
         /// Outbox rows the relay has handed on: one range tombstone.

@@ -169,11 +169,14 @@ impl PlanRepository for EmbeddedCampaignStore {
                 return Ok(Granted::CapReached);
             }
             let mut batch = inner.batch();
-            plan.reserved += grant.units;
-            inner.put_plan(&mut batch, &grant.tenant, &plan);
-            inner.count_grant(&mut batch, &grant, true)?;
+            // A grant held out at once takes nothing and waits for nothing.
+            if grant.state == GrantState::Reserved {
+                plan.reserved += grant.units;
+                inner.put_plan(&mut batch, &grant.tenant, &plan);
+                inner.count_grant(&mut batch, &grant, true)?;
+                batch.insert(&inner.grant_holds, reserved_key(&grant), []);
+            }
             batch.insert(&inner.grants, row, encode(&grant)?);
-            batch.insert(&inner.grant_holds, reserved_key(&grant), []);
             let seq = inner.log(&mut batch, events)?;
             inner.commit(batch, seq)?;
             Ok(Granted::Yes)
