@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod plans;
+mod referrals;
 mod results;
 mod sales;
 mod writer;
@@ -83,6 +84,14 @@ struct Inner {
     result_facts: fjall::Keyspace,
     /// tenant, what is linked, campaign, at → arm.
     result_links: fjall::Keyspace,
+    /// tenant, "c", code → member | tenant, "m", member → code: referral codes.
+    referral_codes: fjall::Keyspace,
+    /// tenant, "f", fingerprint, member → () | tenant, "m", member, fingerprint → ().
+    fingerprints: fjall::Keyspace,
+    /// tenant, referee, campaign → Referral.
+    referrals: fjall::Keyspace,
+    /// tenant, campaign, referrer → u32: the referrer's rewarded referrals.
+    referrer_counts: fjall::Keyspace,
     changes: fjall::Keyspace,
     positions: fjall::Keyspace,
     meta: fjall::Keyspace,
@@ -190,6 +199,10 @@ impl EmbeddedCampaignStore {
             grants: ks("grants")?,
             plan_members: ks("plan_members")?,
             grant_holds: ks("grant_holds")?,
+            referral_codes: ks("referral_codes")?,
+            fingerprints: ks("fingerprints")?,
+            referrals: ks("referrals")?,
+            referrer_counts: ks("referrer_counts")?,
             results: ks("results")?,
             result_facts: ks("result_facts")?,
             result_links: ks("result_links")?,

@@ -11,7 +11,8 @@
 //!   its cursor;
 //! - `changes`: the outbox of campaign events, in commit order, with readers' positions;
 //! - campaigns and their grants ([`PlanRepository`]), their results and links
-//!   ([`ResultRepository`]), flash sales ([`SaleRepository`]).
+//!   ([`ResultRepository`]), referrals ([`ReferralRepository`]), flash sales
+//!   ([`SaleRepository`]).
 //!
 //! Every write commits all or nothing with its events. The embedded adapter
 //! ([`EmbeddedCampaignStore`]) keeps them in fjall; the conformance suite
@@ -31,10 +32,12 @@ pub mod conformance;
 pub mod cql;
 mod embedded;
 mod plans;
+mod referrals;
 mod results;
 mod sales;
 pub use embedded::EmbeddedCampaignStore;
 pub use plans::{GrantSettled, Granted, PlanRepository};
+pub use referrals::ReferralRepository;
 pub use results::ResultRepository;
 pub use sales::{ClaimSettled, Claimed, SaleRepository};
 
@@ -114,7 +117,7 @@ pub struct ExpiryCursor {
 /// Coupons, redemptions and the outbox; flash sales through [`SaleRepository`].
 #[async_trait]
 pub trait CampaignRepository:
-    SaleRepository + PlanRepository + ResultRepository + Send + Sync + 'static
+    SaleRepository + PlanRepository + ResultRepository + ReferralRepository + Send + Sync + 'static
 {
     async fn template(
         &self,

@@ -18,9 +18,11 @@ use loyalty_scylla::conformance;
 use std::sync::Arc;
 
 mod plans;
+mod referrals;
 mod results;
 mod sales;
 pub use plans::*;
+pub use referrals::*;
 pub use results::*;
 pub use sales::*;
 
@@ -690,6 +692,11 @@ macro_rules! campaign_conformance {
             results_facts, a_fact_counts_once_and_after_the_fact_it_follows;
             results_racing, racing_tallies_count_each_fact_once;
             results_links, links_are_kept_per_thing_linked;
+            referral_codes, a_referral_code_is_one_per_member_and_unique_per_tenant;
+            referral_fingerprints, fingerprints_name_the_other_members_that_presented_them;
+            referral_once, a_referral_is_one_per_referee_and_campaign;
+            referral_caps, a_referrer_is_rewarded_under_its_cap_once_per_referral;
+            referral_racing, racing_qualifications_never_pass_a_referrers_cap;
         );
     };
     (@bodies $embedded:path, $scylla:path; $($name:ident, $body:ident;)*) => {

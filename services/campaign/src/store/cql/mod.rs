@@ -14,6 +14,7 @@
 mod entity;
 mod indexes;
 mod plans;
+mod referrals;
 mod results;
 mod saga;
 mod sales;

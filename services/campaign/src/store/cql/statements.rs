@@ -40,6 +40,8 @@ loyalty_scylla::statements! {
 
         list_add: "INSERT INTO {keyspace}.listings (tenant, list, name) VALUES (?, ?, ?)"
             => (String, String, String) => (),
+        list_remove: "DELETE FROM {keyspace}.listings WHERE tenant = ? AND list = ? AND name = ?"
+            => (String, String, String) => (),
         list_after: "SELECT name FROM {keyspace}.listings WHERE tenant = ? AND list = ? AND name > ? LIMIT ?"
             => (String, String, String, i32) => (String,),
 

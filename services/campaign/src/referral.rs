@@ -1,0 +1,63 @@
+//! Referrals: a member shares a referral code; a new member who gives it is the referee of
+//! the code's holder in a referral campaign; when the referee's first order of at least the
+//! campaign's minimum is recorded, both are rewarded (the referrer only up to the
+//! campaign's cap per referrer); when that order is refunded within the returns window, both
+//! rewards are taken back.
+//!
+//! A referral code is a generated code with the `R` prefix ([`crate::code`]): unguessable
+//! only so that codes cannot be farmed by enumeration; it is meant to be shared. A member
+//! cannot refer itself: not under its own id, nor under another member that presents a
+//! phone, email or ID number (their blind indexes, as the member service keys them) the
+//! referrer presented before.
+
+use serde::{Deserialize, Serialize};
+
+/// The prefix of referral codes, which tells them from coupon codes at a glance.
+pub const CODE_PREFIX: &str = "R";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferralState {
+    /// Recorded; waiting for the referee's first qualifying order.
+    Pending,
+    /// The referee's first qualifying order was recorded: both rewarded.
+    Qualified,
+    /// That order was refunded within the returns window: both rewards taken back.
+    Reversed,
+}
+
+/// One referee's referral in one campaign. (Stored in postcard, which keeps every field.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Referral {
+    pub tenant: String,
+    pub campaign: String,
+    pub referrer: String,
+    pub referee: String,
+    pub code: String,
+    pub state: ReferralState,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// The qualifying order, and when it happened.
+    pub order: Option<String>,
+    pub order_ms: Option<i64>,
+    /// False when the referrer had reached the campaign's cap: only the referee is rewarded.
+    pub referrer_rewarded: bool,
+}
+
+/// How a new referral ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Referred {
+    Yes,
+    /// The referee has a referral in this campaign already (the stored one).
+    Exists(Box<Referral>),
+}
+
+/// How a change of a referral's state ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReferralMoved {
+    /// Moved: the referral as it is now.
+    Yes(Box<Referral>),
+    /// Not in the state the change starts from: the referral as it is.
+    NotFrom(Box<Referral>),
+    Missing,
+}
