@@ -33,6 +33,8 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
             "campaign.claims" => true,
             // A partner's marketing automation rewards members from running campaigns.
             "campaign.rewards" => role == "partner" && !read,
+            // A partner's app shows a member's code and records referrals at sign-up.
+            "campaign.referrals" => role == "partner",
             _ => false,
         },
         "auditor" => {

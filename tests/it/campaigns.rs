@@ -405,3 +405,109 @@ async fn the_birthday_sweep_rewards_todays_birthdays_once_in_the_campaigns_time_
     let m1 = app.get("/v1/tenants/acme/members/m1/balance").await;
     assert_eq!(m1.body["points_available"], 10, "{m1:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referral_rewards_both_sides_and_a_refund_takes_both_back() {
+    let app = spawn_app().await;
+    let partner = app.acme_partner_key().await;
+    let body =
+        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
+    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
+    let checker = app.login("acme", "checker", PASSWORD).await;
+    let mut c = campaign("FRIENDS", json!({"type": "everyone"}));
+    c["variants"][0]["reward"]["points"] = json!(100);
+    c["budget"]["limit"] = json!(10_000);
+    c["trigger"] = json!({"type": "referral", "referee_points": 50, "min_order": 10000});
+    assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
+    app.post("/v1/tenants/acme/campaigns/FRIENDS/submit", json!({}))
+        .await;
+    let path = "/v1/tenants/acme/campaigns/FRIENDS/approval";
+    let approved = post_as(&app, &checker, path, json!({})).await;
+    assert_eq!(approved.body["phase"], "running", "{approved:?}");
+    app.join("m1", "13812340001").await;
+    app.join("m2", "13812340002").await;
+
+    // The partner's app: m1's code, then m2 signs up with it.
+    let as_partner = |path: &str, body: Value| {
+        app.client
+            .post(format!("{}{path}", app.base))
+            .header("idempotency-key", app.key())
+            .header("x-api-key", &partner)
+            .json(&body)
+    };
+    let code = app
+        .send(as_partner(
+            "/v1/tenants/acme/members/m1/referral-code",
+            json!({}),
+        ))
+        .await;
+    assert_eq!(code.status, 200, "{code:?}");
+    let code = code.body["code"].as_str().unwrap().to_string();
+    let refer = |member: &str| {
+        as_partner(
+            "/v1/tenants/acme/campaigns/FRIENDS/referrals",
+            json!({"code": code, "member_id": member}),
+        )
+    };
+    let own = app.send(refer("m1")).await;
+    assert_eq!((own.status, own.code()), (422, "SELF_REFERRAL"));
+    let referred = app.send(refer("m2")).await;
+    assert_eq!(
+        (referred.status, &referred.body["state"]),
+        (200, &json!("pending")),
+        "{referred:?}"
+    );
+
+    let order = |id: &str, total: i64, refund_of: Option<&str>| {
+        as_partner(
+            "/v1/tenants/acme/members/m2/orders",
+            json!({"order_id": id, "total": total, "store": "s01", "refund_of": refund_of}),
+        )
+    };
+    assert_eq!(app.send(order("F-1", 12_000, None)).await.status, 200);
+    wait_for_spent(&app, "FRIENDS", 150).await;
+    let balance = |m: &'static str| {
+        let path = format!("/v1/tenants/acme/members/{m}/balance");
+        let app = &app;
+        async move { app.get(&path).await.body["points_available"].as_i64() }
+    };
+    // m2 also earned 120 points on the order itself (the tenant's earning rules).
+    assert_eq!(
+        (balance("m1").await, balance("m2").await),
+        (Some(100), Some(170))
+    );
+
+    assert_eq!(
+        app.send(order("F-1-R", -12_000, Some("F-1"))).await.status,
+        200
+    );
+    let path = "/v1/tenants/acme/members/m2/referrals";
+    for _ in 0..100 {
+        if app.get(path).await.body[0]["state"] == "reversed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let referrals = app.get(path).await;
+    assert_eq!(
+        (
+            &referrals.body[0]["state"],
+            &referrals.body[0]["taken_back"]
+        ),
+        (&json!("reversed"), &json!({"referrer": 100, "referee": 50})),
+        "{referrals:?}"
+    );
+    for _ in 0..100 {
+        // The 120 earned on the order stay: a refund recorded in the member service does
+        // not reverse the earn (that is the till's `reverse` call to the ledger).
+        if balance("m2").await == Some(120) && balance("m1").await == Some(0) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the rewards were not taken back: {:?} {:?}",
+        balance("m1").await,
+        balance("m2").await
+    );
+}

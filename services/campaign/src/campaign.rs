@@ -164,6 +164,19 @@ pub enum Trigger {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tiers: Vec<String>,
     },
+    /// A referee's first order of at least `min_order` (minor units) rewards the referee
+    /// with `referee_points` and its referrer with the campaign's variant (points), the
+    /// referrer at most `max_per_referrer` times; a refund of that order within
+    /// `returns_days` takes both back. Referrals are recorded by the API at sign-up.
+    Referral {
+        referee_points: i64,
+        #[serde(default = "one_minor_unit")]
+        min_order: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_per_referrer: Option<u32>,
+        #[serde(default = "thirty_days")]
+        returns_days: u32,
+    },
     /// The scoring run found the member dormant: no order for the tenant's
     /// `lifecycle.dormant_days` (the member service's scoring policy, 365 by default). Once
     /// per spell: a member who orders again and lapses again is rewarded again.
@@ -177,7 +190,90 @@ pub enum Trigger {
     },
 }
 
+fn one_minor_unit() -> i64 {
+    1
+}
+
+fn thirty_days() -> u32 {
+    30
+}
+
+/// The arm of a referral's referee, whose reward the trigger names.
+pub const REFEREE: &str = "referee";
+
 impl Campaign {
+    /// The reward of arm `arm`: a variant's, or the referee's of a referral campaign.
+    pub fn reward_of(&self, arm: &str) -> Option<Reward> {
+        if let (REFEREE, Some(Trigger::Referral { referee_points, .. })) = (arm, &self.trigger) {
+            return Some(Reward::Points {
+                points: *referee_points,
+            });
+        }
+        self.variants
+            .iter()
+            .find(|v| v.id == arm)
+            .map(|v| v.reward.clone())
+    }
+
+    /// Refuses a referral campaign that cannot run: the referrer's and referee's rewards are
+    /// points (a refund takes them back), everyone may refer, and no one is held out.
+    fn check_referral(&self) -> ServiceResult<()> {
+        let Some(Trigger::Referral {
+            referee_points,
+            min_order,
+            max_per_referrer,
+            returns_days,
+        }) = &self.trigger
+        else {
+            return Ok(());
+        };
+        if !(1..=MAX_POINTS).contains(referee_points) {
+            return Err(invalid(
+                "trigger.referee_points",
+                &format!("must be 1 to {MAX_POINTS}"),
+            ));
+        }
+        if !(1..=1_000_000_000_000).contains(min_order) {
+            return Err(invalid(
+                "trigger.min_order",
+                "must be 1 to 1000000000000 minor units",
+            ));
+        }
+        if *max_per_referrer == Some(0) {
+            return Err(invalid("trigger.max_per_referrer", "must be at least 1"));
+        }
+        if *returns_days > 365 {
+            return Err(invalid("trigger.returns_days", "must be 0 to 365"));
+        }
+        if self.audience != Audience::Everyone || self.holdout_percent != 0 {
+            return Err(invalid(
+                "trigger",
+                "a referral campaign's audience is everyone, with no holdout: the referral is \
+                 what picks its members",
+            ));
+        }
+        if self.variants.iter().any(|v| v.id == REFEREE) {
+            return Err(invalid("variants", "`referee` names the referee's arm"));
+        }
+        if let Some(i) = self
+            .variants
+            .iter()
+            .position(|v| !matches!(v.reward, Reward::Points { .. }))
+        {
+            return Err(invalid(
+                &format!("variants[{i}].reward"),
+                "a referral pays points, so that a refund can take them back",
+            ));
+        }
+        if self.budget.is_some_and(|b| b.unit != BudgetUnit::Points) {
+            return Err(invalid(
+                "budget.unit",
+                "a referral campaign's budget is in points",
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses a campaign that cannot run, naming the field at fault.
     pub fn validate(&self) -> ServiceResult<()> {
         crate::code::check_id("id", &self.id)?;
@@ -242,6 +338,7 @@ impl Campaign {
         {
             return Err(invalid("trigger.days_before", "must be 0 to 30"));
         }
+        self.check_referral()?;
         if let Some(Trigger::TierUpgrade { tiers }) = &self.trigger {
             if tiers.len() > MAX_AUDIENCE_VALUES {
                 return Err(invalid(

@@ -201,6 +201,23 @@ pub const RPCS: &[Rpc] = &[
         pb::RewardMemberRequest,
         |r| target(r.tenant_id, "campaign", &r.campaign_id)
     ),
+    rpc!(
+        "GetReferralCode",
+        p::REFERRALS_WRITE,
+        pb::MemberReferralsRequest,
+        |r| target(r.tenant_id, "member", &r.member_id)
+    ),
+    rpc!("Refer", p::REFERRALS_WRITE, pb::ReferRequest, |r| target(
+        r.tenant_id,
+        "campaign",
+        &r.campaign_id
+    )),
+    rpc!(
+        "ListReferrals",
+        p::REFERRALS_READ,
+        pb::MemberReferralsRequest,
+        |r| target(r.tenant_id, "member", &r.member_id)
+    ),
 ];
 
 /// The guard of the `campaign.v1` port.

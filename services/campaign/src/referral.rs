@@ -42,6 +42,9 @@ pub struct Referral {
     pub order_ms: Option<i64>,
     /// False when the referrer had reached the campaign's cap: only the referee is rewarded.
     pub referrer_rewarded: bool,
+    /// Points a reversal takes back from the referrer and the referee: their rewards, or
+    /// what was left of them in their wallets when it was decided.
+    pub taken_back: [i64; 2],
 }
 
 /// How a new referral ended.

@@ -5,9 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use loyalty_campaign::campaign::{
-    Actions, Audience, Campaign, Reward, Schedule, Step, Trigger, Variant,
-};
+use loyalty_campaign::campaign::{Actions, Audience, Campaign, Reward, Schedule, Trigger, Variant};
 use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
 use loyalty_common::Timestamp;
@@ -87,17 +85,7 @@ async fn birthdays_are_swept_in_each_campaigns_time_zone_once_a_year() {
         campaign("NEW-YORK", "America/New_York", 0, 10),
         campaign("A-WEEK-AHEAD", "Asia/Shanghai", 7, 100),
     ] {
-        let id = c.id.clone();
-        campaigns
-            .save_campaign(&tenant, c, "maker", None)
-            .await
-            .unwrap();
-        for (step, by) in [(Step::Submit, "maker"), (Step::Approve, "checker")] {
-            campaigns
-                .step_campaign(&tenant, &id, step, by, None)
-                .await
-                .unwrap();
-        }
+        support::approve(&campaigns, &tenant, c).await;
     }
     let balances = || ["m1", "m2", "m3"].map(|m| ledger.balance(m));
 

@@ -7,9 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use loyalty_campaign::campaign::{
-    Actions, Audience, Campaign, Reward, Schedule, Step, Trigger, Variant,
-};
+use loyalty_campaign::campaign::{Actions, Audience, Campaign, Reward, Schedule, Trigger, Variant};
 use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
 use loyalty_common::Timestamp;
@@ -96,17 +94,7 @@ async fn world() -> World {
             20,
         ),
     ] {
-        let id = c.id.clone();
-        campaigns
-            .save_campaign(&tenant, c, "maker", None)
-            .await
-            .unwrap();
-        for (step, by) in [(Step::Submit, "maker"), (Step::Approve, "checker")] {
-            campaigns
-                .step_campaign(&tenant, &id, step, by, None)
-                .await
-                .unwrap();
-        }
+        support::approve(&campaigns, &tenant, c).await;
     }
     World {
         members,

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
 use loyalty_campaign::campaign::results::HOLDOUT;
-use loyalty_campaign::campaign::{Actions, Audience, Campaign, Reward, Schedule, Step, Variant};
+use loyalty_campaign::campaign::{Actions, Audience, Campaign, Reward, Schedule, Variant};
 use loyalty_campaign::cart::{Cart, Line};
 use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::service::grants::Rewarded;
@@ -68,16 +68,7 @@ async fn world() -> World {
         actions: Actions::default(),
         attribution_days: Some(7),
     };
-    campaigns
-        .save_campaign(&tenant, campaign, "maker", None)
-        .await
-        .unwrap();
-    for (step, by) in [(Step::Submit, "maker"), (Step::Approve, "checker")] {
-        campaigns
-            .step_campaign(&tenant, "SPRING", step, by, None)
-            .await
-            .unwrap();
-    }
+    support::approve(&campaigns, &tenant, campaign).await;
     clock.advance_secs(3_600);
     World {
         campaigns,

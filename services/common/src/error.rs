@@ -110,6 +110,10 @@ error_codes! {
     BudgetExhausted => "BUDGET_EXHAUSTED", FailedPrecondition, 409, "The campaign's budget has too little left";
     NotInAudience => "NOT_IN_AUDIENCE", FailedPrecondition, 422, "The member is not in the campaign's audience";
     FrequencyCapReached => "FREQUENCY_CAP_REACHED", FailedPrecondition, 409, "The member was rewarded by this campaign as often as it allows";
+    ReferralCodeNotFound => "REFERRAL_CODE_NOT_FOUND", NotFound, 404, "No member holds this referral code";
+    SelfReferral => "SELF_REFERRAL", FailedPrecondition, 422, "A member cannot be referred by its own code, nor under a phone, email or ID number its holder presented";
+    ReferralExists => "REFERRAL_EXISTS", FailedPrecondition, 409, "The member was referred in this campaign by another member already";
+    ReferralNotEligible => "REFERRAL_NOT_ELIGIBLE", FailedPrecondition, 422, "A referee is a member who has not ordered yet";
 }
 
 /// A service error: a stable code, a message safe to show a caller (no PII), and the cause.

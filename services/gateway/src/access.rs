@@ -170,6 +170,21 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ),
     (
         "POST",
+        "/v1/tenants/{tenant}/campaigns/{campaign}/referrals",
+        p::REFERRALS_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/members/{member}/referral-code",
+        p::REFERRALS_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/members/{member}/referrals",
+        p::REFERRALS_READ,
+    ),
+    (
+        "POST",
         "/v1/tenants/{tenant}/members/{member}/wallet",
         p::WALLET_WRITE,
     ),

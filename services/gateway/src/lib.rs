@@ -75,6 +75,7 @@ fn guarded() -> OpenApiRouter<AppState> {
         .merge(routes::coupon_redemptions::routes())
         .merge(routes::flash_sales::routes())
         .merge(routes::campaigns::routes())
+        .merge(routes::referrals::routes())
 }
 
 /// The OpenAPI document for every route.
@@ -131,6 +132,7 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
         .merge(routes::coupon_redemptions::routes())
         .merge(routes::flash_sales::routes())
         .merge(routes::campaigns::routes())
+        .merge(routes::referrals::routes())
         .merge(admin)
         .split_for_parts();
     let (auth, auth_spec) = routes::auth::routes().split_for_parts();

@@ -94,6 +94,10 @@ pub const CAMPAIGN_APPROVALS: Permission = write("campaign.approvals");
 /// Rewarding one member from a running campaign (a partner's marketing automation firing a
 /// trigger), once per key.
 pub const CAMPAIGN_REWARDS: Permission = write("campaign.rewards");
+/// Reading members' referrals.
+pub const REFERRALS_READ: Permission = read("campaign.referrals");
+/// Making a member's referral code and recording a new member's referral (an app's sign-up).
+pub const REFERRALS_WRITE: Permission = write("campaign.referrals");
 
 /// Every permission, for reading one back from its words (e.g. off the wire).
 pub const ALL: &[Permission] = &[
@@ -127,6 +131,8 @@ pub const ALL: &[Permission] = &[
     CAMPAIGNS_WRITE,
     CAMPAIGN_APPROVALS,
     CAMPAIGN_REWARDS,
+    REFERRALS_READ,
+    REFERRALS_WRITE,
 ];
 
 /// The permission named by `object` and `action` (`read` or `write`), if there is one.

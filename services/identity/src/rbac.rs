@@ -68,6 +68,7 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("tenant_admin", "campaign.campaigns", "*"),
     ("tenant_admin", "campaign.approvals", "*"),
     ("tenant_admin", "campaign.rewards", "*"),
+    ("tenant_admin", "campaign.referrals", "*"),
     ("store_manager", "ledger.wallet", "*"),
     ("store_manager", "ledger.adjust", "write"),
     ("store_manager", "ledger.rules", "read"),
@@ -106,6 +107,7 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("partner", "campaign.sales", "read"),
     ("partner", "campaign.claims", "*"),
     ("partner", "campaign.rewards", "write"),
+    ("partner", "campaign.referrals", "*"),
 ];
 
 /// The names of the built-in roles.

@@ -82,6 +82,12 @@ pub const RPCS: &[Rpc] = &[
     rpc!("GetActivity", p::MEMBER_READ, pb::MemberRef, |r| member(
         &Some(r)
     )),
+    rpc!(
+        "GetFingerprints",
+        p::MEMBER_READ,
+        pb::MemberRef,
+        |r| member(&Some(r))
+    ),
     rpc!("EraseMember", p::MEMBER_WRITE, pb::MemberRef, |r| member(
         &Some(r)
     )),

@@ -4,6 +4,7 @@
 use crate::campaign::Step;
 use crate::service::Campaigns;
 use crate::service::grants::Rewarded;
+use crate::service::referrals;
 use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
@@ -139,4 +140,41 @@ pub(super) async fn reward(
             "campaign": r.campaign_id, "member": member.as_str(), "key": r.key,
             "variant": "holdout"}))),
     }
+}
+
+pub(super) async fn referral_code(
+    c: &Campaigns,
+    r: pb::MemberReferralsRequest,
+) -> ServiceResult<pb::CampaignDocument> {
+    let tenant = TenantId::parse(r.tenant_id)?;
+    let member = MemberId::parse(r.member_id)?;
+    let code = c.referral_code(&tenant, &member).await?;
+    Ok(document(
+        &serde_json::json!({"member_id": member.as_str(), "code": code}),
+    ))
+}
+
+pub(super) async fn refer(
+    c: &Campaigns,
+    r: pb::ReferRequest,
+) -> ServiceResult<pb::CampaignDocument> {
+    let tenant = TenantId::parse(r.tenant_id)?;
+    let referee = MemberId::parse(r.member_id)?;
+    let referral = c.refer(&tenant, &r.campaign_id, &r.code, &referee).await?;
+    Ok(document(&referrals::view(&referral)))
+}
+
+pub(super) async fn referrals(
+    c: &Campaigns,
+    r: pb::MemberReferralsRequest,
+) -> ServiceResult<pb::CampaignDocuments> {
+    let tenant = TenantId::parse(r.tenant_id)?;
+    let member = MemberId::parse(r.member_id)?;
+    let found = c.referrals_of(&tenant, &member).await?;
+    Ok(pb::CampaignDocuments {
+        json: found
+            .iter()
+            .map(|r| document(&referrals::view(r)).json)
+            .collect(),
+    })
 }

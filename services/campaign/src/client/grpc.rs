@@ -78,4 +78,7 @@ retried! {
     get_campaign_results(pb::CampaignRef) -> pb::CampaignDocument;
     broadcast_campaign(pb::CampaignRef) -> pb::CampaignDocument;
     reward_member(pb::RewardMemberRequest) -> pb::CampaignDocument;
+    get_referral_code(pb::MemberReferralsRequest) -> pb::CampaignDocument;
+    refer(pb::ReferRequest) -> pb::CampaignDocument;
+    list_referrals(pb::MemberReferralsRequest) -> pb::CampaignDocuments;
 }

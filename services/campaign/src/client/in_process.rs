@@ -295,6 +295,24 @@ impl CampaignClient for InProcessCampaigns {
         campaigns::results(&self.campaigns, r).await
     }
 
+    async fn get_referral_code(
+        &self,
+        r: pb::MemberReferralsRequest,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::referral_code(&self.campaigns, r).await
+    }
+
+    async fn refer(&self, r: pb::ReferRequest) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::refer(&self.campaigns, r).await
+    }
+
+    async fn list_referrals(
+        &self,
+        r: pb::MemberReferralsRequest,
+    ) -> ServiceResult<pb::CampaignDocuments> {
+        campaigns::referrals(&self.campaigns, r).await
+    }
+
     async fn broadcast_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument> {
         campaigns::broadcast(&self.campaigns, r).await
     }

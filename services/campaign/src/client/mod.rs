@@ -74,4 +74,13 @@ pub trait CampaignClient: Send + Sync + 'static {
         &self,
         r: pb::RewardMemberRequest,
     ) -> ServiceResult<pb::CampaignDocument>;
+    async fn get_referral_code(
+        &self,
+        r: pb::MemberReferralsRequest,
+    ) -> ServiceResult<pb::CampaignDocument>;
+    async fn refer(&self, r: pb::ReferRequest) -> ServiceResult<pb::CampaignDocument>;
+    async fn list_referrals(
+        &self,
+        r: pb::MemberReferralsRequest,
+    ) -> ServiceResult<pb::CampaignDocuments>;
 }

@@ -95,6 +95,27 @@ impl Campaigns {
         let Arm::Variant(variant) = arm(campaign, member.as_str()) else {
             return self.hold_out(tenant, campaign, member, key, now).await;
         };
+        self.grant_arm(
+            tenant,
+            record,
+            member,
+            (key, now),
+            (&variant.id, &variant.reward),
+        )
+        .await
+    }
+
+    /// Reserves, pays and confirms one grant of `reward` in arm `arm` (a variant, or a
+    /// referral's referee) under `key` at `now`.
+    pub(super) async fn grant_arm(
+        &self,
+        tenant: &TenantId,
+        record: &CampaignRecord,
+        member: &MemberId,
+        (key, now): (&str, i64),
+        (arm, reward): (&str, &Reward),
+    ) -> ServiceResult<Rewarded> {
+        let campaign = &record.campaign;
         let period = match campaign.frequency_cap.and_then(|c| c.per_days) {
             Some(days) => {
                 let day = campaign.schedule.local_day(now)?;
@@ -107,8 +128,8 @@ impl Campaigns {
             campaign: campaign.id.clone(),
             key: key.to_string(),
             member: member.to_string(),
-            variant: variant.id.clone(),
-            units: Campaign::units(&variant.reward),
+            variant: arm.to_string(),
+            units: Campaign::units(reward),
             period,
             state: GrantState::Reserved,
             created_ms: now,
@@ -194,10 +215,7 @@ impl Campaigns {
             .ok_or_else(|| not_found(&grant.campaign))?;
         let reward = record
             .campaign
-            .variants
-            .iter()
-            .find(|v| v.id == grant.variant)
-            .map(|v| v.reward.clone())
+            .reward_of(&grant.variant)
             .ok_or_else(|| ServiceError::internal("a grant of a variant that is gone"))?;
         let paid = match self.pay(&tenant, &grant, &reward).await {
             Ok(paid_with) => self

@@ -2,7 +2,7 @@
 //! codes to members, segments and batches ([`issue`]), the till's cart evaluation and
 //! redemptions ([`redeem`]) with their bonus points paid through the ledger ([`payouts`]),
 //! flash sales ([`sales`]), campaigns ([`plans`], [`grants`], [`broadcast`], [`triggers`],
-//! [`birthdays`]) and their effectiveness ([`results`]), and the scheduled sweeps
+//! [`birthdays`], [`referrals`]) and their effectiveness ([`results`]), and the scheduled sweeps
 //! ([`sweeps`]). Its in-process client
 //! wraps it; its gRPC server calls that client.
 
@@ -13,6 +13,7 @@ pub mod issue;
 pub mod payouts;
 pub mod plans;
 pub mod redeem;
+pub mod referrals;
 pub mod results;
 pub mod sales;
 pub mod sweeps;
@@ -148,6 +149,22 @@ impl Campaigns {
             .map(|m| MemberId::parse(m.as_str()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((ids, page.next_cursor))
+    }
+
+    /// What the member did, as the member service has it (None without a member service).
+    async fn activity(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+    ) -> ServiceResult<Option<member_pb::Activity>> {
+        let Some(members) = &self.members else {
+            return Ok(None);
+        };
+        let reference = member_pb::MemberRef {
+            tenant_id: tenant.to_string(),
+            member_id: member.to_string(),
+        };
+        Ok(Some(members.get_activity(reference).await?))
     }
 
     /// The member's tier as the member service has it (None without one, or without the

@@ -10,7 +10,6 @@ use crate::campaign::{Audience, Trigger};
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_events::Envelope;
-use loyalty_proto::member::v1 as member_pb;
 
 /// The member-service and ledger events triggers read, as subscription filters.
 pub const MEMBER_EVENTS: &str = "member.*.member.>";
@@ -36,6 +35,7 @@ impl Campaigns {
         // Orders are attributed to the campaigns that reached their member before any
         // trigger rewards it again (a reward now is not what brought this order).
         self.attribute(event).await?;
+        self.on_referral_event(&tenant, &member, event).await?;
         let data = event.data_value();
         let mut rewarded = 0;
         for view in self.campaigns(&tenant).await? {
@@ -128,8 +128,9 @@ impl Campaigns {
                 }
                 self.dormant_spell(tenant, member).await?
             }
-            // Swept daily (`birthdays`), never from an event.
-            Trigger::Birthday { .. } => None,
+            // Swept daily (`birthdays`), never from an event; referrals are rewarded by
+            // their own rules (`referrals`).
+            Trigger::Birthday { .. } | Trigger::Referral { .. } => None,
         })
     }
 
@@ -141,15 +142,9 @@ impl Campaigns {
         tenant: &TenantId,
         member: &MemberId,
     ) -> ServiceResult<Option<String>> {
-        let Some(members) = &self.members else {
+        let Some(activity) = self.activity(tenant, member).await? else {
             return Ok(None);
         };
-        let activity = members
-            .get_activity(member_pb::MemberRef {
-                tenant_id: tenant.to_string(),
-                member_id: member.to_string(),
-            })
-            .await?;
         Ok((activity.lifecycle == "dormant")
             .then(|| format!("dormant-{}", activity.last_order_at_ms)))
     }
@@ -161,15 +156,9 @@ impl Campaigns {
         member: &MemberId,
         data: &serde_json::Value,
     ) -> ServiceResult<bool> {
-        let Some(members) = &self.members else {
+        let Some(activity) = self.activity(tenant, member).await? else {
             return Ok(false);
         };
-        let activity = members
-            .get_activity(member_pb::MemberRef {
-                tenant_id: tenant.to_string(),
-                member_id: member.to_string(),
-            })
-            .await?;
         let at = data["at"]
             .as_str()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())

@@ -57,13 +57,14 @@ pub trait ReferralRepository: Send + Sync + 'static {
         at_ms: i64,
         events: Vec<CampaignEvent>,
     ) -> ServiceResult<ReferralMoved>;
-    /// Moves a qualified referral to reversed (giving the referrer's place under the cap
-    /// back), at `at_ms`, with `events`.
+    /// Moves a qualified referral to reversed, taking back `taken_back` points (referrer,
+    /// referee) and giving the referrer's place under the cap back, at `at_ms`, with `events`.
     async fn reverse_referral(
         &self,
         tenant: &TenantId,
         campaign: &str,
         referee: &str,
+        taken_back: [i64; 2],
         at_ms: i64,
         events: Vec<CampaignEvent>,
     ) -> ServiceResult<ReferralMoved>;

@@ -5,9 +5,12 @@
 #![allow(clippy::unwrap_used, dead_code)] // Test code; not every test binary uses every part.
 
 use async_trait::async_trait;
+use loyalty_campaign::campaign::{Campaign, Step};
+use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::template::{Benefit, CouponTemplate, Eligibility, Stacking, Validity};
 use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
+use loyalty_common::ids::TenantId;
 use loyalty_ledger::client::LedgerClient;
 use loyalty_proto::ledger::v1 as pb;
 use std::collections::HashMap;
@@ -146,5 +149,20 @@ pub fn amount_off(id: &str, amount: i64) -> CouponTemplate {
         stacking: Stacking::Exclusive,
         priority: 0,
         active: true,
+    }
+}
+
+/// Saves `campaign` as `maker`, submits it and has `checker` approve it.
+pub async fn approve(campaigns: &Campaigns, tenant: &TenantId, campaign: Campaign) {
+    let id = campaign.id.clone();
+    campaigns
+        .save_campaign(tenant, campaign, "maker", None)
+        .await
+        .unwrap();
+    for (step, by) in [(Step::Submit, "maker"), (Step::Approve, "checker")] {
+        campaigns
+            .step_campaign(tenant, &id, step, by, None)
+            .await
+            .unwrap();
     }
 }

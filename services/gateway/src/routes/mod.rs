@@ -11,6 +11,7 @@ pub mod member_orders;
 pub mod member_program;
 pub mod members;
 pub mod merges;
+pub mod referrals;
 pub mod segments;
 
 use axum::http::HeaderMap;

@@ -73,6 +73,10 @@ impl MemberClient for GrpcMemberClient {
     async fn get_activity(&self, r: pb::MemberRef) -> ServiceResult<pb::Activity> {
         call!(retried, self, get_activity, r)
     }
+
+    async fn get_fingerprints(&self, r: pb::MemberRef) -> ServiceResult<pb::Fingerprints> {
+        call!(retried, self, get_fingerprints, r)
+    }
     async fn erase_member(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus> {
         call!(retried, self, erase_member, r)
     }

@@ -158,6 +158,13 @@ impl MemberClient for InProcessMembers {
         Ok(convert::activity(facts, self.members.now()))
     }
 
+    async fn get_fingerprints(&self, r: pb::MemberRef) -> ServiceResult<pb::Fingerprints> {
+        let (tenant, member) = ids(Some(r))?;
+        Ok(pb::Fingerprints {
+            fingerprints: self.members.fingerprints(&tenant, &member).await?,
+        })
+    }
+
     async fn erase_member(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus> {
         let (tenant, member) = ids(Some(r))?;
         let status = self.members.erase(&tenant, &member).await?;

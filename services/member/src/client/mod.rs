@@ -29,6 +29,7 @@ pub trait MemberClient: Send + Sync + 'static {
     async fn record_order(&self, r: pb::RecordOrderRequest) -> ServiceResult<pb::RecordedOrder>;
     async fn list_orders(&self, r: pb::ListOrdersRequest) -> ServiceResult<pb::OrdersPage>;
     async fn get_activity(&self, r: pb::MemberRef) -> ServiceResult<pb::Activity>;
+    async fn get_fingerprints(&self, r: pb::MemberRef) -> ServiceResult<pb::Fingerprints>;
     async fn erase_member(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus>;
     async fn get_erasure_status(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus>;
     async fn list_segment_members(

@@ -59,6 +59,7 @@ serve! {
     record_order(pb::RecordOrderRequest) -> pb::RecordedOrder;
     list_orders(pb::ListOrdersRequest) -> pb::OrdersPage;
     get_activity(pb::MemberRef) -> pb::Activity;
+    get_fingerprints(pb::MemberRef) -> pb::Fingerprints;
     erase_member(pb::MemberRef) -> pb::ErasureStatus;
     get_erasure_status(pb::MemberRef) -> pb::ErasureStatus;
     list_segment_members(pb::ListSegmentMembersRequest) -> pb::SegmentMembersPage;

@@ -470,6 +470,25 @@ impl Members {
         self.repo.member_by_index(tenant, kind, &index).await
     }
 
+    /// One-way digests of the member's blind indexes (`phone:<32 hex>`, ...): equal values
+    /// give equal fingerprints within the tenant, and a fingerprint finds nothing in the
+    /// indexes, so a service that keeps them holds no key to the member's data.
+    pub async fn fingerprints(
+        &self,
+        tenant: &TenantId,
+        member: &MemberId,
+    ) -> ServiceResult<Vec<String>> {
+        let (stored, _) = self.live(tenant, member).await?;
+        Ok(stored
+            .indexes
+            .iter()
+            .map(|(kind, index)| {
+                let digest = ring::digest::digest(&ring::digest::SHA256, index);
+                format!("{}:{}", kind.label(), hex::encode(&digest.as_ref()[..16]))
+            })
+            .collect())
+    }
+
     /// The stored profile and facts of a member, erased or not.
     async fn existing(
         &self,

@@ -23,6 +23,7 @@ fn referral(t: &TenantId, campaign: &str, referrer: &str, referee: &str) -> Refe
         order: None,
         order_ms: None,
         referrer_rewarded: false,
+        taken_back: [0, 0],
     }
 }
 
@@ -157,13 +158,23 @@ pub async fn a_referrer_is_rewarded_under_its_cap_once_per_referral(stores: Stor
         "the cap of 2 is reached: only the referee is rewarded"
     );
     let reversed = moved(
-        s.reverse_referral(&t, "C", "m2", 7_000, vec![event(&t, "referral_reversed")])
-            .await
-            .unwrap(),
+        s.reverse_referral(
+            &t,
+            "C",
+            "m2",
+            [10, 5],
+            7_000,
+            vec![event(&t, "referral_reversed")],
+        )
+        .await
+        .unwrap(),
     );
-    assert_eq!(reversed.state, ReferralState::Reversed);
+    assert_eq!(
+        (reversed.state, reversed.taken_back, reversed.updated_ms),
+        (ReferralState::Reversed, [10, 5], 7_000)
+    );
     assert!(matches!(
-        s.reverse_referral(&t, "C", "m2", 7_000, Vec::new())
+        s.reverse_referral(&t, "C", "m2", [1, 1], 7_000, Vec::new())
             .await
             .unwrap(),
         ReferralMoved::NotFrom(_)
@@ -179,7 +190,7 @@ pub async fn a_referrer_is_rewarded_under_its_cap_once_per_referral(stores: Stor
         ReferralMoved::Missing
     );
     assert_eq!(
-        s.reverse_referral(&t, "C", "m3", 8_000, Vec::new())
+        s.reverse_referral(&t, "C", "m3", [0, 0], 8_000, Vec::new())
             .await
             .map(moved)
             .unwrap()

@@ -276,11 +276,12 @@ impl ReferralRepository for ScyllaCampaignStore {
         tenant: &TenantId,
         campaign: &str,
         referee: &str,
+        taken_back: [i64; 2],
         at_ms: i64,
         events: Vec<CampaignEvent>,
     ) -> ServiceResult<ReferralMoved> {
         let change = move |r: &mut Referral, counted: u32| {
-            (r.state, r.updated_ms) = (ReferralState::Reversed, at_ms);
+            (r.state, r.updated_ms, r.taken_back) = (ReferralState::Reversed, at_ms, taken_back);
             counted.saturating_sub(u32::from(r.referrer_rewarded))
         };
         let at = (tenant.as_str(), campaign, referee);

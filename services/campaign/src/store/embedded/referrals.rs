@@ -236,6 +236,7 @@ impl ReferralRepository for EmbeddedCampaignStore {
         tenant: &TenantId,
         campaign: &str,
         referee: &str,
+        taken_back: [i64; 2],
         at_ms: i64,
         events: Vec<CampaignEvent>,
     ) -> ServiceResult<ReferralMoved> {
@@ -254,7 +255,7 @@ impl ReferralRepository for EmbeddedCampaignStore {
                 let left = counted.saturating_sub(1);
                 batch.insert(&inner.referrer_counts, count_row(&r), encode(&left)?);
             }
-            (r.state, r.updated_ms) = (ReferralState::Reversed, at_ms);
+            (r.state, r.updated_ms, r.taken_back) = (ReferralState::Reversed, at_ms, taken_back);
             batch.insert(&inner.referrals, row, encode(&r)?);
             let seq = inner.log(&mut batch, events)?;
             inner.commit(batch, seq)?;
