@@ -26,6 +26,8 @@ pub use schedule::Schedule;
 const MAX_VARIANTS: usize = 8;
 /// Most points one grant pays.
 const MAX_POINTS: i64 = 1_000_000;
+/// Most bonus stored value one grant gives (minor units: 100,000.00).
+const MAX_STORED_VALUE: i64 = 10_000_000;
 /// The largest budget, in its units.
 const MAX_BUDGET: u64 = 1_000_000_000_000;
 /// Days after a reward in which a member's orders are the campaign's, unless it says.
@@ -60,6 +62,8 @@ pub enum Reward {
     Coupon { template: String },
     /// Points adjusted into the member's wallet through the ledger.
     Points { points: i64 },
+    /// Bonus stored value (minor units) given into the member's wallet through the ledger.
+    StoredValue { amount: i64 },
 }
 
 /// One arm of a campaign: its share of the members outside the holdout, and its reward.
@@ -77,6 +81,8 @@ pub struct Variant {
 pub enum BudgetUnit {
     Points,
     Coupons,
+    /// Minor units of bonus stored value.
+    StoredValue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -401,12 +407,21 @@ impl Campaign {
                 }
                 BudgetUnit::Points
             }
+            Reward::StoredValue { amount } => {
+                if !(1..=MAX_STORED_VALUE).contains(amount) {
+                    return Err(invalid(
+                        &format!("{field}.amount"),
+                        &format!("must be 1 to {MAX_STORED_VALUE} minor units"),
+                    ));
+                }
+                BudgetUnit::StoredValue
+            }
         };
         match self.budget {
             Some(b) if b.unit != unit => Err(invalid(
                 &format!("{field}.type"),
                 "must be paid in the budget's unit (points for a points budget, coupons for a \
-                 coupons budget)",
+                 coupons budget, stored value for a stored-value budget)",
             )),
             _ => Ok(()),
         }
@@ -422,6 +437,7 @@ impl Campaign {
         match reward {
             Reward::Coupon { .. } => 1,
             Reward::Points { points } => u64::try_from(*points).unwrap_or(0),
+            Reward::StoredValue { amount } => u64::try_from(*amount).unwrap_or(0),
         }
     }
 }

@@ -416,3 +416,45 @@ async fn a_paid_reward_asks_once_for_a_notification() {
     assert_eq!(data["channels"], serde_json::json!(["wechat", "sms"]));
     assert_eq!(asked[0].event.member, "m1");
 }
+
+#[tokio::test]
+async fn a_stored_value_reward_is_given_within_a_stored_value_budget() {
+    let w = world();
+    let mut c = campaign("BONUS-SV");
+    c.variants[0].reward = Reward::StoredValue { amount: 1_000 };
+    c.budget = Some(Budget {
+        unit: BudgetUnit::StoredValue,
+        limit: 2_500,
+    });
+    w.approved(c).await;
+    w.start();
+    let (t, s) = (&w.tenant, &w.campaigns);
+    for n in 1..=2 {
+        s.reward(t, "BONUS-SV", &member(n), "k").await.unwrap();
+    }
+    let third = s.reward(t, "BONUS-SV", &member(3), "k").await.unwrap_err();
+    assert_eq!(third.code, ErrorCode::BudgetExhausted);
+    let given: Vec<i64> = (1..=3)
+        .map(|n| w.ledger.bonus_value(&format!("m{n}")))
+        .collect();
+    assert_eq!(
+        given,
+        [1_000, 1_000, 0],
+        "10.00 of bonus stored value each, within 25.00"
+    );
+    let view = s.campaign(t, "BONUS-SV").await.unwrap();
+    assert_eq!(
+        (view.record.spent, view.record.budget_left()),
+        (2_000, Some(500))
+    );
+    let mut wrong = campaign("MIXED");
+    wrong.budget = Some(Budget {
+        unit: BudgetUnit::StoredValue,
+        limit: 100,
+    });
+    let refused = s.save_campaign(t, wrong, "maker", None).await.unwrap_err();
+    assert!(
+        refused.message.contains("variants[0].reward.type"),
+        "{refused:?}"
+    );
+}

@@ -1,6 +1,7 @@
-//! Coupons' bonus points paid through the ledger from the campaign store's outbox: paid once
-//! however often the outbox is read, taken back on an undo (what is left of them when some
-//! were spent), and a ledger that is down delays a payment without losing it.
+//! Coupons' bonus points and bonus stored value paid through the ledger from the campaign
+//! store's outbox: paid once however often the outbox is read, taken back on an undo (what is
+//! left of them when some were spent), and a ledger that is down delays a payment without
+//! losing it.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
@@ -114,7 +115,8 @@ async fn bonus_points_are_paid_once_however_often_the_outbox_is_read() {
         paid,
         Paid {
             adjustments: 1,
-            points: 250
+            points: 250,
+            stored_value: 0
         }
     );
     assert_eq!(w.ledger.balance("m1"), 250);
@@ -162,4 +164,35 @@ async fn a_ledger_that_is_down_delays_the_bonus_and_loses_nothing() {
     w.ledger.down.store(false, Ordering::SeqCst);
     assert_eq!(w.campaigns.pay_out().await.unwrap().points, 250);
     assert_eq!(w.ledger.balance("m1"), 250);
+}
+
+#[tokio::test]
+async fn a_stored_value_bonus_is_given_once_and_what_is_left_taken_back() {
+    let (w, _) = world().await;
+    let mut template = support::amount_off("TOPUP", 1);
+    template.benefit = Benefit::StoredValueBonus { amount: 500 };
+    w.campaigns
+        .put_template(&w.tenant, template, None)
+        .await
+        .unwrap();
+    let m1 = MemberId::parse("m1").unwrap();
+    let issued = w.campaigns.issue(&w.tenant, "TOPUP", &m1, "sv-m1").await;
+    let code = issued.unwrap().code;
+    w.campaigns
+        .redeem(&w.tenant, &checkout(&code, "r1"))
+        .await
+        .unwrap();
+    let paid = w.campaigns.pay_out().await.unwrap();
+    assert_eq!((paid.adjustments, paid.stored_value), (1, 500));
+    w.store.save_position(payouts::READER, 0).await.unwrap();
+    w.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.ledger.bonus_value("m1"), 500, "given once");
+    assert_eq!(w.ledger.balance("m1"), 0, "no points");
+
+    // 300 of it spent at the till, then the coupon's order is returned.
+    *w.ledger.bonus.lock().unwrap().get_mut("m1").unwrap() -= 300;
+    w.campaigns.undo(&w.tenant, "r1").await.unwrap();
+    let undone = w.campaigns.pay_out().await.unwrap();
+    assert_eq!(undone.stored_value, -200, "what was left, never below zero");
+    assert_eq!(w.ledger.bonus_value("m1"), 0);
 }

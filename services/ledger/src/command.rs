@@ -36,6 +36,10 @@ pub enum Command {
     TopUp {
         amount: i64,
     },
+    AdjustBonusValue {
+        amount: i64,
+        reason: String,
+    },
     Spend {
         amount: i64,
         reference: String,
@@ -68,6 +72,7 @@ impl Command {
             Command::Reverse { .. } => "reverse",
             Command::Adjust { .. } => "adjust",
             Command::TopUp { .. } => "top_up",
+            Command::AdjustBonusValue { .. } => "adjust_bonus_value",
             Command::Spend { .. } => "spend",
             Command::Refund { .. } => "refund",
             Command::TransferOut { .. } => "transfer_out",

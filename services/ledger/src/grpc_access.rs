@@ -46,6 +46,12 @@ pub const RPCS: &[Rpc] = &[
     rpc!("Adjust", p::ADJUST, pb::AdjustRequest, |r| wallet(
         &r.wallet
     )),
+    rpc!(
+        "AdjustBonusValue",
+        p::ADJUST,
+        pb::AdjustBonusValueRequest,
+        |r| wallet(&r.wallet)
+    ),
     rpc!("Transfer", p::WALLET_WRITE, pb::TransferRequest, |r| {
         let target = format!("member:{}/{}", r.tenant_id, r.from_member_id);
         (r.tenant_id, target)

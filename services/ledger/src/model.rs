@@ -158,11 +158,13 @@ pub enum EntryKind {
     /// A notice with no deltas: points of the wallet will expire within the tenant's
     /// expiring-soon window. `lots` holds each expiry date and its points; once per lot.
     ExpiringSoon,
+    /// Bonus stored value given or taken back without a payment (a campaign's bonus).
+    BonusAdjusted,
 }
 
 impl EntryKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EntryKind; 18] = [
+    pub const ALL: [EntryKind; 19] = [
         EntryKind::Opened,
         EntryKind::Earned,
         EntryKind::PendingActivated,
@@ -181,6 +183,7 @@ impl EntryKind {
         EntryKind::Refunded,
         EntryKind::LowBalance,
         EntryKind::ExpiringSoon,
+        EntryKind::BonusAdjusted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -203,6 +206,7 @@ impl EntryKind {
             EntryKind::Refunded => "refunded",
             EntryKind::LowBalance => "low_balance",
             EntryKind::ExpiringSoon => "expiring_soon",
+            EntryKind::BonusAdjusted => "bonus_adjusted",
         }
     }
 }

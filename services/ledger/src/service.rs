@@ -244,6 +244,9 @@ impl Ledger {
             }
             Command::Adjust { points, reason } => tx.adjust(*points, reason, rules)?,
             Command::TopUp { amount } => tx.top_up(*amount, rules),
+            Command::AdjustBonusValue { amount, reason } => {
+                tx.adjust_bonus_value(*amount, reason)?
+            }
             Command::Spend { amount, reference } => tx.spend(*amount, reference)?,
             Command::Refund { spend, amount } => {
                 let target = self

@@ -424,6 +424,25 @@ impl<'a> WalletTx<'a> {
         entry.rules_version = Some(rules.version);
     }
 
+    /// Gives bonus stored value, or takes it back: never more than the wallet holds.
+    pub fn adjust_bonus_value(&mut self, amount: i64, reason: &str) -> Result<(), ServiceError> {
+        if amount < 0 && self.head.balances.bonus_value < -amount {
+            return Err(ServiceError::new(
+                ErrorCode::InsufficientStoredValue,
+                "not enough bonus stored value to take back",
+            ));
+        }
+        let entry = self.push(
+            EntryKind::BonusAdjusted,
+            Deltas {
+                bonus_value: amount,
+                ..Deltas::default()
+            },
+        );
+        entry.reason = Some(reason.to_string());
+        Ok(())
+    }
+
     /// Adds a low-balance notice when this write took stored value (paid plus bonus) from at or
     /// above the tenant's threshold to below it: one notice per crossing, not one per write
     /// below it. `before` are the balances the write started from.

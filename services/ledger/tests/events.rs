@@ -108,6 +108,11 @@ async fn every_kind_of_entry(h: &Harness) -> usize {
         amount: Some(50),
     };
     h.run(&bob, refund).await.unwrap();
+    let bonus = Command::AdjustBonusValue {
+        amount: 200,
+        reason: "campaign bonus".into(),
+    };
+    h.run(&bob, bonus).await.unwrap();
     h.clock.advance_secs(40 * 86_400);
     h.ledger.run_due(100).await.unwrap(); // the lots expire
     h.store.changes_after(0, 100_000).await.unwrap().len()

@@ -20,6 +20,9 @@ pub struct Counts {
     pub coupons: i64,
     /// Points paid.
     pub points: i64,
+    /// Bonus stored value given, in minor units.
+    #[serde(default)]
+    pub stored_value: i64,
     /// The arm's coupons redeemed, less those undone.
     pub redeemed: i64,
     /// Discount those coupons gave, in minor units.
@@ -37,6 +40,7 @@ impl Counts {
         self.issued += other.issued;
         self.coupons += other.coupons;
         self.points += other.points;
+        self.stored_value += other.stored_value;
         self.redeemed += other.redeemed;
         self.discount += other.discount;
         self.orders += other.orders;
@@ -104,6 +108,8 @@ pub struct ArmResults {
     pub return_on_discount: Option<f64>,
     /// Incremental spend (minor units) per point paid; None without points.
     pub spend_per_point: Option<f64>,
+    /// Incremental spend per unit of bonus stored value given; None without any.
+    pub return_on_stored_value: Option<f64>,
 }
 
 /// A campaign's results: every arm, and the campaign as a whole.
@@ -141,6 +147,7 @@ fn arm_results(arm: &str, counts: Counts, holdout: Option<&Counts>) -> ArmResult
         incremental_spend,
         return_on_discount: per(counts.discount),
         spend_per_point: per(counts.points),
+        return_on_stored_value: per(counts.stored_value),
         counts,
     }
 }

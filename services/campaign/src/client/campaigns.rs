@@ -142,6 +142,18 @@ pub(super) async fn reward(
     }
 }
 
+pub(super) async fn sweep_birthdays(
+    c: &Campaigns,
+    r: pb::TenantRef,
+) -> ServiceResult<pb::CampaignDocument> {
+    let tenant = TenantId::parse(r.tenant_id)?;
+    let started = std::time::Instant::now();
+    let swept = c.sweep_birthdays_of(&tenant).await?;
+    let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(document(&serde_json::json!({"campaigns": swept.campaigns,
+        "members": swept.members, "rewarded": swept.rewarded, "took_ms": took_ms})))
+}
+
 pub(super) async fn referral_code(
     c: &Campaigns,
     r: pb::MemberReferralsRequest,

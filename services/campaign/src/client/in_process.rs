@@ -306,6 +306,10 @@ impl CampaignClient for InProcessCampaigns {
         campaigns::refer(&self.campaigns, r).await
     }
 
+    async fn sweep_birthdays(&self, r: pb::TenantRef) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::sweep_birthdays(&self.campaigns, r).await
+    }
+
     async fn list_referrals(
         &self,
         r: pb::MemberReferralsRequest,

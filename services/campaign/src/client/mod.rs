@@ -79,6 +79,7 @@ pub trait CampaignClient: Send + Sync + 'static {
         r: pb::MemberReferralsRequest,
     ) -> ServiceResult<pb::CampaignDocument>;
     async fn refer(&self, r: pb::ReferRequest) -> ServiceResult<pb::CampaignDocument>;
+    async fn sweep_birthdays(&self, r: pb::TenantRef) -> ServiceResult<pb::CampaignDocument>;
     async fn list_referrals(
         &self,
         r: pb::MemberReferralsRequest,

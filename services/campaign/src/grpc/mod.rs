@@ -83,6 +83,7 @@ serve! {
     broadcast_campaign(pb::CampaignRef) -> pb::CampaignDocument;
     reward_member(pb::RewardMemberRequest) -> pb::CampaignDocument;
     get_referral_code(pb::MemberReferralsRequest) -> pb::CampaignDocument;
+    sweep_birthdays(pb::TenantRef) -> pb::CampaignDocument;
     refer(pb::ReferRequest) -> pb::CampaignDocument;
     list_referrals(pb::MemberReferralsRequest) -> pb::CampaignDocuments;
 }

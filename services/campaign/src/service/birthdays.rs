@@ -12,14 +12,21 @@ use super::plans::CampaignView;
 use super::triggers::is_rule;
 use crate::campaign::Trigger;
 use chrono::{Datelike, Duration, NaiveDate};
+use futures::{StreamExt, stream};
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_proto::member::v1 as member_pb;
 
+/// Rewards of one page of members paid at once: each is a few store writes and a ledger
+/// call, and the stores commit concurrent writes together (one sync for many).
+const CONCURRENCY: usize = 64;
+
 /// What one sweep did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct BirthdaySweep {
+    /// Running birthday campaigns swept.
+    pub campaigns: u64,
     /// Members whose birthday the sweep looked at.
     pub members: u64,
     /// Rewards paid now or before (a second sweep finds the first one's).
@@ -32,14 +39,26 @@ impl Campaigns {
         let mut done = BirthdaySweep::default();
         for tenant in self.store.campaign_tenants().await? {
             let tenant = TenantId::parse(tenant.as_str())?;
-            for view in self.campaigns(&tenant).await? {
-                let Some(Trigger::Birthday { days_before }) = view.record.campaign.trigger else {
-                    continue;
-                };
-                if view.phase == "running" {
-                    self.birthdays_of(&tenant, &view, days_before, &mut done)
-                        .await?;
-                }
+            let swept = self.sweep_birthdays_of(&tenant).await?;
+            done.campaigns += swept.campaigns;
+            done.members += swept.members;
+            done.rewarded += swept.rewarded;
+        }
+        Ok(done)
+    }
+
+    /// Rewards the birthdays due now in the tenant's running birthday campaigns (the sweep
+    /// of one tenant, also asked for by head office to run it at once).
+    pub async fn sweep_birthdays_of(&self, tenant: &TenantId) -> ServiceResult<BirthdaySweep> {
+        let mut done = BirthdaySweep::default();
+        for view in self.campaigns(tenant).await? {
+            let Some(Trigger::Birthday { days_before }) = view.record.campaign.trigger else {
+                continue;
+            };
+            if view.phase == "running" {
+                done.campaigns += 1;
+                self.birthdays_of(tenant, &view, days_before, &mut done)
+                    .await?;
             }
         }
         Ok(done)
@@ -61,11 +80,20 @@ impl Campaigns {
                 let mut after = String::new();
                 loop {
                     let page = self.members_born_on(tenant, month, day, &after).await?;
-                    for member in &page.member_ids {
+                    let id = &view.record.campaign.id;
+                    let key = &key;
+                    let outcomes: Vec<ServiceResult<Rewarded>> =
+                        stream::iter(page.member_ids.clone())
+                            .map(|member: String| async move {
+                                let member = MemberId::parse(member.as_str())?;
+                                self.reward(tenant, id, &member, key).await
+                            })
+                            .buffer_unordered(CONCURRENCY)
+                            .collect()
+                            .await;
+                    for outcome in outcomes {
                         done.members += 1;
-                        let member = MemberId::parse(member.as_str())?;
-                        let id = &view.record.campaign.id;
-                        match self.reward(tenant, id, &member, &key).await {
+                        match outcome {
                             Ok(Rewarded::Granted(_)) => done.rewarded += 1,
                             Ok(Rewarded::Holdout) => {}
                             Err(e) if is_rule(e.code) => {}

@@ -301,6 +301,28 @@ impl Campaigns {
                     .map(|e| e.entry_id.clone())
                     .unwrap_or_default())
             }
+            Reward::StoredValue { amount } => {
+                let ledger = self.ledger.as_ref().ok_or_else(|| {
+                    ServiceError::unavailable(
+                        "stored value is given through the ledger: none is set",
+                    )
+                })?;
+                let adjust = ledger_pb::AdjustBonusValueRequest {
+                    wallet: Some(ledger_pb::WalletRef {
+                        tenant_id: grant.tenant.clone(),
+                        member_id: grant.member.clone(),
+                    }),
+                    idempotency_key: format!("campaign-{}", grant_digest(grant)),
+                    amount: *amount,
+                    reason: format!("campaign {}", grant.campaign),
+                };
+                let written = super::adjust_bonus_opening(ledger.as_ref(), adjust).await?;
+                Ok(written
+                    .entries
+                    .first()
+                    .map(|e| e.entry_id.clone())
+                    .unwrap_or_default())
+            }
         }
     }
 

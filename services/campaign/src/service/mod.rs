@@ -60,6 +60,25 @@ async fn adjust_opening(
     }
 }
 
+/// Gives (or takes back) bonus stored value in the ledger; a credit to a member the ledger
+/// has no wallet for yet opens the wallet first, as [`adjust_opening`] does for points.
+async fn adjust_bonus_opening(
+    ledger: &dyn LedgerClient,
+    adjust: ledger_pb::AdjustBonusValueRequest,
+) -> ServiceResult<ledger_pb::WriteResult> {
+    match ledger.adjust_bonus_value(adjust.clone()).await {
+        Err(e) if e.code == ErrorCode::WalletNotFound && adjust.amount > 0 => {
+            let open = ledger_pb::OpenWalletRequest {
+                wallet: adjust.wallet.clone(),
+                idempotency_key: format!("open-{}", adjust.idempotency_key),
+            };
+            ledger.open_wallet(open).await?;
+            ledger.adjust_bonus_value(adjust).await
+        }
+        other => other,
+    }
+}
+
 /// The campaign service.
 pub struct Campaigns {
     store: Arc<dyn CampaignRepository>,

@@ -1,6 +1,6 @@
-//! Bonus points paid through the ledger: a reader of the campaign store's own outbox pays
-//! each coupon's `bonus_points` when its redemption is `coupon_redeemed`, and takes them back
-//! when it is `coupon_redemption_undone`. Every payment is an `Adjust` keyed by a hash of
+//! Bonuses paid through the ledger: a reader of the campaign store's own outbox pays each
+//! coupon's `bonus_points` and `stored_value` (bonus stored value) when its redemption is
+//! `coupon_redeemed`, and takes them back when it is `coupon_redemption_undone`. Every payment is an `Adjust` keyed by a hash of
 //! the redemption and the code, so a page read twice (a crash before the position was saved, two
 //! replicas reading at once) pays once; the position moves only once a page is paid.
 //!
@@ -33,6 +33,8 @@ pub struct Paid {
     pub adjustments: u64,
     /// Points paid, net of points taken back.
     pub points: i64,
+    /// Bonus stored value paid (minor units), net of what was taken back.
+    pub stored_value: i64,
 }
 
 impl Campaigns {
@@ -60,7 +62,33 @@ impl Campaigns {
     }
 }
 
-/// Pays (or takes back) the bonus points of one event; other events pass.
+/// What a coupon's bonus is paid in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bonus {
+    Points,
+    /// Bonus stored value (minor units), given without a payment.
+    StoredValue,
+}
+
+impl Bonus {
+    fn name(self) -> &'static str {
+        match self {
+            Bonus::Points => "bonus",
+            Bonus::StoredValue => "stored-value bonus",
+        }
+    }
+
+    /// The ledger's refusal of a debit past what the wallet holds.
+    fn short(self) -> ErrorCode {
+        match self {
+            Bonus::Points => ErrorCode::InsufficientPoints,
+            Bonus::StoredValue => ErrorCode::InsufficientStoredValue,
+        }
+    }
+}
+
+/// Pays (or takes back) the bonus points and bonus stored value of one event; other events
+/// pass.
 async fn pay(
     ledger: &dyn LedgerClient,
     event: &CampaignEvent,
@@ -76,61 +104,127 @@ async fn pay(
         tracing::error!(event = %event.id, "a redemption event without its coupons: no bonus paid");
         return Ok(());
     };
-    for coupon in data.coupons.iter().filter(|c| c.bonus_points > 0) {
-        let points = sign * coupon.bonus_points;
-        let (verb, reason) = match sign {
-            1 => ("paid", format!("bonus of coupon {}", coupon.code)),
-            _ => ("undone", format!("coupon {} returned", coupon.code)),
-        };
-        let key = payout_key(verb, &data.redemption, &coupon.code);
-        match adjust(ledger, event, &key, points, &reason).await {
-            Ok(()) => {
-                paid.adjustments += 1;
-                paid.points += points;
-            }
-            Err(e) if e.code == ErrorCode::InsufficientPoints => {
-                // Spent already: take back what is left, under a key of its own.
-                let left = available(ledger, event).await?.min(coupon.bonus_points);
-                if left > 0 {
-                    adjust(ledger, event, &format!("{key}-partial"), -left, &reason).await?;
-                    paid.adjustments += 1;
-                    paid.points -= left;
-                }
-                tracing::warn!(redemption = %data.redemption, code = %coupon.code,
-                    short = coupon.bonus_points - left,
-                    "a returned coupon's bonus was spent: took back what was left");
-            }
-            Err(e) if !is_final(e.code) => return Err(e),
-            Err(e) => {
-                // The wallet is gone (an erased member) or never was: nothing to pay into,
-                // and trying again will not change that.
-                tracing::warn!(redemption = %data.redemption, code = %coupon.code,
-                    error = %e.message, "a coupon bonus the ledger refused: skipped");
+    for coupon in &data.coupons {
+        for (bonus, amount) in [
+            (Bonus::Points, coupon.bonus_points),
+            (Bonus::StoredValue, coupon.stored_value),
+        ] {
+            if amount > 0 {
+                pay_one(
+                    ledger,
+                    event,
+                    (&data.redemption, coupon),
+                    bonus,
+                    sign * amount,
+                    paid,
+                )
+                .await?;
             }
         }
     }
     Ok(())
 }
 
+/// Pays one coupon's bonus (`amount` signed: negative takes it back on a return).
+async fn pay_one(
+    ledger: &dyn LedgerClient,
+    event: &CampaignEvent,
+    (redemption, coupon): (&str, &RedeemedCoupon),
+    bonus: Bonus,
+    amount: i64,
+    paid: &mut Paid,
+) -> ServiceResult<()> {
+    let (verb, reason) = match amount > 0 {
+        true => (
+            "paid",
+            format!("{} of coupon {}", bonus.name(), coupon.code),
+        ),
+        false => ("undone", format!("coupon {} returned", coupon.code)),
+    };
+    // Points keep the keys they always had; stored value has keys of its own.
+    let verb = match bonus {
+        Bonus::Points => verb.to_string(),
+        Bonus::StoredValue => format!("sv-{verb}"),
+    };
+    let key = payout_key(&verb, redemption, &coupon.code);
+    match adjust(ledger, event, bonus, &key, amount, &reason).await {
+        Ok(()) => paid.count(bonus, amount),
+        Err(e) if e.code == bonus.short() => {
+            // Spent already: take back what is left, under a key of its own.
+            let left = available(ledger, event, bonus).await?.min(-amount);
+            if left > 0 {
+                let partial = format!("{key}-partial");
+                adjust(ledger, event, bonus, &partial, -left, &reason).await?;
+                paid.count(bonus, -left);
+            }
+            tracing::warn!(%redemption, code = %coupon.code, bonus = bonus.name(),
+                short = -amount - left,
+                "a returned coupon's bonus was spent: took back what was left");
+        }
+        Err(e) if !is_final(e.code) => return Err(e),
+        Err(e) => {
+            // The wallet is gone (an erased member) or never was: nothing to pay into,
+            // and trying again will not change that.
+            tracing::warn!(%redemption, code = %coupon.code, error = %e.message,
+                "a coupon bonus the ledger refused: skipped");
+        }
+    }
+    Ok(())
+}
+
+impl Paid {
+    fn count(&mut self, bonus: Bonus, amount: i64) {
+        self.adjustments += 1;
+        match bonus {
+            Bonus::Points => self.points += amount,
+            Bonus::StoredValue => self.stored_value += amount,
+        }
+    }
+}
+
 async fn adjust(
     ledger: &dyn LedgerClient,
     event: &CampaignEvent,
+    bonus: Bonus,
     key: &str,
-    points: i64,
+    amount: i64,
     reason: &str,
 ) -> ServiceResult<()> {
-    // A member the ledger has no wallet for yet: the bonus opens it.
-    let adjust = ledger_pb::AdjustRequest {
-        wallet: Some(wallet(event)),
-        idempotency_key: key.to_string(),
-        points,
-        reason: reason.to_string(),
-    };
-    super::adjust_opening(ledger, adjust).await.map(|_| ())
+    match bonus {
+        Bonus::Points => {
+            // A member the ledger has no wallet for yet: the bonus opens it.
+            let adjust = ledger_pb::AdjustRequest {
+                wallet: Some(wallet(event)),
+                idempotency_key: key.to_string(),
+                points: amount,
+                reason: reason.to_string(),
+            };
+            super::adjust_opening(ledger, adjust).await.map(|_| ())
+        }
+        Bonus::StoredValue => {
+            let adjust = ledger_pb::AdjustBonusValueRequest {
+                wallet: Some(wallet(event)),
+                idempotency_key: key.to_string(),
+                amount,
+                reason: reason.to_string(),
+            };
+            super::adjust_bonus_opening(ledger, adjust)
+                .await
+                .map(|_| ())
+        }
+    }
 }
 
-async fn available(ledger: &dyn LedgerClient, event: &CampaignEvent) -> ServiceResult<i64> {
-    Ok(ledger.get_balance(wallet(event)).await?.points_available)
+async fn available(
+    ledger: &dyn LedgerClient,
+    event: &CampaignEvent,
+    bonus: Bonus,
+) -> ServiceResult<i64> {
+    let balance = ledger.get_balance(wallet(event)).await?;
+    Ok(match bonus {
+        Bonus::Points => balance.points_available,
+        Bonus::StoredValue => balance.bonus_value,
+    })
 }
 
 /// A ledger idempotency key for one payment: the ledger takes only a few characters, and

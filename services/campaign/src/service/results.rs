@@ -132,6 +132,10 @@ impl Campaigns {
                             issued: 1,
                             coupons: i64::from(coupon),
                             points: d.reward["points"].as_i64().unwrap_or(0),
+                            stored_value: match d.reward["type"] == "stored_value" {
+                                true => d.reward["amount"].as_i64().unwrap_or(0),
+                                false => 0,
+                            },
                             ..Counts::default()
                         },
                     ));

@@ -23,12 +23,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Ledger {
     pub applied: Mutex<HashMap<String, i64>>,
     pub balances: Mutex<HashMap<String, i64>>,
+    /// Bonus stored value per member.
+    pub bonus: Mutex<HashMap<String, i64>>,
     pub down: AtomicBool,
 }
 
 impl Ledger {
     pub fn balance(&self, member: &str) -> i64 {
         *self.balances.lock().unwrap().get(member).unwrap_or(&0)
+    }
+
+    pub fn bonus_value(&self, member: &str) -> i64 {
+        *self.bonus.lock().unwrap().get(member).unwrap_or(&0)
     }
 
     pub fn spend(&self, member: &str, points: i64) {
@@ -83,9 +89,49 @@ impl LedgerClient for Ledger {
         })
     }
 
+    async fn adjust_bonus_value(
+        &self,
+        r: pb::AdjustBonusValueRequest,
+    ) -> ServiceResult<pb::WriteResult> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(ServiceError::unavailable("the ledger is down"));
+        }
+        let member = r.wallet.unwrap().member_id;
+        let mut applied = self.applied.lock().unwrap();
+        if let Some(amount) = applied.get(&r.idempotency_key) {
+            assert_eq!(
+                *amount, r.amount,
+                "a key is sent again with the same amount"
+            );
+            return Ok(pb::WriteResult {
+                replayed: true,
+                ..Default::default()
+            });
+        }
+        let mut bonus = self.bonus.lock().unwrap();
+        let held = bonus.entry(member).or_default();
+        if *held + r.amount < 0 {
+            return Err(ServiceError::new(
+                ErrorCode::InsufficientStoredValue,
+                "not enough bonus stored value",
+            ));
+        }
+        *held += r.amount;
+        let entry_id = format!("e{}", applied.len() + 1);
+        applied.insert(r.idempotency_key, r.amount);
+        Ok(pb::WriteResult {
+            entries: vec![pb::Entry {
+                entry_id,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    }
+
     async fn get_balance(&self, r: pb::WalletRef) -> ServiceResult<pb::Balance> {
         Ok(pb::Balance {
             points_available: self.balance(&r.member_id),
+            bonus_value: self.bonus_value(&r.member_id),
             ..Default::default()
         })
     }

@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(results))
         .routes(routes!(broadcast))
         .routes(routes!(reward))
+        .routes(routes!(sweep_birthdays))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -261,4 +262,22 @@ async fn reward(
         key: key.to_string(),
     };
     json(s.campaigns()?.reward_member(request).await?)
+}
+
+/// Runs the tenant's birthday sweep now (it also runs with the other sweeps every
+/// `campaign.sweep_interval_secs`): every running birthday campaign rewards the members whose
+/// birthday is due, once per member and year, so running it again pays no one twice.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/birthday-sweeps", tag = "campaigns",
+    params(TenantOnly, ("Idempotency-Key" = String, Header)),
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn sweep_birthdays(
+    State(s): State<AppState>,
+    Path(p): Path<TenantOnly>,
+    // Required of every POST; a sweep rewards each member once a year whatever the key.
+    _key: IdempotencyKeyHeader,
+) -> Reply {
+    let request = pb::TenantRef {
+        tenant_id: TenantId::parse(&p.tenant)?.to_string(),
+    };
+    json(s.campaigns()?.sweep_birthdays(request).await?)
 }

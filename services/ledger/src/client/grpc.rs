@@ -59,6 +59,13 @@ impl LedgerClient for GrpcLedgerClient {
     async fn adjust(&self, r: pb::AdjustRequest) -> ServiceResult<pb::WriteResult> {
         call!(self, adjust, r)
     }
+
+    async fn adjust_bonus_value(
+        &self,
+        r: pb::AdjustBonusValueRequest,
+    ) -> ServiceResult<pb::WriteResult> {
+        call!(self, adjust_bonus_value, r)
+    }
     async fn transfer(&self, r: pb::TransferRequest) -> ServiceResult<pb::TransferResult> {
         call!(self, transfer, r)
     }

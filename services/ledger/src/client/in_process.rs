@@ -90,6 +90,19 @@ impl LedgerClient for InProcessLedger {
         self.write(r.wallet, &r.idempotency_key, command).await
     }
 
+    async fn adjust_bonus_value(
+        &self,
+        r: pb::AdjustBonusValueRequest,
+    ) -> ServiceResult<pb::WriteResult> {
+        let command = (|| {
+            Ok(Command::AdjustBonusValue {
+                amount: non_zero("amount", r.amount)?,
+                reason: text("reason", r.reason.clone(), true)?,
+            })
+        })();
+        self.write(r.wallet, &r.idempotency_key, command).await
+    }
+
     async fn transfer(&self, r: pb::TransferRequest) -> ServiceResult<pb::TransferResult> {
         let tenant = TenantId::parse(r.tenant_id)?;
         let from = MemberId::parse(r.from_member_id)?;

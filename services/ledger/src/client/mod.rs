@@ -29,6 +29,10 @@ pub trait LedgerClient: Send + Sync + 'static {
     async fn void_hold(&self, r: pb::HoldActionRequest) -> ServiceResult<pb::WriteResult>;
     async fn reverse(&self, r: pb::ReverseRequest) -> ServiceResult<pb::WriteResult>;
     async fn adjust(&self, r: pb::AdjustRequest) -> ServiceResult<pb::WriteResult>;
+    async fn adjust_bonus_value(
+        &self,
+        r: pb::AdjustBonusValueRequest,
+    ) -> ServiceResult<pb::WriteResult>;
     async fn transfer(&self, r: pb::TransferRequest) -> ServiceResult<pb::TransferResult>;
     async fn top_up(&self, r: pb::TopUpRequest) -> ServiceResult<pb::WriteResult>;
     async fn spend(&self, r: pb::SpendRequest) -> ServiceResult<pb::WriteResult>;

@@ -55,6 +55,7 @@ serve! {
     void_hold(pb::HoldActionRequest) -> pb::WriteResult;
     reverse(pb::ReverseRequest) -> pb::WriteResult;
     adjust(pb::AdjustRequest) -> pb::WriteResult;
+    adjust_bonus_value(pb::AdjustBonusValueRequest) -> pb::WriteResult;
     transfer(pb::TransferRequest) -> pb::TransferResult;
     top_up(pb::TopUpRequest) -> pb::WriteResult;
     spend(pb::SpendRequest) -> pb::WriteResult;
