@@ -19,8 +19,10 @@ use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_proto::member::v1 as member_pb;
 
 /// Rewards of one page of members paid at once: each is a few store writes and a ledger
-/// call, and the stores commit concurrent writes together (one sync for many).
-const CONCURRENCY: usize = 64;
+/// call, and the embedded stores commit concurrent writes together (one sync for many). On
+/// ScyllaDB one campaign's grants are conditional writes on its partition and take turns,
+/// so more at once would only retry more.
+const CONCURRENCY: usize = 32;
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
