@@ -511,3 +511,48 @@ async fn a_referral_rewards_both_sides_and_a_refund_takes_both_back() {
         balance("m2").await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_value_reward_is_bonus_value_in_the_wallet_within_its_budget() {
+    let app = spawn_app().await;
+    let partner = app.acme_partner_key().await;
+    let body =
+        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
+    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
+    let checker = app.login("acme", "checker", PASSWORD).await;
+    app.join("m1", "13812340001").await;
+    app.join("m2", "13812340002").await;
+    let mut c = campaign("TOPUP", json!({"type": "everyone"}));
+    c["variants"][0]["reward"] = json!({"type": "stored_value", "amount": 1500});
+    c["budget"] = json!({"unit": "stored_value", "limit": 2000});
+    assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
+    app.post("/v1/tenants/acme/campaigns/TOPUP/submit", json!({}))
+        .await;
+    let path = "/v1/tenants/acme/campaigns/TOPUP/approval";
+    assert_eq!(post_as(&app, &checker, path, json!({})).await.status, 200);
+    let reward = |member: &str| {
+        app.client
+            .post(format!(
+                "{}/v1/tenants/acme/campaigns/TOPUP/rewards",
+                app.base
+            ))
+            .header("x-api-key", &partner)
+            .header("idempotency-key", "topup-2027")
+            .json(&json!({"member_id": member}))
+    };
+    let first = app.send(reward("m1")).await;
+    assert_eq!(first.body["state"], "confirmed", "{first:?}");
+    assert_eq!(
+        app.send(reward("m1")).await.body,
+        first.body,
+        "once per key"
+    );
+    let over = app.send(reward("m2")).await;
+    assert_eq!((over.status, over.code()), (409, "BUDGET_EXHAUSTED"));
+    let balance = app.get("/v1/tenants/acme/members/m1/balance").await;
+    assert_eq!(
+        (&balance.body["bonus_value"], &balance.body["stored_value"]),
+        (&json!(1500), &json!(0)),
+        "15.00 of bonus, no paid value: {balance:?}"
+    );
+}
