@@ -556,3 +556,66 @@ async fn a_stored_value_reward_is_bonus_value_in_the_wallet_within_its_budget() 
         "15.00 of bonus, no paid value: {balance:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_checks_in_once_a_day_through_the_partners_app() {
+    let app = spawn_app().await;
+    let partner = app.acme_partner_key().await;
+    let body =
+        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
+    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
+    let checker = app.login("acme", "checker", PASSWORD).await;
+    app.join("m1", "13812340001").await;
+    let mut c = campaign("DAILY", json!({"type": "everyone"}));
+    c["budget"]["limit"] = json!(1000);
+    c["trigger"] = json!({"type": "check_in", "streak_bonuses": [{"day": 7, "points": 50}]});
+    assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
+    app.post("/v1/tenants/acme/campaigns/DAILY/submit", json!({}))
+        .await;
+    let path = "/v1/tenants/acme/campaigns/DAILY/approval";
+    assert_eq!(post_as(&app, &checker, path, json!({})).await.status, 200);
+    let check_in = || {
+        app.client
+            .post(format!(
+                "{}/v1/tenants/acme/campaigns/DAILY/check-ins",
+                app.base
+            ))
+            .header("x-api-key", &partner)
+            .header("idempotency-key", app.key())
+            .json(&json!({"member_id": "m1"}))
+    };
+    let first = app.send(check_in()).await;
+    assert_eq!(
+        (
+            first.status,
+            &first.body["streak"],
+            &first.body["points"],
+            &first.body["new"]
+        ),
+        (200, &json!(1), &json!(10), &json!(true)),
+        "{first:?}"
+    );
+    let again = app.send(check_in()).await;
+    assert_eq!(
+        (&again.body["new"], &again.body["date"]),
+        (&json!(false), &first.body["date"])
+    );
+    let balance = app.get("/v1/tenants/acme/members/m1/balance").await;
+    assert_eq!(
+        balance.body["points_available"], 10,
+        "paid once: {balance:?}"
+    );
+    let bad = app
+        .send(
+            app.client
+                .post(format!(
+                    "{}/v1/tenants/acme/campaigns/DAILY/check-ins",
+                    app.base
+                ))
+                .header("x-api-key", &partner)
+                .header("idempotency-key", app.key())
+                .json(&json!({"member_id": "no such member!"})),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+}

@@ -183,6 +183,16 @@ pub enum Trigger {
         #[serde(default = "thirty_days")]
         returns_days: u32,
     },
+    /// A member's daily check-in (asked for by the member's app): once per local day in the
+    /// campaign's time zone, the variant's points, plus `streak_bonuses` on the days a streak
+    /// of consecutive days reaches (with `cycle_days`, a streak's position restarts after that
+    /// many days, so a weekly bonus repeats). A missed day restarts the streak.
+    CheckIn {
+        #[serde(default)]
+        streak_bonuses: Vec<StreakBonus>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cycle_days: Option<u32>,
+    },
     /// The scoring run found the member dormant: no order for the tenant's
     /// `lifecycle.dormant_days` (the member service's scoring policy, 365 by default). Once
     /// per spell: a member who orders again and lapses again is rewarded again.
@@ -196,6 +206,16 @@ pub enum Trigger {
     },
 }
 
+/// Points added on the day a check-in streak reaches `day`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreakBonus {
+    pub day: u32,
+    pub points: i64,
+}
+
+/// The arm of a check-in that earns a streak bonus: `streak-<position>`.
+pub const STREAK_ARM: &str = "streak-";
+
 fn one_minor_unit() -> i64 {
     1
 }
@@ -208,17 +228,104 @@ fn thirty_days() -> u32 {
 pub const REFEREE: &str = "referee";
 
 impl Campaign {
-    /// The reward of arm `arm`: a variant's, or the referee's of a referral campaign.
+    /// The reward of arm `arm`: a variant's, the referee's of a referral campaign, or a
+    /// check-in's with its streak bonus.
     pub fn reward_of(&self, arm: &str) -> Option<Reward> {
         if let (REFEREE, Some(Trigger::Referral { referee_points, .. })) = (arm, &self.trigger) {
             return Some(Reward::Points {
                 points: *referee_points,
             });
         }
+        if let (Some(position), Some(Trigger::CheckIn { streak_bonuses, .. })) =
+            (arm.strip_prefix(STREAK_ARM), &self.trigger)
+        {
+            let position: u32 = position.parse().ok()?;
+            let bonus = streak_bonuses.iter().find(|b| b.day == position)?.points;
+            return match self.variants.first()?.reward {
+                Reward::Points { points } => Some(Reward::Points {
+                    points: points + bonus,
+                }),
+                _ => None,
+            };
+        }
         self.variants
             .iter()
             .find(|v| v.id == arm)
             .map(|v| v.reward.clone())
+    }
+
+    /// The arm a check-in on the `streak`-th consecutive day pays in: its bonus day's, or the
+    /// campaign's variant on a day without a bonus.
+    pub fn check_in_arm(&self, streak: u32) -> String {
+        let Some(Trigger::CheckIn {
+            streak_bonuses,
+            cycle_days,
+        }) = &self.trigger
+        else {
+            return String::new();
+        };
+        let position = match cycle_days {
+            Some(cycle) if *cycle > 0 => (streak - 1) % cycle + 1,
+            _ => streak,
+        };
+        match streak_bonuses.iter().any(|b| b.day == position) {
+            true => format!("{STREAK_ARM}{position}"),
+            false => self
+                .variants
+                .first()
+                .map(|v| v.id.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Refuses a check-in campaign that cannot run: one variant paying the day's points, no
+    /// holdout, bonuses on distinct days within the cycle.
+    fn check_check_in(&self) -> ServiceResult<()> {
+        let Some(Trigger::CheckIn {
+            streak_bonuses,
+            cycle_days,
+        }) = &self.trigger
+        else {
+            return Ok(());
+        };
+        if self.variants.len() != 1 || !matches!(self.variants[0].reward, Reward::Points { .. }) {
+            return Err(invalid(
+                "variants",
+                "a check-in campaign has one variant, paying the day's points",
+            ));
+        }
+        if self.variants[0].id.starts_with(STREAK_ARM) {
+            return Err(invalid(
+                "variants[0].id",
+                "`streak-` names the bonus days' arms",
+            ));
+        }
+        if self.holdout_percent != 0 {
+            return Err(invalid(
+                "holdout_percent",
+                "a check-in holds no one out: must be 0",
+            ));
+        }
+        if cycle_days.is_some_and(|c| !(1..=366).contains(&c)) {
+            return Err(invalid("trigger.cycle_days", "must be 1 to 366"));
+        }
+        let last = cycle_days.unwrap_or(366);
+        let mut days = std::collections::HashSet::new();
+        for (i, b) in streak_bonuses.iter().enumerate() {
+            if !(1..=last).contains(&b.day) || !days.insert(b.day) {
+                return Err(invalid(
+                    &format!("trigger.streak_bonuses[{i}].day"),
+                    &format!("must be 1 to {last}, each day once"),
+                ));
+            }
+            if !(1..=MAX_POINTS).contains(&b.points) {
+                return Err(invalid(
+                    &format!("trigger.streak_bonuses[{i}].points"),
+                    &format!("must be 1 to {MAX_POINTS}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Refuses a referral campaign that cannot run: the referrer's and referee's rewards are
@@ -345,6 +452,7 @@ impl Campaign {
             return Err(invalid("trigger.days_before", "must be 0 to 30"));
         }
         self.check_referral()?;
+        self.check_check_in()?;
         if let Some(Trigger::TierUpgrade { tiers }) = &self.trigger {
             if tiers.len() > MAX_AUDIENCE_VALUES {
                 return Err(invalid(

@@ -7,7 +7,7 @@
 //! `campaign_saved`, `campaign_<step>` (submitted, approved, rejected, paused, resumed,
 //! ended), `campaign_rewarded`, `campaign_reward_released`, `campaign_held_out` and
 //! `campaign_notification_requested`, and for referrals `referral_recorded`,
-//! `referral_qualified` and `referral_reversed`. They are written to
+//! `referral_qualified` and `referral_reversed`, and `member_checked_in`. They are written to
 //! the outbox in the same commit as their change and published in commit order by the
 //! shared publisher through [`outbox`]; docs/events.md lists them with their payloads.
 

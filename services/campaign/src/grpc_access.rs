@@ -201,6 +201,9 @@ pub const RPCS: &[Rpc] = &[
         pb::RewardMemberRequest,
         |r| target(r.tenant_id, "campaign", &r.campaign_id)
     ),
+    rpc!("CheckIn", p::CAMPAIGN_REWARDS, pb::CheckInRequest, |r| {
+        target(r.tenant_id, "campaign", &r.campaign_id)
+    }),
     rpc!("SweepBirthdays", p::CAMPAIGNS_WRITE, pb::TenantRef, |r| {
         tenant(r.tenant_id)
     }),

@@ -170,6 +170,11 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
     ),
     (
         "POST",
+        "/v1/tenants/{tenant}/campaigns/{campaign}/check-ins",
+        p::CAMPAIGN_REWARDS,
+    ),
+    (
+        "POST",
         "/v1/tenants/{tenant}/birthday-sweeps",
         p::CAMPAIGNS_WRITE,
     ),

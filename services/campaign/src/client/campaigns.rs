@@ -142,6 +142,17 @@ pub(super) async fn reward(
     }
 }
 
+pub(super) async fn check_in(
+    c: &Campaigns,
+    r: pb::CheckInRequest,
+) -> ServiceResult<pb::CampaignDocument> {
+    let tenant = TenantId::parse(r.tenant_id)?;
+    let member = MemberId::parse(r.member_id)?;
+    Ok(document(
+        &c.check_in(&tenant, &r.campaign_id, &member).await?,
+    ))
+}
+
 pub(super) async fn sweep_birthdays(
     c: &Campaigns,
     r: pb::TenantRef,

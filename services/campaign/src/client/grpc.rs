@@ -78,6 +78,7 @@ retried! {
     get_campaign_results(pb::CampaignRef) -> pb::CampaignDocument;
     broadcast_campaign(pb::CampaignRef) -> pb::CampaignDocument;
     reward_member(pb::RewardMemberRequest) -> pb::CampaignDocument;
+    check_in(pb::CheckInRequest) -> pb::CampaignDocument;
     get_referral_code(pb::MemberReferralsRequest) -> pb::CampaignDocument;
     sweep_birthdays(pb::TenantRef) -> pb::CampaignDocument;
     refer(pb::ReferRequest) -> pb::CampaignDocument;

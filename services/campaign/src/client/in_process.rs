@@ -295,6 +295,10 @@ impl CampaignClient for InProcessCampaigns {
         campaigns::results(&self.campaigns, r).await
     }
 
+    async fn check_in(&self, r: pb::CheckInRequest) -> ServiceResult<pb::CampaignDocument> {
+        campaigns::check_in(&self.campaigns, r).await
+    }
+
     async fn get_referral_code(
         &self,
         r: pb::MemberReferralsRequest,

@@ -74,6 +74,7 @@ pub trait CampaignClient: Send + Sync + 'static {
         &self,
         r: pb::RewardMemberRequest,
     ) -> ServiceResult<pb::CampaignDocument>;
+    async fn check_in(&self, r: pb::CheckInRequest) -> ServiceResult<pb::CampaignDocument>;
     async fn get_referral_code(
         &self,
         r: pb::MemberReferralsRequest,

@@ -367,7 +367,7 @@ impl Campaigns {
 
     /// Whether `member` is in the audience of `campaign` (everyone, tiers or tags), as the
     /// member service has the member now.
-    async fn check_audience(
+    pub(super) async fn check_audience(
         &self,
         tenant: &TenantId,
         campaign: &Campaign,

@@ -2,12 +2,13 @@
 //! codes to members, segments and batches ([`issue`]), the till's cart evaluation and
 //! redemptions ([`redeem`]) with their bonus points paid through the ledger ([`payouts`]),
 //! flash sales ([`sales`]), campaigns ([`plans`], [`grants`], [`broadcast`], [`triggers`],
-//! [`birthdays`], [`referrals`]) and their effectiveness ([`results`]), and the scheduled sweeps
+//! [`birthdays`], [`referrals`], [`check_ins`]) and their effectiveness ([`results`]), and the scheduled sweeps
 //! ([`sweeps`]). Its in-process client
 //! wraps it; its gRPC server calls that client.
 
 pub mod birthdays;
 pub mod broadcast;
+pub mod check_ins;
 pub mod grants;
 pub mod issue;
 pub mod payouts;

@@ -128,9 +128,9 @@ impl Campaigns {
                 }
                 self.dormant_spell(tenant, member).await?
             }
-            // Swept daily (`birthdays`), never from an event; referrals are rewarded by
-            // their own rules (`referrals`).
-            Trigger::Birthday { .. } | Trigger::Referral { .. } => None,
+            // Swept daily (`birthdays`), never from an event; referrals and check-ins are
+            // rewarded by their own rules (`referrals`, `check_ins`).
+            Trigger::Birthday { .. } | Trigger::Referral { .. } | Trigger::CheckIn { .. } => None,
         })
     }
 

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod check_ins;
 mod plans;
 mod referrals;
 mod results;
@@ -84,6 +85,8 @@ struct Inner {
     result_facts: fjall::Keyspace,
     /// tenant, what is linked, campaign, at → arm.
     result_links: fjall::Keyspace,
+    /// tenant, campaign, member → (last day, streak): check-ins.
+    check_ins: fjall::Keyspace,
     /// tenant, "c", code → member | tenant, "m", member → code: referral codes.
     referral_codes: fjall::Keyspace,
     /// tenant, "f", fingerprint, member → () | tenant, "m", member, fingerprint → ().
@@ -199,6 +202,7 @@ impl EmbeddedCampaignStore {
             grants: ks("grants")?,
             plan_members: ks("plan_members")?,
             grant_holds: ks("grant_holds")?,
+            check_ins: ks("check_ins")?,
             referral_codes: ks("referral_codes")?,
             fingerprints: ks("fingerprints")?,
             referrals: ks("referrals")?,

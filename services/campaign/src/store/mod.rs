@@ -11,8 +11,8 @@
 //!   its cursor;
 //! - `changes`: the outbox of campaign events, in commit order, with readers' positions;
 //! - campaigns and their grants ([`PlanRepository`]), their results and links
-//!   ([`ResultRepository`]), referrals ([`ReferralRepository`]), flash sales
-//!   ([`SaleRepository`]).
+//!   ([`ResultRepository`]), referrals ([`ReferralRepository`]), check-ins
+//!   ([`CheckInRepository`]), flash sales ([`SaleRepository`]).
 //!
 //! Every write commits all or nothing with its events. The embedded adapter
 //! ([`EmbeddedCampaignStore`]) keeps them in fjall; the conformance suite
@@ -26,6 +26,7 @@ use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::TenantId;
 use serde::{Deserialize, Serialize};
 
+pub mod check_ins;
 #[cfg(feature = "testing")]
 pub mod conformance;
 #[cfg(feature = "cql")]
@@ -35,6 +36,7 @@ mod plans;
 mod referrals;
 mod results;
 mod sales;
+pub use check_ins::{CheckInRepository, CheckedIn};
 pub use embedded::EmbeddedCampaignStore;
 pub use plans::{GrantSettled, Granted, PlanRepository};
 pub use referrals::ReferralRepository;
@@ -117,7 +119,14 @@ pub struct ExpiryCursor {
 /// Coupons, redemptions and the outbox; flash sales through [`SaleRepository`].
 #[async_trait]
 pub trait CampaignRepository:
-    SaleRepository + PlanRepository + ResultRepository + ReferralRepository + Send + Sync + 'static
+    SaleRepository
+    + PlanRepository
+    + ResultRepository
+    + ReferralRepository
+    + CheckInRepository
+    + Send
+    + Sync
+    + 'static
 {
     async fn template(
         &self,

@@ -32,6 +32,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(broadcast))
         .routes(routes!(reward))
         .routes(routes!(sweep_birthdays))
+        .routes(routes!(check_in))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -280,4 +281,25 @@ async fn sweep_birthdays(
         tenant_id: TenantId::parse(&p.tenant)?.to_string(),
     };
     json(s.campaigns()?.sweep_birthdays(request).await?)
+}
+
+/// Checks a member in to a running check-in campaign (the member's app asks): once per local
+/// day in the campaign's time zone, the day's points plus any streak bonus. Asking again the
+/// same day answers the same check-in (`new` false) and pays nothing more.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/campaigns/{campaign}/check-ins", tag = "campaigns",
+    params(CampaignPath, ("Idempotency-Key" = String, Header)), request_body = RewardBody,
+    responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn check_in(
+    State(s): State<AppState>,
+    Path(p): Path<CampaignPath>,
+    // Required of every POST; a member checks in once a day whatever the key.
+    _key: IdempotencyKeyHeader,
+    JsonBody(body): JsonBody<RewardBody>,
+) -> Reply {
+    let request = pb::CheckInRequest {
+        tenant_id: TenantId::parse(&p.tenant)?.to_string(),
+        campaign_id: p.campaign,
+        member_id: body.member_id,
+    };
+    json(s.campaigns()?.check_in(request).await?)
 }

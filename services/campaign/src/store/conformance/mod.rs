@@ -17,10 +17,12 @@ use loyalty_common::ids::TenantId;
 use loyalty_scylla::conformance;
 use std::sync::Arc;
 
+mod check_ins;
 mod plans;
 mod referrals;
 mod results;
 mod sales;
+pub use check_ins::*;
 pub use plans::*;
 pub use referrals::*;
 pub use results::*;
@@ -697,6 +699,8 @@ macro_rules! campaign_conformance {
             referral_once, a_referral_is_one_per_referee_and_campaign;
             referral_caps, a_referrer_is_rewarded_under_its_cap_once_per_referral;
             referral_racing, racing_qualifications_never_pass_a_referrers_cap;
+            check_in_days, a_member_checks_in_once_a_day_and_a_missed_day_restarts_the_streak;
+            check_in_racing, racing_check_ins_of_one_day_count_once;
         );
     };
     (@bodies $embedded:path, $scylla:path; $($name:ident, $body:ident;)*) => {

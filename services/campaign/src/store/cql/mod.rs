@@ -11,6 +11,7 @@
 //!
 //! [`recover`]: CampaignRepository::recover
 
+mod check_ins;
 mod entity;
 mod indexes;
 mod plans;
