@@ -16,6 +16,29 @@ fn campaign(id: &str, audience: Value) -> Value {
         "budget": {"unit": "points", "limit": 25}})
 }
 
+/// Adds a second tenant administrator, `checker`, to approve what the platform administrator
+/// writes; its access token.
+async fn checker(app: &TestApp) -> String {
+    let body =
+        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
+    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
+    app.login("acme", "checker", PASSWORD).await
+}
+
+/// Saves campaign `c` and submits it as the platform administrator, then has the holder of
+/// `checker` approve it; the approval's reply.
+async fn approved(app: &TestApp, checker: &str, c: Value) -> loyalty_tests::Reply {
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
+    app.post(
+        &format!("/v1/tenants/acme/campaigns/{id}/submit"),
+        json!({}),
+    )
+    .await;
+    let path = format!("/v1/tenants/acme/campaigns/{id}/approval");
+    post_as(app, checker, &path, json!({})).await
+}
+
 /// POSTs as the holder of `token`.
 async fn post_as(app: &TestApp, token: &str, path: &str, body: Value) -> loyalty_tests::Reply {
     app.send(
@@ -160,10 +183,7 @@ async fn a_campaign_is_approved_by_another_and_rewards_members_within_its_budget
 async fn a_segment_campaign_is_dry_run_then_broadcast_once_per_member() {
     let app = spawn_app().await;
     app.acme_partner_key().await;
-    let body =
-        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
-    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
-    let checker = app.login("acme", "checker", PASSWORD).await;
+    let checker = checker(&app).await;
     for (m, phone) in [
         ("m1", "13812340001"),
         ("m2", "13812340002"),
@@ -260,10 +280,7 @@ async fn wait_for_spent(app: &TestApp, id: &str, units: u64) {
 async fn triggers_reward_new_members_and_big_orders_once_each() {
     let app = spawn_app().await;
     let partner = app.acme_partner_key().await;
-    let body =
-        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
-    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
-    let checker = app.login("acme", "checker", PASSWORD).await;
+    let checker = checker(&app).await;
     for (id, trigger) in [
         ("WELCOME", json!({"type": "welcome"})),
         ("BIG", json!({"type": "order_at_least", "amount": 20000})),
@@ -363,10 +380,7 @@ async fn the_birthday_sweep_rewards_todays_birthdays_once_in_the_campaigns_time_
     let dir = tempfile::tempdir().unwrap();
     let app = loyalty_tests::spawn_app_with(dir, |c| c.campaign.sweep_interval_secs = 1).await;
     app.acme_partner_key().await;
-    let body =
-        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
-    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
-    let checker = app.login("acme", "checker", PASSWORD).await;
+    let checker = checker(&app).await;
     // Today and tomorrow in Shanghai, whatever the machine's zone.
     let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
     let tomorrow = today.succ_opt().unwrap();
@@ -410,19 +424,12 @@ async fn the_birthday_sweep_rewards_todays_birthdays_once_in_the_campaigns_time_
 async fn a_referral_rewards_both_sides_and_a_refund_takes_both_back() {
     let app = spawn_app().await;
     let partner = app.acme_partner_key().await;
-    let body =
-        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
-    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
-    let checker = app.login("acme", "checker", PASSWORD).await;
+    let checker = checker(&app).await;
     let mut c = campaign("FRIENDS", json!({"type": "everyone"}));
     c["variants"][0]["reward"]["points"] = json!(100);
     c["budget"]["limit"] = json!(10_000);
     c["trigger"] = json!({"type": "referral", "referee_points": 50, "min_order": 10000});
-    assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
-    app.post("/v1/tenants/acme/campaigns/FRIENDS/submit", json!({}))
-        .await;
-    let path = "/v1/tenants/acme/campaigns/FRIENDS/approval";
-    let approved = post_as(&app, &checker, path, json!({})).await;
+    let approved = approved(&app, &checker, c).await;
     assert_eq!(approved.body["phase"], "running", "{approved:?}");
     app.join("m1", "13812340001").await;
     app.join("m2", "13812340002").await;
@@ -516,20 +523,13 @@ async fn a_referral_rewards_both_sides_and_a_refund_takes_both_back() {
 async fn a_stored_value_reward_is_bonus_value_in_the_wallet_within_its_budget() {
     let app = spawn_app().await;
     let partner = app.acme_partner_key().await;
-    let body =
-        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
-    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
-    let checker = app.login("acme", "checker", PASSWORD).await;
+    let checker = checker(&app).await;
     app.join("m1", "13812340001").await;
     app.join("m2", "13812340002").await;
     let mut c = campaign("TOPUP", json!({"type": "everyone"}));
     c["variants"][0]["reward"] = json!({"type": "stored_value", "amount": 1500});
     c["budget"] = json!({"unit": "stored_value", "limit": 2000});
-    assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
-    app.post("/v1/tenants/acme/campaigns/TOPUP/submit", json!({}))
-        .await;
-    let path = "/v1/tenants/acme/campaigns/TOPUP/approval";
-    assert_eq!(post_as(&app, &checker, path, json!({})).await.status, 200);
+    assert_eq!(approved(&app, &checker, c).await.status, 200);
     let reward = |member: &str| {
         app.client
             .post(format!(
@@ -561,19 +561,12 @@ async fn a_stored_value_reward_is_bonus_value_in_the_wallet_within_its_budget() 
 async fn a_member_checks_in_once_a_day_through_the_partners_app() {
     let app = spawn_app().await;
     let partner = app.acme_partner_key().await;
-    let body =
-        json!({"username": "checker", "password": PASSWORD, "roles": [{"role": "tenant_admin"}]});
-    assert_eq!(app.post("/v1/tenants/acme/staff", body).await.status, 200);
-    let checker = app.login("acme", "checker", PASSWORD).await;
+    let checker = checker(&app).await;
     app.join("m1", "13812340001").await;
     let mut c = campaign("DAILY", json!({"type": "everyone"}));
     c["budget"]["limit"] = json!(1000);
     c["trigger"] = json!({"type": "check_in", "streak_bonuses": [{"day": 7, "points": 50}]});
-    assert_eq!(app.post("/v1/tenants/acme/campaigns", c).await.status, 200);
-    app.post("/v1/tenants/acme/campaigns/DAILY/submit", json!({}))
-        .await;
-    let path = "/v1/tenants/acme/campaigns/DAILY/approval";
-    assert_eq!(post_as(&app, &checker, path, json!({})).await.status, 200);
+    assert_eq!(approved(&app, &checker, c).await.status, 200);
     let check_in = || {
         app.client
             .post(format!(

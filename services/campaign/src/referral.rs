@@ -47,6 +47,33 @@ pub struct Referral {
     pub taken_back: [i64; 2],
 }
 
+impl Referral {
+    /// Qualifies a pending referral by `order` at `at_ms`, rewarding the referrer if its
+    /// `counted` rewarded referrals are under `cap`; the referrer's count after. Both stores
+    /// move a referral with this, in the write that stores the count.
+    pub fn qualify(
+        &mut self,
+        (order, order_ms): (&str, i64),
+        cap: Option<u32>,
+        at_ms: i64,
+        counted: u32,
+    ) -> u32 {
+        self.referrer_rewarded = cap.is_none_or(|cap| counted < cap);
+        self.state = ReferralState::Qualified;
+        (self.order, self.order_ms, self.updated_ms) =
+            (Some(order.to_string()), Some(order_ms), at_ms);
+        counted + u32::from(self.referrer_rewarded)
+    }
+
+    /// Reverses a qualified referral, taking back `taken_back`, and gives the referrer's
+    /// place under the cap back; the referrer's count after.
+    pub fn reverse(&mut self, taken_back: [i64; 2], at_ms: i64, counted: u32) -> u32 {
+        (self.state, self.updated_ms, self.taken_back) =
+            (ReferralState::Reversed, at_ms, taken_back);
+        counted.saturating_sub(u32::from(self.referrer_rewarded))
+    }
+}
+
 /// How a new referral ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Referred {

@@ -276,54 +276,41 @@ impl Campaigns {
         reward: &Reward,
     ) -> ServiceResult<String> {
         let member = MemberId::parse(grant.member.as_str())?;
-        match reward {
+        let key = format!("campaign-{}", grant_digest(grant));
+        let wallet = Some(ledger_pb::WalletRef {
+            tenant_id: grant.tenant.clone(),
+            member_id: grant.member.clone(),
+        });
+        let reason = format!("campaign {}", grant.campaign);
+        let written = match reward {
             Reward::Coupon { template } => {
-                let key = format!("campaign-{}", grant_digest(grant));
-                Ok(self.issue(tenant, template, &member, &key).await?.code)
+                return Ok(self.issue(tenant, template, &member, &key).await?.code);
             }
             Reward::Points { points } => {
-                let ledger = self.ledger.as_ref().ok_or_else(|| {
-                    ServiceError::unavailable("points are paid through the ledger: none is set")
-                })?;
                 let adjust = ledger_pb::AdjustRequest {
-                    wallet: Some(ledger_pb::WalletRef {
-                        tenant_id: grant.tenant.clone(),
-                        member_id: grant.member.clone(),
-                    }),
-                    idempotency_key: format!("campaign-{}", grant_digest(grant)),
+                    wallet,
+                    idempotency_key: key,
                     points: *points,
-                    reason: format!("campaign {}", grant.campaign),
+                    reason,
                 };
-                let written = super::adjust_opening(ledger.as_ref(), adjust).await?;
-                Ok(written
-                    .entries
-                    .first()
-                    .map(|e| e.entry_id.clone())
-                    .unwrap_or_default())
+                super::adjust_opening(self.ledger("points are paid")?, adjust).await?
             }
             Reward::StoredValue { amount } => {
-                let ledger = self.ledger.as_ref().ok_or_else(|| {
-                    ServiceError::unavailable(
-                        "stored value is given through the ledger: none is set",
-                    )
-                })?;
                 let adjust = ledger_pb::AdjustBonusValueRequest {
-                    wallet: Some(ledger_pb::WalletRef {
-                        tenant_id: grant.tenant.clone(),
-                        member_id: grant.member.clone(),
-                    }),
-                    idempotency_key: format!("campaign-{}", grant_digest(grant)),
+                    wallet,
+                    idempotency_key: key,
                     amount: *amount,
-                    reason: format!("campaign {}", grant.campaign),
+                    reason,
                 };
-                let written = super::adjust_bonus_opening(ledger.as_ref(), adjust).await?;
-                Ok(written
-                    .entries
-                    .first()
-                    .map(|e| e.entry_id.clone())
-                    .unwrap_or_default())
+                let ledger = self.ledger("stored value is given")?;
+                super::adjust_bonus_opening(ledger, adjust).await?
             }
-        }
+        };
+        Ok(written
+            .entries
+            .first()
+            .map(|e| e.entry_id.clone())
+            .unwrap_or_default())
     }
 
     /// Adds the campaign's tag to the grant's member, if it has one (adding a tag the member

@@ -41,43 +41,51 @@ fn short_key(parts: &[&str]) -> String {
     hex::encode(&Sha256::digest(parts.join("\n"))[..16])
 }
 
-/// Adjusts points in the ledger; a credit to a member the ledger has no wallet for yet opens
-/// the wallet first (opening is idempotent in the ledger, whatever its key). A debit of a
-/// wallet that does not exist is refused as the ledger refuses it.
-async fn adjust_opening(
+/// Runs `write` (a credit or debit of `wallet`) in the ledger; a credit to a member the
+/// ledger has no wallet for yet opens the wallet first (opening is idempotent in the ledger,
+/// whatever its key) and tries again. A debit of a wallet that does not exist is refused as
+/// the ledger refuses it.
+async fn opening<F, Fut>(
     ledger: &dyn LedgerClient,
-    adjust: ledger_pb::AdjustRequest,
-) -> ServiceResult<ledger_pb::WriteResult> {
-    match ledger.adjust(adjust.clone()).await {
-        Err(e) if e.code == ErrorCode::WalletNotFound && adjust.points > 0 => {
+    (wallet, key, credit): (&ledger_pb::WalletRef, &str, bool),
+    write: F,
+) -> ServiceResult<ledger_pb::WriteResult>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ServiceResult<ledger_pb::WriteResult>>,
+{
+    match write().await {
+        Err(e) if e.code == ErrorCode::WalletNotFound && credit => {
             let open = ledger_pb::OpenWalletRequest {
-                wallet: adjust.wallet.clone(),
-                idempotency_key: format!("open-{}", adjust.idempotency_key),
+                wallet: Some(wallet.clone()),
+                idempotency_key: format!("open-{key}"),
             };
             ledger.open_wallet(open).await?;
-            ledger.adjust(adjust).await
+            write().await
         }
         other => other,
     }
 }
 
-/// Gives (or takes back) bonus stored value in the ledger; a credit to a member the ledger
-/// has no wallet for yet opens the wallet first, as [`adjust_opening`] does for points.
+/// Adjusts points in the ledger, opening the wallet for a credit ([`opening`]).
+async fn adjust_opening(
+    ledger: &dyn LedgerClient,
+    adjust: ledger_pb::AdjustRequest,
+) -> ServiceResult<ledger_pb::WriteResult> {
+    let wallet = adjust.wallet.clone().unwrap_or_default();
+    let at = (&wallet, adjust.idempotency_key.as_str(), adjust.points > 0);
+    opening(ledger, at, || ledger.adjust(adjust.clone())).await
+}
+
+/// Gives (or takes back) bonus stored value in the ledger, opening the wallet for a credit
+/// ([`opening`]).
 async fn adjust_bonus_opening(
     ledger: &dyn LedgerClient,
     adjust: ledger_pb::AdjustBonusValueRequest,
 ) -> ServiceResult<ledger_pb::WriteResult> {
-    match ledger.adjust_bonus_value(adjust.clone()).await {
-        Err(e) if e.code == ErrorCode::WalletNotFound && adjust.amount > 0 => {
-            let open = ledger_pb::OpenWalletRequest {
-                wallet: adjust.wallet.clone(),
-                idempotency_key: format!("open-{}", adjust.idempotency_key),
-            };
-            ledger.open_wallet(open).await?;
-            ledger.adjust_bonus_value(adjust).await
-        }
-        other => other,
-    }
+    let wallet = adjust.wallet.clone().unwrap_or_default();
+    let at = (&wallet, adjust.idempotency_key.as_str(), adjust.amount > 0);
+    opening(ledger, at, || ledger.adjust_bonus_value(adjust.clone())).await
 }
 
 /// The campaign service.
@@ -185,6 +193,15 @@ impl Campaigns {
             member_id: member.to_string(),
         };
         Ok(Some(members.get_activity(reference).await?))
+    }
+
+    /// The ledger client, for `what` the service pays or takes back through it.
+    fn ledger(&self, what: &str) -> ServiceResult<&dyn LedgerClient> {
+        self.ledger.as_deref().ok_or_else(|| {
+            loyalty_common::ServiceError::unavailable(format!(
+                "{what} through the ledger: none is set"
+            ))
+        })
     }
 
     /// The member's tier as the member service has it (None without one, or without the

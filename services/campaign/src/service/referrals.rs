@@ -357,9 +357,7 @@ impl Campaigns {
 
     /// Debits what a reversed referral takes back, keyed by the referral and side.
     async fn take_back(&self, tenant: &TenantId, r: &Referral) -> ServiceResult<()> {
-        let ledger = self.ledger.as_ref().ok_or_else(|| {
-            ServiceError::unavailable("points are taken back through the ledger: none is set")
-        })?;
+        let ledger = self.ledger("points are taken back")?;
         for (member, points) in [
             (&r.referrer, r.taken_back[0]),
             (&r.referee, r.taken_back[1]),
@@ -396,9 +394,7 @@ impl Campaigns {
     }
 
     async fn points_available(&self, tenant: &TenantId, member: &str) -> ServiceResult<i64> {
-        let ledger = self.ledger.as_ref().ok_or_else(|| {
-            ServiceError::unavailable("points are taken back through the ledger: none is set")
-        })?;
+        let ledger = self.ledger("points are taken back")?;
         let balance = ledger
             .get_balance(ledger_pb::WalletRef {
                 tenant_id: tenant.to_string(),

@@ -260,12 +260,8 @@ impl ReferralRepository for ScyllaCampaignStore {
         at_ms: i64,
         events: Vec<CampaignEvent>,
     ) -> ServiceResult<ReferralMoved> {
-        let change = move |r: &mut Referral, counted: u32| {
-            r.referrer_rewarded = cap.is_none_or(|cap| counted < cap);
-            r.state = ReferralState::Qualified;
-            (r.order, r.order_ms, r.updated_ms) = (Some(order.to_string()), Some(order_ms), at_ms);
-            counted + u32::from(r.referrer_rewarded)
-        };
+        let change =
+            move |r: &mut Referral, counted: u32| r.qualify((order, order_ms), cap, at_ms, counted);
         let at = (tenant.as_str(), campaign, referee);
         self.move_referral(at, ReferralState::Pending, &change, &events)
             .await
@@ -280,10 +276,7 @@ impl ReferralRepository for ScyllaCampaignStore {
         at_ms: i64,
         events: Vec<CampaignEvent>,
     ) -> ServiceResult<ReferralMoved> {
-        let change = move |r: &mut Referral, counted: u32| {
-            (r.state, r.updated_ms, r.taken_back) = (ReferralState::Reversed, at_ms, taken_back);
-            counted.saturating_sub(u32::from(r.referrer_rewarded))
-        };
+        let change = move |r: &mut Referral, counted: u32| r.reverse(taken_back, at_ms, counted);
         let at = (tenant.as_str(), campaign, referee);
         self.move_referral(at, ReferralState::Qualified, &change, &events)
             .await

@@ -212,17 +212,9 @@ impl ReferralRepository for EmbeddedCampaignStore {
                 return Ok(ReferralMoved::NotFrom(Box::new(r)));
             }
             let counted = Inner::get::<u32>(&inner.referrer_counts, &count_row(&r))?.unwrap_or(0);
-            r.referrer_rewarded = cap.is_none_or(|cap| counted < cap);
-            r.state = ReferralState::Qualified;
-            (r.order, r.order_ms, r.updated_ms) = (Some(order), Some(order_ms), at_ms);
+            let after = r.qualify((&order, order_ms), cap, at_ms, counted);
             let mut batch = inner.batch();
-            if r.referrer_rewarded {
-                batch.insert(
-                    &inner.referrer_counts,
-                    count_row(&r),
-                    encode(&(counted + 1))?,
-                );
-            }
+            batch.insert(&inner.referrer_counts, count_row(&r), encode(&after)?);
             batch.insert(&inner.referrals, row, encode(&r)?);
             let seq = inner.log(&mut batch, events)?;
             inner.commit(batch, seq)?;
@@ -248,14 +240,10 @@ impl ReferralRepository for EmbeddedCampaignStore {
             if r.state != ReferralState::Qualified {
                 return Ok(ReferralMoved::NotFrom(Box::new(r)));
             }
+            let counted = Inner::get::<u32>(&inner.referrer_counts, &count_row(&r))?.unwrap_or(0);
+            let after = r.reverse(taken_back, at_ms, counted);
             let mut batch = inner.batch();
-            if r.referrer_rewarded {
-                let counted =
-                    Inner::get::<u32>(&inner.referrer_counts, &count_row(&r))?.unwrap_or(0);
-                let left = counted.saturating_sub(1);
-                batch.insert(&inner.referrer_counts, count_row(&r), encode(&left)?);
-            }
-            (r.state, r.updated_ms, r.taken_back) = (ReferralState::Reversed, at_ms, taken_back);
+            batch.insert(&inner.referrer_counts, count_row(&r), encode(&after)?);
             batch.insert(&inner.referrals, row, encode(&r)?);
             let seq = inner.log(&mut batch, events)?;
             inner.commit(batch, seq)?;
