@@ -21,7 +21,8 @@ pub enum Outcome {
 /// What is recorded about one act.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
-    /// `staff:<id>`, `key:<id>` or `system`.
+    /// `staff:<id>`, `key:<id>`, `system`, or `service:memberd` (the platform's own work in
+    /// another process).
     pub actor: String,
     /// What was done, e.g. `ledger.earn` or `member.read_unmasked`.
     pub action: String,

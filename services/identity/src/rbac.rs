@@ -110,6 +110,17 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("partner", "campaign.referrals", "*"),
 ];
 
+/// What the platform's own work may do in a service of another process
+/// ([`crate::service::SERVICE_SUBJECT`], which alone holds this role, in every domain): pay
+/// rewards into wallets, read members and their segments, tag them. Nothing of identity,
+/// personal data in the clear, the audit log or a programme's settings. It is not among
+/// [`built_in_roles`]: nobody can be granted it.
+pub const PLATFORM_SERVICE: &[(&str, &str)] = &[
+    ("ledger.wallet", "*"),
+    ("ledger.adjust", "write"),
+    ("member", "*"),
+];
+
 /// The names of the built-in roles.
 pub fn built_in_roles() -> Vec<&'static str> {
     let mut roles: Vec<&str> = BUILT_IN.iter().map(|(role, _, _)| *role).collect();
@@ -180,6 +191,14 @@ impl Adapter for StoreAdapter {
         for (role, object, action) in BUILT_IN {
             insert(m, &PolicyRule::allow(role, "*", object, action));
         }
+        for (object, action) in PLATFORM_SERVICE {
+            insert(
+                m,
+                &PolicyRule::allow("platform_service", "*", object, action),
+            );
+        }
+        let service = crate::service::SERVICE_SUBJECT;
+        insert(m, &PolicyRule::grant(service, "platform_service", "*"));
         for rule in self.store.load().await.map_err(adapter_error)? {
             insert(m, &rule);
         }

@@ -2,6 +2,7 @@
 //! master key that protects members' personal data (decision 0008).
 
 use crate::config::{MemberSettings, MemberdConfig};
+use crate::roles::platform::PlatformWork;
 use crate::storage::{ScyllaStorage, Storage};
 use anyhow::Context;
 use base64::Engine;
@@ -93,6 +94,7 @@ pub fn start_on(
 pub async fn schedule(
     members: Arc<Members>,
     settings: MemberSettings,
+    platform: PlatformWork,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let tick = Duration::from_secs(settings.segments_check_secs.max(1));
@@ -101,7 +103,8 @@ pub async fn schedule(
     loop {
         let review_due = !review.is_zero() && last_review.is_none_or(|at| at.elapsed() >= review);
         let started = Instant::now();
-        if scheduled_turn(&members, review_due).await && review_due {
+        let turn = platform.run("member-schedule", scheduled_turn(&members, review_due));
+        if turn.await && review_due {
             last_review = Some(started);
         }
         tokio::select! {

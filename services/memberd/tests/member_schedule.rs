@@ -7,6 +7,7 @@
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_member::service::{ProfileInput, SegmentInput};
 use memberd::config::{MemberSettings, MemberdConfig};
+use memberd::roles::platform::PlatformWork;
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -51,9 +52,12 @@ async fn the_schedule_refreshes_due_segments_and_stops_on_shutdown() {
         ..MemberSettings::default()
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // One process: the platform's work needs no service credential.
+    let platform = PlatformWork::of(&config, "member").unwrap();
     let schedule = tokio::spawn(memberd::members::schedule(
         members.clone(),
         settings,
+        platform,
         stopped,
     ));
 

@@ -11,34 +11,10 @@
 use loyalty_proto::member::v1 as pb;
 use loyalty_proto::member::v1::member_service_client::MemberServiceClient;
 use serde_json::{Value, json};
-use support::{Addrs, http_get_with, http_post_with, start_with};
-use tokio::process::Child;
+use support::apart::start;
+use support::{http_get_with, http_post_with};
 
 mod support;
-
-/// One process of the platform, with its data directory.
-struct Process {
-    _child: Child,
-    addrs: Addrs,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(target: &str, cql: &[(&str, &str)], extra: &[(&str, &str)]) -> Process {
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = vec![
-        ("MEMBERD_TARGET", target),
-        // Each process publishes its own outbox; the events are not under test here.
-        ("MEMBERD_EVENTS__BUS", "embedded"),
-    ];
-    env.extend_from_slice(cql);
-    env.extend_from_slice(extra);
-    let (child, addrs) = start_with(dir.path(), &env).await;
-    Process {
-        _child: child,
-        addrs,
-        _dir: dir,
-    }
-}
 
 /// `message` as a call by the holder of `token`.
 fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
@@ -60,7 +36,16 @@ async fn the_readme_journey_through_one_process_per_service() {
     let Some(cql) = support::cql::keyspaces("processes").await else {
         return;
     };
-    let cql = cql.env();
+    let mut cql = cql.env();
+    cql.extend([
+        // Each process publishes its own outbox; the events are not under test here.
+        ("MEMBERD_EVENTS__BUS", "embedded"),
+        // What the member service's schedule asks of the ledger, it asks as the platform.
+        (
+            "MEMBERD_IDENTITY__SERVICE_CREDENTIAL",
+            "b25lLXByb2Nlc3MtcGVyLXNlcnZpY2UtY3JlZGVudGlhbA==",
+        ),
+    ]);
     let identity = start("identity", &cql, &[]).await;
     let checks = identity.addrs.grpc.clone();
     let ledger = start("ledger", &cql, &[("MEMBERD_IDENTITY_ENDPOINT", &checks)]).await;

@@ -16,6 +16,7 @@ pub fn principal(principal: &Principal) -> pb::Principal {
         PrincipalKind::Staff { id, session } => ("staff", id.to_string(), session.to_string()),
         PrincipalKind::ApiKey { id } => ("api_key", id.to_string(), String::new()),
         PrincipalKind::System => ("system", String::new(), String::new()),
+        PrincipalKind::Service => ("service", String::new(), String::new()),
     };
     pb::Principal {
         subject: principal.subject.clone(),
@@ -37,9 +38,10 @@ pub fn principal_from(principal: Option<pb::Principal>) -> ServiceResult<Princip
             id: ApiKeyId::parse(&p.id)?,
         },
         "system" => PrincipalKind::System,
+        "service" => PrincipalKind::Service,
         other => {
             return Err(ServiceError::invalid(format!(
-                "principal kind {other:?} is not staff, api_key or system"
+                "principal kind {other:?} is not staff, api_key, system or service"
             )));
         }
     };

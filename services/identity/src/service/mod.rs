@@ -56,6 +56,13 @@ pub struct IdentityConfig {
     pub bootstrap_admin: String,
     /// Its password; unset, one is generated and printed once.
     pub bootstrap_password: Option<loyalty_common::config::Secret>,
+    /// The credential memberd's own processes present to one another for the platform's own
+    /// work (a trigger's reward, a sweep): the same in every process of a deployment, at
+    /// least [`SERVICE_CREDENTIAL_MIN`] characters. It authenticates as [`SERVICE_SUBJECT`],
+    /// which holds only the built-in `platform_service` role. Unset, no process is accepted
+    /// as the platform, and work a service starts by itself cannot reach a service in
+    /// another process.
+    pub service_credential: Option<loyalty_common::config::Secret>,
     /// How often a replica reloads policy and revocations from the store, in case it missed
     /// an announcement on the change feed ([`crate::changes`]).
     pub resync_secs: u64,
@@ -69,6 +76,7 @@ impl Default for IdentityConfig {
             session_ttl_secs: 30 * 24 * 3600,
             bootstrap_admin: "admin".into(),
             bootstrap_password: None,
+            service_credential: None,
             resync_secs: 60,
         }
     }
@@ -93,8 +101,11 @@ pub enum PrincipalKind {
     ApiKey {
         id: ApiKeyId,
     },
-    /// The platform itself (start-up, the scheduler).
+    /// The platform itself (start-up, the scheduler), in this process: allowed everything.
     System,
+    /// The platform's own work reaching a service in another process, with the service
+    /// credential: allowed what the `platform_service` role grants.
+    Service,
 }
 
 impl Principal {
@@ -105,6 +116,26 @@ impl Principal {
             kind: PrincipalKind::System,
         }
     }
+
+    /// The platform's own work, come from another process with the service credential.
+    pub fn service() -> Self {
+        Self {
+            subject: SERVICE_SUBJECT.into(),
+            tenant: PLATFORM.into(),
+            kind: PrincipalKind::Service,
+        }
+    }
+}
+
+/// The SHA-256 of the service credential `text`, refused when it is too short to be secret.
+fn service_credential_digest(text: &str) -> ServiceResult<[u8; 32]> {
+    if text.trim().chars().count() < SERVICE_CREDENTIAL_MIN {
+        return Err(ServiceError::invalid(format!(
+            "identity.service_credential has fewer than {SERVICE_CREDENTIAL_MIN} characters: \
+             set a random one, the same in every process (e.g. `head -c 32 /dev/urandom | base64`)"
+        )));
+    }
+    Ok(Sha256::digest(text.trim().as_bytes()).into())
 }
 
 pub struct IdentityService {
@@ -129,11 +160,19 @@ pub struct IdentityService {
     pub(crate) keys_seen: std::sync::Mutex<HashMap<ApiKeyId, (Arc<ApiKey>, i64)>>,
     /// Moved on whenever a copy is dropped: a read that started before cannot put it back.
     pub(crate) keys_generation: std::sync::atomic::AtomicU64,
+    /// The service credential's SHA-256, when one is configured.
+    service_credential: Option<[u8; 32]>,
     /// This replica's name on the change feed.
     replica: String,
     /// Where this replica announces its changes to the others, once connected.
     feed: std::sync::OnceLock<Arc<dyn ChangeFeed>>,
 }
+
+/// The subject of the platform's own work across processes (see
+/// [`IdentityConfig::service_credential`]).
+pub const SERVICE_SUBJECT: &str = "service:memberd";
+/// The shortest service credential accepted: 32 characters of a random text.
+pub const SERVICE_CREDENTIAL_MIN: usize = 32;
 
 /// How long the reply to an administrative write is kept for a retry with its key.
 pub const REPLY_KEPT_SECS: i64 = 24 * 3600;
@@ -155,6 +194,11 @@ impl IdentityService {
         config: IdentityConfig,
         passwords: Passwords,
     ) -> ServiceResult<Arc<Self>> {
+        let service_credential = config
+            .service_credential
+            .as_ref()
+            .map(|secret| service_credential_digest(secret.expose()))
+            .transpose()?;
         let now = clock.now();
         let mut stored = ports.keys.signing_keys().await?;
         if !stored.iter().any(|k| k.retired_at.is_none()) {
@@ -204,6 +248,7 @@ impl IdentityService {
             verified: std::sync::Mutex::default(),
             keys_seen: std::sync::Mutex::default(),
             keys_generation: std::sync::atomic::AtomicU64::new(0),
+            service_credential,
             replica: ulid::Ulid::new().to_string(),
             feed: std::sync::OnceLock::new(),
         }))
@@ -226,14 +271,19 @@ impl IdentityService {
         &self.audit
     }
 
-    /// Who sent `credential`: an access token (`Authorization: Bearer <jwt>`) or an API key
-    /// (`lk_…`, as a bearer token or in `X-Api-Key`).
+    /// Who sent `credential`: an access token (`Authorization: Bearer <jwt>`), an API key
+    /// (`lk_…`, as a bearer token or in `X-Api-Key`), or the service credential.
     pub async fn authenticate(&self, credential: &str) -> ServiceResult<Principal> {
         let credential = credential.trim();
         if credential.starts_with("lk_") {
             return self.authenticate_api_key(credential).await;
         }
         let digest: [u8; 32] = Sha256::digest(credential.as_bytes()).into();
+        if let Some(service) = &self.service_credential
+            && constant_time_eq::constant_time_eq(service, &digest)
+        {
+            return Ok(Principal::service());
+        }
         let now_secs = self.now().0.div_euclid(1000);
         let cached = self.verified_cache().get(&digest).cloned();
         if let Some((principal, exp)) = cached
@@ -431,5 +481,7 @@ impl IdentityService {
 
 #[cfg(test)]
 mod replica_tests;
+#[cfg(test)]
+mod service_credential_tests;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 //! service.
 
 use super::Process;
-use crate::config::CampaignSettings;
+use super::platform::PlatformWork;
 use crate::storage::{ScyllaStorage, Storage};
 use anyhow::Context;
 use loyalty_campaign::client::{CampaignClient, GrpcCampaignClient, InProcessCampaigns};
@@ -75,6 +75,7 @@ pub async fn start(
         None => Arc::clone(open(process.config, None).await?.repository()),
     };
     let campaigns = Arc::new(Campaigns::new(store, Some(members)).with_ledger(ledger));
+    let platform = PlatformWork::of(process.config, "campaign")?;
     if let Some(events) = process.events {
         let outbox = loyalty_campaign::events::outbox(Arc::clone(campaigns.repository()));
         process.tasks.extend(events.start(Arc::new(outbox)));
@@ -84,28 +85,37 @@ pub async fn start(
         for (n, (service, filter)) in filters.enumerate() {
             let spec = SubscriptionSpec::new(&format!("campaign-triggers-{n}"), service, filter);
             let (campaigns, subscriptions) = (Arc::clone(&campaigns), events.subscriptions());
-            let shutdown = process.shutdown.clone();
+            let (platform, shutdown) = (platform.clone(), process.shutdown.clone());
             process.tasks.push(tokio::spawn(async move {
-                follow(campaigns, subscriptions, spec, shutdown).await;
+                follow(campaigns, subscriptions, spec, platform, shutdown).await;
                 Ok(())
             }));
         }
     }
-    let (swept, settings, shutdown) = (
-        Arc::clone(&campaigns),
-        process.config.campaign.clone(),
+    let settings = &process.config.campaign;
+    let sweep = Duration::from_secs(settings.sweep_interval_secs.max(1));
+    let notice_days = settings.expiring_notice_days;
+    let swept = Arc::clone(&campaigns);
+    process.tasks.push(tokio::spawn(every(
+        sweep,
+        (platform.clone(), "campaign-sweep"),
         process.shutdown.clone(),
-    );
-    let paying = (Arc::clone(&campaigns), settings.payout_interval_ms);
-    process.tasks.push(tokio::spawn(async move {
-        sweep(swept, settings, shutdown).await;
-        Ok(())
-    }));
-    let shutdown = process.shutdown.clone();
-    process.tasks.push(tokio::spawn(async move {
-        pay_out(paying.0, Duration::from_millis(paying.1.max(10)), shutdown).await;
-        Ok(())
-    }));
+        move || {
+            let campaigns = Arc::clone(&swept);
+            async move { sweep_round(&campaigns, notice_days).await }
+        },
+    )));
+    let payout = Duration::from_millis(settings.payout_interval_ms.max(10));
+    let paying = Arc::clone(&campaigns);
+    process.tasks.push(tokio::spawn(every(
+        payout,
+        (platform, "campaign-payout"),
+        process.shutdown.clone(),
+        move || {
+            let campaigns = Arc::clone(&paying);
+            async move { pay_out_round(&campaigns).await }
+        },
+    )));
     let checks = process.caller_checks()?.context(
         "the campaign service's gRPC port needs the identity service: set identity_endpoint",
     )?;
@@ -127,117 +137,115 @@ pub fn remote(process: &Process<'_>) -> anyhow::Result<Arc<dyn CampaignClient>> 
     Ok(Arc::new(GrpcCampaignClient::new(transport)))
 }
 
-/// Releases lapsed coupon holds and flash-sale claims and announces coupons about to lapse,
-/// every `sweep_interval_secs`,
-/// until shutdown. A failed sweep is logged and tried again on the next round.
-async fn sweep(
-    campaigns: Arc<Campaigns>,
-    settings: CampaignSettings,
+/// Runs `round` every `interval` until shutdown, each run as the platform's work named `what`.
+async fn every<F, R>(
+    interval: Duration,
+    (platform, what): (PlatformWork, &'static str),
     mut shutdown: watch::Receiver<bool>,
-) {
-    let interval = Duration::from_secs(settings.sweep_interval_secs.max(1));
+    round: F,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> R,
+    R: Future<Output = ()>,
+{
     loop {
-        match campaigns.recover().await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                recovered = n,
-                "coupon redemptions cut short were finished or undone"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e.message, "recovering coupon redemptions failed; retrying")
-            }
-        }
-        match campaigns.release_lapsed_holds().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(released = n, "coupon holds that lapsed were given back"),
-            Err(e) => {
-                tracing::warn!(error = %e.message, "releasing lapsed coupon holds failed; retrying")
-            }
-        }
-        match campaigns.recover_grants().await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                recovered = n,
-                "campaign rewards cut short were paid or released"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e.message, "finishing campaign rewards cut short failed; retrying")
-            }
-        }
-        match campaigns.sweep_birthdays().await {
-            Ok(s) if s.members == 0 => {}
-            Ok(s) => tracing::debug!(
-                members = s.members,
-                rewarded = s.rewarded,
-                "birthdays swept"
-            ),
-            Err(e) => tracing::warn!(error = %e.message, "the birthday sweep failed; retrying"),
-        }
-        match campaigns.lapse_claims().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(lapsed = n, "flash-sale claims that lapsed were given back"),
-            Err(e) => {
-                tracing::warn!(error = %e.message, "giving back lapsed flash-sale claims failed; retrying")
-            }
-        }
-        match campaigns
-            .announce_expiring(settings.expiring_notice_days)
-            .await
-        {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(announced = n, "coupons about to lapse were announced"),
-            Err(e) => {
-                tracing::warn!(error = %e.message, "announcing lapsing coupons failed; retrying")
-            }
-        }
+        platform.run(what, round()).await;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         }
     }
 }
 
-/// Counts campaign results and pays coupons' bonus points through the ledger every
-/// `interval`, until shutdown (both read the store's outbox). A round that fails is logged
-/// and resumed from where it stopped on the next one.
-async fn pay_out(
-    campaigns: Arc<Campaigns>,
-    interval: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        match campaigns.tally_results().await {
-            Ok(0) => {}
-            Ok(facts) => tracing::debug!(facts, "campaign results counted"),
-            Err(e) => {
-                tracing::warn!(error = %e.message, "counting campaign results failed; retrying")
-            }
+/// One round of the sweep: it releases lapsed coupon holds and flash-sale claims, finishes
+/// redemptions and rewards cut short, rewards birthdays and announces coupons about to lapse,
+/// each step on its own, a failed one logged and tried again on the
+/// next round.
+async fn sweep_round(campaigns: &Campaigns, expiring_notice_days: u32) {
+    match campaigns.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            recovered = n,
+            "coupon redemptions cut short were finished or undone"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "recovering coupon redemptions failed; retrying")
         }
-        match campaigns.pay_out().await {
-            Ok(paid) if paid.adjustments == 0 => {}
-            Ok(paid) => tracing::debug!(
-                adjustments = paid.adjustments,
-                points = paid.points,
-                "coupons' bonus points paid"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e.message, "paying coupons' bonus points failed; retrying")
-            }
+    }
+    match campaigns.release_lapsed_holds().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(released = n, "coupon holds that lapsed were given back"),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "releasing lapsed coupon holds failed; retrying")
         }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+    }
+    match campaigns.recover_grants().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            recovered = n,
+            "campaign rewards cut short were paid or released"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "finishing campaign rewards cut short failed; retrying")
+        }
+    }
+    match campaigns.sweep_birthdays().await {
+        Ok(s) if s.members == 0 => {}
+        Ok(s) => tracing::debug!(
+            members = s.members,
+            rewarded = s.rewarded,
+            "birthdays swept"
+        ),
+        Err(e) => tracing::warn!(error = %e.message, "the birthday sweep failed; retrying"),
+    }
+    match campaigns.lapse_claims().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(lapsed = n, "flash-sale claims that lapsed were given back"),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "giving back lapsed flash-sale claims failed; retrying")
+        }
+    }
+    match campaigns.announce_expiring(expiring_notice_days).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(announced = n, "coupons about to lapse were announced"),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "announcing lapsing coupons failed; retrying")
+        }
+    }
+}
+
+/// One round of payouts: campaign results counted and coupons' bonus points paid through the
+/// ledger (both read the store's outbox); a round that fails is logged and resumed from where it stopped on
+/// the next one.
+async fn pay_out_round(campaigns: &Campaigns) {
+    match campaigns.tally_results().await {
+        Ok(0) => {}
+        Ok(facts) => tracing::debug!(facts, "campaign results counted"),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "counting campaign results failed; retrying")
+        }
+    }
+    match campaigns.pay_out().await {
+        Ok(paid) if paid.adjustments == 0 => {}
+        Ok(paid) => tracing::debug!(
+            adjustments = paid.adjustments,
+            points = paid.points,
+            "coupons' bonus points paid"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "paying coupons' bonus points failed; retrying")
         }
     }
 }
 
 /// Rewards members from triggered campaigns as `spec`'s events arrive, until shutdown: each
-/// delivery acknowledged once handled, tried again a little later when handling failed (the
-/// rewards are keyed, so a second try never pays twice).
+/// delivery handled as the platform's work, acknowledged once handled, tried again a little
+/// later when handling failed (the rewards are keyed, so a second try never pays twice).
 async fn follow(
     campaigns: Arc<Campaigns>,
     subscriptions: Arc<dyn Subscriptions>,
     spec: SubscriptionSpec,
+    platform: PlatformWork,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let durable = spec.durable.clone();
@@ -266,7 +274,8 @@ async fn follow(
                 continue;
             }
         };
-        let settled = match campaigns.on_event(&delivery.event).await {
+        let handled = platform.run("campaign-trigger", campaigns.on_event(&delivery.event));
+        let settled = match handled.await {
             Ok(_) => delivery.ack().await.map(|_| ()),
             Err(e) => {
                 tracing::warn!(%durable, error = %e.message, "a trigger event failed; trying again");

@@ -2,6 +2,7 @@
 //! the ledger's client), its outbox's publisher, its scheduled work, and its gRPC service.
 
 use super::Process;
+use super::platform::PlatformWork;
 use crate::members;
 use anyhow::Context;
 use loyalty_identity::grpc_guard::Guarded;
@@ -45,8 +46,10 @@ pub async fn start(
         config.member.clone(),
         process.shutdown.clone(),
     );
+    // The review reads points from the ledger when tiers are measured in points.
+    let platform = PlatformWork::of(config, "member")?;
     process.tasks.push(tokio::spawn(async move {
-        members::schedule(scheduled, settings, shutdown).await;
+        members::schedule(scheduled, settings, platform, shutdown).await;
         Ok(())
     }));
     // Its port serves personal data: it never runs without checking its callers.

@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod health;
 pub mod ledger;
 pub mod member;
+pub mod platform;
 
 use crate::config::{MemberdConfig, Target};
 use crate::publication::Publication;

@@ -1,5 +1,6 @@
 //! Starting the real `memberd` binary from tests, and ledger clients that log in to it.
 
+pub mod apart;
 pub mod burst;
 pub mod cql;
 pub mod members;
