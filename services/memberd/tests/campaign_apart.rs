@@ -3,7 +3,8 @@
 //! cluster and one NATS server. What the campaign service starts by itself reaches the others
 //! with the service credential: a welcome campaign pays a new member from the member
 //! service's event, and the birthday sweep reads the member service's birthdays and pays in
-//! the ledger's process. Each of those calls is checked by the callee's guard and recorded
+//! the ledger's process, and so does the payout of a double-points coupon's bonus. Each of
+//! those calls is checked by the callee's guard and recorded
 //! in the audit log as the platform service's, with the work that made it. A campaign
 //! process without a service credential refuses to start, saying what to set.
 
@@ -21,6 +22,8 @@ const CREDENTIAL: &str = "c2VydmljZS1jcmVkZW50aWFsLWZvci10aGUtdGVzdHM=";
 const PASSWORD: &str = "Approve-it-2027";
 const WELCOME: i64 = 10;
 const BIRTHDAY: i64 = 20;
+/// 30.00 of rice at a point per 1.00, doubled.
+const BONUS: i64 = 30;
 
 async fn post(gateway: &str, token: &str, path: &str, key: &str, body: Value) -> Value {
     let headers = format!("Authorization: Bearer {token}\r\nIdempotency-Key: {key}\r\n");
@@ -33,6 +36,28 @@ async fn get(gateway: &str, token: &str, path: &str) -> (u16, Value) {
     let headers = format!("Authorization: Bearer {token}\r\n");
     let (status, reply) = http_get_with(gateway, path, &headers).await;
     (status, serde_json::from_str(&reply).unwrap_or(Value::Null))
+}
+
+async fn put(gateway: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let headers = format!("Authorization: Bearer {token}\r\n");
+    let (status, reply) = support::http_put_with(gateway, path, &headers, &body.to_string()).await;
+    (status, serde_json::from_str(&reply).unwrap_or(Value::Null))
+}
+
+/// Waits up to a minute for alice to have `points`.
+async fn wait_for_points(gateway: &str, token: &str, points: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, balance) = get(gateway, token, "/v1/tenants/acme/members/alice/balance").await;
+        if status == 200 && balance["points_available"].as_i64() == Some(points) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice did not reach {points} points within a minute: {status} {balance}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A welcome and a birthday campaign, written by the administrator and approved by another.
@@ -131,19 +156,42 @@ async fn the_campaign_service_apart_pays_triggers_and_birthdays_in_the_ledgers_p
     let profile = json!({"personal": {"phone": "13812345678", "birthday": today}});
     let alice = "/v1/tenants/acme/members/alice";
     post(http, &admin, &format!("{alice}/profile"), "join", profile).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, balance) = get(http, &admin, &format!("{alice}/balance")).await;
-        let points = balance["points_available"].as_i64();
-        if status == 200 && points == Some(WELCOME + BIRTHDAY) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "alice was not paid the welcome and the birthday within a minute: {status} {balance}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    wait_for_points(http, &admin, WELCOME + BIRTHDAY).await;
+
+    // A double-points coupon redeemed at the till: its bonus is paid by the payout round.
+    let double = json!({"id": "DOUBLE", "name": "Double points on food",
+        "benefit": {"type": "points_multiplier", "multiplier_percent": 200},
+        "validity": {"days_from_issue": {"days": 30}}, "stacking": {"mode": "exclusive"}});
+    let (status, saved) = put(
+        http,
+        &admin,
+        "/v1/tenants/acme/coupon-templates/DOUBLE",
+        double,
+    )
+    .await;
+    assert_eq!(status, 200, "{saved}");
+    let templates = "/v1/tenants/acme/coupon-templates/DOUBLE/coupons";
+    let issued = post(
+        http,
+        &admin,
+        templates,
+        "double",
+        json!({"member_id": "alice"}),
+    )
+    .await;
+    let cart = json!({"member_id": "alice", "store_id": "s01", "lines": [
+        {"line_id": "1", "sku": "RICE", "category": "food", "quantity": 2, "unit_price": 1500}]});
+    let redeemed = json!({"cart": cart, "codes": [issued["code"]], "order_id": "POS-1"});
+    let redeemed = post(
+        http,
+        &admin,
+        "/v1/tenants/acme/coupon-redemptions",
+        "pos-1",
+        redeemed,
+    )
+    .await;
+    assert_eq!(redeemed["coupons"][0]["bonus_points"], BONUS);
+    wait_for_points(http, &admin, WELCOME + BIRTHDAY + BONUS).await;
 
     // The ledger's guard checked those payments and recorded them as the platform service's,
     // each with the work that made it.
@@ -166,6 +214,7 @@ async fn the_campaign_service_apart_pays_triggers_and_birthdays_in_the_ledgers_p
     };
     assert!(paid_by("campaign-trigger-"), "{by_platform:?}");
     assert!(paid_by("campaign-sweep-"), "{by_platform:?}");
+    assert!(paid_by("campaign-payout-"), "{by_platform:?}");
     drop((identity, ledger, member, campaign, nats));
 }
 

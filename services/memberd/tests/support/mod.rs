@@ -145,10 +145,26 @@ pub async fn http_post(http: &str, path: &str, body: &str) -> String {
 /// (each ending in `\r\n`).
 #[allow(dead_code)]
 pub async fn http_post_with(http: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    http_send(http, "POST", path, headers, body).await
+}
+
+/// The status and body of `PUT path` with a JSON `body` and extra header lines `headers`.
+#[allow(dead_code)]
+pub async fn http_put_with(http: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    http_send(http, "PUT", path, headers, body).await
+}
+
+async fn http_send(
+    http: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(http).await.expect("connect");
     let request = format!(
-        "POST {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\n\
+        "{method} {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\n\
          {headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
