@@ -483,17 +483,17 @@ async fn members_hear_once_that_a_coupon_is_about_to_lapse() {
         .await
         .unwrap();
     assert_eq!(
-        w.campaigns.announce_expiring(3).await.unwrap(),
+        w.campaigns.announce_expiring().await.unwrap(),
         0,
         "five days out"
     );
     w.clock.advance_secs(3 * 86_400);
     assert_eq!(
-        w.campaigns.announce_expiring(3).await.unwrap(),
+        w.campaigns.announce_expiring().await.unwrap(),
         1,
         "the used one is not announced"
     );
-    assert_eq!(w.campaigns.announce_expiring(3).await.unwrap(), 0, "once");
+    assert_eq!(w.campaigns.announce_expiring().await.unwrap(), 0, "once");
     let soon = w
         .events()
         .await
@@ -501,4 +501,37 @@ async fn members_hear_once_that_a_coupon_is_about_to_lapse() {
         .filter(|e| *e == "coupon_expiring_soon")
         .count();
     assert_eq!(soon, 1);
+}
+
+#[tokio::test]
+async fn a_coupon_that_lapses_within_the_notice_is_announced_when_issued_and_only_then() {
+    let w = world();
+    // The sweep runs first, so its cursor is past tomorrow when the coupon is issued.
+    let mut t = template("DAY", Benefit::AmountOff { amount: 100 });
+    t.validity = Validity::DaysFromIssue { days: 1 };
+    w.save(t).await;
+    let mut week = template("WEEK", Benefit::AmountOff { amount: 100 });
+    week.validity = Validity::DaysFromIssue { days: 7 };
+    w.save(week).await;
+    w.campaigns
+        .issue(&w.tenant, "WEEK", &member("m1"), "week")
+        .await
+        .unwrap();
+    w.clock.advance_secs(5 * 86_400);
+    assert_eq!(w.campaigns.announce_expiring().await.unwrap(), 1, "the week");
+    w.campaigns
+        .issue(&w.tenant, "DAY", &member("m1"), "day")
+        .await
+        .unwrap();
+    let soon = |events: &[String]| {
+        events
+            .iter()
+            .filter(|e| *e == "coupon_expiring_soon")
+            .count()
+    };
+    assert_eq!(soon(&w.events().await), 2, "the day's, with its issue");
+    assert_eq!(w.campaigns.announce_expiring().await.unwrap(), 0);
+    w.clock.advance_secs(12 * 3_600);
+    assert_eq!(w.campaigns.announce_expiring().await.unwrap(), 0, "once");
+    assert_eq!(soon(&w.events().await), 2);
 }

@@ -83,13 +83,17 @@ impl Campaigns {
         ))
     }
 
-    /// A member's coupon to add under `issue_key`, with its `coupon_issued` event.
+    /// A member's coupon to add under `issue_key`, with its `coupon_issued` event, and its
+    /// `coupon_expiring_soon` when it lapses within the notice from the start.
     fn keyed(&self, tenant: &TenantId, coupon: Coupon, issue_key: String) -> NewCoupon {
-        let event = self.issued_event(tenant, &coupon);
+        let mut events = vec![self.issued_event(tenant, &coupon)];
+        if self.announced_at_issue(&coupon) {
+            events.push(self.expiring_event(tenant.as_str(), &coupon));
+        }
         NewCoupon {
             coupon,
             issue_key: Some(issue_key),
-            event: Some(event),
+            events,
         }
     }
 
@@ -132,14 +136,16 @@ impl Campaigns {
                     .add_coupons(tenant, pending.clone(), Vec::new())
                     .await?;
                 let mut retry = Vec::new();
-                for (outcome, mut new) in outcomes.into_iter().zip(pending) {
+                for (outcome, new) in outcomes.into_iter().zip(pending) {
                     match outcome {
                         Added::Yes => issued.added += 1,
                         Added::IssuedAlready(_) => issued.already += 1,
                         Added::CodeTaken => {
-                            new.coupon.code = code::generate("");
-                            new.event = Some(self.issued_event(tenant, &new.coupon));
-                            retry.push(new);
+                            // Another code, and its events again.
+                            let mut coupon = new.coupon;
+                            coupon.code = code::generate("");
+                            let key = new.issue_key.unwrap_or_default();
+                            retry.push(self.keyed(tenant, coupon, key));
                         }
                     }
                 }
@@ -186,7 +192,7 @@ impl Campaigns {
                 .map(|(code, n)| NewCoupon {
                     coupon: self.new_coupon(&template, code, None, Some(batch)),
                     issue_key: Some(format!("batch:{batch}:{n}")),
-                    event: None,
+                    events: Vec::new(),
                 })
                 .collect();
             let mut done = Vec::with_capacity(pending.len());
@@ -268,7 +274,7 @@ impl Campaigns {
                 .map(|code| NewCoupon {
                     coupon: self.new_coupon(&template, code.clone(), None, Some(batch)),
                     issue_key: Some(format!("import:{batch}:{code}")),
-                    event: None,
+                    events: Vec::new(),
                 })
                 .collect();
             let outcomes = self.store.add_coupons(tenant, news, Vec::new()).await?;

@@ -88,6 +88,9 @@ async fn adjust_bonus_opening(
     opening(ledger, at, || ledger.adjust_bonus_value(adjust.clone())).await
 }
 
+/// How many days before a member's coupon lapses the member hears of it, unless set.
+pub const DEFAULT_EXPIRING_NOTICE_DAYS: i64 = 3;
+
 /// The campaign service.
 pub struct Campaigns {
     store: Arc<dyn CampaignRepository>,
@@ -97,6 +100,8 @@ pub struct Campaigns {
     members: Option<Arc<dyn MemberClient>>,
     /// Where bonus points are paid ([`payouts`]); without it none are.
     ledger: Option<Arc<dyn LedgerClient>>,
+    /// How long before a member's coupon lapses the member hears of it ([`sweeps`]).
+    expiring_notice_ms: i64,
 }
 
 impl Campaigns {
@@ -114,7 +119,14 @@ impl Campaigns {
             clock,
             members,
             ledger: None,
+            expiring_notice_ms: DEFAULT_EXPIRING_NOTICE_DAYS * 86_400_000,
         }
+    }
+
+    /// The same service, announcing members' coupons `days` before they lapse.
+    pub fn with_expiring_notice(mut self, days: u32) -> Self {
+        self.expiring_notice_ms = i64::from(days) * 86_400_000;
+        self
     }
 
     /// The same service, paying bonus points through `ledger`.

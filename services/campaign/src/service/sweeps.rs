@@ -3,7 +3,8 @@
 //! partner's SMS, WeChat or app-push system to remind the member.
 
 use super::Campaigns;
-use crate::coupon::RedemptionState;
+use crate::coupon::{Coupon, RedemptionState};
+use crate::events::CampaignEvent;
 use crate::store::ExpiryCursor;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::TenantId;
@@ -14,7 +15,31 @@ const PAGE: usize = 500;
 /// than any request's deadline, so it never races the request itself.
 pub const RECOVERY_GRACE_MS: i64 = 5 * 60_000;
 
+/// A coupon that lapses less than this much more than the notice after it was issued is
+/// announced when issued: a sweep running while it is written may have passed its lapse
+/// time already.
+const ISSUE_MARGIN_MS: i64 = 60_000;
+
 impl Campaigns {
+    /// Whether `coupon` was announced as expiring soon when it was issued: a member's coupon
+    /// that lapses within the notice (and a margin) from the start. The sweep's cursor may
+    /// have passed its lapse time then, so the sweep leaves it alone.
+    pub(super) fn announced_at_issue(&self, coupon: &Coupon) -> bool {
+        coupon.member.is_some()
+            && coupon.valid_until_ms - coupon.issued_ms <= self.expiring_notice_ms + ISSUE_MARGIN_MS
+    }
+
+    /// A `coupon_expiring_soon` event for a member's `coupon` of `tenant`.
+    pub(super) fn expiring_event(&self, tenant: &str, coupon: &Coupon) -> CampaignEvent {
+        self.event(
+            tenant,
+            coupon.member.as_deref().unwrap_or_default(),
+            "coupon_expiring_soon",
+            &serde_json::json!({"code": coupon.code, "template": coupon.template,
+                "valid_until_ms": coupon.valid_until_ms}),
+        )
+    }
+
     /// Releases every hold that lapsed by now; how many.
     pub async fn release_lapsed_holds(&self) -> ServiceResult<u64> {
         let mut released = 0;
@@ -45,11 +70,12 @@ impl Campaigns {
         self.store.recover(self.now_ms() - RECOVERY_GRACE_MS).await
     }
 
-    /// Announces every member coupon lapsing within `notice_days` that has not been
-    /// announced and still has a use left; how many were announced. The events and the
+    /// Announces every member coupon lapsing within the notice
+    /// ([`Campaigns::with_expiring_notice`]) that has not been announced and still has a use
+    /// left; how many were announced. The events and the
     /// sweep's cursor are written together, so a sweep cut short announces nothing twice.
-    pub async fn announce_expiring(&self, notice_days: u32) -> ServiceResult<u64> {
-        let horizon = self.now_ms() + i64::from(notice_days) * 86_400_000;
+    pub async fn announce_expiring(&self) -> ServiceResult<u64> {
+        let horizon = self.now_ms() + self.expiring_notice_ms;
         // Coupons that lapsed already have nothing to remind anyone of: start at now.
         let stored = self.store.expiry_cursor().await?;
         let now = ExpiryCursor {
@@ -81,17 +107,13 @@ impl Campaigns {
                     .usage(&tenant_id, &coupon.template, &coupon.code, member)
                     .await?;
                 let uses = template.map_or(1, |t| t.value.uses_per_code);
-                // Lapsed already, or used up: nothing to remind anyone of.
-                if coupon.valid_until_ms <= self.now_ms() || usage.code_uses >= uses {
+                // Lapsed already, or used up: nothing to remind anyone of; announced when
+                // it was issued: nothing more to say.
+                let spent = coupon.valid_until_ms <= self.now_ms() || usage.code_uses >= uses;
+                if spent || self.announced_at_issue(coupon) {
                     continue;
                 }
-                events.push(self.event(
-                    tenant,
-                    member,
-                    "coupon_expiring_soon",
-                    &serde_json::json!({"code": coupon.code, "template": coupon.template,
-                        "valid_until_ms": coupon.valid_until_ms}),
-                ));
+                events.push(self.expiring_event(tenant, coupon));
             }
             announced += events.len() as u64;
             self.store.advance_expiry(next.clone(), events).await?;

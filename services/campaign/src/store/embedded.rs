@@ -398,7 +398,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
             for NewCoupon {
                 coupon,
                 issue_key,
-                event,
+                events: issued,
             } in coupons
             {
                 if let Some(k) = &issue_key {
@@ -439,7 +439,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
                     keys.insert(k, coupon.clone());
                 }
                 codes.insert(coupon.code);
-                logged.extend(event);
+                logged.extend(issued);
                 outcomes.push(Added::Yes);
             }
             logged.extend(events);

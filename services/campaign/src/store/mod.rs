@@ -56,7 +56,9 @@ pub struct Versioned<T> {
 pub struct NewCoupon {
     pub coupon: Coupon,
     pub issue_key: Option<String>,
-    pub event: Option<CampaignEvent>,
+    /// Its events (`coupon_issued`, and `coupon_expiring_soon` for one issued within the
+    /// notice), written with it.
+    pub events: Vec<CampaignEvent>,
 }
 
 /// What became of one coupon to add.

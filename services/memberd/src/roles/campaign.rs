@@ -74,7 +74,11 @@ pub async fn start(
         Some(scylla) => scylla_store(scylla).await?,
         None => Arc::clone(open(process.config, None).await?.repository()),
     };
-    let campaigns = Arc::new(Campaigns::new(store, Some(members)).with_ledger(ledger));
+    let notice_days = process.config.campaign.expiring_notice_days;
+    let campaigns = Campaigns::new(store, Some(members))
+        .with_ledger(ledger)
+        .with_expiring_notice(notice_days);
+    let campaigns = Arc::new(campaigns);
     let platform = PlatformWork::of(process.config, "campaign")?;
     if let Some(events) = process.events {
         let outbox = loyalty_campaign::events::outbox(Arc::clone(campaigns.repository()));
@@ -94,7 +98,6 @@ pub async fn start(
     }
     let settings = &process.config.campaign;
     let sweep = Duration::from_secs(settings.sweep_interval_secs.max(1));
-    let notice_days = settings.expiring_notice_days;
     let swept = Arc::clone(&campaigns);
     process.tasks.push(tokio::spawn(every(
         sweep,
@@ -102,7 +105,7 @@ pub async fn start(
         process.shutdown.clone(),
         move || {
             let campaigns = Arc::clone(&swept);
-            async move { sweep_round(&campaigns, notice_days).await }
+            async move { sweep_round(&campaigns).await }
         },
     )));
     let payout = Duration::from_millis(settings.payout_interval_ms.max(10));
@@ -161,7 +164,7 @@ where
 /// redemptions and rewards cut short, rewards birthdays and announces coupons about to lapse,
 /// each step on its own, a failed one logged and tried again on the
 /// next round.
-async fn sweep_round(campaigns: &Campaigns, expiring_notice_days: u32) {
+async fn sweep_round(campaigns: &Campaigns) {
     match campaigns.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
@@ -205,7 +208,7 @@ async fn sweep_round(campaigns: &Campaigns, expiring_notice_days: u32) {
             tracing::warn!(error = %e.message, "giving back lapsed flash-sale claims failed; retrying")
         }
     }
-    match campaigns.announce_expiring(expiring_notice_days).await {
+    match campaigns.announce_expiring().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(announced = n, "coupons about to lapse were announced"),
         Err(e) => {

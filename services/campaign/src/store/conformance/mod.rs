@@ -83,7 +83,7 @@ fn new(code: &str, member: Option<&str>, key: Option<&str>) -> NewCoupon {
     NewCoupon {
         coupon: coupon(code, member, 10_000),
         issue_key: key.map(str::to_string),
-        event: None,
+        events: Vec::new(),
     }
 }
 
@@ -208,7 +208,7 @@ pub async fn codes_are_unique_per_tenant_and_issue_keys_answer_once(stores: Stor
     let store = stores.store;
     let (t, other) = (tenant(), tenant());
     let mut first = new("AAAA1", Some("m1"), Some("k1"));
-    first.event = Some(event(&t, "coupon_issued"));
+    first.events = vec![event(&t, "coupon_issued")];
     let outcomes = store
         .add_coupons(
             &t,
@@ -223,7 +223,7 @@ pub async fn codes_are_unique_per_tenant_and_issue_keys_answer_once(stores: Stor
         "checked against the batch too"
     );
     let mut retried = new("BBBB1", Some("m1"), Some("k1"));
-    retried.event = Some(event(&t, "lost"));
+    retried.events = vec![event(&t, "lost")];
     let again = store
         .add_coupons(&t, vec![retried, new("AAAA1", None, None)], Vec::new())
         .await
@@ -541,7 +541,7 @@ pub async fn lapsing_member_coupons_page_in_order_after_the_cursor(stores: Store
     let add = |code: &str, member: Option<&str>, until: i64| NewCoupon {
         coupon: coupon(code, member, until),
         issue_key: None,
-        event: None,
+        events: Vec::new(),
     };
     store
         .add_coupons(

@@ -99,7 +99,7 @@ impl ScyllaCampaignStore {
         let NewCoupon {
             coupon,
             issue_key,
-            event,
+            events,
         } = new;
         let claim = issue_key.map(|k| format!("issue:{k}"));
         if let Some(claim) = &claim
@@ -137,7 +137,6 @@ impl ScyllaCampaignStore {
             };
         }
         self.list_coupon(tenant, &coupon).await?;
-        let events: Vec<CampaignEvent> = event.into_iter().collect();
         if self
             .create(tenant, &coupon_key(&coupon.code), encode(&coupon)?, &events)
             .await?

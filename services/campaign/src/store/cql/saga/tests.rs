@@ -80,7 +80,7 @@ async fn a_redemption_cut_short_while_counting_is_undone_and_can_be_made_again()
     let new = NewCoupon {
         coupon,
         issue_key: None,
-        event: None,
+        events: Vec::new(),
     };
     store
         .add_coupons(&tenant, vec![new], Vec::new())
