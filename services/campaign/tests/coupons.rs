@@ -518,7 +518,11 @@ async fn a_coupon_that_lapses_within_the_notice_is_announced_when_issued_and_onl
         .await
         .unwrap();
     w.clock.advance_secs(5 * 86_400);
-    assert_eq!(w.campaigns.announce_expiring().await.unwrap(), 1, "the week");
+    assert_eq!(
+        w.campaigns.announce_expiring().await.unwrap(),
+        1,
+        "the week"
+    );
     w.campaigns
         .issue(&w.tenant, "DAY", &member("m1"), "day")
         .await
