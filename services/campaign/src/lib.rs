@@ -12,6 +12,7 @@ pub mod coupon;
 pub mod events;
 pub mod grpc;
 pub mod grpc_access;
+pub mod mall;
 pub mod referral;
 pub mod sale;
 pub mod schema;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod check_ins;
+mod mall;
 mod plans;
 mod referrals;
 mod results;
@@ -87,6 +88,14 @@ struct Inner {
     result_links: fjall::Keyspace,
     /// tenant, campaign, member → (last day, streak): check-ins.
     check_ins: fjall::Keyspace,
+    /// tenant, item → ItemState (JSON): the mall's items with their units taken.
+    mall_items: fjall::Keyspace,
+    /// tenant, item, member, period → u32: units the member ordered in the period.
+    mall_members: fjall::Keyspace,
+    /// tenant, item, order id → Order.
+    mall_orders: fjall::Keyspace,
+    /// due, tenant, item, order id → (): pending and placed orders by when they are due.
+    mall_due: fjall::Keyspace,
     /// tenant, "c", code → member | tenant, "m", member → code: referral codes.
     referral_codes: fjall::Keyspace,
     /// tenant, "f", fingerprint, member → () | tenant, "m", member, fingerprint → ().
@@ -203,6 +212,10 @@ impl EmbeddedCampaignStore {
             plan_members: ks("plan_members")?,
             grant_holds: ks("grant_holds")?,
             check_ins: ks("check_ins")?,
+            mall_items: ks("mall_items")?,
+            mall_members: ks("mall_members")?,
+            mall_orders: ks("mall_orders")?,
+            mall_due: ks("mall_due")?,
             referral_codes: ks("referral_codes")?,
             fingerprints: ks("fingerprints")?,
             referrals: ks("referrals")?,

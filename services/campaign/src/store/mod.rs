@@ -12,7 +12,8 @@
 //! - `changes`: the outbox of campaign events, in commit order, with readers' positions;
 //! - campaigns and their grants ([`PlanRepository`]), their results and links
 //!   ([`ResultRepository`]), referrals ([`ReferralRepository`]), check-ins
-//!   ([`CheckInRepository`]), flash sales ([`SaleRepository`]).
+//!   ([`CheckInRepository`]), flash sales ([`SaleRepository`]), the points mall's items and
+//!   orders ([`MallRepository`]).
 //!
 //! Every write commits all or nothing with its events. The embedded adapter
 //! ([`EmbeddedCampaignStore`]) keeps them in fjall; the conformance suite
@@ -32,12 +33,14 @@ pub mod conformance;
 #[cfg(feature = "cql")]
 pub mod cql;
 mod embedded;
+pub mod mall;
 mod plans;
 mod referrals;
 mod results;
 mod sales;
 pub use check_ins::{CheckInRepository, CheckedIn};
 pub use embedded::EmbeddedCampaignStore;
+pub use mall::{ItemWritten, MallRepository, OrderSettled, Placed};
 pub use plans::{GrantSettled, Granted, PlanRepository};
 pub use referrals::ReferralRepository;
 pub use results::ResultRepository;
@@ -122,6 +125,7 @@ pub struct ExpiryCursor {
 #[async_trait]
 pub trait CampaignRepository:
     SaleRepository
+    + MallRepository
     + PlanRepository
     + ResultRepository
     + ReferralRepository

@@ -18,11 +18,13 @@ use loyalty_scylla::conformance;
 use std::sync::Arc;
 
 mod check_ins;
+mod mall;
 mod plans;
 mod referrals;
 mod results;
 mod sales;
 pub use check_ins::*;
+pub use mall::*;
 pub use plans::*;
 pub use referrals::*;
 pub use results::*;
@@ -701,6 +703,11 @@ macro_rules! campaign_conformance {
             referral_racing, racing_qualifications_never_pass_a_referrers_cap;
             check_in_days, a_member_checks_in_once_a_day_and_a_missed_day_restarts_the_streak;
             check_in_racing, racing_check_ins_of_one_day_count_once;
+            mall_items, items_are_written_by_version_keeping_their_units_taken;
+            mall_orders, an_order_counts_against_its_stock_and_member_or_writes_nothing;
+            mall_settling, settling_an_order_moves_it_once_and_gives_its_unit_back;
+            mall_due, orders_are_listed_by_when_they_are_due_until_settled;
+            mall_racing, racing_orders_sell_exactly_the_stock;
         );
     };
     (@bodies $embedded:path, $scylla:path; $($name:ident, $body:ident;)*) => {

@@ -16,6 +16,8 @@ pub const SAGAS: &str = "saga";
 pub const CLAIM_HOLDS: &str = "claim_hold";
 /// Campaigns' reserved grants, by when they were made.
 pub const RESERVED_GRANTS: &str = "grant";
+/// The mall's pending and placed orders, by when they are due.
+pub const MALL_ORDERS: &str = "mall_order";
 /// Shards of a day of lapsing coupons, so a segment's coupons are not one partition.
 const EXPIRY_SHARDS: i32 = 8;
 /// How far back the due index is read: a hold or saga older than this was seen already by

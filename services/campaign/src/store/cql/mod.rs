@@ -14,6 +14,7 @@
 mod check_ins;
 mod entity;
 mod indexes;
+mod mall;
 mod plans;
 mod referrals;
 mod results;
