@@ -114,6 +114,13 @@ error_codes! {
     SelfReferral => "SELF_REFERRAL", FailedPrecondition, 422, "A member cannot be referred by its own code, nor under a phone, email or ID number its holder presented";
     ReferralExists => "REFERRAL_EXISTS", FailedPrecondition, 409, "The member was referred in this campaign by another member already";
     ReferralNotEligible => "REFERRAL_NOT_ELIGIBLE", FailedPrecondition, 422, "A referee is a member who has not ordered yet";
+    MallItemNotFound => "MALL_ITEM_NOT_FOUND", NotFound, 404, "No such item in the points mall";
+    MallItemNotAvailable => "MALL_ITEM_NOT_AVAILABLE", FailedPrecondition, 409, "The item is not offered now, at this store or this way";
+    MallNotEligible => "MALL_NOT_ELIGIBLE", FailedPrecondition, 422, "The item is not for members of this tier";
+    MallLimitReached => "MALL_LIMIT_REACHED", FailedPrecondition, 409, "The member ordered as many of this item as its limit allows in this period";
+    MallOrderNotFound => "MALL_ORDER_NOT_FOUND", NotFound, 404, "No such points-mall order";
+    MallOrderNotActive => "MALL_ORDER_NOT_ACTIVE", FailedPrecondition, 409, "The order's state does not allow this step";
+    PickupCodeMismatch => "PICKUP_CODE_MISMATCH", FailedPrecondition, 422, "The pick-up code is not this order's";
 }
 
 /// A service error: a stable code, a message safe to show a caller (no PII), and the cause.

@@ -161,9 +161,9 @@ where
 }
 
 /// One round of the sweep: it releases lapsed coupon holds and flash-sale claims, finishes
-/// redemptions and rewards cut short, rewards birthdays and announces coupons about to lapse,
-/// each step on its own, a failed one logged and tried again on the
-/// next round.
+/// redemptions, rewards and mall orders cut short, lapses mall orders not confirmed in time,
+/// rewards birthdays and announces coupons about to lapse; each step on its own, a failed
+/// one logged and tried again on the next round.
 async fn sweep_round(campaigns: &Campaigns) {
     match campaigns.recover().await {
         Ok(0) => {}
@@ -208,6 +208,16 @@ async fn sweep_round(campaigns: &Campaigns) {
             tracing::warn!(error = %e.message, "giving back lapsed flash-sale claims failed; retrying")
         }
     }
+    match campaigns.sweep_orders().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            swept = n,
+            "mall orders that lapsed or were cut short were given back"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "sweeping the mall's orders failed; retrying")
+        }
+    }
     match campaigns.announce_expiring().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(announced = n, "coupons about to lapse were announced"),
@@ -217,8 +227,8 @@ async fn sweep_round(campaigns: &Campaigns) {
     }
 }
 
-/// One round of payouts: campaign results counted and coupons' bonus points paid through the
-/// ledger (both read the store's outbox); a round that fails is logged and resumed from where it stopped on
+/// One round of payouts: campaign results counted, coupons' bonus points paid and mall
+/// orders' points given back through the ledger (all read the store's outbox); a round that fails is logged and resumed from where it stopped on
 /// the next one.
 async fn pay_out_round(campaigns: &Campaigns) {
     match campaigns.tally_results().await {
@@ -237,6 +247,13 @@ async fn pay_out_round(campaigns: &Campaigns) {
         ),
         Err(e) => {
             tracing::warn!(error = %e.message, "paying coupons' bonus points failed; retrying")
+        }
+    }
+    match campaigns.refund_orders().await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(orders = n, "points of mall orders given back"),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "giving back mall orders' points failed; retrying")
         }
     }
 }

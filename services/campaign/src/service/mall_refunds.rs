@@ -1,0 +1,135 @@
+//! Points given back for the mall's orders: a reader of the campaign store's own outbox
+//! that, for each order `failed`, `lapsed`, `cancelled` or `returned`, reverses the points
+//! taken (`paid_entry`) or voids the hold (`hold_id`), under keys of the order, so an event
+//! read twice gives back once. A hold that turns out to have been taken (a confirmation cut
+//! short after the ledger took the points) is found by the confirmation's own key and
+//! reversed. The position moves only once a page is done.
+
+use super::Campaigns;
+use super::mall::{step_key, wallet};
+use crate::events::CampaignEvent;
+use loyalty_common::error::{ErrorCode, ServiceResult};
+use loyalty_ledger::client::LedgerClient;
+use loyalty_proto::ledger::v1 as ledger_pb;
+use serde::Deserialize;
+
+/// The outbox reader's name in the store's positions.
+pub const READER: &str = "mall-refunds";
+/// Events read per store call.
+const PAGE: usize = 500;
+
+/// The part of an order's event a refund reads.
+#[derive(Deserialize)]
+struct OrderData {
+    item: String,
+    order: String,
+    hold_id: Option<String>,
+    paid_entry: Option<String>,
+}
+
+impl Campaigns {
+    /// Gives back the points of every order that stopped counting since the last call; how
+    /// many orders it gave back for. Without a ledger client it reads nothing.
+    pub async fn refund_orders(&self) -> ServiceResult<u64> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(0);
+        };
+        let mut refunded = 0;
+        loop {
+            let from = self.store.position(READER).await?;
+            let page = self.store.events_after(from, PAGE).await?;
+            let Some(last) = page.last().map(|l| l.seq) else {
+                return Ok(refunded);
+            };
+            for logged in &page {
+                refunded += u64::from(refund(ledger.as_ref(), &logged.event).await?);
+            }
+            self.store.save_position(READER, last).await?;
+            if page.len() < PAGE {
+                return Ok(refunded);
+            }
+        }
+    }
+}
+
+/// Gives back what one event's order holds or took; whether it was such an event.
+async fn refund(ledger: &dyn LedgerClient, event: &CampaignEvent) -> ServiceResult<bool> {
+    let ends = [
+        "mall_order_failed",
+        "mall_order_lapsed",
+        "mall_order_cancelled",
+        "mall_order_returned",
+    ];
+    if !ends.contains(&event.name.as_str()) {
+        return Ok(false);
+    }
+    // Written by this service: a payload it cannot read is a bug, not a reason to stop.
+    let Ok(data) = serde_json::from_str::<OrderData>(&event.data) else {
+        tracing::error!(event = %event.id, "an order's event without its order: nothing given back");
+        return Ok(false);
+    };
+    let parts = (
+        event.tenant.as_str(),
+        data.item.as_str(),
+        data.order.as_str(),
+    );
+    let wallet = || Some(wallet(&event.tenant, &event.member));
+    if let Some(entry) = data.paid_entry.filter(|e| !e.is_empty()) {
+        reverse(ledger, event, parts, &entry).await?;
+        return Ok(true);
+    }
+    let Some(hold) = data.hold_id.filter(|h| !h.is_empty()) else {
+        return Ok(true);
+    };
+    let voided = ledger
+        .void_hold(ledger_pb::HoldActionRequest {
+            wallet: wallet(),
+            idempotency_key: step_key("void", parts),
+            hold_id: hold.clone(),
+        })
+        .await;
+    match voided {
+        Ok(_) => Ok(true),
+        // Taken, given back or run out: if this order's confirmation took it, the answer to
+        // the confirmation's key names the entry to reverse.
+        Err(e) if e.code == ErrorCode::HoldNotActive => {
+            let taken = ledger
+                .capture_hold(ledger_pb::HoldActionRequest {
+                    wallet: wallet(),
+                    idempotency_key: step_key("capture", parts),
+                    hold_id: hold,
+                })
+                .await;
+            match taken {
+                Ok(written) => {
+                    if let Some(entry) = written.entries.last() {
+                        reverse(ledger, event, parts, &entry.entry_id).await?;
+                    }
+                    Ok(true)
+                }
+                Err(e) if e.code == ErrorCode::HoldNotActive => Ok(true),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) if e.code == ErrorCode::HoldNotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+async fn reverse(
+    ledger: &dyn LedgerClient,
+    event: &CampaignEvent,
+    parts: (&str, &str, &str),
+    entry: &str,
+) -> ServiceResult<()> {
+    ledger
+        .reverse(ledger_pb::ReverseRequest {
+            wallet: Some(wallet(&event.tenant, &event.member)),
+            idempotency_key: step_key("refund", parts),
+            entry_id: entry.to_string(),
+            points: 0,
+            reason: format!("points mall order {} {}", parts.2, event.name),
+        })
+        .await
+        .map(|_| ())
+}
