@@ -23,6 +23,9 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
             // A store redeems coupons at its tills and undoes them on returns; it claims
             // flash-sale units for members the same way.
             "campaign.redeem" | "campaign.claims" => true,
+            // A store hands points-mall gifts over and places orders for members.
+            "campaign.mall" => read,
+            "campaign.mall_orders" => true,
             _ => false,
         },
         "clerk" | "partner" => match object {
@@ -35,6 +38,10 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
             "campaign.rewards" => role == "partner" && !read,
             // A partner's app shows a member's code and records referrals at sign-up.
             "campaign.referrals" => role == "partner",
+            // Members' apps and tills order from the points mall; ERP and logistics move
+            // orders on; a clerk hands gifts over.
+            "campaign.mall" => read,
+            "campaign.mall_orders" => true,
             _ => false,
         },
         "auditor" => {
@@ -49,6 +56,8 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
                     | "campaign.sales"
                     | "campaign.claims"
                     | "campaign.campaigns"
+                    | "campaign.mall"
+                    | "campaign.mall_orders"
             )
         }
         _ => false,
@@ -71,6 +80,8 @@ fn concrete(template: &str, tenant: &str) -> String {
         .replace("{claim}", "c1")
         .replace("{campaign}", "cmp1")
         .replace("{step}", "submit")
+        .replace("{item}", "i1")
+        .replace("{order}", "o1")
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, store: Option<&str>) -> u16 {

@@ -36,6 +36,10 @@ fn claim_ref(r: pb::ClaimRef) -> (String, String) {
     claim(r.tenant_id, &r.sale_id, &r.claim_id)
 }
 
+fn mall_order(tenant: String, item: &str, order: &str) -> (String, String) {
+    target(tenant, "mall_order", &format!("{item}/{order}"))
+}
+
 fn campaign_ref(r: pb::CampaignRef) -> (String, String) {
     target(r.tenant_id, "campaign", &r.campaign_id)
 }
@@ -223,6 +227,35 @@ pub const RPCS: &[Rpc] = &[
         p::REFERRALS_READ,
         pb::MemberReferralsRequest,
         |r| target(r.tenant_id, "member", &r.member_id)
+    ),
+    rpc!("PutMallItem", p::MALL_WRITE, pb::PutMallItemRequest, |r| {
+        tenant(r.tenant_id)
+    }),
+    rpc!("GetMallItem", p::MALL_READ, pb::MallItemRef, |r| target(
+        r.tenant_id,
+        "mall_item",
+        &r.item_id
+    )),
+    rpc!(
+        "ListMallItems",
+        p::MALL_READ,
+        pb::ListMallItemsRequest,
+        |r| { tenant(r.tenant_id) }
+    ),
+    rpc!(
+        "PlaceMallOrder",
+        p::MALL_ORDERS_WRITE,
+        pb::PlaceMallOrderRequest,
+        |r| mall_order(r.tenant_id, &r.item_id, &r.order_id)
+    ),
+    rpc!("GetMallOrder", p::MALL_ORDERS_READ, pb::MallOrderRef, |r| {
+        mall_order(r.tenant_id, &r.item_id, &r.order_id)
+    }),
+    rpc!(
+        "ChangeMallOrder",
+        p::MALL_ORDERS_WRITE,
+        pb::ChangeMallOrderRequest,
+        |r| mall_order(r.tenant_id, &r.item_id, &r.order_id)
     ),
 ];
 

@@ -193,6 +193,32 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         "/v1/tenants/{tenant}/members/{member}/referrals",
         p::REFERRALS_READ,
     ),
+    ("GET", "/v1/tenants/{tenant}/mall/items", p::MALL_READ),
+    (
+        "PUT",
+        "/v1/tenants/{tenant}/mall/items/{item}",
+        p::MALL_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/mall/items/{item}",
+        p::MALL_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/mall/items/{item}/orders",
+        p::MALL_ORDERS_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/mall/items/{item}/orders/{order}",
+        p::MALL_ORDERS_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/mall/items/{item}/orders/{order}/{step}",
+        p::MALL_ORDERS_WRITE,
+    ),
     (
         "POST",
         "/v1/tenants/{tenant}/members/{member}/wallet",

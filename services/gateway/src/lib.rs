@@ -76,6 +76,7 @@ fn guarded() -> OpenApiRouter<AppState> {
         .merge(routes::flash_sales::routes())
         .merge(routes::campaigns::routes())
         .merge(routes::referrals::routes())
+        .merge(routes::mall::routes())
 }
 
 /// The OpenAPI document for every route.
@@ -133,6 +134,7 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
         .merge(routes::flash_sales::routes())
         .merge(routes::campaigns::routes())
         .merge(routes::referrals::routes())
+        .merge(routes::mall::routes())
         .merge(admin)
         .split_for_parts();
     let (auth, auth_spec) = routes::auth::routes().split_for_parts();

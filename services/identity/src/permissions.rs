@@ -98,6 +98,15 @@ pub const CAMPAIGN_REWARDS: Permission = write("campaign.rewards");
 pub const REFERRALS_READ: Permission = read("campaign.referrals");
 /// Making a member's referral code and recording a new member's referral (an app's sign-up).
 pub const REFERRALS_WRITE: Permission = write("campaign.referrals");
+/// Reading the points mall's items, their stock left.
+pub const MALL_READ: Permission = read("campaign.mall");
+/// Writing the points mall's items: head office, like coupon templates.
+pub const MALL_WRITE: Permission = write("campaign.mall");
+/// Reading points-mall orders.
+pub const MALL_ORDERS_READ: Permission = read("campaign.mall_orders");
+/// Placing orders for members and moving them on (confirm, ready, fulfil, cancel, return):
+/// members' apps, tills, stores handing gifts over, the ERP and logistics partners.
+pub const MALL_ORDERS_WRITE: Permission = write("campaign.mall_orders");
 
 /// Every permission, for reading one back from its words (e.g. off the wire).
 pub const ALL: &[Permission] = &[
@@ -133,6 +142,10 @@ pub const ALL: &[Permission] = &[
     CAMPAIGN_REWARDS,
     REFERRALS_READ,
     REFERRALS_WRITE,
+    MALL_READ,
+    MALL_WRITE,
+    MALL_ORDERS_READ,
+    MALL_ORDERS_WRITE,
 ];
 
 /// The permission named by `object` and `action` (`read` or `write`), if there is one.

@@ -3,6 +3,7 @@
 
 use super::CampaignClient;
 use super::campaigns;
+use super::mall;
 use crate::grpc::convert;
 use crate::service::Campaigns;
 use crate::service::redeem::RedeemRequest;
@@ -319,6 +320,42 @@ impl CampaignClient for InProcessCampaigns {
         r: pb::MemberReferralsRequest,
     ) -> ServiceResult<pb::CampaignDocuments> {
         campaigns::referrals(&self.campaigns, r).await
+    }
+
+    async fn put_mall_item(
+        &self,
+        r: pb::PutMallItemRequest,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        mall::put_item(&self.campaigns, r).await
+    }
+
+    async fn get_mall_item(&self, r: pb::MallItemRef) -> ServiceResult<pb::CampaignDocument> {
+        mall::get_item(&self.campaigns, r).await
+    }
+
+    async fn list_mall_items(
+        &self,
+        r: pb::ListMallItemsRequest,
+    ) -> ServiceResult<pb::CampaignDocuments> {
+        mall::list_items(&self.campaigns, r).await
+    }
+
+    async fn place_mall_order(
+        &self,
+        r: pb::PlaceMallOrderRequest,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        mall::place(&self.campaigns, r).await
+    }
+
+    async fn get_mall_order(&self, r: pb::MallOrderRef) -> ServiceResult<pb::CampaignDocument> {
+        mall::get_order(&self.campaigns, r).await
+    }
+
+    async fn change_mall_order(
+        &self,
+        r: pb::ChangeMallOrderRequest,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        mall::change(&self.campaigns, r).await
     }
 
     async fn broadcast_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument> {

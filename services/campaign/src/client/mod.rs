@@ -6,6 +6,7 @@
 mod campaigns;
 mod grpc;
 mod in_process;
+mod mall;
 
 pub use grpc::GrpcCampaignClient;
 pub use in_process::InProcessCampaigns;
@@ -85,4 +86,20 @@ pub trait CampaignClient: Send + Sync + 'static {
         &self,
         r: pb::MemberReferralsRequest,
     ) -> ServiceResult<pb::CampaignDocuments>;
+    async fn put_mall_item(&self, r: pb::PutMallItemRequest)
+    -> ServiceResult<pb::CampaignDocument>;
+    async fn get_mall_item(&self, r: pb::MallItemRef) -> ServiceResult<pb::CampaignDocument>;
+    async fn list_mall_items(
+        &self,
+        r: pb::ListMallItemsRequest,
+    ) -> ServiceResult<pb::CampaignDocuments>;
+    async fn place_mall_order(
+        &self,
+        r: pb::PlaceMallOrderRequest,
+    ) -> ServiceResult<pb::CampaignDocument>;
+    async fn get_mall_order(&self, r: pb::MallOrderRef) -> ServiceResult<pb::CampaignDocument>;
+    async fn change_mall_order(
+        &self,
+        r: pb::ChangeMallOrderRequest,
+    ) -> ServiceResult<pb::CampaignDocument>;
 }

@@ -87,4 +87,10 @@ serve! {
     sweep_birthdays(pb::TenantRef) -> pb::CampaignDocument;
     refer(pb::ReferRequest) -> pb::CampaignDocument;
     list_referrals(pb::MemberReferralsRequest) -> pb::CampaignDocuments;
+    put_mall_item(pb::PutMallItemRequest) -> pb::CampaignDocument;
+    get_mall_item(pb::MallItemRef) -> pb::CampaignDocument;
+    list_mall_items(pb::ListMallItemsRequest) -> pb::CampaignDocuments;
+    place_mall_order(pb::PlaceMallOrderRequest) -> pb::CampaignDocument;
+    get_mall_order(pb::MallOrderRef) -> pb::CampaignDocument;
+    change_mall_order(pb::ChangeMallOrderRequest) -> pb::CampaignDocument;
 }

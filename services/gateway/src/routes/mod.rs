@@ -7,6 +7,7 @@ pub mod coupon_redemptions;
 pub mod coupons;
 pub mod flash_sales;
 pub mod ledger;
+pub mod mall;
 pub mod member_orders;
 pub mod member_program;
 pub mod members;
