@@ -9,6 +9,7 @@ pub mod cart;
 pub mod client;
 pub mod code;
 pub mod coupon;
+pub mod draw;
 pub mod events;
 pub mod grpc;
 pub mod grpc_access;

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod check_ins;
+mod draws;
 mod mall;
 mod plans;
 mod referrals;
@@ -96,6 +97,14 @@ struct Inner {
     mall_orders: fjall::Keyspace,
     /// due, tenant, item, order id → (): pending and placed orders by when they are due.
     mall_due: fjall::Keyspace,
+    /// tenant, draw → DrawState (JSON): lucky draws with what they awarded.
+    draws: fjall::Keyspace,
+    /// tenant, draw, member, period → u32: entries the member made in the period.
+    draw_members: fjall::Keyspace,
+    /// tenant, draw, entry id → Entry.
+    draw_entries: fjall::Keyspace,
+    /// due, tenant, draw, entry id → (): drawn entries not yet paid, by when they are due.
+    draw_due: fjall::Keyspace,
     /// tenant, "c", code → member | tenant, "m", member → code: referral codes.
     referral_codes: fjall::Keyspace,
     /// tenant, "f", fingerprint, member → () | tenant, "m", member, fingerprint → ().
@@ -216,6 +225,10 @@ impl EmbeddedCampaignStore {
             mall_members: ks("mall_members")?,
             mall_orders: ks("mall_orders")?,
             mall_due: ks("mall_due")?,
+            draws: ks("draws")?,
+            draw_members: ks("draw_members")?,
+            draw_entries: ks("draw_entries")?,
+            draw_due: ks("draw_due")?,
             referral_codes: ks("referral_codes")?,
             fingerprints: ks("fingerprints")?,
             referrals: ks("referrals")?,

@@ -13,7 +13,7 @@
 //! - campaigns and their grants ([`PlanRepository`]), their results and links
 //!   ([`ResultRepository`]), referrals ([`ReferralRepository`]), check-ins
 //!   ([`CheckInRepository`]), flash sales ([`SaleRepository`]), the points mall's items and
-//!   orders ([`MallRepository`]).
+//!   orders ([`MallRepository`]), lucky draws and their entries ([`DrawRepository`]).
 //!
 //! Every write commits all or nothing with its events. The embedded adapter
 //! ([`EmbeddedCampaignStore`]) keeps them in fjall; the conformance suite
@@ -32,6 +32,7 @@ pub mod check_ins;
 pub mod conformance;
 #[cfg(feature = "cql")]
 pub mod cql;
+pub mod draws;
 mod embedded;
 pub mod mall;
 mod plans;
@@ -39,6 +40,7 @@ mod referrals;
 mod results;
 mod sales;
 pub use check_ins::{CheckInRepository, CheckedIn};
+pub use draws::{DrawRepository, Entered, EntrySettled};
 pub use embedded::EmbeddedCampaignStore;
 pub use mall::{ItemWritten, MallRepository, OrderSettled, Placed};
 pub use plans::{GrantSettled, Granted, PlanRepository};
@@ -126,6 +128,7 @@ pub struct ExpiryCursor {
 pub trait CampaignRepository:
     SaleRepository
     + MallRepository
+    + DrawRepository
     + PlanRepository
     + ResultRepository
     + ReferralRepository

@@ -18,12 +18,14 @@ use loyalty_scylla::conformance;
 use std::sync::Arc;
 
 mod check_ins;
+mod draws;
 mod mall;
 mod plans;
 mod referrals;
 mod results;
 mod sales;
 pub use check_ins::*;
+pub use draws::*;
 pub use mall::*;
 pub use plans::*;
 pub use referrals::*;
@@ -708,6 +710,10 @@ macro_rules! campaign_conformance {
             mall_settling, settling_an_order_moves_it_once_and_gives_its_unit_back;
             mall_due, orders_are_listed_by_when_they_are_due_until_settled;
             mall_racing, racing_orders_sell_exactly_the_stock;
+            draw_entries, an_entry_wins_what_its_roll_gives_within_stock_and_limit;
+            draw_voiding, voiding_an_entry_gives_its_prize_and_count_back_once;
+            draw_due, drawn_entries_are_listed_by_when_they_are_due_until_settled;
+            draw_racing, racing_entries_never_win_a_prize_past_its_stock;
         );
     };
     (@bodies $embedded:path, $scylla:path; $($name:ident, $body:ident;)*) => {

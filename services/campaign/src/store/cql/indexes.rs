@@ -18,6 +18,8 @@ pub const CLAIM_HOLDS: &str = "claim_hold";
 pub const RESERVED_GRANTS: &str = "grant";
 /// The mall's pending and placed orders, by when they are due.
 pub const MALL_ORDERS: &str = "mall_order";
+/// Lucky-draw entries drawn and not yet paid, by when they are due.
+pub const DRAW_ENTRIES: &str = "draw_entry";
 /// Shards of a day of lapsing coupons, so a segment's coupons are not one partition.
 const EXPIRY_SHARDS: i32 = 8;
 /// How far back the due index is read: a hold or saga older than this was seen already by

@@ -12,6 +12,7 @@
 //! [`recover`]: CampaignRepository::recover
 
 mod check_ins;
+mod draws;
 mod entity;
 mod indexes;
 mod mall;
