@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use async_trait::async_trait;
 use loyalty_campaign::mall::order::{Order, OrderState};
 use loyalty_campaign::mall::{
     CENTRAL, Fulfilment, ItemKind, Localized, MallItem, MemberLimit, Period, Price,
@@ -17,121 +16,15 @@ use loyalty_campaign::service::mall::OrderRequest;
 use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
-use loyalty_common::{ManualClock, ServiceError, Timestamp};
-use loyalty_ledger::client::{InProcessLedger, LedgerClient};
-use loyalty_ledger::store::embedded::EmbeddedStore;
-use loyalty_ledger::{Ledger, LedgerPorts};
-use loyalty_proto::ledger::v1 as pb;
-use std::sync::{Arc, Mutex};
+use loyalty_common::{ManualClock, Timestamp};
+use loyalty_ledger::client::LedgerClient;
+use std::sync::Arc;
+
+mod support;
+use support::lossy::LossyLedger;
 
 const START: i64 = 1_800_000_000_000;
 const PRICE: i64 = 300;
-
-/// The real ledger, whose next reply to one kind of write can be lost after the write was
-/// applied (as when the calling process dies, or the network drops the answer).
-struct LossyLedger {
-    real: InProcessLedger,
-    lose_next: Mutex<Option<&'static str>>,
-    /// The next hold is refused before it is applied (the ledger unreachable).
-    down_once: std::sync::atomic::AtomicBool,
-}
-
-impl LossyLedger {
-    fn down_once(&self) {
-        self.down_once
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn lose_next(&self, what: &'static str) {
-        *self.lose_next.lock().unwrap() = Some(what);
-    }
-
-    fn lost(&self, what: &str) -> bool {
-        let mut next = self.lose_next.lock().unwrap();
-        let lost = *next == Some(what);
-        if lost {
-            *next = None;
-        }
-        lost
-    }
-
-    fn after<T>(&self, what: &str, reply: ServiceResult<T>) -> ServiceResult<T> {
-        if self.lost(what) {
-            return Err(ServiceError::unavailable("the ledger's reply was lost"));
-        }
-        reply
-    }
-}
-
-fn unused() -> ServiceError {
-    ServiceError::internal("not used by the mall")
-}
-
-#[async_trait]
-impl LedgerClient for LossyLedger {
-    async fn open_wallet(&self, r: pb::OpenWalletRequest) -> ServiceResult<pb::WriteResult> {
-        self.real.open_wallet(r).await
-    }
-    async fn earn(&self, _: pb::EarnRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn redeem(&self, r: pb::RedeemRequest) -> ServiceResult<pb::WriteResult> {
-        if self
-            .down_once
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(ServiceError::unavailable("the ledger is down"));
-        }
-        let reply = self.real.redeem(r).await;
-        self.after("redeem", reply)
-    }
-    async fn capture_hold(&self, r: pb::HoldActionRequest) -> ServiceResult<pb::WriteResult> {
-        let reply = self.real.capture_hold(r).await;
-        self.after("capture", reply)
-    }
-    async fn void_hold(&self, r: pb::HoldActionRequest) -> ServiceResult<pb::WriteResult> {
-        self.real.void_hold(r).await
-    }
-    async fn reverse(&self, r: pb::ReverseRequest) -> ServiceResult<pb::WriteResult> {
-        self.real.reverse(r).await
-    }
-    async fn adjust(&self, r: pb::AdjustRequest) -> ServiceResult<pb::WriteResult> {
-        self.real.adjust(r).await
-    }
-    async fn adjust_bonus_value(
-        &self,
-        r: pb::AdjustBonusValueRequest,
-    ) -> ServiceResult<pb::WriteResult> {
-        self.real.adjust_bonus_value(r).await
-    }
-    async fn transfer(&self, _: pb::TransferRequest) -> ServiceResult<pb::TransferResult> {
-        Err(unused())
-    }
-    async fn top_up(&self, _: pb::TopUpRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn spend(&self, _: pb::SpendRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn refund(&self, _: pb::RefundRequest) -> ServiceResult<pb::WriteResult> {
-        Err(unused())
-    }
-    async fn get_balance(&self, r: pb::WalletRef) -> ServiceResult<pb::Balance> {
-        self.real.get_balance(r).await
-    }
-    async fn list_history(&self, _: pb::ListHistoryRequest) -> ServiceResult<pb::HistoryPage> {
-        Err(unused())
-    }
-    async fn list_expiring(&self, _: pb::ListExpiringRequest) -> ServiceResult<pb::ExpiringPoints> {
-        Err(unused())
-    }
-    async fn put_rules(&self, _: pb::PutRulesRequest) -> ServiceResult<pb::RuleSet> {
-        Err(unused())
-    }
-    async fn get_rules(&self, _: pb::GetRulesRequest) -> ServiceResult<pb::RuleSet> {
-        Err(unused())
-    }
-}
 
 struct World {
     campaigns: Arc<Campaigns>,
@@ -147,18 +40,7 @@ impl World {
         let (campaign_dir, ledger_dir) =
             (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let clock = ManualClock::new(Timestamp(START));
-        let ledger_store = EmbeddedStore::open(ledger_dir.path()).unwrap();
-        let ports = LedgerPorts {
-            wallets: Arc::new(ledger_store.clone()),
-            rules: Arc::new(ledger_store.clone()),
-            transfers: Arc::new(ledger_store.clone()),
-            due: Arc::new(ledger_store),
-        };
-        let ledger = Arc::new(LossyLedger {
-            real: InProcessLedger::new(Ledger::new(ports, clock.clone())),
-            lose_next: Mutex::new(None),
-            down_once: Default::default(),
-        });
+        let ledger = Arc::new(LossyLedger::on(ledger_dir.path(), &clock));
         let store: Arc<dyn CampaignRepository> =
             Arc::new(EmbeddedCampaignStore::open(campaign_dir.path()).unwrap());
         let world = Self {
@@ -198,29 +80,6 @@ impl World {
             .unwrap();
     }
 
-    async fn give(&self, member: &str, points: i64) {
-        let open = pb::OpenWalletRequest {
-            wallet: Some(wallet(member)),
-            idempotency_key: format!("open-{member}"),
-        };
-        self.ledger.open_wallet(open).await.unwrap();
-        self.ledger
-            .adjust(pb::AdjustRequest {
-                wallet: Some(wallet(member)),
-                idempotency_key: format!("give-{member}"),
-                points,
-                reason: "test".into(),
-            })
-            .await
-            .unwrap();
-    }
-
-    /// (available, held) points of `member`.
-    async fn points(&self, member: &str) -> (i64, i64) {
-        let b = self.ledger.get_balance(wallet(member)).await.unwrap();
-        (b.points_available, b.points_held)
-    }
-
     async fn place(&self, member: &str, id: &str) -> ServiceResult<Order> {
         let pickup = OrderRequest {
             store: Some("s01".into()),
@@ -244,13 +103,6 @@ impl World {
             .await
             .unwrap()
             .state
-    }
-}
-
-fn wallet(member: &str) -> pb::WalletRef {
-    pb::WalletRef {
-        tenant_id: "acme".into(),
-        member_id: member.into(),
     }
 }
 
@@ -290,10 +142,10 @@ fn gift(id: &str, units: u64) -> MallItem {
 #[tokio::test]
 async fn an_order_holds_then_takes_points_and_is_picked_up_with_its_code_and_returned_once() {
     let w = World::new().await;
-    w.give("m1", 1_000).await;
+    w.ledger.give("m1", 1_000).await;
     let placed = w.place("m1", "o1").await.unwrap();
     assert_eq!(placed.state, OrderState::Placed);
-    assert_eq!(w.points("m1").await, (700, 300), "held");
+    assert_eq!(w.ledger.points("m1").await, (700, 300), "held");
     assert_eq!(w.taken().await, 1);
     assert_eq!(
         w.place("m1", "o1").await.unwrap(),
@@ -306,7 +158,7 @@ async fn an_order_holds_then_takes_points_and_is_picked_up_with_its_code_and_ret
     let c = &w.campaigns;
     let confirmed = c.confirm_order(&w.tenant, "TEA", "o1").await.unwrap();
     assert_eq!(confirmed.state, OrderState::Confirmed);
-    assert_eq!(w.points("m1").await, (700, 0), "taken");
+    assert_eq!(w.ledger.points("m1").await, (700, 0), "taken");
     let (ready, code) = c.ready_order(&w.tenant, "TEA", "o1").await.unwrap();
     assert_eq!(ready.state, OrderState::Ready);
     assert_eq!(code.len(), 8);
@@ -336,16 +188,20 @@ async fn an_order_holds_then_takes_points_and_is_picked_up_with_its_code_and_ret
     );
     assert_eq!(c.refund_orders().await.unwrap(), 1);
     assert_eq!(c.refund_orders().await.unwrap(), 0, "once");
-    assert_eq!(w.points("m1").await, (1_000, 0), "the points are back");
+    assert_eq!(
+        w.ledger.points("m1").await,
+        (1_000, 0),
+        "the points are back"
+    );
     assert_eq!(w.taken().await, 0, "the unit is back");
 }
 
 #[tokio::test]
 async fn cancelling_gives_a_held_or_taken_order_back_and_a_poor_member_gets_nothing_held() {
     let w = World::new().await;
-    w.give("m1", 1_000).await;
-    w.give("m2", 1_000).await;
-    w.give("poor", 100).await;
+    w.ledger.give("m1", 1_000).await;
+    w.ledger.give("m2", 1_000).await;
+    w.ledger.give("poor", 100).await;
     let c = &w.campaigns;
     w.place("m1", "held").await.unwrap();
     w.place("m2", "taken").await.unwrap();
@@ -358,13 +214,13 @@ async fn cancelling_gives_a_held_or_taken_order_back_and_a_poor_member_gets_noth
         assert_eq!(cancelled.state, OrderState::Cancelled);
     }
     c.refund_orders().await.unwrap();
-    assert_eq!(w.points("m1").await, (1_000, 0));
-    assert_eq!(w.points("m2").await, (1_000, 0));
+    assert_eq!(w.ledger.points("m1").await, (1_000, 0));
+    assert_eq!(w.ledger.points("m2").await, (1_000, 0));
     let short = w.place("poor", "short").await.unwrap_err();
     assert_eq!(short.code, ErrorCode::InsufficientPoints);
     assert_eq!(w.state("short").await, OrderState::Failed);
     assert_eq!(w.taken().await, 0, "the unit went back");
-    assert_eq!(w.points("poor").await, (100, 0));
+    assert_eq!(w.ledger.points("poor").await, (100, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,7 +228,7 @@ async fn five_hundred_members_order_a_hundred_units_and_only_the_placed_hold_poi
     let w = Arc::new(World::new().await);
     w.save(gift("TEA", 100)).await;
     for n in 0..500 {
-        w.give(&format!("m{n}"), 1_000).await;
+        w.ledger.give(&format!("m{n}"), 1_000).await;
     }
     let tasks: Vec<_> = (0..500)
         .map(|n| {
@@ -398,20 +254,20 @@ async fn five_hundred_members_order_a_hundred_units_and_only_the_placed_hold_poi
         } else {
             (1_000, 0)
         };
-        assert_eq!(w.points(&format!("m{n}")).await, want, "m{n}");
+        assert_eq!(w.ledger.points(&format!("m{n}")).await, want, "m{n}");
     }
 }
 
 #[tokio::test]
 async fn a_saga_cut_short_after_the_hold_is_undone_after_a_restart() {
     let w = World::new().await;
-    w.give("m1", 1_000).await;
+    w.ledger.give("m1", 1_000).await;
     w.ledger.lose_next("redeem");
     let lost = w.place("m1", "o1").await.unwrap_err();
     assert_eq!(lost.code, ErrorCode::Unavailable);
     assert_eq!(w.state("o1").await, OrderState::Pending);
     assert_eq!(
-        (w.points("m1").await, w.taken().await),
+        (w.ledger.points("m1").await, w.taken().await),
         ((700, 300), 1),
         "both held"
     );
@@ -427,7 +283,7 @@ async fn a_saga_cut_short_after_the_hold_is_undone_after_a_restart() {
     restarted.refund_orders().await.unwrap();
     assert_eq!(w.state("o1").await, OrderState::Failed);
     assert_eq!(
-        (w.points("m1").await, w.taken().await),
+        (w.ledger.points("m1").await, w.taken().await),
         ((1_000, 0), 0),
         "neither"
     );
@@ -436,8 +292,8 @@ async fn a_saga_cut_short_after_the_hold_is_undone_after_a_restart() {
 #[tokio::test]
 async fn a_retry_finishes_a_saga_cut_short_and_the_sweep_undoes_one_never_held() {
     let w = World::new().await;
-    w.give("m1", 1_000).await;
-    w.give("m2", 1_000).await;
+    w.ledger.give("m1", 1_000).await;
+    w.ledger.give("m2", 1_000).await;
     w.ledger.lose_next("redeem");
     w.place("m1", "o1").await.unwrap_err();
     let retried = w.place("m1", "o1").await.unwrap();
@@ -446,7 +302,7 @@ async fn a_retry_finishes_a_saga_cut_short_and_the_sweep_undoes_one_never_held()
         OrderState::Placed,
         "the retry took the saga on"
     );
-    assert_eq!(w.points("m1").await, (700, 300), "held once");
+    assert_eq!(w.ledger.points("m1").await, (700, 300), "held once");
 
     // The ledger refuses to answer before anything was held: the order waits, then fails.
     w.ledger.down_once();
@@ -456,22 +312,22 @@ async fn a_retry_finishes_a_saga_cut_short_and_the_sweep_undoes_one_never_held()
     w.campaigns.sweep_orders().await.unwrap();
     w.campaigns.refund_orders().await.unwrap();
     assert_eq!(w.state("o2").await, OrderState::Failed);
-    assert_eq!(w.points("m2").await, (1_000, 0));
+    assert_eq!(w.ledger.points("m2").await, (1_000, 0));
     assert_eq!(w.taken().await, 1, "o1's unit only");
 }
 
 #[tokio::test]
 async fn an_order_not_confirmed_in_time_lapses_even_when_the_capture_was_cut_short() {
     let w = World::new().await;
-    w.give("m1", 1_000).await;
-    w.give("m2", 1_000).await;
+    w.ledger.give("m1", 1_000).await;
+    w.ledger.give("m2", 1_000).await;
     w.place("m1", "idle").await.unwrap();
     w.place("m2", "cut").await.unwrap();
     w.ledger.lose_next("capture");
     let cut = w.campaigns.confirm_order(&w.tenant, "TEA", "cut").await;
     assert_eq!(cut.unwrap_err().code, ErrorCode::Unavailable);
     assert_eq!(
-        w.points("m2").await,
+        w.ledger.points("m2").await,
         (700, 0),
         "taken, but the order does not know"
     );
@@ -482,7 +338,7 @@ async fn an_order_not_confirmed_in_time_lapses_even_when_the_capture_was_cut_sho
     restarted.refund_orders().await.unwrap();
     for (id, member) in [("idle", "m1"), ("cut", "m2")] {
         assert_eq!(w.state(id).await, OrderState::Lapsed);
-        assert_eq!(w.points(member).await, (1_000, 0), "{id}");
+        assert_eq!(w.ledger.points(member).await, (1_000, 0), "{id}");
     }
     assert_eq!(w.taken().await, 0);
     let late = w.campaigns.confirm_order(&w.tenant, "TEA", "idle").await;

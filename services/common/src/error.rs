@@ -121,6 +121,10 @@ error_codes! {
     MallOrderNotFound => "MALL_ORDER_NOT_FOUND", NotFound, 404, "No such points-mall order";
     MallOrderNotActive => "MALL_ORDER_NOT_ACTIVE", FailedPrecondition, 409, "The order's state does not allow this step";
     PickupCodeMismatch => "PICKUP_CODE_MISMATCH", FailedPrecondition, 422, "The pick-up code is not this order's";
+    DrawNotFound => "DRAW_NOT_FOUND", NotFound, 404, "No such lucky draw";
+    DrawNotOpen => "DRAW_NOT_OPEN", FailedPrecondition, 409, "The lucky draw has not started or has ended";
+    DrawLimitReached => "DRAW_LIMIT_REACHED", FailedPrecondition, 409, "The member entered the draw as often as it allows in this period";
+    DrawEntryNotFound => "DRAW_ENTRY_NOT_FOUND", NotFound, 404, "No such entry in the lucky draw";
 }
 
 /// A service error: a stable code, a message safe to show a caller (no PII), and the cause.

@@ -10,7 +10,7 @@ use super::Campaigns;
 use super::sweeps::RECOVERY_GRACE_MS;
 use crate::code;
 use crate::mall::order::{Order, OrderState};
-use crate::mall::{CENTRAL, Fulfilment, ItemKind, ItemState, MallItem, Period};
+use crate::mall::{CENTRAL, Fulfilment, ItemKind, ItemState, MallItem, MemberLimit, Period};
 use crate::store::{ItemWritten, OrderSettled, Placed};
 use chrono::TimeZone;
 use loyalty_common::ServiceError;
@@ -53,7 +53,7 @@ fn not_available(why: &str) -> ServiceError {
 /// A ledger idempotency key for one step of an order's saga (the parts are hashed: the
 /// ledger takes few characters, and ids may hold others).
 pub(super) fn step_key(step: &str, (tenant, item, order): (&str, &str, &str)) -> String {
-    format!("mall-{step}-{}", super::short_key(&[tenant, item, order]))
+    format!("{step}-{}", super::short_key(&[tenant, item, order]))
 }
 
 /// The parts of an order's ledger keys: its tenant, item and id.
@@ -73,18 +73,19 @@ pub(super) fn wallet(tenant: &str, member: &str) -> ledger_pb::WalletRef {
 pub(super) fn hold_request(order: &Order) -> ledger_pb::RedeemRequest {
     ledger_pb::RedeemRequest {
         wallet: Some(wallet(&order.tenant, &order.member)),
-        idempotency_key: step_key("hold", key_parts(order)),
+        idempotency_key: step_key("mall-hold", key_parts(order)),
         points: order.price.points,
         reference: format!("mall:{}/{}", order.item, order.id),
     }
 }
 
-/// The period of `item`'s limit that `now_ms` falls in, by the item's calendar.
-fn period_of(item: &MallItem, now_ms: i64) -> String {
-    let Some(limit) = item.limit else {
+/// The period of `limit` that `now_ms` falls in, by the calendar of `zone` (an order's, an
+/// entry's).
+pub(super) fn period_of(limit: Option<MemberLimit>, zone: &str, now_ms: i64) -> String {
+    let Some(limit) = limit else {
         return "ever".into();
     };
-    let zone: chrono_tz::Tz = item.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let zone: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::UTC);
     let Some(local) = zone.timestamp_millis_opt(now_ms).single() else {
         return "ever".into();
     };
@@ -262,7 +263,7 @@ impl Campaigns {
             member: member.to_string(),
             stock: stock.to_string(),
             store: request.store,
-            period: period_of(item, now),
+            period: period_of(item.limit, &item.time_zone, now),
             price: item.price_for(tier.as_deref()),
             fulfilment,
             state: OrderState::Pending,

@@ -55,7 +55,7 @@ impl Campaigns {
         let captured = ledger
             .capture_hold(ledger_pb::HoldActionRequest {
                 wallet: Some(wallet(&order.tenant, &order.member)),
-                idempotency_key: step_key("capture", key_parts(&order)),
+                idempotency_key: step_key("mall-capture", key_parts(&order)),
                 hold_id: order.hold_id.clone().unwrap_or_default(),
             })
             .await;
@@ -76,14 +76,14 @@ impl Campaigns {
         match &state.item.kind {
             ItemKind::Gift { .. } => {}
             ItemKind::Coupon { template } => {
-                let key = step_key("coupon", key_parts(&order));
+                let key = step_key("mall-coupon", key_parts(&order));
                 next.coupon = Some(self.issue(tenant, template, &member, &key).await?.code);
                 next.state = OrderState::Fulfilled;
             }
             ItemKind::StoredValue { amount } => {
                 let credit = ledger_pb::AdjustBonusValueRequest {
                     wallet: Some(wallet(&order.tenant, &order.member)),
-                    idempotency_key: step_key("credit", key_parts(&order)),
+                    idempotency_key: step_key("mall-credit", key_parts(&order)),
                     amount: *amount,
                     reason: format!("points mall order {}", order.id),
                 };

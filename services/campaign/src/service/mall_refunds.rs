@@ -68,50 +68,69 @@ async fn refund(ledger: &dyn LedgerClient, event: &CampaignEvent) -> ServiceResu
         tracing::error!(event = %event.id, "an order's event without its order: nothing given back");
         return Ok(false);
     };
-    let parts = (
-        event.tenant.as_str(),
-        data.item.as_str(),
-        data.order.as_str(),
-    );
+    let taken = Taken {
+        saga: "mall",
+        parts: (&event.tenant, &data.item, &data.order),
+        hold: data.hold_id.as_deref(),
+        paid_entry: data.paid_entry.as_deref(),
+    };
+    give_back(ledger, event, taken).await?;
+    Ok(true)
+}
+
+/// What a saga (an order, a draw's entry) holds or took in the ledger, under its keys
+/// `<saga>-<step>-<hash of parts>`.
+pub(super) struct Taken<'a> {
+    pub saga: &'a str,
+    pub parts: (&'a str, &'a str, &'a str),
+    pub hold: Option<&'a str>,
+    pub paid_entry: Option<&'a str>,
+}
+
+/// Reverses the points `taken` took, or voids its hold; a hold that turns out to have been
+/// taken is found by the saga's own capture key and reversed. Once, however often it runs.
+pub(super) async fn give_back(
+    ledger: &dyn LedgerClient,
+    event: &CampaignEvent,
+    taken: Taken<'_>,
+) -> ServiceResult<()> {
+    let key = |step: &str| step_key(&format!("{}-{step}", taken.saga), taken.parts);
     let wallet = || Some(wallet(&event.tenant, &event.member));
-    if let Some(entry) = data.paid_entry.filter(|e| !e.is_empty()) {
-        reverse(ledger, event, parts, &entry).await?;
-        return Ok(true);
+    if let Some(entry) = taken.paid_entry.filter(|e| !e.is_empty()) {
+        return reverse(ledger, event, &key("refund"), entry).await;
     }
-    let Some(hold) = data.hold_id.filter(|h| !h.is_empty()) else {
-        return Ok(true);
+    let Some(hold) = taken.hold.filter(|h| !h.is_empty()) else {
+        return Ok(());
     };
     let voided = ledger
         .void_hold(ledger_pb::HoldActionRequest {
             wallet: wallet(),
-            idempotency_key: step_key("void", parts),
-            hold_id: hold.clone(),
+            idempotency_key: key("void"),
+            hold_id: hold.to_string(),
         })
         .await;
     match voided {
-        Ok(_) => Ok(true),
-        // Taken, given back or run out: if this order's confirmation took it, the answer to
-        // the confirmation's key names the entry to reverse.
+        Ok(_) => Ok(()),
+        // Taken, given back or run out: if the saga's capture took it, the answer to the
+        // capture's key names the entry to reverse.
         Err(e) if e.code == ErrorCode::HoldNotActive => {
-            let taken = ledger
+            let captured = ledger
                 .capture_hold(ledger_pb::HoldActionRequest {
                     wallet: wallet(),
-                    idempotency_key: step_key("capture", parts),
-                    hold_id: hold,
+                    idempotency_key: key("capture"),
+                    hold_id: hold.to_string(),
                 })
                 .await;
-            match taken {
-                Ok(written) => {
-                    if let Some(entry) = written.entries.last() {
-                        reverse(ledger, event, parts, &entry.entry_id).await?;
-                    }
-                    Ok(true)
-                }
-                Err(e) if e.code == ErrorCode::HoldNotActive => Ok(true),
+            match captured {
+                Ok(written) => match written.entries.last() {
+                    Some(entry) => reverse(ledger, event, &key("refund"), &entry.entry_id).await,
+                    None => Ok(()),
+                },
+                Err(e) if e.code == ErrorCode::HoldNotActive => Ok(()),
                 Err(e) => Err(e),
             }
         }
-        Err(e) if e.code == ErrorCode::HoldNotFound => Ok(true),
+        Err(e) if e.code == ErrorCode::HoldNotFound => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -119,16 +138,16 @@ async fn refund(ledger: &dyn LedgerClient, event: &CampaignEvent) -> ServiceResu
 async fn reverse(
     ledger: &dyn LedgerClient,
     event: &CampaignEvent,
-    parts: (&str, &str, &str),
+    key: &str,
     entry: &str,
 ) -> ServiceResult<()> {
     ledger
         .reverse(ledger_pb::ReverseRequest {
             wallet: Some(wallet(&event.tenant, &event.member)),
-            idempotency_key: step_key("refund", parts),
+            idempotency_key: key.to_string(),
             entry_id: entry.to_string(),
             points: 0,
-            reason: format!("points mall order {} {}", parts.2, event.name),
+            reason: format!("given back on {}", event.name),
         })
         .await
         .map(|_| ())

@@ -9,6 +9,7 @@
 pub mod birthdays;
 pub mod broadcast;
 pub mod check_ins;
+pub mod draws;
 pub mod grants;
 pub mod issue;
 pub mod mall;

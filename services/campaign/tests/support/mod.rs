@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, dead_code)] // Test code; not every test binary uses every part.
 
+pub mod lossy;
+
 use async_trait::async_trait;
 use loyalty_campaign::campaign::{Campaign, Step};
 use loyalty_campaign::service::Campaigns;

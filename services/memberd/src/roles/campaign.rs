@@ -161,8 +161,8 @@ where
 }
 
 /// One round of the sweep: it releases lapsed coupon holds and flash-sale claims, finishes
-/// redemptions, rewards and mall orders cut short, lapses mall orders not confirmed in time,
-/// rewards birthdays and announces coupons about to lapse; each step on its own, a failed
+/// redemptions, rewards, mall orders and draw entries cut short, lapses mall orders not
+/// confirmed in time, rewards birthdays and announces coupons about to lapse; each step on its own, a failed
 /// one logged and tried again on the next round.
 async fn sweep_round(campaigns: &Campaigns) {
     match campaigns.recover().await {
@@ -218,6 +218,13 @@ async fn sweep_round(campaigns: &Campaigns) {
             tracing::warn!(error = %e.message, "sweeping the mall's orders failed; retrying")
         }
     }
+    match campaigns.sweep_entries().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(voided = n, "lucky-draw entries cut short were voided"),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "sweeping lucky-draw entries failed; retrying")
+        }
+    }
     match campaigns.announce_expiring().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(announced = n, "coupons about to lapse were announced"),
@@ -227,8 +234,9 @@ async fn sweep_round(campaigns: &Campaigns) {
     }
 }
 
-/// One round of payouts: campaign results counted, coupons' bonus points paid and mall
-/// orders' points given back through the ledger (all read the store's outbox); a round that fails is logged and resumed from where it stopped on
+/// One round of payouts: campaign results counted, coupons' bonus points and draws' prizes
+/// paid, and mall orders' and voided entries' points given back through the ledger (all read
+/// the store's outbox); a round that fails is logged and resumed from where it stopped on
 /// the next one.
 async fn pay_out_round(campaigns: &Campaigns) {
     match campaigns.tally_results().await {
@@ -247,6 +255,13 @@ async fn pay_out_round(campaigns: &Campaigns) {
         ),
         Err(e) => {
             tracing::warn!(error = %e.message, "paying coupons' bonus points failed; retrying")
+        }
+    }
+    match campaigns.pay_draws().await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(entries = n, "lucky-draw prizes paid and costs given back"),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "paying lucky-draw prizes failed; retrying")
         }
     }
     match campaigns.refund_orders().await {
