@@ -26,6 +26,7 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
             // A store hands points-mall gifts over and places orders for members.
             "campaign.mall" => read,
             "campaign.mall_orders" => true,
+            "campaign.draws" => read,
             _ => false,
         },
         "clerk" | "partner" => match object {
@@ -42,6 +43,9 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
             // orders on; a clerk hands gifts over.
             "campaign.mall" => read,
             "campaign.mall_orders" => true,
+            "campaign.draws" => read,
+            // A member's app enters the member in lucky draws.
+            "campaign.draw_entries" => role == "partner",
             _ => false,
         },
         "auditor" => {
@@ -58,6 +62,8 @@ fn expected(role: &str, object: &str, action: &str) -> bool {
                     | "campaign.campaigns"
                     | "campaign.mall"
                     | "campaign.mall_orders"
+                    | "campaign.draws"
+                    | "campaign.draw_entries"
             )
         }
         _ => false,
@@ -82,6 +88,8 @@ fn concrete(template: &str, tenant: &str) -> String {
         .replace("{step}", "submit")
         .replace("{item}", "i1")
         .replace("{order}", "o1")
+        .replace("{draw}", "d1")
+        .replace("{entry}", "e1")
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, store: Option<&str>) -> u16 {

@@ -10,6 +10,7 @@ mod cql;
 mod flash_sales;
 mod grpc;
 mod hardening;
+mod lucky_draws;
 mod mall;
 mod member_grpc;
 mod member_program;

@@ -257,6 +257,39 @@ pub const RPCS: &[Rpc] = &[
         pb::ChangeMallOrderRequest,
         |r| mall_order(r.tenant_id, &r.item_id, &r.order_id)
     ),
+    rpc!(
+        "CreateLuckyDraw",
+        p::DRAWS_WRITE,
+        pb::CreateLuckyDrawRequest,
+        |r| tenant(r.tenant_id)
+    ),
+    rpc!("GetLuckyDraw", p::DRAWS_READ, pb::LuckyDrawRef, |r| target(
+        r.tenant_id,
+        "lucky_draw",
+        &r.draw_id
+    )),
+    rpc!(
+        "EnterLuckyDraw",
+        p::DRAW_ENTRIES_WRITE,
+        pb::EnterLuckyDrawRequest,
+        |r| target(
+            r.tenant_id,
+            "draw_entry",
+            &format!("{}/{}", r.draw_id, r.entry_id)
+        )
+    ),
+    rpc!(
+        "GetDrawEntry",
+        p::DRAW_ENTRIES_READ,
+        pb::DrawEntryRef,
+        |r| {
+            target(
+                r.tenant_id,
+                "draw_entry",
+                &format!("{}/{}", r.draw_id, r.entry_id),
+            )
+        }
+    ),
 ];
 
 /// The guard of the `campaign.v1` port.

@@ -219,6 +219,22 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         "/v1/tenants/{tenant}/mall/items/{item}/orders/{order}/{step}",
         p::MALL_ORDERS_WRITE,
     ),
+    ("POST", "/v1/tenants/{tenant}/lucky-draws", p::DRAWS_WRITE),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/lucky-draws/{draw}",
+        p::DRAWS_READ,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/lucky-draws/{draw}/entries",
+        p::DRAW_ENTRIES_WRITE,
+    ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/lucky-draws/{draw}/entries/{entry}",
+        p::DRAW_ENTRIES_READ,
+    ),
     (
         "POST",
         "/v1/tenants/{tenant}/members/{member}/wallet",

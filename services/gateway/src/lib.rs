@@ -77,6 +77,7 @@ fn guarded() -> OpenApiRouter<AppState> {
         .merge(routes::campaigns::routes())
         .merge(routes::referrals::routes())
         .merge(routes::mall::routes())
+        .merge(routes::lucky_draws::routes())
 }
 
 /// The OpenAPI document for every route.
@@ -135,6 +136,7 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
         .merge(routes::campaigns::routes())
         .merge(routes::referrals::routes())
         .merge(routes::mall::routes())
+        .merge(routes::lucky_draws::routes())
         .merge(admin)
         .split_for_parts();
     let (auth, auth_spec) = routes::auth::routes().split_for_parts();

@@ -107,6 +107,14 @@ pub const MALL_ORDERS_READ: Permission = read("campaign.mall_orders");
 /// Placing orders for members and moving them on (confirm, ready, fulfil, cancel, return):
 /// members' apps, tills, stores handing gifts over, the ERP and logistics partners.
 pub const MALL_ORDERS_WRITE: Permission = write("campaign.mall_orders");
+/// Reading lucky draws, what they awarded, and their seeds once they have ended.
+pub const DRAWS_READ: Permission = read("campaign.draws");
+/// Creating lucky draws: head office.
+pub const DRAWS_WRITE: Permission = write("campaign.draws");
+/// Reading draw entries with what decided them.
+pub const DRAW_ENTRIES_READ: Permission = read("campaign.draw_entries");
+/// Entering members in draws: members' apps.
+pub const DRAW_ENTRIES_WRITE: Permission = write("campaign.draw_entries");
 
 /// Every permission, for reading one back from its words (e.g. off the wire).
 pub const ALL: &[Permission] = &[
@@ -146,6 +154,10 @@ pub const ALL: &[Permission] = &[
     MALL_WRITE,
     MALL_ORDERS_READ,
     MALL_ORDERS_WRITE,
+    DRAWS_READ,
+    DRAWS_WRITE,
+    DRAW_ENTRIES_READ,
+    DRAW_ENTRIES_WRITE,
 ];
 
 /// The permission named by `object` and `action` (`read` or `write`), if there is one.

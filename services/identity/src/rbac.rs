@@ -71,6 +71,8 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("tenant_admin", "campaign.referrals", "*"),
     ("tenant_admin", "campaign.mall", "*"),
     ("tenant_admin", "campaign.mall_orders", "*"),
+    ("tenant_admin", "campaign.draws", "*"),
+    ("tenant_admin", "campaign.draw_entries", "*"),
     ("store_manager", "ledger.wallet", "*"),
     ("store_manager", "ledger.adjust", "write"),
     ("store_manager", "ledger.rules", "read"),
@@ -85,6 +87,7 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("store_manager", "campaign.campaigns", "read"),
     ("store_manager", "campaign.mall", "read"),
     ("store_manager", "campaign.mall_orders", "*"),
+    ("store_manager", "campaign.draws", "read"),
     ("clerk", "ledger.wallet", "*"),
     ("clerk", "ledger.rules", "read"),
     ("clerk", "member", "read"),
@@ -95,6 +98,7 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("clerk", "campaign.claims", "*"),
     ("clerk", "campaign.mall", "read"),
     ("clerk", "campaign.mall_orders", "*"),
+    ("clerk", "campaign.draws", "read"),
     ("auditor", "ledger.wallet", "read"),
     ("auditor", "ledger.rules", "read"),
     ("auditor", "member", "read"),
@@ -106,6 +110,8 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("auditor", "campaign.campaigns", "read"),
     ("auditor", "campaign.mall", "read"),
     ("auditor", "campaign.mall_orders", "read"),
+    ("auditor", "campaign.draws", "read"),
+    ("auditor", "campaign.draw_entries", "read"),
     ("partner", "ledger.wallet", "*"),
     ("partner", "ledger.rules", "read"),
     ("partner", "member", "read"),
@@ -118,6 +124,8 @@ pub const BUILT_IN: &[(&str, &str, &str)] = &[
     ("partner", "campaign.referrals", "*"),
     ("partner", "campaign.mall", "read"),
     ("partner", "campaign.mall_orders", "*"),
+    ("partner", "campaign.draws", "read"),
+    ("partner", "campaign.draw_entries", "*"),
 ];
 
 /// What the platform's own work may do in a service of another process

@@ -89,4 +89,8 @@ retried! {
     place_mall_order(pb::PlaceMallOrderRequest) -> pb::CampaignDocument;
     get_mall_order(pb::MallOrderRef) -> pb::CampaignDocument;
     change_mall_order(pb::ChangeMallOrderRequest) -> pb::CampaignDocument;
+    create_lucky_draw(pb::CreateLuckyDrawRequest) -> pb::CampaignDocument;
+    get_lucky_draw(pb::LuckyDrawRef) -> pb::CampaignDocument;
+    enter_lucky_draw(pb::EnterLuckyDrawRequest) -> pb::CampaignDocument;
+    get_draw_entry(pb::DrawEntryRef) -> pb::CampaignDocument;
 }

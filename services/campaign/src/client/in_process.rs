@@ -3,6 +3,7 @@
 
 use super::CampaignClient;
 use super::campaigns;
+use super::draws;
 use super::mall;
 use crate::grpc::convert;
 use crate::service::Campaigns;
@@ -356,6 +357,28 @@ impl CampaignClient for InProcessCampaigns {
         r: pb::ChangeMallOrderRequest,
     ) -> ServiceResult<pb::CampaignDocument> {
         mall::change(&self.campaigns, r).await
+    }
+
+    async fn create_lucky_draw(
+        &self,
+        r: pb::CreateLuckyDrawRequest,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        draws::create(&self.campaigns, r).await
+    }
+
+    async fn get_lucky_draw(&self, r: pb::LuckyDrawRef) -> ServiceResult<pb::CampaignDocument> {
+        draws::get(&self.campaigns, r).await
+    }
+
+    async fn enter_lucky_draw(
+        &self,
+        r: pb::EnterLuckyDrawRequest,
+    ) -> ServiceResult<pb::CampaignDocument> {
+        draws::enter(&self.campaigns, r).await
+    }
+
+    async fn get_draw_entry(&self, r: pb::DrawEntryRef) -> ServiceResult<pb::CampaignDocument> {
+        draws::entry(&self.campaigns, r).await
     }
 
     async fn broadcast_campaign(&self, r: pb::CampaignRef) -> ServiceResult<pb::CampaignDocument> {

@@ -4,6 +4,7 @@
 //! which it has. Access is checked once, at the edge a request came in by.
 
 mod campaigns;
+mod draws;
 mod grpc;
 mod in_process;
 mod mall;
@@ -102,4 +103,14 @@ pub trait CampaignClient: Send + Sync + 'static {
         &self,
         r: pb::ChangeMallOrderRequest,
     ) -> ServiceResult<pb::CampaignDocument>;
+    async fn create_lucky_draw(
+        &self,
+        r: pb::CreateLuckyDrawRequest,
+    ) -> ServiceResult<pb::CampaignDocument>;
+    async fn get_lucky_draw(&self, r: pb::LuckyDrawRef) -> ServiceResult<pb::CampaignDocument>;
+    async fn enter_lucky_draw(
+        &self,
+        r: pb::EnterLuckyDrawRequest,
+    ) -> ServiceResult<pb::CampaignDocument>;
+    async fn get_draw_entry(&self, r: pb::DrawEntryRef) -> ServiceResult<pb::CampaignDocument>;
 }

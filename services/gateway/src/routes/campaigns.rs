@@ -67,11 +67,7 @@ pub struct StepPath {
     step: String,
 }
 
-fn json(document: pb::CampaignDocument) -> Reply {
-    Ok(Json(
-        serde_json::from_str(&document.json).map_err(ServiceError::internal)?,
-    ))
-}
+use super::document as json;
 
 /// Every campaign of the tenant, with its phase and budget left.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/campaigns", tag = "campaigns",

@@ -28,11 +28,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(change))
 }
 
-fn json(document: pb::CampaignDocument) -> Reply {
-    Ok(Json(
-        serde_json::from_str(&document.json).map_err(ServiceError::internal)?,
-    ))
-}
+use super::document as json;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]

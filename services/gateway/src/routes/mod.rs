@@ -7,6 +7,7 @@ pub mod coupon_redemptions;
 pub mod coupons;
 pub mod flash_sales;
 pub mod ledger;
+pub mod lucky_draws;
 pub mod mall;
 pub mod member_orders;
 pub mod member_program;
@@ -34,4 +35,13 @@ pub(crate) fn request_id(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string()
+}
+
+/// A campaign service's JSON document as the reply's body.
+pub(crate) fn document(
+    document: loyalty_proto::campaign::v1::CampaignDocument,
+) -> Result<axum::Json<serde_json::Value>, crate::problem::ApiError> {
+    Ok(axum::Json(
+        serde_json::from_str(&document.json).map_err(loyalty_common::ServiceError::internal)?,
+    ))
 }
