@@ -37,31 +37,9 @@ tenant=benchco
 step() { printf '\n==> %s\n' "$*" >&2; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
-as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else su postgres -c "$(printf '%q ' "$@")"; fi; }
-# PostgreSQL: the local server, or Debian's installed and started for this run (and stopped).
-started_cluster=""
-if ! pg_isready -q 2>/dev/null; then
-  if ! command -v pg_ctlcluster >/dev/null 2>&1 || ! command -v pgbench >/dev/null 2>&1; then
-    step "installing PostgreSQL (Debian: postgresql, postgresql-contrib)"
-    apt-get update -qq >/dev/null &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null
-  fi
-  ver=$(ls /etc/postgresql | sort -n | tail -1)
-  pg_ctlcluster --skip-systemctl-redirect "$ver" main start
-  started_cluster=$ver
-  trap 'pg_ctlcluster --skip-systemctl-redirect "$started_cluster" main stop || true' EXIT
-  for _ in $(seq 1 50); do pg_isready -q && break; sleep 0.2; done
-fi
-for tool in python3 curl psql pgbench; do
-  command -v "$tool" >/dev/null || {
-    echo "bench-campaign: $tool is missing (Debian: apt-get install postgresql postgresql-contrib curl python3)" >&2
-    exit 1
-  }
-done
-as_pg psql -d postgres -qAtc 'SELECT 1' >/dev/null || {
-  echo "bench-campaign: no PostgreSQL answers on its local socket for the postgres user" >&2
-  exit 1
-}
+source loadtest/postgres.sh
+start_postgres bench-campaign
+trap stop_postgres EXIT
 
 step "building memberd and loadgen (release)"
 cargo build --release --locked -p memberd -p loyalty-loadtest
@@ -76,28 +54,11 @@ cleanup() {
   stop_memberd
   rm -rf "$work"
   as_pg dropdb --if-exists "$db" >/dev/null 2>&1 || true
-  [ -z "$started_cluster" ] || pg_ctlcluster --skip-systemctl-redirect "$started_cluster" main stop || true
+  stop_postgres
 }
 trap cleanup EXIT
 
-members_csv "$members" "$out_dir"
-data=$work/data
-step "memberd import of $members members"
-"$memberd_bin" --data-dir "$data" import "$csv" --tenant "$tenant" --mapping "$csv.mapping.toml" \
-  --report "$work/import-report.csv" >"$work/import.txt" 2>&1 || { cat "$work/import.txt" >&2; exit 1; }
-tail -n 1 "$work/import.txt"
-sync
-
-step "starting memberd (release, --target all, embedded store and bus)"
-memberd_start_secs=120
-start_memberd "$data" "$out_dir/memberd-campaign.log" MEMBERD_TARGET=all MEMBERD_EVENTS__BUS=embedded \
-  MEMBERD_MEMBER__REVIEW_INTERVAL_SECS=0 \
-  MEMBERD_GATEWAY__RATE_LIMITS__PER_TENANT=1000000000 \
-  MEMBERD_GATEWAY__RATE_LIMITS__PER_API_KEY=1000000000
-admin=$LOADGEN_TOKEN
-json=(-H 'Content-Type: application/json' -H "Authorization: Bearer $admin")
-curl -sf -X POST "http://$http/v1/tenants" "${json[@]}" -H 'Idempotency-Key: t1' \
-  -d "{\"id\":\"$tenant\",\"name\":\"Bench Co\"}" >/dev/null
+imported_memberd "$members" "$out_dir/memberd-campaign.log"
 # A sale started a minute ago; HOT never sells out in a run, LAST has 1,000 units.
 starts=$(( $(date +%s) * 1000 - 60000 ))
 sale() {

@@ -88,3 +88,27 @@ members_csv() {
   mv "$csv.tmp" "$csv"
   echo "generated in $(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)") s"
 }
+
+# imported_memberd N LOG: N generated members (members_csv, cached in $out_dir) imported into
+# a fresh $work/data with `memberd import`, then memberd started on it (release, --target all,
+# embedded store and bus, no rate limits; its log in LOG) and the tenant $tenant created;
+# sets admin (the platform administrator's token) and json (curl's headers as them).
+imported_memberd() {
+  local n=$1 log=$2
+  members_csv "$n" "$out_dir"
+  printf '\n==> memberd import of %s members\n' "$n" >&2
+  "$memberd_bin" --data-dir "$work/data" import "$csv" --tenant "$tenant" --mapping "$csv.mapping.toml" \
+    --report "$work/import-report.csv" >"$work/import.txt" 2>&1 || { cat "$work/import.txt" >&2; exit 1; }
+  tail -n 1 "$work/import.txt"
+  sync
+  printf '\n==> starting memberd (release, --target all, embedded store and bus)\n' >&2
+  memberd_start_secs=120
+  start_memberd "$work/data" "$log" MEMBERD_TARGET=all MEMBERD_EVENTS__BUS=embedded \
+    MEMBERD_MEMBER__REVIEW_INTERVAL_SECS=0 \
+    MEMBERD_GATEWAY__RATE_LIMITS__PER_TENANT=1000000000 \
+    MEMBERD_GATEWAY__RATE_LIMITS__PER_API_KEY=1000000000
+  admin=$LOADGEN_TOKEN
+  json=(-H 'Content-Type: application/json' -H "Authorization: Bearer $admin")
+  curl -sf -X POST "http://$http/v1/tenants" "${json[@]}" -H 'Idempotency-Key: t1' \
+    -d "{\"id\":\"$tenant\",\"name\":\"Bench Co\"}" >/dev/null
+}

@@ -49,6 +49,10 @@ pub enum Phase {
     /// Open loop of the same checkouts at --open-loop-rate (or half the redeem phase's
     /// throughput): the latency at a rate the baseline sustains too.
     RedeemAtRate,
+    /// Closed loop of points-mall redemption orders (gRPC only): one of --items for a random
+    /// imported member, placed under a fresh order id then confirmed. Setup gives every
+    /// member points first. SOLD_OUT answers count as rejections.
+    Order,
 }
 
 impl Phase {
@@ -63,6 +67,7 @@ impl Phase {
             Phase::Claim => "claim",
             Phase::Redeem => "redeem",
             Phase::RedeemAtRate => "redeem-at-rate",
+            Phase::Order => "order",
         }
     }
 
@@ -128,6 +133,10 @@ pub struct BenchArgs {
     /// imported member (keyed, so a second run finds the same coupons).
     #[arg(long)]
     pub template: Option<String>,
+    /// The mall items the order phase orders, comma separated (saved beforehand, e.g. by
+    /// `loadtest/bench-mall.sh`); each order picks one at random.
+    #[arg(long, value_delimiter = ',')]
+    pub items: Vec<String>,
     /// Rate of the open loops (earn-at-half, profile-read-at-half, redeem-at-rate), requests
     /// per second.
     /// Default: half the throughput its closed loop (earn, profile-read) measured in this run,
@@ -241,6 +250,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if phases.contains(&Phase::Redeem) || phases.contains(&Phase::RedeemAtRate) {
         ensure!(args.template.is_some(), "the redeem phases need --template");
     }
+    if phases.contains(&Phase::Order) {
+        ensure!(args.api == Api::Grpc, "phase order runs over gRPC only");
+        ensure!(!args.items.is_empty(), "phase order needs --items");
+    }
     let run_id = format!("{:08x}", rand::random::<u32>());
     let tenant = args
         .tenant
@@ -253,6 +266,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         members: args.members,
         sale: args.sale.clone().unwrap_or_default(),
         codes: std::sync::OnceLock::new(),
+        items: args.items.clone(),
     });
     let timeout = Duration::from_millis(args.request_timeout_ms);
     let names: Vec<&str> = phases.iter().map(|p| p.name()).collect();
@@ -302,6 +316,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 .await?;
                 ctx.codes.set(codes).ok();
             }
+            if phases.contains(&Phase::Order) && !args.wallets_exist {
+                let limit = Duration::from_secs(args.setup_timeout_secs);
+                crate::mall::fund(&ctx, &channels, args.setup_in_flight as usize, limit).await?;
+            }
             channels
         } else {
             Vec::new()
@@ -314,12 +332,18 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let mut reports = Vec::new();
     for phase in phases {
         let report = match phase {
-            Phase::Earn | Phase::Mix | Phase::ProfileRead | Phase::Claim | Phase::Redeem => {
+            Phase::Earn
+            | Phase::Mix
+            | Phase::ProfileRead
+            | Phase::Claim
+            | Phase::Redeem
+            | Phase::Order => {
                 let kind = match phase {
                     Phase::Earn => Kind::Earn,
                     Phase::Mix => Kind::Mix,
                     Phase::Claim => Kind::Claim,
                     Phase::Redeem => Kind::Redeem,
+                    Phase::Order => Kind::Order,
                     _ => Kind::ProfileRead,
                 };
                 closed_phase(&args, &ctx, phase, kind, &ledger).await?

@@ -126,6 +126,7 @@ mod tests {
             members: 10,
             sale: String::new(),
             codes: std::sync::OnceLock::new(),
+            items: Vec::new(),
         });
         let channel = tonic::service::interceptor::InterceptedService::new(
             channel,

@@ -11,6 +11,7 @@ pub mod coupons;
 pub mod driver;
 pub mod echo;
 pub mod events;
+pub mod mall;
 pub mod rest;
 pub mod setup;
 pub mod stats;

@@ -35,6 +35,8 @@ pub struct RunContext {
     pub sale: String,
     /// The coupon of each imported member, by member number (the redeem phase).
     pub codes: std::sync::OnceLock<Vec<String>>,
+    /// The mall items the order phase orders, one at random per order.
+    pub items: Vec<String>,
 }
 
 /// The member id of wallet number `i` (0-based).
@@ -72,6 +74,9 @@ pub enum Kind {
     /// The till's checkout: ValidateCart, then Redeem of a random member's coupon (gRPC),
     /// or the cart's evaluation then the redemption (REST).
     Redeem,
+    /// A points-mall redemption order (gRPC): one of the run's items for a random imported
+    /// member, placed under a fresh order id, then confirmed.
+    Order,
 }
 
 enum Client {
@@ -96,7 +101,7 @@ impl Worker {
     pub fn new(ctx: Arc<RunContext>, phase: &str, index: usize, kind: Kind, link: Link) -> Self {
         let client = match (kind, link) {
             (Kind::Echo, Link::Grpc(channel)) => Client::Echo(EchoClient::new(channel)),
-            (Kind::Claim | Kind::Redeem, Link::Grpc(channel)) => {
+            (Kind::Claim | Kind::Redeem | Kind::Order, Link::Grpc(channel)) => {
                 Client::Campaign(CampaignServiceClient::new(channel))
             }
             (_, Link::Grpc(channel)) => Client::Ledger(LedgerServiceClient::new(channel)),
@@ -123,6 +128,7 @@ impl Worker {
             Kind::ProfileRead => self.profile_read().await,
             Kind::Claim => self.claim().await,
             Kind::Redeem => self.validate_and_redeem().await,
+            Kind::Order => self.order().await,
         }
     }
 
@@ -193,6 +199,23 @@ impl Worker {
             Ok(_) => Outcome::Ok,
             Err(status) => classify(&status),
         }
+    }
+
+    async fn order(&mut self) -> Outcome {
+        let Some(item) = self
+            .ctx
+            .items
+            .get(self.rng.random_range(0..self.ctx.items.len().max(1)))
+        else {
+            return Outcome::Error("order-without-items".into());
+        };
+        let item = item.clone();
+        let member = imported_member_id(self.rng.random_range(0..self.ctx.members));
+        let order_id = self.next_key();
+        let Client::Campaign(client) = &mut self.client else {
+            return Outcome::Error("order-without-campaign-client".into());
+        };
+        crate::mall::order(client, &self.ctx.tenant, &item, member, order_id).await
     }
 
     async fn validate_and_redeem(&mut self) -> Outcome {
@@ -357,6 +380,7 @@ mod tests {
             members: 10,
             sale: String::new(),
             codes: std::sync::OnceLock::new(),
+            items: Vec::new(),
         });
         let channel = tonic::service::interceptor::InterceptedService::new(
             tonic::transport::Channel::from_static("http://127.0.0.1:1").connect_lazy(),

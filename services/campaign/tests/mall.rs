@@ -197,6 +197,40 @@ async fn an_order_holds_then_takes_points_and_is_picked_up_with_its_code_and_ret
 }
 
 #[tokio::test]
+async fn stored_value_is_credited_once_from_the_fulfilled_event() {
+    let w = World::new().await;
+    let mut card = gift("CARD", 5);
+    card.kind = ItemKind::StoredValue { amount: 2_000 };
+    card.fulfilment = Vec::new();
+    w.save(card).await;
+    w.ledger.give("m1", 1_000).await;
+    let (c, m1) = (&w.campaigns, MemberId::parse("m1").unwrap());
+    let placed = c
+        .place_order(&w.tenant, ("CARD", "v1"), &m1, OrderRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(placed.state, OrderState::Placed);
+    let fulfilled = c.confirm_order(&w.tenant, "CARD", "v1").await.unwrap();
+    assert_eq!(fulfilled.state, OrderState::Fulfilled);
+    assert_eq!(fulfilled.credit, Some(2_000));
+    assert_eq!(w.ledger.points("m1").await, (700, 0), "the points taken");
+    assert_eq!(
+        w.ledger.bonus("m1").await,
+        0,
+        "credited by the reader, not the call"
+    );
+    assert_eq!(c.refund_orders().await.unwrap(), 1);
+    assert_eq!(c.refund_orders().await.unwrap(), 0, "once");
+    assert_eq!(w.ledger.bonus("m1").await, 2_000);
+    assert_eq!(
+        c.confirm_order(&w.tenant, "CARD", "v1").await.unwrap(),
+        fulfilled,
+        "confirming again answers with the order"
+    );
+    assert_eq!(w.ledger.bonus("m1").await, 2_000);
+}
+
+#[tokio::test]
 async fn cancelling_gives_a_held_or_taken_order_back_and_a_poor_member_gets_nothing_held() {
     let w = World::new().await;
     w.ledger.give("m1", 1_000).await;

@@ -116,6 +116,9 @@ pub struct CampaignSettings {
     pub expiring_notice_days: u32,
     /// How often coupons' bonus points are paid through the ledger (milliseconds).
     pub payout_interval_ms: u64,
+    /// How old a points-mall order or lucky-draw entry cut short (its process or the ledger
+    /// gone between its steps) must be before the sweep undoes it.
+    pub saga_grace_secs: u64,
 }
 
 impl Default for CampaignSettings {
@@ -124,6 +127,7 @@ impl Default for CampaignSettings {
             sweep_interval_secs: 30,
             expiring_notice_days: 3,
             payout_interval_ms: 1_000,
+            saga_grace_secs: 300,
         }
     }
 }

@@ -3,10 +3,11 @@
 //! cluster and one NATS server. What the campaign service starts by itself reaches the others
 //! with the service credential: a welcome campaign pays a new member from the member
 //! service's event, and the birthday sweep reads the member service's birthdays and pays in
-//! the ledger's process, and so does the payout of a double-points coupon's bonus. Each of
-//! those calls is checked by the callee's guard and recorded
-//! in the audit log as the platform service's, with the work that made it. A campaign
-//! process without a service credential refuses to start, saying what to set.
+//! the ledger's process, and so does the payout of a double-points coupon's bonus and the
+//! credit of a stored-value item a partner's API key ordered from the points mall (a key
+//! that may not adjust wallets itself). Each of those calls is checked by the callee's guard
+//! and recorded in the audit log as the platform service's, with the work that made it. A
+//! campaign process without a service credential refuses to start, saying what to set.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
@@ -24,6 +25,8 @@ const WELCOME: i64 = 10;
 const BIRTHDAY: i64 = 20;
 /// 30.00 of rice at a point per 1.00, doubled.
 const BONUS: i64 = 30;
+/// The stored value a mall item credits: 20.00.
+const MALL_CREDIT: i64 = 2_000;
 
 async fn post(gateway: &str, token: &str, path: &str, key: &str, body: Value) -> Value {
     let headers = format!("Authorization: Bearer {token}\r\nIdempotency-Key: {key}\r\n");
@@ -89,6 +92,46 @@ async fn campaigns(gateway: &str, admin: &str) {
             json!({}),
         )
         .await;
+    }
+}
+
+/// A stored-value item of 20.00 for 15 points, ordered and confirmed with a partner's API
+/// key; waits up to a minute for alice's bonus stored value.
+async fn mall_credit(gateway: &str, admin: &str) {
+    let item = json!({"id": "CARD", "kind": {"kind": "stored_value", "amount": MALL_CREDIT},
+        "name": {"zh": "储值卡", "en": "Gift card"}, "category": "cards",
+        "price": {"points": 15}, "stock": {"*": 10}});
+    let (status, saved) = put(gateway, admin, "/v1/tenants/acme/mall/items/CARD", item).await;
+    assert_eq!(status, 200, "{saved}");
+    let request = json!({"name": "e-shop", "roles": ["partner"]});
+    let created = post(
+        gateway,
+        admin,
+        "/v1/tenants/acme/api-keys",
+        "e-shop",
+        request,
+    )
+    .await;
+    let partner = created["key"].as_str().unwrap();
+    let orders = "/v1/tenants/acme/mall/items/CARD/orders";
+    let with_key = |key: &str| format!("x-api-key: {partner}\r\nIdempotency-Key: {key}\r\n");
+    let order = json!({"member_id": "alice"}).to_string();
+    let (status, placed) = http_post_with(gateway, orders, &with_key("card-1"), &order).await;
+    assert_eq!(status, 200, "{placed}");
+    let confirm = format!("{orders}/card-1/confirm");
+    let (status, done) = http_post_with(gateway, &confirm, &with_key("confirm-1"), "{}").await;
+    assert_eq!(status, 200, "{done}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, balance) = get(gateway, admin, "/v1/tenants/acme/members/alice/balance").await;
+        if balance["bonus_value"].as_i64() == Some(MALL_CREDIT) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no credit within a minute: {balance}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -193,6 +236,10 @@ async fn the_campaign_service_apart_pays_triggers_and_birthdays_in_the_ledgers_p
     assert_eq!(redeemed["coupons"][0]["bonus_points"], BONUS);
     wait_for_points(http, &admin, WELCOME + BIRTHDAY + BONUS).await;
 
+    // A partner's e-shop orders stored value from the points mall for alice: its key may
+    // hold and take points, not adjust wallets, so the credit is the service's own work.
+    mall_credit(http, &admin).await;
+
     // The ledger's guard checked those payments and recorded them as the platform service's,
     // each with the work that made it.
     let (_, audit) = get(http, &admin, "/v1/tenants/acme/audit?limit=1000").await;
@@ -215,6 +262,11 @@ async fn the_campaign_service_apart_pays_triggers_and_birthdays_in_the_ledgers_p
     assert!(paid_by("campaign-trigger-"), "{by_platform:?}");
     assert!(paid_by("campaign-sweep-"), "{by_platform:?}");
     assert!(paid_by("campaign-payout-"), "{by_platform:?}");
+    let credited_by_payout = by_platform.iter().any(|(action, request)| {
+        *action == "ledger.v1.LedgerService/AdjustBonusValue"
+            && request.starts_with("campaign-payout-")
+    });
+    assert!(credited_by_payout, "{by_platform:?}");
     drop((identity, ledger, member, campaign, nats));
 }
 

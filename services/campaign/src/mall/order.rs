@@ -92,6 +92,9 @@ pub struct Order {
     pub pickup_code_sha256: Option<String>,
     /// The coupon issued for a coupon item, once confirmed.
     pub coupon: Option<String>,
+    /// The bonus stored value a stored-value item credits (minor units), once confirmed: the
+    /// outbox's reader credits it from the `mall_order_fulfilled` event.
+    pub credit: Option<i64>,
     pub created_ms: i64,
     pub updated_ms: i64,
     /// When the sweep next looks at it: a pending order's recovery, a placed one's lapse.

@@ -9,7 +9,6 @@
 use super::Campaigns;
 use super::mall::{period_of, refused, wallet};
 use super::mall_refunds::{Taken, give_back};
-use super::sweeps::RECOVERY_GRACE_MS;
 use crate::code;
 use crate::draw::entry::{Entry, EntryState};
 use crate::draw::{DrawState, LuckyDraw, Outcome, PrizeKind};
@@ -176,7 +175,7 @@ impl Campaigns {
             coupon: None,
             created_ms: now,
             updated_ms: now,
-            due_ms: Some(now + RECOVERY_GRACE_MS),
+            due_ms: Some(now + self.saga_grace_ms),
         };
         let clock = Arc::clone(&self.clock);
         let events =

@@ -7,7 +7,6 @@
 //! without their unit, for longer than that.
 
 use super::Campaigns;
-use super::sweeps::RECOVERY_GRACE_MS;
 use crate::code;
 use crate::mall::order::{Order, OrderState};
 use crate::mall::{CENTRAL, Fulfilment, ItemKind, ItemState, MallItem, MemberLimit, Period};
@@ -271,9 +270,10 @@ impl Campaigns {
             paid_entry: None,
             pickup_code_sha256: None,
             coupon: None,
+            credit: None,
             created_ms: now,
             updated_ms: now,
-            due_ms: Some(now + RECOVERY_GRACE_MS),
+            due_ms: Some(now + self.saga_grace_ms),
         })
     }
 
@@ -346,7 +346,8 @@ pub(super) fn order_data(order: &Order) -> serde_json::Value {
         "state": order.state.label(), "stock": order.stock, "store": order.store,
         "central_stock": order.stock == CENTRAL, "fulfilment": order.fulfilment,
         "deliver_to": delivery, "points": order.price.points, "cash": order.price.cash,
-        "hold_id": order.hold_id, "paid_entry": order.paid_entry, "coupon": order.coupon})
+        "hold_id": order.hold_id, "paid_entry": order.paid_entry, "coupon": order.coupon,
+        "credit": order.credit})
 }
 
 /// The ledger's refusals of a hold that trying again cannot change: the order fails.

@@ -1,5 +1,5 @@
-//! A placed order's way on: confirmed (its points taken, a coupon or stored value delivered
-//! at once), made ready for pick-up with a one-time code, fulfilled; or cancelled,
+//! A placed order's way on: confirmed (its points taken, a coupon delivered at once, stored
+//! value credited by the outbox's reader), made ready for pick-up with a one-time code, fulfilled; or cancelled,
 //! returned, lapsed or undone. Every step that gives points back does so through the outbox
 //! ([`super::mall_refunds`]): the state and its event are one write, so the points follow
 //! once, whatever crashes in between. The sweep lapses placed orders whose hold ran out
@@ -31,8 +31,8 @@ fn code_hash(code: &str) -> String {
 
 impl Campaigns {
     /// Confirms a placed order (the member pays its cash part, if any, elsewhere): its
-    /// points are taken; a coupon is issued, stored value credited, a service or donation
-    /// recorded, and those are fulfilled at once. Confirming again answers with the order.
+    /// points are taken; a coupon is issued, stored value recorded for the outbox's reader
+    /// to credit, a service or donation recorded, and those are fulfilled at once. Confirming again answers with the order.
     pub async fn confirm_order(
         &self,
         tenant: &TenantId,
@@ -80,14 +80,10 @@ impl Campaigns {
                 next.coupon = Some(self.issue(tenant, template, &member, &key).await?.code);
                 next.state = OrderState::Fulfilled;
             }
+            // Credited by the outbox's reader from the fulfilled event, under the service's
+            // own credential: the caller confirming may not adjust wallets.
             ItemKind::StoredValue { amount } => {
-                let credit = ledger_pb::AdjustBonusValueRequest {
-                    wallet: Some(wallet(&order.tenant, &order.member)),
-                    idempotency_key: step_key("mall-credit", key_parts(&order)),
-                    amount: *amount,
-                    reason: format!("points mall order {}", order.id),
-                };
-                super::adjust_bonus_opening(ledger, credit).await?;
+                next.credit = Some(*amount);
                 next.state = OrderState::Fulfilled;
             }
             ItemKind::Service { .. } | ItemKind::Donation { .. } => {

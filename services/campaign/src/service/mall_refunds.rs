@@ -1,7 +1,9 @@
-//! Points given back for the mall's orders: a reader of the campaign store's own outbox
-//! that, for each order `failed`, `lapsed`, `cancelled` or `returned`, reverses the points
-//! taken (`paid_entry`) or voids the hold (`hold_id`), under keys of the order, so an event
-//! read twice gives back once. A hold that turns out to have been taken (a confirmation cut
+//! The ledger's side of the mall's orders after their commit: a reader of the campaign
+//! store's own outbox that, for each order `failed`, `lapsed`, `cancelled` or `returned`,
+//! reverses the points taken (`paid_entry`) or voids the hold (`hold_id`), and for each
+//! stored-value order `fulfilled` credits its bonus stored value, under keys of the order,
+//! so an event read twice acts once. It runs as the service's own work, so the credential
+//! of whoever confirmed the order needs no right to adjust wallets. A hold that turns out to have been taken (a confirmation cut
 //! short after the ledger took the points) is found by the confirmation's own key and
 //! reversed. The position moves only once a page is done.
 
@@ -25,11 +27,14 @@ struct OrderData {
     order: String,
     hold_id: Option<String>,
     paid_entry: Option<String>,
+    #[serde(default)]
+    credit: Option<i64>,
 }
 
 impl Campaigns {
-    /// Gives back the points of every order that stopped counting since the last call; how
-    /// many orders it gave back for. Without a ledger client it reads nothing.
+    /// Gives back the points of every order that stopped counting since the last call, and
+    /// credits the stored value of every stored-value order fulfilled since; how many orders
+    /// it acted on. Without a ledger client it reads nothing.
     pub async fn refund_orders(&self) -> ServiceResult<u64> {
         let Some(ledger) = &self.ledger else {
             return Ok(0);
@@ -52,7 +57,8 @@ impl Campaigns {
     }
 }
 
-/// Gives back what one event's order holds or took; whether it was such an event.
+/// Gives back what one event's order holds or took, or credits what it bought; whether it
+/// was such an event.
 async fn refund(ledger: &dyn LedgerClient, event: &CampaignEvent) -> ServiceResult<bool> {
     let ends = [
         "mall_order_failed",
@@ -60,14 +66,28 @@ async fn refund(ledger: &dyn LedgerClient, event: &CampaignEvent) -> ServiceResu
         "mall_order_cancelled",
         "mall_order_returned",
     ];
-    if !ends.contains(&event.name.as_str()) {
+    let fulfilled = event.name == "mall_order_fulfilled";
+    if !fulfilled && !ends.contains(&event.name.as_str()) {
         return Ok(false);
     }
     // Written by this service: a payload it cannot read is a bug, not a reason to stop.
     let Ok(data) = serde_json::from_str::<OrderData>(&event.data) else {
-        tracing::error!(event = %event.id, "an order's event without its order: nothing given back");
+        tracing::error!(event = %event.id, "an order's event without its order: nothing done");
         return Ok(false);
     };
+    if fulfilled {
+        let Some(amount) = data.credit.filter(|a| *a > 0) else {
+            return Ok(false);
+        };
+        let credit = ledger_pb::AdjustBonusValueRequest {
+            wallet: Some(wallet(&event.tenant, &event.member)),
+            idempotency_key: step_key("mall-credit", (&event.tenant, &data.item, &data.order)),
+            amount,
+            reason: format!("points mall order {}", data.order),
+        };
+        super::adjust_bonus_opening(ledger, credit).await?;
+        return Ok(true);
+    }
     let taken = Taken {
         saga: "mall",
         parts: (&event.tenant, &data.item, &data.order),

@@ -106,6 +106,8 @@ pub struct Campaigns {
     ledger: Option<Arc<dyn LedgerClient>>,
     /// How long before a member's coupon lapses the member hears of it ([`sweeps`]).
     expiring_notice_ms: i64,
+    /// How long a mall order or draw entry cut short waits before the sweep undoes it.
+    saga_grace_ms: i64,
 }
 
 impl Campaigns {
@@ -124,7 +126,19 @@ impl Campaigns {
             members,
             ledger: None,
             expiring_notice_ms: DEFAULT_EXPIRING_NOTICE_DAYS * 86_400_000,
+            saga_grace_ms: sweeps::RECOVERY_GRACE_MS,
         }
+    }
+
+    /// The same service, undoing mall orders and draw entries cut short once they are
+    /// `secs` old (at least one second). A retry with the same id within that time finishes
+    /// them instead; an undo that races a request still running stays consistent (the hold
+    /// is found by its key and given back), but the request then answers with the failed
+    /// order, so keep it well above the callers' deadlines.
+    pub fn with_saga_grace(mut self, secs: u64) -> Self {
+        let secs = i64::try_from(secs.max(1)).unwrap_or(i64::MAX / 1_000);
+        self.saga_grace_ms = secs.saturating_mul(1_000);
+        self
     }
 
     /// The same service, announcing members' coupons `days` before they lapse.

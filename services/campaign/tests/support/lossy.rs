@@ -64,6 +64,16 @@ impl LossyLedger {
         (b.points_available, b.points_held)
     }
 
+    /// Bonus stored value of `member` of `acme` (minor units).
+    #[allow(dead_code)] // Each test binary compiles this module; not every one uses it.
+    pub async fn bonus(&self, member: &str) -> i64 {
+        self.real
+            .get_balance(acme(member))
+            .await
+            .unwrap()
+            .bonus_value
+    }
+
     pub fn lose_next(&self, what: &'static str) {
         *self.lose_next.lock().unwrap() = Some(what);
     }

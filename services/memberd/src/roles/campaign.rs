@@ -74,10 +74,11 @@ pub async fn start(
         Some(scylla) => scylla_store(scylla).await?,
         None => Arc::clone(open(process.config, None).await?.repository()),
     };
-    let notice_days = process.config.campaign.expiring_notice_days;
+    let settings = &process.config.campaign;
     let campaigns = Campaigns::new(store, Some(members))
         .with_ledger(ledger)
-        .with_expiring_notice(notice_days);
+        .with_expiring_notice(settings.expiring_notice_days)
+        .with_saga_grace(settings.saga_grace_secs);
     let campaigns = Arc::new(campaigns);
     let platform = PlatformWork::of(process.config, "campaign")?;
     if let Some(events) = process.events {
@@ -96,7 +97,6 @@ pub async fn start(
             }));
         }
     }
-    let settings = &process.config.campaign;
     let sweep = Duration::from_secs(settings.sweep_interval_secs.max(1));
     let swept = Arc::clone(&campaigns);
     process.tasks.push(tokio::spawn(every(
@@ -266,9 +266,12 @@ async fn pay_out_round(campaigns: &Campaigns) {
     }
     match campaigns.refund_orders().await {
         Ok(0) => {}
-        Ok(n) => tracing::debug!(orders = n, "points of mall orders given back"),
+        Ok(n) => tracing::debug!(
+            orders = n,
+            "mall orders' points given back or value credited"
+        ),
         Err(e) => {
-            tracing::warn!(error = %e.message, "giving back mall orders' points failed; retrying")
+            tracing::warn!(error = %e.message, "settling mall orders in the ledger failed; retrying")
         }
     }
 }

@@ -65,6 +65,7 @@ fn order(t: &TenantId, item: &str, id: &str, member: &str, stock: &str) -> Order
         paid_entry: None,
         pickup_code_sha256: None,
         coupon: None,
+        credit: None,
         created_ms: 1_000,
         updated_ms: 1_000,
         due_ms: Some(5_000),
