@@ -158,5 +158,8 @@ async fn a_tier_pays_its_price_and_an_item_for_silver_and_up_refuses_the_rest() 
     let balance = app.get(&format!("{m1}/balance")).await;
     assert_eq!(balance.body["points_held"], 200, "{:?}", balance.body);
     let item = app.get("/v1/tenants/acme/mall/items/VIP").await;
-    assert_eq!(item.body["taken"]["*"], 1, "only the eligible order took a unit");
+    assert_eq!(
+        item.body["taken"]["*"], 1,
+        "only the eligible order took a unit"
+    );
 }
