@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 /// The outbox reader that pays points prizes and gives voided entries' costs back.
 pub const READER: &str = "draw-payouts";
-/// Entries handled per store call by the sweep, and events per page by the reader.
+/// Entries handled per store call by the sweep.
 const PAGE: usize = 500;
 
 fn not_found(draw: &str) -> ServiceError {
@@ -330,23 +330,12 @@ impl Campaigns {
             return Ok(0);
         };
         let mut done = 0;
-        loop {
-            let from = self.store.position(READER).await?;
-            let page = self.store.events_after(from, PAGE).await?;
-            let Some(last) = page.last().map(|l| l.seq) else {
-                return Ok(done);
-            };
-            for logged in &page {
-                done += u64::from(
-                    self.settle_draw_event(ledger.as_ref(), &logged.event)
-                        .await?,
-                );
-            }
-            self.store.save_position(READER, last).await?;
-            if page.len() < PAGE {
-                return Ok(done);
-            }
-        }
+        self.read_outbox(READER, async |event| {
+            done += u64::from(self.settle_draw_event(ledger.as_ref(), event).await?);
+            Ok(())
+        })
+        .await?;
+        Ok(done)
     }
 
     async fn settle_draw_event(

@@ -17,8 +17,6 @@ use serde::Deserialize;
 
 /// The outbox reader's name in the store's positions.
 pub const READER: &str = "mall-refunds";
-/// Events read per store call.
-const PAGE: usize = 500;
 
 /// The part of an order's event a refund reads.
 #[derive(Deserialize)]
@@ -40,20 +38,12 @@ impl Campaigns {
             return Ok(0);
         };
         let mut refunded = 0;
-        loop {
-            let from = self.store.position(READER).await?;
-            let page = self.store.events_after(from, PAGE).await?;
-            let Some(last) = page.last().map(|l| l.seq) else {
-                return Ok(refunded);
-            };
-            for logged in &page {
-                refunded += u64::from(refund(ledger.as_ref(), &logged.event).await?);
-            }
-            self.store.save_position(READER, last).await?;
-            if page.len() < PAGE {
-                return Ok(refunded);
-            }
-        }
+        self.read_outbox(READER, async |event| {
+            refunded += u64::from(refund(ledger.as_ref(), event).await?);
+            Ok(())
+        })
+        .await?;
+        Ok(refunded)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod issue;
 pub mod mall;
 pub mod mall_orders;
 pub mod mall_refunds;
+mod outbox_readers;
 pub mod payouts;
 pub mod plans;
 pub mod redeem;

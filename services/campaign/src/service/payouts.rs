@@ -16,8 +16,6 @@ use serde::Deserialize;
 
 /// The outbox reader's name in the store's positions.
 pub const READER: &str = "bonus-payouts";
-/// Events read per store call.
-const PAGE: usize = 500;
 
 /// The part of a redemption's event a payout reads.
 #[derive(Deserialize)]
@@ -45,20 +43,10 @@ impl Campaigns {
             return Ok(Paid::default());
         };
         let mut paid = Paid::default();
-        loop {
-            let from = self.store.position(READER).await?;
-            let page = self.store.events_after(from, PAGE).await?;
-            let Some(last) = page.last().map(|l| l.seq) else {
-                return Ok(paid);
-            };
-            for logged in &page {
-                pay(ledger.as_ref(), &logged.event, &mut paid).await?;
-            }
-            self.store.save_position(READER, last).await?;
-            if page.len() < PAGE {
-                return Ok(paid);
-            }
-        }
+        let ledger = ledger.as_ref();
+        self.read_outbox(READER, async |event| pay(ledger, event, &mut paid).await)
+            .await?;
+        Ok(paid)
     }
 }
 

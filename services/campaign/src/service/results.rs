@@ -23,8 +23,6 @@ use std::collections::BTreeMap;
 
 /// The outbox reader's name in the store's positions.
 pub const READER: &str = "campaign-results";
-/// Events read per store call.
-const PAGE: usize = 500;
 const DAY_MS: i64 = 86_400_000;
 
 /// The part of a reward's event results read.
@@ -57,20 +55,12 @@ impl Campaigns {
     /// many facts it counted.
     pub async fn tally_results(&self) -> ServiceResult<usize> {
         let mut counted = 0;
-        loop {
-            let from = self.store.position(READER).await?;
-            let page = self.store.events_after(from, PAGE).await?;
-            let Some(last) = page.last().map(|l| l.seq) else {
-                return Ok(counted);
-            };
-            for logged in &page {
-                counted += self.tally_event(&logged.event).await?;
-            }
-            self.store.save_position(READER, last).await?;
-            if page.len() < PAGE {
-                return Ok(counted);
-            }
-        }
+        self.read_outbox(READER, async |event| {
+            counted += self.tally_event(event).await?;
+            Ok(())
+        })
+        .await?;
+        Ok(counted)
     }
 
     /// A campaign's results per arm and in total.
