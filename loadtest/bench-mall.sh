@@ -13,7 +13,9 @@
 #      seconds of the same order as one transaction: the item's stock row and the member's
 #      points row locked (`SELECT ... FOR UPDATE`), both moved, the member's count for the
 #      month upserted, the ledger entry and the order inserted;
-#   3. R interleaved rounds of the same on the one hot item HOT, in both arms;
+#   2b. in the same rounds, memberd again with each order placed and confirmed in one call
+#      (PlaceMallOrder with confirm);
+#   3. R interleaved rounds of the same on the one hot item HOT, in every arm;
 #   4. oversell: LAST ordered by both arms for S seconds with far more orders than units:
 #      each must sell exactly 1,000, and memberd must have taken the points of exactly
 #      1,000 orders;
@@ -153,6 +155,11 @@ round() {
     --json "$work/memberd-$workload-$n.json" | sed "s/^phase=order /phase=$workload /" |
     tee -a "$work/rounds.txt"
   server_buckets >"$work/server-$workload-$n-after.json"
+  step "round $n of $rounds: memberd orders ($workload) in one call each (load average $(load))"
+  "$loadgen" bench --target "http://$grpc" --tenant "$tenant" --phases order --items "$items" \
+    --at-once --wallets-exist --members "$members" --clients "$clients" --seconds "$secs" \
+    --json "$work/memberd-$workload-at-once-$n.json" |
+    sed "s/^phase=order /phase=$workload-at-once /" | tee -a "$work/rounds.txt"
   step "round $n of $rounds: PostgreSQL orders ($workload), $clients clients, $secs s (load average $(load))"
   as_pg pgbench -n -M prepared -c "$clients" -j 2 -T "$secs" \
     -f "$work/$workload.sql" "$db" >"$work/pgbench-$workload-$n.txt" 2>&1 ||
@@ -191,15 +198,16 @@ import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.startswith(("phase=", "pg-"))]
 def fields(r):
     return dict(kv.split("=", 1) for kv in r if "=" in kv)
-for name in ("spread", "hot"):
+for name, pg_name in (("spread", "spread"), ("spread-at-once", "spread"), ("hot", "hot"),
+                      ("hot-at-once", "hot")):
     mem = [fields(r) for r in rows if r[0] == f"phase={name}"]
-    pg = [fields(r) for r in rows if r[0] == f"pg-{name}"]
+    pg = [fields(r) for r in rows if r[0] == f"pg-{pg_name}"]
     m = statistics.median(float(r["throughput_per_s"]) for r in mem)
     p = statistics.median(float(r["throughput_per_s"]) for r in pg)
     p99 = statistics.median(float(r["p99_ms"]) for r in mem)
     pg_lat = statistics.median(float(r["latency_avg_ms"]) for r in pg)
     print(f"memberd {name} orders/s median={m:.0f} rounds={[round(float(r['throughput_per_s'])) for r in mem]} p99_ms median={p99:.1f}")
-    print(f"pg {name} orders/s median={p:.0f} rounds={[round(float(r['throughput_per_s'])) for r in pg]} latency_avg_ms median={pg_lat:.1f}")
+    print(f"pg {pg_name} orders/s median={p:.0f} rounds={[round(float(r['throughput_per_s'])) for r in pg]} latency_avg_ms median={pg_lat:.1f}")
     print(f"ratio {name} memberd/pg={m / p:.2f}")
 PY
 # Server-side: memberd's own histograms over its rounds, as the bucket bound under which 50%

@@ -137,6 +137,10 @@ pub struct BenchArgs {
     /// `loadtest/bench-mall.sh`); each order picks one at random.
     #[arg(long, value_delimiter = ',')]
     pub items: Vec<String>,
+    /// The order phase places and confirms each order in one call (`PlaceMallOrder` with
+    /// `confirm`) instead of two.
+    #[arg(long)]
+    pub at_once: bool,
     /// Rate of the open loops (earn-at-half, profile-read-at-half, redeem-at-rate), requests
     /// per second.
     /// Default: half the throughput its closed loop (earn, profile-read) measured in this run,
@@ -267,6 +271,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         sale: args.sale.clone().unwrap_or_default(),
         codes: std::sync::OnceLock::new(),
         items: args.items.clone(),
+        orders_at_once: args.at_once,
     });
     let timeout = Duration::from_millis(args.request_timeout_ms);
     let names: Vec<&str> = phases.iter().map(|p| p.name()).collect();

@@ -127,6 +127,7 @@ mod tests {
             sale: String::new(),
             codes: std::sync::OnceLock::new(),
             items: Vec::new(),
+            orders_at_once: false,
         });
         let channel = tonic::service::interceptor::InterceptedService::new(
             channel,

@@ -70,24 +70,26 @@ pub async fn fund(
 }
 
 /// One redemption order: `PlaceMallOrder` of `item` for `member` under `order_id` (the unit
-/// reserved, the points held), then `ChangeMallOrder` confirm (the points taken). SOLD_OUT
-/// is a refusal, not an error.
+/// reserved, the points held), then `ChangeMallOrder` confirm (the points taken); with
+/// `at_once`, one `PlaceMallOrder` that confirms too. SOLD_OUT is a refusal, not an error.
 pub async fn order(
     client: &mut CampaignServiceClient<crate::target::Conn>,
     tenant: &str,
-    item: &str,
-    member: String,
-    order_id: String,
+    (item, member, order_id): (&str, String, String),
+    at_once: bool,
 ) -> Outcome {
     let place = PlaceMallOrderRequest {
         tenant_id: tenant.to_string(),
         item_id: item.to_string(),
         order_id: order_id.clone(),
         member_id: member,
+        confirm: at_once,
         ..PlaceMallOrderRequest::default()
     };
-    if let Err(status) = client.place_mall_order(place).await {
-        return classify(&status);
+    match client.place_mall_order(place).await {
+        Err(status) => return classify(&status),
+        Ok(_) if at_once => return Outcome::Ok,
+        Ok(_) => {}
     }
     let confirm = ChangeMallOrderRequest {
         tenant_id: tenant.to_string(),

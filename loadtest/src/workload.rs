@@ -37,6 +37,8 @@ pub struct RunContext {
     pub codes: std::sync::OnceLock<Vec<String>>,
     /// The mall items the order phase orders, one at random per order.
     pub items: Vec<String>,
+    /// Whether the order phase places and confirms each order in one call.
+    pub orders_at_once: bool,
 }
 
 /// The member id of wallet number `i` (0-based).
@@ -215,7 +217,8 @@ impl Worker {
         let Client::Campaign(client) = &mut self.client else {
             return Outcome::Error("order-without-campaign-client".into());
         };
-        crate::mall::order(client, &self.ctx.tenant, &item, member, order_id).await
+        let at_once = self.ctx.orders_at_once;
+        crate::mall::order(client, &self.ctx.tenant, (&item, member, order_id), at_once).await
     }
 
     async fn validate_and_redeem(&mut self) -> Outcome {
@@ -381,6 +384,7 @@ mod tests {
             sale: String::new(),
             codes: std::sync::OnceLock::new(),
             items: Vec::new(),
+            orders_at_once: false,
         });
         let channel = tonic::service::interceptor::InterceptedService::new(
             tonic::transport::Channel::from_static("http://127.0.0.1:1").connect_lazy(),

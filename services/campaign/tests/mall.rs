@@ -85,6 +85,7 @@ impl World {
             store: Some("s01".into()),
             brand: None,
             fulfilment: Some(Fulfilment::Pickup),
+            confirm: false,
         };
         let m = MemberId::parse(member).unwrap();
         self.campaigns
@@ -194,6 +195,42 @@ async fn an_order_holds_then_takes_points_and_is_picked_up_with_its_code_and_ret
         "the points are back"
     );
     assert_eq!(w.taken().await, 0, "the unit is back");
+}
+
+#[tokio::test]
+async fn an_order_placed_and_confirmed_in_one_call_takes_the_points_once() {
+    let w = World::new().await;
+    w.ledger.give("m1", 1_000).await;
+    let m1 = MemberId::parse("m1").unwrap();
+    let at_once = OrderRequest {
+        fulfilment: Some(Fulfilment::Delivery),
+        confirm: true,
+        ..OrderRequest::default()
+    };
+    let order = w
+        .campaigns
+        .place_order(&w.tenant, ("TEA", "o1"), &m1, at_once.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        order.state,
+        OrderState::Confirmed,
+        "a gift: confirmed, to deliver"
+    );
+    assert!(order.paid_entry.is_some());
+    assert_eq!(
+        w.ledger.points("m1").await,
+        (700, 0),
+        "taken, nothing left held"
+    );
+    let again = w
+        .campaigns
+        .place_order(&w.tenant, ("TEA", "o1"), &m1, at_once)
+        .await
+        .unwrap();
+    assert_eq!(again, order, "the same id answers with the order");
+    assert_eq!(w.ledger.points("m1").await, (700, 0), "once");
+    assert_eq!(w.taken().await, 1);
 }
 
 #[tokio::test]

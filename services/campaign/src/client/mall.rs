@@ -100,6 +100,7 @@ pub(super) async fn place(
         store: text(r.store_id),
         brand: text(r.brand_id),
         fulfilment,
+        confirm: r.confirm,
     };
     let order = c
         .place_order(&tenant, (&r.item_id, &r.order_id), &member, request)

@@ -329,13 +329,11 @@ impl Campaigns {
         let Some(ledger) = &self.ledger else {
             return Ok(0);
         };
-        let mut done = 0;
-        self.read_outbox(READER, async |event| {
-            done += u64::from(self.settle_draw_event(ledger.as_ref(), event).await?);
-            Ok(())
+        let ledger = ledger.as_ref();
+        self.read_outbox(READER, |event| async move {
+            Ok(u64::from(self.settle_draw_event(ledger, &event).await?))
         })
-        .await?;
-        Ok(done)
+        .await
     }
 
     async fn settle_draw_event(

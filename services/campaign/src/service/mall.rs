@@ -29,6 +29,9 @@ pub struct OrderRequest {
     pub brand: Option<String>,
     /// How a physical item is received; None: the item's first way.
     pub fulfilment: Option<Fulfilment>,
+    /// Confirm the order in the same call (a till or e-shop with nothing to wait for): the
+    /// points taken at once, as [`Campaigns::confirm_order`] would.
+    pub confirm: bool,
 }
 
 pub(super) fn not_found(item: &str) -> ServiceError {
@@ -168,9 +171,28 @@ impl Campaigns {
     }
 
     /// Orders one unit of `item` for `member` under `order_id` (the caller's idempotency
-    /// key): the unit is reserved and the points held until the order is confirmed. The same
-    /// id answers with the order it made, finishing its saga if it was cut short.
+    /// key): the unit is reserved and the points held until the order is confirmed, or
+    /// confirmed at once when the request says so. The same id answers with the order it
+    /// made, finishing its saga if it was cut short (and confirming it, if asked to).
     pub async fn place_order(
+        &self,
+        tenant: &TenantId,
+        (item_id, order_id): (&str, &str),
+        member: &MemberId,
+        request: OrderRequest,
+    ) -> ServiceResult<Order> {
+        let confirm = request.confirm;
+        let order = self
+            .place_held(tenant, (item_id, order_id), member, request)
+            .await?;
+        if confirm && order.state == OrderState::Placed {
+            return self.confirm_order(tenant, item_id, order_id).await;
+        }
+        Ok(order)
+    }
+
+    /// The unit reserved and the points held: the order `placed`.
+    async fn place_held(
         &self,
         tenant: &TenantId,
         (item_id, order_id): (&str, &str),

@@ -37,13 +37,11 @@ impl Campaigns {
         let Some(ledger) = &self.ledger else {
             return Ok(0);
         };
-        let mut refunded = 0;
-        self.read_outbox(READER, async |event| {
-            refunded += u64::from(refund(ledger.as_ref(), event).await?);
-            Ok(())
+        let ledger = ledger.as_ref();
+        self.read_outbox(READER, |event| async move {
+            Ok(u64::from(refund(ledger, &event).await?))
         })
-        .await?;
-        Ok(refunded)
+        .await
     }
 }
 

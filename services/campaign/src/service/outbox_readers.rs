@@ -6,31 +6,35 @@
 use super::Campaigns;
 use crate::events::CampaignEvent;
 use loyalty_common::error::ServiceResult;
+use std::ops::AddAssign;
 
 /// Events read per store call.
 const PAGE: usize = 500;
 
 impl Campaigns {
     /// Runs `handle` on every event after reader `reader`'s position, in order, moving the
-    /// position on after each page. An error stops the reading where it is: the page it
-    /// happened in is read again next time.
-    pub(super) async fn read_outbox(
-        &self,
-        reader: &str,
-        mut handle: impl AsyncFnMut(&CampaignEvent) -> ServiceResult<()>,
-    ) -> ServiceResult<()> {
+    /// position on after each page; the sum of what it answered. An error stops the
+    /// reading where it is: the page it happened in is read again next time.
+    pub(super) async fn read_outbox<T, F, Fut>(&self, reader: &str, handle: F) -> ServiceResult<T>
+    where
+        T: Default + AddAssign,
+        F: Fn(CampaignEvent) -> Fut,
+        Fut: Future<Output = ServiceResult<T>>,
+    {
+        let mut total = T::default();
         loop {
             let from = self.store.position(reader).await?;
             let page = self.store.events_after(from, PAGE).await?;
             let Some(last) = page.last().map(|l| l.seq) else {
-                return Ok(());
+                return Ok(total);
             };
-            for logged in &page {
-                handle(&logged.event).await?;
+            let full = page.len() == PAGE;
+            for logged in page {
+                total += handle(logged.event).await?;
             }
             self.store.save_position(reader, last).await?;
-            if page.len() < PAGE {
-                return Ok(());
+            if !full {
+                return Ok(total);
             }
         }
     }

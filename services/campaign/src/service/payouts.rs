@@ -35,6 +35,14 @@ pub struct Paid {
     pub stored_value: i64,
 }
 
+impl std::ops::AddAssign for Paid {
+    fn add_assign(&mut self, other: Paid) {
+        self.adjustments += other.adjustments;
+        self.points += other.points;
+        self.stored_value += other.stored_value;
+    }
+}
+
 impl Campaigns {
     /// Pays the bonus points of every redemption event since the last call; what it paid.
     /// Without a ledger client (a store-only tool) it pays nothing and reads nothing.
@@ -42,11 +50,13 @@ impl Campaigns {
         let Some(ledger) = &self.ledger else {
             return Ok(Paid::default());
         };
-        let mut paid = Paid::default();
         let ledger = ledger.as_ref();
-        self.read_outbox(READER, async |event| pay(ledger, event, &mut paid).await)
-            .await?;
-        Ok(paid)
+        self.read_outbox(READER, |event| async move {
+            let mut paid = Paid::default();
+            pay(ledger, &event, &mut paid).await?;
+            Ok(paid)
+        })
+        .await
     }
 }
 

@@ -54,13 +54,11 @@ impl Campaigns {
     /// Counts every campaign event since the last call into the campaigns' results; how
     /// many facts it counted.
     pub async fn tally_results(&self) -> ServiceResult<usize> {
-        let mut counted = 0;
-        self.read_outbox(READER, async |event| {
-            counted += self.tally_event(event).await?;
-            Ok(())
-        })
-        .await?;
-        Ok(counted)
+        self.read_outbox(
+            READER,
+            |event| async move { self.tally_event(&event).await },
+        )
+        .await
     }
 
     /// A campaign's results per arm and in total.

@@ -155,10 +155,15 @@ pub struct OrderBody {
     /// `pickup` or `delivery` (to the address in the member's profile); absent: the item's
     /// first way.
     fulfilment: Option<String>,
+    /// Confirm it at once too (the points taken in the same call), for a till or e-shop
+    /// with nothing to wait for; absent: false.
+    #[serde(default)]
+    confirm: bool,
 }
 
 /// Orders one unit for a member: the unit is reserved and the points held in the ledger
-/// until the order is confirmed (or its hold runs out). The `Idempotency-Key` is the
+/// until the order is confirmed (or its hold runs out), or, with `"confirm": true`, taken
+/// at once. The `Idempotency-Key` is the
 /// order's id: sent again, it answers with the order.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/mall/items/{item}/orders", tag = "points mall",
     params(ItemPath, ("Idempotency-Key" = String, Header)), request_body = OrderBody,
@@ -177,6 +182,7 @@ async fn place(
         store_id: body.store_id.unwrap_or_default(),
         brand_id: body.brand_id.unwrap_or_default(),
         fulfilment: body.fulfilment.unwrap_or_default(),
+        confirm: body.confirm,
     };
     json(s.campaigns()?.place_mall_order(request).await?)
 }
