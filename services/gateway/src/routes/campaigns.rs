@@ -37,12 +37,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
-pub struct TenantOnly {
-    tenant: String,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
 pub struct CampaignPath {
     tenant: String,
     /// 1 to 64 of letters, digits, `- _ .`.
@@ -67,13 +61,14 @@ pub struct StepPath {
     step: String,
 }
 
+use super::TenantPath;
 use super::document as json;
 
 /// Every campaign of the tenant, with its phase and budget left.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/campaigns", tag = "campaigns",
-    params(TenantOnly),
+    params(TenantPath),
     responses((status = 200, body = [Object]), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-async fn list(State(s): State<AppState>, Path(p): Path<TenantOnly>) -> Reply {
+async fn list(State(s): State<AppState>, Path(p): Path<TenantPath>) -> Reply {
     let request = pb::TenantRef {
         tenant_id: TenantId::parse(&p.tenant)?.to_string(),
     };
@@ -89,12 +84,12 @@ async fn list(State(s): State<AppState>, Path(p): Path<TenantOnly>) -> Reply {
 
 /// Writes a new campaign as a draft (the caller is its maker).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/campaigns", tag = "campaigns",
-    params(TenantOnly, ("Idempotency-Key" = String, Header)),
+    params(TenantPath, ("Idempotency-Key" = String, Header)),
     request_body(content = Object, description = "The campaign"),
     responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
     State(s): State<AppState>,
-    Path(p): Path<TenantOnly>,
+    Path(p): Path<TenantPath>,
     // Required of every POST; the campaign's id is what makes its creation idempotent.
     _key: IdempotencyKeyHeader,
     JsonBody(body): JsonBody<Value>,
@@ -265,11 +260,11 @@ async fn reward(
 /// `campaign.sweep_interval_secs`): every running birthday campaign rewards the members whose
 /// birthday is due, once per member and year, so running it again pays no one twice.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/birthday-sweeps", tag = "campaigns",
-    params(TenantOnly, ("Idempotency-Key" = String, Header)),
+    params(TenantPath, ("Idempotency-Key" = String, Header)),
     responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn sweep_birthdays(
     State(s): State<AppState>,
-    Path(p): Path<TenantOnly>,
+    Path(p): Path<TenantPath>,
     // Required of every POST; a sweep rewards each member once a year whatever the key.
     _key: IdempotencyKeyHeader,
 ) -> Reply {

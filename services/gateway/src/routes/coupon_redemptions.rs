@@ -3,6 +3,7 @@
 //! redeemed at once or held at checkout (then confirmed, or released, or lapsing by
 //! themselves), and undone on a return, once. A redemption's id is its `Idempotency-Key`.
 
+use super::TenantPath;
 use crate::problem::{ApiError, IdempotencyKeyHeader, JsonBody, Problem};
 use crate::state::AppState;
 use axum::Json;
@@ -24,12 +25,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(confirm))
         .routes(routes!(release))
         .routes(routes!(undo))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct TenantOnly {
-    tenant: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -147,11 +142,11 @@ fn validation_dto(v: pb::Validation) -> ValidationDto {
 /// Evaluates a cart against the member's coupons and the codes presented: for each,
 /// whether it applies, its discount per line, or why not. Changes nothing.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/carts/evaluations", tag = "coupons",
-    params(TenantOnly), request_body = ValidateBody,
+    params(TenantPath), request_body = ValidateBody,
     responses((status = 200, body = ValidationDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn validate(
     State(s): State<AppState>,
-    Path(p): Path<TenantOnly>,
+    Path(p): Path<TenantPath>,
     JsonBody(body): JsonBody<ValidateBody>,
 ) -> Reply<ValidationDto> {
     let request = pb::ValidateCartRequest {
@@ -230,11 +225,11 @@ fn redemption_dto(r: pb::RedemptionResult) -> RedemptionDto {
 /// Redeems coupons for a cart, or holds them at checkout: all or none, each must apply
 /// and no limit may be passed. The `Idempotency-Key` is the redemption's id.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/coupon-redemptions", tag = "coupons",
-    params(TenantOnly, ("Idempotency-Key" = String, Header)), request_body = RedeemBody,
+    params(TenantPath, ("Idempotency-Key" = String, Header)), request_body = RedeemBody,
     responses((status = 200, body = RedemptionDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn redeem(
     State(s): State<AppState>,
-    Path(p): Path<TenantOnly>,
+    Path(p): Path<TenantPath>,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody<RedeemBody>,
 ) -> Reply<RedemptionDto> {

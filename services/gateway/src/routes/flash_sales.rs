@@ -4,6 +4,7 @@
 //! confirm it when paid or release it when the checkout fails (`campaign.claims`). A hold
 //! neither confirmed nor released lapses by itself.
 
+use super::TenantPath;
 use crate::problem::{ApiError, IdempotencyKeyHeader, JsonBody, Problem};
 use crate::state::AppState;
 use axum::Json;
@@ -27,12 +28,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_claim))
         .routes(routes!(confirm))
         .routes(routes!(release))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct TenantOnly {
-    tenant: String,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -65,12 +60,12 @@ fn sale_dto(s: pb::FlashSale) -> Result<FlashSaleDto, ApiError> {
 /// Creates a flash sale. Sending it again answers with the sale; another sale under its id
 /// is `ALREADY_EXISTS`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/flash-sales", tag = "flash sales",
-    params(TenantOnly, ("Idempotency-Key" = String, Header)),
+    params(TenantPath, ("Idempotency-Key" = String, Header)),
     request_body(content = Object, description = "The sale"),
     responses((status = 200, body = FlashSaleDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
     State(s): State<AppState>,
-    Path(p): Path<TenantOnly>,
+    Path(p): Path<TenantPath>,
     // Required of every POST; the sale's id is what makes its creation idempotent.
     _key: IdempotencyKeyHeader,
     JsonBody(body): JsonBody<serde_json::Value>,

@@ -25,13 +25,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_entry))
 }
 
+use super::TenantPath;
 use super::document as json;
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct TenantOnly {
-    tenant: String,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -44,12 +39,12 @@ pub struct DrawPath {
 /// Creates a lucky draw with a fresh secret seed, whose SHA-256 the answer publishes.
 /// Sending it again answers with the draw; another draw under its id is `ALREADY_EXISTS`.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/lucky-draws", tag = "lucky draws",
-    params(TenantOnly, ("Idempotency-Key" = String, Header)),
+    params(TenantPath, ("Idempotency-Key" = String, Header)),
     request_body(content = Object, description = "The draw"),
     responses((status = 200, body = Object), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn create(
     State(s): State<AppState>,
-    Path(p): Path<TenantOnly>,
+    Path(p): Path<TenantPath>,
     // Required of every POST; the draw's id is what makes its creation idempotent.
     _key: IdempotencyKeyHeader,
     JsonBody(body): JsonBody<Value>,

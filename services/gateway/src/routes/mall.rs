@@ -28,13 +28,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(change))
 }
 
+use super::TenantPath;
 use super::document as json;
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct TenantOnly {
-    tenant: String,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
@@ -47,11 +42,11 @@ pub struct ListQuery {
 /// The tenant's items, in id order, each with its version and the units taken and left per
 /// stock.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/mall/items", tag = "points mall",
-    params(TenantOnly, ListQuery),
+    params(TenantPath, ListQuery),
     responses((status = 200, body = [Object]), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
 async fn list_items(
     State(s): State<AppState>,
-    Path(p): Path<TenantOnly>,
+    Path(p): Path<TenantPath>,
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let request = pb::ListMallItemsRequest {
