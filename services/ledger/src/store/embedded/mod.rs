@@ -9,8 +9,13 @@
 //! Wallet heads and current rule sets are cached in memory (see `cache`): the writer keeps the
 //! caches exact, so reads skip the store and its decoding on the hot path.
 
+mod applier;
 mod cache;
+mod frame;
 mod keys;
+mod log;
+mod open;
+mod pending;
 mod priority;
 mod tail;
 mod writer;
@@ -19,8 +24,6 @@ use keys::{
     ENTRY, IDEMPOTENCY, REVERSAL, due_key, key, parse_due_key, row_key, rules_key, transfer_key,
     wallet_key,
 };
-
-use writer::Writer;
 
 use super::{
     Applied, Change, ChangeFeed, DueIndex, DueWallet, RulesIdempotency, RulesRepository,
@@ -37,7 +40,6 @@ use loyalty_common::ids::{EntryId, IdempotencyKey, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -78,6 +80,43 @@ fn storage(err: fjall::Error) -> ServiceError {
     ServiceError::internal(err)
 }
 
+/// The store's tables, as the commit log names them (the numbers are part of its format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Table {
+    Heads = 0,
+    Rows = 1,
+    Changes = 2,
+    Rules = 3,
+    RulesCurrent = 4,
+    RulesIdem = 5,
+    Transfers = 6,
+    TransfersOpen = 7,
+    Due = 8,
+    Positions = 9,
+    CommitLog = 10,
+}
+
+impl Table {
+    const ALL: [Table; 11] = [
+        Table::Heads,
+        Table::Rows,
+        Table::Changes,
+        Table::Rules,
+        Table::RulesCurrent,
+        Table::RulesIdem,
+        Table::Transfers,
+        Table::TransfersOpen,
+        Table::Due,
+        Table::Positions,
+        Table::CommitLog,
+    ];
+
+    fn from_byte(byte: u8) -> Option<Self> {
+        Self::ALL.get(byte as usize).copied()
+    }
+}
+
 /// The store's keyspaces (tables).
 #[derive(Clone)]
 struct Tables {
@@ -92,6 +131,8 @@ struct Tables {
     due: Keyspace,
     /// Positions of the readers of the change log (the event publisher).
     positions: Keyspace,
+    /// The LSN of the last commit-log frame applied (see `applier`).
+    commit_log: Keyspace,
 }
 
 impl Tables {
@@ -118,7 +159,53 @@ impl Tables {
             transfers_open: ks("transfers_open")?,
             due: ks("due")?,
             positions: ks("change_readers")?,
+            commit_log: ks("commit_log")?,
         })
+    }
+
+    fn get(&self, table: Table) -> &Keyspace {
+        match table {
+            Table::Heads => &self.heads,
+            Table::Rows => &self.rows,
+            Table::Changes => &self.changes,
+            Table::Rules => &self.rules,
+            Table::RulesCurrent => &self.rules_current,
+            Table::RulesIdem => &self.rules_idem,
+            Table::Transfers => &self.transfers,
+            Table::TransfersOpen => &self.transfers_open,
+            Table::Due => &self.due,
+            Table::Positions => &self.positions,
+            Table::CommitLog => &self.commit_log,
+        }
+    }
+}
+
+/// Point reads of committed rows: the unapplied writes first, then fjall.
+#[derive(Clone)]
+struct Reads {
+    tables: Tables,
+    unapplied: Arc<pending::Unapplied>,
+}
+
+impl Reads {
+    fn raw(&self, table: Table, k: &[u8]) -> ServiceResult<Option<Vec<u8>>> {
+        match self.unapplied.get(table, k) {
+            pending::Pending::Value(value) => Ok(Some(value)),
+            pending::Pending::Removed => Ok(None),
+            pending::Pending::Absent => Ok(self
+                .tables
+                .get(table)
+                .get(k)
+                .map_err(storage)?
+                .map(|v| v.to_vec())),
+        }
+    }
+
+    fn point<T: DeserializeOwned>(&self, table: Table, k: &[u8]) -> ServiceResult<Option<T>> {
+        match self.raw(table, k)? {
+            Some(v) => decode(&v).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -129,7 +216,7 @@ struct PreparedWallet {
     expected_version: u64,
     head: Arc<WalletHead>,
     /// (table, key, value) of every row but the change records.
-    rows: Vec<(Keyspace, Vec<u8>, Vec<u8>)>,
+    rows: Vec<(Table, Vec<u8>, Vec<u8>)>,
     /// Encoded [`StoredChange`]s; the writer gives them their sequence numbers.
     changes: Vec<Vec<u8>>,
     /// The entries of `changes`, for the change tail once the commit is durable.
@@ -178,6 +265,8 @@ pub struct StoreOptions {
     pub cached_wallets: usize,
     /// Tenants whose current rule set is kept in memory.
     pub cached_tenants: usize,
+    /// Size of one commit-log segment, in MiB; segments are zero-filled ahead of use.
+    pub log_segment_mib: u64,
 }
 
 impl Default for StoreOptions {
@@ -185,6 +274,7 @@ impl Default for StoreOptions {
         Self {
             cached_wallets: 200_000,
             cached_tenants: 10_000,
+            log_segment_mib: log::SEGMENT_BYTES / (1024 * 1024),
         }
     }
 }
@@ -196,6 +286,7 @@ type RulesCache = CommittedCache<Vec<u8>, Option<Arc<RuleSet>>>;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     tables: Tables,
+    reads: Reads,
     writer: mpsc::Sender<WriteRequest>,
     heads: Arc<HeadCache>,
     rules: Arc<RulesCache>,
@@ -203,70 +294,9 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir` with default options and starts its writer.
-    pub fn open(dir: &Path) -> ServiceResult<Self> {
-        Self::open_with(dir, &StoreOptions::default())
-    }
-
-    /// Opens (or creates) the store in `dir` and starts its writer thread.
-    pub fn open_with(dir: &Path, options: &StoreOptions) -> ServiceResult<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            ServiceError::unavailable(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let path = dir.join("ledger");
-        let db = Database::builder(&path)
-            .worker_threads(FLUSH_AND_COMPACTION_THREADS)
-            .open()
-            .map_err(|e| {
-                ServiceError::unavailable(format!(
-                    "cannot open the store at {} ({e}); is another memberd using this --data-dir?",
-                    path.display()
-                ))
-            })?;
-        priority::lower_threads_named("fjall:", FLUSH_AND_COMPACTION_THREADS);
-        let tables = Tables::open(&db).map_err(storage)?;
-        let next_seq = match tables.changes.last_key_value() {
-            Some(guard) => {
-                let k = guard.key().map_err(storage)?;
-                u64::from_be_bytes(
-                    k.as_ref()
-                        .try_into()
-                        .map_err(|_| ServiceError::internal("bad change key"))?,
-                )
-            }
-            None => 0,
-        };
-        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let heads = Arc::new(CommittedCache::new(options.cached_wallets));
-        let rules = Arc::new(CommittedCache::new(options.cached_tenants));
-        let tail = Arc::new(tail::ChangeTail::new(TAIL_CHANGES));
-        let mut writer = Writer {
-            db,
-            tables: tables.clone(),
-            seq: next_seq,
-            heads: Arc::clone(&heads),
-            rules: Arc::clone(&rules),
-            tail: Arc::clone(&tail),
-        };
-        std::thread::Builder::new()
-            .name("ledger-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(ServiceError::internal)?;
-        Ok(Self {
-            tables,
-            writer: tx,
-            heads,
-            rules,
-            tail,
-        })
-    }
-
-    /// True while the writer thread is alive.
+    /// True while the writer and the applier threads are alive.
     pub fn is_healthy(&self) -> bool {
-        !self.writer.is_closed()
+        !self.writer.is_closed() && !self.reads.unapplied.is_failed()
     }
 
     async fn write(&self, op: WriteOp) -> ServiceResult<Applied> {
@@ -279,20 +309,12 @@ impl EmbeddedStore {
             .map_err(|_| ServiceError::unavailable("the store writer stopped"))?
     }
 
-    fn get<T: DeserializeOwned>(table: &Keyspace, k: &[u8]) -> ServiceResult<Option<T>> {
-        match table.get(k).map_err(storage)? {
-            Some(v) => decode(&v).map(Some),
-            None => Ok(None),
-        }
+    fn get<T: DeserializeOwned>(&self, table: Table, k: &[u8]) -> ServiceResult<Option<T>> {
+        self.reads.point(table, k)
     }
 
     fn rule_set(&self, tenant: &TenantId, version: u64) -> ServiceResult<Option<RuleSet>> {
-        match self
-            .tables
-            .rules
-            .get(rules_key(tenant, version))
-            .map_err(storage)?
-        {
+        match self.reads.raw(Table::Rules, &rules_key(tenant, version))? {
             Some(v) => decode_json(&v).map(Some),
             None => Ok(None),
         }
@@ -303,26 +325,25 @@ impl EmbeddedStore {
     /// Encodes every row of a wallet commit. Fails before anything is sent to the writer, so a
     /// commit that cannot be encoded writes nothing.
     fn prepare(&self, commit: WalletCommit) -> ServiceResult<PreparedWallet> {
-        let t = &self.tables;
         let wallet = &commit.head.wallet;
         let wk = wallet_key(wallet);
-        let mut rows = vec![(t.heads.clone(), wk.clone(), encode(&commit.head)?)];
+        let mut rows = vec![(Table::Heads, wk.clone(), encode(&commit.head)?)];
         for e in &commit.entries {
             let k = row_key(wallet, ENTRY, &e.id.to_bytes());
-            rows.push((t.rows.clone(), k, encode(e)?));
+            rows.push((Table::Rows, k, encode(e)?));
         }
         for r in &commit.reversals {
             if let Some(target) = r.target {
                 let k = row_key(wallet, REVERSAL, &target.to_bytes());
-                rows.push((t.rows.clone(), k, encode(r)?));
+                rows.push((Table::Rows, k, encode(r)?));
             }
         }
         if let Some(rec) = &commit.idempotency {
             let k = row_key(wallet, IDEMPOTENCY, rec.key.as_str().as_bytes());
-            rows.push((t.rows.clone(), k, encode(&StoredIdempotency::of(rec))?));
+            rows.push((Table::Rows, k, encode(&StoredIdempotency::of(rec))?));
         }
         if let Some(at) = commit.due_at {
-            rows.push((t.due.clone(), due_key(at, wallet), Vec::new()));
+            rows.push((Table::Due, due_key(at, wallet), Vec::new()));
         }
         let changes = commit
             .entries
@@ -349,9 +370,10 @@ impl EmbeddedStore {
 impl EmbeddedStore {
     /// An entry that a record written in the same batch refers to: its absence is corruption.
     fn committed_entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Entry> {
-        Self::get(&self.tables.rows, &row_key(wallet, ENTRY, &id.to_bytes()))?.ok_or_else(|| {
-            ServiceError::internal(format!("entry {id} of a committed record is missing"))
-        })
+        self.get(Table::Rows, &row_key(wallet, ENTRY, &id.to_bytes()))?
+            .ok_or_else(|| {
+                ServiceError::internal(format!("entry {id} of a committed record is missing"))
+            })
     }
 }
 
@@ -363,7 +385,7 @@ impl WalletRepository for EmbeddedStore {
             return Ok(Some(head.as_ref().clone()));
         }
         // Not cached: read the store, but leave filling to the writer, which cannot race itself.
-        Self::get(&self.tables.heads, &wk)
+        self.get(Table::Heads, &wk)
     }
 
     async fn idempotency(
@@ -372,7 +394,7 @@ impl WalletRepository for EmbeddedStore {
         key: &IdempotencyKey,
     ) -> ServiceResult<Option<IdempotencyRecord>> {
         let row = row_key(wallet, IDEMPOTENCY, key.as_str().as_bytes());
-        let Some(stored) = Self::get::<StoredIdempotency>(&self.tables.rows, &row)? else {
+        let Some(stored) = self.get::<StoredIdempotency>(Table::Rows, &row)? else {
             return Ok(None);
         };
         let entries = stored
@@ -384,7 +406,7 @@ impl WalletRepository for EmbeddedStore {
     }
 
     async fn entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Option<Entry>> {
-        Self::get(&self.tables.rows, &row_key(wallet, ENTRY, &id.to_bytes()))
+        self.get(Table::Rows, &row_key(wallet, ENTRY, &id.to_bytes()))
     }
 
     async fn reversal(
@@ -392,10 +414,7 @@ impl WalletRepository for EmbeddedStore {
         wallet: &WalletKey,
         target: EntryId,
     ) -> ServiceResult<Option<ReversalTracker>> {
-        Self::get(
-            &self.tables.rows,
-            &row_key(wallet, REVERSAL, &target.to_bytes()),
-        )
+        self.get(Table::Rows, &row_key(wallet, REVERSAL, &target.to_bytes()))
     }
 
     async fn history(
@@ -410,6 +429,7 @@ impl WalletRepository for EmbeddedStore {
             // Longer than any 16-byte id, so above every entry of the wallet.
             None => row_key(wallet, ENTRY, &[0xff; 17]),
         };
+        self.reads.unapplied.caught_up().await?;
         self.tables
             .rows
             .range(lo..hi)
@@ -429,12 +449,11 @@ impl WalletRepository for EmbeddedStore {
 impl RulesRepository for EmbeddedStore {
     async fn current(&self, tenant: &TenantId) -> ServiceResult<Option<Arc<RuleSet>>> {
         let ck = tenant.as_str().as_bytes().to_vec();
-        self.rules.get_or_load(&ck, || {
-            match Self::get::<u64>(&self.tables.rules_current, &ck)? {
+        self.rules
+            .get_or_load(&ck, || match self.get::<u64>(Table::RulesCurrent, &ck)? {
                 Some(v) => Ok(self.rule_set(tenant, v)?.map(Arc::new)),
                 None => Ok(None),
-            }
-        })
+            })
     }
 
     async fn version(&self, tenant: &TenantId, version: u64) -> ServiceResult<Option<RuleSet>> {
@@ -446,8 +465,8 @@ impl RulesRepository for EmbeddedStore {
         tenant: &TenantId,
         k: &IdempotencyKey,
     ) -> ServiceResult<Option<RulesIdempotency>> {
-        Self::get(
-            &self.tables.rules_idem,
+        self.get(
+            Table::RulesIdem,
             &key(&[tenant.as_str().as_bytes(), k.as_str().as_bytes()]),
         )
     }
@@ -476,7 +495,7 @@ impl TransferRepository for EmbeddedStore {
         tenant: &TenantId,
         transfer_id: &str,
     ) -> ServiceResult<Option<TransferRecord>> {
-        Self::get(&self.tables.transfers, &transfer_key(tenant, transfer_id))
+        self.get(Table::Transfers, &transfer_key(tenant, transfer_id))
     }
 
     async fn put(&self, record: TransferRecord) -> ServiceResult<Applied> {
@@ -484,10 +503,11 @@ impl TransferRepository for EmbeddedStore {
     }
 
     async fn unfinished(&self, limit: usize) -> ServiceResult<Vec<TransferRecord>> {
+        self.reads.unapplied.caught_up().await?;
         let mut out = Vec::new();
         for guard in self.tables.transfers_open.iter().take(limit) {
             let k = guard.value().map_err(storage)?;
-            if let Some(record) = Self::get(&self.tables.transfers, &k)? {
+            if let Some(record) = self.get(Table::Transfers, &k)? {
                 out.push(record);
             }
         }
@@ -499,6 +519,7 @@ impl TransferRepository for EmbeddedStore {
 impl DueIndex for EmbeddedStore {
     async fn due(&self, until: Timestamp, limit: usize) -> ServiceResult<Vec<DueWallet>> {
         let hi = (until.0.max(0) as u64 + 1).to_be_bytes();
+        self.reads.unapplied.caught_up().await?;
         let mut out = Vec::new();
         for guard in self.tables.due.range(..hi.as_slice()).take(limit) {
             let k = guard.key().map_err(storage)?;
@@ -526,6 +547,7 @@ impl ChangeFeed for EmbeddedStore {
         if let Some(changes) = self.tail.take_after(seq, limit) {
             return Ok(changes);
         }
+        self.reads.unapplied.caught_up().await?;
         let from = seq.saturating_add(1).to_be_bytes();
         self.tables
             .changes
@@ -546,7 +568,9 @@ impl ChangeFeed for EmbeddedStore {
     }
 
     async fn position(&self, reader: &str) -> ServiceResult<u64> {
-        Ok(Self::get::<u64>(&self.tables.positions, reader.as_bytes())?.unwrap_or(0))
+        Ok(self
+            .get::<u64>(Table::Positions, reader.as_bytes())?
+            .unwrap_or(0))
     }
 
     async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {

@@ -1,27 +1,50 @@
-//! The single writer thread: it drains every queued request into one atomic batch and one
-//! fsync, checks each request's condition against committed state plus the batch so far, and
-//! updates the caches once the batch is durable.
+//! The single writer thread: it drains every queued request into one batch, checks each
+//! request's condition against committed state plus the batch so far, appends the batch to the
+//! commit log as one frame with one `fdatasync`, makes it readable, acknowledges every request,
+//! and hands the frame to the applier, which writes it into fjall later.
 
+use super::applier::Frame;
+use super::frame::{self, LogOp};
+use super::log::CommitLog;
+use super::pending::Unapplied;
 use super::tail::ChangeTail;
 use super::{
-    Applied, Change, EmbeddedStore, HeadCache, MAX_BATCH, RulesCache, Tables, WriteOp,
-    WriteRequest, encode, encode_json, key, rules_key, transfer_key,
+    Applied, Change, HeadCache, MAX_BATCH, Reads, RulesCache, Table, WriteOp, WriteRequest, encode,
+    encode_json, key, rules_key, transfer_key,
 };
 use crate::model::WalletHead;
 use crate::rules::RuleSet;
 use crate::transfer::TransferRecord;
-use fjall::{Database, PersistMode};
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-/// The single writer: builds one batch from many requests, commits it with one fsync.
+fn put(table: Table, key: Vec<u8>, value: Vec<u8>) -> LogOp {
+    LogOp {
+        table,
+        key,
+        value: Some(value),
+    }
+}
+
+fn remove(table: Table, key: Vec<u8>) -> LogOp {
+    LogOp {
+        table,
+        key,
+        value: None,
+    }
+}
+
+/// The single writer: builds one batch from many requests, commits it with one sync.
 pub(super) struct Writer {
-    pub(super) db: Database,
-    pub(super) tables: Tables,
+    pub(super) log: CommitLog,
+    pub(super) reads: Reads,
+    pub(super) unapplied: Arc<Unapplied>,
+    pub(super) applier: SyncSender<Frame>,
     /// The last change sequence number written.
     pub(super) seq: u64,
     pub(super) heads: Arc<HeadCache>,
@@ -50,53 +73,68 @@ impl Writer {
             }
             let started = Instant::now();
             let seq_before = self.seq;
-            let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+            let mut ops = Vec::new();
             let mut overlay = Overlay::default();
             let results: Vec<ServiceResult<Applied>> = requests
                 .iter()
-                .map(|r| self.apply(&mut batch, &mut overlay, &r.op))
+                .map(|r| self.apply(&mut ops, &mut overlay, &r.op))
                 .collect();
-            let committed = batch.commit();
+            let lsn = if ops.is_empty() {
+                None
+            } else {
+                match self.log.append(&frame::encode(&ops)) {
+                    Ok(lsn) => Some(lsn),
+                    Err(err) => {
+                        // After a failed append or sync the log's state on disk is unknown:
+                        // stop taking writes; a restart recovers from what is durable.
+                        tracing::error!(error = %err, "the ledger's commit log failed; the store stops taking writes, restart memberd");
+                        for req in requests {
+                            let _ = req.reply.send(Err(ServiceError::unavailable(
+                                "the store could not commit; retry",
+                            )));
+                        }
+                        return;
+                    }
+                }
+            };
             metrics::histogram!("ledger_store_batch_size").record(requests.len() as f64);
             metrics::histogram!("ledger_store_commit_seconds")
                 .record(started.elapsed().as_secs_f64());
-            match committed {
-                Ok(()) => {
-                    // Durable now: the caches may show it.
-                    for (k, head) in overlay.heads {
-                        self.heads.put(k, head);
-                    }
-                    for (k, rules) in overlay.rules_current {
-                        self.rules.put(k, Some(rules));
-                    }
-                    // Into the tail before any reply: a reader that saw a write acknowledged
-                    // finds its change. Sequence numbers in the order `apply` gave them out.
-                    let mut seq = seq_before;
-                    let mut changes = Vec::new();
-                    for (req, result) in requests.iter_mut().zip(&results) {
-                        if let (WriteOp::Wallet(prepared), Ok(Applied::Yes)) = (&mut req.op, result)
-                        {
-                            for entry in std::mem::take(&mut prepared.entries) {
-                                seq += 1;
-                                let wallet = prepared.wallet.clone();
-                                changes.push(Change { seq, wallet, entry });
-                            }
-                        }
-                    }
-                    self.tail.push(changes);
-                    for (req, result) in requests.into_iter().zip(results) {
-                        let _ = req.reply.send(result);
+            // Durable now: reads and the caches may show it.
+            if let Some(lsn) = lsn {
+                self.unapplied.committed(lsn, &ops);
+            }
+            for (k, head) in overlay.heads {
+                self.heads.put(k, head);
+            }
+            for (k, rules) in overlay.rules_current {
+                self.rules.put(k, Some(rules));
+            }
+            // Into the tail before any reply: a reader that saw a write acknowledged finds its
+            // change. Sequence numbers in the order `apply` gave them out.
+            let mut seq = seq_before;
+            let mut changes = Vec::new();
+            for (req, result) in requests.iter_mut().zip(&results) {
+                if let (WriteOp::Wallet(prepared), Ok(Applied::Yes)) = (&mut req.op, result) {
+                    for entry in std::mem::take(&mut prepared.entries) {
+                        seq += 1;
+                        let wallet = prepared.wallet.clone();
+                        changes.push(Change { seq, wallet, entry });
                     }
                 }
-                Err(err) => {
-                    self.seq = seq_before;
-                    tracing::error!(error = %err, "store commit failed");
-                    for req in requests {
-                        let _ = req.reply.send(Err(ServiceError::unavailable(
-                            "the store could not commit; retry",
-                        )));
-                    }
-                }
+            }
+            self.tail.push(changes);
+            for (req, result) in requests.into_iter().zip(results) {
+                let _ = req.reply.send(result);
+            }
+            // Blocks while the applier is far behind: the log must not outrun fjall unbounded.
+            if let Some(lsn) = lsn
+                && self.applier.send(Frame { lsn, ops }).is_err()
+            {
+                tracing::error!(
+                    "the ledger store's applier stopped; the store stops taking writes"
+                );
+                return;
             }
         }
     }
@@ -105,11 +143,10 @@ impl Writer {
     /// first insert, so a request that fails adds nothing.
     fn apply(
         &mut self,
-        batch: &mut fjall::OwnedWriteBatch,
+        ops: &mut Vec<LogOp>,
         overlay: &mut Overlay,
         op: &WriteOp,
     ) -> ServiceResult<Applied> {
-        let t = &self.tables;
         match op {
             WriteOp::Wallet(prepared) => {
                 let current = match overlay.heads.get(&prepared.wk) {
@@ -121,12 +158,16 @@ impl Writer {
                 {
                     return Ok(Applied::Conflict);
                 }
-                for (ks, k, v) in &prepared.rows {
-                    batch.insert(ks, k.as_slice(), v.as_slice());
+                for (table, k, v) in &prepared.rows {
+                    ops.push(put(*table, k.clone(), v.clone()));
                 }
                 for change in &prepared.changes {
                     self.seq += 1;
-                    batch.insert(&t.changes, self.seq.to_be_bytes(), change.as_slice());
+                    ops.push(put(
+                        Table::Changes,
+                        self.seq.to_be_bytes().to_vec(),
+                        change.clone(),
+                    ));
                 }
                 overlay
                     .heads
@@ -142,7 +183,10 @@ impl Writer {
                 let ck = tenant.as_str().as_bytes().to_vec();
                 let current = match overlay.rules_current.get(&ck) {
                     Some(rules) => rules.version,
-                    None => EmbeddedStore::get::<u64>(&t.rules_current, &ck)?.unwrap_or(0),
+                    None => self
+                        .reads
+                        .point::<u64>(Table::RulesCurrent, &ck)?
+                        .unwrap_or(0),
                 };
                 if current != *expected_current || rules.version != expected_current + 1 {
                     return Ok(Applied::Conflict);
@@ -150,16 +194,13 @@ impl Writer {
                 let value = encode_json(rules.as_ref())?;
                 let idem = encode(idempotency)?;
                 let version = encode(&rules.version)?;
-                batch.insert(&t.rules, rules_key(tenant, rules.version), value);
-                batch.insert(&t.rules_current, ck.clone(), version);
-                batch.insert(
-                    &t.rules_idem,
-                    key(&[
-                        tenant.as_str().as_bytes(),
-                        idempotency.key.as_str().as_bytes(),
-                    ]),
-                    idem,
-                );
+                ops.push(put(Table::Rules, rules_key(tenant, rules.version), value));
+                ops.push(put(Table::RulesCurrent, ck.clone(), version));
+                let idem_key = key(&[
+                    tenant.as_str().as_bytes(),
+                    idempotency.key.as_str().as_bytes(),
+                ]);
+                ops.push(put(Table::RulesIdem, idem_key, idem));
                 overlay
                     .rules_current
                     .insert(ck, Arc::new(rules.as_ref().clone()));
@@ -169,7 +210,9 @@ impl Writer {
                 let k = transfer_key(&record.tenant, &record.transfer_id);
                 let stored = match overlay.transfers.get(&k) {
                     Some(v) => *v,
-                    None => EmbeddedStore::get::<TransferRecord>(&t.transfers, &k)?
+                    None => self
+                        .reads
+                        .point::<TransferRecord>(Table::Transfers, &k)?
                         .map_or(0, |r| r.revision),
                 };
                 if stored + 1 != record.revision {
@@ -178,11 +221,11 @@ impl Writer {
                 let value = encode(record.as_ref())?;
                 // The open list is keyed by creation time so recovery drives the oldest first.
                 let open_key = [record.created_at.0.max(0).to_be_bytes().as_slice(), &k].concat();
-                batch.insert(&t.transfers, k.clone(), value);
+                ops.push(put(Table::Transfers, k.clone(), value));
                 if record.state.is_final() {
-                    batch.remove(&t.transfers_open, open_key);
+                    ops.push(remove(Table::TransfersOpen, open_key));
                 } else {
-                    batch.insert(&t.transfers_open, open_key, k.clone());
+                    ops.push(put(Table::TransfersOpen, open_key, k.clone()));
                 }
                 overlay.transfers.insert(k, record.revision);
                 Ok(Applied::Yes)
@@ -191,15 +234,19 @@ impl Writer {
                 match next {
                     Some(next) if next == fired => {}
                     Some(next) => {
-                        batch.remove(&t.due, fired.clone());
-                        batch.insert(&t.due, next.clone(), []);
+                        ops.push(remove(Table::Due, fired.clone()));
+                        ops.push(put(Table::Due, next.clone(), Vec::new()));
                     }
-                    None => batch.remove(&t.due, fired.clone()),
+                    None => ops.push(remove(Table::Due, fired.clone())),
                 }
                 Ok(Applied::Yes)
             }
             WriteOp::SavePosition { reader, seq } => {
-                batch.insert(&t.positions, reader.as_bytes(), encode(seq)?);
+                ops.push(put(
+                    Table::Positions,
+                    reader.as_bytes().to_vec(),
+                    encode(seq)?,
+                ));
                 Ok(Applied::Yes)
             }
         }
@@ -213,7 +260,7 @@ impl Writer {
         if let Some(head) = self.heads.get(wk) {
             return Ok(head.version);
         }
-        match EmbeddedStore::get::<WalletHead>(&self.tables.heads, wk)? {
+        match self.reads.point::<WalletHead>(Table::Heads, wk)? {
             Some(head) => {
                 let version = head.version;
                 self.heads.put_read(wk.clone(), Arc::new(head));
