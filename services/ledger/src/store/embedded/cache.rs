@@ -3,16 +3,21 @@
 //! reader's fill can never install a row older than one the writer already put.
 
 use quick_cache::sync::Cache;
-use std::hash::Hash;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
+
+/// Generation counters, each shared by the keys that hash to it. A writer update to one key
+/// only spoils concurrent fills of keys in its shard, so under a steady stream of writes the
+/// readers' fills of other keys still succeed.
+const SHARDS: usize = 1024;
 
 /// A bounded cache of committed values, kept current by the single writer.
 pub struct CommittedCache<K, V> {
     cache: Cache<K, V>,
-    /// Bumped by every writer update. A reader fills the cache only if no update happened
-    /// between its read of the store and its fill; the lock makes check-and-fill atomic
-    /// against the writer's update.
-    generation: Mutex<u64>,
+    /// Bumped by every writer update of a key in the shard. A reader fills the cache only if no
+    /// update happened in the key's shard between its read of the store and its fill; the lock
+    /// makes check-and-fill atomic against the writer's update.
+    generations: Vec<Mutex<u64>>,
 }
 
 impl<K, V> CommittedCache<K, V>
@@ -24,7 +29,7 @@ where
     pub fn new(capacity: usize) -> Self {
         Self {
             cache: Cache::new(capacity.max(1)),
-            generation: Mutex::new(0),
+            generations: (0..SHARDS).map(|_| Mutex::new(0)).collect(),
         }
     }
 
@@ -34,7 +39,7 @@ where
 
     /// The writer's update, after `value` is durable.
     pub fn put(&self, key: K, value: V) {
-        let mut generation = self.lock();
+        let mut generation = self.lock(&key);
         *generation += 1;
         self.cache.insert(key, value);
     }
@@ -50,18 +55,21 @@ where
         if let Some(value) = self.cache.get(key) {
             return Ok(value);
         }
-        let before = *self.lock();
+        let before = *self.lock(key);
         let value = load()?;
-        let generation = self.lock();
+        let generation = self.lock(key);
         if *generation == before {
             self.cache.insert(key.clone(), value.clone());
         }
         Ok(value)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+    fn lock(&self, key: &K) -> std::sync::MutexGuard<'_, u64> {
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        let shard = hasher.finish() as usize % SHARDS;
         // The guarded value is a counter that is never left half-updated.
-        self.generation
+        self.generations[shard]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -59,6 +59,14 @@ pub(super) fn row_key(w: &WalletKey, kind: &[u8], id: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether `k` is the key of a wallet's idempotency record: the third NUL-separated part after
+/// the token (tenant, member, kind) is [`IDEMPOTENCY`]; no part before it can hold a NUL.
+pub(super) fn is_idempotency_row(k: &[u8]) -> bool {
+    k.get(TOKEN_BYTES..)
+        .and_then(|rest| rest.split(|b| *b == 0).nth(2))
+        == Some(IDEMPOTENCY)
+}
+
 pub(super) fn due_key(at: Timestamp, wallet: &WalletKey) -> Vec<u8> {
     [
         (at.0.max(0) as u64).to_be_bytes().as_slice(),
@@ -127,6 +135,16 @@ mod tests {
         let row = row_key(&a, ENTRY, &[0xff; 16]);
         assert!(row.starts_with(&wallet_key(&a)));
         assert!(!row_key(&b, ENTRY, &[0; 16]).starts_with(&row_key(&a, ENTRY, b"")));
+    }
+
+    #[test]
+    fn idempotency_rows_are_told_from_every_other_row() {
+        let w = wallet("acme", "alice");
+        assert!(is_idempotency_row(&row_key(&w, IDEMPOTENCY, b"till-7:42")));
+        assert!(!is_idempotency_row(&row_key(&w, ENTRY, &[0; 16])));
+        assert!(!is_idempotency_row(&row_key(&w, REVERSAL, b"i")));
+        assert!(!is_idempotency_row(&wallet_key(&w)));
+        assert!(!is_idempotency_row(b"ab"));
     }
 
     #[test]

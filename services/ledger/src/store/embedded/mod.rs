@@ -11,6 +11,7 @@
 
 mod applier;
 mod cache;
+mod filter;
 mod frame;
 mod keys;
 mod log;
@@ -219,6 +220,8 @@ struct PreparedWallet {
     rows: Vec<(Table, Vec<u8>, Vec<u8>)>,
     /// Encoded [`StoredChange`]s; the writer gives them their sequence numbers.
     changes: Vec<Vec<u8>>,
+    /// The key of the idempotency record the commit writes, for the key filter.
+    idempotency_row: Option<Vec<u8>>,
     /// The entries of `changes`, for the change tail once the commit is durable.
     wallet: WalletKey,
     entries: Vec<Entry>,
@@ -267,6 +270,9 @@ pub struct StoreOptions {
     pub cached_tenants: usize,
     /// Size of one commit-log segment, in MiB; segments are zero-filled ahead of use.
     pub log_segment_mib: u64,
+    /// Idempotency keys the in-memory filter is sized for (about 1.2 bytes each); beyond it,
+    /// more checks of new keys read the disk.
+    pub idempotency_filter_keys: usize,
 }
 
 impl Default for StoreOptions {
@@ -275,11 +281,13 @@ impl Default for StoreOptions {
             cached_wallets: 200_000,
             cached_tenants: 10_000,
             log_segment_mib: log::SEGMENT_BYTES / (1024 * 1024),
+            idempotency_filter_keys: 10_000_000,
         }
     }
 }
 
-type HeadCache = CommittedCache<Vec<u8>, Arc<WalletHead>>;
+/// Wallet heads by wallet key; `None` caches a wallet that does not exist (yet).
+type HeadCache = CommittedCache<Vec<u8>, Option<Arc<WalletHead>>>;
 type RulesCache = CommittedCache<Vec<u8>, Option<Arc<RuleSet>>>;
 
 /// The embedded store. Cheap to clone; all clones share one database and one writer.
@@ -287,6 +295,7 @@ type RulesCache = CommittedCache<Vec<u8>, Option<Arc<RuleSet>>>;
 pub struct EmbeddedStore {
     tables: Tables,
     reads: Reads,
+    filter: Arc<filter::KeyFilter>,
     writer: mpsc::Sender<WriteRequest>,
     heads: Arc<HeadCache>,
     rules: Arc<RulesCache>,
@@ -338,8 +347,10 @@ impl EmbeddedStore {
                 rows.push((Table::Rows, k, encode(r)?));
             }
         }
+        let mut idempotency_row = None;
         if let Some(rec) = &commit.idempotency {
             let k = row_key(wallet, IDEMPOTENCY, rec.key.as_str().as_bytes());
+            idempotency_row = Some(k.clone());
             rows.push((Table::Rows, k, encode(&StoredIdempotency::of(rec))?));
         }
         if let Some(at) = commit.due_at {
@@ -362,6 +373,7 @@ impl EmbeddedStore {
             head: Arc::new(commit.head),
             rows,
             changes,
+            idempotency_row,
             entries: commit.entries,
         })
     }
@@ -381,11 +393,12 @@ impl EmbeddedStore {
 impl WalletRepository for EmbeddedStore {
     async fn head(&self, wallet: &WalletKey) -> ServiceResult<Option<WalletHead>> {
         let wk = wallet_key(wallet);
-        if let Some(head) = self.heads.get(&wk) {
-            return Ok(Some(head.as_ref().clone()));
-        }
-        // Not cached: read the store, but leave filling to the writer, which cannot race itself.
-        self.get(Table::Heads, &wk)
+        // A cold wallet is read from the store once, here rather than on the writer's thread;
+        // the fill is dropped if the writer updated a head of the same shard meanwhile.
+        let head = self.heads.get_or_load(&wk, || {
+            Ok::<_, ServiceError>(self.get::<WalletHead>(Table::Heads, &wk)?.map(Arc::new))
+        })?;
+        Ok(head.map(|head| head.as_ref().clone()))
     }
 
     async fn idempotency(
@@ -394,6 +407,9 @@ impl WalletRepository for EmbeddedStore {
         key: &IdempotencyKey,
     ) -> ServiceResult<Option<IdempotencyRecord>> {
         let row = row_key(wallet, IDEMPOTENCY, key.as_str().as_bytes());
+        if !self.filter.may_hold(&row) {
+            return Ok(None);
+        }
         let Some(stored) = self.get::<StoredIdempotency>(Table::Rows, &row)? else {
             return Ok(None);
         };

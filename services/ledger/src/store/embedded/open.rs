@@ -3,6 +3,7 @@
 
 use super::applier::{APPLIED, Applier, Frame, batch_of};
 use super::cache::CommittedCache;
+use super::filter::KeyFilter;
 use super::log::{self, CommitLog};
 use super::pending::Unapplied;
 use super::writer::Writer;
@@ -136,9 +137,23 @@ impl EmbeddedStore {
         };
         std::thread::Builder::new()
             .name("ledger-apply".into())
-            .spawn(move || applier.run(frames_rx))
+            .spawn(move || {
+                priority::lower_this_thread();
+                applier.run(frames_rx)
+            })
             .map_err(ServiceError::internal)?;
-        priority::lower_threads_named("ledger-apply", 1);
+
+        let filter = Arc::new(KeyFilter::new(options.idempotency_filter_keys));
+        let (filling, rows) = (Arc::clone(&filter), tables.rows.clone());
+        std::thread::Builder::new()
+            .name("ledger-filter".into())
+            .spawn(move || {
+                priority::lower_this_thread();
+                if let Err(err) = filling.fill_from(&rows) {
+                    tracing::warn!(error = %err, "the idempotency filter could not be filled; new keys are checked on disk");
+                }
+            })
+            .map_err(ServiceError::internal)?;
 
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let heads = Arc::new(CommittedCache::new(options.cached_wallets));
@@ -148,6 +163,7 @@ impl EmbeddedStore {
             log,
             reads: reads.clone(),
             unapplied,
+            filter: Arc::clone(&filter),
             applier: frames_tx,
             seq: last_change_seq(&tables)?,
             heads: Arc::clone(&heads),
@@ -161,6 +177,7 @@ impl EmbeddedStore {
         Ok(Self {
             tables,
             reads,
+            filter,
             writer: tx,
             heads,
             rules,

@@ -53,5 +53,16 @@ fn lower_once(prefix: &str) -> usize {
     lowered
 }
 
+/// Lowers the calling thread's priority (on Linux, PRIO_PROCESS with id 0 is the calling thread).
+#[cfg(target_os = "linux")]
+pub fn lower_this_thread() {
+    if let Err(err) = rustix::process::setpriority_process(None, BACKGROUND_NICE) {
+        tracing::warn!(%err, "cannot lower this thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn lower_this_thread() {}
+
 #[cfg(not(target_os = "linux"))]
 pub fn lower_threads_named(_prefix: &str, _expected: usize) {}

@@ -4,6 +4,7 @@
 //! and hands the frame to the applier, which writes it into fjall later.
 
 use super::applier::Frame;
+use super::filter::KeyFilter;
 use super::frame::{self, LogOp};
 use super::log::CommitLog;
 use super::pending::Unapplied;
@@ -44,6 +45,7 @@ pub(super) struct Writer {
     pub(super) log: CommitLog,
     pub(super) reads: Reads,
     pub(super) unapplied: Arc<Unapplied>,
+    pub(super) filter: Arc<KeyFilter>,
     pub(super) applier: SyncSender<Frame>,
     /// The last change sequence number written.
     pub(super) seq: u64,
@@ -105,10 +107,17 @@ impl Writer {
                 self.unapplied.committed(lsn, &ops);
             }
             for (k, head) in overlay.heads {
-                self.heads.put(k, head);
+                self.heads.put(k, Some(head));
             }
             for (k, rules) in overlay.rules_current {
                 self.rules.put(k, Some(rules));
+            }
+            for (req, result) in requests.iter().zip(&results) {
+                if let (WriteOp::Wallet(prepared), Ok(Applied::Yes)) = (&req.op, result)
+                    && let Some(row) = &prepared.idempotency_row
+                {
+                    self.filter.add(row);
+                }
             }
             // Into the tail before any reply: a reader that saw a write acknowledged finds its
             // change. Sequence numbers in the order `apply` gave them out.
@@ -258,12 +267,12 @@ impl Writer {
     /// writer changes heads, so what it reads from the store is current and may be cached.
     fn committed_version(&self, wk: &Vec<u8>) -> ServiceResult<u64> {
         if let Some(head) = self.heads.get(wk) {
-            return Ok(head.version);
+            return Ok(head.map_or(0, |head| head.version));
         }
         match self.reads.point::<WalletHead>(Table::Heads, wk)? {
             Some(head) => {
                 let version = head.version;
-                self.heads.put_read(wk.clone(), Arc::new(head));
+                self.heads.put_read(wk.clone(), Some(Arc::new(head)));
                 Ok(version)
             }
             None => Ok(0),
