@@ -34,7 +34,21 @@ fn wallet(i: usize) -> Option<pb::WalletRef> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_kill_9() {
-    kill_9_under_load(&[], Duration::from_secs(30)).await;
+    kill_9_under_load(&[], Duration::from_secs(30), BURST).await;
+}
+
+/// The embedded store's commit log in 1 MiB segments, checkpointed every second: over longer
+/// bursts the kills land among segment switches, segment preparation and checkpoints (fjall
+/// synced, segments deleted) as well as plain appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_kill_9_across_log_segments_and_checkpoints() {
+    let env = [
+        ("MEMBERD_STORE__LOG_SEGMENT_MIB", "1"),
+        ("MEMBERD_STORE__CHECKPOINT_SECS", "1"),
+    ];
+    for burst in [2_500, 6_000] {
+        kill_9_under_load(&env, Duration::from_secs(60), burst).await;
+    }
 }
 
 /// The same on the CQL cluster (`storage = "scylla"`): an acknowledged write is in the
@@ -44,13 +58,13 @@ async fn every_acknowledged_write_survives_kill_9_on_cql() {
     let Some(cql) = support::cql::keyspaces("crash").await else {
         return;
     };
-    kill_9_under_load(&cql.env(), Duration::from_secs(60)).await;
+    kill_9_under_load(&cql.env(), Duration::from_secs(60), BURST).await;
 }
 
-/// Drives earns from many clients, kills memberd (`kill -9`) once [`BURST`] are acknowledged
+/// Drives earns from many clients, kills memberd (`kill -9`) once `burst` are acknowledged
 /// (which must happen `within`), restarts it with the same data directory and settings, and
 /// checks every acknowledged write.
-async fn kill_9_under_load(env: &[(&str, &str)], within: Duration) {
+async fn kill_9_under_load(env: &[(&str, &str)], within: Duration, burst: usize) {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = start_with(dir.path(), env).await;
     let mut ledger = client(&addr).await;
@@ -90,7 +104,7 @@ async fn kill_9_under_load(env: &[(&str, &str)], within: Duration) {
         }));
     }
     // Once the load is well under way, kill -9 in the middle of it.
-    let running = || acked.lock().unwrap().len() >= BURST;
+    let running = || acked.lock().unwrap().len() >= burst;
     support::wait_until("the load is running", within, running).await;
     child.start_kill().expect("SIGKILL");
     child.wait().await.unwrap();

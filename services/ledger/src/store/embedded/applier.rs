@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 pub(super) const APPLIED: &[u8] = b"applied";
 /// Most frames folded into one fjall batch.
 const MAX_FRAMES: usize = 64;
-/// How often fjall is synced and the log trimmed; at most this much log is replayed on start.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 /// A durable frame for the applier.
 pub(super) struct Frame {
@@ -33,6 +31,8 @@ pub(super) struct Applier {
     pub tables: Tables,
     pub unapplied: Arc<Unapplied>,
     pub log_dir: PathBuf,
+    /// How often fjall is synced and the log trimmed.
+    pub checkpoint_every: Duration,
 }
 
 /// Adds the frames' rows and their last LSN to one batch.
@@ -62,7 +62,7 @@ impl Applier {
         let mut applied = 0;
         let mut checkpointed = Instant::now();
         loop {
-            let first = match rx.recv_timeout(CHECKPOINT_EVERY) {
+            let first = match rx.recv_timeout(self.checkpoint_every) {
                 Ok(frame) => frame,
                 Err(RecvTimeoutError::Timeout) => {
                     self.checkpoint(applied);
@@ -91,7 +91,7 @@ impl Applier {
                 applied = frame.lsn;
             }
             metrics::gauge!("ledger_store_apply_lag_frames").set(self.unapplied.lag() as f64);
-            if checkpointed.elapsed() >= CHECKPOINT_EVERY {
+            if checkpointed.elapsed() >= self.checkpoint_every {
                 self.checkpoint(applied);
                 checkpointed = Instant::now();
             }

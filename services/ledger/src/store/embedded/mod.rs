@@ -113,6 +113,15 @@ impl Table {
         Table::CommitLog,
     ];
 
+    /// Whether rows of the table are read by key (so unapplied writes must be found by key);
+    /// the others are only read by range, after the applier has caught up.
+    fn is_point_read(self) -> bool {
+        !matches!(
+            self,
+            Table::Changes | Table::TransfersOpen | Table::Due | Table::CommitLog
+        )
+    }
+
     fn from_byte(byte: u8) -> Option<Self> {
         Self::ALL.get(byte as usize).copied()
     }
@@ -190,6 +199,7 @@ struct Reads {
 
 impl Reads {
     fn raw(&self, table: Table, k: &[u8]) -> ServiceResult<Option<Vec<u8>>> {
+        debug_assert!(table.is_point_read(), "{table:?} is read by range only");
         match self.unapplied.get(table, k) {
             pending::Pending::Value(value) => Ok(Some(value)),
             pending::Pending::Removed => Ok(None),
@@ -270,6 +280,9 @@ pub struct StoreOptions {
     pub cached_tenants: usize,
     /// Size of one commit-log segment, in MiB; segments are zero-filled ahead of use.
     pub log_segment_mib: u64,
+    /// Seconds between checkpoints (fjall synced, the log's applied segments deleted): at most
+    /// this much of the log is replayed at start-up.
+    pub checkpoint_secs: u64,
     /// Idempotency keys the in-memory filter is sized for (about 1.2 bytes each); beyond it,
     /// more checks of new keys read the disk.
     pub idempotency_filter_keys: usize,
@@ -281,6 +294,7 @@ impl Default for StoreOptions {
             cached_wallets: 200_000,
             cached_tenants: 10_000,
             log_segment_mib: log::SEGMENT_BYTES / (1024 * 1024),
+            checkpoint_secs: 10,
             idempotency_filter_keys: 10_000_000,
         }
     }

@@ -16,11 +16,11 @@ use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Frames the writer may run ahead of the applier before it waits for it.
-const APPLIER_QUEUE: usize = 256;
+const APPLIER_QUEUE: usize = 65_536;
 /// Frames replayed into fjall per batch at start-up.
 const REPLAY_BATCH: usize = 64;
 
@@ -134,6 +134,7 @@ impl EmbeddedStore {
             tables: tables.clone(),
             unapplied: Arc::clone(&unapplied),
             log_dir,
+            checkpoint_every: Duration::from_secs(options.checkpoint_secs.max(1)),
         };
         std::thread::Builder::new()
             .name("ledger-apply".into())

@@ -1,7 +1,8 @@
 //! Writes that are durable in the commit log but not yet applied to fjall. The writer adds a
 //! batch's rows here before it acknowledges them; the applier removes them once fjall holds
 //! them. A point read looks here first, so every acknowledged write is visible at once; a range
-//! read waits until the applier has caught up with what was committed when it began.
+//! read waits until the applier has caught up with what was committed when it began. Rows of
+//! tables that are only ever read by range are not kept here.
 
 use super::Table;
 use super::frame::LogOp;
@@ -62,7 +63,7 @@ impl Unapplied {
 
     /// The writer's: frame `lsn` is durable; its rows are readable from now on.
     pub(super) fn committed(&self, lsn: u64, ops: &[LogOp]) {
-        for op in ops {
+        for op in ops.iter().filter(|op| op.table.is_point_read()) {
             self.rows
                 .insert(row_id(op.table, &op.key), (lsn, op.value.clone()));
         }
@@ -71,7 +72,7 @@ impl Unapplied {
 
     /// The applier's: fjall holds frame `lsn`. Rows a later frame wrote again stay.
     pub(super) fn applied(&self, lsn: u64, ops: &[LogOp]) {
-        for op in ops {
+        for op in ops.iter().filter(|op| op.table.is_point_read()) {
             self.rows
                 .remove_if(row_id(op.table, &op.key).as_slice(), |_, (at, _)| {
                     *at == lsn
