@@ -80,7 +80,9 @@ pub async fn open_loop(
                     }
                     let measured_from = if now < intended {
                         sleep_until(intended).await;
-                        Instant::now()
+                        let woke = Instant::now();
+                        stats.record_send_lag(woke.saturating_duration_since(intended));
+                        woke
                     } else {
                         intended
                     };

@@ -10,6 +10,10 @@ use std::time::Duration;
 /// Highest latency the histograms track: anything slower is clamped to it.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
+/// An open-loop run whose own send lag reaches this at p99 is flagged: the load generator lost
+/// its core and the latencies partly measure that, not the server.
+const GENERATOR_LAG_FLAG_MS: f64 = 5.0;
+
 /// How one operation ended.
 #[derive(Debug)]
 pub enum Outcome {
@@ -26,6 +30,9 @@ pub enum Outcome {
 pub struct Stats {
     /// Latency in microseconds of every operation that got an answer (ok or rejected).
     pub latency_us: Histogram<u64>,
+    /// Open loop only: how late a worker that waited for its slot actually woke to send it.
+    /// That lateness is the load generator's own (its runtime or its core), not the server's.
+    pub send_lag_us: Histogram<u64>,
     pub ok: u64,
     pub rejected: u64,
     pub errors: u64,
@@ -39,6 +46,8 @@ impl Stats {
         Ok(Self {
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .context("creating a latency histogram")?,
+            send_lag_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .context("creating a send-lag histogram")?,
             ok: 0,
             rejected: 0,
             errors: 0,
@@ -61,11 +70,21 @@ impl Stats {
             .saturating_record(us.clamp(1, MAX_LATENCY_US));
     }
 
+    /// Records how late a worker woke for its slot.
+    pub fn record_send_lag(&mut self, lag: Duration) {
+        let us = u64::try_from(lag.as_micros()).unwrap_or(MAX_LATENCY_US);
+        self.send_lag_us
+            .saturating_record(us.clamp(1, MAX_LATENCY_US));
+    }
+
     pub fn merge(&mut self, other: Stats) -> Result<()> {
         // Every histogram has the same bounds, so this only fails on a bug.
         self.latency_us
             .add(&other.latency_us)
             .context("merging latency histograms")?;
+        self.send_lag_us
+            .add(&other.send_lag_us)
+            .context("merging send-lag histograms")?;
         self.ok += other.ok;
         self.rejected += other.rejected;
         self.errors += other.errors;
@@ -81,6 +100,13 @@ impl Stats {
         let ops = self.ok + self.rejected;
         let secs = elapsed.as_secs_f64();
         let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
+        let lag = &self.send_lag_us;
+        let send_lag = (!lag.is_empty()).then(|| SendLag {
+            p50_ms: lag.value_at_quantile(0.5) as f64 / 1000.0,
+            p99_ms: lag.value_at_quantile(0.99) as f64 / 1000.0,
+            p999_ms: lag.value_at_quantile(0.999) as f64 / 1000.0,
+            max_ms: lag.max() as f64 / 1000.0,
+        });
         PhaseReport {
             phase: phase.to_string(),
             ops,
@@ -96,8 +122,18 @@ impl Stats {
             p999_ms: ms(0.999),
             max_ms: self.latency_us.max() as f64 / 1000.0,
             error_kinds: self.error_kinds.clone(),
+            send_lag,
         }
     }
+}
+
+/// The load generator's own lateness in an open-loop phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct SendLag {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
 }
 
 /// The figures of one phase, printed as one `key=value` line and written to the JSON report.
@@ -119,6 +155,18 @@ pub struct PhaseReport {
     pub p999_ms: f64,
     pub max_ms: f64,
     pub error_kinds: BTreeMap<String, u64>,
+    /// Open-loop phases: the generator's own send lag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag: Option<SendLag>,
+}
+
+impl PhaseReport {
+    /// Whether the load generator itself lagged enough that the latencies are suspect.
+    pub fn generator_lagged(&self) -> bool {
+        self.send_lag
+            .as_ref()
+            .is_some_and(|lag| lag.p99_ms >= GENERATOR_LAG_FLAG_MS)
+    }
 }
 
 impl fmt::Display for PhaseReport {
@@ -135,7 +183,19 @@ impl fmt::Display for PhaseReport {
             self.p999_ms,
             self.errors,
             self.rejected
-        )
+        )?;
+        if let Some(lag) = &self.send_lag {
+            write!(
+                f,
+                " send_lag_p50_ms={:.3} send_lag_p99_ms={:.3} send_lag_p999_ms={:.3} \
+                 send_lag_max_ms={:.3}",
+                lag.p50_ms, lag.p99_ms, lag.p999_ms, lag.max_ms
+            )?;
+            if self.generator_lagged() {
+                write!(f, " FLAGGED=load-generator-lagged")?;
+            }
+        }
+        Ok(())
     }
 }
 
