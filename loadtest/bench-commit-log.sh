@@ -11,6 +11,8 @@
 #   4. memory and restart: a memberd with WALLETS wallets and EARNS_SECS of earns on them (its
 #      resident size), then kill -9, and the time until it serves again.
 # Usage: loadtest/bench-commit-log.sh [seconds=10] [rounds=5] [long=120] [wallets=1000000] [earn_secs=60]
+# STEPS=4 runs only the memory and restart part (steps 2 and 3 need step 1's medians, so they
+# run only with it); the default is every step.
 # Loopback only. Takes about 5 × (2 × seconds) + 5 × long + the wallets' setup.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,9 @@ mkdir -p "$out_dir"
 step() { printf '\n==> %s\n' "$*" >&2; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
+
+steps=" ${STEPS:-1 2 3 4} "
+want() { [[ "$steps" == *" $1 "* ]]; }
 
 step "building memberd and loadgen (release)"
 cargo build --release --locked -p memberd -p loyalty-loadtest
@@ -65,6 +70,7 @@ print("server %s n=%d p50_ms<=%g p99_ms<=%g p999_ms<=%g max_ms<=%g over_20ms=%d"
 ' "$1" "$2" "$3"
 }
 
+if want 1; then
 step "1. throughput: $rounds rounds of PostgreSQL earn, then memberd earn and the echo ceiling ($secs s each)"
 pg_tps=() earn_tps=() echo_tps=()
 for round in $(seq "$rounds"); do
@@ -100,6 +106,9 @@ target/release/loadgen bench --target "http://$grpc" --seconds "$long" --clients
 server_side grpc_request_duration_seconds 'Earn"' earn
 server_side ledger_store_commit_seconds '' commit
 server_side ledger_store_checkpoint_seconds '' checkpoint
+fi
+
+want 4 || exit 0
 
 step "4. memory and restart: $wallets wallets, $earn_secs s of earns on them"
 fresh_memberd MEMBERD_STORE__CACHED_WALLETS=$((wallets + wallets / 10))

@@ -5,6 +5,7 @@
 //! Each fjall batch also records the LSN of its last frame (`commit_log/applied`), atomically
 //! with its rows, so a restart replays exactly the frames fjall does not hold.
 
+use super::crash_point::CrashPoint;
 use super::frame::LogOp;
 use super::log::discard_through;
 use super::pending::Unapplied;
@@ -33,6 +34,8 @@ pub(super) struct Applier {
     pub log_dir: PathBuf,
     /// How often fjall is synced and the log trimmed.
     pub checkpoint_every: Duration,
+    /// The last LSN fjall holds durably: at start, what recovery replayed and synced.
+    pub checkpointed: u64,
 }
 
 /// Adds the frames' rows and their last LSN to one batch.
@@ -58,8 +61,8 @@ pub(super) fn batch_of(db: &Database, tables: &Tables, frames: &[Frame]) -> fjal
 }
 
 impl Applier {
-    pub(super) fn run(self, rx: Receiver<Frame>) {
-        let mut applied = 0;
+    pub(super) fn run(mut self, rx: Receiver<Frame>) {
+        let mut applied = self.checkpointed;
         let mut checkpointed = Instant::now();
         loop {
             let first = match rx.recv_timeout(self.checkpoint_every) {
@@ -100,16 +103,20 @@ impl Applier {
         self.checkpoint(applied);
     }
 
-    /// Syncs fjall, then deletes the log segments whose frames it now holds durably.
-    fn checkpoint(&self, applied: u64) {
-        if applied == 0 {
+    /// Syncs fjall, then deletes the log segments whose frames it now holds durably. Nothing
+    /// to do when no frame was applied since the last checkpoint: an idle store syncs nothing.
+    fn checkpoint(&mut self, applied: u64) {
+        if applied == self.checkpointed {
             return;
         }
         let started = Instant::now();
+        CrashPoint::CheckpointStarting.reached();
         if let Err(err) = self.db.persist(PersistMode::SyncAll) {
             tracing::warn!(error = %err, "syncing the store for a checkpoint failed; the log is kept");
             return;
         }
+        CrashPoint::CheckpointSynced.reached();
+        self.checkpointed = applied;
         match discard_through(&self.log_dir, applied) {
             Ok(_) => metrics::histogram!("ledger_store_checkpoint_seconds")
                 .record(started.elapsed().as_secs_f64()),

@@ -11,6 +11,7 @@
 
 mod applier;
 mod cache;
+mod crash_point;
 mod filter;
 mod frame;
 mod keys;

@@ -135,6 +135,7 @@ impl EmbeddedStore {
             unapplied: Arc::clone(&unapplied),
             log_dir,
             checkpoint_every: Duration::from_secs(options.checkpoint_secs.max(1)),
+            checkpointed: log.next_lsn() - 1,
         };
         std::thread::Builder::new()
             .name("ledger-apply".into())

@@ -21,6 +21,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
+use super::crash_point::CrashPoint;
+
 /// Bytes before a frame's payload.
 const HEADER: usize = 16;
 /// The largest payload of one frame; the writer's batches stay far below it.
@@ -156,6 +158,7 @@ impl CommitLog {
         frame.extend_from_slice(&lsn.to_le_bytes());
         frame.extend_from_slice(payload);
         self.file.write_all_at(&frame, self.offset)?;
+        CrashPoint::FrameWritten.reached();
         self.file.sync_data()?;
         self.offset += size;
         self.next_lsn += 1;
@@ -171,14 +174,17 @@ impl CommitLog {
                 .map_err(|_| io::Error::other("preparing a log segment panicked"))??,
             None => zero_filled(&self.dir.join(PREPARING), self.segment_bytes)?,
         };
+        CrashPoint::SegmentPrepared.reached();
         std::fs::rename(
             self.dir.join(PREPARING),
             segment_path(&self.dir, self.next_lsn),
         )?;
+        CrashPoint::SegmentRenamed.reached();
         sync_dir(&self.dir)?;
         self.file = file;
         self.offset = 0;
         self.prepare_next();
+        CrashPoint::SegmentSwitched.reached();
         Ok(())
     }
 
@@ -203,6 +209,9 @@ pub(super) fn discard_through(dir: &Path, applied: u64) -> io::Result<usize> {
         if next_first <= applied + 1 {
             std::fs::remove_file(&pair[0].1)?;
             deleted += 1;
+            if deleted == 1 {
+                CrashPoint::CheckpointTrimming.reached();
+            }
         }
     }
     if deleted > 0 {
