@@ -111,7 +111,9 @@ fi
 want 4 || exit 0
 
 step "4. memory and restart: $wallets wallets, $earn_secs s of earns on them"
-fresh_memberd MEMBERD_STORE__CACHED_WALLETS=$((wallets + wallets / 10))
+# The load generator's access token must outlast the setup and the earns.
+fresh_memberd MEMBERD_STORE__CACHED_WALLETS=$((wallets + wallets / 10)) \
+  MEMBERD_IDENTITY__ACCESS_TTL_SECS=$((earn_secs + 7200))
 target/release/loadgen bench --target "http://$grpc" --seconds "$earn_secs" --clients 64 \
   --members "$wallets" --setup-in-flight 256 --setup-timeout-secs 3600 --phases earn 2>&1 |
   grep -E '^(setup|phase=)'
@@ -122,6 +124,5 @@ kill -9 "$memberd_pid"
 wait "$memberd_pid" 2>/dev/null || true
 memberd_pid=""
 started=$(date +%s.%N)
-start_memberd "$data" "$out_dir/memberd-commit-log.log" MEMBERD_STORE__CACHED_WALLETS=$((wallets + wallets / 10))
+memberd_start_secs=300 start_memberd "$data" "$out_dir/memberd-commit-log.log" MEMBERD_STORE__CACHED_WALLETS=$((wallets + wallets / 10))
 awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "restart after kill -9: serving again in %.2f s\n", e - s }'
-grep -E 'commit log recovered|idempotency filter ready' "$out_dir/memberd-commit-log.log" | tail -2 || true

@@ -117,9 +117,19 @@ impl Applier {
         }
         CrashPoint::CheckpointSynced.reached();
         self.checkpointed = applied;
+        let synced = started.elapsed();
         match discard_through(&self.log_dir, applied) {
-            Ok(_) => metrics::histogram!("ledger_store_checkpoint_seconds")
-                .record(started.elapsed().as_secs_f64()),
+            Ok(segments) => {
+                let took = started.elapsed();
+                metrics::histogram!("ledger_store_checkpoint_seconds").record(took.as_secs_f64());
+                tracing::debug!(
+                    lsn = applied,
+                    sync_millis = synced.as_secs_f64() * 1e3,
+                    millis = took.as_secs_f64() * 1e3,
+                    segments,
+                    "ledger checkpoint"
+                );
+            }
             Err(err) => tracing::warn!(error = %err, "trimming the commit log failed; it is kept"),
         }
     }

@@ -24,6 +24,9 @@ use std::sync::mpsc::SyncSender;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
+/// A commit this slow is logged at debug level.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 fn put(table: Table, key: Vec<u8>, value: Vec<u8>) -> LogOp {
     LogOp {
         table,
@@ -99,9 +102,17 @@ impl Writer {
                     }
                 }
             };
+            let took = started.elapsed();
             metrics::histogram!("ledger_store_batch_size").record(requests.len() as f64);
-            metrics::histogram!("ledger_store_commit_seconds")
-                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!("ledger_store_commit_seconds").record(took.as_secs_f64());
+            if took >= SLOW_COMMIT {
+                // With the checkpoints' lines (same target), shows what a slow commit ran into.
+                tracing::debug!(
+                    millis = took.as_secs_f64() * 1e3,
+                    requests = requests.len(),
+                    "slow ledger commit"
+                );
+            }
             // Durable now: reads and the caches may show it.
             if let Some(lsn) = lsn {
                 self.unapplied.committed(lsn, &ops);
