@@ -84,6 +84,7 @@ impl Writer {
                 .iter()
                 .map(|r| self.apply(&mut ops, &mut overlay, &r.op))
                 .collect();
+            let appending = Instant::now();
             let lsn = if ops.is_empty() {
                 None
             } else {
@@ -102,6 +103,7 @@ impl Writer {
                     }
                 }
             };
+            let appended = appending.elapsed();
             let took = started.elapsed();
             metrics::histogram!("ledger_store_batch_size").record(requests.len() as f64);
             metrics::histogram!("ledger_store_commit_seconds").record(took.as_secs_f64());
@@ -109,6 +111,7 @@ impl Writer {
                 // With the checkpoints' lines (same target), shows what a slow commit ran into.
                 tracing::debug!(
                     millis = took.as_secs_f64() * 1e3,
+                    append_millis = appended.as_secs_f64() * 1e3,
                     requests = requests.len(),
                     "slow ledger commit"
                 );
