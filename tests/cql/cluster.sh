@@ -309,11 +309,12 @@ node_pid() {
   [ -f "$dir/pid" ] || return 1
   local pid; pid="$(cat "$dir/pid")"
   # Ours only if the process still runs with this node's configuration: a pid can be reused.
-  if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$dir/conf/cassandra.yaml"; then
-    echo "$pid"
-  else
-    return 1
-  fi
+  local cmdline
+  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  case "$cmdline" in
+    *"$dir/conf/cassandra.yaml"*) echo "$pid" ;;
+    *) return 1 ;;
+  esac
 }
 
 launch_node() {
@@ -321,11 +322,26 @@ launch_node() {
   local jmx; jmx="$(free_port)"
   echo "$jmx" >"$dir/jmx_port"
   local opts=(); mapfile -t opts < <(jvm_options "$dir" "$jmx")
+  rm -f "$dir/pid"
   # setsid: the node outlives the shell that started it (tests/run.sh stops it by its pid).
-  setsid java "${opts[@]}" -cp "$(classpath "$dir/conf")" \
-    org.apache.cassandra.service.CassandraDaemon >"$dir/logs/stdout.log" 2>&1 </dev/null &
-  echo $! >"$dir/pid"
+  # The node writes its own pid, just before it becomes java: $! is not it when setsid forks,
+  # which it does when the caller leads a process group (a shell with job control on).
+  setsid bash -c 'echo $$ >"$0/pid"; exec "$@"' "$dir" java "${opts[@]}" \
+    -cp "$(classpath "$dir/conf")" org.apache.cassandra.service.CassandraDaemon \
+    >"$dir/logs/stdout.log" 2>&1 </dev/null &
   date +%s.%N >"$dir/started_at"
+  # Until the exec, the pid's command line is not yet the node's, and node_pid would call a
+  # node that is starting dead.
+  local deadline=$((SECONDS + 30)) pid
+  until node_pid "$dir" >/dev/null; do
+    pid="$(cat "$dir/pid" 2>/dev/null || true)"
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      tail -20 "$dir/logs/stdout.log" >&2 2>/dev/null || true
+      die "the java process of $dir exited at once (output above, logs: $dir/logs)"
+    fi
+    [ $SECONDS -lt $deadline ] || die "no java process for $dir within 30s (logs: $dir/logs)"
+    sleep 0.1
+  done
 }
 
 # Whether the node's CQL port accepts a connection.
@@ -535,7 +551,12 @@ cmd_wait_down() {
   local cluster; cluster="$(cluster_dir "$name")"
   local address; address="$(cat "$cluster/$node/address")"
   local deadline=$((SECONDS + 90))
-  until nodetool_quiet "$cluster/$seer" status 2>/dev/null | grep -q "^DN  $address "; do
+  local status
+  while true; do
+    # Captured, not piped into `grep -q`: grep would leave at the first match while nodetool
+    # still writes, and under pipefail nodetool's failed write would hide the match.
+    status="$(nodetool_quiet "$cluster/$seer" status 2>/dev/null || true)"
+    case $'\n'"$status" in *$'\n'"DN  $address "*) break ;; esac
     [ $SECONDS -ge $deadline ] && die "node $seer did not see $node down within 90s"
     sleep 0.5
   done
