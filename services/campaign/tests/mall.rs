@@ -98,6 +98,29 @@ impl World {
         state.taken(CENTRAL)
     }
 
+    /// Places `id` for `member`, confirmed at once, for delivery.
+    async fn place_at_once(&self, member: &str, id: &str) -> ServiceResult<Order> {
+        let at_once = OrderRequest {
+            fulfilment: Some(Fulfilment::Delivery),
+            confirm: true,
+            ..OrderRequest::default()
+        };
+        let m = MemberId::parse(member).unwrap();
+        self.campaigns
+            .place_order(&self.tenant, ("TEA", id), &m, at_once)
+            .await
+    }
+
+    /// The names of the events of order `id`, in the order written.
+    async fn events_of(&self, id: &str) -> Vec<String> {
+        let events = self.store.events_after(0, 100_000).await.unwrap();
+        events
+            .into_iter()
+            .filter(|e| e.event.data.contains(&format!("\"order\":\"{id}\"")))
+            .map(|e| e.event.name)
+            .collect()
+    }
+
     async fn state(&self, id: &str) -> OrderState {
         self.campaigns
             .mall_order(&self.tenant, "TEA", id)
@@ -231,6 +254,78 @@ async fn an_order_placed_and_confirmed_in_one_call_takes_the_points_once() {
     assert_eq!(again, order, "the same id answers with the order");
     assert_eq!(w.ledger.points("m1").await, (700, 0), "once");
     assert_eq!(w.taken().await, 1);
+}
+
+#[tokio::test]
+async fn an_order_confirmed_at_once_tells_every_state_it_passes() {
+    let w = World::new().await;
+    w.ledger.give("m1", 1_000).await;
+    w.ledger.give("m2", 1_000).await;
+    let order = w.place_at_once("m1", "o1").await.unwrap();
+    assert_eq!(order.state, OrderState::Confirmed);
+    assert!(
+        order.hold_id.is_some(),
+        "the hold its points were taken from"
+    );
+    assert_eq!(
+        w.events_of("o1").await,
+        [
+            "mall_order_pending",
+            "mall_order_placed",
+            "mall_order_confirmed"
+        ],
+        "the events two calls give"
+    );
+    w.place("m2", "o2").await.unwrap();
+    w.campaigns
+        .confirm_order(&w.tenant, "TEA", "o2")
+        .await
+        .unwrap();
+    assert_eq!(w.events_of("o2").await, w.events_of("o1").await);
+}
+
+#[tokio::test]
+async fn an_order_confirmed_at_once_cut_short_after_the_capture_is_finished_by_a_retry_once() {
+    let w = World::new().await;
+    w.ledger.give("m1", 1_000).await;
+    w.ledger.lose_next("capture");
+    let cut = w.place_at_once("m1", "o1").await;
+    assert_eq!(cut.unwrap_err().code, ErrorCode::Unavailable);
+    assert_eq!(w.state("o1").await, OrderState::Pending);
+    assert_eq!(
+        w.ledger.points("m1").await,
+        (700, 0),
+        "taken, but the order does not know"
+    );
+
+    let order = w.place_at_once("m1", "o1").await.unwrap();
+    assert_eq!(order.state, OrderState::Confirmed);
+    assert!(order.paid_entry.is_some());
+    assert_eq!(w.ledger.points("m1").await, (700, 0), "taken once");
+    assert_eq!(w.taken().await, 1);
+}
+
+#[tokio::test]
+async fn an_order_confirmed_at_once_cut_short_after_the_capture_is_undone_by_the_sweep() {
+    let w = World::new().await;
+    w.ledger.give("m1", 1_000).await;
+    w.ledger.lose_next("capture");
+    let cut = w.place_at_once("m1", "o1").await;
+    assert_eq!(cut.unwrap_err().code, ErrorCode::Unavailable);
+
+    w.clock.advance_secs(16 * 60);
+    let restarted = w.restarted();
+    assert_eq!(restarted.sweep_orders().await.unwrap(), 1);
+    restarted.refund_orders().await.unwrap();
+    assert_eq!(w.state("o1").await, OrderState::Failed);
+    assert_eq!(
+        w.ledger.points("m1").await,
+        (1_000, 0),
+        "the capture found by its key and reversed"
+    );
+    assert_eq!(w.taken().await, 0, "the unit back in stock");
+    assert_eq!(restarted.refund_orders().await.unwrap(), 0, "once");
+    assert_eq!(w.ledger.points("m1").await, (1_000, 0));
 }
 
 #[tokio::test]

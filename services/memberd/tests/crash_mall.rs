@@ -1,8 +1,10 @@
-//! Crash safety of points-mall orders: orders from many clients, `kill -9` while some are
-//! between their unit reserved and their points held, a restart on the same data directory,
-//! and the sweep undoing what was cut short. Then every order holds both its unit and its
-//! points, or neither: the units taken are the orders placed, the points held in the ledger
-//! are those orders' price, and every order acknowledged as placed is still placed.
+//! Crash safety of points-mall orders: orders from many clients, half of them confirmed in
+//! the same call, `kill -9` while some are between their unit reserved and their points held
+//! or taken, a restart on the same data directory, and the sweep undoing what was cut short.
+//! Then every order holds or took both its unit and its points, or neither: the units taken
+//! are the orders placed or fulfilled, the points held in the ledger are the placed orders'
+//! price, the points taken the fulfilled orders', and every order acknowledged is still as
+//! acknowledged.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
@@ -17,6 +19,8 @@ mod support;
 const TENANT: &str = "mallcrash";
 const ITEM: &str = "WASH";
 const PRICE: i64 = 10;
+/// The points each member has to spend.
+const GIVEN: i64 = 10_000_000;
 const MEMBERS: usize = 20;
 const WRITERS: usize = 32;
 /// Orders acknowledged before the kill: the load is well under way, far from its end.
@@ -64,7 +68,7 @@ async fn set_up(addrs: &Addrs) {
         let give = ledger_pb::AdjustRequest {
             wallet: Some(wallet),
             idempotency_key: format!("give-{m}"),
-            points: 10_000_000,
+            points: GIVEN,
             reason: "points to spend".into(),
         };
         ledger.adjust(give).await.unwrap();
@@ -113,7 +117,8 @@ async fn after_kill_9_every_order_holds_its_unit_and_points_or_neither() {
     let (mut child, addrs) = start_with(dir.path(), ENV).await;
     set_up(&addrs).await;
 
-    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    // Each order acknowledged, with the state it was acknowledged in.
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let acked = acked.clone();
@@ -125,6 +130,8 @@ async fn after_kill_9_every_order_holds_its_unit_and_points_or_neither() {
                     item_id: ITEM.into(),
                     order_id: order_id(w, n),
                     member_id: member((w + n) % MEMBERS),
+                    // The service is fulfilled as soon as it is confirmed.
+                    confirm: w % 2 == 1,
                     ..Default::default()
                 };
                 let Ok(doc) = campaign.place_mall_order(place).await else {
@@ -132,8 +139,12 @@ async fn after_kill_9_every_order_holds_its_unit_and_points_or_neither() {
                 };
                 let order: serde_json::Value =
                     serde_json::from_str(&doc.into_inner().json).unwrap();
-                if order["state"] == "placed" {
-                    acked.lock().unwrap().push(order_id(w, n));
+                let state = order["state"].as_str().unwrap_or_default();
+                if matches!(state, "placed" | "fulfilled") {
+                    acked
+                        .lock()
+                        .unwrap()
+                        .push((order_id(w, n), state.to_string()));
                 }
             }
             TRIES
@@ -187,23 +198,22 @@ async fn after_kill_9_every_order_holds_its_unit_and_points_or_neither() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let placed = states
-        .iter()
-        .filter(|s| s.as_deref() == Some("placed"))
-        .count();
-    let failed = states
-        .iter()
-        .filter(|s| s.as_deref() == Some("failed"))
-        .count();
+    let count = |state: &str| {
+        states
+            .iter()
+            .filter(|s| s.as_deref() == Some(state))
+            .count()
+    };
+    let (placed, fulfilled, failed) = (count("placed"), count("fulfilled"), count("failed"));
     assert_eq!(
-        placed + failed,
+        placed + fulfilled + failed,
         states.iter().flatten().count(),
-        "an order is placed, or failed and given back: {states:?}"
+        "an order is placed, fulfilled, or failed and given back: {states:?}"
     );
-    for id in &acked {
+    for (id, state) in &acked {
         assert_eq!(
             state_of(&mut campaign, id).await.as_deref(),
-            Some("placed"),
+            Some(state.as_str()),
             "order {id}"
         );
     }
@@ -219,34 +229,39 @@ async fn after_kill_9_every_order_holds_its_unit_and_points_or_neither() {
         .into_inner();
     let item: serde_json::Value = serde_json::from_str(&item.json).unwrap();
     assert_eq!(
-        item["taken"]["*"], placed as u64,
-        "units taken are the orders placed"
+        item["taken"]["*"],
+        (placed + fulfilled) as u64,
+        "units taken are the orders placed or fulfilled"
     );
 
-    // The points: held for the placed orders alone, once the failed ones' holds are voided
-    // (by the outbox's reader, within a payout round or a few).
+    // The points: held for the placed orders alone and taken for the fulfilled ones, once
+    // the failed ones' holds are voided and their captures reversed (by the outbox's reader,
+    // within a payout round or a few).
     let mut ledger = addrs.ledger().await;
-    let expected = PRICE * placed as i64;
-    let mut held = 0;
+    let expected = (
+        PRICE * placed as i64,
+        GIVEN * MEMBERS as i64 - PRICE * fulfilled as i64,
+    );
+    let mut points = (0, 0);
     for _ in 0..100 {
-        held = 0;
+        points = (0, 0);
         for m in 0..MEMBERS {
-            held += ledger
-                .get_balance(wallet(m))
-                .await
-                .unwrap()
-                .into_inner()
-                .points_held;
+            let balance = ledger.get_balance(wallet(m)).await.unwrap().into_inner();
+            points.0 += balance.points_held;
+            points.1 += balance.points_available + balance.points_held;
         }
-        if held == expected {
+        if points == expected {
             break;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert_eq!(held, expected, "points held are the placed orders' price");
+    assert_eq!(
+        points, expected,
+        "points held are the placed orders' price, points taken the fulfilled orders'"
+    );
     eprintln!(
         "mall crash test: {} orders acknowledged before kill -9; {} written, {placed} placed, \
-         {failed} failed; {cut_short} cut short and undone by the sweep",
+         {fulfilled} fulfilled, {failed} failed; {cut_short} cut short and undone by the sweep",
         acked.len(),
         states.iter().flatten().count()
     );

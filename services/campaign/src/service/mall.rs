@@ -1,10 +1,11 @@
 //! The points mall: head office keeps its items; members order them. Placing an order is a
 //! saga with its record, the order itself: the unit and the member's limit are taken with
 //! the order (`pending`), then the points are held in the ledger under a key of the order,
-//! and the order is `placed`. Points the ledger refuses make it `failed`, giving the unit
-//! back; a saga cut short is undone by the sweep ([`Campaigns::sweep_orders`]) once it is
-//! older than the grace time, so a unit is never held without its points, nor points
-//! without their unit, for longer than that.
+//! and the order is `placed` (confirmed in the same call: the points taken too, and the
+//! order moved from `pending` to confirmed in one write). Points the ledger refuses make it
+//! `failed`, giving the unit back; a saga cut short is undone by the sweep
+//! ([`Campaigns::sweep_orders`]) once it is older than the grace time, so a unit is never
+//! held without its points, nor points without their unit, for longer than that.
 
 use super::Campaigns;
 use crate::code;
@@ -181,36 +182,26 @@ impl Campaigns {
         member: &MemberId,
         request: OrderRequest,
     ) -> ServiceResult<Order> {
-        let confirm = request.confirm;
-        let order = self
-            .place_held(tenant, (item_id, order_id), member, request)
-            .await?;
-        if confirm && order.state == OrderState::Placed {
-            return self.confirm_order(tenant, item_id, order_id).await;
-        }
-        Ok(order)
-    }
-
-    /// The unit reserved and the points held: the order `placed`.
-    async fn place_held(
-        &self,
-        tenant: &TenantId,
-        (item_id, order_id): (&str, &str),
-        member: &MemberId,
-        request: OrderRequest,
-    ) -> ServiceResult<Order> {
         code::check_id("order_id", order_id)?;
         let state = self.mall_item(tenant, item_id).await?;
+        // Confirmed at once, the order goes from pending to confirmed in one write, which
+        // also carries the `placed` event: the same events as two calls, a write fewer.
+        let confirm = request.confirm.then_some(&state.item.kind);
         if let Some(stored) = self.store.order_of(tenant, item_id, order_id).await? {
-            return self.resume(tenant, same_member(stored, member)?).await;
+            return self
+                .resume(tenant, same_member(stored, member)?, confirm)
+                .await;
         }
         let order = self
             .new_order(tenant, &state.item, order_id, member, request)
             .await?;
         let event = self.order_event(&order, "mall_order_pending");
         match self.store.place(&order, vec![event]).await? {
-            Placed::Yes => self.hold_points(tenant, order).await,
-            Placed::Exists(stored) => self.resume(tenant, same_member(*stored, member)?).await,
+            Placed::Yes => self.hold_points(tenant, order, confirm).await,
+            Placed::Exists(stored) => {
+                self.resume(tenant, same_member(*stored, member)?, confirm)
+                    .await
+            }
             Placed::SoldOut => Err(ServiceError::new(
                 ErrorCode::SoldOut,
                 format!("item {item_id} has no unit left in stock {}", order.stock),
@@ -299,17 +290,32 @@ impl Campaigns {
         })
     }
 
-    /// A stored order answering a retry: a pending one's saga is taken on from its hold.
-    async fn resume(&self, tenant: &TenantId, order: Order) -> ServiceResult<Order> {
-        match order.state {
-            OrderState::Pending => self.hold_points(tenant, order).await,
+    /// A stored order answering a retry: a pending one's saga is taken on from its hold, a
+    /// placed one confirmed when the retry asks for that (`confirm`: the item's kind).
+    async fn resume(
+        &self,
+        tenant: &TenantId,
+        order: Order,
+        confirm: Option<&ItemKind>,
+    ) -> ServiceResult<Order> {
+        match (order.state, confirm) {
+            (OrderState::Pending, _) => self.hold_points(tenant, order, confirm).await,
+            (OrderState::Placed, Some(_)) => {
+                self.confirm_order(tenant, &order.item, &order.id).await
+            }
             _ => Ok(order),
         }
     }
 
     /// The saga's second step: the points held in the ledger, and the order placed until
-    /// the hold lapses; the unit given back if the ledger refuses them.
-    async fn hold_points(&self, tenant: &TenantId, order: Order) -> ServiceResult<Order> {
+    /// the hold lapses, or confirmed at once (`confirm`: the item's kind); the unit given
+    /// back if the ledger refuses them.
+    async fn hold_points(
+        &self,
+        tenant: &TenantId,
+        order: Order,
+        confirm: Option<&ItemKind>,
+    ) -> ServiceResult<Order> {
         let ledger = self.ledger("holding an order's points")?;
         let hold = ledger.redeem(hold_request(&order)).await;
         let hold = match hold {
@@ -327,8 +333,19 @@ impl Campaigns {
         };
         let mut placed = order.moved(OrderState::Placed, self.now_ms(), Some(hold.expires_at_ms));
         placed.hold_id = Some(hold.hold_id);
-        self.settle_order(tenant, &order, OrderState::Placed, Some(placed))
-            .await
+        match confirm {
+            // Cut short after the capture, the order stays pending: the sweep undoes it,
+            // and the refund finds the capture by its key and reverses it.
+            Some(kind) => {
+                let placed_event = self.order_event(&placed, "mall_order_placed");
+                self.take_points(tenant, &order, placed, kind, vec![placed_event])
+                    .await
+            }
+            None => {
+                self.settle_order(tenant, &order, OrderState::Placed, Some(placed))
+                    .await
+            }
+        }
     }
 
     /// Moves `order` from its state to `to` (as `next` when given, else as it is), with the
@@ -340,12 +357,26 @@ impl Campaigns {
         to: OrderState,
         next: Option<Order>,
     ) -> ServiceResult<Order> {
+        self.settle_order_after(tenant, order, to, next, Vec::new())
+            .await
+    }
+
+    /// [`Self::settle_order`], with `before`: the events of states the order passed through
+    /// on the way, written with it.
+    pub(super) async fn settle_order_after(
+        &self,
+        tenant: &TenantId,
+        order: &Order,
+        to: OrderState,
+        next: Option<Order>,
+        mut before: Vec<crate::events::CampaignEvent>,
+    ) -> ServiceResult<Order> {
         let next = next.unwrap_or_else(|| order.moved(to, self.now_ms(), None));
         let name = format!("mall_order_{}", to.label());
-        let event = self.order_event(&next, &name);
+        before.push(self.order_event(&next, &name));
         match self
             .store
-            .settle_order(tenant, order.state, &next, vec![event])
+            .settle_order(tenant, order.state, &next, before)
             .await?
         {
             OrderSettled::Yes(o) | OrderSettled::NotFrom(o) => Ok(*o),

@@ -7,6 +7,7 @@
 
 use super::Campaigns;
 use super::mall::{hold_request, key_parts, order_data, refused, same_member, step_key, wallet};
+use crate::events::CampaignEvent;
 use crate::mall::order::{Order, OrderState};
 use crate::mall::{Fulfilment, ItemKind};
 use loyalty_common::ServiceError;
@@ -51,32 +52,47 @@ impl Campaigns {
                 .await?;
             return Err(not_active(&lapsed, "its hold ran out; place it again"));
         }
+        let state = self.mall_item(tenant, item).await?;
+        self.take_points(tenant, &order, order.clone(), &state.item.kind, Vec::new())
+            .await
+    }
+
+    /// Takes the points `held` holds (the order as it would be placed) and gives what the
+    /// item's `kind` gives: the order moved from `stored` (as it is stored) to confirmed, or
+    /// to fulfilled when nothing is left to do, in one write with the events `before` it.
+    pub(super) async fn take_points(
+        &self,
+        tenant: &TenantId,
+        stored: &Order,
+        held: Order,
+        kind: &ItemKind,
+        before: Vec<CampaignEvent>,
+    ) -> ServiceResult<Order> {
         let ledger = self.ledger("taking an order's points")?;
         let captured = ledger
             .capture_hold(ledger_pb::HoldActionRequest {
-                wallet: Some(wallet(&order.tenant, &order.member)),
-                idempotency_key: step_key("mall-capture", key_parts(&order)),
-                hold_id: order.hold_id.clone().unwrap_or_default(),
+                wallet: Some(wallet(&held.tenant, &held.member)),
+                idempotency_key: step_key("mall-capture", key_parts(&held)),
+                hold_id: held.hold_id.clone().unwrap_or_default(),
             })
             .await;
         let captured = match captured {
             Ok(written) => written,
             Err(e) if e.code == ErrorCode::HoldNotActive => {
                 let lapsed = self
-                    .settle_order(tenant, &order, OrderState::Lapsed, None)
+                    .settle_order(tenant, stored, OrderState::Lapsed, None)
                     .await?;
                 return Err(not_active(&lapsed, "its hold ran out; place it again"));
             }
             Err(e) => return Err(e),
         };
-        let state = self.mall_item(tenant, item).await?;
-        let member = MemberId::parse(order.member.as_str())?;
-        let mut next = order.moved(OrderState::Confirmed, self.now_ms(), None);
+        let member = MemberId::parse(held.member.as_str())?;
+        let mut next = held.moved(OrderState::Confirmed, self.now_ms(), None);
         next.paid_entry = captured.entries.last().map(|e| e.entry_id.clone());
-        match &state.item.kind {
+        match kind {
             ItemKind::Gift { .. } => {}
             ItemKind::Coupon { template } => {
-                let key = step_key("mall-coupon", key_parts(&order));
+                let key = step_key("mall-coupon", key_parts(&held));
                 next.coupon = Some(self.issue(tenant, template, &member, &key).await?.code);
                 next.state = OrderState::Fulfilled;
             }
@@ -91,7 +107,8 @@ impl Campaigns {
             }
         }
         let to = next.state;
-        self.settle_order(tenant, &order, to, Some(next)).await
+        self.settle_order_after(tenant, stored, to, Some(next), before)
+            .await
     }
 
     /// Makes a confirmed pick-up order ready at its store: the answer carries the one-time
