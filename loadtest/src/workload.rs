@@ -292,6 +292,7 @@ impl Worker {
             reference: format!("r-{redeem_key}"),
             idempotency_key: redeem_key,
             points,
+            capture: false,
         };
         let hold = match client.redeem(redeem).await {
             Ok(reply) => reply.into_inner().hold,

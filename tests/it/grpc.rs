@@ -57,6 +57,7 @@ async fn health_and_stable_error_codes_over_grpc() {
             idempotency_key: "k1".into(),
             points: 5,
             reference: String::new(),
+            capture: false,
         })
         .await
         .unwrap_err();

@@ -63,6 +63,39 @@ pub(crate) async fn earn_redeem_reverse_and_balance(app: &TestApp) {
 }
 
 #[tokio::test]
+async fn a_redemption_taken_at_once_over_rest() {
+    let app = spawn_app().await;
+    let m = app.wallet("walk-2").await;
+    let earned = app
+        .post(
+            &format!("{m}/earnings"),
+            json!({"order_id": "A2", "order_total": 25000}),
+        )
+        .await;
+    assert_eq!(
+        earned.body["balance"]["points_available"], 250,
+        "{earned:?}"
+    );
+    let taken = app
+        .post(
+            &format!("{m}/redemptions"),
+            json!({"points": 100, "reference": "till-7", "capture": true}),
+        )
+        .await;
+    assert_eq!(taken.status, 200, "{taken:?}");
+    assert_eq!(taken.body["balance"]["points_available"], 150);
+    assert_eq!(taken.body["balance"]["points_held"], 0);
+    let kinds: Vec<_> = taken.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].clone())
+        .collect();
+    assert_eq!(kinds, vec![json!("held"), json!("captured")]);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_replayed_post_returns_the_first_result_and_another_body_conflicts() {
     let app = spawn_app().await;
     replay_and_conflict(&app).await;

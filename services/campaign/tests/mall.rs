@@ -285,10 +285,11 @@ async fn an_order_confirmed_at_once_tells_every_state_it_passes() {
 }
 
 #[tokio::test]
-async fn an_order_confirmed_at_once_cut_short_after_the_capture_is_finished_by_a_retry_once() {
+async fn an_order_confirmed_at_once_cut_short_after_the_points_were_taken_is_finished_by_a_retry_once()
+ {
     let w = World::new().await;
     w.ledger.give("m1", 1_000).await;
-    w.ledger.lose_next("capture");
+    w.ledger.lose_next("redeem");
     let cut = w.place_at_once("m1", "o1").await;
     assert_eq!(cut.unwrap_err().code, ErrorCode::Unavailable);
     assert_eq!(w.state("o1").await, OrderState::Pending);
@@ -306,10 +307,10 @@ async fn an_order_confirmed_at_once_cut_short_after_the_capture_is_finished_by_a
 }
 
 #[tokio::test]
-async fn an_order_confirmed_at_once_cut_short_after_the_capture_is_undone_by_the_sweep() {
+async fn an_order_confirmed_at_once_cut_short_after_the_points_were_taken_is_undone_by_the_sweep() {
     let w = World::new().await;
     w.ledger.give("m1", 1_000).await;
-    w.ledger.lose_next("capture");
+    w.ledger.lose_next("redeem");
     let cut = w.place_at_once("m1", "o1").await;
     assert_eq!(cut.unwrap_err().code, ErrorCode::Unavailable);
 
@@ -321,11 +322,33 @@ async fn an_order_confirmed_at_once_cut_short_after_the_capture_is_undone_by_the
     assert_eq!(
         w.ledger.points("m1").await,
         (1_000, 0),
-        "the capture found by its key and reversed"
+        "what was taken found by the hold's key and reversed"
     );
     assert_eq!(w.taken().await, 0, "the unit back in stock");
     assert_eq!(restarted.refund_orders().await.unwrap(), 0, "once");
     assert_eq!(w.ledger.points("m1").await, (1_000, 0));
+}
+
+#[tokio::test]
+async fn a_retry_that_asks_otherwise_than_the_first_call_finds_what_the_ledger_did() {
+    let w = World::new().await;
+    w.ledger.give("m1", 1_000).await;
+    // Taken at once, the reply lost; retried without confirming: confirmed all the same.
+    w.ledger.lose_next("redeem");
+    assert!(w.place_at_once("m1", "taken").await.is_err());
+    let taken = w.place("m1", "taken").await.unwrap();
+    assert_eq!(taken.state, OrderState::Confirmed, "the points were taken");
+    assert!(taken.paid_entry.is_some());
+    assert_eq!(w.ledger.points("m1").await, (700, 0));
+    // Held, the reply lost; retried confirming at once: the hold is captured.
+    w.ledger.give("m2", 1_000).await;
+    w.ledger.lose_next("redeem");
+    assert!(w.place("m2", "held").await.is_err());
+    assert_eq!(w.ledger.points("m2").await, (700, 300));
+    let held = w.place_at_once("m2", "held").await.unwrap();
+    assert_eq!(held.state, OrderState::Confirmed);
+    assert_eq!(w.ledger.points("m2").await, (700, 0), "taken once");
+    assert_eq!(w.taken().await, 2);
 }
 
 #[tokio::test]

@@ -67,13 +67,17 @@ impl EarnBody {
     }
 }
 
-/// Sets points aside for a redemption; capture or void the returned hold.
+/// Sets points aside for a redemption; capture or void the returned hold. With `capture`,
+/// the points are taken at once instead (the hold made and captured in one write).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemBody {
     pub points: i64,
     #[serde(default)]
     pub reference: String,
+    /// Take the points at once; a key used with the other value is an idempotency conflict.
+    #[serde(default)]
+    pub capture: bool,
 }
 
 /// Reverses an earn or a captured redemption, fully or in part.

@@ -18,6 +18,11 @@ pub enum Command {
         points: i64,
         reference: String,
     },
+    /// A redemption taken at once: held and captured in one write.
+    RedeemNow {
+        points: i64,
+        reference: String,
+    },
     Capture {
         hold: HoldId,
     },
@@ -67,6 +72,7 @@ impl Command {
             Command::Open => "open",
             Command::Earn { .. } => "earn",
             Command::Redeem { .. } => "redeem",
+            Command::RedeemNow { .. } => "redeem_now",
             Command::Capture { .. } => "capture",
             Command::Void { .. } => "void",
             Command::Reverse { .. } => "reverse",

@@ -194,6 +194,12 @@ impl Ledger {
             Command::Redeem { points, reference } => {
                 hold = Some(tx.hold(*points, reference, rules.hold_ttl_secs)?)
             }
+            Command::RedeemNow { points, reference } => {
+                let held = tx.hold(*points, reference, rules.hold_ttl_secs)?;
+                let taken = tx.take_hold(held.hold_id, true)?;
+                tx.capture(taken);
+                hold = Some(held);
+            }
             Command::Capture { hold: id } | Command::Void { hold: id } => {
                 let existed = tx.head.holds.iter().any(|h| h.hold_id == *id)
                     || self

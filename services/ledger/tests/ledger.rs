@@ -138,6 +138,61 @@ async fn holds_capture_void_and_expire_by_themselves() {
 }
 
 #[tokio::test]
+async fn a_redemption_taken_at_once_holds_and_captures_in_one_write() {
+    let h = Harness::new();
+    let w = h.wallet("m1").await;
+    h.earn(&w, 50_000).await; // 500 points
+    let key = IdempotencyKey::parse("till-7").unwrap();
+    let now = || Command::RedeemNow {
+        points: 120,
+        reference: "gift".into(),
+    };
+    let first = h.ledger.execute(&w, &key, now()).await.unwrap();
+    let kinds: Vec<_> = first.outcome.entries.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EntryKind::Held, EntryKind::Captured]);
+    let hold = first.outcome.hold.clone().unwrap();
+    assert_eq!(first.outcome.entries[1].hold_id, Some(hold.hold_id));
+    let balance = h.ledger.balance(&w).await.unwrap();
+    assert_eq!((balance.points_available, balance.points_held), (380, 0));
+
+    let again = h.ledger.execute(&w, &key, now()).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        again.outcome, first.outcome,
+        "a retry answers with the same write"
+    );
+    let held_only = Command::Redeem {
+        points: 120,
+        reference: "gift".into(),
+    };
+    let other = h.ledger.execute(&w, &key, held_only).await.unwrap_err();
+    assert_eq!(
+        other.code,
+        ErrorCode::IdempotencyConflict,
+        "held is not taken"
+    );
+    let late = h
+        .run(&w, Command::Capture { hold: hold.hold_id })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        late.code,
+        ErrorCode::HoldNotActive,
+        "nothing left to capture"
+    );
+
+    let captured = first.outcome.entries[1].id;
+    let reverse = Command::Reverse {
+        entry: captured,
+        points: None,
+        reason: "returned".into(),
+    };
+    h.run(&w, reverse).await.unwrap();
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 500);
+    h.assert_entries_sum_to_balance(&w).await;
+}
+
+#[tokio::test]
 async fn pending_points_activate_after_the_lock_period() {
     let h = Harness::new();
     let w = h.wallet("m1").await;

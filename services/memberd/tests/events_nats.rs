@@ -81,6 +81,7 @@ async fn every_ledger_operation_yields_exactly_its_events() {
         idempotency_key: key.into(),
         points: 100,
         reference: "basket".into(),
+        capture: false,
     };
     let held = keep(
         ledger

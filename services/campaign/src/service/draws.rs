@@ -403,6 +403,7 @@ fn hold_request(entry: &Entry) -> ledger_pb::RedeemRequest {
         idempotency_key: key("hold", entry),
         points: entry.cost_points,
         reference: format!("draw:{}/{}", entry.draw, entry.id),
+        capture: false,
     }
 }
 

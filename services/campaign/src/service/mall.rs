@@ -16,6 +16,7 @@ use chrono::TimeZone;
 use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_ledger::client::LedgerClient;
 use loyalty_proto::ledger::v1 as ledger_pb;
 
 /// Items listed per page at most.
@@ -71,15 +72,49 @@ pub(super) fn wallet(tenant: &str, member: &str) -> ledger_pb::WalletRef {
     }
 }
 
-/// The ledger's hold of `order`'s points, under a key of the order: asked again, it answers
-/// with the hold it made.
-pub(super) fn hold_request(order: &Order) -> ledger_pb::RedeemRequest {
+/// The ledger's hold of `order`'s points, under a key of the order, taken at once when
+/// `take`: asked again, it answers with the hold it made.
+pub(super) fn hold_request(order: &Order, take: bool) -> ledger_pb::RedeemRequest {
     ledger_pb::RedeemRequest {
         wallet: Some(wallet(&order.tenant, &order.member)),
         idempotency_key: step_key("mall-hold", key_parts(order)),
         points: order.price.points,
         reference: format!("mall:{}/{}", order.item, order.id),
+        capture: take,
     }
+}
+
+/// What the ledger did for an order under its hold's key.
+pub(super) struct Held {
+    pub hold: ledger_pb::Hold,
+    /// The entry that took the points, when they were taken at once.
+    pub taken: Option<String>,
+}
+
+/// Holds `order`'s points in the ledger, or takes them at once when `take`. The key may
+/// already hold the other kind (a retry that asks otherwise than the first call did, the
+/// sweep undoing an order taken at once): the ledger refuses that as a conflict, and the
+/// other kind's answer tells what was done.
+pub(super) async fn hold_in_ledger(
+    ledger: &dyn LedgerClient,
+    order: &Order,
+    take: bool,
+) -> ServiceResult<Held> {
+    let written = match ledger.redeem(hold_request(order, take)).await {
+        Err(e) if e.code == ErrorCode::IdempotencyConflict => {
+            ledger.redeem(hold_request(order, !take)).await?
+        }
+        other => other?,
+    };
+    let hold = written
+        .hold
+        .ok_or_else(|| ServiceError::internal("the ledger held the points without a hold"))?;
+    let taken = written
+        .entries
+        .iter()
+        .find(|e| e.kind == "captured")
+        .map(|e| e.entry_id.clone());
+    Ok(Held { hold, taken })
 }
 
 /// The period of `limit` that `now_ms` falls in, by the calendar of `zone` (an order's, an
@@ -186,10 +221,11 @@ impl Campaigns {
         let state = self.mall_item(tenant, item_id).await?;
         // Confirmed at once, the order goes from pending to confirmed in one write, which
         // also carries the `placed` event: the same events as two calls, a write fewer.
-        let confirm = request.confirm.then_some(&state.item.kind);
+        let confirm = request.confirm;
+        let kind = &state.item.kind;
         if let Some(stored) = self.store.order_of(tenant, item_id, order_id).await? {
             return self
-                .resume(tenant, same_member(stored, member)?, confirm)
+                .resume(tenant, same_member(stored, member)?, kind, confirm)
                 .await;
         }
         let order = self
@@ -197,9 +233,9 @@ impl Campaigns {
             .await?;
         let event = self.order_event(&order, "mall_order_pending");
         match self.store.place(&order, vec![event]).await? {
-            Placed::Yes => self.hold_points(tenant, order, confirm).await,
+            Placed::Yes => self.hold_points(tenant, order, kind, confirm).await,
             Placed::Exists(stored) => {
-                self.resume(tenant, same_member(*stored, member)?, confirm)
+                self.resume(tenant, same_member(*stored, member)?, kind, confirm)
                     .await
             }
             Placed::SoldOut => Err(ServiceError::new(
@@ -291,37 +327,35 @@ impl Campaigns {
     }
 
     /// A stored order answering a retry: a pending one's saga is taken on from its hold, a
-    /// placed one confirmed when the retry asks for that (`confirm`: the item's kind).
+    /// placed one confirmed when the retry asks for that.
     async fn resume(
         &self,
         tenant: &TenantId,
         order: Order,
-        confirm: Option<&ItemKind>,
+        kind: &ItemKind,
+        confirm: bool,
     ) -> ServiceResult<Order> {
         match (order.state, confirm) {
-            (OrderState::Pending, _) => self.hold_points(tenant, order, confirm).await,
-            (OrderState::Placed, Some(_)) => {
-                self.confirm_order(tenant, &order.item, &order.id).await
-            }
+            (OrderState::Pending, _) => self.hold_points(tenant, order, kind, confirm).await,
+            (OrderState::Placed, true) => self.confirm_order(tenant, &order.item, &order.id).await,
             _ => Ok(order),
         }
     }
 
     /// The saga's second step: the points held in the ledger, and the order placed until
-    /// the hold lapses, or confirmed at once (`confirm`: the item's kind); the unit given
-    /// back if the ledger refuses them.
+    /// the hold lapses; or, to `confirm` it, the points taken at once and the order
+    /// confirmed (its kind of item delivered). The unit is given back if the ledger refuses
+    /// the points.
     async fn hold_points(
         &self,
         tenant: &TenantId,
         order: Order,
-        confirm: Option<&ItemKind>,
+        kind: &ItemKind,
+        confirm: bool,
     ) -> ServiceResult<Order> {
         let ledger = self.ledger("holding an order's points")?;
-        let hold = ledger.redeem(hold_request(&order)).await;
-        let hold = match hold {
-            Ok(written) => written.hold.ok_or_else(|| {
-                ServiceError::internal("the ledger held the points without a hold")
-            })?,
+        let held = match hold_in_ledger(ledger, &order, confirm).await {
+            Ok(held) => held,
             Err(e) if refused(e.code) => {
                 self.settle_order(tenant, &order, OrderState::Failed, None)
                     .await?;
@@ -331,17 +365,27 @@ impl Campaigns {
             // the same order id or undone by the sweep after the grace time.
             Err(e) => return Err(e),
         };
-        let mut placed = order.moved(OrderState::Placed, self.now_ms(), Some(hold.expires_at_ms));
-        placed.hold_id = Some(hold.hold_id);
-        match confirm {
-            // Cut short after the capture, the order stays pending: the sweep undoes it,
-            // and the refund finds the capture by its key and reverses it.
-            Some(kind) => {
-                let placed_event = self.order_event(&placed, "mall_order_placed");
-                self.take_points(tenant, &order, placed, kind, vec![placed_event])
+        let mut placed = order.moved(
+            OrderState::Placed,
+            self.now_ms(),
+            Some(held.hold.expires_at_ms),
+        );
+        placed.hold_id = Some(held.hold.hold_id);
+        // Taken at once, the order goes from pending to confirmed in one write, which also
+        // carries the `placed` event: the same events as two calls, a write fewer.
+        let placed_event = || vec![self.order_event(&placed, "mall_order_placed")];
+        match (held.taken, confirm) {
+            (Some(entry), _) => {
+                let before = placed_event();
+                self.deliver(tenant, &order, placed, entry, kind, before)
                     .await
             }
-            None => {
+            // Held by an earlier call that did not confirm: taken now.
+            (None, true) => {
+                let before = placed_event();
+                self.take_points(tenant, &order, placed, kind, before).await
+            }
+            (None, false) => {
                 self.settle_order(tenant, &order, OrderState::Placed, Some(placed))
                     .await
             }

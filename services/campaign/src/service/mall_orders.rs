@@ -6,7 +6,7 @@
 //! and undoes sagas cut short.
 
 use super::Campaigns;
-use super::mall::{hold_request, key_parts, order_data, refused, same_member, step_key, wallet};
+use super::mall::{hold_in_ledger, key_parts, order_data, refused, same_member, step_key, wallet};
 use crate::events::CampaignEvent;
 use crate::mall::order::{Order, OrderState};
 use crate::mall::{Fulfilment, ItemKind};
@@ -86,9 +86,29 @@ impl Campaigns {
             }
             Err(e) => return Err(e),
         };
+        let paid = captured
+            .entries
+            .last()
+            .map(|e| e.entry_id.clone())
+            .unwrap_or_default();
+        self.deliver(tenant, stored, held, paid, kind, before).await
+    }
+
+    /// Gives what the item's `kind` gives for `held`, whose points `paid` took: a coupon
+    /// issued; stored value, a service or a donation fulfilled at once; a gift confirmed, to
+    /// hand over. The order moved from `stored` in one write with the events `before` it.
+    pub(super) async fn deliver(
+        &self,
+        tenant: &TenantId,
+        stored: &Order,
+        held: Order,
+        paid: String,
+        kind: &ItemKind,
+        before: Vec<CampaignEvent>,
+    ) -> ServiceResult<Order> {
         let member = MemberId::parse(held.member.as_str())?;
         let mut next = held.moved(OrderState::Confirmed, self.now_ms(), None);
-        next.paid_entry = captured.entries.last().map(|e| e.entry_id.clone());
+        next.paid_entry = Some(paid).filter(|p| !p.is_empty());
         match kind {
             ItemKind::Gift { .. } => {}
             ItemKind::Coupon { template } => {
@@ -260,15 +280,19 @@ impl Campaigns {
         }
     }
 
-    /// Undoes a saga cut short: the hold it may have made is found by its key (asking for
-    /// it again answers with it, or makes one that is then given back with it), and the
-    /// order fails, which gives both back.
+    /// Undoes a saga cut short: the hold it may have made, or the points it may have taken
+    /// at once, is found by its key (asking for a hold again answers with either, or makes
+    /// one that is then given back with it), and the order fails, which gives both back.
     async fn undo_order(&self, tenant: &TenantId, order: Order) -> ServiceResult<Order> {
         let ledger = self.ledger("undoing an order")?;
-        let held = ledger.redeem(hold_request(&order)).await;
+        let held = hold_in_ledger(ledger, &order, false).await;
         let mut failed = order.moved(OrderState::Failed, self.now_ms(), None);
         match held {
-            Ok(written) => failed.hold_id = written.hold.map(|h| h.hold_id),
+            // Taken at once: the refund reverses what was taken.
+            Ok(held) => {
+                failed.hold_id = Some(held.hold.hold_id);
+                failed.paid_entry = held.taken;
+            }
             // Nothing was held, nor can be.
             Err(e) if refused(e.code) => {}
             // The ledger unreachable: the next sweep tries again.

@@ -181,6 +181,7 @@ impl WalletWrite for RedeemBody {
             idempotency_key: key,
             points: self.points,
             reference: self.reference,
+            capture: self.capture,
         };
         ledger.redeem(request).await
     }

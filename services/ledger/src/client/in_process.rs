@@ -51,9 +51,11 @@ impl LedgerClient for InProcessLedger {
 
     async fn redeem(&self, r: pb::RedeemRequest) -> ServiceResult<pb::WriteResult> {
         let command = (|| {
-            Ok(Command::Redeem {
-                points: positive("points", r.points)?,
-                reference: text("reference", r.reference.clone(), false)?,
+            let points = positive("points", r.points)?;
+            let reference = text("reference", r.reference.clone(), false)?;
+            Ok(match r.capture {
+                true => Command::RedeemNow { points, reference },
+                false => Command::Redeem { points, reference },
             })
         })();
         self.write(r.wallet, &r.idempotency_key, command).await
