@@ -71,41 +71,41 @@ print("server %s n=%d p50_ms<=%g p99_ms<=%g p999_ms<=%g max_ms<=%g over_20ms=%d"
 }
 
 if want 1; then
-step "1. throughput: $rounds rounds of PostgreSQL earn, then memberd earn and the echo ceiling ($secs s each)"
-pg_tps=() earn_tps=() echo_tps=()
-for round in $(seq "$rounds"); do
-  pg=$(bash "$baseline" "$secs" 16 10000 | grep '^pg-baseline earn ')
-  pg_tps+=("$(field tps <<<"$pg")")
+  step "1. throughput: $rounds rounds of PostgreSQL earn, then memberd earn and the echo ceiling ($secs s each)"
+  pg_tps=() earn_tps=() echo_tps=()
+  for round in $(seq "$rounds"); do
+    pg=$(bash "$baseline" "$secs" 16 10000 | grep '^pg-baseline earn ')
+    pg_tps+=("$(field tps <<<"$pg")")
+    fresh_memberd
+    out=$(target/release/loadgen bench --target "http://$grpc" --seconds "$secs" --clients 64 \
+      --members 10000 --phases earn,echo 2>&1 | grep '^phase=')
+    earn_tps+=("$(grep '^phase=earn ' <<<"$out" | field throughput_per_s)")
+    echo_tps+=("$(grep '^phase=echo ' <<<"$out" | field throughput_per_s)")
+    echo "round $round: pg=${pg_tps[-1]}/s earn=${earn_tps[-1]}/s echo=${echo_tps[-1]}/s"
+  done
+  pg_med=$(printf '%s\n' "${pg_tps[@]}" | median)
+  earn_med=$(printf '%s\n' "${earn_tps[@]}" | median)
+  echo_med=$(printf '%s\n' "${echo_tps[@]}" | median)
+  awk -v e="$earn_med" -v c="$echo_med" -v p="$pg_med" 'BEGIN {
+    printf "medians: earn=%.0f/s echo=%.0f/s pg=%.0f/s ratio earn/echo=%.3f (target 0.5) earn/pg=%.2f (target 3)\n", e, c, p, e / c, e / p }'
+
+  half_pg=$(awk -v p="$pg_med" 'BEGIN { printf "%d", p / 2 }')
+  step "2. latency at half PostgreSQL's peak ($half_pg/s), $long s each"
+  PG_RATE=$half_pg bash "$baseline" "$long" 16 10000 | grep 'earn-at-rate'
   fresh_memberd
-  out=$(target/release/loadgen bench --target "http://$grpc" --seconds "$secs" --clients 64 \
-    --members 10000 --phases earn,echo 2>&1 | grep '^phase=')
-  earn_tps+=("$(grep '^phase=earn ' <<<"$out" | field throughput_per_s)")
-  echo_tps+=("$(grep '^phase=echo ' <<<"$out" | field throughput_per_s)")
-  echo "round $round: pg=${pg_tps[-1]}/s earn=${earn_tps[-1]}/s echo=${echo_tps[-1]}/s"
-done
-pg_med=$(printf '%s\n' "${pg_tps[@]}" | median)
-earn_med=$(printf '%s\n' "${earn_tps[@]}" | median)
-echo_med=$(printf '%s\n' "${echo_tps[@]}" | median)
-awk -v e="$earn_med" -v c="$echo_med" -v p="$pg_med" 'BEGIN {
-  printf "medians: earn=%.0f/s echo=%.0f/s pg=%.0f/s ratio earn/echo=%.3f (target 0.5) earn/pg=%.2f (target 3)\n", e, c, p, e / c, e / p }'
+  target/release/loadgen bench --target "http://$grpc" --seconds "$long" --clients 64 \
+    --members 10000 --phases earn-at-half --open-loop-rate "$half_pg" 2>&1 | grep '^phase='
+  server_side grpc_request_duration_seconds 'Earn"' earn
+  server_side ledger_store_commit_seconds '' commit
 
-half_pg=$(awk -v p="$pg_med" 'BEGIN { printf "%d", p / 2 }')
-step "2. latency at half PostgreSQL's peak ($half_pg/s), $long s each"
-PG_RATE=$half_pg bash "$baseline" "$long" 16 10000 | grep 'earn-at-rate'
-fresh_memberd
-target/release/loadgen bench --target "http://$grpc" --seconds "$long" --clients 64 \
-  --members 10000 --phases earn-at-half --open-loop-rate "$half_pg" 2>&1 | grep '^phase='
-server_side grpc_request_duration_seconds 'Earn"' earn
-server_side ledger_store_commit_seconds '' commit
-
-half_own=$(awk -v e="$earn_med" 'BEGIN { printf "%d", e / 2 }')
-step "3. memberd at half its own peak ($half_own/s), $long s"
-fresh_memberd
-target/release/loadgen bench --target "http://$grpc" --seconds "$long" --clients 64 \
-  --members 10000 --phases earn-at-half --open-loop-rate "$half_own" 2>&1 | grep '^phase='
-server_side grpc_request_duration_seconds 'Earn"' earn
-server_side ledger_store_commit_seconds '' commit
-server_side ledger_store_checkpoint_seconds '' checkpoint
+  half_own=$(awk -v e="$earn_med" 'BEGIN { printf "%d", e / 2 }')
+  step "3. memberd at half its own peak ($half_own/s), $long s"
+  fresh_memberd
+  target/release/loadgen bench --target "http://$grpc" --seconds "$long" --clients 64 \
+    --members 10000 --phases earn-at-half --open-loop-rate "$half_own" 2>&1 | grep '^phase='
+  server_side grpc_request_duration_seconds 'Earn"' earn
+  server_side ledger_store_commit_seconds '' commit
+  server_side ledger_store_checkpoint_seconds '' checkpoint
 fi
 
 want 4 || exit 0
