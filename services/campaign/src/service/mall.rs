@@ -219,8 +219,6 @@ impl Campaigns {
     ) -> ServiceResult<Order> {
         code::check_id("order_id", order_id)?;
         let state = self.mall_item(tenant, item_id).await?;
-        // Confirmed at once, the order goes from pending to confirmed in one write, which
-        // also carries the `placed` event: the same events as two calls, a write fewer.
         let confirm = request.confirm;
         let kind = &state.item.kind;
         if let Some(stored) = self.store.order_of(tenant, item_id, order_id).await? {
@@ -371,24 +369,21 @@ impl Campaigns {
             Some(held.hold.expires_at_ms),
         );
         placed.hold_id = Some(held.hold.hold_id);
-        // Taken at once, the order goes from pending to confirmed in one write, which also
+        if held.taken.is_none() && !confirm {
+            return self
+                .settle_order(tenant, &order, OrderState::Placed, Some(placed))
+                .await;
+        }
+        // Confirmed at once, the order goes from pending to confirmed in one write, which also
         // carries the `placed` event: the same events as two calls, a write fewer.
-        let placed_event = || vec![self.order_event(&placed, "mall_order_placed")];
-        match (held.taken, confirm) {
-            (Some(entry), _) => {
-                let before = placed_event();
+        let before = vec![self.order_event(&placed, "mall_order_placed")];
+        match held.taken {
+            Some(entry) => {
                 self.deliver(tenant, &order, placed, entry, kind, before)
                     .await
             }
             // Held by an earlier call that did not confirm: taken now.
-            (None, true) => {
-                let before = placed_event();
-                self.take_points(tenant, &order, placed, kind, before).await
-            }
-            (None, false) => {
-                self.settle_order(tenant, &order, OrderState::Placed, Some(placed))
-                    .await
-            }
+            None => self.take_points(tenant, &order, placed, kind, before).await,
         }
     }
 

@@ -288,7 +288,7 @@ impl Campaigns {
         let held = hold_in_ledger(ledger, &order, false).await;
         let mut failed = order.moved(OrderState::Failed, self.now_ms(), None);
         match held {
-            // Taken at once: the refund reverses what was taken.
+            // The refund voids the hold, or reverses the points taken at once.
             Ok(held) => {
                 failed.hold_id = Some(held.hold.hold_id);
                 failed.paid_entry = held.taken;
