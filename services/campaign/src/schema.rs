@@ -4,11 +4,18 @@
 use loyalty_common::schema::Migration;
 
 /// Every migration, in order; a test checks this list against the files.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "campaign",
-    text: include_str!("../schema/0001_campaign.cql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "campaign",
+        text: include_str!("../schema/0001_campaign.cql"),
+    },
+    Migration {
+        version: 2,
+        name: "campaign_leases",
+        text: include_str!("../schema/0002_campaign_leases.cql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -31,6 +38,7 @@ mod tests {
             "changes",
             "relay_progress",
             "relay_lease",
+            "scheduler_leases",
             "change_readers",
         ] {
             assert!(tables.contains_key(table), "{table}");

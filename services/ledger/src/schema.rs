@@ -4,11 +4,18 @@
 use loyalty_common::schema::Migration;
 
 /// Every migration, in order; a test checks this list against the files.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "ledger",
-    text: include_str!("../schema/0001_ledger.cql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "ledger",
+        text: include_str!("../schema/0001_ledger.cql"),
+    },
+    Migration {
+        version: 2,
+        name: "ledger_leases",
+        text: include_str!("../schema/0002_ledger_leases.cql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {
@@ -38,6 +45,7 @@ mod tests {
                 "relay_lease",
                 "relay_progress",
                 "rules",
+                "scheduler_leases",
                 "schema_migrations",
                 "transfers",
                 "wallets"

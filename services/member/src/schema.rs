@@ -15,6 +15,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "member_birthdays",
         text: include_str!("../schema/0002_member_birthdays.cql"),
     },
+    Migration {
+        version: 3,
+        name: "member_leases",
+        text: include_str!("../schema/0003_member_leases.cql"),
+    },
 ];
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod config;
 pub mod coupons;
 pub mod export;
+pub mod health_check;
 pub mod identity;
 pub mod identity_feed;
 pub mod import;
@@ -12,6 +13,7 @@ pub mod members;
 pub mod migrate;
 mod publication;
 pub mod roles;
+pub mod schedule;
 pub mod storage;
 
 use anyhow::Context;

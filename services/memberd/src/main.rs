@@ -66,6 +66,13 @@ enum Command {
     /// Applies the CQL migrations the keyspaces on ScyllaDB lack (`[scylla]` in the
     /// configuration); safe to run again, and while memberd runs.
     Migrate,
+    /// Exits with 0 when the memberd at `http_addr` is ready (`/readyz` answers 200), else 1:
+    /// a container health check that needs no shell.
+    Health {
+        /// Ask this URL instead.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -184,6 +191,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             unmasked,
         } => export(config, &tenant, &out, unmasked),
         Command::Coupons { command } => coupons(config, command),
+        Command::Health { url } => {
+            let url = url.unwrap_or_else(|| memberd::health_check::readiness_url(&config.http_addr));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(memberd::health_check::check(&url))?;
+            println!("ready: {url}");
+            Ok(())
+        }
         Command::Migrate => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(memberd::migrate::run(&config.scylla))

@@ -3,6 +3,7 @@
 
 use crate::config::{MemberSettings, MemberdConfig};
 use crate::roles::platform::PlatformWork;
+use crate::schedule::{SchedulerLease, run_every};
 use crate::storage::{ScyllaStorage, Storage};
 use anyhow::Context;
 use base64::Engine;
@@ -17,7 +18,7 @@ use loyalty_member::vault::MasterKey;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -87,31 +88,40 @@ pub fn start_on(
     Ok(Arc::new(members))
 }
 
-/// The member service's scheduled work until shutdown: segments whose refresh is due, and
-/// every `review_interval_secs` a review of every member's tier and a scoring run, for
-/// every tenant, and a purge of erased members' old rows. A tenant's failure is logged and
-/// does not hold up the others; a review that failed anywhere runs again at the next turn.
+/// The member service's scheduled work until shutdown, while this process holds `lease`:
+/// segments whose refresh is due, and every `review_interval_secs` a review of every member's
+/// tier and a scoring run, for every tenant, and a purge of erased members' old rows. A
+/// tenant's failure is logged and does not hold up the others; a review that failed anywhere
+/// runs again at the next turn.
 pub async fn schedule(
     members: Arc<Members>,
     settings: MemberSettings,
     platform: PlatformWork,
-    mut shutdown: watch::Receiver<bool>,
+    lease: Arc<SchedulerLease>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let tick = Duration::from_secs(settings.segments_check_secs.max(1));
     let review = Duration::from_secs(settings.review_interval_secs);
-    let mut last_review: Option<Instant> = None;
-    loop {
-        let review_due = !review.is_zero() && last_review.is_none_or(|at| at.elapsed() >= review);
-        let started = Instant::now();
-        let turn = platform.run("member-schedule", scheduled_turn(&members, review_due));
-        if turn.await && review_due {
-            last_review = Some(started);
+    // When this process last finished a whole review; a replica that takes the lease over
+    // reviews at its first turn.
+    let last_review: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let turn = || {
+        let (members, platform, last_review) =
+            (Arc::clone(&members), platform.clone(), Arc::clone(&last_review));
+        async move {
+            let last = *last_review.lock().unwrap_or_else(|e| e.into_inner());
+            let review_due = !review.is_zero() && last.is_none_or(|at| at.elapsed() >= review);
+            let started = Instant::now();
+            let ok = platform
+                .run("member-schedule", scheduled_turn(&members, review_due))
+                .await;
+            if ok && review_due {
+                *last_review.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
+            }
+            ok
         }
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-    }
+    };
+    run_every("member-schedule", lease, tick, shutdown, turn).await;
 }
 
 /// One turn of scheduled work; whether all of it succeeded.

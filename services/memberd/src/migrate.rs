@@ -7,6 +7,7 @@ use loyalty_identity::store::cql::IdentityStatements;
 use loyalty_ledger::store::cql::LedgerStatements;
 use loyalty_member::store::cql::MemberStatements;
 use loyalty_scylla::ScyllaConfig;
+use loyalty_scylla::lease::LeaseStatements;
 use loyalty_scylla::relay::RelayStatements;
 use loyalty_scylla::statements::StatementDef;
 
@@ -57,6 +58,7 @@ pub fn statement_catalogue() -> Vec<(&'static [&'static str], StatementDef)> {
         .chain(tagged(IDENTITY, IdentityStatements::definitions()))
         .chain(tagged(CAMPAIGN, CampaignStatements::definitions()))
         .chain(tagged(OUTBOXES, RelayStatements::definitions()))
+        .chain(tagged(OUTBOXES, LeaseStatements::definitions()))
         .chain(tagged(
             EVERY,
             loyalty_scylla::migrate::statement_definitions(),

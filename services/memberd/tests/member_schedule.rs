@@ -58,6 +58,7 @@ async fn the_schedule_refreshes_due_segments_and_stops_on_shutdown() {
         members.clone(),
         settings,
         platform,
+        std::sync::Arc::new(memberd::schedule::SchedulerLease::Sole),
         stopped,
     ));
 

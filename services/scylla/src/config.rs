@@ -69,6 +69,11 @@ pub struct ScyllaConfig {
     /// their outbox rows at LOCAL_QUORUM, which sees every write acknowledged there, and
     /// could miss one still replicating from the other region.
     pub relay_datacenter: Option<String>,
+    /// The role to log in as where the cluster requires authentication
+    /// (`PasswordAuthenticator`); unset, no credentials are sent.
+    pub user: Option<String>,
+    /// That role's password (`MEMBERD_SCYLLA__PASSWORD`, from a secret store, never the file).
+    pub password: Option<loyalty_common::config::Secret>,
 }
 
 impl Default for ScyllaConfig {
@@ -86,6 +91,8 @@ impl Default for ScyllaConfig {
             speculative_retry_ms: 50,
             tablets: false,
             relay_datacenter: None,
+            user: None,
+            password: None,
         }
     }
 }
@@ -162,6 +169,12 @@ impl ScyllaConfig {
                     "{:?} is not one of the datacenters in scylla.replication",
                     self.local_datacenter
                 ),
+            ));
+        }
+        if self.user.is_some() != self.password.is_some() {
+            return Err(problem(
+                "user",
+                "set both scylla.user and scylla.password (MEMBERD_SCYLLA__PASSWORD), or neither",
             ));
         }
         for (setting, ms) in [
@@ -242,7 +255,7 @@ mod tests {
     #[test]
     fn settings_that_cannot_work_are_refused_with_what_to_do() {
         type Change = fn(&mut ScyllaConfig);
-        let cases: [(Change, &str); 6] = [
+        let cases: [(Change, &str); 7] = [
             (|c| c.nodes.clear(), "nodes"),
             (|c| c.keyspace_prefix = "Loyalty".into(), "keyspace_prefix"),
             (|c| c.keyspace_prefix = "a;b".into(), "keyspace_prefix"),
@@ -254,6 +267,7 @@ mod tests {
                 "replication",
             ),
             (|c| c.local_datacenter = "us".into(), "local_datacenter"),
+            (|c| c.user = Some("memberd".into()), "user"),
         ];
         for (change, setting) in cases {
             let mut c = two_regions();

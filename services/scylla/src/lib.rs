@@ -10,6 +10,7 @@ pub mod body;
 pub mod config;
 pub mod conformance;
 pub mod cql_check;
+pub mod lease;
 pub mod migrate;
 pub mod relay;
 pub mod session;

@@ -83,8 +83,11 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
         .speculative_execution_policy(None)
         .build()
         .into_handle_with_label("relay_writes".into());
-    let session = SessionBuilder::new()
-        .known_nodes(&config.nodes)
+    let mut builder = SessionBuilder::new().known_nodes(&config.nodes);
+    if let (Some(user), Some(password)) = (&config.user, &config.password) {
+        builder = builder.user(user, password.expose());
+    }
+    let session = builder
         // Client-side write times, increasing within the process: consecutive overwrites of
         // one row (a reader's saved position) land in the order they were made, whichever
         // coordinators took them.

@@ -4,6 +4,7 @@
 //! service.
 
 use super::Process;
+use crate::schedule::{SchedulerLease, run_every};
 use super::platform::PlatformWork;
 use crate::storage::{ScyllaStorage, Storage};
 use anyhow::Context;
@@ -98,27 +99,23 @@ pub async fn start(
         }
     }
     let sweep = Duration::from_secs(settings.sweep_interval_secs.max(1));
-    let swept = Arc::clone(&campaigns);
-    process.tasks.push(tokio::spawn(every(
-        sweep,
-        (platform.clone(), "campaign-sweep"),
-        process.shutdown.clone(),
-        move || {
-            let campaigns = Arc::clone(&swept);
-            async move { sweep_round(&campaigns).await }
-        },
-    )));
+    let (swept, sweeper) = (Arc::clone(&campaigns), platform.clone());
+    let lease = SchedulerLease::of(process, "campaign", "campaign-sweep").await?;
+    let shutdown = process.shutdown.clone();
+    process.tasks.push(tokio::spawn(async move {
+        let round = || sweeper.run("campaign-sweep", sweep_round(&swept));
+        run_every("campaign-sweep", lease, sweep, shutdown, round).await;
+        Ok(())
+    }));
     let payout = Duration::from_millis(settings.payout_interval_ms.max(10));
     let paying = Arc::clone(&campaigns);
-    process.tasks.push(tokio::spawn(every(
-        payout,
-        (platform, "campaign-payout"),
-        process.shutdown.clone(),
-        move || {
-            let campaigns = Arc::clone(&paying);
-            async move { pay_out_round(&campaigns).await }
-        },
-    )));
+    let lease = SchedulerLease::of(process, "campaign", "campaign-payout").await?;
+    let shutdown = process.shutdown.clone();
+    process.tasks.push(tokio::spawn(async move {
+        let round = || platform.run("campaign-payout", pay_out_round(&paying));
+        run_every("campaign-payout", lease, payout, shutdown, round).await;
+        Ok(())
+    }));
     let checks = process.caller_checks()?.context(
         "the campaign service's gRPC port needs the identity service: set identity_endpoint",
     )?;
@@ -140,31 +137,12 @@ pub fn remote(process: &Process<'_>) -> anyhow::Result<Arc<dyn CampaignClient>> 
     Ok(Arc::new(GrpcCampaignClient::new(transport)))
 }
 
-/// Runs `round` every `interval` until shutdown, each run as the platform's work named `what`.
-async fn every<F, R>(
-    interval: Duration,
-    (platform, what): (PlatformWork, &'static str),
-    mut shutdown: watch::Receiver<bool>,
-    round: F,
-) -> anyhow::Result<()>
-where
-    F: Fn() -> R,
-    R: Future<Output = ()>,
-{
-    loop {
-        platform.run(what, round()).await;
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
-        }
-    }
-}
-
 /// One round of the sweep: it releases lapsed coupon holds and flash-sale claims, finishes
 /// redemptions, rewards, mall orders and draw entries cut short, lapses mall orders not
 /// confirmed in time, rewards birthdays and announces coupons about to lapse; each step on its own, a failed
 /// one logged and tried again on the next round.
-async fn sweep_round(campaigns: &Campaigns) {
+async fn sweep_round(campaigns: &Campaigns) -> bool {
+    let mut ok = true;
     match campaigns.recover().await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
@@ -172,6 +150,7 @@ async fn sweep_round(campaigns: &Campaigns) {
             "coupon redemptions cut short were finished or undone"
         ),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "recovering coupon redemptions failed; retrying")
         }
     }
@@ -179,6 +158,7 @@ async fn sweep_round(campaigns: &Campaigns) {
         Ok(0) => {}
         Ok(n) => tracing::info!(released = n, "coupon holds that lapsed were given back"),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "releasing lapsed coupon holds failed; retrying")
         }
     }
@@ -189,6 +169,7 @@ async fn sweep_round(campaigns: &Campaigns) {
             "campaign rewards cut short were paid or released"
         ),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "finishing campaign rewards cut short failed; retrying")
         }
     }
@@ -199,12 +180,16 @@ async fn sweep_round(campaigns: &Campaigns) {
             rewarded = s.rewarded,
             "birthdays swept"
         ),
-        Err(e) => tracing::warn!(error = %e.message, "the birthday sweep failed; retrying"),
+        Err(e) => {
+            ok = false;
+            tracing::warn!(error = %e.message, "the birthday sweep failed; retrying")
+        }
     }
     match campaigns.lapse_claims().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(lapsed = n, "flash-sale claims that lapsed were given back"),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "giving back lapsed flash-sale claims failed; retrying")
         }
     }
@@ -215,6 +200,7 @@ async fn sweep_round(campaigns: &Campaigns) {
             "mall orders that lapsed or were cut short were given back"
         ),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "sweeping the mall's orders failed; retrying")
         }
     }
@@ -222,6 +208,7 @@ async fn sweep_round(campaigns: &Campaigns) {
         Ok(0) => {}
         Ok(n) => tracing::info!(voided = n, "lucky-draw entries cut short were voided"),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "sweeping lucky-draw entries failed; retrying")
         }
     }
@@ -229,20 +216,24 @@ async fn sweep_round(campaigns: &Campaigns) {
         Ok(0) => {}
         Ok(n) => tracing::info!(announced = n, "coupons about to lapse were announced"),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "announcing lapsing coupons failed; retrying")
         }
     }
+    ok
 }
 
 /// One round of payouts: campaign results counted, coupons' bonus points and draws' prizes
 /// paid, and mall orders' and voided entries' points given back through the ledger (all read
 /// the store's outbox); a round that fails is logged and resumed from where it stopped on
 /// the next one.
-async fn pay_out_round(campaigns: &Campaigns) {
+async fn pay_out_round(campaigns: &Campaigns) -> bool {
+    let mut ok = true;
     match campaigns.tally_results().await {
         Ok(0) => {}
         Ok(facts) => tracing::debug!(facts, "campaign results counted"),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "counting campaign results failed; retrying")
         }
     }
@@ -254,6 +245,7 @@ async fn pay_out_round(campaigns: &Campaigns) {
             "coupons' bonus points paid"
         ),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "paying coupons' bonus points failed; retrying")
         }
     }
@@ -261,6 +253,7 @@ async fn pay_out_round(campaigns: &Campaigns) {
         Ok(0) => {}
         Ok(n) => tracing::debug!(entries = n, "lucky-draw prizes paid and costs given back"),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "paying lucky-draw prizes failed; retrying")
         }
     }
@@ -271,9 +264,11 @@ async fn pay_out_round(campaigns: &Campaigns) {
             "mall orders' points given back or value credited"
         ),
         Err(e) => {
+            ok = false;
             tracing::warn!(error = %e.message, "settling mall orders in the ledger failed; retrying")
         }
     }
+    ok
 }
 
 /// Rewards members from triggered campaigns as `spec`'s events arrive, until shutdown: each

@@ -2,6 +2,7 @@
 //! and its gRPC service behind the guard.
 
 use super::Process;
+use crate::schedule::{SchedulerLease, run_every};
 use crate::storage::ScyllaStorage;
 use anyhow::Context;
 use loyalty_common::SystemClock;
@@ -31,9 +32,11 @@ pub async fn start(process: &mut Process<'_>) -> anyhow::Result<LedgerRole> {
     let (ports, feed, store) = open_store(process).await?;
     let ledger = Ledger::new(ports, Arc::new(SystemClock::default()));
     let interval = Duration::from_millis(config.scheduler_interval_ms.max(10));
+    let lease = SchedulerLease::of(process, "ledger", "ledger-housekeeping").await?;
     let (scheduled, shutdown) = (Arc::clone(&ledger), process.shutdown.clone());
     process.tasks.push(tokio::spawn(async move {
-        scheduler::run(scheduled, interval, shutdown).await;
+        let round = || scheduler::tick(&scheduled);
+        run_every("ledger-housekeeping", lease, interval, shutdown, round).await;
         Ok(())
     }));
     if let Some(events) = process.events {

@@ -4,6 +4,7 @@
 use super::Process;
 use super::platform::PlatformWork;
 use crate::members;
+use crate::schedule::SchedulerLease;
 use anyhow::Context;
 use loyalty_identity::grpc_guard::Guarded;
 use loyalty_ledger::client::LedgerClient;
@@ -48,8 +49,9 @@ pub async fn start(
     );
     // The review reads points from the ledger when tiers are measured in points.
     let platform = PlatformWork::of(config, "member")?;
+    let lease = SchedulerLease::of(process, "member", "member-schedule").await?;
     process.tasks.push(tokio::spawn(async move {
-        members::schedule(scheduled, settings, platform, shutdown).await;
+        members::schedule(scheduled, settings, platform, lease, shutdown).await;
         Ok(())
     }));
     // Its port serves personal data: it never runs without checking its callers.
