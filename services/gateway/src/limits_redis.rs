@@ -96,6 +96,7 @@ impl RedisRateLimits {
             .map_err(|e| {
                 format!("Redis at {url} cannot run the rate-limit script ({e}); use Redis 5 or later, not a cluster")
             })?;
+        tokio::spawn(watch_connection(limits.connection.clone(), timeout));
         Ok(limits)
     }
 
@@ -161,8 +162,24 @@ impl RateLimits for RedisRateLimits {
     }
 }
 
+/// How often the connection's state (`redis_connected`) is checked when no request asks.
+const CONNECTION_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps `redis_connected` (1 or 0) current with a PING every few seconds, for the alert on a
+/// gateway that counts nothing; the connection manager reconnects on the next command.
+async fn watch_connection(mut connection: ConnectionManager, timeout: Duration) {
+    loop {
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        let up = matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)));
+        metrics::gauge!("redis_connected").set(f64::from(u8::from(up)));
+        tokio::time::sleep(CONNECTION_CHECK_EVERY).await;
+    }
+}
+
 /// Lets a request through uncounted, and says so (in the log at most once a second).
 fn unavailable(why: &str) {
+    metrics::gauge!("redis_connected").set(0.0);
     static LAST_WARNED_SEC: AtomicU64 = AtomicU64::new(0);
     metrics::counter!("gateway_rate_limit_unavailable_total").increment(1);
     let now = SystemTime::now()

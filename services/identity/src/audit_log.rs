@@ -154,7 +154,10 @@ async fn append_loop(
         }
         for (tenant, items) in by_tenant {
             let (events, replies): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+            let count = events.len() as u64;
             let result = append(&*repo, &mut heads, &tenant, events).await;
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            metrics::counter!("audit_appends_total", "outcome" => outcome).increment(count);
             // Flagged before the replies: whoever syncs after a reply syncs this record.
             unsynced.store(true, Ordering::SeqCst);
             for reply in replies {

@@ -18,11 +18,64 @@ use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use std::marker::PhantomData;
+use std::time::Instant;
 
 /// A prepared statement binding `B` and returning rows of `R` (`()` when it returns none).
 pub struct Stmt<B, R> {
     pub prepared: PreparedStatement,
+    timing: OpMetrics,
     types: PhantomData<fn(B) -> R>,
+}
+
+/// `store_operation_duration_seconds{service,table,op}` and
+/// `store_operation_errors_total{service,table,op}` of one statement, registered once when it
+/// is prepared so that running it costs no label lookups.
+#[derive(Clone)]
+struct OpMetrics {
+    service: String,
+    table: String,
+    duration: metrics::Histogram,
+    errors: metrics::Counter,
+}
+
+impl OpMetrics {
+    fn new(service: &str, table: &str, op: &str) -> Self {
+        let labels = [
+            ("service", service.to_string()),
+            ("table", table.to_string()),
+            ("op", op.to_string()),
+        ];
+        Self {
+            service: service.to_string(),
+            table: table.to_string(),
+            duration: metrics::histogram!("store_operation_duration_seconds", &labels),
+            errors: metrics::counter!("store_operation_errors_total", &labels),
+        }
+    }
+
+    fn observe<T>(&self, started: Instant, result: &ServiceResult<T>) {
+        self.duration.record(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.errors.increment(1);
+        }
+    }
+}
+
+/// The service a keyspace belongs to (`loyalty_ledger` → `ledger`): keyspaces are
+/// `<prefix>_<service>`.
+fn service_of(keyspace: &str) -> &str {
+    keyspace.rsplit('_').next().unwrap_or(keyspace)
+}
+
+/// The table a statement reads or writes: the name after `{keyspace}.`.
+fn table_of(cql: &str) -> &str {
+    let Some((_, after)) = cql.split_once("{keyspace}.") else {
+        return "unknown";
+    };
+    let end = after
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(after.len());
+    &after[..end]
 }
 
 /// What `statements!` records of each statement, for the offline checks.
@@ -189,12 +242,20 @@ where
         prepared.set_is_idempotent(!is_conditional(cql));
         Ok(Self {
             prepared,
+            timing: OpMetrics::new(service_of(keyspace), table_of(cql), name),
             types: PhantomData,
         })
     }
 
     /// Every row (one page: the statement's own LIMIT bounds it).
     pub async fn rows(&self, session: &Session, binds: B) -> ServiceResult<Vec<R>> {
+        let started = Instant::now();
+        let result = self.read_rows(session, binds).await;
+        self.timing.observe(started, &result);
+        result
+    }
+
+    async fn read_rows(&self, session: &Session, binds: B) -> ServiceResult<Vec<R>> {
         let result = session
             .execute_unpaged(&self.prepared, binds)
             .await
@@ -220,6 +281,16 @@ where
         binds: B,
         page_size: i32,
     ) -> ServiceResult<Vec<R>>
+    where
+        B: Clone,
+    {
+        let started = Instant::now();
+        let result = self.read_pages(session, binds, page_size).await;
+        self.timing.observe(started, &result);
+        result
+    }
+
+    async fn read_pages(&self, session: &Session, binds: B, page_size: i32) -> ServiceResult<Vec<R>>
     where
         B: Clone,
     {
@@ -249,22 +320,28 @@ where
 impl<B: SerializeRow> Stmt<B, ()> {
     /// Runs a statement that returns no rows.
     pub async fn run(&self, session: &Session, binds: B) -> ServiceResult<()> {
-        session
+        let started = Instant::now();
+        let result = session
             .execute_unpaged(&self.prepared, binds)
             .await
-            .map_err(|e| unavailable("write", e))?;
-        Ok(())
+            .map(|_| ())
+            .map_err(|e| unavailable("write", e));
+        self.timing.observe(started, &result);
+        result
     }
 }
 
 impl<B: SerializeRow> Stmt<B, AppliedRow> {
     /// Runs a conditional statement: whether it applied.
     pub async fn applied(&self, session: &Session, binds: B) -> ServiceResult<bool> {
+        let started = Instant::now();
         let result = session
             .execute_unpaged(&self.prepared, binds)
             .await
-            .map_err(|e| unavailable("conditional write", e))?;
-        first_applied(result)
+            .map_err(|e| unavailable("conditional write", e))
+            .and_then(first_applied);
+        self.timing.observe(started, &result);
+        result
     }
 }
 
@@ -286,6 +363,8 @@ pub struct BatchWrite {
     batch: Batch,
     values: Vec<BoxedRow>,
     conditional: bool,
+    /// Timed as its first statement's table, with `op="batch"`.
+    timing: Option<OpMetrics>,
 }
 
 impl Default for BatchWrite {
@@ -294,6 +373,7 @@ impl Default for BatchWrite {
             batch: Batch::new(BatchType::Logged),
             values: Vec::new(),
             conditional: false,
+            timing: None,
         }
     }
 }
@@ -304,6 +384,10 @@ impl BatchWrite {
         B: SerializeRow + Send + Sync + 'static,
     {
         self.conditional |= !statement.prepared.get_is_idempotent();
+        if self.timing.is_none() {
+            let first = &statement.timing;
+            self.timing = Some(OpMetrics::new(&first.service, &first.table, "batch"));
+        }
         self.batch.append_statement(statement.prepared.clone());
         self.values.push(Box::new(binds));
     }
@@ -331,15 +415,20 @@ impl BatchWrite {
                 .set_execution_profile_handle(Some(profile.clone()));
         }
         self.batch.set_is_idempotent(!self.conditional);
+        let started = Instant::now();
+        let conditional = self.conditional;
         let result = session
             .batch(&self.batch, &self.values)
             .await
-            .map_err(|e| unavailable("batch write", e))?;
-        if self.conditional {
-            first_applied(result)
-        } else {
-            Ok(true)
+            .map_err(|e| unavailable("batch write", e))
+            .and_then(|result| match conditional {
+                true => first_applied(result),
+                false => Ok(true),
+            });
+        if let Some(timing) = &self.timing {
+            timing.observe(started, &result);
         }
+        result
     }
 }
 
@@ -387,4 +476,24 @@ macro_rules! statements {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_is_timed_under_its_service_and_table() {
+        assert_eq!(service_of("loyalty_ledger"), "ledger");
+        assert_eq!(service_of("eu_west_loyalty_member"), "member");
+        assert_eq!(
+            table_of("SELECT seq FROM {keyspace}.change_readers WHERE reader = ?"),
+            "change_readers"
+        );
+        assert_eq!(
+            table_of("UPDATE {keyspace}.wallets USING TTL ? SET holder = ?"),
+            "wallets"
+        );
+        assert_eq!(table_of("SELECT now() FROM system.local"), "unknown");
+    }
 }

@@ -294,8 +294,12 @@ impl IdentityService {
             {
                 return Err(unauthenticated("the session was ended; log in again"));
             }
+            metrics::counter!("cache_lookups_total", "cache" => "identity_verified_tokens", "result" => "hit")
+                .increment(1);
             return Ok(principal);
         }
+        metrics::counter!("cache_lookups_total", "cache" => "identity_verified_tokens", "result" => "miss")
+            .increment(1);
         let claims = self.verifier.verify(credential, self.now())?;
         let staff = claims
             .sub

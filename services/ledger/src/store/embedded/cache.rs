@@ -18,6 +18,9 @@ pub struct CommittedCache<K, V> {
     /// update happened in the key's shard between its read of the store and its fill; the lock
     /// makes check-and-fill atomic against the writer's update.
     generations: Vec<Mutex<u64>>,
+    /// `cache_lookups_total{cache,result}` of readers' lookups, registered once.
+    hits: metrics::Counter,
+    misses: metrics::Counter,
 }
 
 impl<K, V> CommittedCache<K, V>
@@ -25,11 +28,13 @@ where
     K: Eq + Hash + Clone,
     V: Clone,
 {
-    /// A cache of at most `capacity` values (at least one).
-    pub fn new(capacity: usize) -> Self {
+    /// A cache of at most `capacity` values (at least one), reported as `name`.
+    pub fn new(name: &'static str, capacity: usize) -> Self {
         Self {
             cache: Cache::new(capacity.max(1)),
             generations: (0..SHARDS).map(|_| Mutex::new(0)).collect(),
+            hits: metrics::counter!("cache_lookups_total", "cache" => name, "result" => "hit"),
+            misses: metrics::counter!("cache_lookups_total", "cache" => name, "result" => "miss"),
         }
     }
 
@@ -53,8 +58,10 @@ where
     /// writer updated anything meanwhile (then `load()` may have read a row already replaced).
     pub fn get_or_load<E>(&self, key: &K, load: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
         if let Some(value) = self.cache.get(key) {
+            self.hits.increment(1);
             return Ok(value);
         }
+        self.misses.increment(1);
         let before = *self.lock(key);
         let value = load()?;
         let generation = self.lock(key);
@@ -81,7 +88,7 @@ mod tests {
 
     #[test]
     fn a_fill_that_raced_a_writer_update_is_not_cached() {
-        let cache: CommittedCache<&str, u32> = CommittedCache::new(8);
+        let cache: CommittedCache<&str, u32> = CommittedCache::new("test", 8);
         // The reader loads version 1 while the writer commits version 2.
         let loaded = cache.get_or_load(&"k", || {
             cache.put("k", 2);
@@ -93,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_quiet_fill_is_cached_and_bounded() {
-        let cache: CommittedCache<u32, u32> = CommittedCache::new(4);
+        let cache: CommittedCache<u32, u32> = CommittedCache::new("test", 4);
         assert_eq!(cache.get_or_load(&1, || Ok::<_, ()>(10)), Ok(10));
         assert_eq!(
             cache.get_or_load(&1, || Err(())),
