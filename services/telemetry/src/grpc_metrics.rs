@@ -7,7 +7,12 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tower::{Layer, Service};
 
-/// Records `grpc_requests_total{method,code}` and `grpc_request_duration_seconds{method}`.
+/// The metadata key the stable error code travels in (`loyalty_common::error::CODE_METADATA_KEY`;
+/// repeated, not imported, so that telemetry stays below every other crate).
+const ERROR_CODE_HEADER: &str = "x-error-code";
+
+/// Records `grpc_requests_total{method,code,error}` (`code` the gRPC status number, `error`
+/// the stable error code or `none`) and `grpc_request_duration_seconds{method}`.
 #[derive(Clone, Copy, Default)]
 pub struct GrpcMetricsLayer;
 
@@ -62,21 +67,27 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
-        // tonic puts the status in headers for immediate errors; trailers are not visible here,
-        // so a missing header means the call reached the handler and its status is in trailers.
-        let code = match &result {
-            Ok(resp) => resp
-                .headers()
-                .get("grpc-status")
+        // A unary call's error is a trailers-only response: its status (and the stable code
+        // beside it) are in the headers seen here. A missing status means the call succeeded,
+        // or is a stream whose status comes in trailers, which this layer does not see.
+        let header = |name: &str| {
+            result
+                .as_ref()
+                .ok()
+                .and_then(|resp| resp.headers().get(name))
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or("0")
-                .to_string(),
-            Err(_) => "transport".to_string(),
+                .map(str::to_string)
         };
+        let code = match &result {
+            Ok(_) => header("grpc-status").unwrap_or_else(|| "0".into()),
+            Err(_) => "transport".into(),
+        };
+        let error = header(ERROR_CODE_HEADER).unwrap_or_else(|| "none".into());
         let method = std::mem::take(this.method);
         metrics::histogram!("grpc_request_duration_seconds", "method" => method.clone())
             .record(this.started.elapsed().as_secs_f64());
-        metrics::counter!("grpc_requests_total", "method" => method, "code" => code).increment(1);
+        metrics::counter!("grpc_requests_total", "method" => method, "code" => code, "error" => error)
+            .increment(1);
         Poll::Ready(result)
     }
 }
