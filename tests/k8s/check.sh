@@ -192,6 +192,15 @@ step "rules and dashboards query only metrics memberd exports"
 "$PY" tests/k8s/render_checks.py metrics "${renders[@]}" || fail "a query names a metric or label memberd does not export"
 ok
 
+step "every alert is explained in docs/operations/kubernetes.md"
+"$PY" tests/k8s/render_checks.py alerts docs/operations/kubernetes.md "$OUT/render/all-features.yaml" ||
+  fail "an alert is not explained in docs/operations/kubernetes.md"
+ok
+
+step "every chart value is documented in $CHART/README.md"
+"$PY" tests/k8s/render_checks.py values "$CHART" || fail "a value of $CHART/values.yaml is missing from $CHART/README.md"
+ok
+
 step "policy self-test: every rule flags its fixture (tests/k8s/fixtures)"
 "$PY" tests/k8s/policy.py --self-test || fail "tests/k8s/policy.py missed or over-reported a violation in its fixtures"
 ok

@@ -11,6 +11,12 @@
                                      query is one memberd exports (METRICS below) or a
                                      recording rule of the chart, and every label they group
                                      or match by belongs to it
+  render_checks.py values CHART      every value of CHART/values.yaml is in the table of
+                                     CHART/README.md (per service as `<service>.key`)
+  render_checks.py alerts DOC FILE.. every alert of the rendered PrometheusRules has a
+                                     "### <alert>" section in DOC (what it means, what to
+                                     do), and DOC's "## Alerts" has no section of an alert
+                                     that no longer exists
   render_checks.py rules OUT FILE... writes the PrometheusRules' groups as one rules file for
                                      promtool
 """
@@ -207,6 +213,66 @@ def check_metrics(paths):
     return 1 if problems else 0
 
 
+SERVICES = ("gateway", "identity", "ledger", "member", "campaign")
+# Values whose keys are data (datacenter names, label names) or a whole Kubernetes object:
+# documented as one row.
+WHOLE = ("scylla.replication", "dashboards.labels", "podSecurityContext", "securityContext",
+         "<service>.resources", "<service>.pdb", "single.resources", "single.pdb",
+         "migrate.resources", "ingress.hosts", "networkPolicy.monitoringFrom")
+
+
+def check_values_documented(chart):
+    with open(os.path.join(chart, "values.yaml")) as f:
+        values = yaml.safe_load(f)
+    with open(os.path.join(chart, "README.md")) as f:
+        readme = f.read()
+    readme = re.sub(r"^```.*?^```", "", readme, flags=re.S | re.M)  # code blocks
+    documented = set(re.findall(r"`([^`\n]+)`", readme))
+    missing = []
+
+    def walk(node, path):
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, f"{path}.{k}" if path else k)
+            return
+        parts = path.split(".")
+        if parts[0] in SERVICES:
+            parts[0] = "<service>"
+        generic = ".".join(parts)
+        prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+        if generic in documented or path in documented or prefixes & set(WHOLE):
+            return
+        missing.append(path)
+
+    walk(values, "")
+    for m in missing:
+        print(f"  FAIL {chart}/values.yaml: {m} is not in {chart}/README.md")
+    print(f"values: every value of {chart}/values.yaml is documented" if not missing
+          else f"values: {len(missing)} value(s) undocumented")
+    return 1 if missing else 0
+
+
+def check_alerts_documented(doc, paths):
+    alerts = set()
+    for _, d in load(paths):
+        if d.get("kind") == "PrometheusRule":
+            alerts |= {r["alert"] for g in d["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    with open(doc) as f:
+        text = f.read()
+    section = text.split("\n## Alerts", 1)[1].split("\n## ", 1)[0] if "\n## Alerts" in text else ""
+    headings = set(re.findall(r"^### (\S+)\s*$", section, re.M))
+    problems = [f"{a} has no '### {a}' section under '## Alerts' in {doc}" for a in sorted(alerts - headings)]
+    problems += [f"{doc} documents {h}, which no rule defines" for h in sorted(headings - alerts)]
+    for p in problems:
+        print(f"  FAIL {p}")
+    if not alerts:
+        print("alerts: no PrometheusRule in the renders")
+        return 1
+    print(f"alerts: {len(alerts)} alert(s), each documented in {doc}" if not problems
+          else f"alerts: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
 def write_rules(out, paths):
     groups = []
     for _, doc in load(paths):
@@ -223,6 +289,10 @@ def main(argv):
         return check_config(argv[1:])
     if len(argv) >= 2 and argv[0] == "metrics":
         return check_metrics(argv[1:])
+    if len(argv) == 2 and argv[0] == "values":
+        return check_values_documented(argv[1])
+    if len(argv) >= 3 and argv[0] == "alerts":
+        return check_alerts_documented(argv[1], argv[2:])
     if len(argv) >= 3 and argv[0] == "rules":
         return write_rules(argv[1], argv[2:])
     print(__doc__)
