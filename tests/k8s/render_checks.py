@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 METRICS = {
     "http_requests_total": {"route", "method", "status", "code"},
     "http_request_duration_seconds": {"route", "method"},
-    "grpc_requests_total": {"method", "code"},
+    "grpc_requests_total": {"method", "code", "error"},
     "grpc_request_duration_seconds": {"method"},
     "store_operation_duration_seconds": {"service", "table", "op"},
     "store_operation_errors_total": {"service", "table", "op"},
