@@ -127,6 +127,13 @@ render region-a -f k8s/region-a/values.yaml
 render region-b -f k8s/region-b/values.yaml
 render all-features -f "$CHART/ci/all-features-values.yaml"
 renders=("$OUT"/render/*.yaml)
+# NOTES.txt is rendered only by install; a client-side dry run renders it without a cluster.
+for mode in split single; do
+  "$HELM" install "$RELEASE" "$CHART" -n "$NAMESPACE" --dry-run=client --set mode=$mode >"$OUT/notes-$mode.txt" 2>&1 ||
+    { cat "$OUT/notes-$mode.txt"; fail "NOTES.txt does not render in $mode mode"; }
+  grep -q '^NOTES:' "$OUT/notes-$mode.txt" || fail "no NOTES in the $mode mode dry run"
+  echo "    NOTES.txt renders ($mode)"
+done
 ok
 
 # --- Schemas ----------------------------------------------------------------------------------
@@ -224,6 +231,17 @@ if [ -n "$PROMTOOL" ]; then
       echo "    rules of $(basename "$f") parse"
     fi
   done
+  "$PY" - "$OUT/rules.yaml" tests/k8s/rules-test.yaml <<'EOF' || fail "an alert has no test in tests/k8s/rules-test.yaml"
+import sys, yaml
+rules = yaml.safe_load(open(sys.argv[1]))
+alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+tests = open(sys.argv[2]).read()
+untested = sorted(a for a in alerts if f'alertname="{a}"' not in tests)
+for a in untested:
+    print(f"  FAIL no test in tests/k8s/rules-test.yaml makes {a} fire")
+print(f"rules-test: {len(alerts) - len(untested)} of {len(alerts)} alerts made to fire by a test")
+sys.exit(1 if untested else 0)
+EOF
   cp tests/k8s/rules-test.yaml "$OUT/rules-test.yaml"
   "$PROMTOOL" test rules "$OUT/rules-test.yaml" || fail "an alert fired or stayed silent against tests/k8s/rules-test.yaml"
   ok
