@@ -145,6 +145,11 @@ each service uses sets its config and egress.
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the REST API is served by this release: single mode, or the gateway enabled. */}}
+{{- define "memberd.apiEnabled" -}}
+{{- if or (eq .Values.mode "single") .Values.gateway.enabled -}}true{{- end -}}
+{{- end -}}
+
 {{- define "memberd.apiComponent" -}}
 {{- if eq .Values.mode "single" -}}all{{- else -}}gateway{{- end -}}
 {{- end -}}
