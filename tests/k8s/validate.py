@@ -52,7 +52,12 @@ def errors_of(validator, doc):
     out = []
     for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path)):
         where = "/".join(str(p) for p in e.absolute_path) or "(top)"
-        out.append(f"{where}: {e.message}")
+        message = e.message
+        if e.validator in ("oneOf", "anyOf") and e.schema.get("description"):
+            # "... is not valid under any of the given schemas" quotes the whole object;
+            # the schema's own words say what was wanted.
+            message = f"not what the schema allows: {e.schema['description']}"
+        out.append(f"{where}: {message}")
     return out
 
 
