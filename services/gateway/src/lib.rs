@@ -176,7 +176,9 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
         }))
 }
 
-/// Counts and times requests by route template (never the raw path: it holds member ids).
+/// Counts and times requests by route template (never the raw path: it holds member ids), each
+/// in a server span named after its method and route template, whose parent is the caller's
+/// W3C `traceparent` when the request carries one (and the trace is exported).
 async fn record_metrics(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
@@ -184,8 +186,26 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         .map_or("unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().to_string();
     let started = Instant::now();
-    let span = tracing::info_span!("http", method = %method, route = %route);
-    let response = tracing::Instrument::instrument(next.run(request), span).await;
+    // The OpenTelemetry fields stay empty (and out of the log lines) unless traces are
+    // exported.
+    let span = tracing::info_span!(
+        "http",
+        method = %method,
+        route = %route,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let traced = loyalty_telemetry::propagation::is_on();
+    if traced {
+        span.record("otel.name", format_args!("{method} {route}"));
+        span.record("otel.kind", "server");
+        loyalty_telemetry::propagation::set_remote_parent(&span, request.headers());
+    }
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    if traced {
+        span.record("http.response.status_code", response.status().as_u16());
+    }
     let status = response.status().as_u16().to_string();
     metrics::histogram!("http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
         .record(started.elapsed().as_secs_f64());

@@ -1,6 +1,7 @@
 //! How a service reaches another in a different process: a lazily connecting channel,
 //! balanced over the callee's replicas, with a deadline on every call, carrying the caller's
-//! credential, store and request id so the callee checks the caller itself. Service clients
+//! credential, store and request id so the callee checks the caller itself, and the W3C trace
+//! context so that its span joins the caller's trace. Service clients
 //! (`<service>::client`) are built on it; retries are theirs, since only they know which
 //! calls are idempotent.
 
@@ -66,6 +67,9 @@ pub fn connect(endpoints: &str, deadline: Duration) -> Result<Transport, String>
         if let Ok(forwarded) = FORWARDED.try_with(Clone::clone) {
             forward(request.headers_mut(), &forwarded);
         }
+        // The callee's span joins the caller's trace (`traceparent`); nothing is written
+        // unless this process exports traces.
+        loyalty_telemetry::propagation::inject_current(request.headers_mut());
         request
     });
     Ok(BoxCloneSyncService::new(channel))

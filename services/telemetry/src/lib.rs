@@ -4,13 +4,16 @@
 //! Spans and logs never carry personal data: member ids are pseudonymous platform ids, and request
 //! bodies are never logged.
 
+mod export;
 mod grpc_metrics;
+mod grpc_trace;
+pub mod propagation;
 
 pub use grpc_metrics::GrpcMetricsLayer;
+pub use grpc_trace::{GrpcTrace, GrpcTraceLayer};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 use tracing_subscriber::layer::SubscriberExt;
@@ -27,8 +30,21 @@ pub struct TelemetryConfig {
     pub filter: String,
     /// OTLP/gRPC endpoint for traces, e.g. `http://127.0.0.1:4317`; unset turns export off.
     pub otlp_endpoint: Option<String>,
-    /// Service name reported to the trace backend.
-    pub service_name: String,
+    /// Service name reported to the trace backend; unset: `memberd`, or `memberd-<target>`
+    /// once named for a target ([`TelemetryConfig::named_for`]).
+    pub service_name: Option<String>,
+}
+
+impl TelemetryConfig {
+    /// These settings for a process that plays `target` (`ledger`, `gateway`, ...): an unset
+    /// service name becomes `memberd-<target>`, so that each process of a platform run one
+    /// service per process is told apart in the trace backend.
+    pub fn named_for(mut self, target: &str) -> Self {
+        if self.service_name.is_none() {
+            self.service_name = Some(format!("memberd-{target}"));
+        }
+        self
+    }
 }
 
 impl Default for TelemetryConfig {
@@ -37,7 +53,7 @@ impl Default for TelemetryConfig {
             json: false,
             filter: "info,fjall=warn,lsm_tree=warn".into(),
             otlp_endpoint: None,
-            service_name: "memberd".into(),
+            service_name: None,
         }
     }
 }
@@ -45,12 +61,17 @@ impl Default for TelemetryConfig {
 /// Keeps the trace exporter alive; flushes it when dropped.
 pub struct TelemetryGuard {
     provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    /// The exporter's own runtime, when `init` ran outside one; outlives the last flush.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if let Some(provider) = self.provider.take() {
             let _ = provider.shutdown();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -68,14 +89,14 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, Box<dyn std::err
         tracing_subscriber::fmt::layer().with_target(true).boxed()
     };
     let mut provider = None;
+    let mut runtime = None;
     let otel_layer = match &config.otlp_endpoint {
         Some(endpoint) => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
-                .build()?;
+            let (exporter, own_runtime) = export::otlp(endpoint)?;
+            runtime = own_runtime;
+            let name = config.service_name.as_deref().unwrap_or("memberd");
             let resource = opentelemetry_sdk::Resource::builder()
-                .with_service_name(config.service_name.clone())
+                .with_service_name(name.to_string())
                 .build();
             let tracer_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
                 .with_batch_exporter(exporter)
@@ -92,7 +113,15 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, Box<dyn std::err
         .with(fmt_layer)
         .with(otel_layer)
         .try_init()?;
-    Ok(TelemetryGuard { provider })
+    if provider.is_some() {
+        // W3C trace context in and out of every request, call and event; only with export on,
+        // so that without it nothing on the wire changes.
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        propagation::turn_on();
+    }
+    Ok(TelemetryGuard { provider, runtime })
 }
 
 /// The process-wide Prometheus recorder, installed on first use so every test in one process

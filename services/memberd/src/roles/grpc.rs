@@ -69,6 +69,8 @@ impl GrpcServices {
             .context("building gRPC reflection")?;
         tonic::transport::Server::builder()
             .layer(loyalty_telemetry::GrpcMetricsLayer)
+            // A server span per call, child of the caller's trace context.
+            .layer(loyalty_telemetry::GrpcTraceLayer)
             .add_service(health)
             .add_service(reflection)
             .add_optional_service(self.ledger)
