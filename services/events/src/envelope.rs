@@ -46,11 +46,23 @@ pub struct Envelope {
     /// changes. Increasing per service; consumers may use it to order and to resume.
     pub sequence: u64,
     pub datacontenttype: String,
+    /// Extension attribute (CloudEvents distributed tracing): the W3C trace context of the
+    /// request whose write made the event, when that request was traced and the event is
+    /// published by the process that wrote it. Absent otherwise; never part of what makes
+    /// two copies of an event the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// Extension attribute: the W3C `tracestate` that goes with `traceparent`, if it has
+    /// vendor entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     /// The payload as JSON text: encoded once when the event is made, and copied as it is into
     /// every publication. [`Envelope::data_value`] parses it.
     pub data: Box<RawValue>,
 }
 
+/// The trace context is left out: a copy published again after a restart has lost it, and is
+/// still the same event.
 impl PartialEq for Envelope {
     fn eq(&self, other: &Self) -> bool {
         (
@@ -102,6 +114,8 @@ impl Envelope {
             schemaversion: SCHEMA_VERSION,
             sequence,
             datacontenttype: "application/json".into(),
+            traceparent: None,
+            tracestate: None,
             data,
         }
     }
@@ -217,6 +231,23 @@ mod tests {
         }
         assert_eq!(v["time"], "2023-11-14T22:13:20Z");
         let back: Envelope = serde_json::from_value(v).unwrap();
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn trace_context_is_an_attribute_only_when_there_is_one() {
+        let plain = serde_json::to_value(sample()).unwrap();
+        assert!(plain.get("traceparent").is_none(), "{plain}");
+        assert!(plain.get("tracestate").is_none(), "{plain}");
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut traced = sample();
+        traced.traceparent = Some(parent.into());
+        let v = serde_json::to_value(&traced).unwrap();
+        assert_eq!(v["traceparent"], parent);
+        assert!(v.get("tracestate").is_none(), "{v}");
+        let back: Envelope = serde_json::from_value(v).unwrap();
+        assert_eq!(back.traceparent.as_deref(), Some(parent));
+        // The same event, with or without the trace it was published in.
         assert_eq!(back, sample());
     }
 }

@@ -1,6 +1,7 @@
 //! The NATS JetStream adapter: one stream per service (`LOYALTY_LEDGER` holding
 //! `member.*.ledger.>`), created or updated from config, and publication with the event id as
-//! `Nats-Msg-Id` so JetStream drops a re-published copy.
+//! `Nats-Msg-Id` so JetStream drops a re-published copy, and the event's W3C trace context
+//! (`traceparent`, `tracestate`) when it has one.
 //!
 //! Every message also names the stream sequence it must follow (`Nats-Expected-Last-Sequence`),
 //! so the stream only ever holds an unbroken run of the batch. Without it, a connection lost
@@ -14,6 +15,7 @@ use crate::envelope::{Envelope, service_subjects};
 use async_nats::connection::State;
 use async_nats::jetstream::{self, stream};
 use async_trait::async_trait;
+use loyalty_telemetry::propagation::{TRACEPARENT, TRACESTATE};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -203,6 +205,13 @@ impl NatsBus {
             }
             if let Some(id) = previous.insert(event.service(), event.id.as_str()) {
                 headers.insert("Nats-Expected-Last-Msg-Id", id);
+            }
+            // W3C trace context, as HTTP carries it, for consumers that read headers only.
+            if let Some(traceparent) = &event.traceparent {
+                headers.insert(TRACEPARENT, traceparent.as_str());
+                if let Some(tracestate) = &event.tracestate {
+                    headers.insert(TRACESTATE, tracestate.as_str());
+                }
             }
             *tip += 1;
             let ack = self

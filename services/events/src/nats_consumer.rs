@@ -3,6 +3,9 @@
 //!
 //! JetStream's own limit is set one above `max_attempts`: the extra delivery of an event that
 //! was never settled (its handler died) is dead-lettered here instead of being dropped silently.
+//!
+//! A delivery's processing span is the child of the W3C trace context in the message's
+//! `traceparent` and `tracestate` headers.
 
 use crate::bus::BusError;
 use crate::envelope::Envelope;
@@ -14,6 +17,7 @@ use crate::subscribe::{
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use async_trait::async_trait;
 use futures::StreamExt;
+use loyalty_telemetry::propagation::{TRACEPARENT, TRACESTATE};
 use std::time::Duration;
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
@@ -117,10 +121,15 @@ impl Subscription for NatsSubscription {
                     .await?;
                 continue;
             }
+            let headers = settle.message.headers.as_ref();
+            let header = |name| headers.and_then(|h| h.get(name)).map(|v| v.as_str());
+            let carried = header(TRACEPARENT).map(|parent| (parent, header(TRACESTATE)));
+            let span = crate::trace::delivery_span(&event, &self.spec.durable, "nats", carried);
             return Ok(Delivery {
                 event,
                 attempt,
                 settle: Box::new(settle),
+                span,
             });
         }
     }

@@ -87,9 +87,19 @@ pub struct Delivery {
     /// 1 on the first delivery.
     pub attempt: u32,
     pub(crate) settle: Box<dyn Settle>,
+    /// Open from delivery to settlement.
+    pub(crate) span: tracing::Span,
 }
 
 impl Delivery {
+    /// The span of this delivery's processing, from its delivery to its settlement: a child
+    /// of the trace of the request that made the event, when it was traced. Handle the event
+    /// inside it (`handling.instrument(delivery.span().clone())`) for the handler's own spans
+    /// and calls to join that trace. A disabled span with trace export off.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     /// The event is handled: it is not delivered again.
     pub async fn ack(self) -> Result<(), BusError> {
         self.settle.ack().await

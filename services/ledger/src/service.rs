@@ -161,6 +161,8 @@ impl Ledger {
                 outcome: outcome.clone(),
             });
             commit.reversals = reversals;
+            // Each entry's event carries the trace of this request.
+            loyalty_events::trace::remember(|| commit.entries.iter().map(|e| e.id.to_string()));
             match self.ports.wallets.commit(commit).await? {
                 Applied::Yes => {
                     return Ok(Written {

@@ -44,6 +44,8 @@ impl MemberEvent {
         at: Timestamp,
         data: &impl Serialize,
     ) -> Self {
+        // The event carries the trace of the request whose write makes it.
+        loyalty_events::trace::remember(|| [id.clone()]);
         Self {
             id,
             tenant: tenant.into(),

@@ -284,7 +284,10 @@ enum Step {
 
 impl Inner {
     fn delivery(&self, position: u64, event: Envelope, attempt: u32) -> Box<Delivery> {
+        // No headers here: the trace context is the envelope's own attributes.
+        let span = crate::trace::delivery_span(&event, &self.spec.durable, "memberd", None);
         Box::new(Delivery {
+            span,
             event: event.clone(),
             attempt,
             settle: Box::new(EmbeddedSettle {
