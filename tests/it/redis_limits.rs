@@ -4,7 +4,7 @@
 
 use loyalty_gateway::limits::{RateLimitConfig, RateLimits, Scope};
 use loyalty_gateway::limits_redis::RedisRateLimits;
-use loyalty_tests::redis::RedisServer;
+use loyalty_gateway::testing::RedisServer;
 use loyalty_tests::spawn_app_with;
 use std::time::{Duration, Instant};
 

@@ -7,6 +7,7 @@
 
 pub mod bus;
 pub mod config;
+mod consumer_metrics;
 pub mod embedded;
 pub mod envelope;
 pub mod nats;

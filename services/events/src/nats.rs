@@ -29,6 +29,11 @@ pub async fn connect_client(
     events: Option<tokio::sync::mpsc::UnboundedSender<async_nats::Event>>,
 ) -> Result<async_nats::Client, BusError> {
     let max_delay = Duration::from_millis(config.max_reconnect_delay_ms.max(100));
+    // `nats_connected{client}`: 1 while this client is connected, for the alert on a
+    // process whose events wait in its outbox.
+    let connected = metrics::gauge!("nats_connected", "client" => name.to_string());
+    connected.set(0.0);
+    let watched = connected.clone();
     let mut options = async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
@@ -41,6 +46,11 @@ pub async fn connect_client(
         })
         .event_callback(move |event| {
             let events = events.clone();
+            match event {
+                async_nats::Event::Connected => watched.set(1.0),
+                async_nats::Event::Disconnected | async_nats::Event::Closed => watched.set(0.0),
+                _ => {}
+            }
             async move {
                 tracing::info!(%event, "nats connection event");
                 if let Some(events) = events {
@@ -65,10 +75,14 @@ pub async fn connect_client(
     if let (Some(cert), Some(key)) = (&config.tls_client_cert, &config.tls_client_key) {
         options = options.add_client_certificate(cert.clone(), key.clone());
     }
-    options
+    let client = options
         .connect(config.url.as_str())
         .await
-        .map_err(|e| BusError::Refused(format!("NATS url {}: {e}", config.url)))
+        .map_err(|e| BusError::Refused(format!("NATS url {}: {e}", config.url)))?;
+    if client.connection_state() == State::Connected {
+        connected.set(1.0);
+    }
+    Ok(client)
 }
 
 pub struct NatsBus {

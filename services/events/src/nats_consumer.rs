@@ -47,6 +47,7 @@ impl NatsBus {
 impl Subscriptions for NatsBus {
     async fn subscribe(&self, spec: SubscriptionSpec) -> Result<Box<dyn Subscription>, BusError> {
         check(&spec)?;
+        crate::consumer_metrics::started(&spec.durable);
         self.ensure_dead_letter_stream().await?;
         let stream_name = self.stream_settings().stream_name(&spec.service);
         let stream = self
@@ -98,6 +99,7 @@ impl Subscription for NatsSubscription {
                 .ok_or_else(|| unavailable("the consumer's message stream ended"))?
                 .map_err(unavailable)?;
             let attempt = message.info().map_err(unavailable)?.delivered.max(1) as u32;
+            crate::consumer_metrics::delivered(&self.spec.durable, attempt);
             let settle = NatsSettle {
                 js: self.js.clone(),
                 durable: self.spec.durable.clone(),
@@ -161,7 +163,7 @@ impl NatsSettle {
             .ack_with(AckKind::Term)
             .await
             .map_err(unavailable)?;
-        metrics::counter!("events_dead_letters_total").increment(1);
+        crate::consumer_metrics::dead_lettered(&self.durable);
         tracing::warn!(
             durable = %self.durable,
             subject = %self.message.subject,

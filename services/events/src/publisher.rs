@@ -146,6 +146,7 @@ impl Publisher {
                         // restart with nothing left to publish still reports its position.
                         metrics::gauge!("events_published_sequence", "service" => service)
                             .set(after as f64);
+                        metrics::gauge!("events_outbox_backlog", "service" => service).set(0.0);
                         self.status.set(None);
                         position = Some(after);
                         after
@@ -229,6 +230,9 @@ impl Publisher {
     async fn round(&self, after: u64) -> Result<Option<(u64, usize)>, PublishError> {
         let service = self.outbox.service();
         let mut events = self.outbox.after(after, self.batch).await?;
+        // What waits to be published, counted up to one batch (`events.batch_size`): a
+        // backlog that stays at the batch size means publication is not keeping up.
+        metrics::gauge!("events_outbox_backlog", "service" => service).set(events.len() as f64);
         let Some(last) = events.last().map(OutboxEvent::seq) else {
             return Ok(None);
         };

@@ -227,7 +227,7 @@ impl Shared {
         batch.insert(&self.dead, position_key(sequence), encode(&row)?);
         batch.remove(&self.consumers, pending_key(durable, position));
         batch.commit().map_err(unavailable)?;
-        metrics::counter!("events_dead_letters_total").increment(1);
+        crate::consumer_metrics::dead_lettered(durable);
         tracing::warn!(durable, event = %event.id, attempts, reason, "event dead-lettered");
         Ok(())
     }
@@ -237,6 +237,7 @@ impl Shared {
 impl Subscriptions for InProcessBus {
     async fn subscribe(&self, spec: SubscriptionSpec) -> Result<Box<dyn Subscription>, BusError> {
         check(&spec)?;
+        crate::consumer_metrics::started(&spec.durable);
         let shared = Arc::clone(self.shared());
         let durable = {
             let spec = spec.clone();
@@ -284,6 +285,7 @@ enum Step {
 
 impl Inner {
     fn delivery(&self, position: u64, event: Envelope, attempt: u32) -> Box<Delivery> {
+        crate::consumer_metrics::delivered(&self.spec.durable, attempt);
         // No headers here: the trace context is the envelope's own attributes.
         let span = crate::trace::delivery_span(&event, &self.spec.durable, "memberd", None);
         Box::new(Delivery {

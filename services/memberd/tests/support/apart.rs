@@ -7,7 +7,7 @@ use tokio::process::Child;
 
 /// One process of the platform, with its data directory (both go when it is dropped).
 pub struct Process {
-    _child: Child,
+    child: Child,
     pub addrs: Addrs,
     _dir: tempfile::TempDir,
 }
@@ -20,8 +20,16 @@ pub async fn start(target: &str, shared: &[(&str, &str)], own: &[(&str, &str)]) 
     env.extend_from_slice(own);
     let (child, addrs) = start_with(dir.path(), &env).await;
     Process {
-        _child: child,
+        child,
         addrs,
         _dir: dir,
+    }
+}
+
+impl Process {
+    /// Kills the process at once (SIGKILL), as a node failure would, and waits for it to go.
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
     }
 }

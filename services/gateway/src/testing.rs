@@ -1,5 +1,8 @@
-//! A throwaway `redis-server` on a free loopback port, with no persistence, for the tests of
-//! the shared rate limits. tests/run.sh installs the server when it is missing.
+//! Test support (feature `testing`): a throwaway `redis-server` on a free loopback port, with
+//! no persistence, for the tests of the shared rate limits. tests/run.sh installs the server
+//! when it is missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test support: a panic is a failed test.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
