@@ -209,8 +209,16 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         span.record("http.response.status_code", response.status().as_u16());
     }
     let status = response.status().as_u16().to_string();
+    // The stable code of a problem+json answer; an error answered by a layer before the
+    // routes (a timeout, say) has none.
+    let code = match response.extensions().get::<ErrorCode>() {
+        Some(code) => code.as_str(),
+        None if response.status().as_u16() < 400 => "OK",
+        None => "UNCLASSIFIED",
+    };
     metrics::histogram!("http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
+    metrics::counter!("http_requests_total", "route" => route, "method" => method, "status" => status, "code" => code)
+        .increment(1);
     response.into_response()
 }

@@ -57,6 +57,8 @@ pub fn problem_response(code: ErrorCode, detail: String) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    // For the request metrics (`http_requests_total{code}`).
+    response.extensions_mut().insert(code);
     response
 }
 

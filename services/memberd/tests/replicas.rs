@@ -196,6 +196,12 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
         let balance = get(at(n), &token, &format!("{alice}/balance")).await;
         assert_eq!(balance["points_available"], 100, "{balance}");
     }
+    // An error, counted by its stable code at the gateway and at the ledger.
+    let too_much = json!({"points": 1_000_000}).to_string();
+    let headers = format!("Authorization: Bearer {token}\r\nIdempotency-Key: too-much\r\n");
+    let redemptions = format!("{alice}/redemptions");
+    let (status, _) = http_post_with(at(9), &redemptions, &headers, &too_much).await;
+    assert_eq!(status, 422);
 
     // Every process serves the families its target is watched by.
     let targets = [
@@ -231,6 +237,14 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
     }
     let gateway_page = metrics_of(&gateway[0]).await;
     assert_eq!(gateway_page.get("redis_connected"), Some(&1.0));
+    let refused = |page: &BTreeMap<String, f64>, label: &str| {
+        page.keys()
+            .any(|s| s.contains(&format!("{label}=\"INSUFFICIENT_POINTS\"")))
+    };
+    let gateway_pages = [gateway_page, metrics_of(&gateway[1]).await];
+    assert!(gateway_pages.iter().any(|p| refused(p, "code")));
+    let ledger_pages = [metrics_of(&ledger[0]).await, metrics_of(&ledger[1]).await];
+    assert!(ledger_pages.iter().any(|p| refused(p, "error")));
 
     // Each scheduler runs in one replica: one holds its lease, the other never runs it.
     let services = [("ledger", &ledger), ("member", &member), ("campaign", &campaign)];
