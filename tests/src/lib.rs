@@ -2,7 +2,6 @@
 //! data directory, logs in as the platform administrator, and gives back a REST client that
 //! sends that access token.
 
-
 use loyalty_common::config::Secret;
 use loyalty_scylla::test_cluster::{self, SKIP_REASON, TestCluster};
 use memberd::Running;

@@ -27,6 +27,7 @@ use loyalty_proto::transport::FORWARDED;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use tracing::Instrument;
 
 /// Fields of a reply that are shown once and never kept.
 const SHOWN_ONCE: &[&str] = &["key", "initial_password", "temporary_password", "totp_uri"];
@@ -148,8 +149,8 @@ pub async fn replay(State(replays): State<Replays>, request: Request, next: Next
     };
     // The task carries the caller on to the services it calls in other processes.
     let done = match FORWARDED.try_with(Clone::clone) {
-        Ok(forwarded) => tokio::spawn(FORWARDED.scope(forwarded, act)),
-        Err(_) => tokio::spawn(act),
+        Ok(forwarded) => tokio::spawn(FORWARDED.scope(forwarded, act).in_current_span()),
+        Err(_) => tokio::spawn(act.in_current_span()),
     };
     match done.await {
         Ok(response) => response,

@@ -33,6 +33,20 @@ pub enum Target {
     Campaign,
 }
 
+impl Target {
+    /// The target's name, as `--target` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Ledger => "ledger",
+            Self::Gateway => "gateway",
+            Self::Member => "member",
+            Self::Identity => "identity",
+            Self::Campaign => "campaign",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MemberdConfig {

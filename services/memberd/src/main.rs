@@ -192,7 +192,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => export(config, &tenant, &out, unmasked),
         Command::Coupons { command } => coupons(config, command),
         Command::Health { url } => {
-            let url = url.unwrap_or_else(|| memberd::health_check::readiness_url(&config.http_addr));
+            let url =
+                url.unwrap_or_else(|| memberd::health_check::readiness_url(&config.http_addr));
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -355,8 +356,14 @@ fn export(config: MemberdConfig, tenant: &str, out: &Path, unmasked: bool) -> an
 }
 
 fn serve(config: MemberdConfig) -> anyhow::Result<()> {
-    let _telemetry = loyalty_telemetry::init(&config.telemetry)
-        .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
+    // One service per process: its traces are named after it (`memberd-ledger`), unless
+    // telemetry.service_name says otherwise.
+    let telemetry = match config.target {
+        Target::All => config.telemetry.clone(),
+        target => config.telemetry.clone().named_for(target.name()),
+    };
+    let _telemetry =
+        loyalty_telemetry::init(&telemetry).map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let running = memberd::start(config).await?;

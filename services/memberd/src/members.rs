@@ -106,8 +106,11 @@ pub async fn schedule(
     // reviews at its first turn.
     let last_review: Arc<Mutex<Option<Instant>>> = Arc::default();
     let turn = || {
-        let (members, platform, last_review) =
-            (Arc::clone(&members), platform.clone(), Arc::clone(&last_review));
+        let (members, platform, last_review) = (
+            Arc::clone(&members),
+            platform.clone(),
+            Arc::clone(&last_review),
+        );
         async move {
             let last = *last_review.lock().unwrap_or_else(|e| e.into_inner());
             let review_due = !review.is_zero() && last.is_none_or(|at| at.elapsed() >= review);

@@ -156,7 +156,10 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
         ledgers,
         members,
         campaigns,
-        ("MEMBERD_GATEWAY__RATE_LIMITS__REDIS_URL", redis_url.as_str()),
+        (
+            "MEMBERD_GATEWAY__RATE_LIMITS__REDIS_URL",
+            redis_url.as_str(),
+        ),
     ];
     let (gateway, _) = pair("gateway", &shared, &gateway_env).await;
     let gateways = [gateway[0].addrs.http.clone(), gateway[1].addrs.http.clone()];
@@ -168,7 +171,14 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
     post(at(0), &token, "/v1/tenants", "tenant", tenant).await;
     let rules = json!({"points_per_unit": 1, "unit_minor": 100,
         "expiry": {"policy": "never"}, "hold_ttl_secs": 600, "expiring_soon_days": 30});
-    post(at(1), &token, "/v1/tenants/acme/earning-rules", "rules", rules).await;
+    post(
+        at(1),
+        &token,
+        "/v1/tenants/acme/earning-rules",
+        "rules",
+        rules,
+    )
+    .await;
     let alice = "/v1/tenants/acme/members/alice";
     let profile = json!({"personal": {"phone": "13812345678"}, "tags": ["vip"]});
     post(at(2), &token, &format!("{alice}/profile"), "join", profile).await;
@@ -181,7 +191,14 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
     let capture = format!("{alice}/redemptions/{hold_id}/capture");
     post(at(5), &token, &capture, "capture", json!(null)).await;
     let at_once = json!({"points": 50, "reference": "A-1003", "capture": true});
-    post(at(6), &token, &format!("{alice}/redemptions"), "take", at_once).await;
+    post(
+        at(6),
+        &token,
+        &format!("{alice}/redemptions"),
+        "take",
+        at_once,
+    )
+    .await;
     let coupon = json!({"id": "TEN", "name": "10% off, at most 5.00",
         "benefit": {"type": "percent_off", "basis_points": 1000, "cap": 500},
         "validity": {"days_from_issue": {"days": 30}}, "stacking": {"mode": "exclusive"}});
@@ -191,7 +208,14 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
         support::http_put_with(at(7), template, &headers, &coupon.to_string()).await;
     assert_eq!(status, 200, "{saved}");
     let issue = json!({"member_id": "alice"});
-    post(at(8), &token, &format!("{template}/coupons"), "issue", issue).await;
+    post(
+        at(8),
+        &token,
+        &format!("{template}/coupons"),
+        "issue",
+        issue,
+    )
+    .await;
     for n in 0..2 {
         let balance = get(at(n), &token, &format!("{alice}/balance")).await;
         assert_eq!(balance["points_available"], 100, "{balance}");
@@ -215,7 +239,10 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
     loop {
         let mut missing = Vec::new();
         for (target, replicas) in targets {
-            let pages = [metrics_of(&replicas[0]).await, metrics_of(&replicas[1]).await];
+            let pages = [
+                metrics_of(&replicas[0]).await,
+                metrics_of(&replicas[1]).await,
+            ];
             for (n, page) in pages.iter().enumerate() {
                 for family in standing_families(target) {
                     if !has_family(page, family) {
@@ -232,7 +259,10 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
         if missing.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "metric families missing: {missing:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "metric families missing: {missing:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let gateway_page = metrics_of(&gateway[0]).await;
@@ -247,7 +277,11 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
     assert!(ledger_pages.iter().any(|p| refused(p, "error")));
 
     // Each scheduler runs in one replica: one holds its lease, the other never runs it.
-    let services = [("ledger", &ledger), ("member", &member), ("campaign", &campaign)];
+    let services = [
+        ("ledger", &ledger),
+        ("member", &member),
+        ("campaign", &campaign),
+    ];
     let replicas_of = |service: &str| services.iter().find(|s| s.0 == service).unwrap().1;
     let mut holders = BTreeMap::new();
     for (scheduler, service) in SCHEDULERS {
@@ -259,7 +293,10 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
         let ran_idle = idle
             .keys()
             .any(|s| s.starts_with("scheduler_runs_total") && s.contains(scheduler));
-        assert!(!ran_idle, "{scheduler} ran in the replica without its lease");
+        assert!(
+            !ran_idle,
+            "{scheduler} ran in the replica without its lease"
+        );
         holders.insert(scheduler, usize::from(held[0] != 1.0));
     }
 

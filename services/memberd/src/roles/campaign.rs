@@ -4,8 +4,8 @@
 //! service.
 
 use super::Process;
-use crate::schedule::{SchedulerLease, run_every};
 use super::platform::PlatformWork;
+use crate::schedule::{SchedulerLease, run_every};
 use crate::storage::{ScyllaStorage, Storage};
 use anyhow::Context;
 use loyalty_campaign::client::{CampaignClient, GrpcCampaignClient, InProcessCampaigns};
@@ -22,6 +22,7 @@ use loyalty_proto::campaign::v1::campaign_service_server::CampaignServiceServer;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 pub type CampaignServer = Guarded<CampaignServiceServer<CampaignGrpc>>;
 
@@ -307,7 +308,10 @@ async fn follow(
                 continue;
             }
         };
-        let handled = platform.run("campaign-trigger", campaigns.on_event(&delivery.event));
+        // In the event's trace: the rewards it pays are part of the request that made it.
+        let handled = platform
+            .run("campaign-trigger", campaigns.on_event(&delivery.event))
+            .instrument(delivery.span().clone());
         let settled = match handled.await {
             Ok(_) => delivery.ack().await.map(|_| ()),
             Err(e) => {

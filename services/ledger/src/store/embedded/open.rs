@@ -158,8 +158,14 @@ impl EmbeddedStore {
             .map_err(ServiceError::internal)?;
 
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let heads = Arc::new(CommittedCache::new("ledger_wallet_heads", options.cached_wallets));
-        let rules = Arc::new(CommittedCache::new("ledger_earning_rules", options.cached_tenants));
+        let heads = Arc::new(CommittedCache::new(
+            "ledger_wallet_heads",
+            options.cached_wallets,
+        ));
+        let rules = Arc::new(CommittedCache::new(
+            "ledger_earning_rules",
+            options.cached_tenants,
+        ));
         let tail = Arc::new(tail::ChangeTail::new(TAIL_CHANGES));
         let mut writer = Writer {
             log,
