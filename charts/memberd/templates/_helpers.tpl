@@ -107,7 +107,7 @@ each service uses sets its config and egress.
   "usesNats": ["identity", "ledger", "member", "campaign"],
   "usesRedis": ["gateway"],
   "needsMasterKey": ["member", "all"],
-  "needsBootstrapPassword": ["identity", "all"],
+  "runsIdentity": ["identity", "all"],
   "grpcForPartners": ["ledger", "member", "campaign", "all"]
 }
 {{- end -}}
@@ -307,12 +307,26 @@ Pods
       name: {{ $v.secrets.memberMasterKey.existingSecret }}
       key: {{ $v.secrets.memberMasterKey.key }}
 {{- end }}
-{{- if and (has $c $topology.needsBootstrapPassword) $v.secrets.bootstrapPassword.existingSecret }}
+{{- if and (has $c $topology.runsIdentity) $v.secrets.bootstrapPassword.existingSecret }}
 - name: MEMBERD_IDENTITY__BOOTSTRAP_PASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ $v.secrets.bootstrapPassword.existingSecret }}
       key: {{ $v.secrets.bootstrapPassword.key }}
+{{- end }}
+{{- if and (has $c $topology.runsIdentity) $v.secrets.signingKey.existingSecret }}
+- name: MEMBERD_IDENTITY__SIGNING_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.signingKey.existingSecret }}
+      key: {{ $v.secrets.signingKey.key }}
+{{- end }}
+{{- if and (has $c $topology.runsIdentity) $v.secrets.verifyKeys.existingSecret }}
+- name: MEMBERD_IDENTITY__VERIFY_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.verifyKeys.existingSecret }}
+      key: {{ $v.secrets.verifyKeys.key }}
 {{- end }}
 {{- if and (or (has $c $topology.usesScylla) (eq $c "migrate")) $v.scylla.credentials.existingSecret }}
 - name: MEMBERD_SCYLLA__USER

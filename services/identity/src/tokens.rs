@@ -57,9 +57,31 @@ impl SigningKey {
     pub fn from_pkcs8(pkcs8: Vec<u8>) -> Result<Self, ServiceError> {
         let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
             .map_err(|_| ServiceError::internal("a stored signing key is unreadable"))?;
+        Ok(Self::of_pair(&pair, pkcs8))
+    }
+
+    /// A key from the settings: an Ed25519 private key, PKCS#8 DER in base64, as
+    /// `openssl genpkey -algorithm ed25519 -outform DER | base64 -w0` writes it (PKCS#8 v1,
+    /// which carries no public key, is taken too). `setting` names it in the error.
+    pub fn from_setting(base64: &str, setting: &str) -> Result<Self, ServiceError> {
+        let refused = |why: &str| {
+            ServiceError::invalid(format!(
+                "{setting}: {why}; give an Ed25519 private key, PKCS#8 DER in base64 \
+                 (openssl genpkey -algorithm ed25519 -outform DER | base64 -w0)"
+            ))
+        };
+        let pkcs8 = base64::engine::general_purpose::STANDARD
+            .decode(base64.trim())
+            .map_err(|_| refused("not base64"))?;
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
+            .map_err(|_| refused("not an Ed25519 private key"))?;
+        Ok(Self::of_pair(&pair, pkcs8))
+    }
+
+    fn of_pair(pair: &Ed25519KeyPair, pkcs8: Vec<u8>) -> Self {
         let public = pair.public_key().as_ref().to_vec();
         let kid = hex::encode(&Sha256::digest(&public)[..8]);
-        Ok(Self { kid, pkcs8, public })
+        Self { kid, pkcs8, public }
     }
 
     pub fn kid(&self) -> &str {

@@ -18,6 +18,8 @@ use support::{http_get, http_get_with, http_post_with};
 mod support;
 
 const CREDENTIAL: &str = "cmVwbGljYXMtc2VydmljZS1jcmVkZW50aWFsLWZvci10ZXN0cw==";
+/// The identity replicas' one signing key (`openssl genpkey -algorithm ed25519`).
+const SIGNING_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIAdaZBkBODGUouW2yFak+r+H1br9Jm5WCv+3gF60W2RY";
 
 /// The schedulers and the service whose replicas run them.
 const SCHEDULERS: [(&str, &str); 4] = [
@@ -139,6 +141,7 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
         ("MEMBERD_EVENTS__BUS", "nats"),
         ("MEMBERD_EVENTS__NATS__URL", nats_url.as_str()),
         ("MEMBERD_IDENTITY__SERVICE_CREDENTIAL", CREDENTIAL),
+        ("MEMBERD_IDENTITY__SIGNING_KEY", SIGNING_KEY),
         ("MEMBERD_CAMPAIGN__SWEEP_INTERVAL_SECS", "1"),
         ("MEMBERD_CAMPAIGN__PAYOUT_INTERVAL_MS", "200"),
         ("MEMBERD_MEMBER__SEGMENTS_CHECK_SECS", "1"),

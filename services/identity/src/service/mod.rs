@@ -66,6 +66,16 @@ pub struct IdentityConfig {
     /// How often a replica reloads policy and revocations from the store, in case it missed
     /// an announcement on the change feed ([`crate::changes`]).
     pub resync_secs: u64,
+    /// The key every replica signs access tokens with: an Ed25519 private key, PKCS#8 DER in
+    /// base64, from a secret store. Unset, the first start generates one and keeps it in the
+    /// identity store. Replicas that start together on a new store could each make their own,
+    /// and would then refuse each other's tokens until restarted: give several replicas one
+    /// key here.
+    pub signing_key: Option<loyalty_common::config::Secret>,
+    /// Keys whose tokens are still accepted, in the same form: a rotation puts the new key
+    /// here first (rolled out to every replica), then makes it `signing_key` with the old one
+    /// here, and removes the old one once an access token's life has passed.
+    pub verify_keys: Vec<loyalty_common::config::Secret>,
 }
 
 impl Default for IdentityConfig {
@@ -78,6 +88,8 @@ impl Default for IdentityConfig {
             bootstrap_password: None,
             service_credential: None,
             resync_secs: 60,
+            signing_key: None,
+            verify_keys: Vec::new(),
         }
     }
 }
@@ -200,8 +212,13 @@ impl IdentityService {
             .map(|secret| service_credential_digest(secret.expose()))
             .transpose()?;
         let now = clock.now();
+        let configured = config
+            .signing_key
+            .as_ref()
+            .map(|key| SigningKey::from_setting(key.expose(), "identity.signing_key"))
+            .transpose()?;
         let mut stored = ports.keys.signing_keys().await?;
-        if !stored.iter().any(|k| k.retired_at.is_none()) {
+        if configured.is_none() && !stored.iter().any(|k| k.retired_at.is_none()) {
             let key = SigningKey::generate()?;
             let record = StoredKey {
                 kid: key.kid().to_string(),
@@ -228,7 +245,20 @@ impl IdentityService {
                 current = Some(key);
             }
         }
-        let current = current.ok_or_else(|| ServiceError::internal("no current signing key"))?;
+        // A configured key signs; the stored ones still verify what they signed.
+        let current = match configured {
+            Some(key) => {
+                jwks.keys.push(key.public());
+                key
+            }
+            None => current.ok_or_else(|| ServiceError::internal("no current signing key"))?,
+        };
+        for key in &config.verify_keys {
+            jwks.keys
+                .push(SigningKey::from_setting(key.expose(), "identity.verify_keys")?.public());
+        }
+        let mut seen = std::collections::HashSet::new();
+        jwks.keys.retain(|key| seen.insert(key.kid.clone()));
         let issuer = TokenIssuer::new(&config.issuer, config.access_ttl_secs, current);
         let verifier = TokenVerifier::new(&config.issuer, &jwks);
         let authorizer = Authorizer::new(Arc::clone(&ports.policy)).await?;
@@ -487,5 +517,7 @@ impl IdentityService {
 mod replica_tests;
 #[cfg(test)]
 mod service_credential_tests;
+#[cfg(test)]
+mod signing_key_tests;
 #[cfg(test)]
 mod tests;
