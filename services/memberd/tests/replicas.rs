@@ -151,6 +151,8 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
     let (ledger, ledgers) = pair("ledger", &shared, &[checks]).await;
     let ledgers = ("MEMBERD_LEDGER_ENDPOINT", ledgers.as_str());
     let (member, members) = pair("member", &shared, &[checks, ledgers]).await;
+    // By name, as a headless Service's replicas are reached: the callers look the name up.
+    let members = members.replace("127.0.0.1", "localhost");
     let members = ("MEMBERD_MEMBER_ENDPOINT", members.as_str());
     let (campaign, campaigns) = pair("campaign", &shared, &[checks, ledgers, members]).await;
     let campaigns = ("MEMBERD_CAMPAIGN_ENDPOINT", campaigns.as_str());

@@ -5,7 +5,10 @@
 //! (`<service>::client`) are built on it; retries are theirs, since only they know which
 //! calls are idempotent.
 
+use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::time::Duration;
+use tonic::transport::channel::Change;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
@@ -40,7 +43,15 @@ tokio::task_local! {
 /// How long a call may take, connecting included, unless the client says otherwise.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
+/// How often the names of the callee's endpoints are looked up again, so that replicas that
+/// come and go (a headless Kubernetes Service's ready pods) are called, or no longer called,
+/// within this.
+pub const RESOLVE_EVERY: Duration = Duration::from_secs(10);
+
 /// A channel to the replicas at `endpoints` (comma-separated URLs), connected on first use.
+/// Calls are balanced over every address the URLs' host names resolve to, looked up again
+/// every [`RESOLVE_EVERY`]: a name with one address per replica (a headless Service) spreads
+/// the calls, not only the connections, over the replicas.
 pub fn connect(endpoints: &str, deadline: Duration) -> Result<Transport, String> {
     let mut parsed = Vec::new();
     for url in endpoints
@@ -48,20 +59,23 @@ pub fn connect(endpoints: &str, deadline: Duration) -> Result<Transport, String>
         .map(str::trim)
         .filter(|u| !u.is_empty())
     {
-        let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())
-            .map_err(|e| format!("{url} is not a gRPC endpoint URL ({e})"))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(deadline)
-            .tcp_nodelay(true);
+        let endpoint = endpoint(url, deadline)?;
         parsed.push(endpoint);
     }
     if parsed.is_empty() {
         return Err("no endpoint given: name one or more URLs, comma-separated".into());
     }
-    let channel = if parsed.len() == 1 {
-        parsed.remove(0).connect_lazy()
-    } else {
-        tonic::transport::Channel::balance_list(parsed.into_iter())
+    let named = parsed.iter().any(|e| host_name(e.uri()).is_some());
+    let channel = match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if named => {
+            let (channel, changes) = tonic::transport::Channel::balance_channel(parsed.len() * 8);
+            for template in parsed {
+                runtime.spawn(follow_addresses(template, deadline, changes.clone()));
+            }
+            channel
+        }
+        _ if parsed.len() == 1 => parsed.remove(0).connect_lazy(),
+        _ => tonic::transport::Channel::balance_list(parsed.into_iter()),
     };
     let channel = channel.map_request(|mut request: http::Request<tonic::body::Body>| {
         if let Ok(forwarded) = FORWARDED.try_with(Clone::clone) {
@@ -73,6 +87,69 @@ pub fn connect(endpoints: &str, deadline: Duration) -> Result<Transport, String>
         request
     });
     Ok(BoxCloneSyncService::new(channel))
+}
+
+fn endpoint(url: &str, deadline: Duration) -> Result<tonic::transport::Endpoint, String> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_string())
+        .map_err(|e| format!("{url} is not a gRPC endpoint URL ({e})"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(deadline)
+        .tcp_nodelay(true))
+}
+
+/// The URL's host when it is a name to resolve, not an address.
+fn host_name(uri: &http::Uri) -> Option<&str> {
+    let host = uri.host()?;
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    literal.parse::<std::net::IpAddr>().is_err().then_some(host)
+}
+
+type Changes = tokio::sync::mpsc::Sender<Change<SocketAddr, tonic::transport::Endpoint>>;
+
+/// Keeps the balanced channel's endpoints to the addresses `template`'s host resolves to:
+/// each new one added, each gone one removed, until the channel is dropped. A failed lookup
+/// keeps the addresses known before it.
+async fn follow_addresses(
+    template: tonic::transport::Endpoint,
+    deadline: Duration,
+    changes: Changes,
+) {
+    let uri = template.uri().clone();
+    let (Some(host), scheme) = (uri.host(), uri.scheme_str().unwrap_or("http")) else {
+        return;
+    };
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let mut known: HashSet<SocketAddr> = HashSet::new();
+    loop {
+        match tokio::net::lookup_host((host, port)).await {
+            Ok(found) => {
+                let found: HashSet<SocketAddr> = found.collect();
+                for gone in known.difference(&found) {
+                    if changes.send(Change::Remove(*gone)).await.is_err() {
+                        return;
+                    }
+                }
+                for new in found.difference(&known) {
+                    let Ok(endpoint) = endpoint(&format!("{scheme}://{new}"), deadline) else {
+                        continue;
+                    };
+                    if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
+                        return;
+                    }
+                }
+                known = found;
+            }
+            Err(e) => {
+                tracing::warn!(%host, error = %e, "looking up a service's replicas failed; calling the ones known")
+            }
+        }
+        if changes.is_closed() {
+            return;
+        }
+        tokio::time::sleep(RESOLVE_EVERY).await;
+    }
 }
 
 fn forward(headers: &mut http::HeaderMap, forwarded: &Forwarded) {
@@ -115,4 +192,39 @@ where
             )
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+    use super::*;
+
+    #[test]
+    fn names_are_resolved_and_addresses_are_not() {
+        let uri = |s: &str| s.parse::<http::Uri>().unwrap();
+        assert_eq!(
+            host_name(&uri("http://memberd-ledger:50051")),
+            Some("memberd-ledger")
+        );
+        assert_eq!(host_name(&uri("http://10.0.0.7:50051")), None);
+        assert_eq!(host_name(&uri("http://[::1]:50051")), None);
+    }
+
+    #[tokio::test]
+    async fn every_address_of_a_name_becomes_an_endpoint_until_the_channel_goes() {
+        let (changes, mut received) = tokio::sync::mpsc::channel(8);
+        let template = endpoint("http://localhost:50051", DEFAULT_DEADLINE).unwrap();
+        let follower = tokio::spawn(follow_addresses(template, DEFAULT_DEADLINE, changes));
+        let Some(Change::Insert(addr, endpoint)) = received.recv().await else {
+            panic!("no address of localhost");
+        };
+        assert!(addr.ip().is_loopback(), "{addr}");
+        assert_eq!(endpoint.uri().port_u16(), Some(50051));
+        // The balanced channel dropped: the follower stops at its next look.
+        drop(received);
+        tokio::time::timeout(RESOLVE_EVERY * 2, follower)
+            .await
+            .expect("the follower stops")
+            .unwrap();
+    }
 }
