@@ -206,7 +206,9 @@ session it never uses. */ -}}
 {{- $_ := set $config "gateway" (dict "rate_limits" (dict "redis_url" $v.redis.url)) -}}
 {{- end -}}
 {{- range $callee := get $topology.callees $c -}}
-{{- $_ := set $config (printf "%s_endpoint" $callee) (printf "http://%s:50051" (include "memberd.componentName" (dict "root" $root "component" $callee))) -}}
+{{- /* The callee's headless Service: the caller resolves it to every ready replica and
+balances its calls over them (service.yaml). */ -}}
+{{- $_ := set $config (printf "%s_endpoint" $callee) (printf "http://%s-grpc:50051" (include "memberd.componentName" (dict "root" $root "component" $callee))) -}}
 {{- end -}}
 {{- end -}}
 {{- include "memberd.deepMerge" (dict "dst" $config "src" (deepCopy $v.config)) -}}
