@@ -111,6 +111,19 @@ if [ -n "${CQL_AUDIT_LOGS:-}" ]; then
   # shellcheck disable=SC2086
   cargo run -q -p memberd --locked --example statement_coverage -- --require $CQL_AUDIT_LOGS
 fi
+
+# The deployment path (after the statement coverage, so that only the test suite's statements
+# count there): the chart, image and manifests without a cluster, then the chart's render
+# booted as local processes on the CQL cluster.
+step "Kubernetes checks (tests/k8s/check.sh)"
+bash tests/k8s/check.sh
+if [ -n "${SCYLLA_NODES:-}" ]; then
+  step "the rendered chart boots (tests/k8s/boot.sh)"
+  bash tests/k8s/boot.sh
+else
+  step "the rendered chart boots (tests/k8s/boot.sh): SKIPPED: it needs the CQL cluster"
+fi
+
 if [ -n "$cql_skip" ]; then
   step "CQL tests: SKIPPED: $cql_skip"
 elif [ -n "$cql_started" ]; then

