@@ -111,12 +111,8 @@ fn migrate_on_cql_from_nothing_then_again_then_serve() {
     let first = memberd(&env);
     assert!(first.status.success(), "{first:?}");
     let out = String::from_utf8_lossy(&first.stdout);
-    for (service, version) in [
-        ("identity", 1),
-        ("ledger", 1),
-        ("member", 2),
-        ("campaign", 1),
-    ] {
+    for (service, migrations) in memberd::migrate::SERVICES {
+        let version = migrations.len();
         let line = format!(
             "{}: {version} migration(s) applied; schema at version {version}",
             config.keyspace(service)
