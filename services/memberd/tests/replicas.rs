@@ -306,33 +306,44 @@ async fn two_replicas_of_every_target_share_the_work_and_one_runs_each_scheduler
     }
 
     // The ledger replica running the housekeeping dies; the other takes it over once the
-    // lease lapses, and runs it.
+    // lease lapses (15 s), and runs it.
     let mut ledger = ledger;
     let holder = holders["ledger-housekeeping"];
     ledger[holder].kill().await;
-    let survivor = &ledger[1 - holder];
+    let took = taken_over(&ledger[1 - holder], "ledger-housekeeping", 40).await;
+    eprintln!("the housekeeping moved to the surviving replica {took:.1} s after the kill");
+
+    // The member replica running the member schedule is stopped as a rolling update stops a
+    // pod: it gives the lease up, and the other takes it at its next ask (every 5 s), not
+    // after the TTL.
+    let mut member = member;
+    let holder = holders["member-schedule"];
+    member[holder].terminate().await;
+    let took = taken_over(&member[1 - holder], "member-schedule", 10).await;
+    eprintln!(
+        "the member schedule moved to the other replica {took:.1} s after its holder stopped"
+    );
+    drop((identity, campaign, gateway, nats, redis));
+}
+
+/// Waits up to `within_secs` for `replica` to hold `scheduler`'s lease and to have run it;
+/// how long that took, in seconds.
+async fn taken_over(replica: &Process, scheduler: &str, within_secs: u64) -> f64 {
     let started = Instant::now();
     loop {
-        let page = metrics_of(survivor).await;
+        let page = metrics_of(replica).await;
         let runs = page
             .iter()
-            .filter(|(s, _)| {
-                s.starts_with("scheduler_runs_total") && s.contains("ledger-housekeeping")
-            })
+            .filter(|(s, _)| s.starts_with("scheduler_runs_total") && s.contains(scheduler))
             .map(|(_, v)| *v)
             .sum::<f64>();
-        if lease_held(&page, "ledger-housekeeping") == 1.0 && runs > 0.0 {
-            break;
+        if lease_held(&page, scheduler) == 1.0 && runs > 0.0 {
+            return started.elapsed().as_secs_f64();
         }
         assert!(
-            started.elapsed() < Duration::from_secs(40),
-            "the surviving ledger replica did not take the housekeeping over"
+            started.elapsed() < Duration::from_secs(within_secs),
+            "the other replica did not take {scheduler} over within {within_secs} s"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    eprintln!(
-        "the housekeeping moved to the surviving replica {:.1} s after the kill",
-        started.elapsed().as_secs_f64()
-    );
-    drop((identity, member, campaign, gateway, nats, redis));
 }

@@ -15,11 +15,11 @@ use std::time::Duration;
 
 crate::statements! {
     pub struct LeaseStatements {
-        take_lease: "INSERT INTO {keyspace}.scheduler_leases (scheduler, holder) VALUES (?, ?) IF NOT EXISTS USING TTL ?"
+        take_scheduler_lease: "INSERT INTO {keyspace}.scheduler_leases (scheduler, holder) VALUES (?, ?) IF NOT EXISTS USING TTL ?"
             => (String, String, i32) => AppliedRow,
-        renew_lease: "UPDATE {keyspace}.scheduler_leases USING TTL ? SET holder = ? WHERE scheduler = ? IF holder = ?"
+        renew_scheduler_lease: "UPDATE {keyspace}.scheduler_leases USING TTL ? SET holder = ? WHERE scheduler = ? IF holder = ?"
             => (i32, String, String, String) => AppliedRow,
-        release_lease: "DELETE FROM {keyspace}.scheduler_leases WHERE scheduler = ? IF holder = ?"
+        release_scheduler_lease: "DELETE FROM {keyspace}.scheduler_leases WHERE scheduler = ? IF holder = ?"
             => (String, String) => AppliedRow,
     }
 }
@@ -61,7 +61,7 @@ impl CqlLease {
         let session = &self.cluster.session;
         let renewed = self
             .statements
-            .renew_lease
+            .renew_scheduler_lease
             .applied(
                 session,
                 (
@@ -76,7 +76,7 @@ impl CqlLease {
             return Ok(true);
         }
         self.statements
-            .take_lease
+            .take_scheduler_lease
             .applied(
                 session,
                 (self.row.clone(), self.holder.clone(), self.ttl_secs),
@@ -88,7 +88,7 @@ impl CqlLease {
     /// of after the TTL; whether this process held it.
     pub async fn release(&self) -> ServiceResult<bool> {
         self.statements
-            .release_lease
+            .release_scheduler_lease
             .applied(
                 &self.cluster.session,
                 (self.row.clone(), self.holder.clone()),

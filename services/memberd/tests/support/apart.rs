@@ -32,4 +32,16 @@ impl Process {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
+
+    /// Stops the process as Kubernetes stops a pod (SIGTERM), and waits for it to go.
+    pub async fn terminate(&mut self) {
+        let pid = self.child.id().expect("the process runs").to_string();
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        let _ = self.child.wait().await;
+    }
 }
