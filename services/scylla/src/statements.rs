@@ -24,6 +24,8 @@ use std::time::Instant;
 pub struct Stmt<B, R> {
     pub prepared: PreparedStatement,
     timing: OpMetrics,
+    /// How a batch led by this statement is timed (`op="batch"`), registered with it.
+    batch_timing: OpMetrics,
     types: PhantomData<fn(B) -> R>,
 }
 
@@ -32,8 +34,6 @@ pub struct Stmt<B, R> {
 /// is prepared so that running it costs no label lookups.
 #[derive(Clone)]
 struct OpMetrics {
-    service: String,
-    table: String,
     duration: metrics::Histogram,
     errors: metrics::Counter,
 }
@@ -46,8 +46,6 @@ impl OpMetrics {
             ("op", op.to_string()),
         ];
         Self {
-            service: service.to_string(),
-            table: table.to_string(),
             duration: metrics::histogram!("store_operation_duration_seconds", &labels),
             errors: metrics::counter!("store_operation_errors_total", &labels),
         }
@@ -243,6 +241,7 @@ where
         Ok(Self {
             prepared,
             timing: OpMetrics::new(service_of(keyspace), table_of(cql), name),
+            batch_timing: OpMetrics::new(service_of(keyspace), table_of(cql), "batch"),
             types: PhantomData,
         })
     }
@@ -385,8 +384,7 @@ impl BatchWrite {
     {
         self.conditional |= !statement.prepared.get_is_idempotent();
         if self.timing.is_none() {
-            let first = &statement.timing;
-            self.timing = Some(OpMetrics::new(&first.service, &first.table, "batch"));
+            self.timing = Some(statement.batch_timing.clone());
         }
         self.batch.append_statement(statement.prepared.clone());
         self.values.push(Box::new(binds));
