@@ -19,6 +19,7 @@ use loyalty_events::Envelope;
 use loyalty_events::envelope::Origin;
 use loyalty_events::outbox::{ChangeLog, LogOutbox};
 use loyalty_events::publisher::OutboxEvent;
+use loyalty_events::trace::{self, TraceContext};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -48,7 +49,7 @@ impl CampaignEvent {
         data: &impl Serialize,
     ) -> Self {
         // The event carries the trace of the request whose write makes it.
-        loyalty_events::trace::remember(|| [id.clone()]);
+        trace::remember(|| [id.clone()]);
         Self {
             id,
             tenant: tenant.into(),
@@ -66,6 +67,23 @@ impl CampaignEvent {
 pub struct LoggedEvent {
     pub seq: u64,
     pub event: CampaignEvent,
+    /// The trace context of the request that wrote it, as its record carries it.
+    #[serde(skip)]
+    pub trace: Option<TraceContext>,
+}
+
+impl LoggedEvent {
+    /// The record the embedded store keeps: the event with its number, then the trace
+    /// context of the request that wrote it ([`loyalty_events::trace`]).
+    pub fn record(&self) -> ServiceResult<Vec<u8>> {
+        trace::encode_traced(self, &self.event.id)
+    }
+
+    /// The event of a record [`LoggedEvent::record`] wrote.
+    pub fn from_record(record: &[u8]) -> ServiceResult<Self> {
+        let (logged, trace) = trace::decode_traced::<Self>(record)?;
+        Ok(Self { trace, ..logged })
+    }
 }
 
 /// The envelope of a logged event.
@@ -82,7 +100,7 @@ pub fn envelope(logged: &LoggedEvent) -> Envelope {
 /// The campaign store's outbox as the publisher's.
 pub fn outbox(store: Arc<dyn CampaignRepository>) -> LogOutbox<dyn CampaignRepository> {
     LogOutbox::new(SERVICE, store, |logged| OutboxEvent {
-        envelope: envelope(logged),
+        envelope: envelope(logged).with_trace(logged.trace.as_ref()),
         // The event is stamped as its change is written, in the same commit.
         committed_ms: logged.event.at.0,
     })
@@ -119,7 +137,11 @@ mod tests {
             Timestamp(1_800_000_000_000),
             &serde_json::json!({"codes": ["ABCD"]}),
         );
-        let env = envelope(&LoggedEvent { seq: 3, event });
+        let env = envelope(&LoggedEvent {
+            seq: 3,
+            event,
+            trace: None,
+        });
         assert_eq!(env.event_type, "loyalty.campaign.coupon_redeemed.v1");
         assert_eq!(env.nats_subject(), "member.acme.campaign.coupon_redeemed");
         assert_eq!(env.sequence, 3);

@@ -137,6 +137,16 @@ impl Envelope {
         Self::new(origin, name, id, sequence, time, data)
     }
 
+    /// The envelope with `trace` as its trace context: that of the request whose write made
+    /// the event, as its change record carries it ([`crate::trace`]). None leaves it as it is.
+    pub fn with_trace(mut self, trace: Option<&crate::trace::TraceContext>) -> Self {
+        if let Some(trace) = trace {
+            self.traceparent = Some(trace.traceparent.clone());
+            self.tracestate = trace.tracestate.clone();
+        }
+        self
+    }
+
     /// The payload, parsed.
     pub fn data_value(&self) -> serde_json::Value {
         // RawValue holds valid JSON by construction.

@@ -229,22 +229,19 @@ impl Publisher {
     /// published, or None if there were none.
     async fn round(&self, after: u64) -> Result<Option<(u64, usize)>, PublishError> {
         let service = self.outbox.service();
-        let mut events = self.outbox.after(after, self.batch).await?;
+        let events = self.outbox.after(after, self.batch).await?;
         // What waits to be published, counted up to one batch (`events.batch_size`): a
         // backlog that stays at the batch size means publication is not keeping up.
         metrics::gauge!("events_outbox_backlog", "service" => service).set(events.len() as f64);
         let Some(last) = events.last().map(OutboxEvent::seq) else {
             return Ok(None);
         };
-        let traced = crate::trace::attach(&mut events);
         let (envelopes, committed): (Vec<_>, Vec<_>) = events
             .into_iter()
             .map(|e| (e.envelope, e.committed_ms))
             .unzip();
         let published = envelopes.len();
         self.bus.publish(envelopes).await?;
-        // Kept until now, so that a round that failed carries them again.
-        crate::trace::forget(&traced);
         if self.crash_after_publish {
             tracing::error!(
                 service,

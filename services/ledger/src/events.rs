@@ -18,7 +18,7 @@ pub const SERVICE: &str = "ledger";
 /// The ledger's change log as the publisher's outbox: each change becomes its event.
 pub fn outbox(feed: Arc<dyn ChangeFeed>) -> LogOutbox<dyn ChangeFeed> {
     LogOutbox::new(SERVICE, feed, |change| OutboxEvent {
-        envelope: envelope(change),
+        envelope: envelope(change).with_trace(change.trace.as_ref()),
         committed_ms: change.entry.at.0,
     })
 }
@@ -97,6 +97,7 @@ mod tests {
                 member: MemberId::parse("alice").unwrap(),
             },
             entry: Entry::new(id, EntryKind::Earned, Timestamp(1_700_000_000_000), deltas),
+            trace: None,
         };
         let e = envelope(&change);
         assert_eq!(e.event_type, "loyalty.ledger.earned.v1");

@@ -72,7 +72,7 @@ pub fn envelope(logged: &LoggedEvent) -> Envelope {
 /// The member store's outbox as the publisher's: each logged event becomes its envelope.
 pub fn outbox(store: Arc<dyn MemberRepository>) -> LogOutbox<dyn MemberRepository> {
     LogOutbox::new(SERVICE, store, |logged| OutboxEvent {
-        envelope: envelope(logged),
+        envelope: envelope(logged).with_trace(logged.trace.as_ref()),
         // The event is stamped as its change is written, in the same batch.
         committed_ms: logged.event.at.0,
     })
@@ -109,7 +109,11 @@ mod tests {
             Timestamp(1_800_000_000_000),
             &serde_json::json!({"added": ["vip"], "removed": []}),
         );
-        let env = envelope(&LoggedEvent { seq: 7, event });
+        let env = envelope(&LoggedEvent {
+            seq: 7,
+            event,
+            trace: None,
+        });
         assert_eq!(env.event_type, "loyalty.member.tagged.v1");
         assert_eq!(env.nats_subject(), "member.acme.member.tagged");
         assert_eq!(env.sequence, 7);

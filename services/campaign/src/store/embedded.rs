@@ -286,7 +286,12 @@ impl Inner {
             batch.insert(
                 &self.changes,
                 seq.to_be_bytes(),
-                encode(&LoggedEvent { seq, event })?,
+                LoggedEvent {
+                    seq,
+                    event,
+                    trace: None,
+                }
+                .record()?,
             );
         }
         Ok(seq)
@@ -676,7 +681,7 @@ impl CampaignRepository for EmbeddedCampaignStore {
             .changes
             .range(start..=end)
             .take(limit)
-            .map(|guard| decode(&guard.value().map_err(storage)?))
+            .map(|guard| LoggedEvent::from_record(&guard.value().map_err(storage)?))
             .collect()
     }
 

@@ -20,6 +20,7 @@ use crate::store::{
 use crate::transfer::{TransferRecord, TransferState};
 use loyalty_common::Timestamp;
 use loyalty_common::ids::{EntryId, IdempotencyKey, MemberId, TenantId};
+use loyalty_events::trace::TraceContext;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -548,6 +549,13 @@ pub async fn commits_appear_in_the_change_feed_once_in_order(stores: Stores) {
         ),
         (&bob, 1, vec![entry(EntryKind::Earned, 20)]),
     ];
+    // Bob's earn is written in a till's trace: its change record carries it.
+    let traced = TraceContext {
+        traceparent: format!("00-{:032x}-00f067aa0ba902b7-01", ulid::Ulid::new().0),
+        tracestate: Some("acme=till-7".into()),
+    };
+    let traced_entry = plan[3].2[0].id;
+    loyalty_events::trace::keep([traced_entry.to_string()], &traced);
     for (w, version, entries) in plan {
         let c = commit(w, version, entries.clone());
         assert_eq!(stores.wallets.commit(c).await.unwrap(), Applied::Yes);
@@ -573,6 +581,14 @@ pub async fn commits_appear_in_the_change_feed_once_in_order(stores: Stores) {
     let seqs: Vec<u64> = changes.iter().map(|c| c.seq).collect();
     let gap_free: Vec<u64> = (start + 1..).take(changes.len()).collect();
     assert_eq!(seqs, gap_free);
+    // Read again (the embedded store's second read is from disk, not its in-memory tail).
+    let again = feed.changes_after(start, 10_000).await.unwrap();
+    for read in [&changes, &again] {
+        for change in read.iter().filter(|c| c.wallet.tenant == t) {
+            let expected = (change.entry.id == traced_entry).then_some(&traced);
+            assert_eq!(change.trace.as_ref(), expected, "{:?}", change.entry.kind);
+        }
+    }
     let ours: Vec<(WalletKey, Entry)> = changes
         .into_iter()
         .filter(|c| c.wallet.tenant == t)

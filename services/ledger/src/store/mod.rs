@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use loyalty_common::Timestamp;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{EntryId, IdempotencyKey, TenantId};
+use loyalty_events::trace::TraceContext;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -190,13 +191,16 @@ pub trait DueIndex: Send + Sync + 'static {
 }
 
 /// One committed entry, in commit order: the record from which exactly one event is published.
-/// On ScyllaDB this is the CDC log of the entries table; the embedded store writes it in the
-/// same transaction as the entry.
+/// On the CQL store this is the relay's change log; the embedded store writes it in the same
+/// transaction as the entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub seq: u64,
     pub wallet: WalletKey,
     pub entry: Entry,
+    /// The trace context of the request that wrote it, as its record carries it.
+    #[serde(skip)]
+    pub trace: Option<TraceContext>,
 }
 
 /// Reads the record of committed changes, and keeps each reader's position in it.

@@ -404,8 +404,9 @@ impl Inner {
             let logged = LoggedEvent {
                 seq,
                 event: event.clone(),
+                trace: None,
             };
-            batch.insert(&self.changes, seq.to_be_bytes(), encode(&logged)?);
+            batch.insert(&self.changes, seq.to_be_bytes(), logged.record()?);
             self.last_seq.store(seq, Ordering::Relaxed);
         }
         Ok(())
@@ -779,7 +780,7 @@ impl MemberRepository for EmbeddedMemberStore {
             .changes
             .range(from.as_slice()..)
             .take(limit)
-            .map(|guard| decode(&guard.value().map_err(storage)?))
+            .map(|guard| LoggedEvent::from_record(&guard.value().map_err(storage)?))
             .collect()
     }
 

@@ -24,6 +24,7 @@ use crate::vault::StoredTenantKey;
 use async_trait::async_trait;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_events::trace::{self, TraceContext};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "testing")]
@@ -90,6 +91,23 @@ pub struct SettingWrite {
 pub struct LoggedEvent {
     pub seq: u64,
     pub event: MemberEvent,
+    /// The trace context of the request that wrote it, as its record carries it.
+    #[serde(skip)]
+    pub trace: Option<TraceContext>,
+}
+
+impl LoggedEvent {
+    /// The record the embedded store keeps: the event with its number, then the trace
+    /// context of the request that wrote it ([`loyalty_events::trace`]).
+    pub fn record(&self) -> ServiceResult<Vec<u8>> {
+        trace::encode_traced(self, &self.event.id)
+    }
+
+    /// The event of a record [`LoggedEvent::record`] wrote.
+    pub fn from_record(record: &[u8]) -> ServiceResult<Self> {
+        let (logged, trace) = trace::decode_traced::<Self>(record)?;
+        Ok(Self { trace, ..logged })
+    }
 }
 
 #[async_trait]

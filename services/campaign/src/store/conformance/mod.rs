@@ -14,6 +14,7 @@ use crate::store::{
 use crate::template::{Benefit, CouponTemplate, Eligibility, Stacking, Validity};
 use loyalty_common::Timestamp;
 use loyalty_common::ids::TenantId;
+use loyalty_events::trace::TraceContext;
 use loyalty_scylla::conformance;
 use std::sync::Arc;
 
@@ -69,6 +70,14 @@ fn coupon(code: &str, member: Option<&str>, until_ms: i64) -> Coupon {
         valid_from_ms: 1_000,
         valid_until_ms: until_ms,
         batch: None,
+    }
+}
+
+/// The trace context of a till's request.
+fn trace_context() -> TraceContext {
+    TraceContext {
+        traceparent: format!("00-{:032x}-00f067aa0ba902b7-01", ulid::Ulid::new().0),
+        tracestate: Some("acme=till-7".into()),
     }
 }
 
@@ -613,17 +622,29 @@ pub async fn lapsing_member_coupons_page_in_order_after_the_cursor(stores: Store
 pub async fn the_change_log_keeps_commit_order_and_reader_positions(stores: Stores) {
     let store = stores.store;
     let t = tenant();
+    // The second event's write is made in a request's trace: its record carries it.
+    let traced = trace_context();
     for name in ["one", "two", "three"] {
-        store
-            .add_coupons(&t, Vec::new(), vec![event(&t, name)])
-            .await
-            .unwrap();
+        let made = event(&t, name);
+        if name == "two" {
+            loyalty_events::trace::keep([made.id.clone()], &traced);
+        }
+        store.add_coupons(&t, Vec::new(), vec![made]).await.unwrap();
     }
     assert_eq!(names(store.as_ref(), &t, 3).await, ["one", "two", "three"]);
     let all = store.events_after(0, 100_000).await.unwrap();
     assert!(
         all.windows(2).all(|w| w[0].seq < w[1].seq),
         "in sequence order"
+    );
+    let traces: Vec<(&str, Option<&TraceContext>)> = all
+        .iter()
+        .filter(|e| e.event.tenant == t.as_str())
+        .map(|e| (e.event.name.as_str(), e.trace.as_ref()))
+        .collect();
+    assert_eq!(
+        traces,
+        [("one", None), ("two", Some(&traced)), ("three", None)]
     );
     let reader = conformance::unique("reader");
     assert_eq!(store.position(&reader).await.unwrap(), 0);

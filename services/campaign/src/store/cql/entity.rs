@@ -2,7 +2,7 @@
 //! wrote since it was read, with its events as outbox rows in the same conditional batch,
 //! announced to the relay by a hint first; and the listings that find entities.
 
-use super::{ScyllaCampaignStore, encode};
+use super::ScyllaCampaignStore;
 use crate::coupon::Coupon;
 use crate::events::CampaignEvent;
 use loyalty_common::ServiceError;
@@ -102,7 +102,14 @@ impl ScyllaCampaignStore {
             let id = position_id(base | i as u64);
             batch.push(
                 &s.put_row,
-                (t.clone(), k.clone(), OUTBOX.to_string(), id, encode(event)?),
+                (
+                    t.clone(),
+                    k.clone(),
+                    OUTBOX.to_string(),
+                    id,
+                    // The event, then the trace context of the request that wrote it.
+                    loyalty_events::trace::encode_traced(event, &event.id)?,
+                ),
             );
         }
         if !events.is_empty() {

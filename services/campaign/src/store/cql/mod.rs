@@ -390,9 +390,11 @@ impl CampaignRepository for ScyllaCampaignStore {
             .await?
             .into_iter()
             .map(|change| {
+                let (event, trace) = loyalty_events::trace::decode_traced(&change.body)?;
                 Ok(LoggedEvent {
                     seq: change.seq,
-                    event: decode(&change.body)?,
+                    event,
+                    trace,
                 })
             })
             .collect()

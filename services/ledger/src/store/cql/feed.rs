@@ -16,7 +16,7 @@ impl ChangeFeed for ScyllaLedgerStore {
         logged
             .into_iter()
             .map(|change| {
-                let (wallet, entry) = rows::outbox_from_body(&change.body)?;
+                let ((wallet, entry), trace) = rows::outbox_from_body(&change.body)?;
                 if wallet.tenant.as_str() != change.tenant
                     || wallet.member.as_str() != change.member
                 {
@@ -29,6 +29,7 @@ impl ChangeFeed for ScyllaLedgerStore {
                     seq: change.seq,
                     wallet,
                     entry,
+                    trace,
                 })
             })
             .collect()

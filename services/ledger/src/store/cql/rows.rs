@@ -11,6 +11,7 @@ use crate::transfer::TransferRecord;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{EntryId, MemberId, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
+use loyalty_events::trace::{self, TraceContext};
 use scylla::value::CqlTimestamp;
 
 /// Row kinds of a wallet partition (its first clustering column).
@@ -132,13 +133,13 @@ pub fn position_from_id(bytes: &[u8]) -> ServiceResult<u64> {
 }
 
 /// What an outbox row (and so a change of the log) carries: the change without its sequence
-/// number, which the relay gives it.
+/// number, which the relay gives it, and the trace context of the request that wrote it.
 pub fn outbox_body(wallet: &WalletKey, entry: &Entry) -> ServiceResult<Vec<u8>> {
-    encode(&(wallet, entry))
+    trace::encode_traced(&(wallet, entry), entry.id)
 }
 
-pub fn outbox_from_body(body: &[u8]) -> ServiceResult<(WalletKey, Entry)> {
-    decode(body)
+pub fn outbox_from_body(body: &[u8]) -> ServiceResult<((WalletKey, Entry), Option<TraceContext>)> {
+    trace::decode_traced(body)
 }
 
 /// The hour bucket of a time (hours since the epoch), for `due_wallets`.

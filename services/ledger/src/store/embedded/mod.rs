@@ -40,6 +40,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{EntryId, IdempotencyKey, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
+use loyalty_events::trace;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -375,10 +376,11 @@ impl EmbeddedStore {
             .entries
             .iter()
             .map(|e| {
-                encode(&StoredChange {
+                let change = StoredChange {
                     wallet: wallet.clone(),
                     entry: e.id,
-                })
+                };
+                trace::encode_traced(&change, e.id)
             })
             .collect::<ServiceResult<_>>()?;
         Ok(PreparedWallet {
@@ -591,9 +593,14 @@ impl ChangeFeed for EmbeddedStore {
                         .try_into()
                         .map_err(|_| ServiceError::internal("bad change key"))?,
                 );
-                let StoredChange { wallet, entry } = decode(&v)?;
+                let (StoredChange { wallet, entry }, trace) = trace::decode_traced(&v)?;
                 let entry = self.committed_entry(&wallet, entry)?;
-                Ok(Change { seq, wallet, entry })
+                Ok(Change {
+                    seq,
+                    wallet,
+                    entry,
+                    trace,
+                })
             })
             .collect()
     }

@@ -76,6 +76,7 @@ mod tests {
                 member: MemberId::parse("m").unwrap(),
             },
             entry: Entry::new(id, EntryKind::Earned, Timestamp(0), Deltas::default()),
+            trace: None,
         }
     }
 

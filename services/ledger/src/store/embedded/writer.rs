@@ -142,7 +142,14 @@ impl Writer {
                     for entry in std::mem::take(&mut prepared.entries) {
                         seq += 1;
                         let wallet = prepared.wallet.clone();
-                        changes.push(Change { seq, wallet, entry });
+                        // As the change record carries it, written moments ago.
+                        let trace = loyalty_events::trace::kept(entry.id);
+                        changes.push(Change {
+                            seq,
+                            wallet,
+                            entry,
+                            trace,
+                        });
                     }
                 }
             }

@@ -25,6 +25,7 @@ use crate::store::{
 };
 use crate::vault::StoredTenantKey;
 use loyalty_common::Timestamp;
+use loyalty_events::trace::TraceContext;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

@@ -163,6 +163,13 @@ pub async fn events_in_order_once_each(stores: Stores) {
     let mut eb = created(&t, &b, vec![]);
     let mut later = facts_write(&t, &a, 2);
     later.events = vec![event(&t, &a, "tiered")];
+    // This write is made in a request's trace: its event's record carries it.
+    let traced = TraceContext {
+        traceparent: format!("00-{:032x}-00f067aa0ba902b7-01", ulid::Ulid::new().0),
+        tracestate: None,
+    };
+    let traced_id = later.events[0].id.clone();
+    loyalty_events::trace::keep([traced_id.clone()], &traced);
     let expected_a: Vec<String> = ea
         .events
         .iter()
@@ -227,6 +234,11 @@ pub async fn events_in_order_once_each(stores: Stores) {
     let again = stores.repo.events_after(0, usize::MAX).await.unwrap();
     let mine = again.iter().filter(|l| l.event.tenant == t).count();
     assert_eq!(mine, seen.len(), "the log keeps each event once");
+    // Read back by another store than the one that wrote it: the trace is the record's.
+    for logged in again.iter().filter(|l| l.event.tenant == t) {
+        let expected = (logged.event.id == traced_id).then_some(&traced);
+        assert_eq!(logged.trace.as_ref(), expected, "{}", logged.event.name);
+    }
 }
 
 pub async fn tenants_list(stores: Stores) {

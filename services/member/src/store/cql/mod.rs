@@ -461,9 +461,11 @@ impl MemberRepository for ScyllaMemberStore {
             .await?
             .into_iter()
             .map(|change| {
+                let (event, trace) = rows::event_of(&change.body)?;
                 Ok(LoggedEvent {
                     seq: change.seq,
-                    event: rows::event_of(&change.body)?,
+                    event,
+                    trace,
                 })
             })
             .collect()

@@ -11,6 +11,7 @@ use crate::store::{Versioned, history_cursor};
 use crate::vault::StoredTenantKey;
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
+use loyalty_events::trace::{self, TraceContext};
 
 /// Buckets of `members_by_tenant` and of each segment generation (decision 0012).
 pub const BUCKETS: i32 = 16;
@@ -106,12 +107,13 @@ pub fn positions(revision: u64, events: usize) -> ServiceResult<Vec<u64>> {
     Ok((0..events).map(|i| base | i).collect())
 }
 
+/// An outbox row's body: the event, then the trace context of the request that wrote it.
 pub fn event_body(event: &MemberEvent) -> ServiceResult<Vec<u8>> {
-    encode(event)
+    trace::encode_traced(event, &event.id)
 }
 
-pub fn event_of(body: &[u8]) -> ServiceResult<MemberEvent> {
-    decode(body)
+pub fn event_of(body: &[u8]) -> ServiceResult<(MemberEvent, Option<TraceContext>)> {
+    trace::decode_traced(body)
 }
 
 /// An order's history row: its cursor (the clustering id) and body.
@@ -283,7 +285,10 @@ mod tests {
             Timestamp(5),
             &serde_json::json!({"a": 1}),
         );
-        assert_eq!(event_of(&event_body(&event).unwrap()).unwrap(), event);
+        assert_eq!(
+            event_of(&event_body(&event).unwrap()).unwrap(),
+            (event, None)
+        );
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn outbox_positions_grow_with_the_version_then_the_entry() {
     assert_eq!(position_from_id(&id).unwrap(), positions[3]);
     assert_eq!(
         outbox_from_body(&bytes.unwrap()).unwrap(),
-        (wallet(), written)
+        ((wallet(), written), None)
     );
 }
 
