@@ -7,6 +7,7 @@ pub mod ids;
 pub mod money;
 pub mod personal;
 pub mod schema;
+pub mod store_metrics;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{ErrorCode, ServiceError};

@@ -7,6 +7,7 @@
 //! speculate them; a conditional one (`IF ...`) never is.
 
 use loyalty_common::error::{ServiceError, ServiceResult};
+use loyalty_common::store_metrics::StoreOp;
 use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::deserialize::row::{ColumnIterator, DeserializeRow};
@@ -23,40 +24,12 @@ use std::time::Instant;
 /// A prepared statement binding `B` and returning rows of `R` (`()` when it returns none).
 pub struct Stmt<B, R> {
     pub prepared: PreparedStatement,
-    timing: OpMetrics,
+    /// `store_operation_*` of the statement, registered once when it is prepared so that
+    /// running it costs no label lookups.
+    timing: StoreOp,
     /// How a batch led by this statement is timed (`op="batch"`), registered with it.
-    batch_timing: OpMetrics,
+    batch_timing: StoreOp,
     types: PhantomData<fn(B) -> R>,
-}
-
-/// `store_operation_duration_seconds{service,table,op}` and
-/// `store_operation_errors_total{service,table,op}` of one statement, registered once when it
-/// is prepared so that running it costs no label lookups.
-#[derive(Clone)]
-struct OpMetrics {
-    duration: metrics::Histogram,
-    errors: metrics::Counter,
-}
-
-impl OpMetrics {
-    fn new(service: &str, table: &str, op: &str) -> Self {
-        let labels = [
-            ("service", service.to_string()),
-            ("table", table.to_string()),
-            ("op", op.to_string()),
-        ];
-        Self {
-            duration: metrics::histogram!("store_operation_duration_seconds", &labels),
-            errors: metrics::counter!("store_operation_errors_total", &labels),
-        }
-    }
-
-    fn observe<T>(&self, started: Instant, result: &ServiceResult<T>) {
-        self.duration.record(started.elapsed().as_secs_f64());
-        if result.is_err() {
-            self.errors.increment(1);
-        }
-    }
 }
 
 /// The service a keyspace belongs to (`loyalty_ledger` → `ledger`): keyspaces are
@@ -240,8 +213,8 @@ where
         prepared.set_is_idempotent(!is_conditional(cql));
         Ok(Self {
             prepared,
-            timing: OpMetrics::new(service_of(keyspace), table_of(cql), name),
-            batch_timing: OpMetrics::new(service_of(keyspace), table_of(cql), "batch"),
+            timing: StoreOp::new(service_of(keyspace), table_of(cql), name),
+            batch_timing: StoreOp::new(service_of(keyspace), table_of(cql), "batch"),
             types: PhantomData,
         })
     }
@@ -363,7 +336,7 @@ pub struct BatchWrite {
     values: Vec<BoxedRow>,
     conditional: bool,
     /// Timed as its first statement's table, with `op="batch"`.
-    timing: Option<OpMetrics>,
+    timing: Option<StoreOp>,
 }
 
 impl Default for BatchWrite {

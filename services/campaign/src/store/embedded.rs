@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::TenantId;
+use loyalty_common::store_metrics::timed;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -258,10 +259,11 @@ fn seq_of(key: &[u8]) -> ServiceResult<u64> {
 
 impl Inner {
     fn get<T: DeserializeOwned>(ks: &fjall::Keyspace, row: &[u8]) -> ServiceResult<Option<T>> {
-        ks.get(row)
-            .map_err(storage)?
-            .map(|v| decode(&v))
-            .transpose()
+        timed("campaign", ks.name(), "get", || {
+            ks.get(row).map_err(storage)
+        })?
+        .map(|v| decode(&v))
+        .transpose()
     }
 
     /// A batch that goes to the journal unsynced: the writer thread syncs it, with others.
@@ -298,7 +300,9 @@ impl Inner {
     }
 
     fn commit(&self, batch: fjall::OwnedWriteBatch, seq: u64) -> ServiceResult<()> {
-        batch.commit().map_err(storage)?;
+        timed("campaign", "journal", "write", || {
+            batch.commit().map_err(storage)
+        })?;
         self.last_seq.store(seq, Ordering::SeqCst);
         self.durability.committed();
         Ok(())
@@ -695,7 +699,9 @@ impl CampaignRepository for EmbeddedCampaignStore {
         self.write_locked(move |inner| {
             let mut batch = inner.batch();
             batch.insert(&inner.positions, reader.into_bytes(), encode(&seq)?);
-            batch.commit().map_err(storage)?;
+            timed("campaign", "journal", "write", || {
+                batch.commit().map_err(storage)
+            })?;
             inner.durability.committed();
             Ok(())
         })

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{ApiKeyId, SessionId, StaffId, TenantId};
+use loyalty_common::store_metrics::timed;
 use loyalty_common::{ServiceError, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -214,10 +215,11 @@ impl EmbeddedIdentityStore {
 
 impl Inner {
     fn get<T: DeserializeOwned>(ks: &Keyspace, key: &[u8]) -> ServiceResult<Option<T>> {
-        ks.get(key)
-            .map_err(storage)?
-            .map(|v| decode(&v))
-            .transpose()
+        timed("identity", ks.name(), "get", || {
+            ks.get(key).map_err(storage)
+        })?
+        .map(|v| decode(&v))
+        .transpose()
     }
 
     fn version_of<T: DeserializeOwned>(
@@ -229,7 +231,9 @@ impl Inner {
     }
 
     fn commit(&self, batch: fjall::OwnedWriteBatch) -> ServiceResult<Applied> {
-        batch.commit().map_err(storage)?;
+        timed("identity", "journal", "write", || {
+            batch.commit().map_err(storage)
+        })?;
         Ok(Applied::Yes)
     }
 

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_common::store_metrics::timed;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeSet, HashMap};
@@ -199,6 +200,13 @@ impl EmbeddedMemberStore {
     }
 }
 
+/// Appends `batch` to the journal (synced: the store's batches are), timed.
+fn commit(batch: fjall::OwnedWriteBatch) -> ServiceResult<()> {
+    timed("member", "journal", "write", || {
+        batch.commit().map_err(storage)
+    })
+}
+
 fn seq_of(key: &[u8]) -> ServiceResult<u64> {
     Ok(u64::from_be_bytes(key.try_into().map_err(|_| {
         ServiceError::internal("bad member change key")
@@ -217,8 +225,7 @@ struct Overlay {
 
 impl Inner {
     fn get<T: DeserializeOwned>(ks: &fjall::Keyspace, key: &[u8]) -> ServiceResult<Option<T>> {
-        ks.get(key)
-            .map_err(storage)?
+        timed("member", ks.name(), "get", || ks.get(key).map_err(storage))?
             .map(|v| decode(&v))
             .transpose()
     }
@@ -448,7 +455,7 @@ impl Inner {
                 let row = key(&[s.tenant.as_bytes(), s.kind.as_bytes(), s.name.as_bytes()]);
                 batch.insert(&self.settings, row, s.value);
             }
-            batch.commit().map_err(storage)
+            commit(batch)
         })();
         if let Err(e) = staged {
             // Nothing was written: the sequence numbers handed out are free again.
@@ -615,7 +622,7 @@ impl MemberRepository for EmbeddedMemberStore {
             }
             let mut batch = inner.batch();
             batch.insert(&inner.keys, row, value);
-            batch.commit().map_err(storage)?;
+            commit(batch)?;
             Ok(true)
         })
         .await
@@ -652,7 +659,7 @@ impl MemberRepository for EmbeddedMemberStore {
                 Some(value) => batch.insert(&inner.settings, row, value),
                 None => batch.remove(&inner.settings, row),
             }
-            batch.commit().map_err(storage)
+            commit(batch)
         })
         .await
     }
@@ -693,7 +700,7 @@ impl MemberRepository for EmbeddedMemberStore {
                     [],
                 );
             }
-            batch.commit().map_err(storage)
+            commit(batch)
         })
         .await
     }
@@ -736,7 +743,7 @@ impl MemberRepository for EmbeddedMemberStore {
                 for k in keys {
                     batch.remove(&inner.segment_members, k);
                 }
-                batch.commit().map_err(storage)?;
+                commit(batch)?;
             }
         })
         .await
@@ -793,7 +800,7 @@ impl MemberRepository for EmbeddedMemberStore {
         self.write_locked(move |inner| {
             let mut batch = inner.batch();
             batch.insert(&inner.positions, reader.into_bytes(), encode(&seq)?);
-            batch.commit().map_err(storage)
+            commit(batch)
         })
         .await
     }

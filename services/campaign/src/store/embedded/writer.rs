@@ -13,6 +13,7 @@
 use super::{EmbeddedCampaignStore, Inner, storage};
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
+use loyalty_common::store_metrics::timed;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -111,10 +112,12 @@ fn sync(inner: &Inner) -> ServiceResult<()> {
         inner.last_seq.load(Ordering::SeqCst),
     );
     if *d.durable.borrow() < upto {
-        inner
-            .db
-            .persist(fjall::PersistMode::SyncAll)
-            .map_err(storage)?;
+        timed("campaign", "journal", "sync", || {
+            inner
+                .db
+                .persist(fjall::PersistMode::SyncAll)
+                .map_err(storage)
+        })?;
         metrics::counter!("campaign_store_syncs_total").increment(1);
         d.durable_seq.store(seq, Ordering::SeqCst);
         d.durable.send_replace(upto);

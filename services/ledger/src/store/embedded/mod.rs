@@ -39,6 +39,7 @@ use cache::CommittedCache;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{EntryId, IdempotencyKey, TenantId};
+use loyalty_common::store_metrics::timed;
 use loyalty_common::{ServiceError, Timestamp};
 use loyalty_events::trace;
 use serde::Serialize;
@@ -205,12 +206,13 @@ impl Reads {
         match self.unapplied.get(table, k) {
             pending::Pending::Value(value) => Ok(Some(value)),
             pending::Pending::Removed => Ok(None),
-            pending::Pending::Absent => Ok(self
-                .tables
-                .get(table)
-                .get(k)
-                .map_err(storage)?
-                .map(|v| v.to_vec())),
+            pending::Pending::Absent => {
+                let ks = self.tables.get(table);
+                Ok(
+                    timed("ledger", ks.name(), "get", || ks.get(k).map_err(storage))?
+                        .map(|v| v.to_vec()),
+                )
+            }
         }
     }
 

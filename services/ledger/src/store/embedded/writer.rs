@@ -18,6 +18,7 @@ use crate::rules::RuleSet;
 use crate::transfer::TransferRecord;
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
+use loyalty_common::store_metrics::StoreOp;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
@@ -68,6 +69,7 @@ struct Overlay {
 
 impl Writer {
     pub(super) fn run(&mut self, mut rx: mpsc::Receiver<WriteRequest>) {
+        let journal_writes = StoreOp::new("ledger", "journal", "write");
         while let Some(first) = rx.blocking_recv() {
             let mut requests = vec![first];
             while requests.len() < MAX_BATCH {
@@ -88,7 +90,9 @@ impl Writer {
             let lsn = if ops.is_empty() {
                 None
             } else {
-                match self.log.append(&frame::encode(&ops)) {
+                let appended = self.log.append(&frame::encode(&ops));
+                journal_writes.observe(appending, &appended);
+                match appended {
                     Ok(lsn) => Some(lsn),
                     Err(err) => {
                         // After a failed append or sync the log's state on disk is unknown:
