@@ -121,6 +121,10 @@ impl ChangeLog for dyn CampaignRepository {
     async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
         CampaignRepository::save_position(self, reader, seq).await
     }
+
+    async fn log_end(&self, from: u64) -> ServiceResult<u64> {
+        CampaignRepository::log_end(self, from).await
+    }
 }
 
 #[cfg(test)]

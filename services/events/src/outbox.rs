@@ -20,6 +20,9 @@ pub trait ChangeLog: Send + Sync + 'static {
     async fn position(&self, reader: &str) -> ServiceResult<u64>;
     /// Saves `reader`'s position; durable when this returns.
     async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()>;
+    /// The newest position in the log, at least `from` (a position the caller knows is
+    /// there).
+    async fn log_end(&self, from: u64) -> ServiceResult<u64>;
 }
 
 /// The publisher's outbox over a change log: each change becomes the event `event` maps it
@@ -69,5 +72,9 @@ impl<L: ChangeLog + ?Sized> Outbox for LogOutbox<L> {
             .save_position(reader, seq)
             .await
             .map_err(outbox_error)
+    }
+
+    async fn log_end(&self, from: u64) -> Result<u64, OutboxError> {
+        self.log.log_end(from).await.map_err(outbox_error)
     }
 }

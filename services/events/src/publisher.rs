@@ -59,6 +59,10 @@ pub trait Outbox: Send + Sync + 'static {
 
     /// Saves `reader`'s position; durable when this returns.
     async fn save_position(&self, reader: &str, seq: u64) -> Result<(), OutboxError>;
+
+    /// The newest position in the outbox, at least `from` (a position the caller knows is
+    /// there): how far it goes, for the backlog metric.
+    async fn log_end(&self, from: u64) -> Result<u64, OutboxError>;
 }
 
 /// The publisher's last failure, while it lasts (for `/readyz`). Cheap to clone.
@@ -112,6 +116,43 @@ enum PublishError {
     },
 }
 
+/// `events_outbox_backlog`: how many committed events wait for publication, the distance from
+/// the publisher's position to the end of the outbox. Measured at most every
+/// [`Backlog::EVERY`] while events wait (a full round, or publication failing), since on the
+/// CQL store it is a read; zero at once when a round drains the outbox.
+#[derive(Default)]
+struct Backlog {
+    /// The newest position known to be published.
+    published: u64,
+    measured: Option<std::time::Instant>,
+}
+
+impl Backlog {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn drained(&mut self, service: &'static str) {
+        metrics::gauge!("events_outbox_backlog", "service" => service).set(0.0);
+        self.measured = None;
+    }
+
+    async fn measure(&mut self, outbox: &dyn Outbox) {
+        if self.measured.is_some_and(|at| at.elapsed() < Self::EVERY) {
+            return;
+        }
+        self.measured = Some(std::time::Instant::now());
+        let service = outbox.service();
+        match outbox.log_end(self.published).await {
+            Ok(end) => {
+                let waiting = end.saturating_sub(self.published);
+                metrics::gauge!("events_outbox_backlog", "service" => service).set(waiting as f64);
+            }
+            Err(e) => {
+                tracing::debug!(service, error = %e.0, "the outbox's end could not be read")
+            }
+        }
+    }
+}
+
 impl Publisher {
     /// A publisher of `outbox` on `bus` with the settings of `events.*`.
     pub fn new(outbox: Arc<dyn Outbox>, bus: Arc<dyn EventBus>, config: &EventsConfig) -> Self {
@@ -133,6 +174,7 @@ impl Publisher {
         // bus may have stored part of the batch (JetStream stored it, then the confirmation
         // was lost), and publishing it again after the duplicate window would repeat it.
         let mut position: Option<u64> = None;
+        let mut backlog = Backlog::default();
         loop {
             if *shutdown.borrow() {
                 return;
@@ -146,14 +188,15 @@ impl Publisher {
                         // restart with nothing left to publish still reports its position.
                         metrics::gauge!("events_published_sequence", "service" => service)
                             .set(after as f64);
-                        metrics::gauge!("events_outbox_backlog", "service" => service).set(0.0);
                         self.status.set(None);
                         position = Some(after);
+                        backlog.published = after;
                         after
                     }
                     Err(e) => {
                         tracing::warn!(service, error = %e, "event publisher cannot go on yet; retrying");
                         self.status.set(Some(e.to_string()));
+                        backlog.measure(self.outbox.as_ref()).await;
                         if stopped(&mut shutdown, backoff.next()).await {
                             return;
                         }
@@ -166,6 +209,12 @@ impl Publisher {
                     position = Some(next);
                     backoff = Backoff::default();
                     self.status.set(None);
+                    backlog.published = next;
+                    if published < self.batch {
+                        backlog.drained(service);
+                    } else {
+                        backlog.measure(self.outbox.as_ref()).await;
+                    }
                     // A short round means the outbox is drained: pause, so that the next round
                     // carries many events (one write and one confirmation wait for all).
                     if published < self.batch && stopped(&mut shutdown, self.idle).await {
@@ -173,6 +222,7 @@ impl Publisher {
                     }
                 }
                 Ok(None) => {
+                    backlog.drained(service);
                     if stopped(&mut shutdown, self.idle).await {
                         return;
                     }
@@ -182,6 +232,7 @@ impl Publisher {
                         .increment(1);
                     tracing::warn!(service, error = %e, position = after, "publishing events failed; retrying");
                     self.status.set(Some(e.to_string()));
+                    backlog.measure(self.outbox.as_ref()).await;
                     position = None;
                     if stopped(&mut shutdown, backoff.next()).await {
                         return;
@@ -230,9 +281,6 @@ impl Publisher {
     async fn round(&self, after: u64) -> Result<Option<(u64, usize)>, PublishError> {
         let service = self.outbox.service();
         let events = self.outbox.after(after, self.batch).await?;
-        // What waits to be published, counted up to one batch (`events.batch_size`): a
-        // backlog that stays at the batch size means publication is not keeping up.
-        metrics::gauge!("events_outbox_backlog", "service" => service).set(events.len() as f64);
         let Some(last) = events.last().map(OutboxEvent::seq) else {
             return Ok(None);
         };

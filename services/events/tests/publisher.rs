@@ -75,6 +75,10 @@ impl Outbox for MemoryOutbox {
         *self.position.lock().unwrap() = seq;
         Ok(())
     }
+
+    async fn log_end(&self, from: u64) -> Result<u64, OutboxError> {
+        Ok((self.events.lock().unwrap().len() as u64).max(from))
+    }
 }
 
 /// Keeps every published event, copies included, so a repeat shows.

@@ -38,6 +38,10 @@ impl ChangeLog for dyn ChangeFeed {
     async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
         ChangeFeed::save_position(self, reader, seq).await
     }
+
+    async fn log_end(&self, from: u64) -> ServiceResult<u64> {
+        ChangeFeed::log_end(self, from).await
+    }
 }
 
 /// The payload (`data`) of every ledger event.

@@ -93,6 +93,10 @@ impl ChangeLog for dyn MemberRepository {
     async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
         MemberRepository::save_position(self, reader, seq).await
     }
+
+    async fn log_end(&self, from: u64) -> ServiceResult<u64> {
+        MemberRepository::log_end(self, from).await
+    }
 }
 
 #[cfg(test)]

@@ -804,6 +804,14 @@ impl MemberRepository for EmbeddedMemberStore {
         })
         .await
     }
+
+    async fn log_end(&self, from: u64) -> ServiceResult<u64> {
+        let last = match self.inner.changes.last_key_value() {
+            Some(guard) => seq_of(&guard.key().map_err(storage)?)?,
+            None => 0,
+        };
+        Ok(last.max(from))
+    }
 }
 
 /// The member ids that end the keys under `prefix` (which ends in the 0 separator), after

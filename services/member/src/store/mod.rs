@@ -248,4 +248,7 @@ pub trait MemberRepository: Send + Sync + 'static {
     async fn position(&self, reader: &str) -> ServiceResult<u64>;
     /// Saves `reader`'s position; durable when this returns.
     async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()>;
+    /// The newest position of the change log, at least `from` (a position known to be in
+    /// it), for the publisher's backlog.
+    async fn log_end(&self, from: u64) -> ServiceResult<u64>;
 }

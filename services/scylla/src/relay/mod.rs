@@ -247,6 +247,30 @@ impl Relay {
         self.read_log(seq, limit).await
     }
 
+    /// The newest number in the change log, at least `from` (a number known to be in it):
+    /// the newest of the bucket after `from`, and of the next ones while they are full. One
+    /// read, two at a bucket's end.
+    pub async fn log_end(&self, from: u64) -> ServiceResult<u64> {
+        let mut end = from;
+        let mut at = bucket(from.saturating_add(1));
+        loop {
+            let newest = self
+                .statements
+                .newest_change
+                .first(&self.cluster.session, (at,))
+                .await?;
+            let Some((seq,)) = newest else {
+                return Ok(end);
+            };
+            let seq = unsigned(seq, "change number")?;
+            end = end.max(seq);
+            if !(seq + 1).is_multiple_of(BUCKET_SIZE) {
+                return Ok(end);
+            }
+            at += 1;
+        }
+    }
+
     /// The last number `reader` saved (0: none).
     pub async fn position(&self, reader: &str) -> ServiceResult<u64> {
         self.mark(reader).await.map(|m| m.unwrap_or(0))

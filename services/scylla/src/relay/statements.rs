@@ -22,6 +22,8 @@ crate::statements! {
             => (i64, i64, String, String, i64, Vec<u8>) => AppliedRow,
         changes: "SELECT seq, tenant, member, position, body FROM {keyspace}.changes WHERE bucket = ? AND seq > ? LIMIT ?"
             => (i64, i64, i32) => (i64, String, String, i64, Vec<u8>),
+        newest_change: "SELECT seq FROM {keyspace}.changes WHERE bucket = ? ORDER BY seq DESC LIMIT 1"
+            => (i64,) => (i64,),
         take_lease: "INSERT INTO {keyspace}.relay_lease (service, holder) VALUES (?, ?) IF NOT EXISTS USING TTL ?"
             => (String, String, i32) => AppliedRow,
         renew_lease: "UPDATE {keyspace}.relay_lease USING TTL ? SET holder = ? WHERE service = ? IF holder = ?"

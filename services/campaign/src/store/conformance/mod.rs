@@ -646,6 +646,9 @@ pub async fn the_change_log_keeps_commit_order_and_reader_positions(stores: Stor
         traces,
         [("one", None), ("two", Some(&traced)), ("three", None)]
     );
+    // The log's end, for the publisher's backlog: at least what was read.
+    let newest = all.last().unwrap().seq;
+    assert!(store.log_end(0).await.unwrap() >= newest);
     let reader = conformance::unique("reader");
     assert_eq!(store.position(&reader).await.unwrap(), 0);
     store.save_position(&reader, 7).await.unwrap();

@@ -407,6 +407,10 @@ impl CampaignRepository for ScyllaCampaignStore {
     async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
         self.relay.save_position(reader, seq).await
     }
+
+    async fn log_end(&self, from: u64) -> ServiceResult<u64> {
+        self.relay.log_end(from).await
+    }
 }
 
 #[async_trait]

@@ -42,4 +42,8 @@ impl ChangeFeed for ScyllaLedgerStore {
     async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
         self.relay.save_position(reader, seq).await
     }
+
+    async fn log_end(&self, from: u64) -> ServiceResult<u64> {
+        self.relay.log_end(from).await
+    }
 }

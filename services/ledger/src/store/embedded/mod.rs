@@ -621,4 +621,21 @@ impl ChangeFeed for EmbeddedStore {
         .await
         .map(|_| ())
     }
+
+    async fn log_end(&self, from: u64) -> ServiceResult<u64> {
+        // The change records applied to the tables: behind the commit log by the applier's
+        // few milliseconds at most.
+        let last = match self.tables.changes.last_key_value() {
+            Some(guard) => {
+                let key = guard.key().map_err(storage)?;
+                u64::from_be_bytes(
+                    key.as_ref()
+                        .try_into()
+                        .map_err(|_| ServiceError::internal("bad change key"))?,
+                )
+            }
+            None => 0,
+        };
+        Ok(last.max(from))
+    }
 }

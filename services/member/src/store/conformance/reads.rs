@@ -220,6 +220,8 @@ pub async fn events_in_order_once_each(stores: Stores) {
     assert!(seen.iter().all(|l| l.event.id != never));
     let unique_seqs: HashSet<u64> = seen.iter().map(|l| l.seq).collect();
     assert_eq!(unique_seqs.len(), seen.len());
+    // The log's end, for the publisher's backlog: at least what was read.
+    assert!(repo.log_end(0).await.unwrap() >= last_seq);
     // Reading on from the newest number gives none of them again.
     let after = repo.events_after(last_seq, 500).await.unwrap();
     assert!(after.iter().all(|l| l.event.tenant != t));

@@ -478,6 +478,10 @@ impl MemberRepository for ScyllaMemberStore {
     async fn save_position(&self, reader: &str, seq: u64) -> ServiceResult<()> {
         self.relay.save_position(reader, seq).await
     }
+
+    async fn log_end(&self, from: u64) -> ServiceResult<u64> {
+        self.relay.log_end(from).await
+    }
 }
 
 #[async_trait]
