@@ -25,6 +25,8 @@
 #   CQL_VERSION    the cassandra-all version (default 5.0.9)
 #   CQL_AUDIT      1: log every statement the nodes run to logs/audit.log (Cassandra's audit
 #                  log), for the check of which statements the test suite ran
+#   CQL_AUTH       1: clients must log in (PasswordAuthenticator; the default superuser
+#                  cassandra/cassandra), for the test of memberd's scylla.user/password
 #
 # `start` prints lines of the form KEY=value (SCYLLA_NODES, SCYLLA_DATACENTER, and for two-dc
 # SCYLLA_NODES_DC1, SCYLLA_NODES_DC2); they are kept in $CQL_STATE/NAME/env to be sourced.
@@ -137,6 +139,8 @@ next_address() {
 write_config() {
   local name="$1" node="$2" dc="$3" address="$4" seeds="$5" dir="$6"
   mkdir -p "$dir"/{conf,data,commitlog,hints,saved_caches,cdc_raw,logs}
+  local authenticator=AllowAllAuthenticator
+  if [ "${CQL_AUTH:-0}" = 1 ]; then authenticator=PasswordAuthenticator; fi
   cat >"$dir/conf/cassandra.yaml" <<EOF
 # Written by tests/cql/cluster.sh for the test cluster "$name", node $node ($dc).
 cluster_name: memberd-test-$name
@@ -196,7 +200,7 @@ commit_failure_policy: stop
 # cut a datacenter off wait less; on loopback, a slow answer is not a lost node.
 phi_convict_threshold: 5
 hinted_handoff_enabled: true
-authenticator: AllowAllAuthenticator
+authenticator: $authenticator
 authorizer: AllowAllAuthorizer
 dynamic_snitch: true
 EOF

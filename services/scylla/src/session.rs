@@ -37,6 +37,36 @@ pub enum ConnectError {
         "cannot reach ScyllaDB at {nodes} ({cause}); check scylla.nodes and that the cluster is up"
     )]
     Unreachable { nodes: String, cause: String },
+    #[error(
+        "ScyllaDB at {nodes} refused memberd's login ({reason}); set scylla.user and \
+         scylla.password (MEMBERD_SCYLLA__USER, MEMBERD_SCYLLA__PASSWORD; with the chart, \
+         scylla.credentials.existingSecret) to a role of the cluster"
+    )]
+    Login { nodes: String, reason: String },
+}
+
+impl ConnectError {
+    /// The driver's failure to open a session, told apart: a refused login says which
+    /// settings to fix, anything else that the cluster could not be reached.
+    fn of_session(nodes: &[String], cause: String, with_login: bool) -> Self {
+        let nodes = nodes.join(", ");
+        // The driver names the failed step (its setup request AUTH_RESPONSE) in its text: the
+        // only place it says so without matching four nested error types.
+        if !cause.contains("AUTH_RESPONSE") {
+            return Self::Unreachable { nodes, cause };
+        }
+        let reason = if with_login {
+            // "... Error message: Provided username x and/or password are incorrect".
+            let told = cause
+                .rsplit("Error message: ")
+                .next()
+                .unwrap_or("bad credentials");
+            format!("the user or password is wrong: {told}")
+        } else {
+            "it requires a login, and scylla.user and scylla.password are not set".to_string()
+        };
+        Self::Login { nodes, reason }
+    }
 }
 
 /// Connects to the cluster the settings name.
@@ -96,9 +126,9 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
         .default_execution_profile_handle(base.into_handle_with_label("default".into()))
         .build()
         .await
-        .map_err(|e| ConnectError::Unreachable {
-            nodes: config.nodes.join(", "),
-            cause: e.to_string(),
+        .map_err(|e| {
+            let with_login = config.user.is_some() && config.password.is_some();
+            ConnectError::of_session(&config.nodes, e.to_string(), with_login)
         })?;
     Ok(Cluster {
         session,
