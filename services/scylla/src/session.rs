@@ -7,6 +7,10 @@ use crate::config::{ScyllaConfig, SerialConsistency, WriteConsistency};
 use scylla::client::execution_profile::{ExecutionProfile, ExecutionProfileHandle};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{
+    ConnectionError, ConnectionPoolError, ConnectionSetupRequestErrorKind, DbError, MetadataError,
+    NewSessionError,
+};
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::DefaultRetryPolicy;
 use scylla::policies::speculative_execution::SimpleSpeculativeExecutionPolicy;
@@ -48,24 +52,38 @@ pub enum ConnectError {
 impl ConnectError {
     /// The driver's failure to open a session, told apart: a refused login says which
     /// settings to fix, anything else that the cluster could not be reached.
-    fn of_session(nodes: &[String], cause: String, with_login: bool) -> Self {
+    fn of_session(nodes: &[String], error: &NewSessionError) -> Self {
         let nodes = nodes.join(", ");
-        // The driver names the failed step (its setup request AUTH_RESPONSE) in its text: the
-        // only place it says so without matching four nested error types.
-        if !cause.contains("AUTH_RESPONSE") {
-            return Self::Unreachable { nodes, cause };
+        match refused_login(error) {
+            Some(reason) => Self::Login { nodes, reason },
+            None => Self::Unreachable {
+                nodes,
+                cause: error.to_string(),
+            },
         }
-        let reason = if with_login {
-            // "... Error message: Provided username x and/or password are incorrect".
-            let told = cause
-                .rsplit("Error message: ")
-                .next()
-                .unwrap_or("bad credentials");
-            format!("the user or password is wrong: {told}")
-        } else {
-            "it requires a login, and scylla.user and scylla.password are not set".to_string()
-        };
-        Self::Login { nodes, reason }
+    }
+}
+
+/// Why the cluster refused the login, if that is why no session opened: the last
+/// connection's setup failed on authentication.
+fn refused_login(error: &NewSessionError) -> Option<String> {
+    let NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
+        ConnectionPoolError::Broken {
+            last_connection_error: ConnectionError::ConnectionSetupRequestError(setup),
+            ..
+        },
+    )) = error
+    else {
+        return None;
+    };
+    match &setup.error {
+        ConnectionSetupRequestErrorKind::MissingAuthentication => {
+            Some("it requires a login, and scylla.user and scylla.password are not set".to_string())
+        }
+        ConnectionSetupRequestErrorKind::DbError(DbError::AuthenticationError, told) => {
+            Some(format!("the user or password is wrong: {told}"))
+        }
+        _ => None,
     }
 }
 
@@ -126,10 +144,7 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
         .default_execution_profile_handle(base.into_handle_with_label("default".into()))
         .build()
         .await
-        .map_err(|e| {
-            let with_login = config.user.is_some() && config.password.is_some();
-            ConnectError::of_session(&config.nodes, e.to_string(), with_login)
-        })?;
+        .map_err(|e| ConnectError::of_session(&config.nodes, &e))?;
     Ok(Cluster {
         session,
         ledger_writes,
