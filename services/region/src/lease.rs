@@ -1,0 +1,109 @@
+//! A region's write lease. The region keeper renews its region's row in the control keyspace
+//! every [`RENEW_EVERY`] with a conditional write under `SERIAL` and a time to live of
+//! [`TTL`]. Only a renewal that succeeds extends the lease, and it extends it to
+//! [`WRITABLE`] after the renewal was *sent*: the row lives at least [`TTL`] after it was
+//! written, which is later than sent, so the region stops writing at least
+//! `TTL - WRITABLE` before another region can take its row over. That margin absorbs the
+//! difference between the two processes' clock rates (1 s in 5 s: far beyond any clock
+//! that keeps time).
+//!
+//! Every process of the region that routes writes keeps its own [`Lease`], from its own
+//! reads of the row under `SERIAL` (with the row's remaining time to live): a read is a
+//! renewal that found the row with less than [`TTL`] left, and extends the lease less.
+//!
+//! A write is accepted only if it can finish inside the lease: its deadline must come
+//! before the lease's end, so that no write of a region is still running once another
+//! region may write the same tenants.
+
+use crate::model::{Epoch, Millis};
+
+/// How often the keeper renews.
+pub const RENEW_EVERY: Millis = Millis(1_000);
+/// How long the row lives after a renewal (its `USING TTL`).
+pub const TTL: Millis = Millis(5_000);
+/// How long after sending a successful renewal the region may write.
+pub const WRITABLE: Millis = Millis(4_000);
+
+/// The lease as one process of the region knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lease {
+    /// Until when the region may write, and the homes' epoch the renewal found.
+    renewed: Option<(Millis, Epoch)>,
+}
+
+impl Lease {
+    /// A renewal (or a read of the row) sent at `sent` succeeded, found the row with
+    /// `remaining` time to live and the homes at `epoch`. The keeper's own renewal leaves
+    /// the whole [`TTL`].
+    pub fn renewed(&mut self, sent: Millis, remaining: Millis, epoch: Epoch) {
+        let margin = TTL.since(WRITABLE);
+        let until = sent.plus(WRITABLE.min(remaining.since(margin)));
+        // Answers can arrive out of order: keep the lease that lasts longest.
+        if self.renewed.is_none_or(|(at, _)| until >= at) {
+            self.renewed = Some((until, epoch));
+        }
+    }
+
+    /// The region lost its lease (a renewal was refused: another region took the row).
+    pub fn lost(&mut self) {
+        self.renewed = None;
+    }
+
+    /// Until when the region may write, if it holds the lease.
+    pub fn writable_until(&self) -> Option<Millis> {
+        self.renewed.map(|(until, _)| until)
+    }
+
+    /// The homes' epoch the last renewal found.
+    pub fn epoch(&self) -> Option<Epoch> {
+        self.renewed.map(|(_, epoch)| epoch)
+    }
+
+    /// Whether a write that may run until `deadline` can be accepted at `now`.
+    pub fn may_write(&self, now: Millis, deadline: Millis) -> bool {
+        self.writable_until()
+            .is_some_and(|until| now < until && deadline <= until)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_must_end_inside_the_lease() {
+        let mut lease = Lease::default();
+        assert!(!lease.may_write(Millis(0), Millis(10)), "no lease yet");
+        lease.renewed(Millis(1_000), TTL, Epoch(3));
+        assert_eq!(lease.writable_until(), Some(Millis(5_000)));
+        assert!(lease.may_write(Millis(1_500), Millis(4_000)));
+        assert!(
+            !lease.may_write(Millis(1_500), Millis(5_001)),
+            "it could still run when another region may write"
+        );
+        assert!(!lease.may_write(Millis(5_000), Millis(5_000)));
+        // A late answer to an older renewal does not shorten the lease.
+        lease.renewed(Millis(2_000), TTL, Epoch(3));
+        lease.renewed(Millis(1_500), TTL, Epoch(3));
+        assert_eq!(lease.writable_until(), Some(Millis(6_000)));
+        lease.lost();
+        assert!(!lease.may_write(Millis(2_100), Millis(2_200)));
+    }
+
+    #[test]
+    fn a_read_of_a_row_near_its_end_extends_the_lease_only_to_a_second_before_it() {
+        let mut lease = Lease::default();
+        // The keeper stopped renewing: the row has 1.5 s left when this process reads it.
+        lease.renewed(Millis(10_000), Millis(1_500), Epoch(1));
+        assert_eq!(lease.writable_until(), Some(Millis(10_500)));
+        let mut late = Lease::default();
+        late.renewed(Millis(10_000), Millis(900), Epoch(1));
+        assert!(!late.may_write(Millis(10_000), Millis(10_000)));
+    }
+
+    #[test]
+    fn the_region_stops_a_second_before_its_row_can_expire() {
+        assert_eq!(TTL.since(WRITABLE), Millis(1_000));
+        assert!(RENEW_EVERY < WRITABLE);
+    }
+}

@@ -1,0 +1,92 @@
+//! Each region's datacenter in the simulation: wallets as the ledger keeps them. A commit is
+//! one conditional write of the wallet's head (its balance, and the keys and answers of its
+//! newest commits) and the commit's idempotency record; replication copies those rows, so the
+//! other datacenter's head is the home's as of the last commit it received.
+
+use std::collections::{BTreeMap, VecDeque};
+
+/// How many of its newest commits' keys a wallet's head carries: a commit whose other-region
+/// acknowledgement was lost is still known there by its key, through any later commit's head.
+pub const RECENT: usize = 32;
+
+/// What a write answered: applied (the balance after), or refused for want of points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Applied(i64),
+    Insufficient,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Head {
+    pub balance: i64,
+    /// Every applied commit's key, in order: what the balance is made of (two of one key
+    /// would be a double apply).
+    pub effects: Vec<String>,
+    pub recent: VecDeque<(String, Answer)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wallet {
+    pub head: Head,
+    /// The idempotency records, one row per key.
+    pub records: BTreeMap<String, Answer>,
+}
+
+/// A wallet's address: tenant and member.
+pub type WalletKey = (String, u8);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Datacenter {
+    pub wallets: BTreeMap<WalletKey, Wallet>,
+}
+
+impl Datacenter {
+    /// The answer already given to `key`: its record, or the head's memory of it.
+    pub fn recorded(&self, wallet: &WalletKey, key: &str) -> Option<Answer> {
+        let w = self.wallets.get(wallet)?;
+        w.records.get(key).copied().or_else(|| {
+            w.head
+                .recent
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, answer)| *answer)
+        })
+    }
+
+    /// Runs a write here, as its home's conditional write does: refused if it would overdraw.
+    pub fn apply(&mut self, wallet: &WalletKey, key: &str, delta: i64) -> Answer {
+        let w = self.wallets.entry(wallet.clone()).or_default();
+        let answer = if w.head.balance + delta < 0 {
+            Answer::Insufficient
+        } else {
+            w.head.balance += delta;
+            w.head.effects.push(key.to_string());
+            Answer::Applied(w.head.balance)
+        };
+        w.records.insert(key.to_string(), answer);
+        w.head.recent.push_back((key.to_string(), answer));
+        if w.head.recent.len() > RECENT {
+            w.head.recent.pop_front();
+        }
+        answer
+    }
+
+    /// Copies a commit's rows from `home`: the wallet's head and the key's record.
+    pub fn replicate(&mut self, home: &Datacenter, wallet: &WalletKey, key: &str) {
+        let Some(source) = home.wallets.get(wallet) else {
+            return;
+        };
+        let w = self.wallets.entry(wallet.clone()).or_default();
+        w.head = source.head.clone();
+        if let Some(answer) = source.records.get(key) {
+            w.records.insert(key.to_string(), *answer);
+        }
+    }
+
+    pub fn lowest_balance(&self) -> Option<(&WalletKey, i64)> {
+        self.wallets
+            .iter()
+            .map(|(k, w)| (k, w.head.balance))
+            .min_by_key(|(_, b)| *b)
+    }
+}
