@@ -89,8 +89,9 @@ fn statement_of(line: &str) -> Option<(String, String)> {
     }
     // The operation is the last field and may itself hold a `|` (none of ours does).
     let (keyspace, operation) = (keyspace?, operation?);
-    let service = ["ledger", "member", "identity", "campaign"]
-        .into_iter()
+    let service = memberd::migrate::SERVICES
+        .iter()
+        .map(|(service, _)| *service)
         .find(|s| keyspace.ends_with(&format!("_{s}")))?;
     let text = operation.replace(&format!("{keyspace}."), "{keyspace}.");
     Some((service.to_string(), squeeze(&text)))

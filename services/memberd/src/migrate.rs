@@ -6,6 +6,7 @@ use loyalty_common::schema::Migration;
 use loyalty_identity::store::cql::IdentityStatements;
 use loyalty_ledger::store::cql::LedgerStatements;
 use loyalty_member::store::cql::MemberStatements;
+use loyalty_region::control::cql::ControlStatements;
 use loyalty_scylla::ScyllaConfig;
 use loyalty_scylla::lease::LeaseStatements;
 use loyalty_scylla::relay::RelayStatements;
@@ -17,6 +18,10 @@ pub const SERVICES: &[(&str, &[Migration])] = &[
     ("ledger", loyalty_ledger::schema::MIGRATIONS),
     ("member", loyalty_member::schema::MIGRATIONS),
     ("campaign", loyalty_campaign::schema::MIGRATIONS),
+    (
+        loyalty_scylla::config::CONTROL_SERVICE,
+        loyalty_region::schema::MIGRATIONS,
+    ),
 ];
 
 /// Applies what each keyspace lacks, printing each migration as it starts.
@@ -41,15 +46,16 @@ pub async fn run(config: &ScyllaConfig) -> anyhow::Result<()> {
 }
 
 /// Every statement the services' CQL adapters prepare, with the keyspaces it runs in
-/// (`ledger`, `member`, `identity`, `campaign`): what the check of the statements a cluster ran compares
+/// (`ledger`, `member`, `identity`, `campaign`, `regions`): what the check of the statements a cluster ran compares
 /// with (`examples/statement_coverage.rs`).
 pub fn statement_catalogue() -> Vec<(&'static [&'static str], StatementDef)> {
     const LEDGER: &[&str] = &["ledger"];
     const MEMBER: &[&str] = &["member"];
     const IDENTITY: &[&str] = &["identity"];
     const CAMPAIGN: &[&str] = &["campaign"];
+    const REGIONS: &[&str] = &[loyalty_scylla::config::CONTROL_SERVICE];
     const OUTBOXES: &[&str] = &["ledger", "member", "campaign"];
-    const EVERY: &[&str] = &["identity", "ledger", "member", "campaign"];
+    const EVERY: &[&str] = &["identity", "ledger", "member", "campaign", "regions"];
     let tagged = |keyspaces: &'static [&'static str], defs: Vec<StatementDef>| {
         defs.into_iter().map(move |d| (keyspaces, d))
     };
@@ -57,6 +63,7 @@ pub fn statement_catalogue() -> Vec<(&'static [&'static str], StatementDef)> {
         .chain(tagged(MEMBER, MemberStatements::definitions()))
         .chain(tagged(IDENTITY, IdentityStatements::definitions()))
         .chain(tagged(CAMPAIGN, CampaignStatements::definitions()))
+        .chain(tagged(REGIONS, ControlStatements::definitions()))
         .chain(tagged(OUTBOXES, RelayStatements::definitions()))
         .chain(tagged(OUTBOXES, LeaseStatements::definitions()))
         .chain(tagged(

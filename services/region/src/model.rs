@@ -48,9 +48,9 @@ impl fmt::Display for Region {
     }
 }
 
-/// The homes' version: every move of any tenant's home bumps it, and the moved tenant's home
-/// records the epoch it moved at. A write carries its tenant's epoch, and one accepted under
-/// an older epoch than its partition has seen is refused (the second fence, after the lease).
+/// The homes' version: every change of any tenant's home bumps it. A write carries the epoch
+/// its route was decided under, and one accepted under an older epoch than its partition has
+/// seen is refused (the second fence, after the lease).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Epoch(pub u64);
 
@@ -60,8 +60,8 @@ impl Epoch {
     }
 }
 
-/// Where a tenant's writes run, since which epoch. While `moving` (a planned move, such as a
-/// failback, under way), no region writes the tenant.
+/// Where a tenant's writes run, as of the homes' epoch it was read at. While `moving` (a
+/// planned move, such as a failback, under way), no region writes the tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
     pub region: Region,

@@ -37,6 +37,9 @@ pub enum Flavour {
     Cassandra,
 }
 
+/// The service whose keyspace is the control keyspace of two regions (decision 0019).
+pub const CONTROL_SERVICE: &str = "regions";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ScyllaConfig {
@@ -50,6 +53,10 @@ pub struct ScyllaConfig {
     pub keyspace_prefix: String,
     /// Replicas per datacenter (NetworkTopologyStrategy), e.g. `{ dc1 = 3, dc2 = 3 }`.
     pub replication: BTreeMap<String, u32>,
+    /// The control keyspace's replicas per datacenter (`<prefix>_regions`, decision 0019):
+    /// both regions and the witness, e.g. `{ dc1 = 3, dc2 = 3, witness = 1 }`. Empty: the
+    /// same as `replication` (one region, or failover kept manual).
+    pub control_replication: BTreeMap<String, u32>,
     /// Ledger writes: LOCAL_QUORUM or EACH_QUORUM. Every other statement uses LOCAL_QUORUM.
     pub ledger_write_consistency: WriteConsistency,
     /// Conditional writes: LOCAL_SERIAL or SERIAL.
@@ -84,6 +91,7 @@ impl Default for ScyllaConfig {
             local_datacenter: "dc1".into(),
             keyspace_prefix: "loyalty".into(),
             replication: BTreeMap::from([("dc1".into(), 3)]),
+            control_replication: BTreeMap::new(),
             ledger_write_consistency: WriteConsistency::LocalQuorum,
             serial_consistency: SerialConsistency::LocalSerial,
             connect_timeout_ms: 5_000,
@@ -148,18 +156,20 @@ impl ScyllaConfig {
                 "name at least one datacenter, e.g. { dc1 = 3 }",
             ));
         }
-        for (dc, replicas) in &self.replication {
-            if !plain_name(dc) {
-                return Err(problem(
-                    "replication",
-                    format!("{dc:?} is not a datacenter name"),
-                ));
-            }
-            if !(1..=9).contains(replicas) {
-                return Err(problem(
-                    "replication",
-                    format!("{dc} = {replicas}: give 1 to 9 replicas"),
-                ));
+        for (setting, map) in [
+            ("replication", &self.replication),
+            ("control_replication", &self.control_replication),
+        ] {
+            for (dc, replicas) in map {
+                if !plain_name(dc) {
+                    return Err(problem(setting, format!("{dc:?} is not a datacenter name")));
+                }
+                if !(1..=9).contains(replicas) {
+                    return Err(problem(
+                        setting,
+                        format!("{dc} = {replicas}: give 1 to 9 replicas"),
+                    ));
+                }
             }
         }
         if !self.replication.contains_key(&self.local_datacenter) {
@@ -196,8 +206,21 @@ impl ScyllaConfig {
     /// What follows `WITH replication =` in `CREATE KEYSPACE`: the replication map, and on
     /// ScyllaDB tablets turned off unless `tablets` is set (Cassandra has no tablets).
     pub fn replication_cql(&self) -> String {
-        let dcs: Vec<String> = self
-            .replication
+        self.replication_cql_of(&self.replication)
+    }
+
+    /// [`Self::replication_cql`] for `service`'s keyspace: the control keyspace
+    /// ([`CONTROL_SERVICE`]) takes `control_replication` when it is set.
+    pub fn replication_cql_for(&self, service: &str) -> String {
+        if service == CONTROL_SERVICE && !self.control_replication.is_empty() {
+            self.replication_cql_of(&self.control_replication)
+        } else {
+            self.replication_cql()
+        }
+    }
+
+    fn replication_cql_of(&self, replication: &BTreeMap<String, u32>) -> String {
+        let dcs: Vec<String> = replication
             .iter()
             .map(|(dc, n)| format!("'{dc}': {n}"))
             .collect();
@@ -222,6 +245,28 @@ mod tests {
             replication: BTreeMap::from([("eu-west".into(), 3), ("ap-east".into(), 3)]),
             ..ScyllaConfig::default()
         }
+    }
+
+    #[test]
+    fn the_control_keyspace_takes_its_own_replication_when_set() {
+        let mut config = ScyllaConfig {
+            flavour: Flavour::Cassandra,
+            nodes: vec!["10.0.0.1:9042".into()],
+            ..ScyllaConfig::default()
+        };
+        let same = config.replication_cql();
+        assert_eq!(config.replication_cql_for(CONTROL_SERVICE), same);
+        config.control_replication =
+            BTreeMap::from([("dc1".into(), 3), ("dc2".into(), 3), ("witness".into(), 1)]);
+        assert_eq!(
+            config.replication_cql_for(CONTROL_SERVICE),
+            "{'class': 'NetworkTopologyStrategy', 'dc1': 3, 'dc2': 3, 'witness': 1}"
+        );
+        assert_eq!(config.replication_cql_for("ledger"), same);
+        config.check().unwrap();
+        config.control_replication.insert("wit'ness".into(), 1);
+        let refused = config.check().unwrap_err().to_string();
+        assert!(refused.contains("control_replication"), "{refused}");
     }
 
     #[test]

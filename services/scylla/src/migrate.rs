@@ -228,7 +228,7 @@ pub async fn apply(
 ) -> Result<Vec<u32>, MigrateError> {
     let done = applied(cluster, config, service).await?;
     let keyspace = config.keyspace(service);
-    let replication = config.replication_cql();
+    let replication = config.replication_cql_for(service);
     let mut versions = Vec::new();
     for migration in plan(service, carried, &done)? {
         progress(migration);
