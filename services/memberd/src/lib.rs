@@ -12,6 +12,7 @@ pub mod import;
 pub mod members;
 pub mod migrate;
 mod publication;
+pub mod region;
 pub mod roles;
 pub mod schedule;
 pub mod storage;

@@ -66,6 +66,11 @@ enum Command {
     /// Applies the CQL migrations the keyspaces on ScyllaDB lack (`[scylla]` in the
     /// configuration); safe to run again, and while memberd runs.
     Migrate,
+    /// The tenants' homes of two regions (decision 0019; the control keyspace on ScyllaDB).
+    Region {
+        #[command(subcommand)]
+        command: RegionCommand,
+    },
     /// Exits with 0 when the memberd at `http_addr` is ready (`/readyz` answers 200), else 1:
     /// a container health check that needs no shell.
     Health {
@@ -138,6 +143,33 @@ enum CouponsCommand {
 }
 
 #[derive(clap::Subcommand)]
+enum RegionCommand {
+    /// Every tenant's home, and the homes' epoch.
+    Status,
+    /// Homes a tenant that has no home yet.
+    Place { tenant: String, region: String },
+    /// Moves every tenant of a region whose lease has lapsed (it is down or cut off) to
+    /// another; refused while the region still renews its lease.
+    Failover {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Moves tenants to a region in two steps (written nowhere for 5 s between), as a
+    /// failback does.
+    Move {
+        #[arg(long)]
+        to: String,
+        /// The region was failed away from, and its datacenter has been rebuilt since.
+        #[arg(long)]
+        rebuilt: bool,
+        #[arg(required = true)]
+        tenants: Vec<String>,
+    },
+}
+
+#[derive(clap::Subcommand)]
 enum AuditCommand {
     /// Recomputes every tenant's hash chain and names the first record that was altered,
     /// deleted or reordered. Exits with 1 if any chain is broken.
@@ -201,6 +233,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("ready: {url}");
             Ok(())
         }
+        Command::Region { command } => region(config, command),
         Command::Migrate => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(memberd::migrate::run(&config.scylla))
@@ -216,6 +249,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn region(config: MemberdConfig, command: RegionCommand) -> anyhow::Result<()> {
+    use memberd::region as r;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let control = r::control(&config).await?;
+        match command {
+            RegionCommand::Status => print!("{}", r::status(&control).await?),
+            RegionCommand::Place { tenant, region } => {
+                r::place(&control, &tenant, &r::region(&region)?).await?
+            }
+            RegionCommand::Failover { from, to } => {
+                r::failover(&control, &r::region(&from)?, &r::region(&to)?).await?
+            }
+            RegionCommand::Move {
+                to,
+                rebuilt,
+                tenants,
+            } => r::move_home(&control, &tenants, &r::region(&to)?, rebuilt).await?,
+        }
+        anyhow::Ok(())
+    })
 }
 
 fn coupons(config: MemberdConfig, command: CouponsCommand) -> anyhow::Result<()> {

@@ -192,6 +192,17 @@ impl ControlPlane for CqlControl {
         Ok(Homes { epoch, homes })
     }
 
+    async fn lease_holder(&self, region: &Region) -> ServiceResult<Option<Region>> {
+        let row = self
+            .statements
+            .lease_holder
+            .first(&self.cluster.session, (region.as_str().to_string(),))
+            .await?;
+        row.and_then(|(holder,)| holder)
+            .map(|name| self::region(&name))
+            .transpose()
+    }
+
     async fn place(&self, tenant: &str, region: &Region) -> ServiceResult<bool> {
         let placed = self
             .change_with(|rows| {

@@ -33,6 +33,10 @@ pub trait ControlPlane: Send + Sync + 'static {
 
     async fn homes(&self) -> ServiceResult<Homes>;
 
+    /// Who holds `region`'s lease row: the region itself (alive, or lapsing), the region
+    /// that took its tenants over, or nobody (lapsed).
+    async fn lease_holder(&self, region: &Region) -> ServiceResult<Option<Region>>;
+
     /// Homes a tenant that has no home yet in `region` (false: it has one already).
     async fn place(&self, tenant: &str, region: &Region) -> ServiceResult<bool>;
 
