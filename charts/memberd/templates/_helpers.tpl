@@ -192,6 +192,7 @@ session it never uses. */ -}}
 {{- if has $c $topology.usesScylla -}}
 {{- $scylla := dict "nodes" $v.scylla.nodes "local_datacenter" $v.scylla.localDatacenter "replication" $v.scylla.replication "keyspace_prefix" $v.scylla.keyspacePrefix "flavour" $v.scylla.flavour -}}
 {{- with $v.scylla.relayDatacenter }}{{ $_ := set $scylla "relay_datacenter" . }}{{ end -}}
+{{- with $v.scylla.controlReplication }}{{ $_ := set $scylla "control_replication" . }}{{ end -}}
 {{- $_ := set $config "storage" "scylla" -}}
 {{- $_ := set $config "scylla" $scylla -}}
 {{- end -}}
