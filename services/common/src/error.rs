@@ -70,6 +70,10 @@ error_codes! {
     VersionConflict => "VERSION_CONFLICT", Aborted, 409, "The resource changed; retry";
     AmountOverflow => "AMOUNT_OVERFLOW", OutOfRange, 422, "The amount would overflow";
     Unavailable => "UNAVAILABLE", Unavailable, 503, "The service is unavailable; retry later";
+    RegionFenced => "REGION_FENCED", Unavailable, 503, "This region may not write the tenant now; retry";
+    RegionMoving => "REGION_MOVING", Unavailable, 503, "The tenant's home region is moving; retry";
+    NotHomeRegion => "NOT_HOME_REGION", Unavailable, 503, "This region is not the tenant's home; retry";
+    NoHomeRegion => "NO_HOME_REGION", Unavailable, 503, "The tenant has no home region yet";
     Internal => "INTERNAL", Internal, 500, "Internal error";
     Forbidden => "FORBIDDEN", PermissionDenied, 403, "The caller's roles do not allow this";
     InvalidCredentials => "INVALID_CREDENTIALS", Unauthenticated, 401, "The username, password or code is wrong";

@@ -9,6 +9,7 @@ mod headers;
 pub mod limits;
 pub mod limits_redis;
 pub mod problem;
+pub mod regions;
 mod replay;
 pub mod routes;
 pub mod state;

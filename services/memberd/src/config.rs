@@ -91,6 +91,29 @@ pub struct MemberdConfig {
     /// `[scylla]`: the cluster `memberd migrate` applies the schema to, and the services use
     /// with `storage = "scylla"` (decision 0012).
     pub scylla: loyalty_scylla::ScyllaConfig,
+    /// `[region]`: two regions (decision 0019); unset `region.name`, one region.
+    pub region: RegionSettings,
+}
+
+/// `[region]`: this process's region, the other region's gateway, and automatic failover.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegionSettings {
+    /// This region's name (as the homes name it). Set, the gateway routes writes by the
+    /// tenants' homes and renews this region's lease in the control keyspace.
+    pub name: Option<String>,
+    /// The other region's name.
+    pub peer: Option<String>,
+    /// The other region's gateway, `http://host:port`: where writes for its tenants are
+    /// forwarded, and whose `/readyz` says whether it is healthy.
+    pub peer_url: Option<String>,
+    /// Take the other region's tenants over once its gateway has failed its health checks
+    /// this long and its lease has lapsed; unset, failover is `memberd region failover`.
+    pub failover_after_ms: Option<u64>,
+    /// How long a write may run in this region (default 1,000 ms): a write is accepted only
+    /// if it can end inside the lease (4 s after a renewal sent), and is cut off after this
+    /// long. The rest of the 4 s absorbs a slow renewal.
+    pub write_time_ms: Option<u64>,
 }
 
 impl Default for MemberdConfig {
@@ -116,6 +139,7 @@ impl Default for MemberdConfig {
             campaign: CampaignSettings::default(),
             storage: crate::storage::Storage::default(),
             scylla: loyalty_scylla::ScyllaConfig::default(),
+            region: RegionSettings::default(),
         }
     }
 }

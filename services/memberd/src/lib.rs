@@ -13,6 +13,7 @@ pub mod members;
 pub mod migrate;
 mod publication;
 pub mod region;
+mod region_keeper;
 pub mod roles;
 pub mod schedule;
 pub mod storage;
@@ -217,7 +218,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             members: member_client,
             campaigns: campaign_client,
         };
-        let gateway = roles::gateway::start(&process, clients).await?;
+        let gateway = roles::gateway::start(&mut process, clients).await?;
         app = app.merge(gateway);
     }
     let mut tasks = process.tasks;

@@ -16,8 +16,9 @@ pub struct Clients {
     pub campaigns: Arc<dyn CampaignClient>,
 }
 
-/// The gateway's routes over the given clients.
-pub async fn start(process: &Process<'_>, clients: Clients) -> anyhow::Result<axum::Router> {
+/// The gateway's routes over the given clients; with `[region]` set, its writes routed by
+/// the tenants' homes (decision 0019) and the region keeper started.
+pub async fn start(process: &mut Process<'_>, clients: Clients) -> anyhow::Result<axum::Router> {
     let state = AppState::new(clients.ledger, clients.identity, clients.members)
         .with_campaigns(clients.campaigns);
     #[cfg(feature = "bench-unguarded")]
@@ -33,5 +34,42 @@ pub async fn start(process: &Process<'_>, clients: Clients) -> anyhow::Result<ax
             .map_err(|e| anyhow::anyhow!(e))?;
         loyalty_gateway::router(state, config, limits)
     };
-    Ok(router)
+    match crate::region_keeper::Regions::from_settings(&process.config.region)? {
+        Some(regions) => in_regions(process, router, regions).await,
+        None => Ok(router),
+    }
+}
+
+async fn in_regions(
+    process: &mut Process<'_>,
+    router: axum::Router,
+    regions: crate::region_keeper::Regions,
+) -> anyhow::Result<axum::Router> {
+    use loyalty_scylla::config::CONTROL_SERVICE;
+    let Some(scylla) = process.scylla else {
+        anyhow::bail!(
+            "region.name is set: the gateway needs the control keyspace, so set \
+             storage = \"scylla\" and [scylla] for it too"
+        );
+    };
+    loyalty_scylla::migrate::require_current(
+        &scylla.cluster,
+        &scylla.config,
+        CONTROL_SERVICE,
+        loyalty_region::schema::MIGRATIONS,
+    )
+    .await?;
+    let keyspace = scylla.config.keyspace(CONTROL_SERVICE);
+    let control =
+        loyalty_region::control::cql::CqlControl::prepare(Arc::clone(&scylla.cluster), &keyspace)
+            .await?;
+    let gateway = &process.config.gateway;
+    let (routing, tasks) = crate::region_keeper::start(
+        regions,
+        Arc::new(control),
+        gateway.max_body_bytes,
+        process.shutdown.clone(),
+    )?;
+    process.tasks.extend(tasks);
+    Ok(loyalty_gateway::regions::routed(router, routing))
 }

@@ -161,6 +161,20 @@ async fn http_send(
     headers: &str,
     body: &str,
 ) -> (u16, String) {
+    let (status, _, body) = http_exchange(http, method, path, headers, body).await;
+    (status, body)
+}
+
+/// The status, the header lines and the body of a request with a JSON `body` and extra
+/// header lines `headers` (each ending in `\r\n`).
+#[allow(dead_code)]
+pub async fn http_exchange(
+    http: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(http).await.expect("connect");
     let request = format!(
@@ -177,7 +191,7 @@ async fn http_send(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    (status, body.to_string())
+    (status, head.to_string(), body.to_string())
 }
 
 /// The status and body of `GET path` with extra header lines `headers` (each ending in

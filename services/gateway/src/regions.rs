@@ -1,0 +1,189 @@
+//! Writes in two regions (decision 0019): a write for a tenant runs here only if the tenant is
+//! homed here and this region holds its lease; a write for a tenant homed in the other region
+//! is forwarded there, once, with the caller's headers (credentials, idempotency key, request
+//! id); otherwise it is refused with `503`, a stable code and `Retry-After`, and the client
+//! retries with the same idempotency key. Reads are served here.
+//!
+//! The routing is `loyalty_region::route`; the view it routes by (the homes and the lease) is
+//! kept current by the region keeper, which shares it through [`Routing::directory`].
+
+use crate::problem::problem_response;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, Method, header};
+use loyalty_common::ErrorCode;
+use loyalty_region::route::{Directory, Refusal, Route};
+use loyalty_region::{Millis, Region};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Set on a forwarded write: the region that forwarded it. A write that carries it is never
+/// forwarded again.
+pub const FORWARDED_BY: HeaderName = HeaderName::from_static("forwarded-by-region");
+/// Set on every answer to a write: the region whose process answered it.
+pub const ANSWERED_IN: HeaderName = HeaderName::from_static("answered-in-region");
+
+/// What the gateway routes writes by.
+pub struct Routing {
+    pub me: Region,
+    /// The homes and this region's lease, kept current by the region keeper.
+    pub directory: Arc<RwLock<Directory>>,
+    /// The keeper's clock: [`Millis`] since this instant.
+    pub clock: Instant,
+    /// The other region's gateway, `http://host:port`.
+    pub peer_url: String,
+    pub client: reqwest::Client,
+    /// How long a write may run here (`region.write_time_ms`): it must end inside the lease,
+    /// and is cut off after this long.
+    pub write_time: Duration,
+    pub max_body_bytes: usize,
+}
+
+impl Routing {
+    pub fn now(&self) -> Millis {
+        Millis(self.clock.elapsed().as_millis() as u64)
+    }
+}
+
+/// The tenant a write's path names (`/v1/tenants/{tenant}/...`), if it names one.
+fn tenant_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/v1/tenants/")?;
+    let tenant = rest.split('/').next()?;
+    (!tenant.is_empty() && rest.len() > tenant.len()).then_some(tenant)
+}
+
+fn refused(refusal: Refusal, tenant: &str) -> Response {
+    let code = match refusal {
+        Refusal::Fenced => ErrorCode::RegionFenced,
+        Refusal::Moving => ErrorCode::RegionMoving,
+        Refusal::NotHome => ErrorCode::NotHomeRegion,
+        Refusal::Unknown => ErrorCode::NoHomeRegion,
+    };
+    let mut response = problem_response(code, format!("tenant {tenant}: {refusal}"));
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// `router` with its writes routed between the regions: the outermost layer, so a forwarded
+/// write is authenticated, limited and audited in its home region, once.
+pub fn routed(router: axum::Router, routing: Arc<Routing>) -> axum::Router {
+    router.layer(axum::middleware::from_fn_with_state(routing, route_writes))
+}
+
+/// The middleware: runs, forwards or refuses each write; reads pass.
+pub async fn route_writes(
+    State(routing): State<Arc<Routing>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let write = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let Some(tenant) = write
+        .then(|| tenant_of(request.uri().path()))
+        .flatten()
+        .map(str::to_string)
+    else {
+        return next.run(request).await;
+    };
+    let forwarded = request.headers().contains_key(&FORWARDED_BY);
+    let now = routing.now();
+    let deadline = now.plus(Millis(routing.write_time.as_millis() as u64));
+    let route = {
+        // Never poisoned: the keeper replaces the view whole.
+        let directory = routing.directory.read().unwrap_or_else(|p| p.into_inner());
+        directory.route(&tenant, now, deadline, forwarded)
+    };
+    let mut response = match route {
+        // Cut off once it could outlast the lease; its idempotency key settles its outcome.
+        Route::Local { .. } => {
+            match tokio::time::timeout(routing.write_time, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    let mut response = problem_response(
+                        ErrorCode::Unavailable,
+                        "the write did not finish within the region's write time; retry it \
+                         with the same Idempotency-Key"
+                            .into(),
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    response
+                }
+            }
+        }
+        Route::Forward { to } => forward(&routing, &to, request).await,
+        Route::Refuse(refusal) => refused(refusal, &tenant),
+    };
+    if let Ok(me) = HeaderValue::from_str(routing.me.as_str()) {
+        response.headers_mut().entry(ANSWERED_IN).or_insert(me);
+    }
+    response
+}
+
+/// Sends the write to the tenant's home region's gateway as the caller sent it, and answers
+/// with what that gateway answered.
+async fn forward(routing: &Routing, to: &Region, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, routing.max_body_bytes).await else {
+        return problem_response(ErrorCode::PayloadTooLarge, "the body is too large".into());
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{path}", routing.peer_url.trim_end_matches('/'));
+    let mut sent = routing.client.request(parts.method, url).body(body);
+    for (name, value) in &parts.headers {
+        if name != header::HOST && name != header::CONTENT_LENGTH {
+            sent = sent.header(name, value);
+        }
+    }
+    sent = sent.header(FORWARDED_BY, routing.me.as_str());
+    match sent.send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let headers = answer.headers().clone();
+            let body = answer.bytes().await.unwrap_or_default();
+            let mut response = (status, Body::from(body)).into_response();
+            for (name, value) in &headers {
+                let hop = name == header::TRANSFER_ENCODING
+                    || name == header::CONNECTION
+                    || name == header::CONTENT_LENGTH;
+                if !hop {
+                    response.headers_mut().append(name, value.clone());
+                }
+            }
+            response
+        }
+        Err(e) => {
+            let mut response = problem_response(
+                ErrorCode::Unavailable,
+                format!("the tenant's home region {to} could not be reached ({e}); retry"),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_names_its_tenant_in_its_path() {
+        assert_eq!(
+            tenant_of("/v1/tenants/acme/members/m1/earnings"),
+            Some("acme")
+        );
+        assert_eq!(tenant_of("/v1/tenants"), None);
+        assert_eq!(tenant_of("/v1/tenants/acme"), None);
+        assert_eq!(tenant_of("/v1/auth/login"), None);
+    }
+}

@@ -1,0 +1,219 @@
+//! The region keeper of a gateway process (decision 0019): renews this region's lease in the
+//! control keyspace every second, keeps the gateway's view of the homes current, watches the
+//! other region's gateway, and, with `region.failover_after_ms`, takes the other region's
+//! tenants over once it has failed its health checks that long and its lease has lapsed.
+//!
+//! Every gateway process keeps its own lease: renewing the region's row is idempotent, and a
+//! process that cannot renew (it is cut off from the majority) stops writing on its own.
+
+use crate::config::RegionSettings;
+use loyalty_common::error::ServiceResult;
+use loyalty_gateway::regions::Routing;
+use loyalty_region::control::ControlPlane;
+use loyalty_region::keeper::{Action, Keeper};
+use loyalty_region::lease::TTL;
+use loyalty_region::route::Directory;
+use loyalty_region::{Millis, Region};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How often the keeper looks at its schedule; renewals are every second.
+const TICK: Duration = Duration::from_millis(200);
+/// How often, and how patiently, the other region's gateway is asked whether it is ready.
+const PEER_CHECK: Duration = Duration::from_millis(500);
+
+/// The regions this process sits between, from `[region]`.
+pub struct Regions {
+    pub me: Region,
+    pub peer: Region,
+    pub peer_url: String,
+    pub failover_after: Option<Millis>,
+    pub write_time: Duration,
+}
+
+impl Regions {
+    /// `[region]` read; None when `region.name` is unset (one region).
+    pub fn from_settings(settings: &RegionSettings) -> anyhow::Result<Option<Self>> {
+        let Some(name) = &settings.name else {
+            return Ok(None);
+        };
+        let missing = |what: &str| {
+            anyhow::anyhow!("region.name is set: set region.{what} too (decision 0019)")
+        };
+        let peer = settings.peer.as_deref().ok_or_else(|| missing("peer"))?;
+        let peer_url = settings
+            .peer_url
+            .clone()
+            .ok_or_else(|| missing("peer_url"))?;
+        Ok(Some(Self {
+            me: Region::parse(name)?,
+            peer: Region::parse(peer)?,
+            peer_url,
+            failover_after: settings.failover_after_ms.map(Millis),
+            write_time: Duration::from_millis(settings.write_time_ms.unwrap_or(1_000)),
+        }))
+    }
+}
+
+/// The tasks the keeper runs, awaited on shutdown.
+pub type Tasks = Vec<tokio::task::JoinHandle<anyhow::Result<()>>>;
+
+/// Starts the keeper and the peer watch; the routing the gateway's layer uses.
+pub fn start(
+    regions: Regions,
+    control: Arc<dyn ControlPlane>,
+    max_body_bytes: usize,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(Arc<Routing>, Tasks)> {
+    let write_time = regions.write_time;
+    // A forwarded write runs in the other region under its own write time; the round trip
+    // adds to it.
+    let client = reqwest::Client::builder().timeout(write_time * 2).build()?;
+    let routing = Arc::new(Routing {
+        me: regions.me.clone(),
+        directory: Arc::new(RwLock::new(Directory::new(regions.me.clone()))),
+        clock: Instant::now(),
+        peer_url: regions.peer_url.clone(),
+        client: client.clone(),
+        write_time,
+        max_body_bytes,
+    });
+    let peer_healthy = Arc::new(AtomicBool::new(true));
+    let watch = tokio::spawn(watch_peer(
+        client,
+        regions.peer_url.clone(),
+        Arc::clone(&peer_healthy),
+        shutdown.clone(),
+    ));
+    let keeper = Keeper::new(regions.me, regions.peer, regions.failover_after);
+    let keep = tokio::spawn(keep(
+        keeper,
+        control,
+        Arc::clone(&routing),
+        peer_healthy,
+        shutdown,
+    ));
+    Ok((routing, vec![watch, keep]))
+}
+
+async fn watch_peer(
+    client: reqwest::Client,
+    peer_url: String,
+    healthy: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let url = format!("{}/readyz", peer_url.trim_end_matches('/'));
+    loop {
+        let ready = client
+            .get(&url)
+            .timeout(PEER_CHECK)
+            .send()
+            .await
+            .is_ok_and(|answer| answer.status().is_success());
+        if healthy.swap(ready, Ordering::Relaxed) != ready {
+            tracing::warn!(peer = %peer_url, ready, "the other region's gateway changed state");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PEER_CHECK) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        }
+    }
+}
+
+async fn keep(
+    mut keeper: Keeper,
+    control: Arc<dyn ControlPlane>,
+    routing: Arc<Routing>,
+    peer_healthy: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (taking, taken) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    loop {
+        if taken.swap(false, Ordering::SeqCst) {
+            keeper.took_over();
+        }
+        let now = routing.now();
+        for action in keeper.tick(now, peer_healthy.load(Ordering::Relaxed)) {
+            match action {
+                // Renewals overlap when the control keyspace is slow, so one slow answer does
+                // not delay the next renewal; the lease keeps whichever lasts longest.
+                Action::Renew => {
+                    let (control, routing) = (Arc::clone(&control), Arc::clone(&routing));
+                    tokio::spawn(async move {
+                        if let Err(e) = renew(now, control.as_ref(), &routing).await {
+                            tracing::warn!(error = %e, "region keeper: a renewal failed");
+                        }
+                    });
+                }
+                // One attempt at a time, beside the renewals: a take-over contends with the
+                // lost region's last renewals on one row, and may be slow.
+                Action::TakeOver { from } if !taking.swap(true, Ordering::SeqCst) => {
+                    let (control, routing) = (Arc::clone(&control), Arc::clone(&routing));
+                    let (taking, taken) = (Arc::clone(&taking), Arc::clone(&taken));
+                    tokio::spawn(async move {
+                        match take_over(&from, control.as_ref(), &routing).await {
+                            Ok(done) => taken.store(done, Ordering::SeqCst),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "region keeper: a take-over failed")
+                            }
+                        }
+                        taking.store(false, Ordering::SeqCst);
+                    });
+                }
+                Action::TakeOver { .. } => {}
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        }
+    }
+}
+
+/// Renews this region's lease (`sent` is when, on the keeper's clock), and reads the homes
+/// again when they moved or the lease is lost.
+async fn renew(sent: Millis, control: &dyn ControlPlane, routing: &Routing) -> ServiceResult<()> {
+    let renewal = control
+        .renew(&routing.me, Duration::from_millis(TTL.0))
+        .await?;
+    let reload = {
+        let mut directory = routing.directory.write().unwrap_or_else(|p| p.into_inner());
+        if renewal.held {
+            directory.lease.renewed(sent, TTL, renewal.epoch);
+        } else {
+            directory.lease.lost();
+        }
+        directory.stale() || !renewal.held
+    };
+    if reload {
+        reload_homes(control, routing).await?;
+    }
+    Ok(())
+}
+
+/// Takes `from`'s tenants over if its lease has lapsed; whether it did.
+async fn take_over(
+    from: &Region,
+    control: &dyn ControlPlane,
+    routing: &Routing,
+) -> ServiceResult<bool> {
+    let taken = control.take_over(from, &routing.me).await?;
+    if taken {
+        tracing::warn!(from = %from, "region keeper: took the other region's tenants over");
+        metrics::counter!("region_failovers_total").increment(1);
+        reload_homes(control, routing).await?;
+    }
+    Ok(taken)
+}
+
+async fn reload_homes(control: &dyn ControlPlane, routing: &Routing) -> ServiceResult<()> {
+    let homes = control.homes().await?;
+    let mut directory = routing.directory.write().unwrap_or_else(|p| p.into_inner());
+    directory.load(homes.epoch, homes.homes);
+    Ok(())
+}
