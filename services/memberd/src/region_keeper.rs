@@ -19,7 +19,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// How often the keeper looks at its schedule; renewals are every second.
+/// How often the keeper looks at its schedule; renewals and take-over attempts are every
+/// second.
 const TICK: Duration = Duration::from_millis(200);
 /// How often, and how patiently, the other region's gateway is asked whether it is ready.
 const PEER_CHECK: Duration = Duration::from_millis(500);
@@ -181,6 +182,12 @@ async fn renew(sent: Millis, control: &dyn ControlPlane, routing: &Routing) -> S
     let renewal = control
         .renew(&routing.me, Duration::from_millis(TTL.0))
         .await?;
+    tracing::debug!(
+        held = renewal.held,
+        epoch = renewal.epoch.0,
+        took_ms = routing.now().since(sent).0,
+        "region keeper: renewed"
+    );
     let reload = {
         let mut directory = routing.directory.write().unwrap_or_else(|p| p.into_inner());
         if renewal.held {
@@ -197,12 +204,22 @@ async fn renew(sent: Millis, control: &dyn ControlPlane, routing: &Routing) -> S
 }
 
 /// Takes `from`'s tenants over if its lease has lapsed; whether it did.
+///
+/// A region that is home to no tenant is left alone: taking its lease row would fence it
+/// until an operator fails back, for nothing, and a region still starting up (the other
+/// region's first minutes, or a new one) looks lost too.
 async fn take_over(
     from: &Region,
     control: &dyn ControlPlane,
     routing: &Routing,
 ) -> ServiceResult<bool> {
+    let homes = control.homes().await?;
+    if !homes.homes.iter().any(|(_, home)| home.region == *from) {
+        tracing::debug!(from = %from, "region keeper: the lost region is home to no tenant");
+        return Ok(false);
+    }
     let taken = control.take_over(from, &routing.me).await?;
+    tracing::debug!(from = %from, taken, "region keeper: a take-over attempt");
     if taken {
         tracing::warn!(from = %from, "region keeper: took the other region's tenants over");
         metrics::counter!("region_failovers_total").increment(1);

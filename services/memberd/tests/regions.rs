@@ -12,7 +12,7 @@ use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster, memberd_env, unique
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{http_exchange, start_with};
+use support::{http_exchange, log_tail, start_with};
 
 mod support;
 
@@ -83,6 +83,11 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
     ));
     env.push(("MEMBERD_IDENTITY__SIGNING_KEY".into(), SIGNING_KEY.into()));
     env.push(("MEMBERD_REGION__FAILOVER_AFTER_MS".into(), "1000".into()));
+    // The keeper's renewals and take-overs, in the log a failure shows.
+    env.push((
+        "MEMBERD_TELEMETRY__FILTER".into(),
+        "warn,memberd::region_keeper=debug".into(),
+    ));
     let in_region = |me: &str, peer: &str, http: &str, peer_http: &str| {
         let mut env = env.clone();
         env.push(("MEMBERD_HTTP_ADDR".into(), http.into()));
@@ -153,7 +158,13 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let rto = lost.elapsed();
-    assert_eq!((taken.0, taken.1.as_str()), (200, "b"), "{taken:?}");
+    assert_eq!(
+        (taken.0, taken.1.as_str()),
+        (200, "b"),
+        "{taken:?}\nregion b's log:\n{}\nregion a's log:\n{}",
+        log_tail(dir_b.path(), 60),
+        log_tail(dir_a.path(), 20)
+    );
     eprintln!(
         "two regions: RTO {:.1} s from the kill to the first write in b",
         rto.as_secs_f64()

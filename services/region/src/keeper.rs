@@ -20,6 +20,10 @@ use crate::model::{Millis, Region};
 /// to have ended (at most the lease's span).
 pub const MOVE_QUIET: Millis = Millis(WRITABLE.0 + RENEW_EVERY.0);
 
+/// How often a take-over is tried while the lost region's lease still lives: each attempt is
+/// a `SERIAL` round on its row, which the lost region, if it is only slow, is renewing.
+pub const TAKE_OVER_EVERY: Millis = Millis(1_000);
+
 /// What the keeper does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -36,6 +40,7 @@ pub struct Keeper {
     /// Automatic failover after the peer has been unhealthy this long; None: manual only.
     pub failover_after: Option<Millis>,
     last_renewal: Option<Millis>,
+    last_take_over: Option<Millis>,
     unhealthy_since: Option<Millis>,
     /// The peer's tenants were taken over; no further take-over until it is healthy again.
     took_over: bool,
@@ -48,6 +53,7 @@ impl Keeper {
             peer,
             failover_after,
             last_renewal: None,
+            last_take_over: None,
             unhealthy_since: None,
             took_over: false,
         }
@@ -72,7 +78,11 @@ impl Keeper {
         let due = self
             .failover_after
             .is_some_and(|after| now.since(since) >= after);
-        if due && !self.took_over {
+        let spaced = self
+            .last_take_over
+            .is_none_or(|at| now.since(at) >= TAKE_OVER_EVERY);
+        if due && spaced && !self.took_over {
+            self.last_take_over = Some(now);
             actions.push(Action::TakeOver {
                 from: self.peer.clone(),
             });
@@ -104,10 +114,11 @@ mod tests {
             keeper.tick(Millis(4_000), false),
             std::slice::from_ref(&take)
         );
-        // Refused (the peer's lease still lives): asked again at the next tick.
-        assert_eq!(keeper.tick(Millis(4_100), false), [take]);
+        // Refused (the peer's lease still lives): asked again a second later.
+        assert!(keeper.tick(Millis(4_500), false).is_empty());
+        assert_eq!(keeper.tick(Millis(5_000), false), [Action::Renew, take]);
         keeper.took_over();
-        assert!(keeper.tick(Millis(4_200), false).is_empty());
+        assert!(keeper.tick(Millis(5_200), false).is_empty());
         // Healthy again, then lost again: the clock starts over.
         keeper.tick(Millis(9_000), true);
         assert_eq!(keeper.tick(Millis(9_100), false), []);

@@ -94,6 +94,24 @@ pub async fn start(dir: &Path) -> (Child, Addrs) {
     start_with(dir, &[]).await
 }
 
+/// Where a started memberd's log (its stdout) goes: `memberd.log` in its data directory, so
+/// a failing test can show it ([`log_tail`]).
+fn log_file(dir: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("memberd.log"))
+        .map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
+/// The last `lines` lines of the log of the memberd started in `dir`.
+#[allow(dead_code)]
+pub fn log_tail(dir: &Path, lines: usize) -> String {
+    let log = std::fs::read_to_string(dir.join("memberd.log")).unwrap_or_default();
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// Like [`start`], with extra environment variables.
 pub async fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Child, Addrs) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_memberd"))
@@ -105,7 +123,7 @@ pub async fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Child, Addrs) {
         .env("MEMBERD_IDENTITY__BOOTSTRAP_PASSWORD", ADMIN_PASSWORD)
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(log_file(dir))
         .kill_on_drop(true)
         .spawn()
         .expect("memberd binary starts");

@@ -47,13 +47,14 @@ impl Control {
         }
     }
 
-    /// `UPDATE ... USING TTL 5 ... IF holder = me` (or `INSERT ... IF NOT EXISTS` once it
-    /// expired): whether the region holds its lease now.
+    /// `UPDATE ... USING TTL 6 ... IF holder = me` (or `INSERT ... IF NOT EXISTS` once it
+    /// expired): whether the region holds its lease now. The row expires `TTL` after the
+    /// whole second the write arrived in, as on ScyllaDB and Cassandra.
     pub fn renew(&mut self, region: usize, now: u64) -> bool {
         match self.leases[region] {
             Some(LeaseRow::Taken) => false,
             _ => {
-                self.leases[region] = Some(LeaseRow::Held(now + TTL.0));
+                self.leases[region] = Some(LeaseRow::Held(now / 1_000 * 1_000 + TTL.0));
                 true
             }
         }
