@@ -32,9 +32,11 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 # A C compiler for crates with build scripts that compile C, the NATS server the event tests
 # start (each on its own free port, with JetStream), and the Redis server the shared rate-limit
-# tests start (likewise), kill (procps), which the crash tests send signals with, and unzip,
-# which unpacks Helm for the Kubernetes checks.
+# tests start (likewise), kill (procps), which the crash tests send signals with, HAProxy, the
+# global load balancer of the two-region drill, and unzip, which unpacks Helm for the
+# Kubernetes checks.
 need_debian cc gcc nats-server nats-server redis-server redis-server redis-cli redis-tools kill procps \
+  haproxy haproxy \
   unzip unzip
 
 # A one-off build gains nothing from incremental caches, which roughly double the target's size.

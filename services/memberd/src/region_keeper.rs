@@ -81,7 +81,9 @@ pub fn start(
         write_time,
         max_body_bytes,
     });
-    let peer_healthy = Arc::new(AtomicBool::new(true));
+    // Not ready until its first health check says so: a peer never seen ready is never taken
+    // over (`Keeper`).
+    let peer_healthy = Arc::new(AtomicBool::new(false));
     let watch = tokio::spawn(watch_peer(
         client,
         regions.peer_url.clone(),

@@ -8,22 +8,13 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster, memberd_env, unique_prefix};
+use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{http_exchange, log_tail, start_with};
+use support::two_regions::TwoRegions;
+use support::{http_exchange, log_tail};
 
 mod support;
-
-/// Both regions' identity signs with this key (`openssl genpkey -algorithm ed25519`), so a
-/// token from one is accepted in the other.
-const SIGNING_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIAdaZBkBODGUouW2yFak+r+H1br9Jm5WCv+3gF60W2RY";
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// POSTs and returns the status, the region that answered (`answered-in-region`), and the
 /// body.
@@ -44,66 +35,17 @@ async fn post(http: &str, token: &str, path: &str, key: &str, body: Value) -> (u
     )
 }
 
-fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
-    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_over() {
     let Some(cluster) = TestCluster::from_env() else {
         eprintln!("two regions: skipped: {SKIP_REASON}");
         return;
     };
-    let config = cluster.config(&unique_prefix("regions"));
-    let shared = memberd_env(&config);
-    let migrate = Command::new(env!("CARGO_BIN_EXE_memberd"))
-        .args(["migrate"])
-        .envs(shared.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
-    assert!(migrate.status.success(), "{migrate:?}");
-    let region = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_memberd"))
-            .arg("region")
-            .args(args)
-            .envs(shared.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
-    region(&["place", "acme", "a"]);
-
-    let (port_a, port_b) = (free_port(), free_port());
-    let (http_a, http_b) = (format!("127.0.0.1:{port_a}"), format!("127.0.0.1:{port_b}"));
-    let mut env: Vec<(String, String)> = shared.clone();
-    env.push((
-        "MEMBERD_MEMBER__MASTER_KEY".into(),
-        support::cql::MASTER_KEY.into(),
-    ));
-    env.push(("MEMBERD_IDENTITY__SIGNING_KEY".into(), SIGNING_KEY.into()));
-    env.push(("MEMBERD_REGION__FAILOVER_AFTER_MS".into(), "1000".into()));
-    // The keeper's renewals and take-overs, in the log a failure shows.
-    env.push((
-        "MEMBERD_TELEMETRY__FILTER".into(),
-        "warn,memberd::region_keeper=debug".into(),
-    ));
-    let in_region = |me: &str, peer: &str, http: &str, peer_http: &str| {
-        let mut env = env.clone();
-        env.push(("MEMBERD_HTTP_ADDR".into(), http.into()));
-        env.push(("MEMBERD_REGION__NAME".into(), me.into()));
-        env.push(("MEMBERD_REGION__PEER".into(), peer.into()));
-        env.push((
-            "MEMBERD_REGION__PEER_URL".into(),
-            format!("http://{peer_http}"),
-        ));
-        env
-    };
-    let env_a = in_region("a", "b", &http_a, &http_b);
-    let env_b = in_region("b", "a", &http_b, &http_a);
+    let regions = TwoRegions::new(&cluster, "regions", 1_000);
+    regions.region(&["place", "acme", "a"]);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (mut memberd_a, addrs_a) = start_with(dir_a.path(), &as_refs(&env_a)).await;
-    let (_memberd_b, addrs_b) = start_with(dir_b.path(), &as_refs(&env_b)).await;
+    let (mut memberd_a, addrs_a) = regions.start_a(dir_a.path()).await;
+    let (_memberd_b, addrs_b) = regions.start_b(dir_b.path()).await;
     let token = addrs_a.token().await;
 
     // The tenant and its member, then an earn sent to region b: forwarded to a, its home.
@@ -170,7 +112,7 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
         rto.as_secs_f64()
     );
     assert!(rto < Duration::from_secs(10), "RTO {rto:?}");
-    let status = region(&["status"]);
+    let status = regions.region(&["status"]);
     assert!(status.contains("acme\tb\n"), "{status}");
 
     // The first earn, retried with its key in the surviving region: its first answer.

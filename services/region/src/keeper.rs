@@ -7,7 +7,8 @@
 //! [`crate::lease::TTL`] after the lost region's last renewal, and by then that region has
 //! stopped writing (`lease`). Then the keeper moves each of its tenants here, bumping the
 //! homes' epoch. A flapping region cannot cause two homes: while its lease lives, the
-//! take-over fails, whatever the health checks say.
+//! take-over fails, whatever the health checks say. A peer this keeper has never seen ready
+//! is never taken over automatically: it may be starting.
 //!
 //! A planned move (failback) never races a writer either: the tenant is first marked
 //! `moving` (no region writes it), then, after [`MOVE_QUIET`], homed in its new region.
@@ -44,6 +45,10 @@ pub struct Keeper {
     unhealthy_since: Option<Millis>,
     /// The peer's tenants were taken over; no further take-over until it is healthy again.
     took_over: bool,
+    /// The peer has passed a health check since this keeper started. A peer never seen
+    /// ready is not taken over automatically: it may be starting up (both regions' first
+    /// minutes), and a take-over would fence it until an operator fails back.
+    seen_healthy: bool,
 }
 
 impl Keeper {
@@ -56,6 +61,7 @@ impl Keeper {
             last_take_over: None,
             unhealthy_since: None,
             took_over: false,
+            seen_healthy: false,
         }
     }
 
@@ -72,6 +78,7 @@ impl Keeper {
         if peer_healthy {
             self.unhealthy_since = None;
             self.took_over = false;
+            self.seen_healthy = true;
             return actions;
         }
         let since = *self.unhealthy_since.get_or_insert(now);
@@ -81,7 +88,7 @@ impl Keeper {
         let spaced = self
             .last_take_over
             .is_none_or(|at| now.since(at) >= TAKE_OVER_EVERY);
-        if due && spaced && !self.took_over {
+        if due && spaced && self.seen_healthy && !self.took_over {
             self.last_take_over = Some(now);
             actions.push(Action::TakeOver {
                 from: self.peer.clone(),
@@ -122,7 +129,15 @@ mod tests {
         // Healthy again, then lost again: the clock starts over.
         keeper.tick(Millis(9_000), true);
         assert_eq!(keeper.tick(Millis(9_100), false), []);
-        let manual = Keeper::new(b, a, None).tick(Millis(60_000), false);
+        let manual = Keeper::new(b.clone(), a.clone(), None).tick(Millis(60_000), false);
         assert_eq!(manual, [Action::Renew], "manual mode never takes over");
+        let mut starting = Keeper::new(b, a, Some(Millis(3_000)));
+        for at in (0..60_000).step_by(200) {
+            let actions = starting.tick(Millis(at), false);
+            assert!(
+                !actions.iter().any(|a| matches!(a, Action::TakeOver { .. })),
+                "a peer never seen ready may be starting: not taken over"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod burst;
 pub mod cql;
 pub mod members;
 pub mod two_dc;
+pub mod two_regions;
 
 use loyalty_proto::campaign::v1::campaign_service_client::CampaignServiceClient;
 use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;

@@ -1,0 +1,201 @@
+//! The drill's load: clients that send earns, redemptions and transfers through the global
+//! address, each with an idempotency key of its own, and retry one with the same key until
+//! it is answered for good (as a till does), logging every outcome and every refusal.
+
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How long a client keeps retrying one write before it gives up on knowing its outcome.
+const RETRY_FOR: Duration = Duration::from_secs(25);
+/// The pause between a client's writes, and between its retries.
+const PACE: Duration = Duration::from_millis(20);
+const BACK_OFF: Duration = Duration::from_millis(150);
+
+/// A tenant the load writes to, and its members.
+pub struct Target {
+    pub tenant: String,
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Earn,
+    Redeem,
+    Transfer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered 2xx: applied (or replayed).
+    Acked,
+    /// Answered with a final refusal, such as INSUFFICIENT_POINTS.
+    Refused(String),
+    /// Not answered for good within [`RETRY_FOR`]: applied or not, nobody knows yet.
+    Unknown,
+}
+
+/// One write as the client saw it. Times are since the drill's start.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub tenant: usize,
+    pub kind: Kind,
+    pub key: String,
+    pub from: String,
+    pub answered_at: Duration,
+    pub outcome: Outcome,
+    /// The entries an acknowledgement named: (member, entry id).
+    pub entries: Vec<(String, String)>,
+    pub attempts: u32,
+    pub replayed: bool,
+}
+
+/// An answer that said "not now": its code (a region's refusal such as `REGION_FENCED`,
+/// or `UNAVAILABLE`), `HTTP <status>` without one, or `no answer`.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub tenant: usize,
+    pub at: Duration,
+    pub code: String,
+}
+
+#[derive(Default)]
+pub struct Log {
+    pub sent: Vec<Sent>,
+    pub refusals: Vec<Refusal>,
+}
+
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+    pub started: Instant,
+}
+
+/// What one attempt's answer means for the client.
+enum Answer {
+    Final(Outcome, Value),
+    Retry(String),
+}
+
+impl Client {
+    async fn attempt(&self, path: &str, key: &str, body: &Value) -> Answer {
+        let sent = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await;
+        let Ok(answer) = sent else {
+            return Answer::Retry("no answer".into());
+        };
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        let code = body["code"].as_str().unwrap_or_default().to_string();
+        match status {
+            200..=299 => Answer::Final(Outcome::Acked, body),
+            // Busy, unavailable, cut off, or another attempt of this key still running.
+            409 | 429 | 500..=599 if code.is_empty() => Answer::Retry(format!("HTTP {status}")),
+            409 | 429 | 500..=599 => Answer::Retry(code),
+            _ => Answer::Final(Outcome::Refused(code), body),
+        }
+    }
+
+    /// Sends one write until it is answered for good, or [`RETRY_FOR`] has passed.
+    pub async fn send(
+        &self,
+        tenant: usize,
+        path: &str,
+        key: &str,
+        body: Value,
+        log: &Mutex<Log>,
+    ) -> (Outcome, Value, u32) {
+        let first = Instant::now();
+        let mut attempts = 0;
+        while first.elapsed() < RETRY_FOR {
+            attempts += 1;
+            match self.attempt(path, key, &body).await {
+                Answer::Final(outcome, body) => return (outcome, body, attempts),
+                Answer::Retry(code) => {
+                    let at = self.started.elapsed();
+                    let refusal = Refusal { tenant, at, code };
+                    log.lock().unwrap().refusals.push(refusal);
+                    tokio::time::sleep(BACK_OFF).await;
+                }
+            }
+        }
+        (Outcome::Unknown, Value::Null, attempts)
+    }
+}
+
+fn entry_id(entry: &Value) -> Option<String> {
+    entry["entry_id"].as_str().map(str::to_string)
+}
+
+/// One client's writes until `stop`, all for one tenant (`id` modulo the tenants), so that a
+/// tenant whose home is lost holds up no other tenant's writes.
+pub async fn run(
+    id: usize,
+    client: Arc<Client>,
+    targets: Arc<Vec<Target>>,
+    mut stop: watch::Receiver<bool>,
+    log: Arc<Mutex<Log>>,
+) {
+    let mut n = 0usize;
+    while !*stop.borrow_and_update() {
+        n += 1;
+        let tenant = id % targets.len();
+        let target = &targets[tenant];
+        let members = &target.members;
+        let from = members[(id * 7 + n * 3) % members.len()].clone();
+        let to = members[(id * 7 + n * 3 + 1) % members.len()].clone();
+        let key = format!("drill-{}-{id}-{n}", target.tenant);
+        let member_path = format!("/v1/tenants/{}/members/{from}", target.tenant);
+        let (kind, path, body) = match n % 3 {
+            0 => (
+                Kind::Earn,
+                format!("{member_path}/adjustments"),
+                json!({"points": 10, "reason": key}),
+            ),
+            1 => (
+                Kind::Redeem,
+                format!("{member_path}/redemptions"),
+                json!({"points": 7, "reference": key, "capture": true}),
+            ),
+            _ => (
+                Kind::Transfer,
+                format!("/v1/tenants/{}/transfers", target.tenant),
+                json!({"from_member_id": from, "to_member_id": to, "points": 3}),
+            ),
+        };
+        let (outcome, answer, attempts) = client.send(tenant, &path, &key, body, &log).await;
+        let entries = match kind {
+            Kind::Transfer => [(&from, "debit"), (&to, "credit")]
+                .into_iter()
+                .filter_map(|(member, side)| Some((member.clone(), entry_id(&answer[side])?)))
+                .collect(),
+            _ => answer["entries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| Some((from.clone(), entry_id(e)?)))
+                .collect(),
+        };
+        let sent = Sent {
+            tenant,
+            kind,
+            key,
+            from,
+            answered_at: client.started.elapsed(),
+            outcome,
+            entries,
+            attempts,
+            replayed: answer["replayed"].as_bool().unwrap_or(false),
+        };
+        log.lock().unwrap().sent.push(sent);
+        tokio::time::sleep(PACE).await;
+    }
+}

@@ -1,0 +1,249 @@
+//! The two-region drill (decision 0019): region `a` and region `b`, each a memberd of its own
+//! on the CQL cluster, behind HAProxy as the global address with health checks on
+//! `/readyz`. Clients send earns, redemptions taken at once and transfers for a tenant homed
+//! in each region, with idempotency keys and retries. Region `a` is killed (`kill -9`), `b`
+//! takes its tenant over by itself, `a` comes back fenced, and its tenant is moved back to it
+//! (`memberd region move --rebuilt`). It prints the RTO per tenant, the writes refused while
+//! fenced or moving, and what the wallets hold afterwards: acknowledged writes lost, applied
+//! twice, and balances below zero, each of which must be 0.
+//!
+//! Skipped without a CQL cluster (`SCYLLA_NODES`) or without `haproxy`. Both regions share the
+//! cluster's datacenter here, so this drill loses processes, not a datacenter's data; the
+//! ledger writes' consistency across datacenters is decision 0019's item 5.
+//! `REGION_DRILL_SECS` sets how long each phase of load runs (default 3).
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+use drill::load::{self, Client, Log, Outcome, Target};
+use drill::{balancer, checks};
+use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster};
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::log_tail;
+use support::two_regions::{TwoRegions, free_port};
+
+mod drill;
+mod support;
+
+/// Clients per tenant.
+const CLIENTS: usize = 2;
+const MEMBERS: usize = 4;
+const SEED_POINTS: i64 = 1_000;
+
+fn phase() -> Duration {
+    let secs = std::env::var("REGION_DRILL_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    Duration::from_secs(secs)
+}
+
+/// Sends one set-up write through the global address until it is answered 2xx.
+async fn set_up(client: &Client, path: &str, key: &str, body: serde_json::Value) {
+    let log = Mutex::new(Log::default());
+    let (outcome, answer, _) = client.send(0, path, key, body, &log).await;
+    assert_eq!(outcome, Outcome::Acked, "{path}: {answer}");
+}
+
+/// The first acknowledgement for `tenant` answered after `since`: seconds after `since`.
+fn first_ack_after(log: &Log, tenant: usize, since: Duration) -> Option<f64> {
+    log.sent
+        .iter()
+        .filter(|s| s.tenant == tenant && s.outcome == Outcome::Acked && s.answered_at > since)
+        .map(|s| (s.answered_at - since).as_secs_f64())
+        .reduce(f64::min)
+}
+
+/// Answers that said "not now" to `tenant`'s writes between `from` and `to`: how many, over
+/// how long (first to last), and their codes.
+fn refused(log: &Log, tenant: usize, from: Duration, to: Duration) -> (usize, f64, Vec<String>) {
+    let within: Vec<_> = log
+        .refusals
+        .iter()
+        .filter(|r| r.tenant == tenant && r.at >= from && r.at < to)
+        .collect();
+    let span = match (within.first(), within.last()) {
+        (Some(first), Some(last)) => (last.at - first.at).as_secs_f64(),
+        _ => 0.0,
+    };
+    let mut codes: Vec<String> = within.iter().map(|r| r.code.clone()).collect();
+    codes.sort();
+    codes.dedup();
+    (within.len(), span, codes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
+    let Some(cluster) = TestCluster::from_env() else {
+        eprintln!("region drill: skipped: {SKIP_REASON}");
+        return;
+    };
+    if !balancer::installed() {
+        eprintln!("region drill: skipped: haproxy is not installed (Debian's haproxy package)");
+        return;
+    }
+    let regions = TwoRegions::new(&cluster, "drill", 1_000);
+    regions.region(&["place", "acme", "a"]);
+    regions.region(&["place", "globex", "b"]);
+    let (dir_a, dir_b, dir_lb) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (mut memberd_a, addrs_a) = regions.start_a(dir_a.path()).await;
+    let (_memberd_b, _) = regions.start_b(dir_b.path()).await;
+    let global = format!("127.0.0.1:{}", free_port());
+    let _haproxy = balancer::start(
+        dir_lb.path(),
+        &global,
+        &[("a", &regions.http_a), ("b", &regions.http_b)],
+    )
+    .await;
+
+    let started = Instant::now();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let client = Arc::new(Client {
+        http: http.clone(),
+        base: format!("http://{global}"),
+        token: addrs_a.token().await,
+        started,
+    });
+    let targets: Arc<Vec<Target>> = Arc::new(
+        ["acme", "globex"]
+            .map(|tenant| Target {
+                tenant: tenant.to_string(),
+                members: (0..MEMBERS).map(|m| format!("m{m}")).collect(),
+            })
+            .into(),
+    );
+    for target in targets.iter() {
+        let t = &target.tenant;
+        let body = json!({"id": t, "name": t});
+        set_up(&client, "/v1/tenants", &format!("tenant-{t}"), body).await;
+        for m in &target.members {
+            let path = format!("/v1/tenants/{t}/members/{m}");
+            set_up(
+                &client,
+                &format!("{path}/wallet"),
+                &format!("open-{t}-{m}"),
+                json!({}),
+            )
+            .await;
+            let seed = json!({"points": SEED_POINTS, "reason": "seed"});
+            set_up(
+                &client,
+                &format!("{path}/adjustments"),
+                &format!("seed-{t}-{m}"),
+                seed,
+            )
+            .await;
+        }
+    }
+
+    let log = Arc::new(Mutex::new(Log::default()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let clients: Vec<_> = (0..CLIENTS * targets.len())
+        .map(|id| {
+            let (client, targets) = (Arc::clone(&client), Arc::clone(&targets));
+            tokio::spawn(load::run(
+                id,
+                client,
+                targets,
+                stopped.clone(),
+                Arc::clone(&log),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(phase()).await;
+
+    // Region a is lost.
+    memberd_a.start_kill().unwrap();
+    memberd_a.wait().await.unwrap();
+    let killed = started.elapsed();
+    let wait = Instant::now();
+    while (0..targets.len()).any(|t| first_ack_after(&log.lock().unwrap(), t, killed).is_none())
+        && wait.elapsed() < Duration::from_secs(40)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(phase()).await;
+
+    // It comes back, fenced: its tenant is homed in b now, so it forwards.
+    let back = started.elapsed();
+    let (_memberd_a, _) = regions.start_a(dir_a.path()).await;
+    tokio::time::sleep(phase()).await;
+
+    // Failback: acme moves home, written nowhere for the quiet time.
+    let failback = started.elapsed();
+    let regions = Arc::new(regions);
+    let moving = Arc::clone(&regions);
+    tokio::task::spawn_blocking(move || moving.region(&["move", "--to", "a", "--rebuilt", "acme"]))
+        .await
+        .unwrap();
+    let failed_back = started.elapsed();
+    tokio::time::sleep(phase()).await;
+    stop.send(true).unwrap();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let ended = started.elapsed();
+
+    let wallets = checks::read_wallets(&http, &client.base, &client.token, &targets).await;
+    let log = log.lock().unwrap();
+    let findings = checks::check(&log, &targets, &wallets);
+    let count = |f: &dyn Fn(&load::Sent) -> bool| log.sent.iter().filter(|s| f(s)).count();
+    let acked = count(&|s| s.outcome == Outcome::Acked);
+    let unknown = count(&|s| s.outcome == Outcome::Unknown);
+    let retried = count(&|s| s.attempts > 1);
+    let replayed = count(&|s| s.replayed);
+    eprintln!(
+        "region drill: {} writes in {:.1} s by {CLIENTS} clients per tenant: {acked} acknowledged, {} \
+         refused for good (insufficient points), {unknown} unknown; {retried} retried, \
+         {replayed} answered as replays",
+        log.sent.len(),
+        ended.as_secs_f64(),
+        count(&|s| matches!(s.outcome, Outcome::Refused(_))),
+    );
+    let mut rtos = Vec::new();
+    for (t, target) in targets.iter().enumerate() {
+        let rto = first_ack_after(&log, t, killed);
+        let (n, span, codes) = refused(&log, t, killed, back);
+        let (m, moving_span, moving_codes) = refused(&log, t, failback, ended);
+        eprintln!(
+            "region drill: {}: RTO {} s from the kill; not now {n} times over {span:.1} s \
+             after the kill {codes:?}; {m} times over {moving_span:.1} s from the failback's \
+             start (it took {:.1} s) {moving_codes:?}",
+            target.tenant,
+            rto.map_or("none".into(), |r| format!("{r:.1}")),
+            (failed_back - failback).as_secs_f64(),
+        );
+        rtos.push(rto);
+    }
+    eprintln!(
+        "region drill: acknowledged writes lost {}, applied twice {}, overdrafts {}",
+        findings.lost.len(),
+        findings.doubled.len(),
+        findings.overdrafts.len()
+    );
+    let logs = || {
+        format!(
+            "region a's log:\n{}\nregion b's log:\n{}",
+            log_tail(dir_a.path(), 40),
+            log_tail(dir_b.path(), 40)
+        )
+    };
+    assert!(findings.lost.is_empty(), "lost: {:?}", findings.lost);
+    assert!(findings.doubled.is_empty(), "twice: {:?}", findings.doubled);
+    assert!(findings.overdrafts.is_empty(), "{:?}", findings.overdrafts);
+    for (t, rto) in rtos.iter().enumerate() {
+        let rto = rto.unwrap_or(f64::INFINITY);
+        assert!(rto < 10.0, "{}: RTO {rto} s\n{}", targets[t].tenant, logs());
+    }
+    assert_eq!(unknown, 0, "writes never answered\n{}", logs());
+    let status = regions.region(&["status"]);
+    assert!(status.contains("acme\ta\n"), "failed back: {status}");
+}

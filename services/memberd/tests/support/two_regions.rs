@@ -1,0 +1,111 @@
+//! Two regions on the CQL cluster `SCYLLA_NODES` names, each a memberd of its own with
+//! `[region]` set (decision 0019), on one keyspace prefix: the set-up the two-region tests
+//! share.
+
+#![allow(dead_code)] // Each test binary compiles this module; not every one uses every helper.
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+use super::{Addrs, start_with};
+use loyalty_scylla::test_cluster::{TestCluster, memberd_env, unique_prefix};
+use std::path::Path;
+use std::process::Command;
+use tokio::process::Child;
+
+/// Both regions' identity signs with this key (`openssl genpkey -algorithm ed25519`), so a
+/// token from one is accepted in the other.
+const SIGNING_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIAdaZBkBODGUouW2yFak+r+H1br9Jm5WCv+3gF60W2RY";
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+pub struct TwoRegions {
+    /// The keyspaces' settings, for `memberd migrate` and `memberd region`.
+    shared: Vec<(String, String)>,
+    env_a: Vec<(String, String)>,
+    env_b: Vec<(String, String)>,
+    pub http_a: String,
+    pub http_b: String,
+}
+
+impl TwoRegions {
+    /// Keyspaces of their own (`name_<id>`), migrated; region `a` and `b` on free ports, each
+    /// taking the other's tenants over after `failover_after_ms` without it.
+    pub fn new(cluster: &TestCluster, name: &str, failover_after_ms: u64) -> Self {
+        let config = cluster.config(&unique_prefix(name));
+        let shared = memberd_env(&config);
+        let migrate = Command::new(env!("CARGO_BIN_EXE_memberd"))
+            .args(["migrate"])
+            .envs(shared.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        assert!(migrate.status.success(), "{migrate:?}");
+        let (http_a, http_b) = (
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
+        );
+        let mut env = shared.clone();
+        env.extend(
+            [
+                ("MEMBERD_MEMBER__MASTER_KEY", super::cql::MASTER_KEY),
+                ("MEMBERD_IDENTITY__SIGNING_KEY", SIGNING_KEY),
+                // The keeper's renewals and take-overs, in the log a failure shows.
+                (
+                    "MEMBERD_TELEMETRY__FILTER",
+                    "warn,memberd::region_keeper=debug",
+                ),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env.push((
+            "MEMBERD_REGION__FAILOVER_AFTER_MS".into(),
+            failover_after_ms.to_string(),
+        ));
+        let in_region = |me: &str, peer: &str, http: &str, peer_http: &str| {
+            let mut env = env.clone();
+            env.extend([
+                ("MEMBERD_HTTP_ADDR".into(), http.to_string()),
+                ("MEMBERD_REGION__NAME".into(), me.to_string()),
+                ("MEMBERD_REGION__PEER".into(), peer.to_string()),
+                (
+                    "MEMBERD_REGION__PEER_URL".into(),
+                    format!("http://{peer_http}"),
+                ),
+            ]);
+            env
+        };
+        Self {
+            env_a: in_region("a", "b", &http_a, &http_b),
+            env_b: in_region("b", "a", &http_b, &http_a),
+            shared,
+            http_a,
+            http_b,
+        }
+    }
+
+    /// `memberd region ARGS...`, which must succeed: its output.
+    pub fn region(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_memberd"))
+            .arg("region")
+            .args(args)
+            .envs(self.shared.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Starts region `a`'s memberd (again, after a kill) with its data in `dir`.
+    pub async fn start_a(&self, dir: &Path) -> (Child, Addrs) {
+        start_with(dir, &as_refs(&self.env_a)).await
+    }
+
+    pub async fn start_b(&self, dir: &Path) -> (Child, Addrs) {
+        start_with(dir, &as_refs(&self.env_b)).await
+    }
+}
+
+fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
