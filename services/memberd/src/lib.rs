@@ -9,6 +9,7 @@ pub mod health_check;
 pub mod identity;
 pub mod identity_feed;
 pub mod import;
+mod ledger_consistency;
 pub mod members;
 pub mod migrate;
 mod publication;

@@ -58,6 +58,33 @@ impl Regions {
     }
 }
 
+/// The control keyspace, for a role of `process` (`who`, named in the error when
+/// `storage = "scylla"` is not set): its migrations must be applied.
+pub async fn control_plane(
+    process: &crate::roles::Process<'_>,
+    who: &str,
+) -> anyhow::Result<Arc<dyn ControlPlane>> {
+    use loyalty_scylla::config::CONTROL_SERVICE;
+    let Some(scylla) = process.scylla else {
+        anyhow::bail!(
+            "region.name is set: {who} needs the control keyspace, so set \
+             storage = \"scylla\" and [scylla] for it too"
+        );
+    };
+    loyalty_scylla::migrate::require_current(
+        &scylla.cluster,
+        &scylla.config,
+        CONTROL_SERVICE,
+        loyalty_region::schema::MIGRATIONS,
+    )
+    .await?;
+    let keyspace = scylla.config.keyspace(CONTROL_SERVICE);
+    let control =
+        loyalty_region::control::cql::CqlControl::prepare(Arc::clone(&scylla.cluster), &keyspace)
+            .await?;
+    Ok(Arc::new(control))
+}
+
 /// The tasks the keeper runs, awaited on shutdown.
 pub type Tasks = Vec<tokio::task::JoinHandle<anyhow::Result<()>>>;
 

@@ -114,6 +114,16 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
     assert!(rto < Duration::from_secs(10), "RTO {rto:?}");
     let status = regions.region(&["status"]);
     assert!(status.contains("acme\tb\n"), "{status}");
+    // With a failed over, b's ledger writes at LOCAL_QUORUM, not EACH_QUORUM.
+    let wait = Instant::now();
+    while !log_tail(dir_b.path(), 200).contains("ledger writes now at LocalQuorum") {
+        assert!(
+            wait.elapsed() < Duration::from_secs(5),
+            "the ledger's writes stayed at EACH_QUORUM:\n{}",
+            log_tail(dir_b.path(), 30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The first earn, retried with its key in the surviving region: its first answer.
     let again = post(&addrs_b.http, &token, &adjust, "earn-1", earn).await;

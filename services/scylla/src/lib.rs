@@ -11,6 +11,7 @@ pub mod config;
 pub mod conformance;
 pub mod cql_check;
 pub mod lease;
+pub mod ledger_writes;
 pub mod migrate;
 pub mod relay;
 pub mod session;

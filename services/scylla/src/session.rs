@@ -24,6 +24,9 @@ pub struct Cluster {
     pub session: Session,
     /// LOCAL_QUORUM or EACH_QUORUM (`scylla.ledger_write_consistency`), no speculation.
     pub ledger_writes: ExecutionProfileHandle,
+    /// Where `ledger_writes` points: the configured level, or LOCAL_QUORUM while the other
+    /// region is failed over (decision 0019).
+    pub ledger_consistency: crate::ledger_writes::LedgerWrites,
     /// The outbox relay's conditional writes (its lease and the change log): SERIAL, a
     /// majority of all replicas, whatever `scylla.serial_consistency` says, so that two
     /// regions can never both hand out one change number.
@@ -119,12 +122,16 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
         WriteConsistency::LocalQuorum => Consistency::LocalQuorum,
         WriteConsistency::EachQuorum => Consistency::EachQuorum,
     };
-    let ledger_writes = base
+    let ledger_profile = base
         .to_builder()
         .consistency(write_consistency)
         .speculative_execution_policy(None)
-        .build()
+        .build();
+    let ledger_writes = ledger_profile
+        .clone()
         .into_handle_with_label("ledger_writes".into());
+    let ledger_consistency =
+        crate::ledger_writes::LedgerWrites::new(ledger_writes.clone(), ledger_profile);
     let relay_writes = base
         .to_builder()
         .serial_consistency(Some(scylla::statement::SerialConsistency::Serial))
@@ -148,6 +155,7 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
     Ok(Cluster {
         session,
         ledger_writes,
+        ledger_consistency,
         relay_writes,
         relays: config
             .relay_datacenter

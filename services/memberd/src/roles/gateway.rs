@@ -45,28 +45,11 @@ async fn in_regions(
     router: axum::Router,
     regions: crate::region_keeper::Regions,
 ) -> anyhow::Result<axum::Router> {
-    use loyalty_scylla::config::CONTROL_SERVICE;
-    let Some(scylla) = process.scylla else {
-        anyhow::bail!(
-            "region.name is set: the gateway needs the control keyspace, so set \
-             storage = \"scylla\" and [scylla] for it too"
-        );
-    };
-    loyalty_scylla::migrate::require_current(
-        &scylla.cluster,
-        &scylla.config,
-        CONTROL_SERVICE,
-        loyalty_region::schema::MIGRATIONS,
-    )
-    .await?;
-    let keyspace = scylla.config.keyspace(CONTROL_SERVICE);
-    let control =
-        loyalty_region::control::cql::CqlControl::prepare(Arc::clone(&scylla.cluster), &keyspace)
-            .await?;
+    let control = crate::region_keeper::control_plane(process, "the gateway").await?;
     let gateway = &process.config.gateway;
     let (routing, tasks) = crate::region_keeper::start(
         regions,
-        Arc::new(control),
+        control,
         gateway.max_body_bytes,
         process.shutdown.clone(),
     )?;

@@ -55,6 +55,9 @@ impl TwoRegions {
                     "MEMBERD_TELEMETRY__FILTER",
                     "warn,memberd::region_keeper=debug",
                 ),
+                // The synchronous setting: LOCAL_QUORUM only once the other region is
+                // failed over (decision 0019, item 5).
+                ("MEMBERD_SCYLLA__LEDGER_WRITE_CONSISTENCY", "EACH_QUORUM"),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );
