@@ -16,6 +16,7 @@ use http::{HeaderName, HeaderValue, Method, header};
 use loyalty_common::ErrorCode;
 use loyalty_region::route::{Directory, Refusal, Route};
 use loyalty_region::{Millis, Region};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,13 @@ use std::time::{Duration, Instant};
 pub const FORWARDED_BY: HeaderName = HeaderName::from_static("forwarded-by-region");
 /// Set on every answer to a write: the region whose process answered it.
 pub const ANSWERED_IN: HeaderName = HeaderName::from_static("answered-in-region");
+/// Set on every answer to a read of a tenant: how far behind the tenant's home region the
+/// data read may be, in milliseconds. 0 for a tenant homed here; for one homed in the other
+/// region, the age of that region's newest heartbeat to reach this datacenter (a bound on
+/// the replication lag, give or take the two regions' clock difference), or `unknown`.
+pub const STALENESS_BOUND: HeaderName = HeaderName::from_static("staleness-bound-ms");
+/// The peer's lag before its first heartbeat has been read.
+pub const LAG_UNKNOWN: u64 = u64::MAX;
 
 /// What the gateway routes writes by.
 pub struct Routing {
@@ -39,6 +47,9 @@ pub struct Routing {
     /// and is cut off after this long.
     pub write_time: Duration,
     pub max_body_bytes: usize,
+    /// How far this datacenter's copy of the other region's writes may be behind, in ms
+    /// ([`LAG_UNKNOWN`] until measured); kept by the region keeper.
+    pub peer_lag_ms: AtomicU64,
 }
 
 impl Routing {
@@ -84,13 +95,17 @@ pub async fn route_writes(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    let Some(tenant) = write
-        .then(|| tenant_of(request.uri().path()))
-        .flatten()
-        .map(str::to_string)
-    else {
+    let Some(tenant) = tenant_of(request.uri().path()).map(str::to_string) else {
         return next.run(request).await;
     };
+    if !write {
+        let staleness = staleness(&routing, &tenant);
+        let mut response = next.run(request).await;
+        if let Some(bound) = staleness {
+            response.headers_mut().insert(STALENESS_BOUND, bound);
+        }
+        return response;
+    }
     let forwarded = request.headers().contains_key(&FORWARDED_BY);
     let now = routing.now();
     let deadline = now.plus(Millis(routing.write_time.as_millis() as u64));
@@ -125,6 +140,21 @@ pub async fn route_writes(
         response.headers_mut().entry(ANSWERED_IN).or_insert(me);
     }
     response
+}
+
+/// The `Staleness-Bound-Ms` of a read of `tenant`; None when no home is known for it.
+fn staleness(routing: &Routing, tenant: &str) -> Option<HeaderValue> {
+    let homed_here = {
+        let directory = routing.directory.read().unwrap_or_else(|p| p.into_inner());
+        directory.home_of(tenant)?.region == routing.me
+    };
+    if homed_here {
+        return Some(HeaderValue::from_static("0"));
+    }
+    match routing.peer_lag_ms.load(Ordering::Relaxed) {
+        LAG_UNKNOWN => Some(HeaderValue::from_static("unknown")),
+        lag => Some(HeaderValue::from(lag)),
+    }
 }
 
 /// Sends the write to the tenant's home region's gateway as the caller sent it, and answers

@@ -8,13 +8,13 @@
 
 use crate::config::RegionSettings;
 use loyalty_common::error::ServiceResult;
-use loyalty_gateway::regions::Routing;
+use loyalty_gateway::regions::{LAG_UNKNOWN, Routing};
 use loyalty_region::control::ControlPlane;
 use loyalty_region::keeper::{Action, Keeper};
-use loyalty_region::lease::TTL;
+use loyalty_region::lease::{RENEW_EVERY, TTL};
 use loyalty_region::route::Directory;
 use loyalty_region::{Millis, Region};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -107,6 +107,7 @@ pub fn start(
         client: client.clone(),
         write_time,
         max_body_bytes,
+        peer_lag_ms: AtomicU64::new(LAG_UNKNOWN),
     });
     // Not ready until its first health check says so: a peer never seen ready is never taken
     // over (`Keeper`).
@@ -117,6 +118,12 @@ pub fn start(
         Arc::clone(&peer_healthy),
         shutdown.clone(),
     ));
+    let beats = tokio::spawn(heartbeats(
+        Arc::clone(&control),
+        Arc::clone(&routing),
+        regions.peer.clone(),
+        shutdown.clone(),
+    ));
     let keeper = Keeper::new(regions.me, regions.peer, regions.failover_after);
     let keep = tokio::spawn(keep(
         keeper,
@@ -125,7 +132,7 @@ pub fn start(
         peer_healthy,
         shutdown,
     ));
-    Ok((routing, vec![watch, keep]))
+    Ok((routing, vec![watch, beats, keep]))
 }
 
 async fn watch_peer(
@@ -147,6 +154,33 @@ async fn watch_peer(
         }
         tokio::select! {
             _ = tokio::time::sleep(PEER_CHECK) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        }
+    }
+}
+
+/// Writes this region's heartbeat every second and reads the other region's: the age of
+/// the newest one to reach this datacenter, plus the time between two, bounds how far behind
+/// reads of that region's tenants here may be (`Staleness-Bound-Ms`).
+async fn heartbeats(
+    control: Arc<dyn ControlPlane>,
+    routing: Arc<Routing>,
+    peer: Region,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let every = Duration::from_millis(RENEW_EVERY.0);
+    loop {
+        let now = chrono::Utc::now().timestamp_millis();
+        if let Err(e) = control.beat(&routing.me, now).await {
+            tracing::warn!(error = %e, "region keeper: this region's heartbeat was not written");
+        }
+        let lag = match control.last_beat(&peer).await {
+            Ok(Some(at)) => u64::try_from(now.saturating_sub(at)).unwrap_or(0) + RENEW_EVERY.0,
+            Ok(None) | Err(_) => LAG_UNKNOWN,
+        };
+        routing.peer_lag_ms.store(lag, Ordering::Relaxed);
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
         }
     }

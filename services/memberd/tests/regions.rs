@@ -85,6 +85,38 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
         "forwarded to the home: {first:?}"
     );
 
+    // Reads are served where they arrive, saying how far behind the home they may be: not at
+    // all in the home, by the measured heartbeat lag in the other region.
+    let staleness = |http: String| {
+        let (token, balance) = (token.clone(), format!("{alice}/balance"));
+        async move {
+            let auth = format!("Authorization: Bearer {token}\r\n");
+            let (status, head, _) = http_exchange(&http, "GET", &balance, &auth, "").await;
+            assert_eq!(status, 200, "{head}");
+            head.lines()
+                .find_map(|l| {
+                    let l = l.to_ascii_lowercase();
+                    l.strip_prefix("staleness-bound-ms: ").map(str::to_string)
+                })
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(staleness(addrs_a.http.clone()).await, "0");
+    let wait = Instant::now();
+    let behind = loop {
+        let bound = staleness(addrs_b.http.clone()).await;
+        if bound != "unknown" || wait.elapsed() > Duration::from_secs(5) {
+            break bound;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let behind: u64 = behind.parse().unwrap_or_else(|_| panic!("{behind:?}"));
+    assert!(
+        (1_000..10_000).contains(&behind),
+        "the heartbeat interval and a little more: {behind} ms"
+    );
+    eprintln!("two regions: reads of a's tenant in b: Staleness-Bound-Ms {behind}");
+
     // Region a is lost; b takes acme over once a's lease has lapsed.
     memberd_a.start_kill().unwrap();
     memberd_a.wait().await.unwrap();

@@ -4,11 +4,18 @@
 use loyalty_common::schema::Migration;
 
 /// Every migration, in order; a test checks this list against the files.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "regions",
-    text: include_str!("../schema/0001_regions.cql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "regions",
+        text: include_str!("../schema/0001_regions.cql"),
+    },
+    Migration {
+        version: 2,
+        name: "heartbeats",
+        text: include_str!("../schema/0002_heartbeats.cql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -46,6 +46,10 @@ async fn leases_take_overs_and_moves_are_decided_by_the_majority() {
 
     assert!(control.renew(&a, TTL).await.unwrap().held);
     assert!(control.renew(&b, TTL).await.unwrap().held);
+    assert_eq!(control.last_beat(&a).await.unwrap(), None);
+    control.beat(&a, 1_000).await.unwrap();
+    control.beat(&a, 2_000).await.unwrap();
+    assert_eq!(control.last_beat(&a).await.unwrap(), Some(2_000));
     assert!(control.place(&acme, &a).await.unwrap());
     assert!(control.place(&globex, &b).await.unwrap());
     assert!(!control.place(&acme, &b).await.unwrap(), "homed once");

@@ -38,6 +38,10 @@ loyalty_scylla::statements! {
             => (i64, String) => AppliedRow,
         next_epoch: "UPDATE {keyspace}.homes SET epoch = ? WHERE scope = ? IF epoch = ?"
             => (i64, String, i64) => AppliedRow,
+        beat: "UPDATE {keyspace}.heartbeats SET at_ms = ? WHERE region = ?"
+            => (i64, String) => (),
+        last_beat: "SELECT at_ms FROM {keyspace}.heartbeats WHERE region = ?"
+            => (String,) => (Option<i64>,),
         set_home: "UPDATE {keyspace}.homes SET home = ?, moving_to = ? WHERE scope = ? AND tenant = ?"
             => (String, Option<String>, String, String) => (),
     }
@@ -190,6 +194,23 @@ impl ControlPlane for CqlControl {
             })
             .collect::<ServiceResult<_>>()?;
         Ok(Homes { epoch, homes })
+    }
+
+    async fn beat(&self, region: &Region, at_ms: i64) -> ServiceResult<()> {
+        let values = (at_ms, region.as_str().to_string());
+        self.statements
+            .beat
+            .run(&self.cluster.session, values)
+            .await
+    }
+
+    async fn last_beat(&self, region: &Region) -> ServiceResult<Option<i64>> {
+        let row = self
+            .statements
+            .last_beat
+            .first(&self.cluster.session, (region.as_str().to_string(),))
+            .await?;
+        Ok(row.and_then(|(at,)| at))
     }
 
     async fn lease_holder(&self, region: &Region) -> ServiceResult<Option<Region>> {

@@ -33,6 +33,13 @@ pub trait ControlPlane: Send + Sync + 'static {
 
     async fn homes(&self) -> ServiceResult<Homes>;
 
+    /// Records that `region` was alive at `at_ms` (wall clock, ms since the epoch): a plain
+    /// write in its own datacenter, replicated to the others as data is.
+    async fn beat(&self, region: &Region, at_ms: i64) -> ServiceResult<()>;
+
+    /// The newest heartbeat of `region` that has reached this datacenter.
+    async fn last_beat(&self, region: &Region) -> ServiceResult<Option<i64>>;
+
     /// Who holds `region`'s lease row: the region itself (alive, or lapsing), the region
     /// that took its tenants over, or nobody (lapsed).
     async fn lease_holder(&self, region: &Region) -> ServiceResult<Option<Region>>;
