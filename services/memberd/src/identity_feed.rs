@@ -84,3 +84,24 @@ pub async fn follow(
         Ok(())
     }))
 }
+
+/// Without a feed, reloads policy and revocations every `resync_every`: for a process whose
+/// store another region's identity service writes too (decision 0019), whose changes reach
+/// this one only through the store. `resync_every` plus the replication lag bounds how late a
+/// revocation or a role change made there takes effect here.
+pub fn resync_only(
+    service: Arc<IdentityService>,
+    resync_every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    // Nothing is ever announced; the sender lives as long as the task, or the follower would
+    // see its feed closed and stop.
+    let (never, heard) = mpsc::unbounded_channel::<Heard>();
+    let follower = changes::follow(service, heard, resync_every);
+    tokio::spawn(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        drop(never);
+        follower.abort();
+        Ok(())
+    })
+}

@@ -154,16 +154,25 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         shutdown: shutdown_rx.clone(),
         tasks: Vec::new(),
     };
-    // Replicas (processes on NATS) tell each other about policy and revocation changes.
-    if let (Some(identity), BusKind::Nats) = (&identity, bus) {
-        let resync = Duration::from_secs(config.identity.resync_secs.max(1));
-        let feed = identity_feed::follow(
-            Arc::clone(identity),
-            &config.events.nats,
-            resync,
-            shutdown_rx.clone(),
-        );
-        process.tasks.push(feed.await?);
+    // Replicas (processes on NATS) tell each other about policy and revocation changes; in
+    // two regions without NATS, the other region's changes are read from the store.
+    let resync = Duration::from_secs(config.identity.resync_secs.max(1));
+    match (&identity, bus) {
+        (Some(identity), BusKind::Nats) => {
+            let feed = identity_feed::follow(
+                Arc::clone(identity),
+                &config.events.nats,
+                resync,
+                shutdown_rx.clone(),
+            );
+            process.tasks.push(feed.await?);
+        }
+        (Some(identity), _) if config.region.name.is_some() => {
+            let service = Arc::clone(identity);
+            let resyncs = identity_feed::resync_only(service, resync, shutdown_rx.clone());
+            process.tasks.push(resyncs);
+        }
+        _ => {}
     }
     let mut grpc = GrpcServices::default();
     let mut health = Health {

@@ -117,6 +117,38 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
     );
     eprintln!("two regions: reads of a's tenant in b: Staleness-Bound-Ms {behind}");
 
+    // A session ended in region a is refused in region b too, within the resync interval
+    // (2 s here) and the replication lag.
+    let session = addrs_a.token().await;
+    let balance = format!("{alice}/balance");
+    let get_in_b = |token: String| {
+        let (http, balance) = (addrs_b.http.clone(), balance.clone());
+        async move {
+            let auth = format!("Authorization: Bearer {token}\r\n");
+            http_exchange(&http, "GET", &balance, &auth, "").await.0
+        }
+    };
+    assert_eq!(
+        get_in_b(session.clone()).await,
+        200,
+        "a's token is accepted in b"
+    );
+    let auth = format!("Authorization: Bearer {session}\r\n");
+    let (status, _, _) = http_exchange(&addrs_a.http, "POST", "/v1/auth/logout", &auth, "").await;
+    assert_eq!(status, 204);
+    let ended = Instant::now();
+    while get_in_b(session.clone()).await != 401 {
+        assert!(
+            ended.elapsed() < Duration::from_secs(6),
+            "the session ended in a was still accepted in b after 6 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "two regions: a logout in a took effect in b after {:.1} s",
+        ended.elapsed().as_secs_f64()
+    );
+
     // Region a is lost; b takes acme over once a's lease has lapsed.
     memberd_a.start_kill().unwrap();
     memberd_a.wait().await.unwrap();

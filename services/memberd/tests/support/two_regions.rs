@@ -58,6 +58,8 @@ impl TwoRegions {
                 // The synchronous setting: LOCAL_QUORUM only once the other region is
                 // failed over (decision 0019, item 5).
                 ("MEMBERD_SCYLLA__LEDGER_WRITE_CONSISTENCY", "EACH_QUORUM"),
+                // How late the other region's revocations may take effect (decision 0019).
+                ("MEMBERD_IDENTITY__RESYNC_SECS", "2"),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );
