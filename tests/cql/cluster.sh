@@ -3,7 +3,7 @@
 # JVM processes on loopback addresses of their own. It stands in for ScyllaDB, which cannot be
 # installed on the test machines (docs/operations/scylla.md says what it proves and what not).
 #
-#   tests/cql/cluster.sh start  NAME [one|two-dc]   start a cluster, wait for CQL, print its env
+#   tests/cql/cluster.sh start  NAME [one|two-dc|three-dc]  start a cluster, wait for CQL, print its env
 #   tests/cql/cluster.sh stop   NAME                stop the processes this script started
 #   tests/cql/cluster.sh status NAME                which nodes run and answer
 #   tests/cql/cluster.sh kill   NAME NODE           kill -9 one node (a lost datacenter)
@@ -16,6 +16,7 @@
 #
 # `one` is a single node in datacenter dc1. `two-dc` is a node in dc1 and one in dc2
 # (GossipingPropertyFileSnitch), for the multi-datacenter tests. Node names are dc1, dc2.
+# `three-dc` adds dc3: two regions and the witness of their control keyspace (decision 0019).
 #
 # Settings (environment):
 #   CQL_HOME       where the resolved artifacts are cached (default ~/.cache/memberd-cql)
@@ -29,7 +30,7 @@
 #                  cassandra/cassandra), for the test of memberd's scylla.user/password
 #
 # `start` prints lines of the form KEY=value (SCYLLA_NODES, SCYLLA_DATACENTER, and for two-dc
-# SCYLLA_NODES_DC1, SCYLLA_NODES_DC2); they are kept in $CQL_STATE/NAME/env to be sourced.
+# and three-dc SCYLLA_NODES_DC1, SCYLLA_NODES_DC2, SCYLLA_NODES_DC3); they are kept in $CQL_STATE/NAME/env to be sourced.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -423,9 +424,13 @@ write_env() {
       echo "SCYLLA_NODES=$(cat "$cluster/dc1/address"):9042"
       echo "SCYLLA_DATACENTER=dc1"
     else
-      echo "SCYLLA_NODES=$(cat "$cluster/dc1/address"):9042,$(cat "$cluster/dc2/address"):9042"
-      echo "SCYLLA_NODES_DC1=$(cat "$cluster/dc1/address"):9042"
-      echo "SCYLLA_NODES_DC2=$(cat "$cluster/dc2/address"):9042"
+      local all=() dir dc
+      for dir in "$cluster"/dc*/; do
+        dc="$(basename "$dir")"
+        all+=("$(cat "$dir/address"):9042")
+        echo "SCYLLA_NODES_${dc^^}=$(cat "$dir/address"):9042"
+      done
+      echo "SCYLLA_NODES=$(IFS=,; echo "${all[*]}")"
       echo "SCYLLA_DATACENTER=dc1"
     fi
     echo "CQL_CLUSTER=$(basename "$cluster")"
@@ -437,7 +442,7 @@ write_env() {
 cmd_start() {
   local name="${1:-}" topology="${2:-one}"
   [ -n "$name" ] || usage
-  case "$topology" in one|two-dc) ;; *) die "topology is one or two-dc, not $topology" ;; esac
+  case "$topology" in one|two-dc|three-dc) ;; *) die "topology is one, two-dc or three-dc, not $topology" ;; esac
   local cluster; cluster="$(cluster_dir "$name")"
   if [ -f "$cluster/env" ] && [ "$(cat "$cluster/topology" 2>/dev/null)" = "$topology" ]; then
     local running=1
@@ -455,7 +460,9 @@ cmd_start() {
   fi
   resolve_artifacts
 
-  local nodes=(dc1); [ "$topology" = two-dc ] && nodes=(dc1 dc2)
+  local nodes=(dc1)
+  [ "$topology" = two-dc ] && nodes=(dc1 dc2)
+  [ "$topology" = three-dc ] && nodes=(dc1 dc2 dc3)
   local addresses=() n
   for n in "${nodes[@]}"; do
     mkdir -p "$cluster/$n"
@@ -478,7 +485,7 @@ cmd_start() {
   done
   if [ ${#nodes[@]} -gt 1 ]; then
     wait_for_ring "$cluster" ${#nodes[@]}
-    say "both datacenters see each other"
+    say "every datacenter sees the others"
   fi
   write_env "$cluster" "$topology"
   cat "$cluster/env"

@@ -144,6 +144,17 @@ pub fn memberd_env(config: &ScyllaConfig) -> Vec<(String, String)> {
             spelled(serde_json::json!(config.serial_consistency)),
         ),
     ];
+    if !config.control_replication.is_empty() {
+        let control: Vec<String> = config
+            .control_replication
+            .iter()
+            .map(|(dc, n)| format!("{dc} = {n}"))
+            .collect();
+        env.push((
+            "MEMBERD_SCYLLA__CONTROL_REPLICATION".into(),
+            format!("{{ {} }}", control.join(", ")),
+        ));
+    }
     if let Some(dc) = &config.relay_datacenter {
         env.push(("MEMBERD_SCYLLA__RELAY_DATACENTER".into(), dc.clone()));
     }

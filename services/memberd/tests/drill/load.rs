@@ -43,6 +43,8 @@ pub struct Sent {
     pub kind: Kind,
     pub key: String,
     pub from: String,
+    /// When its first attempt was sent, and when it was answered for good.
+    pub sent_at: Duration,
     pub answered_at: Duration,
     pub outcome: Outcome,
     /// The entries an acknowledgement named: (member, entry id).
@@ -171,6 +173,7 @@ pub async fn run(
                 json!({"from_member_id": from, "to_member_id": to, "points": 3}),
             ),
         };
+        let sent_at = client.started.elapsed();
         let (outcome, answer, attempts) = client.send(tenant, &path, &key, body, &log).await;
         let entries = match kind {
             Kind::Transfer => [(&from, "debit"), (&to, "credit")]
@@ -189,6 +192,7 @@ pub async fn run(
             kind,
             key,
             from,
+            sent_at,
             answered_at: client.started.elapsed(),
             outcome,
             entries,

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
 use super::{Addrs, start_with};
+use loyalty_scylla::ScyllaConfig;
 use loyalty_scylla::test_cluster::{TestCluster, memberd_env, unique_prefix};
 use std::path::Path;
 use std::process::Command;
@@ -34,6 +35,30 @@ impl TwoRegions {
     /// taking the other's tenants over after `failover_after_ms` without it.
     pub fn new(cluster: &TestCluster, name: &str, failover_after_ms: u64) -> Self {
         let config = cluster.config(&unique_prefix(name));
+        Self::with(config, None, failover_after_ms)
+    }
+
+    /// Like [`TwoRegions::new`] on a cluster of three datacenters (`tests/cql/cluster.sh
+    /// start NAME three-dc`, whose `SCYLLA_NODES_DC1..3` are in the environment): region `a`
+    /// in dc1, `b` in dc2, each keyspace replicated to both, and the control keyspace to dc3
+    /// as well, the witness. None unless those are set.
+    pub fn across_datacenters(
+        cluster: &TestCluster,
+        name: &str,
+        failover_after_ms: u64,
+    ) -> Option<Self> {
+        let node = |dc: &str| std::env::var(format!("SCYLLA_NODES_{}", dc.to_uppercase())).ok();
+        let (dc1, dc2, _) = (node("dc1")?, node("dc2")?, node("dc3")?);
+        let mut config = cluster.config(&unique_prefix(name));
+        config.replication = [("dc1".into(), 1), ("dc2".into(), 1)].into();
+        config.control_replication = [("dc1", 1), ("dc2", 1), ("dc3", 1)]
+            .map(|(dc, n)| (dc.to_string(), n))
+            .into();
+        Some(Self::with(config, Some([dc1, dc2]), failover_after_ms))
+    }
+
+    /// `regions`: each region's contact node, in dc1 and dc2; None: both use `config`'s.
+    fn with(config: ScyllaConfig, regions: Option<[String; 2]>, failover_after_ms: u64) -> Self {
         let shared = memberd_env(&config);
         let migrate = Command::new(env!("CARGO_BIN_EXE_memberd"))
             .args(["migrate"])
@@ -80,9 +105,22 @@ impl TwoRegions {
             ]);
             env
         };
+        let (mut env_a, mut env_b) = (
+            in_region("a", "b", &http_a, &http_b),
+            in_region("b", "a", &http_b, &http_a),
+        );
+        // Later entries win: each region's own datacenter.
+        for ((env, node), dc) in [&mut env_a, &mut env_b]
+            .into_iter()
+            .zip(regions.iter().flatten())
+            .zip(["dc1", "dc2"])
+        {
+            env.push(("MEMBERD_SCYLLA__NODES".into(), format!("[\"{node}\"]")));
+            env.push(("MEMBERD_SCYLLA__LOCAL_DATACENTER".into(), dc.into()));
+        }
         Self {
-            env_a: in_region("a", "b", &http_a, &http_b),
-            env_b: in_region("b", "a", &http_b, &http_a),
+            env_a,
+            env_b,
             shared,
             http_a,
             http_b,
@@ -91,10 +129,27 @@ impl TwoRegions {
 
     /// `memberd region ARGS...`, which must succeed: its output.
     pub fn region(&self, args: &[&str]) -> String {
+        self.region_from(&self.shared, args)
+    }
+
+    /// `memberd region ARGS...` run from region b's datacenter: for when a's is lost.
+    pub fn region_in_b(&self, args: &[&str]) -> String {
+        let mut env = self.shared.clone();
+        let own = ["MEMBERD_SCYLLA__NODES", "MEMBERD_SCYLLA__LOCAL_DATACENTER"];
+        env.extend(
+            self.env_b
+                .iter()
+                .filter(|(k, _)| own.contains(&k.as_str()))
+                .cloned(),
+        );
+        self.region_from(&env, args)
+    }
+
+    fn region_from(&self, env: &[(String, String)], args: &[&str]) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_memberd"))
             .arg("region")
             .args(args)
-            .envs(self.shared.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
