@@ -434,7 +434,8 @@ write_env() {
       echo "SCYLLA_DATACENTER=dc1"
     fi
     echo "CQL_CLUSTER=$(basename "$cluster")"
-    echo "CQL_AUDIT_LOGS=$(for n in "$cluster"/*/; do printf '%slogs/audit.log ' "$n"; done | sed 's/ $//')"
+    # Quoted: a cluster of several nodes has several logs, and the file is sourced.
+    echo "CQL_AUDIT_LOGS='$(for n in "$cluster"/*/; do printf '%slogs/audit.log ' "$n"; done | sed 's/ $//')'"
     echo "SCYLLA_FLAVOUR=cassandra"
   } >"$cluster/env"
 }

@@ -16,7 +16,7 @@ use http::{HeaderName, HeaderValue, Method, header};
 use loyalty_common::ErrorCode;
 use loyalty_region::route::{Directory, Refusal, Route};
 use loyalty_region::{Millis, Region};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -26,12 +26,15 @@ pub const FORWARDED_BY: HeaderName = HeaderName::from_static("forwarded-by-regio
 /// Set on every answer to a write: the region whose process answered it.
 pub const ANSWERED_IN: HeaderName = HeaderName::from_static("answered-in-region");
 /// Set on every answer to a read of a tenant: how far behind the tenant's home region the
-/// data read may be, in milliseconds. 0 for a tenant homed here; for one homed in the other
-/// region, the age of that region's newest heartbeat to reach this datacenter (a bound on
-/// the replication lag, give or take the two regions' clock difference), or `unknown`.
+/// data read may be, in milliseconds. 0 for a tenant homed here while this region holds its
+/// lease; for one homed in the other region, the age of that region's newest heartbeat to
+/// reach this datacenter plus the heartbeat interval (an estimate of the replication lag,
+/// give or take the two regions' clock difference); `unknown` otherwise.
 pub const STALENESS_BOUND: HeaderName = HeaderName::from_static("staleness-bound-ms");
-/// The peer's lag before its first heartbeat has been read.
-pub const LAG_UNKNOWN: u64 = u64::MAX;
+/// No heartbeat of the other region has been read yet.
+pub const BEAT_UNKNOWN: i64 = i64::MIN;
+/// How often each region writes its heartbeat.
+const BEAT_EVERY_MS: u64 = 1_000;
 
 /// What the gateway routes writes by.
 pub struct Routing {
@@ -47,9 +50,9 @@ pub struct Routing {
     /// and is cut off after this long.
     pub write_time: Duration,
     pub max_body_bytes: usize,
-    /// How far this datacenter's copy of the other region's writes may be behind, in ms
-    /// ([`LAG_UNKNOWN`] until measured); kept by the region keeper.
-    pub peer_lag_ms: AtomicU64,
+    /// The other region's newest heartbeat read here (wall clock, ms; [`BEAT_UNKNOWN`] until
+    /// one is), kept by the region keeper.
+    pub peer_beat_ms: AtomicI64,
 }
 
 impl Routing {
@@ -144,16 +147,30 @@ pub async fn route_writes(
 
 /// The `Staleness-Bound-Ms` of a read of `tenant`; None when no home is known for it.
 fn staleness(routing: &Routing, tenant: &str) -> Option<HeaderValue> {
-    let homed_here = {
+    let now = routing.now();
+    let (homed_here, writable) = {
         let directory = routing.directory.read().unwrap_or_else(|p| p.into_inner());
-        directory.home_of(tenant)?.region == routing.me
+        let here = directory.home_of(tenant)?.region == routing.me;
+        (
+            here,
+            !directory.stale() && directory.lease.may_write(now, now),
+        )
     };
     if homed_here {
-        return Some(HeaderValue::from_static("0"));
+        // Fenced, this region's view may be old and the other region may be writing.
+        return Some(match writable {
+            true => HeaderValue::from_static("0"),
+            false => HeaderValue::from_static("unknown"),
+        });
     }
-    match routing.peer_lag_ms.load(Ordering::Relaxed) {
-        LAG_UNKNOWN => Some(HeaderValue::from_static("unknown")),
-        lag => Some(HeaderValue::from(lag)),
+    match routing.peer_beat_ms.load(Ordering::Relaxed) {
+        BEAT_UNKNOWN => Some(HeaderValue::from_static("unknown")),
+        at => {
+            let age = chrono::Utc::now().timestamp_millis().saturating_sub(at);
+            Some(HeaderValue::from(
+                u64::try_from(age).unwrap_or(0) + BEAT_EVERY_MS,
+            ))
+        }
     }
 }
 
@@ -177,7 +194,17 @@ async fn forward(routing: &Routing, to: &Region, request: Request) -> Response {
         Ok(answer) => {
             let status = answer.status();
             let headers = answer.headers().clone();
-            let body = answer.bytes().await.unwrap_or_default();
+            let Ok(body) = answer.bytes().await else {
+                // Its outcome is unknown here: the client retries with the same key.
+                let mut response = problem_response(
+                    ErrorCode::Unavailable,
+                    format!("the answer of the tenant's home region {to} was cut off; retry"),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            };
             let mut response = (status, Body::from(body)).into_response();
             for (name, value) in &headers {
                 let hop = name == header::TRANSFER_ENCODING

@@ -8,13 +8,13 @@
 
 use crate::config::RegionSettings;
 use loyalty_common::error::ServiceResult;
-use loyalty_gateway::regions::{LAG_UNKNOWN, Routing};
+use loyalty_gateway::regions::{BEAT_UNKNOWN, Routing};
 use loyalty_region::control::ControlPlane;
 use loyalty_region::keeper::{Action, Keeper};
 use loyalty_region::lease::{RENEW_EVERY, TTL};
 use loyalty_region::route::Directory;
 use loyalty_region::{Millis, Region};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -107,7 +107,7 @@ pub fn start(
         client: client.clone(),
         write_time,
         max_body_bytes,
-        peer_lag_ms: AtomicU64::new(LAG_UNKNOWN),
+        peer_beat_ms: AtomicI64::new(BEAT_UNKNOWN),
     });
     // Not ready until its first health check says so: a peer never seen ready is never taken
     // over (`Keeper`).
@@ -174,11 +174,14 @@ async fn heartbeats(
         if let Err(e) = control.beat(&routing.me, now).await {
             tracing::warn!(error = %e, "region keeper: this region's heartbeat was not written");
         }
-        let lag = match control.last_beat(&peer).await {
-            Ok(Some(at)) => u64::try_from(now.saturating_sub(at)).unwrap_or(0) + RENEW_EVERY.0,
-            Ok(None) | Err(_) => LAG_UNKNOWN,
-        };
-        routing.peer_lag_ms.store(lag, Ordering::Relaxed);
+        // Kept as is when unread: its age, counted per read, grows meanwhile.
+        match control.last_beat(&peer).await {
+            Ok(Some(at)) => routing.peer_beat_ms.store(at, Ordering::Relaxed),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "region keeper: the other region's heartbeat unread")
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
@@ -276,6 +279,17 @@ async fn take_over(
     control: &dyn ControlPlane,
     routing: &Routing,
 ) -> ServiceResult<bool> {
+    // A region without its own lease (fenced: failed over and not yet rebuilt, or cut off)
+    // takes nothing over: its datacenter may be stale, and it could not write the tenants.
+    let now = routing.now();
+    let held = {
+        let directory = routing.directory.read().unwrap_or_else(|p| p.into_inner());
+        directory.lease.may_write(now, now)
+    };
+    if !held {
+        tracing::debug!(from = %from, "region keeper: no take-over without this region's lease");
+        return Ok(false);
+    }
     let homes = control.homes().await?;
     if !homes.homes.iter().any(|(_, home)| home.region == *from) {
         tracing::debug!(from = %from, "region keeper: the lost region is home to no tenant");

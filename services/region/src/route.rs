@@ -66,8 +66,12 @@ impl Directory {
         &self.me
     }
 
-    /// Replaces the view of the homes with what the control keyspace held at `epoch`.
+    /// Replaces the view of the homes with what the control keyspace held at `epoch`, unless
+    /// a newer epoch is loaded already (two reads can answer out of order).
     pub fn load(&mut self, epoch: Epoch, homes: impl IntoIterator<Item = (String, Home)>) {
+        if self.loaded.is_some_and(|loaded| loaded > epoch) {
+            return;
+        }
         self.homes = homes.into_iter().collect();
         self.loaded = Some(epoch);
     }
@@ -159,6 +163,17 @@ mod tests {
             Route::Refuse(Refusal::Fenced),
             "it could not finish inside the lease"
         );
+    }
+
+    #[test]
+    fn an_older_read_of_the_homes_never_replaces_a_newer_one() {
+        let mut d = directory();
+        d.load(Epoch(1), [("acme".to_string(), home("b", false))]);
+        assert_eq!(d.home_of("acme"), Some(&home("a", false)), "epoch 2 stays");
+        let mut newer = home("b", false);
+        newer.epoch = Epoch(3);
+        d.load(Epoch(3), [("acme".to_string(), newer.clone())]);
+        assert_eq!(d.home_of("acme"), Some(&newer));
     }
 
     #[test]
