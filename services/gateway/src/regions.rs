@@ -68,6 +68,15 @@ fn tenant_of(path: &str) -> Option<&str> {
     (!tenant.is_empty() && rest.len() > tenant.len()).then_some(tenant)
 }
 
+/// A `503` with `Retry-After: 1`: not now, and the client retries with the same key.
+fn retry_later(code: ErrorCode, detail: String) -> Response {
+    let mut response = problem_response(code, detail);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 fn refused(refusal: Refusal, tenant: &str) -> Response {
     let code = match refusal {
         Refusal::Fenced => ErrorCode::RegionFenced,
@@ -75,11 +84,7 @@ fn refused(refusal: Refusal, tenant: &str) -> Response {
         Refusal::NotHome => ErrorCode::NotHomeRegion,
         Refusal::Unknown => ErrorCode::NoHomeRegion,
     };
-    let mut response = problem_response(code, format!("tenant {tenant}: {refusal}"));
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+    retry_later(code, format!("tenant {tenant}: {refusal}"))
 }
 
 /// `router` with its writes routed between the regions: the outermost layer, so a forwarded
@@ -122,18 +127,12 @@ pub async fn route_writes(
         Route::Local { .. } => {
             match tokio::time::timeout(routing.write_time, next.run(request)).await {
                 Ok(response) => response,
-                Err(_) => {
-                    let mut response = problem_response(
-                        ErrorCode::Unavailable,
-                        "the write did not finish within the region's write time; retry it \
-                         with the same Idempotency-Key"
-                            .into(),
-                    );
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    response
-                }
+                Err(_) => retry_later(
+                    ErrorCode::Unavailable,
+                    "the write did not finish within the region's write time; retry it \
+                     with the same Idempotency-Key"
+                        .into(),
+                ),
             }
         }
         Route::Forward { to } => forward(&routing, &to, request).await,
@@ -196,14 +195,10 @@ async fn forward(routing: &Routing, to: &Region, request: Request) -> Response {
             let headers = answer.headers().clone();
             let Ok(body) = answer.bytes().await else {
                 // Its outcome is unknown here: the client retries with the same key.
-                let mut response = problem_response(
+                return retry_later(
                     ErrorCode::Unavailable,
                     format!("the answer of the tenant's home region {to} was cut off; retry"),
                 );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
             };
             let mut response = (status, Body::from(body)).into_response();
             for (name, value) in &headers {
@@ -216,16 +211,10 @@ async fn forward(routing: &Routing, to: &Region, request: Request) -> Response {
             }
             response
         }
-        Err(e) => {
-            let mut response = problem_response(
-                ErrorCode::Unavailable,
-                format!("the tenant's home region {to} could not be reached ({e}); retry"),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
+        Err(e) => retry_later(
+            ErrorCode::Unavailable,
+            format!("the tenant's home region {to} could not be reached ({e}); retry"),
+        ),
     }
 }
 
