@@ -6,6 +6,7 @@
 //! level applies again.
 
 use crate::region_keeper::Regions;
+use crate::schedule::pause;
 use loyalty_region::control::ControlPlane;
 use loyalty_region::lease::RENEW_EVERY;
 use loyalty_scylla::config::WriteConsistency;
@@ -59,9 +60,8 @@ async fn watch(
             // The level stays as it was: a wrong guess either way is worse than a late one.
             Err(e) => tracing::warn!(error = %e, "ledger writes: the other region's lease unread"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(RENEW_EVERY.0)) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        if !pause(Duration::from_millis(RENEW_EVERY.0), &mut shutdown).await {
+            return Ok(());
         }
     }
 }

@@ -7,6 +7,7 @@
 //! process that cannot renew (it is cut off from the majority) stops writing on its own.
 
 use crate::config::RegionSettings;
+use crate::schedule::pause;
 use loyalty_common::error::ServiceResult;
 use loyalty_gateway::regions::{BEAT_UNKNOWN, Routing};
 use loyalty_region::control::ControlPlane;
@@ -152,9 +153,8 @@ async fn watch_peer(
         if healthy.swap(ready, Ordering::Relaxed) != ready {
             tracing::warn!(peer = %peer_url, ready, "the other region's gateway changed state");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(PEER_CHECK) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        if !pause(PEER_CHECK, &mut shutdown).await {
+            return Ok(());
         }
     }
 }
@@ -182,9 +182,8 @@ async fn heartbeats(
                 tracing::debug!(error = %e, "region keeper: the other region's heartbeat unread")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        if !pause(every, &mut shutdown).await {
+            return Ok(());
         }
     }
 }
@@ -235,9 +234,8 @@ async fn keep(
                 Action::TakeOver { .. } => {}
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        if !pause(TICK, &mut shutdown).await {
+            return Ok(());
         }
     }
 }

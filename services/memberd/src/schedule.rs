@@ -81,6 +81,14 @@ fn holder_name() -> String {
     format!("{host}-{}", ulid::Ulid::new())
 }
 
+/// Waits `span`, or until shutdown: whether to go on (false once shutting down).
+pub async fn pause(span: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(span) => true,
+        _ = shutdown.wait_for(|stop| *stop) => false,
+    }
+}
+
 /// Runs `round` every `interval` while this process holds `scheduler`'s lease, until
 /// shutdown. A round returns whether all of it succeeded; one still running when the lease
 /// is lost is dropped, since another replica may start the same work.
@@ -114,9 +122,8 @@ pub async fn run_every<F, R>(
             metrics::counter!("scheduler_runs_total", "scheduler" => scheduler, "outcome" => outcome)
                 .increment(1);
         }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.wait_for(|stop| *stop) => break,
+        if !pause(interval, &mut shutdown).await {
+            break;
         }
     }
     // Given up only now that no round of this process runs.
