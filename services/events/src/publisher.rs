@@ -21,6 +21,17 @@ use tokio::sync::watch;
 /// The publisher's name as a reader of an outbox.
 pub const READER: &str = "events";
 
+/// The name a publisher keeps its position under: [`READER`], or, in one of two regions,
+/// `events@<region>`. Each region publishes the whole change log into its own streams
+/// (decision 0019), so each needs a position of its own in the shared store: one saved by
+/// the other region would make it skip what its own stream never got.
+pub fn reader_in(region: Option<&str>) -> String {
+    match region {
+        Some(region) => format!("{READER}@{region}"),
+        None => READER.to_string(),
+    }
+}
+
 /// One event of an outbox, at its place in commit order.
 #[derive(Debug, Clone)]
 pub struct OutboxEvent {
@@ -95,6 +106,8 @@ pub struct Publisher {
     /// Crash tests: abort after the bus confirms a round, before the position is saved.
     pub crash_after_publish: bool,
     pub status: PublisherStatus,
+    /// The name its position is saved under ([`reader_in`]).
+    pub reader: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +176,14 @@ impl Publisher {
             idle: Duration::from_millis(config.poll_interval_ms.max(1)),
             crash_after_publish: config.crash_after_publish,
             status: PublisherStatus::default(),
+            reader: READER.to_string(),
         }
+    }
+
+    /// Keeps its position under `reader` (see [`reader_in`]) instead of [`READER`].
+    pub fn reading_as(mut self, reader: String) -> Self {
+        self.reader = reader;
+        self
     }
 
     /// Runs until `shutdown` turns true.
@@ -247,7 +267,7 @@ impl Publisher {
     async fn resume(&self) -> Result<u64, PublishError> {
         let service = self.outbox.service();
         self.bus.prepare(service).await?;
-        let saved = self.outbox.position(READER).await?;
+        let saved = self.outbox.position(&self.reader).await?;
         let Some(last) = self.bus.last_published(service).await? else {
             return Ok(saved);
         };
@@ -265,7 +285,9 @@ impl Publisher {
             .filter(|e| e.seq() == last.sequence && e.envelope.id == last.id);
         match ours {
             Some(_) => {
-                self.outbox.save_position(READER, last.sequence).await?;
+                self.outbox
+                    .save_position(&self.reader, last.sequence)
+                    .await?;
                 Ok(last.sequence)
             }
             None => Err(PublishError::ForeignStream {
@@ -304,7 +326,7 @@ impl Publisher {
         }
         metrics::counter!("events_published_total", "service" => service)
             .increment(published as u64);
-        self.outbox.save_position(READER, last).await?;
+        self.outbox.save_position(&self.reader, last).await?;
         metrics::gauge!("events_published_sequence", "service" => service).set(last as f64);
         Ok(Some((last, published)))
     }

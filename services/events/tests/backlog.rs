@@ -127,6 +127,7 @@ async fn the_backlog_counts_every_waiting_event_and_falls_to_zero_once_drained()
         idle: Duration::from_millis(5),
         crash_after_publish: false,
         status: PublisherStatus::default(),
+        reader: loyalty_events::publisher::READER.to_string(),
     };
     let task = tokio::spawn(publisher.run(stopped));
 

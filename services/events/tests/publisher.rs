@@ -138,6 +138,7 @@ async fn publish_until(
         idle: Duration::from_millis(5),
         crash_after_publish: false,
         status: PublisherStatus::default(),
+        reader: loyalty_events::publisher::READER.to_string(),
     };
     let status = publisher.status.clone();
     let task = tokio::spawn(publisher.run(stopped));

@@ -134,6 +134,7 @@ where
         idle: Duration::from_millis(10),
         crash_after_publish: false,
         status: PublisherStatus::default(),
+        reader: loyalty_events::publisher::READER.to_string(),
     };
     let task = tokio::spawn(publisher.run(stopped));
     let committed = every_kind_of_entry(&h).await;

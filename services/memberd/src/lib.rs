@@ -141,8 +141,9 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     // publisher.
     let bus = config.events.bus_kind(config.target == Target::All);
     let events = if roles.ledger || roles.member || roles.campaign {
-        let data_dir = &config.data_dir;
-        Some(Publication::open(bus, &config.events, data_dir, shutdown_rx.clone()).await?)
+        let (data_dir, region) = (&config.data_dir, config.region.name.as_deref());
+        let shutdown = shutdown_rx.clone();
+        Some(Publication::open(bus, &config.events, data_dir, region, shutdown).await?)
     } else {
         None
     };

@@ -6,7 +6,7 @@ use loyalty_events::EventBus;
 use loyalty_events::config::{BusKind, EventsConfig};
 use loyalty_events::embedded::InProcessBus;
 use loyalty_events::nats::NatsBus;
-use loyalty_events::publisher::{Outbox, Publisher, PublisherStatus};
+use loyalty_events::publisher::{Outbox, Publisher, PublisherStatus, reader_in};
 use loyalty_events::subscribe::Subscriptions;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -24,14 +24,19 @@ pub struct Publication {
     shutdown: watch::Receiver<bool>,
     /// Each publisher's service and status, in the order they started.
     publishers: Arc<Mutex<Vec<(&'static str, PublisherStatus)>>>,
+    /// The name the publishers keep their positions under: a region's own (`region.name`).
+    reader: String,
 }
 
 impl Publication {
-    /// Opens the configured bus; the embedded one lives in `<data_dir>/events`.
+    /// Opens the configured bus; the embedded one lives in `<data_dir>/events`. In one of two
+    /// regions (`region`), the publishers publish into this region's streams and keep
+    /// positions of their own.
     pub async fn open(
         kind: BusKind,
         config: &EventsConfig,
         data_dir: &Path,
+        region: Option<&str>,
         shutdown: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         tracing::info!(bus = ?kind, "events");
@@ -60,6 +65,7 @@ impl Publication {
             config: config.clone(),
             shutdown,
             publishers: Arc::default(),
+            reader: reader_in(region),
         })
     }
 
@@ -72,7 +78,8 @@ impl Publication {
     /// (events then wait in the outbox).
     pub fn start(&self, outbox: Arc<dyn Outbox>) -> Option<JoinHandle<anyhow::Result<()>>> {
         let service = outbox.service();
-        let publisher = Publisher::new(outbox, Arc::clone(&self.bus), &self.config);
+        let publisher = Publisher::new(outbox, Arc::clone(&self.bus), &self.config)
+            .reading_as(self.reader.clone());
         self.list().push((service, publisher.status.clone()));
         if self.config.disable_publisher {
             tracing::warn!(

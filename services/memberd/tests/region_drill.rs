@@ -19,9 +19,12 @@
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
 use drill::load::{self, Client, Log, Outcome, Target};
+use drill::partners::{Partner, Tally};
+use drill::supercluster::Supercluster;
 use drill::{balancer, checks};
 use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster};
 use serde_json::json;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::log_tail;
@@ -41,6 +44,25 @@ fn phase() -> Duration {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     Duration::from_secs(secs)
+}
+
+/// How long the partners may take, once the load has stopped, to receive every event.
+const EVENTS_WAIT: Duration = Duration::from_secs(30);
+
+/// `region`'s memberd settings for publishing into its own cluster of the supercluster, in
+/// its region's account.
+fn events_on(nats: &Supercluster, region: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("MEMBERD_EVENTS__BUS", "nats".into()),
+        ("MEMBERD_EVENTS__NATS__URL", nats.url(region)),
+        ("MEMBERD_EVENTS__NATS__USER", Supercluster::user(region)),
+        (
+            "MEMBERD_EVENTS__NATS__PASSWORD",
+            Supercluster::password().into(),
+        ),
+        ("MEMBERD_EVENTS__NATS__MAX_RECONNECT_DELAY_MS", "300".into()),
+        ("MEMBERD_EVENTS__NATS__ACK_TIMEOUT_MS", "1000".into()),
+    ]
 }
 
 /// Sends one set-up write through the global address until it is answered 2xx.
@@ -106,15 +128,27 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         Some(regions) => (regions, true),
         None => (TwoRegions::new(&cluster, "drill", 1_000), false),
     };
+    let mut regions = regions;
     regions.region(&["place", "acme", "a"]);
     regions.region(&["place", "globex", "b"]);
-    let (dir_a, dir_b, dir_lb) = (
+    let (dir_a, dir_b, dir_lb, dir_nats) = (
+        tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
+    let mut nats = Supercluster::start(dir_nats.path()).await;
+    for region in ["a", "b"] {
+        for (key, value) in events_on(&nats, region) {
+            regions.set_env(region, key, &value);
+        }
+    }
     let (mut memberd_a, addrs_a) = regions.start_a(dir_a.path()).await;
     let (_memberd_b, _) = regions.start_b(dir_b.path()).await;
+    let partners = [
+        Partner::start(&nats, "a").await,
+        Partner::start(&nats, "b").await,
+    ];
     let global = format!("127.0.0.1:{}", free_port());
     let _haproxy = balancer::start(
         dir_lb.path(),
@@ -185,6 +219,7 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     // Region a is lost; the RTO counts from the moment the kill starts.
     let killed = started.elapsed();
     memberd_a.start_kill().unwrap();
+    nats.kill("a").await;
     if datacenters {
         kill_node("dc1");
     }
@@ -202,6 +237,9 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     // once rebuilt, which the drill does not do: it ends with the region lost.)
     let back = started.elapsed();
     let regions = Arc::new(regions);
+    if !datacenters {
+        nats.restart("a").await;
+    }
     let _memberd_a = match datacenters {
         true => None,
         false => Some(regions.start_a(dir_a.path()).await),
@@ -222,6 +260,23 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     let ended = started.elapsed();
 
     let wallets = checks::read_wallets(&http, &client.base, &client.token, &targets).await;
+    // Every entry in a wallet is an event each partner must have, once. A lost region's
+    // partner is counted only up to the loss.
+    let expected: HashSet<String> = wallets
+        .values()
+        .flat_map(|w| w.entries.iter().map(|(id, _, _)| id.clone()))
+        .collect();
+    let mut tallies = Vec::new();
+    for partner in partners {
+        let lost = datacenters && partner.region == "a";
+        let expect = if lost {
+            HashSet::new()
+        } else {
+            expected.clone()
+        };
+        let region = partner.region;
+        tallies.push((region, lost, partner.finish(&expect, EVENTS_WAIT).await));
+    }
     let log = log.lock().unwrap();
     let findings = checks::check(&log, &targets, &wallets);
     let count = |f: &dyn Fn(&load::Sent) -> bool| log.sent.iter().filter(|s| f(s)).count();
@@ -263,6 +318,22 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         findings.doubled.len(),
         findings.overdrafts.len()
     );
+    for (region, lost, tally) in &tallies {
+        eprintln!(
+            "region drill: partner in {region}: {} events received of {} entries{}; missing {}, \
+             duplicated {}, redelivered {} (the same stream sequence again, dropped by id)",
+            tally.received,
+            expected.len(),
+            if *lost {
+                " (its region lost: not counted)"
+            } else {
+                ""
+            },
+            tally.missing.len(),
+            tally.duplicated.len(),
+            tally.redelivered,
+        );
+    }
     let logs = || {
         format!(
             "region a's log:\n{}\nregion b's log:\n{}",
@@ -278,6 +349,24 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         assert!(rto < 10.0, "{}: RTO {rto} s\n{}", targets[t].tenant, logs());
     }
     assert_eq!(unknown, 0, "writes never answered\n{}", logs());
+    for (
+        region,
+        _,
+        Tally {
+            missing,
+            duplicated,
+            ..
+        },
+    ) in &tallies
+    {
+        let first: Vec<_> = missing.iter().take(5).collect();
+        assert!(
+            missing.is_empty(),
+            "partner in {region} misses {first:?}\n{}",
+            logs()
+        );
+        assert!(duplicated.is_empty(), "partner in {region}: {duplicated:?}");
+    }
     let status = match datacenters {
         true => regions.region_in_b(&["status"]),
         false => regions.region(&["status"]),

@@ -127,6 +127,15 @@ impl TwoRegions {
         }
     }
 
+    /// Sets `key` in `region`'s environment (`a` or `b`), for the memberd started next.
+    pub fn set_env(&mut self, region: &str, key: &str, value: &str) {
+        let env = match region {
+            "a" => &mut self.env_a,
+            _ => &mut self.env_b,
+        };
+        env.push((key.to_string(), value.to_string()));
+    }
+
     /// `memberd region ARGS...`, which must succeed: its output.
     pub fn region(&self, args: &[&str]) -> String {
         self.region_from(&self.shared, args)
