@@ -5,11 +5,11 @@ pub mod audit;
 pub mod config;
 pub mod coupons;
 pub mod export;
+mod failover_watch;
 pub mod health_check;
 pub mod identity;
 pub mod identity_feed;
 pub mod import;
-mod ledger_consistency;
 pub mod members;
 pub mod migrate;
 mod publication;
@@ -174,6 +174,10 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             process.tasks.push(resyncs);
         }
         _ => {}
+    }
+    // Before the services start, so that no relay passes before its region's lease is read.
+    if roles.ledger || roles.member || roles.campaign {
+        process.tasks.extend(failover_watch::start(&process).await?);
     }
     let mut grpc = GrpcServices::default();
     let mut health = Health {

@@ -24,13 +24,13 @@ pub struct Cluster {
     pub session: Session,
     /// LOCAL_QUORUM or EACH_QUORUM (`scylla.ledger_write_consistency`), no speculation.
     pub ledger_writes: ExecutionProfileHandle,
-    /// Where `ledger_writes` points: the configured level, or LOCAL_QUORUM while the other
-    /// region is failed over (decision 0019).
-    pub ledger_consistency: crate::ledger_writes::LedgerWrites,
     /// The outbox relay's conditional writes (its lease and the change log): SERIAL, a
     /// majority of all replicas, whatever `scylla.serial_consistency` says, so that two
     /// regions can never both hand out one change number.
     pub relay_writes: ExecutionProfileHandle,
+    /// Where `ledger_writes` and `relay_writes` point while the other region is failed over,
+    /// and whether this region may relay (decision 0019).
+    pub failover: crate::failover::Failover,
     /// Whether this process's relays run passes (`scylla.relay_datacenter` unset, or this
     /// datacenter); elsewhere they only read the change log.
     pub relays: bool,
@@ -130,14 +130,18 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
     let ledger_writes = ledger_profile
         .clone()
         .into_handle_with_label("ledger_writes".into());
-    let ledger_consistency =
-        crate::ledger_writes::LedgerWrites::new(ledger_writes.clone(), ledger_profile);
-    let relay_writes = base
+    let relay_profile = base
         .to_builder()
         .serial_consistency(Some(scylla::statement::SerialConsistency::Serial))
         .speculative_execution_policy(None)
-        .build()
+        .build();
+    let relay_writes = relay_profile
+        .clone()
         .into_handle_with_label("relay_writes".into());
+    let failover = crate::failover::Failover::new(
+        (ledger_writes.clone(), ledger_profile),
+        (relay_writes.clone(), relay_profile),
+    );
     let mut builder = SessionBuilder::new().known_nodes(&config.nodes);
     if let (Some(user), Some(password)) = (&config.user, &config.password) {
         builder = builder.user(user, password.expose());
@@ -155,8 +159,8 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
     Ok(Cluster {
         session,
         ledger_writes,
-        ledger_consistency,
         relay_writes,
+        failover,
         relays: config
             .relay_datacenter
             .as_ref()

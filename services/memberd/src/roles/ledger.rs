@@ -31,9 +31,6 @@ pub async fn start(process: &mut Process<'_>) -> anyhow::Result<LedgerRole> {
     let config = process.config;
     let (ports, feed, store) = open_store(process).await?;
     let ledger = Ledger::new(ports, Arc::new(SystemClock::default()));
-    if let Some(watch) = crate::ledger_consistency::start(process).await? {
-        process.tasks.push(watch);
-    }
     let interval = Duration::from_millis(config.scheduler_interval_ms.max(10));
     let lease = SchedulerLease::of(process, "ledger", "ledger-housekeeping").await?;
     let (scheduled, shutdown) = (Arc::clone(&ledger), process.shutdown.clone());

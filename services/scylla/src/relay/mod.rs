@@ -223,7 +223,7 @@ impl Relay {
             }
             due
         };
-        if due && self.cluster.relays {
+        if due && self.cluster.relays && self.cluster.failover.may_relay() {
             // A pass that fails is retried at the next read; what the log holds is served
             // meanwhile.
             let lease = self.lease().await;
