@@ -1,24 +1,29 @@
 //! The two-region drill (decision 0019): region `a` and region `b`, each a memberd of its own
-//! on the CQL cluster, behind HAProxy as the global address with health checks on
-//! `/readyz`. Clients send earns, redemptions taken at once and transfers for a tenant homed
-//! in each region, with idempotency keys and retries. Region `a` is killed (`kill -9`), `b`
-//! takes its tenant over by itself, `a` comes back fenced, and its tenant is moved back to it
-//! (`memberd region move --rebuilt`). It prints the RTO per tenant, the writes refused while
-//! fenced or moving, and what the wallets hold afterwards: acknowledged writes lost, applied
-//! twice, and balances below zero, each of which must be 0.
+//! on the CQL cluster and a cluster of its own in a NATS supercluster (with a witness
+//! cluster), behind HAProxy as the global address with health checks on `/readyz`. Clients
+//! send earns, redemptions taken at once, transfers and coupon redemptions for a tenant
+//! homed in each region, with idempotency keys and retries, and a partner in each region
+//! consumes the ledger's events. Region `a` is killed (`kill -9` of its memberd and its NATS
+//! server), `b` takes its tenant over by itself, `a` comes back fenced, and its tenant is
+//! moved back to it (`memberd region move --rebuilt`). It prints the RTO per tenant, the
+//! writes refused while fenced or moving, what the wallets and coupon redemptions hold
+//! afterwards (acknowledged writes lost, applied twice, balances below zero), the writes
+//! answered by a region that was not their tenant's home, and the events each partner
+//! missed or received twice: each must be 0.
 //!
 //! Skipped without a CQL cluster (`SCYLLA_NODES`) or without `haproxy`. On the suite's cluster
 //! both regions share one datacenter, so the drill loses processes, not data. On a cluster of
 //! three datacenters (`tests/cql/cluster.sh start NAME three-dc`, its env sourced) region `a`
 //! writes to dc1 and `b` to dc2 with `EACH_QUORUM` ledger writes, dc3 is the control
-//! keyspace's witness, and the kill takes dc1's node with region `a`'s process: then no
-//! acknowledged write may be lost with the datacenter. That run ends with `a` lost (a lost
-//! datacenter comes back only once rebuilt). `REGION_DRILL_SECS` sets how long each phase of
-//! load runs (default 3).
+//! keyspace's witness, and the kill takes dc1's node with region `a`'s processes: then no
+//! acknowledged write may be lost with the datacenter, and the survivor's partner must still
+//! receive every event. That run ends with `a` lost (a lost datacenter comes back only once
+//! rebuilt). `REGION_DRILL_SECS` sets how long each phase of load runs (default 3).
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use drill::load::{self, Client, Log, Outcome, Target};
+use drill::checks::Home;
+use drill::load::{self, Client, Kind, Log, Outcome, Target};
 use drill::partners::{Partner, Tally};
 use drill::supercluster::Supercluster;
 use drill::{balancer, checks};
@@ -68,8 +73,29 @@ fn events_on(nats: &Supercluster, region: &str) -> Vec<(&'static str, String)> {
 /// Sends one set-up write through the global address until it is answered 2xx.
 async fn set_up(client: &Client, path: &str, key: &str, body: serde_json::Value) {
     let log = Mutex::new(Log::default());
-    let (outcome, answer, _) = client.send(0, path, key, body, &log).await;
-    assert_eq!(outcome, Outcome::Acked, "{path}: {answer}");
+    let reply = client.send(0, path, key, body, &log).await;
+    assert_eq!(reply.outcome, Outcome::Acked, "{path}: {}", reply.body);
+}
+
+/// Saves the tenant's coupon template through the global address, retrying until it is
+/// answered 200.
+async fn put_coupon_template(client: &Client, tenant: &str) {
+    let url = format!(
+        "{}/v1/tenants/{tenant}/coupon-templates/{}",
+        client.base,
+        load::COUPON_TEMPLATE
+    );
+    let mut last = String::new();
+    for _ in 0..50 {
+        let put = client.http.put(&url).bearer_auth(&client.token);
+        match put.json(&load::coupon_template()).send().await {
+            Ok(answer) if answer.status().is_success() => return,
+            Ok(answer) => last = answer.text().await.unwrap_or_default(),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the coupon template of {tenant} was not saved: {last}");
 }
 
 /// The RTO of `tenant` after a loss at `since`: how long after it the first write sent after
@@ -180,8 +206,18 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         let t = &target.tenant;
         let body = json!({"id": t, "name": t});
         set_up(&client, "/v1/tenants", &format!("tenant-{t}"), body).await;
-        for m in &target.members {
+        put_coupon_template(&client, t).await;
+        for (n, m) in target.members.iter().enumerate() {
             let path = format!("/v1/tenants/{t}/members/{m}");
+            // A member of the member service too: coupons are issued to members it knows.
+            let profile = json!({"personal": {"phone": format!("1380000{n:04}")}});
+            set_up(
+                &client,
+                &format!("{path}/profile"),
+                &format!("join-{t}-{m}"),
+                profile,
+            )
+            .await;
             set_up(
                 &client,
                 &format!("{path}/wallet"),
@@ -277,16 +313,54 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         let region = partner.region;
         tallies.push((region, lost, partner.finish(&expect, EVENTS_WAIT).await));
     }
-    let log = log.lock().unwrap();
-    let findings = checks::check(&log, &targets, &wallets);
+    // The clients have stopped: the log is whole.
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    let redemptions =
+        checks::read_redemptions(&http, &client.base, &client.token, &log, &targets).await;
+    let findings = checks::check(&log, &targets, &wallets, &redemptions);
+    // acme (0) is homed in a until the failover after the kill and from the failback on,
+    // in b between (to the end when a's datacenter is lost); globex (1) in b throughout.
+    let (home_again_from, away_until) = match datacenters {
+        true => (ended, ended),
+        false => (failback, failed_back),
+    };
+    let home = |tenant, region, from, to| Home {
+        tenant,
+        region,
+        from,
+        to,
+    };
+    let homes = [
+        home(0, "a", Duration::ZERO, killed),
+        home(0, "b", killed, away_until),
+        home(0, "a", home_again_from, ended),
+        home(1, "b", Duration::ZERO, ended),
+    ];
+    let away = checks::answered_away(&log, &homes);
     let count = |f: &dyn Fn(&load::Sent) -> bool| log.sent.iter().filter(|s| f(s)).count();
     let acked = count(&|s| s.outcome == Outcome::Acked);
     let unknown = count(&|s| s.outcome == Outcome::Unknown);
     let retried = count(&|s| s.attempts > 1);
     let replayed = count(&|s| s.replayed);
+    let mut refusals: Vec<String> = log
+        .sent
+        .iter()
+        .filter_map(|s| match &s.outcome {
+            Outcome::Refused(code) => Some(code.clone()),
+            _ => None,
+        })
+        .collect();
+    refusals.sort();
+    let per_kind: Vec<String> = [Kind::Earn, Kind::Redeem, Kind::Transfer, Kind::Coupon]
+        .iter()
+        .map(|kind| {
+            let of_kind = count(&|s| s.kind == *kind && s.outcome == Outcome::Acked);
+            format!("{kind:?} {of_kind}")
+        })
+        .collect();
     eprintln!(
-        "region drill ({}): {} writes in {:.1} s by {CLIENTS} clients per tenant: {acked} acknowledged, {} \
-         refused for good (insufficient points), {unknown} unknown; {retried} retried, \
+        "region drill ({}): {} writes in {:.1} s by {CLIENTS} clients per tenant: {acked} \
+         acknowledged ({}), {} refused for good {:?}, {unknown} unknown; {retried} retried, \
          {replayed} answered as replays",
         if datacenters {
             "a datacenter per region, region a's node killed too"
@@ -295,7 +369,13 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         },
         log.sent.len(),
         ended.as_secs_f64(),
-        count(&|s| matches!(s.outcome, Outcome::Refused(_))),
+        per_kind.join(", "),
+        refusals.len(),
+        {
+            let mut codes = refusals.clone();
+            codes.dedup();
+            codes
+        },
     );
     let mut rtos = Vec::new();
     for (t, target) in targets.iter().enumerate() {
@@ -313,10 +393,12 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         rtos.push(rto);
     }
     eprintln!(
-        "region drill: acknowledged writes lost {}, applied twice {}, overdrafts {}",
+        "region drill: acknowledged writes lost {}, applied twice {}, overdrafts {}, \
+         answered outside their tenant's home {}",
         findings.lost.len(),
         findings.doubled.len(),
-        findings.overdrafts.len()
+        findings.overdrafts.len(),
+        away.len(),
     );
     for (region, lost, tally) in &tallies {
         eprintln!(
@@ -344,11 +426,18 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     assert!(findings.lost.is_empty(), "lost: {:?}", findings.lost);
     assert!(findings.doubled.is_empty(), "twice: {:?}", findings.doubled);
     assert!(findings.overdrafts.is_empty(), "{:?}", findings.overdrafts);
+    assert!(away.is_empty(), "answered away from home: {away:?}");
     for (t, rto) in rtos.iter().enumerate() {
         let rto = rto.unwrap_or(f64::INFINITY);
         assert!(rto < 10.0, "{}: RTO {rto} s\n{}", targets[t].tenant, logs());
     }
     assert_eq!(unknown, 0, "writes never answered\n{}", logs());
+    // Earns, transfers and coupons are refused for nothing; redemptions only for points.
+    let unexpected: Vec<_> = refusals
+        .iter()
+        .filter(|code| *code != "INSUFFICIENT_POINTS")
+        .collect();
+    assert!(unexpected.is_empty(), "refused: {unexpected:?}\n{}", logs());
     for (
         region,
         _,

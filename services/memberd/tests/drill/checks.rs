@@ -1,10 +1,11 @@
-//! What the drill checks once the load has stopped, from the wallets themselves: every
-//! acknowledged write is there (none lost), none is there twice, and no balance is below
-//! zero.
+//! What the drill checks once the load has stopped, from the wallets and the coupon
+//! redemptions themselves: every acknowledged write is there (none lost), none is there
+//! twice, and no balance is below zero.
 
 use super::load::{Kind, Log, Outcome, Target};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 /// One wallet as read back: its entries (id, kind, reason or reference) and balance.
 pub struct Wallet {
@@ -51,6 +52,36 @@ pub async fn read_wallets(
     wallets
 }
 
+/// The state of every acknowledged coupon redemption (`redeemed`, ...), by its key.
+pub async fn read_redemptions(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    log: &Log,
+    targets: &[Target],
+) -> HashMap<String, String> {
+    let mut states = HashMap::new();
+    let acked = log
+        .sent
+        .iter()
+        .filter(|s| s.kind == Kind::Coupon && s.coupon.is_some() && s.outcome == Outcome::Acked);
+    for sent in acked {
+        let tenant = &targets[sent.tenant].tenant;
+        let url = format!("{base}/v1/tenants/{tenant}/coupon-redemptions/{}", sent.key);
+        let answer = http.get(url).bearer_auth(token).send().await.unwrap();
+        let state = match answer.status().as_u16() {
+            200 => answer.json::<Value>().await.unwrap()["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            404 => "missing".to_string(),
+            status => panic!("reading redemption {}: HTTP {status}", sent.key),
+        };
+        states.insert(sent.key.clone(), state);
+    }
+    states
+}
+
 #[derive(Debug, Default)]
 pub struct Findings {
     /// Acknowledged writes whose entries are missing from their wallets.
@@ -65,8 +96,23 @@ pub fn check(
     log: &Log,
     targets: &[Target],
     wallets: &HashMap<(String, String), Wallet>,
+    redemptions: &HashMap<String, String>,
 ) -> Findings {
     let mut findings = Findings::default();
+    for sent in log.sent.iter().filter(|s| s.coupon.is_some()) {
+        match &sent.outcome {
+            Outcome::Acked if redemptions[&sent.key] != "redeemed" => findings.lost.push(format!(
+                "{} (coupon redemption {})",
+                sent.key, redemptions[&sent.key]
+            )),
+            // Every code is issued for one redemption and used once: a limit reached means
+            // this key's first apply was not found by its retry, which applied it again.
+            Outcome::Refused(code) if code == "COUPON_LIMIT_REACHED" => findings
+                .doubled
+                .push(format!("{} (coupon {code})", sent.key)),
+            _ => {}
+        }
+    }
     for sent in &log.sent {
         let tenant = &targets[sent.tenant].tenant;
         if sent.outcome != Outcome::Acked {
@@ -118,4 +164,39 @@ pub fn check(
         }
     }
     findings
+}
+
+/// A span of the drill (since its start) in which `region` may answer `tenant`'s writes: it
+/// was the tenant's home for part of it at least.
+pub struct Home {
+    pub tenant: usize,
+    pub region: &'static str,
+    pub from: Duration,
+    pub to: Duration,
+}
+
+/// Acknowledged writes answered (`Answered-In-Region`) by a region that was not their
+/// tenant's home at any time while they ran. The wallets cannot show a write run in the
+/// wrong region (its conditional batch applies it once wherever it runs); this can.
+pub fn answered_away(log: &Log, homes: &[Home]) -> Vec<String> {
+    log.sent
+        .iter()
+        .filter(|s| s.outcome == Outcome::Acked)
+        .filter(|s| {
+            !homes.iter().any(|home| {
+                home.tenant == s.tenant
+                    && s.answered_in.as_deref() == Some(home.region)
+                    && home.from <= s.answered_at
+                    && s.sent_at <= home.to
+            })
+        })
+        .map(|s| {
+            format!(
+                "{} answered in {:?} at {:.1} s",
+                s.key,
+                s.answered_in,
+                s.answered_at.as_secs_f64()
+            )
+        })
+        .collect()
 }

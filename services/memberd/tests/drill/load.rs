@@ -1,6 +1,7 @@
-//! The drill's load: clients that send earns, redemptions and transfers through the global
-//! address, each with an idempotency key of its own, and retry one with the same key until
-//! it is answered for good (as a till does), logging every outcome and every refusal.
+//! The drill's load: clients that send earns, redemptions, transfers and coupon redemptions
+//! through the global address, each with an idempotency key of its own, and retry one with
+//! the same key until it is answered for good (as a till does), logging every outcome and
+//! every refusal.
 
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,18 @@ const RETRY_FOR: Duration = Duration::from_secs(25);
 const PACE: Duration = Duration::from_millis(20);
 const BACK_OFF: Duration = Duration::from_millis(150);
 
+/// The coupon template every tenant gets at set-up: single-use codes, issued to a member
+/// just before each coupon redemption.
+pub const COUPON_TEMPLATE: &str = "DRILL";
+
+/// [`COUPON_TEMPLATE`]'s body.
+pub fn coupon_template() -> Value {
+    json!({"id": COUPON_TEMPLATE, "name": "10% off",
+        "benefit": {"type": "percent_off", "basis_points": 1000},
+        "validity": {"days_from_issue": {"days": 30}},
+        "uses_per_code": 1, "stacking": {"mode": "exclusive"}})
+}
+
 /// A tenant the load writes to, and its members.
 pub struct Target {
     pub tenant: String,
@@ -24,6 +37,8 @@ pub enum Kind {
     Earn,
     Redeem,
     Transfer,
+    /// A coupon issued to the member, then redeemed at a till (the logged write).
+    Coupon,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +66,18 @@ pub struct Sent {
     pub entries: Vec<(String, String)>,
     pub attempts: u32,
     pub replayed: bool,
+    /// A coupon redemption's code.
+    pub coupon: Option<String>,
+    /// The region that gave the final answer (`Answered-In-Region`).
+    pub answered_in: Option<String>,
+}
+
+/// A write's final answer, or the lack of one.
+pub struct Reply {
+    pub outcome: Outcome,
+    pub body: Value,
+    pub attempts: u32,
+    pub region: Option<String>,
 }
 
 /// An answer that said "not now": its code (a region's refusal such as `REGION_FENCED`,
@@ -77,7 +104,8 @@ pub struct Client {
 
 /// What one attempt's answer means for the client.
 enum Answer {
-    Final(Outcome, Value),
+    /// The outcome, the body, and the region that answered (`Answered-In-Region`).
+    Final(Outcome, Value, Option<String>),
     Retry(String),
 }
 
@@ -95,14 +123,19 @@ impl Client {
             return Answer::Retry("no answer".into());
         };
         let status = answer.status().as_u16();
+        let region = answer
+            .headers()
+            .get("answered-in-region")
+            .and_then(|r| r.to_str().ok())
+            .map(str::to_string);
         let body: Value = answer.json().await.unwrap_or(Value::Null);
         let code = body["code"].as_str().unwrap_or_default().to_string();
-        match status {
-            200..=299 => Answer::Final(Outcome::Acked, body),
-            // Busy, unavailable, cut off, or another attempt of this key still running.
-            409 | 429 | 500..=599 if code.is_empty() => Answer::Retry(format!("HTTP {status}")),
-            409 | 429 | 500..=599 => Answer::Retry(code),
-            _ => Answer::Final(Outcome::Refused(code), body),
+        match (status, code.as_str()) {
+            (200..=299, _) => Answer::Final(Outcome::Acked, body, region),
+            // Busy, unavailable, cut off, or changed under this attempt.
+            (409 | 429 | 500..=599, "") => Answer::Retry(format!("HTTP {status}")),
+            (409, "VERSION_CONFLICT") | (429 | 500..=599, _) => Answer::Retry(code),
+            _ => Answer::Final(Outcome::Refused(code), body, region),
         }
     }
 
@@ -114,13 +147,20 @@ impl Client {
         key: &str,
         body: Value,
         log: &Mutex<Log>,
-    ) -> (Outcome, Value, u32) {
+    ) -> Reply {
         let first = Instant::now();
         let mut attempts = 0;
         while first.elapsed() < RETRY_FOR {
             attempts += 1;
             match self.attempt(path, key, &body).await {
-                Answer::Final(outcome, body) => return (outcome, body, attempts),
+                Answer::Final(outcome, body, region) => {
+                    return Reply {
+                        outcome,
+                        body,
+                        attempts,
+                        region,
+                    };
+                }
                 Answer::Retry(code) => {
                     let at = self.started.elapsed();
                     let refusal = Refusal { tenant, at, code };
@@ -129,7 +169,12 @@ impl Client {
                 }
             }
         }
-        (Outcome::Unknown, Value::Null, attempts)
+        Reply {
+            outcome: Outcome::Unknown,
+            body: Value::Null,
+            attempts,
+            region: None,
+        }
     }
 }
 
@@ -156,30 +201,72 @@ pub async fn run(
         let to = members[(id * 7 + n * 3 + 1) % members.len()].clone();
         let key = format!("drill-{}-{id}-{n}", target.tenant);
         let member_path = format!("/v1/tenants/{}/members/{from}", target.tenant);
-        let (kind, path, body) = match n % 3 {
+        let tenant_path = format!("/v1/tenants/{}", target.tenant);
+        let (kind, path, body, coupon) = match n % 4 {
             0 => (
                 Kind::Earn,
                 format!("{member_path}/adjustments"),
                 json!({"points": 10, "reason": key}),
+                None,
             ),
             1 => (
                 Kind::Redeem,
                 format!("{member_path}/redemptions"),
                 json!({"points": 7, "reference": key, "capture": true}),
+                None,
             ),
-            _ => (
+            2 => (
                 Kind::Transfer,
-                format!("/v1/tenants/{}/transfers", target.tenant),
+                format!("{tenant_path}/transfers"),
                 json!({"from_member_id": from, "to_member_id": to, "points": 3}),
+                None,
             ),
+            _ => {
+                let issue = format!("{tenant_path}/coupon-templates/{COUPON_TEMPLATE}/coupons");
+                let (issue_key, to_whom) = (format!("{key}-issue"), json!({"member_id": from}));
+                let sent_at = client.started.elapsed();
+                let issued = client.send(tenant, &issue, &issue_key, to_whom, &log).await;
+                let code = issued.body["code"].as_str();
+                let Some(code) = code.filter(|_| issued.outcome == Outcome::Acked) else {
+                    // Not issued: the issue is what the log keeps.
+                    let sent = Sent {
+                        tenant,
+                        kind: Kind::Coupon,
+                        key: issue_key,
+                        from,
+                        sent_at,
+                        answered_at: client.started.elapsed(),
+                        outcome: issued.outcome,
+                        entries: Vec::new(),
+                        attempts: issued.attempts,
+                        replayed: false,
+                        coupon: None,
+                        answered_in: issued.region,
+                    };
+                    log.lock().unwrap().sent.push(sent);
+                    tokio::time::sleep(PACE).await;
+                    continue;
+                };
+                let cart = json!({"member_id": from, "store_id": "s01", "lines": [
+                    {"line_id": "1", "sku": "RICE", "category": "food", "quantity": 2,
+                     "unit_price": 1500}]});
+                (
+                    Kind::Coupon,
+                    format!("{tenant_path}/coupon-redemptions"),
+                    json!({"cart": cart, "codes": [code], "order_id": key}),
+                    Some(code.to_string()),
+                )
+            }
         };
         let sent_at = client.started.elapsed();
-        let (outcome, answer, attempts) = client.send(tenant, &path, &key, body, &log).await;
+        let reply = client.send(tenant, &path, &key, body, &log).await;
+        let answer = &reply.body;
         let entries = match kind {
             Kind::Transfer => [(&from, "debit"), (&to, "credit")]
                 .into_iter()
                 .filter_map(|(member, side)| Some((member.clone(), entry_id(&answer[side])?)))
                 .collect(),
+            Kind::Coupon => Vec::new(),
             _ => answer["entries"]
                 .as_array()
                 .into_iter()
@@ -194,10 +281,12 @@ pub async fn run(
             from,
             sent_at,
             answered_at: client.started.elapsed(),
-            outcome,
-            entries,
-            attempts,
             replayed: answer["replayed"].as_bool().unwrap_or(false),
+            outcome: reply.outcome,
+            entries,
+            attempts: reply.attempts,
+            coupon,
+            answered_in: reply.region,
         };
         log.lock().unwrap().sent.push(sent);
         tokio::time::sleep(PACE).await;
