@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, header};
 use loyalty_common::ErrorCode;
+use loyalty_region::lease::WRITABLE;
 use loyalty_region::route::{Directory, Refusal, Route};
 use loyalty_region::{Millis, Region};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -53,11 +54,48 @@ pub struct Routing {
     /// The other region's newest heartbeat read here (wall clock, ms; [`BEAT_UNKNOWN`] until
     /// one is), kept by the region keeper.
     pub peer_beat_ms: AtomicI64,
+    /// When the newest renewal of this region's lease that the control keyspace answered
+    /// (held or refused) was sent, on the keeper's clock; [`NEVER_ANSWERED`] before the first.
+    pub control_answered_ms: AtomicI64,
 }
+
+/// No renewal has been answered yet.
+pub const NEVER_ANSWERED: i64 = -1;
 
 impl Routing {
     pub fn now(&self) -> Millis {
         Millis(self.clock.elapsed().as_millis() as u64)
+    }
+
+    /// A renewal sent at `sent` was answered.
+    pub fn control_answered(&self, sent: Millis) {
+        let sent = i64::try_from(sent.0).unwrap_or(i64::MAX);
+        self.control_answered_ms.fetch_max(sent, Ordering::Relaxed);
+    }
+
+    /// Why this process is not ready, if it is not: the control keyspace has answered no
+    /// renewal sent within the last [`WRITABLE`]. Such a region cannot renew its lease (its
+    /// datacenter is lost, or it is cut off from the other region and the witness), so it
+    /// writes nothing; unready, the load balancer stops sending it clients, and the other
+    /// region's keeper, finding it unhealthy, takes its tenants over once its lease lapses.
+    /// A fenced region is ready: its renewals are answered (refused), and it forwards.
+    pub fn unready_because(&self) -> Option<String> {
+        let answered = self.control_answered_ms.load(Ordering::Relaxed);
+        let now = self.now();
+        let age = u64::try_from(answered).map(|at| now.since(Millis(at))).ok();
+        match age {
+            Some(age) if age <= WRITABLE => None,
+            Some(age) => Some(format!(
+                "region {}: the control keyspace answered no lease renewal for {} ms: this \
+                 region cannot write (its datacenter lost, or cut off from the other region and \
+                 the witness)",
+                self.me, age.0
+            )),
+            None => Some(format!(
+                "region {}: no lease renewal answered yet by the control keyspace",
+                self.me
+            )),
+        }
     }
 }
 
@@ -231,5 +269,41 @@ mod tests {
         assert_eq!(tenant_of("/v1/tenants"), None);
         assert_eq!(tenant_of("/v1/tenants/acme"), None);
         assert_eq!(tenant_of("/v1/auth/login"), None);
+    }
+
+    #[allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion.
+    fn routing_since(started: Instant) -> Routing {
+        let me = Region::parse("a").unwrap();
+        Routing {
+            directory: Arc::new(RwLock::new(Directory::new(me.clone()))),
+            me,
+            clock: started,
+            peer_url: "http://127.0.0.1:9".into(),
+            client: reqwest::Client::new(),
+            write_time: Duration::from_secs(1),
+            max_body_bytes: 1024,
+            peer_beat_ms: AtomicI64::new(BEAT_UNKNOWN),
+            control_answered_ms: AtomicI64::new(NEVER_ANSWERED),
+        }
+    }
+
+    #[test]
+    fn ready_only_while_the_control_keyspace_answers_renewals() {
+        let routing = routing_since(Instant::now());
+        let reason = routing.unready_because().unwrap_or_default();
+        assert!(reason.contains("no lease renewal answered yet"), "{reason}");
+        routing.control_answered(routing.now());
+        assert_eq!(routing.unready_because(), None);
+        // A late answer to an older renewal does not move the mark back.
+        routing.control_answered(Millis(0));
+        assert_eq!(routing.unready_because(), None);
+        // The newest answer was to a renewal sent 5 s ago.
+        let Some(started) = Instant::now().checked_sub(Duration::from_secs(10)) else {
+            return;
+        };
+        let stale = routing_since(started);
+        stale.control_answered(Millis(5_000));
+        let reason = stale.unready_because().unwrap_or_default();
+        assert!(reason.contains("answered no lease renewal"), "{reason}");
     }
 }

@@ -1,7 +1,7 @@
 //! A store process's side of a failover (decision 0019, items 5 and 9). With `[region]` set,
 //! every process on the CQL store reads both regions' lease rows each second:
 //! - while this region holds the other region's row (that region is failed over, fenced
-//!   until rebuilt), ledger writes configured at `EACH_QUORUM` go at `LOCAL_QUORUM`, and the
+//!   until rebuilt), writes configured at `EACH_QUORUM` go at `LOCAL_QUORUM`, and the
 //!   outbox relay's conditional writes at `LOCAL_SERIAL`, so that a lost datacenter stops
 //!   neither the survivor's ledger nor its events; after the failback, the configured
 //!   levels apply again;
@@ -54,8 +54,9 @@ async fn watch(
                     tracing::warn!(
                         peer = %regions.peer,
                         failed_over,
-                        "ledger writes now at {:?}, the outbox relay's at {:?}",
+                        "ledger writes now at {:?}, other writes at {:?}, the outbox relay's at {:?}",
                         failover.ledger_writes.consistency(),
+                        failover.writes.consistency(),
                         failover.relay_writes.serial_consistency(),
                     );
                 }

@@ -183,6 +183,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
     let mut health = Health {
         store: None,
         events: events.clone(),
+        region: None,
     };
     // The ledger here, or the one at ledger_endpoint through its client.
     let ledger = match roles.ledger {
@@ -224,7 +225,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         }
         false => roles::campaign::remote(&process)?,
     };
-    let mut app = roles::health::routes(health);
+    let mut gateway_routes = None;
     if roles.gateway {
         let identity = process.identity_client()?;
         let clients = roles::gateway::Clients {
@@ -233,7 +234,12 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
             members: member_client,
             campaigns: campaign_client,
         };
-        let gateway = roles::gateway::start(&mut process, clients).await?;
+        let (gateway, routing) = roles::gateway::start(&mut process, clients).await?;
+        health.region = routing;
+        gateway_routes = Some(gateway);
+    }
+    let mut app = roles::health::routes(health);
+    if let Some(gateway) = gateway_routes {
         app = app.merge(gateway);
     }
     let mut tasks = process.tasks;

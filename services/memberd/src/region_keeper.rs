@@ -9,7 +9,7 @@
 use crate::config::RegionSettings;
 use crate::schedule::pause;
 use loyalty_common::error::ServiceResult;
-use loyalty_gateway::regions::{BEAT_UNKNOWN, Routing};
+use loyalty_gateway::regions::{BEAT_UNKNOWN, NEVER_ANSWERED, Routing};
 use loyalty_region::control::ControlPlane;
 use loyalty_region::keeper::{Action, Keeper};
 use loyalty_region::lease::{RENEW_EVERY, TTL};
@@ -109,6 +109,7 @@ pub fn start(
         write_time,
         max_body_bytes,
         peer_beat_ms: AtomicI64::new(BEAT_UNKNOWN),
+        control_answered_ms: AtomicI64::new(NEVER_ANSWERED),
     });
     // Not ready until its first health check says so: a peer never seen ready is never taken
     // over (`Keeper`).
@@ -246,6 +247,7 @@ async fn renew(sent: Millis, control: &dyn ControlPlane, routing: &Routing) -> S
     let renewal = control
         .renew(&routing.me, Duration::from_millis(TTL.0))
         .await?;
+    routing.control_answered(sent);
     tracing::debug!(
         held = renewal.held,
         epoch = renewal.epoch.0,

@@ -57,8 +57,14 @@ pub struct ScyllaConfig {
     /// both regions and the witness, e.g. `{ dc1 = 3, dc2 = 3, witness = 1 }`. Empty: the
     /// same as `replication` (one region, or failover kept manual).
     pub control_replication: BTreeMap<String, u32>,
-    /// Ledger writes: LOCAL_QUORUM or EACH_QUORUM. Every other statement uses LOCAL_QUORUM.
+    /// Ledger writes: LOCAL_QUORUM or EACH_QUORUM.
     pub ledger_write_consistency: WriteConsistency,
+    /// Every other service's writes (members, campaigns and coupons, identity, outboxes):
+    /// LOCAL_QUORUM or EACH_QUORUM. Reads are LOCAL_QUORUM whatever it says. With two
+    /// regions and the synchronous setting, set both to EACH_QUORUM (decision 0019, item 5):
+    /// a coupon redemption runs as steps on several partitions, and at LOCAL_QUORUM a lost
+    /// region can take a later step's effect with it while an earlier one survives.
+    pub write_consistency: WriteConsistency,
     /// Conditional writes: LOCAL_SERIAL or SERIAL.
     pub serial_consistency: SerialConsistency,
     pub connect_timeout_ms: u64,
@@ -93,6 +99,7 @@ impl Default for ScyllaConfig {
             replication: BTreeMap::from([("dc1".into(), 3)]),
             control_replication: BTreeMap::new(),
             ledger_write_consistency: WriteConsistency::LocalQuorum,
+            write_consistency: WriteConsistency::LocalQuorum,
             serial_consistency: SerialConsistency::LocalSerial,
             connect_timeout_ms: 5_000,
             request_timeout_ms: 2_000,

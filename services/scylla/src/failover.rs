@@ -1,7 +1,7 @@
 //! What changes in a region while the other region is failed over (decision 0019). The
 //! survivor holds the lost region's lease row, and that region is fenced until it is rebuilt
 //! from the survivor's data, so nothing is gained by waiting for its datacenter:
-//! - ledger writes configured at `EACH_QUORUM` go at `LOCAL_QUORUM`;
+//! - ledger writes and every other write configured at `EACH_QUORUM` go at `LOCAL_QUORUM`;
 //! - the outbox relay's conditional writes go at `LOCAL_SERIAL` instead of `SERIAL` (a
 //!   majority of every replica, which a lost datacenter takes away), so events go on.
 //!
@@ -65,6 +65,9 @@ pub struct Failover {
     /// The ledger's writes (`scylla.ledger_write_consistency`), `LOCAL_QUORUM` while failed
     /// over.
     pub ledger_writes: Switched,
+    /// Every other write (`scylla.write_consistency`, the session's default profile),
+    /// `LOCAL_QUORUM` while failed over.
+    pub writes: Switched,
     /// The relay's lease and change log, `SERIAL`, `LOCAL_SERIAL` while failed over.
     pub relay_writes: Switched,
     /// Whether this region holds its own lease (always, outside two regions).
@@ -75,18 +78,24 @@ impl Failover {
     /// Each handle starts at its configured profile.
     pub fn new(
         (ledger, ledger_profile): (ExecutionProfileHandle, ExecutionProfile),
+        (writes, writes_profile): (ExecutionProfileHandle, ExecutionProfile),
         (relay, relay_profile): (ExecutionProfileHandle, ExecutionProfile),
     ) -> Self {
-        let local_quorum = ledger_profile
-            .to_builder()
-            .consistency(Consistency::LocalQuorum)
-            .build();
+        let local_quorum = |profile: &ExecutionProfile| {
+            profile
+                .to_builder()
+                .consistency(Consistency::LocalQuorum)
+                .build()
+        };
+        let (ledger_failed_over, writes_failed_over) =
+            (local_quorum(&ledger_profile), local_quorum(&writes_profile));
         let local_serial = relay_profile
             .to_builder()
             .serial_consistency(Some(SerialConsistency::LocalSerial))
             .build();
         Self {
-            ledger_writes: Switched::new(ledger, ledger_profile, local_quorum),
+            ledger_writes: Switched::new(ledger, ledger_profile, ledger_failed_over),
+            writes: Switched::new(writes, writes_profile, writes_failed_over),
             relay_writes: Switched::new(relay, relay_profile, local_serial),
             own_lease: AtomicBool::new(true),
         }
@@ -96,8 +105,9 @@ impl Failover {
     /// this changed a level.
     pub fn other_region_failed_over(&self, failed_over: bool) -> bool {
         let ledger = self.ledger_writes.set(failed_over);
+        let writes = self.writes.set(failed_over);
         let relay = self.relay_writes.set(failed_over);
-        ledger || relay
+        ledger || writes || relay
     }
 
     /// Whether this region holds its own lease, as last read; the relay passes only while it
@@ -125,41 +135,32 @@ mod tests {
 
     #[test]
     fn configured_levels_until_the_other_region_is_failed_over_then_back() {
-        let (ledger, relay) = (
+        let (ledger, writes, relay) = (
+            profile(Consistency::EachQuorum),
             profile(Consistency::EachQuorum),
             profile(Consistency::LocalQuorum),
         );
-        let (ledger_handle, relay_handle) = (ledger.0.clone(), relay.0.clone());
-        let failover = Failover::new(ledger, relay);
-        assert_eq!(
-            failover.ledger_writes.consistency(),
-            Consistency::EachQuorum
-        );
+        let handles = [ledger.0.clone(), writes.0.clone(), relay.0.clone()];
+        let failover = Failover::new(ledger, writes, relay);
+        assert_eq!(failover.writes.consistency(), Consistency::EachQuorum);
         assert!(failover.other_region_failed_over(true));
         assert!(!failover.other_region_failed_over(true), "no change");
-        assert_eq!(
-            ledger_handle.to_profile().get_consistency(),
-            Consistency::LocalQuorum,
-            "the statements' handle follows"
-        );
-        assert_eq!(
-            relay_handle.to_profile().get_serial_consistency(),
-            Some(SerialConsistency::LocalSerial)
-        );
+        let consistency = |n: usize| handles[n].to_profile().get_consistency();
+        let serial = |n: usize| handles[n].to_profile().get_serial_consistency();
+        // The statements' handles follow.
+        assert_eq!(consistency(0), Consistency::LocalQuorum);
+        assert_eq!(consistency(1), Consistency::LocalQuorum);
+        assert_eq!(serial(2), Some(SerialConsistency::LocalSerial));
         assert!(failover.other_region_failed_over(false));
-        assert_eq!(
-            ledger_handle.to_profile().get_consistency(),
-            Consistency::EachQuorum
-        );
-        assert_eq!(
-            relay_handle.to_profile().get_serial_consistency(),
-            Some(SerialConsistency::Serial)
-        );
+        assert_eq!(consistency(0), Consistency::EachQuorum);
+        assert_eq!(consistency(1), Consistency::EachQuorum);
+        assert_eq!(serial(2), Some(SerialConsistency::Serial));
     }
 
     #[test]
     fn the_relay_passes_only_while_the_region_holds_its_lease() {
         let failover = Failover::new(
+            profile(Consistency::LocalQuorum),
             profile(Consistency::LocalQuorum),
             profile(Consistency::LocalQuorum),
         );

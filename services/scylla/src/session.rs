@@ -118,13 +118,23 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
         .retry_policy(Arc::new(DefaultRetryPolicy::new()))
         .speculative_execution_policy(speculative)
         .build();
-    let write_consistency = match config.ledger_write_consistency {
+    let level = |setting: WriteConsistency| match setting {
         WriteConsistency::LocalQuorum => Consistency::LocalQuorum,
         WriteConsistency::EachQuorum => Consistency::EachQuorum,
     };
+    // The session's default: every statement without a profile of its own, which is every
+    // write but the ledger's and the relay's. Reads get a LOCAL_QUORUM profile when they are
+    // prepared (`statements::Stmt::prepare`).
+    let writes_profile = base
+        .to_builder()
+        .consistency(level(config.write_consistency))
+        .build();
+    let writes = writes_profile
+        .clone()
+        .into_handle_with_label("default".into());
     let ledger_profile = base
         .to_builder()
-        .consistency(write_consistency)
+        .consistency(level(config.ledger_write_consistency))
         .speculative_execution_policy(None)
         .build();
     let ledger_writes = ledger_profile
@@ -140,6 +150,7 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
         .into_handle_with_label("relay_writes".into());
     let failover = crate::failover::Failover::new(
         (ledger_writes.clone(), ledger_profile),
+        (writes.clone(), writes_profile),
         (relay_writes.clone(), relay_profile),
     );
     let mut builder = SessionBuilder::new().known_nodes(&config.nodes);
@@ -152,7 +163,7 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
         // coordinators took them.
         .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
         .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
-        .default_execution_profile_handle(base.into_handle_with_label("default".into()))
+        .default_execution_profile_handle(writes)
         .build()
         .await
         .map_err(|e| ConnectError::of_session(&config.nodes, &e))?;

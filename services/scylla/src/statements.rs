@@ -15,6 +15,7 @@ use scylla::deserialize::{DeserializationError, TypeCheckError};
 use scylla::frame::response::result::{ColumnSpec, ColumnType, NativeType};
 use scylla::response::{PagingState, PagingStateResponse};
 use scylla::serialize::row::SerializeRow;
+use scylla::statement::Consistency;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
@@ -82,6 +83,12 @@ impl StatementDef {
 fn is_conditional(cql: &str) -> bool {
     cql.split_whitespace()
         .any(|word| word.eq_ignore_ascii_case("IF"))
+}
+
+fn is_read(cql: &str) -> bool {
+    cql.split_whitespace()
+        .next()
+        .is_some_and(|word| word.eq_ignore_ascii_case("SELECT"))
 }
 
 fn check_binds<B: SerializeRow + Sample>(specs: &[ColumnSpec<'_>]) -> Result<(), String> {
@@ -211,6 +218,15 @@ where
             .await
             .map_err(|e| unavailable(&format!("preparing {name}"), e))?;
         prepared.set_is_idempotent(!is_conditional(cql));
+        // The session's default profile is for writes (`scylla.write_consistency`, which
+        // may be EACH_QUORUM): a read is LOCAL_QUORUM whatever it says.
+        if is_read(cql) {
+            let writes = session.get_default_execution_profile_handle().to_profile();
+            if writes.get_consistency() != Consistency::LocalQuorum {
+                let reads = writes.to_builder().consistency(Consistency::LocalQuorum);
+                prepared.set_execution_profile_handle(Some(reads.build().into_handle()));
+            }
+        }
         Ok(Self {
             prepared,
             timing: StoreOp::new(service_of(keyspace), table_of(cql), name),

@@ -140,6 +140,10 @@ pub fn memberd_env(config: &ScyllaConfig) -> Vec<(String, String)> {
             spelled(serde_json::json!(config.ledger_write_consistency)),
         ),
         (
+            "MEMBERD_SCYLLA__WRITE_CONSISTENCY".into(),
+            spelled(serde_json::json!(config.write_consistency)),
+        ),
+        (
             "MEMBERD_SCYLLA__SERIAL_CONSISTENCY".into(),
             spelled(serde_json::json!(config.serial_consistency)),
         ),

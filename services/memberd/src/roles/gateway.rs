@@ -3,6 +3,7 @@
 use super::Process;
 use loyalty_campaign::client::CampaignClient;
 use loyalty_gateway::AppState;
+use loyalty_gateway::regions::Routing;
 use loyalty_identity::client::IdentityClient;
 use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
@@ -17,8 +18,12 @@ pub struct Clients {
 }
 
 /// The gateway's routes over the given clients; with `[region]` set, its writes routed by
-/// the tenants' homes (decision 0019) and the region keeper started.
-pub async fn start(process: &mut Process<'_>, clients: Clients) -> anyhow::Result<axum::Router> {
+/// the tenants' homes (decision 0019), the region keeper started, and the routing, which
+/// readiness follows.
+pub async fn start(
+    process: &mut Process<'_>,
+    clients: Clients,
+) -> anyhow::Result<(axum::Router, Option<Arc<Routing>>)> {
     let state = AppState::new(clients.ledger, clients.identity, clients.members)
         .with_campaigns(clients.campaigns);
     #[cfg(feature = "bench-unguarded")]
@@ -36,7 +41,7 @@ pub async fn start(process: &mut Process<'_>, clients: Clients) -> anyhow::Resul
     };
     match crate::region_keeper::Regions::from_settings(&process.config.region)? {
         Some(regions) => in_regions(process, router, regions).await,
-        None => Ok(router),
+        None => Ok((router, None)),
     }
 }
 
@@ -44,7 +49,7 @@ async fn in_regions(
     process: &mut Process<'_>,
     router: axum::Router,
     regions: crate::region_keeper::Regions,
-) -> anyhow::Result<axum::Router> {
+) -> anyhow::Result<(axum::Router, Option<Arc<Routing>>)> {
     let control = crate::region_keeper::control_plane(process, "the gateway").await?;
     let gateway = &process.config.gateway;
     let (routing, tasks) = crate::region_keeper::start(
@@ -54,5 +59,6 @@ async fn in_regions(
         process.shutdown.clone(),
     )?;
     process.tasks.extend(tasks);
-    Ok(loyalty_gateway::regions::routed(router, routing))
+    let routed = loyalty_gateway::regions::routed(router, Arc::clone(&routing));
+    Ok((routed, Some(routing)))
 }

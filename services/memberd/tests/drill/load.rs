@@ -70,6 +70,8 @@ pub struct Sent {
     pub coupon: Option<String>,
     /// The region that gave the final answer (`Answered-In-Region`).
     pub answered_in: Option<String>,
+    /// A final refusal's `detail`.
+    pub detail: Option<String>,
 }
 
 /// A write's final answer, or the lack of one.
@@ -85,6 +87,8 @@ pub struct Reply {
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub tenant: usize,
+    /// The write's idempotency key.
+    pub key: String,
     pub at: Duration,
     pub code: String,
 }
@@ -163,7 +167,13 @@ impl Client {
                 }
                 Answer::Retry(code) => {
                     let at = self.started.elapsed();
-                    let refusal = Refusal { tenant, at, code };
+                    let key = key.to_string();
+                    let refusal = Refusal {
+                        tenant,
+                        key,
+                        at,
+                        code,
+                    };
                     log.lock().unwrap().refusals.push(refusal);
                     tokio::time::sleep(BACK_OFF).await;
                 }
@@ -242,6 +252,7 @@ pub async fn run(
                         replayed: false,
                         coupon: None,
                         answered_in: issued.region,
+                        detail: issued.body["detail"].as_str().map(str::to_string),
                     };
                     log.lock().unwrap().sent.push(sent);
                     tokio::time::sleep(PACE).await;
@@ -287,6 +298,7 @@ pub async fn run(
             attempts: reply.attempts,
             coupon,
             answered_in: reply.region,
+            detail: answer["detail"].as_str().map(str::to_string),
         };
         log.lock().unwrap().sent.push(sent);
         tokio::time::sleep(PACE).await;

@@ -80,9 +80,11 @@ impl TwoRegions {
                     "MEMBERD_TELEMETRY__FILTER",
                     "warn,memberd::region_keeper=debug",
                 ),
-                // The synchronous setting: LOCAL_QUORUM only once the other region is
-                // failed over (decision 0019, item 5).
+                // The synchronous setting, for the ledger's writes and every other:
+                // LOCAL_QUORUM only once the other region is failed over (decision 0019,
+                // item 5).
                 ("MEMBERD_SCYLLA__LEDGER_WRITE_CONSISTENCY", "EACH_QUORUM"),
+                ("MEMBERD_SCYLLA__WRITE_CONSISTENCY", "EACH_QUORUM"),
                 // How late the other region's revocations may take effect (decision 0019).
                 ("MEMBERD_IDENTITY__RESYNC_SECS", "2"),
             ]
