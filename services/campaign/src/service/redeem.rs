@@ -131,13 +131,27 @@ impl Campaigns {
         if let Some(refused) = evaluation.coupons.iter().find(|c| !c.applies) {
             let why = refused.refusal.map_or("it does not apply", |r| r.message());
             let reason = refused.refusal.map_or("", |r| r.code());
-            // A limit reached is the same answer whether the evaluation or the commit saw it.
+            // A limit reached is the same answer whether the evaluation or the commit saw it,
+            // unless this redemption's own earlier attempt, cut off part-way, counted the
+            // uses: its retry is told to try again, not that its coupon is used up.
             let code = match refused.refusal {
                 Some(Refusal::UsedUp | Refusal::MemberLimit | Refusal::TotalLimit) => {
                     ErrorCode::CouponLimitReached
                 }
                 _ => ErrorCode::CouponNotApplicable,
             };
+            if code == ErrorCode::CouponLimitReached
+                && self
+                    .store
+                    .redemption_in_flight(tenant, &request.redemption_id)
+                    .await?
+            {
+                return Err(ServiceError::unavailable(format!(
+                    "redemption {} is still being recorded by an earlier attempt; retry \
+                     with the same Idempotency-Key",
+                    request.redemption_id
+                )));
+            }
             return Err(ServiceError::new(
                 code,
                 format!("coupon {} ({reason}): {why}", refused.code),

@@ -178,6 +178,12 @@ pub trait CampaignRepository:
         member: &str,
     ) -> ServiceResult<Usage>;
     async fn redemption(&self, tenant: &TenantId, id: &str) -> ServiceResult<Option<Redemption>>;
+    /// Whether a redemption with this id is being recorded and is not visible yet: a store
+    /// that records one in steps (the CQL store's saga) has counted some of its uses. An
+    /// attempt cut off part-way (its caller's deadline) leaves one for its retry to find.
+    async fn redemption_in_flight(&self, _tenant: &TenantId, _id: &str) -> ServiceResult<bool> {
+        Ok(false)
+    }
     /// Stores a new redemption (held or redeemed) and counts its uses, if no redemption has
     /// its id and no limit of `limits` would be passed, all at once with `events`.
     async fn redeem(

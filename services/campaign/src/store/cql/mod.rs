@@ -302,6 +302,11 @@ impl CampaignRepository for ScyllaCampaignStore {
             .and_then(|(_, s)| s.visible()))
     }
 
+    async fn redemption_in_flight(&self, tenant: &TenantId, id: &str) -> ServiceResult<bool> {
+        let saga = self.saga(tenant.as_str(), id).await?;
+        Ok(matches!(saga, Some((_, Saga::Pending(_)))))
+    }
+
     async fn redeem(
         &self,
         redemption: &Redemption,

@@ -110,6 +110,10 @@ async fn a_redemption_cut_short_while_counting_is_undone_and_can_be_made_again()
         None,
         "not a redemption yet"
     );
+    assert!(
+        store.redemption_in_flight(&tenant, "cut").await.unwrap(),
+        "but being recorded: a retry's evaluation, finding the code used up, is told to wait"
+    );
     let busy = store.redeem(&r, &limits(), Vec::new()).await.unwrap_err();
     assert_eq!(
         busy.code,
@@ -128,11 +132,16 @@ async fn a_redemption_cut_short_while_counting_is_undone_and_can_be_made_again()
         "recovering again is harmless"
     );
     assert_eq!(counts(&store, &t).await, [0, 0, 0]);
+    assert!(!store.redemption_in_flight(&tenant, "cut").await.unwrap());
     assert_eq!(
         store.redeem(&r, &limits(), Vec::new()).await.unwrap(),
         Redeemed::Yes
     );
     assert_eq!(counts(&store, &t).await, [1, 1, 1]);
+    assert!(
+        !store.redemption_in_flight(&tenant, "cut").await.unwrap(),
+        "recorded: visible, no longer in flight"
+    );
 }
 
 #[tokio::test]
