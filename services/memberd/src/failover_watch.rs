@@ -6,7 +6,8 @@
 //!   neither the survivor's ledger nor its events; after the failback, the configured
 //!   levels apply again;
 //! - while this region does not hold its own row, its outbox relays make no passes (see
-//!   `loyalty_scylla::failover`). Until the first read, they wait.
+//!   `loyalty_scylla::failover`), nor until it has held it for [`HELD_READS`] reads in a
+//!   row: at start-up, and when a failback hands it back.
 
 use crate::region_keeper::Regions;
 use crate::schedule::pause;
@@ -31,11 +32,20 @@ pub async fn start(
         crate::region_keeper::control_plane(process, "the store's failover watch").await?;
     let cluster = Arc::clone(&scylla.cluster);
     cluster.failover.own_lease_held(false);
+    tracing::info!(
+        region = %regions.me,
+        "outbox relays wait until this region has held its lease for {HELD_READS} reads in a row"
+    );
     let shutdown = process.shutdown.clone();
     Ok(Some(tokio::spawn(watch(
         regions, control, cluster, shutdown,
     ))))
 }
+
+/// Reads of this region's own lease row, a second apart, that must find it held before the
+/// relays pass again: longer than the other region's watch takes to see the row handed back
+/// and return its relays to `SERIAL`, so the two never relay at once with different levels.
+const HELD_READS: u32 = 3;
 
 async fn watch(
     regions: Regions,
@@ -44,6 +54,7 @@ async fn watch(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let failover = &cluster.failover;
+    let mut held_reads = 0;
     loop {
         // A level stays as it was while a row is unread: a wrong guess either way is worse
         // than a late one.
@@ -65,7 +76,11 @@ async fn watch(
         }
         match control.lease_holder(&regions.me).await {
             Ok(holder) => {
-                let held = holder.as_ref() == Some(&regions.me);
+                held_reads = match holder.as_ref() == Some(&regions.me) {
+                    true => held_reads + 1,
+                    false => 0,
+                };
+                let held = held_reads >= HELD_READS;
                 if failover.own_lease_held(held) {
                     tracing::warn!(region = %regions.me, held, "outbox relays pass only while this region holds its lease");
                 }

@@ -31,6 +31,12 @@ pub struct Cluster {
     /// Where `ledger_writes` and `relay_writes` point while the other region is failed over,
     /// and whether this region may relay (decision 0019).
     pub failover: crate::failover::Failover,
+    /// Conditional writes under SERIAL that a failover never switches: the control
+    /// keyspace's leases and homes, which a witness keeps decidable with a region lost.
+    pub serial_writes: ExecutionProfileHandle,
+    /// Writes at LOCAL_QUORUM whatever `scylla.write_consistency` says: the regions'
+    /// heartbeats, which must go on with any one site down.
+    pub local_writes: ExecutionProfileHandle,
     /// Whether this process's relays run passes (`scylla.relay_datacenter` unset, or this
     /// datacenter); elsewhere they only read the change log.
     pub relays: bool,
@@ -148,6 +154,14 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
     let relay_writes = relay_profile
         .clone()
         .into_handle_with_label("relay_writes".into());
+    let serial_writes = relay_profile
+        .clone()
+        .into_handle_with_label("serial_writes".into());
+    let local_writes = base
+        .to_builder()
+        .speculative_execution_policy(None)
+        .build()
+        .into_handle_with_label("local_writes".into());
     let failover = crate::failover::Failover::new(
         (ledger_writes.clone(), ledger_profile),
         (writes.clone(), writes_profile),
@@ -172,6 +186,8 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
         ledger_writes,
         relay_writes,
         failover,
+        serial_writes,
+        local_writes,
         relays: config
             .relay_datacenter
             .as_ref()

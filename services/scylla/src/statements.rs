@@ -219,13 +219,12 @@ where
             .map_err(|e| unavailable(&format!("preparing {name}"), e))?;
         prepared.set_is_idempotent(!is_conditional(cql));
         // The session's default profile is for writes (`scylla.write_consistency`, which
-        // may be EACH_QUORUM): a read is LOCAL_QUORUM whatever it says.
+        // may be EACH_QUORUM, and is switched during a failover): a read is LOCAL_QUORUM
+        // whatever it says, on a handle of its own.
         if is_read(cql) {
             let writes = session.get_default_execution_profile_handle().to_profile();
-            if writes.get_consistency() != Consistency::LocalQuorum {
-                let reads = writes.to_builder().consistency(Consistency::LocalQuorum);
-                prepared.set_execution_profile_handle(Some(reads.build().into_handle()));
-            }
+            let reads = writes.to_builder().consistency(Consistency::LocalQuorum);
+            prepared.set_execution_profile_handle(Some(reads.build().into_handle()));
         }
         Ok(Self {
             prepared,

@@ -140,11 +140,15 @@ impl Campaigns {
                 }
                 _ => ErrorCode::CouponNotApplicable,
             };
+            let id = &request.redemption_id;
+            if code == ErrorCode::CouponLimitReached {
+                // Its earlier attempt may have finished since the first look.
+                if let Some(stored) = self.store.redemption(tenant, id).await? {
+                    return replay(stored, &digest);
+                }
+            }
             if code == ErrorCode::CouponLimitReached
-                && self
-                    .store
-                    .redemption_in_flight(tenant, &request.redemption_id)
-                    .await?
+                && self.store.redemption_in_flight(tenant, id).await?
             {
                 return Err(ServiceError::unavailable(format!(
                     "redemption {} is still being recorded by an earlier attempt; retry \

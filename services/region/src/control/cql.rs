@@ -1,5 +1,6 @@
 //! The control keyspace on ScyllaDB: conditional writes under `SERIAL` (the cluster's
-//! `relay_writes` profile) and reads at `SERIAL`, so every answer is the majority's.
+//! `serial_writes` profile, which a failover never switches) and reads at `SERIAL`, so every
+//! answer is the majority's. Heartbeats are plain writes at `LOCAL_QUORUM`.
 //!
 //! A change of the homes is one conditional batch on the `homes` partition: the epoch, read
 //! first, is the condition (`IF epoch = ?`), so two concurrent changes never both apply and
@@ -74,7 +75,7 @@ impl CqlControl {
     /// The control keyspace `keyspace` (`<prefix>_regions`) on `cluster`.
     pub async fn prepare(cluster: Arc<Cluster>, keyspace: &str) -> ServiceResult<Self> {
         let mut statements = ControlStatements::prepare(&cluster.session, keyspace).await?;
-        let serial = Some(cluster.relay_writes.clone());
+        let serial = Some(cluster.serial_writes.clone());
         let st = &mut statements;
         for conditional in [
             &mut st.renew_lease.prepared,
@@ -84,6 +85,9 @@ impl CqlControl {
         ] {
             conditional.set_execution_profile_handle(serial.clone());
         }
+        st.beat
+            .prepared
+            .set_execution_profile_handle(Some(cluster.local_writes.clone()));
         st.lease_holder
             .prepared
             .set_consistency(Consistency::Serial);
@@ -134,7 +138,7 @@ impl CqlControl {
             batch.push(&st.set_home, (home, moving_to, SCOPE.to_string(), tenant));
         }
         batch
-            .apply(&self.cluster.session, Some(&self.cluster.relay_writes))
+            .apply(&self.cluster.session, Some(&self.cluster.serial_writes))
             .await
     }
 
