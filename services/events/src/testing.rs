@@ -56,14 +56,7 @@ impl NatsServer {
             .spawn()
             .expect("nats-server is installed (tests/run.sh installs it)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "nats-server did not listen");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_listening(self.port, "nats-server").await;
     }
 
     /// Stops the server with SIGTERM, so it writes its state out (JetStream keeps consumer
@@ -93,6 +86,18 @@ impl NatsServer {
 
     pub async fn jetstream(&self) -> jetstream::Context {
         jetstream::new(async_nats::connect(self.url()).await.unwrap())
+    }
+}
+
+/// Waits up to 10 s for `what` to accept connections on loopback `port`.
+pub async fn wait_until_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

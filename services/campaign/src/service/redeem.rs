@@ -146,15 +146,12 @@ impl Campaigns {
                 if let Some(stored) = self.store.redemption(tenant, id).await? {
                     return replay(stored, &digest);
                 }
-            }
-            if code == ErrorCode::CouponLimitReached
-                && self.store.redemption_in_flight(tenant, id).await?
-            {
-                return Err(ServiceError::unavailable(format!(
-                    "redemption {} is still being recorded by an earlier attempt; retry \
-                     with the same Idempotency-Key",
-                    request.redemption_id
-                )));
+                if self.store.redemption_in_flight(tenant, id).await? {
+                    return Err(ServiceError::unavailable(format!(
+                        "redemption {id} is still being recorded by an earlier attempt; \
+                         retry with the same Idempotency-Key"
+                    )));
+                }
             }
             return Err(ServiceError::new(
                 code,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
 use crate::support::two_regions::free_port;
+use loyalty_events::testing::wait_until_listening;
 
 /// The password of every user here (loopback only).
 const PASSWORD: &str = "drill";
@@ -125,17 +126,7 @@ impl Supercluster {
         let server = self.server_mut(name);
         server.child = Some(child);
         let port = server.client_port;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server {name} did not listen"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_listening(port, &format!("nats-server {name}")).await;
     }
 
     /// `kill -9` of `name`'s server, keeping its store.
