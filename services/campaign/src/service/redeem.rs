@@ -133,7 +133,7 @@ impl Campaigns {
             let reason = refused.refusal.map_or("", |r| r.code());
             // A limit reached is the same answer whether the evaluation or the commit saw it,
             // unless this redemption's own earlier attempt, cut off part-way, counted the
-            // uses: its retry is told to try again, not that its coupon is used up.
+            // uses: its retry finishes what that attempt began.
             let code = match refused.refusal {
                 Some(Refusal::UsedUp | Refusal::MemberLimit | Refusal::TotalLimit) => {
                     ErrorCode::CouponLimitReached
@@ -146,11 +146,9 @@ impl Campaigns {
                 if let Some(stored) = self.store.redemption(tenant, id).await? {
                     return replay(stored, &digest);
                 }
-                if self.store.redemption_in_flight(tenant, id).await? {
-                    return Err(ServiceError::unavailable(format!(
-                        "redemption {id} is still being recorded by an earlier attempt; \
-                         retry with the same Idempotency-Key"
-                    )));
+                if let Some(pending) = self.store.pending_redemption(tenant, id).await? {
+                    let limits: Vec<Limit> = candidates.iter().map(limit_of).collect();
+                    return self.resume_redemption(pending, &digest, &limits).await;
                 }
             }
             return Err(ServiceError::new(
@@ -194,18 +192,9 @@ impl Campaigns {
                 replayed: false,
             }),
             Redeemed::Exists(stored) => replay(*stored, &digest),
-            Redeemed::Refused(code, reached) => Err(ServiceError::new(
-                ErrorCode::CouponLimitReached,
-                format!(
-                    "coupon {code}: {}",
-                    match reached {
-                        LimitReached::Code => "this code has been used as often as it allows",
-                        LimitReached::Member =>
-                            "the member has used this coupon as often as it allows",
-                        LimitReached::Total => "the coupon's total number of uses is reached",
-                    }
-                ),
-            )),
+            Redeemed::Refused(code, reached) => Err(limit_reached(&code, reached)),
+            // An earlier attempt cut off while counting, whose counts reached no limit.
+            Redeemed::Pending(earlier) => self.resume_redemption(*earlier, &digest, &limits).await,
         }
     }
 
@@ -437,6 +426,51 @@ fn limit_of(c: &Candidate) -> Limit {
 fn digest(request: &RedeemRequest) -> String {
     let body = serde_json::to_vec(request).unwrap_or_default();
     hex::encode(Sha256::digest(body))
+}
+
+impl Campaigns {
+    /// Finishes `pending`, this redemption's earlier attempt that was cut off part-way, as
+    /// that attempt would have: its retry gets the first result, not a limit its own
+    /// attempt's counted uses reached.
+    async fn resume_redemption(
+        &self,
+        pending: Redemption,
+        digest: &str,
+        limits: &[Limit],
+    ) -> ServiceResult<RedemptionResult> {
+        if pending.request_digest != digest {
+            return replay(pending, digest);
+        }
+        let event = self.redemption_event(&pending, pending.state);
+        match self
+            .store
+            .resume_redemption(&pending, limits, vec![event])
+            .await?
+        {
+            Redeemed::Yes => Ok(RedemptionResult {
+                redemption: pending,
+                replayed: false,
+            }),
+            Redeemed::Exists(stored) => replay(*stored, digest),
+            Redeemed::Refused(code, reached) => Err(limit_reached(&code, reached)),
+            Redeemed::Pending(_) => Err(ServiceError::unavailable(format!(
+                "redemption {} is being recorded by another attempt: retry",
+                pending.id
+            ))),
+        }
+    }
+}
+
+fn limit_reached(code: &str, reached: LimitReached) -> ServiceError {
+    let why = match reached {
+        LimitReached::Code => "this code has been used as often as it allows",
+        LimitReached::Member => "the member has used this coupon as often as it allows",
+        LimitReached::Total => "the coupon's total number of uses is reached",
+    };
+    ServiceError::new(
+        ErrorCode::CouponLimitReached,
+        format!("coupon {code}: {why}"),
+    )
 }
 
 fn replay(stored: Redemption, digest: &str) -> ServiceResult<RedemptionResult> {

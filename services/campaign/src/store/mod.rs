@@ -23,7 +23,7 @@ use crate::coupon::{Coupon, Redemption, RedemptionState, Usage};
 use crate::events::{CampaignEvent, LoggedEvent};
 use crate::template::CouponTemplate;
 use async_trait::async_trait;
-use loyalty_common::error::ServiceResult;
+use loyalty_common::error::{ServiceError, ServiceResult};
 use loyalty_common::ids::TenantId;
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +102,9 @@ pub enum Redeemed {
     Exists(Box<Redemption>),
     /// A limit is reached for this code: nothing was written.
     Refused(String, LimitReached),
+    /// An earlier attempt at this id is still pending (a store that records in steps):
+    /// nothing was written; [`CampaignStore::resume_redemption`] finishes it.
+    Pending(Box<Redemption>),
 }
 
 /// How a change of a redemption's state ended.
@@ -178,11 +181,31 @@ pub trait CampaignRepository:
         member: &str,
     ) -> ServiceResult<Usage>;
     async fn redemption(&self, tenant: &TenantId, id: &str) -> ServiceResult<Option<Redemption>>;
-    /// Whether a redemption with this id is being recorded and is not visible yet: a store
-    /// that records one in steps (the CQL store's saga) has counted some of its uses. An
-    /// attempt cut off part-way (its caller's deadline) leaves one for its retry to find.
-    async fn redemption_in_flight(&self, _tenant: &TenantId, _id: &str) -> ServiceResult<bool> {
-        Ok(false)
+    /// The redemption with this id being recorded and not visible yet, if there is one: a
+    /// store that records one in steps (the CQL store's saga) has counted some of its uses.
+    /// An attempt cut off part-way (its caller's deadline, or its region lost) leaves one for
+    /// its retry to find and finish ([`CampaignStore::resume_redemption`]).
+    async fn pending_redemption(
+        &self,
+        _tenant: &TenantId,
+        _id: &str,
+    ) -> ServiceResult<Option<Redemption>> {
+        Ok(None)
+    }
+    /// Finishes recording `redemption`, found pending: counts the uses not counted yet (each
+    /// once, whoever else is finishing it) unless a limit of `limits` would be passed, then
+    /// stores it with `events`. A limit reached leaves it pending, for the recovery sweep to
+    /// undo. Only a store that records in steps has anything to resume.
+    async fn resume_redemption(
+        &self,
+        redemption: &Redemption,
+        _limits: &[Limit],
+        _events: Vec<CampaignEvent>,
+    ) -> ServiceResult<Redeemed> {
+        Err(ServiceError::internal(format!(
+            "redemption {}: this store records a redemption at once, never pending",
+            redemption.id
+        )))
     }
     /// Stores a new redemption (held or redeemed) and counts its uses, if no redemption has
     /// its id and no limit of `limits` would be passed, all at once with `events`.

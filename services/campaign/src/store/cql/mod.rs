@@ -302,9 +302,24 @@ impl CampaignRepository for ScyllaCampaignStore {
             .and_then(|(_, s)| s.visible()))
     }
 
-    async fn redemption_in_flight(&self, tenant: &TenantId, id: &str) -> ServiceResult<bool> {
-        let saga = self.saga(tenant.as_str(), id).await?;
-        Ok(matches!(saga, Some((_, Saga::Pending(_)))))
+    async fn pending_redemption(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> ServiceResult<Option<Redemption>> {
+        Ok(match self.saga(tenant.as_str(), id).await? {
+            Some((_, Saga::Pending(r))) => Some(r),
+            _ => None,
+        })
+    }
+
+    async fn resume_redemption(
+        &self,
+        redemption: &Redemption,
+        limits: &[Limit],
+        events: Vec<CampaignEvent>,
+    ) -> ServiceResult<Redeemed> {
+        self.run_resume(redemption, limits, events).await
     }
 
     async fn redeem(

@@ -25,6 +25,8 @@ const COUNTED: &str = "m";
 const GIVEN_BACK: &str = "u";
 /// Attempts at one counter under contention before the caller is told to retry.
 const ATTEMPTS: usize = 500;
+/// Rounds of finishing a pending redemption whose saga is undone under it.
+const RESUMES: usize = 3;
 
 /// A redemption's row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +222,17 @@ impl ScyllaCampaignStore {
         Ok(())
     }
 
+    /// Indexes a saga about to be claimed, by its start for the recovery sweep and by its
+    /// hold's end: written before the claim they point at.
+    async fn index_saga(&self, r: &Redemption) -> ServiceResult<()> {
+        let t = r.tenant.as_str();
+        self.due_add(SAGAS, r.created_ms, t, &r.id).await?;
+        if let Some(until) = r.hold_until_ms {
+            self.due_add(HOLDS, until, t, &r.id).await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn run_redeem(
         &self,
         r: &Redemption,
@@ -228,16 +241,14 @@ impl ScyllaCampaignStore {
     ) -> ServiceResult<Redeemed> {
         let (t, key) = (r.tenant.as_str(), redemption_key(&r.id));
         let now = r.created_ms;
-        self.due_add(SAGAS, now, t, &r.id).await?;
-        if let Some(until) = r.hold_until_ms {
-            self.due_add(HOLDS, until, t, &r.id).await?;
-        }
+        self.index_saga(r).await?;
         if !self
             .create(t, &key, encode(&Saga::Pending(r.clone()))?, &[])
             .await?
         {
             return match self.saga(t, &r.id).await? {
                 Some((_, Saga::Done(stored))) => Ok(Redeemed::Exists(Box::new(stored))),
+                Some((_, Saga::Pending(earlier))) => Ok(Redeemed::Pending(Box::new(earlier))),
                 _ => Err(busy(&format!("redemption {}", r.id))),
             };
         }
@@ -265,6 +276,52 @@ impl ScyllaCampaignStore {
         self.forget_markers(r, COUNTED).await?;
         self.due_remove(SAGAS, now, t, &r.id).await?;
         Ok(Redeemed::Yes)
+    }
+
+    /// Finishes a redemption another attempt left pending (cut off part-way, or lost with its
+    /// region): counts each use not yet counted and commits it. It may race that attempt, if
+    /// it still runs: the markers count each use once, and only one of them commits. If that
+    /// attempt reached a limit and undid the saga under this one (the markers are the
+    /// redemption's, so its undoing may have taken back a use this one found counted), the
+    /// claim is made again and every use counted again. One race is left: an attempt that
+    /// commits and forgets its markers while this one is still counting makes this one count
+    /// a use again (a use lost to the code's holder, never a second redemption).
+    pub(super) async fn run_resume(
+        &self,
+        r: &Redemption,
+        limits: &[Limit],
+        events: Vec<CampaignEvent>,
+    ) -> ServiceResult<Redeemed> {
+        let (t, key) = (r.tenant.as_str(), redemption_key(&r.id));
+        for _ in 0..RESUMES {
+            match self.saga(t, &r.id).await? {
+                Some((_, Saga::Done(stored))) => return Ok(Redeemed::Exists(Box::new(stored))),
+                Some((1, Saga::Pending(_))) => {}
+                Some(_) => break,
+                None => {
+                    self.index_saga(r).await?;
+                    let pending = encode(&Saga::Pending(r.clone()))?;
+                    if !self.create(t, &key, pending, &[]).await? {
+                        continue;
+                    }
+                }
+            }
+            for (scope, cap, reached, code) in scopes(r, limits) {
+                if !self.count_up(t, &scope, &r.id, cap).await? {
+                    // Left pending: the recovery sweep gives back what was counted.
+                    return Ok(Redeemed::Refused(code, reached));
+                }
+            }
+            if self
+                .replace(t, &key, 1, encode(&Saga::Done(r.clone()))?, &events)
+                .await?
+            {
+                self.forget_markers(r, COUNTED).await?;
+                self.due_remove(SAGAS, r.created_ms, t, &r.id).await?;
+                return Ok(Redeemed::Yes);
+            }
+        }
+        Err(busy(&format!("redemption {}", r.id)))
     }
 
     pub(super) async fn run_settle(

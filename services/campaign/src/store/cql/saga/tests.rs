@@ -8,6 +8,8 @@ use loyalty_common::ids::TenantId;
 
 /// When the second test's saga started: in a day of its own.
 const LATER: i64 = 100 * 86_400_000;
+/// When the resumed sagas started: after the others, out of their sweeps' reach.
+const RESUMED_AT: i64 = 2 * LATER;
 
 async fn store() -> Option<ScyllaCampaignStore> {
     let (cluster, keyspace) =
@@ -110,9 +112,10 @@ async fn a_redemption_cut_short_while_counting_is_undone_and_can_be_made_again()
         None,
         "not a redemption yet"
     );
-    assert!(
-        store.redemption_in_flight(&tenant, "cut").await.unwrap(),
-        "but being recorded: a retry's evaluation, finding the code used up, is told to wait"
+    assert_eq!(
+        store.pending_redemption(&tenant, "cut").await.unwrap(),
+        Some(r.clone()),
+        "but being recorded: a retry's evaluation, finding the code used up, finishes it"
     );
     let busy = store.redeem(&r, &limits(), Vec::new()).await.unwrap_err();
     assert_eq!(
@@ -132,16 +135,85 @@ async fn a_redemption_cut_short_while_counting_is_undone_and_can_be_made_again()
         "recovering again is harmless"
     );
     assert_eq!(counts(&store, &t).await, [0, 0, 0]);
-    assert!(!store.redemption_in_flight(&tenant, "cut").await.unwrap());
+    assert_eq!(
+        store.pending_redemption(&tenant, "cut").await.unwrap(),
+        None
+    );
     assert_eq!(
         store.redeem(&r, &limits(), Vec::new()).await.unwrap(),
         Redeemed::Yes
     );
     assert_eq!(counts(&store, &t).await, [1, 1, 1]);
-    assert!(
-        !store.redemption_in_flight(&tenant, "cut").await.unwrap(),
-        "recorded: visible, no longer in flight"
+    assert_eq!(
+        store.pending_redemption(&tenant, "cut").await.unwrap(),
+        None,
+        "recorded: visible, no longer pending"
     );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(cql_cluster),
+    ignore = "runs on a CQL cluster: set SCYLLA_NODES (tests/run.sh does) and rebuild"
+)]
+async fn a_redemption_cut_short_while_counting_is_finished_by_its_retry_once() {
+    let Some(store) = store().await else { return };
+    let t = loyalty_scylla::conformance::unique("t");
+    let tenant = TenantId::parse(t.as_str()).unwrap();
+    // The claim and one of the three counters, then the attempt was cut off.
+    let mut r = redemption(&t, "resumed", RedemptionState::Redeemed);
+    r.created_ms = RESUMED_AT;
+    store.due_add(SAGAS, r.created_ms, &t, &r.id).await.unwrap();
+    let pending = encode(&Saga::Pending(r.clone())).unwrap();
+    let key = redemption_key("resumed");
+    assert!(store.create(&t, &key, pending, &[]).await.unwrap());
+    let keys = usage_keys("T1", "SAGA1", "m1");
+    assert!(
+        store
+            .count_up(&t, &keys[0], "resumed", Some(1))
+            .await
+            .unwrap()
+    );
+
+    let found = store.pending_redemption(&tenant, "resumed").await.unwrap();
+    assert_eq!(found.as_ref(), Some(&r));
+    let finished = store.resume_redemption(&r, &limits(), Vec::new()).await;
+    assert_eq!(finished.unwrap(), Redeemed::Yes);
+    assert_eq!(counts(&store, &t).await, [1, 1, 1], "each use counted once");
+    assert_eq!(
+        store.redemption(&tenant, "resumed").await.unwrap(),
+        Some(r.clone())
+    );
+    assert_eq!(
+        store.pending_redemption(&tenant, "resumed").await.unwrap(),
+        None
+    );
+    let again = store.resume_redemption(&r, &limits(), Vec::new()).await;
+    assert_eq!(
+        again.unwrap(),
+        Redeemed::Exists(Box::new(r.clone())),
+        "a second retry finds it done"
+    );
+    assert_eq!(counts(&store, &t).await, [1, 1, 1]);
+
+    // Undone under its retry (the first attempt reached a limit, or the sweep): the retry
+    // claims it again and counts every use again.
+    let mut u = redemption(&t, "undone", RedemptionState::Redeemed);
+    u.created_ms = RESUMED_AT;
+    let u = Redemption {
+        coupons: vec![RedeemedCoupon {
+            code: "SAGA2".into(),
+            ..u.coupons[0].clone()
+        }],
+        ..u
+    };
+    let more = vec![Limit {
+        code: "SAGA2".into(),
+        ..limits()[0].clone()
+    }];
+    let resumed = store.resume_redemption(&u, &more, Vec::new()).await;
+    assert_eq!(resumed.unwrap(), Redeemed::Yes);
+    assert_eq!(store.redemption(&tenant, "undone").await.unwrap(), Some(u));
 }
 
 #[tokio::test]
