@@ -13,6 +13,11 @@ const RETRY_FOR: Duration = Duration::from_secs(25);
 /// The pause between a client's writes, and between its retries.
 const PACE: Duration = Duration::from_millis(20);
 const BACK_OFF: Duration = Duration::from_millis(150);
+/// How often an RTO probe sends a fresh write, and how long one may take.
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// In every probe write's key.
+const PROBE_KEY: &str = "-probe-";
 
 /// The coupon template every tenant gets at set-up: single-use codes, issued to a member
 /// just before each coupon redemption.
@@ -104,6 +109,19 @@ pub struct Client {
     pub base: String,
     pub token: String,
     pub started: Instant,
+}
+
+impl Sent {
+    /// One of the RTO probe's writes ([`probe`]), not the load's.
+    pub fn is_probe(&self) -> bool {
+        self.key.contains(PROBE_KEY)
+    }
+}
+
+impl Refusal {
+    pub fn is_probe(&self) -> bool {
+        self.key.contains(PROBE_KEY)
+    }
 }
 
 /// What one attempt's answer means for the client.
@@ -303,4 +321,88 @@ pub async fn run(
         log.lock().unwrap().sent.push(sent);
         tokio::time::sleep(PACE).await;
     }
+}
+
+/// One tenant's RTO probe after a loss: a fresh earn of 1 point to its first member every
+/// [`PROBE_EVERY`], each with a key of its own and one attempt (a new customer at a till, not
+/// a retry), on schedule whether the last was answered or not, until one is acknowledged or
+/// `limit` has passed. The load's clients retry their own writes with their keys, and a
+/// write under way at the loss may hold its client up for a while; the RTO is when a new
+/// write gets through. Each is logged as the load's writes are: acknowledged, refused for
+/// good, or unknown (answered "not now", or not within [`PROBE_TIMEOUT`]), so the wallet
+/// checks count it too.
+pub async fn probe(
+    client: Arc<Client>,
+    tenant: usize,
+    target: &Target,
+    log: Arc<Mutex<Log>>,
+    limit: Duration,
+) {
+    let (name, member) = (&target.tenant, target.members[0].clone());
+    let path = format!("/v1/tenants/{name}/members/{member}/adjustments");
+    let mut sent = tokio::task::JoinSet::new();
+    let mut every = tokio::time::interval(PROBE_EVERY);
+    let begun = Instant::now();
+    for n in 0.. {
+        every.tick().await;
+        let done = log
+            .lock()
+            .unwrap()
+            .sent
+            .iter()
+            .any(|s| s.tenant == tenant && s.outcome == Outcome::Acked && s.is_probe());
+        if done || begun.elapsed() > limit {
+            break;
+        }
+        let (client, log, path, member) = (
+            Arc::clone(&client),
+            Arc::clone(&log),
+            path.clone(),
+            member.clone(),
+        );
+        let key = format!("drill-{name}{PROBE_KEY}{n}");
+        sent.spawn(async move {
+            let body = json!({"points": 1, "reason": key});
+            let sent_at = client.started.elapsed();
+            let attempt = tokio::time::timeout(PROBE_TIMEOUT, client.attempt(&path, &key, &body));
+            let (outcome, answer, region) = match attempt.await {
+                Ok(Answer::Final(outcome, answer, region)) => (outcome, answer, region),
+                Ok(Answer::Retry(code)) => {
+                    let at = client.started.elapsed();
+                    let refusal = Refusal {
+                        tenant,
+                        key: key.clone(),
+                        at,
+                        code,
+                    };
+                    log.lock().unwrap().refusals.push(refusal);
+                    (Outcome::Unknown, Value::Null, None)
+                }
+                Err(_) => (Outcome::Unknown, Value::Null, None),
+            };
+            let entries = answer["entries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| Some((member.clone(), entry_id(e)?)))
+                .collect();
+            let sent = Sent {
+                tenant,
+                kind: Kind::Earn,
+                key,
+                from: member,
+                sent_at,
+                answered_at: client.started.elapsed(),
+                replayed: answer["replayed"].as_bool().unwrap_or(false),
+                outcome,
+                entries,
+                attempts: 1,
+                coupon: None,
+                answered_in: region,
+                detail: answer["detail"].as_str().map(str::to_string),
+            };
+            log.lock().unwrap().sent.push(sent);
+        });
+    }
+    sent.join_all().await;
 }
