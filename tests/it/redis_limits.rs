@@ -108,11 +108,17 @@ async fn without_redis_requests_pass_uncounted_and_counting_resumes() {
 
 #[tokio::test]
 async fn an_unreachable_redis_at_start_is_a_clear_error() {
-    let redis = RedisServer::start().await;
-    let mut unreachable = config(&redis, 5, 5);
-    drop(redis);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    unreachable.redis_timeout_ms = 100;
+    // A port bound but never listened on: connections to it are refused, and no other test
+    // can start a server there meanwhile (a stopped server's port could be reused).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = reserved.local_addr().unwrap().port();
+    let unreachable = RateLimitConfig {
+        per_api_key: 5,
+        per_tenant: 5,
+        redis_url: Some(format!("redis://127.0.0.1:{port}")),
+        redis_timeout_ms: 100,
+    };
     let Err(error) = RedisRateLimits::connect(&unreachable).await else {
         panic!("connected to a stopped Redis");
     };
