@@ -154,6 +154,7 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         identity: identity.as_ref(),
         shutdown: shutdown_rx.clone(),
         tasks: Vec::new(),
+        regions: None,
     };
     // Replicas (processes on NATS) tell each other about policy and revocation changes; in
     // two regions without NATS, the other region's changes are read from the store.
@@ -176,8 +177,11 @@ pub async fn start(config: MemberdConfig) -> anyhow::Result<Running> {
         _ => {}
     }
     // Before the services start, so that no relay passes before its region's lease is read.
-    if roles.ledger || roles.member || roles.campaign {
-        process.tasks.extend(failover_watch::start(&process).await?);
+    if (roles.ledger || roles.member || roles.campaign)
+        && let Some((task, view)) = failover_watch::start(&process).await?
+    {
+        process.tasks.push(task);
+        process.regions = Some(view);
     }
     let mut grpc = GrpcServices::default();
     let mut health = Health {

@@ -5,6 +5,7 @@
 //! - [`model`]: regions, epochs, a tenant's home;
 //! - [`lease`]: how long a region may write after renewing its lease in the control keyspace;
 //! - [`route`]: where a write for a tenant goes: here, forwarded to its home, or refused;
+//! - [`background`]: which region does a tenant's background work (a service's own writes);
 //! - [`keeper`]: when the keeper renews its region's lease, and when it takes over the other
 //!   region's tenants;
 //! - [`control`]: the control keyspace that decides leases and homes, as a port, with its
@@ -13,6 +14,7 @@
 //! Times are [`Millis`] of a monotonic clock of the caller's (never the wall clock): a lease is
 //! measured from when its renewal was sent, on the clock of the process that sent it.
 
+pub mod background;
 pub mod control;
 pub mod keeper;
 pub mod lease;

@@ -85,6 +85,11 @@ impl Directory {
         self.homes.get(tenant)
     }
 
+    /// Whether any tenant is homed in `region`, or moving out of it.
+    pub fn is_home_to_any(&self, region: &Region) -> bool {
+        self.homes.values().any(|home| home.region == *region)
+    }
+
     /// Where a write for `tenant`, arriving at `now` and allowed to run until `deadline`,
     /// goes. `forwarded`: the other region sent it here.
     pub fn route(&self, tenant: &str, now: Millis, deadline: Millis, forwarded: bool) -> Route {

@@ -91,10 +91,24 @@ fn check_one(tables: &BTreeMap<String, Table>, statement: &StatementDef) -> Resu
         shape
             .selected
             .iter()
-            .map(|name| column_type(name).map(|t| spec(name, t)))
+            .map(|name| selected_type(name, &column_type).map(|t| spec(name, t)))
             .collect::<Result<_, _>>()?
     };
     (statement.check_row)(&row).map_err(|e| format!("rows: {e}"))
+}
+
+/// The type a selector reads: a column's, or a function's of one.
+fn selected_type(
+    name: &str,
+    column_type: &dyn Fn(&str) -> Result<ColumnType<'static>, String>,
+) -> Result<ColumnType<'static>, String> {
+    if name.starts_with("ttl(") {
+        return Ok(ColumnType::Native(NativeType::Int));
+    }
+    if name.starts_with("writetime(") {
+        return Ok(ColumnType::Native(NativeType::BigInt));
+    }
+    column_type(name)
 }
 
 /// What a bind marker binds.
@@ -192,8 +206,24 @@ fn parse(cql: &str) -> Result<Shape, String> {
             .iter()
             .position(|t| is(t, "FROM"))
             .ok_or("SELECT without FROM")?;
-        for token in &tokens[1..from] {
+        let mut selectors = tokens[1..from].iter();
+        while let Some(token) = selectors.next() {
             if token == "," || is(token, "DISTINCT") {
+                continue;
+            }
+            // `TTL(col)` and `WRITETIME(col)`: what the column's cell has left to live, and
+            // when it was written.
+            if is(token, "TTL") || is(token, "WRITETIME") {
+                let call: Vec<&String> = selectors.by_ref().take(3).collect();
+                let [open, column, close] = call[..] else {
+                    return Err(format!("`{token}` without `(column)`"));
+                };
+                if open != "(" || close != ")" || !is_identifier(column) {
+                    return Err(format!("`{token}` without `(column)`"));
+                }
+                shape.named.push(column.clone());
+                let function = token.to_ascii_lowercase();
+                shape.selected.push(format!("{function}({column})"));
                 continue;
             }
             if !is_identifier(token) {

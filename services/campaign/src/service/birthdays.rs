@@ -40,6 +40,9 @@ impl Campaigns {
     pub async fn sweep_birthdays(&self) -> ServiceResult<BirthdaySweep> {
         let mut done = BirthdaySweep::default();
         for tenant in self.store.campaign_tenants().await? {
+            if !self.works_here(&tenant) {
+                continue;
+            }
             let tenant = TenantId::parse(tenant.as_str())?;
             let swept = self.sweep_birthdays_of(&tenant).await?;
             done.campaigns += swept.campaigns;

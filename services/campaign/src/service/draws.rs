@@ -291,6 +291,9 @@ impl Campaigns {
             let due = self.store.due_entries(self.now_ms(), PAGE).await?;
             let mut moved = 0;
             for entry in due {
+                if !self.works_here(&entry.tenant) {
+                    continue;
+                }
                 let tenant = TenantId::parse(entry.tenant.as_str())?;
                 let mut next = Entry {
                     state: EntryState::Voided,

@@ -343,6 +343,9 @@ impl Campaigns {
             .reserved_grants(self.now_ms() - RECOVERY_GRACE_MS, PAGE)
             .await?;
         for grant in stuck {
+            if !self.works_here(grant.tenant.as_str()) {
+                continue;
+            }
             match self.finish(grant).await {
                 Ok(_) => done += 1,
                 Err(e) if is_refusal(e.code) => done += 1,

@@ -261,6 +261,9 @@ impl Campaigns {
             }
             let mut moved = 0;
             for order in due {
+                if !self.works_here(&order.tenant) {
+                    continue;
+                }
                 let tenant = TenantId::parse(order.tenant.as_str())?;
                 let after = match order.state {
                     OrderState::Placed => {

@@ -20,6 +20,7 @@ pub mod payouts;
 pub mod plans;
 pub mod redeem;
 pub mod referrals;
+mod regions;
 pub mod results;
 pub mod sales;
 pub mod sweeps;
@@ -35,6 +36,7 @@ use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
 use loyalty_proto::ledger::v1 as ledger_pb;
 use loyalty_proto::member::v1 as member_pb;
+use loyalty_region::background::SharedView;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -109,6 +111,9 @@ pub struct Campaigns {
     expiring_notice_ms: i64,
     /// How long a mall order or draw entry cut short waits before the sweep undoes it.
     saga_grace_ms: i64,
+    /// In two regions, which tenants' background work (outbox readers, sweeps, triggers) is
+    /// this region's ([`regions`]); None in one region, where all of it is.
+    regions: Option<SharedView>,
 }
 
 impl Campaigns {
@@ -128,6 +133,7 @@ impl Campaigns {
             ledger: None,
             expiring_notice_ms: DEFAULT_EXPIRING_NOTICE_DAYS * 86_400_000,
             saga_grace_ms: sweeps::RECOVERY_GRACE_MS,
+            regions: None,
         }
     }
 
@@ -145,6 +151,13 @@ impl Campaigns {
     /// The same service, announcing members' coupons `days` before they lapse.
     pub fn with_expiring_notice(mut self, days: u32) -> Self {
         self.expiring_notice_ms = i64::from(days) * 86_400_000;
+        self
+    }
+
+    /// The same service in one of two regions: it does the background work of the tenants
+    /// homed in this region only, as `view` says.
+    pub fn with_regions(mut self, view: SharedView) -> Self {
+        self.regions = Some(view);
         self
     }
 

@@ -244,6 +244,12 @@ impl Campaigns {
         let mut lapsed = 0;
         loop {
             let due = self.store.lapsed_claims(self.now_ms(), PAGE).await?;
+            // The other region's stay due until it gives them back: a page of them ends
+            // this round.
+            let due: Vec<_> = due
+                .into_iter()
+                .filter(|claim| self.works_here(&claim.tenant))
+                .collect();
             if due.is_empty() {
                 return Ok(lapsed);
             }

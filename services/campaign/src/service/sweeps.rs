@@ -45,6 +45,12 @@ impl Campaigns {
         let mut released = 0;
         loop {
             let lapsed = self.store.lapsed_holds(self.now_ms(), PAGE).await?;
+            let lapsed: Vec<_> = lapsed
+                .into_iter()
+                .filter(|r| self.works_here(&r.tenant))
+                .collect();
+            // The other region's stay due until it releases them: a page of them ends this
+            // round.
             if lapsed.is_empty() {
                 return Ok(released);
             }
@@ -67,7 +73,13 @@ impl Campaigns {
     /// Finishes or undoes the store's writes cut short (a crash in the middle of a
     /// redemption on a store where it takes several steps); how many.
     pub async fn recover(&self) -> ServiceResult<u64> {
-        self.store.recover(self.now_ms() - RECOVERY_GRACE_MS).await
+        if !self.may_work() {
+            return Ok(0);
+        }
+        let here = |tenant: &str| self.works_here(tenant);
+        self.store
+            .recover(self.now_ms() - RECOVERY_GRACE_MS, &here)
+            .await
     }
 
     /// Announces every member coupon lapsing within the notice

@@ -7,9 +7,11 @@
 use super::Campaigns;
 use super::grants::Rewarded;
 use crate::campaign::{Audience, Trigger};
+use loyalty_common::ServiceError;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_events::Envelope;
+use loyalty_region::background::Handling;
 
 /// The member-service and ledger events triggers read, as subscription filters.
 pub const MEMBER_EVENTS: &str = "member.*.member.>";
@@ -32,6 +34,18 @@ impl Campaigns {
         ) else {
             return Ok(0);
         };
+        // In two regions each region's stream holds every tenant's events: the tenant's home
+        // rewards, the other region passes the event by.
+        match self.handling(tenant.as_str()) {
+            Handling::Here => {}
+            Handling::Elsewhere => return Ok(0),
+            Handling::Wait(why) => {
+                return Err(ServiceError::unavailable(format!(
+                    "no region may reward {tenant}'s members now ({why}); the event is \
+                     delivered again"
+                )));
+            }
+        }
         // Orders are attributed to the campaigns that reached their member before any
         // trigger rewards it again (a reward now is not what brought this order).
         self.attribute(event).await?;

@@ -126,6 +126,9 @@ pub struct ExpiryCursor {
     pub code: String,
 }
 
+/// Which tenants' work a sweep in the store does: in two regions, those homed in this one.
+pub type TenantFilter<'a> = dyn Fn(&str) -> bool + Send + Sync + 'a;
+
 /// Coupons, redemptions and the outbox; flash sales through [`SaleRepository`].
 #[async_trait]
 pub trait CampaignRepository:
@@ -238,9 +241,10 @@ pub trait CampaignRepository:
         limit: usize,
     ) -> ServiceResult<Vec<(String, Coupon)>>;
     /// Finishes or undoes the writes cut short (a crash mid-saga) that started before
-    /// `older_than_ms`; how many. A store whose writes are each one commit has none.
-    async fn recover(&self, older_than_ms: i64) -> ServiceResult<u64> {
-        let _ = older_than_ms;
+    /// `older_than_ms`, of the tenants `here` says are this process's (in two regions, those
+    /// homed in its region); how many. A store whose writes are each one commit has none.
+    async fn recover(&self, older_than_ms: i64, here: &TenantFilter<'_>) -> ServiceResult<u64> {
+        let _ = (older_than_ms, here);
         Ok(0)
     }
     async fn expiry_cursor(&self) -> ServiceResult<ExpiryCursor>;

@@ -81,6 +81,10 @@ pub async fn start(
         .with_ledger(ledger)
         .with_expiring_notice(settings.expiring_notice_days)
         .with_saga_grace(settings.saga_grace_secs);
+    let campaigns = match process.regions.clone() {
+        Some(view) => campaigns.with_regions(view),
+        None => campaigns,
+    };
     let campaigns = Arc::new(campaigns);
     let platform = PlatformWork::of(process.config, "campaign")?;
     if let Some(events) = process.events {

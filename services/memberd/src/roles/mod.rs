@@ -16,6 +16,7 @@ use crate::storage::ScyllaStorage;
 use loyalty_identity::checks::CallerChecks;
 use loyalty_identity::client::{GrpcIdentityClient, IdentityClient, InProcessIdentity};
 use loyalty_identity::service::IdentityService;
+use loyalty_region::background::SharedView;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -68,6 +69,9 @@ pub struct Process<'a> {
     pub shutdown: watch::Receiver<bool>,
     /// The tasks to await on shutdown; each role adds its own.
     pub tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    /// In two regions on the CQL store, the homes and this region's lease as the failover
+    /// watch reads them: which tenants' background work is this region's.
+    pub regions: Option<SharedView>,
 }
 
 impl Process<'_> {

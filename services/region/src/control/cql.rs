@@ -6,8 +6,8 @@
 //! first, is the condition (`IF epoch = ?`), so two concurrent changes never both apply and
 //! the loser reads again.
 
-use super::{ControlPlane, Homes, Renewal};
-use crate::model::{Epoch, Home, Region};
+use super::{ControlPlane, Homes, LeaseRow, Renewal};
+use crate::model::{Epoch, Home, Millis, Region};
 use async_trait::async_trait;
 use loyalty_common::error::{ServiceError, ServiceResult};
 use loyalty_scylla::session::Cluster;
@@ -31,8 +31,8 @@ loyalty_scylla::statements! {
             => (String, String) => AppliedRow,
         give_back_lease: "DELETE FROM {keyspace}.region_leases WHERE region = ? IF holder != ?"
             => (String, String) => AppliedRow,
-        lease_holder: "SELECT holder FROM {keyspace}.region_leases WHERE region = ?"
-            => (String,) => (Option<String>,),
+        lease_row: "SELECT holder, TTL(holder) FROM {keyspace}.region_leases WHERE region = ?"
+            => (String,) => (Option<String>, Option<i32>),
         homes: "SELECT epoch, tenant, home, moving_to FROM {keyspace}.homes WHERE scope = ?"
             => (String,) => (Option<i64>, Option<String>, Option<String>, Option<String>),
         first_epoch: "UPDATE {keyspace}.homes SET epoch = ? WHERE scope = ? IF epoch = null"
@@ -88,9 +88,7 @@ impl CqlControl {
         st.beat
             .prepared
             .set_execution_profile_handle(Some(cluster.local_writes.clone()));
-        st.lease_holder
-            .prepared
-            .set_consistency(Consistency::Serial);
+        st.lease_row.prepared.set_consistency(Consistency::Serial);
         st.homes.prepared.set_consistency(Consistency::Serial);
         Ok(Self {
             cluster,
@@ -217,15 +215,19 @@ impl ControlPlane for CqlControl {
         Ok(row.and_then(|(at,)| at))
     }
 
-    async fn lease_holder(&self, region: &Region) -> ServiceResult<Option<Region>> {
+    async fn lease_row(&self, region: &Region) -> ServiceResult<Option<LeaseRow>> {
         let row = self
             .statements
-            .lease_holder
+            .lease_row
             .first(&self.cluster.session, (region.as_str().to_string(),))
             .await?;
-        row.and_then(|(holder,)| holder)
-            .map(|name| self::region(&name))
-            .transpose()
+        let Some((Some(holder), ttl)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(LeaseRow {
+            holder: self::region(&holder)?,
+            expires_in: ttl.map(|secs| Millis(u64::try_from(secs).unwrap_or(0) * 1_000)),
+        }))
     }
 
     async fn place(&self, tenant: &str, region: &Region) -> ServiceResult<bool> {
@@ -250,8 +252,8 @@ impl ControlPlane for CqlControl {
             .await?;
         if !taken {
             // Taken by this region already (a take-over cut short), or still held.
-            let holder = st.lease_holder.first(session, (from.clone(),)).await?;
-            if holder.and_then(|(h,)| h).as_deref() != Some(to.as_str()) {
+            let holder = st.lease_row.first(session, (from.clone(),)).await?;
+            if holder.and_then(|(h, _)| h).as_deref() != Some(to.as_str()) {
                 return Ok(false);
             }
         }

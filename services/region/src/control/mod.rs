@@ -5,7 +5,7 @@
 #[cfg(feature = "cql")]
 pub mod cql;
 
-use crate::model::{Epoch, Home, Region};
+use crate::model::{Epoch, Home, Millis, Region};
 use async_trait::async_trait;
 use loyalty_common::error::ServiceResult;
 use std::time::Duration;
@@ -15,6 +15,16 @@ use std::time::Duration;
 pub struct Homes {
     pub epoch: Epoch,
     pub homes: Vec<(String, Home)>,
+}
+
+/// A lease row as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    /// The region itself (alive, or lapsing), or the region that took its tenants over.
+    pub holder: Region,
+    /// How long the row lives yet, in the database's whole seconds (it may lapse up to a
+    /// second sooner); None for a row taken over, which lives until it is given back.
+    pub expires_in: Option<Millis>,
 }
 
 /// What a renewal found.
@@ -40,9 +50,14 @@ pub trait ControlPlane: Send + Sync + 'static {
     /// The newest heartbeat of `region` that has reached this datacenter.
     async fn last_beat(&self, region: &Region) -> ServiceResult<Option<i64>>;
 
+    /// `region`'s lease row, read under `SERIAL`; None once it has lapsed.
+    async fn lease_row(&self, region: &Region) -> ServiceResult<Option<LeaseRow>>;
+
     /// Who holds `region`'s lease row: the region itself (alive, or lapsing), the region
     /// that took its tenants over, or nobody (lapsed).
-    async fn lease_holder(&self, region: &Region) -> ServiceResult<Option<Region>>;
+    async fn lease_holder(&self, region: &Region) -> ServiceResult<Option<Region>> {
+        Ok(self.lease_row(region).await?.map(|row| row.holder))
+    }
 
     /// Homes a tenant that has no home yet in `region` (false: it has one already).
     async fn place(&self, tenant: &str, region: &Region) -> ServiceResult<bool>;

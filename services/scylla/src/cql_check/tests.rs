@@ -28,6 +28,8 @@ crate::statements! {
     struct Good {
         read: "SELECT version, body FROM {keyspace}.things WHERE tenant = ? AND kind = 'e' AND id < ? ORDER BY kind DESC LIMIT ?"
             => (String, Vec<u8>, i32) => (Option<i64>, Option<Vec<u8>>),
+        lives: "SELECT body, TTL(body), WRITETIME(body) FROM {keyspace}.things WHERE tenant = ? AND kind = ? AND id = ?"
+            => (String, String, Vec<u8>) => (Option<Vec<u8>>, Option<i32>, Option<i64>),
         many: "SELECT id FROM {keyspace}.things WHERE tenant = ? AND kind IN ?"
             => (String, Vec<String>) => (Vec<u8>,),
         insert: "INSERT INTO {keyspace}.things (tenant, kind, id, at, tags) VALUES (?, 'e', ?, ?, ?) USING TTL ?"
@@ -93,6 +95,22 @@ fn a_row_type_that_does_not_read_the_columns_is_named() {
         StatementDef::new::<(i64, String, i64), ()>,
     );
     assert!(problem.contains("rows"), "{problem}");
+}
+
+#[test]
+fn a_cells_time_to_live_reads_as_an_int_of_a_column_that_exists() {
+    let problem = one(
+        "ttl",
+        "SELECT TTL(body) FROM {keyspace}.things WHERE tenant = ?",
+        StatementDef::new::<(String,), (Option<i64>,)>,
+    );
+    assert!(problem.contains("ttl: rows"), "{problem}");
+    let problem = one(
+        "ttl",
+        "SELECT TTL(nothing) FROM {keyspace}.things WHERE tenant = ?",
+        StatementDef::new::<(String,), (Option<i32>,)>,
+    );
+    assert!(problem.contains("no column `nothing`"), "{problem}");
 }
 
 #[test]

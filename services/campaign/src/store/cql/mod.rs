@@ -26,7 +26,8 @@ mod statements;
 use crate::coupon::{Coupon, Redemption, Usage};
 use crate::events::{CampaignEvent, LoggedEvent};
 use crate::store::{
-    Added, CampaignRepository, ExpiryCursor, Limit, NewCoupon, Redeemed, Settled, Versioned,
+    Added, CampaignRepository, ExpiryCursor, Limit, NewCoupon, Redeemed, Settled, TenantFilter,
+    Versioned,
 };
 use crate::template::CouponTemplate;
 use async_trait::async_trait;
@@ -400,8 +401,8 @@ impl CampaignRepository for ScyllaCampaignStore {
         Ok(())
     }
 
-    async fn recover(&self, older_than_ms: i64) -> ServiceResult<u64> {
-        self.recover_sagas(older_than_ms).await
+    async fn recover(&self, older_than_ms: i64, here: &TenantFilter<'_>) -> ServiceResult<u64> {
+        self.recover_sagas(older_than_ms, here).await
     }
 
     async fn events_after(&self, seq: u64, limit: usize) -> ServiceResult<Vec<LoggedEvent>> {

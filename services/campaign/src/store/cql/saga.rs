@@ -13,7 +13,7 @@ use super::indexes::{HOLDS, SAGAS};
 use super::{ScyllaCampaignStore, decode, encode};
 use crate::coupon::{Redemption, RedemptionState};
 use crate::events::CampaignEvent;
-use crate::store::{Limit, LimitReached, Redeemed, Settled};
+use crate::store::{Limit, LimitReached, Redeemed, Settled, TenantFilter};
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
 use loyalty_scylla::statements::BatchWrite;
@@ -412,10 +412,17 @@ impl ScyllaCampaignStore {
     }
 
     /// Undoes the pending sagas and finishes the settling ones that started before
-    /// `older_than_ms`; how many.
-    pub(super) async fn recover_sagas(&self, older_than_ms: i64) -> ServiceResult<u64> {
+    /// `older_than_ms`, of the tenants `here` passes; how many.
+    pub(super) async fn recover_sagas(
+        &self,
+        older_than_ms: i64,
+        here: &TenantFilter<'_>,
+    ) -> ServiceResult<u64> {
         let mut recovered = 0;
         for (at, tenant, id) in self.due_before(SAGAS, older_than_ms, 1_000).await? {
+            if !here(&tenant) {
+                continue;
+            }
             match self.saga(&tenant, &id).await? {
                 Some((version, Saga::Pending(r))) => {
                     for (scope, ..) in scopes(&r, &[]) {

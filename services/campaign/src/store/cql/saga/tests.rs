@@ -123,14 +123,14 @@ async fn a_redemption_cut_short_while_counting_is_undone_and_can_be_made_again()
         "a new attempt at the id meanwhile is handed the pending one, to finish"
     );
 
-    store.recover_sagas(2_000).await.unwrap();
+    store.recover_sagas(2_000, &|_| true).await.unwrap();
     assert_eq!(
         counts(&store, &t).await,
         [0, 0, 0],
         "every count undone once"
     );
     assert!(
-        store.recover_sagas(2_000).await.is_ok(),
+        store.recover_sagas(2_000, &|_| true).await.is_ok(),
         "recovering again is harmless"
     );
     assert_eq!(counts(&store, &t).await, [0, 0, 0]);
@@ -267,7 +267,7 @@ async fn an_undo_cut_short_while_giving_back_is_finished_once() {
         RedemptionState::Redeemed
     );
 
-    store.recover_sagas(LATER + 1).await.unwrap();
+    store.recover_sagas(LATER + 1, &|_| true).await.unwrap();
     assert_eq!(
         counts(&store, &t).await,
         [0, 0, 0],

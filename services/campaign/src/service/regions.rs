@@ -1,0 +1,40 @@
+//! The service's background work in two regions (decision 0019): its outbox readers, sweeps
+//! and triggers write as client requests do (points through the ledger, coupons and orders in
+//! its store), so they follow the rule client writes follow. A tenant's work is done in its
+//! home region, only while that region holds its lease, and nowhere while the tenant moves.
+//! In one region all of it is this process's.
+
+use super::Campaigns;
+use loyalty_region::background::Handling;
+use loyalty_region::route::Refusal;
+
+impl Campaigns {
+    /// What to do now with `tenant`'s background work.
+    pub(super) fn handling(&self, tenant: &str) -> Handling {
+        let Some(regions) = &self.regions else {
+            return Handling::Here;
+        };
+        let handling = regions.read(|view, now| view.handling(tenant, now));
+        if handling == Handling::Wait(Refusal::Unknown) {
+            tracing::warn!(
+                tenant,
+                "the tenant has no home region: its campaign work waits until it is placed \
+                 (memberd region place)"
+            );
+        }
+        handling
+    }
+
+    /// Whether `tenant`'s background work is this region's now: for the sweeps, which find
+    /// what is due again on their next round.
+    pub(super) fn works_here(&self, tenant: &str) -> bool {
+        self.handling(tenant) == Handling::Here
+    }
+
+    /// Whether this region may do any background work now (it holds its lease).
+    pub(super) fn may_work(&self) -> bool {
+        self.regions
+            .as_ref()
+            .is_none_or(|regions| regions.read(|view, now| view.may_run(now)))
+    }
+}

@@ -1,0 +1,262 @@
+//! The campaign service's background work in two regions (decision 0019): each region's
+//! outbox reader pays the bonuses of the tenants homed in it and passes the others' by; a
+//! region that has taken the other's tenants over pays what the lost region left unpaid; a
+//! failback hands the work back without paying anything twice; nothing is paid while no
+//! region may write a tenant (its home is moving, or the lease is not held).
+//!
+//! Both regions' services share one store here, as both regions' datacenters hold the same
+//! data; each pays into a ledger of its own, so the test sees which region paid.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+use loyalty_campaign::cart::{Cart, Line};
+use loyalty_campaign::service::Campaigns;
+use loyalty_campaign::service::payouts;
+use loyalty_campaign::service::redeem::RedeemRequest;
+use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
+use loyalty_campaign::template::{Benefit, CouponTemplate};
+use loyalty_common::Timestamp;
+use loyalty_common::clock::ManualClock;
+use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_ledger::client::LedgerClient;
+use loyalty_region::background::SharedView;
+use loyalty_region::lease::TTL;
+use loyalty_region::{Epoch, Home, Region};
+use std::sync::Arc;
+
+const START: i64 = 1_800_000_000_000;
+
+mod support;
+use support::Ledger;
+
+fn region(name: &str) -> Region {
+    Region::parse(name).unwrap()
+}
+
+/// What a region's view reads: `homes` (tenant, region, moving) at `epoch`, its own lease
+/// held or not, and whether it holds the other region's row.
+fn read(view: &SharedView, epoch: u64, homes: &[(&str, &str, bool)], held: bool, peer: bool) {
+    let homes: Vec<(String, Home)> = homes
+        .iter()
+        .map(|(tenant, home, moving)| {
+            let home = Home {
+                region: region(home),
+                epoch: Epoch(epoch),
+                moving: *moving,
+            };
+            (tenant.to_string(), home)
+        })
+        .collect();
+    let sent = view.now();
+    view.update(|v| {
+        v.homes_read(Epoch(epoch), homes);
+        v.own_row_read(sent, held.then_some(TTL), Epoch(epoch));
+        v.peer_row_read(peer);
+    });
+}
+
+struct InRegion {
+    campaigns: Campaigns,
+    ledger: Arc<Ledger>,
+    view: SharedView,
+}
+
+struct World {
+    a: InRegion,
+    b: InRegion,
+    store: Arc<dyn CampaignRepository>,
+    _dir: tempfile::TempDir,
+}
+
+/// Double points (1 point per 1.00 spent, doubled), one use per code, valid 30 days.
+fn bonus_template() -> CouponTemplate {
+    CouponTemplate {
+        id: "DOUBLE".into(),
+        name: "Double points".into(),
+        benefit: Benefit::PointsMultiplier {
+            multiplier_percent: 200,
+            points_per_unit: 1,
+        },
+        ..support::amount_off("DOUBLE", 0)
+    }
+}
+
+/// `acme` homed in `a`, `globex` in `b`, both regions holding their leases.
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn CampaignRepository> =
+        Arc::new(EmbeddedCampaignStore::open(dir.path()).unwrap());
+    let region_of = |me: &str, peer: &str| {
+        let ledger = Arc::new(Ledger::default());
+        let view = SharedView::new(region(me), region(peer));
+        let clock = ManualClock::new(Timestamp(START));
+        let campaigns = Campaigns::with_clock(Arc::clone(&store), None, clock)
+            .with_ledger(Arc::clone(&ledger) as Arc<dyn LedgerClient>)
+            .with_regions(view.clone());
+        InRegion {
+            campaigns,
+            ledger,
+            view,
+        }
+    };
+    let (a, b) = (region_of("a", "b"), region_of("b", "a"));
+    let homes = [("acme", "a", false), ("globex", "b", false)];
+    read(&a.view, 2, &homes, true, false);
+    read(&b.view, 2, &homes, true, false);
+    for tenant in ["acme", "globex"] {
+        let tenant = TenantId::parse(tenant).unwrap();
+        a.campaigns
+            .put_template(&tenant, bonus_template(), None)
+            .await
+            .unwrap();
+    }
+    World {
+        a,
+        b,
+        store,
+        _dir: dir,
+    }
+}
+
+/// A 250.00 cart of `member` of `tenant` with a coupon issued now: 250 bonus points.
+async fn redeem(w: &World, tenant: &str, member: &str, id: &str) {
+    let tenant = TenantId::parse(tenant).unwrap();
+    let m = MemberId::parse(member).unwrap();
+    let code =
+        w.a.campaigns
+            .issue(&tenant, "DOUBLE", &m, &format!("issue-{id}"))
+            .await
+            .unwrap()
+            .code;
+    let request = RedeemRequest {
+        cart: Cart {
+            member: member.into(),
+            store: "s1".into(),
+            brand: None,
+            at_ms: START + 1_000,
+            tier: None,
+            lines: vec![Line {
+                id: "l1".into(),
+                sku: "TEA-1".into(),
+                category: None,
+                quantity: 1,
+                unit_price: 25_000,
+            }],
+        },
+        codes: vec![code],
+        redemption_id: id.into(),
+        order_id: format!("order-{id}"),
+        hold_secs: None,
+    };
+    w.a.campaigns.redeem(&tenant, &request).await.unwrap();
+}
+
+async fn position(w: &World, region: &str) -> u64 {
+    let name = format!("{}@{region}", payouts::READER);
+    w.store.position(&name).await.unwrap()
+}
+
+#[tokio::test]
+async fn each_region_pays_the_bonuses_of_its_own_tenants_only() {
+    let w = world().await;
+    redeem(&w, "acme", "m1", "r1").await;
+    redeem(&w, "globex", "g1", "r2").await;
+    w.a.campaigns.pay_out().await.unwrap();
+    w.b.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("m1"), 250);
+    assert_eq!(w.a.ledger.balance("g1"), 0, "globex is b's");
+    assert_eq!(w.b.ledger.balance("g1"), 250);
+    assert_eq!(w.b.ledger.balance("m1"), 0, "acme is a's");
+    assert!(position(&w, "a").await > 0 && position(&w, "a").await == position(&w, "b").await);
+}
+
+#[tokio::test]
+async fn a_region_without_its_lease_or_a_tenant_moving_pays_nothing_until_it_may() {
+    let w = world().await;
+    redeem(&w, "acme", "m1", "r1").await;
+    let globex = ("globex", "b", false);
+    read(&w.a.view, 2, &[("acme", "a", false), globex], false, false);
+    w.a.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("m1"), 0, "fenced");
+    assert_eq!(position(&w, "a").await, 0, "nothing passed by");
+    read(&w.a.view, 3, &[("acme", "a", true), globex], true, false);
+    w.a.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("m1"), 0, "moving");
+    let moving = position(&w, "a").await;
+    read(&w.a.view, 4, &[("acme", "a", false), globex], true, false);
+    w.a.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("m1"), 250);
+    assert!(position(&w, "a").await > moving);
+}
+
+#[tokio::test]
+async fn a_take_over_pays_what_the_lost_region_left_and_a_failback_pays_nothing_twice() {
+    let w = world().await;
+    redeem(&w, "acme", "m1", "r1").await;
+    w.b.campaigns.pay_out().await.unwrap();
+    redeem(&w, "globex", "g1", "r2").await;
+    // a passes r2 by (globex is b's), and b is lost before it pays it.
+    w.a.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("m1"), 250);
+    assert_eq!((w.a.ledger.balance("g1"), w.b.ledger.balance("g1")), (0, 0));
+    // b's row taken, but its tenants not moved yet: a does not cover for b.
+    read(
+        &w.a.view,
+        2,
+        &[("acme", "a", false), ("globex", "b", false)],
+        true,
+        true,
+    );
+    w.a.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("g1"), 0);
+    // The take-over done: a reads again from where b stopped, and pays r2.
+    let taken = [("acme", "a", false), ("globex", "a", false)];
+    read(&w.a.view, 3, &taken, true, true);
+    w.a.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("g1"), 250, "what b left unpaid");
+    assert_eq!(
+        w.a.ledger.balance("m1"),
+        250,
+        "acme's read again, paid once"
+    );
+    assert_eq!(
+        position(&w, "b").await,
+        position(&w, "a").await,
+        "b's kept along"
+    );
+    // The failback: b gets its row back, globex moves (nobody pays it meanwhile), then is b's.
+    let moving = [("acme", "a", false), ("globex", "a", true)];
+    read(&w.a.view, 4, &moving, true, false);
+    read(&w.b.view, 4, &moving, true, false);
+    redeem(&w, "globex", "g1", "r3").await;
+    w.a.campaigns.pay_out().await.unwrap();
+    w.b.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("g1"), 250, "not r3: globex is moving");
+    assert_eq!(w.b.ledger.balance("g1"), 0);
+    let back = [("acme", "a", false), ("globex", "b", false)];
+    read(&w.a.view, 5, &back, true, false);
+    read(&w.b.view, 5, &back, true, false);
+    w.a.campaigns.pay_out().await.unwrap();
+    w.b.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("g1"), 250, "a paid r2 only");
+    assert_eq!(
+        w.b.ledger.balance("g1"),
+        250,
+        "b paid r3 only, not r2 again"
+    );
+}
+
+#[tokio::test]
+async fn readers_in_two_regions_start_where_the_one_region_reader_stopped() {
+    let w = world().await;
+    redeem(&w, "acme", "m1", "r1").await;
+    let logged = w.store.events_after(0, 1_000).await.unwrap();
+    let end = logged.last().unwrap().seq;
+    // Paid in one region before `[region]` was set.
+    w.store.save_position(payouts::READER, end).await.unwrap();
+    w.a.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("m1"), 0, "not paid again");
+    redeem(&w, "acme", "m1", "r2").await;
+    w.a.campaigns.pay_out().await.unwrap();
+    assert_eq!(w.a.ledger.balance("m1"), 250);
+}
