@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
+use loyalty_campaign::campaign::{Actions, Audience, Campaign, Reward, Schedule, Trigger, Variant};
 use loyalty_campaign::cart::{Cart, Line};
 use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::service::payouts;
@@ -17,6 +18,7 @@ use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
 use loyalty_campaign::template::{Benefit, CouponTemplate};
 use loyalty_common::Timestamp;
 use loyalty_common::clock::ManualClock;
+use loyalty_common::error::ErrorCode;
 use loyalty_common::ids::{MemberId, TenantId};
 use loyalty_ledger::client::LedgerClient;
 use loyalty_region::background::SharedView;
@@ -65,6 +67,7 @@ struct World {
     a: InRegion,
     b: InRegion,
     store: Arc<dyn CampaignRepository>,
+    clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -86,11 +89,11 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn CampaignRepository> =
         Arc::new(EmbeddedCampaignStore::open(dir.path()).unwrap());
+    let clock = ManualClock::new(Timestamp(START));
     let region_of = |me: &str, peer: &str| {
         let ledger = Arc::new(Ledger::default());
         let view = SharedView::new(region(me), region(peer));
-        let clock = ManualClock::new(Timestamp(START));
-        let campaigns = Campaigns::with_clock(Arc::clone(&store), None, clock)
+        let campaigns = Campaigns::with_clock(Arc::clone(&store), None, clock.clone())
             .with_ledger(Arc::clone(&ledger) as Arc<dyn LedgerClient>)
             .with_regions(view.clone());
         InRegion {
@@ -114,20 +117,23 @@ async fn world() -> World {
         a,
         b,
         store,
+        clock,
         _dir: dir,
     }
 }
 
-/// A 250.00 cart of `member` of `tenant` with a coupon issued now: 250 bonus points.
-async fn redeem(w: &World, tenant: &str, member: &str, id: &str) {
+/// A coupon issued now to `member` of `tenant`: its code.
+async fn issue(w: &World, tenant: &str, member: &str, key: &str) -> String {
     let tenant = TenantId::parse(tenant).unwrap();
     let m = MemberId::parse(member).unwrap();
-    let code =
-        w.a.campaigns
-            .issue(&tenant, "DOUBLE", &m, &format!("issue-{id}"))
-            .await
-            .unwrap()
-            .code;
+    let issued = w.a.campaigns.issue(&tenant, "DOUBLE", &m, key).await;
+    issued.unwrap().code
+}
+
+/// A 250.00 cart of `member` of `tenant` with a coupon issued now: 250 bonus points.
+async fn redeem(w: &World, tenant: &str, member: &str, id: &str) {
+    let code = issue(w, tenant, member, &format!("issue-{id}")).await;
+    let tenant = TenantId::parse(tenant).unwrap();
     let request = RedeemRequest {
         cart: Cart {
             member: member.into(),
@@ -210,8 +216,7 @@ async fn a_take_over_pays_what_the_lost_region_left_and_a_failback_pays_nothing_
     w.a.campaigns.pay_out().await.unwrap();
     assert_eq!(w.a.ledger.balance("g1"), 0);
     // The take-over done: a reads again from where b stopped, and pays r2.
-    let taken = [("acme", "a", false), ("globex", "a", false)];
-    read(&w.a.view, 3, &taken, true, true);
+    take_b_over(&w);
     w.a.campaigns.pay_out().await.unwrap();
     assert_eq!(w.a.ledger.balance("g1"), 250, "what b left unpaid");
     assert_eq!(
@@ -259,4 +264,94 @@ async fn readers_in_two_regions_start_where_the_one_region_reader_stopped() {
     redeem(&w, "acme", "m1", "r2").await;
     w.a.campaigns.pay_out().await.unwrap();
     assert_eq!(w.a.ledger.balance("m1"), 250);
+}
+
+/// The take-over of `b` by `a`: every tenant homed in `a`, which holds `b`'s row.
+fn take_b_over(w: &World) {
+    let taken = [("acme", "a", false), ("globex", "a", false)];
+    read(&w.a.view, 3, &taken, true, true);
+}
+
+#[tokio::test]
+async fn each_region_announces_its_tenants_lapsing_coupons_and_a_take_over_the_rest() {
+    const DAY_MS: i64 = 86_400_000;
+    let w = world().await;
+    issue(&w, "acme", "m1", "a1").await;
+    issue(&w, "globex", "g1", "g1").await;
+    w.clock.set(Timestamp(START + 5 * 3_600_000));
+    issue(&w, "globex", "g2", "g2").await;
+    // Three days' notice of a 30-day coupon: the first two are due, the third not yet.
+    w.clock.set(Timestamp(START + 27 * DAY_MS + 2 * 3_600_000));
+    assert_eq!(w.a.campaigns.announce_expiring().await.unwrap(), 1);
+    assert_eq!(w.b.campaigns.announce_expiring().await.unwrap(), 1);
+    assert_eq!(w.a.campaigns.announce_expiring().await.unwrap(), 0, "once");
+    // b is lost; the third comes due: a passes it by until it has taken b over.
+    w.clock.set(Timestamp(START + 27 * DAY_MS + 6 * 3_600_000));
+    assert_eq!(w.a.campaigns.announce_expiring().await.unwrap(), 0);
+    take_b_over(&w);
+    assert_eq!(w.a.campaigns.announce_expiring().await.unwrap(), 1, "g2's");
+    assert_eq!(w.a.campaigns.announce_expiring().await.unwrap(), 0);
+    let notices = w.store.events_after(0, 1_000).await.unwrap();
+    let notices: Vec<_> = notices
+        .iter()
+        .filter(|e| e.event.name == "coupon_expiring_soon")
+        .map(|e| e.event.member.as_str())
+        .collect();
+    assert_eq!(notices, ["m1", "g1", "g2"]);
+}
+
+fn created(tenant: &'static str, member: &str) -> loyalty_events::Envelope {
+    let origin = loyalty_events::envelope::Origin {
+        service: "member",
+        tenant,
+        member,
+    };
+    let data = r#"{"source":"api"}"#;
+    let id = format!("created-{tenant}-{member}");
+    loyalty_events::Envelope::from_stored(origin, "created", id, 1, START + 1_000, data)
+}
+
+#[tokio::test]
+async fn a_trigger_rewards_in_its_tenants_home_and_waits_while_no_region_may() {
+    let w = world().await;
+    for tenant in ["acme", "globex"] {
+        let welcome = Campaign {
+            id: "WELCOME".into(),
+            name: "Welcome".into(),
+            audience: Audience::Everyone,
+            variants: vec![Variant {
+                id: "ten".into(),
+                weight: 1,
+                reward: Reward::Points { points: 10 },
+            }],
+            holdout_percent: 0,
+            schedule: Schedule {
+                starts: "2027-01-15".into(),
+                ends: Some("2027-01-20".into()),
+                time_zone: "Asia/Shanghai".into(),
+            },
+            budget: None,
+            frequency_cap: None,
+            trigger: Some(Trigger::Welcome),
+            actions: Actions::default(),
+            attribution_days: None,
+        };
+        support::approve(&w.a.campaigns, &TenantId::parse(tenant).unwrap(), welcome).await;
+    }
+    let g1 = created("globex", "g1");
+    assert_eq!(
+        w.a.campaigns.on_event(&g1).await.unwrap(),
+        0,
+        "b's to reward"
+    );
+    assert_eq!(w.b.campaigns.on_event(&g1).await.unwrap(), 1);
+    assert_eq!(w.a.ledger.balance("g1"), 0);
+    assert_eq!(w.b.ledger.balance("g1"), 10);
+    // acme moving: no region rewards, and the event is to be delivered again.
+    let moving = [("acme", "a", true), ("globex", "b", false)];
+    read(&w.a.view, 3, &moving, true, false);
+    let m1 = created("acme", "m1");
+    let refused = w.a.campaigns.on_event(&m1).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Unavailable, "{refused:?}");
+    assert_eq!(w.a.ledger.balance("m1"), 0);
 }

@@ -12,7 +12,7 @@ use loyalty_common::error::ServiceResult;
 use loyalty_gateway::regions::{BEAT_UNKNOWN, NEVER_ANSWERED, Routing};
 use loyalty_region::control::ControlPlane;
 use loyalty_region::keeper::{Action, Keeper};
-use loyalty_region::lease::{RENEW_EVERY, TTL};
+use loyalty_region::lease::{RENEW_EVERY, TTL, WRITABLE};
 use loyalty_region::route::Directory;
 use loyalty_region::{Millis, Region};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -23,6 +23,9 @@ use tokio::sync::watch;
 /// How often the keeper looks at its schedule; renewals and take-over attempts are every
 /// second.
 const TICK: Duration = Duration::from_millis(200);
+/// How long a renewal's answer can still extend the lease: it lasts [`WRITABLE`] from the
+/// renewal's sending.
+const RENEWAL_USEFUL: Duration = Duration::from_millis(WRITABLE.0);
 /// How often, and how patiently, the other region's gateway is asked whether it is ready.
 const PEER_CHECK: Duration = Duration::from_millis(500);
 
@@ -208,12 +211,21 @@ async fn keep(
         for action in keeper.tick(now, peer_healthy.load(Ordering::Relaxed)) {
             match action {
                 // Renewals overlap when the control keyspace is slow, so one slow answer does
-                // not delay the next renewal; the lease keeps whichever lasts longest.
+                // not delay the next renewal; the lease keeps whichever lasts longest. Each is
+                // given up once its answer could no longer extend the lease, so no more than
+                // four are ever under way.
                 Action::Renew => {
                     let (control, routing) = (Arc::clone(&control), Arc::clone(&routing));
                     tokio::spawn(async move {
-                        if let Err(e) = renew(now, control.as_ref(), &routing).await {
-                            tracing::warn!(error = %e, "region keeper: a renewal failed");
+                        let renewal = renew(now, control.as_ref(), &routing);
+                        match tokio::time::timeout(RENEWAL_USEFUL, renewal).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::warn!(error = %e, "region keeper: a renewal failed")
+                            }
+                            Err(_) => tracing::warn!(
+                                "region keeper: a renewal unanswered for 4 s was given up"
+                            ),
                         }
                     });
                 }

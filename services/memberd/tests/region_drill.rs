@@ -19,6 +19,9 @@
 //! acknowledged write may be lost with the datacenter, and the survivor's partner must still
 //! receive every event. That run ends with `a` lost (a lost datacenter comes back only once
 //! rebuilt). `REGION_DRILL_SECS` sets how long each phase of load runs (default 3).
+//! `REGION_DRILL_WRITES=LOCAL_QUORUM` runs that drill with every write at `LOCAL_QUORUM`
+//! (decision 0019, item 5): the acknowledged writes lost with the datacenter are then the
+//! measured figure, not required to be 0.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
@@ -48,6 +51,13 @@ const SEED_POINTS: i64 = 1_000;
 /// load balancer and the other region to fail them over.
 fn datacenter_only() -> bool {
     std::env::var("REGION_DRILL_LOSS").is_ok_and(|loss| loss == "datacenter")
+}
+
+/// The consistency of the regions' writes on three datacenters: `EACH_QUORUM` (no
+/// acknowledged write lost with a datacenter), or `LOCAL_QUORUM` with
+/// `REGION_DRILL_WRITES=LOCAL_QUORUM` (the writes acknowledged and not yet replicated are).
+fn synchronous() -> bool {
+    std::env::var("REGION_DRILL_WRITES").map_or(true, |writes| writes != "LOCAL_QUORUM")
 }
 
 fn phase() -> Duration {
@@ -200,6 +210,14 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     if datacenters {
         for region in ["a", "b"] {
             regions.set_env(region, "MEMBERD_SCYLLA__REQUEST_TIMEOUT_MS", "2000");
+            if !synchronous() {
+                for setting in [
+                    "MEMBERD_SCYLLA__LEDGER_WRITE_CONSISTENCY",
+                    "MEMBERD_SCYLLA__WRITE_CONSISTENCY",
+                ] {
+                    regions.set_env(region, setting, "LOCAL_QUORUM");
+                }
+            }
         }
     }
 
@@ -450,8 +468,13 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         rtos.push(rto);
     }
     eprintln!(
-        "region drill: acknowledged writes lost {}, applied twice {}, overdrafts {}, \
-         answered outside their tenant's home {}",
+        "region drill: writes at {}: acknowledged writes lost {}, applied twice {}, \
+         overdrafts {}, answered outside their tenant's home {}",
+        match (datacenters, synchronous()) {
+            (false, _) => "one datacenter's quorum (both regions share it)",
+            (true, true) => "EACH_QUORUM",
+            (true, false) => "LOCAL_QUORUM",
+        },
         findings.lost.len(),
         findings.doubled.len(),
         findings.overdrafts.len(),
@@ -480,7 +503,13 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
             log_tail(dir_b.path(), 40)
         )
     };
-    assert!(findings.lost.is_empty(), "lost: {:?}", findings.lost);
+    // At LOCAL_QUORUM the writes a lost datacenter acknowledged before replicating them are
+    // lost with it: measured above, not a failure.
+    if synchronous() || !datacenters {
+        assert!(findings.lost.is_empty(), "lost: {:?}", findings.lost);
+    } else if !findings.lost.is_empty() {
+        eprintln!("region drill: lost at LOCAL_QUORUM: {:?}", findings.lost);
+    }
     if !findings.doubled.is_empty() {
         // Each such write's attempts, for the diagnosis.
         for sent in log

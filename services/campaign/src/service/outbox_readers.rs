@@ -33,17 +33,14 @@ impl Campaigns {
         F: Fn(CampaignEvent) -> Fut,
         Fut: Future<Output = ServiceResult<T>>,
     {
-        let Some(regions) = &self.regions else {
-            return self.read_pages(reader, reader, &handle).await;
+        let (mine, theirs) = match self.progress_names(reader) {
+            (mine, Some(theirs)) => (mine, theirs),
+            (_, None) => return self.read_pages(reader, reader, &handle).await,
         };
         if !self.may_work() {
             return Ok(T::default());
         }
-        let (mine, theirs) = regions.read(|view, _| {
-            let named = |region| format!("{reader}@{region}");
-            (named(view.region()), named(view.peer()))
-        });
-        let covering = regions.read(|view, _| view.covers_peer());
+        let covering = self.covers_peer();
         if covering {
             let their_position = self.position_of(&theirs, reader).await?;
             if their_position < self.position_of(&mine, reader).await? {
@@ -58,7 +55,7 @@ impl Campaigns {
         let total = self.read_pages(&mine, reader, &handle).await?;
         // Every event up to here was handled in this region, as long as it covered for the
         // other one all along (checked again now: a failback may have begun meanwhile).
-        if covering && regions.read(|view, _| view.covers_peer()) {
+        if covering && self.covers_peer() {
             let position = self.position_of(&mine, reader).await?;
             self.store.save_position(&theirs, position).await?;
         }

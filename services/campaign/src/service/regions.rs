@@ -31,6 +31,28 @@ impl Campaigns {
         self.handling(tenant) == Handling::Here
     }
 
+    /// The names a piece of work saves its progress under: this region's (`<name>@<region>`)
+    /// and the other region's, or `name` alone in one region.
+    pub(super) fn progress_names(&self, name: &str) -> (String, Option<String>) {
+        match &self.regions {
+            None => (name.to_string(), None),
+            Some(regions) => regions.read(|view, _| {
+                let named = |region| format!("{name}@{region}");
+                (named(view.region()), Some(named(view.peer())))
+            }),
+        }
+    }
+
+    /// Whether this region does the other region's work too: it took the other's tenants
+    /// over, and every one of them has been moved here. Its outbox readers and sweeps with
+    /// progress of their own then start from the other region's progress when that is
+    /// behind, and move it along with their own.
+    pub(super) fn covers_peer(&self) -> bool {
+        self.regions
+            .as_ref()
+            .is_some_and(|regions| regions.read(|view, _| view.covers_peer()))
+    }
+
     /// Whether this region may do any background work now (it holds its lease).
     pub(super) fn may_work(&self) -> bool {
         self.regions

@@ -5,9 +5,10 @@
 use super::Campaigns;
 use crate::coupon::{Coupon, RedemptionState};
 use crate::events::CampaignEvent;
-use crate::store::ExpiryCursor;
+use crate::store::{EXPIRY, ExpiryCursor};
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::TenantId;
+use loyalty_region::background::Handling;
 
 /// Rows handled per store call.
 const PAGE: usize = 500;
@@ -86,50 +87,98 @@ impl Campaigns {
     /// ([`Campaigns::with_expiring_notice`]) that has not been announced and still has a use
     /// left; how many were announced. The events and the
     /// sweep's cursor are written together, so a sweep cut short announces nothing twice.
+    ///
+    /// In two regions each region's sweep keeps a cursor of its own and announces its
+    /// tenants' coupons, as the outbox readers do their events ([`super::outbox_readers`]):
+    /// one covering for a lost region starts from that region's cursor when it is behind,
+    /// so its own tenants' coupons in between may be announced a second time, never none.
     pub async fn announce_expiring(&self) -> ServiceResult<u64> {
+        if !self.may_work() {
+            return Ok(0);
+        }
+        let (mine, theirs) = self.progress_names(EXPIRY);
+        let covering = theirs.as_ref().filter(|_| self.covers_peer());
         let horizon = self.now_ms() + self.expiring_notice_ms;
+        let mut cursor = self.expiry_cursor_of(&mine).await?;
+        if let Some(theirs) = covering {
+            cursor = cursor.min(self.expiry_cursor_of(theirs).await?);
+        }
         // Coupons that lapsed already have nothing to remind anyone of: start at now.
-        let stored = self.store.expiry_cursor().await?;
         let now = ExpiryCursor {
             until_ms: self.now_ms(),
             tenant: String::new(),
             code: String::new(),
         };
-        let mut cursor = stored.max(now);
+        cursor = cursor.max(now);
         let mut announced = 0;
         loop {
             let page = self.store.coupons_lapsing(&cursor, horizon, PAGE).await?;
-            let Some((last_tenant, last)) = page.last() else {
-                return Ok(announced);
-            };
-            let next = ExpiryCursor {
-                until_ms: last.valid_until_ms,
-                tenant: last_tenant.clone(),
-                code: last.code.clone(),
-            };
-            let mut events = Vec::new();
+            let (mut next, mut events, mut waiting) = (None, Vec::new(), false);
             for (tenant, coupon) in &page {
-                let Some(member) = &coupon.member else {
-                    continue;
-                };
-                let tenant_id = TenantId::parse(tenant.as_str())?;
-                let template = self.store.template(&tenant_id, &coupon.template).await?;
-                let usage = self
-                    .store
-                    .usage(&tenant_id, &coupon.template, &coupon.code, member)
-                    .await?;
-                let uses = template.map_or(1, |t| t.value.uses_per_code);
-                // Lapsed already, or used up: nothing to remind anyone of; announced when
-                // it was issued: nothing more to say.
-                let spent = coupon.valid_until_ms <= self.now_ms() || usage.code_uses >= uses;
-                if spent || self.announced_at_issue(coupon) {
-                    continue;
+                match self.handling(tenant) {
+                    Handling::Here => events.extend(self.expiring_notice(tenant, coupon).await?),
+                    Handling::Elsewhere => {}
+                    Handling::Wait(_) => {
+                        waiting = true;
+                        break;
+                    }
                 }
-                events.push(self.expiring_event(tenant, coupon));
+                next = Some(ExpiryCursor {
+                    until_ms: coupon.valid_until_ms,
+                    tenant: tenant.clone(),
+                    code: coupon.code.clone(),
+                });
             }
+            let Some(next) = next else { break };
             announced += events.len() as u64;
-            self.store.advance_expiry(next.clone(), events).await?;
+            self.store
+                .advance_expiry(&mine, next.clone(), events)
+                .await?;
             cursor = next;
+            if waiting {
+                break;
+            }
         }
+        if let Some(theirs) = covering
+            && self.covers_peer()
+        {
+            self.store
+                .advance_expiry(theirs, cursor, Vec::new())
+                .await?;
+        }
+        Ok(announced)
+    }
+
+    /// The cursor saved as `name`; before the first, the one-region sweep's.
+    async fn expiry_cursor_of(&self, name: &str) -> ServiceResult<ExpiryCursor> {
+        let cursor = self.store.expiry_cursor(name).await?;
+        if cursor == ExpiryCursor::default() && name != EXPIRY {
+            return self.store.expiry_cursor(EXPIRY).await;
+        }
+        Ok(cursor)
+    }
+
+    /// The notice of a member's `coupon` of `tenant` lapsing soon, unless there is nothing to
+    /// remind anyone of: lapsed already, used up, or announced when it was issued.
+    async fn expiring_notice(
+        &self,
+        tenant: &str,
+        coupon: &Coupon,
+    ) -> ServiceResult<Option<CampaignEvent>> {
+        let Some(member) = &coupon.member else {
+            return Ok(None);
+        };
+        let tenant_id = TenantId::parse(tenant)?;
+        let template = self.store.template(&tenant_id, &coupon.template).await?;
+        let usage = self
+            .store
+            .usage(&tenant_id, &coupon.template, &coupon.code, member)
+            .await?;
+        let uses = template.map_or(1, |t| t.value.uses_per_code);
+        let spent = coupon.valid_until_ms <= self.now_ms() || usage.code_uses >= uses;
+        if spent || self.announced_at_issue(coupon) {
+            return Ok(None);
+        }
+        Ok(Some(self.expiring_event(tenant, coupon)))
     }
 }

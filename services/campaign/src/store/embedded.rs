@@ -38,7 +38,10 @@ const MEMTABLE_BYTES: u64 = 8 * 1024 * 1024;
 const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// The meta row holding the expiring-soon sweep's cursor.
-const EXPIRY_CURSOR: &[u8] = b"expiry_cursor";
+/// The meta key of the expiring-soon sweep's cursor `name` (`expiry_cursor` in one region).
+fn expiry_cursor_key(name: &str) -> Vec<u8> {
+    format!("{name}_cursor").into_bytes()
+}
 
 /// Cheap to clone: clones share one database and its writer thread.
 #[derive(Clone)]
@@ -655,19 +658,21 @@ impl CampaignRepository for EmbeddedCampaignStore {
         Ok(found)
     }
 
-    async fn expiry_cursor(&self) -> ServiceResult<ExpiryCursor> {
+    async fn expiry_cursor(&self, name: &str) -> ServiceResult<ExpiryCursor> {
         self.settled().await?;
-        Ok(Inner::get(&self.inner.meta, EXPIRY_CURSOR)?.unwrap_or_default())
+        Ok(Inner::get(&self.inner.meta, &expiry_cursor_key(name))?.unwrap_or_default())
     }
 
     async fn advance_expiry(
         &self,
+        name: &str,
         cursor: ExpiryCursor,
         events: Vec<CampaignEvent>,
     ) -> ServiceResult<()> {
+        let key = expiry_cursor_key(name);
         self.write_locked(move |inner| {
             let mut batch = inner.batch();
-            batch.insert(&inner.meta, EXPIRY_CURSOR, encode(&cursor)?);
+            batch.insert(&inner.meta, key, encode(&cursor)?);
             let seq = inner.log(&mut batch, events)?;
             inner.commit(batch, seq)
         })

@@ -126,6 +126,9 @@ pub struct ExpiryCursor {
     pub code: String,
 }
 
+/// The expiring-soon sweep's cursor in one region.
+pub const EXPIRY: &str = "expiry";
+
 /// Which tenants' work a sweep in the store does: in two regions, those homed in this one.
 pub type TenantFilter<'a> = dyn Fn(&str) -> bool + Send + Sync + 'a;
 
@@ -247,10 +250,14 @@ pub trait CampaignRepository:
         let _ = (older_than_ms, here);
         Ok(0)
     }
-    async fn expiry_cursor(&self) -> ServiceResult<ExpiryCursor>;
-    /// Saves the expiring-soon sweep's cursor with the events it announced, at once.
+    /// The expiring-soon sweep's cursor named `name` ([`EXPIRY`] in one region,
+    /// `expiry@<region>` in two); the start before the first is saved.
+    async fn expiry_cursor(&self, name: &str) -> ServiceResult<ExpiryCursor>;
+    /// Saves the expiring-soon sweep's cursor named `name` with the events it announced, at
+    /// once.
     async fn advance_expiry(
         &self,
+        name: &str,
         cursor: ExpiryCursor,
         events: Vec<CampaignEvent>,
     ) -> ServiceResult<()>;

@@ -8,8 +8,8 @@
 use crate::coupon::{Coupon, RedeemedCoupon, Redemption, RedemptionState, Usage};
 use crate::events::CampaignEvent;
 use crate::store::{
-    Added, CampaignRepository, ExpiryCursor, Limit, LimitReached, NewCoupon, Redeemed, Settled,
-    Versioned,
+    Added, CampaignRepository, EXPIRY, ExpiryCursor, Limit, LimitReached, NewCoupon, Redeemed,
+    Settled, Versioned,
 };
 use crate::template::{Benefit, CouponTemplate, Eligibility, Stacking, Validity};
 use loyalty_common::Timestamp;
@@ -605,17 +605,21 @@ pub async fn lapsing_member_coupons_page_in_order_after_the_cursor(stores: Store
         codes(store.coupons_lapsing(&start, base + 3, 1).await.unwrap()),
         ["EXP1"]
     );
-    let before = store.expiry_cursor().await.unwrap();
+    let before = store.expiry_cursor(EXPIRY).await.unwrap();
     let saved = ExpiryCursor {
         until_ms: before.until_ms.max(base + 1),
         tenant: t.to_string(),
         code: "EXP1".into(),
     };
     store
-        .advance_expiry(saved.clone(), vec![event(&t, "coupon_expiring_soon")])
+        .advance_expiry(
+            EXPIRY,
+            saved.clone(),
+            vec![event(&t, "coupon_expiring_soon")],
+        )
         .await
         .unwrap();
-    assert_eq!(store.expiry_cursor().await.unwrap(), saved);
+    assert_eq!(store.expiry_cursor(EXPIRY).await.unwrap(), saved);
     assert_eq!(names(store.as_ref(), &t, 1).await, ["coupon_expiring_soon"]);
 }
 

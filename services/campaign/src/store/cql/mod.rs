@@ -47,7 +47,10 @@ const SERVICE: &str = "campaign";
 const ADD_CONCURRENCY: usize = 16;
 /// The partition of the expiring-soon sweep (no tenant of its own).
 const SWEEP_TENANT: &str = "";
-const EXPIRY_SWEEP: &str = "sweep:expiry";
+/// The state row of the expiring-soon sweep's cursor `name` (`sweep:expiry` in one region).
+fn sweep_state(name: &str) -> String {
+    format!("sweep:{name}")
+}
 
 /// The campaign store on one keyspace. Cheap to clone.
 #[derive(Clone)]
@@ -373,8 +376,8 @@ impl CampaignRepository for ScyllaCampaignStore {
         Ok(found)
     }
 
-    async fn expiry_cursor(&self) -> ServiceResult<ExpiryCursor> {
-        match self.state(SWEEP_TENANT, EXPIRY_SWEEP).await? {
+    async fn expiry_cursor(&self, name: &str) -> ServiceResult<ExpiryCursor> {
+        match self.state(SWEEP_TENANT, &sweep_state(name)).await? {
             Some((_, body)) => decode(&body),
             None => Ok(ExpiryCursor::default()),
         }
@@ -382,19 +385,18 @@ impl CampaignRepository for ScyllaCampaignStore {
 
     async fn advance_expiry(
         &self,
+        name: &str,
         cursor: ExpiryCursor,
         events: Vec<CampaignEvent>,
     ) -> ServiceResult<()> {
         let body = encode(&cursor)?;
+        let id = sweep_state(name);
         // Two sweeps that read one cursor announce the same coupons: the first to write
         // wins, and the other's events are dropped with its write.
-        match self.state(SWEEP_TENANT, EXPIRY_SWEEP).await? {
-            None => {
-                self.create(SWEEP_TENANT, EXPIRY_SWEEP, body, &events)
-                    .await?
-            }
+        match self.state(SWEEP_TENANT, &id).await? {
+            None => self.create(SWEEP_TENANT, &id, body, &events).await?,
             Some((version, _)) => {
-                self.replace(SWEEP_TENANT, EXPIRY_SWEEP, version, body, &events)
+                self.replace(SWEEP_TENANT, &id, version, body, &events)
                     .await?
             }
         };
