@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, header};
 use loyalty_common::ErrorCode;
+use loyalty_identity::model::PLATFORM;
 use loyalty_region::lease::WRITABLE;
 use loyalty_region::route::{Directory, Refusal, Route};
 use loyalty_region::{Millis, Region};
@@ -65,6 +66,12 @@ pub const NEVER_ANSWERED: i64 = -1;
 impl Routing {
     pub fn now(&self) -> Millis {
         Millis(self.clock.elapsed().as_millis() as u64)
+    }
+
+    /// The home of `tenant` as this process knows it.
+    fn home_of(&self, tenant: &str) -> Option<loyalty_region::Home> {
+        let directory = self.directory.read().unwrap_or_else(|p| p.into_inner());
+        directory.home_of(tenant).cloned()
     }
 
     /// A renewal sent at `sent` was answered.
@@ -141,16 +148,23 @@ pub async fn route_writes(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    let Some(tenant) = tenant_of(request.uri().path()).map(str::to_string) else {
-        return next.run(request).await;
-    };
+    let named = tenant_of(request.uri().path()).map(str::to_string);
     if !write {
+        let Some(tenant) = named else {
+            return next.run(request).await;
+        };
         let staleness = staleness(&routing, &tenant);
         let mut response = next.run(request).await;
         if let Some(bound) = staleness {
             response.headers_mut().insert(STALENESS_BOUND, bound);
         }
         return response;
+    }
+    // The platform's own writes (tenants created, logins, passwords) are the platform
+    // tenant's: homed like any once it is placed, and run where they arrive until then.
+    let tenant = named.unwrap_or_else(|| PLATFORM.to_string());
+    if tenant == PLATFORM && routing.home_of(PLATFORM).is_none() {
+        return next.run(request).await;
     }
     let forwarded = request.headers().contains_key(&FORWARDED_BY);
     let now = routing.now();

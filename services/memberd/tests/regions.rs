@@ -43,6 +43,8 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
     };
     let regions = TwoRegions::new(&cluster, "regions", 1_000);
     regions.region(&["place", "acme", "a"]);
+    // The platform's own writes (tenants created, logins) are the platform tenant's.
+    regions.region(&["place", "*", "a"]);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (mut memberd_a, addrs_a) = regions.start_a(dir_a.path()).await;
     let (_memberd_b, addrs_b) = regions.start_b(dir_b.path()).await;
@@ -76,6 +78,20 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!((opened.0, opened.1.as_str()), (200, "a"), "{opened:?}");
+    let initech = json!({"id": "initech", "name": "Initech"});
+    let created = post(
+        &addrs_b.http,
+        &token,
+        "/v1/tenants",
+        "tenant-initech",
+        initech,
+    )
+    .await;
+    assert_eq!(
+        (created.0, created.1.as_str()),
+        (200, "a"),
+        "a platform write is forwarded to the platform's home: {created:?}"
+    );
     let earn = json!({"points": 100, "reason": "welcome"});
     let adjust = format!("{alice}/adjustments");
     let first = post(&addrs_b.http, &token, &adjust, "earn-1", earn.clone()).await;
@@ -178,6 +194,13 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
     assert!(rto < Duration::from_secs(10), "RTO {rto:?}");
     let status = regions.region(&["status"]);
     assert!(status.contains("acme\tb\n"), "{status}");
+    let hooli = json!({"id": "hooli", "name": "Hooli"});
+    let created = post(&addrs_b.http, &token, "/v1/tenants", "tenant-hooli", hooli).await;
+    assert_eq!(
+        (created.0, created.1.as_str()),
+        (200, "b"),
+        "the platform is homed in b with a's other tenants: {created:?}"
+    );
     // With a failed over, b's ledger writes at LOCAL_QUORUM, not EACH_QUORUM.
     let wait = Instant::now();
     while !log_tail(dir_b.path(), 200).contains("ledger writes now at LocalQuorum") {
