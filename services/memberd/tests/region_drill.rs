@@ -53,6 +53,14 @@ fn datacenter_only() -> bool {
     std::env::var("REGION_DRILL_LOSS").is_ok_and(|loss| loss == "datacenter")
 }
 
+/// `REGION_DRILL_LOSS=freeze` cuts region a off instead of killing it: its memberd and NATS
+/// server are stopped (`SIGSTOP`), neither answering nor acting, and later let go on
+/// (`SIGCONT`) with whatever they had under way, to find their lease taken and their tenant
+/// homed in b. Its datacenter (on three) is left alone.
+fn frozen() -> bool {
+    std::env::var("REGION_DRILL_LOSS").is_ok_and(|loss| loss == "freeze")
+}
+
 /// The consistency of the regions' writes on three datacenters: `EACH_QUORUM` (no
 /// acknowledged write lost with a datacenter), or `LOCAL_QUORUM` with
 /// `REGION_DRILL_WRITES=LOCAL_QUORUM` (the writes acknowledged and not yet replicated are).
@@ -306,15 +314,21 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
 
     // Region a is lost; the RTO counts from the moment the kill starts.
     let killed = started.elapsed();
+    let frozen = frozen();
     let processes_too = !(datacenters && datacenter_only());
-    if processes_too {
+    // A datacenter lost comes back only once rebuilt: that run ends with region a lost.
+    let datacenter_lost = datacenters && !frozen;
+    if frozen {
+        drill::send_signal(memberd_a.id().unwrap(), "STOP");
+        nats.signal("a", "STOP");
+    } else if processes_too {
         memberd_a.start_kill().unwrap();
         nats.kill("a").await;
     }
-    if datacenters {
+    if datacenter_lost {
         kill_node("dc1");
     }
-    if processes_too {
+    if processes_too && !frozen {
         memberd_a.wait().await.unwrap();
     }
     let lost = started.elapsed();
@@ -334,13 +348,17 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
 
     // It comes back, fenced: its tenant is homed in b now, so it forwards. Then the failback:
     // acme moves home, written nowhere for the quiet time. (A lost datacenter comes back only
-    // once rebuilt, which the drill does not do: it ends with the region lost.)
+    // once rebuilt, which the drill does not do: it ends with the region lost.) A frozen
+    // region goes on with what it had under way: it must find its lease taken.
     let back = started.elapsed();
     let regions = Arc::new(regions);
-    if !datacenters {
+    if frozen {
+        nats.signal("a", "CONT");
+        drill::send_signal(memberd_a.id().unwrap(), "CONT");
+    } else if !datacenters {
         nats.restart("a").await;
     }
-    let _memberd_a = match datacenters {
+    let _memberd_a = match datacenter_lost || frozen {
         true => None,
         false => Some(regions.start_a(dir_a.path()).await),
     };
@@ -348,7 +366,7 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     let failback = started.elapsed();
     // When the move back returned: acme homed in a again.
     let mut failed_back = failback;
-    if !datacenters {
+    if !datacenter_lost {
         let moving = Arc::clone(&regions);
         let move_back = move || moving.region(&["move", "--to", "a", "--rebuilt", "acme"]);
         tokio::task::spawn_blocking(move_back).await.unwrap();
@@ -370,7 +388,7 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         .collect();
     let mut tallies = Vec::new();
     for partner in partners {
-        let lost = datacenters && partner.region == "a";
+        let lost = datacenter_lost && partner.region == "a";
         let expect = if lost {
             HashSet::new()
         } else {
@@ -386,7 +404,7 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     let findings = checks::check(&log, &targets, &wallets, &redemptions);
     // acme (0) is homed in a until the failover after the kill and from the failback on,
     // in b between (to the end when a's datacenter is lost); globex (1) in b throughout.
-    let (home_again_from, away_until) = match datacenters {
+    let (home_again_from, away_until) = match datacenter_lost {
         true => (ended, ended),
         false => (failback, failed_back),
     };
@@ -432,10 +450,12 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         "region drill ({}): {} writes in {:.1} s by {CLIENTS} clients per tenant: {acked} \
          acknowledged ({}), {} refused for good {:?}, {unknown} unknown; {retried} retried, \
          {replayed} answered as replays",
-        match (datacenters, processes_too) {
-            (true, true) => "a datacenter per region, region a's node killed too",
-            (true, false) => "a datacenter per region, only region a's node killed",
-            (false, _) => "both regions in one datacenter",
+        match (datacenters, processes_too, frozen) {
+            (true, _, true) => "a datacenter per region, region a's processes frozen",
+            (true, true, _) => "a datacenter per region, region a's node killed too",
+            (true, false, _) => "a datacenter per region, only region a's node killed",
+            (false, _, true) => "both regions in one datacenter, region a's processes frozen",
+            (false, _, false) => "both regions in one datacenter",
         },
         count(&|_| true),
         ended.as_secs_f64(),
@@ -571,11 +591,11 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         );
         assert!(duplicated.is_empty(), "partner in {region}: {duplicated:?}");
     }
-    let status = match datacenters {
+    let status = match datacenter_lost {
         true => regions.region_in_b(&["status"]),
         false => regions.region(&["status"]),
     };
-    let home = if datacenters {
+    let home = if datacenter_lost {
         "acme\tb\n"
     } else {
         "acme\ta\n"

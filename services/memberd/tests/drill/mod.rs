@@ -6,3 +6,13 @@ pub mod checks;
 pub mod load;
 pub mod partners;
 pub mod supercluster;
+
+/// `kill -<signal> <pid>`: `STOP` freezes a process as a cut would (it neither answers nor
+/// acts, and keeps what it had under way), `CONT` lets it go on.
+pub fn send_signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}

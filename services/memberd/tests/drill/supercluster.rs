@@ -137,6 +137,13 @@ impl Supercluster {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to `name`'s server: a cut, not a crash.
+    pub fn signal(&self, name: &str, signal: &str) {
+        let child = self.server(name).child.as_ref();
+        let pid = child.and_then(|c| c.id()).expect("the server runs");
+        super::send_signal(pid, signal);
+    }
+
     /// A JetStream client in the region's account, through its cluster.
     pub async fn jetstream(&self, region: &str) -> async_nats::jetstream::Context {
         let client =
