@@ -21,7 +21,9 @@
 //! rebuilt). `REGION_DRILL_SECS` sets how long each phase of load runs (default 3).
 //! `REGION_DRILL_WRITES=LOCAL_QUORUM` runs that drill with every write at `LOCAL_QUORUM`
 //! (decision 0019, item 5): the acknowledged writes lost with the datacenter are then the
-//! measured figure, not required to be 0.
+//! measured figure, not required to be 0. `REGION_DRILL_LOSS=freeze` cuts region `a` off
+//! instead of killing it: its processes are stopped (`SIGSTOP`) and later let go on, to find
+//! their lease taken.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 

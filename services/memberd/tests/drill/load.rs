@@ -112,6 +112,33 @@ pub struct Client {
 }
 
 impl Sent {
+    /// `key`'s write of `kind` by member `from` of target `tenant`, sent at `sent_at` and
+    /// answered for good now with `reply`, which named `entries`.
+    fn answered(
+        client: &Client,
+        (tenant, kind, key, from): (usize, Kind, String, String),
+        sent_at: Duration,
+        reply: Reply,
+        entries: Vec<(String, String)>,
+        coupon: Option<String>,
+    ) -> Self {
+        Self {
+            tenant,
+            kind,
+            key,
+            from,
+            sent_at,
+            answered_at: client.started.elapsed(),
+            replayed: reply.body["replayed"].as_bool().unwrap_or(false),
+            outcome: reply.outcome,
+            entries,
+            attempts: reply.attempts,
+            coupon,
+            answered_in: reply.region,
+            detail: reply.body["detail"].as_str().map(str::to_string),
+        }
+    }
+
     /// One of the RTO probe's writes ([`probe`]), not the load's.
     pub fn is_probe(&self) -> bool {
         self.key.contains(PROBE_KEY)
@@ -257,21 +284,8 @@ pub async fn run(
                 let code = issued.body["code"].as_str();
                 let Some(code) = code.filter(|_| issued.outcome == Outcome::Acked) else {
                     // Not issued: the issue is what the log keeps.
-                    let sent = Sent {
-                        tenant,
-                        kind: Kind::Coupon,
-                        key: issue_key,
-                        from,
-                        sent_at,
-                        answered_at: client.started.elapsed(),
-                        outcome: issued.outcome,
-                        entries: Vec::new(),
-                        attempts: issued.attempts,
-                        replayed: false,
-                        coupon: None,
-                        answered_in: issued.region,
-                        detail: issued.body["detail"].as_str().map(str::to_string),
-                    };
+                    let what = (tenant, Kind::Coupon, issue_key, from);
+                    let sent = Sent::answered(&client, what, sent_at, issued, Vec::new(), None);
                     log.lock().unwrap().sent.push(sent);
                     tokio::time::sleep(PACE).await;
                     continue;
@@ -303,21 +317,14 @@ pub async fn run(
                 .filter_map(|e| Some((from.clone(), entry_id(e)?)))
                 .collect(),
         };
-        let sent = Sent {
-            tenant,
-            kind,
-            key,
-            from,
+        let sent = Sent::answered(
+            &client,
+            (tenant, kind, key, from),
             sent_at,
-            answered_at: client.started.elapsed(),
-            replayed: answer["replayed"].as_bool().unwrap_or(false),
-            outcome: reply.outcome,
+            reply,
             entries,
-            attempts: reply.attempts,
             coupon,
-            answered_in: reply.region,
-            detail: answer["detail"].as_str().map(str::to_string),
-        };
+        );
         log.lock().unwrap().sent.push(sent);
         tokio::time::sleep(PACE).await;
     }
@@ -386,21 +393,14 @@ pub async fn probe(
                 .flatten()
                 .filter_map(|e| Some((member.clone(), entry_id(e)?)))
                 .collect();
-            let sent = Sent {
-                tenant,
-                kind: Kind::Earn,
-                key,
-                from: member,
-                sent_at,
-                answered_at: client.started.elapsed(),
-                replayed: answer["replayed"].as_bool().unwrap_or(false),
+            let reply = Reply {
                 outcome,
-                entries,
+                body: answer,
                 attempts: 1,
-                coupon: None,
-                answered_in: region,
-                detail: answer["detail"].as_str().map(str::to_string),
+                region,
             };
+            let what = (tenant, Kind::Earn, key, member);
+            let sent = Sent::answered(&client, what, sent_at, reply, entries, None);
             log.lock().unwrap().sent.push(sent);
         });
     }
