@@ -103,6 +103,8 @@ render single-ci -f "$CHART/ci/single-values.yaml"
 render region-a -f k8s/region-a/values.yaml
 render region-b -f k8s/region-b/values.yaml
 render all-features -f "$CHART/ci/all-features-values.yaml"
+render in-regions --set config.region.name=region-a --set config.region.peer=region-b \
+  --set config.region.peer_url=https://api.region-b.example.com
 renders=("$OUT"/render/*.yaml)
 # NOTES.txt is rendered only by install; a client-side dry run renders it without a cluster.
 for mode in split single; do
@@ -170,6 +172,28 @@ ok
 # --- What the chart renders -------------------------------------------------------------------
 step "memberd.toml: TOML, integers, documented settings only"
 "$PY" tests/k8s/render_checks.py config "${renders[@]}" || fail "a rendered memberd.toml is wrong"
+ok
+
+step "the gateway reaches the control keyspace in two regions only"
+"$PY" - "$OUT/render/in-regions.yaml" "$OUT/render/split-defaults.yaml" <<'EOF' || fail "the gateway's [scylla] is wrong"
+import sys, tomllib, yaml
+def gateway(path):
+    for doc in yaml.safe_load_all(open(path)):
+        if doc and doc.get("kind") == "ConfigMap" and doc["metadata"]["name"].endswith("-gateway-config"):
+            return tomllib.loads(doc["data"]["memberd.toml"])
+    sys.exit(f"  FAIL {path}: no gateway ConfigMap")
+regions, one = gateway(sys.argv[1]), gateway(sys.argv[2])
+problems = []
+if regions.get("storage") != "scylla" or "nodes" not in regions.get("scylla", {}):
+    problems.append("with config.region.name set, the gateway has no [scylla] for the control keyspace")
+if "scylla" in one:
+    problems.append("in one region, the gateway has a [scylla] it never uses")
+for p in problems:
+    print(f"  FAIL {p}")
+if not problems:
+    print("    the gateway: [scylla] with config.region.name set, none without")
+sys.exit(1 if problems else 0)
+EOF
 ok
 
 step "rules and dashboards query only metrics memberd exports"

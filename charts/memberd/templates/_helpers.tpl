@@ -112,6 +112,15 @@ each service uses sets its config and egress.
 }
 {{- end -}}
 
+{{/* "true" when component .component opens a CQL session: the services that keep data,
+and in two regions (config.region.name set) the gateway too, which renews the region's lease
+and reads the homes in the control keyspace (decision 0019). */}}
+{{- define "memberd.usesScylla" -}}
+{{- $topology := include "memberd.topology" .root | fromJson -}}
+{{- $inRegions := ((.root.Values.config | default dict).region | default dict).name -}}
+{{- if or (has .component $topology.usesScylla) (and (eq .component "gateway") $inRegions) -}}true{{- end -}}
+{{- end -}}
+
 {{/* The enabled components: the five services in split mode, "all" in single mode. */}}
 {{- define "memberd.components" -}}
 {{- $components := list -}}
@@ -187,9 +196,9 @@ global `config`, then the component's own `config`. Takes (dict "root" $ "compon
 {{- $_ := set $config "telemetry" $telemetry -}}
 {{- if ne $c "all" -}}
 {{- /* Single mode keeps memberd's defaults: the embedded store and the embedded bus. The
-gateway keeps no data, so it gets no [scylla]: with storage = "scylla" it would open a CQL
-session it never uses. */ -}}
-{{- if has $c $topology.usesScylla -}}
+gateway keeps no data, so it gets no [scylla] in one region: with storage = "scylla" it would
+open a CQL session it never uses (memberd.usesScylla). */ -}}
+{{- if include "memberd.usesScylla" (dict "root" $root "component" $c) -}}
 {{- $scylla := dict "nodes" $v.scylla.nodes "local_datacenter" $v.scylla.localDatacenter "replication" $v.scylla.replication "keyspace_prefix" $v.scylla.keyspacePrefix "flavour" $v.scylla.flavour -}}
 {{- with $v.scylla.relayDatacenter }}{{ $_ := set $scylla "relay_datacenter" . }}{{ end -}}
 {{- with $v.scylla.controlReplication }}{{ $_ := set $scylla "control_replication" . }}{{ end -}}
@@ -331,7 +340,7 @@ Pods
       name: {{ $v.secrets.verifyKeys.existingSecret }}
       key: {{ $v.secrets.verifyKeys.key }}
 {{- end }}
-{{- if and (or (has $c $topology.usesScylla) (eq $c "migrate")) $v.scylla.credentials.existingSecret }}
+{{- if and (or (include "memberd.usesScylla" .) (eq $c "migrate")) $v.scylla.credentials.existingSecret }}
 - name: MEMBERD_SCYLLA__USER
   valueFrom:
     secretKeyRef:

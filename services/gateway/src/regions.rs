@@ -285,6 +285,21 @@ mod tests {
         assert_eq!(tenant_of("/v1/auth/login"), None);
     }
 
+    /// `region.peer_url` may be `https://`: the client forwarding writes speaks TLS (the
+    /// system's roots, which the image carries). Here the connection is refused, which a
+    /// client without TLS would not get as far as trying.
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion.
+    async fn the_other_regions_gateway_may_be_reached_over_https() {
+        let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+        reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = reserved.local_addr().unwrap().port();
+        let url = format!("https://127.0.0.1:{port}/readyz");
+        let error = reqwest::Client::new().get(url).send().await.unwrap_err();
+        assert!(!error.is_builder(), "https is not supported: {error}");
+        assert!(error.is_connect(), "{error}");
+    }
+
     #[allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion.
     fn routing_since(started: Instant) -> Routing {
         let me = Region::parse("a").unwrap();
