@@ -3,6 +3,13 @@
 //! `loyalty_identity::changes`). Announcements made while a connection is down wait in the
 //! client's buffer; after every (re)connection the replica resyncs from the store, since it
 //! may have missed some, and it resyncs on a timer besides.
+//!
+//! In two regions each region's processes connect in an account of their own (decision 0019,
+//! item 9), and core subjects stay within an account. Each region's account exports
+//! [`SUBJECT`] and imports the other's with the prefix `peer` (docs/operations/failover.md
+//! shows the accounts): the other region's announcements then arrive on [`PEER_SUBJECT`],
+//! and a revocation made there takes effect here at once, not at the next resync. The prefix
+//! keeps an imported announcement from being exported back.
 
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -18,6 +25,10 @@ use tokio::sync::{mpsc, watch};
 
 /// Where every replica announces and hears identity changes.
 pub const SUBJECT: &str = "loyalty.identity.changes.v1";
+
+/// Where the other region's announcements arrive, once its account's [`SUBJECT`] is imported
+/// with the prefix `peer`.
+pub const PEER_SUBJECT: &str = "peer.loyalty.identity.changes.v1";
 
 struct NatsChangeFeed {
     client: async_nats::Client,
@@ -46,10 +57,10 @@ pub async fn follow(
     let client = connect_client(config, "memberd-identity", Some(events))
         .await
         .map_err(|e| anyhow::anyhow!("connecting the identity change feed to NATS: {e}"))?;
-    let mut notices = client
-        .subscribe(SUBJECT)
-        .await
-        .map_err(|e| anyhow::anyhow!("subscribing to {SUBJECT} on NATS: {e}"))?;
+    let mut notices = futures::stream::select(
+        subscribe(&client, SUBJECT).await?,
+        subscribe(&client, PEER_SUBJECT).await?,
+    );
     let (heard, heard_rx) = mpsc::unbounded_channel();
     let relay = tokio::spawn(async move {
         loop {
@@ -83,6 +94,16 @@ pub async fn follow(
         follower.abort();
         Ok(())
     }))
+}
+
+async fn subscribe(
+    client: &async_nats::Client,
+    subject: &'static str,
+) -> anyhow::Result<async_nats::Subscriber> {
+    client
+        .subscribe(subject)
+        .await
+        .map_err(|e| anyhow::anyhow!("subscribing to {subject} on NATS: {e}"))
 }
 
 /// Without a feed, reloads policy and revocations every `resync_every`: for a process whose

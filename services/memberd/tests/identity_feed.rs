@@ -1,6 +1,7 @@
 //! The identity change feed on a real NATS server (a throwaway `nats-server` per test): two
 //! replicas of the identity service on one store hear each other's changes at once, and one
-//! that was cut off from NATS resyncs when it is back.
+//! that was cut off from NATS resyncs when it is back; in two regions, each in an account of
+//! its own, a replica hears the other region's changes through the accounts' imports.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
@@ -36,12 +37,20 @@ async fn replica(
     nats: &NatsServer,
     stop: &watch::Receiver<bool>,
 ) -> Arc<IdentityService> {
-    let service = replica_without_feed(store).await;
     let config = NatsConfig {
         url: nats.url(),
         max_reconnect_delay_ms: 200,
         ..NatsConfig::default()
     };
+    replica_on(store, config, stop).await
+}
+
+async fn replica_on(
+    store: &EmbeddedIdentityStore,
+    config: NatsConfig,
+    stop: &watch::Receiver<bool>,
+) -> Arc<IdentityService> {
+    let service = replica_without_feed(store).await;
     // An hour: no timed resync during the test.
     let hour = Duration::from_secs(3600);
     identity_feed::follow(Arc::clone(&service), &config, hour, stop.clone())
@@ -171,4 +180,108 @@ async fn replicas_hear_each_others_changes_over_nats() {
             && two.authenticate(&key.key).await.is_err()
     })
     .await;
+}
+
+/// A NATS server with each region's account as decision 0019 has them: each exports its
+/// announcements and imports the other's with the prefix `peer` (docs/operations/failover.md,
+/// "Events in two regions"). `REGION_C` imports nothing, as every account did before.
+fn two_region_accounts(port: u16, monitor: u16) -> String {
+    let account = |me: &str, peer: Option<&str>| {
+        let import = peer.map_or(String::new(), |peer| {
+            format!(
+                "imports: [{{stream: {{account: {peer}, subject: \"{}\"}}, prefix: peer}}], ",
+                identity_feed::SUBJECT
+            )
+        });
+        let user = me.to_lowercase().replace('_', "-");
+        format!(
+            "  {me} {{ users: [{{user: {user}, password: pw}}], exports: [{{stream: \"{}\"}}], {import}}}\n",
+            identity_feed::SUBJECT
+        )
+    };
+    format!(
+        "listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\naccounts {{\n{}{}{}}}\n",
+        account("REGION_A", Some("REGION_B")),
+        account("REGION_B", Some("REGION_A")),
+        account("REGION_C", None),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_hears_the_other_regions_changes_through_the_accounts_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let free_port = || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (port, monitor) = (free_port(), free_port());
+    let config = dir.path().join("nats.conf");
+    std::fs::write(&config, two_region_accounts(port, monitor)).unwrap();
+    let _nats = tokio::process::Command::new("nats-server")
+        .arg("-c")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("nats-server is installed (tests/run.sh installs it)");
+    loyalty_events::testing::wait_until_listening(port, "nats-server").await;
+    let in_account = |user: &str| NatsConfig {
+        url: format!("nats://127.0.0.1:{port}"),
+        user: Some(user.into()),
+        password: Some("pw".into()),
+        max_reconnect_delay_ms: 200,
+        ..NatsConfig::default()
+    };
+    // One store: the regions' datacenters, replicated.
+    let store = EmbeddedIdentityStore::open(&dir.path().join("store")).unwrap();
+    let (_stop, stop) = watch::channel(false);
+    let a = replica_on(&store, in_account("region-a"), &stop).await;
+    let b = replica_on(&store, in_account("region-b"), &stop).await;
+    let unlinked = replica_on(&store, in_account("region-c"), &stop).await;
+    acme_admin(&a).await;
+    // The replicas connect in the background, and resync once connected: until all three
+    // are, a resync could bring what the feed is to bring.
+    eventually(
+        "every replica is connected with its two subscriptions",
+        || replicas_subscribed(monitor, 3),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Both ways: a logout in a is refused in b, and one in b in a.
+    for (made, other) in [(&a, &b), (&b, &a)] {
+        let session = other
+            .login("acme", "ann", PASSWORD, None, "r")
+            .await
+            .unwrap();
+        let token = session.access_token;
+        let me = other.authenticate(&token).await.unwrap();
+        assert!(unlinked.authenticate(&token).await.is_ok());
+        made.logout(&me, "r").await.unwrap();
+        eventually("a logout in one region is refused in the other", || async {
+            other.authenticate(&token).await.is_err()
+        })
+        .await;
+        // Without the import, only the next resync (an hour here) would bring it.
+        assert!(
+            unlinked.authenticate(&token).await.is_ok(),
+            "an account that imports nothing heard it"
+        );
+    }
+}
+
+/// Whether `count` clients are connected to the server with its monitoring on `monitor`,
+/// each with the feed's two subscriptions.
+async fn replicas_subscribed(monitor: u16, count: usize) -> bool {
+    let url = format!("http://127.0.0.1:{monitor}/connz?subs=1");
+    let Ok(answer) = reqwest::get(&url).await else {
+        return false;
+    };
+    let connz: serde_json::Value = answer.json().await.unwrap();
+    let subscribed = connz["connections"].as_array().map_or(0, |connections| {
+        let two = |c: &&serde_json::Value| c["subscriptions"].as_u64() == Some(2);
+        connections.iter().filter(two).count()
+    });
+    subscribed == count
 }
