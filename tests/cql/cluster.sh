@@ -13,6 +13,8 @@
 #   tests/cql/cluster.sh destroy NAME               stop, then delete its data and logs
 #   tests/cql/cluster.sh env    NAME                the cluster's SCYLLA_* settings again
 #   tests/cql/cluster.sh nodetool NAME NODE ARGS... nodetool against one node
+#   tests/cql/cluster.sh rebuild NAME NODE          bring a killed node back empty, streamed from
+#                                                   the other datacenters, then repaired
 #
 # `one` is a single node in datacenter dc1. `two-dc` is a node in dc1 and one in dc2
 # (GossipingPropertyFileSnitch), for the multi-datacenter tests. Node names are dc1, dc2.
@@ -474,6 +476,7 @@ cmd_start() {
   if [ -z "$CQL_HEAP_MB" ]; then
     if [ "$topology" = one ]; then CQL_HEAP_MB=2048; else CQL_HEAP_MB=1024; fi
   fi
+  echo "$CQL_HEAP_MB" >"$cluster/heap_mb"
   resolve_artifacts
 
   write_timeouts "$topology"
@@ -591,6 +594,57 @@ cmd_wait_down() {
   say "node $seer sees $node down"
 }
 
+# A lost datacenter's node comes back empty: its old data may hold writes the other datacenter
+# never saw (acknowledged at LOCAL_QUORUM, or applied and never acknowledged), and replaying
+# them would put them next to what the survivor wrote since. It keeps its identity (its host
+# id and tokens in system.local, the ring in system.peers, and the schema), as a machine
+# whose data disks were replaced would; a datacenter of new machines joins with
+# cassandra.replace_address_first_boot instead. Everything else goes: the data, the commit
+# log, the hints it held for others, its Paxos state and its batch log.
+cmd_rebuild() {
+  local name="${1:-}" node="${2:-}"
+  [ -n "$name" ] && [ -n "$node" ] || usage
+  local cluster; cluster="$(cluster_dir "$name")"
+  local dir="$cluster/$node"
+  [ -d "$dir" ] || die "no node $node in cluster $name"
+  ! node_pid "$dir" >/dev/null || die "node $node of $name still runs: only a lost node is rebuilt (cluster.sh kill $name $node)"
+  local keep
+  for keep in "$dir"/data/*/; do
+    case "$(basename "$keep")" in
+      system_schema) ;;
+      system)
+        find "$keep" -mindepth 1 -maxdepth 1 ! -name 'local-*' ! -name 'peers-*' \
+          ! -name 'peers_v2-*' -exec rm -rf {} + ;;
+      *) rm -rf "$keep" ;;
+    esac
+  done
+  rm -rf "$dir"/commitlog/* "$dir"/hints/* "$dir"/saved_caches/* "$dir"/cdc_raw/*
+  # No Paxos repair: the node's Paxos state is dropped on purpose (what it had accepted and
+  # not committed is the lost region's, acknowledged to nobody), and every ballot after its
+  # return is newer than any it forgot. The repair Cassandra runs before a rebuild (a
+  # cleanup of every table's ranges) also failed and retried for minutes under the
+  # regions' conditional writes.
+  grep -q '^skip_paxos_repair_on_topology_change:' "$dir/conf/cassandra.yaml" ||
+    echo 'skip_paxos_repair_on_topology_change: true' >>"$dir/conf/cassandra.yaml"
+  [ -n "$CQL_HEAP_MB" ] || CQL_HEAP_MB="$(cat "$cluster/heap_mb" 2>/dev/null || echo 1024)"
+  say "node $node of $name wiped (identity and schema kept); starting it"
+  launch_node "$dir"
+  wait_for_cql "$dir" "$node"
+  wait_for_ring "$cluster" "$(ls -d "$cluster"/*/ | wc -l)"
+  local started=$SECONDS
+  # From every other datacenter: the keyspaces of the system's own (tracing, auth) are placed
+  # without regard to datacenters, and some of their ranges have no replica in any one.
+  nodetool_quiet "$dir" rebuild --exclude-local-dc ||
+    die "nodetool rebuild of $node failed (logs: $dir/logs)"
+  say "node $node rebuilt from the other datacenters in $((SECONDS - started))s; repairing"
+  started=$SECONDS
+  # What reached the other datacenters between their streams' snapshots and this node's
+  # return, and that no hint carried, is made whole by a full repair of its ranges.
+  nodetool_quiet "$dir" repair --full --skip-paxos | sed -n 's/.*repairing keyspace \([^ ]*\) .*/[cql] repairing keyspace \1/p' >&2 ||
+    die "nodetool repair of $node failed (logs: $dir/logs)"
+  say "node $node repaired in $((SECONDS - started))s"
+}
+
 cmd_destroy() {
   local name="${1:-}"; [ -n "$name" ] || usage
   cmd_stop "$name" quiet
@@ -621,5 +675,6 @@ case "$command" in
   resume) cmd_signal CONT "$@" ;;
   env) cmd_env "$@" ;;
   nodetool) cmd_nodetool "$@" ;;
+  rebuild) cmd_rebuild "$@" ;;
   *) usage ;;
 esac

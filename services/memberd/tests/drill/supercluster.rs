@@ -16,6 +16,16 @@ use tokio::process::{Child, Command};
 use crate::support::two_regions::free_port;
 use loyalty_events::testing::wait_until_listening;
 
+/// An account's export of its identity change feed, and its import of `peer`'s under the
+/// prefix `peer` (docs/operations/failover.md, "Events in two regions").
+fn identity_feed_shared_with(peer: &str) -> String {
+    let subject = memberd::identity_feed::SUBJECT;
+    format!(
+        "exports: [{{stream: \"{subject}\"}}], \
+         imports: [{{stream: {{account: {peer}, subject: \"{subject}\"}}, prefix: peer}}]"
+    )
+}
+
 /// The password of every user here (loopback only).
 const PASSWORD: &str = "drill";
 
@@ -96,8 +106,8 @@ impl Supercluster {
              gateway {{ name: {name}, listen: 127.0.0.1:{gateway}, gateways: [{gateways}] }}\n\
              accounts {{\n\
              \x20 SYS {{ users: [{{user: sys, password: {PASSWORD}}}] }}\n\
-             \x20 REGION_A {{ jetstream: enabled, users: [{{user: region-a, password: {PASSWORD}}}] }}\n\
-             \x20 REGION_B {{ jetstream: enabled, users: [{{user: region-b, password: {PASSWORD}}}] }}\n\
+             \x20 REGION_A {{ jetstream: enabled, users: [{{user: region-a, password: {PASSWORD}}}], {feed_a} }}\n\
+             \x20 REGION_B {{ jetstream: enabled, users: [{{user: region-b, password: {PASSWORD}}}], {feed_b} }}\n\
              }}\n\
              system_account: SYS\n",
             name = me.name,
@@ -106,6 +116,8 @@ impl Supercluster {
             gateway = me.gateway_port,
             store = store.display(),
             gateways = gateways.join(", "),
+            feed_a = identity_feed_shared_with("REGION_B"),
+            feed_b = identity_feed_shared_with("REGION_A"),
         )
     }
 

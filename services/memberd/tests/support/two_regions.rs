@@ -140,27 +140,10 @@ impl TwoRegions {
 
     /// `memberd region ARGS...`, which must succeed: its output.
     pub fn region(&self, args: &[&str]) -> String {
-        self.region_from(&self.shared, args)
-    }
-
-    /// `memberd region ARGS...` run from region b's datacenter: for when a's is lost.
-    pub fn region_in_b(&self, args: &[&str]) -> String {
-        let mut env = self.shared.clone();
-        let own = ["MEMBERD_SCYLLA__NODES", "MEMBERD_SCYLLA__LOCAL_DATACENTER"];
-        env.extend(
-            self.env_b
-                .iter()
-                .filter(|(k, _)| own.contains(&k.as_str()))
-                .cloned(),
-        );
-        self.region_from(&env, args)
-    }
-
-    fn region_from(&self, env: &[(String, String)], args: &[&str]) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_memberd"))
             .arg("region")
             .args(args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(self.shared.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
