@@ -174,24 +174,33 @@ step "memberd.toml: TOML, integers, documented settings only"
 "$PY" tests/k8s/render_checks.py config "${renders[@]}" || fail "a rendered memberd.toml is wrong"
 ok
 
-step "the gateway reaches the control keyspace in two regions only"
-"$PY" - "$OUT/render/in-regions.yaml" "$OUT/render/split-defaults.yaml" <<'EOF' || fail "the gateway's [scylla] is wrong"
+step "the gateway reaches the control keyspace and the other region in two regions only"
+"$PY" - "$OUT/render/in-regions.yaml" "$OUT/render/split-defaults.yaml" <<'EOF' || fail "the gateway's two-region settings are wrong"
 import sys, tomllib, yaml
 def gateway(path):
     for doc in yaml.safe_load_all(open(path)):
         if doc and doc.get("kind") == "ConfigMap" and doc["metadata"]["name"].endswith("-gateway-config"):
             return tomllib.loads(doc["data"]["memberd.toml"])
     sys.exit(f"  FAIL {path}: no gateway ConfigMap")
+def egress_ports(path):
+    for doc in yaml.safe_load_all(open(path)):
+        if doc and doc.get("kind") == "NetworkPolicy" and doc["metadata"]["name"].endswith("-gateway"):
+            return {p["port"] for rule in doc["spec"].get("egress", []) for p in rule.get("ports", [])}
+    sys.exit(f"  FAIL {path}: no gateway NetworkPolicy")
 regions, one = gateway(sys.argv[1]), gateway(sys.argv[2])
 problems = []
 if regions.get("storage") != "scylla" or "nodes" not in regions.get("scylla", {}):
     problems.append("with config.region.name set, the gateway has no [scylla] for the control keyspace")
 if "scylla" in one:
     problems.append("in one region, the gateway has a [scylla] it never uses")
+if 443 not in egress_ports(sys.argv[1]):
+    problems.append("with config.region.peer_url set, the gateway's network policy lets it reach no peer on 443")
+if 443 in egress_ports(sys.argv[2]):
+    problems.append("in one region, the gateway's network policy opens 443 for a peer it has not")
 for p in problems:
     print(f"  FAIL {p}")
 if not problems:
-    print("    the gateway: [scylla] with config.region.name set, none without")
+    print("    the gateway: [scylla] and egress to the other region with config.region set, neither without")
 sys.exit(1 if problems else 0)
 EOF
 ok
