@@ -517,13 +517,20 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         rtos.push(rto);
     }
     eprintln!(
-        "region drill: writes at {}: acknowledged writes lost {}, applied twice {}, \
-         overdrafts {}, answered outside their tenant's home {}",
+        "region drill: writes at {}: acknowledged writes lost {} ({} wallet entries or coupon \
+         redemptions), applied twice {}, overdrafts {}, answered outside their tenant's home {}",
         match (datacenters, synchronous()) {
             (false, _) => "one datacenter's quorum (both regions share it)",
             (true, true) => "EACH_QUORUM",
             (true, false) => "LOCAL_QUORUM",
         },
+        // Each finding starts with its write's key; a transfer's two entries are one write.
+        findings
+            .lost
+            .iter()
+            .filter_map(|finding| finding.split(' ').next())
+            .collect::<HashSet<_>>()
+            .len(),
         findings.lost.len(),
         findings.doubled.len(),
         findings.overdrafts.len(),
