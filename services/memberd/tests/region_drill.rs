@@ -9,7 +9,8 @@
 //! writes refused while fenced or moving, what the wallets and coupon redemptions hold
 //! afterwards (acknowledged writes lost, applied twice, balances below zero), the writes
 //! answered by a region that was not their tenant's home, and the events each partner
-//! missed or received twice: each must be 0.
+//! missed or received twice: each must be 0. Before the load, a session ended in `a` must be
+//! refused in `b` at once (the identity change feed crossing the regions' NATS accounts).
 //!
 //! Skipped without a CQL cluster (`SCYLLA_NODES`) or without `haproxy`. On the suite's cluster
 //! both regions share one datacenter, so the drill loses processes, not data. On a cluster of
@@ -39,8 +40,8 @@ use serde_json::json;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::log_tail;
 use support::two_regions::{TwoRegions, free_port};
+use support::{http_exchange, log_tail};
 
 mod drill;
 mod support;
@@ -91,6 +92,11 @@ fn phase() -> Duration {
         .unwrap_or(3);
     Duration::from_secs(secs)
 }
+
+/// The identity service's resync in the drill: long, so that only the change feed can carry
+/// a logout to the other region within `IDENTITY_FEED_WITHIN`.
+const IDENTITY_RESYNC_SECS: u64 = 60;
+const IDENTITY_FEED_WITHIN: Duration = Duration::from_secs(2);
 
 /// How long each tenant's RTO probe may go on after the loss.
 const PROBE_FOR: Duration = Duration::from_secs(40);
@@ -227,6 +233,8 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         for (key, value) in events_on(&nats, region) {
             regions.set_env(region, key, &value);
         }
+        let resync = IDENTITY_RESYNC_SECS.to_string();
+        regions.set_env(region, "MEMBERD_IDENTITY__RESYNC_SECS", &resync);
     }
     // On its own datacenters, each region waits for a statement as long as it would in
     // production (`scylla.request_timeout_ms`'s default), not the suite's 10 s for a slow
@@ -247,7 +255,7 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     }
 
     let (mut memberd_a, addrs_a) = regions.start_a(dir_a.path()).await;
-    let (_memberd_b, _) = regions.start_b(dir_b.path()).await;
+    let (_memberd_b, addrs_b) = regions.start_b(dir_b.path()).await;
     let partners = [
         Partner::start(&nats, "a").await,
         Partner::start(&nats, "b").await,
@@ -312,6 +320,29 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
             .await;
         }
     }
+
+    // A session ended in region a is refused in region b at once: the identity change feed
+    // crosses the regions' NATS accounts (the resync, the last line, is a minute away here).
+    let session = addrs_a.token().await;
+    let auth = format!("Authorization: Bearer {session}\r\n");
+    let balance = "/v1/tenants/globex/members/m0/balance";
+    let in_b = || http_exchange(&addrs_b.http, "GET", balance, &auth, "");
+    assert_eq!(in_b().await.0, 200, "a's session is accepted in b");
+    let logout = http_exchange(&addrs_a.http, "POST", "/v1/auth/logout", &auth, "").await;
+    assert_eq!(logout.0, 204, "logout in a");
+    let ended = Instant::now();
+    while in_b().await.0 != 401 {
+        assert!(
+            ended.elapsed() < IDENTITY_FEED_WITHIN,
+            "a session ended in a was still accepted in b after {IDENTITY_FEED_WITHIN:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "region drill: a logout in a was refused in b after {:.2} s (the resync every {} s)",
+        ended.elapsed().as_secs_f64(),
+        IDENTITY_RESYNC_SECS
+    );
 
     let log = Arc::new(Mutex::new(Log::default()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
