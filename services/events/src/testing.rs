@@ -89,6 +89,21 @@ impl NatsServer {
     }
 }
 
+/// Starts `nats-server -c config` (its output dropped; killed when the child is dropped) and
+/// waits until it listens on loopback `port`, which the config names.
+pub async fn nats_server_with_config(config: &std::path::Path, port: u16) -> Child {
+    let child = Command::new("nats-server")
+        .arg("-c")
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("nats-server is installed (tests/run.sh installs it)");
+    wait_until_listening(port, "nats-server").await;
+    child
+}
+
 /// Waits up to 10 s for `what` to accept connections on loopback `port`.
 pub async fn wait_until_listening(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);

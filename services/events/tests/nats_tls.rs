@@ -12,7 +12,7 @@ use loyalty_events::{Envelope, EventBus};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 struct Files {
     ca: PathBuf,
@@ -73,22 +73,7 @@ authorization {{ user: "memberd", password: "right-password" }}
     );
     let path = dir.join("nats.conf");
     std::fs::write(&path, config).unwrap();
-    let child = Command::new("nats-server")
-        .arg("-c")
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("nats-server is installed (tests/run.sh installs it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "nats-server did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let child = loyalty_events::testing::nats_server_with_config(&path, port).await;
     (child, port)
 }
 

@@ -30,6 +30,17 @@ pub const SUBJECT: &str = "loyalty.identity.changes.v1";
 /// with the prefix `peer`.
 pub const PEER_SUBJECT: &str = "peer.loyalty.identity.changes.v1";
 
+/// What a region's NATS account needs, in the server configuration's syntax: the export of
+/// its announcements, and the import of `peer_account`'s under the prefix that makes them
+/// [`PEER_SUBJECT`]. (With JWT accounts, `nsc add export` and `nsc add import` say the same:
+/// k8s/README.md.)
+pub fn account_sharing_with(peer_account: &str) -> String {
+    format!(
+        "exports: [{{stream: \"{SUBJECT}\"}}], \
+         imports: [{{stream: {{account: {peer_account}, subject: \"{SUBJECT}\"}}, prefix: peer}}]"
+    )
+}
+
 struct NatsChangeFeed {
     client: async_nats::Client,
 }

@@ -186,24 +186,15 @@ async fn replicas_hear_each_others_changes_over_nats() {
 /// announcements and imports the other's with the prefix `peer` (docs/operations/failover.md,
 /// "Events in two regions"). `REGION_C` imports nothing, as every account did before.
 fn two_region_accounts(port: u16, monitor: u16) -> String {
-    let account = |me: &str, peer: Option<&str>| {
-        let import = peer.map_or(String::new(), |peer| {
-            format!(
-                "imports: [{{stream: {{account: {peer}, subject: \"{}\"}}, prefix: peer}}], ",
-                identity_feed::SUBJECT
-            )
-        });
+    let account = |me: &str, sharing: String| {
         let user = me.to_lowercase().replace('_', "-");
-        format!(
-            "  {me} {{ users: [{{user: {user}, password: pw}}], exports: [{{stream: \"{}\"}}], {import}}}\n",
-            identity_feed::SUBJECT
-        )
+        format!("  {me} {{ users: [{{user: {user}, password: pw}}], {sharing} }}\n")
     };
     format!(
         "listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\naccounts {{\n{}{}{}}}\n",
-        account("REGION_A", Some("REGION_B")),
-        account("REGION_B", Some("REGION_A")),
-        account("REGION_C", None),
+        account("REGION_A", identity_feed::account_sharing_with("REGION_B")),
+        account("REGION_B", identity_feed::account_sharing_with("REGION_A")),
+        account("REGION_C", String::new()),
     )
 }
 
@@ -217,15 +208,7 @@ async fn a_region_hears_the_other_regions_changes_through_the_accounts_imports()
     let (port, monitor) = (free_port(), free_port());
     let config = dir.path().join("nats.conf");
     std::fs::write(&config, two_region_accounts(port, monitor)).unwrap();
-    let _nats = tokio::process::Command::new("nats-server")
-        .arg("-c")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("nats-server is installed (tests/run.sh installs it)");
-    loyalty_events::testing::wait_until_listening(port, "nats-server").await;
+    let _nats = loyalty_events::testing::nats_server_with_config(&config, port).await;
     let in_account = |user: &str| NatsConfig {
         url: format!("nats://127.0.0.1:{port}"),
         user: Some(user.into()),

@@ -16,16 +16,6 @@ use tokio::process::{Child, Command};
 use crate::support::two_regions::free_port;
 use loyalty_events::testing::wait_until_listening;
 
-/// An account's export of its identity change feed, and its import of `peer`'s under the
-/// prefix `peer` (docs/operations/failover.md, "Events in two regions").
-fn identity_feed_shared_with(peer: &str) -> String {
-    let subject = memberd::identity_feed::SUBJECT;
-    format!(
-        "exports: [{{stream: \"{subject}\"}}], \
-         imports: [{{stream: {{account: {peer}, subject: \"{subject}\"}}, prefix: peer}}]"
-    )
-}
-
 /// The password of every user here (loopback only).
 const PASSWORD: &str = "drill";
 
@@ -116,8 +106,8 @@ impl Supercluster {
             gateway = me.gateway_port,
             store = store.display(),
             gateways = gateways.join(", "),
-            feed_a = identity_feed_shared_with("REGION_B"),
-            feed_b = identity_feed_shared_with("REGION_A"),
+            feed_a = memberd::identity_feed::account_sharing_with("REGION_B"),
+            feed_b = memberd::identity_feed::account_sharing_with("REGION_A"),
         )
     }
 
