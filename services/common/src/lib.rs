@@ -8,6 +8,7 @@ pub mod money;
 pub mod personal;
 pub mod schema;
 pub mod store_metrics;
+pub mod write_scope;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{ErrorCode, ServiceError};

@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, header};
 use loyalty_common::ErrorCode;
+use loyalty_common::write_scope::{WRITE_SCOPE, WriteScope};
 use loyalty_identity::model::PLATFORM;
 use loyalty_region::lease::WRITABLE;
 use loyalty_region::route::{Directory, Refusal, Route};
@@ -176,8 +177,15 @@ pub async fn route_writes(
     };
     let mut response = match route {
         // Cut off once it could outlast the lease; its idempotency key settles its outcome.
-        Route::Local { .. } => {
-            match tokio::time::timeout(routing.write_time, next.run(request)).await {
+        // The epoch and the deadline go with it into the services and their stores, which
+        // send nothing after the deadline, in this process or another.
+        Route::Local { epoch } => {
+            let scope = WriteScope {
+                epoch: Some(epoch.0),
+                deadline: Some(tokio::time::Instant::now() + routing.write_time),
+            };
+            let run = WRITE_SCOPE.scope(scope, next.run(request));
+            match tokio::time::timeout(routing.write_time, run).await {
                 Ok(response) => response,
                 Err(_) => retry_later(
                     ErrorCode::Unavailable,

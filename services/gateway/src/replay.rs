@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use loyalty_common::error::ErrorCode;
 use loyalty_common::ids::IdempotencyKey;
+use loyalty_common::write_scope::{self, WRITE_SCOPE};
 use loyalty_identity::client::IdentityClient;
 use loyalty_identity::service::{IdentityService, Principal};
 use loyalty_identity::store::StoredReply;
@@ -147,7 +148,15 @@ pub async fn replay(State(replays): State<Replays>, request: Request, next: Next
         }
         Response::from_parts(parts, Body::from(bytes))
     };
-    // The task carries the caller on to the services it calls in other processes.
+    // The task carries the caller on to the services it calls in other processes, and the
+    // write's epoch and deadline (decision 0019) into them and their stores.
+    let scope = write_scope::current();
+    let act = async move {
+        match scope {
+            Some(scope) => WRITE_SCOPE.scope(scope, act).await,
+            None => act.await,
+        }
+    };
     let done = match FORWARDED.try_with(Clone::clone) {
         Ok(forwarded) => tokio::spawn(FORWARDED.scope(forwarded, act).in_current_span()),
         Err(_) => tokio::spawn(act.in_current_span()),

@@ -9,7 +9,8 @@
 //! permission in the request's domain (the tenant, or `tenant/store` with `x-store-id`).
 //! Writes, and reads of personal data in the clear, are recorded in the tenant's audit log
 //! before the reply leaves. The caller is then forwarded with any call the service makes to
-//! another process ([`loyalty_proto::transport::FORWARDED`]).
+//! another process ([`loyalty_proto::transport::FORWARDED`]), and a write's home epoch and
+//! deadline go with the call into the service's stores (`loyalty_common::write_scope`).
 
 use crate::audit::Outcome;
 use crate::checks::{Act, Caller, CallerChecks};
@@ -17,6 +18,7 @@ use crate::permissions::{Action, Permission};
 use crate::service::Principal;
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use loyalty_common::write_scope::{WRITE_SCOPE, WriteScope};
 use loyalty_proto::transport::{FORWARDED, Forwarded};
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -161,15 +163,25 @@ where
         // The clone that was made ready serves this call; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
+        let write = WriteScope::from_headers(request.headers());
         let Some(guard) = self.guard.clone() else {
-            return Box::pin(inner.oneshot(request));
+            return Box::pin(within(write, inner.oneshot(request)));
         };
-        Box::pin(async move {
+        Box::pin(within(write, async move {
             match guard.admit(request).await {
                 Ok((admitted, request)) => Ok(guard.serve(inner, admitted, request).await),
                 Err(status) => Ok(status.into_http()),
             }
-        })
+        }))
+    }
+}
+
+/// Runs `call` within the write scope its caller sent (decision 0019), so that the stores it
+/// writes keep the write's epoch and deadline.
+async fn within<T>(write: Option<WriteScope>, call: impl Future<Output = T>) -> T {
+    match write {
+        Some(scope) => WRITE_SCOPE.scope(scope, call).await,
+        None => call.await,
     }
 }
 

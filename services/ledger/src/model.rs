@@ -90,6 +90,12 @@ pub struct WalletHead {
     /// The due time last written to the due index for this wallet, so a commit writes a new
     /// one only when it differs, whatever window computed the old one.
     pub due_hint: Option<Timestamp>,
+    /// The epoch of the tenant's home its last write in two regions was accepted under
+    /// (decision 0019); 0 for one written in one region. Stored after the head's postcard
+    /// bytes, not inside them ([`crate::store::encode_head`]), so heads written before it read
+    /// as before.
+    #[serde(skip)]
+    pub epoch: u64,
 }
 
 impl WalletHead {
@@ -106,6 +112,7 @@ impl WalletHead {
             earned_day: None,
             reminded: Vec::new(),
             due_hint: None,
+            epoch: 0,
         }
     }
 

@@ -14,6 +14,7 @@ use crate::wallet::{WalletTx, balance_view};
 use loyalty_common::clock::SharedClock;
 use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{EntryId, IdempotencyKey, TenantId};
+use loyalty_common::write_scope;
 use loyalty_common::{ServiceError, Timestamp};
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -138,6 +139,7 @@ impl Ledger {
                 (None, Command::Open) => WalletHead::new(wallet.clone(), self.clock.now()),
                 (None, _) => return Err(wallet_not_found()),
             };
+            let epoch = epoch_of_write(&head)?;
             let mut tx = WalletTx::new(head.clone(), self.clock.as_ref());
             tx.housekeeping(rules.expiring_soon_days);
             let housekept = tx.entries.len();
@@ -150,6 +152,7 @@ impl Ledger {
             }
             let entries = std::mem::take(&mut tx.entries);
             let mut commit = WalletCommit::after(&head, tx.head, entries, rules.expiring_soon_days);
+            commit.head.epoch = epoch;
             let outcome = WriteOutcome {
                 entries: commit.entries.clone(),
                 balance: balance_view(&commit.head, &rules, self.clock.as_ref()),
@@ -507,6 +510,28 @@ fn replay(record: IdempotencyRecord, fingerprint: &str) -> ServiceResult<Written
         outcome: record.outcome,
         replayed: true,
     })
+}
+
+/// The epoch a write to `head`'s wallet leaves on it: the one this write was accepted under in
+/// its tenant's home (decision 0019), or the head's own for work with none (one region,
+/// housekeeping). A write accepted under an older epoch than the wallet's last is refused:
+/// the tenant's home has moved since it was accepted, and the new home has written the
+/// wallet. With the head's version the condition of the commit, this is the commit's
+/// `epoch <= accepted`.
+fn epoch_of_write(head: &WalletHead) -> ServiceResult<u64> {
+    match write_scope::epoch() {
+        Some(accepted) if accepted < head.epoch => Err(ServiceError::new(
+            ErrorCode::RegionFenced,
+            format!(
+                "this write was accepted under the tenant's home epoch {accepted}, and the \
+                 wallet has been written under epoch {} since: the tenant's home has moved; \
+                 retry with the same idempotency key",
+                head.epoch
+            ),
+        )),
+        Some(accepted) => Ok(accepted),
+        None => Ok(head.epoch),
+    }
 }
 
 /// How much to reverse: all that is left when unspecified, never more than that.

@@ -830,3 +830,46 @@ async fn rules_are_versioned_and_idempotent() {
         2
     );
 }
+
+/// Two regions (decision 0019): a write carries the epoch of its tenant's home it was accepted
+/// under, and the wallet keeps the newest; one accepted under an older epoch, after the home
+/// moved and the new home wrote the wallet, is refused and writes nothing. Work with no epoch
+/// (one region, housekeeping) leaves the wallet's as it is.
+#[tokio::test]
+async fn a_write_accepted_under_an_older_home_epoch_is_refused() {
+    use loyalty_common::write_scope::{WRITE_SCOPE, WriteScope};
+    let h = Harness::new();
+    let w = h.wallet("moved").await;
+    let under = |epoch: u64| WriteScope {
+        epoch: Some(epoch),
+        deadline: None,
+    };
+    let head_epoch = || async {
+        loyalty_ledger::store::WalletRepository::head(&h.store, &w)
+            .await
+            .unwrap()
+            .unwrap()
+            .epoch
+    };
+    WRITE_SCOPE
+        .scope(under(5), h.run(&w, earn(10_000, start())))
+        .await
+        .unwrap();
+    assert_eq!(head_epoch().await, 5);
+    let late = WRITE_SCOPE
+        .scope(under(4), h.run(&w, earn(20_000, start())))
+        .await
+        .unwrap_err();
+    assert_eq!(late.code, ErrorCode::RegionFenced, "{}", late.message);
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 100);
+    // No epoch: the wallet keeps 5. A newer one moves it on.
+    h.run(&w, earn(30_000, start())).await.unwrap();
+    assert_eq!(head_epoch().await, 5);
+    WRITE_SCOPE
+        .scope(under(6), h.run(&w, earn(40_000, start())))
+        .await
+        .unwrap();
+    assert_eq!(head_epoch().await, 6);
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 800);
+    h.assert_entries_sum_to_balance(&w).await;
+}

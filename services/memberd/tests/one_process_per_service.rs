@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
+use loyalty_proto::ledger::v1 as ledger_pb;
+use loyalty_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use loyalty_proto::member::v1 as pb;
 use loyalty_proto::member::v1::member_service_client::MemberServiceClient;
 use serde_json::{Value, json};
@@ -169,6 +171,53 @@ async fn the_readme_journey_through_one_process_per_service() {
     .await;
     assert_eq!(captured["balance"]["points_available"], 150);
     assert_eq!(captured["balance"]["points_held"], 0);
+
+    // A write in two regions carries its tenant's home epoch and its deadline to the ledger's
+    // process (decision 0019): the wallet keeps the newest epoch, refuses a write accepted
+    // under an older one, and sends nothing for a write past its deadline.
+    let channel = tonic::transport::Endpoint::from_shared(ledger.addrs.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut wallets = LedgerServiceClient::new(channel);
+    let adjust = |key: &str, epoch: u64, timeout: &str| {
+        let mut request = with_token(
+            ledger_pb::AdjustRequest {
+                wallet: Some(ledger_pb::WalletRef {
+                    tenant_id: "acme".into(),
+                    member_id: "alice".into(),
+                }),
+                idempotency_key: key.into(),
+                points: 10,
+                reason: "goodwill".into(),
+            },
+            &token,
+        );
+        let metadata = request.metadata_mut();
+        metadata.insert("x-home-epoch", epoch.to_string().parse().unwrap());
+        metadata.insert("grpc-timeout", timeout.parse().unwrap());
+        request
+    };
+    let adjusted = wallets.adjust(adjust("epoch-7", 7, "5S")).await.unwrap();
+    assert_eq!(adjusted.into_inner().balance.unwrap().points_available, 160);
+    let fenced = wallets
+        .adjust(adjust("epoch-6", 6, "5S"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        fenced.metadata().get("x-error-code").unwrap(),
+        "REGION_FENCED",
+        "{fenced:?}"
+    );
+    let late = wallets.adjust(adjust("late", 7, "1n")).await.unwrap_err();
+    assert_ne!(late.code(), tonic::Code::Ok, "{late:?}");
+    let (_, balance) = http_get_with(http, &format!("{api}/balance"), &auth).await;
+    let balance: Value = serde_json::from_str(&balance).unwrap();
+    assert_eq!(
+        balance["points_available"], 160,
+        "neither the fenced write nor the late one was written"
+    );
 
     // The gateway's calls were checked and recorded by the member service's port as the
     // caller's, and the earn by the ledger's.

@@ -8,6 +8,10 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
+use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_ledger::model::WalletKey;
+use loyalty_ledger::store::WalletRepository;
+use loyalty_ledger::store::cql::ScyllaLedgerStore;
 use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -100,6 +104,23 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
         (200, "a"),
         "forwarded to the home: {first:?}"
     );
+    // The write carried acme's home epoch into the ledger's store, which keeps it.
+    let wallets = {
+        let cluster = loyalty_scylla::session::connect(&regions.config)
+            .await
+            .unwrap();
+        let keyspace = regions.config.keyspace("ledger");
+        ScyllaLedgerStore::open(std::sync::Arc::new(cluster), &keyspace)
+            .await
+            .unwrap()
+    };
+    let wallet = WalletKey {
+        tenant: TenantId::parse("acme").unwrap(),
+        member: MemberId::parse("alice").unwrap(),
+    };
+    let epoch_of_wallet = || async { wallets.head(&wallet).await.unwrap().unwrap().epoch };
+    let epoch_in_a = epoch_of_wallet().await;
+    assert!(epoch_in_a > 0, "the wallet was written under no epoch");
 
     // Reads are served where they arrive, saying how far behind the home they may be: not at
     // all in the home, by the measured heartbeat lag in the other region.
@@ -194,6 +215,13 @@ async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_ov
     assert!(rto < Duration::from_secs(10), "RTO {rto:?}");
     let status = regions.region(&["status"]);
     assert!(status.contains("acme\tb\n"), "{status}");
+    // The take-over moved acme to b under a new epoch, which b's writes carry: a write still
+    // accepted under a's epoch would now be refused by the wallet.
+    let epoch_in_b = epoch_of_wallet().await;
+    assert!(
+        status.starts_with(&format!("homes at epoch {epoch_in_b}\n")) && epoch_in_b > epoch_in_a,
+        "the wallet's epoch went from {epoch_in_a} to {epoch_in_b}:\n{status}"
+    );
     let hooli = json!({"id": "hooli", "name": "Hooli"});
     let created = post(&addrs_b.http, &token, "/v1/tenants", "tenant-hooli", hooli).await;
     assert_eq!(

@@ -1,9 +1,9 @@
 //! How a service reaches another in a different process: a lazily connecting channel,
 //! balanced over the callee's replicas, with a deadline on every call, carrying the caller's
-//! credential, store and request id so the callee checks the caller itself, and the W3C trace
-//! context so that its span joins the caller's trace. Service clients
-//! (`<service>::client`) are built on it; retries are theirs, since only they know which
-//! calls are idempotent.
+//! credential, store and request id so the callee checks the caller itself, a write's home
+//! epoch and deadline (`loyalty_common::write_scope`), and the W3C trace context so that its
+//! span joins the caller's trace. Service clients (`<service>::client`) are built on it;
+//! retries are theirs, since only they know which calls are idempotent.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -78,12 +78,7 @@ pub fn connect(endpoints: &str, deadline: Duration) -> Result<Transport, String>
         _ => tonic::transport::Channel::balance_list(parsed.into_iter()),
     };
     let channel = channel.map_request(|mut request: http::Request<tonic::body::Body>| {
-        if let Ok(forwarded) = FORWARDED.try_with(Clone::clone) {
-            forward(request.headers_mut(), &forwarded);
-        }
-        // The callee's span joins the caller's trace (`traceparent`); nothing is written
-        // unless this process exports traces.
-        loyalty_telemetry::propagation::inject_current(request.headers_mut());
+        outgoing(request.headers_mut());
         request
     });
     Ok(BoxCloneSyncService::new(channel))
@@ -152,6 +147,20 @@ async fn follow_addresses(
     }
 }
 
+/// What every outgoing call carries of the request that caused it.
+fn outgoing(headers: &mut http::HeaderMap) {
+    if let Ok(forwarded) = FORWARDED.try_with(Clone::clone) {
+        forward(headers, &forwarded);
+    }
+    // A write's home epoch and what is left of its deadline (decision 0019).
+    if let Some(scope) = loyalty_common::write_scope::current() {
+        scope.to_headers(headers);
+    }
+    // The callee's span joins the caller's trace (`traceparent`); nothing is written unless
+    // this process exports traces.
+    loyalty_telemetry::propagation::inject_current(headers);
+}
+
 fn forward(headers: &mut http::HeaderMap, forwarded: &Forwarded) {
     let mut set = |name: &'static str, value: &str| {
         // The values came in as header values; one that cannot go out is left out, and the
@@ -208,6 +217,34 @@ mod tests {
         );
         assert_eq!(host_name(&uri("http://10.0.0.7:50051")), None);
         assert_eq!(host_name(&uri("http://[::1]:50051")), None);
+    }
+
+    #[tokio::test]
+    async fn a_call_carries_its_caller_and_its_writes_epoch_and_deadline() {
+        use loyalty_common::write_scope::{WRITE_SCOPE, WriteScope};
+        let caller = Forwarded {
+            credential: "k-1".into(),
+            request_id: "r-1".into(),
+            ..Forwarded::default()
+        };
+        let write = WriteScope {
+            epoch: Some(12),
+            deadline: Some(tokio::time::Instant::now() + Duration::from_secs(2)),
+        };
+        let mut headers = http::HeaderMap::new();
+        let call = async { outgoing(&mut headers) };
+        FORWARDED
+            .scope(caller, WRITE_SCOPE.scope(write, call))
+            .await;
+        assert_eq!(headers["authorization"], "Bearer k-1");
+        assert_eq!(headers["x-request-id"], "r-1");
+        let received = WriteScope::from_headers(&headers).unwrap();
+        assert_eq!(received.epoch, Some(12));
+        assert!(received.deadline.is_some(), "{headers:?}");
+        // Outside a write: neither.
+        let mut headers = http::HeaderMap::new();
+        outgoing(&mut headers);
+        assert_eq!(WriteScope::from_headers(&headers), None);
     }
 
     #[tokio::test]

@@ -5,9 +5,13 @@
 //!
 //! Statements without a condition are marked idempotent, so the driver may retry or
 //! speculate them; a conditional one (`IF ...`) never is.
+//!
+//! No statement is sent once the write it serves is past its deadline
+//! (`loyalty_common::write_scope`): the region's lease it was accepted under may have lapsed.
 
 use loyalty_common::error::{ServiceError, ServiceResult};
 use loyalty_common::store_metrics::StoreOp;
+use loyalty_common::write_scope;
 use scylla::client::execution_profile::ExecutionProfileHandle;
 use scylla::client::session::Session;
 use scylla::deserialize::row::{ColumnIterator, DeserializeRow};
@@ -236,6 +240,7 @@ where
 
     /// Every row (one page: the statement's own LIMIT bounds it).
     pub async fn rows(&self, session: &Session, binds: B) -> ServiceResult<Vec<R>> {
+        write_scope::check_deadline("a read")?;
         let started = Instant::now();
         let result = self.read_rows(session, binds).await;
         self.timing.observe(started, &result);
@@ -271,6 +276,7 @@ where
     where
         B: Clone,
     {
+        write_scope::check_deadline("a read")?;
         let started = Instant::now();
         let result = self.read_pages(session, binds, page_size).await;
         self.timing.observe(started, &result);
@@ -307,6 +313,7 @@ where
 impl<B: SerializeRow> Stmt<B, ()> {
     /// Runs a statement that returns no rows.
     pub async fn run(&self, session: &Session, binds: B) -> ServiceResult<()> {
+        write_scope::check_deadline("a write")?;
         let started = Instant::now();
         let result = session
             .execute_unpaged(&self.prepared, binds)
@@ -321,6 +328,7 @@ impl<B: SerializeRow> Stmt<B, ()> {
 impl<B: SerializeRow> Stmt<B, AppliedRow> {
     /// Runs a conditional statement: whether it applied.
     pub async fn applied(&self, session: &Session, binds: B) -> ServiceResult<bool> {
+        write_scope::check_deadline("a conditional write")?;
         let started = Instant::now();
         let result = session
             .execute_unpaged(&self.prepared, binds)
@@ -396,6 +404,7 @@ impl BatchWrite {
         if self.values.is_empty() {
             return Ok(true);
         }
+        write_scope::check_deadline("a batch write")?;
         if let Some(profile) = profile {
             self.batch
                 .set_execution_profile_handle(Some(profile.clone()));

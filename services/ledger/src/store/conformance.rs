@@ -142,6 +142,36 @@ pub async fn a_new_wallet_commits_once(stores: Stores) {
     assert_eq!(stores.wallets.head(&w).await.unwrap().unwrap().version, 1);
 }
 
+/// Two regions (decision 0019): a head keeps the home epoch of its last write, and a commit
+/// past its write's deadline is refused before it is sent, leaving the wallet as it was.
+pub async fn a_head_keeps_its_epoch_and_a_late_commit_writes_nothing(stores: Stores) {
+    use loyalty_common::ErrorCode;
+    use loyalty_common::write_scope::{WRITE_SCOPE, WriteScope};
+    let w = new_wallet();
+    let mut first = commit(&w, 0, vec![entry(EntryKind::Opened, 0)]);
+    first.head.epoch = 7;
+    assert_eq!(
+        stores.wallets.commit(first.clone()).await.unwrap(),
+        Applied::Yes
+    );
+    assert_eq!(stores.wallets.head(&w).await.unwrap().unwrap().epoch, 7);
+    let late = WriteScope {
+        epoch: Some(7),
+        deadline: Some(tokio::time::Instant::now()),
+    };
+    let refused = WRITE_SCOPE
+        .scope(
+            late,
+            stores
+                .wallets
+                .commit(commit(&w, 1, vec![entry(EntryKind::Earned, 5)])),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Unavailable, "{}", refused.message);
+    assert_eq!(stores.wallets.head(&w).await.unwrap(), Some(first.head));
+}
+
 pub async fn a_stale_version_conflicts(stores: Stores) {
     let w = new_wallet();
     let wallets = &stores.wallets;
@@ -637,6 +667,12 @@ macro_rules! ledger_conformance {
         ::loyalty_scylla::conformance!(
             new_wallet_commit,
             $crate::store::conformance::a_new_wallet_commits_once,
+            $embedded,
+            $scylla
+        );
+        ::loyalty_scylla::conformance!(
+            head_epoch,
+            $crate::store::conformance::a_head_keeps_its_epoch_and_a_late_commit_writes_nothing,
             $embedded,
             $scylla
         );

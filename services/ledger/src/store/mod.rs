@@ -8,6 +8,9 @@ pub mod conformance;
 #[cfg(feature = "cql")]
 pub mod cql;
 pub mod embedded;
+mod stored_head;
+
+pub use stored_head::{decode_head, encode_head};
 
 use crate::model::{
     BalanceView, Entry, HoldView, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey,

@@ -28,6 +28,8 @@ pub struct TwoRegions {
     env_b: Vec<(String, String)>,
     pub http_a: String,
     pub http_b: String,
+    /// The keyspaces' settings, to read what the regions wrote.
+    pub config: ScyllaConfig,
 }
 
 impl TwoRegions {
@@ -126,6 +128,7 @@ impl TwoRegions {
             shared,
             http_a,
             http_b,
+            config,
         }
     }
 

@@ -78,7 +78,7 @@ pub fn head_from_row(row: (Option<i64>, Option<Vec<u8>>)) -> ServiceResult<Optio
     match row {
         (None, None) => Ok(None),
         (Some(version), Some(bytes)) => {
-            let head: WalletHead = decode(&bytes)?;
+            let head = crate::store::decode_head(&bytes)?;
             if from_bigint(version, "wallet version")? != head.version {
                 return Err(ServiceError::internal(format!(
                     "wallet version {version} differs from its head's {}",

@@ -6,7 +6,7 @@
 use super::rows::{self, ENTRY, IDEMPOTENCY, OUTBOX, REVERSAL, body, decode, encode};
 use super::{IDEMPOTENCY_TTL_SECS, ScyllaLedgerStore};
 use crate::model::{Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey};
-use crate::store::{Applied, StoredIdempotency, WalletCommit, WalletRepository};
+use crate::store::{Applied, StoredIdempotency, WalletCommit, WalletRepository, encode_head};
 use async_trait::async_trait;
 use loyalty_common::ServiceError;
 use loyalty_common::error::ServiceResult;
@@ -80,7 +80,7 @@ impl ScyllaLedgerStore {
             (tenant.clone(), member.clone(), kind.to_string(), id, body)
         };
         let version = rows::to_bigint(commit.head.version, "wallet version")?;
-        let head = encode(&commit.head)?;
+        let head = encode_head(&commit.head)?;
         let mut batch = BatchWrite::default();
         if commit.expected_version == 0 {
             batch.push(

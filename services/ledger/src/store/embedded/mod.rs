@@ -29,7 +29,8 @@ use keys::{
 
 use super::{
     Applied, Change, ChangeFeed, DueIndex, DueWallet, RulesIdempotency, RulesRepository,
-    StoredIdempotency, TransferRepository, WalletCommit, WalletRepository,
+    StoredIdempotency, TransferRepository, WalletCommit, WalletRepository, decode_head,
+    encode_head,
 };
 use crate::model::{Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey};
 use crate::rules::RuleSet;
@@ -222,6 +223,13 @@ impl Reads {
             None => Ok(None),
         }
     }
+
+    /// A wallet's head, in its stored form ([`encode_head`]).
+    fn head(&self, wk: &[u8]) -> ServiceResult<Option<WalletHead>> {
+        self.raw(Table::Heads, wk)?
+            .map(|v| decode_head(&v))
+            .transpose()
+    }
 }
 
 /// A wallet commit with its rows already encoded, so that encoding runs on the callers' threads
@@ -354,7 +362,7 @@ impl EmbeddedStore {
     fn prepare(&self, commit: WalletCommit) -> ServiceResult<PreparedWallet> {
         let wallet = &commit.head.wallet;
         let wk = wallet_key(wallet);
-        let mut rows = vec![(Table::Heads, wk.clone(), encode(&commit.head)?)];
+        let mut rows = vec![(Table::Heads, wk.clone(), encode_head(&commit.head)?)];
         for e in &commit.entries {
             let k = row_key(wallet, ENTRY, &e.id.to_bytes());
             rows.push((Table::Rows, k, encode(e)?));
@@ -415,7 +423,7 @@ impl WalletRepository for EmbeddedStore {
         // A cold wallet is read from the store once, here rather than on the writer's thread;
         // the fill is dropped if the writer updated a head of the same shard meanwhile.
         let head = self.heads.get_or_load(&wk, || {
-            Ok::<_, ServiceError>(self.get::<WalletHead>(Table::Heads, &wk)?.map(Arc::new))
+            Ok::<_, ServiceError>(self.reads.head(&wk)?.map(Arc::new))
         })?;
         Ok(head.map(|head| head.as_ref().clone()))
     }
@@ -475,6 +483,9 @@ impl WalletRepository for EmbeddedStore {
     }
 
     async fn commit(&self, commit: WalletCommit) -> ServiceResult<Applied> {
+        // Checked as the commit joins the writer's queue, as the CQL store checks it before
+        // sending: the two stores refuse a late write alike.
+        loyalty_common::write_scope::check_deadline("the commit")?;
         let prepared = self.prepare(commit)?;
         self.write(WriteOp::Wallet(Box::new(prepared))).await
     }

@@ -294,7 +294,7 @@ impl Writer {
         if let Some(head) = self.heads.get(wk) {
             return Ok(head.map_or(0, |head| head.version));
         }
-        match self.reads.point::<WalletHead>(Table::Heads, wk)? {
+        match self.reads.head(wk)? {
             Some(head) => {
                 let version = head.version;
                 self.heads.put_read(wk.clone(), Some(Arc::new(head)));

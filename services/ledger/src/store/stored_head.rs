@@ -1,0 +1,82 @@
+//! A wallet head as both adapters store it: its postcard bytes, then what came after the
+//! format was first written, each part a tag and its postcard value. postcard stops reading at
+//! the head's end, so a head written before a part existed reads as before (the part at its
+//! default), and a binary that meets a tag it does not know (a newer one's, during a rolling
+//! upgrade) leaves the rest unread rather than fail.
+
+use crate::model::WalletHead;
+use loyalty_common::ServiceError;
+use loyalty_common::error::ServiceResult;
+
+/// The tag of the home epoch the head's last write was accepted under (decision 0019).
+const EPOCH: u8 = 1;
+
+pub fn encode_head(head: &WalletHead) -> ServiceResult<Vec<u8>> {
+    let mut bytes = postcard::to_stdvec(head).map_err(ServiceError::internal)?;
+    // One region never sets it: its heads stay as they were.
+    if head.epoch > 0 {
+        bytes.push(EPOCH);
+        bytes = postcard::to_extend(&head.epoch, bytes).map_err(ServiceError::internal)?;
+    }
+    Ok(bytes)
+}
+
+pub fn decode_head(bytes: &[u8]) -> ServiceResult<WalletHead> {
+    let (mut head, mut rest): (WalletHead, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(ServiceError::internal)?;
+    while let Some((&tag, value)) = rest.split_first() {
+        match tag {
+            EPOCH => {
+                (head.epoch, rest) =
+                    postcard::take_from_bytes(value).map_err(ServiceError::internal)?;
+            }
+            _ => break,
+        }
+    }
+    Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+    use super::*;
+    use crate::model::WalletKey;
+    use loyalty_common::Timestamp;
+    use loyalty_common::ids::{MemberId, TenantId};
+
+    fn head() -> WalletHead {
+        let wallet = WalletKey {
+            tenant: TenantId::parse("acme").unwrap(),
+            member: MemberId::parse("alice").unwrap(),
+        };
+        let mut head = WalletHead::new(wallet, Timestamp(1_700));
+        head.version = 4;
+        head.due_hint = Some(Timestamp(9_000));
+        head
+    }
+
+    #[test]
+    fn a_head_keeps_its_epoch_and_one_written_without_reads_as_epoch_0() {
+        let mut head = head();
+        head.epoch = 42;
+        assert_eq!(decode_head(&encode_head(&head).unwrap()).unwrap(), head);
+        // Written before epochs were stored: plain postcard.
+        let before = postcard::to_stdvec(&head).unwrap();
+        assert_eq!(decode_head(&before).unwrap().epoch, 0);
+        head.epoch = 0;
+        assert_eq!(
+            encode_head(&head).unwrap(),
+            before,
+            "one region's heads are unchanged"
+        );
+    }
+
+    #[test]
+    fn a_part_of_a_newer_binary_is_left_unread() {
+        let mut head = head();
+        head.epoch = 3;
+        let mut bytes = encode_head(&head).unwrap();
+        bytes.extend([9, 1, 2, 3]);
+        assert_eq!(decode_head(&bytes).unwrap(), head);
+    }
+}
