@@ -19,7 +19,7 @@ use loyalty_identity::model::PLATFORM;
 use loyalty_region::lease::WRITABLE;
 use loyalty_region::route::{Directory, Refusal, Route};
 use loyalty_region::{Millis, Region};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,9 @@ pub struct Routing {
     /// When the newest renewal of this region's lease that the control keyspace answered
     /// (held or refused) was sent, on the keeper's clock; [`NEVER_ANSWERED`] before the first.
     pub control_answered_ms: AtomicI64,
+    /// The keeper stopped renewing this region's lease to end a cut between the regions
+    /// (`loyalty_region::keeper`): said by `/readyz`.
+    pub yielding: AtomicBool,
 }
 
 /// No renewal has been answered yet.
@@ -91,6 +94,13 @@ impl Routing {
         let answered = self.control_answered_ms.load(Ordering::Relaxed);
         let now = self.now();
         let age = u64::try_from(answered).map(|at| now.since(Millis(at))).ok();
+        if self.yielding.load(Ordering::Relaxed) {
+            return Some(format!(
+                "region {}: cut off from the other region, which still renews its lease: this \
+                 region stopped renewing its own so that the other can take its tenants over",
+                self.me
+            ));
+        }
         match age {
             Some(age) if age <= WRITABLE => None,
             Some(age) => Some(format!(
@@ -321,6 +331,7 @@ mod tests {
             max_body_bytes: 1024,
             peer_beat_ms: AtomicI64::new(BEAT_UNKNOWN),
             control_answered_ms: AtomicI64::new(NEVER_ANSWERED),
+            yielding: AtomicBool::new(false),
         }
     }
 

@@ -31,7 +31,7 @@ pub type Watch = (tokio::task::JoinHandle<anyhow::Result<()>>, SharedView);
 /// Starts the watch in a process on the CQL store in one of two regions; None otherwise.
 pub async fn start(process: &crate::roles::Process<'_>) -> anyhow::Result<Option<Watch>> {
     let (Some(regions), Some(scylla)) = (
-        Regions::from_settings(&process.config.region)?,
+        Regions::from_settings(&process.config.region, &process.config.scylla)?,
         process.scylla,
     ) else {
         return Ok(None);

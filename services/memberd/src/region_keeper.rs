@@ -11,10 +11,11 @@ use crate::schedule::pause;
 use loyalty_common::error::ServiceResult;
 use loyalty_gateway::regions::{BEAT_UNKNOWN, NEVER_ANSWERED, Routing};
 use loyalty_region::control::ControlPlane;
-use loyalty_region::keeper::{Action, Keeper};
+use loyalty_region::keeper::{Action, Keeper, Sight};
 use loyalty_region::lease::{RENEW_EVERY, TTL, WRITABLE};
 use loyalty_region::route::Directory;
 use loyalty_region::{Millis, Region};
+use loyalty_scylla::config::{ScyllaConfig, WriteConsistency};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -36,11 +37,17 @@ pub struct Regions {
     pub peer_url: String,
     pub failover_after: Option<Millis>,
     pub write_time: Duration,
+    /// The ledger writes at `EACH_QUORUM`: in a cut between the regions alone neither home
+    /// could write, and one region yields (`loyalty_region::keeper`).
+    pub synchronous: bool,
 }
 
 impl Regions {
     /// `[region]` read; None when `region.name` is unset (one region).
-    pub fn from_settings(settings: &RegionSettings) -> anyhow::Result<Option<Self>> {
+    pub fn from_settings(
+        settings: &RegionSettings,
+        scylla: &ScyllaConfig,
+    ) -> anyhow::Result<Option<Self>> {
         let Some(name) = &settings.name else {
             return Ok(None);
         };
@@ -58,6 +65,7 @@ impl Regions {
             peer_url,
             failover_after: settings.failover_after_ms.map(Millis),
             write_time: Duration::from_millis(settings.write_time_ms.unwrap_or(1_000)),
+            synchronous: scylla.ledger_write_consistency == WriteConsistency::EachQuorum,
         }))
     }
 }
@@ -113,14 +121,21 @@ pub fn start(
         max_body_bytes,
         peer_beat_ms: AtomicI64::new(BEAT_UNKNOWN),
         control_answered_ms: AtomicI64::new(NEVER_ANSWERED),
+        yielding: AtomicBool::new(false),
     });
     // Not ready until its first health check says so: a peer never seen ready is never taken
     // over (`Keeper`).
-    let peer_healthy = Arc::new(AtomicBool::new(false));
+    let peer = Arc::new(PeerState::default());
     let watch = tokio::spawn(watch_peer(
         client,
         regions.peer_url.clone(),
-        Arc::clone(&peer_healthy),
+        Arc::clone(&peer),
+        shutdown.clone(),
+    ));
+    let renewing = tokio::spawn(watch_peer_renewing(
+        Arc::clone(&control),
+        regions.peer.clone(),
+        Arc::clone(&peer),
         shutdown.clone(),
     ));
     let beats = tokio::spawn(heartbeats(
@@ -129,23 +144,67 @@ pub fn start(
         regions.peer.clone(),
         shutdown.clone(),
     ));
-    let keeper = Keeper::new(regions.me, regions.peer, regions.failover_after);
-    let keep = tokio::spawn(keep(
-        keeper,
-        control,
-        Arc::clone(&routing),
-        peer_healthy,
-        shutdown,
-    ));
-    Ok((routing, vec![watch, beats, keep]))
+    let keeper = Keeper::new(regions.me, regions.peer, regions.failover_after)
+        .yield_in_cuts(regions.synchronous);
+    let keep = tokio::spawn(keep(keeper, control, Arc::clone(&routing), peer, shutdown));
+    Ok((routing, vec![watch, renewing, beats, keep]))
+}
+
+/// What this process knows of the other region.
+#[derive(Default)]
+struct PeerState {
+    /// Its gateway answered its last health check ready. False until the first: a peer never
+    /// seen ready is never taken over (`Keeper`).
+    healthy: AtomicBool,
+    /// Its lease row, read under `SERIAL` while it fails its checks, shows it renewing.
+    renewing: AtomicBool,
+}
+
+/// How much time to live the other region's lease row must have left to count as renewed
+/// lately: renewed every second, it reads 5 or 6 s (whole seconds), and 3 s or less about
+/// two seconds after the renewals stop.
+const RENEWED_LATELY: Millis = Millis(TTL.0 / 2);
+
+/// While the other region fails its health checks, reads its lease row every second: if it
+/// still renews, it is alive and reaches a majority, cut off from this region only.
+async fn watch_peer_renewing(
+    control: Arc<dyn ControlPlane>,
+    peer_region: Region,
+    peer: Arc<PeerState>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    loop {
+        let renewing = if peer.healthy.load(Ordering::Relaxed) {
+            false
+        } else {
+            match control.lease_row(&peer_region).await {
+                Ok(row) => row.is_some_and(|row| {
+                    row.holder == peer_region
+                        && row.expires_in.is_some_and(|left| left > RENEWED_LATELY)
+                }),
+                // Unknown: as if not renewing, which leaves this region renewing.
+                Err(e) => {
+                    tracing::debug!(error = %e, "region keeper: the other region's lease unread");
+                    false
+                }
+            }
+        };
+        if peer.renewing.swap(renewing, Ordering::Relaxed) != renewing {
+            tracing::warn!(peer = %peer_region, renewing, "the other region's lease renewals, as read here");
+        }
+        if !pause(Duration::from_millis(RENEW_EVERY.0), &mut shutdown).await {
+            return Ok(());
+        }
+    }
 }
 
 async fn watch_peer(
     client: reqwest::Client,
     peer_url: String,
-    healthy: Arc<AtomicBool>,
+    peer: Arc<PeerState>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let healthy = &peer.healthy;
     let url = format!("{}/readyz", peer_url.trim_end_matches('/'));
     loop {
         let ready = client
@@ -196,9 +255,10 @@ async fn keep(
     mut keeper: Keeper,
     control: Arc<dyn ControlPlane>,
     routing: Arc<Routing>,
-    peer_healthy: Arc<AtomicBool>,
+    peer: Arc<PeerState>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let mut yielding = false;
     let (taking, taken) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
@@ -208,7 +268,27 @@ async fn keep(
             keeper.took_over();
         }
         let now = routing.now();
-        for action in keeper.tick(now, peer_healthy.load(Ordering::Relaxed)) {
+        let sight = {
+            let directory = routing.directory.read().unwrap_or_else(|p| p.into_inner());
+            Sight {
+                peer_healthy: peer.healthy.load(Ordering::Relaxed),
+                peer_renewing: peer.renewing.load(Ordering::Relaxed),
+                home_to_any: directory.is_home_to_any(&keeper.me),
+                peer_home_to_any: directory.is_home_to_any(&keeper.peer),
+            }
+        };
+        let actions = keeper.tick(now, sight);
+        if keeper.yielding() != yielding {
+            yielding = keeper.yielding();
+            routing.yielding.store(yielding, Ordering::Relaxed);
+            tracing::warn!(
+                yielding,
+                "region keeper: cut off from the other region, which still renews its lease: \
+                 this region {} renewing its own (decision 0019)",
+                if yielding { "stops" } else { "starts" }
+            );
+        }
+        for action in actions {
             match action {
                 // Renewals overlap when the control keyspace is slow, so one slow answer does
                 // not delay the next renewal; the lease keeps whichever lasts longest. Each is

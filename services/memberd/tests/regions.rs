@@ -13,31 +13,12 @@ use loyalty_ledger::model::WalletKey;
 use loyalty_ledger::store::WalletRepository;
 use loyalty_ledger::store::cql::ScyllaLedgerStore;
 use loyalty_scylla::test_cluster::{SKIP_REASON, TestCluster};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::{Duration, Instant};
-use support::two_regions::TwoRegions;
+use support::two_regions::{TwoRegions, post};
 use support::{http_exchange, log_tail};
 
 mod support;
-
-/// POSTs and returns the status, the region that answered (`answered-in-region`), and the
-/// body.
-async fn post(http: &str, token: &str, path: &str, key: &str, body: Value) -> (u16, String, Value) {
-    let headers = format!("Authorization: Bearer {token}\r\nIdempotency-Key: {key}\r\n");
-    let (status, head, body) = http_exchange(http, "POST", path, &headers, &body.to_string()).await;
-    let region = head
-        .lines()
-        .find_map(|l| {
-            let l = l.to_ascii_lowercase();
-            l.strip_prefix("answered-in-region: ").map(str::to_string)
-        })
-        .unwrap_or_default();
-    (
-        status,
-        region,
-        serde_json::from_str(&body).unwrap_or(Value::Null),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_follow_the_home_and_the_survivor_takes_a_lost_regions_tenants_over() {

@@ -39,7 +39,10 @@ pub async fn start(
             .map_err(|e| anyhow::anyhow!(e))?;
         loyalty_gateway::router(state, config, limits)
     };
-    match crate::region_keeper::Regions::from_settings(&process.config.region)? {
+    match crate::region_keeper::Regions::from_settings(
+        &process.config.region,
+        &process.config.scylla,
+    )? {
         Some(regions) => in_regions(process, router, regions).await,
         None => Ok((router, None)),
     }

@@ -3,6 +3,7 @@
 pub mod apart;
 pub mod burst;
 pub mod cql;
+pub mod link;
 pub mod members;
 pub mod two_dc;
 pub mod two_regions;

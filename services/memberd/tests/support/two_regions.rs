@@ -5,9 +5,10 @@
 #![allow(dead_code)] // Each test binary compiles this module; not every one uses every helper.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use super::{Addrs, start_with};
+use super::{Addrs, http_exchange, start_with};
 use loyalty_scylla::ScyllaConfig;
 use loyalty_scylla::test_cluster::{TestCluster, memberd_env, unique_prefix};
+use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use tokio::process::Child;
@@ -165,4 +166,29 @@ impl TwoRegions {
 
 fn as_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// POSTs `body` with `token` and an idempotency key: the status, the region that answered
+/// (`Answered-In-Region`), and the body (null when it is not JSON).
+pub async fn post(
+    http: &str,
+    token: &str,
+    path: &str,
+    key: &str,
+    body: Value,
+) -> (u16, String, Value) {
+    let headers = format!("Authorization: Bearer {token}\r\nIdempotency-Key: {key}\r\n");
+    let (status, head, body) = http_exchange(http, "POST", path, &headers, &body.to_string()).await;
+    let region = head
+        .lines()
+        .find_map(|l| {
+            let l = l.to_ascii_lowercase();
+            l.strip_prefix("answered-in-region: ").map(str::to_string)
+        })
+        .unwrap_or_default();
+    (
+        status,
+        region,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+    )
 }

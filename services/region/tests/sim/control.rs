@@ -60,6 +60,12 @@ impl Control {
         }
     }
 
+    /// Whether `region` renewed its own row within the last two seconds or so (its time to
+    /// live is more than 3 s off), as the other region reads it.
+    pub fn renewing(&self, region: usize, now: u64) -> bool {
+        matches!(self.leases[region], Some(LeaseRow::Held(until)) if until > now + TTL.0 / 2)
+    }
+
     pub fn holds(&self, region: usize) -> bool {
         !matches!(self.leases[region], Some(LeaseRow::Taken))
     }

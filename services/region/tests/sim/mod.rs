@@ -10,7 +10,7 @@ mod outcome;
 
 use control::Control;
 use data::{Answer, Datacenter, WalletKey};
-use loyalty_region::keeper::{Action, Keeper, MOVE_QUIET};
+use loyalty_region::keeper::{Action, Keeper, MOVE_QUIET, Sight};
 use loyalty_region::lease::TTL;
 use loyalty_region::route::{Directory, Route};
 use loyalty_region::{Millis, Region};
@@ -38,7 +38,9 @@ struct Process {
 impl Process {
     fn new(me: &Region, peer: &Region, drift_ppm: i64) -> Self {
         Self {
-            keeper: Keeper::new(me.clone(), peer.clone(), Some(FAILOVER_AFTER)),
+            // The writes are synchronous (`EACH_QUORUM`): a cut between the regions ends with
+            // one of them yielding.
+            keeper: Keeper::new(me.clone(), peer.clone(), Some(FAILOVER_AFTER)).yield_in_cuts(true),
             directory: Directory::new(me.clone()),
             drift_ppm,
         }
@@ -81,6 +83,9 @@ pub struct World {
     acknowledged: Vec<(WalletKey, String, Answer)>,
     failback: Option<Failback>,
     next_key: u64,
+    /// Since when the current cut between the regions alone has gone without an
+    /// acknowledged write (true time, ms).
+    cut_unwritten_since: Option<u64>,
     outcome: Outcome,
     /// What happened, for the report of a broken rule (the last lines).
     log: Vec<String>,
@@ -110,6 +115,7 @@ impl World {
             acknowledged: Vec::new(),
             failback: None,
             next_key: 0,
+            cut_unwritten_since: None,
             outcome: Outcome::default(),
             log: Vec::new(),
         }
@@ -127,6 +133,7 @@ impl World {
             self.keepers();
             self.failbacks();
             self.clients();
+            self.measure_cut();
             if let Err(violation) = self.check_step() {
                 let last = self.log.len().saturating_sub(40);
                 let log = self.log[last..].join("\n  ");
@@ -162,6 +169,23 @@ impl World {
 
     fn reach(&self, x: usize, y: usize) -> bool {
         self.up[x] && self.up[y] && (x == y || !self.cut[x][y])
+    }
+
+    /// The longest a cut between the regions alone went without an acknowledged write.
+    fn measure_cut(&mut self) {
+        if !self.cut_between_regions_only() {
+            self.cut_unwritten_since = None;
+            return;
+        }
+        let since = *self.cut_unwritten_since.get_or_insert(self.t);
+        let unwritten = self.t - since;
+        self.outcome.longest_unwritten_cut_ms =
+            self.outcome.longest_unwritten_cut_ms.max(unwritten);
+    }
+
+    /// Both regions run and reach the witness, but not each other.
+    fn cut_between_regions_only(&self) -> bool {
+        self.up[0] && self.up[1] && self.cut[0][1] && self.majority(0) && self.majority(1)
     }
 
     /// Whether site `x` can decide in the control keyspace (a majority of the three sites).
@@ -247,13 +271,22 @@ impl World {
         for me in 0..2 {
             let peer = 1 - me;
             let peer_healthy = self.processes[peer].is_some() && self.reach(me, peer);
-            // Every action is a SERIAL round in the control keyspace.
+            // Every action is a SERIAL round in the control keyspace, and so is the read of
+            // the other region's lease row.
             let decides = self.majority(me);
+            let peer_renewing = decides && self.control.renewing(peer, self.t);
+            let regions = self.regions.clone();
             let Some(process) = self.processes[me].as_mut() else {
                 continue;
             };
             let now = process.clock(self.t);
-            for action in process.keeper.tick(now, peer_healthy) {
+            let sight = Sight {
+                peer_healthy,
+                peer_renewing,
+                home_to_any: process.directory.is_home_to_any(&regions[me]),
+                peer_home_to_any: process.directory.is_home_to_any(&regions[peer]),
+            };
+            for action in process.keeper.tick(now, sight) {
                 if !decides {
                     continue;
                 }
@@ -408,6 +441,10 @@ impl World {
         self.acknowledged
             .push((write.wallet.clone(), write.key.clone(), answer));
         self.outcome.acknowledged += 1;
+        if self.cut_between_regions_only() {
+            self.outcome.acknowledged_in_cuts += 1;
+            self.cut_unwritten_since = Some(self.t);
+        }
         true
     }
 

@@ -11,6 +11,10 @@ pub struct Outcome {
     pub failovers: u64,
     pub failbacks: u64,
     pub refused_fenced: u64,
+    /// Writes acknowledged while the regions were cut apart, each still reaching the witness.
+    pub acknowledged_in_cuts: u64,
+    /// The longest such a cut went on without an acknowledged write.
+    pub longest_unwritten_cut_ms: u64,
     /// The first rule broken, if any.
     pub violation: Option<String>,
 }
@@ -23,6 +27,10 @@ impl Outcome {
         self.failovers += other.failovers;
         self.failbacks += other.failbacks;
         self.refused_fenced += other.refused_fenced;
+        self.acknowledged_in_cuts += other.acknowledged_in_cuts;
+        self.longest_unwritten_cut_ms = self
+            .longest_unwritten_cut_ms
+            .max(other.longest_unwritten_cut_ms);
     }
 }
 
@@ -31,13 +39,16 @@ impl fmt::Display for Outcome {
         write!(
             f,
             "acknowledged {}, forwarded {}, retried in the other region {}, failovers {}, \
-             failbacks {}, refused while fenced or moving {}",
+             failbacks {}, refused while fenced or moving {}, acknowledged while the regions \
+             were cut apart {} (the longest such cut without one: {} ms)",
             self.acknowledged,
             self.forwarded,
             self.retried_elsewhere,
             self.failovers,
             self.failbacks,
-            self.refused_fenced
+            self.refused_fenced,
+            self.acknowledged_in_cuts,
+            self.longest_unwritten_cut_ms
         )
     }
 }
