@@ -53,6 +53,9 @@ METRICS = {
     "nats_connected": set(),
     "redis_connected": set(),
     "ledger_store_commit_seconds": set(),
+    "region_failovers_total": set(),
+    "region_yielding": set(),
+    "region_lease_held": set(),
     # Prometheus' own, per scrape target.
     "up": set(),
 }

@@ -259,6 +259,9 @@ async fn keep(
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut yielding = false;
+    // Exported from the start, so that alerts see the first take-over as an increase.
+    metrics::counter!("region_failovers_total").increment(0);
+    metrics::gauge!("region_yielding").set(0.0);
     let (taking, taken) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
@@ -270,6 +273,8 @@ async fn keep(
         let now = routing.now();
         let sight = {
             let directory = routing.directory.read().unwrap_or_else(|p| p.into_inner());
+            let held = directory.lease.may_write(now, now);
+            metrics::gauge!("region_lease_held").set(if held { 1.0 } else { 0.0 });
             Sight {
                 peer_healthy: peer.healthy.load(Ordering::Relaxed),
                 peer_renewing: peer.renewing.load(Ordering::Relaxed),
@@ -281,6 +286,7 @@ async fn keep(
         if keeper.yielding() != yielding {
             yielding = keeper.yielding();
             routing.yielding.store(yielding, Ordering::Relaxed);
+            metrics::gauge!("region_yielding").set(if yielding { 1.0 } else { 0.0 });
             tracing::warn!(
                 yielding,
                 "region keeper: cut off from the other region, which still renews its lease: \

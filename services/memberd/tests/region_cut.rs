@@ -26,6 +26,17 @@ async fn post_in(http: &str, token: &str, path: &str, key: &str, body: Value) ->
     (status, region)
 }
 
+/// The value of the unlabelled series `name` on a `/metrics` page.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// Posts with fresh keys until one is answered 200, or `within` passes: the last answer.
 async fn until_written(
     http: &str,
@@ -149,6 +160,29 @@ async fn in_a_cut_between_the_regions_one_yields_and_the_other_writes_for_both()
     let (status, _, why) = http_exchange(&addrs_b.http, "GET", "/readyz", "", "").await;
     assert_eq!(status, 503, "{why}");
     assert!(why.contains("stopped renewing its own"), "{why}");
+    // And its metrics, which page someone (MemberdRegionYielding, MemberdRegionLeaseLost;
+    // MemberdRegionFailedOver in a).
+    let (_, _, metrics_b) = http_exchange(&addrs_b.http, "GET", "/metrics", "", "").await;
+    for (name, value) in [("region_yielding", 1.0), ("region_lease_held", 0.0)] {
+        assert_eq!(
+            sample(&metrics_b, name),
+            Some(value),
+            "{name}:\n{metrics_b}"
+        );
+    }
+    let (_, _, metrics_a) = http_exchange(&addrs_a.http, "GET", "/metrics", "", "").await;
+    let expected = [
+        ("region_yielding", 0.0),
+        ("region_lease_held", 1.0),
+        ("region_failovers_total", 1.0),
+    ];
+    for (name, value) in expected {
+        assert_eq!(
+            sample(&metrics_a, name),
+            Some(value),
+            "{name}:\n{metrics_a}"
+        );
+    }
     // acme, homed in a all along, is written there too.
     let acme = post_in(
         &addrs_a.http,
