@@ -190,12 +190,13 @@ pub async fn route_writes(
         // The epoch and the deadline go with it into the services and their stores, which
         // send nothing after the deadline, in this process or another.
         Route::Local { epoch } => {
+            let deadline = tokio::time::Instant::now() + routing.write_time;
             let scope = WriteScope {
                 epoch: Some(epoch.0),
-                deadline: Some(tokio::time::Instant::now() + routing.write_time),
+                deadline: Some(deadline),
             };
             let run = WRITE_SCOPE.scope(scope, next.run(request));
-            match tokio::time::timeout(routing.write_time, run).await {
+            match tokio::time::timeout_at(deadline, run).await {
                 Ok(response) => response,
                 Err(_) => retry_later(
                     ErrorCode::Unavailable,

@@ -12,7 +12,7 @@ use loyalty_common::error::ServiceResult;
 use loyalty_gateway::regions::{BEAT_UNKNOWN, NEVER_ANSWERED, Routing};
 use loyalty_region::control::ControlPlane;
 use loyalty_region::keeper::{Action, Keeper, Sight};
-use loyalty_region::lease::{RENEW_EVERY, TTL, WRITABLE};
+use loyalty_region::lease::{RENEW_EVERY, RENEWED_LATELY, TTL, WRITABLE};
 use loyalty_region::route::Directory;
 use loyalty_region::{Millis, Region};
 use loyalty_scylla::config::{ScyllaConfig, WriteConsistency};
@@ -160,11 +160,6 @@ struct PeerState {
     renewing: AtomicBool,
 }
 
-/// How much time to live the other region's lease row must have left to count as renewed
-/// lately: renewed every second, it reads 5 or 6 s (whole seconds), and 3 s or less about
-/// two seconds after the renewals stop.
-const RENEWED_LATELY: Millis = Millis(TTL.0 / 2);
-
 /// While the other region fails its health checks, reads its lease row every second: if it
 /// still renews, it is alive and reaches a majority, cut off from this region only.
 async fn watch_peer_renewing(
@@ -258,7 +253,6 @@ async fn keep(
     peer: Arc<PeerState>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut yielding = false;
     // Exported from the start, so that alerts see the first take-over as an increase.
     metrics::counter!("region_failovers_total").increment(0);
     metrics::gauge!("region_yielding").set(0.0);
@@ -283,9 +277,8 @@ async fn keep(
             }
         };
         let actions = keeper.tick(now, sight);
-        if keeper.yielding() != yielding {
-            yielding = keeper.yielding();
-            routing.yielding.store(yielding, Ordering::Relaxed);
+        let yielding = keeper.yielding();
+        if routing.yielding.swap(yielding, Ordering::Relaxed) != yielding {
             metrics::gauge!("region_yielding").set(if yielding { 1.0 } else { 0.0 });
             tracing::warn!(
                 yielding,

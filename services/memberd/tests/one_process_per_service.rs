@@ -128,12 +128,9 @@ async fn the_readme_journey_through_one_process_per_service() {
     );
 
     // A partner may call the member service's port directly, with its own credential.
-    let channel = tonic::transport::Endpoint::from_shared(member.addrs.grpc.clone())
-        .unwrap()
-        .connect()
+    let mut members = MemberServiceClient::connect(member.addrs.grpc.clone())
         .await
         .unwrap();
-    let mut members = MemberServiceClient::new(channel);
     let alice = pb::MemberRef {
         tenant_id: "acme".into(),
         member_id: "alice".into(),
@@ -175,12 +172,9 @@ async fn the_readme_journey_through_one_process_per_service() {
     // A write in two regions carries its tenant's home epoch and its deadline to the ledger's
     // process (decision 0019): the wallet keeps the newest epoch, refuses a write accepted
     // under an older one, and sends nothing for a write past its deadline.
-    let channel = tonic::transport::Endpoint::from_shared(ledger.addrs.grpc.clone())
-        .unwrap()
-        .connect()
+    let mut wallets = LedgerServiceClient::connect(ledger.addrs.grpc.clone())
         .await
         .unwrap();
-    let mut wallets = LedgerServiceClient::new(channel);
     let adjust = |key: &str, epoch: u64, timeout: &str| {
         let mut request = with_token(
             ledger_pb::AdjustRequest {

@@ -24,6 +24,10 @@ pub const RENEW_EVERY: Millis = Millis(1_000);
 pub const TTL: Millis = Millis(6_000);
 /// How long after sending a successful renewal the region may write.
 pub const WRITABLE: Millis = Millis(4_000);
+/// How much time to live a region's lease row must have left for the other region to count it
+/// as renewed lately (`keeper::Sight::peer_renewing`): renewed every second, it reads 5 or 6 s
+/// (whole seconds), and 3 s or less about two seconds after the renewals stop.
+pub const RENEWED_LATELY: Millis = Millis(TTL.0 / 2);
 
 /// The lease as one process of the region knows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The control keyspace of the simulation: region leases and tenant homes, changed only by a
 //! site that reaches a majority of the three (the caller checks), as `SERIAL` rounds are.
 
-use loyalty_region::lease::TTL;
+use loyalty_region::lease::{RENEWED_LATELY, TTL};
 use loyalty_region::{Epoch, Home, Region};
 use std::collections::BTreeMap;
 
@@ -60,10 +60,9 @@ impl Control {
         }
     }
 
-    /// Whether `region` renewed its own row within the last two seconds or so (its time to
-    /// live is more than 3 s off), as the other region reads it.
+    /// Whether `region` renewed its own row lately, as the other region reads it.
     pub fn renewing(&self, region: usize, now: u64) -> bool {
-        matches!(self.leases[region], Some(LeaseRow::Held(until)) if until > now + TTL.0 / 2)
+        matches!(self.leases[region], Some(LeaseRow::Held(until)) if until > now + RENEWED_LATELY.0)
     }
 
     pub fn holds(&self, region: usize) -> bool {
