@@ -10,6 +10,7 @@ pub mod events;
 pub mod grpc;
 pub mod grpc_access;
 pub mod model;
+mod regions;
 pub mod rules;
 pub mod scheduler;
 pub mod schema;

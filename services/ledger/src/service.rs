@@ -16,6 +16,7 @@ use loyalty_common::error::{ErrorCode, ServiceResult};
 use loyalty_common::ids::{EntryId, IdempotencyKey, TenantId};
 use loyalty_common::write_scope;
 use loyalty_common::{ServiceError, Timestamp};
+use loyalty_region::background::SharedView;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,10 +59,23 @@ pub struct Ledger {
     hasher: std::collections::hash_map::RandomState,
     default_rules: Arc<RuleSet>,
     pub faults: FaultInjection,
+    /// In two regions, the homes and this region's lease, which its background work follows
+    /// (`regions.rs`); None in one region.
+    pub(crate) regions: Option<SharedView>,
 }
 
 impl Ledger {
     pub fn new(ports: LedgerPorts, clock: SharedClock) -> Arc<Self> {
+        Self::in_regions(ports, clock, None)
+    }
+
+    /// A ledger whose background work (housekeeping, the recovery of transfers) follows the
+    /// homes and this region's lease in `regions` (decision 0019).
+    pub fn in_regions(
+        ports: LedgerPorts,
+        clock: SharedClock,
+        regions: Option<SharedView>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             ports,
             clock,
@@ -69,6 +83,7 @@ impl Ledger {
             hasher: Default::default(),
             default_rules: Arc::default(),
             faults: FaultInjection::default(),
+            regions,
         })
     }
 
@@ -319,6 +334,9 @@ impl Ledger {
             let Some(head) = self.ports.wallets.head(wallet).await? else {
                 return Ok((0, None));
             };
+            // In two regions, done under the home's epoch (`regions.rs`): a wallet a newer
+            // home has written refuses it.
+            let epoch = epoch_of_write(&head)?;
             let mut tx = WalletTx::new(head.clone(), self.clock.as_ref());
             tx.housekeeping(remind_days);
             let next_due = tx.head.next_due(remind_days);
@@ -327,7 +345,8 @@ impl Ledger {
             }
             let entries = std::mem::take(&mut tx.entries);
             let count = entries.len();
-            let commit = WalletCommit::after(&head, tx.head, entries, remind_days);
+            let mut commit = WalletCommit::after(&head, tx.head, entries, remind_days);
+            commit.head.epoch = epoch;
             if self.ports.wallets.commit(commit).await? == Applied::Yes {
                 metrics::counter!("ledger_housekeeping_entries_total").increment(count as u64);
                 return Ok((count, next_due));
@@ -344,10 +363,18 @@ impl Ledger {
     /// any entry). A wallet that fails keeps its hint for the next pass and does not hold up
     /// the others. Returns entries written.
     pub async fn run_due(&self, limit: usize) -> ServiceResult<usize> {
+        if !self.may_work() {
+            return Ok(0);
+        }
         let now = self.clock.now();
         let mut written = 0;
         for item in self.ports.due.due(now, limit).await? {
-            match self.housekeep_inner(&item.wallet).await {
+            // Another region's tenant is its home's to housekeep (and reschedule).
+            let work = self.housekeep_inner(&item.wallet);
+            let Some(done) = self.as_background(&item.wallet.tenant, work).await else {
+                continue;
+            };
+            match done {
                 Ok((count, next)) => {
                     written += count;
                     self.ports.due.reschedule(&item, next).await?;
@@ -513,8 +540,7 @@ fn replay(record: IdempotencyRecord, fingerprint: &str) -> ServiceResult<Written
 }
 
 /// The epoch a write to `head`'s wallet leaves on it: the one this write was accepted under in
-/// its tenant's home (decision 0019), or the head's own for work with none (one region,
-/// housekeeping). A write accepted under an older epoch than the wallet's last is refused:
+/// its tenant's home (decision 0019), or the head's own for work with none (one region). A write accepted under an older epoch than the wallet's last is refused:
 /// the tenant's home has moved since it was accepted, and the new home has written the
 /// wallet. With the head's version the condition of the commit, this is the commit's
 /// `epoch <= accepted`.

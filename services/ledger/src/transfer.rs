@@ -150,13 +150,21 @@ impl Ledger {
         older_than_secs: i64,
         limit: usize,
     ) -> ServiceResult<usize> {
+        if !self.may_work() {
+            return Ok(0);
+        }
         let cutoff = self.now().plus_secs(-older_than_secs);
         let mut finished = 0;
         for record in self.transfers().unfinished(limit).await? {
             if record.created_at > cutoff {
                 continue;
             }
-            match self.drive(record).await {
+            // Another region's tenant's transfer is its home's to drive on.
+            let tenant = record.tenant.clone();
+            let Some(driven) = self.as_background(&tenant, self.drive(record)).await else {
+                continue;
+            };
+            match driven {
                 Ok(_) => finished += 1,
                 // A business failure is final and recorded; the transfer is finished.
                 Err(e) if e.code != ErrorCode::Unavailable && e.code != ErrorCode::Internal => {

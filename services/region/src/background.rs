@@ -1,6 +1,6 @@
 //! Which region does a tenant's background work: the writes no client sent, which a service
 //! makes by itself (the campaign service's payouts from its outbox, its sweeps, its
-//! triggers). They follow the rule client writes follow: they run in the tenant's home,
+//! triggers; the ledger's housekeeping and its recovery of transfers). They follow the rule client writes follow: they run in the tenant's home,
 //! while the region holds its lease, and nowhere while the tenant moves.
 //!
 //! A store process learns the homes and the leases by reading the control keyspace every
@@ -101,6 +101,12 @@ impl Background {
             Route::Forward { .. } => Handling::Elsewhere,
             Route::Refuse(why) => Handling::Wait(why),
         }
+    }
+
+    /// The epoch of `tenant`'s home as last read: what work done here for it is accepted
+    /// under (a wallet a newer epoch has written refuses it).
+    pub fn home_epoch(&self, tenant: &str) -> Option<Epoch> {
+        self.directory.home_of(tenant).map(|home| home.epoch)
     }
 
     /// Whether this region does the peer's work too: it holds the peer's lease row and every

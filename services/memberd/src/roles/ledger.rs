@@ -30,7 +30,9 @@ pub struct LedgerRole {
 pub async fn start(process: &mut Process<'_>) -> anyhow::Result<LedgerRole> {
     let config = process.config;
     let (ports, feed, store) = open_store(process).await?;
-    let ledger = Ledger::new(ports, Arc::new(SystemClock::default()));
+    // In two regions its housekeeping and transfer recovery follow the homes (decision 0019).
+    let clock = Arc::new(SystemClock::default());
+    let ledger = Ledger::in_regions(ports, clock, process.regions.clone());
     let interval = Duration::from_millis(config.scheduler_interval_ms.max(10));
     let lease = SchedulerLease::of(process, "ledger", "ledger-housekeeping").await?;
     let (scheduled, shutdown) = (Arc::clone(&ledger), process.shutdown.clone());
