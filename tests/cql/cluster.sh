@@ -19,6 +19,8 @@
 # `one` is a single node in datacenter dc1. `two-dc` is a node in dc1 and one in dc2
 # (GossipingPropertyFileSnitch), for the multi-datacenter tests. Node names are dc1, dc2.
 # `three-dc` adds dc3: two regions and the witness of their control keyspace (decision 0019).
+# There the nodes of dc1 and dc2 keep no hints for each other, and each node runs in a cgroup
+# of its own when the machine allows it (root, cgroup v2), for the region drill's cut.
 #
 # Settings (environment):
 #   CQL_HOME       where the resolved artifacts are cached (default ~/.cache/memberd-cql)
@@ -30,11 +32,14 @@
 #                  (default 5000ms each; 2000ms and 1000ms on three-dc, as ScyllaDB's)
 #   CQL_AUDIT      1: log every statement the nodes run to logs/audit.log (Cassandra's audit
 #                  log), for the check of which statements the test suite ran
+#   CQL_CROSS_REGION_HINTS  1: on three-dc, dc1 and dc2 keep hints for each other too (to
+#                  measure what they bring back after a cut between the regions)
 #   CQL_AUTH       1: clients must log in (PasswordAuthenticator; the default superuser
 #                  cassandra/cassandra), for the test of memberd's scylla.user/password
 #
 # `start` prints lines of the form KEY=value (SCYLLA_NODES, SCYLLA_DATACENTER, and for two-dc
-# and three-dc SCYLLA_NODES_DC1, SCYLLA_NODES_DC2, SCYLLA_NODES_DC3); they are kept in $CQL_STATE/NAME/env to be sourced.
+# and three-dc SCYLLA_NODES_DC1, SCYLLA_NODES_DC2, SCYLLA_NODES_DC3, and CQL_CGROUP_DC1..3 when
+# the nodes run in cgroups); they are kept in $CQL_STATE/NAME/env to be sourced.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -153,8 +158,18 @@ write_timeouts() {
   CQL_CAS_TIMEOUT="${CQL_CAS_TIMEOUT:-$cas}"
 }
 
+# The datacenter of the other region, to which a node of a region keeps no hints (three-dc;
+# decision 0019): a region cut off from the other goes on coordinating writes that fail there,
+# and hints would replay them into the other region when the cut heals, next to what its new
+# home wrote meanwhile. CQL_CROSS_REGION_HINTS=1 keeps them, to see what they bring back.
+no_hints_to() {
+  local topology="$1" dc="$2"
+  [ "$topology" = three-dc ] && [ "${CQL_CROSS_REGION_HINTS:-0}" != 1 ] || return 0
+  case "$dc" in dc1) echo dc2 ;; dc2) echo dc1 ;; esac
+}
+
 write_config() {
-  local name="$1" node="$2" dc="$3" address="$4" seeds="$5" dir="$6"
+  local name="$1" node="$2" dc="$3" address="$4" seeds="$5" dir="$6" no_hints_to="${7:-}"
   mkdir -p "$dir"/{conf,data,commitlog,hints,saved_caches,cdc_raw,logs}
   local authenticator=AllowAllAuthenticator
   if [ "${CQL_AUTH:-0}" = 1 ]; then authenticator=PasswordAuthenticator; fi
@@ -218,6 +233,7 @@ commit_failure_policy: stop
 # cut a datacenter off wait less; on loopback, a slow answer is not a lost node.
 phi_convict_threshold: 5
 hinted_handoff_enabled: true
+hinted_handoff_disabled_datacenters: [$no_hints_to]
 authenticator: $authenticator
 authorizer: AllowAllAuthorizer
 dynamic_snitch: true
@@ -339,8 +355,31 @@ node_pid() {
   esac
 }
 
+# Where the machine's cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on a
+# hybrid one); nothing when there is none.
+cgroup2_root() { awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts; }
+
+# On three-dc, each node runs in a cgroup of its own when the machine lets us make one (root,
+# cgroup v2), named in $dir/cgroup (and CQL_CGROUP_DC<n> in the env) relative to the
+# hierarchy's root: the region drill can then drop what one node sends another with
+# `iptables -m cgroup --path`, a cut between two datacenters while each reaches the third
+# (services/memberd/tests/drill/cut.rs). A socket counts as its process's cgroup when it was
+# made, so the node joins before it starts. Prints the group's cgroup.procs.
+node_cgroup() {
+  local dir="$1" root; root="$(cgroup2_root)"
+  rm -f "$dir/cgroup"
+  [ "$(cat "$(dirname "$dir")/topology" 2>/dev/null)" = three-dc ] || return 0
+  [ -n "$root" ] && [ -w "$root" ] || return 0
+  local relative
+  relative="memberd-cql/$(basename "$(dirname "$dir")")-$(basename "$dir")"
+  mkdir -p "$root/$relative" 2>/dev/null && [ -w "$root/$relative/cgroup.procs" ] || return 0
+  echo "$relative" >"$dir/cgroup"
+  echo "$root/$relative/cgroup.procs"
+}
+
 launch_node() {
   local dir="$1"
+  local procs; procs="$(node_cgroup "$dir")"
   local jmx; jmx="$(free_port)"
   echo "$jmx" >"$dir/jmx_port"
   local opts=(); mapfile -t opts < <(jvm_options "$dir" "$jmx")
@@ -348,7 +387,8 @@ launch_node() {
   # setsid: the node outlives the shell that started it (tests/run.sh stops it by its pid).
   # The node writes its own pid, just before it becomes java: $! is not it when setsid forks,
   # which it does when the caller leads a process group (a shell with job control on).
-  setsid bash -c 'echo $$ >"$0/pid"; exec "$@"' "$dir" java "${opts[@]}" \
+  setsid bash -c 'echo $$ >"$0/pid"; [ -z "$1" ] || echo $$ >"$1"; shift; exec "$@"' \
+    "$dir" "$procs" java "${opts[@]}" \
     -cp "$(classpath "$dir/conf")" org.apache.cassandra.service.CassandraDaemon \
     >"$dir/logs/stdout.log" 2>&1 </dev/null &
   date +%s.%N >"$dir/started_at"
@@ -446,6 +486,7 @@ write_env() {
         dc="$(basename "$dir")"
         all+=("$(cat "$dir/address"):9042")
         echo "SCYLLA_NODES_${dc^^}=$(cat "$dir/address"):9042"
+        [ ! -f "$dir/cgroup" ] || echo "CQL_CGROUP_${dc^^}=$(cat "$dir/cgroup")"
       done
       echo "SCYLLA_NODES=$(IFS=,; echo "${all[*]}")"
       echo "SCYLLA_DATACENTER=dc1"
@@ -494,7 +535,8 @@ cmd_start() {
   local seeds; seeds="$(IFS=,; echo "${addresses[*]}")"
   local i=0
   for n in "${nodes[@]}"; do
-    write_config "$name" "$n" "$n" "${addresses[$i]}" "$seeds" "$cluster/$n"
+    write_config "$name" "$n" "$n" "${addresses[$i]}" "$seeds" "$cluster/$n" \
+      "$(no_hints_to "$topology" "$n")"
     i=$((i + 1))
   done
   # One node at a time: two nodes taking tokens at once on an empty ring may collide.
@@ -531,6 +573,9 @@ cmd_stop() {
     [ -n "$quiet" ] || say "stopped node $(basename "$dir") (pid $pid)"
   done
   rm -f "$cluster"/*/pid
+  # The nodes' cgroups (three-dc), empty now.
+  local root; root="$(cgroup2_root)"
+  [ -z "$root" ] || rmdir "$root/memberd-cql/$name"-* 2>/dev/null || true
 }
 
 cmd_status() {

@@ -123,6 +123,26 @@ step "custom resources against tests/k8s/crds (renders and k8s/ manifests)"
   fail "k8s/nats values do not match the NATS chart's keys"
 ok
 
+step "each ScyllaDB datacenter keeps no hints for the other region (k8s/scylla)"
+"$PY" - k8s/scylla <<'PYEOF' || fail "a region's nodes would keep hints for the other region (decision 0019)"
+import pathlib, sys, yaml
+folder = pathlib.Path(sys.argv[1])
+configs = {d["metadata"]["name"]: yaml.safe_load(d["data"]["scylla.yaml"])
+           for d in yaml.safe_load_all((folder / "scylla-config.yaml").read_text())}
+wrong = []
+for dc, other in [("region-a", "region-b"), ("region-b", "region-a")]:
+    cluster = yaml.safe_load((folder / f"{dc}.yaml").read_text())
+    for rack in cluster["spec"]["datacenter"]["racks"]:
+        hints = str(configs[rack["scyllaConfig"]].get("hinted_handoff_enabled", "true"))
+        kept = [d.strip() for d in hints.split(",")]
+        if other in kept or hints.lower() in ("true", "1") or dc not in kept:
+            wrong.append(f"{dc} rack {rack['name']}: hinted_handoff_enabled {hints}")
+        print(f"    {dc} rack {rack['name']}: hints for {hints}")
+print("\n".join(wrong), file=sys.stderr)
+sys.exit(1 if wrong else 0)
+PYEOF
+ok
+
 step "the schemas refuse misspelt custom resources (tests/k8s/fixtures/crds)"
 for f in tests/k8s/fixtures/crds/*.yaml; do
   if [[ $f == *nats-values* ]]; then

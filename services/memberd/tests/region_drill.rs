@@ -27,10 +27,15 @@
 //! measured figure, not required to be 0; `REGION_DRILL_LAG_MS` gives the loss a replication
 //! lag to take with it. `REGION_DRILL_LOSS=freeze` cuts region `a` off instead of killing it:
 //! its processes are stopped (`SIGSTOP`) and later let go on, to find their lease taken.
+//! `REGION_DRILL_LOSS=cut` (three datacenters, as root) cuts the network between the two
+//! regions alone, datacenters included, each still reaching the witness (`drill/cut.rs`):
+//! region `b` yields (decision 0019, item 4), `a` takes `globex` over; after the healing `b`
+//! forwards, fenced, its datacenter is rebuilt, and `globex` moves back to it.
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
 use drill::checks::Home;
+use drill::cut::{Cut, Side};
 use drill::load::{self, Client, Kind, Log, Outcome, Target};
 use drill::partners::{Partner, Tally};
 use drill::supercluster::Supercluster;
@@ -41,7 +46,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::two_regions::{TwoRegions, free_port};
-use support::{http_exchange, log_tail};
+use support::{Addrs, http_exchange, log_tail};
 
 mod drill;
 mod support;
@@ -64,6 +69,68 @@ fn datacenter_only() -> bool {
 /// homed in b. Its datacenter (on three) is left alone.
 fn frozen() -> bool {
     std::env::var("REGION_DRILL_LOSS").is_ok_and(|loss| loss == "freeze")
+}
+
+/// `REGION_DRILL_LOSS=cut`: the regions are cut apart, each reaching the witness.
+fn cut_apart() -> bool {
+    std::env::var("REGION_DRILL_LOSS").is_ok_and(|loss| loss == "cut")
+}
+
+/// The region the loss takes, the tenant homed there (by its index in the targets), and its
+/// datacenter: region a with acme, unless the regions are cut apart: then the region that
+/// yields, b (its name sorts last, and both are homes), with globex.
+struct Lost {
+    region: &'static str,
+    tenant: usize,
+    datacenter: &'static str,
+}
+
+impl Lost {
+    fn now() -> Self {
+        match cut_apart() {
+            false => Self {
+                region: "a",
+                tenant: 0,
+                datacenter: "dc1",
+            },
+            true => Self {
+                region: "b",
+                tenant: 1,
+                datacenter: "dc2",
+            },
+        }
+    }
+}
+
+/// What region `region` of the drill sends from and listens on, for the cut: its memberd's
+/// and NATS server's cgroup and ports, and its datacenter's node (its address, and the
+/// cgroup `tests/cql/cluster.sh` started it in).
+fn side(cut: &Cut, region: &str, datacenter: &str, memberd: &Addrs, nats: &Supercluster) -> Side {
+    let dc = datacenter.to_uppercase();
+    let setting = |key: &str| {
+        std::env::var(format!("{key}_{dc}")).unwrap_or_else(|_| {
+            panic!(
+                "{key}_{dc} is not set: REGION_DRILL_LOSS=cut needs a three-dc cluster \
+                    started as root on a machine with cgroup v2 (tests/cql/cluster.sh), its \
+                    env sourced"
+            )
+        })
+    };
+    let node = setting("SCYLLA_NODES");
+    let port = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .parse()
+    };
+    let mut ports = vec![port(&memberd.http).unwrap(), port(&memberd.grpc).unwrap()];
+    ports.extend(nats.ports(region));
+    Side {
+        cgroups: vec![cut.cgroup(region), setting("CQL_CGROUP")],
+        addresses: vec![node.split(':').next().unwrap().to_string()],
+        ports,
+    }
 }
 
 /// The consistency of the regions' writes on three datacenters: `EACH_QUORUM` (no
@@ -220,6 +287,22 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         None => (TwoRegions::new(&cluster, "drill", 1_000), false),
     };
     let mut regions = regions;
+    let lost_in = Lost::now();
+    // Cut apart, each region's processes run in a cgroup of its own, from their start.
+    let mut cut = match cut_apart() {
+        false => None,
+        true => {
+            assert!(
+                datacenters,
+                "REGION_DRILL_LOSS=cut needs the three-dc cluster (tests/cql/cluster.sh)"
+            );
+            let cut = Cut::new().unwrap_or_else(|e| panic!("REGION_DRILL_LOSS=cut: {e}"));
+            for region in ["a", "b"] {
+                regions.confine(region, cut.procs(region));
+            }
+            Some(cut)
+        }
+    };
     regions.region(&["place", "acme", "a"]);
     regions.region(&["place", "globex", "b"]);
     let (dir_a, dir_b, dir_lb, dir_nats) = (
@@ -228,7 +311,13 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),
     );
-    let mut nats = Supercluster::start(dir_nats.path()).await;
+    let mut nats = match &cut {
+        Some(cut) => {
+            let procs = ["a", "b"].map(|region| (region, cut.procs(region)));
+            Supercluster::start_confined(dir_nats.path(), procs.into()).await
+        }
+        None => Supercluster::start(dir_nats.path()).await,
+    };
     for region in ["a", "b"] {
         for (key, value) in events_on(&nats, region) {
             regions.set_env(region, key, &value);
@@ -361,9 +450,9 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     tokio::time::sleep(phase()).await;
 
     let frozen = frozen();
-    let processes_too = !(datacenters && datacenter_only());
+    let processes_too = !(datacenters && datacenter_only()) && cut.is_none();
     // A datacenter lost comes back only once rebuilt.
-    let datacenter_lost = datacenters && !frozen;
+    let datacenter_lost = datacenters && !frozen && cut.is_none();
     // A replication lag at the loss: region b's node stops taking writes for a while before
     // region a is lost, and takes them again after.
     let lag = lag().filter(|_| datacenter_lost);
@@ -382,6 +471,11 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     }
     if datacenter_lost {
         cluster_sh("kill", &["dc1"]);
+    }
+    if let Some(cut) = cut.as_mut() {
+        let a = side(cut, "a", "dc1", &addrs_a, &nats);
+        let b = side(cut, "b", "dc2", &addrs_b, &nats);
+        cut.apply(&a, &b).unwrap();
     }
     if lag.is_some() {
         cluster_sh("resume", &["dc2"]);
@@ -408,8 +502,17 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     // comes back first, empty and streamed from the survivor's, while the load goes on. A
     // frozen region goes on with what it had under way: it must find its lease taken.
     let back = started.elapsed();
-    if datacenter_lost {
-        let rebuild = || cluster_sh("rebuild", &["dc1"]);
+    let mut rebuilding = back;
+    // A cut heals by itself; the region that yielded forwards, fenced, until its datacenter,
+    // which may hold writes it applied in the cut and never acknowledged, has been rebuilt.
+    if let Some(cut) = cut.as_mut() {
+        cut.heal();
+        tokio::time::sleep(phase()).await;
+        cluster_sh("kill", &[lost_in.datacenter]);
+        rebuilding = started.elapsed();
+    }
+    if datacenter_lost || cut.is_some() {
+        let rebuild = || cluster_sh("rebuild", &[lost_in.datacenter]);
         tokio::task::spawn_blocking(rebuild).await.unwrap();
     }
     let rebuilt = started.elapsed();
@@ -426,10 +529,12 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         false => Some(regions.start_a(dir_a.path()).await),
     };
     tokio::time::sleep(phase()).await;
-    // The failback: acme moves home, written nowhere for the quiet time.
+    // The failback: the lost region's tenant moves home, written nowhere for the quiet time.
     let failback = started.elapsed();
     let moving = Arc::clone(&regions);
-    let move_back = move || moving.region(&["move", "--to", "a", "--rebuilt", "acme"]);
+    let tenant = targets[lost_in.tenant].tenant.clone();
+    let region = lost_in.region;
+    let move_back = move || moving.region(&["move", "--to", region, "--rebuilt", &tenant]);
     tokio::task::spawn_blocking(move_back).await.unwrap();
     // When the move back returned: acme homed in a again.
     let failed_back = started.elapsed();
@@ -457,19 +562,24 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     let redemptions =
         checks::read_redemptions(&http, &client.base, &client.token, &log, &targets).await;
     let findings = checks::check(&log, &targets, &wallets, &redemptions);
-    // acme (0) is homed in a until the failover after the kill and from the failback on,
-    // in b between; globex (1) in b throughout.
+    // The lost region's tenant is homed there until the failover after the loss and from the
+    // failback on, in the other region between; the other tenant in the other throughout.
     let home = |tenant, region, from, to| Home {
         tenant,
         region,
         from,
         to,
     };
+    let (lost_region, survivor) = match lost_in.region {
+        "a" => ("a", "b"),
+        _ => ("b", "a"),
+    };
+    let (moved, stayed) = (lost_in.tenant, 1 - lost_in.tenant);
     let homes = [
-        home(0, "a", Duration::ZERO, killed),
-        home(0, "b", killed, failed_back),
-        home(0, "a", failback, ended),
-        home(1, "b", Duration::ZERO, ended),
+        home(moved, lost_region, Duration::ZERO, killed),
+        home(moved, survivor, killed, failed_back),
+        home(moved, lost_region, failback, ended),
+        home(stayed, survivor, Duration::ZERO, ended),
     ];
     let away = checks::answered_away(&log, &homes);
     // The load's writes: the RTO probes' are counted on their own.
@@ -502,6 +612,7 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
          acknowledged ({}), {} refused for good {:?}, {unknown} unknown; {retried} retried, \
          {replayed} answered as replays",
         match (datacenters, processes_too, frozen) {
+            _ if cut.is_some() => "a datacenter per region, the regions cut apart",
             (true, _, true) => "a datacenter per region, region a's processes frozen",
             (true, true, _) => "a datacenter per region, region a's node killed too",
             (true, false, _) => "a datacenter per region, only region a's node killed",
@@ -518,11 +629,12 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
             codes
         },
     );
-    if datacenter_lost {
+    if datacenter_lost || cut.is_some() {
         eprintln!(
-            "region drill: region a's datacenter rebuilt from the others and repaired in {:.1} s, \
-             the load going on",
-            (rebuilt - back).as_secs_f64()
+            "region drill: region {}'s datacenter rebuilt from the others and repaired in \
+             {:.1} s, the load going on",
+            lost_in.region,
+            (rebuilt - rebuilding).as_secs_f64()
         );
     }
     let mut rtos = Vec::new();
@@ -536,13 +648,14 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
         let (r, back_span, back_codes) = refused(&log, t, back, failback);
         let (m, moving_span, moving_codes) = refused(&log, t, failback, ended);
         eprintln!(
-            "region drill: {}: RTO {} s from the kill ({probed} fresh writes sent as \
+            "region drill: {}: RTO {} s from the loss ({probed} fresh writes sent as \
              probes, {probes_acked} acknowledged); the load's writes answered not now {n} \
-             times over {span:.1} s after the kill {codes:?}; {r} times over {back_span:.1} s \
-             while region a came back {back_codes:?}; {m} times over {moving_span:.1} s from \
+             times over {span:.1} s after the loss {codes:?}; {r} times over {back_span:.1} s \
+             while region {} came back {back_codes:?}; {m} times over {moving_span:.1} s from \
              the failback's start (it took {:.1} s) {moving_codes:?}",
             target.tenant,
             rto.map_or("none".into(), |r| format!("{r:.1}")),
+            lost_in.region,
             (failed_back - failback).as_secs_f64(),
         );
         rtos.push(rto);
@@ -570,11 +683,13 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     for (region, tally) in &tallies {
         eprintln!(
             "region drill: partner in {region}: {} events received of {} entries; missing {}, \
-             duplicated {}, redelivered {} (the same stream sequence again, dropped by id)",
+             duplicated {}, of no entry {}, redelivered {} (the same stream sequence again, \
+             dropped by id)",
             tally.received,
             expected.len(),
             tally.missing.len(),
             tally.duplicated.len(),
+            tally.phantom.len(),
             tally.redelivered,
         );
     }
@@ -654,4 +769,5 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
     }
     let status = regions.region(&["status"]);
     assert!(status.contains("acme\ta\n"), "{status}");
+    assert!(status.contains("globex\tb\n"), "{status}");
 }

@@ -35,6 +35,9 @@ pub struct Partner {
 pub struct Tally {
     pub missing: Vec<String>,
     pub duplicated: Vec<String>,
+    /// Events of entries no wallet holds: of a write applied somewhere, published, and then
+    /// lost or undone, which the partner acted on.
+    pub phantom: Vec<String>,
     pub redelivered: usize,
     pub received: usize,
 }
@@ -82,9 +85,17 @@ impl Partner {
             .filter(|(_, at)| at.len() > 1)
             .map(|(id, at)| format!("{id} at {at:?}"))
             .collect();
+        let mut phantom: Vec<String> = received
+            .sequences
+            .keys()
+            .filter(|id| !expected.contains(*id))
+            .cloned()
+            .collect();
+        phantom.sort();
         Tally {
             missing,
             duplicated,
+            phantom,
             redelivered: received.redelivered,
             received: received.sequences.len(),
         }

@@ -26,6 +26,8 @@ struct Server {
     route_port: u16,
     gateway_port: u16,
     child: Option<Child>,
+    /// The `cgroup.procs` it joins before it starts (the drill's cut).
+    procs: Option<PathBuf>,
 }
 
 pub struct Supercluster {
@@ -36,12 +38,21 @@ pub struct Supercluster {
 impl Supercluster {
     /// Starts clusters `a`, `b` and `witness`, and waits until JetStream has a meta leader.
     pub async fn start(dir: &Path) -> Self {
+        Self::start_confined(dir, Vec::new()).await
+    }
+
+    /// Like [`Supercluster::start`], each server named in `procs` in the cgroup whose
+    /// `cgroup.procs` is given.
+    pub async fn start_confined(dir: &Path, procs: Vec<(&str, PathBuf)>) -> Self {
         let server = |name| Server {
             name,
             client_port: free_port(),
             route_port: free_port(),
             gateway_port: free_port(),
             child: None,
+            procs: procs
+                .iter()
+                .find_map(|(region, procs)| (*region == name).then(|| procs.clone())),
         };
         let mut cluster = Self {
             servers: vec![server("a"), server("b"), server("witness")],
@@ -117,7 +128,11 @@ impl Supercluster {
         let path = self.dir.join(format!("{name}.conf"));
         std::fs::write(&path, config).unwrap();
         let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).unwrap();
-        let child = Command::new("nats-server")
+        let mut command = match &self.server(name).procs {
+            Some(procs) => crate::support::confined(procs, "nats-server"),
+            None => Command::new("nats-server"),
+        };
+        let child = command
             .arg("-c")
             .arg(&path)
             .stdout(Stdio::null())
@@ -129,6 +144,12 @@ impl Supercluster {
         server.child = Some(child);
         let port = server.client_port;
         wait_until_listening(port, &format!("nats-server {name}")).await;
+    }
+
+    /// The ports `name`'s server listens on: clients, routes and gateways.
+    pub fn ports(&self, name: &str) -> Vec<u16> {
+        let server = self.server(name);
+        vec![server.client_port, server.route_port, server.gateway_port]
     }
 
     /// `kill -9` of `name`'s server, keeping its store.

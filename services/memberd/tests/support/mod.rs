@@ -116,7 +116,30 @@ pub fn log_tail(dir: &Path, lines: usize) -> String {
 
 /// Like [`start`], with extra environment variables.
 pub async fn start_with(dir: &Path, env: &[(&str, &str)]) -> (Child, Addrs) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memberd"))
+    start_in(dir, env, None).await
+}
+
+/// `program` as a command that first joins the cgroup whose `cgroup.procs` is `procs`: a
+/// shell writes its own pid there, then becomes `program` (the same pid, so the child's id
+/// and its kill are the program's). The region drill's cut (`drill/cut.rs`).
+#[allow(dead_code)]
+pub fn confined(procs: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", r#"echo $$ >"$0" && exec "$@""#])
+        .arg(procs)
+        .arg(program);
+    command
+}
+
+/// Like [`start_with`], in the cgroup whose `cgroup.procs` is `procs` when there is one.
+pub async fn start_in(dir: &Path, env: &[(&str, &str)], procs: Option<&Path>) -> (Child, Addrs) {
+    let memberd = env!("CARGO_BIN_EXE_memberd");
+    let mut command = match procs {
+        Some(procs) => confined(procs, memberd),
+        None => Command::new(memberd),
+    };
+    let mut child = command
         .arg("--data-dir")
         .arg(dir)
         .env("MEMBERD_HTTP_ADDR", "127.0.0.1:0")

@@ -5,11 +5,11 @@
 #![allow(dead_code)] // Each test binary compiles this module; not every one uses every helper.
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
-use super::{Addrs, http_exchange, start_with};
+use super::{Addrs, http_exchange, start_in};
 use loyalty_scylla::ScyllaConfig;
 use loyalty_scylla::test_cluster::{TestCluster, memberd_env, unique_prefix};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use tokio::process::Child;
 
@@ -31,6 +31,8 @@ pub struct TwoRegions {
     pub http_b: String,
     /// The keyspaces' settings, to read what the regions wrote.
     pub config: ScyllaConfig,
+    /// The `cgroup.procs` each region's memberd joins before it starts (the drill's cut).
+    procs: [Option<PathBuf>; 2],
 }
 
 impl TwoRegions {
@@ -130,7 +132,13 @@ impl TwoRegions {
             http_a,
             http_b,
             config,
+            procs: [None, None],
         }
+    }
+
+    /// Starts `region`'s memberd (`a` or `b`) in the cgroup whose `cgroup.procs` is `procs`.
+    pub fn confine(&mut self, region: &str, procs: PathBuf) {
+        self.procs[usize::from(region != "a")] = Some(procs);
     }
 
     /// Sets `key` in `region`'s environment (`a` or `b`), for the memberd started next.
@@ -156,11 +164,11 @@ impl TwoRegions {
 
     /// Starts region `a`'s memberd (again, after a kill) with its data in `dir`.
     pub async fn start_a(&self, dir: &Path) -> (Child, Addrs) {
-        start_with(dir, &as_refs(&self.env_a)).await
+        start_in(dir, &as_refs(&self.env_a), self.procs[0].as_deref()).await
     }
 
     pub async fn start_b(&self, dir: &Path) -> (Child, Addrs) {
-        start_with(dir, &as_refs(&self.env_b)).await
+        start_in(dir, &as_refs(&self.env_b), self.procs[1].as_deref()).await
     }
 }
 
