@@ -15,6 +15,7 @@ use loyalty_member::service::Members;
 use loyalty_member::store::cql::ScyllaMemberStore;
 use loyalty_member::store::{EmbeddedMemberStore, MemberRepository};
 use loyalty_member::vault::MasterKey;
+use loyalty_region::background::{Handling, SharedView};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -92,13 +93,16 @@ pub fn start_on(
 /// segments whose refresh is due, and every `review_interval_secs` a review of every member's
 /// tier and a scoring run, for every tenant, and a purge of erased members' old rows. A
 /// tenant's failure is logged and does not hold up the others; a review that failed anywhere
-/// runs again at the next turn.
+/// runs again at the next turn. In two regions (`regions`, decision 0019), a tenant's work is
+/// done only in its home, only while that region holds its lease, and nowhere while the
+/// tenant moves: it writes members as client requests do.
 pub async fn schedule(
     members: Arc<Members>,
     settings: MemberSettings,
     platform: PlatformWork,
     lease: Arc<SchedulerLease>,
     shutdown: watch::Receiver<bool>,
+    regions: Option<SharedView>,
 ) {
     let tick = Duration::from_secs(settings.segments_check_secs.max(1));
     let review = Duration::from_secs(settings.review_interval_secs);
@@ -106,17 +110,21 @@ pub async fn schedule(
     // reviews at its first turn.
     let last_review: Arc<Mutex<Option<Instant>>> = Arc::default();
     let turn = || {
-        let (members, platform, last_review) = (
+        let (members, platform, last_review, regions) = (
             Arc::clone(&members),
             platform.clone(),
             Arc::clone(&last_review),
+            regions.clone(),
         );
         async move {
             let last = *last_review.lock().unwrap_or_else(|e| e.into_inner());
             let review_due = !review.is_zero() && last.is_none_or(|at| at.elapsed() >= review);
             let started = Instant::now();
             let ok = platform
-                .run("member-schedule", scheduled_turn(&members, review_due))
+                .run(
+                    "member-schedule",
+                    scheduled_turn(&members, review_due, regions.as_ref()),
+                )
                 .await;
             if ok && review_due {
                 *last_review.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
@@ -128,7 +136,11 @@ pub async fn schedule(
 }
 
 /// One turn of scheduled work; whether all of it succeeded.
-async fn scheduled_turn(members: &Members, review: bool) -> bool {
+async fn scheduled_turn(members: &Members, review: bool, regions: Option<&SharedView>) -> bool {
+    // A region without its lease passes nothing by either: it does nothing.
+    if regions.is_some_and(|view| !view.read(|v, now| v.may_run(now))) {
+        return true;
+    }
     let tenants = match members.repository().tenants().await {
         Ok(tenants) => tenants,
         Err(e) => {
@@ -138,6 +150,11 @@ async fn scheduled_turn(members: &Members, review: bool) -> bool {
     };
     let mut ok = true;
     for tenant in tenants {
+        // The other region's tenants are their home's; one on the move waits for its turn.
+        let handling = regions.map(|view| view.read(|v, now| v.handling(&tenant, now)));
+        if handling.is_some_and(|h| h != Handling::Here) {
+            continue;
+        }
         if let Err(e) = tenant_turn(members, &tenant, review).await {
             ok = false;
             tracing::warn!(%tenant, error = %e.message, "scheduled member work failed; retrying next turn");

@@ -50,8 +50,9 @@ pub async fn start(
     // The review reads points from the ledger when tiers are measured in points.
     let platform = PlatformWork::of(config, "member")?;
     let lease = SchedulerLease::of(process, "member", "member-schedule").await?;
+    let regions = process.regions.clone();
     process.tasks.push(tokio::spawn(async move {
-        members::schedule(scheduled, settings, platform, lease, shutdown).await;
+        members::schedule(scheduled, settings, platform, lease, shutdown, regions).await;
         Ok(())
     }));
     // Its port serves personal data: it never runs without checking its callers.
