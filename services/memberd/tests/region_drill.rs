@@ -198,6 +198,13 @@ async fn set_up(client: &Client, path: &str, key: &str, body: serde_json::Value)
             Outcome::Refused(code) if code == "IDEMPOTENCY_CONFLICT" => {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
+            // A registration the gateway cut off (its write time passed) may have been
+            // applied with no reply kept for its key: the retry finds the member registered.
+            // A known gap of member registration, not of the regions; the drill goes on.
+            Outcome::Refused(code) if code == "ALREADY_EXISTS" && path.ends_with("/profile") => {
+                eprintln!("region drill: set-up: {path} retried and found registered already");
+                return;
+            }
             outcome => {
                 assert_eq!(outcome, Outcome::Acked, "{path}: {}", reply.body);
                 return;
