@@ -49,14 +49,20 @@ fn in_region(h: &Harness, view: SharedView) -> Arc<Ledger> {
     Ledger::in_regions(ports(&h.store), h.clock.clone(), Some(view))
 }
 
-/// A wallet with 300 points pending for 7 days, and the 7 days passed: due to activate.
-async fn pending_due(h: &Harness) -> WalletKey {
+/// A wallet whose tenant keeps earned points pending for 7 days.
+async fn locked_wallet(h: &Harness) -> WalletKey {
     let w = h.wallet("m1").await;
     h.rules(RuleSet {
         lock_days: 7,
         ..RuleSet::default()
     })
     .await;
+    w
+}
+
+/// A wallet with 300 points pending for 7 days, and the 7 days passed: due to activate.
+async fn pending_due(h: &Harness) -> WalletKey {
+    let w = locked_wallet(h).await;
     h.earn(&w, 30_000).await;
     h.clock.advance_secs(7 * 86_400);
     w
@@ -129,12 +135,7 @@ async fn a_transfer_cut_short_is_driven_on_only_in_its_tenants_home() {
 #[tokio::test]
 async fn housekeeping_under_an_older_home_epoch_than_the_wallets_is_refused() {
     let h = Harness::new();
-    let w = h.wallet("m1").await;
-    h.rules(RuleSet {
-        lock_days: 7,
-        ..RuleSet::default()
-    })
-    .await;
+    let w = locked_wallet(&h).await;
     // The new home (epoch 5) writes the wallet; once its points are due, a region still
     // seeing epoch 4 does nothing to it (the wallet refuses the write), and they stay due
     // for the home.

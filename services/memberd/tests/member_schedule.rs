@@ -18,6 +18,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The member service of a one-process memberd whose data is in `dir`, and its settings.
+fn members_in(dir: &std::path::Path) -> (MemberdConfig, Arc<Members>) {
+    let config = MemberdConfig {
+        data_dir: dir.to_path_buf(),
+        ..MemberdConfig::default()
+    };
+    let members = memberd::members::start(&config, None).unwrap();
+    (config, members)
+}
+
 /// The schedule's loop with a turn every second and a review at each: how to stop it, and
 /// its task.
 fn start_schedule(
@@ -48,11 +58,7 @@ fn start_schedule(
 #[tokio::test]
 async fn the_schedule_refreshes_due_segments_and_stops_on_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let config = MemberdConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..MemberdConfig::default()
-    };
-    let members = memberd::members::start(&config, None).unwrap();
+    let (config, members) = members_in(dir.path());
     let acme = TenantId::parse("acme").unwrap();
     for n in 1..=3 {
         let mut input = ProfileInput::default();
@@ -131,11 +137,7 @@ fn read_homes(view: &SharedView, home: &str, epoch: u64) {
 #[tokio::test]
 async fn in_two_regions_the_schedule_does_only_its_home_tenants_work() {
     let dir = tempfile::tempdir().unwrap();
-    let config = MemberdConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..MemberdConfig::default()
-    };
-    let members = memberd::members::start(&config, None).unwrap();
+    let (config, members) = members_in(dir.path());
     let acme = TenantId::parse("acme").unwrap();
     let mut input = ProfileInput::default();
     input.tags.insert("vip".into());

@@ -39,17 +39,18 @@ fn cgroup2_root() -> Option<PathBuf> {
     })
 }
 
-fn iptables(args: &[String]) -> Result<(), String> {
+/// `iptables -w <action> <rule>`: `-I` inserts the rule, `-D` deletes it.
+fn iptables(action: &str, rule: &[String]) -> Result<(), String> {
     let out = Command::new("iptables")
-        .arg("-w")
-        .args(args)
+        .args(["-w", action])
+        .args(rule)
         .output()
         .map_err(|e| format!("iptables: {e} (Debian's iptables package)"))?;
     match out.status.success() {
         true => Ok(()),
         false => Err(format!(
-            "iptables {}: {}",
-            args.join(" "),
+            "iptables {action} {}: {}",
+            rule.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         )),
     }
@@ -73,8 +74,8 @@ impl Cut {
         };
         // A rule that matches nothing, to learn that iptables and its cgroup match work.
         let probe = cut.rule(&cut.made[0], "127.0.0.1", Some(1));
-        iptables(&[["-I".to_string()].as_slice(), &probe].concat())?;
-        iptables(&[["-D".to_string()].as_slice(), &probe].concat())?;
+        iptables("-I", &probe)?;
+        iptables("-D", &probe)?;
         Ok(cut)
     }
 
@@ -108,7 +109,7 @@ impl Cut {
                 let ports = to.ports.iter().map(|p| ("127.0.0.1", Some(*p)));
                 for (address, port) in destinations.chain(ports) {
                     let rule = self.rule(cgroup, address, port);
-                    iptables(&[["-I".to_string()].as_slice(), &rule].concat())?;
+                    iptables("-I", &rule)?;
                     self.rules.push(rule);
                 }
             }
@@ -119,7 +120,7 @@ impl Cut {
     /// Lets everything through again.
     pub fn heal(&mut self) {
         for rule in std::mem::take(&mut self.rules) {
-            if let Err(e) = iptables(&[["-D".to_string()].as_slice(), &rule].concat()) {
+            if let Err(e) = iptables("-D", &rule) {
                 eprintln!("region drill: {e}");
             }
         }
