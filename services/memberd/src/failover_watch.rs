@@ -101,8 +101,14 @@ async fn watch(
             }
             Err(e) => tracing::warn!(error = %e, "failover watch: this region's lease unread"),
         }
-        if !pause(Duration::from_millis(RENEW_EVERY.0), &mut shutdown).await {
-            return Ok(());
+        // A take-over by this process's own keeper is read at once: until then the writes
+        // here wait for the lost datacenter.
+        let next_read = pause(Duration::from_millis(RENEW_EVERY.0), &mut shutdown);
+        tokio::select! {
+            go_on = next_read => if !go_on {
+                return Ok(());
+            },
+            () = view.nudged() => {}
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::config::RegionSettings;
 use crate::schedule::pause;
 use loyalty_common::error::ServiceResult;
 use loyalty_gateway::regions::{BEAT_UNKNOWN, NEVER_ANSWERED, Routing};
+use loyalty_region::background::SharedView;
 use loyalty_region::control::ControlPlane;
 use loyalty_region::keeper::{Action, Keeper, Sight};
 use loyalty_region::lease::{RENEW_EVERY, RENEWED_LATELY, TTL, WRITABLE};
@@ -21,9 +22,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// How often the keeper looks at its schedule; renewals and take-over attempts are every
-/// second.
-const TICK: Duration = Duration::from_millis(200);
+/// How often the keeper looks at its schedule: renewals are every second, take-over attempts
+/// every [`loyalty_region::keeper::TAKE_OVER_EVERY`].
+const TICK: Duration = Duration::from_millis(50);
 /// How long a renewal's answer can still extend the lease: it lasts [`WRITABLE`] from the
 /// renewal's sending.
 const RENEWAL_USEFUL: Duration = Duration::from_millis(WRITABLE.0);
@@ -101,10 +102,15 @@ pub async fn control_plane(
 pub type Tasks = Vec<tokio::task::JoinHandle<anyhow::Result<()>>>;
 
 /// Starts the keeper and the peer watch; the routing the gateway's layer uses.
+///
+/// `store_view` is this process's failover watch's view, when the process plays a store role
+/// too: told at once of a take-over, so that its writes stop waiting for the lost datacenter
+/// without waiting for the watch's next read.
 pub fn start(
     regions: Regions,
     control: Arc<dyn ControlPlane>,
     max_body_bytes: usize,
+    store_view: Option<SharedView>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(Arc<Routing>, Tasks)> {
     let write_time = regions.write_time;
@@ -146,7 +152,14 @@ pub fn start(
     ));
     let keeper = Keeper::new(regions.me, regions.peer, regions.failover_after)
         .yield_in_cuts(regions.synchronous);
-    let keep = tokio::spawn(keep(keeper, control, Arc::clone(&routing), peer, shutdown));
+    let keep = tokio::spawn(keep(
+        keeper,
+        control,
+        Arc::clone(&routing),
+        peer,
+        store_view,
+        shutdown,
+    ));
     Ok((routing, vec![watch, renewing, beats, keep]))
 }
 
@@ -251,6 +264,7 @@ async fn keep(
     control: Arc<dyn ControlPlane>,
     routing: Arc<Routing>,
     peer: Arc<PeerState>,
+    store_view: Option<SharedView>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     // Exported from the start, so that alerts see the first take-over as an increase.
@@ -274,6 +288,7 @@ async fn keep(
                 peer_renewing: peer.renewing.load(Ordering::Relaxed),
                 home_to_any: directory.is_home_to_any(&keeper.me),
                 peer_home_to_any: directory.is_home_to_any(&keeper.peer),
+                peer_has_run: routing.peer_beat_ms.load(Ordering::Relaxed) != BEAT_UNKNOWN,
             }
         };
         let actions = keeper.tick(now, sight);
@@ -313,9 +328,15 @@ async fn keep(
                 Action::TakeOver { from } if !taking.swap(true, Ordering::SeqCst) => {
                     let (control, routing) = (Arc::clone(&control), Arc::clone(&routing));
                     let (taking, taken) = (Arc::clone(&taking), Arc::clone(&taken));
+                    let store_view = store_view.clone();
                     tokio::spawn(async move {
                         match take_over(&from, control.as_ref(), &routing).await {
-                            Ok(done) => taken.store(done, Ordering::SeqCst),
+                            Ok(done) => {
+                                taken.store(done, Ordering::SeqCst);
+                                if let Some(view) = store_view.filter(|_| done) {
+                                    view.nudge();
+                                }
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, "region keeper: a take-over failed")
                             }

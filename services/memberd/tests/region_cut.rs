@@ -145,7 +145,7 @@ async fn in_a_cut_between_the_regions_one_yields_and_the_other_writes_for_both()
         "region cut: b's tenant written in a {:.1} s after the cut",
         took.as_secs_f64()
     );
-    // The health checks (1 s here), b's lease lapsing (at most 6 s), and a take-over.
+    // The health checks (1 s here), b's lease lapsing (at most 5 s), and a take-over.
     assert!(took < Duration::from_secs(15), "{took:?}");
     assert!(
         log_tail(dir_b.path(), 400).contains("this region stops renewing its own"),

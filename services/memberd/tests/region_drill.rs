@@ -36,7 +36,7 @@
 
 use drill::checks::Home;
 use drill::cut::{Cut, Side};
-use drill::load::{self, Client, Kind, Log, Outcome, Target};
+use drill::load::{self, Client, Kind, Log, Outcome, Sent, Target};
 use drill::partners::{Partner, Tally};
 use drill::supercluster::Supercluster;
 use drill::{balancer, checks};
@@ -245,6 +245,56 @@ fn first_ack_after(log: &Log, tenant: usize, since: Duration, lost: Duration) ->
         .filter(|s| s.tenant == tenant && s.outcome == Outcome::Acked && s.sent_at >= lost)
         .map(|s| (s.answered_at - since).as_secs_f64())
         .reduce(f64::min)
+}
+
+/// How `tenant`'s RTO probes fared after a loss that began at `since`: when the first one
+/// acknowledged was sent and how long it took, and what the ones before it were answered
+/// (their codes, or `no answer` within the probe's timeout), each with how long it took.
+fn probes_told(log: &Log, tenant: usize, since: Duration) -> String {
+    let probes: Vec<_> = log
+        .sent
+        .iter()
+        .filter(|s| s.tenant == tenant && s.is_probe())
+        .collect();
+    let Some(first) = probes
+        .iter()
+        .filter(|s| s.outcome == Outcome::Acked)
+        .min_by_key(|s| s.answered_at)
+    else {
+        return "no probe acknowledged".into();
+    };
+    let secs = |d: Duration| d.as_secs_f64();
+    let mut before: Vec<_> = probes
+        .iter()
+        .filter(|s| s.sent_at < first.sent_at)
+        .collect();
+    before.sort_by_key(|s| s.sent_at);
+    let answered = |s: &Sent| {
+        log.refusals
+            .iter()
+            .find(|r| r.key == s.key)
+            .map_or("no answer".to_string(), |r| r.code.clone())
+    };
+    let last: Vec<String> = before
+        .iter()
+        .rev()
+        .take(4)
+        .rev()
+        .map(|s| {
+            format!(
+                "{:.1}+{:.1} {}",
+                secs(s.sent_at - since),
+                secs(s.answered_at - s.sent_at),
+                answered(s)
+            )
+        })
+        .collect();
+    format!(
+        "the first acknowledged probe sent at {:.1} s, answered in {:.2} s; the last before it \
+         (sent+took) {last:?}",
+        secs(first.sent_at - since),
+        secs(first.answered_at - first.sent_at),
+    )
 }
 
 /// Answers that said "not now" to `tenant`'s writes between `from` and `to`: how many, over
@@ -664,6 +714,11 @@ async fn a_region_is_lost_failed_over_and_failed_back_under_load() {
             rto.map_or("none".into(), |r| format!("{r:.1}")),
             lost_in.region,
             (failed_back - failback).as_secs_f64(),
+        );
+        eprintln!(
+            "region drill: {}: {}",
+            target.tenant,
+            probes_told(&log, t, killed)
         );
         rtos.push(rto);
     }

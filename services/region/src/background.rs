@@ -12,6 +12,7 @@ use crate::model::{Epoch, Home, Millis, Region};
 use crate::route::{Directory, Refusal, Route};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
+use tokio::sync::Notify;
 
 /// How long one piece of background work may take once started: it starts only if it can end
 /// inside the lease, as a client write must.
@@ -128,6 +129,8 @@ impl Background {
 pub struct SharedView {
     view: Arc<RwLock<Background>>,
     clock: Instant,
+    /// Wakes the reading task before its next read is due.
+    nudged: Arc<Notify>,
 }
 
 impl SharedView {
@@ -135,7 +138,19 @@ impl SharedView {
         Self {
             view: Arc::new(RwLock::new(Background::new(me, peer))),
             clock: Instant::now(),
+            nudged: Arc::new(Notify::new()),
         }
+    }
+
+    /// Asks the reading task to read the control keyspace again now: a region keeper in the
+    /// same process has just changed it (taken the other region over).
+    pub fn nudge(&self) {
+        self.nudged.notify_one();
+    }
+
+    /// Until [`SharedView::nudge`] is called (at once if it was since the last wait).
+    pub async fn nudged(&self) {
+        self.nudged.notified().await;
     }
 
     /// Now, on the view's clock: what a read of the lease row is stamped with when sent.

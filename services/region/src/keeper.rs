@@ -7,8 +7,11 @@
 //! [`crate::lease::TTL`] after the lost region's last renewal, and by then that region has
 //! stopped writing (`lease`). Then the keeper moves each of its tenants here, bumping the
 //! homes' epoch. A flapping region cannot cause two homes: while its lease lives, the
-//! take-over fails, whatever the health checks say. A peer this keeper has never seen ready
-//! is never taken over automatically: it may be starting.
+//! take-over fails, whatever the health checks say. A peer not known to have run is never
+//! taken over automatically: it may still be being deployed. It is known to have run once
+//! this keeper has seen it ready or renewing its lease, or found a heartbeat of its in this
+//! datacenter (which a keeper restarted while the regions are cut apart needs: the other
+//! region may have yielded before it started).
 //!
 //! A planned move (failback) never races a writer either: the tenant is first marked
 //! `moving` (no region writes it), then, after [`MOVE_QUIET`], homed in its new region.
@@ -32,8 +35,11 @@ use crate::model::{Millis, Region};
 pub const MOVE_QUIET: Millis = Millis(WRITABLE.0 + RENEW_EVERY.0);
 
 /// How often a take-over is tried while the lost region's lease still lives: each attempt is
-/// a `SERIAL` round on its row, which the lost region, if it is only slow, is renewing.
-pub const TAKE_OVER_EVERY: Millis = Millis(1_000);
+/// a `SERIAL` round on its row, which the lost region, if it is only slow, is renewing. Its
+/// row lapses at a whole second nobody here knows in advance, and every moment after that
+/// the lost region's tenants wait; a few rounds a second, and only while a region is lost,
+/// cost the control keyspace little.
+pub const TAKE_OVER_EVERY: Millis = Millis(250);
 
 /// What the keeper does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +62,8 @@ pub struct Sight {
     /// Some tenant is homed in this region; in the other region.
     pub home_to_any: bool,
     pub peer_home_to_any: bool,
+    /// A heartbeat of the other region's has reached this datacenter: it has run.
+    pub peer_has_run: bool,
 }
 
 /// Whether `me` is the region that yields in a cut between it and `peer`: the one whose name
@@ -86,10 +94,10 @@ pub struct Keeper {
     unhealthy_since: Option<Millis>,
     /// The peer's tenants were taken over; no further take-over until it is healthy again.
     took_over: bool,
-    /// The peer has passed a health check since this keeper started. A peer never seen
-    /// ready is not taken over automatically: it may be starting up (both regions' first
-    /// minutes), and a take-over would fence it until an operator fails back.
-    seen_healthy: bool,
+    /// The peer is known to have run (the module's comment). One that is not may still be
+    /// being deployed (both regions' first minutes), and a take-over would fence it until an
+    /// operator fails back.
+    seen_alive: bool,
 }
 
 impl Keeper {
@@ -104,7 +112,7 @@ impl Keeper {
             last_take_over: None,
             unhealthy_since: None,
             took_over: false,
-            seen_healthy: false,
+            seen_alive: false,
         }
     }
 
@@ -125,8 +133,8 @@ impl Keeper {
         if sight.peer_healthy {
             self.unhealthy_since = None;
             self.took_over = false;
-            self.seen_healthy = true;
         }
+        self.seen_alive |= sight.peer_healthy || sight.peer_renewing || sight.peer_has_run;
         let since = match sight.peer_healthy {
             true => now,
             false => *self.unhealthy_since.get_or_insert(now),
@@ -154,7 +162,9 @@ impl Keeper {
         let spaced = self
             .last_take_over
             .is_none_or(|at| now.since(at) >= TAKE_OVER_EVERY);
-        if due && spaced && self.seen_healthy && !self.took_over && !self.yielding {
+        // A region home to no tenant is not taken over: that would fence it, for nothing.
+        let worth = sight.peer_home_to_any;
+        if due && spaced && worth && self.seen_alive && !self.took_over && !self.yielding {
             self.last_take_over = Some(now);
             actions.push(Action::TakeOver {
                 from: self.peer.clone(),
@@ -181,6 +191,7 @@ mod tests {
             peer_renewing: false,
             home_to_any: true,
             peer_home_to_any: true,
+            peer_has_run: false,
         }
     }
 
@@ -201,8 +212,12 @@ mod tests {
             keeper.tick(Millis(4_000), seen(false)),
             std::slice::from_ref(&take)
         );
-        // Refused (the peer's lease still lives): asked again a second later.
-        assert!(keeper.tick(Millis(4_500), seen(false)).is_empty());
+        // Refused (the peer's lease still lives): asked again a quarter of a second later.
+        assert!(keeper.tick(Millis(4_200), seen(false)).is_empty());
+        assert_eq!(
+            keeper.tick(Millis(4_250), seen(false)),
+            std::slice::from_ref(&take)
+        );
         assert_eq!(
             keeper.tick(Millis(5_000), seen(false)),
             [Action::Renew, take]
@@ -214,12 +229,23 @@ mod tests {
         assert_eq!(keeper.tick(Millis(9_100), seen(false)), []);
         let manual = Keeper::new(b.clone(), a.clone(), None).tick(Millis(60_000), seen(false));
         assert_eq!(manual, [Action::Renew], "manual mode never takes over");
-        let mut starting = Keeper::new(b, a, Some(Millis(3_000)));
+        let mut starting = Keeper::new(b.clone(), a.clone(), Some(Millis(3_000)));
+        let mut idle = Keeper::new(b, a, Some(Millis(3_000)));
+        idle.tick(Millis(0), seen(true));
+        let homes_none = Sight {
+            peer_home_to_any: false,
+            ..seen(false)
+        };
         for at in (0..60_000).step_by(200) {
             let actions = starting.tick(Millis(at), seen(false));
             assert!(
                 !actions.iter().any(|a| matches!(a, Action::TakeOver { .. })),
                 "a peer never seen ready may be starting: not taken over"
+            );
+            let actions = idle.tick(Millis(at + 200), homes_none);
+            assert!(
+                !actions.iter().any(|a| matches!(a, Action::TakeOver { .. })),
+                "a peer home to no tenant is left alone"
             );
         }
     }
@@ -264,6 +290,32 @@ mod tests {
         assert!(off.tick(Millis(5_000), cut).contains(&Action::Renew));
         let mut manual = Keeper::new(b.clone(), a.clone(), None).yield_in_cuts(true);
         assert_eq!(manual.tick(Millis(60_000), cut), [Action::Renew]);
+    }
+
+    #[test]
+    fn a_keeper_started_in_a_cut_takes_over_a_peer_it_knows_has_run() {
+        let (a, b) = (Region::parse("a").unwrap(), Region::parse("b").unwrap());
+        // Restarted while cut off from b, which had yielded before: b is neither ready nor
+        // renewing as seen from here.
+        let take_b = Action::TakeOver { from: b.clone() };
+        let mut unknown = Keeper::new(a.clone(), b.clone(), Some(Millis(3_000)));
+        let mut known = Keeper::new(a, b, Some(Millis(3_000)));
+        let ran = Sight {
+            peer_has_run: true,
+            ..seen(false)
+        };
+        for at in (0..10_000).step_by(250) {
+            assert!(!unknown.tick(Millis(at), seen(false)).contains(&take_b));
+            known.tick(Millis(at), ran);
+        }
+        assert!(known.tick(Millis(10_000), ran).contains(&take_b));
+        // Seen renewing through the witness is as good: it runs, cut off from here.
+        let renewing = Sight {
+            peer_renewing: true,
+            ..seen(false)
+        };
+        unknown.tick(Millis(10_000), renewing);
+        assert!(unknown.tick(Millis(10_250), seen(false)).contains(&take_b));
     }
 
     #[test]

@@ -54,9 +54,10 @@ fn many_seeds_of_crashes_and_cuts_keep_one_writer_and_every_acknowledged_write()
     assert!(totals.forwarded > 100, "{totals}");
     assert!(totals.retried_elsewhere > 10, "{totals}");
     // A cut between the regions alone ends with one of them yielding, and writes go on in
-    // the other: within the health checks' 2 s, the yielder's lease lapsing (6 s), the
+    // the other: within the health checks' 2 s, the yielder's lease lapsing (5 s), the
     // take-over, and a client's back-off (up to 5 s). Without the rule nobody writes until
-    // the cut heals (41 s in the default seeds).
+    // the cut heals (41 s in the default seeds); with a keeper that takes over only a peer
+    // it has seen ready, a keeper restarted in a cut waits for the healing too (19 s).
     assert!(totals.acknowledged_in_cuts > 1_000, "{totals}");
-    assert!(totals.longest_unwritten_cut_ms < 25_000, "{totals}");
+    assert!(totals.longest_unwritten_cut_ms < 15_000, "{totals}");
 }

@@ -59,6 +59,7 @@ async fn in_regions(
         regions,
         control,
         gateway.max_body_bytes,
+        process.regions.clone(),
         process.shutdown.clone(),
     )?;
     process.tasks.extend(tasks);

@@ -86,6 +86,8 @@ pub struct World {
     /// Since when the current cut between the regions alone has gone without an
     /// acknowledged write (true time, ms).
     cut_unwritten_since: Option<u64>,
+    /// A heartbeat of the other region's has reached each region's datacenter.
+    peer_beat_seen: [bool; 2],
     outcome: Outcome,
     /// What happened, for the report of a broken rule (the last lines).
     log: Vec<String>,
@@ -116,6 +118,7 @@ impl World {
             failback: None,
             next_key: 0,
             cut_unwritten_since: None,
+            peer_beat_seen: [false; 2],
             outcome: Outcome::default(),
             log: Vec::new(),
         }
@@ -275,6 +278,10 @@ impl World {
             // the other region's lease row.
             let decides = self.majority(me);
             let peer_renewing = decides && self.control.renewing(peer, self.t);
+            // The other region's heartbeats reach this datacenter while both run and reach
+            // each other, and stay (a site's data outlives its crash).
+            self.peer_beat_seen[me] |= self.processes[peer].is_some() && self.reach(me, peer);
+            let peer_has_run = self.peer_beat_seen[me];
             let regions = self.regions.clone();
             let Some(process) = self.processes[me].as_mut() else {
                 continue;
@@ -285,6 +292,7 @@ impl World {
                 peer_renewing,
                 home_to_any: process.directory.is_home_to_any(&regions[me]),
                 peer_home_to_any: process.directory.is_home_to_any(&regions[peer]),
+                peer_has_run,
             };
             for action in process.keeper.tick(now, sight) {
                 if !decides {
