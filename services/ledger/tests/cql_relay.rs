@@ -49,6 +49,7 @@ fn commit(wallet: &WalletKey, version: u64, entry: Entry) -> WalletCommit {
     head.balances.points_available = version as i64;
     WalletCommit {
         expected_version: version,
+        expected_epoch: 0,
         head,
         entries: vec![entry],
         idempotency: None,

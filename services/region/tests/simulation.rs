@@ -23,8 +23,10 @@ mod sim;
 
 use sim::{Outcome, World};
 
-/// Seeds run by default: enough to pass through many orders of crash, cut and failover.
-const SEEDS: u64 = 300;
+/// Seeds run by default: enough to pass through many orders of crash, cut and failover. A
+/// wallet's first commit in a new home completing the old home's commits (seed 534) broke
+/// only about one seed in 3,000 before it did.
+const SEEDS: u64 = 1_000;
 
 fn seeds() -> Vec<u64> {
     match std::env::var("REGION_SIM_SEED") {

@@ -59,6 +59,11 @@ impl Switched {
     pub fn serial_consistency(&self) -> Option<SerialConsistency> {
         self.handle.to_profile().get_serial_consistency()
     }
+
+    /// Whether the statements run at the failed-over setting now.
+    pub fn failed_over(&self) -> bool {
+        self.now_failed_over.load(Ordering::SeqCst)
+    }
 }
 
 pub struct Failover {

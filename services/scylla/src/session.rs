@@ -24,6 +24,12 @@ pub struct Cluster {
     pub session: Session,
     /// LOCAL_QUORUM or EACH_QUORUM (`scylla.ledger_write_consistency`), no speculation.
     pub ledger_writes: ExecutionProfileHandle,
+    /// The same, with its Paxos round under SERIAL (every datacenter): a wallet's first
+    /// commit after its tenant's home moved, while neither region is failed over. The round
+    /// completes, in every datacenter, the newest commit any of them holds: one the old home
+    /// left in its own datacenter alone (its other acknowledgement lost), which the new
+    /// home's `LOCAL_SERIAL` rounds would never see (decision 0019).
+    pub ledger_handover_writes: ExecutionProfileHandle,
     /// The outbox relay's conditional writes (its lease and the change log): SERIAL, a
     /// majority of all replicas, whatever `scylla.serial_consistency` says, so that two
     /// regions can never both hand out one change number.
@@ -146,6 +152,11 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
     let ledger_writes = ledger_profile
         .clone()
         .into_handle_with_label("ledger_writes".into());
+    let ledger_handover_writes = ledger_profile
+        .to_builder()
+        .serial_consistency(Some(scylla::statement::SerialConsistency::Serial))
+        .build()
+        .into_handle_with_label("ledger_handover_writes".into());
     let relay_profile = base
         .to_builder()
         .serial_consistency(Some(scylla::statement::SerialConsistency::Serial))
@@ -184,6 +195,7 @@ pub async fn connect(config: &ScyllaConfig) -> Result<Cluster, ConnectError> {
     Ok(Cluster {
         session,
         ledger_writes,
+        ledger_handover_writes,
         relay_writes,
         failover,
         serial_writes,

@@ -93,6 +93,7 @@ fn commit(wallet: &WalletKey, version: u64, entries: Vec<Entry>) -> WalletCommit
     let points = entries.iter().map(|e| e.deltas.points_available).sum();
     WalletCommit {
         expected_version: version,
+        expected_epoch: 0,
         head: head_at(wallet, version + 1, points),
         entries,
         idempotency: None,
@@ -142,8 +143,9 @@ pub async fn a_new_wallet_commits_once(stores: Stores) {
     assert_eq!(stores.wallets.head(&w).await.unwrap().unwrap().version, 1);
 }
 
-/// Two regions (decision 0019): a head keeps the home epoch of its last write, and a commit
-/// past its write's deadline is refused before it is sent, leaving the wallet as it was.
+/// Two regions (decision 0019): a head keeps the home epoch of its last write, a commit past
+/// its write's deadline is refused before it is sent, leaving the wallet as it was, and the
+/// wallet's first commit in a new home is a commit like any other.
 pub async fn a_head_keeps_its_epoch_and_a_late_commit_writes_nothing(stores: Stores) {
     use loyalty_common::ErrorCode;
     use loyalty_common::write_scope::{WRITE_SCOPE, WriteScope};
@@ -170,6 +172,24 @@ pub async fn a_head_keeps_its_epoch_and_a_late_commit_writes_nothing(stores: Sto
         .unwrap_err();
     assert_eq!(refused.code, ErrorCode::Unavailable, "{}", refused.message);
     assert_eq!(stores.wallets.head(&w).await.unwrap(), Some(first.head));
+    // The wallet's first commit in a new home (on ScyllaDB, its Paxos round in every
+    // datacenter) applies and conflicts as any other.
+    let in_new_home = |entries| {
+        let mut moved = commit(&w, 1, entries);
+        moved.expected_epoch = 7;
+        moved.head.epoch = 8;
+        moved
+    };
+    let moved = in_new_home(vec![entry(EntryKind::Earned, 5)]);
+    assert!(moved.first_in_new_home());
+    assert_eq!(stores.wallets.commit(moved).await.unwrap(), Applied::Yes);
+    let stale = in_new_home(vec![entry(EntryKind::Earned, 6)]);
+    assert_eq!(
+        stores.wallets.commit(stale).await.unwrap(),
+        Applied::Conflict
+    );
+    let head = stores.wallets.head(&w).await.unwrap().unwrap();
+    assert_eq!((head.version, head.epoch), (2, 8));
 }
 
 pub async fn a_stale_version_conflicts(stores: Stores) {

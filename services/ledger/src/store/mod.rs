@@ -39,6 +39,9 @@ pub enum Applied {
 pub struct WalletCommit {
     /// The version the head had when read; 0 means the wallet must not exist yet.
     pub expected_version: u64,
+    /// The home epoch the head had when read (decision 0019): a commit whose head carries a
+    /// newer one is the wallet's first in a new home.
+    pub expected_epoch: u64,
     /// The new head; its version is `expected_version + 1`.
     pub head: WalletHead,
     pub entries: Vec<Entry>,
@@ -51,6 +54,11 @@ pub struct WalletCommit {
 }
 
 impl WalletCommit {
+    /// Whether this is the wallet's first commit since its tenant's home moved.
+    pub fn first_in_new_home(&self) -> bool {
+        self.head.epoch > self.expected_epoch
+    }
+
     /// The commit that replaces `old` with `new_head` (whose version it sets) and adds
     /// `entries`; the due hint is written only when the next due time differs from the hint
     /// last written. `remind_days` is the tenant's expiring-soon window, which decides when a
@@ -66,6 +74,7 @@ impl WalletCommit {
         new_head.due_hint = next_due;
         Self {
             expected_version: old.version,
+            expected_epoch: old.epoch,
             due_at: next_due.filter(|d| Some(*d) != old.due_hint),
             head: new_head,
             entries,

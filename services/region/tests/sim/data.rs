@@ -19,6 +19,10 @@ pub enum Answer {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Head {
     pub balance: i64,
+    /// Incremented by every commit: which of two heads is newer.
+    pub version: u64,
+    /// The homes' epoch of the last commit.
+    pub epoch: u64,
     /// Every applied commit's key, in order: what the balance is made of (two of one key
     /// would be a double apply).
     pub effects: Vec<String>,
@@ -30,6 +34,23 @@ pub struct Wallet {
     pub head: Head,
     /// The idempotency records, one row per key.
     pub records: BTreeMap<String, Answer>,
+}
+
+/// A Paxos round under `SERIAL` on `wallet`, as the ledger runs a wallet's first commit in a
+/// new home (`ledger_handover_writes`): the newest commit either datacenter holds, and its
+/// record, is completed in the other.
+pub fn complete_newest(datacenters: &mut [Datacenter; 2], wallet: &WalletKey) {
+    let version = |dc: &Datacenter| dc.wallets.get(wallet).map_or(0, |w| w.head.version);
+    let newer = usize::from(version(&datacenters[1]) > version(&datacenters[0]));
+    let Some(source) = datacenters[newer].wallets.get(wallet).cloned() else {
+        return;
+    };
+    let target = datacenters[1 - newer]
+        .wallets
+        .entry(wallet.clone())
+        .or_default();
+    target.head = source.head;
+    target.records.extend(source.records);
 }
 
 /// A wallet's address: tenant and member.
@@ -56,6 +77,7 @@ impl Datacenter {
     /// Runs a write here, as its home's conditional write does: refused if it would overdraw.
     pub fn apply(&mut self, wallet: &WalletKey, key: &str, delta: i64) -> Answer {
         let w = self.wallets.entry(wallet.clone()).or_default();
+        w.head.version += 1;
         let answer = if w.head.balance + delta < 0 {
             Answer::Insufficient
         } else {
@@ -81,6 +103,11 @@ impl Datacenter {
         if let Some(answer) = source.records.get(key) {
             w.records.insert(key.to_string(), *answer);
         }
+    }
+
+    /// The epoch of `wallet`'s last commit here (0 for none).
+    pub fn epoch_of(&self, wallet: &WalletKey) -> u64 {
+        self.wallets.get(wallet).map_or(0, |w| w.head.epoch)
     }
 
     pub fn lowest_balance(&self) -> Option<(&WalletKey, i64)> {

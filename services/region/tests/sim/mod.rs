@@ -475,6 +475,13 @@ impl World {
             return None;
         }
         let wallet = &write.wallet;
+        let epoch = self.control.epoch.0;
+        // A wallet's first commit in a new home runs its Paxos round in both datacenters: a
+        // commit the old home left in its own datacenter alone is completed in this one
+        // before this commit is checked against it.
+        if both && self.datacenters[home].epoch_of(wallet) < epoch {
+            data::complete_newest(&mut self.datacenters, wallet);
+        }
         let [dc0, dc1] = &mut self.datacenters;
         let (home_dc, peer_dc) = if home == 0 { (dc0, dc1) } else { (dc1, dc0) };
         if let Some(first) = home_dc.recorded(wallet, &write.key) {
@@ -484,6 +491,9 @@ impl World {
             return Some(first);
         }
         let answer = home_dc.apply(wallet, &write.key, write.delta);
+        if let Some(w) = home_dc.wallets.get_mut(wallet) {
+            w.head.epoch = epoch;
+        }
         if both {
             // Sometimes the other region's acknowledgement is lost: the write is in the home
             // only, and the client is told it failed.

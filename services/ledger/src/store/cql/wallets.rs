@@ -13,12 +13,24 @@ use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{EntryId, IdempotencyKey};
 use loyalty_scylla::relay::OutboxPartitions;
 use loyalty_scylla::statements::BatchWrite;
+use scylla::client::execution_profile::ExecutionProfileHandle;
 use std::collections::HashMap;
 
 /// Keys in one `IN`: ScyllaDB's default limit for clustering keys.
 const IN_LIMIT: usize = 100;
 
 impl ScyllaLedgerStore {
+    /// The profile a wallet's commit runs with: its first in a new home runs its Paxos round
+    /// in both datacenters (`Cluster::ledger_handover_writes`), unless the other region is
+    /// failed over (its datacenter lost, so no such round could finish).
+    fn commit_profile(&self, commit: &WalletCommit) -> &ExecutionProfileHandle {
+        let failed_over = self.cluster.failover.ledger_writes.failed_over();
+        match commit.first_in_new_home() && !failed_over {
+            true => &self.cluster.ledger_handover_writes,
+            false => &self.cluster.ledger_writes,
+        }
+    }
+
     async fn wallet_row(
         &self,
         wallet: &WalletKey,
@@ -236,7 +248,7 @@ impl WalletRepository for ScyllaLedgerStore {
         };
         tokio::try_join!(due, hint)?;
         let applied = batch
-            .apply(self.session(), Some(&self.cluster.ledger_writes))
+            .apply(self.session(), Some(self.commit_profile(&commit)))
             .await?;
         Ok(if applied {
             Applied::Yes
