@@ -74,10 +74,12 @@ impl Datacenter {
         })
     }
 
-    /// Runs a write here, as its home's conditional write does: refused if it would overdraw.
-    pub fn apply(&mut self, wallet: &WalletKey, key: &str, delta: i64) -> Answer {
+    /// Runs a write here under the homes' `epoch`, as its home's conditional write does:
+    /// refused if it would overdraw.
+    pub fn apply(&mut self, wallet: &WalletKey, key: &str, delta: i64, epoch: u64) -> Answer {
         let w = self.wallets.entry(wallet.clone()).or_default();
         w.head.version += 1;
+        w.head.epoch = epoch;
         let answer = if w.head.balance + delta < 0 {
             Answer::Insufficient
         } else {

@@ -490,10 +490,7 @@ impl World {
             }
             return Some(first);
         }
-        let answer = home_dc.apply(wallet, &write.key, write.delta);
-        if let Some(w) = home_dc.wallets.get_mut(wallet) {
-            w.head.epoch = epoch;
-        }
+        let answer = home_dc.apply(wallet, &write.key, write.delta, epoch);
         if both {
             // Sometimes the other region's acknowledgement is lost: the write is in the home
             // only, and the client is told it failed.
