@@ -14,6 +14,8 @@ use crate::subscribe::{
     Delivery, Retried, Settle, StartAt, Subscription, SubscriptionSpec, Subscriptions, check,
     dead_letter_subject,
 };
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::stream::ConsumerErrorKind;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -55,6 +57,14 @@ impl Subscriptions for NatsBus {
             .get_stream(&stream_name)
             .await
             .map_err(unavailable)?;
+        let deliver_policy = match spec.start {
+            StartAt::All => consumer::DeliverPolicy::All,
+            StartAt::New => consumer::DeliverPolicy::New,
+            StartAt::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
+            StartAt::After(sequence) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: first_after(&stream, sequence).await?,
+            },
+        };
         let config = consumer::pull::Config {
             durable_name: Some(spec.durable.clone()),
             filter_subject: spec.filter.clone(),
@@ -62,11 +72,7 @@ impl Subscriptions for NatsBus {
             ack_wait: spec.ack_wait,
             max_deliver: i64::from(spec.max_attempts) + 1,
             max_ack_pending: i64::try_from(spec.max_ack_pending).unwrap_or(i64::MAX),
-            deliver_policy: match spec.start {
-                StartAt::All => consumer::DeliverPolicy::All,
-                StartAt::New => consumer::DeliverPolicy::New,
-                StartAt::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
-            },
+            deliver_policy,
             ..Default::default()
         };
         let consumer = stream
@@ -80,6 +86,82 @@ impl Subscriptions for NatsBus {
             spec,
         }))
     }
+
+    async fn settled(&self, spec: &SubscriptionSpec) -> Result<Option<u64>, BusError> {
+        let stream_name = self.stream_settings().stream_name(&spec.service);
+        let stream = self
+            .jetstream()
+            .get_stream(&stream_name)
+            .await
+            .map_err(unavailable)?;
+        let info = match stream.consumer_info(&spec.durable).await {
+            Ok(info) => info,
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        // Every message of the consumer's filter up to its acknowledgement floor is settled.
+        match info.ack_floor.stream_sequence {
+            0 => Ok(None),
+            floor => change_sequence_at(&stream, floor).await,
+        }
+    }
+
+    async fn forget(&self, spec: &SubscriptionSpec) -> Result<(), BusError> {
+        let stream_name = self.stream_settings().stream_name(&spec.service);
+        let stream = self
+            .jetstream()
+            .get_stream(&stream_name)
+            .await
+            .map_err(unavailable)?;
+        match stream.delete_consumer(&spec.durable).await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.kind() {
+                ConsumerErrorKind::JetStream(js)
+                    if js.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND =>
+                {
+                    Ok(())
+                }
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+}
+
+/// Just the change-log position of an envelope.
+#[derive(serde::Deserialize)]
+struct Logged {
+    sequence: u64,
+}
+
+/// The change-log sequence of the event at stream sequence `at`; None if it is no longer
+/// kept (removed by the stream's age or size limits).
+async fn change_sequence_at(stream: &stream::Stream, at: u64) -> Result<Option<u64>, BusError> {
+    match stream.get_raw_message(at).await {
+        Ok(message) => serde_json::from_slice::<Logged>(&message.payload)
+            .map(|logged| Some(logged.sequence))
+            .map_err(|e| BusError::Refused(format!("stream message {at} is not an event: {e}"))),
+        Err(e) if e.kind() == stream::RawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// The stream sequence of the first event whose change-log sequence is above `sequence`
+/// (one past the stream's tip if none is), by bisection: a service's stream holds its change
+/// log in order.
+async fn first_after(stream: &stream::Stream, sequence: u64) -> Result<u64, BusError> {
+    let state = stream.get_info().await.map_err(unavailable)?.state;
+    let (mut lo, mut hi) = (state.first_sequence.max(1), state.last_sequence + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        // A message removed meanwhile by the age limit was older than anything kept.
+        let logged = change_sequence_at(stream, mid).await?.unwrap_or(0);
+        if logged <= sequence {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
 }
 
 struct NatsSubscription {

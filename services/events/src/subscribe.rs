@@ -26,6 +26,9 @@ pub enum StartAt {
     New,
     /// From the first event stored at or after this time.
     Time(DateTime<Utc>),
+    /// From the first event whose change-log `sequence` is above this one: for a consumer
+    /// that reads again from where another stopped (a lost region's, decision 0019).
+    After(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +124,17 @@ pub trait Subscription: Send {
 #[async_trait]
 pub trait Subscriptions: Send + Sync {
     async fn subscribe(&self, spec: SubscriptionSpec) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// The change-log `sequence` of the newest event up to which the durable named in `spec`
+    /// has settled (acknowledged or dead-lettered) every event it reads, whichever of its
+    /// subscribers, in any process, settled them. None if it does not exist, has settled
+    /// nothing yet, or that event is no longer kept.
+    async fn settled(&self, spec: &SubscriptionSpec) -> Result<Option<u64>, BusError>;
+
+    /// Deletes the durable named in `spec`, its position and its unsettled deliveries: the
+    /// next subscription under that name starts afresh at `spec.start`. A durable that does
+    /// not exist is already forgotten. Drop its subscriptions first.
+    async fn forget(&self, spec: &SubscriptionSpec) -> Result<(), BusError>;
 }
 
 pub(crate) fn check(spec: &SubscriptionSpec) -> Result<(), BusError> {

@@ -332,6 +332,8 @@ macro_rules! on_both_buses {
 }
 
 on_both_buses!(start_contract: in_process_durables_start_where_asked, jetstream_durables_start_where_asked);
+on_both_buses!(settled_contract: in_process_a_durable_says_how_far_it_has_settled, jetstream_a_durable_says_how_far_it_has_settled);
+on_both_buses!(forget_contract: in_process_a_forgotten_durable_starts_afresh, jetstream_a_forgotten_durable_starts_afresh);
 on_both_buses!(ack_wait_contract: in_process_deliveries_held_past_ack_wait_come_again, jetstream_deliveries_held_past_ack_wait_come_again);
 on_both_buses!(max_ack_pending_contract: in_process_subscriptions_hold_back_beyond_max_ack_pending, jetstream_subscriptions_hold_back_beyond_max_ack_pending);
 
@@ -443,6 +445,10 @@ async fn start_contract(bus: &dyn EventBus, subs: &dyn Subscriptions) {
         .subscribe(spec("since", StartAt::Time(between)))
         .await
         .unwrap();
+    let mut after = subs
+        .subscribe(spec("after", StartAt::After(1)))
+        .await
+        .unwrap();
     bus.publish(vec![event("acme", "earned", "NEW", 3)])
         .await
         .unwrap();
@@ -450,6 +456,7 @@ async fn start_contract(bus: &dyn EventBus, subs: &dyn Subscriptions) {
         (&mut all, ["OLD", "MID", "NEW"].as_slice()),
         (&mut new, ["NEW"].as_slice()),
         (&mut since, ["MID", "NEW"].as_slice()),
+        (&mut after, ["MID", "NEW"].as_slice()),
     ] {
         for id in want {
             let d = next(sub).await;
@@ -457,6 +464,81 @@ async fn start_contract(bus: &dyn EventBus, subs: &dyn Subscriptions) {
             d.ack().await.unwrap();
         }
     }
+}
+
+/// How far a durable has settled everything: not past an event to be delivered again, and
+/// in change-log sequences, whatever the bus numbers its own positions.
+async fn settled_contract(bus: &dyn EventBus, subs: &dyn Subscriptions) {
+    bus.prepare("ledger").await.unwrap();
+    let events = ["A", "B", "C"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| event("acme", "earned", id, i as u64 + 41))
+        .collect();
+    bus.publish(events).await.unwrap();
+    let spec = SubscriptionSpec {
+        durable: "floor".into(),
+        ..restart_spec()
+    };
+    assert_eq!(subs.settled(&spec).await.unwrap(), None, "no durable yet");
+    let mut sub = subs.subscribe(spec.clone()).await.unwrap();
+    let a = next(&mut sub).await;
+    assert_eq!(
+        subs.settled(&spec).await.unwrap(),
+        None,
+        "nothing settled yet"
+    );
+    a.ack().await.unwrap();
+    assert_eq!(subs.settled(&spec).await.unwrap(), Some(41));
+    let b = next(&mut sub).await;
+    assert_eq!(b.event.id, "B");
+    b.retry(Duration::from_millis(300), "later").await.unwrap();
+    let c = next(&mut sub).await;
+    assert_eq!(c.event.id, "C");
+    c.ack().await.unwrap();
+    assert_eq!(
+        subs.settled(&spec).await.unwrap(),
+        Some(41),
+        "B is still open"
+    );
+    let b = next(&mut sub).await;
+    assert_eq!((b.event.id.as_str(), b.attempt), ("B", 2));
+    b.ack().await.unwrap();
+    assert_eq!(subs.settled(&spec).await.unwrap(), Some(43));
+}
+
+/// A forgotten durable, subscribed to again, starts where its spec says, not where it was;
+/// forgetting one that does not exist is no error.
+async fn forget_contract(bus: &dyn EventBus, subs: &dyn Subscriptions) {
+    bus.prepare("ledger").await.unwrap();
+    let events = ["A", "B", "C"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| event("acme", "earned", id, i as u64 + 1))
+        .collect();
+    bus.publish(events).await.unwrap();
+    let spec = SubscriptionSpec {
+        durable: "cover".into(),
+        ..restart_spec()
+    };
+    subs.forget(&spec).await.unwrap();
+    let mut sub = subs.subscribe(spec.clone()).await.unwrap();
+    for id in ["A", "B"] {
+        let d = next(&mut sub).await;
+        assert_eq!(d.event.id, id);
+        d.ack().await.unwrap();
+    }
+    // C handed out and never settled: forgetting drops it with the position.
+    std::mem::forget(next(&mut sub).await);
+    drop(sub);
+    subs.forget(&spec).await.unwrap();
+    let mut again = subs.subscribe(spec.clone()).await.unwrap();
+    let d = next(&mut again).await;
+    assert_eq!((d.event.id.as_str(), d.attempt), ("A", 1));
+    d.ack().await.unwrap();
+    drop(again);
+    subs.forget(&spec).await.unwrap();
+    subs.forget(&spec).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,6 +165,12 @@ impl Shared {
                     StartAt::All => 0,
                     StartAt::New => self.head(),
                     StartAt::Time(t) => self.position_before(t)?,
+                    StartAt::After(sequence) => self
+                        .newest_at_or_before(self.head(), &spec.filter, |e| e.sequence > sequence)?
+                        .map_or(
+                            self.first.load(Ordering::SeqCst).saturating_sub(1),
+                            |(p, _)| p,
+                        ),
                 };
                 // Fixed at creation, as a JetStream consumer's start is.
                 self.consumers
@@ -190,6 +196,56 @@ impl Shared {
         }));
         map.insert(spec.durable.clone(), Arc::clone(&durable));
         Ok(durable)
+    }
+
+    /// The change-log sequence of the newest event up to which the durable has settled
+    /// everything it reads, if it exists and has settled any.
+    fn settled_sequence(&self, spec: &SubscriptionSpec) -> Result<Option<u64>, BusError> {
+        let loaded = lock(&self.durables.map).get(&spec.durable).cloned();
+        let floor = match loaded {
+            Some(durable) => {
+                let durable = lock(&durable);
+                match durable.pending.first_key_value() {
+                    Some((oldest, _)) => oldest - 1,
+                    None => durable.cursor,
+                }
+            }
+            None => {
+                let cursor = self
+                    .consumers
+                    .get(cursor_key(&spec.durable))
+                    .map_err(unavailable)?;
+                let Some(cursor) = cursor else {
+                    return Ok(None);
+                };
+                let oldest_pending = self
+                    .consumers
+                    .prefix(pending_prefix(&spec.durable))
+                    .next()
+                    .map(|guard| {
+                        let key = guard.key().map_err(unavailable)?;
+                        position_of(&key[key.len() - 8..])
+                    })
+                    .transpose()?;
+                oldest_pending.map_or(position_of(&cursor), |oldest| Ok(oldest - 1))?
+            }
+        };
+        let newest = self.newest_at_or_before(floor, &spec.filter, |_| false)?;
+        Ok(newest.map(|(_, event)| event.sequence))
+    }
+
+    /// Deletes a durable's rows in one batch, then its copy in memory, under the lock that
+    /// loads it, so no subscription finds it half deleted.
+    fn forget_durable(&self, durable: &str) -> Result<(), BusError> {
+        let mut map = lock(&self.durables.map);
+        let mut batch = self.db.batch();
+        batch.remove(&self.consumers, cursor_key(durable));
+        for guard in self.consumers.prefix(pending_prefix(durable)) {
+            batch.remove(&self.consumers, guard.key().map_err(unavailable)?);
+        }
+        batch.commit().map_err(unavailable)?;
+        map.remove(durable);
+        Ok(())
     }
 
     fn save_attempts(&self, durable: &str, position: u64, attempts: u32) -> Result<(), BusError> {
@@ -253,6 +309,22 @@ impl Subscriptions for InProcessBus {
         Ok(Box::new(EmbeddedSubscription {
             inner: Arc::new(inner),
         }))
+    }
+
+    async fn settled(&self, spec: &SubscriptionSpec) -> Result<Option<u64>, BusError> {
+        let shared = Arc::clone(self.shared());
+        let spec = spec.clone();
+        tokio::task::spawn_blocking(move || shared.settled_sequence(&spec))
+            .await
+            .map_err(unavailable)?
+    }
+
+    async fn forget(&self, spec: &SubscriptionSpec) -> Result<(), BusError> {
+        let shared = Arc::clone(self.shared());
+        let durable = spec.durable.clone();
+        tokio::task::spawn_blocking(move || shared.forget_durable(&durable))
+            .await
+            .map_err(unavailable)?
     }
 }
 

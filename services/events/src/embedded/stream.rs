@@ -332,6 +332,34 @@ impl Shared {
         }
     }
 
+    /// The newest kept event at or before position `upto` whose subject matches `filter`,
+    /// with its position, looked for backwards (events of one service carry increasing
+    /// change-log sequences, and a filter names one service's subjects).
+    pub(crate) fn newest_at_or_before(
+        &self,
+        upto: u64,
+        filter: &str,
+        keep_looking: impl Fn(&Envelope) -> bool,
+    ) -> Result<Option<(u64, Envelope)>, BusError> {
+        let first = self.first.load(Ordering::SeqCst);
+        for guard in self
+            .stream
+            .range(position_key(first).as_slice()..=position_key(upto).as_slice())
+            .rev()
+        {
+            let (k, v) = guard.into_inner().map_err(unavailable)?;
+            let row: StoredEvent<'_> = decode(&v)?;
+            if !subject_matches(filter, row.subject) {
+                continue;
+            }
+            let event = parse(row.envelope)?;
+            if !keep_looking(&event) {
+                return Ok(Some((position_of(&k)?, event)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The newest position stored (0: none).
     pub(crate) fn head(&self) -> u64 {
         self.state().next_position - 1
