@@ -20,3 +20,4 @@ pub mod schema;
 pub mod service;
 pub mod store;
 pub mod template;
+pub mod trigger_feed;

@@ -14,17 +14,24 @@ use loyalty_campaign::cart::{Cart, Line};
 use loyalty_campaign::service::Campaigns;
 use loyalty_campaign::service::payouts;
 use loyalty_campaign::service::redeem::RedeemRequest;
+use loyalty_campaign::service::triggers;
 use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
 use loyalty_campaign::template::{Benefit, CouponTemplate};
+use loyalty_campaign::trigger_feed::{Handler, TriggerFeed};
 use loyalty_common::Timestamp;
 use loyalty_common::clock::ManualClock;
 use loyalty_common::error::ErrorCode;
 use loyalty_common::ids::{MemberId, TenantId};
+use loyalty_events::EventBus;
+use loyalty_events::config::EmbeddedBusConfig;
+use loyalty_events::embedded::InProcessBus;
+use loyalty_events::subscribe::SubscriptionSpec;
 use loyalty_ledger::client::LedgerClient;
 use loyalty_region::background::SharedView;
 use loyalty_region::lease::TTL;
 use loyalty_region::{Epoch, Home, Region};
 use std::sync::Arc;
+use std::time::Duration;
 
 const START: i64 = 1_800_000_000_000;
 
@@ -301,6 +308,12 @@ async fn each_region_announces_its_tenants_lapsing_coupons_and_a_take_over_the_r
 }
 
 fn created(tenant: &'static str, member: &str) -> loyalty_events::Envelope {
+    created_as(tenant, member, 1)
+}
+
+/// The member service's event for `member` of `tenant` registered, at change-log position
+/// `sequence`.
+fn created_as(tenant: &'static str, member: &str, sequence: u64) -> loyalty_events::Envelope {
     let origin = loyalty_events::envelope::Origin {
         service: "member",
         tenant,
@@ -308,12 +321,11 @@ fn created(tenant: &'static str, member: &str) -> loyalty_events::Envelope {
     };
     let data = r#"{"source":"api"}"#;
     let id = format!("created-{tenant}-{member}");
-    loyalty_events::Envelope::from_stored(origin, "created", id, 1, START + 1_000, data)
+    loyalty_events::Envelope::from_stored(origin, "created", id, sequence, START + 1_000, data)
 }
 
-#[tokio::test]
-async fn a_trigger_rewards_in_its_tenants_home_and_waits_while_no_region_may() {
-    let w = world().await;
+/// A running campaign in both tenants paying 10 points to every member who registers.
+async fn welcome_everyone(w: &World) {
     for tenant in ["acme", "globex"] {
         let welcome = Campaign {
             id: "WELCOME".into(),
@@ -338,6 +350,12 @@ async fn a_trigger_rewards_in_its_tenants_home_and_waits_while_no_region_may() {
         };
         support::approve(&w.a.campaigns, &TenantId::parse(tenant).unwrap(), welcome).await;
     }
+}
+
+#[tokio::test]
+async fn a_trigger_rewards_in_its_tenants_home_and_waits_while_no_region_may() {
+    let w = world().await;
+    welcome_everyone(&w).await;
     let g1 = created("globex", "g1");
     assert_eq!(
         w.a.campaigns.on_event(&g1).await.unwrap(),
@@ -354,4 +372,174 @@ async fn a_trigger_rewards_in_its_tenants_home_and_waits_while_no_region_may() {
     let refused = w.a.campaigns.on_event(&m1).await.unwrap_err();
     assert_eq!(refused.code, ErrorCode::Unavailable, "{refused:?}");
     assert_eq!(w.a.ledger.balance("m1"), 0);
+}
+
+/// A trigger feed of `region`, on its own bus (each region has its own stream), running
+/// until `stop` says so.
+fn feed(
+    campaigns: Arc<Campaigns>,
+    bus: &InProcessBus,
+    stop: &tokio::sync::watch::Sender<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let spec = SubscriptionSpec {
+        ack_wait: Duration::from_secs(1),
+        ..SubscriptionSpec::new("campaign-triggers-0", "member", triggers::MEMBER_EVENTS)
+    };
+    let rewarding = Arc::clone(&campaigns);
+    let handle: Handler = Arc::new(move |event| {
+        let campaigns = Arc::clone(&rewarding);
+        Box::pin(async move { campaigns.on_event(&event).await })
+    });
+    let bus = Arc::new(bus.clone());
+    let feed = TriggerFeed::new(campaigns, bus.clone(), bus, spec, handle)
+        .with_timing(Duration::from_millis(100), Duration::from_millis(100));
+    tokio::spawn(feed.run(stop.subscribe()))
+}
+
+/// Waits up to 20 s for `region`'s trigger feed to save `settled` as its progress.
+async fn progress_reaches(
+    store: &Arc<dyn CampaignRepository>,
+    region: &str,
+    settled: u64,
+    why: &str,
+) {
+    let name = format!("campaign-triggers-0@{region}");
+    for _ in 0..200 {
+        if store.position(&name).await.unwrap() == settled {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.position(&name).await.unwrap(), settled, "{why}");
+}
+
+/// `events` into both regions' streams.
+async fn publish(buses: &[InProcessBus], events: [loyalty_events::Envelope; 2]) {
+    for bus in buses {
+        bus.prepare("member").await.unwrap();
+        bus.publish(events.to_vec()).await.unwrap();
+    }
+}
+
+/// Waits up to 20 s for `done`.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within 20 s: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_over_rewards_the_trigger_events_the_lost_region_left() {
+    let w = world().await;
+    welcome_everyone(&w).await;
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let config = EmbeddedBusConfig::default();
+    let buses = dirs
+        .each_ref()
+        .map(|d| InProcessBus::open(d.path(), &config).unwrap());
+    let (a, b) = (Arc::new(w.a.campaigns), Arc::new(w.b.campaigns));
+    let (stop_a, stop_b) = (
+        tokio::sync::watch::channel(false).0,
+        tokio::sync::watch::channel(false).0,
+    );
+    let feed_a = feed(Arc::clone(&a), &buses[0], &stop_a);
+    let _feed_b = feed(Arc::clone(&b), &buses[1], &stop_b);
+    publish(
+        &buses,
+        [created_as("acme", "m1", 1), created_as("globex", "g1", 2)],
+    )
+    .await;
+    eventually("both regions rewarded their own", || {
+        w.a.ledger.balance("m1") == 10 && w.b.ledger.balance("g1") == 10
+    })
+    .await;
+    progress_reaches(
+        &w.store,
+        "a",
+        2,
+        "a settled both: m1 rewarded, g1 passed by",
+    )
+    .await;
+    // a is lost; m2 registers in acme before b takes it over: b passes it by.
+    stop_a.send(true).unwrap();
+    feed_a.await.unwrap();
+    publish(
+        &buses,
+        [created_as("acme", "m2", 3), created_as("globex", "g2", 4)],
+    )
+    .await;
+    eventually("b rewarded g2", || w.b.ledger.balance("g2") == 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.b.ledger.balance("m2"), 0, "acme is a's");
+    // The take-over: b reads its stream again from where a had settled, and rewards m2.
+    let taken = [("acme", "b", false), ("globex", "b", false)];
+    read(&w.b.view, 3, &taken, true, true);
+    eventually("b rewarded what a left", || w.b.ledger.balance("m2") == 10).await;
+    progress_reaches(&w.store, "a", 4, "a's progress kept along by b").await;
+    assert_eq!(w.b.ledger.balance("g2"), 10, "g2 read again, rewarded once");
+    assert_eq!(
+        w.b.ledger.balance("m1"),
+        0,
+        "what a had settled is not read again"
+    );
+    assert_eq!(w.a.ledger.balance("m2"), 0);
+    stop_b.send(true).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_move_rewards_what_the_leaving_region_had_not_read() {
+    let w = world().await;
+    welcome_everyone(&w).await;
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let config = EmbeddedBusConfig::default();
+    let buses = dirs
+        .each_ref()
+        .map(|d| InProcessBus::open(d.path(), &config).unwrap());
+    let (a, b) = (Arc::new(w.a.campaigns), Arc::new(w.b.campaigns));
+    let (stop_a, stop_b) = (
+        tokio::sync::watch::channel(false).0,
+        tokio::sync::watch::channel(false).0,
+    );
+    let feed_a = feed(Arc::clone(&a), &buses[0], &stop_a);
+    let _feed_b = feed(Arc::clone(&b), &buses[1], &stop_b);
+    publish(
+        &buses,
+        [created_as("acme", "m0", 1), created_as("globex", "g0", 2)],
+    )
+    .await;
+    progress_reaches(&w.store, "a", 2, "a settled both").await;
+    // a's feed falls behind: m1 registers in acme, which b passes by.
+    stop_a.send(true).unwrap();
+    feed_a.await.unwrap();
+    publish(
+        &buses,
+        [created_as("acme", "m1", 3), created_as("globex", "g1", 4)],
+    )
+    .await;
+    eventually("b rewarded g1", || w.b.ledger.balance("g1") == 10).await;
+    // acme moves to b; a's feed, back, reads m1 only after the move, and passes it by.
+    let moving = [("acme", "a", true), ("globex", "b", false)];
+    read(&w.a.view, 3, &moving, true, false);
+    read(&w.b.view, 3, &moving, true, false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let moved = [("acme", "b", false), ("globex", "b", false)];
+    read(&w.a.view, 4, &moved, true, false);
+    read(&w.b.view, 4, &moved, true, false);
+    let stop_a = tokio::sync::watch::channel(false).0;
+    let _feed_a = feed(Arc::clone(&a), &buses[0], &stop_a);
+    eventually("b rewarded what a left", || w.b.ledger.balance("m1") == 10).await;
+    progress_reaches(&w.store, "a", 4, "a passed m1 by").await;
+    assert_eq!(w.a.ledger.balance("m1"), 0);
+    assert_eq!(w.b.ledger.balance("g1"), 10, "g1 read again, rewarded once");
+    assert_eq!(
+        w.b.ledger.balance("m0"),
+        0,
+        "what a had settled is not read again"
+    );
+    stop_a.send(true).unwrap();
+    stop_b.send(true).unwrap();
 }

@@ -69,6 +69,11 @@ impl Publication {
         })
     }
 
+    /// The bus, for the platform's own consumers that ask where a stream ends.
+    pub fn bus(&self) -> Arc<dyn EventBus> {
+        Arc::clone(&self.bus)
+    }
+
     /// The bus's durable subscriptions, for the platform's own consumers.
     pub fn subscriptions(&self) -> Arc<dyn Subscriptions> {
         Arc::clone(&self.subscriptions)

@@ -117,6 +117,17 @@ impl Background {
         self.holds_peer && !self.directory.is_home_to_any(&self.peer)
     }
 
+    /// The tenants moving from the peer to this region (a planned move under way).
+    pub fn moving_from_peer(&self) -> Vec<String> {
+        self.directory.moving_out_of(&self.peer)
+    }
+
+    /// Whether `tenant` is homed in this region and not moving.
+    pub fn homed_here(&self, tenant: &str) -> bool {
+        let home = self.directory.home_of(tenant);
+        home.is_some_and(|home| home.region == *self.region() && !home.moving)
+    }
+
     /// The lease as this process knows it.
     pub fn lease(&self) -> &Lease {
         &self.directory.lease
@@ -237,6 +248,21 @@ mod tests {
             Handling::Wait(Refusal::Moving),
             "not passed by: the region it leaves will pass it by once it has arrived"
         );
+    }
+
+    #[test]
+    fn a_tenant_moving_here_is_told_apart_from_one_moving_away() {
+        let mut view = Background::new(region("b"), region("a"));
+        let homes = [
+            ("initech".to_string(), home("a", true)),
+            ("acme".to_string(), home("a", false)),
+            ("globex".to_string(), home("b", true)),
+            ("hooli".to_string(), home("b", false)),
+        ];
+        view.homes_read(Epoch(4), homes);
+        assert_eq!(view.moving_from_peer(), ["initech"]);
+        let here = ["initech", "acme", "globex", "hooli"].map(|t| view.homed_here(t));
+        assert_eq!(here, [false, false, false, true]);
     }
 
     #[test]

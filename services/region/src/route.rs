@@ -90,6 +90,13 @@ impl Directory {
         self.homes.values().any(|home| home.region == *region)
     }
 
+    /// The tenants homed in `region` and moving out of it.
+    pub fn moving_out_of(&self, region: &Region) -> Vec<String> {
+        let moving = self.homes.iter();
+        let moving = moving.filter(|(_, home)| home.moving && home.region == *region);
+        moving.map(|(tenant, _)| tenant.clone()).collect()
+    }
+
     /// Where a write for `tenant`, arriving at `now` and allowed to run until `deadline`,
     /// goes. `forwarded`: the other region sent it here.
     pub fn route(&self, tenant: &str, now: Millis, deadline: Millis, forwarded: bool) -> Route {

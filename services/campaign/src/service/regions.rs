@@ -5,6 +5,7 @@
 //! In one region all of it is this process's.
 
 use super::Campaigns;
+use loyalty_common::error::ServiceResult;
 use loyalty_region::background::Handling;
 use loyalty_region::route::Refusal;
 
@@ -51,6 +52,58 @@ impl Campaigns {
         self.regions
             .as_ref()
             .is_some_and(|regions| regions.read(|view, _| view.covers_peer()))
+    }
+
+    /// Whether this service runs in one of two regions.
+    pub fn in_two_regions(&self) -> bool {
+        self.regions.is_some()
+    }
+
+    /// Whether this region does the other's work too (see `covers_peer`): for the trigger
+    /// feeds (`crate::trigger_feed`).
+    pub fn covers_other_region(&self) -> bool {
+        self.covers_peer()
+    }
+
+    /// The tenants moving from the other region to this one: for the trigger feeds, which
+    /// read again what the other region may have left of theirs once they have arrived.
+    pub fn tenants_moving_here(&self) -> Vec<String> {
+        let Some(regions) = &self.regions else {
+            return Vec::new();
+        };
+        regions.read(|view, _| view.moving_from_peer())
+    }
+
+    /// Whether `tenant` is homed in this region and not moving (always, in one region).
+    pub fn homed_here(&self, tenant: &str) -> bool {
+        self.regions
+            .as_ref()
+            .is_none_or(|regions| regions.read(|view, _| view.homed_here(tenant)))
+    }
+
+    /// Saves how far trigger feed `durable` has settled every event (a change-log sequence)
+    /// as this region's progress, and with `for_peer` as the other region's too.
+    pub async fn save_trigger_progress(
+        &self,
+        durable: &str,
+        settled: u64,
+        for_peer: bool,
+    ) -> ServiceResult<()> {
+        let (mine, theirs) = self.progress_names(durable);
+        self.store.save_position(&mine, settled).await?;
+        match theirs {
+            Some(theirs) if for_peer => self.store.save_position(&theirs, settled).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// How far the other region's trigger feed `durable` had settled every event, as it
+    /// last saved (0: never; and in one region).
+    pub async fn peer_trigger_progress(&self, durable: &str) -> ServiceResult<u64> {
+        match self.progress_names(durable) {
+            (_, Some(theirs)) => self.store.position(&theirs).await,
+            (_, None) => Ok(0),
+        }
     }
 
     /// Whether this region may do any background work now (it holds its lease).

@@ -14,15 +14,14 @@ use loyalty_campaign::grpc_access;
 use loyalty_campaign::service::{Campaigns, triggers};
 use loyalty_campaign::store::cql::ScyllaCampaignStore;
 use loyalty_campaign::store::{CampaignRepository, EmbeddedCampaignStore};
-use loyalty_events::subscribe::{SubscriptionSpec, Subscriptions};
+use loyalty_campaign::trigger_feed::{Handler, TriggerFeed};
+use loyalty_events::subscribe::SubscriptionSpec;
 use loyalty_identity::grpc_guard::Guarded;
 use loyalty_ledger::client::LedgerClient;
 use loyalty_member::client::MemberClient;
 use loyalty_proto::campaign::v1::campaign_service_server::CampaignServiceServer;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
-use tracing::Instrument;
 
 pub type CampaignServer = Guarded<CampaignServiceServer<CampaignGrpc>>;
 
@@ -95,10 +94,25 @@ pub async fn start(
             .chain(triggers::LEDGER_EVENTS.map(|f| ("ledger", f)));
         for (n, (service, filter)) in filters.enumerate() {
             let spec = SubscriptionSpec::new(&format!("campaign-triggers-{n}"), service, filter);
-            let (campaigns, subscriptions) = (Arc::clone(&campaigns), events.subscriptions());
-            let (platform, shutdown) = (platform.clone(), process.shutdown.clone());
+            let (rewarding, platform) = (Arc::clone(&campaigns), platform.clone());
+            // Each delivery is the platform's work.
+            let handle: Handler = Arc::new(move |event| {
+                let (campaigns, platform) = (Arc::clone(&rewarding), platform.clone());
+                Box::pin(async move {
+                    let rewarding = campaigns.on_event(&event);
+                    platform.run("campaign-trigger", rewarding).await
+                })
+            });
+            let feed = TriggerFeed::new(
+                Arc::clone(&campaigns),
+                events.subscriptions(),
+                events.bus(),
+                spec,
+                handle,
+            );
+            let shutdown = process.shutdown.clone();
             process.tasks.push(tokio::spawn(async move {
-                follow(campaigns, subscriptions, spec, platform, shutdown).await;
+                feed.run(shutdown).await;
                 Ok(())
             }));
         }
@@ -274,60 +288,4 @@ async fn pay_out_round(campaigns: &Campaigns) -> bool {
         }
     }
     ok
-}
-
-/// Rewards members from triggered campaigns as `spec`'s events arrive, until shutdown: each
-/// delivery handled as the platform's work, acknowledged once handled, tried again a little
-/// later when handling failed (the rewards are keyed, so a second try never pays twice).
-async fn follow(
-    campaigns: Arc<Campaigns>,
-    subscriptions: Arc<dyn Subscriptions>,
-    spec: SubscriptionSpec,
-    platform: PlatformWork,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let durable = spec.durable.clone();
-    let mut subscription = loop {
-        match subscriptions.subscribe(spec.clone()).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!(%durable, error = %e, "subscribing to trigger events failed; retrying")
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-    };
-    loop {
-        let delivery = tokio::select! {
-            d = subscription.next() => d,
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        };
-        let delivery = match delivery {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(%durable, error = %e, "reading trigger events failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        // In the event's trace: the rewards it pays are part of the request that made it.
-        let handled = platform
-            .run("campaign-trigger", campaigns.on_event(&delivery.event))
-            .instrument(delivery.span().clone());
-        let settled = match handled.await {
-            Ok(_) => delivery.ack().await.map(|_| ()),
-            Err(e) => {
-                tracing::warn!(%durable, error = %e.message, "a trigger event failed; trying again");
-                delivery
-                    .retry(Duration::from_secs(5), &e.message)
-                    .await
-                    .map(|_| ())
-            }
-        };
-        if let Err(e) = settled {
-            tracing::warn!(%durable, error = %e, "settling a trigger event failed");
-        }
-    }
 }
