@@ -56,6 +56,30 @@ pub fn check_deadline(what: &str) -> ServiceResult<()> {
     }
 }
 
+/// Runs `statement` (a store call serving this task's write), given up at the write's
+/// deadline: a statement that lasts longer (a node waiting for the other region, say) would
+/// otherwise hold what it holds (a wallet's commit) past the lease the write ran under. Its
+/// outcome is then unknown, as after a node's own timeout, and the client retries with its
+/// key. With no deadline, it runs as long as the driver lets it.
+pub async fn within_deadline<T>(
+    what: &str,
+    statement: impl Future<Output = ServiceResult<T>>,
+) -> ServiceResult<T> {
+    let Some(deadline) = current().and_then(|scope| scope.deadline) else {
+        return statement.await;
+    };
+    match tokio::time::timeout_at(deadline, statement).await {
+        Ok(result) => result,
+        Err(_) => Err(ServiceError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the write ran out of its region's write time during {what}, whose outcome is \
+                 unknown; retry it with the same idempotency key"
+            ),
+        )),
+    }
+}
+
 impl WriteScope {
     /// Writes the scope into an outgoing call's headers: the epoch, and what is left of the
     /// deadline as `grpc-timeout` (in milliseconds, at least 1).
@@ -109,6 +133,32 @@ fn grpc_timeout(value: &str) -> Option<Duration> {
 mod tests {
     #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
     use super::*;
+
+    #[tokio::test]
+    async fn a_statement_is_given_up_at_its_writes_deadline_and_only_then() {
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, ServiceError>(7)
+        };
+        assert_eq!(
+            within_deadline("a write", slow()).await.unwrap(),
+            7,
+            "no scope"
+        );
+        let scope = |left: u64| WriteScope {
+            epoch: Some(3),
+            deadline: Some(Instant::now() + Duration::from_millis(left)),
+        };
+        let late = WRITE_SCOPE.scope(scope(100), within_deadline("a write", slow()));
+        let refused = late.await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Unavailable);
+        assert!(
+            refused.message.contains("outcome is unknown"),
+            "{refused:?}"
+        );
+        let in_time = WRITE_SCOPE.scope(scope(3_000), within_deadline("a write", slow()));
+        assert_eq!(in_time.await.unwrap(), 7);
+    }
 
     #[test]
     fn grpc_timeouts_read_in_every_unit_and_nothing_else() {

@@ -8,6 +8,8 @@
 //!
 //! No statement is sent once the write it serves is past its deadline
 //! (`loyalty_common::write_scope`): the region's lease it was accepted under may have lapsed.
+//! One under way at the deadline is given up then, its outcome unknown as after a node's
+//! timeout, rather than hold what its write holds until the nodes' own timeouts.
 
 use loyalty_common::error::{ServiceError, ServiceResult};
 use loyalty_common::store_metrics::StoreOp;
@@ -242,7 +244,8 @@ where
     pub async fn rows(&self, session: &Session, binds: B) -> ServiceResult<Vec<R>> {
         write_scope::check_deadline("a read")?;
         let started = Instant::now();
-        let result = self.read_rows(session, binds).await;
+        let reading = self.read_rows(session, binds);
+        let result = write_scope::within_deadline("a read", reading).await;
         self.timing.observe(started, &result);
         result
     }
@@ -278,7 +281,8 @@ where
     {
         write_scope::check_deadline("a read")?;
         let started = Instant::now();
-        let result = self.read_pages(session, binds, page_size).await;
+        let reading = self.read_pages(session, binds, page_size);
+        let result = write_scope::within_deadline("a read", reading).await;
         self.timing.observe(started, &result);
         result
     }
@@ -315,11 +319,12 @@ impl<B: SerializeRow> Stmt<B, ()> {
     pub async fn run(&self, session: &Session, binds: B) -> ServiceResult<()> {
         write_scope::check_deadline("a write")?;
         let started = Instant::now();
-        let result = session
-            .execute_unpaged(&self.prepared, binds)
-            .await
-            .map(|_| ())
-            .map_err(|e| unavailable("write", e));
+        let writing = async {
+            (session.execute_unpaged(&self.prepared, binds).await)
+                .map(|_| ())
+                .map_err(|e| unavailable("write", e))
+        };
+        let result = write_scope::within_deadline("a write", writing).await;
         self.timing.observe(started, &result);
         result
     }
@@ -330,11 +335,12 @@ impl<B: SerializeRow> Stmt<B, AppliedRow> {
     pub async fn applied(&self, session: &Session, binds: B) -> ServiceResult<bool> {
         write_scope::check_deadline("a conditional write")?;
         let started = Instant::now();
-        let result = session
-            .execute_unpaged(&self.prepared, binds)
-            .await
-            .map_err(|e| unavailable("conditional write", e))
-            .and_then(first_applied);
+        let writing = async {
+            (session.execute_unpaged(&self.prepared, binds).await)
+                .map_err(|e| unavailable("conditional write", e))
+                .and_then(first_applied)
+        };
+        let result = write_scope::within_deadline("a conditional write", writing).await;
         self.timing.observe(started, &result);
         result
     }
@@ -412,14 +418,15 @@ impl BatchWrite {
         self.batch.set_is_idempotent(!self.conditional);
         let started = Instant::now();
         let conditional = self.conditional;
-        let result = session
-            .batch(&self.batch, &self.values)
-            .await
-            .map_err(|e| unavailable("batch write", e))
-            .and_then(|result| match conditional {
-                true => first_applied(result),
-                false => Ok(true),
-            });
+        let writing = async {
+            (session.batch(&self.batch, &self.values).await)
+                .map_err(|e| unavailable("batch write", e))
+                .and_then(|result| match conditional {
+                    true => first_applied(result),
+                    false => Ok(true),
+                })
+        };
+        let result = write_scope::within_deadline("a batch write", writing).await;
         if let Some(timing) = &self.timing {
             timing.observe(started, &result);
         }
