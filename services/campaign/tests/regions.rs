@@ -396,6 +396,40 @@ fn feed(
     tokio::spawn(feed.run(stop.subscribe()))
 }
 
+/// Each region's bus (its own stream), with a trigger feed running on it.
+struct Feeds {
+    buses: [InProcessBus; 2],
+    a: Arc<Campaigns>,
+    stop_a: tokio::sync::watch::Sender<bool>,
+    feed_a: tokio::task::JoinHandle<()>,
+    stop_b: tokio::sync::watch::Sender<bool>,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl Feeds {
+    fn start(a: Campaigns, b: Campaigns) -> Self {
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let config = EmbeddedBusConfig::default();
+        let buses = (dirs.each_ref()).map(|d| InProcessBus::open(d.path(), &config).unwrap());
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        let (stop_a, stop_b) = (
+            tokio::sync::watch::channel(false).0,
+            tokio::sync::watch::channel(false).0,
+        );
+        let feed_a = feed(Arc::clone(&a), &buses[0], &stop_a);
+        // Runs until stop_b says stop.
+        drop(feed(b, &buses[1], &stop_b));
+        Self {
+            buses,
+            a,
+            stop_a,
+            feed_a,
+            stop_b,
+            _dirs: dirs,
+        }
+    }
+}
+
 /// Waits up to 20 s for `region`'s trigger feed to save `settled` as its progress.
 async fn progress_reaches(
     store: &Arc<dyn CampaignRepository>,
@@ -436,20 +470,9 @@ async fn eventually(what: &str, done: impl Fn() -> bool) {
 async fn a_take_over_rewards_the_trigger_events_the_lost_region_left() {
     let w = world().await;
     welcome_everyone(&w).await;
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let config = EmbeddedBusConfig::default();
-    let buses = dirs
-        .each_ref()
-        .map(|d| InProcessBus::open(d.path(), &config).unwrap());
-    let (a, b) = (Arc::new(w.a.campaigns), Arc::new(w.b.campaigns));
-    let (stop_a, stop_b) = (
-        tokio::sync::watch::channel(false).0,
-        tokio::sync::watch::channel(false).0,
-    );
-    let feed_a = feed(Arc::clone(&a), &buses[0], &stop_a);
-    let _feed_b = feed(Arc::clone(&b), &buses[1], &stop_b);
+    let f = Feeds::start(w.a.campaigns, w.b.campaigns);
     publish(
-        &buses,
+        &f.buses,
         [created_as("acme", "m1", 1), created_as("globex", "g1", 2)],
     )
     .await;
@@ -465,10 +488,10 @@ async fn a_take_over_rewards_the_trigger_events_the_lost_region_left() {
     )
     .await;
     // a is lost; m2 registers in acme before b takes it over: b passes it by.
-    stop_a.send(true).unwrap();
-    feed_a.await.unwrap();
+    f.stop_a.send(true).unwrap();
+    f.feed_a.await.unwrap();
     publish(
-        &buses,
+        &f.buses,
         [created_as("acme", "m2", 3), created_as("globex", "g2", 4)],
     )
     .await;
@@ -487,36 +510,25 @@ async fn a_take_over_rewards_the_trigger_events_the_lost_region_left() {
         "what a had settled is not read again"
     );
     assert_eq!(w.a.ledger.balance("m2"), 0);
-    stop_b.send(true).unwrap();
+    f.stop_b.send(true).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_move_rewards_what_the_leaving_region_had_not_read() {
     let w = world().await;
     welcome_everyone(&w).await;
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let config = EmbeddedBusConfig::default();
-    let buses = dirs
-        .each_ref()
-        .map(|d| InProcessBus::open(d.path(), &config).unwrap());
-    let (a, b) = (Arc::new(w.a.campaigns), Arc::new(w.b.campaigns));
-    let (stop_a, stop_b) = (
-        tokio::sync::watch::channel(false).0,
-        tokio::sync::watch::channel(false).0,
-    );
-    let feed_a = feed(Arc::clone(&a), &buses[0], &stop_a);
-    let _feed_b = feed(Arc::clone(&b), &buses[1], &stop_b);
+    let f = Feeds::start(w.a.campaigns, w.b.campaigns);
     publish(
-        &buses,
+        &f.buses,
         [created_as("acme", "m0", 1), created_as("globex", "g0", 2)],
     )
     .await;
     progress_reaches(&w.store, "a", 2, "a settled both").await;
     // a's feed falls behind: m1 registers in acme, which b passes by.
-    stop_a.send(true).unwrap();
-    feed_a.await.unwrap();
+    f.stop_a.send(true).unwrap();
+    f.feed_a.await.unwrap();
     publish(
-        &buses,
+        &f.buses,
         [created_as("acme", "m1", 3), created_as("globex", "g1", 4)],
     )
     .await;
@@ -530,7 +542,7 @@ async fn a_planned_move_rewards_what_the_leaving_region_had_not_read() {
     read(&w.a.view, 4, &moved, true, false);
     read(&w.b.view, 4, &moved, true, false);
     let stop_a = tokio::sync::watch::channel(false).0;
-    let _feed_a = feed(Arc::clone(&a), &buses[0], &stop_a);
+    let _feed_a = feed(Arc::clone(&f.a), &f.buses[0], &stop_a);
     eventually("b rewarded what a left", || w.b.ledger.balance("m1") == 10).await;
     progress_reaches(&w.store, "a", 4, "a passed m1 by").await;
     assert_eq!(w.a.ledger.balance("m1"), 0);
@@ -541,5 +553,5 @@ async fn a_planned_move_rewards_what_the_leaving_region_had_not_read() {
         "what a had settled is not read again"
     );
     stop_a.send(true).unwrap();
-    stop_b.send(true).unwrap();
+    f.stop_b.send(true).unwrap();
 }

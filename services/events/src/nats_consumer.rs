@@ -45,18 +45,24 @@ impl NatsBus {
     }
 }
 
+impl NatsBus {
+    /// The stream of the service `spec` reads.
+    async fn stream_of(&self, spec: &SubscriptionSpec) -> Result<stream::Stream, BusError> {
+        let name = self.stream_settings().stream_name(&spec.service);
+        self.jetstream()
+            .get_stream(&name)
+            .await
+            .map_err(unavailable)
+    }
+}
+
 #[async_trait]
 impl Subscriptions for NatsBus {
     async fn subscribe(&self, spec: SubscriptionSpec) -> Result<Box<dyn Subscription>, BusError> {
         check(&spec)?;
         crate::consumer_metrics::started(&spec.durable);
         self.ensure_dead_letter_stream().await?;
-        let stream_name = self.stream_settings().stream_name(&spec.service);
-        let stream = self
-            .jetstream()
-            .get_stream(&stream_name)
-            .await
-            .map_err(unavailable)?;
+        let stream = self.stream_of(&spec).await?;
         let deliver_policy = match spec.start {
             StartAt::All => consumer::DeliverPolicy::All,
             StartAt::New => consumer::DeliverPolicy::New,
@@ -88,12 +94,7 @@ impl Subscriptions for NatsBus {
     }
 
     async fn settled(&self, spec: &SubscriptionSpec) -> Result<Option<u64>, BusError> {
-        let stream_name = self.stream_settings().stream_name(&spec.service);
-        let stream = self
-            .jetstream()
-            .get_stream(&stream_name)
-            .await
-            .map_err(unavailable)?;
+        let stream = self.stream_of(spec).await?;
         let info = match stream.consumer_info(&spec.durable).await {
             Ok(info) => info,
             Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => return Ok(None),
@@ -107,12 +108,7 @@ impl Subscriptions for NatsBus {
     }
 
     async fn forget(&self, spec: &SubscriptionSpec) -> Result<(), BusError> {
-        let stream_name = self.stream_settings().stream_name(&spec.service);
-        let stream = self
-            .jetstream()
-            .get_stream(&stream_name)
-            .await
-            .map_err(unavailable)?;
+        let stream = self.stream_of(spec).await?;
         match stream.delete_consumer(&spec.durable).await {
             Ok(_) => Ok(()),
             Err(e) => match e.kind() {
