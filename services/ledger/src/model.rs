@@ -96,9 +96,43 @@ pub struct WalletHead {
     /// as before.
     #[serde(skip)]
     pub epoch: u64,
+    /// Digests of the idempotency keys of the wallet's newest writes in two regions, oldest
+    /// first (at most [`RECENT_KEYS`]): a write whose rows reached only its home's datacenter
+    /// is still known in the other one through any later write's head, so a retry there is
+    /// not applied twice (decision 0019). Stored after the epoch, as it is; empty in one
+    /// region.
+    #[serde(skip)]
+    pub recent: Vec<KeyDigest>,
+}
+
+/// How many of a wallet's newest writes its head remembers by key.
+pub const RECENT_KEYS: usize = 16;
+
+/// The first 16 bytes of the SHA-256 of an idempotency key.
+pub type KeyDigest = [u8; 16];
+
+/// `key`'s digest, as a head remembers it.
+pub fn key_digest(key: &str) -> KeyDigest {
+    use sha2::Digest;
+    let full = sha2::Sha256::digest(key.as_bytes());
+    let mut digest = [0; 16];
+    digest.copy_from_slice(&full[..16]);
+    digest
 }
 
 impl WalletHead {
+    /// Remembers a write's key, forgetting the oldest beyond [`RECENT_KEYS`].
+    pub fn remember(&mut self, key: &str) {
+        self.recent.push(key_digest(key));
+        let excess = self.recent.len().saturating_sub(RECENT_KEYS);
+        self.recent.drain(..excess);
+    }
+
+    /// Whether a write with `key` is among those the head remembers.
+    pub fn remembers(&self, key: &str) -> bool {
+        self.recent.contains(&key_digest(key))
+    }
+
     pub fn new(wallet: WalletKey, now: Timestamp) -> Self {
         Self {
             wallet,
@@ -113,6 +147,7 @@ impl WalletHead {
             reminded: Vec::new(),
             due_hint: None,
             epoch: 0,
+            recent: Vec::new(),
         }
     }
 

@@ -154,6 +154,16 @@ impl Ledger {
                 (None, Command::Open) => WalletHead::new(wallet.clone(), self.clock.now()),
                 (None, _) => return Err(wallet_not_found()),
             };
+            if head.remembers(key.as_str()) {
+                // Applied in the home, whose record of it has not reached this datacenter
+                // (only a later write's head has): answering would need the record, and
+                // applying again would apply it twice (decision 0019).
+                return Err(ServiceError::new(
+                    ErrorCode::Unavailable,
+                    "a write with this idempotency key was applied, and its answer has not \
+                     reached this region yet; retry it with the same key in a few seconds",
+                ));
+            }
             let epoch = epoch_of_write(&head)?;
             let mut tx = WalletTx::new(head.clone(), self.clock.as_ref());
             tx.housekeeping(rules.expiring_soon_days);
@@ -168,6 +178,9 @@ impl Ledger {
             let entries = std::mem::take(&mut tx.entries);
             let mut commit = WalletCommit::after(&head, tx.head, entries, rules.expiring_soon_days);
             commit.head.epoch = epoch;
+            if write_scope::epoch().is_some() {
+                commit.head.remember(key.as_str());
+            }
             let outcome = WriteOutcome {
                 entries: commit.entries.clone(),
                 balance: balance_view(&commit.head, &rules, self.clock.as_ref()),

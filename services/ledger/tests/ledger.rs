@@ -835,6 +835,54 @@ async fn rules_are_versioned_and_idempotent() {
 /// under, and the wallet keeps the newest; one accepted under an older epoch, after the home
 /// moved and the new home wrote the wallet, is refused and writes nothing. Work with no epoch
 /// (one region, housekeeping) leaves the wallet's as it is.
+/// The other region's datacenter after a write reached only its home's (its record lost on
+/// the way) and a later write's head brought its key over: a retry there is refused for now,
+/// not applied a second time (decision 0019).
+#[tokio::test]
+async fn a_retry_of_a_write_known_only_by_the_heads_memory_is_not_applied_again() {
+    use loyalty_common::write_scope::{WRITE_SCOPE, WriteScope};
+    use loyalty_ledger::store::{WalletCommit, WalletRepository};
+    let h = Harness::new();
+    let w = h.wallet("far").await;
+    let home = WriteScope {
+        epoch: Some(5),
+        deadline: None,
+    };
+    let key = IdempotencyKey::parse("till-9").unwrap();
+    let first = h.ledger.execute(&w, &key, earn(10_000, start()));
+    WRITE_SCOPE.scope(home, first).await.unwrap();
+    let head = h.store.head(&w).await.unwrap().unwrap();
+    assert!(
+        head.remembers("till-9"),
+        "a write in two regions is remembered"
+    );
+    // A write whose record is not here: its key in the head only.
+    let mut remembering = head.clone();
+    remembering.remember("till-10");
+    let commit = WalletCommit::after(&head, remembering, Vec::new(), 0);
+    h.store.commit(commit).await.unwrap();
+    let lost = IdempotencyKey::parse("till-10").unwrap();
+    let retry = h.ledger.execute(&w, &lost, earn(20_000, start()));
+    let refused = WRITE_SCOPE.scope(home, retry).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::Unavailable, "{}", refused.message);
+    assert_eq!(h.ledger.balance(&w).await.unwrap().points_available, 100);
+    // The one with its record is answered from it, as ever.
+    let again = h.ledger.execute(&w, &key, earn(10_000, start()));
+    assert!(WRITE_SCOPE.scope(home, again).await.unwrap().replayed);
+    // One region remembers nothing: its heads are as they were.
+    let plain = h.wallet("near").await;
+    h.run(&plain, earn(10_000, start())).await.unwrap();
+    assert!(
+        h.store
+            .head(&plain)
+            .await
+            .unwrap()
+            .unwrap()
+            .recent
+            .is_empty()
+    );
+}
+
 #[tokio::test]
 async fn a_write_accepted_under_an_older_home_epoch_is_refused() {
     use loyalty_common::write_scope::{WRITE_SCOPE, WriteScope};

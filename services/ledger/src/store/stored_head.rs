@@ -10,6 +10,8 @@ use loyalty_common::error::ServiceResult;
 
 /// The tag of the home epoch the head's last write was accepted under (decision 0019).
 const EPOCH: u8 = 1;
+/// The tag of the digests of the keys of the wallet's newest writes in two regions.
+const RECENT: u8 = 2;
 
 pub fn encode_head(head: &WalletHead) -> ServiceResult<Vec<u8>> {
     let mut bytes = postcard::to_stdvec(head).map_err(ServiceError::internal)?;
@@ -17,6 +19,10 @@ pub fn encode_head(head: &WalletHead) -> ServiceResult<Vec<u8>> {
     if head.epoch > 0 {
         bytes.push(EPOCH);
         bytes = postcard::to_extend(&head.epoch, bytes).map_err(ServiceError::internal)?;
+    }
+    if !head.recent.is_empty() {
+        bytes.push(RECENT);
+        bytes = postcard::to_extend(&head.recent, bytes).map_err(ServiceError::internal)?;
     }
     Ok(bytes)
 }
@@ -28,6 +34,10 @@ pub fn decode_head(bytes: &[u8]) -> ServiceResult<WalletHead> {
         match tag {
             EPOCH => {
                 (head.epoch, rest) =
+                    postcard::take_from_bytes(value).map_err(ServiceError::internal)?;
+            }
+            RECENT => {
+                (head.recent, rest) =
                     postcard::take_from_bytes(value).map_err(ServiceError::internal)?;
             }
             _ => break,
@@ -69,6 +79,21 @@ mod tests {
             before,
             "one region's heads are unchanged"
         );
+    }
+
+    #[test]
+    fn a_head_keeps_the_keys_of_its_newest_writes() {
+        let mut head = head();
+        head.epoch = 7;
+        for n in 0..20 {
+            head.remember(&format!("earn-{n}"));
+        }
+        assert_eq!(head.recent.len(), crate::model::RECENT_KEYS);
+        assert!(head.remembers("earn-19") && head.remembers("earn-4"));
+        assert!(!head.remembers("earn-3"), "the oldest are forgotten");
+        let read = decode_head(&encode_head(&head).unwrap()).unwrap();
+        assert_eq!(read, head);
+        assert!(read.remembers("earn-19"));
     }
 
     #[test]
