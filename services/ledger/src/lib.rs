@@ -4,6 +4,7 @@
 //! [`store`]; [`store::embedded`] is the single-machine adapter, [`grpc`] the `ledger.v1` API and
 //! [`client`] how other services call it.
 
+mod carry;
 pub mod client;
 pub mod command;
 pub mod events;

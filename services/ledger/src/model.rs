@@ -103,6 +103,11 @@ pub struct WalletHead {
     /// region.
     #[serde(skip)]
     pub recent: Vec<KeyDigest>,
+    /// The keys of the commits whose rows may be in the home's datacenter alone, whose
+    /// records the next commit writes again (`crate::carry`). Stored after the others; empty
+    /// in one region.
+    #[serde(skip)]
+    pub unconfirmed: Vec<loyalty_common::ids::IdempotencyKey>,
 }
 
 /// How many of a wallet's newest writes its head remembers by key.
@@ -148,6 +153,7 @@ impl WalletHead {
             due_hint: None,
             epoch: 0,
             recent: Vec::new(),
+            unconfirmed: Vec::new(),
         }
     }
 

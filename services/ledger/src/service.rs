@@ -62,6 +62,8 @@ pub struct Ledger {
     /// In two regions, the homes and this region's lease, which its background work follows
     /// (`regions.rs`); None in one region.
     pub(crate) regions: Option<SharedView>,
+    /// The heads this process's commits wrote and saw acknowledged (`crate::carry`).
+    pub(crate) acknowledged: crate::carry::Acknowledged,
 }
 
 impl Ledger {
@@ -84,6 +86,7 @@ impl Ledger {
             default_rules: Arc::default(),
             faults: FaultInjection::default(),
             regions,
+            acknowledged: Default::default(),
         })
     }
 
@@ -181,6 +184,10 @@ impl Ledger {
             if write_scope::epoch().is_some() {
                 commit.head.remember(key.as_str());
             }
+            let both_regions = self.ports.wallets.commits_reach_both_regions();
+            self.carry_unconfirmed(&mut commit, head.version, key)
+                .await?;
+            let version = commit.head.version;
             let outcome = WriteOutcome {
                 entries: commit.entries.clone(),
                 balance: balance_view(&commit.head, &rules, self.clock.as_ref()),
@@ -194,7 +201,13 @@ impl Ledger {
             commit.reversals = reversals;
             // Each entry's event carries the trace of this request.
             loyalty_events::trace::remember(|| commit.entries.iter().map(|e| e.id.to_string()));
-            match self.ports.wallets.commit(commit).await? {
+            let committed = self.ports.wallets.commit(commit).await;
+            // Acknowledged by both regions only if they were written to before and after.
+            let both_regions = both_regions && self.ports.wallets.commits_reach_both_regions();
+            let applied = matches!(committed, Ok(Applied::Yes));
+            let acknowledged = (applied && both_regions).then_some(version);
+            self.acknowledged.set(wallet, acknowledged);
+            match committed? {
                 Applied::Yes => {
                     return Ok(Written {
                         outcome,

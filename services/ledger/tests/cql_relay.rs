@@ -54,6 +54,7 @@ fn commit(wallet: &WalletKey, version: u64, entry: Entry) -> WalletCommit {
         entries: vec![entry],
         idempotency: None,
         reversals: Vec::new(),
+        carried: Vec::new(),
         due_at: None,
     }
 }

@@ -98,6 +98,7 @@ fn commit(wallet: &WalletKey, version: u64, entries: Vec<Entry>) -> WalletCommit
         entries,
         idempotency: None,
         reversals: Vec::new(),
+        carried: Vec::new(),
         due_at: None,
     }
 }
@@ -254,6 +255,42 @@ pub async fn an_idempotency_record_reads_back(stores: Stores) {
             .await
             .unwrap(),
         None
+    );
+}
+
+/// A commit that carries an earlier commit's record (`crate::carry`) writes it, and its
+/// entries, again: where they were missing, they read back.
+pub async fn a_commit_writes_the_records_it_carries(stores: Stores) {
+    let w = new_wallet();
+    let wallets = &stores.wallets;
+    assert_eq!(
+        wallets
+            .commit(commit(&w, 0, vec![entry(EntryKind::Opened, 0)]))
+            .await
+            .unwrap(),
+        Applied::Yes
+    );
+    // As if written in the home's datacenter alone: not here.
+    let earlier_entry = entry(EntryKind::Earned, 70);
+    let carried = IdempotencyRecord {
+        key: key("till-lost"),
+        fingerprint: "beef".into(),
+        outcome: WriteOutcome {
+            entries: vec![earlier_entry.clone()],
+            balance: balance(1),
+            hold: None,
+        },
+    };
+    let mut next = commit(&w, 1, vec![entry(EntryKind::Earned, 30)]);
+    next.carried = vec![carried.clone()];
+    assert_eq!(wallets.commit(next).await.unwrap(), Applied::Yes);
+    assert_eq!(
+        wallets.idempotency(&w, &key("till-lost")).await.unwrap(),
+        Some(carried)
+    );
+    assert_eq!(
+        wallets.entry(&w, earlier_entry.id).await.unwrap(),
+        Some(earlier_entry)
     );
 }
 
@@ -705,6 +742,12 @@ macro_rules! ledger_conformance {
         ::loyalty_scylla::conformance!(
             idempotency_record,
             $crate::store::conformance::an_idempotency_record_reads_back,
+            $embedded,
+            $scylla
+        );
+        ::loyalty_scylla::conformance!(
+            carried_records,
+            $crate::store::conformance::a_commit_writes_the_records_it_carries,
             $embedded,
             $scylla
         );

@@ -47,6 +47,9 @@ pub struct WalletCommit {
     pub entries: Vec<Entry>,
     pub idempotency: Option<IdempotencyRecord>,
     pub reversals: Vec<ReversalTracker>,
+    /// Records (with their entries) of earlier commits not known to be in both regions'
+    /// datacenters, written again in this commit's batch (`crate::carry`).
+    pub carried: Vec<IdempotencyRecord>,
     /// When housekeeping next has work on this wallet, if that changed. On ScyllaDB this row
     /// lives in another partition and is written before the batch: a stale hint is harmless,
     /// a missing one is not.
@@ -80,6 +83,7 @@ impl WalletCommit {
             entries,
             idempotency: None,
             reversals: Vec::new(),
+            carried: Vec::new(),
         }
     }
 }
@@ -142,6 +146,12 @@ pub trait WalletRepository: Send + Sync + 'static {
         limit: usize,
     ) -> ServiceResult<Vec<Entry>>;
     async fn commit(&self, commit: WalletCommit) -> ServiceResult<Applied>;
+
+    /// Whether an applied commit is in both regions' datacenters (two regions, `EACH_QUORUM`,
+    /// neither failed over). False for a store of one datacenter.
+    fn commits_reach_both_regions(&self) -> bool {
+        false
+    }
 }
 
 /// The first result of an idempotent rules update.

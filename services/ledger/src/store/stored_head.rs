@@ -12,6 +12,8 @@ use loyalty_common::error::ServiceResult;
 const EPOCH: u8 = 1;
 /// The tag of the digests of the keys of the wallet's newest writes in two regions.
 const RECENT: u8 = 2;
+/// The tag of the keys of the commits not known to be in both regions' datacenters.
+const UNCONFIRMED: u8 = 3;
 
 pub fn encode_head(head: &WalletHead) -> ServiceResult<Vec<u8>> {
     let mut bytes = postcard::to_stdvec(head).map_err(ServiceError::internal)?;
@@ -23,6 +25,10 @@ pub fn encode_head(head: &WalletHead) -> ServiceResult<Vec<u8>> {
     if !head.recent.is_empty() {
         bytes.push(RECENT);
         bytes = postcard::to_extend(&head.recent, bytes).map_err(ServiceError::internal)?;
+    }
+    if !head.unconfirmed.is_empty() {
+        bytes.push(UNCONFIRMED);
+        bytes = postcard::to_extend(&head.unconfirmed, bytes).map_err(ServiceError::internal)?;
     }
     Ok(bytes)
 }
@@ -38,6 +44,10 @@ pub fn decode_head(bytes: &[u8]) -> ServiceResult<WalletHead> {
             }
             RECENT => {
                 (head.recent, rest) =
+                    postcard::take_from_bytes(value).map_err(ServiceError::internal)?;
+            }
+            UNCONFIRMED => {
+                (head.unconfirmed, rest) =
                     postcard::take_from_bytes(value).map_err(ServiceError::internal)?;
             }
             _ => break,
@@ -88,6 +98,7 @@ mod tests {
         for n in 0..20 {
             head.remember(&format!("earn-{n}"));
         }
+        head.unconfirmed = vec![loyalty_common::ids::IdempotencyKey::parse("earn-19").unwrap()];
         assert_eq!(head.recent.len(), crate::model::RECENT_KEYS);
         assert!(head.remembers("earn-19") && head.remembers("earn-4"));
         assert!(!head.remembers("earn-3"), "the oldest are forgotten");

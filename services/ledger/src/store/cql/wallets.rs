@@ -14,6 +14,7 @@ use loyalty_common::ids::{EntryId, IdempotencyKey};
 use loyalty_scylla::relay::OutboxPartitions;
 use loyalty_scylla::statements::BatchWrite;
 use scylla::client::execution_profile::ExecutionProfileHandle;
+use scylla::statement::Consistency;
 use std::collections::HashMap;
 
 /// Keys in one `IN`: ScyllaDB's default limit for clustering keys.
@@ -120,7 +121,17 @@ impl ScyllaLedgerStore {
                 );
             }
         }
-        if let Some(record) = &commit.idempotency {
+        // Earlier commits' rows, again (`crate::carry`): the same values, so harmless where
+        // they are already.
+        for record in &commit.carried {
+            for entry in &record.outcome.entries {
+                batch.push(
+                    &s.insert_row,
+                    row(ENTRY, rows::entry_id(entry.id), encode(entry)?),
+                );
+            }
+        }
+        for record in commit.carried.iter().chain(&commit.idempotency) {
             let stored = StoredIdempotency::of(record);
             let (tenant, member, kind, id, body) = row(
                 IDEMPOTENCY,
@@ -221,6 +232,11 @@ impl WalletRepository for ScyllaLedgerStore {
         page.into_iter()
             .map(|(bytes,)| decode(&body(bytes, "entry")?))
             .collect()
+    }
+
+    fn commits_reach_both_regions(&self) -> bool {
+        let writes = &self.cluster.failover.ledger_writes;
+        writes.consistency() == Consistency::EachQuorum && !writes.failed_over()
     }
 
     async fn commit(&self, commit: WalletCommit) -> ServiceResult<Applied> {

@@ -242,8 +242,8 @@ struct PreparedWallet {
     rows: Vec<(Table, Vec<u8>, Vec<u8>)>,
     /// Encoded [`StoredChange`]s; the writer gives them their sequence numbers.
     changes: Vec<Vec<u8>>,
-    /// The key of the idempotency record the commit writes, for the key filter.
-    idempotency_row: Option<Vec<u8>>,
+    /// The keys of the idempotency records the commit writes, for the key filter.
+    idempotency_rows: Vec<Vec<u8>>,
     /// The entries of `changes`, for the change tail once the commit is durable.
     wallet: WalletKey,
     entries: Vec<Entry>,
@@ -373,10 +373,17 @@ impl EmbeddedStore {
                 rows.push((Table::Rows, k, encode(r)?));
             }
         }
-        let mut idempotency_row = None;
-        if let Some(rec) = &commit.idempotency {
+        // Earlier commits' rows again (`crate::carry`), then this one's record.
+        for rec in &commit.carried {
+            for e in &rec.outcome.entries {
+                let k = row_key(wallet, ENTRY, &e.id.to_bytes());
+                rows.push((Table::Rows, k, encode(e)?));
+            }
+        }
+        let mut idempotency_rows = Vec::new();
+        for rec in commit.carried.iter().chain(&commit.idempotency) {
             let k = row_key(wallet, IDEMPOTENCY, rec.key.as_str().as_bytes());
-            idempotency_row = Some(k.clone());
+            idempotency_rows.push(k.clone());
             rows.push((Table::Rows, k, encode(&StoredIdempotency::of(rec))?));
         }
         if let Some(at) = commit.due_at {
@@ -400,7 +407,7 @@ impl EmbeddedStore {
             head: Arc::new(commit.head),
             rows,
             changes,
-            idempotency_row,
+            idempotency_rows,
             entries: commit.entries,
         })
     }

@@ -131,10 +131,10 @@ impl Writer {
                 self.rules.put(k, Some(rules));
             }
             for (req, result) in requests.iter().zip(&results) {
-                if let (WriteOp::Wallet(prepared), Ok(Applied::Yes)) = (&req.op, result)
-                    && let Some(row) = &prepared.idempotency_row
-                {
-                    self.filter.add(row);
+                if let (WriteOp::Wallet(prepared), Ok(Applied::Yes)) = (&req.op, result) {
+                    for row in &prepared.idempotency_rows {
+                        self.filter.add(row);
+                    }
                 }
             }
             // Into the tail before any reply: a reader that saw a write acknowledged finds its

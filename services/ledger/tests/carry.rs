@@ -1,0 +1,159 @@
+//! In two regions, a commit whose acknowledgement was lost may be in the home's datacenter
+//! alone; the next commit writes its rows again (decision 0019, `carry.rs`). Here a store
+//! that says its commits reach both regions, and can apply a commit yet answer that it
+//! failed (the other region's acknowledgement lost), shows what each commit carries.
+
+#![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
+
+mod common;
+
+use async_trait::async_trait;
+use common::{earn, ports, start, wallet};
+use loyalty_common::ManualClock;
+use loyalty_common::error::{ServiceError, ServiceResult};
+use loyalty_common::ids::{EntryId, IdempotencyKey};
+use loyalty_common::write_scope::{WRITE_SCOPE, WriteScope};
+use loyalty_ledger::command::Command;
+use loyalty_ledger::model::{Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey};
+use loyalty_ledger::store::embedded::EmbeddedStore;
+use loyalty_ledger::store::{Applied, WalletCommit, WalletRepository};
+use loyalty_ledger::{Ledger, LedgerPorts};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What a commit was given: its key, the keys of the records it carried, and those its
+/// head lists as not known to be in both regions.
+type Given = (String, Vec<String>, Vec<String>);
+
+/// The embedded store, as if its commits reached both regions, keeping what it was given.
+struct BothRegions {
+    inner: EmbeddedStore,
+    /// The next commit applies, and is answered as failed.
+    lose_next_acknowledgement: AtomicBool,
+    /// Each commit's key and the keys of the records it carried.
+    commits: Mutex<Vec<Given>>,
+}
+
+#[async_trait]
+impl WalletRepository for BothRegions {
+    async fn head(&self, wallet: &WalletKey) -> ServiceResult<Option<WalletHead>> {
+        self.inner.head(wallet).await
+    }
+    async fn idempotency(
+        &self,
+        wallet: &WalletKey,
+        key: &IdempotencyKey,
+    ) -> ServiceResult<Option<IdempotencyRecord>> {
+        self.inner.idempotency(wallet, key).await
+    }
+    async fn entry(&self, wallet: &WalletKey, id: EntryId) -> ServiceResult<Option<Entry>> {
+        self.inner.entry(wallet, id).await
+    }
+    async fn reversal(
+        &self,
+        wallet: &WalletKey,
+        target: EntryId,
+    ) -> ServiceResult<Option<ReversalTracker>> {
+        self.inner.reversal(wallet, target).await
+    }
+    async fn history(
+        &self,
+        wallet: &WalletKey,
+        before: Option<EntryId>,
+        limit: usize,
+    ) -> ServiceResult<Vec<Entry>> {
+        self.inner.history(wallet, before, limit).await
+    }
+    async fn commit(&self, commit: WalletCommit) -> ServiceResult<Applied> {
+        let key = commit.idempotency.as_ref().map(|r| r.key.to_string());
+        let carried = commit.carried.iter().map(|r| r.key.to_string()).collect();
+        let listed = commit
+            .head
+            .unconfirmed
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        self.commits
+            .lock()
+            .unwrap()
+            .push((key.unwrap_or_default(), carried, listed));
+        let applied = self.inner.commit(commit).await?;
+        match self.lose_next_acknowledgement.swap(false, Ordering::SeqCst) {
+            true => Err(ServiceError::unavailable("the other region did not answer")),
+            false => Ok(applied),
+        }
+    }
+    fn commits_reach_both_regions(&self) -> bool {
+        true
+    }
+}
+
+fn ledger(store: &Arc<BothRegions>) -> Arc<Ledger> {
+    let ports = LedgerPorts {
+        wallets: Arc::clone(store) as Arc<dyn WalletRepository>,
+        ..ports(&store.inner)
+    };
+    Ledger::new(ports, ManualClock::new(start()))
+}
+
+#[tokio::test]
+async fn the_commit_after_one_not_acknowledged_carries_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BothRegions {
+        inner: EmbeddedStore::open(dir.path()).unwrap(),
+        lose_next_acknowledgement: AtomicBool::new(false),
+        commits: Mutex::default(),
+    });
+    let home = WriteScope {
+        epoch: Some(3),
+        deadline: None,
+    };
+    let w = wallet("carried");
+    let run = |ledger: Arc<Ledger>, key: &str, command: Command| {
+        let (w, key) = (w.clone(), IdempotencyKey::parse(key).unwrap());
+        WRITE_SCOPE.scope(home, async move { ledger.execute(&w, &key, command).await })
+    };
+    let first = ledger(&store);
+    run(Arc::clone(&first), "open", Command::Open)
+        .await
+        .unwrap();
+    run(Arc::clone(&first), "k1", earn(10_000, start()))
+        .await
+        .unwrap();
+    store
+        .lose_next_acknowledgement
+        .store(true, Ordering::SeqCst);
+    let lost = run(Arc::clone(&first), "k2", earn(20_000, start())).await;
+    assert!(lost.is_err(), "answered as failed, applied in the home");
+    run(Arc::clone(&first), "k3", earn(30_000, start()))
+        .await
+        .unwrap();
+    run(Arc::clone(&first), "k4", earn(40_000, start()))
+        .await
+        .unwrap();
+    // After a restart nothing is known acknowledged: the first commit carries what is listed.
+    let restarted = ledger(&store);
+    run(restarted, "k5", earn(50_000, start())).await.unwrap();
+    let commits = store.commits.lock().unwrap().clone();
+    let seen: Vec<(&str, Vec<&str>, Vec<&str>)> = commits
+        .iter()
+        .map(|(k, c, l)| {
+            let c = c.iter().map(String::as_str).collect();
+            let l = l.iter().map(String::as_str).collect();
+            (k.as_str(), c, l)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("open", vec![], vec!["open"]),
+            ("k1", vec![], vec!["k1"]),
+            ("k2", vec![], vec!["k2"]),
+            ("k3", vec!["k2"], vec!["k2", "k3"]),
+            ("k4", vec![], vec!["k4"]),
+            ("k5", vec!["k4"], vec!["k4", "k5"]),
+        ]
+    );
+    let head = store.head(&w).await.unwrap().unwrap();
+    assert_eq!(head.balances.points_available, 1_500, "each earn once");
+}
