@@ -15,14 +15,18 @@
 //! - a commit whose head was acknowledged clears the list: that commit's batch, with all it
 //!   carried, is in both datacenters.
 //!
+//! A replay, answered from the home's record, may answer a commit whose rows are in the home's
+//! datacenter alone (its acknowledgement was lost): it first writes what the head lists, in
+//! an empty commit of its own, unless this process saw that head acknowledged.
+//!
 //! The list is bounded by the lease: a region cut off from the other writes for 3 s at
 //! most. The new home's first commit, under `SERIAL`, completes the newest commit in its
 //! datacenter, and with it every row that commit carried.
 
 use crate::model::WalletKey;
-use crate::service::Ledger;
-use crate::store::WalletCommit;
-use loyalty_common::error::ServiceResult;
+use crate::service::{Ledger, epoch_of_write};
+use crate::store::{Applied, WalletCommit};
+use loyalty_common::error::{ErrorCode, ServiceError, ServiceResult};
 use loyalty_common::ids::IdempotencyKey;
 use loyalty_common::write_scope;
 use std::collections::HashMap;
@@ -86,5 +90,41 @@ impl Ledger {
         commit.head.unconfirmed.retain(|listed| listed != key);
         commit.head.unconfirmed.push(key.clone());
         Ok(())
+    }
+
+    /// Before a replay in two regions: the commits `wallet`'s head lists as not known to be
+    /// in both datacenters are written there, in an empty commit carrying their rows, unless
+    /// this process saw that head acknowledged.
+    pub(crate) async fn confirm_listed(&self, wallet: &WalletKey) -> ServiceResult<()> {
+        if write_scope::epoch().is_none() || !self.ports.wallets.commits_reach_both_regions() {
+            return Ok(());
+        }
+        let Some(head) = self.ports.wallets.head(wallet).await? else {
+            return Ok(());
+        };
+        if head.unconfirmed.is_empty() || self.acknowledged.version(wallet) == Some(head.version) {
+            return Ok(());
+        }
+        let remind_days = self.rules(&wallet.tenant).await?.expiring_soon_days;
+        let mut commit = WalletCommit::after(&head, head.clone(), Vec::new(), remind_days);
+        commit.head.epoch = epoch_of_write(&head)?;
+        for listed in &head.unconfirmed {
+            if let Some(record) = self.ports.wallets.idempotency(wallet, listed).await? {
+                commit.carried.push(record);
+            }
+        }
+        let version = commit.head.version;
+        let committed = self.ports.wallets.commit(commit).await;
+        let both_regions = self.ports.wallets.commits_reach_both_regions();
+        let applied = matches!(committed, Ok(Applied::Yes));
+        self.acknowledged
+            .set(wallet, (applied && both_regions).then_some(version));
+        match committed? {
+            Applied::Yes => Ok(()),
+            Applied::Conflict => Err(ServiceError::new(
+                ErrorCode::VersionConflict,
+                "the wallet is busy; retry with the same idempotency key",
+            )),
+        }
     }
 }

@@ -136,6 +136,8 @@ impl Ledger {
         let _guard = self.lock_for(wallet).lock().await;
         for _ in 0..MAX_ATTEMPTS {
             if let Some(record) = self.ports.wallets.idempotency(wallet, key).await? {
+                // Its rows may be in this datacenter alone: in both before it is answered.
+                self.confirm_listed(wallet).await?;
                 return replay(record, &fingerprint);
             }
             let rules = self.rules(&wallet.tenant).await?;
@@ -570,7 +572,7 @@ fn replay(record: IdempotencyRecord, fingerprint: &str) -> ServiceResult<Written
 /// the tenant's home has moved since it was accepted, and the new home has written the
 /// wallet. With the head's version the condition of the commit, this is the commit's
 /// `epoch <= accepted`.
-fn epoch_of_write(head: &WalletHead) -> ServiceResult<u64> {
+pub(crate) fn epoch_of_write(head: &WalletHead) -> ServiceResult<u64> {
     match write_scope::epoch() {
         Some(accepted) if accepted < head.epoch => Err(ServiceError::new(
             ErrorCode::RegionFenced,

@@ -97,7 +97,7 @@ fn ledger(store: &Arc<BothRegions>) -> Arc<Ledger> {
 }
 
 #[tokio::test]
-async fn the_commit_after_one_not_acknowledged_carries_its_rows() {
+async fn the_commit_or_replay_after_one_not_acknowledged_carries_its_rows() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(BothRegions {
         inner: EmbeddedStore::open(dir.path()).unwrap(),
@@ -128,12 +128,21 @@ async fn the_commit_after_one_not_acknowledged_carries_its_rows() {
     run(Arc::clone(&first), "k3", earn(30_000, start()))
         .await
         .unwrap();
-    run(Arc::clone(&first), "k4", earn(40_000, start()))
+    // A lost acknowledgement, then the client's retry: answered once what the head lists
+    // is written again (an empty commit carrying it).
+    store
+        .lose_next_acknowledgement
+        .store(true, Ordering::SeqCst);
+    let lost = run(Arc::clone(&first), "k4", earn(40_000, start())).await;
+    assert!(lost.is_err());
+    let retried = run(Arc::clone(&first), "k4", earn(40_000, start())).await;
+    assert!(retried.unwrap().replayed);
+    run(Arc::clone(&first), "k5", earn(50_000, start()))
         .await
         .unwrap();
     // After a restart nothing is known acknowledged: the first commit carries what is listed.
     let restarted = ledger(&store);
-    run(restarted, "k5", earn(50_000, start())).await.unwrap();
+    run(restarted, "k6", earn(60_000, start())).await.unwrap();
     let commits = store.commits.lock().unwrap().clone();
     let seen: Vec<(&str, Vec<&str>, Vec<&str>)> = commits
         .iter()
@@ -151,9 +160,11 @@ async fn the_commit_after_one_not_acknowledged_carries_its_rows() {
             ("k2", vec![], vec!["k2"]),
             ("k3", vec!["k2"], vec!["k2", "k3"]),
             ("k4", vec![], vec!["k4"]),
-            ("k5", vec!["k4"], vec!["k4", "k5"]),
+            ("", vec!["k4"], vec!["k4"]),
+            ("k5", vec![], vec!["k5"]),
+            ("k6", vec!["k5"], vec!["k5", "k6"]),
         ]
     );
     let head = store.head(&w).await.unwrap().unwrap();
-    assert_eq!(head.balances.points_available, 1_500, "each earn once");
+    assert_eq!(head.balances.points_available, 2_100, "each earn once");
 }
