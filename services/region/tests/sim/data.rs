@@ -1,13 +1,16 @@
 //! Each region's datacenter in the simulation: wallets as the ledger keeps them. A commit is
-//! one conditional write of the wallet's head (its balance, and the keys and answers of its
-//! newest commits) and the commit's idempotency record; replication copies those rows, so the
-//! other datacenter's head is the home's as of the last commit it received.
+//! one conditional write of the wallet's head (its balance, the keys of its newest commits,
+//! and the keys of those not known to be in both datacenters), the commit's idempotency
+//! record and the records it carries; replication copies those rows, so the other
+//! datacenter's head is the home's as of the last commit it received. Nothing else copies
+//! rows between the datacenters: a datacenter that comes back is rebuilt from the other,
+//! never repaired into it (decision 0019).
 
 use std::collections::{BTreeMap, VecDeque};
 
 /// How many of its newest commits' keys a wallet's head carries: a commit whose other-region
 /// acknowledgement was lost is still known there by its key, through any later commit's head.
-pub const RECENT: usize = 32;
+pub const RECENT: usize = 16;
 
 /// What a write answered: applied (the balance after), or refused for want of points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +30,9 @@ pub struct Head {
     /// would be a double apply).
     pub effects: Vec<String>,
     pub recent: VecDeque<(String, Answer)>,
+    /// The keys of the commits not known to be in both datacenters, whose records the next
+    /// commit carries (the ledger's `carry.rs`).
+    pub unconfirmed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,7 +68,19 @@ pub struct Datacenter {
 }
 
 impl Datacenter {
-    /// The answer already given to `key`: its record, or the head's memory of it.
+    /// The answer `key`'s record here holds: what a replay answers.
+    pub fn record(&self, wallet: &WalletKey, key: &str) -> Option<Answer> {
+        self.wallets.get(wallet)?.records.get(key).copied()
+    }
+
+    /// Whether the wallet's head here remembers a write with `key`: applied, even where its
+    /// record has not arrived.
+    pub fn remembers(&self, wallet: &WalletKey, key: &str) -> bool {
+        let w = self.wallets.get(wallet);
+        w.is_some_and(|w| w.head.recent.iter().any(|(k, _)| k == key))
+    }
+
+    /// The answer held for `key`: its record, or the head's memory of it (for the checks).
     pub fn recorded(&self, wallet: &WalletKey, key: &str) -> Option<Answer> {
         let w = self.wallets.get(wallet)?;
         w.records.get(key).copied().or_else(|| {
@@ -95,15 +113,18 @@ impl Datacenter {
         answer
     }
 
-    /// Copies a commit's rows from `home`: the wallet's head and the key's record.
-    pub fn replicate(&mut self, home: &Datacenter, wallet: &WalletKey, key: &str) {
+    /// Copies a commit's rows from `home`: the wallet's head and the records of `keys` (its
+    /// own, and those it carried).
+    pub fn replicate(&mut self, home: &Datacenter, wallet: &WalletKey, keys: &[String]) {
         let Some(source) = home.wallets.get(wallet) else {
             return;
         };
         let w = self.wallets.entry(wallet.clone()).or_default();
         w.head = source.head.clone();
-        if let Some(answer) = source.records.get(key) {
-            w.records.insert(key.to_string(), *answer);
+        for key in keys {
+            if let Some(answer) = source.records.get(key) {
+                w.records.insert(key.clone(), *answer);
+            }
         }
     }
 

@@ -33,6 +33,9 @@ struct Process {
     directory: Directory,
     /// Parts per million this clock runs fast (or slow, negative).
     drift_ppm: i64,
+    /// The head versions its commits wrote and saw acknowledged by both datacenters, by
+    /// wallet (the ledger's `carry.rs`); lost with the process.
+    acknowledged: BTreeMap<data::WalletKey, u64>,
 }
 
 impl Process {
@@ -43,6 +46,7 @@ impl Process {
             keeper: Keeper::new(me.clone(), peer.clone(), Some(FAILOVER_AFTER)).yield_in_cuts(true),
             directory: Directory::new(me.clone()),
             drift_ppm,
+            acknowledged: BTreeMap::new(),
         }
     }
 
@@ -467,7 +471,10 @@ impl World {
 
     /// The home's conditional write with `EACH_QUORUM`: both datacenters have it before it
     /// is answered, unless the other region is lost (failed over), when it is written here.
-    /// A replay answers what the key's record says, once the record is in both too.
+    /// As the ledger does (`services/ledger/src/carry.rs`): each commit lists its key in the
+    /// head, and the next carries the rows of those listed unless its process saw the head
+    /// acknowledged; a replay first commits what is listed the same way; a key the head
+    /// remembers without its record is refused for now.
     fn write_at(&mut self, home: usize, write: &Write) -> Option<Answer> {
         let peer = 1 - home;
         let both = !self.control.lost[peer];
@@ -482,22 +489,62 @@ impl World {
         if both && self.datacenters[home].epoch_of(wallet) < epoch {
             data::complete_newest(&mut self.datacenters, wallet);
         }
+        let acknowledged = (self.processes[home].as_ref())
+            .and_then(|process| process.acknowledged.get(wallet).copied());
         let [dc0, dc1] = &mut self.datacenters;
         let (home_dc, peer_dc) = if home == 0 { (dc0, dc1) } else { (dc1, dc0) };
-        if let Some(first) = home_dc.recorded(wallet, &write.key) {
-            if both {
-                peer_dc.replicate(home_dc, wallet, &write.key);
+        let key = write.key.clone();
+        let read = home_dc
+            .wallets
+            .get(wallet)
+            .map(|w| w.head.clone())
+            .unwrap_or_default();
+        let unconfirmed = both && acknowledged != Some(read.version);
+        if let Some(first) = home_dc.record(wallet, &key) {
+            // A replay answers from the home's record once the commits not known to be in
+            // both datacenters are: an empty commit carries their rows there first.
+            if unconfirmed && !read.unconfirmed.is_empty() {
+                home_dc.wallets.get_mut(wallet).unwrap().head.version += 1;
+                let version = read.version + 1;
+                let process = self.processes[home].as_mut().unwrap();
+                process.acknowledged.remove(wallet);
+                if self.rng.random_bool(0.02) {
+                    return None;
+                }
+                peer_dc.replicate(home_dc, wallet, &read.unconfirmed);
+                process.acknowledged.insert(wallet.clone(), version);
             }
             return Some(first);
         }
-        let answer = home_dc.apply(wallet, &write.key, write.delta, epoch);
+        if home_dc.remembers(wallet, &key) {
+            // Applied, and only a later write's head has brought it here, not its record:
+            // the ledger refuses it for now (UNAVAILABLE) rather than apply it twice.
+            return None;
+        }
+        // The commits not known to be in both datacenters: their records ride along, unless
+        // this process saw the commit that wrote the head acknowledged by both.
+        let carried = match unconfirmed {
+            true => read.unconfirmed.clone(),
+            false => Vec::new(),
+        };
+        let answer = home_dc.apply(wallet, &key, write.delta, epoch);
+        let mut rows = carried.clone();
+        rows.push(key.clone());
+        if both {
+            let head = &mut home_dc.wallets.get_mut(wallet).unwrap().head;
+            head.unconfirmed = rows.clone();
+        }
+        let version = home_dc.wallets.get(wallet).map_or(0, |w| w.head.version);
+        let process = self.processes[home].as_mut().unwrap();
+        process.acknowledged.remove(wallet);
         if both {
             // Sometimes the other region's acknowledgement is lost: the write is in the home
             // only, and the client is told it failed.
             if self.rng.random_bool(0.02) {
                 return None;
             }
-            peer_dc.replicate(home_dc, wallet, &write.key);
+            peer_dc.replicate(home_dc, wallet, &rows);
+            process.acknowledged.insert(wallet.clone(), version);
         }
         Some(answer)
     }
