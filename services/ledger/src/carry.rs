@@ -13,7 +13,9 @@
 //!   batch: one partition's batch, which each replica applies whole, so wherever its head is,
 //!   their rows are too;
 //! - a commit whose head was acknowledged clears the list: that commit's batch, with all it
-//!   carried, is in both datacenters.
+//!   carried, is in both datacenters;
+//! - housekeeping's commits carry what is listed too (their heads copy those effects), and
+//!   list nothing of their own (they have no key to be retried with).
 //!
 //! A replay, answered from the home's record, may answer a commit whose rows are in the home's
 //! datacenter alone (its acknowledgement was lost): it first writes what the head lists, in
@@ -64,15 +66,15 @@ impl Acknowledged {
 }
 
 impl Ledger {
-    /// Sets what `commit` (of `key`, replacing the head read at `read_version`) carries and
-    /// lists, as the module says; nothing in one region, or while commits reach the home's
-    /// datacenter alone (the other region failed over, or `LOCAL_QUORUM` chosen: decision
-    /// 0019, item 5).
+    /// Sets what `commit` (of `key`, or housekeeping's with none, replacing the head read at
+    /// `read_version`) carries and lists, as the module says; nothing in one region, or while
+    /// commits reach the home's datacenter alone (the other region failed over, or
+    /// `LOCAL_QUORUM` chosen: decision 0019, item 5).
     pub(crate) async fn carry_unconfirmed(
         &self,
         commit: &mut WalletCommit,
         read_version: u64,
-        key: &IdempotencyKey,
+        key: Option<&IdempotencyKey>,
     ) -> ServiceResult<()> {
         if write_scope::epoch().is_none() || !self.ports.wallets.commits_reach_both_regions() {
             return Ok(());
@@ -87,9 +89,25 @@ impl Ledger {
             }
             commit.head.unconfirmed = listed;
         }
-        commit.head.unconfirmed.retain(|listed| listed != key);
-        commit.head.unconfirmed.push(key.clone());
+        if let Some(key) = key {
+            commit.head.unconfirmed.retain(|listed| listed != key);
+            commit.head.unconfirmed.push(key.clone());
+        }
         Ok(())
+    }
+
+    /// Commits, noting whether the head it wrote was acknowledged by both datacenters (which
+    /// the next commit to the wallet needs to know).
+    pub(crate) async fn commit_noted(&self, commit: WalletCommit) -> ServiceResult<Applied> {
+        let (wallet, version) = (commit.head.wallet.clone(), commit.head.version);
+        let before = self.ports.wallets.commits_reach_both_regions();
+        let committed = self.ports.wallets.commit(commit).await;
+        // Both datacenters written to before and after: no failover switched in between.
+        let both_regions = before && self.ports.wallets.commits_reach_both_regions();
+        let applied = matches!(committed, Ok(Applied::Yes));
+        let acknowledged = (applied && both_regions).then_some(version);
+        self.acknowledged.set(&wallet, acknowledged);
+        committed
     }
 
     /// Before a replay in two regions: the commits `wallet`'s head lists as not known to be
@@ -113,13 +131,7 @@ impl Ledger {
                 commit.carried.push(record);
             }
         }
-        let version = commit.head.version;
-        let committed = self.ports.wallets.commit(commit).await;
-        let both_regions = self.ports.wallets.commits_reach_both_regions();
-        let applied = matches!(committed, Ok(Applied::Yes));
-        self.acknowledged
-            .set(wallet, (applied && both_regions).then_some(version));
-        match committed? {
+        match self.commit_noted(commit).await? {
             Applied::Yes => Ok(()),
             Applied::Conflict => Err(ServiceError::new(
                 ErrorCode::VersionConflict,

@@ -186,10 +186,8 @@ impl Ledger {
             if write_scope::epoch().is_some() {
                 commit.head.remember(key.as_str());
             }
-            let both_regions = self.ports.wallets.commits_reach_both_regions();
-            self.carry_unconfirmed(&mut commit, head.version, key)
+            self.carry_unconfirmed(&mut commit, head.version, Some(key))
                 .await?;
-            let version = commit.head.version;
             let outcome = WriteOutcome {
                 entries: commit.entries.clone(),
                 balance: balance_view(&commit.head, &rules, self.clock.as_ref()),
@@ -203,13 +201,7 @@ impl Ledger {
             commit.reversals = reversals;
             // Each entry's event carries the trace of this request.
             loyalty_events::trace::remember(|| commit.entries.iter().map(|e| e.id.to_string()));
-            let committed = self.ports.wallets.commit(commit).await;
-            // Acknowledged by both regions only if they were written to before and after.
-            let both_regions = both_regions && self.ports.wallets.commits_reach_both_regions();
-            let applied = matches!(committed, Ok(Applied::Yes));
-            let acknowledged = (applied && both_regions).then_some(version);
-            self.acknowledged.set(wallet, acknowledged);
-            match committed? {
+            match self.commit_noted(commit).await? {
                 Applied::Yes => {
                     return Ok(Written {
                         outcome,
@@ -375,7 +367,10 @@ impl Ledger {
             let count = entries.len();
             let mut commit = WalletCommit::after(&head, tx.head, entries, remind_days);
             commit.head.epoch = epoch;
-            if self.ports.wallets.commit(commit).await? == Applied::Yes {
+            // Its head, like any, carries the rows of the commits it lists (`carry.rs`).
+            self.carry_unconfirmed(&mut commit, head.version, None)
+                .await?;
+            if self.commit_noted(commit).await? == Applied::Yes {
                 metrics::counter!("ledger_housekeeping_entries_total").increment(count as u64);
                 return Ok((count, next_due));
             }

@@ -15,6 +15,7 @@ use loyalty_common::ids::{EntryId, IdempotencyKey};
 use loyalty_common::write_scope::{WRITE_SCOPE, WriteScope};
 use loyalty_ledger::command::Command;
 use loyalty_ledger::model::{Entry, IdempotencyRecord, ReversalTracker, WalletHead, WalletKey};
+use loyalty_ledger::rules::RuleSet;
 use loyalty_ledger::store::embedded::EmbeddedStore;
 use loyalty_ledger::store::{Applied, WalletCommit, WalletRepository};
 use loyalty_ledger::{Ledger, LedgerPorts};
@@ -89,25 +90,72 @@ impl WalletRepository for BothRegions {
 }
 
 fn ledger(store: &Arc<BothRegions>) -> Arc<Ledger> {
+    ledger_at(store, ManualClock::new(start()))
+}
+
+fn ledger_at(store: &Arc<BothRegions>, clock: Arc<ManualClock>) -> Arc<Ledger> {
     let ports = LedgerPorts {
         wallets: Arc::clone(store) as Arc<dyn WalletRepository>,
         ..ports(&store.inner)
     };
-    Ledger::new(ports, ManualClock::new(start()))
+    Ledger::new(ports, clock)
 }
 
-#[tokio::test]
-async fn the_commit_or_replay_after_one_not_acknowledged_carries_its_rows() {
+fn both_regions() -> (Arc<BothRegions>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(BothRegions {
         inner: EmbeddedStore::open(dir.path()).unwrap(),
         lose_next_acknowledgement: AtomicBool::new(false),
         commits: Mutex::default(),
     });
-    let home = WriteScope {
-        epoch: Some(3),
-        deadline: None,
+    (store, dir)
+}
+
+const HOME: WriteScope = WriteScope {
+    epoch: Some(3),
+    deadline: None,
+};
+
+/// Housekeeping's commits carry what the head lists too: its head copies their effects.
+#[tokio::test]
+async fn housekeeping_after_a_lost_acknowledgement_carries_its_rows() {
+    let (store, _dir) = both_regions();
+    let clock = ManualClock::new(start());
+    let ledger = ledger_at(&store, clock.clone());
+    let w = wallet("kept");
+    let key = |k: &str| IdempotencyKey::parse(k).unwrap();
+    let rules = RuleSet {
+        lock_days: 7,
+        ..RuleSet::default()
     };
+    let (rules_key, open_key, pending) = (key("rules"), key("open"), key("pending"));
+    let put = ledger.put_rules(&w.tenant, &rules_key, rules, None);
+    WRITE_SCOPE.scope(HOME, put).await.unwrap();
+    let open = ledger.execute(&w, &open_key, Command::Open);
+    WRITE_SCOPE.scope(HOME, open).await.unwrap();
+    store
+        .lose_next_acknowledgement
+        .store(true, Ordering::SeqCst);
+    let earn = ledger.execute(&w, &pending, earn(30_000, start()));
+    assert!(WRITE_SCOPE.scope(HOME, earn).await.is_err());
+    clock.advance_secs(7 * 86_400);
+    let housekept = WRITE_SCOPE.scope(HOME, ledger.housekeep(&w)).await.unwrap();
+    assert_eq!(housekept, 1, "the pending points activated");
+    let last = store.commits.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        last,
+        (
+            String::new(),
+            vec!["pending".to_string()],
+            vec!["pending".to_string()]
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_commit_or_replay_after_one_not_acknowledged_carries_its_rows() {
+    let (store, _dir) = both_regions();
+    let home = HOME;
     let w = wallet("carried");
     let run = |ledger: Arc<Ledger>, key: &str, command: Command| {
         let (w, key) = (w.clone(), IdempotencyKey::parse(key).unwrap());
