@@ -99,11 +99,16 @@ impl Ledger {
     /// Commits, noting whether the head it wrote was acknowledged by both datacenters (which
     /// the next commit to the wallet needs to know).
     pub(crate) async fn commit_noted(&self, commit: WalletCommit) -> ServiceResult<Applied> {
-        let (wallet, version) = (commit.head.wallet.clone(), commit.head.version);
         let before = self.ports.wallets.commits_reach_both_regions();
+        if !before {
+            // One region, or one failed over: nothing to note, and no lock on the hot path. A
+            // version noted before stays harmless: the wallet's head has moved past it.
+            return self.ports.wallets.commit(commit).await;
+        }
+        let (wallet, version) = (commit.head.wallet.clone(), commit.head.version);
         let committed = self.ports.wallets.commit(commit).await;
         // Both datacenters written to before and after: no failover switched in between.
-        let both_regions = before && self.ports.wallets.commits_reach_both_regions();
+        let both_regions = self.ports.wallets.commits_reach_both_regions();
         let applied = matches!(committed, Ok(Applied::Yes));
         let acknowledged = (applied && both_regions).then_some(version);
         self.acknowledged.set(&wallet, acknowledged);
