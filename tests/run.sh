@@ -116,6 +116,11 @@ if [ -n "${CQL_AUDIT_LOGS:-}" ]; then
   cargo run -q -p memberd --locked --example statement_coverage -- --require $CQL_AUDIT_LOGS
 fi
 
+# The console in a real browser: headless Chromium from Debian, driven by Playwright, with
+# axe-core in every screen.
+step "console browser tests (tests/console/run.sh)"
+bash tests/console/run.sh
+
 # The deployment path (after the statement coverage, so that only the test suite's statements
 # count there): the chart, image and manifests without a cluster, then the chart's render
 # booted as local processes on the CQL cluster.

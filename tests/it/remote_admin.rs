@@ -178,6 +178,25 @@ async fn a_gateway_alone_administers_through_the_identity_service() {
         .await;
     assert_eq!(status, 200, "{second}");
     let token = second["access_token"].as_str().unwrap().to_string();
+    // What the console shows: the grants of a store manager of s01 who audits the tenant.
+    let (status, me, _) = api
+        .send("GET", "/v1/auth/me?store=s01", &token, None, Value::Null)
+        .await;
+    assert_eq!(status, 200, "{me}");
+    let granted = |me: &Value, permission: &str| {
+        me["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == permission)
+    };
+    assert_eq!(me["tenant"], "acme");
+    assert!(granted(&me, "ledger.adjust:write") && granted(&me, "audit:read"));
+    let (status, me, _) = api
+        .send("GET", "/v1/auth/me", &token, None, Value::Null)
+        .await;
+    assert_eq!(status, 200, "{me}");
+    assert!(!granted(&me, "ledger.adjust:write") && granted(&me, "audit:read"));
     let (status, _, _) = api
         .send("POST", "/v1/auth/logout", &token, None, json!({}))
         .await;

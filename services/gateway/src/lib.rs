@@ -1,8 +1,10 @@
 //! The gateway: REST/JSON under `/v1`, authenticated and authorized route by route
-//! ([`access`]), with problem+json errors and an OpenAPI document generated from the handlers.
+//! ([`access`]), with problem+json errors and an OpenAPI document generated from the handlers,
+//! and the staff's console at `/console` ([`console`]).
 //! It routes every call to a service's gRPC API, or to the identity service.
 
 pub mod access;
+mod console;
 pub mod docs;
 pub mod dto;
 mod headers;
@@ -61,6 +63,7 @@ pub const PUBLIC_ROUTES: &[&str] = &[
     "/v1/auth/refresh",
     "/v1/auth/logout",
     "/v1/auth/password",
+    "/v1/auth/me",
     "/.well-known/jwks.json",
 ];
 
@@ -161,6 +164,7 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
             get(move || async move { Json(spec.as_ref().clone()) }),
         )
         .route("/v1/docs", get(|| async { Html(docs::DOCS_PAGE) }))
+        .merge(console::routes())
         .fallback(|| async {
             problem::problem_response(
                 ErrorCode::RouteNotFound,

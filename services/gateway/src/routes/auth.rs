@@ -3,16 +3,17 @@
 //! (there is nothing to authorize: a caller acts on their own session).
 
 use crate::access::authenticated;
-use crate::problem::{ApiError, JsonBody, Problem};
+use crate::problem::{ApiError, JsonBody, Problem, QueryParams};
 use crate::routes::request_id;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use loyalty_identity::service::PrincipalKind;
 use loyalty_proto::identity::v1 as pb;
 use loyalty_proto::transport::{FORWARDED, Forwarded};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,6 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(change_password))
         .routes(routes!(jwks))
+        .routes(routes!(me))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -150,6 +152,62 @@ async fn change_password(
         .scope(forwarded(credential, &headers), change)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MeQuery {
+    /// One of the tenant's stores: the grants there (roles held in that store and in the
+    /// whole tenant). Leave out for the tenant's own.
+    store: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeDto {
+    /// `staff:<id>` or `key:<id>`.
+    subject: String,
+    /// The caller's tenant, or `*` for the platform's own staff.
+    tenant: String,
+    /// `staff`, `api_key` or `service`.
+    kind: &'static str,
+    /// What the caller's roles grant it, as `object:action` (e.g. `ledger.adjust:write`).
+    permissions: Vec<String>,
+}
+
+/// The caller, and what its roles grant it in its tenant or one of its stores. A console uses
+/// it to show only what its user can use; every route still checks on its own. Nothing is
+/// recorded in the audit log.
+#[utoipa::path(get, path = "/v1/auth/me", tag = "auth", params(MeQuery),
+    responses((status = 200, body = MeDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn me(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    QueryParams(q): QueryParams<MeQuery>,
+) -> Result<Json<MeDto>, ApiError> {
+    let (principal, credential) = authenticated(s.identity().as_ref(), &headers).await?;
+    let domain = match q.store {
+        Some(store) => format!("{}/{store}", principal.tenant),
+        None => principal.tenant.clone(),
+    };
+    let request = pb::ListGrantsRequest {
+        domain,
+        request_id: request_id(&headers),
+    };
+    let grants = s.identity().list_grants(&principal, request);
+    let grants = FORWARDED
+        .scope(forwarded(credential, &headers), grants)
+        .await?;
+    let kind = match principal.kind {
+        PrincipalKind::Staff { .. } => "staff",
+        PrincipalKind::ApiKey { .. } => "api_key",
+        PrincipalKind::System | PrincipalKind::Service => "service",
+    };
+    Ok(Json(MeDto {
+        subject: principal.subject,
+        tenant: principal.tenant,
+        kind,
+        permissions: grants.permissions,
+    }))
 }
 
 /// The public keys that verify access tokens (RFC 7517; Ed25519 keys as in RFC 8037).

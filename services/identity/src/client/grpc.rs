@@ -124,6 +124,13 @@ impl IdentityClient for GrpcIdentityClient {
     async fn get_jwks(&self) -> ServiceResult<pb::Document> {
         call!(retried, self, get_jwks, pb::GetJwksRequest {})
     }
+    async fn list_grants(
+        &self,
+        _: &Principal,
+        r: pb::ListGrantsRequest,
+    ) -> ServiceResult<pb::Grants> {
+        call!(retried, self, list_grants, r)
+    }
     async fn create_tenant(
         &self,
         _: &Principal,

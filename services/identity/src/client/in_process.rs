@@ -108,6 +108,15 @@ impl IdentityClient for InProcessIdentity {
         Ok(convert::document(self.service.jwks()))
     }
 
+    async fn list_grants(
+        &self,
+        caller: &Principal,
+        r: pb::ListGrantsRequest,
+    ) -> ServiceResult<pb::Grants> {
+        let granted = self.service.grants(caller, &r.domain).await?;
+        Ok(convert::grants(&granted))
+    }
+
     async fn create_tenant(
         &self,
         caller: &Principal,

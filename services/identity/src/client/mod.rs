@@ -32,6 +32,12 @@ pub trait IdentityClient: CallerChecks {
         r: pb::ChangePasswordRequest,
     ) -> ServiceResult<pb::Done>;
     async fn get_jwks(&self) -> ServiceResult<pb::Document>;
+    /// What the caller's roles grant it in a domain of its tenant (nothing is recorded).
+    async fn list_grants(
+        &self,
+        caller: &Principal,
+        r: pb::ListGrantsRequest,
+    ) -> ServiceResult<pb::Grants>;
 
     async fn create_tenant(
         &self,

@@ -58,6 +58,16 @@ pub fn permission(object: &str, action: &str) -> ServiceResult<Permission> {
     })
 }
 
+/// Permissions as `object:action`.
+pub fn grants(granted: &[Permission]) -> pb::Grants {
+    pb::Grants {
+        permissions: granted
+            .iter()
+            .map(|p| format!("{}:{}", p.object, p.action.as_str()))
+            .collect(),
+    }
+}
+
 pub fn outcome(outcome: &Outcome) -> (&'static str, String) {
     match outcome {
         Outcome::Allowed => ("allowed", String::new()),

@@ -133,6 +133,7 @@ serve! {
     as_caller {
         logout(pb::LogoutRequest) -> pb::Done;
         change_password(pb::ChangePasswordRequest) -> pb::Done;
+        list_grants(pb::ListGrantsRequest) -> pb::Grants;
         create_tenant(pb::CreateTenantRequest) -> pb::Tenant;
         get_tenant(pb::TenantRef) -> pb::Tenant;
         add_brand(pb::AddBrandRequest) -> pb::Tenant;

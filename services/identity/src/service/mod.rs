@@ -496,6 +496,45 @@ impl IdentityService {
         Err(refused)
     }
 
+    /// What `principal`'s roles grant it in `domain` (its own tenant, one of the tenant's
+    /// stores, or anywhere for the platform's staff), recording nothing: a console asks once
+    /// to show only the menus its user can use, and every call is still checked on its own.
+    pub async fn grants(
+        &self,
+        principal: &Principal,
+        domain: &str,
+    ) -> ServiceResult<Vec<Permission>> {
+        let (tenant, store) = match domain.split_once('/') {
+            Some((tenant, store)) => (tenant, Some(store)),
+            None => (domain, None),
+        };
+        let domain = if tenant == PLATFORM && store.is_none() {
+            if principal.tenant != PLATFORM {
+                return Err(ServiceError::new(
+                    ErrorCode::Forbidden,
+                    "only the platform's own staff hold grants in the platform's domain",
+                ));
+            }
+            PLATFORM.to_string()
+        } else {
+            crate::credential::domain(principal, tenant, store)?
+        };
+        if principal.kind == PrincipalKind::System {
+            return Ok(crate::permissions::ALL.to_vec());
+        }
+        let mut granted = Vec::new();
+        for permission in crate::permissions::ALL {
+            if self
+                .authorizer
+                .allows(&principal.subject, &domain, *permission)
+                .await?
+            {
+                granted.push(*permission);
+            }
+        }
+        Ok(granted)
+    }
+
     /// Records an act of `principal` in the audit log of `tenant`.
     pub async fn record(
         &self,

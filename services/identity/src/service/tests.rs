@@ -524,3 +524,63 @@ async fn a_reset_password_must_be_changed_and_the_policy_applies() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::PasswordPolicy);
 }
+
+#[tokio::test]
+async fn grants_are_what_the_roles_allow_in_the_domain_asked_and_record_nothing() {
+    let h = harness().await;
+    let (root, ann) = h.acme_admin().await;
+    let s = &h.service;
+    let acme = TenantId::parse("acme").unwrap();
+    let store = IdentityService::parse_store("s01", "Main Street", None).unwrap();
+    s.add_store(&ann, &acme, store, "r").await.unwrap();
+    let clerk_roles = [("clerk".to_string(), "acme/s01".to_string())];
+    s.create_staff(
+        &ann,
+        "acme",
+        new_staff("cid", "Cid", &clerk_roles, Some(PASSWORD)),
+        "r",
+    )
+    .await
+    .unwrap();
+    let cid = h.login("acme", "cid", PASSWORD).await;
+    let recorded = s.audit_records(&ann, "acme", 1, 1000, "r").await.unwrap();
+
+    let admin = s.grants(&ann, "acme").await.unwrap();
+    assert!(admin.contains(&AUDIT_READ) && admin.contains(&ADJUST));
+    assert!(
+        !admin.contains(&TENANT_WRITE),
+        "a tenant admin creates no tenants"
+    );
+    // A clerk's role is held in its store: nothing in the tenant at large.
+    assert!(s.grants(&cid, "acme").await.unwrap().is_empty());
+    let in_store = s.grants(&cid, "acme/s01").await.unwrap();
+    assert!(in_store.contains(&MEMBER_READ) && in_store.contains(&WALLET_WRITE));
+    assert!(!in_store.contains(&AUDIT_READ) && !in_store.contains(&ADJUST));
+    for permission in crate::permissions::ALL {
+        let allowed = s
+            .authorize(&cid, "acme/s01", *permission, "r")
+            .await
+            .is_ok();
+        assert_eq!(allowed, in_store.contains(permission), "{permission:?}");
+    }
+    // Only one's own tenant; the platform's domain for the platform's staff only.
+    let other = s.grants(&ann, "globex").await.unwrap_err();
+    assert_eq!(other.code, ErrorCode::Forbidden);
+    let platform = s.grants(&ann, "*").await.unwrap_err();
+    assert_eq!(platform.code, ErrorCode::Forbidden);
+    let bad = s.grants(&cid, "acme/../x").await.unwrap_err();
+    assert_eq!(bad.code, ErrorCode::InvalidArgument, "{bad}");
+    assert!(s.grants(&root, "*").await.unwrap().contains(&TENANT_WRITE));
+
+    // Asking recorded nothing: what follows the records read before is the clerk's refusals
+    // by `authorize` above, each one recorded.
+    let after = s.audit_records(&ann, "acme", 1, 1000, "r").await.unwrap();
+    let refused = crate::permissions::ALL.len() - in_store.len();
+    assert_eq!(after.len(), recorded.len() + refused);
+    assert!(
+        after[recorded.len()..]
+            .iter()
+            .all(|r| r.event.actor == cid.subject
+                && matches!(r.event.outcome, crate::audit::Outcome::Denied(_)))
+    );
+}
