@@ -121,6 +121,11 @@ def seeded(memberd):
         "username": "li", "display_name": "Li Na", "password": STAFF_PASSWORD,
         "roles": [{"role": "clerk", "store": STORE}],
     }, admin)
+    # An account the administration test deactivates.
+    auditor = api.ok("POST", f"/v1/tenants/{TENANT}/staff", {
+        "username": "zhao", "display_name": "Zhao Lei", "password": STAFF_PASSWORD,
+        "roles": [{"role": "auditor"}],
+    }, admin)
     base = f"/v1/tenants/{TENANT}/members/{MEMBER}"
     api.ok("POST", f"{base}/profile", {
         "personal": {"name": "Zhang Wei", "phone": MEMBER_PHONE, "email": "zhang.wei@example.com"},
@@ -133,6 +138,7 @@ def seeded(memberd):
         "admin_token": admin,
         "manager": Staff("wang", manager["totp_uri"]),
         "clerk": Staff("li", clerk["totp_uri"], STORE),
+        "auditor": Staff("zhao", auditor["totp_uri"]),
     }
 
 

@@ -5,7 +5,8 @@ and a phone size."""
 
 import re
 
-from conftest import ARTIFACTS, MEMBER, MEMBER_PHONE, TENANT, accessible, log_in, open_page
+from conftest import (ARTIFACTS, MEMBER, MEMBER_PHONE, STAFF_PASSWORD, TENANT, accessible, log_in,
+                      open_page)
 
 DESKTOP = (1280, 800)
 PHONE = (390, 844)
@@ -54,6 +55,9 @@ def test_a_manager_finds_reveals_adjusts_and_sees_the_audit(memberd, seeded, bro
     assert "member.read_unmasked" in audit
     assert f"member:{TENANT}/{MEMBER}" in audit
     assert "/adjustments" in audit
+    page.click("#verify")
+    page.wait_for_selector("#verify-status .notice.done")
+    assert "Intact" in page.locator("#verify-status").inner_text()
     accessible(page, "audit")
     assert not page.errors, page.errors
 
@@ -83,6 +87,56 @@ def test_a_clerk_sees_no_administration_and_is_refused_its_screen(memberd, seede
     assert page.locator("#reveal").count() == 0
     assert page.locator("#adjust-points").count() == 0
     accessible(page, "clerk-member")
+
+
+def test_administration_staff_roles_keys_and_stores(memberd, seeded, browser):
+    page = open_page(browser, *DESKTOP)
+    log_in(page, memberd, seeded["manager"])
+    api = seeded["api"]
+
+    page.click("nav >> text=Staff")
+    page.wait_for_selector("#staff-list table")
+    listed = page.locator("#staff-list").inner_text()
+    assert "wang" in listed and "clerk @ s01" in listed and "zhao" in listed
+    accessible(page, "staff")
+    # Deactivating ends the account's session at once.
+    zhao = api.ok("POST", "/v1/auth/login", {"tenant": TENANT, "username": "zhao",
+                                              "password": STAFF_PASSWORD, "code": seeded["auditor"].code()})
+    page.click("button[data-staff=zhao]")
+    page.wait_for_selector("#staff-status .notice.done")
+    status, _ = api.send("GET", "/v1/auth/me", token=zhao["access_token"])
+    assert status == 401
+    assert "Deactivated" in page.locator("#staff-list").inner_text()
+    assert page.locator("button[data-staff=wang]").count() == 0, "nobody deactivates themselves"
+
+    page.click("nav >> text=Roles")
+    page.wait_for_selector("table")
+    assert "member.pii:read" in page.locator("table").inner_text()
+    accessible(page, "roles")
+
+    page.click("nav >> text=API keys")
+    page.fill("#key-name", "crm")
+    page.click("#key-name >> xpath=ancestor::form//button")
+    page.wait_for_selector("#new-key")
+    assert page.locator("#new-key").inner_text().startswith("lk_")
+    page.wait_for_selector("#key-list >> text=crm")
+    accessible(page, "api-keys")
+    page.click("#key-list button")
+    page.wait_for_selector("#key-list >> text=Revoked")
+
+    page.click("nav >> text=Stores and brands")
+    page.fill("#tenant-zone", "Asia/Shanghai")
+    page.click("#tenant-zone >> xpath=ancestor::form//button")
+    page.wait_for_selector("#stores-status .notice.done")
+    assert api.ok("GET", f"/v1/tenants/{TENANT}", token=seeded["admin_token"])["time_zone"] == "Asia/Shanghai"
+    page.fill("#store-id", "s02")
+    page.fill("#store-name", "Huaihai Road")
+    page.click("#store-id >> xpath=ancestor::form//button")
+    page.wait_for_selector("button[data-place='stores:s02']")
+    page.click("button[data-place='stores:s02']")
+    page.wait_for_selector("#stores-status >> text=s02 is deactivated")
+    accessible(page, "stores")
+    assert not page.errors, page.errors
 
 
 def test_chinese_and_back_to_english(memberd, seeded, browser):
@@ -115,6 +169,9 @@ def test_every_screen_is_usable_on_a_phone(memberd, seeded, browser):
         ("/console/members", "#search-value", "member-search"),
         (f"/console/members/{MEMBER}", "#points-available", "member"),
         ("/console/admin/audit", "table", "audit"),
+        ("/console/admin/staff", "#staff-list table", "staff"),
+        ("/console/admin/api-keys", "#key-name", "api-keys"),
+        ("/console/admin/stores", "#tenant-zone", "stores"),
     ]:
         page.goto(f"{memberd}{path}")
         page.wait_for_selector(ready)

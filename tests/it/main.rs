@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a panic is a failed assertion with its location.
 
+mod admin_directory;
 mod admin_idempotency;
 mod authz;
 mod campaigns;

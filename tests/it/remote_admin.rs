@@ -122,7 +122,10 @@ async fn a_gateway_alone_administers_through_the_identity_service() {
         .send("GET", "/v1/tenants/acme", &root, None, Value::Null)
         .await;
     assert_eq!(status, 200);
-    assert_eq!(tenant["brands"], json!([{"id": "b1", "name": "Brand One"}]));
+    assert_eq!(
+        tenant["brands"],
+        json!([{"id": "b1", "name": "Brand One", "active": true}])
+    );
     assert_eq!(tenant["stores"][0]["brand"], "b1");
     assert_eq!(tenant["policy"]["password"]["min_length"], 14);
 
@@ -178,6 +181,16 @@ async fn a_gateway_alone_administers_through_the_identity_service() {
         .await;
     assert_eq!(status, 200, "{second}");
     let token = second["access_token"].as_str().unwrap().to_string();
+    // Listing and deactivating go through the identity service too.
+    let (status, listed, _) = api
+        .send("GET", "/v1/tenants/acme/staff", &root, None, Value::Null)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["staff"][0]["username"], "li.na");
+    let (status, roles, _) = api
+        .send("GET", "/v1/tenants/acme/roles", &root, None, Value::Null)
+        .await;
+    assert_eq!(status, 200, "{roles}");
     // What the console shows: the grants of a store manager of s01 who audits the tenant.
     let (status, me, _) = api
         .send("GET", "/v1/auth/me?store=s01", &token, None, Value::Null)

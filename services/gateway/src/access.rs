@@ -444,6 +444,51 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         "/v1/tenants/{tenant}/security-policy",
         p::POLICY_WRITE,
     ),
+    ("GET", "/v1/tenants", p::TENANT_READ),
+    ("PATCH", "/v1/tenants/{tenant}", p::POLICY_WRITE),
+    (
+        "PATCH",
+        "/v1/tenants/{tenant}/brands/{brand}",
+        p::STORES_WRITE,
+    ),
+    (
+        "PATCH",
+        "/v1/tenants/{tenant}/stores/{store}",
+        p::STORES_WRITE,
+    ),
+    ("GET", "/v1/tenants/{tenant}/staff", p::STAFF_READ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/staff/{staff_id}",
+        p::STAFF_READ,
+    ),
+    (
+        "PATCH",
+        "/v1/tenants/{tenant}/staff/{staff_id}",
+        p::STAFF_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/staff/{staff_id}/deactivate",
+        p::STAFF_WRITE,
+    ),
+    (
+        "POST",
+        "/v1/tenants/{tenant}/staff/{staff_id}/reactivate",
+        p::STAFF_WRITE,
+    ),
+    ("GET", "/v1/tenants/{tenant}/api-keys", p::API_KEYS_WRITE),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/api-keys/{key_id}",
+        p::API_KEYS_WRITE,
+    ),
+    ("GET", "/v1/tenants/{tenant}/roles", p::STAFF_READ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/audit/verification",
+        p::AUDIT_READ,
+    ),
     ("POST", "/v1/tenants/{tenant}/staff", p::STAFF_WRITE),
     (
         "POST",

@@ -77,6 +77,8 @@ fn guarded() -> OpenApiRouter<AppState> {
         .merge(routes::segments::routes())
         .merge(routes::merges::routes())
         .merge(routes::admin::routes())
+        .merge(routes::tenant_settings::routes())
+        .merge(routes::staff_admin::routes())
         .merge(routes::coupons::routes())
         .merge(routes::coupon_redemptions::routes())
         .merge(routes::flash_sales::routes())
@@ -125,6 +127,8 @@ fn build(state: AppState, config: &GatewayConfig, guard: Option<access::Guard>) 
     };
     // The ledger keeps its own idempotency records; administration is made idempotent here.
     let admin = routes::admin::routes()
+        .merge(routes::tenant_settings::routes())
+        .merge(routes::staff_admin::routes())
         .merge(routes::members::routes())
         .merge(routes::member_program::routes())
         .merge(routes::segments::routes())

@@ -9,8 +9,9 @@
 
 use crate::service::IdentityService;
 use async_trait::async_trait;
+use loyalty_common::Timestamp;
 use loyalty_common::error::ServiceResult;
-use loyalty_common::ids::{ApiKeyId, SessionId};
+use loyalty_common::ids::{ApiKeyId, SessionId, StaffId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,13 @@ pub enum Change {
     SessionRevoked { session: SessionId },
     /// An API key was revoked or changed: read it again at its next use.
     ApiKeyChanged { id: ApiKeyId },
+    /// A staff account was deactivated (refuse its tokens) or reactivated (its sessions
+    /// begun until `sessions_ended_at` stay ended).
+    StaffActive {
+        id: StaffId,
+        active: bool,
+        sessions_ended_at: Timestamp,
+    },
 }
 
 /// An announcement: the change, and the replica that made it (which ignores its own).

@@ -20,6 +20,10 @@ pub struct Tenant {
     pub brands: Vec<Brand>,
     pub stores: Vec<Store>,
     pub policy: SecurityPolicy,
+    /// The IANA time zone its reports and console dates use (e.g. `Asia/Shanghai`); unset,
+    /// UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     pub created_at: Timestamp,
     pub version: u64,
 }
@@ -28,6 +32,9 @@ pub struct Tenant {
 pub struct Brand {
     pub id: BrandId,
     pub name: String,
+    /// Deactivated: kept (its stores and history name it), offered for nothing new.
+    #[serde(default)]
+    pub inactive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +42,9 @@ pub struct Store {
     pub id: StoreId,
     pub name: String,
     pub brand: Option<BrandId>,
+    /// Deactivated (closed): kept, since members, orders and staff roles name it.
+    #[serde(default)]
+    pub inactive: bool,
 }
 
 /// A login name: 1 to 64 characters, lower-cased; letters, digits and `. _ - @ +`, so an
@@ -101,6 +111,10 @@ pub struct Staff {
     pub totp: Option<TotpEnrolment>,
     pub failures: LoginFailures,
     pub disabled: bool,
+    /// When an administrator last deactivated the account: sessions begun until then stay
+    /// ended after a reactivation.
+    #[serde(default)]
+    pub sessions_ended_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub version: u64,
 }

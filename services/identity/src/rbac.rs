@@ -505,6 +505,37 @@ impl Authorizer {
             .get_roles_for_user(subject, Some(domain))
     }
 
+    /// Every role `subject` holds, as `(role, domain)`, sorted.
+    pub async fn grants_of(&self, subject: &str) -> Vec<(String, String)> {
+        let rules = self
+            .enforcer
+            .read()
+            .await
+            .get_filtered_grouping_policy(0, vec![subject.to_string()]);
+        let mut grants: Vec<(String, String)> = rules
+            .into_iter()
+            .filter_map(|rule| Some((rule.get(1)?.clone(), rule.get(2)?.clone())))
+            .collect();
+        grants.sort();
+        grants
+    }
+
+    /// What the roles defined in exactly `domain` allow, as `(role, object, action)`, sorted:
+    /// a tenant's own roles when `domain` is the tenant.
+    pub async fn rules_in(&self, domain: &str) -> Vec<(String, String, String)> {
+        let rules = self
+            .enforcer
+            .read()
+            .await
+            .get_filtered_policy(1, vec![domain.to_string()]);
+        let mut allowed: Vec<(String, String, String)> = rules
+            .into_iter()
+            .filter_map(|r| Some((r.first()?.clone(), r.get(2)?.clone(), r.get(3)?.clone())))
+            .collect();
+        allowed.sort();
+        allowed
+    }
+
     /// Reads every rule from the store again: how a replica takes changes made elsewhere.
     pub async fn reload(&self) -> ServiceResult<()> {
         let mut enforcer = self.enforcer.write().await;

@@ -60,7 +60,7 @@ export async function login({ tenant, store, username, password, code }) {
   remember(tokens, { tenant, store: store || null, username });
   const query = store ? `?store=${encodeURIComponent(store)}` : "";
   const me = await call("GET", `/v1/auth/me${query}`);
-  keep({ ...session(), permissions: me.permissions, subject: me.subject });
+  keep({ ...session(), permissions: me.permissions, subject: me.subject, timeZone: me.time_zone ?? "UTC" });
   return tokens;
 }
 
@@ -76,7 +76,7 @@ async function refresh(current) {
   try {
     const tokens = await send("POST", "/v1/auth/refresh", { refresh_token: current.refresh });
     remember(tokens, current);
-    keep({ ...session(), permissions: current.permissions, subject: current.subject });
+    keep({ ...session(), permissions: current.permissions, subject: current.subject, timeZone: current.timeZone });
     return session();
   } catch (error) {
     keep(null);

@@ -8,12 +8,19 @@ import { failure, go, link as pathLink } from "./navigate.js";
 import { loginScreen } from "./views/login.js";
 import { memberScreen, membersScreen } from "./views/members.js";
 import { auditScreen } from "./views/audit.js";
+import { keysScreen } from "./views/keys.js";
+import { rolesScreen, staffScreen } from "./views/staff.js";
+import { storesScreen } from "./views/stores.js";
 
 /** Menu entries: the path, its words, and the permission without which it is not shown. */
 const MENU = [
   { path: "/console/members", label: "nav.members", needs: "member:read" },
 ];
 const ADMIN_MENU = [
+  { path: "/console/admin/stores", label: "nav.stores", needs: "tenant:read" },
+  { path: "/console/admin/staff", label: "nav.staff", needs: "identity.staff:read" },
+  { path: "/console/admin/roles", label: "nav.roles", needs: "identity.staff:read" },
+  { path: "/console/admin/api-keys", label: "nav.keys", needs: "identity.api_keys:write" },
   { path: "/console/admin/audit", label: "nav.audit", needs: "audit:read" },
 ];
 
@@ -22,6 +29,10 @@ const SCREENS = [
   { pattern: /^\/console\/?$/, draw: home },
   { pattern: /^\/console\/members\/?$/, draw: membersScreen },
   { pattern: /^\/console\/members\/([^/]+)$/, draw: memberScreen },
+  { pattern: /^\/console\/admin\/stores$/, draw: storesScreen },
+  { pattern: /^\/console\/admin\/staff$/, draw: staffScreen },
+  { pattern: /^\/console\/admin\/roles$/, draw: rolesScreen },
+  { pattern: /^\/console\/admin\/api-keys$/, draw: keysScreen },
   { pattern: /^\/console\/admin\/audit$/, draw: auditScreen },
 ];
 

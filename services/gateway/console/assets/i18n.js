@@ -1,6 +1,7 @@
 // The console's words in Simplified Chinese and English, and numbers, dates and money
 // formatted the locale's way. The choice is kept in the browser (localStorage).
 
+import { session } from "./api.js";
 import en from "./messages/en.js";
 import zhCN from "./messages/zh-CN.js";
 
@@ -36,8 +37,13 @@ export function money(minor) {
   return new Intl.NumberFormat(locale, { style: "currency", currency: CURRENCY[locale] }).format(minor / 100);
 }
 
-/** A date and time in the given IANA time zone (the browser's when none is known). */
-export function dateTime(value, timeZone) {
+/** The logged-in tenant's time zone, else UTC. */
+function tenantTimeZone() {
+  return session()?.timeZone || "UTC";
+}
+
+/** A date and time in the tenant's time zone, the locale's way. */
+export function dateTime(value, timeZone = tenantTimeZone()) {
   if (value === null || value === undefined || value === "") return t("member.none");
   const date = typeof value === "number" ? new Date(value) : new Date(String(value));
   return new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short", timeZone }).format(date);

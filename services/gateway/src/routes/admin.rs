@@ -39,7 +39,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit))
 }
 
-fn tenant_id(tenant: &str) -> Result<String, ApiError> {
+pub(crate) fn tenant_id(tenant: &str) -> Result<String, ApiError> {
     Ok(TenantId::parse(tenant)?.to_string())
 }
 
@@ -52,6 +52,9 @@ pub struct TenantDto {
     stores: Vec<serde_json::Value>,
     #[schema(value_type = Object)]
     policy: SecurityPolicy,
+    /// IANA; none: UTC.
+    time_zone: Option<String>,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl TryFrom<pb::Tenant> for TenantDto {
@@ -65,17 +68,19 @@ impl TryFrom<pb::Tenant> for TenantDto {
             brands: t
                 .brands
                 .iter()
-                .map(|b| serde_json::json!({"id": b.id, "name": b.name}))
+                .map(|b| serde_json::json!({"id": b.id, "name": b.name, "active": !b.inactive}))
                 .collect(),
             stores: t
                 .stores
                 .iter()
                 .map(|s| {
                     let brand = (!s.brand.is_empty()).then_some(&s.brand);
-                    serde_json::json!({"id": s.id, "name": s.name, "brand": brand})
+                    serde_json::json!({"id": s.id, "name": s.name, "brand": brand, "active": !s.inactive})
                 })
                 .collect(),
             policy,
+            time_zone: (!t.time_zone.is_empty()).then_some(t.time_zone),
+            created_at: (t.created_at_ms > 0).then(|| Timestamp(t.created_at_ms).to_datetime()),
         })
     }
 }
@@ -147,6 +152,7 @@ async fn add_brand(
         brand: Some(pb::Brand {
             id: body.id,
             name: body.name,
+            inactive: false,
         }),
         request_id: request_id(&headers),
     };
@@ -178,6 +184,7 @@ async fn add_store(
             id: body.id,
             name: body.name,
             brand: body.brand.unwrap_or_default(),
+            inactive: false,
         }),
         request_id: request_id(&headers),
     };
@@ -280,12 +287,12 @@ async fn create_staff(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct StaffPath {
-    tenant: String,
-    staff_id: String,
+    pub(crate) tenant: String,
+    pub(crate) staff_id: String,
 }
 
 impl StaffPath {
-    fn staff(&self, headers: &HeaderMap) -> pb::StaffRef {
+    pub(crate) fn staff(&self, headers: &HeaderMap) -> pb::StaffRef {
         pb::StaffRef {
             staff_id: self.staff_id.clone(),
             request_id: request_id(headers),
@@ -405,8 +412,8 @@ async fn create_api_key(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct KeyPath {
-    tenant: String,
-    key_id: String,
+    pub(crate) tenant: String,
+    pub(crate) key_id: String,
 }
 
 impl KeyPath {

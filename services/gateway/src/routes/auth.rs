@@ -172,6 +172,8 @@ pub struct MeDto {
     kind: &'static str,
     /// What the caller's roles grant it, as `object:action` (e.g. `ledger.adjust:write`).
     permissions: Vec<String>,
+    /// The tenant's time zone (IANA), for showing times; none: UTC.
+    time_zone: Option<String>,
 }
 
 /// The caller, and what its roles grant it in its tenant or one of its stores. A console uses
@@ -207,6 +209,7 @@ async fn me(
         tenant: principal.tenant,
         kind,
         permissions: grants.permissions,
+        time_zone: (!grants.time_zone.is_empty()).then_some(grants.time_zone),
     }))
 }
 

@@ -15,6 +15,8 @@ pub mod members;
 pub mod merges;
 pub mod referrals;
 pub mod segments;
+pub mod staff_admin;
+pub mod tenant_settings;
 
 use axum::http::HeaderMap;
 use serde::Deserialize;

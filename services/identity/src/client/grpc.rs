@@ -202,6 +202,70 @@ impl IdentityClient for GrpcIdentityClient {
     ) -> ServiceResult<pb::AuditRecords> {
         call!(retried, self, list_audit_records, r)
     }
+    async fn list_tenants(
+        &self,
+        _: &Principal,
+        r: pb::ListTenantsRequest,
+    ) -> ServiceResult<pb::Tenants> {
+        call!(retried, self, list_tenants, r)
+    }
+    async fn update_tenant(
+        &self,
+        _: &Principal,
+        r: pb::UpdateTenantRequest,
+    ) -> ServiceResult<pb::Tenant> {
+        call!(once, self, update_tenant, r)
+    }
+    async fn update_brand(
+        &self,
+        _: &Principal,
+        r: pb::UpdateBrandRequest,
+    ) -> ServiceResult<pb::Tenant> {
+        call!(once, self, update_brand, r)
+    }
+    async fn update_store(
+        &self,
+        _: &Principal,
+        r: pb::UpdateStoreRequest,
+    ) -> ServiceResult<pb::Tenant> {
+        call!(once, self, update_store, r)
+    }
+    async fn list_staff(&self, _: &Principal, r: pb::TenantRef) -> ServiceResult<pb::StaffList> {
+        call!(retried, self, list_staff, r)
+    }
+    async fn get_staff(&self, _: &Principal, r: pb::StaffRef) -> ServiceResult<pb::StaffMember> {
+        call!(retried, self, get_staff, r)
+    }
+    async fn update_staff(
+        &self,
+        _: &Principal,
+        r: pb::UpdateStaffRequest,
+    ) -> ServiceResult<pb::StaffMember> {
+        call!(once, self, update_staff, r)
+    }
+    async fn set_staff_active(
+        &self,
+        _: &Principal,
+        r: pb::SetStaffActiveRequest,
+    ) -> ServiceResult<pb::StaffMember> {
+        call!(once, self, set_staff_active, r)
+    }
+    async fn list_api_keys(&self, _: &Principal, r: pb::TenantRef) -> ServiceResult<pb::ApiKeys> {
+        call!(retried, self, list_api_keys, r)
+    }
+    async fn get_api_key(&self, _: &Principal, r: pb::ApiKeyRef) -> ServiceResult<pb::ApiKeyInfo> {
+        call!(retried, self, get_api_key, r)
+    }
+    async fn list_roles(&self, _: &Principal, r: pb::TenantRef) -> ServiceResult<pb::Roles> {
+        call!(retried, self, list_roles, r)
+    }
+    async fn verify_audit(
+        &self,
+        _: &Principal,
+        r: pb::TenantRef,
+    ) -> ServiceResult<pb::AuditVerification> {
+        call!(retried, self, verify_audit, r)
+    }
     async fn get_kept_reply(
         &self,
         _: &Principal,

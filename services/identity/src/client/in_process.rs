@@ -6,11 +6,11 @@ use crate::checks::{Act, Caller, CallerChecks};
 use crate::grpc::convert;
 use crate::permissions::Permission;
 use crate::policy::SecurityPolicy;
-use crate::service::{IdentityService, NewStaff, Principal};
+use crate::service::{IdentityService, NewStaff, PlaceUpdate, Principal, TenantUpdate};
 use crate::store::StoredReply;
 use async_trait::async_trait;
 use loyalty_common::error::ServiceResult;
-use loyalty_common::ids::{ApiKeyId, StaffId, TenantId};
+use loyalty_common::ids::{ApiKeyId, BrandId, StaffId, StoreId, TenantId};
 use loyalty_common::{ServiceError, Timestamp};
 use loyalty_proto::identity::v1 as pb;
 use std::sync::Arc;
@@ -114,7 +114,13 @@ impl IdentityClient for InProcessIdentity {
         r: pb::ListGrantsRequest,
     ) -> ServiceResult<pb::Grants> {
         let granted = self.service.grants(caller, &r.domain).await?;
-        Ok(convert::grants(&granted))
+        let mut grants = convert::grants(&granted);
+        grants.time_zone = self
+            .service
+            .time_zone_of(&r.domain)
+            .await?
+            .unwrap_or_default();
+        Ok(grants)
     }
 
     async fn create_tenant(
@@ -305,6 +311,183 @@ impl IdentityClient for InProcessIdentity {
             .await?;
         Ok(pb::AuditRecords {
             records: records.iter().map(convert::document).collect(),
+        })
+    }
+
+    async fn list_tenants(
+        &self,
+        caller: &Principal,
+        r: pb::ListTenantsRequest,
+    ) -> ServiceResult<pb::Tenants> {
+        let tenants = self.service.list_tenants(caller, &r.request_id).await?;
+        Ok(pb::Tenants {
+            tenants: tenants.into_iter().map(convert::tenant).collect(),
+        })
+    }
+
+    async fn update_tenant(
+        &self,
+        caller: &Principal,
+        r: pb::UpdateTenantRequest,
+    ) -> ServiceResult<pb::Tenant> {
+        let id = TenantId::parse(r.tenant_id)?;
+        let update = TenantUpdate {
+            name: r.name,
+            time_zone: r.time_zone,
+        };
+        let tenant = self
+            .service
+            .update_tenant(caller, &id, update, &r.request_id)
+            .await?;
+        Ok(convert::tenant(tenant))
+    }
+
+    async fn update_brand(
+        &self,
+        caller: &Principal,
+        r: pb::UpdateBrandRequest,
+    ) -> ServiceResult<pb::Tenant> {
+        let (tenant, brand) = (TenantId::parse(r.tenant_id)?, BrandId::parse(r.brand_id)?);
+        let update = PlaceUpdate {
+            name: r.name,
+            brand: None,
+            active: r.active,
+        };
+        let tenant = self
+            .service
+            .update_brand(caller, &tenant, &brand, update, &r.request_id)
+            .await?;
+        Ok(convert::tenant(tenant))
+    }
+
+    async fn update_store(
+        &self,
+        caller: &Principal,
+        r: pb::UpdateStoreRequest,
+    ) -> ServiceResult<pb::Tenant> {
+        let (tenant, store) = (TenantId::parse(r.tenant_id)?, StoreId::parse(r.store_id)?);
+        let update = PlaceUpdate {
+            name: r.name,
+            brand: r.brand,
+            active: r.active,
+        };
+        let tenant = self
+            .service
+            .update_store(caller, &tenant, &store, update, &r.request_id)
+            .await?;
+        Ok(convert::tenant(tenant))
+    }
+
+    async fn list_staff(
+        &self,
+        caller: &Principal,
+        r: pb::TenantRef,
+    ) -> ServiceResult<pb::StaffList> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let staff = self
+            .service
+            .list_staff(caller, &tenant, &r.request_id)
+            .await?;
+        Ok(pb::StaffList {
+            staff: staff.into_iter().map(convert::staff_member).collect(),
+        })
+    }
+
+    async fn get_staff(
+        &self,
+        caller: &Principal,
+        r: pb::StaffRef,
+    ) -> ServiceResult<pb::StaffMember> {
+        let id = StaffId::parse(&r.staff_id)?;
+        let staff = self.service.staff_member(caller, id, &r.request_id).await?;
+        Ok(convert::staff_member(staff))
+    }
+
+    async fn update_staff(
+        &self,
+        caller: &Principal,
+        r: pb::UpdateStaffRequest,
+    ) -> ServiceResult<pb::StaffMember> {
+        let id = StaffId::parse(&r.staff_id)?;
+        let staff = self
+            .service
+            .update_staff(caller, id, r.display_name, &r.request_id)
+            .await?;
+        Ok(convert::staff_member(staff))
+    }
+
+    async fn set_staff_active(
+        &self,
+        caller: &Principal,
+        r: pb::SetStaffActiveRequest,
+    ) -> ServiceResult<pb::StaffMember> {
+        let id = StaffId::parse(&r.staff_id)?;
+        let staff = self
+            .service
+            .set_staff_active(caller, id, r.active, &r.request_id)
+            .await?;
+        Ok(convert::staff_member(staff))
+    }
+
+    async fn list_api_keys(
+        &self,
+        caller: &Principal,
+        r: pb::TenantRef,
+    ) -> ServiceResult<pb::ApiKeys> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let keys = self
+            .service
+            .list_api_keys(caller, &tenant, &r.request_id)
+            .await?;
+        Ok(pb::ApiKeys {
+            keys: keys.into_iter().map(convert::api_key_info).collect(),
+        })
+    }
+
+    async fn get_api_key(
+        &self,
+        caller: &Principal,
+        r: pb::ApiKeyRef,
+    ) -> ServiceResult<pb::ApiKeyInfo> {
+        let id = ApiKeyId::parse(&r.api_key_id)?;
+        let key = self.service.api_key_info(caller, id, &r.request_id).await?;
+        Ok(convert::api_key_info(key))
+    }
+
+    async fn list_roles(&self, caller: &Principal, r: pb::TenantRef) -> ServiceResult<pb::Roles> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let roles = self
+            .service
+            .list_roles(caller, &tenant, &r.request_id)
+            .await?;
+        Ok(pb::Roles {
+            roles: roles.into_iter().map(convert::role_info).collect(),
+        })
+    }
+
+    async fn verify_audit(
+        &self,
+        caller: &Principal,
+        r: pb::TenantRef,
+    ) -> ServiceResult<pb::AuditVerification> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let checked = self
+            .service
+            .verify_audit(caller, &tenant, &r.request_id)
+            .await?;
+        Ok(match checked {
+            Ok(records) => pb::AuditVerification {
+                intact: true,
+                records,
+                broken_at: 0,
+                problem: String::new(),
+            },
+            Err(broken) => pb::AuditVerification {
+                intact: false,
+                records: broken.seq.saturating_sub(1),
+                broken_at: broken.seq,
+                problem: broken.reason,
+            },
         })
     }
 

@@ -94,6 +94,62 @@ pub trait IdentityClient: CallerChecks {
         r: pb::ListAuditRecordsRequest,
     ) -> ServiceResult<pb::AuditRecords>;
 
+    async fn list_tenants(
+        &self,
+        caller: &Principal,
+        r: pb::ListTenantsRequest,
+    ) -> ServiceResult<pb::Tenants>;
+    async fn update_tenant(
+        &self,
+        caller: &Principal,
+        r: pb::UpdateTenantRequest,
+    ) -> ServiceResult<pb::Tenant>;
+    async fn update_brand(
+        &self,
+        caller: &Principal,
+        r: pb::UpdateBrandRequest,
+    ) -> ServiceResult<pb::Tenant>;
+    async fn update_store(
+        &self,
+        caller: &Principal,
+        r: pb::UpdateStoreRequest,
+    ) -> ServiceResult<pb::Tenant>;
+    async fn list_staff(
+        &self,
+        caller: &Principal,
+        r: pb::TenantRef,
+    ) -> ServiceResult<pb::StaffList>;
+    async fn get_staff(
+        &self,
+        caller: &Principal,
+        r: pb::StaffRef,
+    ) -> ServiceResult<pb::StaffMember>;
+    async fn update_staff(
+        &self,
+        caller: &Principal,
+        r: pb::UpdateStaffRequest,
+    ) -> ServiceResult<pb::StaffMember>;
+    async fn set_staff_active(
+        &self,
+        caller: &Principal,
+        r: pb::SetStaffActiveRequest,
+    ) -> ServiceResult<pb::StaffMember>;
+    async fn list_api_keys(
+        &self,
+        caller: &Principal,
+        r: pb::TenantRef,
+    ) -> ServiceResult<pb::ApiKeys>;
+    async fn get_api_key(
+        &self,
+        caller: &Principal,
+        r: pb::ApiKeyRef,
+    ) -> ServiceResult<pb::ApiKeyInfo>;
+    async fn list_roles(&self, caller: &Principal, r: pb::TenantRef) -> ServiceResult<pb::Roles>;
+    async fn verify_audit(
+        &self,
+        caller: &Principal,
+        r: pb::TenantRef,
+    ) -> ServiceResult<pb::AuditVerification>;
     async fn get_kept_reply(
         &self,
         caller: &Principal,

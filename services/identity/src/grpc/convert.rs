@@ -1,9 +1,9 @@
 //! `identity.v1` messages to and from the identity service's types.
 
 use crate::audit::Outcome;
-use crate::model::{Brand, Store, Tenant};
+use crate::model::{ApiKey, Brand, Store, Tenant};
 use crate::permissions::{self, Permission};
-use crate::service::{LoggedIn, Principal, PrincipalKind};
+use crate::service::{LoggedIn, Principal, PrincipalKind, RoleView, StaffView};
 use loyalty_common::error::ServiceResult;
 use loyalty_common::ids::{ApiKeyId, BrandId, SessionId, StaffId};
 use loyalty_common::{ServiceError, Timestamp};
@@ -58,6 +58,49 @@ pub fn permission(object: &str, action: &str) -> ServiceResult<Permission> {
     })
 }
 
+/// A staff account as administrators see it (no secret is in the view).
+pub fn staff_member(v: StaffView) -> pb::StaffMember {
+    pb::StaffMember {
+        id: v.id.to_string(),
+        tenant: v.tenant,
+        username: v.username,
+        display_name: v.display_name,
+        roles: v
+            .roles
+            .into_iter()
+            .map(|(role, domain)| pb::RoleInDomain { role, domain })
+            .collect(),
+        active: v.active,
+        locked_until_ms: v.locked_until.map_or(0, |t| t.0),
+        second_factor: v.second_factor,
+        must_change_password: v.must_change_password,
+        created_at_ms: v.created_at.0,
+    }
+}
+
+/// An API key without its secret's hash.
+pub fn api_key_info(k: ApiKey) -> pb::ApiKeyInfo {
+    pb::ApiKeyInfo {
+        id: k.id.to_string(),
+        tenant: k.tenant.to_string(),
+        name: k.name,
+        roles: k.roles,
+        created_at_ms: k.created_at.0,
+        created_by: k.created_by,
+        expires_at_ms: k.expires_at.map_or(0, |t| t.0),
+        last_used_at_ms: k.last_used_at.map_or(0, |t| t.0),
+        revoked_at_ms: k.revoked_at.map_or(0, |t| t.0),
+    }
+}
+
+pub fn role_info(r: RoleView) -> pb::RoleInfo {
+    pb::RoleInfo {
+        name: r.name,
+        built_in: r.built_in,
+        permissions: r.permissions,
+    }
+}
+
 /// Permissions as `object:action`.
 pub fn grants(granted: &[Permission]) -> pb::Grants {
     pb::Grants {
@@ -65,6 +108,7 @@ pub fn grants(granted: &[Permission]) -> pb::Grants {
             .iter()
             .map(|p| format!("{}:{}", p.object, p.action.as_str()))
             .collect(),
+        time_zone: String::new(),
     }
 }
 
@@ -102,6 +146,8 @@ pub fn parse<T: DeserializeOwned>(json: &str, what: &str) -> ServiceResult<T> {
 pub fn tenant(t: Tenant) -> pb::Tenant {
     pb::Tenant {
         policy_json: document(&t.policy).json,
+        time_zone: t.time_zone.unwrap_or_default(),
+        created_at_ms: t.created_at.0,
         id: t.id.to_string(),
         name: t.name,
         brands: t
@@ -110,6 +156,7 @@ pub fn tenant(t: Tenant) -> pb::Tenant {
             .map(|b| pb::Brand {
                 id: b.id.to_string(),
                 name: b.name,
+                inactive: b.inactive,
             })
             .collect(),
         stores: t
@@ -119,6 +166,7 @@ pub fn tenant(t: Tenant) -> pb::Tenant {
                 id: s.id.to_string(),
                 name: s.name,
                 brand: s.brand.map(|b| b.to_string()).unwrap_or_default(),
+                inactive: s.inactive,
             })
             .collect(),
     }
@@ -129,6 +177,7 @@ pub fn brand_from(b: Option<pb::Brand>) -> ServiceResult<Brand> {
     Ok(Brand {
         id: BrandId::parse(b.id)?,
         name: b.name,
+        inactive: false,
     })
 }
 

@@ -147,6 +147,18 @@ serve! {
         revoke_api_key(pb::ApiKeyRef) -> pb::Done;
         rotate_api_key(pb::ApiKeyRef) -> pb::NewApiKey;
         list_audit_records(pb::ListAuditRecordsRequest) -> pb::AuditRecords;
+        list_tenants(pb::ListTenantsRequest) -> pb::Tenants;
+        update_tenant(pb::UpdateTenantRequest) -> pb::Tenant;
+        update_brand(pb::UpdateBrandRequest) -> pb::Tenant;
+        update_store(pb::UpdateStoreRequest) -> pb::Tenant;
+        list_staff(pb::TenantRef) -> pb::StaffList;
+        get_staff(pb::StaffRef) -> pb::StaffMember;
+        update_staff(pb::UpdateStaffRequest) -> pb::StaffMember;
+        set_staff_active(pb::SetStaffActiveRequest) -> pb::StaffMember;
+        list_api_keys(pb::TenantRef) -> pb::ApiKeys;
+        get_api_key(pb::ApiKeyRef) -> pb::ApiKeyInfo;
+        list_roles(pb::TenantRef) -> pb::Roles;
+        verify_audit(pb::TenantRef) -> pb::AuditVerification;
         get_kept_reply(pb::KeptReplyRef) -> pb::KeptReply;
         keep_reply(pb::KeepReplyRequest) -> pb::Done;
     }

@@ -4,9 +4,12 @@
 //! call it in process or over gRPC.
 
 mod admin;
+mod deactivated;
 mod sessions;
 
-pub use admin::{CreatedStaff, NewApiKey, NewStaff};
+pub use admin::{
+    CreatedStaff, NewApiKey, NewStaff, PlaceUpdate, RoleView, StaffView, TenantUpdate,
+};
 pub use sessions::LoggedIn;
 
 use crate::audit::{AuditEvent, Outcome};
@@ -162,6 +165,8 @@ pub struct IdentityService {
     pub(crate) audit: AuditLog,
     /// Sessions ended before they expired: every token naming one is refused.
     pub(crate) revoked: RwLock<HashSet<SessionId>>,
+    /// Staff accounts deactivated: every token naming one is refused.
+    pub(crate) deactivated: deactivated::Deactivated,
     /// Access tokens whose signature was checked, by their SHA-256, until they expire: an
     /// Ed25519 verification costs tens of microseconds, a lookup well under one. Revocation
     /// is still checked on every request.
@@ -195,6 +200,12 @@ pub const REPLY_KEPT_SECS: i64 = 24 * 3600;
 const VERIFIED_CAP: usize = 65_536;
 /// How long a copy of an API key read from the store is trusted (see `keys_seen`).
 pub(crate) const KEY_RECHECK_MS: i64 = 1_000;
+
+fn deactivated_account() -> ServiceError {
+    unauthenticated(
+        "the account was deactivated, which ended this session; log in again once an administrator reactivates it",
+    )
+}
 
 fn unauthenticated(why: &str) -> ServiceError {
     ServiceError::new(ErrorCode::Unauthenticated, why)
@@ -266,6 +277,8 @@ impl IdentityService {
         let verifier = TokenVerifier::new(&config.issuer, &jwks);
         let authorizer = Authorizer::new(Arc::clone(&ports.policy)).await?;
         let revoked = ports.sessions.revoked_sessions(now).await?;
+        let deactivated = deactivated::Deactivated::default();
+        deactivated.replace(deactivated::Deactivated::load(&ports).await?);
         let audit = AuditLog::start(Arc::clone(&ports.audit));
         Ok(Arc::new(Self {
             ports,
@@ -278,6 +291,7 @@ impl IdentityService {
             authorizer,
             audit,
             revoked: RwLock::new(revoked.into_iter().collect()),
+            deactivated,
             verified: std::sync::Mutex::default(),
             verified_hits: metrics::counter!("cache_lookups_total",
                 "cache" => "identity_verified_tokens", "result" => "hit"),
@@ -326,10 +340,13 @@ impl IdentityService {
         if let Some((principal, exp)) = cached
             && exp > now_secs
         {
-            if let PrincipalKind::Staff { session, .. } = principal.kind
-                && self.is_revoked(session)
-            {
-                return Err(unauthenticated("the session was ended; log in again"));
+            if let PrincipalKind::Staff { id, session } = principal.kind {
+                if self.is_revoked(session) {
+                    return Err(unauthenticated("the session was ended; log in again"));
+                }
+                if self.deactivated.refuses(id, session) {
+                    return Err(deactivated_account());
+                }
             }
             self.verified_hits.increment(1);
             return Ok(principal);
@@ -345,6 +362,9 @@ impl IdentityService {
             .map_err(|_| unauthenticated("the token's session is malformed"))?;
         if self.is_revoked(session) {
             return Err(unauthenticated("the session was ended; log in again"));
+        }
+        if self.deactivated.refuses(staff, session) {
+            return Err(deactivated_account());
         }
         let principal = Principal {
             subject: claims.sub,
@@ -388,6 +408,8 @@ impl IdentityService {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .extend(revoked);
+        self.deactivated
+            .replace(deactivated::Deactivated::load(&self.ports).await?);
         let mut seen = self.keys_seen.lock().unwrap_or_else(|p| p.into_inner());
         self.keys_generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -459,6 +481,17 @@ impl IdentityService {
             Change::Policy => self.authorizer.reload().await?,
             Change::SessionRevoked { session } => self.mark_revoked(session),
             Change::ApiKeyChanged { id } => self.forget_key(id),
+            Change::StaffActive {
+                id,
+                active,
+                sessions_ended_at,
+            } => self.deactivated.set(
+                id,
+                deactivated::Cut {
+                    active,
+                    sessions_ended_at,
+                },
+            ),
         }
         Ok(())
     }
@@ -533,6 +566,22 @@ impl IdentityService {
             }
         }
         Ok(granted)
+    }
+
+    /// The time zone of the tenant of `domain` (`acme` or `acme/s01`), for a caller
+    /// [`IdentityService::grants`] has admitted to it.
+    pub async fn time_zone_of(&self, domain: &str) -> ServiceResult<Option<String>> {
+        let tenant = domain.split('/').next().unwrap_or(domain);
+        if tenant == PLATFORM {
+            return Ok(None);
+        }
+        let tenant = loyalty_common::ids::TenantId::parse(tenant)?;
+        Ok(self
+            .ports
+            .tenants
+            .tenant(&tenant)
+            .await?
+            .and_then(|t| t.time_zone))
     }
 
     /// Records an act of `principal` in the audit log of `tenant`.

@@ -127,3 +127,67 @@ async fn a_replica_that_missed_announcements_catches_up_on_resync() {
     );
     assert!(deaf.authenticate(&key.key).await.is_err());
 }
+
+#[tokio::test]
+async fn a_deactivation_reaches_the_other_replica_and_survives_a_restart() {
+    let h = harness().await;
+    let feed = Arc::new(LocalFeed::default());
+    h.service.announce_on(feed.clone());
+    let (_root, ann) = h.acme_admin().await;
+    let roles = [("clerk".to_string(), "acme".to_string())];
+    let new = NewStaff {
+        username: "cid".into(),
+        display_name: "Cid".into(),
+        roles: roles.to_vec(),
+        password: Some(PASSWORD.into()),
+    };
+    let cid = h
+        .service
+        .create_staff(&ann, "acme", new, "r")
+        .await
+        .unwrap();
+    let other = replica(&h, &feed).await;
+    let token = h
+        .service
+        .login("acme", "cid", PASSWORD, None, "r")
+        .await
+        .unwrap()
+        .access_token;
+    other.authenticate(&token).await.unwrap();
+
+    h.service
+        .set_staff_active(&ann, cid.id, false, "r")
+        .await
+        .unwrap();
+    assert!(
+        h.service.authenticate(&token).await.is_err(),
+        "refused here at once"
+    );
+    eventually("the deactivation reaches the other replica", || async {
+        other.authenticate(&token).await.is_err()
+    })
+    .await;
+
+    // Reactivated, the account logs in again; the session it had stays ended, on a replica
+    // started afterwards too.
+    h.clock.advance_secs(1);
+    h.service
+        .set_staff_active(&ann, cid.id, true, "r")
+        .await
+        .unwrap();
+    h.clock.advance_secs(1);
+    let fresh = h
+        .service
+        .login("acme", "cid", PASSWORD, None, "r")
+        .await
+        .unwrap()
+        .access_token;
+    let restarted = h.replica().await;
+    assert!(restarted.authenticate(&token).await.is_err());
+    assert!(restarted.authenticate(&fresh).await.is_ok());
+    eventually("the reactivation reaches the other replica", || async {
+        other.authenticate(&fresh).await.is_ok()
+    })
+    .await;
+    assert!(other.authenticate(&token).await.is_err());
+}

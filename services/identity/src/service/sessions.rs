@@ -218,7 +218,10 @@ impl IdentityService {
 
     async fn open_session(&self, staff: &Staff) -> ServiceResult<LoggedIn> {
         let now = self.now();
-        let id = SessionId(ulid::Ulid::new());
+        // Its time is the service clock's: a deactivation ends the sessions begun until then
+        // by comparing the two (see `deactivated`).
+        let begun = std::time::UNIX_EPOCH + std::time::Duration::from_millis(now.0.max(0) as u64);
+        let id = SessionId(ulid::Ulid::from_datetime(begun));
         let refresh = opaque::issue_for(Kind::RefreshToken, id.0);
         let session = Session {
             id,

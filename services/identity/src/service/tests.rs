@@ -128,6 +128,7 @@ async fn a_tenant_admin_runs_their_tenant_and_only_it() {
     let brand = Brand {
         id: BrandId::parse("fresh").unwrap(),
         name: "Fresh".into(),
+        inactive: false,
     };
     s.add_brand(&ann, &acme, brand, "r").await.unwrap();
     let store = IdentityService::parse_store("s01", "Main Street", Some("fresh")).unwrap();

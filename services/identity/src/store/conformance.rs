@@ -37,6 +37,7 @@ fn tenant(id: &str) -> Tenant {
         brands: vec![],
         stores: vec![],
         policy: SecurityPolicy::default(),
+        time_zone: None,
         created_at: Timestamp(1),
         version: 1,
     }
@@ -53,6 +54,7 @@ fn staff(tenant: &str, username: &str) -> Staff {
         totp: None,
         failures: LoginFailures::default(),
         disabled: false,
+        sessions_ended_at: None,
         created_at: Timestamp(1),
         version: 1,
     }

@@ -98,9 +98,14 @@ fn base32_lower(bytes: &[u8]) -> String {
 }
 
 mod api_keys;
+mod listing;
 mod roles;
 mod staff;
 mod tenants;
+mod updates;
+
+pub use listing::{RoleView, StaffView};
+pub use updates::{PlaceUpdate, TenantUpdate};
 
 impl IdentityService {
     /// The platform's first administrator, created on the first start only: with `password`
@@ -148,6 +153,7 @@ impl IdentityService {
             id: StoreId::parse(id)?,
             name: name.into(),
             brand: brand.map(BrandId::parse).transpose()?,
+            inactive: false,
         })
     }
 }

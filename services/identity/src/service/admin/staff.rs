@@ -91,6 +91,7 @@ impl IdentityService {
             }),
             failures: LoginFailures::default(),
             disabled: false,
+            sessions_ended_at: None,
             created_at: self.now(),
             version: 1,
         };

@@ -24,6 +24,7 @@ impl IdentityService {
             brands: Vec::new(),
             stores: Vec::new(),
             policy: SecurityPolicy::default(),
+            time_zone: None,
             created_at: self.now(),
             version: 1,
         };

@@ -20,6 +20,7 @@ fn staff(tenant: &str, username: &str) -> Staff {
         totp: None,
         failures: LoginFailures::default(),
         disabled: false,
+        sessions_ended_at: None,
         created_at: Timestamp(1),
         version: 1,
     }
@@ -34,6 +35,7 @@ async fn writes_apply_only_on_the_version_they_read() {
         brands: vec![],
         stores: vec![],
         policy: SecurityPolicy::default(),
+        time_zone: None,
         created_at: Timestamp(1),
         version: 1,
     };

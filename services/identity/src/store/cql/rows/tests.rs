@@ -30,6 +30,7 @@ fn tenant() -> Tenant {
         brands: vec![],
         stores: vec![],
         policy: SecurityPolicy::default(),
+        time_zone: None,
         created_at: Timestamp(1_800_000_000_000),
         version: 3,
     }
@@ -57,6 +58,7 @@ fn versioned_records_read_back_as_written() {
             locked_until: Some(Timestamp(5)),
         },
         disabled: false,
+        sessions_ended_at: None,
         created_at: Timestamp(1),
         version: 1,
     };
