@@ -129,7 +129,10 @@ def seeded(memberd):
     base = f"/v1/tenants/{TENANT}/members/{MEMBER}"
     api.ok("POST", f"{base}/profile", {
         "personal": {"name": "Zhang Wei", "phone": MEMBER_PHONE, "email": "zhang.wei@example.com"},
-        "store": STORE, "channel": "store",
+        "store": STORE, "channel": "store", "tags": ["vip"],
+    }, admin)
+    api.ok("POST", f"/v1/tenants/{TENANT}/members/m-1002/profile", {
+        "personal": {"name": "Li Qiang", "phone": "13900139000"}, "store": STORE,
     }, admin)
     api.ok("POST", f"{base}/wallet", None, admin)
     api.ok("POST", f"{base}/adjustments", {"points": 1000, "reason": "welcome gift"}, admin)

@@ -22,6 +22,14 @@ def test_a_manager_finds_reveals_adjusts_and_sees_the_audit(memberd, seeded, bro
 
     page.click("nav >> text=Members")
     page.wait_for_selector("#search-value")
+    # The list under the search: every member, then those tagged vip.
+    page.wait_for_selector("#member-list table")
+    listed = page.locator("#member-list").inner_text()
+    assert MEMBER in listed and "m-1002" in listed and MEMBER_PHONE not in listed
+    page.fill("#filter-tag", "vip")
+    page.click("#filter-tag >> xpath=ancestor::form//button")
+    page.wait_for_function("!document.querySelector('#member-list').innerText.includes('m-1002')")
+    assert MEMBER in page.locator("#member-list").inner_text()
     page.select_option("#search-by", "phone")
     page.fill("#search-value", MEMBER_PHONE)
     accessible(page, "member-search")

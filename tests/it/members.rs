@@ -80,3 +80,63 @@ pub(crate) async fn masked_audited_deduplicated_and_erasable(app: &TestApp) {
         .await;
     assert_eq!(lookup.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_member_list_pages_masked_members_narrowed_by_tag_and_segment() {
+    let app = spawn_app().await;
+    app.post("/v1/tenants", json!({"id": "acme", "name": "Acme"}))
+        .await;
+    for n in 0..7 {
+        app.join(&format!("m{n}"), &format!("1390000000{n}")).await;
+    }
+    for member in ["m1", "m4", "m6"] {
+        let path = format!("/v1/tenants/acme/members/{member}/tags");
+        let tagged = app.post(&path, json!({"add": ["vip"]})).await;
+        assert_eq!(tagged.status, 200, "{tagged:?}");
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/tenants/acme/members?limit=3".to_string();
+    loop {
+        let page = app.get(&path).await;
+        assert_eq!(page.status, 200, "{page:?}");
+        for member in page.body["members"].as_array().unwrap() {
+            assert!(
+                member["personal"]["phone"]
+                    .as_str()
+                    .unwrap()
+                    .contains("****")
+            );
+            seen.push(member["member_id"].as_str().unwrap().to_string());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/tenants/acme/members?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+    let vip = app.get("/v1/tenants/acme/members?tag=vip").await;
+    let ids: Vec<&str> = vip.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["member_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["m1", "m4", "m6"]);
+    let bad = app.get("/v1/tenants/acme/members?limit=500").await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    let segment = json!({"name": "VIP", "query": {"tag": "vip"}});
+    let put = app
+        .request("PUT", "/v1/tenants/acme/segments/vips", segment)
+        .await;
+    assert_eq!(put.status, 200, "{put:?}");
+    let refreshed = app
+        .post("/v1/tenants/acme/segments/vips/refresh", json!({}))
+        .await;
+    assert_eq!(refreshed.status, 200, "{refreshed:?}");
+    let in_segment = app
+        .get("/v1/tenants/acme/members?segment=vips&limit=2")
+        .await;
+    assert_eq!(in_segment.body["members"].as_array().unwrap().len(), 2);
+    assert!(in_segment.body["next_cursor"].is_string());
+    app.stop().await;
+}

@@ -444,6 +444,7 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         "/v1/tenants/{tenant}/security-policy",
         p::POLICY_WRITE,
     ),
+    ("GET", "/v1/tenants/{tenant}/members", p::MEMBER_READ),
     ("GET", "/v1/tenants", p::TENANT_READ),
     ("PATCH", "/v1/tenants/{tenant}", p::POLICY_WRITE),
     (

@@ -94,6 +94,10 @@ pub const RPCS: &[Rpc] = &[
     rpc!("GetErasureStatus", p::MEMBER_READ, pb::MemberRef, |r| {
         member(&Some(r))
     }),
+    // Masked profiles, as GetProfile answers.
+    rpc!("ListMembers", p::MEMBER_READ, pb::ListMembersRequest, |r| {
+        tenant(r.tenant_id)
+    }),
     rpc!(
         "ListSegmentMembers",
         p::MEMBER_READ,

@@ -9,6 +9,7 @@ pub mod flash_sales;
 pub mod ledger;
 pub mod lucky_draws;
 pub mod mall;
+pub mod member_list;
 pub mod member_orders;
 pub mod member_program;
 pub mod members;

@@ -83,6 +83,10 @@ impl MemberClient for GrpcMemberClient {
     async fn get_erasure_status(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus> {
         call!(retried, self, get_erasure_status, r)
     }
+    async fn list_members(&self, r: pb::ListMembersRequest) -> ServiceResult<pb::MemberList> {
+        call!(retried, self, list_members, r)
+    }
+
     async fn list_segment_members(
         &self,
         r: pb::ListSegmentMembersRequest,

@@ -5,7 +5,7 @@ use super::MemberClient;
 use crate::grpc::convert;
 use crate::profile::IndexKind;
 use crate::rfm::ScoringPolicy;
-use crate::service::{Members, View};
+use crate::service::{MemberFilter, Members, View};
 use crate::tier::TierPolicy;
 use async_trait::async_trait;
 use loyalty_common::ServiceError;
@@ -17,6 +17,9 @@ use std::sync::Arc;
 const DEFAULT_ORDERS_PAGE: u32 = 50;
 const MAX_ORDERS_PAGE: u32 = 500;
 const DEFAULT_SEGMENT_PAGE: u32 = 100;
+/// A member list's page when none is asked for, and the most.
+const DEFAULT_MEMBER_PAGE: u32 = 50;
+const MAX_MEMBER_PAGE: u32 = 200;
 const MAX_SEGMENT_PAGE: u32 = 1_000;
 const DEFAULT_BIRTHDAY_PAGE: u32 = 100;
 const MAX_BIRTHDAY_PAGE: u32 = 1_000;
@@ -175,6 +178,27 @@ impl MemberClient for InProcessMembers {
         let (tenant, member) = ids(Some(r))?;
         let status = self.members.erasure_status(&tenant, &member).await?;
         Ok(convert::erasure(status))
+    }
+
+    async fn list_members(&self, r: pb::ListMembersRequest) -> ServiceResult<pb::MemberList> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let limit = limit(r.limit, DEFAULT_MEMBER_PAGE, MAX_MEMBER_PAGE)?;
+        let given = |v: String| (!v.is_empty()).then_some(v);
+        let filter = MemberFilter {
+            tag: given(r.tag),
+            tier: given(r.tier),
+            store: given(r.store),
+            segment: given(r.segment),
+        };
+        let page = self
+            .members
+            .list_members(&tenant, &filter, cursor(&r.cursor), limit)
+            .await?;
+        Ok(pb::MemberList {
+            members: page.members.into_iter().map(convert::profile).collect(),
+            next_cursor: page.next_cursor.unwrap_or_default(),
+            scanned: page.scanned as u32,
+        })
     }
 
     async fn list_segment_members(

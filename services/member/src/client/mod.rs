@@ -32,6 +32,7 @@ pub trait MemberClient: Send + Sync + 'static {
     async fn get_fingerprints(&self, r: pb::MemberRef) -> ServiceResult<pb::Fingerprints>;
     async fn erase_member(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus>;
     async fn get_erasure_status(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus>;
+    async fn list_members(&self, r: pb::ListMembersRequest) -> ServiceResult<pb::MemberList>;
     async fn list_segment_members(
         &self,
         r: pb::ListSegmentMembersRequest,

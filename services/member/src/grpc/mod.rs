@@ -62,6 +62,7 @@ serve! {
     get_fingerprints(pb::MemberRef) -> pb::Fingerprints;
     erase_member(pb::MemberRef) -> pb::ErasureStatus;
     get_erasure_status(pb::MemberRef) -> pb::ErasureStatus;
+    list_members(pb::ListMembersRequest) -> pb::MemberList;
     list_segment_members(pb::ListSegmentMembersRequest) -> pb::SegmentMembersPage;
     list_members_born_on(pb::ListMembersBornOnRequest) -> pb::MembersPage;
     merge_members(pb::MergeMembersRequest) -> pb::Merge;

@@ -25,6 +25,7 @@ mod attributes;
 mod birthdays;
 mod erasure;
 mod import;
+mod listing;
 mod merge;
 mod orders;
 mod scoring;
@@ -36,6 +37,7 @@ pub use attributes::check_attributes;
 pub use birthdays::BirthdayRebuild;
 pub use erasure::{ErasureState, ErasureStatus};
 pub use import::Importer;
+pub use listing::{MemberFilter, MemberPage, SCAN_BUDGET};
 pub use merge::{MergeRecord, MergeState};
 pub use orders::{OrderInput, Recorded};
 pub use scoring::ScoringRun;
@@ -630,5 +632,7 @@ fn mask_for(kind: IndexKind, value: &str) -> String {
 mod birthday_tests;
 #[cfg(test)]
 mod flow_tests;
+#[cfg(test)]
+mod listing_tests;
 #[cfg(test)]
 mod tests;

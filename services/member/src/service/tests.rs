@@ -19,6 +19,12 @@ fn harness() -> Harness {
     }
 }
 
+/// A service on a fresh embedded store, and the directory that holds it.
+pub(super) fn harness_parts() -> (Members, tempfile::TempDir) {
+    let h = harness();
+    (h.members, h.dir)
+}
+
 fn ids(tenant: &str, member: &str) -> (TenantId, MemberId) {
     (
         TenantId::parse(tenant).unwrap(),

@@ -6,6 +6,7 @@ import { call, granted, tenantPath, ApiError } from "../api.js";
 import { field, h, notice, show, table } from "../dom.js";
 import { dateTime, money, number, t } from "../i18n.js";
 import { failure, go } from "../navigate.js";
+import { memberList } from "./member_list.js";
 
 export function membersScreen() {
   const by = h("select", { name: "by" },
@@ -32,7 +33,8 @@ export function membersScreen() {
     field("search-by", t("members.by"), by),
     field("search-value", t("members.value"), value),
     h("button", { type: "submit" }, t("members.search"))),
-    status);
+    status,
+    memberList());
 }
 
 export async function memberScreen(memberId) {
