@@ -121,6 +121,11 @@ def seeded(memberd):
         "username": "li", "display_name": "Li Na", "password": STAFF_PASSWORD,
         "roles": [{"role": "clerk", "store": STORE}],
     }, admin)
+    # The checker of the campaigns the manager makes.
+    checker = api.ok("POST", f"/v1/tenants/{TENANT}/staff", {
+        "username": "chen", "display_name": "Chen Jing", "password": STAFF_PASSWORD,
+        "roles": [{"role": "tenant_admin"}],
+    }, admin)
     # An account the administration test deactivates.
     auditor = api.ok("POST", f"/v1/tenants/{TENANT}/staff", {
         "username": "zhao", "display_name": "Zhao Lei", "password": STAFF_PASSWORD,
@@ -142,6 +147,7 @@ def seeded(memberd):
         "manager": Staff("wang", manager["totp_uri"]),
         "clerk": Staff("li", clerk["totp_uri"], STORE),
         "auditor": Staff("zhao", auditor["totp_uri"]),
+        "checker": Staff("chen", checker["totp_uri"]),
     }
 
 

@@ -3,6 +3,7 @@ phone, revealing personal data and finding the reveal in the audit log, adjustin
 clerk kept out of administration, switching language; axe-core on every screen at a desktop
 and a phone size."""
 
+import datetime
 import re
 
 from conftest import (ARTIFACTS, MEMBER, MEMBER_PHONE, STAFF_PASSWORD, TENANT, accessible, log_in,
@@ -147,6 +148,39 @@ def test_administration_staff_roles_keys_and_stores(memberd, seeded, browser):
     assert not page.errors, page.errors
 
 
+def test_a_campaign_made_by_one_is_approved_by_another(memberd, seeded, browser):
+    today = datetime.date.today()
+    maker = open_page(browser, *DESKTOP)
+    log_in(maker, memberd, seeded["manager"])
+    maker.click("nav >> text=Campaigns")
+    maker.fill("#campaign-id", "SPRING")
+    maker.fill("#campaign-name", "Spring welcome")
+    maker.fill("#campaign-starts", (today - datetime.timedelta(days=1)).isoformat())
+    maker.fill("#campaign-ends", (today + datetime.timedelta(days=30)).isoformat())
+    maker.fill("#campaign-zone", "Asia/Shanghai")
+    maker.click("#campaign-id >> xpath=ancestor::form//button")
+    maker.wait_for_selector("[data-step='SPRING:submit']")
+    accessible(maker, "campaigns")
+    maker.click("[data-step='SPRING:submit']")
+    maker.wait_for_selector("[data-status=SPRING] >> text=Awaiting approval")
+    # The maker holds the approval permission, and is still refused: someone else decides.
+    with maker.expect_response(lambda r: r.url.endswith("/campaigns/SPRING/approval")) as refused:
+        maker.click("[data-step='SPRING:approval']")
+    assert refused.value.status == 403
+    maker.wait_for_selector("#campaign-status >> text=APPROVER_IS_MAKER")
+    maker.errors.clear()  # the browser logs the expected 403 as a failed load
+
+    checker = open_page(browser, *DESKTOP)
+    log_in(checker, memberd, seeded["checker"])
+    checker.click("nav >> text=Campaigns")
+    checker.click("[data-step='SPRING:approval']")
+    checker.wait_for_selector("[data-status=SPRING] >> text=Running")
+    campaign = seeded["api"].ok("GET", f"/v1/tenants/{TENANT}/campaigns/SPRING", token=seeded["admin_token"])
+    assert campaign["status"] == "approved"
+    assert campaign["submitted_by"] != campaign["approved_by"]
+    assert not maker.errors and not checker.errors, (maker.errors, checker.errors)
+
+
 def test_chinese_and_back_to_english(memberd, seeded, browser):
     page = open_page(browser, *DESKTOP)
     log_in(page, memberd, seeded["manager"])
@@ -180,6 +214,7 @@ def test_every_screen_is_usable_on_a_phone(memberd, seeded, browser):
         ("/console/admin/staff", "#staff-list table", "staff"),
         ("/console/admin/api-keys", "#key-name", "api-keys"),
         ("/console/admin/stores", "#tenant-zone", "stores"),
+        ("/console/campaigns", "#campaign-id", "campaigns"),
     ]:
         page.goto(f"{memberd}{path}")
         page.wait_for_selector(ready)

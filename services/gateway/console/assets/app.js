@@ -8,6 +8,7 @@ import { failure, go, link as pathLink } from "./navigate.js";
 import { loginScreen } from "./views/login.js";
 import { memberScreen, membersScreen } from "./views/members.js";
 import { auditScreen } from "./views/audit.js";
+import { campaignsScreen } from "./views/campaigns.js";
 import { keysScreen } from "./views/keys.js";
 import { rolesScreen, staffScreen } from "./views/staff.js";
 import { storesScreen } from "./views/stores.js";
@@ -15,6 +16,7 @@ import { storesScreen } from "./views/stores.js";
 /** Menu entries: the path, its words, and the permission without which it is not shown. */
 const MENU = [
   { path: "/console/members", label: "nav.members", needs: "member:read" },
+  { path: "/console/campaigns", label: "nav.campaigns", needs: "campaign.campaigns:read" },
 ];
 const ADMIN_MENU = [
   { path: "/console/admin/stores", label: "nav.stores", needs: "tenant:read" },
@@ -29,6 +31,7 @@ const SCREENS = [
   { pattern: /^\/console\/?$/, draw: home },
   { pattern: /^\/console\/members\/?$/, draw: membersScreen },
   { pattern: /^\/console\/members\/([^/]+)$/, draw: memberScreen },
+  { pattern: /^\/console\/campaigns$/, draw: campaignsScreen },
   { pattern: /^\/console\/admin\/stores$/, draw: storesScreen },
   { pattern: /^\/console\/admin\/staff$/, draw: staffScreen },
   { pattern: /^\/console\/admin\/roles$/, draw: rolesScreen },

@@ -25,9 +25,12 @@ export function link(path, label, attributes = {}) {
   }, label);
 }
 
-/** What a failed screen or action shows: a refusal as 403, others with their stable code. */
+/**
+ * What a failed screen or action shows: a refusal by role as 403, others (a business rule's
+ * 403 such as APPROVER_IS_MAKER included) with their stable code and the server's words.
+ */
 export function failure(error) {
-  if (error instanceof ApiError && error.status === 403) {
+  if (error instanceof ApiError && error.status === 403 && error.code === "FORBIDDEN") {
     return [h("h1", {}, "403"), notice(t("error.forbidden"), "error")];
   }
   if (error instanceof ApiError) {
