@@ -7,6 +7,7 @@ import { field, h, notice, show, table } from "../dom.js";
 import { dateTime, money, number, t } from "../i18n.js";
 import { failure, go } from "../navigate.js";
 import { memberList } from "./member_list.js";
+import { erasureSection, mergeSection, tagsSection, tierSection } from "./member_more.js";
 
 export function membersScreen() {
   const by = h("select", { name: "by" },
@@ -75,6 +76,10 @@ export async function memberScreen(memberId) {
     walletBox,
     granted("ledger.adjust:write") ? adjustForm(base, refreshWallet) : null,
     historyBox,
+    tagsSection(base, profile),
+    await tierSection(base),
+    granted("member:write") ? mergeSection(tenantPath(""), memberId) : null,
+    granted("member:write") ? await erasureSection(base, memberId) : null,
   ];
 }
 
