@@ -4,6 +4,7 @@ clerk kept out of administration, switching language; axe-core on every screen a
 and a phone size."""
 
 import datetime
+import json
 import re
 
 from conftest import (ARTIFACTS, MEMBER, MEMBER_PHONE, STAFF_PASSWORD, TENANT, accessible, log_in,
@@ -72,6 +73,25 @@ def test_a_manager_finds_reveals_adjusts_and_sees_the_audit(memberd, seeded, bro
     assert "Intact" in page.locator("#verify-status").inner_text()
     accessible(page, "audit")
     assert not page.errors, page.errors
+
+    # A new version of the earning rules, and the difference from the one before.
+    page.click("nav >> text=Earning rules")
+    page.wait_for_selector("#rules-json")
+    for version, hold in [(1, 900), (2, 600)]:
+        rules = json.loads(page.input_value("#rules-json"))
+        rules["hold_ttl_secs"] = hold
+        if version == 2:
+            rules["points_per_unit"] = rules["points_per_unit"] + 1
+        page.fill("#rules-json", json.dumps(rules, indent=2))
+        page.click("#rules-json >> xpath=ancestor::form//button")
+        page.wait_for_selector(f"#rules-status >> text=version {version}")
+    page.fill("#rules-from", "1")
+    page.fill("#rules-to", "2")
+    page.click("#rules-from >> xpath=ancestor::form//button")
+    page.wait_for_selector("#rules-diff table")
+    diff = page.locator("#rules-diff").inner_text()
+    assert "points_per_unit" in diff and "hold_ttl_secs" in diff and "unit_minor" not in diff, diff
+    accessible(page, "rules")
 
     # Logging out ends the session: the next visit asks to log in again.
     page.click("text=Log out")

@@ -9,6 +9,7 @@ import { loginScreen } from "./views/login.js";
 import { memberScreen, membersScreen } from "./views/members.js";
 import { auditScreen } from "./views/audit.js";
 import { campaignsScreen } from "./views/campaigns.js";
+import { rulesScreen } from "./views/rules.js";
 import { keysScreen } from "./views/keys.js";
 import { rolesScreen, staffScreen } from "./views/staff.js";
 import { storesScreen } from "./views/stores.js";
@@ -16,6 +17,7 @@ import { storesScreen } from "./views/stores.js";
 /** Menu entries: the path, its words, and the permission without which it is not shown. */
 const MENU = [
   { path: "/console/members", label: "nav.members", needs: "member:read" },
+  { path: "/console/rules", label: "nav.rules", needs: "ledger.rules:read" },
   { path: "/console/campaigns", label: "nav.campaigns", needs: "campaign.campaigns:read" },
 ];
 const ADMIN_MENU = [
@@ -31,6 +33,7 @@ const SCREENS = [
   { pattern: /^\/console\/?$/, draw: home },
   { pattern: /^\/console\/members\/?$/, draw: membersScreen },
   { pattern: /^\/console\/members\/([^/]+)$/, draw: memberScreen },
+  { pattern: /^\/console\/rules$/, draw: rulesScreen },
   { pattern: /^\/console\/campaigns$/, draw: campaignsScreen },
   { pattern: /^\/console\/admin\/stores$/, draw: storesScreen },
   { pattern: /^\/console\/admin\/staff$/, draw: staffScreen },
