@@ -239,6 +239,23 @@ def test_a_member_is_tagged_merged_unmerged_and_erased(memberd, seeded, browser)
     status, erased = api.send("GET", f"{base}/m-2001/profile", token=admin)
     assert erased["code"] == "MEMBER_ERASED", (status, erased)
     assert api.ok("GET", f"{base}/m-2001/erasure", token=admin)["state"] == "completed"
+
+    # Programme: a segment written and counted at once, and a first tier policy.
+    page.click("nav >> text=Segments")
+    page.fill("#segment-code", "vips")
+    page.fill("#segment-name", "VIP members")
+    page.fill("#segment-query", '{"tag": "vip"}')
+    page.click("#segment-query >> xpath=ancestor::form//button")
+    page.wait_for_selector("#segment-status .notice.done")
+    assert page.locator("[data-count=vips]").inner_text() == "1"
+    accessible(page, "segments")
+    page.click("nav >> text=Tiers and scoring")
+    page.wait_for_selector("#tier-policy-json")
+    page.click("#tier-policy-json >> xpath=ancestor::form//button")
+    page.wait_for_selector("#tier-policy-status .notice.done")
+    policy = api.ok("GET", f"/v1/tenants/{TENANT}/tier-policy", token=admin)
+    assert [tier["code"] for tier in policy["tiers"]] == ["silver", "gold"]
+    accessible(page, "policies")
     assert not page.errors, page.errors
 
 
@@ -276,6 +293,9 @@ def test_every_screen_is_usable_on_a_phone(memberd, seeded, browser):
         ("/console/admin/api-keys", "#key-name", "api-keys"),
         ("/console/admin/stores", "#tenant-zone", "stores"),
         ("/console/campaigns", "#campaign-id", "campaigns"),
+        ("/console/rules", "#rules-json", "rules"),
+        ("/console/segments", "#segment-code", "segments"),
+        ("/console/policies", "#tier-policy-json", "policies"),
     ]:
         page.goto(f"{memberd}{path}")
         page.wait_for_selector(ready)

@@ -9,6 +9,7 @@ import { loginScreen } from "./views/login.js";
 import { memberScreen, membersScreen } from "./views/members.js";
 import { auditScreen } from "./views/audit.js";
 import { campaignsScreen } from "./views/campaigns.js";
+import { policiesScreen, segmentsScreen } from "./views/programme.js";
 import { rulesScreen } from "./views/rules.js";
 import { keysScreen } from "./views/keys.js";
 import { rolesScreen, staffScreen } from "./views/staff.js";
@@ -18,6 +19,8 @@ import { storesScreen } from "./views/stores.js";
 const MENU = [
   { path: "/console/members", label: "nav.members", needs: "member:read" },
   { path: "/console/rules", label: "nav.rules", needs: "ledger.rules:read" },
+  { path: "/console/policies", label: "nav.policies", needs: "member:read" },
+  { path: "/console/segments", label: "nav.segments", needs: "member:read" },
   { path: "/console/campaigns", label: "nav.campaigns", needs: "campaign.campaigns:read" },
 ];
 const ADMIN_MENU = [
@@ -34,6 +37,8 @@ const SCREENS = [
   { pattern: /^\/console\/members\/?$/, draw: membersScreen },
   { pattern: /^\/console\/members\/([^/]+)$/, draw: memberScreen },
   { pattern: /^\/console\/rules$/, draw: rulesScreen },
+  { pattern: /^\/console\/policies$/, draw: policiesScreen },
+  { pattern: /^\/console\/segments$/, draw: segmentsScreen },
   { pattern: /^\/console\/campaigns$/, draw: campaignsScreen },
   { pattern: /^\/console\/admin\/stores$/, draw: storesScreen },
   { pattern: /^\/console\/admin\/staff$/, draw: staffScreen },
