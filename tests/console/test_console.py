@@ -244,7 +244,11 @@ def test_a_member_is_tagged_merged_unmerged_and_erased(memberd, seeded, browser)
     page.click("nav >> text=Segments")
     page.fill("#segment-code", "vips")
     page.fill("#segment-name", "VIP members")
+    # The count follows the query while it is written, before anything is saved.
+    page.fill("#segment-query", '{"tag": "nobody-has-this"}')
+    page.wait_for_selector("#segment-preview >> text=Members matching now: 0.")
     page.fill("#segment-query", '{"tag": "vip"}')
+    page.wait_for_selector("#segment-preview >> text=Members matching now: 1.")
     page.click("#segment-query >> xpath=ancestor::form//button")
     page.wait_for_selector("#segment-status .notice.done")
     assert page.locator("[data-count=vips]").inner_text() == "1"

@@ -140,3 +140,36 @@ async fn the_member_list_pages_masked_members_narrowed_by_tag_and_segment() {
     assert!(in_segment.body["next_cursor"].is_string());
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_is_counted_before_it_is_saved_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    app.post("/v1/tenants", json!({"id": "acme", "name": "Acme"}))
+        .await;
+    for n in 0..4 {
+        app.join(&format!("m{n}"), &format!("1390000001{n}")).await;
+    }
+    let tagged = app
+        .post("/v1/tenants/acme/members/m2/tags", json!({"add": ["vip"]}))
+        .await;
+    assert_eq!(tagged.status, 200, "{tagged:?}");
+    let preview = app
+        .get("/v1/tenants/acme/segment-preview?query=%7B%22tag%22%3A%22vip%22%7D")
+        .await;
+    assert_eq!(preview.status, 200, "{preview:?}");
+    assert_eq!(
+        preview.body,
+        json!({"count": 1, "scanned": 4, "complete": true})
+    );
+    let bad = app
+        .get("/v1/tenants/acme/segment-preview?query=%7B%22colour%22%3A1%7D")
+        .await;
+    assert_eq!(
+        (bad.status, bad.code()),
+        (400, "INVALID_ARGUMENT"),
+        "{bad:?}"
+    );
+    let segments = app.get("/v1/tenants/acme/segments").await;
+    assert_eq!(segments.body, json!([]), "nothing stored");
+    app.stop().await;
+}

@@ -445,6 +445,11 @@ pub const ROUTES: &[(&str, &str, Permission)] = &[
         p::POLICY_WRITE,
     ),
     ("GET", "/v1/tenants/{tenant}/members", p::MEMBER_READ),
+    (
+        "GET",
+        "/v1/tenants/{tenant}/segment-preview",
+        p::MEMBER_READ,
+    ),
     ("GET", "/v1/tenants", p::TENANT_READ),
     ("PATCH", "/v1/tenants/{tenant}", p::POLICY_WRITE),
     (

@@ -94,6 +94,13 @@ pub const RPCS: &[Rpc] = &[
     rpc!("GetErasureStatus", p::MEMBER_READ, pb::MemberRef, |r| {
         member(&Some(r))
     }),
+    // A count, read as segments are.
+    rpc!(
+        "PreviewSegment",
+        p::MEMBER_READ,
+        pb::PreviewSegmentRequest,
+        |r| tenant(r.tenant_id)
+    ),
     // Masked profiles, as GetProfile answers.
     rpc!("ListMembers", p::MEMBER_READ, pb::ListMembersRequest, |r| {
         tenant(r.tenant_id)

@@ -22,6 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(put, get, delete))
         .routes(routes!(refresh))
+        .routes(routes!(preview))
         .routes(routes!(members))
         .routes(routes!(bulk_tags))
 }
@@ -255,4 +256,42 @@ async fn bulk_tags(
         remove: body.remove,
     };
     Ok(Json(s.members().tag_members(request).await?.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    /// The query as JSON, as a segment's `query` (URL-encoded).
+    query: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewDto {
+    count: u64,
+    scanned: u64,
+    /// Every member was read, so `count` is exact; otherwise it counts the first 50,000
+    /// members in member id order.
+    complete: bool,
+}
+
+/// Counts what a query matches before it is saved (a console shows it while the query is
+/// written). Reads at most 50,000 members; stores and records nothing.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/segment-preview", tag = "segments",
+    params(TenantPath, PreviewQuery),
+    responses((status = 200, body = PreviewDto), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+async fn preview(
+    State(s): State<AppState>,
+    Path(p): Path<TenantPath>,
+    QueryParams(q): QueryParams<PreviewQuery>,
+) -> Reply<PreviewDto> {
+    let request = pb::PreviewSegmentRequest {
+        tenant_id: TenantId::parse(&p.tenant)?.to_string(),
+        query_json: q.query,
+    };
+    let preview = s.members().preview_segment(request).await?;
+    Ok(Json(PreviewDto {
+        count: preview.count,
+        scanned: preview.scanned,
+        complete: preview.complete,
+    }))
 }

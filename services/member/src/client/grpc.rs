@@ -87,6 +87,13 @@ impl MemberClient for GrpcMemberClient {
         call!(retried, self, list_members, r)
     }
 
+    async fn preview_segment(
+        &self,
+        r: pb::PreviewSegmentRequest,
+    ) -> ServiceResult<pb::SegmentPreview> {
+        call!(retried, self, preview_segment, r)
+    }
+
     async fn list_segment_members(
         &self,
         r: pb::ListSegmentMembersRequest,

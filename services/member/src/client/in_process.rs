@@ -201,6 +201,21 @@ impl MemberClient for InProcessMembers {
         })
     }
 
+    async fn preview_segment(
+        &self,
+        r: pb::PreviewSegmentRequest,
+    ) -> ServiceResult<pb::SegmentPreview> {
+        let tenant = TenantId::parse(r.tenant_id)?;
+        let query: serde_json::Value = serde_json::from_str(&r.query_json)
+            .map_err(|e| ServiceError::invalid(format!("query: not JSON: {e}")))?;
+        let preview = self.members.preview_segment(&tenant, &query).await?;
+        Ok(pb::SegmentPreview {
+            count: preview.count,
+            scanned: preview.scanned,
+            complete: preview.complete,
+        })
+    }
+
     async fn list_segment_members(
         &self,
         r: pb::ListSegmentMembersRequest,

@@ -33,6 +33,10 @@ pub trait MemberClient: Send + Sync + 'static {
     async fn erase_member(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus>;
     async fn get_erasure_status(&self, r: pb::MemberRef) -> ServiceResult<pb::ErasureStatus>;
     async fn list_members(&self, r: pb::ListMembersRequest) -> ServiceResult<pb::MemberList>;
+    async fn preview_segment(
+        &self,
+        r: pb::PreviewSegmentRequest,
+    ) -> ServiceResult<pb::SegmentPreview>;
     async fn list_segment_members(
         &self,
         r: pb::ListSegmentMembersRequest,

@@ -63,6 +63,7 @@ serve! {
     erase_member(pb::MemberRef) -> pb::ErasureStatus;
     get_erasure_status(pb::MemberRef) -> pb::ErasureStatus;
     list_members(pb::ListMembersRequest) -> pb::MemberList;
+    preview_segment(pb::PreviewSegmentRequest) -> pb::SegmentPreview;
     list_segment_members(pb::ListSegmentMembersRequest) -> pb::SegmentMembersPage;
     list_members_born_on(pb::ListMembersBornOnRequest) -> pb::MembersPage;
     merge_members(pb::MergeMembersRequest) -> pb::Merge;

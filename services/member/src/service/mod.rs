@@ -41,7 +41,7 @@ pub use listing::{MemberFilter, MemberPage, SCAN_BUDGET};
 pub use merge::{MergeRecord, MergeState};
 pub use orders::{OrderInput, Recorded};
 pub use scoring::ScoringRun;
-pub use segments::{Refresh, Segment, SegmentInput};
+pub use segments::{PREVIEW_BUDGET, Preview, Refresh, Segment, SegmentInput};
 pub(crate) use tags::check_tags;
 pub use tags::{BulkTagged, check_tag};
 pub use tiers::TierRun;

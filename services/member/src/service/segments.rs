@@ -56,6 +56,18 @@ pub struct SegmentInput {
     pub refresh_minutes: Option<u32>,
 }
 
+/// Members a preview reads at most.
+pub const PREVIEW_BUDGET: u64 = 50_000;
+
+/// What an unsaved query matches among the members read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preview {
+    pub count: u64,
+    pub scanned: u64,
+    /// Every member of the tenant was read: `count` is exact.
+    pub complete: bool,
+}
+
 fn segment_not_found(code: &str) -> ServiceError {
     ServiceError::new(ErrorCode::SegmentNotFound, format!("no segment {code}"))
 }
@@ -144,6 +156,37 @@ impl Members {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Counts the members an unsaved query matches, reading at most [`PREVIEW_BUDGET`]
+    /// members in member id order: what a console shows while the query is being written.
+    /// Nothing is stored. `complete` is false when the tenant has more members than were read.
+    pub async fn preview_segment(
+        &self,
+        tenant: &TenantId,
+        query: &serde_json::Value,
+    ) -> ServiceResult<Preview> {
+        let matcher = Query::parse(query)?.compile(self.clock.now())?;
+        let (mut count, mut scanned) = (0u64, 0u64);
+        let mut after: Option<String> = None;
+        let mut complete = false;
+        while scanned < PREVIEW_BUDGET {
+            let want = PAGE.min((PREVIEW_BUDGET - scanned) as usize);
+            let page: Vec<Versioned<_>> =
+                self.repo.facts_page(tenant, after.as_deref(), want).await?;
+            scanned += page.len() as u64;
+            count += page.iter().filter(|f| matcher.matches(&f.value)).count() as u64;
+            if page.len() < want {
+                complete = true;
+                break;
+            }
+            after = page.last().map(|f| f.value.member_id.clone());
+        }
+        Ok(Preview {
+            count,
+            scanned,
+            complete,
+        })
     }
 
     /// Evaluates the segment over every member now and makes the result current.

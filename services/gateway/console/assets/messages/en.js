@@ -249,8 +249,11 @@ export default {
   "segments.count": "Members",
   "segments.refreshed": "Counted",
   "segments.write": "Write a segment",
-  "segments.hint": "A query over tags, tier, attributes, spend, scores and dates, combined with all, any and not. Saving counts its members at once.",
+  "segments.hint": "A query over tags, tier, attributes, spend, scores and dates, combined with all, any and not. The count below follows the query as it is written; saving stores the segment with its members.",
   "segments.save": "Save and count",
   "segments.counted": "Saved: {count} members (of {scanned} read).",
+  "segments.preview": "Members matching now: {count}.",
+  "segments.preview_partial": "Members matching among the first {scanned} read: {count}.",
+  "segments.preview_typing": "…",
   "busy": "Working…",
 };

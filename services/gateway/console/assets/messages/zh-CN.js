@@ -248,8 +248,11 @@ export default {
   "segments.count": "人数",
   "segments.refreshed": "统计时间",
   "segments.write": "编写人群",
-  "segments.hint": "按标签、等级、属性、消费、评分与日期筛选，可用 all、any、not 组合。保存后立即统计人数。",
+  "segments.hint": "按标签、等级、属性、消费、评分与日期筛选，可用 all、any、not 组合。下方人数随条件实时更新；保存后存储该人群及其成员。",
   "segments.save": "保存并统计",
   "segments.counted": "已保存：{count} 人（共读取 {scanned} 人）。",
+  "segments.preview": "当前匹配 {count} 人。",
+  "segments.preview_partial": "在读取的前 {scanned} 人中匹配 {count} 人。",
+  "segments.preview_typing": "…",
   "busy": "处理中…",
 };

@@ -60,6 +60,29 @@ export async function segmentsScreen() {
   const query = h("textarea", { name: "query", rows: "5", spellcheck: "false" });
   query.value = JSON.stringify({ tag: "vip" });
   const mayWrite = granted("member.program:write");
+  // The count while the query is written: asked for once typing pauses, the newest only.
+  const live = h("p", { id: "segment-preview", "aria-live": "polite" });
+  let asked = 0;
+  let timer;
+  const preview = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      let text;
+      try {
+        JSON.parse(query.value);
+        const p = await call("GET", tenantPath(`/segment-preview?query=${encodeURIComponent(query.value)}`));
+        text = p.complete
+          ? t("segments.preview", { count: number(p.count) })
+          : t("segments.preview_partial", { count: number(p.count), scanned: number(p.scanned) });
+      } catch (error) {
+        text = error instanceof SyntaxError ? t("segments.preview_typing") : `${error.code ?? ""}: ${error.message}`;
+      }
+      if (mine === asked) live.textContent = text;
+    }, 400);
+  };
+  query.addEventListener("input", preview);
+  preview();
   const draw = async () => {
     const segments = await call("GET", tenantPath("/segments"));
     show(box, segments.length === 0
@@ -91,6 +114,7 @@ export async function segmentsScreen() {
   },
   h("div", { class: "inline" }, field("segment-code", t("segments.code"), code), field("segment-name", t("segments.name"), name)),
   field("segment-query", t("segments.query"), query),
+  live,
   h("button", { type: "submit" }, t("segments.save")));
   return [
     h("h1", {}, t("segments.title")),
