@@ -260,6 +260,19 @@ def test_a_member_is_tagged_merged_unmerged_and_erased(memberd, seeded, browser)
     policy = api.ok("GET", f"/v1/tenants/{TENANT}/tier-policy", token=admin)
     assert [tier["code"] for tier in policy["tiers"]] == ["silver", "gold"]
     accessible(page, "policies")
+
+    # A coupon template saved from its JSON, and a coupon of it issued to a member.
+    page.click("nav >> text=Coupons")
+    page.wait_for_selector("#template-json")
+    page.click("#template-json >> xpath=ancestor::form//button")
+    page.wait_for_selector("#template-list >> text=WELCOME10")
+    page.fill("[aria-label='Member ID to issue WELCOME10 to']", "m-1001")
+    page.click("[aria-label='Member ID to issue WELCOME10 to'] >> xpath=ancestor::form//button")
+    page.wait_for_selector("[data-code=WELCOME10]")
+    code = page.locator("[data-code=WELCOME10]").inner_text()
+    held = api.ok("GET", f"{base}/m-1001/coupons", token=admin)
+    assert code in json.dumps(held), held
+    accessible(page, "coupons")
     assert not page.errors, page.errors
 
 
@@ -300,6 +313,7 @@ def test_every_screen_is_usable_on_a_phone(memberd, seeded, browser):
         ("/console/rules", "#rules-json", "rules"),
         ("/console/segments", "#segment-code", "segments"),
         ("/console/policies", "#tier-policy-json", "policies"),
+        ("/console/coupons", "#template-json", "coupons"),
     ]:
         page.goto(f"{memberd}{path}")
         page.wait_for_selector(ready)

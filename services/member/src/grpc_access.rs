@@ -94,23 +94,16 @@ pub const RPCS: &[Rpc] = &[
     rpc!("GetErasureStatus", p::MEMBER_READ, pb::MemberRef, |r| {
         member(&Some(r))
     }),
-    // A count, read as segments are.
-    rpc!(
-        "PreviewSegment",
-        p::MEMBER_READ,
-        pb::PreviewSegmentRequest,
-        |r| tenant(r.tenant_id)
-    ),
-    // Masked profiles, as GetProfile answers.
-    rpc!("ListMembers", p::MEMBER_READ, pb::ListMembersRequest, |r| {
-        tenant(r.tenant_id)
-    }),
     rpc!(
         "ListSegmentMembers",
         p::MEMBER_READ,
         pb::ListSegmentMembersRequest,
         |r| { tenant(r.tenant_id) }
     ),
+    // Masked profiles, as GetProfile answers.
+    rpc!("ListMembers", p::MEMBER_READ, pb::ListMembersRequest, |r| {
+        tenant(r.tenant_id)
+    }),
     // Ids of a segment-like list (no personal data), read as segments are.
     rpc!(
         "ListMembersBornOn",
@@ -202,6 +195,13 @@ pub const RPCS: &[Rpc] = &[
     rpc!("RefreshSegment", p::PROGRAM_WRITE, pb::SegmentRef, |r| {
         segment(r)
     }),
+    // A count, read as segments are.
+    rpc!(
+        "PreviewSegment",
+        p::MEMBER_READ,
+        pb::PreviewSegmentRequest,
+        |r| tenant(r.tenant_id)
+    ),
     rpc!("TagMembers", p::MEMBER_WRITE, pb::TagMembersRequest, |r| {
         programme(r.tenant_id, "member-tags")
     }),

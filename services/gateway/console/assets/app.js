@@ -9,6 +9,7 @@ import { loginScreen } from "./views/login.js";
 import { memberScreen, membersScreen } from "./views/members.js";
 import { auditScreen } from "./views/audit.js";
 import { campaignsScreen } from "./views/campaigns.js";
+import { couponsScreen } from "./views/coupons.js";
 import { policiesScreen, segmentsScreen } from "./views/programme.js";
 import { rulesScreen } from "./views/rules.js";
 import { keysScreen } from "./views/keys.js";
@@ -22,6 +23,7 @@ const MENU = [
   { path: "/console/policies", label: "nav.policies", needs: "member:read" },
   { path: "/console/segments", label: "nav.segments", needs: "member:read" },
   { path: "/console/campaigns", label: "nav.campaigns", needs: "campaign.campaigns:read" },
+  { path: "/console/coupons", label: "nav.coupons", needs: "campaign.coupons:read" },
 ];
 const ADMIN_MENU = [
   { path: "/console/admin/stores", label: "nav.stores", needs: "tenant:read" },
@@ -40,6 +42,7 @@ const SCREENS = [
   { pattern: /^\/console\/policies$/, draw: policiesScreen },
   { pattern: /^\/console\/segments$/, draw: segmentsScreen },
   { pattern: /^\/console\/campaigns$/, draw: campaignsScreen },
+  { pattern: /^\/console\/coupons$/, draw: couponsScreen },
   { pattern: /^\/console\/admin\/stores$/, draw: storesScreen },
   { pattern: /^\/console\/admin\/staff$/, draw: staffScreen },
   { pattern: /^\/console\/admin\/roles$/, draw: rolesScreen },
