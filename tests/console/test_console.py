@@ -197,6 +197,10 @@ def test_a_campaign_made_by_one_is_approved_by_another(memberd, seeded, browser)
     checker.click("nav >> text=Campaigns")
     checker.click("[data-step='SPRING:approval']")
     checker.wait_for_selector("[data-status=SPRING] >> text=Running")
+    checker.click("[data-results=SPRING]")
+    checker.wait_for_selector("#campaign-results table")
+    assert "Total" in checker.locator("#campaign-results").inner_text()
+    accessible(checker, "campaign-results")
     campaign = seeded["api"].ok("GET", f"/v1/tenants/{TENANT}/campaigns/SPRING", token=seeded["admin_token"])
     assert campaign["status"] == "approved"
     assert campaign["submitted_by"] != campaign["approved_by"]

@@ -37,6 +37,33 @@ export async function campaignsScreen() {
       }
     },
   }, t(label));
+  const results = h("div", { id: "campaign-results" });
+  const showResults = (campaign) => h("button", {
+    type: "button",
+    class: "link",
+    "data-results": campaign.campaign.id,
+    onclick: async () => {
+      try {
+        const r = await call("GET", tenantPath(`/campaigns/${encodeURIComponent(campaign.campaign.id)}/results`));
+        const money = (minor) => number(minor / 100);
+        show(results, h("section", { class: "card", "aria-labelledby": "results-title" },
+          h("h2", { id: "results-title" }, t("campaigns.results_of", { id: r.campaign })),
+          table(t("campaigns.results_of", { id: r.campaign }),
+            [t("campaigns.arm"), t("campaigns.members"), t("campaigns.issued"), t("campaigns.redeemed"), t("campaigns.orders"), t("campaigns.spend"), t("campaigns.incremental")],
+            [...r.arms, r.total].map((arm) => [
+              arm.arm === "total" ? t("campaigns.total") : arm.arm,
+              number(arm.members),
+              number(arm.issued),
+              number(arm.redeemed),
+              number(arm.orders),
+              money(arm.spend),
+              arm.incremental_spend === null ? t("member.none") : money(arm.incremental_spend),
+            ]), { hideCaption: true })));
+      } catch (error) {
+        show(results, failure(error));
+      }
+    },
+  }, t("campaigns.results"));
   const draw = async () => {
     const campaigns = await call("GET", tenantPath("/campaigns"));
     show(box, campaigns.length === 0
@@ -49,7 +76,7 @@ export async function campaignsScreen() {
           h("span", { "data-status": c.campaign.id }, t(`campaigns.phase.${c.phase}`)),
           `${dateTime(c.starts_ms)} – ${dateTime(c.ends_ms)}`,
           `${number(c.budget_left)} ${c.campaign.budget.unit}`,
-          h("span", { class: "actions" }, (STEPS[c.status] ?? []).filter((s) => granted(s[2])).map((s) => step(c, s))),
+          h("span", { class: "actions" }, (STEPS[c.status] ?? []).filter((s) => granted(s[2])).map((s) => step(c, s)), showResults(c)),
         ]), { hideCaption: true }));
   };
   await draw();
@@ -58,6 +85,7 @@ export async function campaignsScreen() {
     status,
     granted("campaign.campaigns:write") ? createForm(status, draw) : null,
     h("section", { class: "card" }, box),
+    results,
   ];
 }
 
